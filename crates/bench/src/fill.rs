@@ -1,0 +1,336 @@
+//! `fill`: loads a data set for query benchmarks through the batch endpoint.
+//!
+//! One producer thread generates the events, timestamps spread over the `--days` days before
+//! now and sent as generated, and encodes them into batches of `--batch-size` (1,000); the
+//! `--concurrency` workers send the batches, each on its own keep-alive connection. Event ids
+//! come from the seed and the event's position, so the same fill sends the same ids again.
+//! A batch answered 429 or 5xx, or not at all, is retried with exponential backoff; a batch
+//! that still fails, or that is refused outright, is counted and makes the command fail.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{ensure, Context};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http_body_util::Full;
+use hyper::header::{HeaderValue, CONTENT_TYPE, USER_AGENT};
+use hyper::StatusCode;
+use tokio::sync::{mpsc, Mutex};
+use tokio::time::Instant;
+
+use crate::client::{Connection, Target};
+use crate::event::Event;
+use crate::generator::{EventGenerator, GeneratorConfig};
+use crate::load::{API_KEY_HEADER, BATCH_PATH};
+use crate::wire::{batch_body, event_id, EncodedBatchItem};
+
+/// Attempts per batch before it counts as failed.
+const MAX_ATTEMPTS: u32 = 5;
+/// Wait before the first retry; doubled for each later one.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(200);
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, clap::Args)]
+pub struct FillArgs {
+    /// Base URL of the server.
+    #[arg(long, default_value = "http://127.0.0.1:3000")]
+    url: String,
+    /// API key for the batch endpoint.
+    #[arg(long)]
+    api_key: String,
+    /// Site domain used in the events' URLs.
+    #[arg(long)]
+    domain: String,
+    /// Number of events to send.
+    #[arg(long)]
+    events: u64,
+    /// Days before now (or --end) over which the events are spread.
+    #[arg(long, default_value_t = 30)]
+    days: u32,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Batches in flight, each on its own connection.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    #[arg(long, default_value_t = 1000)]
+    batch_size: usize,
+    /// End of the time window (RFC 3339); defaults to now.
+    #[arg(long)]
+    end: Option<DateTime<Utc>>,
+}
+
+pub async fn run(args: FillArgs) -> anyhow::Result<()> {
+    let plan = FillPlan {
+        target: Target::parse(&args.url)?,
+        api_key: HeaderValue::from_str(&args.api_key).context("API key is not a header value")?,
+        generator: GeneratorConfig {
+            seed: args.seed,
+            events: args.events,
+            days: args.days,
+            end: args.end.unwrap_or_else(Utc::now),
+            domain: args.domain,
+        },
+        batch_size: args.batch_size,
+        concurrency: args.concurrency,
+    };
+    let outcome = fill(plan).await?;
+    let elapsed_s = outcome.elapsed.as_secs_f64();
+    println!(
+        "filled {} events in {elapsed_s:.1} s: {:.0} events/s, {} batches failed",
+        outcome.events_accepted,
+        outcome.events_accepted as f64 / elapsed_s,
+        outcome.failed_batches
+    );
+    ensure!(
+        outcome.failed_batches == 0,
+        "{} batches were not accepted",
+        outcome.failed_batches
+    );
+    Ok(())
+}
+
+/// What to send where.
+pub struct FillPlan {
+    pub target: Target,
+    pub api_key: HeaderValue,
+    pub generator: GeneratorConfig,
+    pub batch_size: usize,
+    pub concurrency: usize,
+}
+
+pub struct FillOutcome {
+    pub events_accepted: u64,
+    pub failed_batches: u64,
+    pub elapsed: Duration,
+}
+
+/// One encoded batch.
+struct Batch {
+    body: Bytes,
+    user_agent: HeaderValue,
+    events: u64,
+}
+
+/// Counters the workers update and the progress line reads.
+#[derive(Default)]
+struct Progress {
+    events_accepted: AtomicU64,
+    failed_batches: AtomicU64,
+}
+
+/// Generates and sends every event of the plan; returns once all batches are answered.
+pub async fn fill(plan: FillPlan) -> anyhow::Result<FillOutcome> {
+    ensure!(plan.batch_size > 0, "--batch-size must be at least 1");
+    ensure!(plan.concurrency > 0, "--concurrency must be at least 1");
+    let total_events = plan.generator.events;
+    let (sender, receiver) = mpsc::channel(plan.concurrency * 2);
+    let receiver = Arc::new(Mutex::new(receiver));
+    let progress = Arc::new(Progress::default());
+    let start = Instant::now();
+
+    let (generator, batch_size) = (plan.generator, plan.batch_size);
+    let producer = tokio::task::spawn_blocking(move || produce(generator, batch_size, sender));
+    let workers: Vec<_> = (0..plan.concurrency)
+        .map(|_| {
+            tokio::spawn(send_batches(
+                Connection::new(plan.target.clone()),
+                plan.api_key.clone(),
+                Arc::clone(&receiver),
+                Arc::clone(&progress),
+            ))
+        })
+        .collect();
+    let reporter = tokio::spawn(report_progress(Arc::clone(&progress), total_events, start));
+
+    let produced = producer.await.context("the event producer panicked");
+    for worker in workers {
+        worker.await.context("a fill worker panicked")?;
+    }
+    reporter.abort();
+    produced??;
+    Ok(FillOutcome {
+        events_accepted: progress.events_accepted.load(Ordering::Relaxed),
+        failed_batches: progress.failed_batches.load(Ordering::Relaxed),
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Generates the events and hands them to the workers in encoded batches, in order.
+fn produce(
+    config: GeneratorConfig,
+    batch_size: usize,
+    sender: mpsc::Sender<Batch>,
+) -> anyhow::Result<()> {
+    let id_namespace = config.seed ^ 0x6669_6c6c_6669_6c6c; // "fillfill"
+    let mut generator = EventGenerator::new(config);
+    let mut sequence = 0u64;
+    loop {
+        let events: Vec<Event> = generator.by_ref().take(batch_size).collect();
+        let Some(first) = events.first() else {
+            return Ok(());
+        };
+        let user_agent = HeaderValue::from_str(&first.user_agent)?;
+        let items: Vec<EncodedBatchItem> = events.iter().map(EncodedBatchItem::new).collect();
+        let body = batch_body(
+            items
+                .iter()
+                .enumerate()
+                .map(|(k, item)| (item, event_id(id_namespace, sequence + k as u64))),
+        );
+        sequence += events.len() as u64;
+        let batch = Batch {
+            body: Bytes::from(body),
+            user_agent,
+            events: events.len() as u64,
+        };
+        if sender.blocking_send(batch).is_err() {
+            // Every worker is gone; they report why.
+            return Ok(());
+        }
+    }
+}
+
+async fn send_batches(
+    mut connection: Connection,
+    api_key: HeaderValue,
+    receiver: Arc<Mutex<mpsc::Receiver<Batch>>>,
+    progress: Arc<Progress>,
+) {
+    loop {
+        let Some(batch) = receiver.lock().await.recv().await else {
+            return;
+        };
+        match send_with_retries(&mut connection, &api_key, &batch).await {
+            Ok(()) => {
+                progress
+                    .events_accepted
+                    .fetch_add(batch.events, Ordering::Relaxed);
+            }
+            Err(error) => {
+                progress.failed_batches.fetch_add(1, Ordering::Relaxed);
+                eprintln!("batch of {} events not accepted: {error}", batch.events);
+            }
+        }
+    }
+}
+
+async fn send_with_retries(
+    connection: &mut Connection,
+    api_key: &HeaderValue,
+    batch: &Batch,
+) -> Result<(), String> {
+    let mut delay = FIRST_RETRY_DELAY;
+    for attempt in 1..=MAX_ATTEMPTS {
+        let request = connection
+            .target()
+            .post(BATCH_PATH)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header(API_KEY_HEADER, api_key.clone())
+            .header(USER_AGENT, batch.user_agent.clone())
+            .body(Full::new(batch.body.clone()))
+            .expect("request parts are valid");
+        let (retryable, error) = match connection.send(request).await {
+            Ok(response) if response.status == StatusCode::ACCEPTED => return Ok(()),
+            Ok(response) => (
+                response.status == StatusCode::TOO_MANY_REQUESTS
+                    || response.status.is_server_error(),
+                format!(
+                    "HTTP {}: {}",
+                    response.status,
+                    String::from_utf8_lossy(&response.body[..response.body.len().min(300)])
+                ),
+            ),
+            Err((_, error)) => (true, format!("{error:#}")),
+        };
+        if !retryable || attempt == MAX_ATTEMPTS {
+            return Err(format!("{error} (attempt {attempt})"));
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+    }
+    unreachable!("the last attempt returns")
+}
+
+async fn report_progress(progress: Arc<Progress>, total_events: u64, start: Instant) {
+    let mut interval = tokio::time::interval(PROGRESS_INTERVAL);
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        let accepted = progress.events_accepted.load(Ordering::Relaxed);
+        let failed = progress.failed_batches.load(Ordering::Relaxed);
+        eprintln!(
+            "{accepted}/{total_events} events, {:.0} events/s, {failed} batches failed",
+            accepted as f64 / start.elapsed().as_secs_f64()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    use crate::event::format_timestamp;
+    use crate::test_server::serve_ingest;
+
+    fn plan(url: &str, events: u64) -> FillPlan {
+        FillPlan {
+            target: Target::parse(url).unwrap(),
+            api_key: HeaderValue::from_static("secret"),
+            generator: GeneratorConfig {
+                seed: 4,
+                events,
+                days: 30,
+                end: Utc.with_ymd_and_hms(2024, 5, 1, 0, 0, 0).unwrap(),
+                domain: "example.com".into(),
+            },
+            batch_size: 1000,
+            concurrency: 2,
+        }
+    }
+
+    #[tokio::test]
+    async fn sends_every_event_once_with_its_generated_timestamp() {
+        let (server, seen) = serve_ingest(0).await;
+        let plan = plan(&server.url(), 2_500);
+        let mut expected: Vec<String> = EventGenerator::new(plan.generator.clone())
+            .map(|event| format_timestamp(&event.timestamp))
+            .collect();
+        let outcome = fill(plan).await.unwrap();
+        assert_eq!(outcome.events_accepted, 2_500);
+        assert_eq!(outcome.failed_batches, 0);
+        // 1,000 + 1,000 + 500.
+        assert_eq!(seen.requests.load(Ordering::SeqCst), 3);
+        assert_eq!(seen.event_ids.lock().unwrap().len(), 2_500);
+        let mut timestamps = seen.timestamps.lock().unwrap().clone();
+        timestamps.sort();
+        expected.sort();
+        assert_eq!(timestamps, expected);
+        assert!(timestamps[0].starts_with("2024-04-01"), "{}", timestamps[0]);
+    }
+
+    #[tokio::test]
+    async fn retries_batches_the_server_could_not_take() {
+        // Every second request is answered 503; with one worker, every batch after the first
+        // fails once and goes through on its retry.
+        let (server, seen) = serve_ingest(2).await;
+        let mut plan = plan(&server.url(), 3_000);
+        plan.concurrency = 1;
+        let outcome = fill(plan).await.unwrap();
+        assert_eq!(outcome.events_accepted, 3_000);
+        assert_eq!(outcome.failed_batches, 0);
+        assert_eq!(seen.event_ids.lock().unwrap().len(), 3_000);
+        assert_eq!(seen.requests.load(Ordering::SeqCst), 5);
+    }
+
+    #[tokio::test]
+    async fn a_refused_batch_is_counted_not_retried() {
+        let server =
+            crate::test_server::serve(|_, _| (StatusCode::UNAUTHORIZED, b"no".to_vec())).await;
+        let outcome = fill(plan(&server.url(), 1_500)).await.unwrap();
+        assert_eq!(outcome.events_accepted, 0);
+        assert_eq!(outcome.failed_batches, 2);
+    }
+}

@@ -1,0 +1,7 @@
+//! Enrichment: what Heartbeat derives from a raw event and its request. Each concept has its
+//! own module; they read the request, never store it (no IP leaves this crate).
+
+pub mod page;
+pub mod referrer;
+pub mod salt;
+pub mod visitor;

@@ -1,0 +1,127 @@
+//! The canonical, enriched event and the visit (session) derived from events.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::SiteId;
+
+/// The canonical name of a page view. Every wire format's spelling (`pageview`,
+/// `page_view`, `PAGE_VIEW`) is mapped onto it by the decoders.
+pub const PAGEVIEW: &str = "pageview";
+
+/// Money attached to an event, kept exact as millionths of the currency unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revenue {
+    pub amount_micros: i64,
+    /// ISO 4217 code, upper case.
+    pub currency: String,
+}
+
+/// One event after decoding, validation and enrichment: what the queue carries and the
+/// store keeps. Empty strings mean "unknown" so that dimensions group cleanly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// The deduplication key: given by the client, or generated (UUID v7) at ingest.
+    pub event_id: String,
+    /// True when the client chose `event_id`, so a retry may send it twice.
+    pub event_id_from_client: bool,
+    pub site_id: SiteId,
+    /// `pageview` or a custom event name.
+    pub name: String,
+    /// Event time, UTC milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+    /// A user id sent by the client, else a keyed hash of salt, site, IP and user agent.
+    pub visitor_id: u64,
+    /// The visit this event belongs to, assigned by the processor (0 before).
+    pub session_id: u64,
+    pub user_id: Option<String>,
+    /// A session id sent by the client, kept as given; visits are still derived by the
+    /// 30-minute rule.
+    pub client_session_id: Option<String>,
+    pub hostname: String,
+    pub pathname: String,
+    pub referrer: String,
+    pub referrer_source: String,
+    pub channel: String,
+    pub utm_source: String,
+    pub utm_medium: String,
+    pub utm_campaign: String,
+    pub utm_content: String,
+    pub utm_term: String,
+    pub country: String,
+    pub region: String,
+    pub city: String,
+    pub browser: String,
+    pub browser_version: String,
+    pub os: String,
+    pub os_version: String,
+    pub device: String,
+    pub screen: String,
+    pub props: BTreeMap<String, String>,
+    pub revenue: Option<Revenue>,
+    /// Whether a custom event counts as an interaction (a visit with one is not a bounce).
+    pub interactive: bool,
+}
+
+impl Event {
+    pub fn is_pageview(&self) -> bool {
+        self.name == PAGEVIEW
+    }
+
+    /// Whether this event keeps a visit from being a bounce on its own: a page view, or an
+    /// interactive custom event.
+    pub fn is_engagement(&self) -> bool {
+        self.is_pageview() || self.interactive
+    }
+}
+
+/// A visit: one visitor's run of activity with no gap over 30 minutes. The processor keeps
+/// the current state of each open visit and the store keeps its history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub site_id: SiteId,
+    pub session_id: u64,
+    pub visitor_id: u64,
+    pub user_id: Option<String>,
+    /// Starts at 1 and grows each time the processor writes a new state of this visit.
+    pub version: u32,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub pageviews: u32,
+    pub events: u32,
+    /// Page views plus interactive custom events; a visit with exactly one is a bounce.
+    pub engagements: u32,
+    pub entry_page: String,
+    pub exit_page: String,
+    pub hostname: String,
+    pub referrer: String,
+    pub referrer_source: String,
+    pub channel: String,
+    pub utm_source: String,
+    pub utm_medium: String,
+    pub utm_campaign: String,
+    pub utm_content: String,
+    pub utm_term: String,
+    pub country: String,
+    pub region: String,
+    pub city: String,
+    pub browser: String,
+    pub browser_version: String,
+    pub os: String,
+    pub os_version: String,
+    pub device: String,
+    pub screen: String,
+}
+
+impl Session {
+    /// Bounce as Plausible defines it: exactly one page view and no interactive custom event.
+    pub fn is_bounce(&self) -> bool {
+        self.engagements <= 1
+    }
+
+    /// Visit duration in whole seconds: last event minus first.
+    pub fn duration_s(&self) -> i64 {
+        (self.end_ms - self.start_ms) / 1000
+    }
+}

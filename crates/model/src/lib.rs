@@ -1,0 +1,12 @@
+//! Heartbeat's domain types: events, visits, sites and keys. Types only, no I/O.
+//!
+//! Invariant: this crate depends on no other crate of ours, so every layer can share these
+//! types without pulling in HTTP, storage or queue code.
+
+mod batch;
+mod event;
+mod site;
+
+pub use batch::{decode_batch, encode_batch, BatchCodecError};
+pub use event::{Event, Revenue, Session, PAGEVIEW};
+pub use site::{ApiKey, ApiKeyScope, Site, SiteId};

@@ -1,0 +1,65 @@
+//! Sites and API key scopes.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A site's id as users see it in the API (`site_id`): the domain by default, as in
+/// Plausible, or a slug of the name when a site has no domain.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SiteId(pub String);
+
+impl SiteId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SiteId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for SiteId {
+    fn from(value: &str) -> Self {
+        SiteId(value.to_owned())
+    }
+}
+
+/// A tracked website or app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Site {
+    pub id: SiteId,
+    pub name: String,
+    /// The hostname the tracker reports (`d` in Plausible's payload), lower case, no `www.`.
+    pub domain: String,
+    /// IANA time zone name used for calendar ranges and time buckets.
+    pub timezone: String,
+    pub created_at_ms: i64,
+}
+
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiKeyScope {
+    /// Send events for its site.
+    Ingest,
+    /// Send events and read its site's statistics.
+    Read,
+    /// Everything, on every site.
+    Admin,
+}
+
+/// An API key as stored: only the SHA-256 of the secret is kept; the secret is shown once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: String,
+    /// The site the key belongs to; `None` for an admin key that spans all sites.
+    pub site_id: Option<SiteId>,
+    pub scope: ApiKeyScope,
+    /// Lower-case hex SHA-256 of the secret.
+    pub secret_sha256: String,
+    pub created_at_ms: i64,
+    pub revoked: bool,
+}

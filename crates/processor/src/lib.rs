@@ -1,0 +1,305 @@
+//! The processor: reads the queue in batches, drops duplicates, assigns visits and writes
+//! events, visit rows and the queue position to the store in one transaction.
+//!
+//! Exactly once: the queue position is committed with the data, and a restart resumes from
+//! the store's position (or the queue's checkpoint, whichever is further). The queue's own
+//! checkpoint only moves after the store committed, so the queue frees nothing unstored.
+//!
+//! Faults: a store that is unavailable is retried with exponential backoff for as long as it
+//! takes (the queue keeps accepting until it is full, then ingest answers 503). Data the
+//! store rejects is split in halves until the events it cannot take are found; those go to
+//! the dead-letter file with the reason, and everything else is stored.
+
+mod dead_letter;
+mod dedup;
+mod sessionizer;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use heartbeat_model::{decode_batch, Event};
+use heartbeat_queue::{EventQueue, QueueError, Record};
+use heartbeat_store::{EventStore, InsertBatch, StoreError};
+use tokio::sync::{broadcast, watch};
+
+pub use dead_letter::DeadLetters;
+pub use dedup::Deduplicator;
+pub use sessionizer::{Sessionizer, VISIT_TIMEOUT_MS};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessorError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("cannot write the dead-letter file")]
+    DeadLetter(#[source] std::io::Error),
+}
+
+#[derive(Debug, Clone)]
+pub struct ProcessorConfig {
+    /// Most queue records (requests) per store transaction.
+    pub max_records_per_batch: usize,
+    /// How long a read waits for new records before the processor does housekeeping.
+    pub idle_wait: Duration,
+    /// How far back in event time client-given ids are remembered in memory.
+    pub dedup_window_ms: i64,
+    /// First and longest wait between store retries.
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    /// Attempts at data the store rejects before splitting it.
+    pub rejected_attempts: u32,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        ProcessorConfig {
+            max_records_per_batch: 2048,
+            idle_wait: Duration::from_millis(100),
+            dedup_window_ms: 24 * 3_600_000,
+            retry_initial: Duration::from_millis(50),
+            retry_max: Duration::from_secs(5),
+            rejected_attempts: 3,
+        }
+    }
+}
+
+/// Counters the server exports as metrics.
+#[derive(Debug, Default)]
+pub struct ProcessorStats {
+    pub events_stored: AtomicU64,
+    pub duplicates_dropped: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub batches_committed: AtomicU64,
+    pub store_retries: AtomicU64,
+    /// Event time of the newest stored event, for processing lag.
+    pub last_event_ms: AtomicU64,
+}
+
+pub struct Processor {
+    queue: Arc<dyn EventQueue>,
+    store: Arc<dyn EventStore>,
+    sessionizer: Sessionizer,
+    dedup: Deduplicator,
+    dead_letters: DeadLetters,
+    config: ProcessorConfig,
+    stats: Arc<ProcessorStats>,
+    /// Where the next read starts: just after the last committed record.
+    position: u64,
+    stored: broadcast::Sender<Arc<Vec<Event>>>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Processor {
+    /// Recovers the position, open visits and dedup window from the store.
+    pub async fn start(
+        queue: Arc<dyn EventQueue>,
+        store: Arc<dyn EventStore>,
+        data_dir: &Path,
+        config: ProcessorConfig,
+    ) -> Result<Self, ProcessorError> {
+        let now = now_ms();
+        let stored_position = store.queue_position().await?.unwrap_or(0);
+        let position = stored_position.max(queue.checkpointed());
+        let mut sessionizer = Sessionizer::default();
+        sessionizer.restore(store.open_sessions(now - VISIT_TIMEOUT_MS).await?, now);
+        let mut dedup = Deduplicator::new(config.dedup_window_ms);
+        dedup.restore(store.as_ref(), now).await?;
+        tracing::info!(
+            position,
+            open_visits = sessionizer.open_visits(),
+            remembered_ids = dedup.remembered(),
+            "processor recovered"
+        );
+        let (stored, _) = broadcast::channel(1024);
+        Ok(Processor {
+            queue,
+            store,
+            sessionizer,
+            dedup,
+            dead_letters: DeadLetters::new(data_dir),
+            config,
+            stats: Arc::new(ProcessorStats::default()),
+            position,
+            stored,
+        })
+    }
+
+    pub fn stats(&self) -> Arc<ProcessorStats> {
+        self.stats.clone()
+    }
+
+    /// Every batch of events once it is committed (for the live stream).
+    pub fn subscribe(&self) -> broadcast::Sender<Arc<Vec<Event>>> {
+        self.stored.clone()
+    }
+
+    /// Runs until `shutdown` turns true, then drains the queue and flushes the store.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), ProcessorError> {
+        let mut last_housekeeping = now_ms();
+        loop {
+            let stopping = *shutdown.borrow();
+            let processed = tokio::select! {
+                result = self.step() => result?,
+                _ = shutdown.changed(), if !stopping => continue,
+            };
+            if processed == 0 && stopping {
+                break;
+            }
+            let now = now_ms();
+            if processed == 0 || now - last_housekeeping > 10_000 {
+                self.sessionizer.evict(now);
+                self.dedup.prune(now);
+                last_housekeeping = now;
+            }
+        }
+        self.store.flush().await?;
+        tracing::info!(position = self.position, "processor drained and flushed");
+        Ok(())
+    }
+
+    /// Reads one batch from the queue and stores it. Returns the number of queue records
+    /// processed (0 when none arrived within the idle wait).
+    pub async fn step(&mut self) -> Result<usize, ProcessorError> {
+        let records = self
+            .queue
+            .read(self.position, self.config.max_records_per_batch, self.config.idle_wait)
+            .await?;
+        let Some(last) = records.last() else {
+            return Ok(0);
+        };
+        let end = last.next;
+        let now = now_ms();
+        let mut events = self.decode(&records, now)?;
+        let duplicates = self.dedup.filter(&mut events, self.store.as_ref(), now).await?;
+        let sessions = self.sessionizer.assign(&mut events, now);
+        let stored = events.len() as u64;
+        let newest = events.iter().map(|e| e.timestamp_ms).max();
+        let events = Arc::new(events);
+        let batch = InsertBatch {
+            events: events.as_ref().clone(),
+            sessions,
+            queue_position: end,
+        };
+        let dead = self.store_with_retries(batch).await?;
+        self.queue.checkpoint(end).await?;
+        self.position = end;
+        self.stats.events_stored.fetch_add(stored - dead, Ordering::Relaxed);
+        self.stats.duplicates_dropped.fetch_add(duplicates as u64, Ordering::Relaxed);
+        self.stats.batches_committed.fetch_add(1, Ordering::Relaxed);
+        if let Some(newest) = newest {
+            self.stats.last_event_ms.fetch_max(newest.max(0) as u64, Ordering::Relaxed);
+        }
+        let _ = self.stored.send(events);
+        Ok(records.len())
+    }
+
+    fn decode(&mut self, records: &[Record], now: i64) -> Result<Vec<Event>, ProcessorError> {
+        let mut events = Vec::new();
+        for record in records {
+            match decode_batch(&record.payload) {
+                Ok(batch) => events.extend(batch),
+                Err(err) => {
+                    self.dead_letters
+                        .record(&record.payload, &err.to_string(), now)
+                        .map_err(ProcessorError::DeadLetter)?;
+                    self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(events)
+    }
+
+    /// Stores `batch`, retrying and splitting as the module docs say. Returns the number of
+    /// events sent to the dead-letter file.
+    async fn store_with_retries(&mut self, batch: InsertBatch) -> Result<u64, ProcessorError> {
+        let mut delay = self.config.retry_initial;
+        let mut rejections = 0;
+        let reason = loop {
+            match self.store.insert(batch.clone()).await {
+                Ok(()) => return Ok(0),
+                Err(StoreError::Rejected { message }) => {
+                    rejections += 1;
+                    tracing::warn!(error = %message, events = batch.events.len(), "store rejected a batch");
+                    if rejections >= self.config.rejected_attempts {
+                        break message;
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "store write failed, retrying"),
+            }
+            self.stats.store_retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(self.config.retry_max);
+        };
+        if batch.events.len() <= 1 {
+            return self.dead_letter(batch, &reason).await;
+        }
+        let (left, right) = split(batch, self.position);
+        let dead_left = Box::pin(self.store_with_retries(left)).await?;
+        let dead_right = Box::pin(self.store_with_retries(right)).await?;
+        Ok(dead_left + dead_right)
+    }
+
+    /// Writes the events of a rejected single-event batch to the dead-letter file, then
+    /// stores what is left (its visit rows, else only the queue position).
+    async fn dead_letter(&mut self, batch: InsertBatch, reason: &str) -> Result<u64, ProcessorError> {
+        let now = now_ms();
+        for event in &batch.events {
+            self.dead_letters.event(event, reason, now).map_err(ProcessorError::DeadLetter)?;
+            self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        }
+        let rest = InsertBatch {
+            events: Vec::new(),
+            sessions: batch.sessions,
+            queue_position: batch.queue_position,
+        };
+        if !rest.sessions.is_empty() && self.store.insert(rest.clone()).await.is_ok() {
+            return Ok(batch.events.len() as u64);
+        }
+        let position_only = InsertBatch {
+            queue_position: rest.queue_position,
+            ..InsertBatch::default()
+        };
+        let mut delay = self.config.retry_initial;
+        while let Err(err) = self.store.insert(position_only.clone()).await {
+            tracing::warn!(error = %err, "cannot record the queue position, retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(self.config.retry_max);
+        }
+        Ok(batch.events.len() as u64)
+    }
+}
+
+/// Splits a batch in two halves of its events. Visit rows go with the half holding their
+/// visit's first event. The first half keeps the previous queue position so the position
+/// only moves past the records once the second half is stored.
+fn split(batch: InsertBatch, previous_position: u64) -> (InsertBatch, InsertBatch) {
+    let mut events = batch.events;
+    let right_events = events.split_off(events.len() / 2);
+    let left_sessions: HashSet<u64> = events.iter().map(|e| e.session_id).collect();
+    let (left_rows, right_rows) = batch
+        .sessions
+        .into_iter()
+        .partition(|row| left_sessions.contains(&row.session.session_id));
+    (
+        InsertBatch {
+            events,
+            sessions: left_rows,
+            queue_position: previous_position,
+        },
+        InsertBatch {
+            events: right_events,
+            sessions: right_rows,
+            queue_position: batch.queue_position,
+        },
+    )
+}

@@ -1,0 +1,20 @@
+//! The typed analytics query: parsed from Plausible's Stats API v2 shape, compiled to SQL per
+//! dialect, run through a [`SqlRunner`] and assembled into the v2 response.
+//!
+//! Every read endpoint (native, seeds, dashboard) builds a [`Query`] and calls [`execute`],
+//! so numbers are identical everywhere. Users never send SQL: identifiers come from `match`
+//! arms in `compile`, values are bound parameters.
+
+mod compile;
+mod engine;
+mod model;
+mod parse;
+mod sql;
+mod time;
+
+pub use engine::{execute, QueryResult, ResultRow};
+pub use model::{DateRange, Dimension, Filter, Metric, Order, Query, TimeGrain};
+pub use parse::{parse_query, requested_site, QueryError};
+pub use sql::{Dialect, Row, RunError, Sql, SqlRunner, SqlValue};
+pub use chrono_tz::Tz as TimeZone;
+pub use time::resolve_range;

@@ -1,0 +1,205 @@
+//! The query model: metrics, dimensions, filters, a resolved date range, order and paging.
+
+use heartbeat_model::SiteId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    Visitors,
+    Visits,
+    Pageviews,
+    Events,
+    ViewsPerVisit,
+    BounceRate,
+    VisitDuration,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 7] = [
+        Metric::Visitors,
+        Metric::Visits,
+        Metric::Pageviews,
+        Metric::Events,
+        Metric::ViewsPerVisit,
+        Metric::BounceRate,
+        Metric::VisitDuration,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Visitors => "visitors",
+            Metric::Visits => "visits",
+            Metric::Pageviews => "pageviews",
+            Metric::Events => "events",
+            Metric::ViewsPerVisit => "views_per_visit",
+            Metric::BounceRate => "bounce_rate",
+            Metric::VisitDuration => "visit_duration",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// Metrics that only visits (sessions) can answer.
+    pub fn is_visit_metric(self) -> bool {
+        matches!(self, Metric::BounceRate | Metric::VisitDuration | Metric::ViewsPerVisit)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimeGrain {
+    Hour,
+    Day,
+    Week,
+    Month,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Dimension {
+    /// `event:page`
+    Page,
+    /// `event:name`
+    Name,
+    /// `event:hostname`
+    Hostname,
+    /// A visit attribute copied onto events: `visit:source`, `visit:country`, ...
+    Visit(VisitColumn),
+    /// `visit:entry_page`: only visits know it.
+    EntryPage,
+    /// `visit:exit_page`: only visits know it.
+    ExitPage,
+    Time(TimeGrain),
+}
+
+/// Visit attributes that events carry too (from their visit's first event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VisitColumn {
+    Source,
+    Referrer,
+    Channel,
+    UtmSource,
+    UtmMedium,
+    UtmCampaign,
+    UtmContent,
+    UtmTerm,
+    Country,
+    Region,
+    City,
+    Browser,
+    BrowserVersion,
+    Os,
+    OsVersion,
+    Device,
+}
+
+impl VisitColumn {
+    pub const ALL: [(VisitColumn, &'static str, &'static str); 16] = [
+        (VisitColumn::Source, "visit:source", "referrer_source"),
+        (VisitColumn::Referrer, "visit:referrer", "referrer"),
+        (VisitColumn::Channel, "visit:channel", "channel"),
+        (VisitColumn::UtmSource, "visit:utm_source", "utm_source"),
+        (VisitColumn::UtmMedium, "visit:utm_medium", "utm_medium"),
+        (VisitColumn::UtmCampaign, "visit:utm_campaign", "utm_campaign"),
+        (VisitColumn::UtmContent, "visit:utm_content", "utm_content"),
+        (VisitColumn::UtmTerm, "visit:utm_term", "utm_term"),
+        (VisitColumn::Country, "visit:country", "country"),
+        (VisitColumn::Region, "visit:region", "region"),
+        (VisitColumn::City, "visit:city", "city"),
+        (VisitColumn::Browser, "visit:browser", "browser"),
+        (VisitColumn::BrowserVersion, "visit:browser_version", "browser_version"),
+        (VisitColumn::Os, "visit:os", "os"),
+        (VisitColumn::OsVersion, "visit:os_version", "os_version"),
+        (VisitColumn::Device, "visit:device", "device"),
+    ];
+
+    pub fn column(self) -> &'static str {
+        VisitColumn::ALL.iter().find(|(c, _, _)| *c == self).map(|(_, _, col)| *col).unwrap_or("")
+    }
+}
+
+impl Dimension {
+    pub fn name(&self) -> String {
+        match self {
+            Dimension::Page => "event:page".into(),
+            Dimension::Name => "event:name".into(),
+            Dimension::Hostname => "event:hostname".into(),
+            Dimension::Visit(col) => VisitColumn::ALL
+                .iter()
+                .find(|(c, _, _)| c == col)
+                .map(|(_, name, _)| (*name).to_owned())
+                .unwrap_or_default(),
+            Dimension::EntryPage => "visit:entry_page".into(),
+            Dimension::ExitPage => "visit:exit_page".into(),
+            Dimension::Time(TimeGrain::Hour) => "time:hour".into(),
+            Dimension::Time(TimeGrain::Day) => "time:day".into(),
+            Dimension::Time(TimeGrain::Week) => "time:week".into(),
+            Dimension::Time(TimeGrain::Month) => "time:month".into(),
+        }
+    }
+
+    /// Dimensions that exist only on events (a visit has many pages and names).
+    pub fn is_event_only(&self) -> bool {
+        matches!(self, Dimension::Page | Dimension::Name | Dimension::Hostname)
+    }
+
+    /// Dimensions that exist only on visits.
+    pub fn is_visit_only(&self) -> bool {
+        matches!(self, Dimension::EntryPage | Dimension::ExitPage)
+    }
+}
+
+/// A filter tree, as Plausible's v2 `filters`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    Is(Dimension, Vec<String>),
+    IsNot(Dimension, Vec<String>),
+    Contains(Dimension, Vec<String>),
+    ContainsNot(Dimension, Vec<String>),
+    Matches(Dimension, Vec<String>),
+    And(Vec<Filter>),
+    Or(Vec<Filter>),
+    Not(Box<Filter>),
+}
+
+impl Filter {
+    /// Every dimension the filter reads.
+    pub fn dimensions(&self) -> Vec<&Dimension> {
+        match self {
+            Filter::Is(d, _)
+            | Filter::IsNot(d, _)
+            | Filter::Contains(d, _)
+            | Filter::ContainsNot(d, _)
+            | Filter::Matches(d, _) => vec![d],
+            Filter::And(all) | Filter::Or(all) => all.iter().flat_map(Filter::dimensions).collect(),
+            Filter::Not(inner) => inner.dimensions(),
+        }
+    }
+}
+
+/// A resolved range: UTC milliseconds, start inclusive, end exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateRange {
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Order {
+    Metric(Metric, bool),
+    Dimension(usize, bool),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub site_id: SiteId,
+    pub timezone: chrono_tz::Tz,
+    pub metrics: Vec<Metric>,
+    pub range: DateRange,
+    pub dimensions: Vec<Dimension>,
+    pub filters: Vec<Filter>,
+    /// `(item, descending)`; empty means the default order.
+    pub order_by: Vec<Order>,
+    pub limit: usize,
+    pub offset: usize,
+    pub include_total_rows: bool,
+}

@@ -1,0 +1,308 @@
+//! Parses a Plausible Stats API v2 request body into a [`Query`], naming the bad part of an
+//! invalid one (`metrics[1]`, `filters[0][1]`, ...).
+
+use chrono_tz::Tz;
+use heartbeat_model::{Site, SiteId};
+use serde_json::Value;
+
+use crate::model::{Dimension, Filter, Metric, Order, Query, TimeGrain, VisitColumn};
+use crate::time::resolve_range;
+
+/// The most rows one response holds.
+pub const MAX_LIMIT: usize = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct QueryError {
+    pub field: String,
+    pub message: String,
+}
+
+fn err(field: impl Into<String>, message: impl Into<String>) -> QueryError {
+    QueryError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// The `site_id` a request names, to look up and authorize before parsing the rest.
+pub fn requested_site(body: &Value) -> Result<SiteId, QueryError> {
+    match body.get("site_id") {
+        Some(Value::String(id)) if !id.is_empty() => Ok(SiteId(id.clone())),
+        Some(_) => Err(err("site_id", "site_id must be a string")),
+        None => Err(err("site_id", "site_id is required")),
+    }
+}
+
+pub fn parse_dimension(name: &str) -> Option<Dimension> {
+    Some(match name {
+        "event:page" => Dimension::Page,
+        "event:name" => Dimension::Name,
+        "event:hostname" => Dimension::Hostname,
+        "visit:entry_page" => Dimension::EntryPage,
+        "visit:exit_page" => Dimension::ExitPage,
+        "time:hour" => Dimension::Time(TimeGrain::Hour),
+        "time:day" | "time" => Dimension::Time(TimeGrain::Day),
+        "time:week" => Dimension::Time(TimeGrain::Week),
+        "time:month" => Dimension::Time(TimeGrain::Month),
+        other => {
+            let (col, _, _) = VisitColumn::ALL.iter().find(|(_, n, _)| *n == other)?;
+            Dimension::Visit(*col)
+        }
+    })
+}
+
+fn strings(value: &Value, field: &str) -> Result<Vec<String>, QueryError> {
+    let Value::Array(items) = value else {
+        return Err(err(field, "must be a list of strings"));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| match item {
+            Value::String(s) if s.chars().count() <= 2000 => Ok(s.clone()),
+            Value::String(_) => Err(err(format!("{field}[{i}]"), "at most 2000 characters")),
+            Value::Number(n) => Ok(n.to_string()),
+            _ => Err(err(format!("{field}[{i}]"), "must be a string")),
+        })
+        .collect()
+}
+
+fn parse_filter(value: &Value, field: &str, depth: usize) -> Result<Filter, QueryError> {
+    if depth > 8 {
+        return Err(err(field, "filters nest at most 8 levels"));
+    }
+    let Some(items) = value.as_array().filter(|items| !items.is_empty()) else {
+        return Err(err(field, "a filter is a list like [\"is\", \"event:page\", [\"/\"]]"));
+    };
+    let op = items[0].as_str().ok_or_else(|| err(format!("{field}[0]"), "must be an operator"))?;
+    match op {
+        "and" | "or" => {
+            let list = items
+                .get(1)
+                .and_then(Value::as_array)
+                .filter(|l| !l.is_empty())
+                .ok_or_else(|| err(format!("{field}[1]"), format!("{op} takes a non-empty list of filters")))?;
+            let inner = list
+                .iter()
+                .enumerate()
+                .map(|(i, f)| parse_filter(f, &format!("{field}[1][{i}]"), depth + 1))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(if op == "and" { Filter::And(inner) } else { Filter::Or(inner) })
+        }
+        "not" => {
+            let inner = items.get(1).ok_or_else(|| err(format!("{field}[1]"), "not takes a filter"))?;
+            Ok(Filter::Not(Box::new(parse_filter(inner, &format!("{field}[1]"), depth + 1)?)))
+        }
+        "is" | "is_not" | "contains" | "contains_not" | "matches" => {
+            let name = items.get(1).and_then(Value::as_str).unwrap_or("");
+            let dimension = parse_dimension(name)
+                .filter(|d| !matches!(d, Dimension::Time(_)))
+                .ok_or_else(|| err(format!("{field}[1]"), format!("cannot filter by {name:?}")))?;
+            let values = strings(items.get(2).unwrap_or(&Value::Null), &format!("{field}[2]"))?;
+            if values.is_empty() {
+                return Err(err(format!("{field}[2]"), "needs at least one value"));
+            }
+            if op == "matches" {
+                for (i, pattern) in values.iter().enumerate() {
+                    if pattern.len() > 500 {
+                        return Err(err(format!("{field}[2][{i}]"), "patterns have at most 500 characters"));
+                    }
+                }
+            }
+            Ok(match op {
+                "is" => Filter::Is(dimension, values),
+                "is_not" => Filter::IsNot(dimension, values),
+                "contains" => Filter::Contains(dimension, values),
+                "contains_not" => Filter::ContainsNot(dimension, values),
+                _ => Filter::Matches(dimension, values),
+            })
+        }
+        other => Err(err(format!("{field}[0]"), format!("unknown operator {other:?}"))),
+    }
+}
+
+/// Parses `body` for `site` at `now_ms`. `first_event_ms` bounds the `all` range.
+pub fn parse_query(body: &Value, site: &Site, now_ms: i64, first_event_ms: i64) -> Result<Query, QueryError> {
+    if !body.is_object() {
+        return Err(err("body", "must be a JSON object"));
+    }
+    let timezone: Tz = site.timezone.parse().unwrap_or(Tz::UTC);
+    let metrics = match body.get("metrics") {
+        Some(Value::Array(items)) if !items.is_empty() => items
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                m.as_str()
+                    .and_then(Metric::from_name)
+                    .ok_or_else(|| err(format!("metrics[{i}]"), format!("unknown metric {m}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => return Err(err("metrics", "must be a non-empty list of metrics")),
+        None => return Err(err("metrics", "metrics is required")),
+    };
+    let range = match body.get("date_range") {
+        None => resolve_range(Some("30d"), None, timezone, now_ms, first_event_ms),
+        Some(Value::String(preset)) => resolve_range(Some(preset), None, timezone, now_ms, first_event_ms),
+        Some(Value::Array(pair)) if pair.len() == 2 => match (pair[0].as_str(), pair[1].as_str()) {
+            (Some(from), Some(to)) => resolve_range(None, Some((from, to)), timezone, now_ms, first_event_ms),
+            _ => Err("must hold two ISO 8601 dates".into()),
+        },
+        Some(_) => Err("must be a preset like \"30d\" or two ISO 8601 dates".into()),
+    }
+    .map_err(|message| err("date_range", message))?;
+    let dimensions = match body.get("dimensions") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                d.as_str()
+                    .and_then(parse_dimension)
+                    .ok_or_else(|| err(format!("dimensions[{i}]"), format!("unknown dimension {d}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => return Err(err("dimensions", "must be a list of dimensions")),
+    };
+    for (i, metric) in metrics.iter().enumerate() {
+        let needs_visits = metric.is_visit_metric();
+        for d in &dimensions {
+            let allowed = match d {
+                Dimension::Page => matches!(metric, Metric::BounceRate | Metric::VisitDuration),
+                Dimension::Name | Dimension::Hostname => false,
+                _ => true,
+            };
+            if needs_visits && !allowed {
+                return Err(err(
+                    format!("metrics[{i}]"),
+                    format!("{} cannot be broken down by {}", metric.name(), d.name()),
+                ));
+            }
+        }
+    }
+    let filters = match body.get("filters") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, f)| parse_filter(f, &format!("filters[{i}]"), 0))
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => return Err(err("filters", "must be a list of filters")),
+    };
+    let mut order_by = Vec::new();
+    if let Some(value) = body.get("order_by").filter(|v| !v.is_null()) {
+        let items = value.as_array().ok_or_else(|| err("order_by", "must be a list of [item, direction]"))?;
+        for (i, item) in items.iter().enumerate() {
+            let field = format!("order_by[{i}]");
+            let pair = item.as_array().filter(|p| p.len() == 2).ok_or_else(|| err(&field, "must be [item, \"asc\" | \"desc\"]"))?;
+            let descending = match pair[1].as_str() {
+                Some("desc") => true,
+                Some("asc") => false,
+                _ => return Err(err(format!("{field}[1]"), "must be \"asc\" or \"desc\"")),
+            };
+            let name = pair[0].as_str().unwrap_or("");
+            if let Some(metric) = Metric::from_name(name).filter(|m| metrics.contains(m)) {
+                order_by.push(Order::Metric(metric, descending));
+            } else if let Some(index) = parse_dimension(name).and_then(|d| dimensions.iter().position(|x| *x == d)) {
+                order_by.push(Order::Dimension(index, descending));
+            } else {
+                return Err(err(format!("{field}[0]"), format!("{name:?} is not one of the query's metrics or dimensions")));
+            }
+        }
+    }
+    let (mut limit, mut offset) = (MAX_LIMIT, 0);
+    if let Some(pagination) = body.get("pagination").filter(|v| !v.is_null()) {
+        let read = |name: &str| -> Result<Option<usize>, QueryError> {
+            match pagination.get(name) {
+                None => Ok(None),
+                Some(v) => v
+                    .as_u64()
+                    .map(|n| Some(n as usize))
+                    .ok_or_else(|| err(format!("pagination.{name}"), "must be a whole number")),
+            }
+        };
+        if let Some(l) = read("limit")? {
+            if l == 0 || l > MAX_LIMIT {
+                return Err(err("pagination.limit", format!("must be between 1 and {MAX_LIMIT}")));
+            }
+            limit = l;
+        }
+        offset = read("offset")?.unwrap_or(0);
+    }
+    let include_total_rows = body
+        .get("include")
+        .and_then(|i| i.get("total_rows"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Ok(Query {
+        site_id: site.id.clone(),
+        timezone,
+        metrics,
+        range,
+        dimensions,
+        filters,
+        order_by,
+        limit,
+        offset,
+        include_total_rows,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn site() -> Site {
+        Site {
+            id: SiteId::from("example.com"),
+            name: "Example".into(),
+            domain: "example.com".into(),
+            timezone: "UTC".into(),
+            created_at_ms: 0,
+        }
+    }
+
+    fn check_err(body: Value, field: &str) {
+        let error = parse_query(&body, &site(), 1_700_000_000_000, 0).unwrap_err();
+        assert_eq!(error.field, field, "{error}");
+    }
+
+    #[test]
+    fn names_the_bad_part() {
+        check_err(json!({}), "metrics");
+        check_err(json!({"metrics": ["visitors", "nope"]}), "metrics[1]");
+        check_err(json!({"metrics": ["visitors"], "date_range": "forever"}), "date_range");
+        check_err(json!({"metrics": ["visitors"], "dimensions": ["event:nope"]}), "dimensions[0]");
+        check_err(json!({"metrics": ["views_per_visit"], "dimensions": ["event:page"]}), "metrics[0]");
+        check_err(json!({"metrics": ["visitors"], "filters": [["is", "event:page", "/"]]}), "filters[0][2]");
+        check_err(json!({"metrics": ["visitors"], "filters": [["and", [["like", "event:page", ["/"]]]]]}), "filters[0][1][0][0]");
+        check_err(json!({"metrics": ["visitors"], "order_by": [["pageviews", "desc"]]}), "order_by[0][0]");
+        check_err(json!({"metrics": ["visitors"], "pagination": {"limit": 0}}), "pagination.limit");
+    }
+
+    #[test]
+    fn parses_a_full_query() {
+        let query = parse_query(
+            &json!({
+                "site_id": "example.com",
+                "metrics": ["visitors", "bounce_rate"],
+                "date_range": ["2024-01-01", "2024-01-31"],
+                "dimensions": ["event:page", "time:day"],
+                "filters": [["is_not", "visit:country", ["DE"]], ["or", [["contains", "event:page", ["/blog"]], ["not", ["is", "event:name", ["Signup"]]]]]],
+                "order_by": [["time:day", "asc"]],
+                "pagination": {"limit": 5, "offset": 10},
+                "include": {"total_rows": true}
+            }),
+            &site(),
+            1_700_000_000_000,
+            0,
+        )
+        .unwrap();
+        assert_eq!(query.metrics, [Metric::Visitors, Metric::BounceRate]);
+        assert_eq!(query.dimensions, [Dimension::Page, Dimension::Time(TimeGrain::Day)]);
+        assert_eq!(query.filters.len(), 2);
+        assert_eq!(query.order_by, [Order::Dimension(1, false)]);
+        assert_eq!((query.limit, query.offset, query.include_total_rows), (5, 10, true));
+    }
+}

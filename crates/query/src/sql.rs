@@ -1,0 +1,58 @@
+//! SQL text with bound parameters, the cells it returns, and the runner that executes it.
+//!
+//! Invariant: every value a client sends reaches the engine as a bound parameter
+//! ([`SqlValue`]); SQL text is built only from this crate's `match` arms.
+
+/// A bound parameter or a returned cell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Text(String),
+    /// UTC milliseconds since the Unix epoch.
+    TimestampMs(i64),
+}
+
+impl SqlValue {
+    pub fn as_f64(&self) -> f64 {
+        match self {
+            SqlValue::Int(v) => *v as f64,
+            SqlValue::UInt(v) => *v as f64,
+            SqlValue::Float(v) => *v,
+            SqlValue::TimestampMs(v) => *v as f64,
+            SqlValue::Bool(v) => f64::from(u8::from(*v)),
+            SqlValue::Null | SqlValue::Text(_) => 0.0,
+        }
+    }
+}
+
+/// One statement and its parameters, in the dialect it was compiled for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sql {
+    pub text: String,
+    pub params: Vec<SqlValue>,
+}
+
+pub type Row = Vec<SqlValue>;
+
+/// SQL engines the query compiler targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    DuckDb,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct RunError {
+    pub message: String,
+}
+
+/// Executes compiled SQL: implemented by each event store.
+#[async_trait::async_trait]
+pub trait SqlRunner: Send + Sync {
+    fn dialect(&self) -> Dialect;
+    async fn run(&self, sql: Sql) -> Result<Vec<Row>, RunError>;
+}

@@ -1,0 +1,200 @@
+//! Calendar ranges and time buckets in a site's time zone.
+//!
+//! Presets resolve to UTC boundaries of local midnights. Buckets are computed in SQL by
+//! shifting UTC timestamps by the zone's offset; when the offset changes inside the range
+//! (daylight saving time), the shift is a `CASE` over the transitions, so no engine needs a
+//! time-zone database of its own.
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+use crate::model::DateRange;
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// UTC milliseconds of local midnight starting `date` in `tz`.
+fn local_midnight_ms(tz: Tz, date: NaiveDate) -> i64 {
+    let midnight = date.and_hms_opt(0, 0, 0).expect("valid time");
+    match tz.from_local_datetime(&midnight) {
+        chrono::LocalResult::Single(t) => t.timestamp_millis(),
+        chrono::LocalResult::Ambiguous(first, _) => first.timestamp_millis(),
+        // Midnight skipped by a DST jump: the day starts an hour later.
+        chrono::LocalResult::None => tz
+            .from_local_datetime(&(midnight + Duration::hours(1)))
+            .earliest()
+            .map(|t| t.timestamp_millis())
+            .unwrap_or_else(|| midnight.and_utc().timestamp_millis()),
+    }
+}
+
+fn days_range(tz: Tz, first: NaiveDate, last: NaiveDate) -> DateRange {
+    DateRange {
+        start_ms: local_midnight_ms(tz, first),
+        end_ms: local_midnight_ms(tz, last + Duration::days(1)),
+    }
+}
+
+/// Resolves a preset (`day`, `24h`, `7d`, `28d`, `30d`, `91d`, `month`, `6mo`, `12mo`,
+/// `year`, `all`) or two ISO dates (inclusive) into a UTC range, at `now_ms`. `all` starts
+/// at `all_start_ms` (the site's creation or first event).
+pub fn resolve_range(
+    preset: Option<&str>,
+    dates: Option<(&str, &str)>,
+    tz: Tz,
+    now_ms: i64,
+    all_start_ms: i64,
+) -> Result<DateRange, String> {
+    let now: DateTime<Tz> = Utc
+        .timestamp_millis_opt(now_ms)
+        .single()
+        .ok_or("clock out of range")?
+        .with_timezone(&tz);
+    let today = now.date_naive();
+    if let Some((from, to)) = dates {
+        let parse = |text: &str| -> Result<DateRange, String> {
+            if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+                return Ok(days_range(tz, date, date));
+            }
+            DateTime::parse_from_rfc3339(text)
+                .map(|t| DateRange {
+                    start_ms: t.timestamp_millis(),
+                    end_ms: t.timestamp_millis(),
+                })
+                .map_err(|_| format!("{text:?} is not an ISO 8601 date or date-time"))
+        };
+        let (from, to) = (parse(from)?, parse(to)?);
+        // A date-time end is inclusive to the millisecond, a date to the end of its day.
+        let end_ms = if to.end_ms == to.start_ms { to.end_ms + 1 } else { to.end_ms };
+        if end_ms <= from.start_ms {
+            return Err("the range ends before it starts".into());
+        }
+        return Ok(DateRange {
+            start_ms: from.start_ms,
+            end_ms,
+        });
+    }
+    let last_days = |n: i64| days_range(tz, today - Duration::days(n - 1), today);
+    Ok(match preset.unwrap_or("30d") {
+        "day" => days_range(tz, today, today),
+        "24h" => DateRange {
+            start_ms: now_ms - 24 * HOUR_MS,
+            end_ms: now_ms + 1,
+        },
+        "7d" => last_days(7),
+        "28d" => last_days(28),
+        "30d" => last_days(30),
+        "91d" => last_days(91),
+        "month" => days_range(tz, today.with_day(1).expect("day 1"), today),
+        "6mo" => days_range(tz, months_back(today, 5), today),
+        "12mo" => days_range(tz, months_back(today, 11), today),
+        "year" => days_range(tz, NaiveDate::from_ymd_opt(today.year(), 1, 1).expect("jan 1"), today),
+        "all" => DateRange {
+            start_ms: all_start_ms.min(now_ms),
+            end_ms: local_midnight_ms(tz, today + Duration::days(1)),
+        },
+        other => return Err(format!("unknown date range {other:?}")),
+    })
+}
+
+/// The first day of the month `months` before `date`'s month.
+fn months_back(date: NaiveDate, months: i32) -> NaiveDate {
+    let index = date.year() * 12 + date.month0() as i32 - months;
+    NaiveDate::from_ymd_opt(index.div_euclid(12), index.rem_euclid(12) as u32 + 1, 1).expect("valid month")
+}
+
+/// The zone's UTC offsets over `range` (padded a day each side): the first offset and each
+/// change as (UTC ms it takes effect, offset seconds).
+fn offsets(tz: Tz, range: DateRange) -> Vec<(i64, i32)> {
+    use chrono::Offset;
+    let offset_at = |ms: i64| -> i32 {
+        let utc = Utc.timestamp_millis_opt(ms).single().unwrap_or_default();
+        tz.offset_from_utc_datetime(&utc.naive_utc()).fix().local_minus_utc()
+    };
+    let start = range.start_ms - 24 * HOUR_MS;
+    let end = range.end_ms + 24 * HOUR_MS;
+    let mut changes = vec![(i64::MIN, offset_at(start))];
+    let mut at = start - start.rem_euclid(HOUR_MS);
+    // Zones change offset on the hour or half hour; scan in 15-minute steps.
+    while at <= end {
+        let offset = offset_at(at);
+        if offset != changes.last().expect("non-empty").1 {
+            changes.push((at, offset));
+        }
+        at += HOUR_MS / 4;
+    }
+    changes
+}
+
+/// `column` (a UTC TIMESTAMP) shifted to local time in `tz` for timestamps in `range`.
+pub fn local_time_sql(column: &str, tz: Tz, range: DateRange) -> String {
+    let changes = offsets(tz, range);
+    if changes.len() == 1 {
+        let offset = changes[0].1;
+        return if offset == 0 {
+            column.to_owned()
+        } else {
+            format!("({column} + to_seconds({offset}))")
+        };
+    }
+    let mut case = String::from("CASE");
+    for window in changes.windows(2) {
+        let (until, offset) = (window[1].0, window[0].1);
+        let until = NaiveDateTime::from(Utc.timestamp_millis_opt(until).single().unwrap_or_default().naive_utc());
+        case.push_str(&format!(" WHEN {column} < TIMESTAMP '{}' THEN {offset}", until.format("%Y-%m-%d %H:%M:%S")));
+    }
+    case.push_str(&format!(" ELSE {} END", changes.last().expect("non-empty").1));
+    format!("({column} + to_seconds({case}))")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(text: &str) -> i64 {
+        DateTime::parse_from_rfc3339(text).unwrap().timestamp_millis()
+    }
+
+    #[test]
+    fn presets_follow_the_site_time_zone() {
+        let tz: Tz = "America/New_York".parse().unwrap();
+        let now = ms("2024-03-15T03:00:00Z"); // 23:00 on the 14th in New York
+        let day = resolve_range(Some("day"), None, tz, now, 0).unwrap();
+        assert_eq!(day.start_ms, ms("2024-03-14T04:00:00Z"));
+        assert_eq!(day.end_ms, ms("2024-03-15T04:00:00Z"));
+        let week = resolve_range(Some("7d"), None, tz, now, 0).unwrap();
+        // 2024-03-08 is before the DST change of 2024-03-10: UTC-5.
+        assert_eq!(week.start_ms, ms("2024-03-08T05:00:00Z"));
+        let month = resolve_range(Some("month"), None, tz, now, 0).unwrap();
+        assert_eq!(month.start_ms, ms("2024-03-01T05:00:00Z"));
+        let six = resolve_range(Some("6mo"), None, tz, now, 0).unwrap();
+        assert_eq!(six.start_ms, ms("2023-10-01T04:00:00Z"));
+    }
+
+    #[test]
+    fn custom_dates_are_inclusive() {
+        let range = resolve_range(None, Some(("2024-01-01", "2024-01-02")), Tz::UTC, 0, 0).unwrap();
+        assert_eq!((range.start_ms, range.end_ms), (ms("2024-01-01T00:00:00Z"), ms("2024-01-03T00:00:00Z")));
+        assert!(resolve_range(None, Some(("2024-01-02", "2024-01-01")), Tz::UTC, 0, 0).is_err());
+        assert!(resolve_range(None, Some(("yesterday", "2024-01-01")), Tz::UTC, 0, 0).is_err());
+        assert!(resolve_range(Some("5y"), None, Tz::UTC, 0, 0).is_err());
+    }
+
+    #[test]
+    fn local_time_has_a_case_per_dst_change() {
+        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        let winter = DateRange {
+            start_ms: ms("2024-01-01T00:00:00Z"),
+            end_ms: ms("2024-01-31T00:00:00Z"),
+        };
+        assert_eq!(local_time_sql("ts", tz, winter), "(ts + to_seconds(3600))");
+        let spring = DateRange {
+            start_ms: ms("2024-03-20T00:00:00Z"),
+            end_ms: ms("2024-04-10T00:00:00Z"),
+        };
+        assert_eq!(
+            local_time_sql("ts", tz, spring),
+            "(ts + to_seconds(CASE WHEN ts < TIMESTAMP '2024-03-31 01:00:00' THEN 3600 ELSE 7200 END))"
+        );
+        assert_eq!(local_time_sql("ts", Tz::UTC, spring), "ts");
+    }
+}

@@ -1,0 +1,152 @@
+//! The one error shape of every endpoint, and the mapping from each layer's error kinds to
+//! HTTP status codes. Internal details are logged, never returned.
+//!
+//! `{"success": false, "error": "Validation failed", "details": [{"field": "site_id",
+//! "message": "site_id is required"}]}`
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use heartbeat_ingest::{DecodeError, FieldError, IngestError};
+use heartbeat_query::{QueryError, RunError};
+use heartbeat_queue::QueueError;
+use heartbeat_store::StoreError;
+use serde_json::json;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub error: String,
+    pub details: Vec<FieldError>,
+    /// Seconds, for 429 and 503.
+    pub retry_after_s: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            error: error.into(),
+            details: Vec::new(),
+            retry_after_s: None,
+        }
+    }
+
+    pub fn with_detail(mut self, field: &str, message: impl Into<String>) -> Self {
+        self.details.push(FieldError::new(field, message));
+        self
+    }
+
+    pub fn invalid(details: Vec<FieldError>) -> Self {
+        ApiError {
+            details,
+            ..ApiError::new(StatusCode::BAD_REQUEST, "Validation failed")
+        }
+    }
+
+    pub fn unauthorized() -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized")
+            .with_detail("x-api-key", "a valid API key is required (x-api-key or Authorization: Bearer)")
+    }
+
+    pub fn forbidden(site: &str) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, "Forbidden").with_detail("site_id", format!("this key may not use site {site}"))
+    }
+
+    pub fn not_found(field: &str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "Not found").with_detail(field, message)
+    }
+
+    pub fn internal() -> Self {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"success": false, "error": self.error, "details": self.details});
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after_s {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+impl From<DecodeError> for ApiError {
+    fn from(err: DecodeError) -> Self {
+        match err {
+            DecodeError::Json(message) => ApiError::new(StatusCode::BAD_REQUEST, "Malformed JSON").with_detail("body", message),
+            DecodeError::TooMany { len, limit } => {
+                ApiError::invalid(vec![FieldError::new("body", format!("a batch holds at most {limit} events, got {len}"))])
+            }
+            DecodeError::Empty => ApiError::invalid(vec![FieldError::new("body", "the batch is empty")]),
+            DecodeError::Invalid(details) => ApiError::invalid(details),
+        }
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(err: QueueError) -> Self {
+        match err {
+            QueueError::Full { .. } => ApiError {
+                retry_after_s: Some(1),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Queue full")
+                    .with_detail("body", "the server is catching up; retry shortly")
+            },
+            QueueError::RecordTooLarge { limit, .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Payload too large")
+                .with_detail("body", format!("at most {limit} bytes")),
+            QueueError::Closed => ApiError {
+                retry_after_s: Some(5),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Shutting down")
+            },
+            QueueError::Io { .. } => {
+                tracing::error!(error = %err, "enqueue failed");
+                ApiError {
+                    retry_after_s: Some(5),
+                    ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Queue unavailable")
+                }
+            }
+        }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(err: IngestError) -> Self {
+        match err {
+            IngestError::Decode(err) => err.into(),
+            IngestError::Invalid(details) => ApiError::invalid(details),
+            IngestError::UnknownSite { field, value } => ApiError::not_found(&field, format!("no site matches {value:?}")),
+            IngestError::MissingKey => ApiError::unauthorized(),
+            IngestError::Forbidden { site } => ApiError::forbidden(site.as_str()),
+            IngestError::Queue(err) => err.into(),
+        }
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(err: QueryError) -> Self {
+        ApiError::invalid(vec![FieldError::new(&err.field, err.message)])
+    }
+}
+
+impl From<RunError> for ApiError {
+    fn from(err: RunError) -> Self {
+        tracing::error!(error = %err, "query failed");
+        ApiError::internal()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict { what } => ApiError::new(StatusCode::CONFLICT, "Conflict").with_detail("site_id", format!("{what} already exists")),
+            other => {
+                tracing::error!(error = %other, "store call failed");
+                ApiError {
+                    retry_after_s: Some(5),
+                    ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Store unavailable")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! The Heartbeat server: wires the queue, the store, the processor and the HTTP routes into
+//! one process, and shuts them down in order (stop accepting, drain the queue, flush the
+//! store).
+
+mod app;
+mod client;
+mod error;
+pub mod registry;
+mod routes;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use heartbeat_ingest::{IngestConfig, Ingestor};
+use heartbeat_processor::{Processor, ProcessorConfig};
+use heartbeat_queue::{EventQueue, WalConfig, WalQueue};
+use heartbeat_store::{EventStore, MetaStore};
+use heartbeat_store_duckdb::DuckDbStore;
+use ipnet::IpNet;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use app::App;
+
+/// Everything `heartbeat serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// The admin key; generated on first start and kept in the data dir when absent.
+    pub admin_token: Option<String>,
+    /// Peers whose forwarding headers (X-Forwarded-For, X-Real-IP, CF-Connecting-IP) are
+    /// believed.
+    pub trusted_proxies: Vec<IpNet>,
+    pub max_body_bytes: usize,
+    /// Bytes the queue may hold unprocessed before ingest answers 503.
+    pub max_queue_bytes: u64,
+}
+
+impl ServeConfig {
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        ServeConfig {
+            listen,
+            data_dir,
+            admin_token: None,
+            trusted_proxies: Vec::new(),
+            max_body_bytes: 1024 * 1024,
+            max_queue_bytes: 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// The admin token: from the config, else from `admin-token` in the data dir, else a new
+/// one written there and printed once.
+fn admin_token(config: &ServeConfig) -> anyhow::Result<String> {
+    if let Some(token) = config.admin_token.clone().filter(|t| !t.is_empty()) {
+        return Ok(token);
+    }
+    let path = config.data_dir.join("admin-token");
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        return Ok(token.trim().to_owned());
+    }
+    let token = registry::new_secret("hb_admin_");
+    std::fs::write(&path, &token).with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    println!("Generated admin token (kept in {}): {token}", path.display());
+    Ok(token)
+}
+
+/// A started server.
+pub struct Running {
+    pub local_addr: SocketAddr,
+    pub admin_token: String,
+    stop: watch::Sender<bool>,
+    done: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting, drains the queue, flushes the store and waits for all of it.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.done.await.context("server task panicked")?
+    }
+
+    /// Waits until the server stops by itself (it does not, unless it fails).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.done.await.context("server task panicked")?
+    }
+
+    pub fn stopper(&self) -> watch::Sender<bool> {
+        self.stop.clone()
+    }
+}
+
+/// Opens the data dir, recovers, binds and serves in the background.
+pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let admin_token = admin_token(&config)?;
+    let store = DuckDbStore::open(&config.data_dir.join("heartbeat.duckdb")).context("cannot open the event store")?;
+    let mut wal_config = WalConfig::new(config.data_dir.join("wal"));
+    wal_config.max_pending_bytes = config.max_queue_bytes;
+    let wal = Arc::new(WalQueue::open(wal_config).context("cannot open the write-ahead log")?);
+    let queue: Arc<dyn EventQueue> = wal.clone();
+    let events: Arc<dyn EventStore> = Arc::new(store.clone());
+    let meta: Arc<dyn MetaStore> = Arc::new(store);
+    let registry = Arc::new(registry::Registry::load(meta, &admin_token).await?);
+    let ingestor = Ingestor::new(registry.clone(), queue.clone(), &config.data_dir, IngestConfig::default())
+        .context("cannot open the salts")?;
+    let processor = Processor::start(queue, events.clone(), &config.data_dir, ProcessorConfig::default()).await?;
+    let app = App {
+        registry,
+        ingestor: Arc::new(ingestor),
+        store: events,
+        processor_stats: processor.stats(),
+        trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+        max_body_bytes: config.max_body_bytes,
+    };
+    let (stop, mut http_stop) = watch::channel(false);
+    // The processor stops only after the HTTP server has, so it drains every request that
+    // was accepted.
+    let (processor_stop, processor_stop_rx) = watch::channel(false);
+    let processor_task = tokio::spawn(processor.run(processor_stop_rx));
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let local_addr = listener.local_addr()?;
+    tracing::info!(addr = %local_addr, data_dir = %config.data_dir.display(), "heartbeat is ready");
+    let router = routes::router(app).into_make_service_with_connect_info::<SocketAddr>();
+    let done = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|stop| *stop).await;
+            })
+            .await
+            .context("http server failed")?;
+        let _ = processor_stop.send(true);
+        processor_task.await.context("processor panicked")??;
+        wal.close();
+        tracing::info!("heartbeat stopped");
+        Ok(())
+    });
+    Ok(Running {
+        local_addr,
+        admin_token,
+        stop,
+        done,
+    })
+}

@@ -1,0 +1,556 @@
+//! `DuckDbStore`: the embedded event store and metadata store, one DuckDB file in the data
+//! dir.
+//!
+//! DuckDB calls block, so every call runs on tokio's blocking pool. Writes go through one
+//! writer connection (DuckDB allows one writer; the processor is the only caller of
+//! `insert`), queries through a small pool of reader connections to the same database, so a
+//! long query never holds up inserts.
+
+mod schema;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use duckdb::types::{TimeUnit, Value, ValueRef};
+use duckdb::{params, params_from_iter, Connection};
+use heartbeat_model::{ApiKey, ApiKeyScope, Event, Session, Site, SiteId};
+use heartbeat_query::{Dialect, Row, RunError, Sql, SqlRunner, SqlValue};
+use heartbeat_store::{EventStore, InsertBatch, MetaStore, StoreError};
+
+/// The embedded store. Cheap to clone.
+#[derive(Clone)]
+pub struct DuckDbStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: Mutex<Connection>,
+    /// Idle reader connections; a query takes one or opens a new one.
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn unavailable(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable {
+        message: err.to_string(),
+    }
+}
+
+fn rejected(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Rejected {
+        message: err.to_string(),
+    }
+}
+
+impl DuckDbStore {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(unavailable)?;
+        migrate(&conn)?;
+        Ok(Self::from_connection(conn))
+    }
+
+    /// An in-memory database, for tests and tools.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        let conn = Connection::open_in_memory().map_err(unavailable)?;
+        migrate(&conn)?;
+        Ok(Self::from_connection(conn))
+    }
+
+    fn from_connection(conn: Connection) -> Self {
+        DuckDbStore {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(conn),
+                readers: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Runs `work` with the writer connection on the blocking pool.
+    async fn with_writer<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            work(&mut conn)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+
+    /// Runs `work` with a reader connection on the blocking pool.
+    async fn with_reader<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => {
+                    let writer = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+                    writer.try_clone().map_err(unavailable)?
+                }
+            };
+            let result = work(&conn);
+            inner.readers.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+            result
+        })
+        .await
+        .map_err(unavailable)?
+    }
+}
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        .map_err(unavailable)?;
+    let applied: i64 = conn
+        .query_row("SELECT count(*) FROM schema_version", [], |row| row.get(0))
+        .map_err(unavailable)?;
+    for (index, migration) in schema::MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        let sql = format!(
+            "BEGIN TRANSACTION; {migration}; INSERT INTO schema_version VALUES ({}); COMMIT;",
+            index + 1
+        );
+        conn.execute_batch(&sql).map_err(unavailable)?;
+        tracing::info!(version = index + 1, "applied duckdb migration");
+    }
+    Ok(())
+}
+
+fn timestamp(ms: i64) -> Value {
+    Value::Timestamp(TimeUnit::Millisecond, ms)
+}
+
+fn insert_all(conn: &mut Connection, batch: &InsertBatch) -> duckdb::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut events = tx.appender("events")?;
+        for e in &batch.events {
+            let props_json = if e.props.is_empty() {
+                String::new()
+            } else {
+                serde_json::to_string(&e.props).unwrap_or_default()
+            };
+            events.append_row(params![
+                e.site_id.as_str(),
+                e.event_id,
+                e.event_id_from_client,
+                e.name,
+                timestamp(e.timestamp_ms),
+                e.visitor_id,
+                e.session_id,
+                e.user_id,
+                e.client_session_id,
+                e.hostname,
+                e.pathname,
+                e.referrer,
+                e.referrer_source,
+                e.channel,
+                e.utm_source,
+                e.utm_medium,
+                e.utm_campaign,
+                e.utm_content,
+                e.utm_term,
+                e.country,
+                e.region,
+                e.city,
+                e.browser,
+                e.browser_version,
+                e.os,
+                e.os_version,
+                e.device,
+                e.screen,
+                props_json,
+                e.revenue.as_ref().map(|r| r.amount_micros),
+                e.revenue.as_ref().map(|r| r.currency.as_str()),
+                e.interactive,
+            ])?;
+        }
+        events.flush()?;
+        let mut props = tx.appender("event_props")?;
+        for e in batch.events.iter().filter(|e| !e.props.is_empty()) {
+            for (key, value) in &e.props {
+                props.append_row(params![
+                    e.site_id.as_str(),
+                    timestamp(e.timestamp_ms),
+                    e.name,
+                    e.visitor_id,
+                    e.session_id,
+                    e.pathname,
+                    key,
+                    value,
+                ])?;
+            }
+        }
+        props.flush()?;
+        let mut sessions = tx.appender("sessions")?;
+        for row in &batch.sessions {
+            let s = &row.session;
+            sessions.append_row(params![
+                s.site_id.as_str(),
+                s.session_id,
+                s.visitor_id,
+                row.sign,
+                s.version,
+                timestamp(s.start_ms),
+                timestamp(s.end_ms),
+                s.duration_s(),
+                s.pageviews,
+                s.events,
+                s.engagements,
+                i8::from(s.is_bounce()),
+                s.entry_page,
+                s.exit_page,
+                s.hostname,
+                s.referrer,
+                s.referrer_source,
+                s.channel,
+                s.utm_source,
+                s.utm_medium,
+                s.utm_campaign,
+                s.utm_content,
+                s.utm_term,
+                s.country,
+                s.region,
+                s.city,
+                s.browser,
+                s.browser_version,
+                s.os,
+                s.os_version,
+                s.device,
+                s.screen,
+                s.user_id,
+            ])?;
+        }
+        sessions.flush()?;
+    }
+    tx.execute(
+        "INSERT OR REPLACE INTO queue_checkpoint VALUES (1, ?)",
+        params![batch.queue_position],
+    )?;
+    tx.commit()
+}
+
+/// Classifies a DuckDB error: conversion and constraint failures are about the data.
+fn classify(err: duckdb::Error) -> StoreError {
+    let message = err.to_string();
+    let about_data = matches!(
+        err,
+        duckdb::Error::AppendError
+            | duckdb::Error::ToSqlConversionFailure(_)
+            | duckdb::Error::InvalidParameterName(_)
+    ) || message.contains("Constraint Error")
+        || message.contains("Conversion Error")
+        || message.contains("Invalid Input Error");
+    if about_data {
+        rejected(message)
+    } else {
+        unavailable(message)
+    }
+}
+
+const SESSION_COLUMNS: &str = "site_id, session_id, visitor_id, user_id, version, \
+    epoch_ms(start_ts), epoch_ms(end_ts), pageviews, events, engagements, entry_page, \
+    exit_page, hostname, referrer, referrer_source, channel, utm_source, utm_medium, \
+    utm_campaign, utm_content, utm_term, country, region, city, browser, browser_version, os, \
+    os_version, device, screen";
+
+fn session_from_row(row: &duckdb::Row<'_>) -> duckdb::Result<Session> {
+    Ok(Session {
+        site_id: SiteId(row.get(0)?),
+        session_id: row.get(1)?,
+        visitor_id: row.get(2)?,
+        user_id: row.get(3)?,
+        version: row.get(4)?,
+        start_ms: row.get(5)?,
+        end_ms: row.get(6)?,
+        pageviews: row.get(7)?,
+        events: row.get(8)?,
+        engagements: row.get(9)?,
+        entry_page: row.get(10)?,
+        exit_page: row.get(11)?,
+        hostname: row.get(12)?,
+        referrer: row.get(13)?,
+        referrer_source: row.get(14)?,
+        channel: row.get(15)?,
+        utm_source: row.get(16)?,
+        utm_medium: row.get(17)?,
+        utm_campaign: row.get(18)?,
+        utm_content: row.get(19)?,
+        utm_term: row.get(20)?,
+        country: row.get(21)?,
+        region: row.get(22)?,
+        city: row.get(23)?,
+        browser: row.get(24)?,
+        browser_version: row.get(25)?,
+        os: row.get(26)?,
+        os_version: row.get(27)?,
+        device: row.get(28)?,
+        screen: row.get(29)?,
+    })
+}
+
+#[async_trait::async_trait]
+impl EventStore for DuckDbStore {
+    async fn insert(&self, batch: InsertBatch) -> Result<(), StoreError> {
+        self.with_writer(move |conn| insert_all(conn, &batch).map_err(classify))
+            .await
+    }
+
+    async fn queue_position(&self) -> Result<Option<u64>, StoreError> {
+        self.with_reader(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT position FROM queue_checkpoint WHERE id = 1")
+                .map_err(unavailable)?;
+            let mut rows = stmt.query([]).map_err(unavailable)?;
+            match rows.next().map_err(unavailable)? {
+                Some(row) => Ok(Some(row.get(0).map_err(unavailable)?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn open_sessions(&self, since_ms: i64) -> Result<Vec<Session>, StoreError> {
+        self.with_reader(move |conn| {
+            let sql = format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions WHERE sign = 1 AND end_ts >= ? \
+                 QUALIFY row_number() OVER (PARTITION BY site_id, session_id ORDER BY version DESC) = 1"
+            );
+            let mut stmt = conn.prepare(&sql).map_err(unavailable)?;
+            let sessions = stmt
+                .query_map(params![timestamp(since_ms)], session_from_row)
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            Ok(sessions)
+        })
+        .await
+    }
+
+    async fn client_event_ids(&self, since_ms: i64) -> Result<Vec<(SiteId, String)>, StoreError> {
+        self.with_reader(move |conn| {
+            let mut stmt = conn
+                .prepare("SELECT site_id, event_id FROM events WHERE client_event_id AND ts >= ?")
+                .map_err(unavailable)?;
+            let ids = stmt
+                .query_map(params![timestamp(since_ms)], |row| {
+                    Ok((SiteId(row.get(0)?), row.get(1)?))
+                })
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            Ok(ids)
+        })
+        .await
+    }
+
+    async fn existing_event_ids(
+        &self,
+        site: &SiteId,
+        event_ids: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        if event_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let site = site.clone();
+        let event_ids = event_ids.to_vec();
+        self.with_reader(move |conn| {
+            let placeholders = vec!["?"; event_ids.len()].join(", ");
+            let sql = format!(
+                "SELECT DISTINCT event_id FROM events WHERE site_id = ? AND event_id IN ({placeholders})"
+            );
+            let mut stmt = conn.prepare(&sql).map_err(unavailable)?;
+            let params = std::iter::once(site.0.clone()).chain(event_ids);
+            let found = stmt
+                .query_map(params_from_iter(params), |row| row.get(0))
+                .map_err(unavailable)?
+                .collect::<Result<Vec<String>, _>>()
+                .map_err(unavailable)?;
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.with_writer(|conn| conn.execute_batch("CHECKPOINT").map_err(unavailable))
+            .await
+    }
+}
+
+fn to_duckdb(value: &SqlValue) -> Value {
+    match value {
+        SqlValue::Null => Value::Null,
+        SqlValue::Bool(v) => Value::Boolean(*v),
+        SqlValue::Int(v) => Value::BigInt(*v),
+        SqlValue::UInt(v) => Value::UBigInt(*v),
+        SqlValue::Float(v) => Value::Double(*v),
+        SqlValue::Text(v) => Value::Text(v.clone()),
+        SqlValue::TimestampMs(v) => timestamp(*v),
+    }
+}
+
+fn from_duckdb(value: ValueRef<'_>) -> SqlValue {
+    match value {
+        ValueRef::Null => SqlValue::Null,
+        ValueRef::Boolean(v) => SqlValue::Bool(v),
+        ValueRef::TinyInt(v) => SqlValue::Int(v.into()),
+        ValueRef::SmallInt(v) => SqlValue::Int(v.into()),
+        ValueRef::Int(v) => SqlValue::Int(v.into()),
+        ValueRef::BigInt(v) => SqlValue::Int(v),
+        ValueRef::HugeInt(v) => SqlValue::Int(v.clamp(i64::MIN.into(), i64::MAX.into()) as i64),
+        ValueRef::UTinyInt(v) => SqlValue::UInt(v.into()),
+        ValueRef::USmallInt(v) => SqlValue::UInt(v.into()),
+        ValueRef::UInt(v) => SqlValue::UInt(v.into()),
+        ValueRef::UBigInt(v) => SqlValue::UInt(v),
+        ValueRef::Float(v) => SqlValue::Float(v.into()),
+        ValueRef::Double(v) => SqlValue::Float(v),
+        ValueRef::Decimal(v) => SqlValue::Float(v.to_string().parse().unwrap_or(0.0)),
+        ValueRef::Timestamp(unit, v) => SqlValue::TimestampMs(unit.to_micros(v) / 1000),
+        ValueRef::Date32(days) => SqlValue::TimestampMs(i64::from(days) * 86_400_000),
+        ValueRef::Text(bytes) => SqlValue::Text(String::from_utf8_lossy(bytes).into_owned()),
+        other => SqlValue::Text(format!("{other:?}")),
+    }
+}
+
+#[async_trait::async_trait]
+impl SqlRunner for DuckDbStore {
+    fn dialect(&self) -> Dialect {
+        Dialect::DuckDb
+    }
+
+    async fn run(&self, sql: Sql) -> Result<Vec<Row>, RunError> {
+        self.with_reader(move |conn| {
+            let mut stmt = conn.prepare(&sql.text).map_err(unavailable)?;
+            let params: Vec<Value> = sql.params.iter().map(to_duckdb).collect();
+            let mut rows = stmt.query(params_from_iter(params)).map_err(unavailable)?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(unavailable)? {
+                let width = row.as_ref().column_count();
+                let mut cells = Vec::with_capacity(width);
+                for index in 0..width {
+                    cells.push(from_duckdb(row.get_ref(index).map_err(unavailable)?));
+                }
+                out.push(cells);
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|err| RunError {
+            message: err.to_string(),
+        })
+    }
+}
+
+fn scope_name(scope: ApiKeyScope) -> &'static str {
+    match scope {
+        ApiKeyScope::Ingest => "ingest",
+        ApiKeyScope::Read => "read",
+        ApiKeyScope::Admin => "admin",
+    }
+}
+
+fn scope_from_name(name: &str) -> ApiKeyScope {
+    match name {
+        "ingest" => ApiKeyScope::Ingest,
+        "admin" => ApiKeyScope::Admin,
+        _ => ApiKeyScope::Read,
+    }
+}
+
+fn conflict_or_unavailable(err: duckdb::Error, what: &str) -> StoreError {
+    if err.to_string().contains("Constraint Error") {
+        StoreError::Conflict { what: what.into() }
+    } else {
+        unavailable(err)
+    }
+}
+
+#[async_trait::async_trait]
+impl MetaStore for DuckDbStore {
+    async fn sites(&self) -> Result<Vec<Site>, StoreError> {
+        self.with_reader(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT id, name, domain, timezone, created_at_ms FROM sites ORDER BY id")
+                .map_err(unavailable)?;
+            let sites = stmt
+                .query_map([], |row| {
+                    Ok(Site {
+                        id: SiteId(row.get(0)?),
+                        name: row.get(1)?,
+                        domain: row.get(2)?,
+                        timezone: row.get(3)?,
+                        created_at_ms: row.get(4)?,
+                    })
+                })
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            Ok(sites)
+        })
+        .await
+    }
+
+    async fn insert_site(&self, site: &Site) -> Result<(), StoreError> {
+        let site = site.clone();
+        self.with_writer(move |conn| {
+            conn.execute(
+                "INSERT INTO sites VALUES (?, ?, ?, ?, ?)",
+                params![site.id.as_str(), site.name, site.domain, site.timezone, site.created_at_ms],
+            )
+            .map_err(|err| conflict_or_unavailable(err, "site"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        self.with_reader(|conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT id, site_id, scope, secret_sha256, created_at_ms, revoked FROM api_keys",
+                )
+                .map_err(unavailable)?;
+            let keys = stmt
+                .query_map([], |row| {
+                    let scope: String = row.get(2)?;
+                    Ok(ApiKey {
+                        id: row.get(0)?,
+                        site_id: row.get::<_, Option<String>>(1)?.map(SiteId),
+                        scope: scope_from_name(&scope),
+                        secret_sha256: row.get(3)?,
+                        created_at_ms: row.get(4)?,
+                        revoked: row.get(5)?,
+                    })
+                })
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            Ok(keys)
+        })
+        .await
+    }
+
+    async fn insert_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.with_writer(move |conn| {
+            conn.execute(
+                "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?)",
+                params![
+                    key.id,
+                    key.site_id.as_ref().map(|s| s.as_str()),
+                    scope_name(key.scope),
+                    key.secret_sha256,
+                    key.created_at_ms,
+                    key.revoked
+                ],
+            )
+            .map_err(|err| conflict_or_unavailable(err, "api key"))?;
+            Ok(())
+        })
+        .await
+    }
+}

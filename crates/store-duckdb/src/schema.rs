@@ -1,0 +1,108 @@
+//! The DuckDB schema, applied in order by version on open.
+//!
+//! Tables:
+//! - `events`: one row per stored event; visit-level columns (source, UTMs, geo, device) carry
+//!   the values of the visit's first event, so visit dimensions work on events too.
+//! - `event_props`: one row per custom property of an event, for `event:props:*` breakdowns.
+//! - `sessions`: the collapsing log of visit states (`sign` = 1 adds a state, -1 cancels one).
+//! - `queue_checkpoint`: the queue position of the last committed insert (one row).
+//! - `sites`, `api_keys`: metadata.
+
+/// Each migration runs once, in order; the applied count is kept in `schema_version`.
+pub const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE events (
+    site_id VARCHAR NOT NULL,
+    event_id VARCHAR NOT NULL,
+    client_event_id BOOLEAN NOT NULL,
+    name VARCHAR NOT NULL,
+    ts TIMESTAMP NOT NULL,
+    visitor_id UBIGINT NOT NULL,
+    session_id UBIGINT NOT NULL,
+    user_id VARCHAR,
+    client_session_id VARCHAR,
+    hostname VARCHAR NOT NULL,
+    pathname VARCHAR NOT NULL,
+    referrer VARCHAR NOT NULL,
+    referrer_source VARCHAR NOT NULL,
+    channel VARCHAR NOT NULL,
+    utm_source VARCHAR NOT NULL,
+    utm_medium VARCHAR NOT NULL,
+    utm_campaign VARCHAR NOT NULL,
+    utm_content VARCHAR NOT NULL,
+    utm_term VARCHAR NOT NULL,
+    country VARCHAR NOT NULL,
+    region VARCHAR NOT NULL,
+    city VARCHAR NOT NULL,
+    browser VARCHAR NOT NULL,
+    browser_version VARCHAR NOT NULL,
+    os VARCHAR NOT NULL,
+    os_version VARCHAR NOT NULL,
+    device VARCHAR NOT NULL,
+    screen VARCHAR NOT NULL,
+    props_json VARCHAR NOT NULL,
+    revenue_micros BIGINT,
+    revenue_currency VARCHAR,
+    interactive BOOLEAN NOT NULL
+);
+CREATE TABLE event_props (
+    site_id VARCHAR NOT NULL,
+    ts TIMESTAMP NOT NULL,
+    name VARCHAR NOT NULL,
+    visitor_id UBIGINT NOT NULL,
+    session_id UBIGINT NOT NULL,
+    pathname VARCHAR NOT NULL,
+    key VARCHAR NOT NULL,
+    value VARCHAR NOT NULL
+);
+CREATE TABLE sessions (
+    site_id VARCHAR NOT NULL,
+    session_id UBIGINT NOT NULL,
+    visitor_id UBIGINT NOT NULL,
+    sign TINYINT NOT NULL,
+    version UINTEGER NOT NULL,
+    start_ts TIMESTAMP NOT NULL,
+    end_ts TIMESTAMP NOT NULL,
+    duration_s BIGINT NOT NULL,
+    pageviews UINTEGER NOT NULL,
+    events UINTEGER NOT NULL,
+    engagements UINTEGER NOT NULL,
+    bounce TINYINT NOT NULL,
+    entry_page VARCHAR NOT NULL,
+    exit_page VARCHAR NOT NULL,
+    hostname VARCHAR NOT NULL,
+    referrer VARCHAR NOT NULL,
+    referrer_source VARCHAR NOT NULL,
+    channel VARCHAR NOT NULL,
+    utm_source VARCHAR NOT NULL,
+    utm_medium VARCHAR NOT NULL,
+    utm_campaign VARCHAR NOT NULL,
+    utm_content VARCHAR NOT NULL,
+    utm_term VARCHAR NOT NULL,
+    country VARCHAR NOT NULL,
+    region VARCHAR NOT NULL,
+    city VARCHAR NOT NULL,
+    browser VARCHAR NOT NULL,
+    browser_version VARCHAR NOT NULL,
+    os VARCHAR NOT NULL,
+    os_version VARCHAR NOT NULL,
+    device VARCHAR NOT NULL,
+    screen VARCHAR NOT NULL,
+    user_id VARCHAR
+);
+CREATE TABLE queue_checkpoint (id INTEGER PRIMARY KEY, position UBIGINT NOT NULL);
+CREATE TABLE sites (
+    id VARCHAR PRIMARY KEY,
+    name VARCHAR NOT NULL,
+    domain VARCHAR NOT NULL UNIQUE,
+    timezone VARCHAR NOT NULL,
+    created_at_ms BIGINT NOT NULL
+);
+CREATE TABLE api_keys (
+    id VARCHAR PRIMARY KEY,
+    site_id VARCHAR,
+    scope VARCHAR NOT NULL,
+    secret_sha256 VARCHAR NOT NULL UNIQUE,
+    created_at_ms BIGINT NOT NULL,
+    revoked BOOLEAN NOT NULL
+);
+"#];

@@ -1,0 +1,78 @@
+//! What Heartbeat needs from a database: the `EventStore` (events, visits and the queue
+//! checkpoint, written together) and the `MetaStore` (sites and API keys).
+//!
+//! Engines implement these traits in their own crates (`heartbeat-store-duckdb`), so the
+//! processor and the server never name an engine. Queries arrive as SQL compiled by
+//! `heartbeat-query` and run through [`heartbeat_query::SqlRunner`].
+//!
+//! Visits are stored as a collapsing log, as ClickHouse's CollapsingMergeTree does: when a
+//! visit grows, the processor writes its previous state again with `sign = -1` and the new
+//! state with `sign = 1`. Sums weighted by `sign` give exact visit metrics without updates.
+
+use heartbeat_model::{ApiKey, Event, Session, Site, SiteId};
+use heartbeat_query::SqlRunner;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The engine cannot be reached or failed to do I/O; worth retrying.
+    #[error("event store unavailable: {message}")]
+    Unavailable { message: String },
+    /// The engine rejected the data itself; retrying the same data will not help.
+    #[error("event store rejected the data: {message}")]
+    Rejected { message: String },
+    /// A unique thing (a site id, a key) exists already.
+    #[error("{what} already exists")]
+    Conflict { what: String },
+}
+
+/// A visit state to append: `sign = 1` adds it, `sign = -1` cancels an earlier state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    pub session: Session,
+    pub sign: i8,
+}
+
+/// Everything one processor step writes, atomically.
+#[derive(Debug, Clone, Default)]
+pub struct InsertBatch {
+    pub events: Vec<Event>,
+    pub sessions: Vec<SessionRow>,
+    /// The queue position after the last record these events came from.
+    pub queue_position: u64,
+}
+
+#[async_trait::async_trait]
+pub trait EventStore: SqlRunner + Send + Sync + 'static {
+    /// Writes events, visit rows and the queue position in one transaction: all or nothing.
+    async fn insert(&self, batch: InsertBatch) -> Result<(), StoreError>;
+
+    /// The queue position of the last committed insert; `None` on a new store.
+    async fn queue_position(&self) -> Result<Option<u64>, StoreError>;
+
+    /// The current state of every visit whose last event is at or after `since_ms`, so a
+    /// restarted processor continues open visits instead of starting new ones.
+    async fn open_sessions(&self, since_ms: i64) -> Result<Vec<Session>, StoreError>;
+
+    /// Client-given event ids of events at or after `since_ms`, to rebuild the dedup window.
+    async fn client_event_ids(&self, since_ms: i64) -> Result<Vec<(SiteId, String)>, StoreError>;
+
+    /// Which of `event_ids` of `site` are stored already (for events older than the dedup
+    /// window).
+    async fn existing_event_ids(
+        &self,
+        site: &SiteId,
+        event_ids: &[String],
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Makes everything committed durable on disk (a checkpoint of the engine's own log).
+    async fn flush(&self) -> Result<(), StoreError>;
+}
+
+#[async_trait::async_trait]
+pub trait MetaStore: Send + Sync + 'static {
+    async fn sites(&self) -> Result<Vec<Site>, StoreError>;
+    /// Fails with `Conflict` when the id or the domain is taken.
+    async fn insert_site(&self, site: &Site) -> Result<(), StoreError>;
+    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+    async fn insert_api_key(&self, key: &ApiKey) -> Result<(), StoreError>;
+}
