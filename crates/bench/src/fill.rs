@@ -49,11 +49,13 @@ pub struct FillArgs {
     /// Days before now (or --end) over which the events are spread.
     #[arg(long, default_value_t = 30)]
     days: u32,
+    /// Seed of the random stream: the same seed gives the same events.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Batches in flight, each on its own connection.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// Events per batch request.
     #[arg(long, default_value_t = 1000)]
     batch_size: usize,
     /// End of the time window (RFC 3339); defaults to now.

@@ -109,6 +109,14 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         "--rate must be positive"
     );
     let target = Target::parse(&args.url)?;
+    let api_key = match args.mode {
+        Mode::Single => None,
+        Mode::Batch => Some(
+            args.api_key
+                .as_deref()
+                .context("--api-key is required with --mode batch")?,
+        ),
+    };
     let events = match &args.input {
         Some(path) => read_ndjson(path)?,
         None => EventGenerator::new(GeneratorConfig {
@@ -121,15 +129,9 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         .collect(),
     };
     ensure!(!events.is_empty(), "no events to send");
-    let payloads = match args.mode {
-        Mode::Single => Payloads::single(&events, &args.domain)?,
-        Mode::Batch => {
-            let api_key = args
-                .api_key
-                .as_deref()
-                .context("--api-key is required with --mode batch")?;
-            Payloads::batch(&events, args.batch_size, api_key)?
-        }
+    let payloads = match api_key {
+        None => Payloads::single(&events, &args.domain)?,
+        Some(api_key) => Payloads::batch(&events, args.batch_size, api_key)?,
     };
     drop(events);
     let plan = LoadPlan {
@@ -140,9 +142,10 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         duration: Duration::from_secs_f64(args.duration_s),
         id_namespace: rand::random(),
     };
+    let mode = format!("{:?}", args.mode).to_lowercase();
     eprintln!(
-        "sending {:?} requests to {} for {} s with {} connections",
-        args.mode, args.url, args.duration_s, args.concurrency
+        "sending {mode} requests to {} for {} s over {} connections",
+        args.url, args.duration_s, args.concurrency
     );
     let sampler = args.server_pid.map(MemorySampler::start);
     let outcome = drive(plan).await?;
@@ -152,7 +155,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     };
     let elapsed_s = outcome.elapsed.as_secs_f64();
     let report = LoadReport {
-        mode: format!("{:?}", args.mode).to_lowercase(),
+        mode,
         url: args.url.clone(),
         concurrency: args.concurrency,
         rate_per_s: args.rate,

@@ -58,6 +58,7 @@ struct GenerateArgs {
     /// Days before now (or --end) over which the events are spread.
     #[arg(long, default_value_t = 30)]
     days: u32,
+    /// Seed of the random stream: the same seed gives the same events.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// NDJSON file to write.

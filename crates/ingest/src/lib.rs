@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use heartbeat_model::{encode_batch, Event, Site, SiteId};
+use heartbeat_model::{encode_batch, Event, Site, SiteId, VisitAttributes};
 use heartbeat_queue::{EventQueue, QueueError};
 
 pub use decode::{DecodeError, Decoded};
@@ -266,23 +266,17 @@ impl Ingestor {
             client_session_id: raw.session_id,
             hostname: page.hostname,
             pathname: page.pathname,
-            referrer: referral.referrer,
-            referrer_source: referral.source,
-            channel: referral.channel,
-            utm_source: page.utm_source,
-            utm_medium: page.utm_medium,
-            utm_campaign: page.utm_campaign,
-            utm_content: page.utm_content,
-            utm_term: page.utm_term,
-            country: String::new(),
-            region: String::new(),
-            city: String::new(),
-            browser: String::new(),
-            browser_version: String::new(),
-            os: String::new(),
-            os_version: String::new(),
-            device: String::new(),
-            screen: String::new(),
+            visit: VisitAttributes {
+                referrer: referral.referrer,
+                referrer_source: referral.source,
+                channel: referral.channel,
+                utm_source: page.utm_source,
+                utm_medium: page.utm_medium,
+                utm_campaign: page.utm_campaign,
+                utm_content: page.utm_content,
+                utm_term: page.utm_term,
+                ..VisitAttributes::default()
+            },
             props: raw.props,
             revenue: raw.revenue,
             interactive: raw.interactive,

@@ -43,40 +43,16 @@ mod tests {
 
     fn event(name: &str) -> Event {
         Event {
-            event_id: "e1".into(),
             event_id_from_client: true,
-            site_id: SiteId::from("example.com"),
-            name: name.into(),
-            timestamp_ms: 1_700_000_000_123,
             visitor_id: 42,
-            session_id: 0,
             user_id: Some("u".into()),
-            client_session_id: None,
-            hostname: "example.com".into(),
             pathname: "/".into(),
-            referrer: String::new(),
-            referrer_source: String::new(),
-            channel: "Direct".into(),
-            utm_source: String::new(),
-            utm_medium: String::new(),
-            utm_campaign: String::new(),
-            utm_content: String::new(),
-            utm_term: String::new(),
-            country: String::new(),
-            region: String::new(),
-            city: String::new(),
-            browser: String::new(),
-            browser_version: String::new(),
-            os: String::new(),
-            os_version: String::new(),
-            device: String::new(),
-            screen: String::new(),
             props: [("plan".to_string(), "pro".to_string())].into(),
             revenue: Some(Revenue {
                 amount_micros: 19_990_000,
                 currency: "EUR".into(),
             }),
-            interactive: true,
+            ..Event::new("e1", SiteId::from("example.com"), name, 1_700_000_000_123)
         }
     }
 

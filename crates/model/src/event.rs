@@ -18,6 +18,29 @@ pub struct Revenue {
     pub currency: String,
 }
 
+/// What a visit's first event says about where the visit came from and on what device.
+/// Every event of a visit carries its visit's attributes, so visit dimensions work on events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VisitAttributes {
+    pub referrer: String,
+    pub referrer_source: String,
+    pub channel: String,
+    pub utm_source: String,
+    pub utm_medium: String,
+    pub utm_campaign: String,
+    pub utm_content: String,
+    pub utm_term: String,
+    pub country: String,
+    pub region: String,
+    pub city: String,
+    pub browser: String,
+    pub browser_version: String,
+    pub os: String,
+    pub os_version: String,
+    pub device: String,
+    pub screen: String,
+}
+
 /// One event after decoding, validation and enrichment: what the queue carries and the
 /// store keeps. Empty strings mean "unknown" so that dimensions group cleanly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,23 +64,8 @@ pub struct Event {
     pub client_session_id: Option<String>,
     pub hostname: String,
     pub pathname: String,
-    pub referrer: String,
-    pub referrer_source: String,
-    pub channel: String,
-    pub utm_source: String,
-    pub utm_medium: String,
-    pub utm_campaign: String,
-    pub utm_content: String,
-    pub utm_term: String,
-    pub country: String,
-    pub region: String,
-    pub city: String,
-    pub browser: String,
-    pub browser_version: String,
-    pub os: String,
-    pub os_version: String,
-    pub device: String,
-    pub screen: String,
+    /// Where the visit came from and on what; the processor sets it to the visit's.
+    pub visit: VisitAttributes,
     pub props: BTreeMap<String, String>,
     pub revenue: Option<Revenue>,
     /// Whether a custom event counts as an interaction (a visit with one is not a bounce).
@@ -65,6 +73,27 @@ pub struct Event {
 }
 
 impl Event {
+    /// An event with only its identity, time and name; every other field empty.
+    pub fn new(event_id: &str, site_id: SiteId, name: &str, timestamp_ms: i64) -> Event {
+        Event {
+            event_id: event_id.to_owned(),
+            event_id_from_client: false,
+            site_id,
+            name: name.to_owned(),
+            timestamp_ms,
+            visitor_id: 0,
+            session_id: 0,
+            user_id: None,
+            client_session_id: None,
+            hostname: String::new(),
+            pathname: String::new(),
+            visit: VisitAttributes::default(),
+            props: BTreeMap::new(),
+            revenue: None,
+            interactive: true,
+        }
+    }
+
     pub fn is_pageview(&self) -> bool {
         self.name == PAGEVIEW
     }
@@ -95,23 +124,8 @@ pub struct Session {
     pub entry_page: String,
     pub exit_page: String,
     pub hostname: String,
-    pub referrer: String,
-    pub referrer_source: String,
-    pub channel: String,
-    pub utm_source: String,
-    pub utm_medium: String,
-    pub utm_campaign: String,
-    pub utm_content: String,
-    pub utm_term: String,
-    pub country: String,
-    pub region: String,
-    pub city: String,
-    pub browser: String,
-    pub browser_version: String,
-    pub os: String,
-    pub os_version: String,
-    pub device: String,
-    pub screen: String,
+    /// The attributes of the visit's first event.
+    pub visit: VisitAttributes,
 }
 
 impl Session {

@@ -8,5 +8,5 @@ mod event;
 mod site;
 
 pub use batch::{decode_batch, encode_batch, BatchCodecError};
-pub use event::{Event, Revenue, Session, PAGEVIEW};
+pub use event::{Event, Revenue, Session, VisitAttributes, PAGEVIEW};
 pub use site::{ApiKey, ApiKeyScope, Site, SiteId};

@@ -89,7 +89,7 @@ pub struct Processor {
     stats: Arc<ProcessorStats>,
     /// Where the next read starts: just after the last committed record.
     position: u64,
-    stored: broadcast::Sender<Arc<Vec<Event>>>,
+    stored: broadcast::Sender<Arc<InsertBatch>>,
 }
 
 fn now_ms() -> i64 {
@@ -138,8 +138,8 @@ impl Processor {
         self.stats.clone()
     }
 
-    /// Every batch of events once it is committed (for the live stream).
-    pub fn subscribe(&self) -> broadcast::Sender<Arc<Vec<Event>>> {
+    /// Every batch once it is committed (for the live stream).
+    pub fn subscribe(&self) -> broadcast::Sender<Arc<InsertBatch>> {
         self.stored.clone()
     }
 
@@ -184,13 +184,12 @@ impl Processor {
         let sessions = self.sessionizer.assign(&mut events, now);
         let stored = events.len() as u64;
         let newest = events.iter().map(|e| e.timestamp_ms).max();
-        let events = Arc::new(events);
-        let batch = InsertBatch {
-            events: events.as_ref().clone(),
+        let batch = Arc::new(InsertBatch {
+            events,
             sessions,
             queue_position: end,
-        };
-        let dead = self.store_with_retries(batch).await?;
+        });
+        let dead = self.store_with_retries(batch.clone()).await?;
         self.queue.checkpoint(end).await?;
         self.position = end;
         self.stats.events_stored.fetch_add(stored - dead, Ordering::Relaxed);
@@ -199,7 +198,7 @@ impl Processor {
         if let Some(newest) = newest {
             self.stats.last_event_ms.fetch_max(newest.max(0) as u64, Ordering::Relaxed);
         }
-        let _ = self.stored.send(events);
+        let _ = self.stored.send(batch);
         Ok(records.len())
     }
 
@@ -221,7 +220,7 @@ impl Processor {
 
     /// Stores `batch`, retrying and splitting as the module docs say. Returns the number of
     /// events sent to the dead-letter file.
-    async fn store_with_retries(&mut self, batch: InsertBatch) -> Result<u64, ProcessorError> {
+    async fn store_with_retries(&mut self, batch: Arc<InsertBatch>) -> Result<u64, ProcessorError> {
         let mut delay = self.config.retry_initial;
         let mut rejections = 0;
         let reason = loop {
@@ -243,32 +242,32 @@ impl Processor {
         if batch.events.len() <= 1 {
             return self.dead_letter(batch, &reason).await;
         }
-        let (left, right) = split(batch, self.position);
-        let dead_left = Box::pin(self.store_with_retries(left)).await?;
-        let dead_right = Box::pin(self.store_with_retries(right)).await?;
+        let (left, right) = split(&batch, self.position);
+        let dead_left = Box::pin(self.store_with_retries(Arc::new(left))).await?;
+        let dead_right = Box::pin(self.store_with_retries(Arc::new(right))).await?;
         Ok(dead_left + dead_right)
     }
 
     /// Writes the events of a rejected single-event batch to the dead-letter file, then
     /// stores what is left (its visit rows, else only the queue position).
-    async fn dead_letter(&mut self, batch: InsertBatch, reason: &str) -> Result<u64, ProcessorError> {
+    async fn dead_letter(&mut self, batch: Arc<InsertBatch>, reason: &str) -> Result<u64, ProcessorError> {
         let now = now_ms();
         for event in &batch.events {
             self.dead_letters.event(event, reason, now).map_err(ProcessorError::DeadLetter)?;
             self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
         }
-        let rest = InsertBatch {
+        let rest = Arc::new(InsertBatch {
             events: Vec::new(),
-            sessions: batch.sessions,
+            sessions: batch.sessions.clone(),
             queue_position: batch.queue_position,
-        };
-        if !rest.sessions.is_empty() && self.store.insert(rest.clone()).await.is_ok() {
+        });
+        if !rest.sessions.is_empty() && self.store.insert(rest).await.is_ok() {
             return Ok(batch.events.len() as u64);
         }
-        let position_only = InsertBatch {
-            queue_position: rest.queue_position,
+        let position_only = Arc::new(InsertBatch {
+            queue_position: batch.queue_position,
             ..InsertBatch::default()
-        };
+        });
         let mut delay = self.config.retry_initial;
         while let Err(err) = self.store.insert(position_only.clone()).await {
             tracing::warn!(error = %err, "cannot record the queue position, retrying");
@@ -282,13 +281,14 @@ impl Processor {
 /// Splits a batch in two halves of its events. Visit rows go with the half holding their
 /// visit's first event. The first half keeps the previous queue position so the position
 /// only moves past the records once the second half is stored.
-fn split(batch: InsertBatch, previous_position: u64) -> (InsertBatch, InsertBatch) {
-    let mut events = batch.events;
+fn split(batch: &InsertBatch, previous_position: u64) -> (InsertBatch, InsertBatch) {
+    let mut events = batch.events.clone();
     let right_events = events.split_off(events.len() / 2);
     let left_sessions: HashSet<u64> = events.iter().map(|e| e.session_id).collect();
     let (left_rows, right_rows) = batch
         .sessions
-        .into_iter()
+        .iter()
+        .cloned()
         .partition(|row| left_sessions.contains(&row.session.session_id));
     (
         InsertBatch {

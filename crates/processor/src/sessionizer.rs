@@ -7,7 +7,7 @@
 //! Events take their visit's id and the visit-level fields of its first event (referrer,
 //! source, UTMs, location, device), so visit dimensions work on events as Plausible's do.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hasher;
 
 use heartbeat_model::{Event, Session, SiteId};
@@ -58,46 +58,16 @@ fn start_visit(event: &Event) -> Session {
         entry_page: event.pathname.clone(),
         exit_page: event.pathname.clone(),
         hostname: event.hostname.clone(),
-        referrer: event.referrer.clone(),
-        referrer_source: event.referrer_source.clone(),
-        channel: event.channel.clone(),
-        utm_source: event.utm_source.clone(),
-        utm_medium: event.utm_medium.clone(),
-        utm_campaign: event.utm_campaign.clone(),
-        utm_content: event.utm_content.clone(),
-        utm_term: event.utm_term.clone(),
-        country: event.country.clone(),
-        region: event.region.clone(),
-        city: event.city.clone(),
-        browser: event.browser.clone(),
-        browser_version: event.browser_version.clone(),
-        os: event.os.clone(),
-        os_version: event.os_version.clone(),
-        device: event.device.clone(),
-        screen: event.screen.clone(),
+        visit: event.visit.clone(),
     }
 }
 
 /// Gives an event its visit's id and visit-level fields.
 fn stamp(event: &mut Event, s: &Session) {
     event.session_id = s.session_id;
-    event.referrer.clone_from(&s.referrer);
-    event.referrer_source.clone_from(&s.referrer_source);
-    event.channel.clone_from(&s.channel);
-    event.utm_source.clone_from(&s.utm_source);
-    event.utm_medium.clone_from(&s.utm_medium);
-    event.utm_campaign.clone_from(&s.utm_campaign);
-    event.utm_content.clone_from(&s.utm_content);
-    event.utm_term.clone_from(&s.utm_term);
-    event.country.clone_from(&s.country);
-    event.region.clone_from(&s.region);
-    event.city.clone_from(&s.city);
-    event.browser.clone_from(&s.browser);
-    event.browser_version.clone_from(&s.browser_version);
-    event.os.clone_from(&s.os);
-    event.os_version.clone_from(&s.os_version);
-    event.device.clone_from(&s.device);
-    event.screen.clone_from(&s.screen);
+    if event.visit != s.visit {
+        event.visit.clone_from(&s.visit);
+    }
 }
 
 impl OpenVisit {
@@ -169,7 +139,7 @@ impl Sessionizer {
         // Each visit this batch touched, with the state it had before (None when new), in
         // the order visits were first touched.
         let mut touched: Vec<(VisitorKey, u64, Option<Session>)> = Vec::new();
-        let mut seen: HashMap<u64, ()> = HashMap::new();
+        let mut seen: HashSet<u64> = HashSet::new();
         // Visits that ended inside this batch because a later event opened a new one.
         let mut ended: HashMap<u64, Session> = HashMap::new();
         for event in events.iter_mut() {
@@ -185,7 +155,7 @@ impl Sessionizer {
                 }
             };
             let id = visit.session.session_id;
-            if seen.insert(id, ()).is_none() {
+            if seen.insert(id) {
                 let before = (visit.session.version > 0).then(|| visit.session.clone());
                 touched.push((key, id, before));
             }
@@ -218,5 +188,90 @@ impl Sessionizer {
         let before = self.open.len();
         self.open.retain(|_, visit| now_ms - visit.touched_at_ms <= VISIT_TIMEOUT_MS);
         before - self.open.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+
+    fn event(visitor: u64, minute: i64, name: &str, path: &str) -> Event {
+        let mut event = Event {
+            visitor_id: visitor,
+            hostname: "example.com".into(),
+            pathname: path.into(),
+            interactive: name != "pageview",
+            ..Event::new(&format!("{visitor}-{minute}-{path}"), SiteId::from("example.com"), name, minute * MIN)
+        };
+        if minute == 0 {
+            event.visit.referrer_source = "google.com".into();
+        }
+        event
+    }
+
+    #[test]
+    fn a_gap_over_30_minutes_starts_a_new_visit() {
+        let mut s = Sessionizer::default();
+        let mut events = vec![
+            event(1, 0, "pageview", "/"),
+            event(1, 10, "pageview", "/pricing"),
+            event(1, 40, "pageview", "/docs"), // exactly 30 minutes later: same visit
+            event(1, 71, "pageview", "/blog"), // 31 minutes later: a new visit
+        ];
+        let rows = s.assign(&mut events, 0);
+        let ids: Vec<u64> = events.iter().map(|e| e.session_id).collect();
+        assert_eq!(ids[0], ids[1]);
+        assert_eq!(ids[1], ids[2]);
+        assert_ne!(ids[2], ids[3]);
+        assert_eq!(rows.len(), 2);
+        let first = &rows[0].session;
+        assert_eq!((first.pageviews, first.entry_page.as_str(), first.exit_page.as_str()), (3, "/", "/docs"));
+        assert_eq!(first.duration_s(), 40 * 60);
+        assert!(!first.is_bounce());
+        assert!(rows[1].session.is_bounce());
+        // Later events carry the visit's source.
+        assert_eq!(events[1].visit.referrer_source, "google.com");
+    }
+
+    #[test]
+    fn growing_a_visit_cancels_its_previous_state() {
+        let mut s = Sessionizer::default();
+        let first = s.assign(&mut [event(7, 0, "pageview", "/")], 0);
+        assert_eq!(first.len(), 1);
+        assert!(first[0].session.is_bounce());
+        let mut later = [event(7, 5, "Signup", "/"), event(7, 3, "pageview", "/about")];
+        let rows = s.assign(&mut later, 0);
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].sign, rows[0].session.version), (-1, 1));
+        assert_eq!(rows[0].session, first[0].session);
+        let now = &rows[1].session;
+        assert_eq!((rows[1].sign, now.version), (1, 2));
+        assert_eq!((now.pageviews, now.events, now.engagements), (2, 3, 3));
+        assert_eq!(now.exit_page, "/about");
+        assert_eq!(now.duration_s(), 5 * 60);
+    }
+
+    #[test]
+    fn out_of_order_events_keep_entry_and_exit_pages() {
+        let mut s = Sessionizer::default();
+        s.assign(&mut [event(3, 10, "pageview", "/middle")], 0);
+        let rows = s.assign(&mut [event(3, 2, "pageview", "/first"), event(3, 20, "pageview", "/last")], 0);
+        let visit = &rows[1].session;
+        assert_eq!((visit.entry_page.as_str(), visit.exit_page.as_str()), ("/first", "/last"));
+        assert_eq!(visit.start_ms, 2 * MIN);
+    }
+
+    #[test]
+    fn visitors_and_sites_are_separate_and_idle_visits_are_evicted() {
+        let mut s = Sessionizer::default();
+        let mut other_site = event(1, 0, "pageview", "/");
+        other_site.site_id = SiteId::from("other.org");
+        let rows = s.assign(&mut [event(1, 0, "pageview", "/"), event(2, 0, "pageview", "/"), other_site], 0);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(s.open_visits(), 3);
+        assert_eq!(s.evict(VISIT_TIMEOUT_MS), 0);
+        assert_eq!(s.evict(VISIT_TIMEOUT_MS + 1), 3);
     }
 }

@@ -230,6 +230,11 @@ fn events_sql(query: &Query) -> Option<Sql> {
          count(*) AS events, count(DISTINCT session_id) AS visits FROM ",
     );
     scope_sql(&mut b, Table::Events, query);
+    // A page breakdown counts page views, as Plausible's does: a custom event fired on a
+    // page is not a visit to it.
+    if query.dimensions.contains(&Dimension::Page) {
+        b.push(" AND name = 'pageview'");
+    }
     where_filters(&mut b, Table::Events, query);
     b.push(&group_by(query));
     Some(b.finish())

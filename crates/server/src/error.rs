@@ -95,6 +95,7 @@ impl From<QueueError> for ApiError {
             },
             QueueError::RecordTooLarge { limit, .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Payload too large")
                 .with_detail("body", format!("at most {limit} bytes")),
+            QueueError::EmptyRecord => ApiError::invalid(vec![FieldError::new("body", "no events")]),
             QueueError::Closed => ApiError {
                 retry_after_s: Some(5),
                 ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Shutting down")

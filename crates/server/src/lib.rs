@@ -142,7 +142,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
             .context("http server failed")?;
         let _ = processor_stop.send(true);
         processor_task.await.context("processor panicked")??;
-        wal.close();
+        tokio::task::spawn_blocking(move || wal.close()).await.context("closing the log panicked")?;
         tracing::info!("heartbeat stopped");
         Ok(())
     });

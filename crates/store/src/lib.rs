@@ -9,6 +9,8 @@
 //! visit grows, the processor writes its previous state again with `sign = -1` and the new
 //! state with `sign = 1`. Sums weighted by `sign` give exact visit metrics without updates.
 
+use std::sync::Arc;
+
 use heartbeat_model::{ApiKey, Event, Session, Site, SiteId};
 use heartbeat_query::SqlRunner;
 
@@ -44,7 +46,8 @@ pub struct InsertBatch {
 #[async_trait::async_trait]
 pub trait EventStore: SqlRunner + Send + Sync + 'static {
     /// Writes events, visit rows and the queue position in one transaction: all or nothing.
-    async fn insert(&self, batch: InsertBatch) -> Result<(), StoreError>;
+    /// The batch is shared so a retry does not copy it.
+    async fn insert(&self, batch: Arc<InsertBatch>) -> Result<(), StoreError>;
 
     /// The queue position of the last committed insert; `None` on a new store.
     async fn queue_position(&self) -> Result<Option<u64>, StoreError>;

@@ -1,0 +1,170 @@
+//! Store faults: an unavailable store is retried with backoff until it recovers and nothing
+//! is lost; events the store rejects go to the dead-letter file with the reason while the
+//! rest of their batch is stored.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use heartbeat_model::{encode_batch, Event, Session, SiteId};
+use heartbeat_processor::{Processor, ProcessorConfig};
+use heartbeat_query::{Dialect, Row, RunError, Sql, SqlRunner, SqlValue};
+use heartbeat_queue::{EventQueue, WalConfig, WalQueue};
+use heartbeat_store::{EventStore, InsertBatch, StoreError};
+use heartbeat_store_duckdb::DuckDbStore;
+
+/// A real DuckDB store behind a fault injector: the first `unavailable_failures` inserts
+/// fail as if the disk were gone, and any batch holding an event named `poison` is
+/// rejected as the engine rejects bad data.
+struct FaultyStore {
+    inner: DuckDbStore,
+    unavailable_failures: AtomicU32,
+    attempts: AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl SqlRunner for FaultyStore {
+    fn dialect(&self) -> Dialect {
+        self.inner.dialect()
+    }
+    async fn run(&self, sql: Sql) -> Result<Vec<Row>, RunError> {
+        self.inner.run(sql).await
+    }
+}
+
+#[async_trait::async_trait]
+impl EventStore for FaultyStore {
+    async fn insert(&self, batch: Arc<InsertBatch>) -> Result<(), StoreError> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        if self
+            .unavailable_failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(StoreError::Unavailable {
+                message: "injected: disk unavailable".into(),
+            });
+        }
+        if batch.events.iter().any(|e| e.name == "poison") {
+            return Err(StoreError::Rejected {
+                message: "injected: value out of range".into(),
+            });
+        }
+        self.inner.insert(batch).await
+    }
+    async fn queue_position(&self) -> Result<Option<u64>, StoreError> {
+        self.inner.queue_position().await
+    }
+    async fn open_sessions(&self, since_ms: i64) -> Result<Vec<Session>, StoreError> {
+        self.inner.open_sessions(since_ms).await
+    }
+    async fn client_event_ids(&self, since_ms: i64) -> Result<Vec<(SiteId, String)>, StoreError> {
+        self.inner.client_event_ids(since_ms).await
+    }
+    async fn existing_event_ids(&self, site: &SiteId, ids: &[String]) -> Result<Vec<String>, StoreError> {
+        self.inner.existing_event_ids(site, ids).await
+    }
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush().await
+    }
+}
+
+fn event(n: usize, name: &str) -> Event {
+    Event {
+        event_id_from_client: true,
+        visitor_id: n as u64 % 7,
+        hostname: "example.com".into(),
+        pathname: format!("/p{n}"),
+        ..Event::new(&format!("e{n}"), SiteId::from("example.com"), name, 1_770_000_000_000 + n as i64 * 1000)
+    }
+}
+
+fn config() -> ProcessorConfig {
+    ProcessorConfig {
+        retry_initial: Duration::from_millis(5),
+        retry_max: Duration::from_millis(40),
+        idle_wait: Duration::from_millis(20),
+        ..ProcessorConfig::default()
+    }
+}
+
+async fn count(store: &DuckDbStore, sql: &str) -> i64 {
+    let rows = store.run(Sql { text: sql.into(), params: Vec::new() }).await.unwrap();
+    match rows[0][0] {
+        SqlValue::Int(n) => n,
+        ref other => other.as_f64() as i64,
+    }
+}
+
+async fn setup(unavailable_failures: u32) -> (tempfile::TempDir, Arc<WalQueue>, DuckDbStore, Arc<FaultyStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Arc::new(WalQueue::open(WalConfig::new(dir.path().join("wal"))).unwrap());
+    let inner = DuckDbStore::open_in_memory().unwrap();
+    let faulty = Arc::new(FaultyStore {
+        inner: inner.clone(),
+        unavailable_failures: AtomicU32::new(unavailable_failures),
+        attempts: AtomicU32::new(0),
+    });
+    (dir, wal, inner, faulty)
+}
+
+#[tokio::test]
+async fn an_unavailable_store_is_retried_until_it_recovers() {
+    let (dir, wal, inner, faulty) = setup(4).await;
+    let events: Vec<Event> = (0..50).map(|n| event(n, "pageview")).collect();
+    wal.append(encode_batch(&events).unwrap()).await.unwrap();
+    let mut processor = Processor::start(wal.clone(), faulty.clone(), dir.path(), config()).await.unwrap();
+    let processed = processor.step().await.unwrap();
+    assert_eq!(processed, 1);
+    assert_eq!(faulty.attempts.load(Ordering::SeqCst), 5, "four failures, then success");
+    assert_eq!(count(&inner, "SELECT count(*) FROM events").await, 50);
+    assert_eq!(processor.stats().store_retries.load(Ordering::SeqCst), 4);
+    // The queue position moved only after the insert committed.
+    assert_eq!(wal.checkpointed(), inner.queue_position().await.unwrap().unwrap());
+    assert!(!dir.path().join("dead-letter.ndjson").exists());
+}
+
+#[tokio::test]
+async fn rejected_events_go_to_the_dead_letter_file_and_the_rest_is_stored() {
+    let (dir, wal, inner, faulty) = setup(0).await;
+    let mut events: Vec<Event> = (0..40).map(|n| event(n, "pageview")).collect();
+    events[13] = event(13, "poison");
+    events[31] = event(31, "poison");
+    wal.append(encode_batch(&events).unwrap()).await.unwrap();
+    let mut processor = Processor::start(wal.clone(), faulty.clone(), dir.path(), config()).await.unwrap();
+    processor.step().await.unwrap();
+    assert_eq!(count(&inner, "SELECT count(*) FROM events").await, 38);
+    assert_eq!(count(&inner, "SELECT count(*) FROM events WHERE name = 'poison'").await, 0);
+    let dead = std::fs::read_to_string(dir.path().join("dead-letter.ndjson")).unwrap();
+    let lines: Vec<serde_json::Value> = dead.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    for line in &lines {
+        assert_eq!(line["reason"], "event store rejected the data: injected: value out of range");
+        assert_eq!(line["event"]["name"], "poison");
+    }
+    assert_eq!(processor.stats().dead_lettered.load(Ordering::SeqCst), 2);
+    assert_eq!(wal.checkpointed(), inner.queue_position().await.unwrap().unwrap());
+    // The queue keeps flowing after a poison batch.
+    wal.append(encode_batch(&[event(100, "pageview")]).unwrap()).await.unwrap();
+    processor.step().await.unwrap();
+    assert_eq!(count(&inner, "SELECT count(*) FROM events").await, 39);
+}
+
+#[tokio::test]
+async fn undecodable_records_are_dead_lettered_and_duplicates_dropped() {
+    let (dir, wal, inner, faulty) = setup(0).await;
+    wal.append(vec![9, 9, 9]).await.unwrap();
+    let first: Vec<Event> = (0..5).map(|n| event(n, "pageview")).collect();
+    wal.append(encode_batch(&first).unwrap()).await.unwrap();
+    // A client retry of the same five events, and one new.
+    let mut again = first.clone();
+    again.push(event(5, "pageview"));
+    wal.append(encode_batch(&again).unwrap()).await.unwrap();
+    let mut processor = Processor::start(wal.clone(), faulty, dir.path(), config()).await.unwrap();
+    while processor.step().await.unwrap() > 0 {}
+    assert_eq!(count(&inner, "SELECT count(*) FROM events").await, 6);
+    assert_eq!(processor.stats().duplicates_dropped.load(Ordering::SeqCst), 5);
+    let dead = std::fs::read_to_string(dir.path().join("dead-letter.ndjson")).unwrap();
+    assert!(dead.contains("\"record_hex\":\"090909\""), "{dead}");
+    assert!(dead.contains("unknown event record version 9"), "{dead}");
+}

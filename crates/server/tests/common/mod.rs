@@ -1,0 +1,102 @@
+//! What the end-to-end tests share: a server on a temp data dir (in-process or the real
+//! binary), a site with its key, polling with a deadline, and reading the stored events back.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use heartbeat_query::{Row, Sql, SqlRunner, SqlValue};
+use heartbeat_server::{start, Running, ServeConfig};
+use heartbeat_store_duckdb::DuckDbStore;
+use serde_json::{json, Value};
+
+pub const ADMIN: &str = "test-admin-token";
+pub const UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+
+pub struct TestServer {
+    pub running: Running,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+pub async fn serve(dir: &Path) -> TestServer {
+    let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap(), dir.to_path_buf());
+    config.admin_token = Some(ADMIN.into());
+    config.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    let running = start(config).await.expect("server starts");
+    let base = format!("http://{}", running.local_addr);
+    TestServer {
+        running,
+        base,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Creates a site and returns its API key.
+    pub async fn create_site(&self, domain: &str, timezone: &str) -> String {
+        let response = self
+            .http
+            .post(self.url("/api/site/create"))
+            .bearer_auth(ADMIN)
+            .json(&json!({"name": domain, "domain": domain, "timezone": timezone}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        body["api_key"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn query(&self, key: &str, body: Value) -> Value {
+        let response = self.http.post(self.url("/api/v2/query")).bearer_auth(key).json(&body).send().await.unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Polls the `events` metric of all time until it reaches `expected`.
+    pub async fn wait_for_events(&self, key: &str, site: &str, expected: u64) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let body = self.query(key, json!({"site_id": site, "metrics": ["events"], "date_range": "all"})).await;
+            let count = body["results"][0]["metrics"][0].as_u64().unwrap_or(0);
+            if count >= expected {
+                assert_eq!(count, expected, "more events stored than sent");
+                return;
+            }
+            assert!(Instant::now() < deadline, "only {count} of {expected} events were stored");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn stop(self) {
+        self.running.shutdown().await.expect("clean shutdown");
+    }
+}
+
+/// Runs SQL against a stopped server's DuckDB file.
+pub async fn sql(dir: &Path, text: &str) -> Vec<Row> {
+    let store = DuckDbStore::open(&dir.join("heartbeat.duckdb")).unwrap();
+    store
+        .run(Sql {
+            text: text.into(),
+            params: Vec::new(),
+        })
+        .await
+        .unwrap()
+}
+
+pub fn text(value: &SqlValue) -> String {
+    match value {
+        SqlValue::Text(s) => s.clone(),
+        SqlValue::Null => "NULL".into(),
+        other => format!("{}", other.as_f64()),
+    }
+}
