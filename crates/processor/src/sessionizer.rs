@@ -32,7 +32,9 @@ struct OpenVisit {
 
 #[derive(Debug, Default)]
 pub struct Sessionizer {
-    open: HashMap<VisitorKey, OpenVisit>,
+    /// Open visits per visitor: usually one; more while a visitor's old events are being
+    /// backfilled beside live ones, so neither ends the other.
+    open: HashMap<VisitorKey, Vec<OpenVisit>>,
 }
 
 fn session_id(site: &SiteId, visitor_id: u64, start_ms: i64) -> u64 {
@@ -125,12 +127,12 @@ impl Sessionizer {
     pub fn restore(&mut self, sessions: Vec<Session>, now_ms: i64) {
         for session in sessions {
             let key = (session.site_id.clone(), session.visitor_id);
-            self.open.insert(key, OpenVisit::restored(session, now_ms));
+            self.open.entry(key).or_default().push(OpenVisit::restored(session, now_ms));
         }
     }
 
     pub fn open_visits(&self) -> usize {
-        self.open.len()
+        self.open.values().map(Vec::len).sum()
     }
 
     /// Assigns `events` (any order) to visits and returns the visit rows to append.
@@ -140,20 +142,17 @@ impl Sessionizer {
         // the order visits were first touched.
         let mut touched: Vec<(VisitorKey, u64, Option<Session>)> = Vec::new();
         let mut seen: HashSet<u64> = HashSet::new();
-        // Visits that ended inside this batch because a later event opened a new one.
-        let mut ended: HashMap<u64, Session> = HashMap::new();
         for event in events.iter_mut() {
             let key = (event.site_id.clone(), event.visitor_id);
-            let visit = match self.open.get_mut(&key) {
-                Some(visit) if visit.covers(event.timestamp_ms) => visit,
-                _ => {
-                    let fresh = OpenVisit::new(event, now_ms);
-                    if let Some(old) = self.open.insert(key.clone(), fresh) {
-                        ended.insert(old.session.session_id, old.session);
-                    }
-                    self.open.get_mut(&key).expect("just inserted")
+            let visits = self.open.entry(key.clone()).or_default();
+            let index = match visits.iter().position(|v| v.covers(event.timestamp_ms)) {
+                Some(index) => index,
+                None => {
+                    visits.push(OpenVisit::new(event, now_ms));
+                    visits.len() - 1
                 }
             };
+            let visit = &mut visits[index];
             let id = visit.session.session_id;
             if seen.insert(id) {
                 let before = (visit.session.version > 0).then(|| visit.session.clone());
@@ -164,19 +163,19 @@ impl Sessionizer {
         }
         let mut rows = Vec::with_capacity(touched.len() * 2);
         for (key, id, before) in touched {
-            let current = match self.open.get_mut(&key) {
-                Some(visit) if visit.session.session_id == id => &mut visit.session,
-                _ => match ended.get_mut(&id) {
-                    Some(session) => session,
-                    None => continue,
-                },
+            let Some(visit) = self
+                .open
+                .get_mut(&key)
+                .and_then(|visits| visits.iter_mut().find(|v| v.session.session_id == id))
+            else {
+                continue;
             };
             if let Some(before) = before {
                 rows.push(SessionRow { session: before, sign: -1 });
             }
-            current.version += 1;
+            visit.session.version += 1;
             rows.push(SessionRow {
-                session: current.clone(),
+                session: visit.session.clone(),
                 sign: 1,
             });
         }
@@ -185,9 +184,12 @@ impl Sessionizer {
 
     /// Forgets visits untouched for longer than the timeout (wall clock), bounding memory.
     pub fn evict(&mut self, now_ms: i64) -> usize {
-        let before = self.open.len();
-        self.open.retain(|_, visit| now_ms - visit.touched_at_ms <= VISIT_TIMEOUT_MS);
-        before - self.open.len()
+        let before = self.open_visits();
+        self.open.retain(|_, visits| {
+            visits.retain(|visit| now_ms - visit.touched_at_ms <= VISIT_TIMEOUT_MS);
+            !visits.is_empty()
+        });
+        before - self.open_visits()
     }
 }
 
@@ -261,6 +263,18 @@ mod tests {
         let visit = &rows[1].session;
         assert_eq!((visit.entry_page.as_str(), visit.exit_page.as_str()), ("/first", "/last"));
         assert_eq!(visit.start_ms, 2 * MIN);
+    }
+
+    #[test]
+    fn a_backfilled_old_event_does_not_end_the_live_visit() {
+        let mut s = Sessionizer::default();
+        s.assign(&mut [event(5, 600, "pageview", "/now")], 0);
+        s.assign(&mut [event(5, 0, "pageview", "/long-ago")], 0);
+        let mut later = [event(5, 610, "pageview", "/next")];
+        let rows = s.assign(&mut later, 0);
+        assert_eq!(rows.len(), 2, "the live visit grows: cancel and new state");
+        assert_eq!(rows[1].session.entry_page, "/now");
+        assert_eq!(rows[1].session.pageviews, 2);
     }
 
     #[test]

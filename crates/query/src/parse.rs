@@ -108,6 +108,9 @@ fn parse_filter(value: &Value, field: &str, depth: usize) -> Result<Filter, Quer
                     if pattern.len() > 500 {
                         return Err(err(format!("{field}[2][{i}]"), "patterns have at most 500 characters"));
                     }
+                    if let Err(error) = regex::Regex::new(pattern) {
+                        return Err(err(format!("{field}[2][{i}]"), format!("not a valid pattern: {error}")));
+                    }
                 }
             }
             Ok(match op {
@@ -279,6 +282,7 @@ mod tests {
         check_err(json!({"metrics": ["visitors"], "filters": [["and", [["like", "event:page", ["/"]]]]]}), "filters[0][1][0][0]");
         check_err(json!({"metrics": ["visitors"], "order_by": [["pageviews", "desc"]]}), "order_by[0][0]");
         check_err(json!({"metrics": ["visitors"], "pagination": {"limit": 0}}), "pagination.limit");
+        check_err(json!({"metrics": ["visitors"], "filters": [["matches", "event:page", ["(unclosed"]]]}), "filters[0][2][0]");
     }
 
     #[test]
