@@ -133,7 +133,10 @@ impl Ingestor {
     ) -> Result<usize, IngestError> {
         let events = self.prepare(decoded, client, key, now_ms())?;
         let record = encode_batch(&events).map_err(|err| {
-            IngestError::Invalid(vec![FieldError::new("body", format!("cannot encode: {err}"))])
+            IngestError::Invalid(vec![FieldError::new(
+                "body",
+                format!("cannot encode: {err}"),
+            )])
         })?;
         self.queue.append(record).await?;
         Ok(events.len())
@@ -162,7 +165,11 @@ impl Ingestor {
         let mut events = Vec::with_capacity(decoded.events.len());
         let mut errors = Vec::new();
         for (index, raw) in decoded.events.into_iter().enumerate() {
-            let prefix = if batch { format!("[{index}].") } else { String::new() };
+            let prefix = if batch {
+                format!("[{index}].")
+            } else {
+                String::new()
+            };
             let site = self.resolve_site(raw.site.as_ref(), key)?;
             match self.enrich(raw, &site, client, &salt, now_ms, &prefix) {
                 Ok(event) => events.push(event),
@@ -176,21 +183,27 @@ impl Ingestor {
         }
     }
 
-    fn resolve_site(&self, site: Option<&SiteRef>, key: Option<&KeyGrant>) -> Result<Site, IngestError> {
+    fn resolve_site(
+        &self,
+        site: Option<&SiteRef>,
+        key: Option<&KeyGrant>,
+    ) -> Result<Site, IngestError> {
         match site {
-            Some(SiteRef::Domain(domain)) => {
-                self.sites
-                    .by_domain(&page::normalize_host(domain))
-                    .ok_or_else(|| IngestError::UnknownSite {
-                        field: "domain".into(),
-                        value: domain.clone(),
-                    })
-            }
+            Some(SiteRef::Domain(domain)) => self
+                .sites
+                .by_domain(&page::normalize_host(domain))
+                .ok_or_else(|| IngestError::UnknownSite {
+                    field: "domain".into(),
+                    value: domain.clone(),
+                }),
             Some(SiteRef::Id(id)) => {
-                let site = self.sites.by_id(id).ok_or_else(|| IngestError::UnknownSite {
-                    field: "site_id".into(),
-                    value: id.0.clone(),
-                })?;
+                let site = self
+                    .sites
+                    .by_id(id)
+                    .ok_or_else(|| IngestError::UnknownSite {
+                        field: "site_id".into(),
+                        value: id.0.clone(),
+                    })?;
                 match key {
                     Some(grant) if grant.allows(&site.id) => Ok(site),
                     Some(_) => Err(IngestError::Forbidden { site: site.id }),
@@ -199,15 +212,19 @@ impl Ingestor {
             }
             Some(SiteRef::Key) | None => match key {
                 Some(KeyGrant { site_id: Some(id) }) => {
-                    self.sites.by_id(id).ok_or_else(|| IngestError::UnknownSite {
-                        field: "site_id".into(),
-                        value: id.0.clone(),
-                    })
+                    self.sites
+                        .by_id(id)
+                        .ok_or_else(|| IngestError::UnknownSite {
+                            field: "site_id".into(),
+                            value: id.0.clone(),
+                        })
                 }
-                Some(KeyGrant { site_id: None }) => Err(IngestError::Invalid(vec![FieldError::new(
-                    "site_id",
-                    "an admin key must name the site: use a site's key",
-                )])),
+                Some(KeyGrant { site_id: None }) => {
+                    Err(IngestError::Invalid(vec![FieldError::new(
+                        "site_id",
+                        "an admin key must name the site: use a site's key",
+                    )]))
+                }
                 None => Err(IngestError::MissingKey),
             },
         }
@@ -224,24 +241,44 @@ impl Ingestor {
     ) -> Result<Event, Vec<FieldError>> {
         let mut errors = Vec::new();
         if raw.name.chars().count() > 120 {
-            errors.push(FieldError::new(&format!("{prefix}name"), "at most 120 characters"));
+            errors.push(FieldError::new(
+                &format!("{prefix}name"),
+                "at most 120 characters",
+            ));
         }
         let timestamp_ms = raw.timestamp_ms.unwrap_or(now_ms);
         if timestamp_ms < now_ms - self.config.max_event_age_ms {
-            errors.push(FieldError::new(&format!("{prefix}timestamp"), "is too far in the past"));
+            errors.push(FieldError::new(
+                &format!("{prefix}timestamp"),
+                "is too far in the past",
+            ));
         } else if timestamp_ms > now_ms + self.config.max_event_lead_ms {
-            errors.push(FieldError::new(&format!("{prefix}timestamp"), "is in the future"));
+            errors.push(FieldError::new(
+                &format!("{prefix}timestamp"),
+                "is in the future",
+            ));
         }
-        let page = match page::parse_page(raw.url.as_deref().unwrap_or("/"), &site.domain, raw.hash_mode) {
+        let page = match page::parse_page(
+            raw.url.as_deref().unwrap_or("/"),
+            &site.domain,
+            raw.hash_mode,
+        ) {
             Ok(page) => page,
             Err(message) => {
                 errors.push(FieldError::new(&format!("{prefix}url"), message));
                 page::Page::default()
             }
         };
-        for (field, value) in [("user_id", &raw.user_id), ("session_id", &raw.session_id), ("event_id", &raw.event_id)] {
+        for (field, value) in [
+            ("user_id", &raw.user_id),
+            ("session_id", &raw.session_id),
+            ("event_id", &raw.event_id),
+        ] {
             if value.as_ref().is_some_and(|v| v.chars().count() > 256) {
-                errors.push(FieldError::new(&format!("{prefix}{field}"), "at most 256 characters"));
+                errors.push(FieldError::new(
+                    &format!("{prefix}{field}"),
+                    "at most 256 characters",
+                ));
             }
         }
         if !errors.is_empty() {
@@ -255,7 +292,9 @@ impl Ingestor {
         };
         let event_id_from_client = raw.event_id.is_some();
         Ok(Event {
-            event_id: raw.event_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+            event_id: raw
+                .event_id
+                .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
             event_id_from_client,
             site_id: site.id.clone(),
             name: raw.name,

@@ -64,7 +64,13 @@ mod tests {
 
     #[test]
     fn page_view_spellings_are_canonical() {
-        for name in ["pageview", "page_view", "PAGE_VIEW", "Page-View", "pageView"] {
+        for name in [
+            "pageview",
+            "page_view",
+            "PAGE_VIEW",
+            "Page-View",
+            "pageView",
+        ] {
             assert_eq!(canonical_name(name), "pageview", "{name}");
         }
         assert_eq!(canonical_name("Signup"), "Signup");

@@ -65,8 +65,14 @@ mod tests {
 
     #[test]
     fn rejects_unknown_version_and_garbage() {
-        assert!(matches!(decode_batch(&[9, 1, 2]), Err(BatchCodecError::Version(9))));
+        assert!(matches!(
+            decode_batch(&[9, 1, 2]),
+            Err(BatchCodecError::Version(9))
+        ));
         assert!(matches!(decode_batch(&[]), Err(BatchCodecError::Empty)));
-        assert!(matches!(decode_batch(&[1, 0xff, 0xff, 0xff]), Err(BatchCodecError::Decode(_))));
+        assert!(matches!(
+            decode_batch(&[1, 0xff, 0xff, 0xff]),
+            Err(BatchCodecError::Decode(_))
+        ));
     }
 }

@@ -48,7 +48,10 @@ impl DeadLetters {
     fn append(&mut self, line: &Line<'_>) -> std::io::Result<()> {
         let mut text = serde_json::to_vec(line)?;
         text.push(b'\n');
-        let mut file: File = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        let mut file: File = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
         file.write_all(&text)?;
         file.sync_data()?;
         self.written += 1;
@@ -66,7 +69,11 @@ impl DeadLetters {
     }
 
     pub fn record(&mut self, record: &[u8], reason: &str, now_ms: i64) -> std::io::Result<()> {
-        tracing::error!(reason, bytes = record.len(), "queue record sent to the dead-letter file");
+        tracing::error!(
+            reason,
+            bytes = record.len(),
+            "queue record sent to the dead-letter file"
+        );
         self.append(&Line {
             failed_at_ms: now_ms,
             reason,

@@ -55,8 +55,14 @@ impl Deduplicator {
         let horizon = now_ms - self.window_ms;
         // Old events are outside the window: ask the store, per site.
         let mut old_by_site: HashMap<SiteId, Vec<String>> = HashMap::new();
-        for e in events.iter().filter(|e| e.event_id_from_client && e.timestamp_ms < horizon) {
-            old_by_site.entry(e.site_id.clone()).or_default().push(e.event_id.clone());
+        for e in events
+            .iter()
+            .filter(|e| e.event_id_from_client && e.timestamp_ms < horizon)
+        {
+            old_by_site
+                .entry(e.site_id.clone())
+                .or_default()
+                .push(e.event_id.clone());
         }
         for (site, ids) in old_by_site {
             for chunk in ids.chunks(500) {

@@ -172,7 +172,11 @@ impl Processor {
     pub async fn step(&mut self) -> Result<usize, ProcessorError> {
         let records = self
             .queue
-            .read(self.position, self.config.max_records_per_batch, self.config.idle_wait)
+            .read(
+                self.position,
+                self.config.max_records_per_batch,
+                self.config.idle_wait,
+            )
             .await?;
         let Some(last) = records.last() else {
             return Ok(0);
@@ -180,7 +184,10 @@ impl Processor {
         let end = last.next;
         let now = now_ms();
         let mut events = self.decode(&records, now)?;
-        let duplicates = self.dedup.filter(&mut events, self.store.as_ref(), now).await?;
+        let duplicates = self
+            .dedup
+            .filter(&mut events, self.store.as_ref(), now)
+            .await?;
         let sessions = self.sessionizer.assign(&mut events, now);
         let stored = events.len() as u64;
         let newest = events.iter().map(|e| e.timestamp_ms).max();
@@ -192,11 +199,17 @@ impl Processor {
         let dead = self.store_with_retries(batch.clone()).await?;
         self.queue.checkpoint(end).await?;
         self.position = end;
-        self.stats.events_stored.fetch_add(stored - dead, Ordering::Relaxed);
-        self.stats.duplicates_dropped.fetch_add(duplicates as u64, Ordering::Relaxed);
+        self.stats
+            .events_stored
+            .fetch_add(stored - dead, Ordering::Relaxed);
+        self.stats
+            .duplicates_dropped
+            .fetch_add(duplicates as u64, Ordering::Relaxed);
         self.stats.batches_committed.fetch_add(1, Ordering::Relaxed);
         if let Some(newest) = newest {
-            self.stats.last_event_ms.fetch_max(newest.max(0) as u64, Ordering::Relaxed);
+            self.stats
+                .last_event_ms
+                .fetch_max(newest.max(0) as u64, Ordering::Relaxed);
         }
         let _ = self.stored.send(batch);
         Ok(records.len())
@@ -250,10 +263,16 @@ impl Processor {
 
     /// Writes the events of a rejected single-event batch to the dead-letter file, then
     /// stores what is left (its visit rows, else only the queue position).
-    async fn dead_letter(&mut self, batch: Arc<InsertBatch>, reason: &str) -> Result<u64, ProcessorError> {
+    async fn dead_letter(
+        &mut self,
+        batch: Arc<InsertBatch>,
+        reason: &str,
+    ) -> Result<u64, ProcessorError> {
         let now = now_ms();
         for event in &batch.events {
-            self.dead_letters.event(event, reason, now).map_err(ProcessorError::DeadLetter)?;
+            self.dead_letters
+                .event(event, reason, now)
+                .map_err(ProcessorError::DeadLetter)?;
             self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
         }
         let rest = Arc::new(InsertBatch {

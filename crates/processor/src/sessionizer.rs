@@ -94,7 +94,8 @@ impl OpenVisit {
 
     /// Whether `ts` belongs to this visit: within the timeout of its span.
     fn covers(&self, ts: i64) -> bool {
-        ts <= self.session.end_ms + VISIT_TIMEOUT_MS && ts >= self.session.start_ms - VISIT_TIMEOUT_MS
+        ts <= self.session.end_ms + VISIT_TIMEOUT_MS
+            && ts >= self.session.start_ms - VISIT_TIMEOUT_MS
     }
 
     fn add(&mut self, event: &Event, now_ms: i64) {
@@ -127,7 +128,10 @@ impl Sessionizer {
     pub fn restore(&mut self, sessions: Vec<Session>, now_ms: i64) {
         for session in sessions {
             let key = (session.site_id.clone(), session.visitor_id);
-            self.open.entry(key).or_default().push(OpenVisit::restored(session, now_ms));
+            self.open
+                .entry(key)
+                .or_default()
+                .push(OpenVisit::restored(session, now_ms));
         }
     }
 
@@ -171,7 +175,10 @@ impl Sessionizer {
                 continue;
             };
             if let Some(before) = before {
-                rows.push(SessionRow { session: before, sign: -1 });
+                rows.push(SessionRow {
+                    session: before,
+                    sign: -1,
+                });
             }
             visit.session.version += 1;
             rows.push(SessionRow {
@@ -205,7 +212,12 @@ mod tests {
             hostname: "example.com".into(),
             pathname: path.into(),
             interactive: name != "pageview",
-            ..Event::new(&format!("{visitor}-{minute}-{path}"), SiteId::from("example.com"), name, minute * MIN)
+            ..Event::new(
+                &format!("{visitor}-{minute}-{path}"),
+                SiteId::from("example.com"),
+                name,
+                minute * MIN,
+            )
         };
         if minute == 0 {
             event.visit.referrer_source = "google.com".into();
@@ -229,7 +241,14 @@ mod tests {
         assert_ne!(ids[2], ids[3]);
         assert_eq!(rows.len(), 2);
         let first = &rows[0].session;
-        assert_eq!((first.pageviews, first.entry_page.as_str(), first.exit_page.as_str()), (3, "/", "/docs"));
+        assert_eq!(
+            (
+                first.pageviews,
+                first.entry_page.as_str(),
+                first.exit_page.as_str()
+            ),
+            (3, "/", "/docs")
+        );
         assert_eq!(first.duration_s(), 40 * 60);
         assert!(!first.is_bounce());
         assert!(rows[1].session.is_bounce());
@@ -243,7 +262,10 @@ mod tests {
         let first = s.assign(&mut [event(7, 0, "pageview", "/")], 0);
         assert_eq!(first.len(), 1);
         assert!(first[0].session.is_bounce());
-        let mut later = [event(7, 5, "Signup", "/"), event(7, 3, "pageview", "/about")];
+        let mut later = [
+            event(7, 5, "Signup", "/"),
+            event(7, 3, "pageview", "/about"),
+        ];
         let rows = s.assign(&mut later, 0);
         assert_eq!(rows.len(), 2);
         assert_eq!((rows[0].sign, rows[0].session.version), (-1, 1));
@@ -259,9 +281,18 @@ mod tests {
     fn out_of_order_events_keep_entry_and_exit_pages() {
         let mut s = Sessionizer::default();
         s.assign(&mut [event(3, 10, "pageview", "/middle")], 0);
-        let rows = s.assign(&mut [event(3, 2, "pageview", "/first"), event(3, 20, "pageview", "/last")], 0);
+        let rows = s.assign(
+            &mut [
+                event(3, 2, "pageview", "/first"),
+                event(3, 20, "pageview", "/last"),
+            ],
+            0,
+        );
         let visit = &rows[1].session;
-        assert_eq!((visit.entry_page.as_str(), visit.exit_page.as_str()), ("/first", "/last"));
+        assert_eq!(
+            (visit.entry_page.as_str(), visit.exit_page.as_str()),
+            ("/first", "/last")
+        );
         assert_eq!(visit.start_ms, 2 * MIN);
     }
 
@@ -282,7 +313,14 @@ mod tests {
         let mut s = Sessionizer::default();
         let mut other_site = event(1, 0, "pageview", "/");
         other_site.site_id = SiteId::from("other.org");
-        let rows = s.assign(&mut [event(1, 0, "pageview", "/"), event(2, 0, "pageview", "/"), other_site], 0);
+        let rows = s.assign(
+            &mut [
+                event(1, 0, "pageview", "/"),
+                event(2, 0, "pageview", "/"),
+                other_site,
+            ],
+            0,
+        );
         assert_eq!(rows.len(), 3);
         assert_eq!(s.open_visits(), 3);
         assert_eq!(s.evict(VISIT_TIMEOUT_MS), 0);

@@ -61,7 +61,11 @@ impl EventStore for FaultyStore {
     async fn client_event_ids(&self, since_ms: i64) -> Result<Vec<(SiteId, String)>, StoreError> {
         self.inner.client_event_ids(since_ms).await
     }
-    async fn existing_event_ids(&self, site: &SiteId, ids: &[String]) -> Result<Vec<String>, StoreError> {
+    async fn existing_event_ids(
+        &self,
+        site: &SiteId,
+        ids: &[String],
+    ) -> Result<Vec<String>, StoreError> {
         self.inner.existing_event_ids(site, ids).await
     }
     async fn flush(&self) -> Result<(), StoreError> {
@@ -75,7 +79,12 @@ fn event(n: usize, name: &str) -> Event {
         visitor_id: n as u64 % 7,
         hostname: "example.com".into(),
         pathname: format!("/p{n}"),
-        ..Event::new(&format!("e{n}"), SiteId::from("example.com"), name, 1_770_000_000_000 + n as i64 * 1000)
+        ..Event::new(
+            &format!("e{n}"),
+            SiteId::from("example.com"),
+            name,
+            1_770_000_000_000 + n as i64 * 1000,
+        )
     }
 }
 
@@ -89,14 +98,27 @@ fn config() -> ProcessorConfig {
 }
 
 async fn count(store: &DuckDbStore, sql: &str) -> i64 {
-    let rows = store.run(Sql { text: sql.into(), params: Vec::new() }).await.unwrap();
+    let rows = store
+        .run(Sql {
+            text: sql.into(),
+            params: Vec::new(),
+        })
+        .await
+        .unwrap();
     match rows[0][0] {
         SqlValue::Int(n) => n,
         ref other => other.as_f64() as i64,
     }
 }
 
-async fn setup(unavailable_failures: u32) -> (tempfile::TempDir, Arc<WalQueue>, DuckDbStore, Arc<FaultyStore>) {
+async fn setup(
+    unavailable_failures: u32,
+) -> (
+    tempfile::TempDir,
+    Arc<WalQueue>,
+    DuckDbStore,
+    Arc<FaultyStore>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let wal = Arc::new(WalQueue::open(WalConfig::new(dir.path().join("wal"))).unwrap());
     let inner = DuckDbStore::open_in_memory().unwrap();
@@ -113,14 +135,23 @@ async fn an_unavailable_store_is_retried_until_it_recovers() {
     let (dir, wal, inner, faulty) = setup(4).await;
     let events: Vec<Event> = (0..50).map(|n| event(n, "pageview")).collect();
     wal.append(encode_batch(&events).unwrap()).await.unwrap();
-    let mut processor = Processor::start(wal.clone(), faulty.clone(), dir.path(), config()).await.unwrap();
+    let mut processor = Processor::start(wal.clone(), faulty.clone(), dir.path(), config())
+        .await
+        .unwrap();
     let processed = processor.step().await.unwrap();
     assert_eq!(processed, 1);
-    assert_eq!(faulty.attempts.load(Ordering::SeqCst), 5, "four failures, then success");
+    assert_eq!(
+        faulty.attempts.load(Ordering::SeqCst),
+        5,
+        "four failures, then success"
+    );
     assert_eq!(count(&inner, "SELECT count(*) FROM events").await, 50);
     assert_eq!(processor.stats().store_retries.load(Ordering::SeqCst), 4);
     // The queue position moved only after the insert committed.
-    assert_eq!(wal.checkpointed(), inner.queue_position().await.unwrap().unwrap());
+    assert_eq!(
+        wal.checkpointed(),
+        inner.queue_position().await.unwrap().unwrap()
+    );
     assert!(!dir.path().join("dead-letter.ndjson").exists());
 }
 
@@ -131,21 +162,34 @@ async fn rejected_events_go_to_the_dead_letter_file_and_the_rest_is_stored() {
     events[13] = event(13, "poison");
     events[31] = event(31, "poison");
     wal.append(encode_batch(&events).unwrap()).await.unwrap();
-    let mut processor = Processor::start(wal.clone(), faulty.clone(), dir.path(), config()).await.unwrap();
+    let mut processor = Processor::start(wal.clone(), faulty.clone(), dir.path(), config())
+        .await
+        .unwrap();
     processor.step().await.unwrap();
     assert_eq!(count(&inner, "SELECT count(*) FROM events").await, 38);
-    assert_eq!(count(&inner, "SELECT count(*) FROM events WHERE name = 'poison'").await, 0);
+    assert_eq!(
+        count(&inner, "SELECT count(*) FROM events WHERE name = 'poison'").await,
+        0
+    );
     let dead = std::fs::read_to_string(dir.path().join("dead-letter.ndjson")).unwrap();
-    let lines: Vec<serde_json::Value> = dead.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = dead
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     for line in &lines {
         assert_eq!(line["reason"], "injected: value out of range");
         assert_eq!(line["event"]["name"], "poison");
     }
     assert_eq!(processor.stats().dead_lettered.load(Ordering::SeqCst), 2);
-    assert_eq!(wal.checkpointed(), inner.queue_position().await.unwrap().unwrap());
+    assert_eq!(
+        wal.checkpointed(),
+        inner.queue_position().await.unwrap().unwrap()
+    );
     // The queue keeps flowing after a poison batch.
-    wal.append(encode_batch(&[event(100, "pageview")]).unwrap()).await.unwrap();
+    wal.append(encode_batch(&[event(100, "pageview")]).unwrap())
+        .await
+        .unwrap();
     processor.step().await.unwrap();
     assert_eq!(count(&inner, "SELECT count(*) FROM events").await, 39);
 }
@@ -160,10 +204,15 @@ async fn undecodable_records_are_dead_lettered_and_duplicates_dropped() {
     let mut again = first.clone();
     again.push(event(5, "pageview"));
     wal.append(encode_batch(&again).unwrap()).await.unwrap();
-    let mut processor = Processor::start(wal.clone(), faulty, dir.path(), config()).await.unwrap();
+    let mut processor = Processor::start(wal.clone(), faulty, dir.path(), config())
+        .await
+        .unwrap();
     while processor.step().await.unwrap() > 0 {}
     assert_eq!(count(&inner, "SELECT count(*) FROM events").await, 6);
-    assert_eq!(processor.stats().duplicates_dropped.load(Ordering::SeqCst), 5);
+    assert_eq!(
+        processor.stats().duplicates_dropped.load(Ordering::SeqCst),
+        5
+    );
     let dead = std::fs::read_to_string(dir.path().join("dead-letter.ndjson")).unwrap();
     assert!(dead.contains("\"record_hex\":\"090909\""), "{dead}");
     assert!(dead.contains("unknown event record version 9"), "{dead}");

@@ -145,7 +145,11 @@ fn leaf_sql(b: &mut Builder, column: &str, filter: &Filter) {
 fn filter_sql(b: &mut Builder, filter: &Filter, table: Table, query: &Query) {
     match filter {
         Filter::And(all) | Filter::Or(all) => {
-            let joiner = if matches!(filter, Filter::And(_)) { " AND " } else { " OR " };
+            let joiner = if matches!(filter, Filter::And(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
             b.push("(");
             for (i, inner) in all.iter().enumerate() {
                 if i > 0 {
@@ -217,7 +221,9 @@ fn group_by(query: &Query) -> String {
     if query.dimensions.is_empty() {
         String::new()
     } else {
-        let list: Vec<String> = (0..query.dimensions.len()).map(|i| format!("d{i}")).collect();
+        let list: Vec<String> = (0..query.dimensions.len())
+            .map(|i| format!("d{i}"))
+            .collect();
         format!(" GROUP BY {}", list.join(", "))
     }
 }
@@ -243,7 +249,9 @@ fn events_sql(query: &Query) -> Option<Sql> {
 fn sessions_sql(query: &Query) -> Option<Sql> {
     let mut b = Builder::new();
     let dims = dims_select(Table::Sessions, query)?;
-    let outer_dims: String = (0..query.dimensions.len()).map(|i| format!("d{i}, ")).collect();
+    let outer_dims: String = (0..query.dimensions.len())
+        .map(|i| format!("d{i}, "))
+        .collect();
     b.push("SELECT ").push(&outer_dims);
     b.push(
         "count(DISTINCT visitor_id) AS visitors, sum(visits) AS visits, sum(bounces) AS bounces, \
@@ -257,8 +265,12 @@ fn sessions_sql(query: &Query) -> Option<Sql> {
     );
     scope_sql(&mut b, Table::Sessions, query);
     where_filters(&mut b, Table::Sessions, query);
-    let inner_group: String = (0..query.dimensions.len()).map(|i| format!("d{i}, ")).collect();
-    b.push(&format!(" GROUP BY {inner_group}session_id, visitor_id HAVING sum(sign) > 0)"));
+    let inner_group: String = (0..query.dimensions.len())
+        .map(|i| format!("d{i}, "))
+        .collect();
+    b.push(&format!(
+        " GROUP BY {inner_group}session_id, visitor_id HAVING sum(sign) > 0)"
+    ));
     b.push(&group_by(query));
     Some(b.finish())
 }
@@ -268,13 +280,24 @@ pub fn compile(query: &Query) -> Plan {
     let event_dim = query.dimensions.iter().any(Dimension::is_event_only);
     let wants = |m: Metric| query.metrics.contains(&m);
     let needs_events = !visit_only_dim
-        && (wants(Metric::Visitors) || wants(Metric::Pageviews) || wants(Metric::Events) || (event_dim && wants(Metric::Visits)));
+        && (wants(Metric::Visitors)
+            || wants(Metric::Pageviews)
+            || wants(Metric::Events)
+            || (event_dim && wants(Metric::Visits)));
     let needs_sessions = visit_only_dim
         || query.metrics.iter().any(|m| m.is_visit_metric())
         || (!event_dim && wants(Metric::Visits));
     Plan {
-        events: if needs_events { events_sql(query) } else { None },
-        sessions: if needs_sessions { sessions_sql(query) } else { None },
+        events: if needs_events {
+            events_sql(query)
+        } else {
+            None
+        },
+        sessions: if needs_sessions {
+            sessions_sql(query)
+        } else {
+            None
+        },
         counts_from_sessions: visit_only_dim,
         visits_from_events: event_dim,
     }
@@ -300,7 +323,9 @@ mod tests {
 
     #[test]
     fn top_stats_read_both_tables() {
-        let p = plan(json!({"metrics": ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"], "date_range": ["2024-01-01", "2024-01-01"]}));
+        let p = plan(
+            json!({"metrics": ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"], "date_range": ["2024-01-01", "2024-01-01"]}),
+        );
         let events = p.events.unwrap();
         assert_eq!(
             events.text,
@@ -315,16 +340,31 @@ mod tests {
     #[test]
     fn hostile_values_stay_parameters() {
         let hostile = "x') OR 1=1; DROP TABLE events; --";
-        let p = plan(json!({"metrics": ["visitors"], "filters": [["is", "event:page", [hostile]], ["contains", "visit:source", [hostile]]]}));
+        let p = plan(
+            json!({"metrics": ["visitors"], "filters": [["is", "event:page", [hostile]], ["contains", "visit:source", [hostile]]]}),
+        );
         let sql = p.events.unwrap();
         assert!(!sql.text.contains("DROP"));
-        assert!(sql.text.ends_with("AND (pathname IN (?)) AND (contains(referrer_source, ?))"), "{}", sql.text);
-        assert_eq!(sql.params.iter().filter(|v| **v == SqlValue::Text(hostile.into())).count(), 2);
+        assert!(
+            sql.text
+                .ends_with("AND (pathname IN (?)) AND (contains(referrer_source, ?))"),
+            "{}",
+            sql.text
+        );
+        assert_eq!(
+            sql.params
+                .iter()
+                .filter(|v| **v == SqlValue::Text(hostile.into()))
+                .count(),
+            2
+        );
     }
 
     #[test]
     fn filters_cross_tables_through_visits() {
-        let p = plan(json!({"metrics": ["visitors", "bounce_rate"], "filters": [["is", "visit:exit_page", ["/bye"]], ["is", "event:page", ["/a"]]]}));
+        let p = plan(
+            json!({"metrics": ["visitors", "bounce_rate"], "filters": [["is", "visit:exit_page", ["/bye"]], ["is", "event:page", ["/a"]]]}),
+        );
         let events = p.events.unwrap().text;
         assert!(events.contains("session_id IN (SELECT session_id FROM sessions WHERE site_id = ? AND start_ts >= ? AND start_ts < ? AND (exit_page IN (?)) GROUP BY session_id HAVING sum(sign) > 0)"), "{events}");
         let sessions = p.sessions.unwrap().text;
@@ -333,9 +373,14 @@ mod tests {
 
     #[test]
     fn entry_pages_come_from_visits_only() {
-        let p = plan(json!({"metrics": ["visitors", "visits"], "dimensions": ["visit:entry_page"]}));
+        let p =
+            plan(json!({"metrics": ["visitors", "visits"], "dimensions": ["visit:entry_page"]}));
         assert!(p.events.is_none());
         assert!(p.counts_from_sessions);
-        assert!(p.sessions.unwrap().text.starts_with("SELECT d0, count(DISTINCT visitor_id)"));
+        assert!(p
+            .sessions
+            .unwrap()
+            .text
+            .starts_with("SELECT d0, count(DISTINCT visitor_id)"));
     }
 }

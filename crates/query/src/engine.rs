@@ -57,12 +57,22 @@ fn round_to(value: f64, decimals: i32) -> f64 {
 
 fn metric_value(metric: Metric, t: &Totals, plan: &Plan) -> Value {
     let ratio = |num: f64, den: f64| if den > 0.0 { num / den } else { 0.0 };
-    let counts = |event: f64, session: f64| if plan.counts_from_sessions { session } else { event };
+    let counts = |event: f64, session: f64| {
+        if plan.counts_from_sessions {
+            session
+        } else {
+            event
+        }
+    };
     match metric {
         Metric::Visitors => json!(counts(t.event_visitors, t.session_visitors) as u64),
         Metric::Pageviews => json!(counts(t.event_pageviews, t.session_pageviews) as u64),
         Metric::Events => json!(counts(t.event_events, t.session_events) as u64),
-        Metric::Visits => json!(if plan.visits_from_events { t.event_visits } else { t.session_visits } as u64),
+        Metric::Visits => json!(if plan.visits_from_events {
+            t.event_visits
+        } else {
+            t.session_visits
+        } as u64),
         Metric::BounceRate => json!(ratio(100.0 * t.bounces, t.session_visits).round() as u64),
         Metric::VisitDuration => json!(ratio(t.duration_s, t.session_visits).round() as u64),
         Metric::ViewsPerVisit => json!(round_to(ratio(t.session_pageviews, t.session_visits), 2)),
@@ -108,20 +118,35 @@ pub async fn execute(query: &Query, runner: &dyn SqlRunner) -> Result<QueryResul
     let mut rows: Vec<ResultRow> = totals
         .into_iter()
         .map(|(dimensions, t)| ResultRow {
-            metrics: query.metrics.iter().map(|m| metric_value(*m, &t, &plan)).collect(),
+            metrics: query
+                .metrics
+                .iter()
+                .map(|m| metric_value(*m, &t, &plan))
+                .collect(),
             dimensions,
         })
         .collect();
     sort(&mut rows, query);
     let total_rows = rows.len();
-    let results = rows.into_iter().skip(query.offset).take(query.limit).collect();
-    Ok(QueryResult { results, total_rows })
+    let results = rows
+        .into_iter()
+        .skip(query.offset)
+        .take(query.limit)
+        .collect();
+    Ok(QueryResult {
+        results,
+        total_rows,
+    })
 }
 
 fn sort(rows: &mut [ResultRow], query: &Query) {
     let mut order = query.order_by.clone();
     if order.is_empty() {
-        match query.dimensions.iter().position(|d| matches!(d, Dimension::Time(_))) {
+        match query
+            .dimensions
+            .iter()
+            .position(|d| matches!(d, Dimension::Time(_)))
+        {
             Some(index) => order.push(Order::Dimension(index, false)),
             None => order.push(Order::Metric(query.metrics[0], true)),
         }
@@ -131,11 +156,20 @@ fn sort(rows: &mut [ResultRow], query: &Query) {
             let (ordering, descending) = match item {
                 Order::Metric(metric, descending) => {
                     let index = query.metrics.iter().position(|m| m == metric).unwrap_or(0);
-                    (numeric(&a.metrics[index]).total_cmp(&numeric(&b.metrics[index])), *descending)
+                    (
+                        numeric(&a.metrics[index]).total_cmp(&numeric(&b.metrics[index])),
+                        *descending,
+                    )
                 }
-                Order::Dimension(index, descending) => (a.dimensions[*index].cmp(&b.dimensions[*index]), *descending),
+                Order::Dimension(index, descending) => {
+                    (a.dimensions[*index].cmp(&b.dimensions[*index]), *descending)
+                }
             };
-            let ordering = if descending { ordering.reverse() } else { ordering };
+            let ordering = if descending {
+                ordering.reverse()
+            } else {
+                ordering
+            };
             if ordering.is_ne() {
                 return ordering;
             }
@@ -147,8 +181,10 @@ fn sort(rows: &mut [ResultRow], query: &Query) {
 impl QueryResult {
     /// The Plausible v2 response body.
     pub fn to_json(&self, query: &Query, request: &Value) -> Value {
-        let start = chrono::DateTime::from_timestamp_millis(query.range.start_ms).unwrap_or_default();
-        let end = chrono::DateTime::from_timestamp_millis(query.range.end_ms - 1).unwrap_or_default();
+        let start =
+            chrono::DateTime::from_timestamp_millis(query.range.start_ms).unwrap_or_default();
+        let end =
+            chrono::DateTime::from_timestamp_millis(query.range.end_ms - 1).unwrap_or_default();
         let mut echoed = request.clone();
         if let Value::Object(map) = &mut echoed {
             map.insert(

@@ -12,9 +12,9 @@ mod parse;
 mod sql;
 mod time;
 
+pub use chrono_tz::Tz as TimeZone;
 pub use engine::{execute, QueryResult, ResultRow};
 pub use model::{DateRange, Dimension, Filter, Metric, Order, Query, TimeGrain};
 pub use parse::{parse_query, requested_site, QueryError};
 pub use sql::{Dialect, Row, RunError, Sql, SqlRunner, SqlValue};
-pub use chrono_tz::Tz as TimeZone;
 pub use time::resolve_range;

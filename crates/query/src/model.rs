@@ -42,7 +42,10 @@ impl Metric {
 
     /// Metrics that only visits (sessions) can answer.
     pub fn is_visit_metric(self) -> bool {
-        matches!(self, Metric::BounceRate | Metric::VisitDuration | Metric::ViewsPerVisit)
+        matches!(
+            self,
+            Metric::BounceRate | Metric::VisitDuration | Metric::ViewsPerVisit
+        )
     }
 }
 
@@ -99,21 +102,33 @@ impl VisitColumn {
         (VisitColumn::Channel, "visit:channel", "channel"),
         (VisitColumn::UtmSource, "visit:utm_source", "utm_source"),
         (VisitColumn::UtmMedium, "visit:utm_medium", "utm_medium"),
-        (VisitColumn::UtmCampaign, "visit:utm_campaign", "utm_campaign"),
+        (
+            VisitColumn::UtmCampaign,
+            "visit:utm_campaign",
+            "utm_campaign",
+        ),
         (VisitColumn::UtmContent, "visit:utm_content", "utm_content"),
         (VisitColumn::UtmTerm, "visit:utm_term", "utm_term"),
         (VisitColumn::Country, "visit:country", "country"),
         (VisitColumn::Region, "visit:region", "region"),
         (VisitColumn::City, "visit:city", "city"),
         (VisitColumn::Browser, "visit:browser", "browser"),
-        (VisitColumn::BrowserVersion, "visit:browser_version", "browser_version"),
+        (
+            VisitColumn::BrowserVersion,
+            "visit:browser_version",
+            "browser_version",
+        ),
         (VisitColumn::Os, "visit:os", "os"),
         (VisitColumn::OsVersion, "visit:os_version", "os_version"),
         (VisitColumn::Device, "visit:device", "device"),
     ];
 
     pub fn column(self) -> &'static str {
-        VisitColumn::ALL.iter().find(|(c, _, _)| *c == self).map(|(_, _, col)| *col).unwrap_or("")
+        VisitColumn::ALL
+            .iter()
+            .find(|(c, _, _)| *c == self)
+            .map(|(_, _, col)| *col)
+            .unwrap_or("")
     }
 }
 
@@ -139,7 +154,10 @@ impl Dimension {
 
     /// Dimensions that exist only on events (a visit has many pages and names).
     pub fn is_event_only(&self) -> bool {
-        matches!(self, Dimension::Page | Dimension::Name | Dimension::Hostname)
+        matches!(
+            self,
+            Dimension::Page | Dimension::Name | Dimension::Hostname
+        )
     }
 
     /// Dimensions that exist only on visits.

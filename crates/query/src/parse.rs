@@ -73,26 +73,46 @@ fn parse_filter(value: &Value, field: &str, depth: usize) -> Result<Filter, Quer
         return Err(err(field, "filters nest at most 8 levels"));
     }
     let Some(items) = value.as_array().filter(|items| !items.is_empty()) else {
-        return Err(err(field, "a filter is a list like [\"is\", \"event:page\", [\"/\"]]"));
+        return Err(err(
+            field,
+            "a filter is a list like [\"is\", \"event:page\", [\"/\"]]",
+        ));
     };
-    let op = items[0].as_str().ok_or_else(|| err(format!("{field}[0]"), "must be an operator"))?;
+    let op = items[0]
+        .as_str()
+        .ok_or_else(|| err(format!("{field}[0]"), "must be an operator"))?;
     match op {
         "and" | "or" => {
             let list = items
                 .get(1)
                 .and_then(Value::as_array)
                 .filter(|l| !l.is_empty())
-                .ok_or_else(|| err(format!("{field}[1]"), format!("{op} takes a non-empty list of filters")))?;
+                .ok_or_else(|| {
+                    err(
+                        format!("{field}[1]"),
+                        format!("{op} takes a non-empty list of filters"),
+                    )
+                })?;
             let inner = list
                 .iter()
                 .enumerate()
                 .map(|(i, f)| parse_filter(f, &format!("{field}[1][{i}]"), depth + 1))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(if op == "and" { Filter::And(inner) } else { Filter::Or(inner) })
+            Ok(if op == "and" {
+                Filter::And(inner)
+            } else {
+                Filter::Or(inner)
+            })
         }
         "not" => {
-            let inner = items.get(1).ok_or_else(|| err(format!("{field}[1]"), "not takes a filter"))?;
-            Ok(Filter::Not(Box::new(parse_filter(inner, &format!("{field}[1]"), depth + 1)?)))
+            let inner = items
+                .get(1)
+                .ok_or_else(|| err(format!("{field}[1]"), "not takes a filter"))?;
+            Ok(Filter::Not(Box::new(parse_filter(
+                inner,
+                &format!("{field}[1]"),
+                depth + 1,
+            )?)))
         }
         "is" | "is_not" | "contains" | "contains_not" | "matches" => {
             let name = items.get(1).and_then(Value::as_str).unwrap_or("");
@@ -106,10 +126,16 @@ fn parse_filter(value: &Value, field: &str, depth: usize) -> Result<Filter, Quer
             if op == "matches" {
                 for (i, pattern) in values.iter().enumerate() {
                     if pattern.len() > 500 {
-                        return Err(err(format!("{field}[2][{i}]"), "patterns have at most 500 characters"));
+                        return Err(err(
+                            format!("{field}[2][{i}]"),
+                            "patterns have at most 500 characters",
+                        ));
                     }
                     if let Err(error) = regex::Regex::new(pattern) {
-                        return Err(err(format!("{field}[2][{i}]"), format!("not a valid pattern: {error}")));
+                        return Err(err(
+                            format!("{field}[2][{i}]"),
+                            format!("not a valid pattern: {error}"),
+                        ));
                     }
                 }
             }
@@ -121,12 +147,20 @@ fn parse_filter(value: &Value, field: &str, depth: usize) -> Result<Filter, Quer
                 _ => Filter::Matches(dimension, values),
             })
         }
-        other => Err(err(format!("{field}[0]"), format!("unknown operator {other:?}"))),
+        other => Err(err(
+            format!("{field}[0]"),
+            format!("unknown operator {other:?}"),
+        )),
     }
 }
 
 /// Parses `body` for `site` at `now_ms`. `first_event_ms` bounds the `all` range.
-pub fn parse_query(body: &Value, site: &Site, now_ms: i64, first_event_ms: i64) -> Result<Query, QueryError> {
+pub fn parse_query(
+    body: &Value,
+    site: &Site,
+    now_ms: i64,
+    first_event_ms: i64,
+) -> Result<Query, QueryError> {
     if !body.is_object() {
         return Err(err("body", "must be a JSON object"));
     }
@@ -146,9 +180,13 @@ pub fn parse_query(body: &Value, site: &Site, now_ms: i64, first_event_ms: i64) 
     };
     let range = match body.get("date_range") {
         None => resolve_range(Some("30d"), None, timezone, now_ms, first_event_ms),
-        Some(Value::String(preset)) => resolve_range(Some(preset), None, timezone, now_ms, first_event_ms),
+        Some(Value::String(preset)) => {
+            resolve_range(Some(preset), None, timezone, now_ms, first_event_ms)
+        }
         Some(Value::Array(pair)) if pair.len() == 2 => match (pair[0].as_str(), pair[1].as_str()) {
-            (Some(from), Some(to)) => resolve_range(None, Some((from, to)), timezone, now_ms, first_event_ms),
+            (Some(from), Some(to)) => {
+                resolve_range(None, Some((from, to)), timezone, now_ms, first_event_ms)
+            }
             _ => Err("must hold two ISO 8601 dates".into()),
         },
         Some(_) => Err("must be a preset like \"30d\" or two ISO 8601 dates".into()),
@@ -160,9 +198,9 @@ pub fn parse_query(body: &Value, site: &Site, now_ms: i64, first_event_ms: i64) 
             .iter()
             .enumerate()
             .map(|(i, d)| {
-                d.as_str()
-                    .and_then(parse_dimension)
-                    .ok_or_else(|| err(format!("dimensions[{i}]"), format!("unknown dimension {d}")))
+                d.as_str().and_then(parse_dimension).ok_or_else(|| {
+                    err(format!("dimensions[{i}]"), format!("unknown dimension {d}"))
+                })
             })
             .collect::<Result<Vec<_>, _>>()?,
         Some(_) => return Err(err("dimensions", "must be a list of dimensions")),
@@ -194,10 +232,15 @@ pub fn parse_query(body: &Value, site: &Site, now_ms: i64, first_event_ms: i64) 
     };
     let mut order_by = Vec::new();
     if let Some(value) = body.get("order_by").filter(|v| !v.is_null()) {
-        let items = value.as_array().ok_or_else(|| err("order_by", "must be a list of [item, direction]"))?;
+        let items = value
+            .as_array()
+            .ok_or_else(|| err("order_by", "must be a list of [item, direction]"))?;
         for (i, item) in items.iter().enumerate() {
             let field = format!("order_by[{i}]");
-            let pair = item.as_array().filter(|p| p.len() == 2).ok_or_else(|| err(&field, "must be [item, \"asc\" | \"desc\"]"))?;
+            let pair = item
+                .as_array()
+                .filter(|p| p.len() == 2)
+                .ok_or_else(|| err(&field, "must be [item, \"asc\" | \"desc\"]"))?;
             let descending = match pair[1].as_str() {
                 Some("desc") => true,
                 Some("asc") => false,
@@ -206,10 +249,15 @@ pub fn parse_query(body: &Value, site: &Site, now_ms: i64, first_event_ms: i64) 
             let name = pair[0].as_str().unwrap_or("");
             if let Some(metric) = Metric::from_name(name).filter(|m| metrics.contains(m)) {
                 order_by.push(Order::Metric(metric, descending));
-            } else if let Some(index) = parse_dimension(name).and_then(|d| dimensions.iter().position(|x| *x == d)) {
+            } else if let Some(index) =
+                parse_dimension(name).and_then(|d| dimensions.iter().position(|x| *x == d))
+            {
                 order_by.push(Order::Dimension(index, descending));
             } else {
-                return Err(err(format!("{field}[0]"), format!("{name:?} is not one of the query's metrics or dimensions")));
+                return Err(err(
+                    format!("{field}[0]"),
+                    format!("{name:?} is not one of the query's metrics or dimensions"),
+                ));
             }
         }
     }
@@ -226,7 +274,10 @@ pub fn parse_query(body: &Value, site: &Site, now_ms: i64, first_event_ms: i64) 
         };
         if let Some(l) = read("limit")? {
             if l == 0 || l > MAX_LIMIT {
-                return Err(err("pagination.limit", format!("must be between 1 and {MAX_LIMIT}")));
+                return Err(err(
+                    "pagination.limit",
+                    format!("must be between 1 and {MAX_LIMIT}"),
+                ));
             }
             limit = l;
         }
@@ -275,14 +326,38 @@ mod tests {
     fn names_the_bad_part() {
         check_err(json!({}), "metrics");
         check_err(json!({"metrics": ["visitors", "nope"]}), "metrics[1]");
-        check_err(json!({"metrics": ["visitors"], "date_range": "forever"}), "date_range");
-        check_err(json!({"metrics": ["visitors"], "dimensions": ["event:nope"]}), "dimensions[0]");
-        check_err(json!({"metrics": ["views_per_visit"], "dimensions": ["event:page"]}), "metrics[0]");
-        check_err(json!({"metrics": ["visitors"], "filters": [["is", "event:page", "/"]]}), "filters[0][2]");
-        check_err(json!({"metrics": ["visitors"], "filters": [["and", [["like", "event:page", ["/"]]]]]}), "filters[0][1][0][0]");
-        check_err(json!({"metrics": ["visitors"], "order_by": [["pageviews", "desc"]]}), "order_by[0][0]");
-        check_err(json!({"metrics": ["visitors"], "pagination": {"limit": 0}}), "pagination.limit");
-        check_err(json!({"metrics": ["visitors"], "filters": [["matches", "event:page", ["(unclosed"]]]}), "filters[0][2][0]");
+        check_err(
+            json!({"metrics": ["visitors"], "date_range": "forever"}),
+            "date_range",
+        );
+        check_err(
+            json!({"metrics": ["visitors"], "dimensions": ["event:nope"]}),
+            "dimensions[0]",
+        );
+        check_err(
+            json!({"metrics": ["views_per_visit"], "dimensions": ["event:page"]}),
+            "metrics[0]",
+        );
+        check_err(
+            json!({"metrics": ["visitors"], "filters": [["is", "event:page", "/"]]}),
+            "filters[0][2]",
+        );
+        check_err(
+            json!({"metrics": ["visitors"], "filters": [["and", [["like", "event:page", ["/"]]]]]}),
+            "filters[0][1][0][0]",
+        );
+        check_err(
+            json!({"metrics": ["visitors"], "order_by": [["pageviews", "desc"]]}),
+            "order_by[0][0]",
+        );
+        check_err(
+            json!({"metrics": ["visitors"], "pagination": {"limit": 0}}),
+            "pagination.limit",
+        );
+        check_err(
+            json!({"metrics": ["visitors"], "filters": [["matches", "event:page", ["(unclosed"]]]}),
+            "filters[0][2][0]",
+        );
     }
 
     #[test]
@@ -304,9 +379,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(query.metrics, [Metric::Visitors, Metric::BounceRate]);
-        assert_eq!(query.dimensions, [Dimension::Page, Dimension::Time(TimeGrain::Day)]);
+        assert_eq!(
+            query.dimensions,
+            [Dimension::Page, Dimension::Time(TimeGrain::Day)]
+        );
         assert_eq!(query.filters.len(), 2);
         assert_eq!(query.order_by, [Order::Dimension(1, false)]);
-        assert_eq!((query.limit, query.offset, query.include_total_rows), (5, 10, true));
+        assert_eq!(
+            (query.limit, query.offset, query.include_total_rows),
+            (5, 10, true)
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! (daylight saving time), the shift is a `CASE` over the transitions, so no engine needs a
 //! time-zone database of its own.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::model::DateRange;
@@ -64,7 +64,11 @@ pub fn resolve_range(
         };
         let (from, to) = (parse(from)?, parse(to)?);
         // A date-time end is inclusive to the millisecond, a date to the end of its day.
-        let end_ms = if to.end_ms == to.start_ms { to.end_ms + 1 } else { to.end_ms };
+        let end_ms = if to.end_ms == to.start_ms {
+            to.end_ms + 1
+        } else {
+            to.end_ms
+        };
         if end_ms <= from.start_ms {
             return Err("the range ends before it starts".into());
         }
@@ -87,7 +91,11 @@ pub fn resolve_range(
         "month" => days_range(tz, today.with_day(1).expect("day 1"), today),
         "6mo" => days_range(tz, months_back(today, 5), today),
         "12mo" => days_range(tz, months_back(today, 11), today),
-        "year" => days_range(tz, NaiveDate::from_ymd_opt(today.year(), 1, 1).expect("jan 1"), today),
+        "year" => days_range(
+            tz,
+            NaiveDate::from_ymd_opt(today.year(), 1, 1).expect("jan 1"),
+            today,
+        ),
         "all" => DateRange {
             start_ms: all_start_ms.min(now_ms),
             end_ms: local_midnight_ms(tz, today + Duration::days(1)),
@@ -99,7 +107,8 @@ pub fn resolve_range(
 /// The first day of the month `months` before `date`'s month.
 fn months_back(date: NaiveDate, months: i32) -> NaiveDate {
     let index = date.year() * 12 + date.month0() as i32 - months;
-    NaiveDate::from_ymd_opt(index.div_euclid(12), index.rem_euclid(12) as u32 + 1, 1).expect("valid month")
+    NaiveDate::from_ymd_opt(index.div_euclid(12), index.rem_euclid(12) as u32 + 1, 1)
+        .expect("valid month")
 }
 
 /// The zone's UTC offsets over `range` (padded a day each side): the first offset and each
@@ -108,7 +117,9 @@ fn offsets(tz: Tz, range: DateRange) -> Vec<(i64, i32)> {
     use chrono::Offset;
     let offset_at = |ms: i64| -> i32 {
         let utc = Utc.timestamp_millis_opt(ms).single().unwrap_or_default();
-        tz.offset_from_utc_datetime(&utc.naive_utc()).fix().local_minus_utc()
+        tz.offset_from_utc_datetime(&utc.naive_utc())
+            .fix()
+            .local_minus_utc()
     };
     let start = range.start_ms - 24 * HOUR_MS;
     let end = range.end_ms + 24 * HOUR_MS;
@@ -139,10 +150,20 @@ pub fn local_time_sql(column: &str, tz: Tz, range: DateRange) -> String {
     let mut case = String::from("CASE");
     for window in changes.windows(2) {
         let (until, offset) = (window[1].0, window[0].1);
-        let until = NaiveDateTime::from(Utc.timestamp_millis_opt(until).single().unwrap_or_default().naive_utc());
-        case.push_str(&format!(" WHEN {column} < TIMESTAMP '{}' THEN {offset}", until.format("%Y-%m-%d %H:%M:%S")));
+        let until = Utc
+            .timestamp_millis_opt(until)
+            .single()
+            .unwrap_or_default()
+            .naive_utc();
+        case.push_str(&format!(
+            " WHEN {column} < TIMESTAMP '{}' THEN {offset}",
+            until.format("%Y-%m-%d %H:%M:%S")
+        ));
     }
-    case.push_str(&format!(" ELSE {} END", changes.last().expect("non-empty").1));
+    case.push_str(&format!(
+        " ELSE {} END",
+        changes.last().expect("non-empty").1
+    ));
     format!("({column} + to_seconds({case}))")
 }
 
@@ -151,7 +172,9 @@ mod tests {
     use super::*;
 
     fn ms(text: &str) -> i64 {
-        DateTime::parse_from_rfc3339(text).unwrap().timestamp_millis()
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .timestamp_millis()
     }
 
     #[test]
@@ -173,7 +196,10 @@ mod tests {
     #[test]
     fn custom_dates_are_inclusive() {
         let range = resolve_range(None, Some(("2024-01-01", "2024-01-02")), Tz::UTC, 0, 0).unwrap();
-        assert_eq!((range.start_ms, range.end_ms), (ms("2024-01-01T00:00:00Z"), ms("2024-01-03T00:00:00Z")));
+        assert_eq!(
+            (range.start_ms, range.end_ms),
+            (ms("2024-01-01T00:00:00Z"), ms("2024-01-03T00:00:00Z"))
+        );
         assert!(resolve_range(None, Some(("2024-01-02", "2024-01-01")), Tz::UTC, 0, 0).is_err());
         assert!(resolve_range(None, Some(("yesterday", "2024-01-01")), Tz::UTC, 0, 0).is_err());
         assert!(resolve_range(Some("5y"), None, Tz::UTC, 0, 0).is_err());

@@ -36,7 +36,8 @@ pub struct Caller {
 impl Caller {
     /// Whether this caller may read `site`'s statistics.
     pub fn may_read(&self, site: &SiteId) -> bool {
-        self.scope != ApiKeyScope::Ingest && self.grant.site_id.as_ref().is_none_or(|own| own == site)
+        self.scope != ApiKeyScope::Ingest
+            && self.grant.site_id.as_ref().is_none_or(|own| own == site)
     }
 
     pub fn is_admin(&self) -> bool {
@@ -51,7 +52,10 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
 }
 
@@ -82,7 +86,9 @@ impl FromRequestParts<App> for RequiredCaller {
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
         let MaybeCaller(caller) = MaybeCaller::from_request_parts(parts, app).await?;
-        caller.map(RequiredCaller).ok_or_else(ApiError::unauthorized)
+        caller
+            .map(RequiredCaller)
+            .ok_or_else(ApiError::unauthorized)
     }
 }
 
@@ -98,7 +104,11 @@ impl FromRequestParts<App> for Client {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0)
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-        Ok(Client(crate::client::client_info(peer, &parts.headers, &app.trusted_proxies)))
+        Ok(Client(crate::client::client_info(
+            peer,
+            &parts.headers,
+            &app.trusted_proxies,
+        )))
     }
 }
 
@@ -116,10 +126,18 @@ impl FromRequest<App> for Payload {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("application/json")
             .to_ascii_lowercase();
-        let essence = content_type.split(';').next().unwrap_or("").trim().to_owned();
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned();
         if !matches!(essence.as_str(), "application/json" | "text/plain" | "") {
-            return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")
-                .with_detail("content-type", "send application/json or text/plain"));
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported media type",
+            )
+            .with_detail("content-type", "send application/json or text/plain"));
         }
         let limit = app.max_body_bytes;
         let too_large = || {

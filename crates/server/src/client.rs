@@ -53,6 +53,9 @@ mod tests {
         let untrusted = client_info(proxy, &headers(), &[]);
         assert_eq!(untrusted.ip, "127.0.0.1".parse().ok());
         let elsewhere: SocketAddr = "198.51.100.1:5000".parse().unwrap();
-        assert_eq!(client_info(elsewhere, &headers(), &trusted).ip, "198.51.100.1".parse().ok());
+        assert_eq!(
+            client_info(elsewhere, &headers(), &trusted).ip,
+            "198.51.100.1".parse().ok()
+        );
     }
 }

@@ -44,12 +44,15 @@ impl ApiError {
     }
 
     pub fn unauthorized() -> Self {
-        ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized")
-            .with_detail("x-api-key", "a valid API key is required (x-api-key or Authorization: Bearer)")
+        ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized").with_detail(
+            "x-api-key",
+            "a valid API key is required (x-api-key or Authorization: Bearer)",
+        )
     }
 
     pub fn forbidden(site: &str) -> Self {
-        ApiError::new(StatusCode::FORBIDDEN, "Forbidden").with_detail("site_id", format!("this key may not use site {site}"))
+        ApiError::new(StatusCode::FORBIDDEN, "Forbidden")
+            .with_detail("site_id", format!("this key may not use site {site}"))
     }
 
     pub fn not_found(field: &str, message: impl Into<String>) -> Self {
@@ -66,7 +69,9 @@ impl IntoResponse for ApiError {
         let body = json!({"success": false, "error": self.error, "details": self.details});
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(seconds) = self.retry_after_s {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -75,11 +80,15 @@ impl IntoResponse for ApiError {
 impl From<DecodeError> for ApiError {
     fn from(err: DecodeError) -> Self {
         match err {
-            DecodeError::Json(message) => ApiError::new(StatusCode::BAD_REQUEST, "Malformed JSON").with_detail("body", message),
-            DecodeError::TooMany { len, limit } => {
-                ApiError::invalid(vec![FieldError::new("body", format!("a batch holds at most {limit} events, got {len}"))])
+            DecodeError::Json(message) => ApiError::new(StatusCode::BAD_REQUEST, "Malformed JSON")
+                .with_detail("body", message),
+            DecodeError::TooMany { len, limit } => ApiError::invalid(vec![FieldError::new(
+                "body",
+                format!("a batch holds at most {limit} events, got {len}"),
+            )]),
+            DecodeError::Empty => {
+                ApiError::invalid(vec![FieldError::new("body", "the batch is empty")])
             }
-            DecodeError::Empty => ApiError::invalid(vec![FieldError::new("body", "the batch is empty")]),
             DecodeError::Invalid(details) => ApiError::invalid(details),
         }
     }
@@ -93,9 +102,13 @@ impl From<QueueError> for ApiError {
                 ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Queue full")
                     .with_detail("body", "the server is catching up; retry shortly")
             },
-            QueueError::RecordTooLarge { limit, .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Payload too large")
-                .with_detail("body", format!("at most {limit} bytes")),
-            QueueError::EmptyRecord => ApiError::invalid(vec![FieldError::new("body", "no events")]),
+            QueueError::RecordTooLarge { limit, .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Payload too large")
+                    .with_detail("body", format!("at most {limit} bytes"))
+            }
+            QueueError::EmptyRecord => {
+                ApiError::invalid(vec![FieldError::new("body", "no events")])
+            }
             QueueError::Closed => ApiError {
                 retry_after_s: Some(5),
                 ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Shutting down")
@@ -116,7 +129,9 @@ impl From<IngestError> for ApiError {
         match err {
             IngestError::Decode(err) => err.into(),
             IngestError::Invalid(details) => ApiError::invalid(details),
-            IngestError::UnknownSite { field, value } => ApiError::not_found(&field, format!("no site matches {value:?}")),
+            IngestError::UnknownSite { field, value } => {
+                ApiError::not_found(&field, format!("no site matches {value:?}"))
+            }
             IngestError::MissingKey => ApiError::unauthorized(),
             IngestError::Forbidden { site } => ApiError::forbidden(site.as_str()),
             IngestError::Queue(err) => err.into(),
@@ -140,7 +155,8 @@ impl From<RunError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Conflict { what } => ApiError::new(StatusCode::CONFLICT, "Conflict").with_detail("site_id", format!("{what} already exists")),
+            StoreError::Conflict { what } => ApiError::new(StatusCode::CONFLICT, "Conflict")
+                .with_detail("site_id", format!("{what} already exists")),
             other => {
                 tracing::error!(error = %other, "store call failed");
                 ApiError {

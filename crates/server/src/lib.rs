@@ -69,7 +69,10 @@ fn admin_token(config: &ServeConfig) -> anyhow::Result<String> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     }
-    println!("Generated admin token (kept in {}): {token}", path.display());
+    println!(
+        "Generated admin token (kept in {}): {token}",
+        path.display()
+    );
     Ok(token)
 }
 
@@ -103,7 +106,8 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let admin_token = admin_token(&config)?;
-    let store = DuckDbStore::open(&config.data_dir.join("heartbeat.duckdb")).context("cannot open the event store")?;
+    let store = DuckDbStore::open(&config.data_dir.join("heartbeat.duckdb"))
+        .context("cannot open the event store")?;
     let mut wal_config = WalConfig::new(config.data_dir.join("wal"));
     wal_config.max_pending_bytes = config.max_queue_bytes;
     let wal = Arc::new(WalQueue::open(wal_config).context("cannot open the write-ahead log")?);
@@ -111,9 +115,20 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     let events: Arc<dyn EventStore> = Arc::new(store.clone());
     let meta: Arc<dyn MetaStore> = Arc::new(store);
     let registry = Arc::new(registry::Registry::load(meta, &admin_token).await?);
-    let ingestor = Ingestor::new(registry.clone(), queue.clone(), &config.data_dir, IngestConfig::default())
-        .context("cannot open the salts")?;
-    let processor = Processor::start(queue, events.clone(), &config.data_dir, ProcessorConfig::default()).await?;
+    let ingestor = Ingestor::new(
+        registry.clone(),
+        queue.clone(),
+        &config.data_dir,
+        IngestConfig::default(),
+    )
+    .context("cannot open the salts")?;
+    let processor = Processor::start(
+        queue,
+        events.clone(),
+        &config.data_dir,
+        ProcessorConfig::default(),
+    )
+    .await?;
     let app = App {
         registry,
         ingestor: Arc::new(ingestor),
@@ -142,7 +157,9 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
             .context("http server failed")?;
         let _ = processor_stop.send(true);
         processor_task.await.context("processor panicked")??;
-        tokio::task::spawn_blocking(move || wal.close()).await.context("closing the log panicked")?;
+        tokio::task::spawn_blocking(move || wal.close())
+            .await
+            .context("closing the log panicked")?;
         tracing::info!("heartbeat stopped");
         Ok(())
     });

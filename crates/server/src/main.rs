@@ -8,10 +8,19 @@ use clap::{Parser, Subcommand, ValueEnum};
 use heartbeat_server::ServeConfig;
 
 #[derive(Parser)]
-#[command(name = "heartbeat", version, about = "Self-hosted real-time web and product analytics")]
+#[command(
+    name = "heartbeat",
+    version,
+    about = "Self-hosted real-time web and product analytics"
+)]
 struct Cli {
     /// Log format.
-    #[arg(long, global = true, env = "HEARTBEAT_LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "HEARTBEAT_LOG_FORMAT",
+        default_value = "text"
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
@@ -37,7 +46,12 @@ enum Command {
         #[arg(long, env = "HEARTBEAT_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
         /// Comma-separated CIDRs of proxies whose forwarding headers are believed.
-        #[arg(long, env = "HEARTBEAT_TRUSTED_PROXIES", value_delimiter = ',', default_value = "")]
+        #[arg(
+            long,
+            env = "HEARTBEAT_TRUSTED_PROXIES",
+            value_delimiter = ',',
+            default_value = ""
+        )]
         trusted_proxies: Vec<String>,
         /// Largest request body accepted, in bytes.
         #[arg(long, env = "HEARTBEAT_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
@@ -51,7 +65,9 @@ enum Command {
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HEARTBEAT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -83,7 +99,11 @@ async fn main() -> anyhow::Result<()> {
             let trusted_proxies = trusted_proxies
                 .iter()
                 .filter(|s| !s.trim().is_empty())
-                .map(|s| s.trim().parse().with_context(|| format!("--trusted-proxies: {s:?} is not a CIDR")))
+                .map(|s| {
+                    s.trim()
+                        .parse()
+                        .with_context(|| format!("--trusted-proxies: {s:?} is not a CIDR"))
+                })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let config = ServeConfig {
                 admin_token,

@@ -55,7 +55,10 @@ pub struct CreatedSite {
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -77,7 +80,9 @@ impl Registry {
     pub async fn load(meta: Arc<dyn MetaStore>, admin_token: &str) -> Result<Self, StoreError> {
         let mut tables = Tables::default();
         for site in meta.sites().await? {
-            tables.by_domain.insert(site.domain.clone(), site.id.clone());
+            tables
+                .by_domain
+                .insert(site.domain.clone(), site.id.clone());
             tables.sites.insert(site.id.clone(), site);
         }
         for key in meta.api_keys().await? {
@@ -107,7 +112,12 @@ impl Registry {
     }
 
     pub fn site(&self, id: &SiteId) -> Option<Site> {
-        self.tables.read().unwrap_or_else(|p| p.into_inner()).sites.get(id).cloned()
+        self.tables
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .sites
+            .get(id)
+            .cloned()
     }
 
     pub fn sites(&self) -> Vec<Site> {
@@ -118,7 +128,11 @@ impl Registry {
     }
 
     /// Creates a site and its first key (scope read, which includes ingest).
-    pub async fn create_site(&self, request: NewSite, now_ms: i64) -> Result<CreatedSite, RegistryError> {
+    pub async fn create_site(
+        &self,
+        request: NewSite,
+        now_ms: i64,
+    ) -> Result<CreatedSite, RegistryError> {
         let name = request.name.trim().to_owned();
         if name.is_empty() || name.chars().count() > 200 {
             return Err(RegistryError::Invalid {
@@ -129,7 +143,9 @@ impl Registry {
         let domain = normalize_host(request.domain.as_deref().unwrap_or(&name));
         let valid_domain = !domain.is_empty()
             && domain.len() <= 253
-            && domain.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+            && domain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
         let domain = if valid_domain {
             domain
         } else if request.domain.is_some() {
@@ -172,17 +188,26 @@ impl Registry {
         };
         self.meta.insert_api_key(&key).await?;
         let mut tables = self.tables.write().unwrap_or_else(|p| p.into_inner());
-        tables.by_domain.insert(site.domain.clone(), site.id.clone());
+        tables
+            .by_domain
+            .insert(site.domain.clone(), site.id.clone());
         tables.sites.insert(site.id.clone(), site.clone());
         tables.keys.insert(key.secret_sha256.clone(), key);
-        Ok(CreatedSite { site, api_key: secret })
+        Ok(CreatedSite {
+            site,
+            api_key: secret,
+        })
     }
 }
 
 impl SiteDirectory for Registry {
     fn by_domain(&self, domain: &str) -> Option<Site> {
         let tables = self.tables.read().unwrap_or_else(|p| p.into_inner());
-        tables.by_domain.get(domain).and_then(|id| tables.sites.get(id)).cloned()
+        tables
+            .by_domain
+            .get(domain)
+            .and_then(|id| tables.sites.get(id))
+            .cloned()
     }
 
     fn by_id(&self, id: &SiteId) -> Option<Site> {

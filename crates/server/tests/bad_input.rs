@@ -17,7 +17,14 @@ struct Case {
     field: &'static str,
 }
 
-fn case(name: &'static str, path: &'static str, body: Value, key: Option<&'static str>, status: u16, field: &'static str) -> Case {
+fn case(
+    name: &'static str,
+    path: &'static str,
+    body: Value,
+    key: Option<&'static str>,
+    status: u16,
+    field: &'static str,
+) -> Case {
     Case {
         name,
         path,
@@ -39,30 +46,186 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
     let key: &'static str = Box::leak(key.into_boxed_str());
     let other_key: &'static str = Box::leak(other_key.into_boxed_str());
     let good = json!({"n": "pageview", "u": "https://example.com/", "d": "example.com"});
-    let many: Vec<Value> = (0..1001).map(|i| json!({"userId": format!("u{i}"), "eventName": "x"})).collect();
+    let many: Vec<Value> = (0..1001)
+        .map(|i| json!({"userId": format!("u{i}"), "eventName": "x"}))
+        .collect();
     let mut cases = vec![
-        case("missing name", "/api/event", json!({"u": "https://example.com/", "d": "example.com"}), None, 400, "name"),
-        case("wrong type", "/api/event", json!({"n": "pageview", "u": [1], "d": "example.com", "i": "yes"}), None, 400, "u"),
-        case("not a web url", "/api/event", json!({"n": "pageview", "u": "ftp://example.com/", "d": "example.com"}), None, 400, "url"),
-        case("nested props", "/api/event", json!({"n": "x", "u": "https://example.com/", "d": "example.com", "p": {"a": {"b": 1}}}), None, 400, "p.a"),
-        case("bad revenue", "/api/event", json!({"n": "x", "u": "https://example.com/", "d": "example.com", "revenue": {"amount": "ten", "currency": "EUR"}}), None, 400, "revenue.amount"),
-        case("unknown domain", "/api/event", json!({"n": "pageview", "u": "https://nope.com/", "d": "nope.com"}), None, 404, "domain"),
-        case("seed 002 without key", "/api/event", json!({"site_id": "example.com", "event_type": "pageview", "path": "/"}), None, 401, "x-api-key"),
-        case("seed 002 wrong key", "/api/event", json!({"site_id": "example.com", "event_type": "pageview", "path": "/"}), Some("hb_wrong"), 401, "x-api-key"),
-        case("another site's id", "/api/event", json!({"site_id": "example.com", "event_type": "pageview", "path": "/"}), Some(other_key), 403, "site_id"),
-        case("unknown site id", "/api/event", json!({"site_id": "ghost.io", "event_type": "pageview"}), Some(key), 404, "site_id"),
-        case("seed 002 missing type", "/api/event", json!({"site_id": "example.com"}), Some(key), 400, "event_type"),
-        case("timestamp far past", "/api/v1/events", json!({"userId": "u", "eventName": "x", "timestamp": "1990-01-01T00:00:00Z"}), Some(key), 400, "timestamp"),
-        case("timestamp future", "/api/v1/events", json!({"userId": "u", "eventName": "x", "timestamp": "2999-01-01T00:00:00Z"}), Some(key), 400, "timestamp"),
-        case("timestamp garbage", "/api/v1/events", json!({"userId": "u", "eventName": "x", "timestamp": "yesterday"}), Some(key), 400, "timestamp"),
-        case("batch over 1000", "/api/v1/events", Value::Array(many), Some(key), 400, "body"),
-        case("one bad item fails the batch", "/api/v1/events", json!([{"userId": "u", "eventName": "ok"}, {"userId": "u"}]), Some(key), 400, "[1].eventName"),
-        case("empty batch", "/api/v1/events/batch", json!({"events": []}), Some(key), 400, "body"),
-        case("batch not a list", "/api/v1/events/batch", json!({"events": 3}), Some(key), 400, "events"),
-        case("seed 001 missing source", "/api/v1/events/batch", json!([{"id": "1", "type": "t", "timestamp": "2026-01-01T00:00:00Z"}]), Some(key), 400, "[0].source"),
-        case("seed 004 without key", "/api/events", json!({"event_type": "PAGE_VIEW"}), None, 401, "x-api-key"),
-        case("seed 000 unknown domain", "/events", json!({"event_type": "pageview", "domain": "ghost.io"}), None, 404, "domain"),
-        case("a JSON string", "/api/event", json!("pageview"), None, 400, "body"),
+        case(
+            "missing name",
+            "/api/event",
+            json!({"u": "https://example.com/", "d": "example.com"}),
+            None,
+            400,
+            "name",
+        ),
+        case(
+            "wrong type",
+            "/api/event",
+            json!({"n": "pageview", "u": [1], "d": "example.com", "i": "yes"}),
+            None,
+            400,
+            "u",
+        ),
+        case(
+            "not a web url",
+            "/api/event",
+            json!({"n": "pageview", "u": "ftp://example.com/", "d": "example.com"}),
+            None,
+            400,
+            "url",
+        ),
+        case(
+            "nested props",
+            "/api/event",
+            json!({"n": "x", "u": "https://example.com/", "d": "example.com", "p": {"a": {"b": 1}}}),
+            None,
+            400,
+            "p.a",
+        ),
+        case(
+            "bad revenue",
+            "/api/event",
+            json!({"n": "x", "u": "https://example.com/", "d": "example.com", "revenue": {"amount": "ten", "currency": "EUR"}}),
+            None,
+            400,
+            "revenue.amount",
+        ),
+        case(
+            "unknown domain",
+            "/api/event",
+            json!({"n": "pageview", "u": "https://nope.com/", "d": "nope.com"}),
+            None,
+            404,
+            "domain",
+        ),
+        case(
+            "seed 002 without key",
+            "/api/event",
+            json!({"site_id": "example.com", "event_type": "pageview", "path": "/"}),
+            None,
+            401,
+            "x-api-key",
+        ),
+        case(
+            "seed 002 wrong key",
+            "/api/event",
+            json!({"site_id": "example.com", "event_type": "pageview", "path": "/"}),
+            Some("hb_wrong"),
+            401,
+            "x-api-key",
+        ),
+        case(
+            "another site's id",
+            "/api/event",
+            json!({"site_id": "example.com", "event_type": "pageview", "path": "/"}),
+            Some(other_key),
+            403,
+            "site_id",
+        ),
+        case(
+            "unknown site id",
+            "/api/event",
+            json!({"site_id": "ghost.io", "event_type": "pageview"}),
+            Some(key),
+            404,
+            "site_id",
+        ),
+        case(
+            "seed 002 missing type",
+            "/api/event",
+            json!({"site_id": "example.com"}),
+            Some(key),
+            400,
+            "event_type",
+        ),
+        case(
+            "timestamp far past",
+            "/api/v1/events",
+            json!({"userId": "u", "eventName": "x", "timestamp": "1990-01-01T00:00:00Z"}),
+            Some(key),
+            400,
+            "timestamp",
+        ),
+        case(
+            "timestamp future",
+            "/api/v1/events",
+            json!({"userId": "u", "eventName": "x", "timestamp": "2999-01-01T00:00:00Z"}),
+            Some(key),
+            400,
+            "timestamp",
+        ),
+        case(
+            "timestamp garbage",
+            "/api/v1/events",
+            json!({"userId": "u", "eventName": "x", "timestamp": "yesterday"}),
+            Some(key),
+            400,
+            "timestamp",
+        ),
+        case(
+            "batch over 1000",
+            "/api/v1/events",
+            Value::Array(many),
+            Some(key),
+            400,
+            "body",
+        ),
+        case(
+            "one bad item fails the batch",
+            "/api/v1/events",
+            json!([{"userId": "u", "eventName": "ok"}, {"userId": "u"}]),
+            Some(key),
+            400,
+            "[1].eventName",
+        ),
+        case(
+            "empty batch",
+            "/api/v1/events/batch",
+            json!({"events": []}),
+            Some(key),
+            400,
+            "body",
+        ),
+        case(
+            "batch not a list",
+            "/api/v1/events/batch",
+            json!({"events": 3}),
+            Some(key),
+            400,
+            "events",
+        ),
+        case(
+            "seed 001 missing source",
+            "/api/v1/events/batch",
+            json!([{"id": "1", "type": "t", "timestamp": "2026-01-01T00:00:00Z"}]),
+            Some(key),
+            400,
+            "[0].source",
+        ),
+        case(
+            "seed 004 without key",
+            "/api/events",
+            json!({"event_type": "PAGE_VIEW"}),
+            None,
+            401,
+            "x-api-key",
+        ),
+        case(
+            "seed 000 unknown domain",
+            "/events",
+            json!({"event_type": "pageview", "domain": "ghost.io"}),
+            None,
+            404,
+            "domain",
+        ),
+        case(
+            "a JSON string",
+            "/api/event",
+            json!("pageview"),
+            None,
+            400,
+            "body",
+        ),
     ];
     cases.push(Case {
         name: "broken JSON",
@@ -104,8 +267,18 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
         assert_eq!(status, case.status, "{}: {body}", case.name);
         assert_eq!(body["success"], false, "{}: {body}", case.name);
         assert!(body["error"].is_string(), "{}: {body}", case.name);
-        let fields: Vec<&str> = body["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
-        assert!(fields.contains(&case.field), "{}: wanted field {} in {body}", case.name, case.field);
+        let fields: Vec<&str> = body["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["field"].as_str().unwrap())
+            .collect();
+        assert!(
+            fields.contains(&case.field),
+            "{}: wanted field {} in {body}",
+            case.name,
+            case.field
+        );
     }
     // A body over the limit is refused from its Content-Length, before it is read (a raw
     // socket, since a client still writing the body sees the connection close early).
@@ -139,7 +312,11 @@ async fn oversized_request(base: &str, path: &str) -> String {
     );
     socket.write_all(head.as_bytes()).await.unwrap();
     let mut response = Vec::new();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), socket.read_to_end(&mut response)).await;
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        socket.read_to_end(&mut response),
+    )
+    .await;
     let text = String::from_utf8_lossy(&response).into_owned();
     assert!(text.contains("\"success\":false"), "{text}");
     text
@@ -153,27 +330,81 @@ async fn bad_queries_name_the_bad_part() {
     let other = server.create_site("other.org", "UTC").await;
     let cases = [
         (json!({"metrics": ["visitors"]}), &key, 400, "site_id"),
-        (json!({"site_id": "example.com", "metrics": ["nope"]}), &key, 400, "metrics[0]"),
-        (json!({"site_id": "example.com", "metrics": ["visitors"], "date_range": "1000y"}), &key, 400, "date_range"),
-        (json!({"site_id": "example.com", "metrics": ["visitors"], "filters": [["is", "event:page", "/' OR 1=1 --"]]}), &key, 400, "filters[0][2]"),
-        (json!({"site_id": "example.com", "metrics": ["visitors"]}), &other, 403, "site_id"),
-        (json!({"site_id": "ghost.io", "metrics": ["visitors"]}), &key, 404, "site_id"),
+        (
+            json!({"site_id": "example.com", "metrics": ["nope"]}),
+            &key,
+            400,
+            "metrics[0]",
+        ),
+        (
+            json!({"site_id": "example.com", "metrics": ["visitors"], "date_range": "1000y"}),
+            &key,
+            400,
+            "date_range",
+        ),
+        (
+            json!({"site_id": "example.com", "metrics": ["visitors"], "filters": [["is", "event:page", "/' OR 1=1 --"]]}),
+            &key,
+            400,
+            "filters[0][2]",
+        ),
+        (
+            json!({"site_id": "example.com", "metrics": ["visitors"]}),
+            &other,
+            403,
+            "site_id",
+        ),
+        (
+            json!({"site_id": "ghost.io", "metrics": ["visitors"]}),
+            &key,
+            404,
+            "site_id",
+        ),
     ];
     for (body, key, status, field) in cases {
-        let response = server.http.post(server.url("/api/v2/query")).bearer_auth(key).json(&body).send().await.unwrap();
+        let response = server
+            .http
+            .post(server.url("/api/v2/query"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status().as_u16(), status, "{body}");
         let answer: Value = response.json().await.unwrap();
         assert_eq!(answer["details"][0]["field"], field, "{answer}");
     }
-    let response = server.http.post(server.url("/api/v2/query")).json(&json!({"site_id": "example.com", "metrics": ["visitors"]})).send().await.unwrap();
+    let response = server
+        .http
+        .post(server.url("/api/v2/query"))
+        .json(&json!({"site_id": "example.com", "metrics": ["visitors"]}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 401);
     // Hostile filter values are data, never SQL: each is answered (a bad pattern with a 400
     // naming it), never a server error.
-    let hostile = ["'; DROP TABLE events; --", "\" OR \"\"=\"", &"x".repeat(2000), "%", "\\", "(?:a+)+$", "(", "\u{0}"];
+    let hostile = [
+        "'; DROP TABLE events; --",
+        "\" OR \"\"=\"",
+        &"x".repeat(2000),
+        "%",
+        "\\",
+        "(?:a+)+$",
+        "(",
+        "\u{0}",
+    ];
     for value in hostile {
         for op in ["is", "contains", "matches", "is_not"] {
             let body = json!({"site_id": "example.com", "metrics": ["visitors", "bounce_rate"], "filters": [[op, "visit:exit_page", [value]], [op, "event:page", [value]]]});
-            let response = server.http.post(server.url("/api/v2/query")).bearer_auth(&key).json(&body).send().await.unwrap();
+            let response = server
+                .http
+                .post(server.url("/api/v2/query"))
+                .bearer_auth(&key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
             let status = response.status().as_u16();
             let answer: Value = response.json().await.unwrap();
             if status == 400 {

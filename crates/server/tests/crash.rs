@@ -21,7 +21,14 @@ struct Process {
 /// Starts the real binary and waits for its "ready" log line.
 fn launch(dir: &Path) -> Process {
     let mut child = Command::new(env!("CARGO_BIN_EXE_heartbeat"))
-        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(dir)
         .env("HEARTBEAT_ADMIN_TOKEN", ADMIN)
         .stdout(Stdio::null())
@@ -43,7 +50,9 @@ fn launch(dir: &Path) -> Process {
             }
         }
     });
-    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("server became ready");
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server became ready");
     Process {
         child,
         base: format!("http://{addr}"),
@@ -51,7 +60,10 @@ fn launch(dir: &Path) -> Process {
 }
 
 fn pseudo_random_ms(low: u64, high: u64) -> u64 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
     low + nanos % (high - low)
 }
 
@@ -143,22 +155,43 @@ async fn acknowledged_events_survive_kill_9_exactly_once() {
     // Everything acknowledged is processed after the last restart.
     let deadline = Instant::now() + Duration::from_secs(60);
     while stored_events(&server.base).await < acked_all.len() as u64 {
-        assert!(Instant::now() < deadline, "acknowledged events were not all stored");
+        assert!(
+            Instant::now() < deadline,
+            "acknowledged events were not all stored"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // SIGTERM: drain, flush, exit 0.
-    let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let exit = server.child.wait().unwrap();
     assert!(exit.success(), "SIGTERM exit: {exit:?}");
 
-    let rows = sql(dir.path(), "SELECT value, count(*) FROM event_props WHERE key = 'seq' GROUP BY value").await;
+    let rows = sql(
+        dir.path(),
+        "SELECT value, count(*) FROM event_props WHERE key = 'seq' GROUP BY value",
+    )
+    .await;
     let counts: HashMap<String, String> = rows.iter().map(|r| (text(&r[0]), text(&r[1]))).collect();
     for seq in &acked_all {
-        assert_eq!(counts.get(seq).map(String::as_str), Some("1"), "acknowledged event {seq}");
+        assert_eq!(
+            counts.get(seq).map(String::as_str),
+            Some("1"),
+            "acknowledged event {seq}"
+        );
     }
     let duplicated: Vec<_> = counts.iter().filter(|(_, n)| n.as_str() != "1").collect();
-    assert!(duplicated.is_empty(), "stored more than once: {duplicated:?}");
-    let totals = sql(dir.path(), "SELECT count(*), count(DISTINCT event_id) FROM events").await;
+    assert!(
+        duplicated.is_empty(),
+        "stored more than once: {duplicated:?}"
+    );
+    let totals = sql(
+        dir.path(),
+        "SELECT count(*), count(DISTINCT event_id) FROM events",
+    )
+    .await;
     assert_eq!(text(&totals[0][0]), text(&totals[0][1]));
 }

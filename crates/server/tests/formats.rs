@@ -25,25 +25,64 @@ async fn every_wire_format_lands_a_canonical_event() {
     };
     let sends = [
         // Plausible's Events API, as the tracker sends it (text/plain is covered below).
-        ("/api/event", json!({"n": "pageview", "u": "https://example.com/plausible?utm_source=news", "d": "example.com", "r": "https://news.ycombinator.com/", "p": {"plan": "pro"}}), false),
-        ("/api/event", json!({"name": "Purchase", "url": "https://example.com/checkout", "domain": "example.com", "revenue": {"amount": "19.99", "currency": "EUR"}}), false),
+        (
+            "/api/event",
+            json!({"n": "pageview", "u": "https://example.com/plausible?utm_source=news", "d": "example.com", "r": "https://news.ycombinator.com/", "p": {"plan": "pro"}}),
+            false,
+        ),
+        (
+            "/api/event",
+            json!({"name": "Purchase", "url": "https://example.com/checkout", "domain": "example.com", "revenue": {"amount": "19.99", "currency": "EUR"}}),
+            false,
+        ),
         // Seed 002.
-        ("/api/event", json!({"site_id": "example.com", "event_type": "page_view", "path": "/seed-002", "user_id": "user-2", "timestamp": "2026-01-15T10:30:00Z"}), true),
+        (
+            "/api/event",
+            json!({"site_id": "example.com", "event_type": "page_view", "path": "/seed-002", "user_id": "user-2", "timestamp": "2026-01-15T10:30:00Z"}),
+            true,
+        ),
         // Seed 000, public by domain.
-        ("/events", json!({"event_type": "pageview", "visitor_id": "visitor-0", "session_id": "s-0", "timestamp": "2026-01-15T11:00:00.000Z", "domain": "example.com", "path": "/seed-000"}), false),
+        (
+            "/events",
+            json!({"event_type": "pageview", "visitor_id": "visitor-0", "session_id": "s-0", "timestamp": "2026-01-15T11:00:00.000Z", "domain": "example.com", "path": "/seed-000"}),
+            false,
+        ),
         // Seed 004.
-        ("/api/events", json!({"event_type": "PAGE_VIEW", "user_id": "user_101", "session_id": "sess_1", "page_url": "/seed-004", "metadata": {"device": "mobile"}}), true),
+        (
+            "/api/events",
+            json!({"event_type": "PAGE_VIEW", "user_id": "user_101", "session_id": "sess_1", "page_url": "/seed-004", "metadata": {"device": "mobile"}}),
+            true,
+        ),
         // Seed 003, an array.
-        ("/api/v1/events", json!([{"userId": "user-3", "eventName": "button_click", "timestamp": "2026-01-15T12:00:00Z", "properties": {"pageUrl": "/seed-003", "button": "buy"}}]), true),
+        (
+            "/api/v1/events",
+            json!([{"userId": "user-3", "eventName": "button_click", "timestamp": "2026-01-15T12:00:00Z", "properties": {"pageUrl": "/seed-003", "button": "buy"}}]),
+            true,
+        ),
         // Seed 001, a batch of EventMessages.
-        ("/api/v1/events/batch", json!({"events": [{"id": "evt-001", "type": "email.opened", "data": {"campaign": "c1"}, "timestamp": "2026-01-15T13:00:00Z", "source": "mailer", "correlationId": "corr-1"}]}), true),
+        (
+            "/api/v1/events/batch",
+            json!({"events": [{"id": "evt-001", "type": "email.opened", "data": {"campaign": "c1"}, "timestamp": "2026-01-15T13:00:00Z", "source": "mailer", "correlationId": "corr-1"}]}),
+            true,
+        ),
     ];
     for (path, body, with_key) in sends {
         let response = post(path, body.clone(), with_key).await.unwrap();
-        assert_eq!(response.status(), 202, "{path} {body}: {}", response.text().await.unwrap());
+        assert_eq!(
+            response.status(),
+            202,
+            "{path} {body}: {}",
+            response.text().await.unwrap()
+        );
     }
     // Seed 002's response body.
-    let response = post("/api/event", json!({"site_id": "example.com", "event_type": "pageview", "path": "/again"}), true).await.unwrap();
+    let response = post(
+        "/api/event",
+        json!({"site_id": "example.com", "event_type": "pageview", "path": "/again"}),
+        true,
+    )
+    .await
+    .unwrap();
     assert_eq!(response.status(), 202);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["success"], true);
@@ -55,7 +94,10 @@ async fn every_wire_format_lands_a_canonical_event() {
         .post(server.url("/api/event"))
         .header("user-agent", UA)
         .header("content-type", "text/plain")
-        .body(json!({"n": "pageview", "u": "https://example.com/plain", "d": "example.com"}).to_string())
+        .body(
+            json!({"n": "pageview", "u": "https://example.com/plain", "d": "example.com"})
+                .to_string(),
+        )
         .send()
         .await
         .unwrap();
@@ -71,7 +113,10 @@ async fn every_wire_format_lands_a_canonical_event() {
          FROM events ORDER BY pathname, name",
     )
     .await;
-    let got: Vec<String> = rows.iter().map(|r| r.iter().map(text).collect::<Vec<_>>().join(" | ")).collect();
+    let got: Vec<String> = rows
+        .iter()
+        .map(|r| r.iter().map(text).collect::<Vec<_>>().join(" | "))
+        .collect();
     let expected = [
         "/ | email.opened |  |  | {\"campaign\":\"c1\",\"correlation_id\":\"corr-1\",\"source\":\"mailer\"} | 0 |  |  |  | 1",
         "/again | pageview |  |  |  | 0 |  | news | news | 0",

@@ -45,8 +45,18 @@ fn rows(body: &Value) -> Vec<(Vec<String>, Vec<f64>)> {
         .unwrap()
         .iter()
         .map(|r| {
-            let dims = r["dimensions"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_owned()).collect();
-            let metrics = r["metrics"].as_array().unwrap().iter().map(|m| m.as_f64().unwrap()).collect();
+            let dims = r["dimensions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_str().unwrap().to_owned())
+                .collect();
+            let metrics = r["metrics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m.as_f64().unwrap())
+                .collect();
             (dims, metrics)
         })
         .collect()
@@ -61,21 +71,36 @@ fn check(body: &Value, expected: &[(&[&str], &[f64])]) {
     assert_eq!(got, expected, "{body}");
 }
 
-const ALL: [&str; 7] = ["visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration", "views_per_visit"];
+const ALL: [&str; 7] = [
+    "visitors",
+    "visits",
+    "pageviews",
+    "events",
+    "bounce_rate",
+    "visit_duration",
+    "views_per_visit",
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn visit_metrics_follow_the_definitions() {
     let dir = tempfile::tempdir().unwrap();
     let server = serve(dir.path()).await;
     let key = server.create_site("example.com", "UTC").await;
-    let ny_key = server.create_site("ny.example.com", "America/New_York").await;
+    let ny_key = server
+        .create_site("ny.example.com", "America/New_York")
+        .await;
     load_timeline(&server, &key).await;
     load_timeline(&server, &ny_key).await;
     server.wait_for_events(&key, "example.com", 9).await;
     server.wait_for_events(&ny_key, "ny.example.com", 9).await;
     let range = json!(["2026-03-10", "2026-03-11"]);
 
-    let top = server.query(&key, json!({"site_id": "example.com", "metrics": ALL, "date_range": range})).await;
+    let top = server
+        .query(
+            &key,
+            json!({"site_id": "example.com", "metrics": ALL, "date_range": range}),
+        )
+        .await;
     // 4 visitors, 5 visits (A twice), 8 page views, 9 events, 2 bounces of 5 visits,
     // durations 1200 + 0 + 60 + 1200 + 0 over 5 visits, 8 / 5 views per visit.
     check(&top, &[(&[], &[4.0, 5.0, 8.0, 9.0, 40.0, 492.0, 1.6])]);
@@ -96,7 +121,13 @@ async fn visit_metrics_follow_the_definitions() {
         .query(&ny_key, json!({"site_id": "ny.example.com", "metrics": ["visitors", "pageviews", "visits"], "date_range": range, "dimensions": ["time:day"]}))
         .await;
     // New York is UTC-4 in March 2026: C's visit is all on the evening of the 10th there.
-    check(&ny_by_day, &[(&["2026-03-10"], &[3.0, 7.0, 4.0]), (&["2026-03-11"], &[1.0, 1.0, 1.0])]);
+    check(
+        &ny_by_day,
+        &[
+            (&["2026-03-10"], &[3.0, 7.0, 4.0]),
+            (&["2026-03-11"], &[1.0, 1.0, 1.0]),
+        ],
+    );
 
     let pages = server
         .query(&key, json!({"site_id": "example.com", "metrics": ["visitors", "pageviews", "bounce_rate"], "date_range": range, "dimensions": ["event:page"]}))
@@ -115,7 +146,14 @@ async fn visit_metrics_follow_the_definitions() {
     let entry = server
         .query(&key, json!({"site_id": "example.com", "metrics": ["visits", "bounce_rate"], "date_range": range, "dimensions": ["visit:entry_page"], "order_by": [["visits", "desc"]]}))
         .await;
-    check(&entry, &[(&["/"], &[3.0, 33.0]), (&["/blog"], &[1.0, 100.0]), (&["/pricing"], &[1.0, 0.0])]);
+    check(
+        &entry,
+        &[
+            (&["/"], &[3.0, 33.0]),
+            (&["/blog"], &[1.0, 100.0]),
+            (&["/pricing"], &[1.0, 0.0]),
+        ],
+    );
 
     // A page filter keeps the visits that viewed the page; an entry-page filter those that
     // started there.
@@ -126,7 +164,10 @@ async fn visit_metrics_follow_the_definitions() {
     let exits = server
         .query(&key, json!({"site_id": "example.com", "metrics": ["visits"], "date_range": range, "dimensions": ["visit:exit_page"]}))
         .await;
-    check(&exits, &[(&["/"], &[3.0]), (&["/blog"], &[1.0]), (&["/docs"], &[1.0])]);
+    check(
+        &exits,
+        &[(&["/"], &[3.0]), (&["/blog"], &[1.0]), (&["/docs"], &[1.0])],
+    );
 
     // Seed 002's daily stats on the same engine.
     let stats: Value = server

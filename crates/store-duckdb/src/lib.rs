@@ -86,7 +86,11 @@ impl DuckDbStore {
     ) -> Result<T, StoreError> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let pooled = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let pooled = inner
+                .readers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop();
             let conn = match pooled {
                 Some(conn) => conn,
                 None => {
@@ -95,7 +99,11 @@ impl DuckDbStore {
                 }
             };
             let result = work(&conn);
-            inner.readers.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+            inner
+                .readers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(conn);
             result
         })
         .await
@@ -501,7 +509,13 @@ impl MetaStore for DuckDbStore {
         self.with_writer(move |conn| {
             conn.execute(
                 "INSERT INTO sites VALUES (?, ?, ?, ?, ?)",
-                params![site.id.as_str(), site.name, site.domain, site.timezone, site.created_at_ms],
+                params![
+                    site.id.as_str(),
+                    site.name,
+                    site.domain,
+                    site.timezone,
+                    site.created_at_ms
+                ],
             )
             .map_err(|err| conflict_or_unavailable(err, "site"))?;
             Ok(())

@@ -25,9 +25,15 @@ pub fn decode(value: &Value, prefix: &str) -> Result<RawEvent, Vec<FieldError>> 
         .get("userId")
         .or_else(|| metadata.get("userId"))
         .cloned();
-    let url = ["url", "pageUrl", "path"].iter().find_map(|key| props.remove(*key));
+    let url = ["url", "pageUrl", "path"]
+        .iter()
+        .find_map(|key| props.remove(*key));
     let referrer = props.remove("referrer");
-    props.extend(metadata.into_iter().map(|(k, v)| (format!("metadata.{k}"), v)));
+    props.extend(
+        metadata
+            .into_iter()
+            .map(|(k, v)| (format!("metadata.{k}"), v)),
+    );
     if let Some(source) = source {
         props.insert("source".to_owned(), source);
     }

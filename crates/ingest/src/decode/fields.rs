@@ -31,7 +31,11 @@ impl<'a> Fields<'a> {
                 errors: Vec::new(),
             }),
             _ => Err(vec![FieldError::new(
-                if prefix.is_empty() { "body" } else { prefix.trim_end_matches('.') },
+                if prefix.is_empty() {
+                    "body"
+                } else {
+                    prefix.trim_end_matches('.')
+                },
                 "must be a JSON object",
             )]),
         }
@@ -48,9 +52,12 @@ impl<'a> Fields<'a> {
 
     /// The first of `names` present and not null, with the name it was found under.
     fn find(&self, names: &[&'static str]) -> Option<(&'static str, &'a Value)> {
-        names
-            .iter()
-            .find_map(|name| self.map.get(*name).filter(|v| !v.is_null()).map(|v| (*name, v)))
+        names.iter().find_map(|name| {
+            self.map
+                .get(*name)
+                .filter(|v| !v.is_null())
+                .map(|v| (*name, v))
+        })
     }
 
     pub fn string(&mut self, names: &[&'static str], required: bool) -> Option<String> {
@@ -116,7 +123,11 @@ impl<'a> Fields<'a> {
     /// An object of scalar values, stringified as Plausible does (or a string holding such
     /// an object, as Plausible's tracker may send `p`). Nested values are kept as their JSON
     /// text when `nested_as_json`, else rejected.
-    pub fn props(&mut self, names: &[&'static str], nested_as_json: bool) -> BTreeMap<String, String> {
+    pub fn props(
+        &mut self,
+        names: &[&'static str],
+        nested_as_json: bool,
+    ) -> BTreeMap<String, String> {
         let mut props = BTreeMap::new();
         let Some((name, value)) = self.find(names) else {
             return props;
@@ -162,15 +173,24 @@ impl<'a> Fields<'a> {
     /// Checks the limits on the properties an item ends up with.
     pub fn check_props(&mut self, field: &str, props: &BTreeMap<String, String>) {
         if props.len() > MAX_PROPS {
-            self.error(field, format!("at most {MAX_PROPS} custom properties are allowed"));
+            self.error(
+                field,
+                format!("at most {MAX_PROPS} custom properties are allowed"),
+            );
         }
         for (key, value) in props {
             if key.is_empty() || key.chars().count() > MAX_PROP_KEY_CHARS {
-                self.error(field, format!("property names must have 1 to {MAX_PROP_KEY_CHARS} characters"));
+                self.error(
+                    field,
+                    format!("property names must have 1 to {MAX_PROP_KEY_CHARS} characters"),
+                );
                 break;
             }
             if value.chars().count() > MAX_PROP_VALUE_CHARS {
-                self.error(&format!("{field}.{key}"), format!("at most {MAX_PROP_VALUE_CHARS} characters"));
+                self.error(
+                    &format!("{field}.{key}"),
+                    format!("at most {MAX_PROP_VALUE_CHARS} characters"),
+                );
             }
         }
     }
@@ -179,7 +199,10 @@ impl<'a> Fields<'a> {
     pub fn revenue(&mut self, names: &[&'static str]) -> Option<Revenue> {
         let (name, value) = self.find(names)?;
         let Value::Object(map) = value else {
-            self.error(name, format!("{name} must be an object with amount and currency"));
+            self.error(
+                name,
+                format!("{name} must be an object with amount and currency"),
+            );
             return None;
         };
         let amount = match map.get("amount") {
@@ -191,11 +214,16 @@ impl<'a> Fields<'a> {
             }
         };
         let currency = match map.get("currency") {
-            Some(Value::String(c)) if c.len() == 3 && c.chars().all(|c| c.is_ascii_alphabetic()) => {
+            Some(Value::String(c))
+                if c.len() == 3 && c.chars().all(|c| c.is_ascii_alphabetic()) =>
+            {
                 c.to_ascii_uppercase()
             }
             _ => {
-                self.error(&format!("{name}.currency"), "currency must be a 3-letter ISO 4217 code");
+                self.error(
+                    &format!("{name}.currency"),
+                    "currency must be a 3-letter ISO 4217 code",
+                );
                 return None;
             }
         };
@@ -236,7 +264,11 @@ fn parse_micros(text: &str) -> Option<i64> {
     {
         return None;
     }
-    let whole: i64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+    let whole: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
     let fraction: i64 = format!("{fraction:0<6}").parse().ok()?;
     let micros = whole.checked_mul(1_000_000)?.checked_add(fraction)?;
     Some(if negative { -micros } else { micros })
@@ -248,7 +280,8 @@ mod tests {
 
     #[test]
     fn amounts_are_exact() {
-        let check = |text: &str, expected: Option<i64>| assert_eq!(parse_micros(text), expected, "{text}");
+        let check =
+            |text: &str, expected: Option<i64>| assert_eq!(parse_micros(text), expected, "{text}");
         check("19.99", Some(19_990_000));
         check("0.000001", Some(1));
         check("-5", Some(-5_000_000));

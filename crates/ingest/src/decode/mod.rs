@@ -45,7 +45,8 @@ pub struct Decoded {
 }
 
 fn parse(body: &[u8]) -> Result<Value, DecodeError> {
-    let text = std::str::from_utf8(body).map_err(|err| DecodeError::Json(format!("not UTF-8: {err}")))?;
+    let text =
+        std::str::from_utf8(body).map_err(|err| DecodeError::Json(format!("not UTF-8: {err}")))?;
     serde_json::from_str(text).map_err(|err| DecodeError::Json(err.to_string()))
 }
 
@@ -83,7 +84,9 @@ fn one(
     value: &Value,
     decode_item: fn(&Value, &str) -> Result<RawEvent, Vec<FieldError>>,
 ) -> Result<Vec<RawEvent>, DecodeError> {
-    decode_item(value, "").map(|event| vec![event]).map_err(DecodeError::Invalid)
+    decode_item(value, "")
+        .map(|event| vec![event])
+        .map_err(DecodeError::Invalid)
 }
 
 fn one_or_many(

@@ -73,7 +73,10 @@ mod tests {
         )
         .unwrap();
         let revenue = event.revenue.unwrap();
-        assert_eq!((revenue.amount_micros, revenue.currency.as_str()), (12_500_000, "EUR"));
+        assert_eq!(
+            (revenue.amount_micros, revenue.currency.as_str()),
+            (12_500_000, "EUR")
+        );
         assert_eq!(event.props.keys().collect::<Vec<_>>(), ["sku"]);
     }
 }

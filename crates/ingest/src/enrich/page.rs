@@ -88,7 +88,10 @@ mod tests {
         let hashed = parse_page("https://example.com/app#/settings", "example.com", true).unwrap();
         assert_eq!(hashed.pathname, "/app#/settings");
         let bare = parse_page("/docs?ref=producthunt", "example.com", false).unwrap();
-        assert_eq!((bare.hostname.as_str(), bare.pathname.as_str()), ("example.com", "/docs"));
+        assert_eq!(
+            (bare.hostname.as_str(), bare.pathname.as_str()),
+            ("example.com", "/docs")
+        );
         assert_eq!(bare.utm_source, "producthunt");
     }
 

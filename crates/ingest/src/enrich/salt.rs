@@ -95,7 +95,11 @@ impl Salts {
         }
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         if state.day < day {
-            let previous = if state.day == day - 1 { state.current } else { random_salt() };
+            let previous = if state.day == day - 1 {
+                state.current
+            } else {
+                random_salt()
+            };
             *state = SaltState {
                 day,
                 current: random_salt(),

@@ -26,7 +26,10 @@ pub fn from_user_id(site: &str, user_id: &str) -> u64 {
 /// The cookieless id of an anonymous visitor for the day of `salt`.
 pub fn anonymous(salt: &Salt, site: &str, ip: Option<IpAddr>, user_agent: &str) -> u64 {
     let ip = ip.map(|ip| ip.to_string()).unwrap_or_default();
-    hash_parts(salt, &[site.as_bytes(), ip.as_bytes(), user_agent.as_bytes()])
+    hash_parts(
+        salt,
+        &[site.as_bytes(), ip.as_bytes(), user_agent.as_bytes()],
+    )
 }
 
 #[cfg(test)]
@@ -40,7 +43,10 @@ mod tests {
         assert_eq!(base, anonymous(&[1; 16], "a.com", ip, "UA"));
         assert_ne!(base, anonymous(&[2; 16], "a.com", ip, "UA"));
         assert_ne!(base, anonymous(&[1; 16], "b.com", ip, "UA"));
-        assert_ne!(base, anonymous(&[1; 16], "a.com", "203.0.113.10".parse().ok(), "UA"));
+        assert_ne!(
+            base,
+            anonymous(&[1; 16], "a.com", "203.0.113.10".parse().ok(), "UA")
+        );
         assert_ne!(base, anonymous(&[1; 16], "a.com", ip, "UA2"));
         assert_eq!(from_user_id("a.com", "u1"), from_user_id("a.com", "u1"));
         assert_ne!(from_user_id("a.com", "u1"), from_user_id("b.com", "u1"));

@@ -14,13 +14,22 @@ use serde_json::json;
 use crate::app::{App, Client, MaybeCaller, Payload};
 use crate::error::ApiError;
 
-async fn accept(app: &App, decoded: Decoded, client: &Client, caller: &MaybeCaller) -> Result<usize, ApiError> {
+async fn accept(
+    app: &App,
+    decoded: Decoded,
+    client: &Client,
+    caller: &MaybeCaller,
+) -> Result<usize, ApiError> {
     let grant = caller.0.as_ref().map(|c| &c.grant);
     Ok(app.ingestor.accept(decoded, &client.0, grant).await?)
 }
 
 fn accepted(count: usize) -> Response {
-    (StatusCode::ACCEPTED, Json(json!({"success": true, "accepted": count}))).into_response()
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({"success": true, "accepted": count})),
+    )
+        .into_response()
 }
 
 /// `POST /api/event`: Plausible's Events API (answers `ok` like Plausible) or seed 002's
@@ -60,22 +69,42 @@ async fn with_decoder(
 }
 
 /// `POST /events` (seed 000's tracker).
-async fn tracker_events(State(app): State<App>, client: Client, caller: MaybeCaller, Payload(body): Payload) -> Result<Response, ApiError> {
+async fn tracker_events(
+    State(app): State<App>,
+    client: Client,
+    caller: MaybeCaller,
+    Payload(body): Payload,
+) -> Result<Response, ApiError> {
     with_decoder(app, client, caller, &body, decode::tracker_events).await
 }
 
 /// `POST /api/events` (seed 004).
-async fn realtime_events(State(app): State<App>, client: Client, caller: MaybeCaller, Payload(body): Payload) -> Result<Response, ApiError> {
+async fn realtime_events(
+    State(app): State<App>,
+    client: Client,
+    caller: MaybeCaller,
+    Payload(body): Payload,
+) -> Result<Response, ApiError> {
     with_decoder(app, client, caller, &body, decode::realtime_events).await
 }
 
 /// `POST /api/v1/events` (seeds 003 and 001, one event or up to 1,000).
-async fn v1_events(State(app): State<App>, client: Client, caller: MaybeCaller, Payload(body): Payload) -> Result<Response, ApiError> {
+async fn v1_events(
+    State(app): State<App>,
+    client: Client,
+    caller: MaybeCaller,
+    Payload(body): Payload,
+) -> Result<Response, ApiError> {
     with_decoder(app, client, caller, &body, decode::v1_events).await
 }
 
 /// `POST /api/v1/events/batch` (seed 001).
-async fn v1_batch(State(app): State<App>, client: Client, caller: MaybeCaller, Payload(body): Payload) -> Result<Response, ApiError> {
+async fn v1_batch(
+    State(app): State<App>,
+    client: Client,
+    caller: MaybeCaller,
+    Payload(body): Payload,
+) -> Result<Response, ApiError> {
     with_decoder(app, client, caller, &body, decode::v1_batch).await
 }
 

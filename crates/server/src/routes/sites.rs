@@ -16,7 +16,8 @@ fn require_admin(caller: &RequiredCaller) -> Result<(), ApiError> {
     if caller.0.is_admin() {
         Ok(())
     } else {
-        Err(ApiError::new(StatusCode::FORBIDDEN, "Forbidden").with_detail("x-api-key", "an admin key is required"))
+        Err(ApiError::new(StatusCode::FORBIDDEN, "Forbidden")
+            .with_detail("x-api-key", "an admin key is required"))
     }
 }
 
@@ -31,12 +32,21 @@ fn optional_string(body: &Value, field: &str, errors: &mut Vec<FieldError>) -> O
     }
 }
 
-async fn create(State(app): State<App>, caller: RequiredCaller, Payload(body): Payload) -> Result<Response, ApiError> {
+async fn create(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    Payload(body): Payload,
+) -> Result<Response, ApiError> {
     require_admin(&caller)?;
-    let body: Value = serde_json::from_slice(&body)
-        .map_err(|err| ApiError::new(StatusCode::BAD_REQUEST, "Malformed JSON").with_detail("body", err.to_string()))?;
+    let body: Value = serde_json::from_slice(&body).map_err(|err| {
+        ApiError::new(StatusCode::BAD_REQUEST, "Malformed JSON")
+            .with_detail("body", err.to_string())
+    })?;
     if !body.is_object() {
-        return Err(ApiError::invalid(vec![FieldError::new("body", "must be a JSON object")]));
+        return Err(ApiError::invalid(vec![FieldError::new(
+            "body",
+            "must be a JSON object",
+        )]));
     }
     let mut errors = Vec::new();
     let name = optional_string(&body, "name", &mut errors);
@@ -58,7 +68,9 @@ async fn create(State(app): State<App>, caller: RequiredCaller, Payload(body): P
         .create_site(request, chrono::Utc::now().timestamp_millis())
         .await
         .map_err(|err| match err {
-            RegistryError::Invalid { field, message } => ApiError::invalid(vec![FieldError::new(field, message)]),
+            RegistryError::Invalid { field, message } => {
+                ApiError::invalid(vec![FieldError::new(field, message)])
+            }
             RegistryError::Store(err) => err.into(),
         })?;
     let body = json!({
@@ -84,5 +96,7 @@ async fn list(State(app): State<App>, caller: RequiredCaller) -> Result<Json<Val
 }
 
 pub fn router() -> Router<App> {
-    Router::new().route("/api/site/create", post(create)).route("/api/sites", get(list))
+    Router::new()
+        .route("/api/site/create", post(create))
+        .route("/api/sites", get(list))
 }

@@ -19,7 +19,11 @@ use crate::error::ApiError;
 const ALL_TIME_MS: i64 = 5 * 365 * 86_400_000;
 
 /// Authorizes `caller` on the site `body` names, parses and runs the query.
-async fn run_query(app: &App, caller: &Caller, body: &Value) -> Result<(heartbeat_query::Query, QueryResult), ApiError> {
+async fn run_query(
+    app: &App,
+    caller: &Caller,
+    body: &Value,
+) -> Result<(heartbeat_query::Query, QueryResult), ApiError> {
     let site_id = requested_site(body)?;
     let site = app
         .registry
@@ -34,9 +38,15 @@ async fn run_query(app: &App, caller: &Caller, body: &Value) -> Result<(heartbea
     Ok((query, result))
 }
 
-async fn v2_query(State(app): State<App>, caller: RequiredCaller, Payload(body): Payload) -> Result<Json<Value>, ApiError> {
-    let body: Value = serde_json::from_slice(&body)
-        .map_err(|err| ApiError::new(StatusCode::BAD_REQUEST, "Malformed JSON").with_detail("body", err.to_string()))?;
+async fn v2_query(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    Payload(body): Payload,
+) -> Result<Json<Value>, ApiError> {
+    let body: Value = serde_json::from_slice(&body).map_err(|err| {
+        ApiError::new(StatusCode::BAD_REQUEST, "Malformed JSON")
+            .with_detail("body", err.to_string())
+    })?;
     let (query, result) = run_query(&app, &caller.0, &body).await?;
     Ok(Json(result.to_json(&query, &body)))
 }
@@ -55,20 +65,23 @@ async fn seed_stats(
     UrlQuery(params): UrlQuery<StatsParams>,
 ) -> Result<Json<Value>, ApiError> {
     let started = Instant::now();
-    let site_id = params
-        .site_id
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::invalid(vec![FieldError::new("site_id", "site_id is required")]))?;
+    let site_id = params.site_id.filter(|s| !s.is_empty()).ok_or_else(|| {
+        ApiError::invalid(vec![FieldError::new("site_id", "site_id is required")])
+    })?;
     if let Some(date) = &params.date {
         if chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_err() {
-            return Err(ApiError::invalid(vec![FieldError::new("date", "date must be YYYY-MM-DD")]));
+            return Err(ApiError::invalid(vec![FieldError::new(
+                "date",
+                "date must be YYYY-MM-DD",
+            )]));
         }
     }
     let date_range = match &params.date {
         Some(date) => json!([date, date]),
         None => json!("24h"),
     };
-    let totals = json!({"site_id": site_id, "metrics": ["pageviews", "visitors"], "date_range": date_range});
+    let totals =
+        json!({"site_id": site_id, "metrics": ["pageviews", "visitors"], "date_range": date_range});
     let (_, totals) = run_query(&app, &caller.0, &totals).await?;
     let paths = json!({
         "site_id": site_id, "metrics": ["pageviews"], "date_range": date_range,
@@ -93,5 +106,7 @@ async fn seed_stats(
 }
 
 pub fn router() -> Router<App> {
-    Router::new().route("/api/v2/query", post(v2_query)).route("/api/stats", get(seed_stats))
+    Router::new()
+        .route("/api/v2/query", post(v2_query))
+        .route("/api/stats", get(seed_stats))
 }

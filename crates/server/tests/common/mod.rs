@@ -54,7 +54,14 @@ impl TestServer {
     }
 
     pub async fn query(&self, key: &str, body: Value) -> Value {
-        let response = self.http.post(self.url("/api/v2/query")).bearer_auth(key).json(&body).send().await.unwrap();
+        let response = self
+            .http
+            .post(self.url("/api/v2/query"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = response.status();
         let body: Value = response.json().await.unwrap();
         assert_eq!(status, 200, "{body}");
@@ -65,13 +72,21 @@ impl TestServer {
     pub async fn wait_for_events(&self, key: &str, site: &str, expected: u64) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let body = self.query(key, json!({"site_id": site, "metrics": ["events"], "date_range": "all"})).await;
+            let body = self
+                .query(
+                    key,
+                    json!({"site_id": site, "metrics": ["events"], "date_range": "all"}),
+                )
+                .await;
             let count = body["results"][0]["metrics"][0].as_u64().unwrap_or(0);
             if count >= expected {
                 assert_eq!(count, expected, "more events stored than sent");
                 return;
             }
-            assert!(Instant::now() < deadline, "only {count} of {expected} events were stored");
+            assert!(
+                Instant::now() < deadline,
+                "only {count} of {expected} events were stored"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
