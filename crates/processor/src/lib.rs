@@ -41,11 +41,14 @@ pub enum ProcessorError {
 
 #[derive(Debug, Clone)]
 pub struct ProcessorConfig {
-    /// Most queue records (requests) per store transaction.
+    /// Most queue records (requests) read at once.
     pub max_records_per_batch: usize,
+    /// Most record bytes per store transaction (at least one record), which bounds the
+    /// processor's memory whatever the mix of single events and 1,000-event batches.
+    pub max_batch_bytes: usize,
     /// How long a read waits for new records before the processor does housekeeping.
     pub idle_wait: Duration,
-    /// How far back in event time client-given ids are remembered in memory.
+    /// How long (arrival time) client-given ids are remembered for deduplication.
     pub dedup_window_ms: i64,
     /// First and longest wait between store retries.
     pub retry_initial: Duration,
@@ -57,7 +60,8 @@ pub struct ProcessorConfig {
 impl Default for ProcessorConfig {
     fn default() -> Self {
         ProcessorConfig {
-            max_records_per_batch: 2048,
+            max_records_per_batch: 4096,
+            max_batch_bytes: 8 * 1024 * 1024,
             idle_wait: Duration::from_millis(100),
             dedup_window_ms: 24 * 3_600_000,
             retry_initial: Duration::from_millis(50),
@@ -184,10 +188,7 @@ impl Processor {
         let end = last.next;
         let now = now_ms();
         let mut events = self.decode(&records, now)?;
-        let duplicates = self
-            .dedup
-            .filter(&mut events, self.store.as_ref(), now)
-            .await?;
+        let duplicates = self.dedup.filter(&mut events, now);
         let sessions = self.sessionizer.assign(&mut events, now);
         let stored = events.len() as u64;
         let newest = events.iter().map(|e| e.timestamp_ms).max();

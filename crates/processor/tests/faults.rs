@@ -61,13 +61,6 @@ impl EventStore for FaultyStore {
     async fn client_event_ids(&self, since_ms: i64) -> Result<Vec<(SiteId, String)>, StoreError> {
         self.inner.client_event_ids(since_ms).await
     }
-    async fn existing_event_ids(
-        &self,
-        site: &SiteId,
-        ids: &[String],
-    ) -> Result<Vec<String>, StoreError> {
-        self.inner.existing_event_ids(site, ids).await
-    }
     async fn flush(&self) -> Result<(), StoreError> {
         self.inner.flush().await
     }

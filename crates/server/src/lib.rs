@@ -37,6 +37,8 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     /// Bytes the queue may hold unprocessed before ingest answers 503.
     pub max_queue_bytes: u64,
+    /// DuckDB's buffer memory cap, like `512MB`; `None` lets DuckDB take up to 80 % of RAM.
+    pub store_memory_limit: Option<String>,
 }
 
 impl ServeConfig {
@@ -48,6 +50,7 @@ impl ServeConfig {
             trusted_proxies: Vec::new(),
             max_body_bytes: 1024 * 1024,
             max_queue_bytes: 1024 * 1024 * 1024,
+            store_memory_limit: Some("512MB".to_owned()),
         }
     }
 }

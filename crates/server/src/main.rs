@@ -59,6 +59,9 @@ enum Command {
         /// Bytes the queue may hold unprocessed before ingest answers 503.
         #[arg(long, env = "HEARTBEAT_MAX_QUEUE_BYTES", default_value_t = 1024 * 1024 * 1024)]
         max_queue_bytes: u64,
+        /// DuckDB's buffer memory cap (it spills to disk beyond it), like 512MB.
+        #[arg(long, env = "HEARTBEAT_STORE_MEMORY_LIMIT", default_value = "512MB")]
+        store_memory_limit: String,
     },
 }
 
@@ -95,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
             trusted_proxies,
             max_body_bytes,
             max_queue_bytes,
+            store_memory_limit,
         } => {
             let trusted_proxies = trusted_proxies
                 .iter()
@@ -110,6 +114,7 @@ async fn main() -> anyhow::Result<()> {
                 trusted_proxies,
                 max_body_bytes,
                 max_queue_bytes,
+                store_memory_limit: Some(store_memory_limit),
                 ..ServeConfig::new(listen, data_dir)
             };
             let running = heartbeat_server::start(config).await?;

@@ -44,7 +44,31 @@ fn rejected(err: impl std::fmt::Display) -> StoreError {
 impl DuckDbStore {
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_memory_limit(path, None)
+    }
+
+    /// Like [`open`](Self::open), capping DuckDB's buffer memory (for example `"512MB"`);
+    /// DuckDB spills to disk beyond it. Without a limit DuckDB takes up to 80 % of RAM.
+    pub fn open_with_memory_limit(
+        path: &Path,
+        memory_limit: Option<&str>,
+    ) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(unavailable)?;
+        if let Some(limit) = memory_limit {
+            // A size like "512MB": digits, a dot, letters and spaces only, so it can be
+            // written into the statement (SET takes no parameters).
+            if limit.is_empty()
+                || !limit
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == ' ')
+            {
+                return Err(StoreError::Rejected {
+                    message: format!("memory limit {limit:?} is not a size like 512MB"),
+                });
+            }
+            conn.execute_batch(&format!("SET memory_limit = '{limit}'"))
+                .map_err(unavailable)?;
+        }
         migrate(&conn)?;
         Ok(Self::from_connection(conn))
     }
@@ -133,6 +157,12 @@ fn timestamp(ms: i64) -> Value {
 }
 
 fn insert_all(conn: &mut Connection, batch: &InsertBatch) -> duckdb::Result<()> {
+    let received_at = timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+    );
     let tx = conn.transaction()?;
     {
         let mut events = tx.appender("events")?;
@@ -175,6 +205,7 @@ fn insert_all(conn: &mut Connection, batch: &InsertBatch) -> duckdb::Result<()> 
                 e.revenue.as_ref().map(|r| r.amount_micros),
                 e.revenue.as_ref().map(|r| r.currency.as_str()),
                 e.interactive,
+                received_at,
             ])?;
         }
         events.flush()?;
@@ -341,46 +372,22 @@ impl EventStore for DuckDbStore {
         .await
     }
 
-    async fn client_event_ids(&self, since_ms: i64) -> Result<Vec<(SiteId, String)>, StoreError> {
+    async fn client_event_ids(
+        &self,
+        received_since_ms: i64,
+    ) -> Result<Vec<(SiteId, String)>, StoreError> {
         self.with_reader(move |conn| {
             let mut stmt = conn
-                .prepare("SELECT site_id, event_id FROM events WHERE client_event_id AND ts >= ?")
+                .prepare("SELECT site_id, event_id FROM events WHERE client_event_id AND received_at >= ?")
                 .map_err(unavailable)?;
             let ids = stmt
-                .query_map(params![timestamp(since_ms)], |row| {
+                .query_map(params![timestamp(received_since_ms)], |row| {
                     Ok((SiteId(row.get(0)?), row.get(1)?))
                 })
                 .map_err(unavailable)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(unavailable)?;
             Ok(ids)
-        })
-        .await
-    }
-
-    async fn existing_event_ids(
-        &self,
-        site: &SiteId,
-        event_ids: &[String],
-    ) -> Result<Vec<String>, StoreError> {
-        if event_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let site = site.clone();
-        let event_ids = event_ids.to_vec();
-        self.with_reader(move |conn| {
-            let placeholders = vec!["?"; event_ids.len()].join(", ");
-            let sql = format!(
-                "SELECT DISTINCT event_id FROM events WHERE site_id = ? AND event_id IN ({placeholders})"
-            );
-            let mut stmt = conn.prepare(&sql).map_err(unavailable)?;
-            let params = std::iter::once(site.0.clone()).chain(event_ids);
-            let found = stmt
-                .query_map(params_from_iter(params), |row| row.get(0))
-                .map_err(unavailable)?
-                .collect::<Result<Vec<String>, _>>()
-                .map_err(unavailable)?;
-            Ok(found)
         })
         .await
     }

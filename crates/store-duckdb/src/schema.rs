@@ -42,7 +42,8 @@ CREATE TABLE events (
     props_json VARCHAR NOT NULL,
     revenue_micros BIGINT,
     revenue_currency VARCHAR,
-    interactive BOOLEAN NOT NULL
+    interactive BOOLEAN NOT NULL,
+    received_at TIMESTAMP NOT NULL
 );
 CREATE TABLE event_props (
     site_id VARCHAR NOT NULL,

@@ -56,16 +56,12 @@ pub trait EventStore: SqlRunner + Send + Sync + 'static {
     /// restarted processor continues open visits instead of starting new ones.
     async fn open_sessions(&self, since_ms: i64) -> Result<Vec<Session>, StoreError>;
 
-    /// Client-given event ids of events at or after `since_ms`, to rebuild the dedup window.
-    async fn client_event_ids(&self, since_ms: i64) -> Result<Vec<(SiteId, String)>, StoreError>;
-
-    /// Which of `event_ids` of `site` are stored already (for events older than the dedup
-    /// window).
-    async fn existing_event_ids(
+    /// Client-given ids of events stored at or after `received_since_ms` (wall clock), to
+    /// rebuild the dedup window.
+    async fn client_event_ids(
         &self,
-        site: &SiteId,
-        event_ids: &[String],
-    ) -> Result<Vec<String>, StoreError>;
+        received_since_ms: i64,
+    ) -> Result<Vec<(SiteId, String)>, StoreError>;
 
     /// Makes everything committed durable on disk (a checkpoint of the engine's own log).
     async fn flush(&self) -> Result<(), StoreError>;
