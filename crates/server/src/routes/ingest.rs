@@ -6,7 +6,7 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{post, MethodRouter};
 use axum::{Json, Router};
 use heartbeat_ingest::{decode, DecodeError, Decoded};
 use serde_json::json;
@@ -56,63 +56,28 @@ async fn api_event(
     }
 }
 
-async fn with_decoder(
-    app: App,
-    client: Client,
-    caller: MaybeCaller,
-    body: &[u8],
-    decoder: fn(&[u8]) -> Result<Decoded, DecodeError>,
-) -> Result<Response, ApiError> {
-    let decoded = decoder(body)?;
-    let count = accept(&app, decoded, &client, &caller).await?;
-    Ok(accepted(count))
-}
-
-/// `POST /events` (seed 000's tracker).
-async fn tracker_events(
-    State(app): State<App>,
-    client: Client,
-    caller: MaybeCaller,
-    Payload(body): Payload,
-) -> Result<Response, ApiError> {
-    with_decoder(app, client, caller, &body, decode::tracker_events).await
-}
-
-/// `POST /api/events` (seed 004).
-async fn realtime_events(
-    State(app): State<App>,
-    client: Client,
-    caller: MaybeCaller,
-    Payload(body): Payload,
-) -> Result<Response, ApiError> {
-    with_decoder(app, client, caller, &body, decode::realtime_events).await
-}
-
-/// `POST /api/v1/events` (seeds 003 and 001, one event or up to 1,000).
-async fn v1_events(
-    State(app): State<App>,
-    client: Client,
-    caller: MaybeCaller,
-    Payload(body): Payload,
-) -> Result<Response, ApiError> {
-    with_decoder(app, client, caller, &body, decode::v1_events).await
-}
-
-/// `POST /api/v1/events/batch` (seed 001).
-async fn v1_batch(
-    State(app): State<App>,
-    client: Client,
-    caller: MaybeCaller,
-    Payload(body): Payload,
-) -> Result<Response, ApiError> {
-    with_decoder(app, client, caller, &body, decode::v1_batch).await
+/// A door for a format that answers `{"success": true, "accepted": N}`.
+fn door(decoder: fn(&[u8]) -> Result<Decoded, DecodeError>) -> MethodRouter<App> {
+    post(
+        move |State(app): State<App>,
+              client: Client,
+              caller: MaybeCaller,
+              Payload(body): Payload| async move {
+            let count = accept(&app, decoder(&body)?, &client, &caller).await?;
+            Ok::<_, ApiError>(accepted(count))
+        },
+    )
 }
 
 pub fn router() -> Router<App> {
     Router::new()
         .route("/api/event", post(api_event))
-        .route("/events", post(tracker_events))
-        .route("/api/events", post(realtime_events))
-        .route("/api/v1/events", post(v1_events))
-        .route("/api/v1/events/batch", post(v1_batch))
+        // Seed 000's tracker.
+        .route("/events", door(decode::tracker_events))
+        // Seed 004.
+        .route("/api/events", door(decode::realtime_events))
+        // Seeds 003 and 001: one event or up to 1,000.
+        .route("/api/v1/events", door(decode::v1_events))
+        // Seed 001's batch.
+        .route("/api/v1/events/batch", door(decode::v1_batch))
 }
