@@ -151,11 +151,11 @@ impl Processor {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), ProcessorError> {
         let mut last_housekeeping = now_ms();
         loop {
-            let stopping = *shutdown.borrow();
-            let processed = tokio::select! {
-                result = self.step() => result?,
-                _ = shutdown.changed(), if !stopping => continue,
-            };
+            // A step is never cancelled half way (its insert may already have committed);
+            // it returns within the idle wait when the queue is empty, so the flag is read
+            // often enough.
+            let stopping = *shutdown.borrow_and_update();
+            let processed = self.step().await?;
             if processed == 0 && stopping {
                 break;
             }
