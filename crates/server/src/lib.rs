@@ -140,15 +140,25 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         max_body_bytes: config.max_body_bytes,
     };
-    let (stop, mut http_stop) = watch::channel(false);
-    // The processor stops only after the HTTP server has, so it drains every request that
-    // was accepted.
-    let (processor_stop, processor_stop_rx) = watch::channel(false);
-    let processor_task = tokio::spawn(processor.run(processor_stop_rx));
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let local_addr = listener.local_addr()?;
+    let (stop, mut http_stop) = watch::channel(false);
+    // The processor stops only after the HTTP server has, so it drains every request that
+    // was accepted.
+    let (processor_stop, processor_stop_rx) = watch::channel(false);
+    // The processor decodes, deduplicates and sessionizes whole batches: CPU work that gets
+    // its own thread and runtime so it never holds up request handling.
+    let processor_task = std::thread::Builder::new()
+        .name("heartbeat-processor".into())
+        .spawn(move || -> anyhow::Result<()> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            Ok(runtime.block_on(processor.run(processor_stop_rx))?)
+        })
+        .context("cannot start the processor thread")?;
     tracing::info!(addr = %local_addr, data_dir = %config.data_dir.display(), "heartbeat is ready");
     let router = routes::router(app).into_make_service_with_connect_info::<SocketAddr>();
     let done = tokio::spawn(async move {
@@ -159,7 +169,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
             .await
             .context("http server failed")?;
         let _ = processor_stop.send(true);
-        processor_task.await.context("processor panicked")??;
+        tokio::task::spawn_blocking(move || processor_task.join())
+            .await
+            .context("processor join failed")?
+            .map_err(|_| anyhow::anyhow!("processor panicked"))??;
         tokio::task::spawn_blocking(move || wal.close())
             .await
             .context("closing the log panicked")?;

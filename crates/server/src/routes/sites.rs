@@ -89,7 +89,7 @@ async fn list(State(app): State<App>, caller: RequiredCaller) -> Result<Json<Val
         .registry
         .sites()
         .into_iter()
-        .filter(|site| caller.0.may_read(&site.id) || caller.0.is_admin())
+        .filter(|site| caller.0.may_read(&site.id))
         .map(|site| json!({"site_id": site.id, "name": site.name, "domain": site.domain, "timezone": site.timezone}))
         .collect();
     Ok(Json(json!({"success": true, "sites": sites})))
