@@ -11,6 +11,7 @@ mod raw;
 
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use heartbeat_model::{encode_batch, Event, Site, SiteId, VisitAttributes};
@@ -19,7 +20,10 @@ use heartbeat_queue::{EventQueue, QueueError};
 pub use decode::{DecodeError, Decoded};
 pub use raw::{canonical_name, RawEvent, SiteRef};
 
-use enrich::{page, referrer, salt::Salts, visitor};
+use enrich::geo::GeoIp;
+use enrich::salt::{Salt, Salts};
+use enrich::user_agent::{Agent, UserAgents};
+use enrich::{bot::BotKind, page, referrer, site_rules, visitor};
 
 /// One problem with one field of a request, in the API's error shape.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -65,6 +69,81 @@ pub struct ClientInfo {
     /// The client's address: the socket peer, or a trusted proxy's forwarded address.
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
+    /// The browser sent `DNT: 1` or `Sec-GPC: 1`.
+    pub do_not_track: bool,
+}
+
+/// Why an event was dropped instead of stored. Dropping is an expected outcome, not an
+/// error: the client still gets 202 (so a bot learns nothing) and the reason is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// A crawler, monitor or script user agent.
+    Bot,
+    /// A browser driven by a program.
+    HeadlessBrowser,
+    /// A browser format sent without a `User-Agent` header.
+    MissingUserAgent,
+    /// The referrer is a known spam domain.
+    SpamReferrer,
+    /// The site respects Do Not Track and the browser asked for it.
+    DoNotTrack,
+    /// The site's allowed hostnames do not include the event's.
+    HostnameNotAllowed,
+    /// The site excludes the event's path.
+    ExcludedPath,
+    /// The site excludes the client's address.
+    ExcludedIp,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 8] = [
+        DropReason::Bot,
+        DropReason::HeadlessBrowser,
+        DropReason::MissingUserAgent,
+        DropReason::SpamReferrer,
+        DropReason::DoNotTrack,
+        DropReason::HostnameNotAllowed,
+        DropReason::ExcludedPath,
+        DropReason::ExcludedIp,
+    ];
+
+    /// The reason's name in headers and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Bot => "bot",
+            DropReason::HeadlessBrowser => "headless_browser",
+            DropReason::MissingUserAgent => "missing_user_agent",
+            DropReason::SpamReferrer => "spam_referrer",
+            DropReason::DoNotTrack => "do_not_track",
+            DropReason::HostnameNotAllowed => "hostname_not_allowed",
+            DropReason::ExcludedPath => "excluded_path",
+            DropReason::ExcludedIp => "excluded_ip",
+        }
+    }
+
+    fn index(self) -> usize {
+        DropReason::ALL
+            .iter()
+            .position(|r| *r == self)
+            .unwrap_or_default()
+    }
+}
+
+/// What became of a request's events.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Outcome {
+    /// Events appended to the queue.
+    pub accepted: usize,
+    /// Events dropped, with the first reason.
+    pub dropped: usize,
+    pub reason: Option<DropReason>,
+}
+
+/// The events of a request that are to be stored, and the reasons the others were dropped.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    pub events: Vec<Event>,
+    pub dropped: Vec<DropReason>,
 }
 
 /// An authenticated API key: the site it belongs to, or `None` for an admin key.
@@ -102,6 +181,20 @@ pub struct Ingestor {
     queue: Arc<dyn EventQueue>,
     salts: Salts,
     config: IngestConfig,
+    agents: &'static UserAgents,
+    geoip: Option<GeoIp>,
+    /// Dropped events by `DropReason::index`.
+    dropped: [AtomicU64; DropReason::ALL.len()],
+}
+
+/// The user agent and address enrichment works from, and whether the sender may be a bot.
+struct Sender<'a> {
+    /// The user agent for visitor ids (even a backend's own).
+    user_agent: &'a str,
+    ip: Option<IpAddr>,
+    /// The parsed user agent when it describes the visitor.
+    agent: Option<Arc<Agent>>,
+    bot: Option<BotKind>,
 }
 
 fn now_ms() -> i64 {
@@ -120,7 +213,29 @@ impl Ingestor {
             queue,
             salts: Salts::open(data_dir, now_ms())?,
             config,
+            agents: UserAgents::shared(),
+            geoip: None,
+            dropped: Default::default(),
         })
+    }
+
+    /// Locates clients with `geoip`; without a database, location fields stay empty.
+    pub fn with_geoip(mut self, geoip: GeoIp) -> Self {
+        self.geoip = Some(geoip);
+        self
+    }
+
+    /// Events dropped since start, by reason.
+    pub fn dropped_counts(&self) -> Vec<(DropReason, u64)> {
+        DropReason::ALL
+            .iter()
+            .map(|reason| {
+                (
+                    *reason,
+                    self.dropped[reason.index()].load(Ordering::Relaxed),
+                )
+            })
+            .collect()
     }
 
     /// Validates and enriches `decoded`, appends it to the queue as one record and returns
@@ -130,8 +245,19 @@ impl Ingestor {
         decoded: Decoded,
         client: &ClientInfo,
         key: Option<&KeyGrant>,
-    ) -> Result<usize, IngestError> {
-        let events = self.prepare(decoded, client, key, now_ms())?;
+    ) -> Result<Outcome, IngestError> {
+        let Prepared { events, dropped } = self.prepare(decoded, client, key, now_ms())?;
+        for reason in &dropped {
+            self.dropped[reason.index()].fetch_add(1, Ordering::Relaxed);
+        }
+        let outcome = Outcome {
+            accepted: events.len(),
+            dropped: dropped.len(),
+            reason: dropped.first().copied(),
+        };
+        if events.is_empty() {
+            return Ok(outcome);
+        }
         let record = encode_batch(&events).map_err(|err| {
             IngestError::Invalid(vec![FieldError::new(
                 "body",
@@ -139,47 +265,91 @@ impl Ingestor {
             )])
         })?;
         self.queue.append(record).await?;
-        Ok(events.len())
+        Ok(outcome)
     }
 
-    /// Everything `accept` does before the queue, at time `now_ms`: all events or an error.
+    /// Everything `accept` does before the queue, at time `now_ms`: the events to store and
+    /// the reasons for those dropped, or an error for the whole request.
     pub fn prepare(
         &self,
         decoded: Decoded,
         client: &ClientInfo,
         key: Option<&KeyGrant>,
         now_ms: i64,
-    ) -> Result<Vec<Event>, IngestError> {
+    ) -> Result<Prepared, IngestError> {
         if decoded.needs_key && key.is_none() {
             return Err(IngestError::MissingKey);
         }
-        let user_agent = client.user_agent.as_deref().unwrap_or("");
-        if !decoded.needs_key && user_agent.is_empty() {
-            return Err(IngestError::Invalid(vec![FieldError::new(
-                "User-Agent",
-                "a User-Agent header is required",
-            )]));
-        }
+        // Browser formats come straight from the visitor; keyed formats from a backend.
+        let from_browser = !decoded.needs_key;
         let batch = decoded.events.len() > 1;
-        let (salt, _) = self.salts.for_time(now_ms);
-        let mut events = Vec::with_capacity(decoded.events.len());
+        let salts = self.salts.for_time(now_ms);
+        let mut prepared = Prepared::default();
         let mut errors = Vec::new();
-        for (index, raw) in decoded.events.into_iter().enumerate() {
+        for (index, mut raw) in decoded.events.into_iter().enumerate() {
             let prefix = if batch {
                 format!("[{index}].")
             } else {
                 String::new()
             };
             let site = self.resolve_site(raw.site.as_ref(), key)?;
-            match self.enrich(raw, &site, client, &salt, now_ms, &prefix) {
-                Ok(event) => events.push(event),
+            let forwarded_user_agent = raw.user_agent.take();
+            let sender = self.sender(
+                forwarded_user_agent.as_deref(),
+                raw.client_ip,
+                client,
+                from_browser,
+            );
+            let request_drop = match sender.bot {
+                _ if from_browser && sender.user_agent.is_empty() => {
+                    Some(DropReason::MissingUserAgent)
+                }
+                Some(BotKind::Headless) => Some(DropReason::HeadlessBrowser),
+                Some(BotKind::Crawler) => Some(DropReason::Bot),
+                None if from_browser && client.do_not_track && site.rules.respect_do_not_track => {
+                    Some(DropReason::DoNotTrack)
+                }
+                None => None,
+            };
+            if let Some(reason) = request_drop {
+                prepared.dropped.push(reason);
+                continue;
+            }
+            match self.enrich(raw, &site, &sender, salts, now_ms, &prefix) {
+                Ok(Enriched::Event(event)) => prepared.events.push(*event),
+                Ok(Enriched::Dropped(reason)) => prepared.dropped.push(reason),
                 Err(item_errors) => errors.extend(item_errors),
             }
         }
         if errors.is_empty() {
-            Ok(events)
+            Ok(prepared)
         } else {
             Err(IngestError::Invalid(errors))
+        }
+    }
+
+    /// Who the visitor is as far as enrichment goes. A backend may forward its visitor's
+    /// user agent and address in the payload; otherwise the request's own are used, but a
+    /// keyed request's own user agent is the backend's HTTP client (curl, python-requests),
+    /// so it neither describes a device nor marks a bot.
+    fn sender<'a>(
+        &self,
+        forwarded_user_agent: Option<&'a str>,
+        forwarded_ip: Option<IpAddr>,
+        client: &'a ClientInfo,
+        from_browser: bool,
+    ) -> Sender<'a> {
+        let user_agent = forwarded_user_agent
+            .or(client.user_agent.as_deref())
+            .unwrap_or("");
+        let describes_visitor = from_browser || forwarded_user_agent.is_some();
+        let agent =
+            (describes_visitor && !user_agent.is_empty()).then(|| self.agents.parse(user_agent));
+        Sender {
+            user_agent,
+            ip: forwarded_ip.or(client.ip),
+            bot: agent.as_ref().and_then(|a| a.bot),
+            agent,
         }
     }
 
@@ -234,11 +404,11 @@ impl Ingestor {
         &self,
         raw: RawEvent,
         site: &Site,
-        client: &ClientInfo,
-        salt: &enrich::salt::Salt,
+        sender: &Sender,
+        (salt, previous_salt): (Salt, Salt),
         now_ms: i64,
         prefix: &str,
-    ) -> Result<Event, Vec<FieldError>> {
+    ) -> Result<Enriched, Vec<FieldError>> {
         let mut errors = Vec::new();
         if raw.name.chars().count() > 120 {
             errors.push(FieldError::new(
@@ -284,14 +454,30 @@ impl Ingestor {
         if !errors.is_empty() {
             return Err(errors);
         }
+        if let Some(reason) =
+            site_rules::check(&site.rules, &page.hostname, &page.pathname, sender.ip)
+        {
+            return Ok(Enriched::Dropped(reason));
+        }
         let referral = referrer::classify(raw.referrer.as_deref(), &page);
-        let user_agent = client.user_agent.as_deref().unwrap_or("");
-        let visitor_id = match &raw.user_id {
-            Some(user) => visitor::from_user_id(site.id.as_str(), user),
-            None => visitor::anonymous(salt, site.id.as_str(), client.ip, user_agent),
+        if referral.spam {
+            return Ok(Enriched::Dropped(DropReason::SpamReferrer));
+        }
+        let (visitor_id, previous_visitor_id) = match &raw.user_id {
+            Some(user) => (visitor::from_user_id(site.id.as_str(), user), None),
+            None => {
+                let id =
+                    |salt| visitor::anonymous(salt, site.id.as_str(), sender.ip, sender.user_agent);
+                (id(&salt), Some(id(&previous_salt)))
+            }
         };
+        let location = match (&self.geoip, sender.ip) {
+            (Some(geoip), Some(ip)) => geoip.locate(ip),
+            _ => Default::default(),
+        };
+        let agent = sender.agent.as_deref().cloned().unwrap_or_default();
         let event_id_from_client = raw.event_id.is_some();
-        Ok(Event {
+        Ok(Enriched::Event(Box::new(Event {
             event_id: raw
                 .event_id
                 .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
@@ -300,6 +486,7 @@ impl Ingestor {
             name: raw.name,
             timestamp_ms,
             visitor_id,
+            previous_visitor_id,
             session_id: 0,
             user_id: raw.user_id,
             client_session_id: raw.session_id,
@@ -314,11 +501,25 @@ impl Ingestor {
                 utm_campaign: page.utm_campaign,
                 utm_content: page.utm_content,
                 utm_term: page.utm_term,
+                country: location.country,
+                region: location.region,
+                city: location.city,
+                browser: agent.browser,
+                browser_version: agent.browser_version,
+                os: agent.os,
+                os_version: agent.os_version,
+                device: agent.device,
                 ..VisitAttributes::default()
             },
             props: raw.props,
             revenue: raw.revenue,
             interactive: raw.interactive,
-        })
+        })))
     }
+}
+
+/// One raw event after enrichment: an event to store, or why it is dropped.
+enum Enriched {
+    Event(Box<Event>),
+    Dropped(DropReason),
 }

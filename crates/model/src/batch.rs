@@ -1,12 +1,18 @@
 //! The queue record that carries events from ingest to the processor.
 //!
-//! Format: one version byte (`1`) followed by the postcard encoding of `Vec<Event>`. One
+//! Format: one version byte (`2`) followed by the postcard encoding of `Vec<Event>`. One
 //! record holds all the events of one accepted request, so a batch is durable or not as a
 //! whole.
 
-use crate::Event;
+use std::collections::BTreeMap;
 
-const VERSION: u8 = 1;
+use serde::{Deserialize, Serialize};
+
+use crate::{Event, Revenue, SiteId, VisitAttributes};
+
+/// Version 2 added `Event::previous_visitor_id`; version 1 records still decode.
+const VERSION: u8 = 2;
+const VERSION_1: u8 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BatchCodecError {
@@ -32,14 +38,59 @@ pub fn decode_batch(record: &[u8]) -> Result<Vec<Event>, BatchCodecError> {
     match record.split_first() {
         None => Err(BatchCodecError::Empty),
         Some((&VERSION, body)) => postcard::from_bytes(body).map_err(BatchCodecError::Decode),
+        Some((&VERSION_1, body)) => postcard::from_bytes::<Vec<EventV1>>(body)
+            .map(|events| events.into_iter().map(Event::from).collect())
+            .map_err(BatchCodecError::Decode),
         Some((&other, _)) => Err(BatchCodecError::Version(other)),
+    }
+}
+
+/// The event layout of version 1 records (before `previous_visitor_id`), field for field.
+#[derive(Deserialize, Serialize)]
+struct EventV1 {
+    event_id: String,
+    event_id_from_client: bool,
+    site_id: SiteId,
+    name: String,
+    timestamp_ms: i64,
+    visitor_id: u64,
+    session_id: u64,
+    user_id: Option<String>,
+    client_session_id: Option<String>,
+    hostname: String,
+    pathname: String,
+    visit: VisitAttributes,
+    props: BTreeMap<String, String>,
+    revenue: Option<Revenue>,
+    interactive: bool,
+}
+
+impl From<EventV1> for Event {
+    fn from(v1: EventV1) -> Event {
+        Event {
+            event_id: v1.event_id,
+            event_id_from_client: v1.event_id_from_client,
+            site_id: v1.site_id,
+            name: v1.name,
+            timestamp_ms: v1.timestamp_ms,
+            visitor_id: v1.visitor_id,
+            previous_visitor_id: None,
+            session_id: v1.session_id,
+            user_id: v1.user_id,
+            client_session_id: v1.client_session_id,
+            hostname: v1.hostname,
+            pathname: v1.pathname,
+            visit: v1.visit,
+            props: v1.props,
+            revenue: v1.revenue,
+            interactive: v1.interactive,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Revenue, SiteId};
 
     fn event(name: &str) -> Event {
         Event {
@@ -64,6 +115,31 @@ mod tests {
     }
 
     #[test]
+    fn reads_version_1_records() {
+        let old = event("pageview");
+        let v1 = EventV1 {
+            event_id: old.event_id.clone(),
+            event_id_from_client: old.event_id_from_client,
+            site_id: old.site_id.clone(),
+            name: old.name.clone(),
+            timestamp_ms: old.timestamp_ms,
+            visitor_id: old.visitor_id,
+            session_id: old.session_id,
+            user_id: old.user_id.clone(),
+            client_session_id: old.client_session_id.clone(),
+            hostname: old.hostname.clone(),
+            pathname: old.pathname.clone(),
+            visit: old.visit.clone(),
+            props: old.props.clone(),
+            revenue: old.revenue.clone(),
+            interactive: old.interactive,
+        };
+        let mut record = vec![VERSION_1];
+        postcard::to_io(&vec![v1], &mut record).unwrap();
+        assert_eq!(decode_batch(&record).unwrap(), vec![old]);
+    }
+
+    #[test]
     fn rejects_unknown_version_and_garbage() {
         assert!(matches!(
             decode_batch(&[9, 1, 2]),
@@ -71,7 +147,7 @@ mod tests {
         ));
         assert!(matches!(decode_batch(&[]), Err(BatchCodecError::Empty)));
         assert!(matches!(
-            decode_batch(&[1, 0xff, 0xff, 0xff]),
+            decode_batch(&[VERSION, 0xff, 0xff, 0xff]),
             Err(BatchCodecError::Decode(_))
         ));
     }

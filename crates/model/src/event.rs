@@ -56,6 +56,10 @@ pub struct Event {
     pub timestamp_ms: i64,
     /// A user id sent by the client, else a keyed hash of salt, site, IP and user agent.
     pub visitor_id: u64,
+    /// An anonymous visitor's id under yesterday's salt. The salt rotates at midnight UTC;
+    /// the processor continues a visit open under this id, so a visit spanning midnight
+    /// stays one visit (as Plausible does). `None` for ids from a client's user id.
+    pub previous_visitor_id: Option<u64>,
     /// The visit this event belongs to, assigned by the processor (0 before).
     pub session_id: u64,
     pub user_id: Option<String>,
@@ -82,6 +86,7 @@ impl Event {
             name: name.to_owned(),
             timestamp_ms,
             visitor_id: 0,
+            previous_visitor_id: None,
             session_id: 0,
             user_id: None,
             client_session_id: None,

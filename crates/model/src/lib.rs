@@ -9,4 +9,4 @@ mod site;
 
 pub use batch::{decode_batch, encode_batch, BatchCodecError};
 pub use event::{Event, Revenue, Session, VisitAttributes, PAGEVIEW};
-pub use site::{ApiKey, ApiKeyScope, Site, SiteId};
+pub use site::{ApiKey, ApiKeyScope, Site, SiteId, SiteRules};

@@ -37,6 +37,26 @@ pub struct Site {
     /// IANA time zone name used for calendar ranges and time buckets.
     pub timezone: String,
     pub created_at_ms: i64,
+    /// What to keep out of this site's statistics.
+    #[serde(default)]
+    pub rules: SiteRules,
+}
+
+/// Per-site ingest rules: events they exclude are dropped before the queue and counted.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SiteRules {
+    /// Hostnames whose events are kept; empty keeps every hostname. `*.example.com` matches
+    /// the subdomains of example.com.
+    pub allowed_hostnames: Vec<String>,
+    /// Paths whose events are dropped: exact paths, or patterns where `*` matches within one
+    /// path segment and `**` matches across segments (`/admin/**`).
+    pub excluded_paths: Vec<String>,
+    /// Client addresses whose events are dropped: single IPs or CIDR ranges.
+    pub excluded_ips: Vec<String>,
+    /// Drop events from browsers that send `DNT: 1` or `Sec-GPC: 1` (off by default, as in
+    /// Plausible: no personal data is collected either way).
+    pub respect_do_not_track: bool,
 }
 
 /// What an API key may do.

@@ -147,6 +147,7 @@ impl Sessionizer {
         let mut touched: Vec<(VisitorKey, u64, Option<Session>)> = Vec::new();
         let mut seen: HashSet<u64> = HashSet::new();
         for event in events.iter_mut() {
+            self.continue_across_midnight(event);
             let key = (event.site_id.clone(), event.visitor_id);
             let visits = self.open.entry(key.clone()).or_default();
             let index = match visits.iter().position(|v| v.covers(event.timestamp_ms)) {
@@ -189,6 +190,23 @@ impl Sessionizer {
         rows
     }
 
+    /// An anonymous visitor's id changes when the salt rotates at midnight UTC. When the
+    /// event has no open visit under today's id but has one under yesterday's, it continues
+    /// that visit under yesterday's id.
+    fn continue_across_midnight(&self, event: &mut Event) {
+        let Some(previous) = event.previous_visitor_id else {
+            return;
+        };
+        let covered = |visitor_id: u64| {
+            self.open
+                .get(&(event.site_id.clone(), visitor_id))
+                .is_some_and(|visits| visits.iter().any(|v| v.covers(event.timestamp_ms)))
+        };
+        if !covered(event.visitor_id) && covered(previous) {
+            event.visitor_id = previous;
+        }
+    }
+
     /// Forgets visits untouched for longer than the timeout (wall clock), bounding memory.
     pub fn evict(&mut self, now_ms: i64) -> usize {
         let before = self.open_visits();
@@ -223,6 +241,28 @@ mod tests {
             event.visit.referrer_source = "google.com".into();
         }
         event
+    }
+
+    #[test]
+    fn a_visit_continues_across_the_salt_rotation() {
+        let mut s = Sessionizer::default();
+        let mut before = vec![event(1, 0, "pageview", "/")];
+        s.assign(&mut before, 0);
+        // After midnight the same visitor hashes to 2; yesterday's salt still gives 1.
+        let mut after = vec![Event {
+            previous_visitor_id: Some(1),
+            ..event(2, 10, "pageview", "/pricing")
+        }];
+        s.assign(&mut after, 10 * MIN);
+        assert_eq!(after[0].visitor_id, 1);
+        assert_eq!(after[0].session_id, before[0].session_id);
+        // A visitor new today keeps today's id.
+        let mut new = vec![Event {
+            previous_visitor_id: Some(7),
+            ..event(3, 10, "pageview", "/")
+        }];
+        s.assign(&mut new, 10 * MIN);
+        assert_eq!(new[0].visitor_id, 3);
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub fn client_info(peer: SocketAddr, headers: &HeaderMap, trusted_proxies: &[IpN
             .get(axum::http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(1000).collect()),
+        do_not_track: ["dnt", "sec-gpc"]
+            .iter()
+            .any(|name| headers.get(*name).is_some_and(|v| v.as_bytes() == b"1")),
     }
 }
 
@@ -50,6 +53,10 @@ mod tests {
         let info = client_info(proxy, &headers(), &trusted);
         assert_eq!(info.ip, "203.0.113.7".parse().ok());
         assert_eq!(info.user_agent.as_deref(), Some("Mozilla/5.0"));
+        assert!(!info.do_not_track);
+        let mut gpc = headers();
+        gpc.insert("sec-gpc", "1".parse().unwrap());
+        assert!(client_info(proxy, &gpc, &trusted).do_not_track);
         let untrusted = client_info(proxy, &headers(), &[]);
         assert_eq!(untrusted.ip, "127.0.0.1".parse().ok());
         let elsewhere: SocketAddr = "198.51.100.1:5000".parse().unwrap();

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use heartbeat_ingest::{IngestConfig, Ingestor};
+use heartbeat_ingest::{enrich::geo::GeoIp, IngestConfig, Ingestor};
 use heartbeat_processor::{Processor, ProcessorConfig};
 use heartbeat_queue::{EventQueue, WalConfig, WalQueue};
 use heartbeat_store::{EventStore, MetaStore};
@@ -39,6 +39,8 @@ pub struct ServeConfig {
     pub max_queue_bytes: u64,
     /// DuckDB's buffer memory cap, like `512MB`; `None` lets DuckDB take up to 80 % of RAM.
     pub store_memory_limit: Option<String>,
+    /// A MaxMind-format database (GeoLite2, DB-IP Lite) for countries, regions and cities.
+    pub geoip_db: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -51,6 +53,7 @@ impl ServeConfig {
             max_body_bytes: 1024 * 1024,
             max_queue_bytes: 1024 * 1024 * 1024,
             store_memory_limit: Some("512MB".to_owned()),
+            geoip_db: None,
         }
     }
 }
@@ -125,6 +128,17 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         IngestConfig::default(),
     )
     .context("cannot open the salts")?;
+    let ingestor = match &config.geoip_db {
+        Some(path) => {
+            let geoip = GeoIp::open(path)?;
+            tracing::info!(path = %path.display(), kind = geoip.database_type(), "GeoIP database loaded");
+            ingestor.with_geoip(geoip)
+        }
+        None => {
+            tracing::info!("no GeoIP database (--geoip-db): locations stay empty");
+            ingestor
+        }
+    };
     let processor = Processor::start(
         queue,
         events.clone(),

@@ -62,6 +62,9 @@ enum Command {
         /// DuckDB's buffer memory cap (it spills to disk beyond it), like 512MB.
         #[arg(long, env = "HEARTBEAT_STORE_MEMORY_LIMIT", default_value = "512MB")]
         store_memory_limit: String,
+        /// A MaxMind-format GeoIP database (.mmdb: GeoLite2 or DB-IP Lite, City or Country).
+        #[arg(long, env = "HEARTBEAT_GEOIP_DB")]
+        geoip_db: Option<PathBuf>,
     },
 }
 
@@ -101,6 +104,7 @@ async fn main() -> anyhow::Result<()> {
             max_body_bytes,
             max_queue_bytes,
             store_memory_limit,
+            geoip_db,
         } => {
             let trusted_proxies = trusted_proxies
                 .iter()
@@ -117,6 +121,7 @@ async fn main() -> anyhow::Result<()> {
                 max_body_bytes,
                 max_queue_bytes,
                 store_memory_limit: Some(store_memory_limit),
+                geoip_db,
                 ..ServeConfig::new(listen, data_dir)
             };
             let running = heartbeat_server::start(config).await?;

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use heartbeat_ingest::{enrich::page::normalize_host, KeyGrant, SiteDirectory};
-use heartbeat_model::{ApiKey, ApiKeyScope, Site, SiteId};
+use heartbeat_model::{ApiKey, ApiKeyScope, Site, SiteId, SiteRules};
 use heartbeat_store::{MetaStore, StoreError};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -44,6 +44,7 @@ pub struct NewSite {
     pub name: String,
     pub domain: Option<String>,
     pub timezone: Option<String>,
+    pub rules: SiteRules,
 }
 
 /// A created site and the secret of its first key, shown once.
@@ -175,6 +176,7 @@ impl Registry {
             domain,
             timezone,
             created_at_ms: now_ms,
+            rules: request.rules,
         };
         self.meta.insert_site(&site).await?;
         let secret = new_secret("hb_");
@@ -197,6 +199,24 @@ impl Registry {
             site,
             api_key: secret,
         })
+    }
+}
+
+impl Registry {
+    /// Replaces the rules of site `id`; `None` when there is no such site.
+    pub async fn update_rules(
+        &self,
+        id: &SiteId,
+        rules: SiteRules,
+    ) -> Result<Option<Site>, StoreError> {
+        let Some(mut site) = self.site(id) else {
+            return Ok(None);
+        };
+        site.rules = rules;
+        self.meta.update_site(&site).await?;
+        let mut tables = self.tables.write().unwrap_or_else(|p| p.into_inner());
+        tables.sites.insert(site.id.clone(), site.clone());
+        Ok(Some(site))
     }
 }
 

@@ -491,21 +491,36 @@ fn conflict_or_unavailable(err: duckdb::Error, what: &str) -> StoreError {
     }
 }
 
+fn rules_json(site: &Site) -> Result<String, StoreError> {
+    serde_json::to_string(&site.rules).map_err(|err| StoreError::Rejected {
+        message: err.to_string(),
+    })
+}
+
 #[async_trait::async_trait]
 impl MetaStore for DuckDbStore {
     async fn sites(&self) -> Result<Vec<Site>, StoreError> {
         self.with_reader(|conn| {
             let mut stmt = conn
-                .prepare("SELECT id, name, domain, timezone, created_at_ms FROM sites ORDER BY id")
+                .prepare(
+                    "SELECT id, name, domain, timezone, created_at_ms, coalesce(rules_json, '{}') FROM sites ORDER BY id",
+                )
                 .map_err(unavailable)?;
             let sites = stmt
                 .query_map([], |row| {
+                    let rules: String = row.get(5)?;
                     Ok(Site {
                         id: SiteId(row.get(0)?),
                         name: row.get(1)?,
                         domain: row.get(2)?,
                         timezone: row.get(3)?,
                         created_at_ms: row.get(4)?,
+                        // Written by `rules_json` below; a damaged value means no rules
+                        // rather than a server that cannot start.
+                        rules: serde_json::from_str(&rules).unwrap_or_else(|err| {
+                            tracing::error!(error = %err, "unreadable site rules; ignoring them");
+                            Default::default()
+                        }),
                     })
                 })
                 .map_err(unavailable)?
@@ -520,16 +535,41 @@ impl MetaStore for DuckDbStore {
         let site = site.clone();
         self.with_writer(move |conn| {
             conn.execute(
-                "INSERT INTO sites VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO sites (id, name, domain, timezone, created_at_ms, rules_json) VALUES (?, ?, ?, ?, ?, ?)",
                 params![
                     site.id.as_str(),
                     site.name,
                     site.domain,
                     site.timezone,
-                    site.created_at_ms
+                    site.created_at_ms,
+                    rules_json(&site)?
                 ],
             )
             .map_err(|err| conflict_or_unavailable(err, "site"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_site(&self, site: &Site) -> Result<(), StoreError> {
+        let site = site.clone();
+        self.with_writer(move |conn| {
+            let updated = conn
+                .execute(
+                    "UPDATE sites SET name = ?, timezone = ?, rules_json = ? WHERE id = ?",
+                    params![
+                        site.name,
+                        site.timezone,
+                        rules_json(&site)?,
+                        site.id.as_str()
+                    ],
+                )
+                .map_err(unavailable)?;
+            if updated == 0 {
+                return Err(StoreError::Rejected {
+                    message: format!("no site {}", site.id),
+                });
+            }
             Ok(())
         })
         .await

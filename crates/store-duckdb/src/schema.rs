@@ -9,7 +9,8 @@
 //! - `sites`, `api_keys`: metadata.
 
 /// Each migration runs once, in order; the applied count is kept in `schema_version`.
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE events (
     site_id VARCHAR NOT NULL,
     event_id VARCHAR NOT NULL,
@@ -106,4 +107,11 @@ CREATE TABLE api_keys (
     created_at_ms BIGINT NOT NULL,
     revoked BOOLEAN NOT NULL
 );
-"#];
+"#,
+    // Per-site ingest rules (allowed hostnames, excluded paths and IPs, Do Not Track), as
+    // the JSON of `SiteRules`: read and written whole, never queried by field. (DuckDB
+    // cannot add a column with a NOT NULL constraint; NULL reads as no rules.)
+    r#"
+ALTER TABLE sites ADD COLUMN rules_json VARCHAR DEFAULT '{}';
+"#,
+];

@@ -72,6 +72,8 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn sites(&self) -> Result<Vec<Site>, StoreError>;
     /// Fails with `Conflict` when the id or the domain is taken.
     async fn insert_site(&self, site: &Site) -> Result<(), StoreError>;
+    /// Replaces a site's name, time zone and rules (its id and domain never change).
+    async fn update_site(&self, site: &Site) -> Result<(), StoreError>;
     async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
     async fn insert_api_key(&self, key: &ApiKey) -> Result<(), StoreError>;
 }

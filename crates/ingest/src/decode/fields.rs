@@ -239,6 +239,19 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An IP address given as a string (a backend forwarding its visitor's address).
+    pub fn ip(&mut self, names: &[&'static str]) -> Option<std::net::IpAddr> {
+        let (name, _) = self.find(names)?;
+        let text = self.string(names, false)?;
+        match text.trim().parse() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                self.error(name, format!("{name} must be an IPv4 or IPv6 address"));
+                None
+            }
+        }
+    }
+
     /// Fails the item if any field was bad.
     pub fn finish<T>(self, value: T) -> Result<T, Vec<FieldError>> {
         if self.errors.is_empty() {

@@ -1,6 +1,6 @@
 //! Seed 003's event: `{"userId", "eventName", "properties"?, "timestamp"?, "eventId"?,
-//! "sessionId"?}`. Well-known properties (`pageUrl`/`url`/`page_url`/`path`, `referrer`)
-//! fill the canonical fields; the rest stay custom properties.
+//! "sessionId"?, "userAgent"?, "ipAddress"?}`. Well-known properties (`pageUrl`/`url`/
+//! `page_url`/`path`, `referrer`) fill the canonical fields; the rest stay custom properties.
 //!
 //! Seed 003 deduplicates retries. Without an `eventId`, an event that carries its own
 //! timestamp gets a deterministic id from its content, so the same event sent twice is
@@ -22,6 +22,8 @@ pub fn decode(value: &Value, prefix: &str) -> Result<RawEvent, Vec<FieldError>> 
     let timestamp_ms = f.timestamp_ms(&["timestamp"]);
     let event_id = f.string(&["eventId", "id"], false);
     let session_id = f.string(&["sessionId"], false);
+    let user_agent = f.string(&["userAgent"], false);
+    let client_ip = f.ip(&["ipAddress"]);
     let mut props = f.props(&["properties"], true);
     let url = URL_PROPS.iter().find_map(|key| props.remove(*key));
     let referrer = props.remove("referrer");
@@ -48,6 +50,8 @@ pub fn decode(value: &Value, prefix: &str) -> Result<RawEvent, Vec<FieldError>> 
         props,
         user_id,
         session_id,
+        user_agent: user_agent.map(|ua| ua.chars().take(1000).collect()),
+        client_ip,
         interactive: true,
         ..RawEvent::default()
     };

@@ -14,7 +14,21 @@ pub struct Page {
     pub utm_campaign: String,
     pub utm_content: String,
     pub utm_term: String,
+    /// The name of the first ad click id in the query (`gclid`, `msclkid`, `fbclid`, ...).
+    pub click_id: String,
 }
+
+/// Query parameters that ad platforms add to the links they send visitors through.
+pub const CLICK_IDS: [&str; 8] = [
+    "gclid",
+    "gbraid",
+    "wbraid",
+    "msclkid",
+    "fbclid",
+    "ttclid",
+    "twclid",
+    "li_fat_id",
+];
 
 /// Lower case, without a leading `www.`: how hostnames and domains are compared.
 pub fn normalize_host(host: &str) -> String {
@@ -57,6 +71,10 @@ pub fn parse_page(raw: &str, site_domain: &str, hash_mode: bool) -> Result<Page,
             "utm_content" => &mut page.utm_content,
             "utm_term" => &mut page.utm_term,
             "ref" | "source" => &mut fallback_source,
+            id if page.click_id.is_empty() && CLICK_IDS.contains(&id) => {
+                page.click_id = id.to_owned();
+                continue;
+            }
             _ => continue,
         };
         if slot.is_empty() {
@@ -93,6 +111,8 @@ mod tests {
             ("example.com", "/docs")
         );
         assert_eq!(bare.utm_source, "producthunt");
+        let ad = parse_page("/?gclid=abc&fbclid=def", "example.com", false).unwrap();
+        assert_eq!(ad.click_id, "gclid");
     }
 
     #[test]

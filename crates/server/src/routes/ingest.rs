@@ -4,32 +4,49 @@
 use std::time::Instant;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, MethodRouter};
 use axum::{Json, Router};
-use heartbeat_ingest::{decode, DecodeError, Decoded};
+use heartbeat_ingest::{decode, DecodeError, Decoded, Outcome};
 use serde_json::json;
 
 use crate::app::{App, Client, MaybeCaller, Payload};
 use crate::error::ApiError;
+
+/// Header on a 202 whose events were all dropped (a bot, an excluded path ...), naming the
+/// reason, as Plausible's `x-plausible-dropped`. The body is the same as for a stored event.
+pub const DROPPED_HEADER: &str = "x-heartbeat-dropped";
 
 async fn accept(
     app: &App,
     decoded: Decoded,
     client: &Client,
     caller: &MaybeCaller,
-) -> Result<usize, ApiError> {
+) -> Result<Outcome, ApiError> {
     let grant = caller.0.as_ref().map(|c| &c.grant);
     Ok(app.ingestor.accept(decoded, &client.0, grant).await?)
 }
 
-fn accepted(count: usize) -> Response {
-    (
-        StatusCode::ACCEPTED,
-        Json(json!({"success": true, "accepted": count})),
-    )
-        .into_response()
+/// A 202 with `body`, marked when nothing of the request was stored.
+fn answer(outcome: &Outcome, body: impl IntoResponse) -> Response {
+    let mut response = (StatusCode::ACCEPTED, body).into_response();
+    if outcome.accepted == 0 {
+        if let Some(reason) = outcome.reason {
+            response
+                .headers_mut()
+                .insert(DROPPED_HEADER, HeaderValue::from_static(reason.as_str()));
+        }
+    }
+    response
+}
+
+fn accepted(outcome: &Outcome) -> Response {
+    let mut body = json!({"success": true, "accepted": outcome.accepted});
+    if outcome.dropped > 0 {
+        body["dropped"] = outcome.dropped.into();
+    }
+    answer(outcome, Json(body))
 }
 
 /// `POST /api/event`: Plausible's Events API (answers `ok` like Plausible) or seed 002's
@@ -43,16 +60,16 @@ async fn api_event(
     let started = Instant::now();
     let decoded = decode::api_event(&body)?;
     let seed_002 = decoded.needs_key;
-    accept(&app, decoded, &client, &caller).await?;
+    let outcome = accept(&app, decoded, &client, &caller).await?;
     if seed_002 {
         let body = json!({
             "success": true,
             "message": "Event queued successfully",
             "processing_time_ms": started.elapsed().as_millis() as u64,
         });
-        Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+        Ok(answer(&outcome, Json(body)))
     } else {
-        Ok((StatusCode::ACCEPTED, "ok").into_response())
+        Ok(answer(&outcome, "ok"))
     }
 }
 
@@ -63,8 +80,8 @@ fn door(decoder: fn(&[u8]) -> Result<Decoded, DecodeError>) -> MethodRouter<App>
               client: Client,
               caller: MaybeCaller,
               Payload(body): Payload| async move {
-            let count = accept(&app, decoder(&body)?, &client, &caller).await?;
-            Ok::<_, ApiError>(accepted(count))
+            let outcome = accept(&app, decoder(&body)?, &client, &caller).await?;
+            Ok::<_, ApiError>(accepted(&outcome))
         },
     )
 }
