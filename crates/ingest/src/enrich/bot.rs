@@ -65,6 +65,14 @@ impl BotPatterns {
         {
             return Some(BotKind::Headless);
         }
+        // Page-speed and screenshot services that isbot lets through (found with the
+        // crawler-user-agents corpus, `tests/user_agents.rs`).
+        if ["gtmetrix", "miniature.io", " ylt ", "turingos"]
+            .iter()
+            .any(|token| lower.contains(token))
+        {
+            return Some(BotKind::Crawler);
+        }
         let matched = self.set.is_match(user_agent)
             || self
                 .look_around
