@@ -55,6 +55,12 @@ impl Builder {
         self
     }
 
+    /// Appends another builder's text and parameters.
+    fn append(&mut self, other: Builder) {
+        self.text.push_str(&other.text);
+        self.params.extend(other.params);
+    }
+
     fn finish(self) -> Sql {
         Sql {
             text: self.text,
@@ -107,18 +113,20 @@ fn filter_column(dimension: &Dimension, table: Table) -> Option<&'static str> {
     }
 }
 
-fn leaf_sql(b: &mut Builder, column: &str, filter: &Filter) {
-    let (values, negate, op) = match filter {
-        Filter::Is(_, v) => (v, false, "in"),
-        Filter::IsNot(_, v) => (v, true, "in"),
-        Filter::Contains(_, v) => (v, false, "contains"),
-        Filter::ContainsNot(_, v) => (v, true, "contains"),
-        Filter::Matches(_, v) => (v, false, "regexp_matches"),
-        _ => unreachable!("leaf_sql takes leaf filters"),
-    };
-    if negate {
-        b.push("NOT ");
+/// A leaf filter's values, operator and whether it is negated.
+fn leaf_parts(filter: &Filter) -> (&[String], &'static str, bool) {
+    match filter {
+        Filter::Is(_, v) => (v, "in", false),
+        Filter::IsNot(_, v) => (v, "in", true),
+        Filter::Contains(_, v) => (v, "contains", false),
+        Filter::ContainsNot(_, v) => (v, "contains", true),
+        Filter::Matches(_, v) => (v, "regexp_matches", false),
+        _ => unreachable!("leaf_parts takes leaf filters"),
     }
+}
+
+/// `column` compared with the filter's values, without its negation.
+fn match_sql(b: &mut Builder, column: &str, values: &[String], op: &str) {
     if op == "in" {
         b.push(&format!("({column} IN ("));
         for (i, value) in values.iter().enumerate() {
@@ -139,6 +147,48 @@ fn leaf_sql(b: &mut Builder, column: &str, filter: &Filter) {
             b.push(")");
         }
         b.push(")");
+    }
+}
+
+fn leaf_sql(b: &mut Builder, column: &str, filter: &Filter) {
+    let (values, op, negate) = leaf_parts(filter);
+    if negate {
+        b.push("NOT ");
+    }
+    match_sql(b, column, values, op);
+}
+
+/// The condition of leaf `filter` on `dimension` over `table`; false (nothing written) when
+/// the table does not know the dimension.
+fn leaf_condition(
+    b: &mut Builder,
+    dimension: &Dimension,
+    table: Table,
+    filter: &Filter,
+    query: &Query,
+) -> bool {
+    if let (Dimension::Prop(key), Table::Events) = (dimension, table) {
+        // Events whose property `key` matches; `is_not` means "not one of these values",
+        // which includes events without the property, as Plausible counts `(none)`.
+        let (values, op, negate) = leaf_parts(filter);
+        if negate {
+            b.push("NOT ");
+        }
+        b.push("(event_id IN (SELECT event_id FROM event_props WHERE site_id = ");
+        b.bind(SqlValue::Text(query.site_id.0.clone()));
+        b.push(" AND key = ");
+        b.bind(SqlValue::Text(key.clone()));
+        b.push(" AND ");
+        match_sql(b, "value", values, op);
+        b.push("))");
+        return true;
+    }
+    match filter_column(dimension, table) {
+        Some(column) => {
+            leaf_sql(b, column, filter);
+            true
+        }
+        None => false,
     }
 }
 
@@ -166,23 +216,25 @@ fn filter_sql(b: &mut Builder, filter: &Filter, table: Table, query: &Query) {
         }
         leaf => {
             let dimension = leaf.dimensions()[0];
-            match filter_column(dimension, table) {
-                Some(column) => leaf_sql(b, column, leaf),
-                None => {
-                    // Through the other table: the visits that match.
-                    let other = match table {
-                        Table::Events => Table::Sessions,
-                        Table::Sessions => Table::Events,
-                    };
-                    b.push("session_id IN (SELECT session_id FROM ");
-                    scope_sql(b, other, query);
-                    b.push(" AND ");
-                    leaf_sql(b, filter_column(dimension, other).unwrap_or("NULL"), leaf);
-                    if other == Table::Sessions {
-                        b.push(" GROUP BY session_id HAVING sum(sign) > 0");
-                    }
-                    b.push(")");
+            let mut direct = Builder::new();
+            if leaf_condition(&mut direct, dimension, table, leaf, query) {
+                b.append(direct);
+            } else {
+                // Through the other table: the visits that match.
+                let other = match table {
+                    Table::Events => Table::Sessions,
+                    Table::Sessions => Table::Events,
+                };
+                b.push("session_id IN (SELECT session_id FROM ");
+                scope_sql(b, other, query);
+                b.push(" AND ");
+                if !leaf_condition(b, dimension, other, leaf, query) {
+                    b.push("FALSE");
                 }
+                if other == Table::Sessions {
+                    b.push(" GROUP BY session_id HAVING sum(sign) > 0");
+                }
+                b.push(")");
             }
         }
     }
@@ -209,12 +261,24 @@ fn where_filters(b: &mut Builder, table: Table, query: &Query) {
     }
 }
 
-fn dims_select(table: Table, query: &Query) -> Option<String> {
-    let mut parts = Vec::new();
+/// Writes `<dimension> AS d<i>, ` for each dimension; `None` (and nothing written) when
+/// `table` lacks one of them.
+fn dims_select(b: &mut Builder, table: Table, query: &Query) -> Option<()> {
+    let mut out = Builder::new();
     for (i, d) in query.dimensions.iter().enumerate() {
-        parts.push(format!("{} AS d{i}", dimension_sql(d, table, query)?));
+        if let (Dimension::Prop(key), Table::Events) = (d, table) {
+            out.push(
+                "coalesce((SELECT any_value(p.value) FROM event_props p \
+                 WHERE p.event_id = events.event_id AND p.key = ",
+            );
+            out.bind(SqlValue::Text(key.clone()));
+            out.push(&format!("), '(none)') AS d{i}, "));
+        } else {
+            out.push(&format!("{} AS d{i}, ", dimension_sql(d, table, query)?));
+        }
     }
-    Some(parts.iter().map(|p| format!("{p}, ")).collect())
+    b.append(out);
+    Some(())
 }
 
 fn group_by(query: &Query) -> String {
@@ -230,7 +294,8 @@ fn group_by(query: &Query) -> String {
 
 fn events_sql(query: &Query) -> Option<Sql> {
     let mut b = Builder::new();
-    b.push("SELECT ").push(&dims_select(Table::Events, query)?);
+    b.push("SELECT ");
+    dims_select(&mut b, Table::Events, query)?;
     b.push(
         "count(DISTINCT visitor_id) AS visitors, count(*) FILTER (WHERE name = 'pageview') AS pageviews, \
          count(*) AS events, count(DISTINCT session_id) AS visits FROM ",
@@ -248,7 +313,8 @@ fn events_sql(query: &Query) -> Option<Sql> {
 
 fn sessions_sql(query: &Query) -> Option<Sql> {
     let mut b = Builder::new();
-    let dims = dims_select(Table::Sessions, query)?;
+    let mut dims = Builder::new();
+    dims_select(&mut dims, Table::Sessions, query)?;
     let outer_dims: String = (0..query.dimensions.len())
         .map(|i| format!("d{i}, "))
         .collect();
@@ -257,7 +323,7 @@ fn sessions_sql(query: &Query) -> Option<Sql> {
         "count(DISTINCT visitor_id) AS visitors, sum(visits) AS visits, sum(bounces) AS bounces, \
          sum(duration_s) AS duration_s, sum(pageviews) AS pageviews, sum(events) AS events FROM (SELECT ",
     );
-    b.push(&dims);
+    b.append(dims);
     b.push(
         "session_id, visitor_id, sum(sign) AS visits, sum(sign * bounce) AS bounces, \
          sum(sign * duration_s) AS duration_s, sum(sign * pageviews) AS pageviews, \

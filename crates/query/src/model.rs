@@ -72,6 +72,8 @@ pub enum Dimension {
     /// `visit:exit_page`: only visits know it.
     ExitPage,
     Time(TimeGrain),
+    /// `event:props:<key>`: a custom property of events; `(none)` for events without it.
+    Prop(String),
 }
 
 /// Visit attributes that events carry too (from their visit's first event).
@@ -149,6 +151,7 @@ impl Dimension {
             Dimension::Time(TimeGrain::Day) => "time:day".into(),
             Dimension::Time(TimeGrain::Week) => "time:week".into(),
             Dimension::Time(TimeGrain::Month) => "time:month".into(),
+            Dimension::Prop(key) => format!("event:props:{key}"),
         }
     }
 
@@ -156,7 +159,7 @@ impl Dimension {
     pub fn is_event_only(&self) -> bool {
         matches!(
             self,
-            Dimension::Page | Dimension::Name | Dimension::Hostname
+            Dimension::Page | Dimension::Name | Dimension::Hostname | Dimension::Prop(_)
         )
     }
 

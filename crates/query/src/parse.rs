@@ -45,6 +45,14 @@ pub fn parse_dimension(name: &str) -> Option<Dimension> {
         "time:day" | "time" => Dimension::Time(TimeGrain::Day),
         "time:week" => Dimension::Time(TimeGrain::Week),
         "time:month" => Dimension::Time(TimeGrain::Month),
+        other if other.starts_with("event:props:") => {
+            let key = &other["event:props:".len()..];
+            // The same limit as property keys at ingest.
+            if key.is_empty() || key.chars().count() > 300 {
+                return None;
+            }
+            Dimension::Prop(key.to_owned())
+        }
         other => {
             let (col, _, _) = VisitColumn::ALL.iter().find(|(_, n, _)| *n == other)?;
             Dimension::Visit(*col)
@@ -210,7 +218,7 @@ pub fn parse_query(
         for d in &dimensions {
             let allowed = match d {
                 Dimension::Page => matches!(metric, Metric::BounceRate | Metric::VisitDuration),
-                Dimension::Name | Dimension::Hostname => false,
+                Dimension::Name | Dimension::Hostname | Dimension::Prop(_) => false,
                 _ => true,
             };
             if needs_visits && !allowed {

@@ -226,6 +226,7 @@ fn insert_all(conn: &mut Connection, batch: &InsertBatch) -> duckdb::Result<()> 
                     e.pathname,
                     key,
                     value,
+                    e.event_id,
                 ])?;
             }
         }

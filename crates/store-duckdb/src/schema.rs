@@ -114,4 +114,9 @@ CREATE TABLE api_keys (
     r#"
 ALTER TABLE sites ADD COLUMN rules_json VARCHAR DEFAULT '{}';
 "#,
+    // Which event a property belongs to, for `event:props:*` filters on events. Rows
+    // written before this migration have none and match no such filter.
+    r#"
+ALTER TABLE event_props ADD COLUMN event_id VARCHAR;
+"#,
 ];
