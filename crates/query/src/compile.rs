@@ -29,6 +29,8 @@ pub struct Plan {
     pub counts_from_sessions: bool,
     /// Whether visits come from `events` (an event dimension: visits that include it).
     pub visits_from_events: bool,
+    /// Columns: dimensions..., seconds to the next page view summed, page views counted.
+    pub time_on_page: Option<Sql>,
 }
 
 struct Builder {
@@ -311,6 +313,24 @@ fn events_sql(query: &Query) -> Option<Sql> {
     Some(b.finish())
 }
 
+/// Time on page: each page view's seconds until the visitor's next page view in the same
+/// visit, over all page views of the range (so a filter on one page still measures until
+/// whatever page came next); page views without a next one (exits) do not count.
+fn time_on_page_sql(query: &Query) -> Option<Sql> {
+    let mut b = Builder::new();
+    b.push("SELECT ");
+    dims_select(&mut b, Table::Events, query)?;
+    b.push(
+        "sum(epoch(next_ts) - epoch(ts)) AS seconds, count(*) AS views FROM (SELECT *, \
+         lead(ts) OVER (PARTITION BY session_id ORDER BY ts) AS next_ts FROM ",
+    );
+    scope_sql(&mut b, Table::Events, query);
+    b.push(" AND name = 'pageview') AS events WHERE next_ts IS NOT NULL");
+    where_filters(&mut b, Table::Events, query);
+    b.push(&group_by(query));
+    Some(b.finish())
+}
+
 fn sessions_sql(query: &Query) -> Option<Sql> {
     let mut b = Builder::new();
     let mut dims = Builder::new();
@@ -347,6 +367,7 @@ pub fn compile(query: &Query) -> Plan {
     let wants = |m: Metric| query.metrics.contains(&m);
     let needs_events = !visit_only_dim
         && (wants(Metric::Visitors)
+            || wants(Metric::Percentage)
             || wants(Metric::Pageviews)
             || wants(Metric::Events)
             || (event_dim && wants(Metric::Visits)));
@@ -366,6 +387,11 @@ pub fn compile(query: &Query) -> Plan {
         },
         counts_from_sessions: visit_only_dim,
         visits_from_events: event_dim,
+        time_on_page: if wants(Metric::TimeOnPage) {
+            time_on_page_sql(query)
+        } else {
+            None
+        },
     }
 }
 

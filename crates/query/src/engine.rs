@@ -7,13 +7,26 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 
 use crate::compile::{compile, Plan};
-use crate::model::{Dimension, Metric, Order, Query};
+use crate::model::{Dimension, Metric, Order, Query, TimeGrain};
 use crate::sql::{Row, RunError, SqlRunner, SqlValue};
+use crate::time::bucket_labels;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ResultRow {
     pub metrics: Vec<Value>,
     pub dimensions: Vec<String>,
+    /// The same row in the comparison period, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<Comparison>,
+}
+
+/// Plausible's `comparison` of a row: the matching row of the previous period and the
+/// change of each metric (percent, or points for `bounce_rate` and `percentage`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Comparison {
+    pub dimensions: Vec<String>,
+    pub metrics: Vec<Value>,
+    pub change: Vec<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +34,8 @@ pub struct QueryResult {
     pub results: Vec<ResultRow>,
     /// Rows before pagination.
     pub total_rows: usize,
+    /// Every time bucket of the range, when `include.time_labels` asked for them.
+    pub time_labels: Option<Vec<String>>,
 }
 
 /// Sums from both statements for one combination of dimension values.
@@ -36,6 +51,8 @@ struct Totals {
     duration_s: f64,
     session_pageviews: f64,
     session_events: f64,
+    page_seconds: f64,
+    page_views_timed: f64,
 }
 
 fn cell_text(value: &SqlValue) -> String {
@@ -55,7 +72,7 @@ fn round_to(value: f64, decimals: i32) -> f64 {
     (value * factor).round() / factor
 }
 
-fn metric_value(metric: Metric, t: &Totals, plan: &Plan) -> Value {
+fn metric_value(metric: Metric, t: &Totals, plan: &Plan, all_visitors: f64) -> Value {
     let ratio = |num: f64, den: f64| if den > 0.0 { num / den } else { 0.0 };
     let counts = |event: f64, session: f64| {
         if plan.counts_from_sessions {
@@ -76,6 +93,14 @@ fn metric_value(metric: Metric, t: &Totals, plan: &Plan) -> Value {
         Metric::BounceRate => json!(ratio(100.0 * t.bounces, t.session_visits).round() as u64),
         Metric::VisitDuration => json!(ratio(t.duration_s, t.session_visits).round() as u64),
         Metric::ViewsPerVisit => json!(round_to(ratio(t.session_pageviews, t.session_visits), 2)),
+        Metric::TimeOnPage => json!(ratio(t.page_seconds, t.page_views_timed).round() as u64),
+        Metric::Percentage => json!(round_to(
+            ratio(
+                100.0 * counts(t.event_visitors, t.session_visitors),
+                all_visitors
+            ),
+            1
+        )),
     }
 }
 
@@ -83,8 +108,96 @@ fn numeric(value: &Value) -> f64 {
     value.as_f64().unwrap_or(0.0)
 }
 
-/// Compiles `query`, runs it on `runner` and assembles the result.
+/// Compiles `query`, runs it on `runner` and assembles the result: rows ordered and
+/// paginated, each with its comparison row when asked for.
 pub async fn execute(query: &Query, runner: &dyn SqlRunner) -> Result<QueryResult, RunError> {
+    let mut rows = all_rows(query, runner).await?;
+    sort(&mut rows, query);
+    let total_rows = rows.len();
+    let mut results: Vec<ResultRow> = rows
+        .into_iter()
+        .skip(query.offset)
+        .take(query.limit)
+        .collect();
+    if let Some(range) = query.comparison {
+        let previous = Query {
+            range,
+            comparison: None,
+            ..query.clone()
+        };
+        compare(&mut results, query, &all_rows(&previous, runner).await?);
+    }
+    let time_labels = query.include_time_labels.then(|| {
+        time_grain(query)
+            .map(|grain| bucket_labels(query.range, query.timezone, grain))
+            .unwrap_or_default()
+    });
+    Ok(QueryResult {
+        results,
+        total_rows,
+        time_labels,
+    })
+}
+
+fn time_grain(query: &Query) -> Option<TimeGrain> {
+    query.dimensions.iter().find_map(|d| match d {
+        Dimension::Time(grain) => Some(*grain),
+        _ => None,
+    })
+}
+
+/// Attaches to each row the previous period's row with the same dimensions; a time bucket
+/// matches the bucket at the same position of the previous period.
+fn compare(results: &mut [ResultRow], query: &Query, previous: &[ResultRow]) {
+    let shift: HashMap<String, String> = match (time_grain(query), query.comparison) {
+        (Some(grain), Some(range)) => bucket_labels(query.range, query.timezone, grain)
+            .into_iter()
+            .zip(bucket_labels(range, query.timezone, grain))
+            .collect(),
+        _ => HashMap::new(),
+    };
+    let time_index = query
+        .dimensions
+        .iter()
+        .position(|d| matches!(d, Dimension::Time(_)));
+    let by_dimensions: HashMap<&[String], &ResultRow> = previous
+        .iter()
+        .map(|row| (row.dimensions.as_slice(), row))
+        .collect();
+    for row in results {
+        let mut dimensions = row.dimensions.clone();
+        if let Some(index) = time_index {
+            dimensions[index] = shift.get(&dimensions[index]).cloned().unwrap_or_default();
+        }
+        let metrics = match by_dimensions.get(dimensions.as_slice()) {
+            Some(found) => found.metrics.clone(),
+            None => query.metrics.iter().map(|_| json!(0)).collect(),
+        };
+        let change = query
+            .metrics
+            .iter()
+            .zip(row.metrics.iter().zip(&metrics))
+            .map(|(metric, (now, before))| change(*metric, numeric(before), numeric(now)))
+            .collect();
+        row.comparison = Some(Comparison {
+            dimensions,
+            metrics,
+            change,
+        });
+    }
+}
+
+/// Plausible's change: points for rates, else percent (100 from nothing, 0 from 0 to 0).
+fn change(metric: Metric, before: f64, now: f64) -> Value {
+    match metric {
+        Metric::BounceRate | Metric::Percentage => json!(round_to(now - before, 1)),
+        _ if before == 0.0 => json!(if now > 0.0 { 100 } else { 0 }),
+        _ => json!(((now - before) / before * 100.0).round() as i64),
+    }
+}
+
+/// Every row of `query`, unordered and unpaginated.
+async fn all_rows(query: &Query, runner: &dyn SqlRunner) -> Result<Vec<ResultRow>, RunError> {
     let plan = compile(query);
     let width = query.dimensions.len();
     let mut totals: HashMap<Vec<String>, Totals> = HashMap::new();
@@ -112,31 +225,41 @@ pub async fn execute(query: &Query, runner: &dyn SqlRunner) -> Result<QueryResul
             t.session_events = c[5].as_f64();
         });
     }
+    if let Some(sql) = plan.time_on_page.clone() {
+        merge(runner.run(sql).await?, &|t, c| {
+            t.page_seconds = c[0].as_f64();
+            t.page_views_timed = c[1].as_f64();
+        });
+    }
     if width == 0 && totals.is_empty() {
         totals.insert(Vec::new(), Totals::default());
     }
-    let mut rows: Vec<ResultRow> = totals
+    // Percentage: each row's visitors over all visitors of the same filters.
+    let all_visitors = if query.metrics.contains(&Metric::Percentage) {
+        let everyone = Query {
+            metrics: vec![Metric::Visitors],
+            dimensions: Vec::new(),
+            order_by: Vec::new(),
+            comparison: None,
+            ..query.clone()
+        };
+        let rows = Box::pin(all_rows(&everyone, runner)).await?;
+        rows.first().map_or(0.0, |row| numeric(&row.metrics[0]))
+    } else {
+        0.0
+    };
+    Ok(totals
         .into_iter()
         .map(|(dimensions, t)| ResultRow {
             metrics: query
                 .metrics
                 .iter()
-                .map(|m| metric_value(*m, &t, &plan))
+                .map(|m| metric_value(*m, &t, &plan, all_visitors))
                 .collect(),
             dimensions,
+            comparison: None,
         })
-        .collect();
-    sort(&mut rows, query);
-    let total_rows = rows.len();
-    let results = rows
-        .into_iter()
-        .skip(query.offset)
-        .take(query.limit)
-        .collect();
-    Ok(QueryResult {
-        results,
-        total_rows,
-    })
+        .collect())
 }
 
 fn sort(rows: &mut [ResultRow], query: &Query) {
@@ -198,6 +321,21 @@ impl QueryResult {
         let mut meta = serde_json::Map::new();
         if query.include_total_rows {
             meta.insert("total_rows".into(), json!(self.total_rows));
+        }
+        if let Some(labels) = &self.time_labels {
+            meta.insert("time_labels".into(), json!(labels));
+        }
+        if let Some(range) = query.comparison {
+            let local = |ms: i64| {
+                chrono::DateTime::from_timestamp_millis(ms)
+                    .unwrap_or_default()
+                    .with_timezone(&query.timezone)
+                    .to_rfc3339()
+            };
+            meta.insert(
+                "comparison_date_range".into(),
+                json!([local(range.start_ms), local(range.end_ms - 1)]),
+            );
         }
         json!({ "results": self.results, "meta": meta, "query": echoed })
     }

@@ -11,10 +11,14 @@ pub enum Metric {
     ViewsPerVisit,
     BounceRate,
     VisitDuration,
+    /// Mean seconds from a page view to the visitor's next page view in the same visit.
+    TimeOnPage,
+    /// A row's visitors as a share of all visitors matching the filters, %.
+    Percentage,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 7] = [
+    pub const ALL: [Metric; 9] = [
         Metric::Visitors,
         Metric::Visits,
         Metric::Pageviews,
@@ -22,6 +26,8 @@ impl Metric {
         Metric::ViewsPerVisit,
         Metric::BounceRate,
         Metric::VisitDuration,
+        Metric::TimeOnPage,
+        Metric::Percentage,
     ];
 
     pub fn name(self) -> &'static str {
@@ -33,6 +39,8 @@ impl Metric {
             Metric::ViewsPerVisit => "views_per_visit",
             Metric::BounceRate => "bounce_rate",
             Metric::VisitDuration => "visit_duration",
+            Metric::TimeOnPage => "time_on_page",
+            Metric::Percentage => "percentage",
         }
     }
 
@@ -223,4 +231,8 @@ pub struct Query {
     pub limit: usize,
     pub offset: usize,
     pub include_total_rows: bool,
+    /// `include.time_labels`: every time bucket of the range in `meta.time_labels`.
+    pub include_time_labels: bool,
+    /// `include.comparisons`: the range each row is compared with.
+    pub comparison: Option<DateRange>,
 }

@@ -221,6 +221,12 @@ pub fn parse_query(
                 Dimension::Name | Dimension::Hostname | Dimension::Prop(_) => false,
                 _ => true,
             };
+            if *metric == Metric::TimeOnPage && d.is_visit_only() {
+                return Err(err(
+                    format!("metrics[{i}]"),
+                    format!("time_on_page cannot be broken down by {}", d.name()),
+                ));
+            }
             if needs_visits && !allowed {
                 return Err(err(
                     format!("metrics[{i}]"),
@@ -291,11 +297,38 @@ pub fn parse_query(
         }
         offset = read("offset")?.unwrap_or(0);
     }
-    let include_total_rows = body
-        .get("include")
-        .and_then(|i| i.get("total_rows"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let include = body.get("include").cloned().unwrap_or(Value::Null);
+    if !matches!(include, Value::Null | Value::Object(_)) {
+        return Err(err("include", "must be an object"));
+    }
+    let flag = |name: &str| match include.get(name) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(err(format!("include.{name}"), "must be true or false")),
+    };
+    let include_total_rows = flag("total_rows")?;
+    let include_time_labels = flag("time_labels")?;
+    if include_time_labels && !dimensions.iter().any(|d| matches!(d, Dimension::Time(_))) {
+        return Err(err(
+            "include.time_labels",
+            "needs a time dimension (time:hour, time:day, time:week or time:month)",
+        ));
+    }
+    let comparison = match include.get("comparisons") {
+        None | Some(Value::Null) => None,
+        Some(c) => match c.get("mode").and_then(Value::as_str) {
+            Some("previous_period") => Some(crate::time::previous_period(range, timezone)),
+            _ => {
+                return Err(err(
+                    "include.comparisons.mode",
+                    "must be \"previous_period\"",
+                ))
+            }
+        },
+    };
+    if metrics.contains(&Metric::Percentage) && dimensions.is_empty() {
+        return Err(err("metrics", "percentage needs a dimension"));
+    }
     Ok(Query {
         site_id: site.id.clone(),
         timezone,
@@ -307,6 +340,8 @@ pub fn parse_query(
         limit,
         offset,
         include_total_rows,
+        include_time_labels,
+        comparison,
     })
 }
 

@@ -5,10 +5,10 @@
 //! (daylight saving time), the shift is a `CASE` over the transitions, so no engine needs a
 //! time-zone database of its own.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
-use crate::model::DateRange;
+use crate::model::{DateRange, TimeGrain};
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -102,6 +102,79 @@ pub fn resolve_range(
         },
         other => return Err(format!("unknown date range {other:?}")),
     })
+}
+
+/// Every time bucket's label in `range` for `grain`, in `tz`, in order, as the SQL
+/// labels them (`YYYY-MM-DD HH:00:00` for hours, the first day otherwise; weeks start on
+/// Monday). Buckets without data are included: Plausible's `time_labels`.
+pub fn bucket_labels(range: DateRange, tz: Tz, grain: TimeGrain) -> Vec<String> {
+    let local = |ms: i64| {
+        Utc.timestamp_millis_opt(ms)
+            .single()
+            .unwrap_or_default()
+            .with_timezone(&tz)
+            .naive_local()
+    };
+    let (first, last) = (local(range.start_ms), local(range.end_ms - 1));
+    let mut labels = Vec::new();
+    match grain {
+        TimeGrain::Hour => {
+            let mut at = first
+                .date()
+                .and_hms_opt(first.time().hour(), 0, 0)
+                .expect("valid");
+            while at <= last && labels.len() < 100_000 {
+                labels.push(at.format("%Y-%m-%d %H:00:00").to_string());
+                at += Duration::hours(1);
+            }
+        }
+        TimeGrain::Day | TimeGrain::Week | TimeGrain::Month => {
+            let start = |date: NaiveDate| match grain {
+                TimeGrain::Week => {
+                    date - Duration::days(date.weekday().num_days_from_monday() as i64)
+                }
+                TimeGrain::Month => date.with_day(1).expect("day 1"),
+                _ => date,
+            };
+            let mut at = start(first.date());
+            while at <= last.date() && labels.len() < 100_000 {
+                labels.push(at.format("%Y-%m-%d").to_string());
+                at = match grain {
+                    TimeGrain::Week => at + Duration::days(7),
+                    TimeGrain::Month => months_back(at, -1),
+                    _ => at + Duration::days(1),
+                };
+            }
+        }
+    }
+    labels
+}
+
+/// The period just before `range`, as long: what `previous_period` comparisons compare
+/// with. Whole local days when the range is whole days, so a 7-day range compares with the
+/// 7 days before it even across a DST change.
+pub fn previous_period(range: DateRange, tz: Tz) -> DateRange {
+    let local_date = |ms: i64| {
+        Utc.timestamp_millis_opt(ms)
+            .single()
+            .unwrap_or_default()
+            .with_timezone(&tz)
+            .date_naive()
+    };
+    let first = local_date(range.start_ms);
+    let after = local_date(range.end_ms);
+    let whole_days = local_midnight_ms(tz, first) == range.start_ms
+        && local_midnight_ms(tz, after) == range.end_ms;
+    if whole_days {
+        let days = (after - first).num_days();
+        days_range(tz, first - Duration::days(days), first - Duration::days(1))
+    } else {
+        let length = range.end_ms - range.start_ms;
+        DateRange {
+            start_ms: range.start_ms - length,
+            end_ms: range.start_ms,
+        }
+    }
 }
 
 /// The first day of the month `months` before `date`'s month.

@@ -169,6 +169,62 @@ async fn visit_metrics_follow_the_definitions() {
         &[(&["/"], &[3.0]), (&["/blog"], &[1.0]), (&["/docs"], &[1.0])],
     );
 
+    // Time on page: A spends 300 s on "/" and 900 s on /pricing, C 1200 s on /pricing
+    // (its next page view is after midnight, same visit); exits are not timed.
+    let time_on_page = server
+        .query(
+            &key,
+            json!({"site_id": "example.com", "metrics": ["time_on_page"], "date_range": range}),
+        )
+        .await;
+    check(&time_on_page, &[(&[], &[800.0])]);
+    let time_by_page = server
+        .query(&key, json!({"site_id": "example.com", "metrics": ["time_on_page", "percentage"], "date_range": range,
+            "dimensions": ["event:page"], "order_by": [["event:page", "asc"]]}))
+        .await;
+    // Percentage: each page's visitors of the 4 visitors.
+    check(
+        &time_by_page,
+        &[
+            (&["/"], &[300.0, 100.0]),
+            (&["/blog"], &[0.0, 25.0]),
+            (&["/docs"], &[0.0, 25.0]),
+            (&["/pricing"], &[1050.0, 50.0]),
+        ],
+    );
+
+    // The 11th compared with the 10th: 2 visitors after 3, 2 page views after 6.
+    let compared = server
+        .query(&key, json!({"site_id": "example.com", "metrics": ["visitors", "pageviews", "bounce_rate"],
+            "date_range": ["2026-03-11", "2026-03-11"], "include": {"comparisons": {"mode": "previous_period"}}}))
+        .await;
+    let comparison = &compared["results"][0]["comparison"];
+    assert_eq!(comparison["metrics"], json!([3, 6, 25]), "{compared}");
+    assert_eq!(comparison["change"], json!([-33, -67, 75.0]), "{compared}");
+    assert_eq!(
+        compared["meta"]["comparison_date_range"],
+        json!(["2026-03-10T00:00:00+00:00", "2026-03-10T23:59:59.999+00:00"])
+    );
+    // A time series with every bucket labelled and each day compared with the same
+    // position of the previous period (the 8th and 9th: nothing, so +100 %).
+    let series = server
+        .query(&key, json!({"site_id": "example.com", "metrics": ["visitors"], "date_range": ["2026-03-10", "2026-03-12"],
+            "dimensions": ["time:day"], "include": {"time_labels": true, "comparisons": {"mode": "previous_period"}}}))
+        .await;
+    assert_eq!(
+        series["meta"]["time_labels"],
+        json!(["2026-03-10", "2026-03-11", "2026-03-12"])
+    );
+    assert_eq!(
+        series["results"][0]["comparison"]["dimensions"],
+        json!(["2026-03-07"])
+    );
+    assert_eq!(
+        series["results"][1]["comparison"]["dimensions"],
+        json!(["2026-03-08"])
+    );
+    assert_eq!(series["results"][0]["comparison"]["change"], json!([100]));
+
     // Seed 002's daily stats on the same engine.
     let stats: Value = server
         .http
