@@ -414,6 +414,78 @@ mod tests {
         compile(&parse_query(&body, &site, 1_700_000_000_000, 0).unwrap())
     }
 
+    /// The SQL of every dashboard query, snapshot-tested (`src/snapshots/`): a change to
+    /// the generated SQL shows up in review as a diff. Update with `INSTA_UPDATE=always`.
+    #[test]
+    fn dashboard_sql_snapshots() {
+        let range = json!(["2024-01-01", "2024-01-31"]);
+        let top = json!([
+            "visitors",
+            "visits",
+            "pageviews",
+            "views_per_visit",
+            "bounce_rate",
+            "visit_duration"
+        ]);
+        let cases = [
+            ("top_stats", json!({"metrics": top, "date_range": range})),
+            (
+                "top_stats_filtered",
+                json!({"metrics": top, "date_range": range, "filters": [["is", "visit:source", ["Google"]], ["contains", "event:page", ["/blog"]]]}),
+            ),
+            (
+                "timeseries_day",
+                json!({"metrics": ["visitors", "pageviews"], "date_range": range, "dimensions": ["time:day"]}),
+            ),
+            (
+                "pages",
+                json!({"metrics": ["visitors", "pageviews", "bounce_rate", "time_on_page"], "date_range": range, "dimensions": ["event:page"]}),
+            ),
+            (
+                "entry_pages",
+                json!({"metrics": ["visitors", "visits", "bounce_rate"], "date_range": range, "dimensions": ["visit:entry_page"]}),
+            ),
+            (
+                "channels",
+                json!({"metrics": ["visitors", "bounce_rate"], "date_range": range, "dimensions": ["visit:channel"]}),
+            ),
+            (
+                "countries",
+                json!({"metrics": ["visitors", "percentage"], "date_range": range, "dimensions": ["visit:country"]}),
+            ),
+            (
+                "goals",
+                json!({"metrics": ["visitors", "events"], "date_range": range, "dimensions": ["event:name"]}),
+            ),
+            (
+                "props",
+                json!({"metrics": ["visitors", "events"], "date_range": range, "dimensions": ["event:props:plan"], "filters": [["is_not", "event:props:tier", ["free"]]]}),
+            ),
+            (
+                "exit_page_filter",
+                json!({"metrics": ["visitors", "bounce_rate"], "date_range": range, "filters": [["is", "visit:exit_page", ["/bye"]], ["not", ["matches", "event:page", ["^/a"]]]]}),
+            ),
+        ];
+        for (name, body) in cases {
+            let p = plan(body);
+            let mut text = String::new();
+            for (label, sql) in [
+                ("events", &p.events),
+                ("sessions", &p.sessions),
+                ("time_on_page", &p.time_on_page),
+            ] {
+                if let Some(sql) = sql {
+                    text.push_str(&format!(
+                        "-- {label} ({} parameters)\n{}\n",
+                        sql.params.len(),
+                        sql.text
+                    ));
+                }
+            }
+            insta::assert_snapshot!(name, text);
+        }
+    }
+
     #[test]
     fn top_stats_read_both_tables() {
         let p = plan(
