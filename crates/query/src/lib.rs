@@ -7,13 +7,17 @@
 
 mod compile;
 mod engine;
+mod listing;
 mod model;
 mod parse;
 mod sql;
 mod time;
 
 pub use chrono_tz::Tz as TimeZone;
-pub use engine::{execute, QueryResult, ResultRow};
+pub use engine::{execute, Comparison, QueryResult, ResultRow};
+pub use listing::{
+    current_visitors, list_events, Cursor, EventListing, EventPage, ListedEvent, MAX_PAGE,
+};
 pub use model::{DateRange, Dimension, Filter, Metric, Order, Query, TimeGrain};
 pub use parse::{parse_query, requested_site, QueryError};
 pub use sql::{Dialect, Row, RunError, Sql, SqlRunner, SqlValue};

@@ -18,8 +18,34 @@ use crate::error::ApiError;
 
 const ALL_TIME_MS: i64 = 5 * 365 * 86_400_000;
 
+/// The site a read request is about: the one it names (`site_id`), else the caller's own
+/// key's site; the caller must be allowed to read it.
+pub(crate) fn read_site(
+    app: &App,
+    caller: &Caller,
+    named: Option<&str>,
+) -> Result<heartbeat_model::Site, ApiError> {
+    let site_id = match named.filter(|s| !s.is_empty()) {
+        Some(id) => SiteId(id.to_owned()),
+        None => caller.grant.site_id.clone().ok_or_else(|| {
+            ApiError::invalid(vec![FieldError::new(
+                "site_id",
+                "site_id is required with an admin key",
+            )])
+        })?,
+    };
+    let site = app
+        .registry
+        .site(&site_id)
+        .ok_or_else(|| ApiError::not_found("site_id", format!("no site {site_id}")))?;
+    if !caller.may_read(&site.id) {
+        return Err(ApiError::forbidden(site.id.as_str()));
+    }
+    Ok(site)
+}
+
 /// Authorizes `caller` on the site `body` names, parses and runs the query.
-async fn run_query(
+pub(crate) async fn run_query(
     app: &App,
     caller: &Caller,
     body: &Value,

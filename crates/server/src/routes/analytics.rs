@@ -1,0 +1,194 @@
+//! Dashboard-style reads of seeds 000 and 004 and the realtime count, on the one engine:
+//! seed 000's `GET /analytics/metrics?siteId=`; seed 004's `GET /analytics/summary`,
+//! `/analytics/top-pages`, `/analytics/timeseries?range=` and `/analytics/recent`;
+//! `GET /api/v1/realtime/visitors` (Plausible's current visitors, last 5 minutes).
+
+use axum::extract::{Query as UrlQuery, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use heartbeat_ingest::FieldError;
+use heartbeat_query::{current_visitors, list_events, EventListing};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::events::iso;
+use super::stats::{read_site, run_query};
+use crate::app::{App, RequiredCaller};
+use crate::error::ApiError;
+
+#[derive(Deserialize)]
+struct Params {
+    #[serde(alias = "siteId")]
+    site_id: Option<String>,
+    /// A v2 preset (`day`, `7d`, `30d`, `month`, ...; default `30d`), or `24h`.
+    #[serde(alias = "period")]
+    range: Option<String>,
+    limit: Option<usize>,
+}
+
+fn preset(params: &Params) -> String {
+    params
+        .range
+        .clone()
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "30d".to_owned())
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Seed 000: the site's visitor metrics.
+async fn site_metrics(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    UrlQuery(params): UrlQuery<Params>,
+) -> Result<Json<Value>, ApiError> {
+    let site = read_site(&app, &caller.0, params.site_id.as_deref())?;
+    let query = json!({"site_id": site.id, "date_range": preset(&params),
+        "metrics": ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration", "views_per_visit"]});
+    let (query, result) = run_query(&app, &caller.0, &query).await?;
+    let m = &result.results[0].metrics;
+    Ok(Json(json!({
+        "siteId": site.id,
+        "range": {"from": iso(query.range.start_ms), "to": iso(query.range.end_ms - 1)},
+        "visitors": m[0], "visits": m[1], "pageviews": m[2], "bounceRate": m[3],
+        "visitDuration": m[4], "viewsPerVisit": m[5],
+        "currentVisitors": current_visitors(&site.id, now_ms(), app.store.as_ref()).await?,
+    })))
+}
+
+/// Seed 004: totals for the dashboard's summary cards.
+async fn summary(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    UrlQuery(params): UrlQuery<Params>,
+) -> Result<Json<Value>, ApiError> {
+    let site = read_site(&app, &caller.0, params.site_id.as_deref())?;
+    let query = json!({"site_id": site.id, "date_range": preset(&params),
+        "metrics": ["events", "visitors", "pageviews", "visits"]});
+    let (_, result) = run_query(&app, &caller.0, &query).await?;
+    let m = &result.results[0].metrics;
+    Ok(Json(json!({
+        "total_events": m[0], "unique_users": m[1], "page_views": m[2], "sessions": m[3],
+        "active_users": current_visitors(&site.id, now_ms(), app.store.as_ref()).await?,
+    })))
+}
+
+/// Seed 004: the most viewed pages.
+async fn top_pages(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    UrlQuery(params): UrlQuery<Params>,
+) -> Result<Json<Value>, ApiError> {
+    let site = read_site(&app, &caller.0, params.site_id.as_deref())?;
+    let limit = params.limit.unwrap_or(10).clamp(1, 1000);
+    let query = json!({"site_id": site.id, "date_range": preset(&params),
+        "metrics": ["pageviews", "visitors"], "dimensions": ["event:page"],
+        "order_by": [["pageviews", "desc"]], "pagination": {"limit": limit}});
+    let (_, result) = run_query(&app, &caller.0, &query).await?;
+    let pages: Vec<Value> = result
+        .results
+        .iter()
+        .map(|row| json!({"page_url": row.dimensions[0], "views": row.metrics[0], "unique_users": row.metrics[1]}))
+        .collect();
+    Ok(Json(json!(pages)))
+}
+
+/// Seed 004: events and unique users per hour (`range=24h`) or per day, every bucket.
+async fn timeseries(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    UrlQuery(params): UrlQuery<Params>,
+) -> Result<Json<Value>, ApiError> {
+    let site = read_site(&app, &caller.0, params.site_id.as_deref())?;
+    let range = params
+        .range
+        .clone()
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "24h".into());
+    let dimension = match range.as_str() {
+        "24h" | "day" => "time:hour",
+        "7d" | "28d" | "30d" | "91d" | "month" => "time:day",
+        "6mo" | "12mo" | "year" => "time:month",
+        _ => {
+            return Err(ApiError::invalid(vec![FieldError::new(
+                "range",
+                "range must be 24h, day, 7d, 28d, 30d, 91d, month, 6mo, 12mo or year",
+            )]))
+        }
+    };
+    let query = json!({"site_id": site.id, "date_range": range, "metrics": ["events", "visitors", "pageviews"],
+        "dimensions": [dimension], "include": {"time_labels": true}, "pagination": {"limit": 10000}});
+    let (_, result) = run_query(&app, &caller.0, &query).await?;
+    let rows: std::collections::HashMap<&str, &Vec<Value>> = result
+        .results
+        .iter()
+        .map(|row| (row.dimensions[0].as_str(), &row.metrics))
+        .collect();
+    let points: Vec<Value> = result
+        .time_labels
+        .iter()
+        .flatten()
+        .map(|label| {
+            let m = rows.get(label.as_str());
+            let at = |i: usize| m.map_or(json!(0), |m| m[i].clone());
+            json!({"time": label, "events": at(0), "unique_users": at(1), "page_views": at(2)})
+        })
+        .collect();
+    Ok(Json(json!(points)))
+}
+
+/// Seed 004: the latest events, newest first.
+async fn recent(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    UrlQuery(params): UrlQuery<Params>,
+) -> Result<Json<Value>, ApiError> {
+    let site = read_site(&app, &caller.0, params.site_id.as_deref())?;
+    let listing = EventListing {
+        site_id: site.id,
+        names: Vec::new(),
+        prop: None,
+        event_id: None,
+        start_ms: None,
+        end_ms: None,
+        limit: params.limit.unwrap_or(20),
+        after: None,
+    };
+    let page = list_events(&listing, app.store.as_ref()).await?;
+    let events: Vec<Value> = page
+        .events
+        .iter()
+        .map(|e| {
+            json!({
+                "event_id": e.event_id, "event_type": e.name, "user_id": e.user_id,
+                "session_id": e.session_id, "page_url": e.pathname, "timestamp": iso(e.timestamp_ms),
+                "metadata": e.props, "country": e.country, "browser": e.browser, "device": e.device,
+            })
+        })
+        .collect();
+    Ok(Json(json!(events)))
+}
+
+/// Plausible's realtime visitors: a bare number.
+async fn realtime_visitors(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    UrlQuery(params): UrlQuery<Params>,
+) -> Result<Json<Value>, ApiError> {
+    let site = read_site(&app, &caller.0, params.site_id.as_deref())?;
+    Ok(Json(json!(
+        current_visitors(&site.id, now_ms(), app.store.as_ref()).await?
+    )))
+}
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/analytics/metrics", get(site_metrics))
+        .route("/analytics/summary", get(summary))
+        .route("/analytics/top-pages", get(top_pages))
+        .route("/analytics/timeseries", get(timeseries))
+        .route("/analytics/recent", get(recent))
+        .route("/api/v1/realtime/visitors", get(realtime_visitors))
+}

@@ -1,0 +1,344 @@
+//! Reading events the way seeds 001 and 003 do, on the same engine as `/api/v2/query`:
+//! seed 001's `GET /api/v1/events` (filter by type, source and time; cursor pages),
+//! `GET /api/v1/events/{id}` and `GET /api/v1/events/counts`; seed 003's
+//! `GET /api/v1/events/summary` and `GET /api/v1/metrics`.
+
+use axum::extract::{Path, Query as UrlQuery, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use heartbeat_ingest::FieldError;
+use heartbeat_model::Site;
+use heartbeat_query::{list_events, Cursor, EventListing, ListedEvent, MAX_PAGE};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::stats::{read_site, run_query};
+use crate::app::{App, RequiredCaller};
+use crate::error::ApiError;
+
+/// Seed 001's event shape: `{id, type, data, timestamp, source, correlationId?, metadata}`.
+fn event_message(event: &ListedEvent) -> Value {
+    let mut data = event.props.clone();
+    let source = data
+        .remove("source")
+        .unwrap_or_else(|| event.source.clone());
+    let correlation_id = data.remove("correlation_id");
+    json!({
+        "id": event.event_id,
+        "type": event.name,
+        "data": data,
+        "timestamp": iso(event.timestamp_ms),
+        "source": source,
+        "correlationId": correlation_id,
+        "metadata": {
+            "userId": event.user_id,
+            "sessionId": event.session_id,
+            "hostname": event.hostname,
+            "path": event.pathname,
+            "country": event.country,
+            "browser": event.browser,
+            "os": event.os,
+            "device": event.device,
+        },
+    })
+}
+
+pub(crate) fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A time bound given as an RFC 3339 date-time or a date (its midnight UTC; an end date
+/// includes its whole day).
+fn time_bound(field: &str, text: Option<&str>, end: bool) -> Result<Option<i64>, ApiError> {
+    let Some(text) = text.filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(Some(t.timestamp_millis() + i64::from(end)));
+    }
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        let date = if end {
+            date.succ_opt().unwrap_or(date)
+        } else {
+            date
+        };
+        return Ok(Some(
+            date.and_hms_opt(0, 0, 0)
+                .unwrap_or_default()
+                .and_utc()
+                .timestamp_millis(),
+        ));
+    }
+    Err(ApiError::invalid(vec![FieldError::new(
+        field,
+        format!("{field} must be an ISO 8601 date or date-time"),
+    )]))
+}
+
+/// The v2 `date_range` for optional start and end dates (default: the last 30 days).
+fn date_range(start: Option<&str>, end: Option<&str>) -> Result<Value, ApiError> {
+    let day = |field: &str, text: &str| {
+        chrono::NaiveDate::parse_from_str(text.get(..10).unwrap_or(text), "%Y-%m-%d")
+            .map(|d| d.to_string())
+            .map_err(|_| {
+                ApiError::invalid(vec![FieldError::new(
+                    field,
+                    format!("{field} must be YYYY-MM-DD"),
+                )])
+            })
+    };
+    Ok(match (start, end) {
+        (None, None) => json!("30d"),
+        (Some(start), Some(end)) => json!([day("startDate", start)?, day("endDate", end)?]),
+        (Some(start), None) => json!([
+            day("startDate", start)?,
+            chrono::Utc::now().format("%Y-%m-%d").to_string()
+        ]),
+        (None, Some(_)) => {
+            return Err(ApiError::invalid(vec![FieldError::new(
+                "startDate",
+                "startDate is required with endDate",
+            )]))
+        }
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListParams {
+    #[serde(alias = "site_id")]
+    site_id: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    source: Option<String>,
+    #[serde(alias = "startDate", alias = "from")]
+    start_time: Option<String>,
+    #[serde(alias = "endDate", alias = "to")]
+    end_time: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+async fn list(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    UrlQuery(params): UrlQuery<ListParams>,
+) -> Result<Json<Value>, ApiError> {
+    let site = read_site(&app, &caller.0, params.site_id.as_deref())?;
+    let limit = params.limit.unwrap_or(50);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::invalid(vec![FieldError::new(
+            "limit",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        )]));
+    }
+    let after = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(text) => Some(Cursor::decode(text).ok_or_else(|| {
+            ApiError::invalid(vec![FieldError::new(
+                "cursor",
+                "not a cursor this API returned",
+            )])
+        })?),
+        None => None,
+    };
+    let listing = EventListing {
+        site_id: site.id.clone(),
+        names: params
+            .kind
+            .into_iter()
+            .filter(|k| !k.is_empty())
+            .map(|k| heartbeat_ingest::canonical_name(&k))
+            .collect(),
+        prop: params
+            .source
+            .filter(|s| !s.is_empty())
+            .map(|s| ("source".to_owned(), s)),
+        event_id: None,
+        start_ms: time_bound("startTime", params.start_time.as_deref(), false)?,
+        end_ms: time_bound("endTime", params.end_time.as_deref(), true)?,
+        limit,
+        after,
+    };
+    let page = list_events(&listing, app.store.as_ref()).await?;
+    Ok(Json(json!({
+        "success": true,
+        "data": page.events.iter().map(event_message).collect::<Vec<_>>(),
+        "pagination": {
+            "limit": limit,
+            "hasMore": page.next.is_some(),
+            "nextCursor": page.next.map(|c| c.encode()),
+        },
+    })))
+}
+
+#[derive(Deserialize)]
+struct SiteParam {
+    site_id: Option<String>,
+}
+
+async fn one(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    Path(id): Path<String>,
+    UrlQuery(params): UrlQuery<SiteParam>,
+) -> Result<Json<Value>, ApiError> {
+    let site = read_site(&app, &caller.0, params.site_id.as_deref())?;
+    let listing = EventListing {
+        site_id: site.id,
+        names: Vec::new(),
+        prop: None,
+        event_id: Some(id.clone()),
+        start_ms: None,
+        end_ms: None,
+        limit: 1,
+        after: None,
+    };
+    let page = list_events(&listing, app.store.as_ref()).await?;
+    let event = page
+        .events
+        .first()
+        .ok_or_else(|| ApiError::not_found("id", format!("no event {id}")))?;
+    Ok(Json(json!({"success": true, "data": event_message(event)})))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RangeParams {
+    #[serde(alias = "site_id")]
+    site_id: Option<String>,
+    #[serde(alias = "startTime")]
+    start_date: Option<String>,
+    #[serde(alias = "endTime")]
+    end_date: Option<String>,
+}
+
+/// Event counts by name (seed 001's counts by type), over all time unless a range is given.
+async fn counts(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    UrlQuery(params): UrlQuery<RangeParams>,
+) -> Result<Json<Value>, ApiError> {
+    let site = read_site(&app, &caller.0, params.site_id.as_deref())?;
+    let range = match (params.start_date.as_deref(), params.end_date.as_deref()) {
+        (None, None) => json!("all"),
+        (start, end) => date_range(start, end)?,
+    };
+    let query = json!({"site_id": site.id, "metrics": ["events"], "date_range": range,
+        "dimensions": ["event:name"], "pagination": {"limit": 10000}});
+    let (_, result) = run_query(&app, &caller.0, &query).await?;
+    let counts: serde_json::Map<String, Value> = result
+        .results
+        .iter()
+        .map(|row| (row.dimensions[0].clone(), row.metrics[0].clone()))
+        .collect();
+    Ok(Json(json!({"success": true, "data": counts})))
+}
+
+/// Seed 003's summary: totals and the top events with their unique users.
+async fn summary(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    UrlQuery(params): UrlQuery<RangeParams>,
+) -> Result<Json<Value>, ApiError> {
+    let site = read_site(&app, &caller.0, params.site_id.as_deref())?;
+    let range = date_range(params.start_date.as_deref(), params.end_date.as_deref())?;
+    let totals = json!({"site_id": site.id, "metrics": ["events", "visitors", "visits"], "date_range": range});
+    let (query, totals) = run_query(&app, &caller.0, &totals).await?;
+    let top = json!({"site_id": site.id, "metrics": ["events", "visitors"], "date_range": range,
+        "dimensions": ["event:name"], "order_by": [["events", "desc"]], "pagination": {"limit": 10}});
+    let (_, top) = run_query(&app, &caller.0, &top).await?;
+    let first = totals.results.first();
+    let metric = |i: usize| first.map_or(json!(0), |row| row.metrics[i].clone());
+    Ok(Json(json!({
+        "success": true,
+        "data": {
+            "totalEvents": metric(0),
+            "uniqueUsers": metric(1),
+            "sessions": metric(2),
+            "startDate": iso(query.range.start_ms),
+            "endDate": iso(query.range.end_ms - 1),
+            "topEvents": top.results.iter().map(|row| json!({
+                "eventName": row.dimensions[0], "count": row.metrics[0], "uniqueUsers": row.metrics[1],
+            })).collect::<Vec<_>>(),
+        },
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MetricsParams {
+    #[serde(alias = "site_id")]
+    site_id: Option<String>,
+    event: Option<String>,
+    interval: Option<String>,
+    start_date: Option<String>,
+    end_date: Option<String>,
+}
+
+/// Seed 003's time-bucketed counts and unique users of one event (or all events).
+async fn metrics(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    UrlQuery(params): UrlQuery<MetricsParams>,
+) -> Result<Json<Value>, ApiError> {
+    let site: Site = read_site(&app, &caller.0, params.site_id.as_deref())?;
+    let interval = params.interval.as_deref().unwrap_or("daily");
+    let dimension = match interval {
+        "hourly" | "hour" => "time:hour",
+        "daily" | "day" => "time:day",
+        "weekly" | "week" => "time:week",
+        "monthly" | "month" => "time:month",
+        _ => {
+            return Err(ApiError::invalid(vec![FieldError::new(
+                "interval",
+                "interval must be hourly, daily, weekly or monthly",
+            )]))
+        }
+    };
+    let range = date_range(params.start_date.as_deref(), params.end_date.as_deref())?;
+    let mut query = json!({"site_id": site.id, "metrics": ["events", "visitors"], "date_range": range,
+        "dimensions": [dimension], "include": {"time_labels": true}, "pagination": {"limit": 10000}});
+    let event = params.event.filter(|e| !e.is_empty());
+    if let Some(event) = &event {
+        query["filters"] = json!([[
+            "is",
+            "event:name",
+            [heartbeat_ingest::canonical_name(event)]
+        ]]);
+    }
+    let (_, result) = run_query(&app, &caller.0, &query).await?;
+    // Every bucket of the range, empty ones as zeros.
+    let by_bucket: std::collections::HashMap<&str, &heartbeat_query::ResultRow> = result
+        .results
+        .iter()
+        .map(|row| (row.dimensions[0].as_str(), row))
+        .collect();
+    let data: Vec<Value> = result
+        .time_labels
+        .iter()
+        .flatten()
+        .map(|label| {
+            let row = by_bucket.get(label.as_str());
+            json!({
+                "timestamp": label,
+                "count": row.map_or(json!(0), |r| r.metrics[0].clone()),
+                "uniqueUsers": row.map_or(json!(0), |r| r.metrics[1].clone()),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "success": true,
+        "data": {"event": event, "interval": interval, "metrics": data},
+    })))
+}
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/api/v1/events", get(list))
+        .route("/api/v1/events/counts", get(counts))
+        .route("/api/v1/events/summary", get(summary))
+        .route("/api/v1/events/{id}", get(one))
+        .route("/api/v1/metrics", get(metrics))
+}
