@@ -7,6 +7,7 @@ mod client;
 mod error;
 pub mod registry;
 mod routes;
+pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -106,6 +107,7 @@ impl Running {
 
 /// Opens the data dir, recovers, binds and serves in the background.
 pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
+    telemetry::prometheus();
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let admin_token = admin_token(&config)?;
@@ -114,8 +116,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     let mut wal_config = WalConfig::new(config.data_dir.join("wal"));
     wal_config.max_pending_bytes = config.max_queue_bytes;
     let wal = Arc::new(WalQueue::open(wal_config).context("cannot open the write-ahead log")?);
-    let queue: Arc<dyn EventQueue> = wal.clone();
-    let events: Arc<dyn EventStore> = Arc::new(store.clone());
+    let metered_queue = Arc::new(telemetry::MeteredQueue::new(wal.clone()));
+    let queue: Arc<dyn EventQueue> = metered_queue.clone();
+    let events: Arc<dyn EventStore> =
+        Arc::new(telemetry::MeteredStore::new(Arc::new(store.clone())));
     let meta: Arc<dyn MetaStore> = Arc::new(store);
     let registry = Arc::new(registry::Registry::load(meta, &admin_token).await?);
     let ingestor = Ingestor::new(
@@ -136,7 +140,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         registry,
         ingestor: Arc::new(ingestor),
         store: events,
-        processor_stats: processor.stats(),
+        telemetry: telemetry::Telemetry {
+            processor: processor.stats(),
+            queue: metered_queue,
+        },
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         max_body_bytes: config.max_body_bytes,
     };

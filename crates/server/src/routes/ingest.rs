@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::app::{App, Client, MaybeCaller, Payload};
 use crate::error::ApiError;
+use crate::telemetry;
 
 async fn accept(
     app: &App,
@@ -21,7 +22,9 @@ async fn accept(
     caller: &MaybeCaller,
 ) -> Result<usize, ApiError> {
     let grant = caller.0.as_ref().map(|c| &c.grant);
-    Ok(app.ingestor.accept(decoded, &client.0, grant).await?)
+    let count = app.ingestor.accept(decoded, &client.0, grant).await?;
+    metrics::counter!(telemetry::INGEST_EVENTS_ACCEPTED).increment(count as u64);
+    Ok(count)
 }
 
 fn accepted(count: usize) -> Response {
@@ -80,4 +83,7 @@ pub fn router() -> Router<App> {
         .route("/api/v1/events", door(decode::v1_events))
         // Seed 001's batch.
         .route("/api/v1/events/batch", door(decode::v1_batch))
+        .route_layer(axum::middleware::from_fn(
+            telemetry::http::count_ingest_rejections,
+        ))
 }

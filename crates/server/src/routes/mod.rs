@@ -3,6 +3,7 @@
 
 pub mod health;
 pub mod ingest;
+pub mod metrics;
 pub mod sites;
 pub mod stats;
 
@@ -16,5 +17,7 @@ pub fn router(app: App) -> Router {
         .merge(ingest::router())
         .merge(sites::router())
         .merge(stats::router())
+        .merge(metrics::router())
+        .layer(axum::middleware::from_fn(crate::telemetry::http::observe))
         .with_state(app)
 }

@@ -1,0 +1,24 @@
+//! `GET /metrics`: every metric in Prometheus' text format (names and meanings in
+//! `crate::telemetry`). Open like `/health`: it holds counts and timings, no site's data.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+
+use crate::app::App;
+
+async fn metrics(State(app): State<App>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.telemetry.render(),
+    )
+}
+
+pub fn router() -> Router<App> {
+    Router::new().route("/metrics", get(metrics))
+}
