@@ -6,7 +6,7 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{post, MethodRouter};
+use axum::routing::post;
 use axum::{Json, Router};
 use heartbeat_ingest::{decode, DecodeError, Decoded};
 use serde_json::json;
@@ -35,9 +35,21 @@ fn accepted(count: usize) -> Response {
         .into_response()
 }
 
-/// `POST /api/event`: Plausible's Events API (answers `ok` like Plausible) or seed 002's
-/// keyed event (answers seed 002's body).
-async fn api_event(
+/// Plausible's Events API (answers `ok` like Plausible) or seed 002's keyed event (answers
+/// seed 002's body). Public for the tracker: the site is found by its domain.
+#[utoipa::path(post, path = "/api/event", tag = "ingest",
+    request_body(content = crate::routes::docs::PlausibleEvent, content_type = "application/json",
+        description = "JSON, or the same JSON sent as `text/plain` by trackers"),
+    security((), ("api_key" = [])),
+    responses(
+        (status = 202, description = "Durable in the queue: `ok`, or seed 002's `{success, message, processing_time_ms}`", body = String),
+        (status = 400, description = "Invalid event; each bad field is named", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No site has this domain", body = crate::routes::docs::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::routes::docs::ErrorBody),
+        (status = 415, description = "Neither JSON nor text", body = crate::routes::docs::ErrorBody),
+        (status = 503, description = "Queue full; retry after `Retry-After` seconds", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn api_event(
     State(app): State<App>,
     client: Client,
     caller: MaybeCaller,
@@ -60,29 +72,100 @@ async fn api_event(
 }
 
 /// A door for a format that answers `{"success": true, "accepted": N}`.
-fn door(decoder: fn(&[u8]) -> Result<Decoded, DecodeError>) -> MethodRouter<App> {
-    post(
-        move |State(app): State<App>,
-              client: Client,
-              caller: MaybeCaller,
-              Payload(body): Payload| async move {
-            let count = accept(&app, decoder(&body)?, &client, &caller).await?;
-            Ok::<_, ApiError>(accepted(count))
-        },
-    )
+async fn door(
+    app: &App,
+    client: &Client,
+    caller: &MaybeCaller,
+    decoded: Result<Decoded, DecodeError>,
+) -> Result<Response, ApiError> {
+    let count = accept(app, decoded?, client, caller).await?;
+    Ok(accepted(count))
+}
+
+/// Seed 000's tracker event; public, the site is found by `domain`.
+#[utoipa::path(post, path = "/events", tag = "ingest",
+    request_body = crate::routes::docs::TrackerEvent,
+    security((), ("api_key" = [])),
+    responses(
+        (status = 202, description = "Durable in the queue", body = crate::routes::docs::AcceptedBody),
+        (status = 400, description = "Invalid event", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No site has this domain", body = crate::routes::docs::ErrorBody),
+        (status = 503, description = "Queue full", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn tracker_events(
+    State(app): State<App>,
+    client: Client,
+    caller: MaybeCaller,
+    Payload(body): Payload,
+) -> Result<Response, ApiError> {
+    door(&app, &client, &caller, decode::tracker_events(&body)).await
+}
+
+/// Seed 004's event; needs a key.
+#[utoipa::path(post, path = "/api/events", tag = "ingest",
+    request_body = crate::routes::docs::RealtimeEvent,
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 202, description = "Durable in the queue", body = crate::routes::docs::AcceptedBody),
+        (status = 400, description = "Invalid event", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 503, description = "Queue full", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn realtime_events(
+    State(app): State<App>,
+    client: Client,
+    caller: MaybeCaller,
+    Payload(body): Payload,
+) -> Result<Response, ApiError> {
+    door(&app, &client, &caller, decode::realtime_events(&body)).await
+}
+
+/// Seeds 003 and 001: one event or an array of up to 1,000; needs a key. Events with a
+/// client id (`id`, `eventId`) are stored once.
+#[utoipa::path(post, path = "/api/v1/events", tag = "ingest",
+    request_body = crate::routes::docs::V1Event,
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 202, description = "Durable in the queue", body = crate::routes::docs::AcceptedBody),
+        (status = 400, description = "Invalid event; items are named `[i].field`", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 503, description = "Queue full", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn v1_events(
+    State(app): State<App>,
+    client: Client,
+    caller: MaybeCaller,
+    Payload(body): Payload,
+) -> Result<Response, ApiError> {
+    door(&app, &client, &caller, decode::v1_events(&body)).await
+}
+
+/// Seed 001's batch; needs a key.
+#[utoipa::path(post, path = "/api/v1/events/batch", tag = "ingest",
+    request_body = crate::routes::docs::V1Batch,
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 202, description = "Durable in the queue", body = crate::routes::docs::AcceptedBody),
+        (status = 400, description = "Invalid event", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 503, description = "Queue full", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn v1_batch(
+    State(app): State<App>,
+    client: Client,
+    caller: MaybeCaller,
+    Payload(body): Payload,
+) -> Result<Response, ApiError> {
+    door(&app, &client, &caller, decode::v1_batch(&body)).await
 }
 
 pub fn router() -> Router<App> {
     Router::new()
         .route("/api/event", post(api_event))
-        // Seed 000's tracker.
-        .route("/events", door(decode::tracker_events))
-        // Seed 004.
-        .route("/api/events", door(decode::realtime_events))
-        // Seeds 003 and 001: one event or up to 1,000.
-        .route("/api/v1/events", door(decode::v1_events))
-        // Seed 001's batch.
-        .route("/api/v1/events/batch", door(decode::v1_batch))
+        .route("/events", post(tracker_events))
+        .route("/api/events", post(realtime_events))
+        .route("/api/v1/events", post(v1_events))
+        .route("/api/v1/events/batch", post(v1_batch))
         .route_layer(axum::middleware::from_fn(
             telemetry::http::count_ingest_rejections,
         ))

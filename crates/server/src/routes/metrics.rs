@@ -9,7 +9,10 @@ use axum::Router;
 
 use crate::app::App;
 
-async fn metrics(State(app): State<App>) -> impl IntoResponse {
+/// Prometheus text exposition of every metric.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+pub(crate) async fn metrics(State(app): State<App>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,

@@ -1,6 +1,7 @@
 //! HTTP routes, one module per area, each with `router()`. Handlers are thin: extract, call
 //! one domain function, map to a response.
 
+pub mod docs;
 pub mod health;
 pub mod ingest;
 pub mod metrics;
@@ -10,6 +11,12 @@ pub mod stats;
 use axum::Router;
 
 use crate::app::App;
+use crate::error::ApiError;
+
+/// Any path no route matches: the one error shape, naming the path field.
+async fn no_route() -> ApiError {
+    ApiError::not_found("path", "no such endpoint; see /api-docs")
+}
 
 pub fn router(app: App) -> Router {
     Router::new()
@@ -18,6 +25,8 @@ pub fn router(app: App) -> Router {
         .merge(sites::router())
         .merge(stats::router())
         .merge(metrics::router())
+        .merge(docs::router())
+        .fallback(no_route)
         .layer(axum::middleware::from_fn(crate::telemetry::http::observe))
         .with_state(app)
 }

@@ -32,7 +32,20 @@ fn optional_string(body: &Value, field: &str, errors: &mut Vec<FieldError>) -> O
     }
 }
 
-async fn create(
+/// Creates a site (seed 002) and its first key (scope `read`, which includes ingest), shown
+/// once. Admin key required.
+#[utoipa::path(post, path = "/api/site/create", tag = "sites",
+    request_body = crate::routes::docs::NewSiteBody,
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 201, description = "Created; `api_key` is shown only here", body = Object,
+            example = json!({"success": true, "site_id": "example.com", "name": "example.com", "domain": "example.com", "timezone": "UTC", "retention_days": null, "api_key": "hb_..."})),
+        (status = 400, description = "Invalid field", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 403, description = "Not an admin key", body = crate::routes::docs::ErrorBody),
+        (status = 409, description = "The site exists", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn create(
     State(app): State<App>,
     caller: RequiredCaller,
     Payload(body): Payload,
@@ -84,7 +97,17 @@ async fn create(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-async fn list(State(app): State<App>, caller: RequiredCaller) -> Result<Json<Value>, ApiError> {
+/// The sites the key may read.
+#[utoipa::path(get, path = "/api/sites", tag = "sites",
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The sites", body = crate::routes::docs::SitesBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn list(
+    State(app): State<App>,
+    caller: RequiredCaller,
+) -> Result<Json<Value>, ApiError> {
     let sites: Vec<Value> = app
         .registry
         .sites()
