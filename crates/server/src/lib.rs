@@ -4,6 +4,7 @@
 
 mod app;
 mod client;
+pub mod config;
 mod error;
 pub mod registry;
 mod routes;
@@ -40,6 +41,10 @@ pub struct ServeConfig {
     pub max_queue_bytes: u64,
     /// DuckDB's buffer memory cap, like `512MB`; `None` lets DuckDB take up to 80 % of RAM.
     pub store_memory_limit: Option<String>,
+    /// The DuckDB file; `None`: `heartbeat.duckdb` in the data dir.
+    pub store_path: Option<PathBuf>,
+    /// How often the retention job runs.
+    pub retention_interval: std::time::Duration,
 }
 
 impl ServeConfig {
@@ -52,7 +57,31 @@ impl ServeConfig {
             max_body_bytes: 1024 * 1024,
             max_queue_bytes: 1024 * 1024 * 1024,
             store_memory_limit: Some("512MB".to_owned()),
+            store_path: None,
+            retention_interval: std::time::Duration::from_secs(3600),
         }
+    }
+
+    /// The server's part of the resolved settings.
+    pub fn from_settings(settings: &config::Settings) -> Self {
+        ServeConfig {
+            listen: settings.listen,
+            data_dir: settings.data_dir.clone(),
+            admin_token: settings.admin_token.clone(),
+            trusted_proxies: settings.trusted_proxies.clone(),
+            max_body_bytes: settings.max_body_bytes,
+            max_queue_bytes: settings.max_queue_bytes,
+            store_memory_limit: Some(settings.store_memory_limit.clone()),
+            store_path: settings.store_path.clone(),
+            retention_interval: std::time::Duration::from_secs(settings.retention_interval_s),
+        }
+    }
+
+    /// The DuckDB file.
+    pub fn store_path(&self) -> PathBuf {
+        self.store_path
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("heartbeat.duckdb"))
     }
 }
 
@@ -111,8 +140,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let admin_token = admin_token(&config)?;
-    let store = DuckDbStore::open(&config.data_dir.join("heartbeat.duckdb"))
-        .context("cannot open the event store")?;
+    let store_path = config.store_path();
+    let store =
+        DuckDbStore::open_with_memory_limit(&store_path, config.store_memory_limit.as_deref())
+            .with_context(|| format!("cannot open the event store {}", store_path.display()))?;
     let mut wal_config = WalConfig::new(config.data_dir.join("wal"));
     wal_config.max_pending_bytes = config.max_queue_bytes;
     let wal = Arc::new(WalQueue::open(wal_config).context("cannot open the write-ahead log")?);

@@ -1,10 +1,10 @@
-//! The `heartbeat` binary: command line, logging, signals.
+//! The `heartbeat` binary: command line, configuration, logging, signals.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+use heartbeat_server::config::{self, LogFormat, Overrides, Settings};
 use heartbeat_server::ServeConfig;
 
 #[derive(Parser)]
@@ -14,55 +14,88 @@ use heartbeat_server::ServeConfig;
     about = "Self-hosted real-time web and product analytics"
 )]
 struct Cli {
-    /// Log format.
-    #[arg(
-        long,
-        global = true,
-        env = "HEARTBEAT_LOG_FORMAT",
-        default_value = "text"
-    )]
-    log_format: LogFormat,
+    /// Log format: text (default) or json.
+    #[arg(long, global = true, env = "HEARTBEAT_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+    /// A TOML configuration file (see heartbeat.example.toml); flags and HEARTBEAT_*
+    /// variables override it.
+    #[arg(long, global = true, env = "HEARTBEAT_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
+/// The server's settings as flags (each also read from its HEARTBEAT_* variable).
+#[derive(Args, Default)]
+struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:3000; PORT sets the port].
+    #[arg(long, env = "HEARTBEAT_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Where the write-ahead log, the DuckDB file, salts and the admin token live
+    /// [default: ./data].
+    #[arg(long, env = "HEARTBEAT_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The admin key; generated on first start and kept in the data dir when absent.
+    #[arg(long, env = "HEARTBEAT_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Comma-separated CIDRs of proxies whose forwarding headers are believed.
+    #[arg(long, env = "HEARTBEAT_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Option<Vec<String>>,
+    /// Largest request body accepted, in bytes [default: 1048576].
+    #[arg(long, env = "HEARTBEAT_MAX_BODY_BYTES")]
+    max_body_bytes: Option<usize>,
+    /// Bytes the queue may hold unprocessed before ingest answers 503 [default: 1 GiB].
+    #[arg(long, env = "HEARTBEAT_MAX_QUEUE_BYTES")]
+    max_queue_bytes: Option<u64>,
+    /// DuckDB's buffer memory cap (it spills to disk beyond it) [default: 512MB].
+    #[arg(long, env = "HEARTBEAT_STORE_MEMORY_LIMIT")]
+    store_memory_limit: Option<String>,
+    /// Seconds between runs of the retention job [default: 3600].
+    #[arg(long, env = "HEARTBEAT_RETENTION_INTERVAL_S")]
+    retention_interval_s: Option<u64>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run the server: ingest, processing, queries and the dashboard in one process.
-    Serve {
-        /// Address to listen on.
-        #[arg(long, env = "HEARTBEAT_LISTEN", default_value = "127.0.0.1:3000")]
-        listen: SocketAddr,
-        /// Where the write-ahead log, the DuckDB file, salts and the admin token live.
-        #[arg(long, env = "HEARTBEAT_DATA_DIR", default_value = "./data")]
-        data_dir: PathBuf,
-        /// The admin key; generated on first start and kept in the data dir when absent.
-        #[arg(long, env = "HEARTBEAT_ADMIN_TOKEN", hide_env_values = true)]
-        admin_token: Option<String>,
-        /// Comma-separated CIDRs of proxies whose forwarding headers are believed.
-        #[arg(
-            long,
-            env = "HEARTBEAT_TRUSTED_PROXIES",
-            value_delimiter = ',',
-            default_value = ""
-        )]
-        trusted_proxies: Vec<String>,
-        /// Largest request body accepted, in bytes.
-        #[arg(long, env = "HEARTBEAT_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
-        max_body_bytes: usize,
-        /// Bytes the queue may hold unprocessed before ingest answers 503.
-        #[arg(long, env = "HEARTBEAT_MAX_QUEUE_BYTES", default_value_t = 1024 * 1024 * 1024)]
-        max_queue_bytes: u64,
-        /// DuckDB's buffer memory cap (it spills to disk beyond it), like 512MB.
-        #[arg(long, env = "HEARTBEAT_STORE_MEMORY_LIMIT", default_value = "512MB")]
-        store_memory_limit: String,
+    Serve(ServeArgs),
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
     },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Validate the configuration (file, environment, flags) and print the effective settings.
+    Check(ServeArgs),
+}
+
+/// Reads the file (if any) and resolves it with the flags and the environment.
+fn settings(
+    cli_config: Option<&Path>,
+    log_format: Option<LogFormat>,
+    args: ServeArgs,
+) -> anyhow::Result<Settings> {
+    let file = match cli_config {
+        Some(path) => config::read_file(path)?,
+        None => config::FileConfig::default(),
+    };
+    let overrides = Overrides {
+        listen: args.listen,
+        data_dir: args.data_dir,
+        admin_token: args.admin_token,
+        trusted_proxies: args.trusted_proxies,
+        max_body_bytes: args.max_body_bytes,
+        max_queue_bytes: args.max_queue_bytes,
+        store_memory_limit: args.store_memory_limit,
+        log_format,
+        retention_interval_s: args.retention_interval_s,
+    };
+    Ok(config::resolve(file, overrides, |name| {
+        std::env::var(name).ok()
+    })?)
 }
 
 fn init_logs(format: LogFormat) {
@@ -91,35 +124,14 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logs(cli.log_format);
     match cli.command {
-        Command::Serve {
-            listen,
-            data_dir,
-            admin_token,
-            trusted_proxies,
-            max_body_bytes,
-            max_queue_bytes,
-            store_memory_limit,
-        } => {
-            let trusted_proxies = trusted_proxies
-                .iter()
-                .filter(|s| !s.trim().is_empty())
-                .map(|s| {
-                    s.trim()
-                        .parse()
-                        .with_context(|| format!("--trusted-proxies: {s:?} is not a CIDR"))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let config = ServeConfig {
-                admin_token,
-                trusted_proxies,
-                max_body_bytes,
-                max_queue_bytes,
-                store_memory_limit: Some(store_memory_limit),
-                ..ServeConfig::new(listen, data_dir)
-            };
-            let running = heartbeat_server::start(config).await?;
+        Command::Serve(args) => {
+            let settings = settings(cli.config.as_deref(), cli.log_format, args)?;
+            init_logs(settings.log_format);
+            for note in &settings.notes {
+                tracing::warn!("{note}");
+            }
+            let running = heartbeat_server::start(ServeConfig::from_settings(&settings)).await?;
             let stopper = running.stopper();
             tokio::spawn(async move {
                 shutdown_signal().await;
@@ -127,6 +139,20 @@ async fn main() -> anyhow::Result<()> {
                 let _ = stopper.send(true);
             });
             running.wait().await
+        }
+        Command::Config {
+            action: ConfigAction::Check(args),
+        } => {
+            let settings = settings(cli.config.as_deref(), cli.log_format, args)?;
+            match &cli.config {
+                Some(path) => println!("# effective settings; file: {}", path.display()),
+                None => println!("# effective settings; no configuration file"),
+            }
+            for note in &settings.notes {
+                println!("# note: {note}");
+            }
+            print!("{}", settings.to_toml());
+            Ok(())
         }
     }
 }
