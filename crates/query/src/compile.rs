@@ -317,6 +317,7 @@ mod tests {
             domain: "example.com".into(),
             timezone: "UTC".into(),
             created_at_ms: 0,
+            retention_days: None,
         };
         compile(&parse_query(&body, &site, 1_700_000_000_000, 0).unwrap())
     }

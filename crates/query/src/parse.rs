@@ -314,6 +314,7 @@ mod tests {
             domain: "example.com".into(),
             timezone: "UTC".into(),
             created_at_ms: 0,
+            retention_days: None,
         }
     }
 

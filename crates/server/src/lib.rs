@@ -7,6 +7,7 @@ mod client;
 pub mod config;
 mod error;
 pub mod registry;
+pub mod retention;
 mod routes;
 pub mod telemetry;
 
@@ -167,6 +168,13 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         ProcessorConfig::default(),
     )
     .await?;
+    let (stop, mut http_stop) = watch::channel(false);
+    let retention_task = tokio::spawn(retention::run(
+        registry.clone(),
+        events.clone(),
+        config.retention_interval,
+        stop.subscribe(),
+    ));
     let app = App {
         registry,
         ingestor: Arc::new(ingestor),
@@ -182,7 +190,6 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let local_addr = listener.local_addr()?;
-    let (stop, mut http_stop) = watch::channel(false);
     // The processor stops only after the HTTP server has, so it drains every request that
     // was accepted.
     let (processor_stop, processor_stop_rx) = watch::channel(false);
@@ -206,6 +213,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
             })
             .await
             .context("http server failed")?;
+        let _ = retention_task.await;
         let _ = processor_stop.send(true);
         tokio::task::spawn_blocking(move || processor_task.join())
             .await

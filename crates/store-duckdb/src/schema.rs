@@ -6,10 +6,11 @@
 //! - `event_props`: one row per custom property of an event, for `event:props:*` breakdowns.
 //! - `sessions`: the collapsing log of visit states (`sign` = 1 adds a state, -1 cancels one).
 //! - `queue_checkpoint`: the queue position of the last committed insert (one row).
-//! - `sites`, `api_keys`: metadata.
+//! - `sites` (with `retention_days`, NULL: forever), `api_keys`: metadata.
 
 /// Each migration runs once, in order; the applied count is kept in `schema_version`.
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE events (
     site_id VARCHAR NOT NULL,
     event_id VARCHAR NOT NULL,
@@ -106,4 +107,7 @@ CREATE TABLE api_keys (
     created_at_ms BIGINT NOT NULL,
     revoked BOOLEAN NOT NULL
 );
-"#];
+"#,
+    // Per-site retention in days; NULL keeps events forever.
+    "ALTER TABLE sites ADD COLUMN retention_days INTEGER",
+];

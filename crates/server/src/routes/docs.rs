@@ -158,6 +158,16 @@ pub struct SitesBody {
     pub sites: Vec<SiteBody>,
 }
 
+/// `PUT /api/sites/{site_id}`: only the fields given change.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"retention_days": 30}))]
+pub struct SiteChangesBody {
+    pub name: Option<String>,
+    pub timezone: Option<String>,
+    /// Days events are kept (1 to 36500); null: forever.
+    pub retention_days: Option<u32>,
+}
+
 /// `POST /api/site/create`.
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"name": "My site", "domain": "example.com", "timezone": "Europe/Berlin", "retention_days": 365}))]
@@ -206,6 +216,7 @@ impl Modify for SecuritySchemes {
         super::ingest::v1_batch,
         super::sites::create,
         super::sites::list,
+        super::sites::update,
         super::stats::v2_query,
         super::stats::seed_stats,
     ),

@@ -1,16 +1,18 @@
-//! Site management: `POST /api/site/create` (seed 002; admin key) and `GET /api/sites`.
+//! Site management: `POST /api/site/create` (seed 002; admin key), `GET /api/sites` and
+//! `PUT /api/sites/{site_id}` (name, time zone, retention; admin key).
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use heartbeat_ingest::FieldError;
 use serde_json::{json, Value};
 
 use crate::app::{App, Payload, RequiredCaller};
 use crate::error::ApiError;
-use crate::registry::{NewSite, RegistryError};
+use crate::registry::{NewSite, RegistryError, SiteChanges};
+use heartbeat_model::SiteId;
 
 fn require_admin(caller: &RequiredCaller) -> Result<(), ApiError> {
     if caller.0.is_admin() {
@@ -32,6 +34,53 @@ fn optional_string(body: &Value, field: &str, errors: &mut Vec<FieldError>) -> O
     }
 }
 
+/// `retention_days`: absent -> `None`; `null` -> `Some(None)` (forever); a whole number ->
+/// `Some(Some(days))`.
+fn optional_retention(body: &Value, errors: &mut Vec<FieldError>) -> Option<Option<u32>> {
+    match body.get("retention_days") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(value) => match value.as_u64().and_then(|d| u32::try_from(d).ok()) {
+            Some(days) => Some(Some(days)),
+            None => {
+                errors.push(FieldError::new(
+                    "retention_days",
+                    "retention_days must be a whole number of days, or null",
+                ));
+                None
+            }
+        },
+    }
+}
+
+fn registry_error(err: RegistryError) -> ApiError {
+    match err {
+        RegistryError::Invalid { field, message } => {
+            ApiError::invalid(vec![FieldError::new(field, message)])
+        }
+        RegistryError::NotFound(id) => ApiError::not_found("site_id", format!("no site {id}")),
+        RegistryError::Store(err) => err.into(),
+    }
+}
+
+fn json_object(body: &[u8]) -> Result<Value, ApiError> {
+    let body: Value = serde_json::from_slice(body).map_err(|err| {
+        ApiError::new(StatusCode::BAD_REQUEST, "Malformed JSON")
+            .with_detail("body", err.to_string())
+    })?;
+    if !body.is_object() {
+        return Err(ApiError::invalid(vec![FieldError::new(
+            "body",
+            "must be a JSON object",
+        )]));
+    }
+    Ok(body)
+}
+
+fn site_json(site: &heartbeat_model::Site) -> Value {
+    json!({"site_id": site.id, "name": site.name, "domain": site.domain, "timezone": site.timezone, "retention_days": site.retention_days})
+}
+
 /// Creates a site (seed 002) and its first key (scope `read`, which includes ingest), shown
 /// once. Admin key required.
 #[utoipa::path(post, path = "/api/site/create", tag = "sites",
@@ -51,20 +100,12 @@ pub(crate) async fn create(
     Payload(body): Payload,
 ) -> Result<Response, ApiError> {
     require_admin(&caller)?;
-    let body: Value = serde_json::from_slice(&body).map_err(|err| {
-        ApiError::new(StatusCode::BAD_REQUEST, "Malformed JSON")
-            .with_detail("body", err.to_string())
-    })?;
-    if !body.is_object() {
-        return Err(ApiError::invalid(vec![FieldError::new(
-            "body",
-            "must be a JSON object",
-        )]));
-    }
+    let body = json_object(&body)?;
     let mut errors = Vec::new();
     let name = optional_string(&body, "name", &mut errors);
     let domain = optional_string(&body, "domain", &mut errors);
     let timezone = optional_string(&body, "timezone", &mut errors);
+    let retention_days = optional_retention(&body, &mut errors).flatten();
     if name.is_none() && domain.is_none() && errors.is_empty() {
         errors.push(FieldError::new("name", "name is required"));
     }
@@ -75,23 +116,20 @@ pub(crate) async fn create(
         name: name.or_else(|| domain.clone()).unwrap_or_default(),
         domain,
         timezone,
+        retention_days,
     };
     let created = app
         .registry
         .create_site(request, chrono::Utc::now().timestamp_millis())
         .await
-        .map_err(|err| match err {
-            RegistryError::Invalid { field, message } => {
-                ApiError::invalid(vec![FieldError::new(field, message)])
-            }
-            RegistryError::Store(err) => err.into(),
-        })?;
+        .map_err(registry_error)?;
     let body = json!({
         "success": true,
         "site_id": created.site.id,
         "name": created.site.name,
         "domain": created.site.domain,
         "timezone": created.site.timezone,
+        "retention_days": created.site.retention_days,
         "api_key": created.api_key,
     });
     Ok((StatusCode::CREATED, Json(body)).into_response())
@@ -113,13 +151,65 @@ pub(crate) async fn list(
         .sites()
         .into_iter()
         .filter(|site| caller.0.may_read(&site.id))
-        .map(|site| json!({"site_id": site.id, "name": site.name, "domain": site.domain, "timezone": site.timezone}))
+        .map(|site| site_json(&site))
         .collect();
     Ok(Json(json!({"success": true, "sites": sites})))
+}
+
+/// Changes a site's name, time zone or retention (`retention_days`: days, or `null` to keep
+/// events forever). Admin key required.
+#[utoipa::path(put, path = "/api/sites/{site_id}", tag = "sites",
+    params(("site_id" = String, Path, description = "The site")),
+    request_body = crate::routes::docs::SiteChangesBody,
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The site as changed", body = crate::routes::docs::SiteBody),
+        (status = 400, description = "Invalid field", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 403, description = "Not an admin key", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No such site", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn update(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    Path(site_id): Path<String>,
+    Payload(body): Payload,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&caller)?;
+    let body = json_object(&body)?;
+    let mut errors = Vec::new();
+    let changes = SiteChanges {
+        name: optional_string(&body, "name", &mut errors),
+        timezone: optional_string(&body, "timezone", &mut errors),
+        retention_days: optional_retention(&body, &mut errors),
+    };
+    if let Some(key) = body
+        .as_object()
+        .into_iter()
+        .flat_map(|o| o.keys())
+        .find(|k| !matches!(k.as_str(), "name" | "timezone" | "retention_days"))
+    {
+        errors.push(FieldError::new(
+            key,
+            "only name, timezone and retention_days can change",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let site = app
+        .registry
+        .update_site(&SiteId(site_id), changes)
+        .await
+        .map_err(registry_error)?;
+    let mut body = site_json(&site);
+    body["success"] = json!(true);
+    Ok(Json(body))
 }
 
 pub fn router() -> Router<App> {
     Router::new()
         .route("/api/site/create", post(create))
         .route("/api/sites", get(list))
+        .route("/api/sites/{site_id}", put(update))
 }

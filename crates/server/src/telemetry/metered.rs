@@ -9,10 +9,10 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use heartbeat_model::{Session, SiteId};
+use heartbeat_model::{Event, Session, SiteId};
 use heartbeat_query::{Dialect, Row, RunError, Sql, SqlRunner};
 use heartbeat_queue::{EventQueue, Position, QueueError, Record};
-use heartbeat_store::{EventStore, InsertBatch, StoreError};
+use heartbeat_store::{Deleted, EventStore, InsertBatch, StoreError};
 
 use super::{
     QUEUE_APPEND_DURATION, STORE_INSERT_DURATION, STORE_QUERY_DURATION, STORE_QUERY_ERRORS,
@@ -156,5 +156,22 @@ impl EventStore for MeteredStore {
 
     async fn flush(&self) -> Result<(), StoreError> {
         self.inner.flush().await
+    }
+
+    async fn delete_before(&self, site: &SiteId, before_ms: i64) -> Result<Deleted, StoreError> {
+        self.inner.delete_before(site, before_ms).await
+    }
+
+    async fn export_events(
+        &self,
+        site: &SiteId,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.inner.export_events(site, after, limit).await
+    }
+
+    async fn import_events(&self, events: Vec<Event>) -> Result<u64, StoreError> {
+        self.inner.import_events(events).await
     }
 }

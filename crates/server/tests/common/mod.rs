@@ -21,9 +21,15 @@ pub struct TestServer {
 }
 
 pub async fn serve(dir: &Path) -> TestServer {
+    serve_with(dir, |_| {}).await
+}
+
+/// A server whose configuration `adjust` changes first.
+pub async fn serve_with(dir: &Path, adjust: impl FnOnce(&mut ServeConfig)) -> TestServer {
     let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap(), dir.to_path_buf());
     config.admin_token = Some(ADMIN.into());
     config.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    adjust(&mut config);
     let running = start(config).await.expect("server starts");
     let base = format!("http://{}", running.local_addr);
     TestServer {
