@@ -10,6 +10,7 @@ pub mod registry;
 pub mod retention;
 mod routes;
 pub mod telemetry;
+pub mod transfer;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

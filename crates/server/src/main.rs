@@ -3,9 +3,14 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use heartbeat_model::SiteId;
 use heartbeat_server::config::{self, LogFormat, Overrides, Settings};
+use heartbeat_server::transfer::{self, Format};
 use heartbeat_server::ServeConfig;
+use heartbeat_store::MetaStore;
+use heartbeat_store_duckdb::DuckDbStore;
 
 #[derive(Parser)]
 #[command(
@@ -59,6 +64,32 @@ struct ServeArgs {
 enum Command {
     /// Run the server: ingest, processing, queries and the dashboard in one process.
     Serve(ServeArgs),
+    /// Write a site's stored events (NDJSON or CSV) to a file or stdout. Run it while the
+    /// server is stopped (DuckDB lets one process open the data); a running server exports
+    /// with GET /api/export.
+    Export {
+        #[arg(long)]
+        site_id: String,
+        #[arg(long, value_enum, default_value = "ndjson")]
+        format: Format,
+        /// The file to write; stdout without it.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// Store an export's events into a site, skipping event ids it has. Run it while the
+    /// server is stopped; a running server imports with POST /api/import.
+    Import {
+        #[arg(long)]
+        site_id: String,
+        #[arg(long, value_enum, default_value = "ndjson")]
+        format: Format,
+        /// The export to read.
+        input: PathBuf,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -96,6 +127,26 @@ fn settings(
     Ok(config::resolve(file, overrides, |name| {
         std::env::var(name).ok()
     })?)
+}
+
+/// Opens the configured store for a command, checking that the site exists.
+async fn open_store(settings: &Settings, site_id: &str) -> anyhow::Result<DuckDbStore> {
+    let path = ServeConfig::from_settings(settings).store_path();
+    let store = DuckDbStore::open(&path).with_context(|| {
+        format!(
+            "cannot open {} (is the server running? stop it first)",
+            path.display()
+        )
+    })?;
+    if !store
+        .sites()
+        .await?
+        .iter()
+        .any(|s| s.id.as_str() == site_id)
+    {
+        anyhow::bail!("no site {site_id:?} in {}", path.display());
+    }
+    Ok(store)
 }
 
 fn init_logs(format: LogFormat) {
@@ -139,6 +190,50 @@ async fn main() -> anyhow::Result<()> {
                 let _ = stopper.send(true);
             });
             running.wait().await
+        }
+        Command::Export {
+            site_id,
+            format,
+            output,
+            serve,
+        } => {
+            let settings = settings(cli.config.as_deref(), cli.log_format, serve)?;
+            let store = open_store(&settings, &site_id).await?;
+            let site = SiteId(site_id);
+            let count = match output {
+                Some(path) => {
+                    let file = std::fs::File::create(&path)
+                        .with_context(|| format!("cannot create {}", path.display()))?;
+                    let mut out = std::io::BufWriter::new(file);
+                    transfer::export_to(&store, &site, format, &mut out).await?
+                }
+                None => {
+                    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                    transfer::export_to(&store, &site, format, &mut out).await?
+                }
+            };
+            eprintln!("exported {count} events of {site}");
+            Ok(())
+        }
+        Command::Import {
+            site_id,
+            format,
+            input,
+            serve,
+        } => {
+            let settings = settings(cli.config.as_deref(), cli.log_format, serve)?;
+            let store = open_store(&settings, &site_id).await?;
+            let bytes = std::fs::read(&input)
+                .with_context(|| format!("cannot read {}", input.display()))?;
+            let site = SiteId(site_id);
+            let events = transfer::decode(&bytes, format, &site)?;
+            let total = events.len();
+            let imported = transfer::import(&store, events).await?;
+            eprintln!(
+                "imported {imported} of {total} events into {site} ({} already there)",
+                total as u64 - imported
+            );
+            Ok(())
         }
         Command::Config {
             action: ConfigAction::Check(args),

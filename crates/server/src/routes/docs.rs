@@ -219,6 +219,8 @@ impl Modify for SecuritySchemes {
         super::sites::update,
         super::stats::v2_query,
         super::stats::seed_stats,
+        super::data::export,
+        super::data::import,
     ),
     components(schemas(ErrorBody, FieldErrorBody, AcceptedBody)),
     modifiers(&SecuritySchemes),

@@ -1,6 +1,7 @@
 //! HTTP routes, one module per area, each with `router()`. Handlers are thin: extract, call
 //! one domain function, map to a response.
 
+pub mod data;
 pub mod docs;
 pub mod health;
 pub mod ingest;
@@ -26,6 +27,7 @@ pub fn router(app: App) -> Router {
         .merge(stats::router())
         .merge(metrics::router())
         .merge(docs::router())
+        .merge(data::router())
         .fallback(no_route)
         .layer(axum::middleware::from_fn(crate::telemetry::http::observe))
         .with_state(app)
