@@ -18,6 +18,7 @@ use crate::telemetry::Telemetry;
 
 #[derive(Clone)]
 pub struct App {
+    pub backup: Arc<crate::backup::Backup>,
     pub registry: Arc<Registry>,
     pub ingestor: Arc<Ingestor>,
     pub store: Arc<dyn EventStore>,

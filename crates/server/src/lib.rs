@@ -3,6 +3,7 @@
 //! store).
 
 mod app;
+pub mod backup;
 mod client;
 pub mod config;
 mod error;
@@ -148,6 +149,11 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
             .with_context(|| format!("cannot open the event store {}", store_path.display()))?;
     let mut wal_config = WalConfig::new(config.data_dir.join("wal"));
     wal_config.max_pending_bytes = config.max_queue_bytes;
+    let backup = Arc::new(backup::Backup {
+        store: store.clone(),
+        data_dir: config.data_dir.clone(),
+        store_path: store_path.clone(),
+    });
     let wal = Arc::new(WalQueue::open(wal_config).context("cannot open the write-ahead log")?);
     let metered_queue = Arc::new(telemetry::MeteredQueue::new(wal.clone()));
     let queue: Arc<dyn EventQueue> = metered_queue.clone();
@@ -177,6 +183,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         stop.subscribe(),
     ));
     let app = App {
+        backup,
         registry,
         ingestor: Arc::new(ingestor),
         store: events,

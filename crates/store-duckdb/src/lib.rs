@@ -96,6 +96,20 @@ impl DuckDbStore {
         }
     }
 
+    /// Runs `copy` (on the blocking pool) with every committed transaction checkpointed into
+    /// the database file and writes paused until it returns: a consistent moment to copy the
+    /// file, for online backups. Queries go on meanwhile; the processor's inserts wait.
+    pub async fn with_writes_paused<T: Send + 'static>(
+        &self,
+        copy: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.with_writer(move |conn| {
+            conn.execute_batch("CHECKPOINT").map_err(unavailable)?;
+            copy().map_err(unavailable)
+        })
+        .await
+    }
+
     /// Runs `work` with the writer connection on the blocking pool.
     async fn with_writer<T: Send + 'static>(
         &self,

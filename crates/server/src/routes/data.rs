@@ -1,5 +1,6 @@
 //! A site's data out and in: `GET /api/export` streams its stored events, `POST /api/import`
-//! takes them back (idempotent by event id). Formats in `crate::transfer`.
+//! takes them back (idempotent by event id), `POST /api/backup` copies the data dir
+//! consistently (`crate::backup`). Formats in `crate::transfer`.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
@@ -194,8 +195,36 @@ pub(crate) async fn import(
     Ok((StatusCode::OK, Json(body)).into_response())
 }
 
+/// Writes a consistent copy of the data dir (store, write-ahead log, salts, admin token)
+/// into `<data_dir>/backups/<UTC time>/` while the server keeps running. Admin key required.
+/// To restore, start a stopped server with that directory as its data dir.
+#[utoipa::path(post, path = "/api/backup", tag = "operations",
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "`{success, path, bytes}`", body = Object),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 403, description = "Not an admin key", body = crate::routes::docs::ErrorBody),
+        (status = 503, description = "The copy failed (disk full?); details are logged", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn backup(
+    State(app): State<App>,
+    caller: RequiredCaller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if !caller.0.is_admin() {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "Forbidden")
+            .with_detail("x-api-key", "an admin key is required"));
+    }
+    let report = app.backup.run().await?;
+    Ok(Json(json!({
+        "success": true,
+        "path": report.path.display().to_string(),
+        "bytes": report.bytes,
+    })))
+}
+
 pub fn router() -> Router<App> {
     Router::new()
         .route("/api/export", get(export))
         .route("/api/import", post(import))
+        .route("/api/backup", post(backup))
 }

@@ -221,6 +221,7 @@ impl Modify for SecuritySchemes {
         super::stats::seed_stats,
         super::data::export,
         super::data::import,
+        super::data::backup,
     ),
     components(schemas(ErrorBody, FieldErrorBody, AcceptedBody)),
     modifiers(&SecuritySchemes),
