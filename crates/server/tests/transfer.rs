@@ -61,6 +61,9 @@ async fn load(server: &TestServer, key: &str) -> u64 {
             .await
             .unwrap();
         assert_eq!(response.status(), 202);
+        // Event time is the arrival millisecond: keep a visit's page views apart, since
+        // which of two page views in the same millisecond is the exit page is undefined.
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     }
     let response = server
         .http
