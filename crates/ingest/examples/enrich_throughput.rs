@@ -101,6 +101,7 @@ fn main() {
         timezone: "UTC".into(),
         created_at_ms: 0,
         rules: Default::default(),
+        retention_days: None,
     };
     let queue = Arc::new(WalQueue::open(WalConfig::new(dir.path().join("wal"))).expect("wal"));
     let geoip = GeoIp::open(

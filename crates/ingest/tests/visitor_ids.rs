@@ -34,6 +34,7 @@ fn ingestor(dir: &std::path::Path) -> Ingestor {
         timezone: "UTC".into(),
         created_at_ms: 0,
         rules: Default::default(),
+        retention_days: None,
     };
     let queue = Arc::new(WalQueue::open(WalConfig::new(dir.join("wal"))).unwrap());
     let config = IngestConfig {

@@ -37,6 +37,9 @@ pub struct Site {
     /// IANA time zone name used for calendar ranges and time buckets.
     pub timezone: String,
     pub created_at_ms: i64,
+    /// Days events are kept; `None` keeps them forever.
+    #[serde(default)]
+    pub retention_days: Option<u32>,
     /// What to keep out of this site's statistics.
     #[serde(default)]
     pub rules: SiteRules,

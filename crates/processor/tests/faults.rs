@@ -10,7 +10,7 @@ use heartbeat_model::{encode_batch, Event, Session, SiteId};
 use heartbeat_processor::{Processor, ProcessorConfig};
 use heartbeat_query::{Dialect, Row, RunError, Sql, SqlRunner, SqlValue};
 use heartbeat_queue::{EventQueue, WalConfig, WalQueue};
-use heartbeat_store::{EventStore, InsertBatch, StoreError};
+use heartbeat_store::{Deleted, EventStore, InsertBatch, StoreError};
 use heartbeat_store_duckdb::DuckDbStore;
 
 /// A real DuckDB store behind a fault injector: the first `unavailable_failures` inserts
@@ -63,6 +63,23 @@ impl EventStore for FaultyStore {
     }
     async fn flush(&self) -> Result<(), StoreError> {
         self.inner.flush().await
+    }
+
+    async fn delete_before(&self, site: &SiteId, before_ms: i64) -> Result<Deleted, StoreError> {
+        self.inner.delete_before(site, before_ms).await
+    }
+
+    async fn export_events(
+        &self,
+        site: &SiteId,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.inner.export_events(site, after, limit).await
+    }
+
+    async fn import_events(&self, events: Vec<Event>) -> Result<u64, StoreError> {
+        self.inner.import_events(events).await
     }
 }
 

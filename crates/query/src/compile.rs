@@ -410,6 +410,7 @@ mod tests {
             timezone: "UTC".into(),
             created_at_ms: 0,
             rules: Default::default(),
+            retention_days: None,
         };
         compile(&parse_query(&body, &site, 1_700_000_000_000, 0).unwrap())
     }

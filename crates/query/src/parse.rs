@@ -358,6 +358,7 @@ mod tests {
             timezone: "UTC".into(),
             created_at_ms: 0,
             rules: Default::default(),
+            retention_days: None,
         }
     }
 

@@ -9,19 +9,20 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts, HeaderMap, StatusCode};
 use heartbeat_ingest::{ClientInfo, Ingestor, KeyGrant};
 use heartbeat_model::{ApiKeyScope, SiteId};
-use heartbeat_processor::ProcessorStats;
 use heartbeat_store::EventStore;
 use ipnet::IpNet;
 
 use crate::error::ApiError;
 use crate::registry::Registry;
+use crate::telemetry::Telemetry;
 
 #[derive(Clone)]
 pub struct App {
+    pub backup: Arc<crate::backup::Backup>,
     pub registry: Arc<Registry>,
     pub ingestor: Arc<Ingestor>,
     pub store: Arc<dyn EventStore>,
-    pub processor_stats: Arc<ProcessorStats>,
+    pub telemetry: Telemetry,
     pub trusted_proxies: Arc<Vec<IpNet>>,
     pub max_body_bytes: usize,
 }

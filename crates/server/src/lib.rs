@@ -3,10 +3,15 @@
 //! store).
 
 mod app;
+pub mod backup;
 mod client;
+pub mod config;
 mod error;
 pub mod registry;
+pub mod retention;
 mod routes;
+pub mod telemetry;
+pub mod transfer;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,6 +46,10 @@ pub struct ServeConfig {
     pub store_memory_limit: Option<String>,
     /// A MaxMind-format database (GeoLite2, DB-IP Lite) for countries, regions and cities.
     pub geoip_db: Option<PathBuf>,
+    /// The DuckDB file; `None`: `heartbeat.duckdb` in the data dir.
+    pub store_path: Option<PathBuf>,
+    /// How often the retention job runs.
+    pub retention_interval: std::time::Duration,
 }
 
 impl ServeConfig {
@@ -54,7 +63,32 @@ impl ServeConfig {
             max_queue_bytes: 1024 * 1024 * 1024,
             store_memory_limit: Some("512MB".to_owned()),
             geoip_db: None,
+            store_path: None,
+            retention_interval: std::time::Duration::from_secs(3600),
         }
+    }
+
+    /// The server's part of the resolved settings.
+    pub fn from_settings(settings: &config::Settings) -> Self {
+        ServeConfig {
+            listen: settings.listen,
+            data_dir: settings.data_dir.clone(),
+            admin_token: settings.admin_token.clone(),
+            trusted_proxies: settings.trusted_proxies.clone(),
+            max_body_bytes: settings.max_body_bytes,
+            max_queue_bytes: settings.max_queue_bytes,
+            store_memory_limit: Some(settings.store_memory_limit.clone()),
+            store_path: settings.store_path.clone(),
+            retention_interval: std::time::Duration::from_secs(settings.retention_interval_s),
+            geoip_db: settings.geoip_db.clone(),
+        }
+    }
+
+    /// The DuckDB file.
+    pub fn store_path(&self) -> PathBuf {
+        self.store_path
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("heartbeat.duckdb"))
     }
 }
 
@@ -109,16 +143,26 @@ impl Running {
 
 /// Opens the data dir, recovers, binds and serves in the background.
 pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
+    telemetry::prometheus();
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let admin_token = admin_token(&config)?;
-    let store = DuckDbStore::open(&config.data_dir.join("heartbeat.duckdb"))
-        .context("cannot open the event store")?;
+    let store_path = config.store_path();
+    let store =
+        DuckDbStore::open_with_memory_limit(&store_path, config.store_memory_limit.as_deref())
+            .with_context(|| format!("cannot open the event store {}", store_path.display()))?;
     let mut wal_config = WalConfig::new(config.data_dir.join("wal"));
     wal_config.max_pending_bytes = config.max_queue_bytes;
+    let backup = Arc::new(backup::Backup {
+        store: store.clone(),
+        data_dir: config.data_dir.clone(),
+        store_path: store_path.clone(),
+    });
     let wal = Arc::new(WalQueue::open(wal_config).context("cannot open the write-ahead log")?);
-    let queue: Arc<dyn EventQueue> = wal.clone();
-    let events: Arc<dyn EventStore> = Arc::new(store.clone());
+    let metered_queue = Arc::new(telemetry::MeteredQueue::new(wal.clone()));
+    let queue: Arc<dyn EventQueue> = metered_queue.clone();
+    let events: Arc<dyn EventStore> =
+        Arc::new(telemetry::MeteredStore::new(Arc::new(store.clone())));
     let meta: Arc<dyn MetaStore> = Arc::new(store);
     let registry = Arc::new(registry::Registry::load(meta, &admin_token).await?);
     let ingestor = Ingestor::new(
@@ -146,11 +190,22 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         ProcessorConfig::default(),
     )
     .await?;
+    let (stop, mut http_stop) = watch::channel(false);
+    let retention_task = tokio::spawn(retention::run(
+        registry.clone(),
+        events.clone(),
+        config.retention_interval,
+        stop.subscribe(),
+    ));
     let app = App {
+        backup,
         registry,
         ingestor: Arc::new(ingestor),
         store: events,
-        processor_stats: processor.stats(),
+        telemetry: telemetry::Telemetry {
+            processor: processor.stats(),
+            queue: metered_queue,
+        },
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         max_body_bytes: config.max_body_bytes,
     };
@@ -158,7 +213,6 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let local_addr = listener.local_addr()?;
-    let (stop, mut http_stop) = watch::channel(false);
     // The processor stops only after the HTTP server has, so it drains every request that
     // was accepted.
     let (processor_stop, processor_stop_rx) = watch::channel(false);
@@ -182,6 +236,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
             })
             .await
             .context("http server failed")?;
+        let _ = retention_task.await;
         let _ = processor_stop.send(true);
         tokio::task::spawn_blocking(move || processor_task.join())
             .await

@@ -1,11 +1,16 @@
-//! The `heartbeat` binary: command line, logging, signals.
+//! The `heartbeat` binary: command line, configuration, logging, signals.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+use heartbeat_model::SiteId;
+use heartbeat_server::config::{self, LogFormat, Overrides, Settings};
+use heartbeat_server::transfer::{self, Format};
 use heartbeat_server::ServeConfig;
+use heartbeat_store::MetaStore;
+use heartbeat_store_duckdb::DuckDbStore;
 
 #[derive(Parser)]
 #[command(
@@ -14,58 +19,138 @@ use heartbeat_server::ServeConfig;
     about = "Self-hosted real-time web and product analytics"
 )]
 struct Cli {
-    /// Log format.
-    #[arg(
-        long,
-        global = true,
-        env = "HEARTBEAT_LOG_FORMAT",
-        default_value = "text"
-    )]
-    log_format: LogFormat,
+    /// Log format: text (default) or json.
+    #[arg(long, global = true, env = "HEARTBEAT_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+    /// A TOML configuration file (see heartbeat.example.toml); flags and HEARTBEAT_*
+    /// variables override it.
+    #[arg(long, global = true, env = "HEARTBEAT_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
+/// The server's settings as flags (each also read from its HEARTBEAT_* variable).
+#[derive(Args, Default)]
+struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:3000; PORT sets the port].
+    #[arg(long, env = "HEARTBEAT_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Where the write-ahead log, the DuckDB file, salts and the admin token live
+    /// [default: ./data].
+    #[arg(long, env = "HEARTBEAT_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The admin key; generated on first start and kept in the data dir when absent.
+    #[arg(long, env = "HEARTBEAT_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Comma-separated CIDRs of proxies whose forwarding headers are believed.
+    #[arg(long, env = "HEARTBEAT_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Option<Vec<String>>,
+    /// Largest request body accepted, in bytes [default: 1048576].
+    #[arg(long, env = "HEARTBEAT_MAX_BODY_BYTES")]
+    max_body_bytes: Option<usize>,
+    /// Bytes the queue may hold unprocessed before ingest answers 503 [default: 1 GiB].
+    #[arg(long, env = "HEARTBEAT_MAX_QUEUE_BYTES")]
+    max_queue_bytes: Option<u64>,
+    /// DuckDB's buffer memory cap (it spills to disk beyond it) [default: 512MB].
+    #[arg(long, env = "HEARTBEAT_STORE_MEMORY_LIMIT")]
+    store_memory_limit: Option<String>,
+    /// Seconds between runs of the retention job [default: 3600].
+    #[arg(long, env = "HEARTBEAT_RETENTION_INTERVAL_S")]
+    retention_interval_s: Option<u64>,
+    /// A MaxMind-format GeoIP database (.mmdb: GeoLite2 or DB-IP Lite, City or Country).
+    #[arg(long, env = "HEARTBEAT_GEOIP_DB")]
+    geoip_db: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run the server: ingest, processing, queries and the dashboard in one process.
-    Serve {
-        /// Address to listen on.
-        #[arg(long, env = "HEARTBEAT_LISTEN", default_value = "127.0.0.1:3000")]
-        listen: SocketAddr,
-        /// Where the write-ahead log, the DuckDB file, salts and the admin token live.
-        #[arg(long, env = "HEARTBEAT_DATA_DIR", default_value = "./data")]
-        data_dir: PathBuf,
-        /// The admin key; generated on first start and kept in the data dir when absent.
-        #[arg(long, env = "HEARTBEAT_ADMIN_TOKEN", hide_env_values = true)]
-        admin_token: Option<String>,
-        /// Comma-separated CIDRs of proxies whose forwarding headers are believed.
-        #[arg(
-            long,
-            env = "HEARTBEAT_TRUSTED_PROXIES",
-            value_delimiter = ',',
-            default_value = ""
-        )]
-        trusted_proxies: Vec<String>,
-        /// Largest request body accepted, in bytes.
-        #[arg(long, env = "HEARTBEAT_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
-        max_body_bytes: usize,
-        /// Bytes the queue may hold unprocessed before ingest answers 503.
-        #[arg(long, env = "HEARTBEAT_MAX_QUEUE_BYTES", default_value_t = 1024 * 1024 * 1024)]
-        max_queue_bytes: u64,
-        /// DuckDB's buffer memory cap (it spills to disk beyond it), like 512MB.
-        #[arg(long, env = "HEARTBEAT_STORE_MEMORY_LIMIT", default_value = "512MB")]
-        store_memory_limit: String,
-        /// A MaxMind-format GeoIP database (.mmdb: GeoLite2 or DB-IP Lite, City or Country).
-        #[arg(long, env = "HEARTBEAT_GEOIP_DB")]
-        geoip_db: Option<PathBuf>,
+    Serve(ServeArgs),
+    /// Write a site's stored events (NDJSON or CSV) to a file or stdout. Run it while the
+    /// server is stopped (DuckDB lets one process open the data); a running server exports
+    /// with GET /api/export.
+    Export {
+        #[arg(long)]
+        site_id: String,
+        #[arg(long, value_enum, default_value = "ndjson")]
+        format: Format,
+        /// The file to write; stdout without it.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        serve: ServeArgs,
     },
+    /// Store an export's events into a site, skipping event ids it has. Run it while the
+    /// server is stopped; a running server imports with POST /api/import.
+    Import {
+        #[arg(long)]
+        site_id: String,
+        #[arg(long, value_enum, default_value = "ndjson")]
+        format: Format,
+        /// The export to read.
+        input: PathBuf,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Validate the configuration (file, environment, flags) and print the effective settings.
+    Check(ServeArgs),
+}
+
+/// Reads the file (if any) and resolves it with the flags and the environment.
+fn settings(
+    cli_config: Option<&Path>,
+    log_format: Option<LogFormat>,
+    args: ServeArgs,
+) -> anyhow::Result<Settings> {
+    let file = match cli_config {
+        Some(path) => config::read_file(path)?,
+        None => config::FileConfig::default(),
+    };
+    let overrides = Overrides {
+        listen: args.listen,
+        data_dir: args.data_dir,
+        admin_token: args.admin_token,
+        trusted_proxies: args.trusted_proxies,
+        max_body_bytes: args.max_body_bytes,
+        max_queue_bytes: args.max_queue_bytes,
+        store_memory_limit: args.store_memory_limit,
+        log_format,
+        retention_interval_s: args.retention_interval_s,
+        geoip_db: args.geoip_db,
+    };
+    Ok(config::resolve(file, overrides, |name| {
+        std::env::var(name).ok()
+    })?)
+}
+
+/// Opens the configured store for a command, checking that the site exists.
+async fn open_store(settings: &Settings, site_id: &str) -> anyhow::Result<DuckDbStore> {
+    let path = ServeConfig::from_settings(settings).store_path();
+    let store = DuckDbStore::open(&path).with_context(|| {
+        format!(
+            "cannot open {} (is the server running? stop it first)",
+            path.display()
+        )
+    })?;
+    if !store
+        .sites()
+        .await?
+        .iter()
+        .any(|s| s.id.as_str() == site_id)
+    {
+        anyhow::bail!("no site {site_id:?} in {}", path.display());
+    }
+    Ok(store)
 }
 
 fn init_logs(format: LogFormat) {
@@ -94,37 +179,14 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logs(cli.log_format);
     match cli.command {
-        Command::Serve {
-            listen,
-            data_dir,
-            admin_token,
-            trusted_proxies,
-            max_body_bytes,
-            max_queue_bytes,
-            store_memory_limit,
-            geoip_db,
-        } => {
-            let trusted_proxies = trusted_proxies
-                .iter()
-                .filter(|s| !s.trim().is_empty())
-                .map(|s| {
-                    s.trim()
-                        .parse()
-                        .with_context(|| format!("--trusted-proxies: {s:?} is not a CIDR"))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let config = ServeConfig {
-                admin_token,
-                trusted_proxies,
-                max_body_bytes,
-                max_queue_bytes,
-                store_memory_limit: Some(store_memory_limit),
-                geoip_db,
-                ..ServeConfig::new(listen, data_dir)
-            };
-            let running = heartbeat_server::start(config).await?;
+        Command::Serve(args) => {
+            let settings = settings(cli.config.as_deref(), cli.log_format, args)?;
+            init_logs(settings.log_format);
+            for note in &settings.notes {
+                tracing::warn!("{note}");
+            }
+            let running = heartbeat_server::start(ServeConfig::from_settings(&settings)).await?;
             let stopper = running.stopper();
             tokio::spawn(async move {
                 shutdown_signal().await;
@@ -132,6 +194,64 @@ async fn main() -> anyhow::Result<()> {
                 let _ = stopper.send(true);
             });
             running.wait().await
+        }
+        Command::Export {
+            site_id,
+            format,
+            output,
+            serve,
+        } => {
+            let settings = settings(cli.config.as_deref(), cli.log_format, serve)?;
+            let store = open_store(&settings, &site_id).await?;
+            let site = SiteId(site_id);
+            let count = match output {
+                Some(path) => {
+                    let file = std::fs::File::create(&path)
+                        .with_context(|| format!("cannot create {}", path.display()))?;
+                    let mut out = std::io::BufWriter::new(file);
+                    transfer::export_to(&store, &site, format, &mut out).await?
+                }
+                None => {
+                    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                    transfer::export_to(&store, &site, format, &mut out).await?
+                }
+            };
+            eprintln!("exported {count} events of {site}");
+            Ok(())
+        }
+        Command::Import {
+            site_id,
+            format,
+            input,
+            serve,
+        } => {
+            let settings = settings(cli.config.as_deref(), cli.log_format, serve)?;
+            let store = open_store(&settings, &site_id).await?;
+            let bytes = std::fs::read(&input)
+                .with_context(|| format!("cannot read {}", input.display()))?;
+            let site = SiteId(site_id);
+            let events = transfer::decode(&bytes, format, &site)?;
+            let total = events.len();
+            let imported = transfer::import(&store, events).await?;
+            eprintln!(
+                "imported {imported} of {total} events into {site} ({} already there)",
+                total as u64 - imported
+            );
+            Ok(())
+        }
+        Command::Config {
+            action: ConfigAction::Check(args),
+        } => {
+            let settings = settings(cli.config.as_deref(), cli.log_format, args)?;
+            match &cli.config {
+                Some(path) => println!("# effective settings; file: {}", path.display()),
+                None => println!("# effective settings; no configuration file"),
+            }
+            for note in &settings.notes {
+                println!("# note: {note}");
+            }
+            print!("{}", settings.to_toml());
+            Ok(())
         }
     }
 }

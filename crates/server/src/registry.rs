@@ -45,6 +45,51 @@ pub struct NewSite {
     pub domain: Option<String>,
     pub timezone: Option<String>,
     pub rules: SiteRules,
+    pub retention_days: Option<u32>,
+}
+
+/// What a site update changes; `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct SiteChanges {
+    pub name: Option<String>,
+    pub timezone: Option<String>,
+    /// `Some(None)` keeps events forever.
+    pub retention_days: Option<Option<u32>>,
+}
+
+/// Longest retention accepted: a hundred years.
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+
+fn check_retention(days: Option<u32>) -> Result<(), RegistryError> {
+    match days {
+        Some(days) if days == 0 || days > MAX_RETENTION_DAYS => Err(RegistryError::Invalid {
+            field: "retention_days",
+            message: format!(
+                "retention_days must be 1 to {MAX_RETENTION_DAYS}, or null to keep events forever"
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn check_name(name: &str) -> Result<(), RegistryError> {
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(RegistryError::Invalid {
+            field: "name",
+            message: "name must have 1 to 200 characters".into(),
+        });
+    }
+    Ok(())
+}
+
+fn check_timezone(timezone: &str) -> Result<(), RegistryError> {
+    if timezone.parse::<heartbeat_query::TimeZone>().is_err() {
+        return Err(RegistryError::Invalid {
+            field: "timezone",
+            message: format!("{timezone:?} is not an IANA time zone"),
+        });
+    }
+    Ok(())
 }
 
 /// A created site and the secret of its first key, shown once.
@@ -60,6 +105,8 @@ pub enum RegistryError {
         field: &'static str,
         message: String,
     },
+    #[error("no site {0}")]
+    NotFound(SiteId),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -135,12 +182,8 @@ impl Registry {
         now_ms: i64,
     ) -> Result<CreatedSite, RegistryError> {
         let name = request.name.trim().to_owned();
-        if name.is_empty() || name.chars().count() > 200 {
-            return Err(RegistryError::Invalid {
-                field: "name",
-                message: "name must have 1 to 200 characters".into(),
-            });
-        }
+        check_name(&name)?;
+        check_retention(request.retention_days)?;
         let domain = normalize_host(request.domain.as_deref().unwrap_or(&name));
         let valid_domain = !domain.is_empty()
             && domain.len() <= 253
@@ -164,12 +207,7 @@ impl Registry {
             });
         }
         let timezone = request.timezone.unwrap_or_else(|| "UTC".to_owned());
-        if timezone.parse::<heartbeat_query::TimeZone>().is_err() {
-            return Err(RegistryError::Invalid {
-                field: "timezone",
-                message: format!("{timezone:?} is not an IANA time zone"),
-            });
-        }
+        check_timezone(&timezone)?;
         let site = Site {
             id: SiteId(domain.clone()),
             name,
@@ -177,6 +215,7 @@ impl Registry {
             timezone,
             created_at_ms: now_ms,
             rules: request.rules,
+            retention_days: request.retention_days,
         };
         self.meta.insert_site(&site).await?;
         let secret = new_secret("hb_");
@@ -217,6 +256,37 @@ impl Registry {
         let mut tables = self.tables.write().unwrap_or_else(|p| p.into_inner());
         tables.sites.insert(site.id.clone(), site.clone());
         Ok(Some(site))
+    }
+
+    /// Changes a site's name, time zone or retention.
+    pub async fn update_site(
+        &self,
+        id: &SiteId,
+        changes: SiteChanges,
+    ) -> Result<Site, RegistryError> {
+        let mut site = self
+            .site(id)
+            .ok_or_else(|| RegistryError::NotFound(id.clone()))?;
+        if let Some(name) = changes.name {
+            let name = name.trim().to_owned();
+            check_name(&name)?;
+            site.name = name;
+        }
+        if let Some(timezone) = changes.timezone {
+            check_timezone(&timezone)?;
+            site.timezone = timezone;
+        }
+        if let Some(days) = changes.retention_days {
+            check_retention(days)?;
+            site.retention_days = days;
+        }
+        self.meta.update_site(&site).await?;
+        self.tables
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .sites
+            .insert(site.id.clone(), site.clone());
+        Ok(site)
     }
 }
 

@@ -13,9 +13,11 @@ use std::sync::{Arc, Mutex};
 
 use duckdb::types::{TimeUnit, Value, ValueRef};
 use duckdb::{params, params_from_iter, Connection};
-use heartbeat_model::{ApiKey, ApiKeyScope, Session, Site, SiteId, VisitAttributes};
+use heartbeat_model::{
+    ApiKey, ApiKeyScope, Event, Revenue, Session, Site, SiteId, VisitAttributes,
+};
 use heartbeat_query::{Dialect, Row, RunError, Sql, SqlRunner, SqlValue};
-use heartbeat_store::{EventStore, InsertBatch, MetaStore, StoreError};
+use heartbeat_store::{Deleted, EventStore, InsertBatch, MetaStore, StoreError};
 
 /// The embedded store. Cheap to clone.
 #[derive(Clone)]
@@ -94,6 +96,20 @@ impl DuckDbStore {
         }
     }
 
+    /// Runs `copy` (on the blocking pool) with every committed transaction checkpointed into
+    /// the database file and writes paused until it returns: a consistent moment to copy the
+    /// file, for online backups. Queries go on meanwhile; the processor's inserts wait.
+    pub async fn with_writes_paused<T: Send + 'static>(
+        &self,
+        copy: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.with_writer(move |conn| {
+            conn.execute_batch("CHECKPOINT").map_err(unavailable)?;
+            copy().map_err(unavailable)
+        })
+        .await
+    }
+
     /// Runs `work` with the writer connection on the blocking pool.
     async fn with_writer<T: Send + 'static>(
         &self,
@@ -161,76 +177,90 @@ fn timestamp(ms: i64) -> Value {
     Value::Timestamp(TimeUnit::Millisecond, ms)
 }
 
-fn insert_all(conn: &mut Connection, batch: &InsertBatch) -> duckdb::Result<()> {
-    let received_at = timestamp(
+fn now_timestamp() -> Value {
+    timestamp(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0),
-    );
-    let tx = conn.transaction()?;
-    {
-        let mut events = tx.appender("events")?;
-        for e in &batch.events {
-            let props_json = if e.props.is_empty() {
-                String::new()
-            } else {
-                serde_json::to_string(&e.props).unwrap_or_default()
-            };
-            events.append_row(params![
+    )
+}
+
+/// Appends events and their properties (inside the caller's transaction).
+fn append_events(
+    tx: &duckdb::Transaction<'_>,
+    events: &[Event],
+    received_at: &Value,
+) -> duckdb::Result<()> {
+    let mut appender = tx.appender("events")?;
+    for e in events {
+        let props_json = if e.props.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(&e.props).unwrap_or_default()
+        };
+        appender.append_row(params![
+            e.site_id.as_str(),
+            e.event_id,
+            e.event_id_from_client,
+            e.name,
+            timestamp(e.timestamp_ms),
+            e.visitor_id,
+            e.session_id,
+            e.user_id,
+            e.client_session_id,
+            e.hostname,
+            e.pathname,
+            e.visit.referrer,
+            e.visit.referrer_source,
+            e.visit.channel,
+            e.visit.utm_source,
+            e.visit.utm_medium,
+            e.visit.utm_campaign,
+            e.visit.utm_content,
+            e.visit.utm_term,
+            e.visit.country,
+            e.visit.region,
+            e.visit.city,
+            e.visit.browser,
+            e.visit.browser_version,
+            e.visit.os,
+            e.visit.os_version,
+            e.visit.device,
+            e.visit.screen,
+            props_json,
+            e.revenue.as_ref().map(|r| r.amount_micros),
+            e.revenue.as_ref().map(|r| r.currency.as_str()),
+            e.interactive,
+            received_at,
+        ])?;
+    }
+    appender.flush()?;
+    let mut props = tx.appender("event_props")?;
+    for e in events.iter().filter(|e| !e.props.is_empty()) {
+        for (key, value) in &e.props {
+            props.append_row(params![
                 e.site_id.as_str(),
-                e.event_id,
-                e.event_id_from_client,
-                e.name,
                 timestamp(e.timestamp_ms),
+                e.name,
                 e.visitor_id,
                 e.session_id,
-                e.user_id,
-                e.client_session_id,
-                e.hostname,
                 e.pathname,
-                e.visit.referrer,
-                e.visit.referrer_source,
-                e.visit.channel,
-                e.visit.utm_source,
-                e.visit.utm_medium,
-                e.visit.utm_campaign,
-                e.visit.utm_content,
-                e.visit.utm_term,
-                e.visit.country,
-                e.visit.region,
-                e.visit.city,
-                e.visit.browser,
-                e.visit.browser_version,
-                e.visit.os,
-                e.visit.os_version,
-                e.visit.device,
-                e.visit.screen,
-                props_json,
-                e.revenue.as_ref().map(|r| r.amount_micros),
-                e.revenue.as_ref().map(|r| r.currency.as_str()),
-                e.interactive,
-                received_at,
+                key,
+                value,
+                e.event_id,
             ])?;
         }
-        events.flush()?;
-        let mut props = tx.appender("event_props")?;
-        for e in batch.events.iter().filter(|e| !e.props.is_empty()) {
-            for (key, value) in &e.props {
-                props.append_row(params![
-                    e.site_id.as_str(),
-                    timestamp(e.timestamp_ms),
-                    e.name,
-                    e.visitor_id,
-                    e.session_id,
-                    e.pathname,
-                    key,
-                    value,
-                    e.event_id,
-                ])?;
-            }
-        }
-        props.flush()?;
+    }
+    props.flush()?;
+    Ok(())
+}
+
+fn insert_all(conn: &mut Connection, batch: &InsertBatch) -> duckdb::Result<()> {
+    let received_at = now_timestamp();
+    let tx = conn.transaction()?;
+    append_events(&tx, &batch.events, &received_at)?;
+    {
         let mut sessions = tx.appender("sessions")?;
         for row in &batch.sessions {
             let s = &row.session;
@@ -402,7 +432,239 @@ impl EventStore for DuckDbStore {
         self.with_writer(|conn| conn.execute_batch("CHECKPOINT").map_err(unavailable))
             .await
     }
+
+    async fn delete_before(&self, site: &SiteId, before_ms: i64) -> Result<Deleted, StoreError> {
+        let site_id = site.as_str().to_owned();
+        let oldest = self
+            .with_reader({
+                let site_id = site_id.clone();
+                move |conn| {
+                    conn.query_row(
+                        "SELECT least((SELECT epoch_ms(min(ts)) FROM events WHERE site_id = ?1), \
+                         (SELECT epoch_ms(min(start_ts)) FROM sessions WHERE site_id = ?1))",
+                        params![site_id],
+                        |row| row.get::<_, Option<i64>>(0),
+                    )
+                    .map_err(unavailable)
+                }
+            })
+            .await?;
+        let mut deleted = Deleted::default();
+        let Some(mut lower) = oldest else {
+            return Ok(deleted);
+        };
+        // One day of data per transaction, oldest first: each step holds the writer briefly,
+        // and an interrupted run leaves no gap (everything older than its bound is gone).
+        while lower < before_ms {
+            let upper = (lower + RETENTION_STEP_MS).min(before_ms);
+            let site_id = site_id.clone();
+            let step = self
+                .with_writer(move |conn| {
+                    let tx = conn.transaction().map_err(unavailable)?;
+                    let events = tx
+                        .execute(
+                            "DELETE FROM events WHERE site_id = ? AND ts < ?",
+                            params![site_id, timestamp(upper)],
+                        )
+                        .map_err(unavailable)?;
+                    tx.execute(
+                        "DELETE FROM event_props WHERE site_id = ? AND ts < ?",
+                        params![site_id, timestamp(upper)],
+                    )
+                    .map_err(unavailable)?;
+                    let visits: i64 = tx
+                        .query_row(
+                            "SELECT count(DISTINCT session_id) FROM sessions \
+                             WHERE site_id = ? AND start_ts < ?",
+                            params![site_id, timestamp(upper)],
+                            |row| row.get(0),
+                        )
+                        .map_err(unavailable)?;
+                    tx.execute(
+                        "DELETE FROM sessions WHERE site_id = ? AND start_ts < ?",
+                        params![site_id, timestamp(upper)],
+                    )
+                    .map_err(unavailable)?;
+                    tx.commit().map_err(unavailable)?;
+                    Ok(Deleted {
+                        events: events as u64,
+                        visits: visits as u64,
+                    })
+                })
+                .await?;
+            deleted.events += step.events;
+            deleted.visits += step.visits;
+            lower = upper;
+        }
+        Ok(deleted)
+    }
+
+    async fn export_events(
+        &self,
+        site: &SiteId,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        let site_id = site.as_str().to_owned();
+        self.with_reader(move |conn| {
+            let (after_ms, after_id) = after.unwrap_or((i64::MIN, String::new()));
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE site_id = ? \
+                 AND (epoch_ms(ts) > ? OR (epoch_ms(ts) = ? AND event_id > ?)) \
+                 ORDER BY ts, event_id LIMIT ?"
+            );
+            let mut stmt = conn.prepare(&sql).map_err(unavailable)?;
+            let events = stmt
+                .query_map(
+                    params![site_id, after_ms, after_ms, after_id, limit as i64],
+                    event_from_row,
+                )
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            Ok(events)
+        })
+        .await
+    }
+
+    async fn import_events(&self, events: Vec<Event>) -> Result<u64, StoreError> {
+        self.with_writer(move |conn| import_all(conn, events).map_err(classify))
+            .await
+    }
 }
+
+const EVENT_COLUMNS: &str = "site_id, event_id, client_event_id, name, epoch_ms(ts), visitor_id, \
+    session_id, user_id, client_session_id, hostname, pathname, referrer, referrer_source, \
+    channel, utm_source, utm_medium, utm_campaign, utm_content, utm_term, country, region, city, \
+    browser, browser_version, os, os_version, device, screen, props_json, revenue_micros, \
+    revenue_currency, interactive";
+
+fn event_from_row(row: &duckdb::Row<'_>) -> duckdb::Result<Event> {
+    let props_json: String = row.get(28)?;
+    let micros: Option<i64> = row.get(29)?;
+    let currency: Option<String> = row.get(30)?;
+    Ok(Event {
+        site_id: SiteId(row.get(0)?),
+        event_id: row.get(1)?,
+        event_id_from_client: row.get(2)?,
+        name: row.get(3)?,
+        timestamp_ms: row.get(4)?,
+        visitor_id: row.get(5)?,
+        previous_visitor_id: None,
+        session_id: row.get(6)?,
+        user_id: row.get(7)?,
+        client_session_id: row.get(8)?,
+        hostname: row.get(9)?,
+        pathname: row.get(10)?,
+        visit: VisitAttributes {
+            referrer: row.get(11)?,
+            referrer_source: row.get(12)?,
+            channel: row.get(13)?,
+            utm_source: row.get(14)?,
+            utm_medium: row.get(15)?,
+            utm_campaign: row.get(16)?,
+            utm_content: row.get(17)?,
+            utm_term: row.get(18)?,
+            country: row.get(19)?,
+            region: row.get(20)?,
+            city: row.get(21)?,
+            browser: row.get(22)?,
+            browser_version: row.get(23)?,
+            os: row.get(24)?,
+            os_version: row.get(25)?,
+            device: row.get(26)?,
+            screen: row.get(27)?,
+        },
+        props: if props_json.is_empty() {
+            Default::default()
+        } else {
+            serde_json::from_str(&props_json).unwrap_or_default()
+        },
+        revenue: micros
+            .zip(currency)
+            .map(|(amount_micros, currency)| Revenue {
+                amount_micros,
+                currency,
+            }),
+        interactive: row.get(31)?,
+    })
+}
+
+/// Rebuilds, from their stored events, the visits listed in `import_sessions`: one state
+/// each (`sign = 1`, version 1), with the sessionizer's rules (entry and exit pages are the
+/// first and last page views, else the first event's page; attributes of the first event).
+const REBUILD_SESSIONS: &str = "
+DELETE FROM sessions WHERE (site_id, session_id) IN (SELECT site_id, session_id FROM import_sessions);
+INSERT INTO sessions
+SELECT e.site_id, e.session_id, arg_min(visitor_id, ts), 1, 1, min(ts), max(ts),
+    (epoch_ms(max(ts)) - epoch_ms(min(ts))) // 1000,
+    count(*) FILTER (WHERE name = 'pageview'), count(*),
+    count(*) FILTER (WHERE name = 'pageview' OR interactive),
+    CASE WHEN count(*) FILTER (WHERE name = 'pageview' OR interactive) <= 1 THEN 1 ELSE 0 END,
+    coalesce(arg_min(pathname, ts) FILTER (WHERE name = 'pageview'), arg_min(pathname, ts)),
+    coalesce(arg_max(pathname, ts) FILTER (WHERE name = 'pageview'), arg_min(pathname, ts)),
+    arg_min(hostname, ts), arg_min(referrer, ts), arg_min(referrer_source, ts),
+    arg_min(channel, ts), arg_min(utm_source, ts), arg_min(utm_medium, ts),
+    arg_min(utm_campaign, ts), arg_min(utm_content, ts), arg_min(utm_term, ts),
+    arg_min(country, ts), arg_min(region, ts), arg_min(city, ts), arg_min(browser, ts),
+    arg_min(browser_version, ts), arg_min(os, ts), arg_min(os_version, ts),
+    arg_min(device, ts), arg_min(screen, ts),
+    arg_min(user_id, ts) FILTER (WHERE user_id IS NOT NULL)
+FROM events e JOIN import_sessions s ON e.site_id = s.site_id AND e.session_id = s.session_id
+GROUP BY e.site_id, e.session_id;
+";
+
+fn import_all(conn: &mut Connection, events: Vec<Event>) -> duckdb::Result<u64> {
+    let tx = conn.transaction()?;
+    tx.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS import_ids (site_id VARCHAR, event_id VARCHAR);
+         CREATE TEMP TABLE IF NOT EXISTS import_sessions (site_id VARCHAR, session_id UBIGINT);
+         DELETE FROM import_ids; DELETE FROM import_sessions;",
+    )?;
+    {
+        let mut ids = tx.appender("import_ids")?;
+        for e in &events {
+            ids.append_row(params![e.site_id.as_str(), e.event_id])?;
+        }
+        ids.flush()?;
+    }
+    let stored: std::collections::HashSet<(String, String)> = {
+        let mut stmt = tx.prepare(
+            "SELECT DISTINCT i.site_id, i.event_id FROM import_ids i \
+             JOIN events e ON e.site_id = i.site_id AND e.event_id = i.event_id",
+        )?;
+        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut seen = std::collections::HashSet::new();
+    let fresh: Vec<Event> = events
+        .into_iter()
+        .filter(|e| {
+            let key = (e.site_id.as_str().to_owned(), e.event_id.clone());
+            !stored.contains(&key) && seen.insert(key)
+        })
+        .collect();
+    if !fresh.is_empty() {
+        append_events(&tx, &fresh, &now_timestamp())?;
+        let visits: std::collections::HashSet<(&str, u64)> = fresh
+            .iter()
+            .map(|e| (e.site_id.as_str(), e.session_id))
+            .collect();
+        {
+            let mut sessions = tx.appender("import_sessions")?;
+            for (site, session) in visits {
+                sessions.append_row(params![site, session])?;
+            }
+            sessions.flush()?;
+        }
+        tx.execute_batch(REBUILD_SESSIONS)?;
+    }
+    tx.commit()?;
+    Ok(fresh.len() as u64)
+}
+
+/// How much event time one retention step deletes.
+const RETENTION_STEP_MS: i64 = 86_400_000;
 
 fn to_duckdb(value: &SqlValue) -> Value {
     match value {
@@ -504,18 +766,20 @@ impl MetaStore for DuckDbStore {
         self.with_reader(|conn| {
             let mut stmt = conn
                 .prepare(
-                    "SELECT id, name, domain, timezone, created_at_ms, coalesce(rules_json, '{}') FROM sites ORDER BY id",
+                    "SELECT id, name, domain, timezone, created_at_ms, retention_days, \
+                     coalesce(rules_json, '{}') FROM sites ORDER BY id",
                 )
                 .map_err(unavailable)?;
             let sites = stmt
                 .query_map([], |row| {
-                    let rules: String = row.get(5)?;
+                    let rules: String = row.get(6)?;
                     Ok(Site {
                         id: SiteId(row.get(0)?),
                         name: row.get(1)?,
                         domain: row.get(2)?,
                         timezone: row.get(3)?,
                         created_at_ms: row.get(4)?,
+                        retention_days: row.get(5)?,
                         // Written by `rules_json` below; a damaged value means no rules
                         // rather than a server that cannot start.
                         rules: serde_json::from_str(&rules).unwrap_or_else(|err| {
@@ -536,14 +800,16 @@ impl MetaStore for DuckDbStore {
         let site = site.clone();
         self.with_writer(move |conn| {
             conn.execute(
-                "INSERT INTO sites (id, name, domain, timezone, created_at_ms, rules_json) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO sites (id, name, domain, timezone, created_at_ms, retention_days, rules_json) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
                 params![
                     site.id.as_str(),
                     site.name,
                     site.domain,
                     site.timezone,
                     site.created_at_ms,
-                    rules_json(&site)?
+                    site.retention_days,
+                    rules_json(&site)?,
                 ],
             )
             .map_err(|err| conflict_or_unavailable(err, "site"))?;
@@ -557,10 +823,11 @@ impl MetaStore for DuckDbStore {
         self.with_writer(move |conn| {
             let updated = conn
                 .execute(
-                    "UPDATE sites SET name = ?, timezone = ?, rules_json = ? WHERE id = ?",
+                    "UPDATE sites SET name = ?, timezone = ?, retention_days = ?, rules_json = ? WHERE id = ?",
                     params![
                         site.name,
                         site.timezone,
+                        site.retention_days,
                         rules_json(&site)?,
                         site.id.as_str()
                     ],

@@ -6,7 +6,7 @@
 //! - `event_props`: one row per custom property of an event, for `event:props:*` breakdowns.
 //! - `sessions`: the collapsing log of visit states (`sign` = 1 adds a state, -1 cancels one).
 //! - `queue_checkpoint`: the queue position of the last committed insert (one row).
-//! - `sites`, `api_keys`: metadata.
+//! - `sites` (with `retention_days`, NULL: forever), `api_keys`: metadata.
 
 /// Each migration runs once, in order; the applied count is kept in `schema_version`.
 pub const MIGRATIONS: &[&str] = &[
@@ -119,4 +119,6 @@ ALTER TABLE sites ADD COLUMN rules_json VARCHAR DEFAULT '{}';
     r#"
 ALTER TABLE event_props ADD COLUMN event_id VARCHAR;
 "#,
+    // Per-site retention in days; NULL keeps events forever.
+    "ALTER TABLE sites ADD COLUMN retention_days INTEGER",
 ];

@@ -65,6 +65,34 @@ pub trait EventStore: SqlRunner + Send + Sync + 'static {
 
     /// Makes everything committed durable on disk (a checkpoint of the engine's own log).
     async fn flush(&self) -> Result<(), StoreError>;
+
+    /// Deletes `site`'s events (and their properties) older than `before_ms`, and its visits
+    /// that started before it (every state of such a visit, so the collapsing log stays
+    /// whole). Works in bounded steps so the processor's inserts are never held up long.
+    async fn delete_before(&self, site: &SiteId, before_ms: i64) -> Result<Deleted, StoreError>;
+
+    /// Up to `limit` of `site`'s stored events in (timestamp, event id) order, starting after
+    /// `after` (the last event of the previous page), as the processor stored them (visit id
+    /// and visit attributes included).
+    async fn export_events(
+        &self,
+        site: &SiteId,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError>;
+
+    /// Stores exported events as they are, skipping any whose (site, event id) is stored
+    /// already, and rebuilds the visits they belong to from all their stored events, in one
+    /// transaction. Returns how many events were new.
+    async fn import_events(&self, events: Vec<Event>) -> Result<u64, StoreError>;
+}
+
+/// What [`EventStore::delete_before`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Deleted {
+    pub events: u64,
+    /// Visits, not visit rows.
+    pub visits: u64,
 }
 
 #[async_trait::async_trait]
@@ -72,7 +100,7 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn sites(&self) -> Result<Vec<Site>, StoreError>;
     /// Fails with `Conflict` when the id or the domain is taken.
     async fn insert_site(&self, site: &Site) -> Result<(), StoreError>;
-    /// Replaces a site's name, time zone and rules (its id and domain never change).
+    /// Replaces a site's name, time zone, rules and retention (its id and domain stay).
     async fn update_site(&self, site: &Site) -> Result<(), StoreError>;
     async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
     async fn insert_api_key(&self, key: &ApiKey) -> Result<(), StoreError>;

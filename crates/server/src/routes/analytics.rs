@@ -17,7 +17,7 @@ use crate::app::{App, RequiredCaller};
 use crate::error::ApiError;
 
 #[derive(Deserialize)]
-struct Params {
+pub(crate) struct Params {
     #[serde(alias = "siteId")]
     site_id: Option<String>,
     /// A v2 preset (`day`, `7d`, `30d`, `month`, ...; default `30d`), or `24h`.
@@ -39,7 +39,20 @@ fn now_ms() -> i64 {
 }
 
 /// Seed 000: the site's visitor metrics.
-async fn site_metrics(
+#[utoipa::path(operation_id = "analytics_site_metrics", get, path = "/analytics/metrics", tag = "stats",
+    params(
+        ("siteId" = Option<String>, Query, description = "The site"),
+        ("range" = Option<String>, Query, description = "A preset, default 30d"),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Seed 000: visitors, visits, pageviews, bounceRate, visitDuration, currentVisitors", body = Object),
+        (status = 400, description = "Invalid parameter", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No such site or event", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn site_metrics(
     State(app): State<App>,
     caller: RequiredCaller,
     UrlQuery(params): UrlQuery<Params>,
@@ -59,7 +72,20 @@ async fn site_metrics(
 }
 
 /// Seed 004: totals for the dashboard's summary cards.
-async fn summary(
+#[utoipa::path(operation_id = "analytics_summary", get, path = "/analytics/summary", tag = "stats",
+    params(
+        ("site_id" = Option<String>, Query, description = "The site; default: the key's own site"),
+        ("range" = Option<String>, Query, description = "A preset, default 30d"),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Seed 004: total_events, unique_users, page_views, sessions, active_users", body = Object),
+        (status = 400, description = "Invalid parameter", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No such site or event", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn summary(
     State(app): State<App>,
     caller: RequiredCaller,
     UrlQuery(params): UrlQuery<Params>,
@@ -76,7 +102,21 @@ async fn summary(
 }
 
 /// Seed 004: the most viewed pages.
-async fn top_pages(
+#[utoipa::path(operation_id = "analytics_top_pages", get, path = "/analytics/top-pages", tag = "stats",
+    params(
+        ("site_id" = Option<String>, Query, description = "The site; default: the key's own site"),
+        ("range" = Option<String>, Query, description = "A preset, default 30d"),
+        ("limit" = Option<usize>, Query, description = "Default 10"),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Seed 004: `[{page_url, views, unique_users}]`", body = Object),
+        (status = 400, description = "Invalid parameter", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No such site or event", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn top_pages(
     State(app): State<App>,
     caller: RequiredCaller,
     UrlQuery(params): UrlQuery<Params>,
@@ -96,7 +136,20 @@ async fn top_pages(
 }
 
 /// Seed 004: events and unique users per hour (`range=24h`) or per day, every bucket.
-async fn timeseries(
+#[utoipa::path(operation_id = "analytics_timeseries", get, path = "/analytics/timeseries", tag = "stats",
+    params(
+        ("site_id" = Option<String>, Query, description = "The site; default: the key's own site"),
+        ("range" = Option<String>, Query, description = "24h (hourly) or a preset (daily or monthly)"),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Seed 004: `[{time, events, unique_users, page_views}]`, every bucket", body = Object),
+        (status = 400, description = "Invalid parameter", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No such site or event", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn timeseries(
     State(app): State<App>,
     caller: RequiredCaller,
     UrlQuery(params): UrlQuery<Params>,
@@ -140,7 +193,20 @@ async fn timeseries(
 }
 
 /// Seed 004: the latest events, newest first.
-async fn recent(
+#[utoipa::path(operation_id = "analytics_recent", get, path = "/analytics/recent", tag = "stats",
+    params(
+        ("site_id" = Option<String>, Query, description = "The site; default: the key's own site"),
+        ("limit" = Option<usize>, Query, description = "Default 20"),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Seed 004: the latest events, newest first", body = Object),
+        (status = 400, description = "Invalid parameter", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No such site or event", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn recent(
     State(app): State<App>,
     caller: RequiredCaller,
     UrlQuery(params): UrlQuery<Params>,
@@ -172,7 +238,19 @@ async fn recent(
 }
 
 /// Plausible's realtime visitors: a bare number.
-async fn realtime_visitors(
+#[utoipa::path(operation_id = "analytics_realtime_visitors", get, path = "/api/v1/realtime/visitors", tag = "stats",
+    params(
+        ("site_id" = Option<String>, Query, description = "The site; default: the key's own site"),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Visitors with an event in the last 5 minutes, a number", body = Object),
+        (status = 400, description = "Invalid parameter", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No such site or event", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn realtime_visitors(
     State(app): State<App>,
     caller: RequiredCaller,
     UrlQuery(params): UrlQuery<Params>,

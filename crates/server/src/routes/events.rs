@@ -107,7 +107,7 @@ fn date_range(start: Option<&str>, end: Option<&str>) -> Result<Value, ApiError>
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ListParams {
+pub(crate) struct ListParams {
     #[serde(alias = "site_id")]
     site_id: Option<String>,
     #[serde(rename = "type")]
@@ -121,7 +121,25 @@ struct ListParams {
     cursor: Option<String>,
 }
 
-async fn list(
+#[utoipa::path(operation_id = "events_list", get, path = "/api/v1/events", tag = "stats",
+    params(
+        ("site_id" = Option<String>, Query, description = "The site; default: the key's own site"),
+        ("type" = Option<String>, Query, description = "Event name"),
+        ("source" = Option<String>, Query, description = "The `source` property"),
+        ("startTime" = Option<String>, Query, description = "From, ISO 8601"),
+        ("endTime" = Option<String>, Query, description = "To, ISO 8601"),
+        ("limit" = Option<usize>, Query, description = "1 to 1000, default 50"),
+        ("cursor" = Option<String>, Query, description = "`pagination.nextCursor` of the previous page"),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Seed 001: `{success, data: [event], pagination: {limit, hasMore, nextCursor}}`, newest first", body = Object),
+        (status = 400, description = "Invalid parameter", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No such site or event", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn list(
     State(app): State<App>,
     caller: RequiredCaller,
     UrlQuery(params): UrlQuery<ListParams>,
@@ -174,11 +192,24 @@ async fn list(
 }
 
 #[derive(Deserialize)]
-struct SiteParam {
+pub(crate) struct SiteParam {
     site_id: Option<String>,
 }
 
-async fn one(
+#[utoipa::path(operation_id = "events_one", get, path = "/api/v1/events/{id}", tag = "stats",
+    params(
+        ("id" = String, Path, description = "The event id"),
+        ("site_id" = Option<String>, Query, description = "The site; default: the key's own site"),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Seed 001: `{success, data: event}`", body = Object),
+        (status = 400, description = "Invalid parameter", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No such site or event", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn one(
     State(app): State<App>,
     caller: RequiredCaller,
     Path(id): Path<String>,
@@ -205,7 +236,7 @@ async fn one(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RangeParams {
+pub(crate) struct RangeParams {
     #[serde(alias = "site_id")]
     site_id: Option<String>,
     #[serde(alias = "startTime")]
@@ -215,7 +246,21 @@ struct RangeParams {
 }
 
 /// Event counts by name (seed 001's counts by type), over all time unless a range is given.
-async fn counts(
+#[utoipa::path(operation_id = "events_counts", get, path = "/api/v1/events/counts", tag = "stats",
+    params(
+        ("site_id" = Option<String>, Query, description = "The site; default: the key's own site"),
+        ("startDate" = Option<String>, Query, description = "First day, YYYY-MM-DD"),
+        ("endDate" = Option<String>, Query, description = "Last day, YYYY-MM-DD"),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Seed 001: `{success, data: {type: count}}`", body = Object),
+        (status = 400, description = "Invalid parameter", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No such site or event", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn counts(
     State(app): State<App>,
     caller: RequiredCaller,
     UrlQuery(params): UrlQuery<RangeParams>,
@@ -237,7 +282,21 @@ async fn counts(
 }
 
 /// Seed 003's summary: totals and the top events with their unique users.
-async fn summary(
+#[utoipa::path(operation_id = "events_summary", get, path = "/api/v1/events/summary", tag = "stats",
+    params(
+        ("site_id" = Option<String>, Query, description = "The site; default: the key's own site"),
+        ("startDate" = Option<String>, Query, description = "First day, YYYY-MM-DD"),
+        ("endDate" = Option<String>, Query, description = "Last day, YYYY-MM-DD"),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Seed 003: `{success, data: {totalEvents, uniqueUsers, sessions, topEvents}}`", body = Object),
+        (status = 400, description = "Invalid parameter", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No such site or event", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn summary(
     State(app): State<App>,
     caller: RequiredCaller,
     UrlQuery(params): UrlQuery<RangeParams>,
@@ -268,7 +327,7 @@ async fn summary(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct MetricsParams {
+pub(crate) struct MetricsParams {
     #[serde(alias = "site_id")]
     site_id: Option<String>,
     event: Option<String>,
@@ -278,7 +337,23 @@ struct MetricsParams {
 }
 
 /// Seed 003's time-bucketed counts and unique users of one event (or all events).
-async fn metrics(
+#[utoipa::path(operation_id = "events_metrics", get, path = "/api/v1/metrics", tag = "stats",
+    params(
+        ("site_id" = Option<String>, Query, description = "The site; default: the key's own site"),
+        ("event" = Option<String>, Query, description = "Event name; default all"),
+        ("interval" = Option<String>, Query, description = "hourly, daily, weekly or monthly"),
+        ("startDate" = Option<String>, Query, description = "First day, YYYY-MM-DD"),
+        ("endDate" = Option<String>, Query, description = "Last day, YYYY-MM-DD"),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Seed 003: `{success, data: {event, interval, metrics: [{timestamp, count, uniqueUsers}]}}`", body = Object),
+        (status = 400, description = "Invalid parameter", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No such site or event", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn metrics(
     State(app): State<App>,
     caller: RequiredCaller,
     UrlQuery(params): UrlQuery<MetricsParams>,

@@ -7,7 +7,10 @@ use serde_json::{json, Value};
 
 use crate::app::App;
 
-async fn health() -> Json<Value> {
+/// Liveness and readiness: 200 once the server accepts events.
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, description = "Ready", body = Object, example = json!({"status": "ok"}))))]
+pub(crate) async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 

@@ -6,13 +6,14 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{post, MethodRouter};
+use axum::routing::post;
 use axum::{Json, Router};
 use heartbeat_ingest::{decode, DecodeError, Decoded, Outcome};
 use serde_json::json;
 
 use crate::app::{App, Client, MaybeCaller, Payload};
 use crate::error::ApiError;
+use crate::telemetry;
 
 /// Header on a 202 whose events were all dropped (a bot, an excluded path ...), naming the
 /// reason, as Plausible's `x-plausible-dropped`. The body is the same as for a stored event.
@@ -25,7 +26,9 @@ async fn accept(
     caller: &MaybeCaller,
 ) -> Result<Outcome, ApiError> {
     let grant = caller.0.as_ref().map(|c| &c.grant);
-    Ok(app.ingestor.accept(decoded, &client.0, grant).await?)
+    let outcome = app.ingestor.accept(decoded, &client.0, grant).await?;
+    metrics::counter!(telemetry::INGEST_EVENTS_ACCEPTED).increment(outcome.accepted as u64);
+    Ok(outcome)
 }
 
 /// A 202 with `body`, marked when nothing of the request was stored.
@@ -49,9 +52,21 @@ fn accepted(outcome: &Outcome) -> Response {
     answer(outcome, Json(body))
 }
 
-/// `POST /api/event`: Plausible's Events API (answers `ok` like Plausible) or seed 002's
-/// keyed event (answers seed 002's body).
-async fn api_event(
+/// Plausible's Events API (answers `ok` like Plausible) or seed 002's keyed event (answers
+/// seed 002's body). Public for the tracker: the site is found by its domain.
+#[utoipa::path(post, path = "/api/event", tag = "ingest",
+    request_body(content = crate::routes::docs::PlausibleEvent, content_type = "application/json",
+        description = "JSON, or the same JSON sent as `text/plain` by trackers"),
+    security((), ("api_key" = [])),
+    responses(
+        (status = 202, description = "Durable in the queue: `ok`, or seed 002's `{success, message, processing_time_ms}`", body = String),
+        (status = 400, description = "Invalid event; each bad field is named", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No site has this domain", body = crate::routes::docs::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::routes::docs::ErrorBody),
+        (status = 415, description = "Neither JSON nor text", body = crate::routes::docs::ErrorBody),
+        (status = 503, description = "Queue full; retry after `Retry-After` seconds", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn api_event(
     State(app): State<App>,
     client: Client,
     caller: MaybeCaller,
@@ -74,27 +89,101 @@ async fn api_event(
 }
 
 /// A door for a format that answers `{"success": true, "accepted": N}`.
-fn door(decoder: fn(&[u8]) -> Result<Decoded, DecodeError>) -> MethodRouter<App> {
-    post(
-        move |State(app): State<App>,
-              client: Client,
-              caller: MaybeCaller,
-              Payload(body): Payload| async move {
-            let outcome = accept(&app, decoder(&body)?, &client, &caller).await?;
-            Ok::<_, ApiError>(accepted(&outcome))
-        },
-    )
+async fn door(
+    app: &App,
+    client: &Client,
+    caller: &MaybeCaller,
+    decoded: Result<Decoded, DecodeError>,
+) -> Result<Response, ApiError> {
+    let outcome = accept(app, decoded?, client, caller).await?;
+    Ok(accepted(&outcome))
+}
+
+/// Seed 000's tracker event; public, the site is found by `domain`.
+#[utoipa::path(post, path = "/events", tag = "ingest",
+    request_body = crate::routes::docs::TrackerEvent,
+    security((), ("api_key" = [])),
+    responses(
+        (status = 202, description = "Durable in the queue", body = crate::routes::docs::AcceptedBody),
+        (status = 400, description = "Invalid event", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No site has this domain", body = crate::routes::docs::ErrorBody),
+        (status = 503, description = "Queue full", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn tracker_events(
+    State(app): State<App>,
+    client: Client,
+    caller: MaybeCaller,
+    Payload(body): Payload,
+) -> Result<Response, ApiError> {
+    door(&app, &client, &caller, decode::tracker_events(&body)).await
+}
+
+/// Seed 004's event; needs a key.
+#[utoipa::path(post, path = "/api/events", tag = "ingest",
+    request_body = crate::routes::docs::RealtimeEvent,
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 202, description = "Durable in the queue", body = crate::routes::docs::AcceptedBody),
+        (status = 400, description = "Invalid event", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 503, description = "Queue full", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn realtime_events(
+    State(app): State<App>,
+    client: Client,
+    caller: MaybeCaller,
+    Payload(body): Payload,
+) -> Result<Response, ApiError> {
+    door(&app, &client, &caller, decode::realtime_events(&body)).await
+}
+
+/// Seeds 003 and 001: one event or an array of up to 1,000; needs a key. Events with a
+/// client id (`id`, `eventId`) are stored once.
+#[utoipa::path(post, path = "/api/v1/events", tag = "ingest",
+    request_body = crate::routes::docs::V1Event,
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 202, description = "Durable in the queue", body = crate::routes::docs::AcceptedBody),
+        (status = 400, description = "Invalid event; items are named `[i].field`", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 503, description = "Queue full", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn v1_events(
+    State(app): State<App>,
+    client: Client,
+    caller: MaybeCaller,
+    Payload(body): Payload,
+) -> Result<Response, ApiError> {
+    door(&app, &client, &caller, decode::v1_events(&body)).await
+}
+
+/// Seed 001's batch; needs a key.
+#[utoipa::path(post, path = "/api/v1/events/batch", tag = "ingest",
+    request_body = crate::routes::docs::V1Batch,
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 202, description = "Durable in the queue", body = crate::routes::docs::AcceptedBody),
+        (status = 400, description = "Invalid event", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 503, description = "Queue full", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn v1_batch(
+    State(app): State<App>,
+    client: Client,
+    caller: MaybeCaller,
+    Payload(body): Payload,
+) -> Result<Response, ApiError> {
+    door(&app, &client, &caller, decode::v1_batch(&body)).await
 }
 
 pub fn router() -> Router<App> {
     Router::new()
         .route("/api/event", post(api_event))
-        // Seed 000's tracker.
-        .route("/events", door(decode::tracker_events))
-        // Seed 004.
-        .route("/api/events", door(decode::realtime_events))
-        // Seeds 003 and 001: one event or up to 1,000.
-        .route("/api/v1/events", door(decode::v1_events))
-        // Seed 001's batch.
-        .route("/api/v1/events/batch", door(decode::v1_batch))
+        .route("/events", post(tracker_events))
+        .route("/api/events", post(realtime_events))
+        .route("/api/v1/events", post(v1_events))
+        .route("/api/v1/events/batch", post(v1_batch))
+        .route_layer(axum::middleware::from_fn(
+            telemetry::http::count_ingest_rejections,
+        ))
 }

@@ -1,5 +1,6 @@
 //! Site management: `POST /api/site/create` (seed 002; admin key), `GET /api/sites`,
-//! `GET /api/sites/{site_id}` and `PUT /api/sites/{site_id}/rules` (admin key).
+//! `GET /api/sites/{site_id}`, `PUT /api/sites/{site_id}` (name, time zone, retention) and
+//! `PUT /api/sites/{site_id}/rules` (ingest rules); changes need the admin key.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -7,12 +8,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use heartbeat_ingest::{enrich::site_rules, FieldError};
-use heartbeat_model::{Site, SiteId, SiteRules};
+use heartbeat_model::{SiteId, SiteRules};
 use serde_json::{json, Value};
 
 use crate::app::{App, Payload, RequiredCaller};
 use crate::error::ApiError;
-use crate::registry::{NewSite, RegistryError};
+use crate::registry::{NewSite, RegistryError, SiteChanges};
 
 fn require_admin(caller: &RequiredCaller) -> Result<(), ApiError> {
     if caller.0.is_admin() {
@@ -21,20 +22,6 @@ fn require_admin(caller: &RequiredCaller) -> Result<(), ApiError> {
         Err(ApiError::new(StatusCode::FORBIDDEN, "Forbidden")
             .with_detail("x-api-key", "an admin key is required"))
     }
-}
-
-fn parse_object(body: &[u8]) -> Result<Value, ApiError> {
-    let body: Value = serde_json::from_slice(body).map_err(|err| {
-        ApiError::new(StatusCode::BAD_REQUEST, "Malformed JSON")
-            .with_detail("body", err.to_string())
-    })?;
-    if !body.is_object() {
-        return Err(ApiError::invalid(vec![FieldError::new(
-            "body",
-            "must be a JSON object",
-        )]));
-    }
-    Ok(body)
 }
 
 /// Reads and checks a `SiteRules` object; `field` prefixes the names in its errors.
@@ -52,16 +39,6 @@ fn parse_rules(value: &Value, field: &str) -> Result<SiteRules, Vec<FieldError>>
     }
 }
 
-fn site_json(site: &Site) -> Value {
-    json!({
-        "site_id": site.id,
-        "name": site.name,
-        "domain": site.domain,
-        "timezone": site.timezone,
-        "rules": site.rules,
-    })
-}
-
 fn optional_string(body: &Value, field: &str, errors: &mut Vec<FieldError>) -> Option<String> {
     match body.get(field) {
         None | Some(Value::Null) => None,
@@ -73,13 +50,74 @@ fn optional_string(body: &Value, field: &str, errors: &mut Vec<FieldError>) -> O
     }
 }
 
-async fn create(
+/// `retention_days`: absent -> `None`; `null` -> `Some(None)` (forever); a whole number ->
+/// `Some(Some(days))`.
+fn optional_retention(body: &Value, errors: &mut Vec<FieldError>) -> Option<Option<u32>> {
+    match body.get("retention_days") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(value) => match value.as_u64().and_then(|d| u32::try_from(d).ok()) {
+            Some(days) => Some(Some(days)),
+            None => {
+                errors.push(FieldError::new(
+                    "retention_days",
+                    "retention_days must be a whole number of days, or null",
+                ));
+                None
+            }
+        },
+    }
+}
+
+fn registry_error(err: RegistryError) -> ApiError {
+    match err {
+        RegistryError::Invalid { field, message } => {
+            ApiError::invalid(vec![FieldError::new(field, message)])
+        }
+        RegistryError::NotFound(id) => ApiError::not_found("site_id", format!("no site {id}")),
+        RegistryError::Store(err) => err.into(),
+    }
+}
+
+fn json_object(body: &[u8]) -> Result<Value, ApiError> {
+    let body: Value = serde_json::from_slice(body).map_err(|err| {
+        ApiError::new(StatusCode::BAD_REQUEST, "Malformed JSON")
+            .with_detail("body", err.to_string())
+    })?;
+    if !body.is_object() {
+        return Err(ApiError::invalid(vec![FieldError::new(
+            "body",
+            "must be a JSON object",
+        )]));
+    }
+    Ok(body)
+}
+
+fn site_json(site: &heartbeat_model::Site) -> Value {
+    json!({"site_id": site.id, "name": site.name, "domain": site.domain, "timezone": site.timezone,
+           "retention_days": site.retention_days, "rules": site.rules})
+}
+
+/// Creates a site (seed 002) and its first key (scope `read`, which includes ingest), shown
+/// once. Admin key required.
+#[utoipa::path(post, path = "/api/site/create", tag = "sites",
+    request_body = crate::routes::docs::NewSiteBody,
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 201, description = "Created; `api_key` is shown only here", body = Object,
+            example = json!({"success": true, "site_id": "example.com", "name": "example.com", "domain": "example.com", "timezone": "UTC", "retention_days": null, "api_key": "hb_..."})),
+        (status = 400, description = "Invalid field", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 403, description = "Not an admin key", body = crate::routes::docs::ErrorBody),
+        (status = 409, description = "The site exists", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn create(
     State(app): State<App>,
     caller: RequiredCaller,
     Payload(body): Payload,
 ) -> Result<Response, ApiError> {
     require_admin(&caller)?;
-    let body = parse_object(&body)?;
+    let body = json_object(&body)?;
     let mut errors = Vec::new();
     let name = optional_string(&body, "name", &mut errors);
     let domain = optional_string(&body, "domain", &mut errors);
@@ -91,6 +129,7 @@ async fn create(
             SiteRules::default()
         }),
     };
+    let retention_days = optional_retention(&body, &mut errors).flatten();
     if name.is_none() && domain.is_none() && errors.is_empty() {
         errors.push(FieldError::new("name", "name is required"));
     }
@@ -102,17 +141,13 @@ async fn create(
         domain,
         timezone,
         rules,
+        retention_days,
     };
     let created = app
         .registry
         .create_site(request, chrono::Utc::now().timestamp_millis())
         .await
-        .map_err(|err| match err {
-            RegistryError::Invalid { field, message } => {
-                ApiError::invalid(vec![FieldError::new(field, message)])
-            }
-            RegistryError::Store(err) => err.into(),
-        })?;
+        .map_err(registry_error)?;
     let body = json!({
         "success": true,
         "site_id": created.site.id,
@@ -120,18 +155,29 @@ async fn create(
         "domain": created.site.domain,
         "timezone": created.site.timezone,
         "rules": created.site.rules,
+        "retention_days": created.site.retention_days,
         "api_key": created.api_key,
     });
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-async fn list(State(app): State<App>, caller: RequiredCaller) -> Result<Json<Value>, ApiError> {
+/// The sites the key may read.
+#[utoipa::path(get, path = "/api/sites", tag = "sites",
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The sites", body = crate::routes::docs::SitesBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn list(
+    State(app): State<App>,
+    caller: RequiredCaller,
+) -> Result<Json<Value>, ApiError> {
     let sites: Vec<Value> = app
         .registry
         .sites()
         .into_iter()
         .filter(|site| caller.0.may_read(&site.id))
-        .map(|site| json!({"site_id": site.id, "name": site.name, "domain": site.domain, "timezone": site.timezone}))
+        .map(|site| site_json(&site))
         .collect();
     Ok(Json(json!({"success": true, "sites": sites})))
 }
@@ -141,7 +187,19 @@ fn not_found(id: &str) -> ApiError {
         .with_detail("site_id", format!("no site {id}"))
 }
 
-async fn show(
+#[utoipa::path(operation_id = "sites_show", get, path = "/api/sites/{site_id}", tag = "sites",
+    params(
+        ("site_id" = String, Path, description = "The site"),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "`{success, site}` with its rules", body = Object),
+        (status = 400, description = "Invalid parameter", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No such site or event", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn show(
     State(app): State<App>,
     caller: RequiredCaller,
     Path(id): Path<String>,
@@ -157,14 +215,26 @@ async fn show(
 }
 
 /// Replaces a site's ingest rules. They apply to events accepted from then on.
-async fn put_rules(
+#[utoipa::path(operation_id = "sites_put_rules", put, path = "/api/sites/{site_id}/rules", tag = "sites",
+    params(
+        ("site_id" = String, Path, description = "The site"),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "`{success, site}`; body: allowed_hostnames, excluded_paths, excluded_ips, respect_do_not_track", body = Object),
+        (status = 400, description = "Invalid parameter", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No such site or event", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn put_rules(
     State(app): State<App>,
     caller: RequiredCaller,
     Path(id): Path<String>,
     Payload(body): Payload,
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&caller)?;
-    let body = parse_object(&body)?;
+    let body = json_object(&body)?;
     let rules = parse_rules(&body, "body").map_err(ApiError::invalid)?;
     let site = app
         .registry
@@ -174,10 +244,61 @@ async fn put_rules(
     Ok(Json(json!({"success": true, "site": site_json(&site)})))
 }
 
+/// Changes a site's name, time zone or retention (`retention_days`: days, or `null` to keep
+/// events forever). Admin key required.
+#[utoipa::path(put, path = "/api/sites/{site_id}", tag = "sites",
+    params(("site_id" = String, Path, description = "The site")),
+    request_body = crate::routes::docs::SiteChangesBody,
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The site as changed", body = crate::routes::docs::SiteBody),
+        (status = 400, description = "Invalid field", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 403, description = "Not an admin key", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No such site", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn update(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    Path(site_id): Path<String>,
+    Payload(body): Payload,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&caller)?;
+    let body = json_object(&body)?;
+    let mut errors = Vec::new();
+    let changes = SiteChanges {
+        name: optional_string(&body, "name", &mut errors),
+        timezone: optional_string(&body, "timezone", &mut errors),
+        retention_days: optional_retention(&body, &mut errors),
+    };
+    if let Some(key) = body
+        .as_object()
+        .into_iter()
+        .flat_map(|o| o.keys())
+        .find(|k| !matches!(k.as_str(), "name" | "timezone" | "retention_days"))
+    {
+        errors.push(FieldError::new(
+            key,
+            "only name, timezone and retention_days can change",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let site = app
+        .registry
+        .update_site(&SiteId(site_id), changes)
+        .await
+        .map_err(registry_error)?;
+    let mut body = site_json(&site);
+    body["success"] = json!(true);
+    Ok(Json(body))
+}
+
 pub fn router() -> Router<App> {
     Router::new()
         .route("/api/site/create", post(create))
         .route("/api/sites", get(list))
-        .route("/api/sites/{site_id}", get(show))
+        .route("/api/sites/{site_id}", get(show).put(update))
         .route("/api/sites/{site_id}/rules", put(put_rules))
 }

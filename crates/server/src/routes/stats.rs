@@ -64,7 +64,19 @@ pub(crate) async fn run_query(
     Ok((query, result))
 }
 
-async fn v2_query(
+/// Plausible's Stats API v2: metrics over a date range, broken down by dimensions,
+/// filtered, ordered and paginated.
+#[utoipa::path(post, path = "/api/v2/query", tag = "stats",
+    request_body = crate::routes::docs::QueryRequest,
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "`{results: [{metrics, dimensions}], meta, query}`", body = Object),
+        (status = 400, description = "Invalid query; each bad part is named", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No such site", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn v2_query(
     State(app): State<App>,
     caller: RequiredCaller,
     Payload(body): Payload,
@@ -78,14 +90,25 @@ async fn v2_query(
 }
 
 #[derive(Deserialize)]
-struct StatsParams {
+pub(crate) struct StatsParams {
     site_id: Option<String>,
     date: Option<String>,
 }
 
 /// Seed 002: views, unique users and the top 10 paths of one day (default: the last 24
 /// hours).
-async fn seed_stats(
+#[utoipa::path(get, path = "/api/stats", tag = "stats",
+    params(
+        ("site_id" = String, Query, description = "The site"),
+        ("date" = Option<String>, Query, description = "A day, YYYY-MM-DD; default: the last 24 hours"),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "`{success, data: {total_views, unique_users_count, top_paths}, processing_time_ms}`", body = Object),
+        (status = 400, description = "Invalid parameter", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn seed_stats(
     State(app): State<App>,
     caller: RequiredCaller,
     UrlQuery(params): UrlQuery<StatsParams>,

@@ -1,0 +1,230 @@
+//! A site's data out and in: `GET /api/export` streams its stored events, `POST /api/import`
+//! takes them back (idempotent by event id), `POST /api/backup` copies the data dir
+//! consistently (`crate::backup`). Formats in `crate::transfer`.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use heartbeat_ingest::FieldError;
+use heartbeat_model::{Site, SiteId};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::{App, Caller, RequiredCaller};
+use crate::error::ApiError;
+use crate::transfer::{self, Format, TransferError};
+
+#[derive(Deserialize)]
+pub(crate) struct TransferParams {
+    site_id: Option<String>,
+    format: Option<String>,
+}
+
+fn format(value: Option<&str>, default: Format) -> Result<Format, ApiError> {
+    match value {
+        None | Some("") => Ok(default),
+        Some("ndjson") => Ok(Format::Ndjson),
+        Some("csv") => Ok(Format::Csv),
+        Some(other) => Err(ApiError::invalid(vec![FieldError::new(
+            "format",
+            format!("format must be csv or ndjson, not {other:?}"),
+        )])),
+    }
+}
+
+/// The site named by `site_id`, which the caller may use.
+fn site(app: &App, caller: &Caller, site_id: Option<&str>) -> Result<Site, ApiError> {
+    let site_id = site_id.filter(|s| !s.is_empty()).ok_or_else(|| {
+        ApiError::invalid(vec![FieldError::new("site_id", "site_id is required")])
+    })?;
+    let site = app
+        .registry
+        .site(&SiteId(site_id.to_owned()))
+        .ok_or_else(|| ApiError::not_found("site_id", format!("no site {site_id}")))?;
+    if !caller.may_read(&site.id) {
+        return Err(ApiError::forbidden(site.id.as_str()));
+    }
+    Ok(site)
+}
+
+impl From<TransferError> for ApiError {
+    fn from(err: TransferError) -> Self {
+        match err {
+            TransferError::Line { line, message } => {
+                ApiError::invalid(vec![FieldError::new(&format!("line {line}"), message)])
+            }
+            TransferError::Store(err) => err.into(),
+            TransferError::Write(err) => {
+                tracing::error!(error = %err, "export failed");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+/// Streams every stored event of a site, oldest first.
+#[utoipa::path(get, path = "/api/export", tag = "operations",
+    params(
+        ("site_id" = String, Query, description = "The site"),
+        ("format" = Option<String>, Query, description = "`ndjson` (default) or `csv`"),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "One event per line (columns in the export format docs)", body = String, content_type = "application/x-ndjson"),
+        (status = 400, description = "Invalid parameter", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No such site", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn export(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    Query(params): Query<TransferParams>,
+) -> Result<Response, ApiError> {
+    let format = format(params.format.as_deref(), Format::Ndjson)?;
+    let site = site(&app, &caller.0, params.site_id.as_deref())?;
+    let filename = format!("{}.{}", site.id, format.extension());
+    // Pages are read one at a time as the client takes them: memory stays flat whatever the
+    // site's size. A store failure mid-stream ends the body early (the status is sent).
+    struct Cursor {
+        after: Option<(i64, String)>,
+        first: bool,
+        done: bool,
+    }
+    let start = Cursor {
+        after: None,
+        first: true,
+        done: false,
+    };
+    let store = app.store.clone();
+    let stream = futures_util::stream::unfold(start, move |cursor| {
+        let store = store.clone();
+        let site_id = site.id.clone();
+        async move {
+            if cursor.done {
+                return None;
+            }
+            let page = match store
+                .export_events(&site_id, cursor.after.clone(), transfer::PAGE_EVENTS)
+                .await
+            {
+                Ok(page) => page,
+                Err(err) => {
+                    tracing::error!(error = %err, "export failed");
+                    return Some((Err(std::io::Error::other(err.to_string())), cursor));
+                }
+            };
+            let done = page.len() < transfer::PAGE_EVENTS;
+            let after = page.last().map(|e| (e.timestamp_ms, e.event_id.clone()));
+            let bytes = Bytes::from(transfer::encode_page(page, format, cursor.first));
+            let next = Cursor {
+                after,
+                first: false,
+                done,
+            };
+            Some((Ok::<_, std::io::Error>(bytes), next))
+        }
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.content_type().to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// Stores events exported by a Heartbeat server into this site, skipping event ids it has.
+#[utoipa::path(post, path = "/api/import", tag = "operations",
+    params(
+        ("site_id" = String, Query, description = "The site the events go to"),
+        ("format" = Option<String>, Query, description = "`ndjson` or `csv`; default from the content type (`text/csv` is CSV)"),
+    ),
+    request_body(content = String, description = "An export, up to 512 MiB", content_type = "application/x-ndjson"),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "`{success, events, imported, skipped}`", body = Object),
+        (status = 400, description = "A line is not an event; the detail names it", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 403, description = "The key may not use this site", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No such site", body = crate::routes::docs::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn import(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    Query(params): Query<TransferParams>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let is_csv = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/csv"));
+    let default = if is_csv { Format::Csv } else { Format::Ndjson };
+    let format = format(params.format.as_deref(), default)?;
+    let site = site(&app, &caller.0, params.site_id.as_deref())?;
+    let bytes = axum::body::to_bytes(body, transfer::MAX_IMPORT_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Payload too large").with_detail(
+                "body",
+                format!("at most {} bytes", transfer::MAX_IMPORT_BYTES),
+            )
+        })?;
+    let site_id = site.id.clone();
+    let events = tokio::task::spawn_blocking(move || transfer::decode(&bytes, format, &site_id))
+        .await
+        .map_err(|_| ApiError::internal())??;
+    let total = events.len() as u64;
+    let imported = transfer::import(app.store.as_ref(), events).await?;
+    tracing::info!(site = %site.id, events = total, imported, "import done");
+    let body = json!({
+        "success": true,
+        "events": total,
+        "imported": imported,
+        "skipped": total - imported,
+    });
+    Ok((StatusCode::OK, Json(body)).into_response())
+}
+
+/// Writes a consistent copy of the data dir (store, write-ahead log, salts, admin token)
+/// into `<data_dir>/backups/<UTC time>/` while the server keeps running. Admin key required.
+/// To restore, start a stopped server with that directory as its data dir.
+#[utoipa::path(post, path = "/api/backup", tag = "operations",
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "`{success, path, bytes}`", body = Object),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 403, description = "Not an admin key", body = crate::routes::docs::ErrorBody),
+        (status = 503, description = "The copy failed (disk full?); details are logged", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn backup(
+    State(app): State<App>,
+    caller: RequiredCaller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if !caller.0.is_admin() {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "Forbidden")
+            .with_detail("x-api-key", "an admin key is required"));
+    }
+    let report = app.backup.run().await?;
+    Ok(Json(json!({
+        "success": true,
+        "path": report.path.display().to_string(),
+        "bytes": report.bytes,
+    })))
+}
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/api/export", get(export))
+        .route("/api/import", post(import))
+        .route("/api/backup", post(backup))
+}

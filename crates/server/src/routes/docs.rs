@@ -1,0 +1,259 @@
+//! The API's own documentation: the OpenAPI 3 document generated from the handlers'
+//! `#[utoipa::path]` annotations (`GET /api-docs/openapi.json`) and the Swagger UI
+//! (`GET /api-docs`), whose files are vendored in the `utoipa-swagger-ui` crate, so the page
+//! works offline and nothing is fetched from a CDN.
+//!
+//! The schemas below describe wire formats for readers; the decoders in `heartbeat-ingest`
+//! remain the one source of truth of what is accepted. A route added to a router must be
+//! listed in [`ApiDoc`]: `tests/openapi.rs` fails otherwise.
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use serde::Serialize;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::app::App;
+
+/// The one error shape of every endpoint.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"success": false, "error": "Validation failed", "details": [{"field": "site_id", "message": "site_id is required"}]}))]
+pub struct ErrorBody {
+    /// Always `false`.
+    pub success: bool,
+    /// What kind of failure: `Validation failed`, `Unauthorized`, `Forbidden`, `Not found`,
+    /// `Payload too large`, `Queue full`, ...
+    pub error: String,
+    /// One entry per bad field.
+    pub details: Vec<FieldErrorBody>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FieldErrorBody {
+    pub field: String,
+    pub message: String,
+}
+
+/// `{"success": true, "accepted": N}`: the events are durable in the queue.
+#[derive(Serialize, ToSchema)]
+pub struct AcceptedBody {
+    pub success: bool,
+    /// How many events the request carried.
+    pub accepted: u64,
+}
+
+/// Plausible's Events API payload (short or long field names), or seed 002's keyed event
+/// (`site_id`, `event_type`, `path`, `user_id`, `timestamp`, with `x-api-key`).
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"n": "pageview", "u": "https://example.com/pricing", "d": "example.com", "r": "https://news.ycombinator.com/"}))]
+pub struct PlausibleEvent {
+    /// Event name (`n`): `pageview` or a custom name.
+    pub name: Option<String>,
+    /// Page URL (`u`).
+    pub url: Option<String>,
+    /// The site's domain (`d`); comma-separated domains go to the first.
+    pub domain: Option<String>,
+    /// Referrer (`r`).
+    pub referrer: Option<String>,
+    /// Custom properties (`p`), an object or its JSON text.
+    pub props: Option<BTreeMap<String, serde_json::Value>>,
+    /// `{"amount": "19.99", "currency": "EUR"}`.
+    pub revenue: Option<serde_json::Value>,
+    /// Whether a custom event counts as an interaction (`i`, default true).
+    pub interactive: Option<bool>,
+    /// Hash-based routing (`h`).
+    #[serde(rename = "hashMode")]
+    pub hash_mode: Option<bool>,
+}
+
+/// Seed 000's tracker event.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"event_type": "pageview", "visitor_id": "v-1", "session_id": "s-1", "timestamp": "2026-01-15T11:00:00.000Z", "domain": "example.com", "path": "/"}))]
+pub struct TrackerEvent {
+    pub event_type: String,
+    pub visitor_id: Option<String>,
+    pub session_id: Option<String>,
+    pub timestamp: Option<String>,
+    pub domain: String,
+    pub url: Option<String>,
+    pub path: Option<String>,
+    pub referrer: Option<String>,
+}
+
+/// Seed 004's event.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"event_type": "PAGE_VIEW", "user_id": "user_101", "session_id": "sess_1", "page_url": "/pricing", "metadata": {"device": "mobile"}}))]
+pub struct RealtimeEvent {
+    /// `PAGE_VIEW`, `BUTTON_CLICK`, `SESSION_START`, `PURCHASE` or a custom name.
+    pub event_type: String,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub page_url: Option<String>,
+    pub metadata: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// Seed 003's event (`userId`, `eventName`, ...) or seed 001's (`id`, `type`, `data`, ...),
+/// alone or as an array of up to 1,000.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!([{"userId": "user-3", "eventName": "button_click", "timestamp": "2026-01-15T12:00:00Z", "properties": {"pageUrl": "/pricing"}}]))]
+pub struct V1Event {
+    #[serde(rename = "userId")]
+    pub user_id: Option<String>,
+    #[serde(rename = "eventName")]
+    pub event_name: Option<String>,
+    pub properties: Option<BTreeMap<String, serde_json::Value>>,
+    /// Seed 001: the client's event id (deduplicated).
+    pub id: Option<String>,
+    /// Seed 001: the event type.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub data: Option<BTreeMap<String, serde_json::Value>>,
+    pub timestamp: Option<String>,
+    pub source: Option<String>,
+    #[serde(rename = "correlationId")]
+    pub correlation_id: Option<String>,
+    pub metadata: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// Seed 001's batch: `{"events": [...]}`.
+#[derive(Serialize, ToSchema)]
+pub struct V1Batch {
+    pub events: Vec<V1Event>,
+}
+
+/// Plausible's Stats API v2 query.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"site_id": "example.com", "metrics": ["visitors", "pageviews"], "date_range": "7d", "dimensions": ["event:page"]}))]
+pub struct QueryRequest {
+    pub site_id: String,
+    /// `visitors`, `visits`, `pageviews`, `events`, `views_per_visit`, `bounce_rate`,
+    /// `visit_duration`, `time_on_page`, `conversion_rate`, ...
+    pub metrics: Vec<String>,
+    /// A period (`day`, `7d`, `30d`, `month`, `all`, ...) or two ISO dates.
+    pub date_range: serde_json::Value,
+    pub dimensions: Option<Vec<String>>,
+    pub filters: Option<Vec<serde_json::Value>>,
+    pub order_by: Option<Vec<serde_json::Value>>,
+    pub pagination: Option<serde_json::Value>,
+    pub include: Option<serde_json::Value>,
+}
+
+/// A site as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub struct SiteBody {
+    pub site_id: String,
+    pub name: String,
+    pub domain: String,
+    pub timezone: String,
+    /// Days events are kept; absent: forever.
+    pub retention_days: Option<u32>,
+}
+
+/// `GET /api/sites`.
+#[derive(Serialize, ToSchema)]
+pub struct SitesBody {
+    pub success: bool,
+    pub sites: Vec<SiteBody>,
+}
+
+/// `PUT /api/sites/{site_id}`: only the fields given change.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"retention_days": 30}))]
+pub struct SiteChangesBody {
+    pub name: Option<String>,
+    pub timezone: Option<String>,
+    /// Days events are kept (1 to 36500); null: forever.
+    pub retention_days: Option<u32>,
+}
+
+/// `POST /api/site/create`.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"name": "My site", "domain": "example.com", "timezone": "Europe/Berlin", "retention_days": 365}))]
+pub struct NewSiteBody {
+    /// Required unless `domain` is given.
+    pub name: Option<String>,
+    pub domain: Option<String>,
+    /// IANA time zone, default `UTC`.
+    pub timezone: Option<String>,
+    /// Days events are kept (1 to 36500); absent or null: forever.
+    pub retention_days: Option<u32>,
+}
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Heartbeat",
+        description = "Self-hosted real-time web and product analytics. Errors always have the \
+            shape `{\"success\": false, \"error\": ..., \"details\": [{\"field\", \"message\"}]}`. \
+            Keys go in `x-api-key` or `Authorization: Bearer`.",
+        license(name = "AGPL-3.0-only")
+    ),
+    paths(
+        super::health::health,
+        super::metrics::metrics,
+        super::ingest::api_event,
+        super::ingest::tracker_events,
+        super::ingest::realtime_events,
+        super::ingest::v1_events,
+        super::ingest::v1_batch,
+        super::sites::create,
+        super::sites::list,
+        super::sites::update,
+        super::sites::show,
+        super::sites::put_rules,
+        super::events::list,
+        super::events::one,
+        super::events::counts,
+        super::events::summary,
+        super::events::metrics,
+        super::analytics::site_metrics,
+        super::analytics::summary,
+        super::analytics::top_pages,
+        super::analytics::timeseries,
+        super::analytics::recent,
+        super::analytics::realtime_visitors,
+        super::stats::v2_query,
+        super::stats::seed_stats,
+        super::data::export,
+        super::data::import,
+        super::data::backup,
+    ),
+    components(schemas(ErrorBody, FieldErrorBody, AcceptedBody)),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "ingest", description = "Send events; 202 once they are durable"),
+        (name = "stats", description = "Query statistics"),
+        (name = "sites", description = "Sites and keys"),
+        (name = "operations", description = "Health, metrics, data in and out"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as served.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+pub fn router() -> Router<App> {
+    SwaggerUi::new("/api-docs")
+        .url("/api-docs/openapi.json", openapi())
+        .into()
+}

@@ -1,0 +1,32 @@
+//! `GET /metrics`: every metric in Prometheus' text format (names and meanings in
+//! `crate::telemetry`). Open like `/health`: it holds counts and timings, no site's data.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+
+use crate::app::App;
+
+/// Prometheus text exposition of every metric.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+pub(crate) async fn metrics(State(app): State<App>) -> impl IntoResponse {
+    // Drops are counted by the ingestor itself, per reason; published as they stand.
+    for (reason, count) in app.ingestor.dropped_counts() {
+        metrics::counter!(crate::telemetry::INGEST_EVENTS_DROPPED, "reason" => reason.as_str())
+            .absolute(count);
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.telemetry.render(),
+    )
+}
+
+pub fn router() -> Router<App> {
+    Router::new().route("/metrics", get(metrics))
+}

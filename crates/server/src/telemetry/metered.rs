@@ -1,0 +1,177 @@
+//! Decorators that time the queue and the store once, whatever the engine behind them.
+//!
+//! `MeteredQueue` also measures processing lag: it remembers when records were appended
+//! (one sample per [`LAG_SAMPLE_INTERVAL`] at most, so memory stays small however far
+//! behind the processor is) and forgets them as the processor checkpoints past them. The
+//! lag is the age of the oldest remembered record.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use heartbeat_model::{Event, Session, SiteId};
+use heartbeat_query::{Dialect, Row, RunError, Sql, SqlRunner};
+use heartbeat_queue::{EventQueue, Position, QueueError, Record};
+use heartbeat_store::{Deleted, EventStore, InsertBatch, StoreError};
+
+use super::{
+    QUEUE_APPEND_DURATION, STORE_INSERT_DURATION, STORE_QUERY_DURATION, STORE_QUERY_ERRORS,
+};
+
+/// Appends closer together than this share one lag sample.
+const LAG_SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
+/// At most this many samples are kept (about 100 minutes of backlog at one per 50 ms); beyond
+/// it the newest samples are skipped, which only makes the lag read a little low.
+const LAG_SAMPLES_MAX: usize = 120_000;
+
+/// An [`EventQueue`] that times appends and tracks processing lag.
+pub struct MeteredQueue {
+    inner: Arc<dyn EventQueue>,
+    /// (record start position, when its append was acknowledged), oldest first.
+    appended: Mutex<VecDeque<(Position, Instant)>>,
+}
+
+impl MeteredQueue {
+    pub fn new(inner: Arc<dyn EventQueue>) -> Self {
+        MeteredQueue {
+            inner,
+            appended: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    pub fn pending_bytes_now(&self) -> u64 {
+        self.inner.pending_bytes()
+    }
+
+    /// How long the oldest unstored record has waited; zero when the queue is caught up.
+    pub fn lag(&self) -> Duration {
+        let mut appended = self.appended.lock().unwrap_or_else(|p| p.into_inner());
+        if self.inner.pending_bytes() == 0 {
+            appended.clear();
+            return Duration::ZERO;
+        }
+        appended
+            .front()
+            .map(|(_, at)| at.elapsed())
+            .unwrap_or(Duration::ZERO)
+    }
+}
+
+#[async_trait::async_trait]
+impl EventQueue for MeteredQueue {
+    async fn append(&self, payload: Vec<u8>) -> Result<Position, QueueError> {
+        let started = Instant::now();
+        let position = self.inner.append(payload).await?;
+        let now = Instant::now();
+        metrics::histogram!(QUEUE_APPEND_DURATION).record(now - started);
+        let mut appended = self.appended.lock().unwrap_or_else(|p| p.into_inner());
+        let recent = appended
+            .back()
+            .is_some_and(|(_, at)| now.duration_since(*at) < LAG_SAMPLE_INTERVAL);
+        if !recent && appended.len() < LAG_SAMPLES_MAX {
+            appended.push_back((position, now));
+        }
+        Ok(position)
+    }
+
+    async fn read(
+        &self,
+        from: Position,
+        max_records: usize,
+        wait: Duration,
+    ) -> Result<Vec<Record>, QueueError> {
+        self.inner.read(from, max_records, wait).await
+    }
+
+    async fn checkpoint(&self, upto: Position) -> Result<(), QueueError> {
+        self.inner.checkpoint(upto).await?;
+        let mut appended = self.appended.lock().unwrap_or_else(|p| p.into_inner());
+        // A record starting before `upto` is stored (checkpoints fall on record boundaries).
+        while appended.front().is_some_and(|(start, _)| *start < upto) {
+            appended.pop_front();
+        }
+        Ok(())
+    }
+
+    fn checkpointed(&self) -> Position {
+        self.inner.checkpointed()
+    }
+
+    fn pending_bytes(&self) -> u64 {
+        self.inner.pending_bytes()
+    }
+}
+
+/// An [`EventStore`] that times inserts and queries.
+pub struct MeteredStore {
+    inner: Arc<dyn EventStore>,
+}
+
+impl MeteredStore {
+    pub fn new(inner: Arc<dyn EventStore>) -> Self {
+        MeteredStore { inner }
+    }
+}
+
+#[async_trait::async_trait]
+impl SqlRunner for MeteredStore {
+    fn dialect(&self) -> Dialect {
+        self.inner.dialect()
+    }
+
+    async fn run(&self, sql: Sql) -> Result<Vec<Row>, RunError> {
+        let started = Instant::now();
+        let result = self.inner.run(sql).await;
+        metrics::histogram!(STORE_QUERY_DURATION).record(started.elapsed());
+        if result.is_err() {
+            metrics::counter!(STORE_QUERY_ERRORS).increment(1);
+        }
+        result
+    }
+}
+
+#[async_trait::async_trait]
+impl EventStore for MeteredStore {
+    async fn insert(&self, batch: Arc<InsertBatch>) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let result = self.inner.insert(batch).await;
+        metrics::histogram!(STORE_INSERT_DURATION).record(started.elapsed());
+        result
+    }
+
+    async fn queue_position(&self) -> Result<Option<u64>, StoreError> {
+        self.inner.queue_position().await
+    }
+
+    async fn open_sessions(&self, since_ms: i64) -> Result<Vec<Session>, StoreError> {
+        self.inner.open_sessions(since_ms).await
+    }
+
+    async fn client_event_ids(
+        &self,
+        received_since_ms: i64,
+    ) -> Result<Vec<(SiteId, String)>, StoreError> {
+        self.inner.client_event_ids(received_since_ms).await
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush().await
+    }
+
+    async fn delete_before(&self, site: &SiteId, before_ms: i64) -> Result<Deleted, StoreError> {
+        self.inner.delete_before(site, before_ms).await
+    }
+
+    async fn export_events(
+        &self,
+        site: &SiteId,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.inner.export_events(site, after, limit).await
+    }
+
+    async fn import_events(&self, events: Vec<Event>) -> Result<u64, StoreError> {
+        self.inner.import_events(events).await
+    }
+}

@@ -1,0 +1,118 @@
+//! What the server tells its operators: Prometheus metrics (`GET /metrics`), request ids and
+//! the per-request log span.
+//!
+//! Metric names follow `heartbeat_<area>_<what>_<unit>`; labels are few and of low cardinality
+//! (a route template, a method, a status code, a reason), never a URL, a site or a user agent.
+//! Every metric is listed in [`METRICS`] with its help text; `deploy/grafana/heartbeat.json`
+//! charts them.
+//!
+//! The recorder is process-wide (the `metrics` facade has one global recorder), so two servers
+//! started in one process (as some tests do) share their counters.
+
+pub mod http;
+pub mod metered;
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use heartbeat_processor::ProcessorStats;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub use metered::{MeteredQueue, MeteredStore};
+
+pub const HTTP_REQUESTS: &str = "heartbeat_http_requests_total";
+pub const HTTP_REQUEST_DURATION: &str = "heartbeat_http_request_duration_seconds";
+pub const INGEST_EVENTS_ACCEPTED: &str = "heartbeat_ingest_events_accepted_total";
+pub const INGEST_EVENTS_DROPPED: &str = "heartbeat_ingest_events_dropped_total";
+pub const INGEST_REQUESTS_REJECTED: &str = "heartbeat_ingest_requests_rejected_total";
+pub const QUEUE_APPEND_DURATION: &str = "heartbeat_queue_append_duration_seconds";
+pub const QUEUE_PENDING: &str = "heartbeat_queue_pending_bytes";
+pub const PROCESSOR_LAG: &str = "heartbeat_processor_lag_seconds";
+pub const PROCESSOR_EVENTS_STORED: &str = "heartbeat_processor_events_stored_total";
+pub const PROCESSOR_EVENTS_DROPPED: &str = "heartbeat_processor_events_dropped_total";
+pub const PROCESSOR_BATCHES: &str = "heartbeat_processor_batches_committed_total";
+pub const PROCESSOR_STORE_RETRIES: &str = "heartbeat_processor_store_retries_total";
+pub const STORE_INSERT_DURATION: &str = "heartbeat_store_insert_duration_seconds";
+pub const STORE_QUERY_DURATION: &str = "heartbeat_store_query_duration_seconds";
+pub const STORE_QUERY_ERRORS: &str = "heartbeat_store_query_errors_total";
+pub const RETENTION_EVENTS_DELETED: &str = "heartbeat_retention_events_deleted_total";
+
+/// Every metric with its help text, in the order `/metrics` documents them.
+pub const METRICS: &[(&str, &str)] = &[
+    (HTTP_REQUESTS, "HTTP requests answered, by route template, method and status."),
+    (HTTP_REQUEST_DURATION, "Time to answer an HTTP request, by route template, method and status."),
+    (INGEST_EVENTS_ACCEPTED, "Events acknowledged (durable in the queue), by route template."),
+    (INGEST_EVENTS_DROPPED, "Events answered 202 but not stored, by reason (bot, headless_browser, missing_user_agent, spam_referrer, do_not_track, hostname_not_allowed, excluded_path, excluded_ip)."),
+    (INGEST_REQUESTS_REJECTED, "Ingest requests refused, by reason (invalid, unauthorized, forbidden, unknown_site, too_large, queue_full, unavailable)."),
+    (QUEUE_APPEND_DURATION, "Time for a record to become durable in the queue (group commit and fsync)."),
+    (QUEUE_PENDING, "Bytes in the queue not yet stored by the processor."),
+    (PROCESSOR_LAG, "Age of the oldest record in the queue that is not stored yet; 0 when caught up."),
+    (PROCESSOR_EVENTS_STORED, "Events written to the event store."),
+    (PROCESSOR_EVENTS_DROPPED, "Events the processor did not store, by reason (duplicate, dead_letter)."),
+    (PROCESSOR_BATCHES, "Processor steps committed to the store."),
+    (PROCESSOR_STORE_RETRIES, "Store writes the processor retried."),
+    (STORE_INSERT_DURATION, "Time of one event store insert transaction."),
+    (STORE_QUERY_DURATION, "Time of one event store query (SQL compiled from an API query)."),
+    (STORE_QUERY_ERRORS, "Event store queries that failed."),
+    (RETENTION_EVENTS_DELETED, "Events deleted because they were older than their site's retention."),
+];
+
+/// Histogram buckets in seconds, from half a millisecond (an ingest request) to ten seconds (a
+/// slow query).
+const BUCKETS_SECONDS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let handle = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS_SECONDS)
+            .expect("buckets are not empty")
+            .install_recorder()
+            .expect("no other metrics recorder is installed");
+        for (name, help) in METRICS {
+            metrics::describe_counter!(*name, *help);
+        }
+        // Histograms keep raw samples until upkeep folds them into buckets.
+        let upkeep = handle.clone();
+        std::thread::Builder::new()
+            .name("heartbeat-metrics".into())
+            .spawn(move || loop {
+                std::thread::sleep(Duration::from_secs(5));
+                upkeep.run_upkeep();
+            })
+            .expect("cannot start the metrics upkeep thread");
+        handle
+    })
+}
+
+/// What `/metrics` reads at scrape time besides the recorded counters: numbers other parts
+/// keep themselves.
+#[derive(Clone)]
+pub struct Telemetry {
+    pub processor: Arc<ProcessorStats>,
+    pub queue: Arc<MeteredQueue>,
+}
+
+impl Telemetry {
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let stats = &self.processor;
+        let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+        metrics::counter!(PROCESSOR_EVENTS_STORED).absolute(load(&stats.events_stored));
+        metrics::counter!(PROCESSOR_EVENTS_DROPPED, "reason" => "duplicate")
+            .absolute(load(&stats.duplicates_dropped));
+        metrics::counter!(PROCESSOR_EVENTS_DROPPED, "reason" => "dead_letter")
+            .absolute(load(&stats.dead_lettered));
+        metrics::counter!(PROCESSOR_BATCHES).absolute(load(&stats.batches_committed));
+        metrics::counter!(PROCESSOR_STORE_RETRIES).absolute(load(&stats.store_retries));
+        metrics::gauge!(QUEUE_PENDING).set(self.queue.pending_bytes_now() as f64);
+        metrics::gauge!(PROCESSOR_LAG).set(self.queue.lag().as_secs_f64());
+        let handle = prometheus();
+        handle.run_upkeep();
+        handle.render()
+    }
+}
