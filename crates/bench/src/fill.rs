@@ -71,6 +71,10 @@ pub struct FillArgs {
     /// Events per batch request.
     #[arg(long, default_value_t = 1000)]
     batch_size: usize,
+    /// Send at most this many events per second (batch `i` is due when the events before it
+    /// are due); without it, as fast as the server takes them.
+    #[arg(long)]
+    rate: Option<f64>,
     /// End of the time window (RFC 3339); defaults to now.
     #[arg(long)]
     end: Option<DateTime<Utc>>,
@@ -128,6 +132,7 @@ pub async fn run(args: FillArgs) -> anyhow::Result<()> {
         },
         batch_size: args.batch_size,
         concurrency: args.concurrency,
+        events_per_s: args.rate,
     };
     let outcome = fill(plan).await?;
     let elapsed_s = outcome.elapsed.as_secs_f64();
@@ -239,6 +244,8 @@ pub struct FillPlan {
     pub generator: GeneratorConfig,
     pub batch_size: usize,
     pub concurrency: usize,
+    /// Pace: at most this many events per second.
+    pub events_per_s: Option<f64>,
 }
 
 pub struct FillOutcome {
@@ -257,6 +264,8 @@ struct Batch {
 /// Counters the workers update and the progress line reads.
 #[derive(Default)]
 struct Progress {
+    /// Events handed to workers so far, to pace them.
+    events_scheduled: AtomicU64,
     events_accepted: AtomicU64,
     failed_batches: AtomicU64,
 }
@@ -265,6 +274,10 @@ struct Progress {
 pub async fn fill(plan: FillPlan) -> anyhow::Result<FillOutcome> {
     ensure!(plan.batch_size > 0, "--batch-size must be at least 1");
     ensure!(plan.concurrency > 0, "--concurrency must be at least 1");
+    ensure!(
+        plan.events_per_s.is_none_or(|rate| rate > 0.0),
+        "--rate must be positive"
+    );
     let total_events = plan.generator.events;
     let (sender, receiver) = mpsc::channel(plan.concurrency * 2);
     let receiver = Arc::new(Mutex::new(receiver));
@@ -280,6 +293,7 @@ pub async fn fill(plan: FillPlan) -> anyhow::Result<FillOutcome> {
                 plan.api_key.clone(),
                 Arc::clone(&receiver),
                 Arc::clone(&progress),
+                plan.events_per_s.map(|rate| (start, rate)),
             ))
         })
         .collect();
@@ -338,11 +352,19 @@ async fn send_batches(
     api_key: HeaderValue,
     receiver: Arc<Mutex<mpsc::Receiver<Batch>>>,
     progress: Arc<Progress>,
+    pace: Option<(Instant, f64)>,
 ) {
     loop {
         let Some(batch) = receiver.lock().await.recv().await else {
             return;
         };
+        if let Some((start, events_per_s)) = pace {
+            let before = progress
+                .events_scheduled
+                .fetch_add(batch.events, Ordering::Relaxed);
+            tokio::time::sleep_until(start + Duration::from_secs_f64(before as f64 / events_per_s))
+                .await;
+        }
         match send_with_retries(&mut connection, &api_key, &batch).await {
             Ok(()) => {
                 progress
@@ -429,6 +451,7 @@ mod tests {
             },
             batch_size: 1000,
             concurrency: 2,
+            events_per_s: None,
         }
     }
 
@@ -464,6 +487,22 @@ mod tests {
         assert_eq!(outcome.failed_batches, 0);
         assert_eq!(seen.event_ids.lock().unwrap().len(), 3_000);
         assert_eq!(seen.requests.load(Ordering::SeqCst), 5);
+    }
+
+    #[tokio::test]
+    async fn a_rate_spreads_the_batches_over_time() {
+        let (server, seen) = serve_ingest(0).await;
+        let mut plan = plan(&server.url(), 3_000);
+        // Batches are due at 0, 100 and 200 ms.
+        plan.events_per_s = Some(10_000.0);
+        let outcome = fill(plan).await.unwrap();
+        assert_eq!(outcome.events_accepted, 3_000);
+        assert_eq!(seen.requests.load(Ordering::SeqCst), 3);
+        assert!(
+            outcome.elapsed >= Duration::from_millis(200),
+            "{:?}",
+            outcome.elapsed
+        );
     }
 
     #[tokio::test]

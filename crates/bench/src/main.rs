@@ -55,6 +55,8 @@ enum Command {
     /// Time hand-written DuckDB SQL for the same queries over a stopped server's database
     /// and compare its answers with a `query` report's.
     Raw(raw::RawArgs),
+    /// Run one SQL statement (or its EXPLAIN ANALYZE) over a stopped server's database.
+    Sql(raw::SqlArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -86,6 +88,7 @@ fn main() -> anyhow::Result<()> {
         Command::Fill(args) => runtime()?.block_on(fill::run(args)),
         Command::Query(args) => runtime()?.block_on(query::run(args)),
         Command::Raw(args) => raw::run(args),
+        Command::Sql(args) => raw::run_sql(args),
     }
 }
 

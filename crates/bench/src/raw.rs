@@ -34,6 +34,59 @@ const BREAKDOWN_LIMIT: usize = 10;
 /// Differences listed per mismatching query.
 const MAX_DIFFERENCES: usize = 3;
 
+/// Arguments of `sql`: one statement over a stopped server's database, for profiling.
+#[derive(Debug, clap::Args)]
+pub struct SqlArgs {
+    /// The stopped server's database, `<data-dir>/heartbeat.duckdb`; opened read-only.
+    #[arg(long)]
+    db: PathBuf,
+    /// DuckDB's memory limit, as the server's `--store-memory-limit`.
+    #[arg(long, default_value = "512MB")]
+    memory_limit: String,
+    /// Run it under EXPLAIN ANALYZE and print DuckDB's profile instead of the rows.
+    #[arg(long)]
+    explain: bool,
+    /// The statement (no parameters).
+    statement: String,
+}
+
+/// Runs one statement read-only and prints its rows tab-separated (or its profile).
+pub fn run_sql(args: SqlArgs) -> anyhow::Result<()> {
+    let connection = open_read_only(&args.db, &args.memory_limit)?;
+    let statement = match args.explain {
+        true => format!("EXPLAIN ANALYZE {}", args.statement),
+        false => args.statement,
+    };
+    let started = Instant::now();
+    let mut prepared = connection.prepare(&statement)?;
+    let mut rows = prepared.query([])?;
+    let mut lines = Vec::new();
+    while let Some(row) = rows.next()? {
+        let columns = row.as_ref().column_count();
+        let cells = (0..columns)
+            .map(|index| Ok(text_of(row.get::<_, DbValue>(index)?)))
+            .collect::<duckdb::Result<Vec<_>>>()?;
+        lines.push(match args.explain {
+            true => cells.last().cloned().unwrap_or_default(),
+            false => cells.join("\t"),
+        });
+    }
+    let elapsed = started.elapsed();
+    for line in lines {
+        println!("{line}");
+    }
+    eprintln!("{:.1} ms", elapsed.as_secs_f64() * 1000.0);
+    Ok(())
+}
+
+fn text_of(value: DbValue) -> String {
+    match value {
+        DbValue::Text(text) => text,
+        DbValue::Null => "NULL".to_string(),
+        other => number(other.clone()).map_or_else(|_| format!("{other:?}"), |v| v.to_string()),
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct RawArgs {
     /// The stopped server's database, `<data-dir>/heartbeat.duckdb`; opened read-only.
@@ -771,12 +824,9 @@ mod tests {
         assert_eq!(
             answer("goals"),
             [
-                row(&["Signup"], &[1.0, 0.0]),
-                row(&["pageview"], &[2.0, 3.0])
+                row(&["pageview"], &[2.0, 3.0]),
+                row(&["Signup"], &[1.0, 0.0])
             ]
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
         );
         assert_eq!(
             answer("sources"),
