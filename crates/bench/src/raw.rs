@@ -9,11 +9,15 @@
 //! `--runs` times; the report gives p50 and p95 and the ratio of the API's p50 to the raw one.
 //!
 //! The statements are what someone who knows the schema would write by hand, not a copy of
-//! the query compiler: visit metrics are sign-weighted sums over the collapsing `sessions` log
-//! (docs/decisions/0002) without collapsing per visit where the dimension never changes within
-//! a visit, and the exit page (which does change) comes from each visit's latest state
-//! (`arg_max(.., version)` over `sign = 1` rows). Days are UTC dates. So an answer that differs
-//! from the API's is a finding about one of the two: the table says so loudly.
+//! the query compiler, for the metrics as the API defines them: visitors are distinct
+//! visitors with an event in the range (by the visit's attributes, which every event carries),
+//! except for entry and exit pages (visitors of the visits that started in the range); visits
+//! are those that started in the range. Visit metrics are sign-weighted sums over the
+//! collapsing `sessions` log (docs/decisions/0002), without collapsing per visit where the
+//! attribute is the visit's first event's; entry and exit pages, which can change as a visit
+//! grows, come from each visit's latest state (`arg_max(.., version)` over `sign = 1` rows).
+//! Days are UTC dates. An answer that differs from the API's is a finding about one of the
+//! two: the table says so loudly.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -582,8 +586,10 @@ fn breakdown_sql(spec: &QuerySpec, dimension: &str, filter: &str) -> anyhow::Res
             "SELECT name AS d, {} FROM events WHERE {EVENTS_IN_RANGE}{filter} {tail}",
             metrics(&event_metric)?
         )),
-        // The exit page changes as a visit grows: each visit's latest state.
-        "visit:exit_page" => {
+        // Entry and exit pages can change as a visit grows (a late event that is earlier
+        // than the visit's first one changes its entry page): each visit's latest state.
+        "visit:entry_page" | "visit:exit_page" => {
+            let column = &dimension["visit:".len()..];
             let latest_metric = |metric: &str| -> anyhow::Result<&'static str> {
                 Ok(match metric {
                     "visitors" => "count(DISTINCT visitor_id)",
@@ -595,7 +601,7 @@ fn breakdown_sql(spec: &QuerySpec, dimension: &str, filter: &str) -> anyhow::Res
             };
             Ok(format!(
                 "WITH latest AS (SELECT session_id, arg_max(visitor_id, version) AS visitor_id, \
-                 arg_max(exit_page, version) AS d, arg_max(bounce, version) AS bounce, \
+                 arg_max({column}, version) AS d, arg_max(bounce, version) AS bounce, \
                  arg_max(duration_s, version) AS duration_s FROM sessions \
                  WHERE {VISITS_IN_RANGE} AND sign = 1{filter} GROUP BY session_id) \
                  SELECT d, {} FROM latest {tail}",
@@ -603,31 +609,38 @@ fn breakdown_sql(spec: &QuerySpec, dimension: &str, filter: &str) -> anyhow::Res
             ))
         }
         _ => {
-            // Attributes fixed for the whole visit: sign-weighted sums per value.
+            // Attributes of the visit's first event, stamped on all its events: visitors are
+            // those with an event in the range (from `events`), visits those that started in
+            // it, with sign-weighted sums over the visit log (no collapsing per visit).
             let column = visit_column(dimension)
                 .with_context(|| format!("no raw SQL for dimension {dimension}"))?;
             let visit_metric = |metric: &str| -> anyhow::Result<&'static str> {
                 Ok(match metric {
-                    "visitors" => "count(DISTINCT visitor_id)",
-                    "visits" => "sum(sign)",
-                    "bounce_rate" => "round(100 * sum(sign * bounce) / sum(sign))",
-                    "visit_duration" => "round(sum(sign * duration_s) / sum(sign))",
+                    "visitors" => "coalesce(e.visitors, 0)",
+                    "visits" => "coalesce(s.visits, 0)",
+                    "bounce_rate" => "coalesce(round(100 * s.bounces / nullif(s.visits, 0)), 0)",
+                    "visit_duration" => {
+                        "coalesce(round(s.duration_s / nullif(s.visits, 0)), 0)"
+                    }
                     other => return Err(unsupported(other)),
                 })
             };
             Ok(format!(
-                "SELECT {column} AS d, {} FROM sessions WHERE {VISITS_IN_RANGE}{filter} \
-                 GROUP BY d HAVING sum(sign) > 0 ORDER BY m{order} DESC, d LIMIT {BREAKDOWN_LIMIT}",
+                "WITH e AS (SELECT {column} AS d, count(DISTINCT visitor_id) AS visitors FROM events \
+                 WHERE {EVENTS_IN_RANGE}{filter} GROUP BY d), \
+                 s AS (SELECT {column} AS d, {VISIT_SUMS} FROM sessions \
+                 WHERE {VISITS_IN_RANGE}{filter} GROUP BY d HAVING sum(sign) > 0) \
+                 SELECT coalesce(e.d, s.d) AS d, {} FROM e FULL JOIN s ON e.d = s.d \
+                 ORDER BY m{order} DESC, d LIMIT {BREAKDOWN_LIMIT}",
                 metrics(&visit_metric)?
             ))
         }
     }
 }
 
-/// The column of a visit dimension that both `events` and `sessions` have.
+/// The column of a visit attribute that both `events` and `sessions` have.
 fn visit_column(dimension: &str) -> Option<&'static str> {
     Some(match dimension {
-        "visit:entry_page" => "entry_page",
         "visit:source" => "referrer_source",
         "visit:channel" => "channel",
         "visit:utm_source" => "utm_source",
@@ -646,7 +659,6 @@ fn filter_sql(filter: Option<Filter>) -> anyhow::Result<String> {
         return Ok(String::new());
     };
     let column = visit_column(filter.dimension)
-        .filter(|column| *column != "entry_page")
         .with_context(|| format!("no raw SQL for a filter on {}", filter.dimension))?;
     ensure!(
         filter.operator == "is",
@@ -763,7 +775,13 @@ mod tests {
     }
 
     fn answer(name: &str) -> Vec<AnswerRow> {
+        answer_with("", name)
+    }
+
+    /// The answer to `name` after running `extra` statements on the test database.
+    fn answer_with(extra: &str, name: &str) -> Vec<AnswerRow> {
         let connection = database();
+        connection.execute_batch(extra).unwrap();
         let spec = DASHBOARD_QUERIES.iter().find(|s| s.name == name).unwrap();
         let site = store_site_id(&connection, "example.com").unwrap();
         let range: Vec<String> = RANGE.iter().map(|t| t.to_string()).collect();
@@ -837,6 +855,45 @@ mod tests {
         );
         assert_eq!(answer("prop_plan"), [row(&["pro"], &[1.0, 0.0])]);
         assert_eq!(answer("countries"), [row(&[""], &[2.0, 2.0, 50.0])]);
+    }
+
+    #[test]
+    fn visitors_of_a_source_are_those_with_events_in_the_range() {
+        // Visitor 10's visit from bing.com started before the range and goes on inside it:
+        // a visitor of bing.com in the range, but not a visit that started in it.
+        let extra = "
+            INSERT INTO events VALUES
+                ('s1', 'pageview', '2023-12-31 23:50:00', 10, 5, '/a', 'bing.com', 'Referral', '', '', '', '', ''),
+                ('s1', 'pageview', '2024-01-01 00:05:00', 10, 5, '/b', 'bing.com', 'Referral', '', '', '', '', '');
+            INSERT INTO sessions VALUES
+                ('s1', 5, 10, 1, 1, '2023-12-31 23:50:00', 900, 2, 0, '/a', '/b', 'bing.com', 'Referral', '', '', '', '', '');
+        ";
+        assert_eq!(
+            answer_with(extra, "sources"),
+            [
+                row(&["Direct / None"], &[1.0, 1.0, 100.0]),
+                row(&["Google"], &[1.0, 1.0, 0.0]),
+                row(&["bing.com"], &[1.0, 0.0, 0.0])
+            ]
+        );
+        assert_eq!(answer_with(extra, "entry_pages"), answer("entry_pages"));
+    }
+
+    #[test]
+    fn entry_pages_follow_a_late_event_that_moves_the_start() {
+        // A late event before visit 2's first one makes /z its entry page.
+        let extra = "
+            INSERT INTO sessions VALUES
+                ('s1', 2, 8, -1, 1, '2024-01-02 09:00:00', 0, 1, 1, '/a', '/a', 'Direct / None', 'Direct', '', '', 'Safari', 'iOS', 'Mobile'),
+                ('s1', 2, 8, 1, 2, '2024-01-02 08:59:00', 60, 2, 0, '/z', '/a', 'Direct / None', 'Direct', '', '', 'Safari', 'iOS', 'Mobile');
+        ";
+        assert_eq!(
+            answer_with(extra, "entry_pages"),
+            [
+                row(&["/a"], &[1.0, 1.0, 0.0]),
+                row(&["/z"], &[1.0, 1.0, 0.0])
+            ]
+        );
     }
 
     #[test]
