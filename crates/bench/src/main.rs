@@ -1,11 +1,14 @@
 //! `heartbeat-bench`: the benchmark tool. It talks to a running Heartbeat server over HTTP
-//! only and depends on no other crate of the workspace.
+//! only, except `raw`, which reads a stopped server's DuckDB file; it depends on no other
+//! crate of the workspace.
 //!
 //! Subcommands: `generate` writes a synthetic data set as NDJSON (`generator.rs`, format in
 //! `event.rs`); `load` drives the ingest endpoints and reports throughput and latency
 //! (`load.rs`); `fill` loads a data set through the batch endpoint for query benchmarks
-//! (`fill.rs`); `query` times the dashboard's queries (`query.rs`). Request bodies are in
-//! `wire.rs`, the HTTP client in `client.rs`, reports in `report.rs`.
+//! (`fill.rs`); `query` times the dashboard's queries (`query.rs`); `raw` times hand-written
+//! DuckDB SQL for the same answers over a stopped server's database, read-only, and checks
+//! the answers agree (`raw.rs`). Request bodies are in `wire.rs`, the HTTP client in
+//! `client.rs`, reports in `report.rs`.
 
 mod client;
 mod event;
@@ -13,6 +16,7 @@ mod fill;
 mod generator;
 mod load;
 mod query;
+mod raw;
 mod report;
 mod server_memory;
 #[cfg(test)]
@@ -48,6 +52,11 @@ enum Command {
     Fill(fill::FillArgs),
     /// Time the dashboard's queries against the Stats API.
     Query(query::QueryArgs),
+    /// Time hand-written DuckDB SQL for the same queries over a stopped server's database
+    /// and compare its answers with a `query` report's.
+    Raw(raw::RawArgs),
+    /// Run one SQL statement (or its EXPLAIN ANALYZE) over a stopped server's database.
+    Sql(raw::SqlArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -78,6 +87,8 @@ fn main() -> anyhow::Result<()> {
         Command::Load(args) => runtime()?.block_on(load::run(args)),
         Command::Fill(args) => runtime()?.block_on(fill::run(args)),
         Command::Query(args) => runtime()?.block_on(query::run(args)),
+        Command::Raw(args) => raw::run(args),
+        Command::Sql(args) => raw::run_sql(args),
     }
 }
 

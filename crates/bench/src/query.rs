@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use crate::client::{Connection, Target};
 use crate::report::{latency_histogram, write_json, QueryReport, QueryResult};
+use crate::server_memory::MemorySampler;
 
 pub const QUERY_PATH: &str = "/api/v2/query";
 /// Characters of an error body kept in the report.
@@ -41,14 +42,18 @@ pub struct QueryArgs {
     /// Date range of every query.
     #[arg(long, default_value = "30d")]
     date_range: String,
-    /// Also write the report as JSON to this file.
+    /// PID of the server, to report its peak RSS while the queries run (Linux /proc).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Also write the report as JSON to this file (with each query's answer, which `raw`
+    /// compares with its own).
     #[arg(long)]
     json: Option<PathBuf>,
 }
 
 /// How a query groups its answer.
 #[derive(Debug, Clone, Copy)]
-enum Shape {
+pub enum Shape {
     /// One row of totals (the top stats).
     Aggregate,
     /// One row per day.
@@ -59,22 +64,22 @@ enum Shape {
 
 /// A `[operator, dimension, values]` filter.
 #[derive(Debug, Clone, Copy)]
-struct Filter {
-    operator: &'static str,
-    dimension: &'static str,
-    values: &'static [&'static str],
+pub struct Filter {
+    pub operator: &'static str,
+    pub dimension: &'static str,
+    pub values: &'static [&'static str],
 }
 
 /// One dashboard query.
 #[derive(Debug, Clone, Copy)]
-struct QuerySpec {
-    name: &'static str,
-    metrics: &'static [&'static str],
-    shape: Shape,
-    filter: Option<Filter>,
+pub struct QuerySpec {
+    pub name: &'static str,
+    pub metrics: &'static [&'static str],
+    pub shape: Shape,
+    pub filter: Option<Filter>,
 }
 
-const TOP_STATS_METRICS: &[&str] = &[
+pub const TOP_STATS_METRICS: &[&str] = &[
     "visitors",
     "visits",
     "pageviews",
@@ -83,13 +88,16 @@ const TOP_STATS_METRICS: &[&str] = &[
     "visit_duration",
 ];
 /// Metrics of breakdowns by an event dimension.
-const EVENT_METRICS: &[&str] = &["visitors", "pageviews"];
+pub const EVENT_METRICS: &[&str] = &["visitors", "pageviews"];
 /// Metrics of breakdowns by a visit dimension.
-const VISIT_METRICS: &[&str] = &["visitors", "visits", "bounce_rate"];
+pub const VISIT_METRICS: &[&str] = &["visitors", "visits", "bounce_rate"];
+/// Visits from Google. The server names a source by the referrer's host today
+/// (`google.com`); Plausible names it `Google`: either matches, so the filter keeps selecting
+/// the same visits when source naming lands.
 const FROM_GOOGLE: Filter = Filter {
     operator: "is",
     dimension: "visit:source",
-    values: &["Google"],
+    values: &["Google", "google.com"],
 };
 
 const fn query(name: &'static str, metrics: &'static [&'static str], shape: Shape) -> QuerySpec {
@@ -113,7 +121,7 @@ const TOP_STATS: QuerySpec = query("top_stats", TOP_STATS_METRICS, Shape::Aggreg
 const PAGES: QuerySpec = query("pages", EVENT_METRICS, Shape::Breakdown("event:page"));
 
 /// The queries a dashboard load sends.
-const DASHBOARD_QUERIES: &[QuerySpec] = &[
+pub const DASHBOARD_QUERIES: &[QuerySpec] = &[
     TOP_STATS,
     query("timeseries_day", TOP_STATS_METRICS, Shape::TimeSeries),
     PAGES,
@@ -184,6 +192,7 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
     let authorization = HeaderValue::from_str(&format!("Bearer {}", args.api_key))
         .context("API key is not a header value")?;
     let mut connection = Connection::new(Target::parse(&args.url)?);
+    let sampler = args.server_pid.map(MemorySampler::start);
     let mut queries = Vec::with_capacity(DASHBOARD_QUERIES.len());
     for spec in DASHBOARD_QUERIES {
         let body = spec.body(&args.site_id, &args.date_range);
@@ -199,11 +208,16 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
         );
         queries.push(result);
     }
+    let server_memory = match sampler {
+        Some(sampler) => Some(sampler.finish().await),
+        None => None,
+    };
     let report = QueryReport {
         url: args.url,
         site_id: args.site_id,
         runs_per_query: args.runs,
         queries,
+        server_memory,
     };
     print!("{}", report.to_table());
     if let Some(path) = &args.json {
@@ -228,6 +242,8 @@ async fn measure(
         p95_ms: None,
         rows: None,
         error: None,
+        answer: None,
+        date_range: None,
     };
     let mut latency_us = latency_histogram();
     for run in 0..=runs {
@@ -244,7 +260,13 @@ async fn measure(
         match answer {
             Ok(response) if response.status == StatusCode::OK => {
                 if run == 0 {
-                    result.rows = result_rows(&response.body);
+                    let answer: Value = serde_json::from_slice(&response.body).unwrap_or_default();
+                    result.rows = answer["results"].as_array().map(Vec::len);
+                    result.date_range =
+                        answer["query"]["date_range"].as_array().and_then(|range| {
+                            range.iter().map(|t| t.as_str().map(String::from)).collect()
+                        });
+                    result.answer = Some(answer["results"].clone());
                 } else {
                     latency_us
                         .saturating_record(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
@@ -268,12 +290,6 @@ async fn measure(
         result.p95_ms = Some(latency_us.value_at_quantile(0.95) as f64 / 1000.0);
     }
     result
-}
-
-/// Number of rows in a Stats API answer's `results`.
-fn result_rows(body: &[u8]) -> Option<usize> {
-    let answer: Value = serde_json::from_slice(body).ok()?;
-    answer["results"].as_array().map(Vec::len)
 }
 
 #[cfg(test)]
@@ -330,7 +346,7 @@ mod tests {
                 "metrics": ["visitors", "pageviews"],
                 "dimensions": ["event:page"], "order_by": [["visitors", "desc"]],
                 "pagination": {"limit": 10},
-                "filters": [["is", "visit:source", ["Google"]]]}),
+                "filters": [["is", "visit:source", ["Google", "google.com"]]]}),
         );
     }
 

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A latency histogram in microseconds, up to one hour, three significant digits.
 pub fn latency_histogram() -> Histogram<u64> {
@@ -70,7 +70,7 @@ impl ErrorCounts {
 }
 
 /// Memory of the server process during the run, from `/proc/PID/status`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerMemory {
     pub pid: u32,
     /// Highest VmRSS seen by sampling every 100 ms.
@@ -167,7 +167,7 @@ impl LoadReport {
 }
 
 /// The outcome of one dashboard query.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QueryResult {
     pub name: String,
     /// Timed runs that completed (the warm-up is not counted).
@@ -178,15 +178,22 @@ pub struct QueryResult {
     pub rows: Option<usize>,
     /// Why the query stopped: HTTP status and body, or a connection failure.
     pub error: Option<String>,
+    /// The warm-up answer's `results`, for `raw` to compare with the raw engine's.
+    pub answer: Option<serde_json::Value>,
+    /// The range the server resolved the query to, as it echoes it (`query.date_range`):
+    /// first and last instant, RFC 3339 in the site's time zone.
+    pub date_range: Option<Vec<String>>,
 }
 
 /// Everything a `query` run measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QueryReport {
     pub url: String,
     pub site_id: String,
     pub runs_per_query: u64,
     pub queries: Vec<QueryResult>,
+    /// Memory of the server while the queries ran.
+    pub server_memory: Option<ServerMemory>,
 }
 
 impl QueryReport {
