@@ -194,7 +194,12 @@ struct Sender<'a> {
     ip: Option<IpAddr>,
     /// The parsed user agent when it describes the visitor.
     agent: Option<Arc<Agent>>,
-    bot: Option<BotKind>,
+}
+
+impl Sender<'_> {
+    fn bot(&self) -> Option<BotKind> {
+        self.agent.as_ref().and_then(|agent| agent.bot)
+    }
 }
 
 fn now_ms() -> i64 {
@@ -300,7 +305,7 @@ impl Ingestor {
                 client,
                 from_browser,
             );
-            let request_drop = match sender.bot {
+            let request_drop = match sender.bot() {
                 _ if from_browser && sender.user_agent.is_empty() => {
                     Some(DropReason::MissingUserAgent)
                 }
@@ -348,7 +353,6 @@ impl Ingestor {
         Sender {
             user_agent,
             ip: forwarded_ip.or(client.ip),
-            bot: agent.as_ref().and_then(|a| a.bot),
             agent,
         }
     }

@@ -302,6 +302,27 @@ fn sort(rows: &mut [ResultRow], query: &Query) {
 }
 
 impl QueryResult {
+    /// A time series with every bucket of `time_labels` (a query over one time dimension
+    /// with `include.time_labels`): each label with its metrics, zeros where no row has it.
+    pub fn series(&self, metric_count: usize) -> Vec<(&str, Vec<Value>)> {
+        let rows: HashMap<&str, &Vec<Value>> = self
+            .results
+            .iter()
+            .map(|row| (row.dimensions[0].as_str(), &row.metrics))
+            .collect();
+        self.time_labels
+            .iter()
+            .flatten()
+            .map(|label| {
+                let metrics = match rows.get(label.as_str()) {
+                    Some(metrics) => (*metrics).clone(),
+                    None => vec![json!(0); metric_count],
+                };
+                (label.as_str(), metrics)
+            })
+            .collect()
+    }
+
     /// The Plausible v2 response body.
     pub fn to_json(&self, query: &Query, request: &Value) -> Value {
         let start =

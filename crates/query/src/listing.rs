@@ -30,6 +30,22 @@ pub struct EventListing {
     pub after: Option<Cursor>,
 }
 
+impl EventListing {
+    /// The newest `limit` events of a site, unfiltered.
+    pub fn new(site_id: SiteId, limit: usize) -> EventListing {
+        EventListing {
+            site_id,
+            names: Vec::new(),
+            prop: None,
+            event_id: None,
+            start_ms: None,
+            end_ms: None,
+            limit,
+            after: None,
+        }
+    }
+}
+
 /// A position in the newest-first order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
@@ -222,14 +238,10 @@ mod tests {
     #[test]
     fn listing_binds_every_value() {
         let sql = listing_sql(&EventListing {
-            site_id: SiteId::from("a.com"),
             names: vec!["x'); DROP TABLE events; --".into()],
             prop: Some(("source".into(), "web".into())),
-            event_id: None,
             start_ms: Some(0),
-            end_ms: None,
-            limit: 10,
-            after: None,
+            ..EventListing::new(SiteId::from("a.com"), 10)
         });
         assert!(!sql.text.contains("DROP"));
         assert_eq!(sql.params.len(), 7);

@@ -17,6 +17,21 @@ pub enum BotKind {
     Headless,
 }
 
+/// Lower-case tokens checked before the isbot list: program-driven browsers, and page-speed
+/// and screenshot services isbot lets through (found with the crawler-user-agents corpus,
+/// `tests/user_agents.rs`).
+const EXTRA_TOKENS: [(&str, BotKind); 9] = [
+    ("headless", BotKind::Headless),
+    ("phantomjs", BotKind::Headless),
+    ("selenium", BotKind::Headless),
+    ("puppeteer", BotKind::Headless),
+    ("playwright", BotKind::Headless),
+    ("gtmetrix", BotKind::Crawler),
+    ("miniature.io", BotKind::Crawler),
+    (" ylt ", BotKind::Crawler),
+    ("turingos", BotKind::Crawler),
+];
+
 /// `isbot`'s patterns, matched case-insensitively. Most run in one `RegexSet`; the few that
 /// need look-around (unsupported by the `regex` crate) run one by one with `fancy-regex`.
 pub struct BotPatterns {
@@ -53,25 +68,8 @@ impl BotPatterns {
 
     pub fn classify(&self, user_agent: &str) -> Option<BotKind> {
         let lower = user_agent.to_ascii_lowercase();
-        if [
-            "headless",
-            "phantomjs",
-            "selenium",
-            "puppeteer",
-            "playwright",
-        ]
-        .iter()
-        .any(|token| lower.contains(token))
-        {
-            return Some(BotKind::Headless);
-        }
-        // Page-speed and screenshot services that isbot lets through (found with the
-        // crawler-user-agents corpus, `tests/user_agents.rs`).
-        if ["gtmetrix", "miniature.io", " ylt ", "turingos"]
-            .iter()
-            .any(|token| lower.contains(token))
-        {
-            return Some(BotKind::Crawler);
+        if let Some((_, kind)) = EXTRA_TOKENS.iter().find(|(token, _)| lower.contains(token)) {
+            return Some(*kind);
         }
         let matched = self.set.is_match(user_agent)
             || self

@@ -174,19 +174,11 @@ pub(crate) async fn timeseries(
     let query = json!({"site_id": site.id, "date_range": range, "metrics": ["events", "visitors", "pageviews"],
         "dimensions": [dimension], "include": {"time_labels": true}, "pagination": {"limit": 10000}});
     let (_, result) = run_query(&app, &caller.0, &query).await?;
-    let rows: std::collections::HashMap<&str, &Vec<Value>> = result
-        .results
-        .iter()
-        .map(|row| (row.dimensions[0].as_str(), &row.metrics))
-        .collect();
     let points: Vec<Value> = result
-        .time_labels
-        .iter()
-        .flatten()
-        .map(|label| {
-            let m = rows.get(label.as_str());
-            let at = |i: usize| m.map_or(json!(0), |m| m[i].clone());
-            json!({"time": label, "events": at(0), "unique_users": at(1), "page_views": at(2)})
+        .series(3)
+        .into_iter()
+        .map(|(label, m)| {
+            json!({"time": label, "events": m[0], "unique_users": m[1], "page_views": m[2]})
         })
         .collect();
     Ok(Json(json!(points)))
@@ -212,16 +204,7 @@ pub(crate) async fn recent(
     UrlQuery(params): UrlQuery<Params>,
 ) -> Result<Json<Value>, ApiError> {
     let site = read_site(&app, &caller.0, params.site_id.as_deref())?;
-    let listing = EventListing {
-        site_id: site.id,
-        names: Vec::new(),
-        prop: None,
-        event_id: None,
-        start_ms: None,
-        end_ms: None,
-        limit: params.limit.unwrap_or(20),
-        after: None,
-    };
+    let listing = EventListing::new(site.id, params.limit.unwrap_or(20));
     let page = list_events(&listing, app.store.as_ref()).await?;
     let events: Vec<Value> = page
         .events

@@ -217,14 +217,8 @@ pub(crate) async fn one(
 ) -> Result<Json<Value>, ApiError> {
     let site = read_site(&app, &caller.0, params.site_id.as_deref())?;
     let listing = EventListing {
-        site_id: site.id,
-        names: Vec::new(),
-        prop: None,
         event_id: Some(id.clone()),
-        start_ms: None,
-        end_ms: None,
-        limit: 1,
-        after: None,
+        ..EventListing::new(site.id, 1)
     };
     let page = list_events(&listing, app.store.as_ref()).await?;
     let event = page
@@ -385,23 +379,10 @@ pub(crate) async fn metrics(
     }
     let (_, result) = run_query(&app, &caller.0, &query).await?;
     // Every bucket of the range, empty ones as zeros.
-    let by_bucket: std::collections::HashMap<&str, &heartbeat_query::ResultRow> = result
-        .results
-        .iter()
-        .map(|row| (row.dimensions[0].as_str(), row))
-        .collect();
     let data: Vec<Value> = result
-        .time_labels
-        .iter()
-        .flatten()
-        .map(|label| {
-            let row = by_bucket.get(label.as_str());
-            json!({
-                "timestamp": label,
-                "count": row.map_or(json!(0), |r| r.metrics[0].clone()),
-                "uniqueUsers": row.map_or(json!(0), |r| r.metrics[1].clone()),
-            })
-        })
+        .series(2)
+        .into_iter()
+        .map(|(label, m)| json!({"timestamp": label, "count": m[0], "uniqueUsers": m[1]}))
         .collect();
     Ok(Json(json!({
         "success": true,
