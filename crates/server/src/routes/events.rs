@@ -49,32 +49,26 @@ pub(crate) fn iso(ms: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// A time bound given as an RFC 3339 date-time or a date (its midnight UTC; an end date
-/// includes its whole day).
-fn time_bound(field: &str, text: Option<&str>, end: bool) -> Result<Option<i64>, ApiError> {
+/// A time bound given as an RFC 3339 date-time or a date, read as the query engine reads
+/// `date_range` (a date is the site's local day; an end date includes its whole day).
+fn time_bound(
+    site: &Site,
+    field: &str,
+    text: Option<&str>,
+    end: bool,
+) -> Result<Option<i64>, ApiError> {
     let Some(text) = text.filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Ok(Some(t.timestamp_millis() + i64::from(end)));
-    }
-    if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        let date = if end {
-            date.succ_opt().unwrap_or(date)
-        } else {
-            date
-        };
-        return Ok(Some(
-            date.and_hms_opt(0, 0, 0)
-                .unwrap_or_default()
-                .and_utc()
-                .timestamp_millis(),
-        ));
-    }
-    Err(ApiError::invalid(vec![FieldError::new(
-        field,
-        format!("{field} must be an ISO 8601 date or date-time"),
-    )]))
+    let tz: heartbeat_query::TimeZone = site.timezone.parse().unwrap_or_default();
+    let range =
+        heartbeat_query::resolve_range(None, Some((text, text)), tz, 0, 0).map_err(|_| {
+            ApiError::invalid(vec![FieldError::new(
+                field,
+                format!("{field} must be an ISO 8601 date or date-time"),
+            )])
+        })?;
+    Ok(Some(if end { range.end_ms } else { range.start_ms }))
 }
 
 /// The v2 `date_range` for optional start and end dates (default: the last 30 days).
@@ -174,8 +168,8 @@ pub(crate) async fn list(
             .filter(|s| !s.is_empty())
             .map(|s| ("source".to_owned(), s)),
         event_id: None,
-        start_ms: time_bound("startTime", params.start_time.as_deref(), false)?,
-        end_ms: time_bound("endTime", params.end_time.as_deref(), true)?,
+        start_ms: time_bound(&site, "startTime", params.start_time.as_deref(), false)?,
+        end_ms: time_bound(&site, "endTime", params.end_time.as_deref(), true)?,
         limit,
         after,
     };
