@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 
 use crate::compile::{compile, Plan};
 use crate::model::{Dimension, Metric, Order, Query, TimeGrain};
-use crate::sql::{Row, RunError, SqlRunner, SqlValue};
-use crate::time::bucket_labels;
+use crate::sql::{Row, RunError, Sql, SqlRunner, SqlValue};
+use crate::time::{bucket_label, bucket_labels};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ResultRow {
@@ -64,6 +64,14 @@ fn cell_text(value: &SqlValue) -> String {
         SqlValue::UInt(v) => v.to_string(),
         SqlValue::Float(v) => v.to_string(),
         SqlValue::TimestampMs(v) => v.to_string(),
+    }
+}
+
+/// The text of a dimension's cell: time buckets arrive as timestamps and become labels.
+fn dimension_text(dimension: &Dimension, value: &SqlValue) -> String {
+    match (dimension, value) {
+        (Dimension::Time(grain), SqlValue::TimestampMs(ms)) => bucket_label(*ms, *grain),
+        _ => cell_text(value),
     }
 }
 
@@ -203,20 +211,37 @@ async fn all_rows(query: &Query, runner: &dyn SqlRunner) -> Result<Vec<ResultRow
     let mut totals: HashMap<Vec<String>, Totals> = HashMap::new();
     let mut merge = |rows: Vec<Row>, apply: &dyn Fn(&mut Totals, &[SqlValue])| {
         for row in rows {
-            let key: Vec<String> = row[..width].iter().map(cell_text).collect();
+            let key: Vec<String> = query
+                .dimensions
+                .iter()
+                .zip(&row[..width])
+                .map(|(dimension, value)| dimension_text(dimension, value))
+                .collect();
             apply(totals.entry(key).or_default(), &row[width..]);
         }
     };
-    if let Some(sql) = plan.events.clone() {
-        merge(runner.run(sql).await?, &|t, c| {
+    // The statements read different tables: run them at once on the store's pool.
+    let run = |sql: Option<Sql>| async move {
+        match sql {
+            Some(sql) => runner.run(sql).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let (events, sessions, time_on_page) = futures::try_join!(
+        run(plan.events.clone()),
+        run(plan.sessions.clone()),
+        run(plan.time_on_page.clone())
+    )?;
+    if let Some(rows) = events {
+        merge(rows, &|t, c| {
             t.event_visitors = c[0].as_f64();
             t.event_pageviews = c[1].as_f64();
             t.event_events = c[2].as_f64();
             t.event_visits = c[3].as_f64();
         });
     }
-    if let Some(sql) = plan.sessions.clone() {
-        merge(runner.run(sql).await?, &|t, c| {
+    if let Some(rows) = sessions {
+        merge(rows, &|t, c| {
             t.session_visitors = c[0].as_f64();
             t.session_visits = c[1].as_f64();
             t.bounces = c[2].as_f64();
@@ -225,8 +250,8 @@ async fn all_rows(query: &Query, runner: &dyn SqlRunner) -> Result<Vec<ResultRow
             t.session_events = c[5].as_f64();
         });
     }
-    if let Some(sql) = plan.time_on_page.clone() {
-        merge(runner.run(sql).await?, &|t, c| {
+    if let Some(rows) = time_on_page {
+        merge(rows, &|t, c| {
             t.page_seconds = c[0].as_f64();
             t.page_views_timed = c[1].as_f64();
         });

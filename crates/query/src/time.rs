@@ -107,6 +107,21 @@ pub fn resolve_range(
 /// Every time bucket's label in `range` for `grain`, in `tz`, in order, as the SQL
 /// labels them (`YYYY-MM-DD HH:00:00` for hours, the first day otherwise; weeks start on
 /// Monday). Buckets without data are included: Plausible's `time_labels`.
+/// The label of the bucket starting at `local_ms` (local wall-clock time written as UTC
+/// milliseconds, as `date_trunc` over [`local_time_sql`] returns it), as
+/// [`bucket_labels`] writes it.
+pub fn bucket_label(local_ms: i64, grain: TimeGrain) -> String {
+    let at = Utc
+        .timestamp_millis_opt(local_ms)
+        .single()
+        .unwrap_or_default()
+        .naive_utc();
+    match grain {
+        TimeGrain::Hour => at.format("%Y-%m-%d %H:00:00").to_string(),
+        TimeGrain::Day | TimeGrain::Week | TimeGrain::Month => at.format("%Y-%m-%d").to_string(),
+    }
+}
+
 pub fn bucket_labels(range: DateRange, tz: Tz, grain: TimeGrain) -> Vec<String> {
     let local = |ms: i64| {
         Utc.timestamp_millis_opt(ms)
