@@ -27,6 +27,9 @@ impl SqlRunner for FaultyStore {
     fn dialect(&self) -> Dialect {
         self.inner.dialect()
     }
+    fn has_rollups(&self) -> bool {
+        self.inner.has_rollups()
+    }
     async fn run(&self, sql: Sql) -> Result<Vec<Row>, RunError> {
         self.inner.run(sql).await
     }

@@ -64,6 +64,7 @@ fn cell_text(value: &SqlValue) -> String {
         SqlValue::UInt(v) => v.to_string(),
         SqlValue::Float(v) => v.to_string(),
         SqlValue::TimestampMs(v) => v.to_string(),
+        SqlValue::Blob(_) => String::new(),
     }
 }
 
@@ -209,6 +210,61 @@ async fn all_rows(query: &Query, runner: &dyn SqlRunner) -> Result<Vec<ResultRow
     let plan = compile(query);
     let width = query.dimensions.len();
     let mut totals: HashMap<Vec<String>, Totals> = HashMap::new();
+    if runner.has_rollups() && crate::rollup::answerable(query) {
+        for (key, sums) in crate::rollup::read(query, runner).await? {
+            let t = totals.entry(key).or_default();
+            t.event_visitors = sums.visitors.estimate() as f64;
+            t.event_pageviews = sums.pageviews as f64;
+            t.event_events = sums.events as f64;
+            t.session_visits = sums.visits as f64;
+            t.bounces = sums.bounces as f64;
+            t.duration_s = sums.duration_s as f64;
+            t.session_pageviews = sums.visit_pageviews as f64;
+            t.session_events = sums.visit_events as f64;
+        }
+    } else {
+        run_statements(&plan, query, runner, &mut totals).await?;
+    }
+    if width == 0 && totals.is_empty() {
+        totals.insert(Vec::new(), Totals::default());
+    }
+    // Percentage: each row's visitors over all visitors of the same filters.
+    let all_visitors = if query.metrics.contains(&Metric::Percentage) {
+        let everyone = Query {
+            metrics: vec![Metric::Visitors],
+            dimensions: Vec::new(),
+            order_by: Vec::new(),
+            comparison: None,
+            ..query.clone()
+        };
+        let rows = Box::pin(all_rows(&everyone, runner)).await?;
+        rows.first().map_or(0.0, |row| numeric(&row.metrics[0]))
+    } else {
+        0.0
+    };
+    Ok(totals
+        .into_iter()
+        .map(|(dimensions, t)| ResultRow {
+            metrics: query
+                .metrics
+                .iter()
+                .map(|m| metric_value(*m, &t, &plan, all_visitors))
+                .collect(),
+            dimensions,
+            comparison: None,
+        })
+        .collect())
+}
+
+/// Runs the compiled statements (at once: they read different tables, and the store's pool
+/// has connections to spare) and adds their rows to `totals`.
+async fn run_statements(
+    plan: &Plan,
+    query: &Query,
+    runner: &dyn SqlRunner,
+    totals: &mut HashMap<Vec<String>, Totals>,
+) -> Result<(), RunError> {
+    let width = query.dimensions.len();
     let mut merge = |rows: Vec<Row>, apply: &dyn Fn(&mut Totals, &[SqlValue])| {
         for row in rows {
             let key: Vec<String> = query
@@ -220,7 +276,6 @@ async fn all_rows(query: &Query, runner: &dyn SqlRunner) -> Result<Vec<ResultRow
             apply(totals.entry(key).or_default(), &row[width..]);
         }
     };
-    // The statements read different tables: run them at once on the store's pool.
     let run = |sql: Option<Sql>| async move {
         match sql {
             Some(sql) => runner.run(sql).await.map(Some),
@@ -256,35 +311,7 @@ async fn all_rows(query: &Query, runner: &dyn SqlRunner) -> Result<Vec<ResultRow
             t.page_views_timed = c[1].as_f64();
         });
     }
-    if width == 0 && totals.is_empty() {
-        totals.insert(Vec::new(), Totals::default());
-    }
-    // Percentage: each row's visitors over all visitors of the same filters.
-    let all_visitors = if query.metrics.contains(&Metric::Percentage) {
-        let everyone = Query {
-            metrics: vec![Metric::Visitors],
-            dimensions: Vec::new(),
-            order_by: Vec::new(),
-            comparison: None,
-            ..query.clone()
-        };
-        let rows = Box::pin(all_rows(&everyone, runner)).await?;
-        rows.first().map_or(0.0, |row| numeric(&row.metrics[0]))
-    } else {
-        0.0
-    };
-    Ok(totals
-        .into_iter()
-        .map(|(dimensions, t)| ResultRow {
-            metrics: query
-                .metrics
-                .iter()
-                .map(|m| metric_value(*m, &t, &plan, all_visitors))
-                .collect(),
-            dimensions,
-            comparison: None,
-        })
-        .collect())
+    Ok(())
 }
 
 fn sort(rows: &mut [ResultRow], query: &Query) {

@@ -10,6 +10,7 @@ mod engine;
 mod listing;
 mod model;
 mod parse;
+pub mod rollup;
 mod sql;
 mod time;
 

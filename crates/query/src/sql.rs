@@ -14,6 +14,7 @@ pub enum SqlValue {
     Text(String),
     /// UTC milliseconds since the Unix epoch.
     TimestampMs(i64),
+    Blob(Vec<u8>),
 }
 
 impl SqlValue {
@@ -24,7 +25,7 @@ impl SqlValue {
             SqlValue::Float(v) => *v,
             SqlValue::TimestampMs(v) => *v as f64,
             SqlValue::Bool(v) => f64::from(u8::from(*v)),
-            SqlValue::Null | SqlValue::Text(_) => 0.0,
+            SqlValue::Null | SqlValue::Text(_) | SqlValue::Blob(_) => 0.0,
         }
     }
 }
@@ -54,5 +55,8 @@ pub struct RunError {
 #[async_trait::async_trait]
 pub trait SqlRunner: Send + Sync {
     fn dialect(&self) -> Dialect;
+    /// Whether the store keeps the hourly `rollups` table ([`crate::rollup`]) in step with
+    /// its events, so the engine may answer from it. No default: a decorator must pass it on.
+    fn has_rollups(&self) -> bool;
     async fn run(&self, sql: Sql) -> Result<Vec<Row>, RunError>;
 }

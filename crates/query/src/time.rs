@@ -122,6 +122,29 @@ pub fn bucket_label(local_ms: i64, grain: TimeGrain) -> String {
     }
 }
 
+/// The label of the `grain` bucket that local wall-clock time `local_ms` (written as UTC
+/// milliseconds) falls in.
+pub fn truncate_label(local_ms: i64, grain: TimeGrain) -> String {
+    let at = Utc
+        .timestamp_millis_opt(local_ms)
+        .single()
+        .unwrap_or_default()
+        .naive_utc();
+    let date = at.date();
+    match grain {
+        TimeGrain::Hour => at.format("%Y-%m-%d %H:00:00").to_string(),
+        TimeGrain::Day => date.format("%Y-%m-%d").to_string(),
+        TimeGrain::Week => (date - Duration::days(date.weekday().num_days_from_monday() as i64))
+            .format("%Y-%m-%d")
+            .to_string(),
+        TimeGrain::Month => date
+            .with_day(1)
+            .expect("day 1")
+            .format("%Y-%m-%d")
+            .to_string(),
+    }
+}
+
 pub fn bucket_labels(range: DateRange, tz: Tz, grain: TimeGrain) -> Vec<String> {
     let local = |ms: i64| {
         Utc.timestamp_millis_opt(ms)

@@ -6,8 +6,10 @@
 //! `insert`), queries through a small pool of reader connections to the same database, so a
 //! long query never holds up inserts.
 
+mod rollups;
 mod schema;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +18,7 @@ use duckdb::{params, params_from_iter, Connection};
 use heartbeat_model::{
     ApiKey, ApiKeyScope, Event, Revenue, Session, Site, SiteId, VisitAttributes,
 };
+use heartbeat_query::rollup::{hour_of, Rollups};
 use heartbeat_query::{Dialect, Row, RunError, Sql, SqlRunner, SqlValue};
 use heartbeat_store::{Deleted, EventStore, InsertBatch, MetaStore, StoreError};
 
@@ -27,6 +30,8 @@ pub struct DuckDbStore {
 
 struct Inner {
     writer: Mutex<Connection>,
+    /// Recently written rollup hours (`rollups.rs`); used under the writer lock.
+    rollups: Mutex<rollups::RollupCache>,
     /// Idle reader connections; a query takes one or opens a new one.
     readers: Mutex<Vec<Connection>>,
 }
@@ -91,6 +96,7 @@ impl DuckDbStore {
         DuckDbStore {
             inner: Arc::new(Inner {
                 writer: Mutex::new(conn),
+                rollups: Mutex::new(rollups::RollupCache::default()),
                 readers: Mutex::new(Vec::new()),
             }),
         }
@@ -162,6 +168,10 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let applied: i64 = conn
         .query_row("SELECT count(*) FROM schema_version", [], |row| row.get(0))
         .map_err(unavailable)?;
+    let rollups_version = schema::MIGRATIONS
+        .iter()
+        .position(|m| m.contains("CREATE TABLE rollups"))
+        .unwrap_or(usize::MAX);
     for (index, migration) in schema::MIGRATIONS.iter().enumerate().skip(applied as usize) {
         let sql = format!(
             "BEGIN TRANSACTION; {migration}; INSERT INTO schema_version VALUES ({}); COMMIT;",
@@ -169,6 +179,13 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         );
         conn.execute_batch(&sql).map_err(unavailable)?;
         tracing::info!(version = index + 1, "applied duckdb migration");
+        if index == rollups_version {
+            let mut conn = conn.try_clone().map_err(unavailable)?;
+            let tx = conn.transaction().map_err(unavailable)?;
+            rollups::rebuild_all(&tx).map_err(unavailable)?;
+            tx.commit().map_err(unavailable)?;
+            tracing::info!("built the rollups of the stored events");
+        }
     }
     Ok(())
 }
@@ -256,8 +273,35 @@ fn append_events(
     Ok(())
 }
 
-fn insert_all(conn: &mut Connection, batch: &InsertBatch) -> duckdb::Result<()> {
+fn insert_all(
+    conn: &mut Connection,
+    batch: &InsertBatch,
+    cache: &Mutex<rollups::RollupCache>,
+) -> duckdb::Result<()> {
     let received_at = now_timestamp();
+    let mut changes = Rollups::default();
+    for event in &batch.events {
+        changes.add_event(event);
+    }
+    for row in &batch.sessions {
+        changes.add_visit(&row.session, row.sign);
+    }
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    let result = insert_with_rollups(conn, batch, &received_at, &mut cache, changes);
+    if result.is_err() {
+        cache.clear();
+    }
+    result
+}
+
+fn insert_with_rollups(
+    conn: &mut Connection,
+    batch: &InsertBatch,
+    received_at: &Value,
+    cache: &mut rollups::RollupCache,
+    changes: Rollups,
+) -> duckdb::Result<()> {
+    let received_at = received_at.clone();
     let tx = conn.transaction()?;
     append_events(&tx, &batch.events, &received_at)?;
     {
@@ -306,6 +350,7 @@ fn insert_all(conn: &mut Connection, batch: &InsertBatch) -> duckdb::Result<()> 
         "INSERT OR REPLACE INTO queue_checkpoint VALUES (1, ?)",
         params![batch.queue_position],
     )?;
+    rollups::apply(&tx, cache, changes)?;
     tx.commit()
 }
 
@@ -373,7 +418,8 @@ fn session_from_row(row: &duckdb::Row<'_>) -> duckdb::Result<Session> {
 #[async_trait::async_trait]
 impl EventStore for DuckDbStore {
     async fn insert(&self, batch: Arc<InsertBatch>) -> Result<(), StoreError> {
-        self.with_writer(move |conn| insert_all(conn, &batch).map_err(classify))
+        let inner = self.inner.clone();
+        self.with_writer(move |conn| insert_all(conn, &batch, &inner.rollups).map_err(classify))
             .await
     }
 
@@ -458,8 +504,14 @@ impl EventStore for DuckDbStore {
         while lower < before_ms {
             let upper = (lower + RETENTION_STEP_MS).min(before_ms);
             let site_id = site_id.clone();
+            let inner = self.inner.clone();
             let step = self
                 .with_writer(move |conn| {
+                    inner
+                        .rollups
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clear();
                     let tx = conn.transaction().map_err(unavailable)?;
                     let events = tx
                         .execute(
@@ -485,6 +537,14 @@ impl EventStore for DuckDbStore {
                         params![site_id, timestamp(upper)],
                     )
                     .map_err(unavailable)?;
+                    // Whole hours before the bound go; the hour it cuts is recounted.
+                    tx.execute(
+                        "DELETE FROM rollups WHERE site_id = ? AND hour_ms < ?",
+                        params![site_id, hour_of(upper)],
+                    )
+                    .map_err(unavailable)?;
+                    rollups::rebuild(&tx, Some(&SiteId(site_id.clone())), upper, upper + 1)
+                        .map_err(unavailable)?;
                     tx.commit().map_err(unavailable)?;
                     Ok(Deleted {
                         events: events as u64,
@@ -528,7 +588,8 @@ impl EventStore for DuckDbStore {
     }
 
     async fn import_events(&self, events: Vec<Event>) -> Result<u64, StoreError> {
-        self.with_writer(move |conn| import_all(conn, events).map_err(classify))
+        let inner = self.inner.clone();
+        self.with_writer(move |conn| import_all(conn, events, &inner.rollups).map_err(classify))
             .await
     }
 }
@@ -614,7 +675,13 @@ FROM events e JOIN import_sessions s ON e.site_id = s.site_id AND e.session_id =
 GROUP BY e.site_id, e.session_id;
 ";
 
-fn import_all(conn: &mut Connection, events: Vec<Event>) -> duckdb::Result<u64> {
+fn import_all(
+    conn: &mut Connection,
+    events: Vec<Event>,
+    cache: &Mutex<rollups::RollupCache>,
+) -> duckdb::Result<u64> {
+    // The rebuild below rewrites rollup hours behind the cache's back.
+    cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
     let tx = conn.transaction()?;
     tx.execute_batch(
         "CREATE TEMP TABLE IF NOT EXISTS import_ids (site_id VARCHAR, event_id VARCHAR);
@@ -658,6 +725,15 @@ fn import_all(conn: &mut Connection, events: Vec<Event>) -> duckdb::Result<u64> 
             sessions.flush()?;
         }
         tx.execute_batch(REBUILD_SESSIONS)?;
+        // Imported events (and the visits rebuilt from them) are recounted hour by hour.
+        let mut spans: HashMap<&SiteId, (i64, i64)> = HashMap::new();
+        for e in &fresh {
+            let span = spans.entry(&e.site_id).or_insert((i64::MAX, i64::MIN));
+            *span = (span.0.min(e.timestamp_ms), span.1.max(e.timestamp_ms));
+        }
+        for (site, (from, to)) in spans {
+            rollups::rebuild(&tx, Some(site), from, to + 1)?;
+        }
     }
     tx.commit()?;
     Ok(fresh.len() as u64)
@@ -675,6 +751,7 @@ fn to_duckdb(value: &SqlValue) -> Value {
         SqlValue::Float(v) => Value::Double(*v),
         SqlValue::Text(v) => Value::Text(v.clone()),
         SqlValue::TimestampMs(v) => timestamp(*v),
+        SqlValue::Blob(v) => Value::Blob(v.clone()),
     }
 }
 
@@ -697,6 +774,7 @@ fn from_duckdb(value: ValueRef<'_>) -> SqlValue {
         ValueRef::Timestamp(unit, v) => SqlValue::TimestampMs(unit.to_micros(v) / 1000),
         ValueRef::Date32(days) => SqlValue::TimestampMs(i64::from(days) * 86_400_000),
         ValueRef::Text(bytes) => SqlValue::Text(String::from_utf8_lossy(bytes).into_owned()),
+        ValueRef::Blob(bytes) => SqlValue::Blob(bytes.to_vec()),
         other => SqlValue::Text(format!("{other:?}")),
     }
 }
@@ -705,6 +783,10 @@ fn from_duckdb(value: ValueRef<'_>) -> SqlValue {
 impl SqlRunner for DuckDbStore {
     fn dialect(&self) -> Dialect {
         Dialect::DuckDb
+    }
+
+    fn has_rollups(&self) -> bool {
+        true
     }
 
     async fn run(&self, sql: Sql) -> Result<Vec<Row>, RunError> {

@@ -121,4 +121,23 @@ ALTER TABLE event_props ADD COLUMN event_id VARCHAR;
 "#,
     // Per-site retention in days; NULL keeps events forever.
     "ALTER TABLE sites ADD COLUMN retention_days INTEGER",
+    // Hourly rollups (`heartbeat_query::rollup`): per site, UTC hour, dimension and value,
+    // a sketch of the visitors and the sums of events and visits. Rebuilt from the events
+    // when this migration runs on a store that has some.
+    r#"
+CREATE TABLE rollups (
+    site_id VARCHAR NOT NULL,
+    hour_ms BIGINT NOT NULL,
+    dim VARCHAR NOT NULL,
+    value VARCHAR NOT NULL,
+    visitors BLOB NOT NULL,
+    pageviews BIGINT NOT NULL,
+    events BIGINT NOT NULL,
+    visits BIGINT NOT NULL,
+    bounces BIGINT NOT NULL,
+    duration_s BIGINT NOT NULL,
+    visit_pageviews BIGINT NOT NULL,
+    visit_events BIGINT NOT NULL
+);
+"#,
 ];

@@ -118,6 +118,9 @@ impl SqlRunner for MeteredStore {
     fn dialect(&self) -> Dialect {
         self.inner.dialect()
     }
+    fn has_rollups(&self) -> bool {
+        self.inner.has_rollups()
+    }
 
     async fn run(&self, sql: Sql) -> Result<Vec<Row>, RunError> {
         let started = Instant::now();

@@ -1,0 +1,211 @@
+//! Keeps the `rollups` table ([`heartbeat_query::rollup`]) in step with the events, inside
+//! the transaction that writes them.
+//!
+//! A batch's changes are merged into the current state of each cell it touches, and only
+//! those cells are rewritten (delete, then append). Current states come from a small cache
+//! of recently written hours, else from the table; the cache is dropped whenever a write
+//! fails, since the table (rolled back) is the truth.
+
+use std::collections::{HashMap, VecDeque};
+
+use duckdb::{params, Transaction};
+use heartbeat_model::SiteId;
+use heartbeat_query::rollup::{
+    decode_sketch, encode_sketch, hour_of, Cell, Rollups, Slice, SliceKey, HOUR_MS,
+};
+
+use crate::{event_from_row, session_from_row, timestamp, EVENT_COLUMNS, SESSION_COLUMNS};
+
+/// Hours kept in memory: a live site writes into one or two, an ordered backfill walks
+/// through them.
+const CACHED_HOURS: usize = 48;
+
+#[derive(Default)]
+pub struct RollupCache {
+    slices: HashMap<SliceKey, Slice>,
+    order: VecDeque<SliceKey>,
+}
+
+impl RollupCache {
+    pub fn clear(&mut self) {
+        self.slices.clear();
+        self.order.clear();
+    }
+
+    fn slice(&mut self, tx: &Transaction<'_>, key: &SliceKey) -> duckdb::Result<&mut Slice> {
+        if !self.slices.contains_key(key) {
+            let loaded = load_slice(tx, key)?;
+            self.slices.insert(key.clone(), loaded);
+            self.order.push_back(key.clone());
+            while self.order.len() > CACHED_HOURS {
+                if let Some(old) = self.order.pop_front() {
+                    self.slices.remove(&old);
+                }
+            }
+        }
+        Ok(self.slices.get_mut(key).expect("inserted above"))
+    }
+}
+
+const CELL_COLUMNS: &str =
+    "dim, value, visitors, pageviews, events, visits, bounces, duration_s, visit_pageviews, \
+     visit_events";
+
+fn load_slice(tx: &Transaction<'_>, (site, hour): &SliceKey) -> duckdb::Result<Slice> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {CELL_COLUMNS} FROM rollups WHERE site_id = ? AND hour_ms = ?"
+    ))?;
+    let rows = stmt.query_map(params![site.as_str(), hour], |row| {
+        let sketch: Vec<u8> = row.get(2)?;
+        Ok((
+            (row.get::<_, String>(0)?, row.get::<_, String>(1)?),
+            Cell {
+                visitors: decode_sketch(&sketch),
+                pageviews: row.get(3)?,
+                events: row.get(4)?,
+                visits: row.get(5)?,
+                bounces: row.get(6)?,
+                duration_s: row.get(7)?,
+                visit_pageviews: row.get(8)?,
+                visit_events: row.get(9)?,
+            },
+        ))
+    })?;
+    rows.collect()
+}
+
+/// Merges `changes` into the stored cells (through `cache`) and rewrites the cells touched.
+pub fn apply(
+    tx: &Transaction<'_>,
+    cache: &mut RollupCache,
+    changes: Rollups,
+) -> duckdb::Result<()> {
+    if changes.slices.is_empty() {
+        return Ok(());
+    }
+    tx.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS rollup_keys \
+         (site_id VARCHAR, hour_ms BIGINT, dim VARCHAR, value VARCHAR); \
+         DELETE FROM rollup_keys;",
+    )?;
+    let mut written: Vec<(SliceKey, (String, String), Cell)> = Vec::new();
+    for (key, delta) in changes.slices {
+        let slice = cache.slice(tx, &key)?;
+        for (cell_key, change) in delta {
+            let cell = slice.entry(cell_key.clone()).or_default();
+            cell.merge(&change);
+            written.push((key.clone(), cell_key, cell.clone()));
+        }
+    }
+    {
+        let mut keys = tx.appender("rollup_keys")?;
+        for ((site, hour), (dim, value), _) in &written {
+            keys.append_row(params![site.as_str(), hour, dim, value])?;
+        }
+        keys.flush()?;
+    }
+    let (low, high) = written.iter().fold((i64::MAX, i64::MIN), |(lo, hi), w| {
+        (lo.min(w.0 .1), hi.max(w.0 .1))
+    });
+    // The hour bounds let DuckDB skip row groups of other hours before the join.
+    tx.execute(
+        "DELETE FROM rollups USING rollup_keys k WHERE rollups.hour_ms BETWEEN ? AND ? \
+         AND rollups.site_id = k.site_id AND rollups.hour_ms = k.hour_ms \
+         AND rollups.dim = k.dim AND rollups.value = k.value",
+        params![low, high],
+    )?;
+    append_cells(tx, written)
+}
+
+fn append_cells(
+    tx: &Transaction<'_>,
+    cells: Vec<(SliceKey, (String, String), Cell)>,
+) -> duckdb::Result<()> {
+    let mut rows = tx.appender("rollups")?;
+    for ((site, hour), (dim, value), cell) in cells {
+        rows.append_row(params![
+            site.as_str(),
+            hour,
+            dim,
+            value,
+            encode_sketch(&cell.visitors),
+            cell.pageviews,
+            cell.events,
+            cell.visits,
+            cell.bounces,
+            cell.duration_s,
+            cell.visit_pageviews,
+            cell.visit_events,
+        ])?;
+    }
+    rows.flush()
+}
+
+/// Recomputes the rollups of `[from_ms, to_ms)` (rounded out to whole hours) from the
+/// events and visit log, for one site or all: after a migration, an import or a retention
+/// delete. A day at a time, so memory stays bounded. The caller clears the cache.
+pub fn rebuild(
+    tx: &Transaction<'_>,
+    site: Option<&SiteId>,
+    from_ms: i64,
+    to_ms: i64,
+) -> duckdb::Result<()> {
+    const STEP_MS: i64 = 24 * HOUR_MS;
+    let site = site.map(|s| s.as_str().to_owned());
+    let mut lower = hour_of(from_ms);
+    let end = hour_of(to_ms - 1) + HOUR_MS;
+    while lower < end {
+        let upper = (lower + STEP_MS).min(end);
+        let scope = "AND (?::VARCHAR IS NULL OR site_id = ?::VARCHAR)";
+        tx.execute(
+            &format!("DELETE FROM rollups WHERE hour_ms >= ? AND hour_ms < ? {scope}"),
+            params![lower, upper, site, site],
+        )?;
+        let mut changes = Rollups::default();
+        let mut events = tx.prepare(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE ts >= ? AND ts < ? {scope}"
+        ))?;
+        let (from, to) = (timestamp(lower), timestamp(upper));
+        for event in events.query_map(params![from, to, site, site], event_from_row)? {
+            changes.add_event(&event?);
+        }
+        let mut visits = tx.prepare(&format!(
+            "SELECT {SESSION_COLUMNS}, sign FROM sessions WHERE start_ts >= ? AND start_ts < ? {scope}"
+        ))?;
+        for row in visits.query_map(params![from, to, site, site], |row| {
+            Ok((session_from_row(row)?, row.get::<_, i8>(30)?))
+        })? {
+            let (session, sign) = row?;
+            changes.add_visit(&session, sign);
+        }
+        let cells = changes
+            .slices
+            .into_iter()
+            .flat_map(|(key, slice)| {
+                slice
+                    .into_iter()
+                    .map(move |(cell_key, cell)| (key.clone(), cell_key, cell))
+            })
+            .collect();
+        append_cells(tx, cells)?;
+        lower = upper;
+    }
+    Ok(())
+}
+
+/// Rebuilds every rollup from the stored events: once, when the table is created on a
+/// store that already holds events.
+pub fn rebuild_all(tx: &Transaction<'_>) -> duckdb::Result<()> {
+    let bounds: (Option<i64>, Option<i64>) = tx.query_row(
+        "SELECT least((SELECT epoch_ms(min(ts)) FROM events), \
+         (SELECT epoch_ms(min(start_ts)) FROM sessions)), \
+         greatest((SELECT epoch_ms(max(ts)) FROM events), \
+         (SELECT epoch_ms(max(start_ts)) FROM sessions))",
+        [],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    match bounds {
+        (Some(from), Some(to)) => rebuild(tx, None, from, to + 1),
+        _ => Ok(()),
+    }
+}
