@@ -168,10 +168,6 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let applied: i64 = conn
         .query_row("SELECT count(*) FROM schema_version", [], |row| row.get(0))
         .map_err(unavailable)?;
-    let rollups_version = schema::MIGRATIONS
-        .iter()
-        .position(|m| m.contains("CREATE TABLE rollups"))
-        .unwrap_or(usize::MAX);
     for (index, migration) in schema::MIGRATIONS.iter().enumerate().skip(applied as usize) {
         let sql = format!(
             "BEGIN TRANSACTION; {migration}; INSERT INTO schema_version VALUES ({}); COMMIT;",
@@ -179,13 +175,22 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         );
         conn.execute_batch(&sql).map_err(unavailable)?;
         tracing::info!(version = index + 1, "applied duckdb migration");
-        if index == rollups_version {
-            let mut conn = conn.try_clone().map_err(unavailable)?;
-            let tx = conn.transaction().map_err(unavailable)?;
-            rollups::rebuild_all(&tx).map_err(unavailable)?;
-            tx.commit().map_err(unavailable)?;
-            tracing::info!("built the rollups of the stored events");
-        }
+    }
+    // A store from before rollups (or whose rollups were cleared) gets them built from its
+    // events, once.
+    let missing: bool = conn
+        .query_row(
+            "SELECT NOT EXISTS (SELECT 1 FROM rollups) AND EXISTS (SELECT 1 FROM events)",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(unavailable)?;
+    if missing {
+        let mut conn = conn.try_clone().map_err(unavailable)?;
+        let tx = conn.transaction().map_err(unavailable)?;
+        rollups::rebuild_all(&tx).map_err(unavailable)?;
+        tx.commit().map_err(unavailable)?;
+        tracing::info!("built the rollups of the stored events");
     }
     Ok(())
 }

@@ -122,8 +122,8 @@ ALTER TABLE event_props ADD COLUMN event_id VARCHAR;
     // Per-site retention in days; NULL keeps events forever.
     "ALTER TABLE sites ADD COLUMN retention_days INTEGER",
     // Hourly rollups (`heartbeat_query::rollup`): per site, UTC hour, dimension and value,
-    // a sketch of the visitors and the sums of events and visits. Rebuilt from the events
-    // when this migration runs on a store that has some.
+    // a sketch of the visitors and the sums of events and visits. Built from the events
+    // on opening a store that has events and no rollups.
     r#"
 CREATE TABLE rollups (
     site_id VARCHAR NOT NULL,
