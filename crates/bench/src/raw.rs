@@ -120,6 +120,13 @@ pub struct RawArgs {
 pub enum Agreement {
     /// Same rows, same order, same values.
     Match { rows: usize },
+    /// Every count and sum the same; visitors (and percentages of them) within the
+    /// rollups' sketch error, which may also swap rows whose visitors are nearly tied.
+    Approximate {
+        rows: usize,
+        /// Largest relative difference of visitors, percent.
+        max_visitors_error_pct: f64,
+    },
     /// The answers differ: the first differences.
     Mismatch { differences: Vec<String> },
     /// The API gave no answer to compare with.
@@ -335,7 +342,7 @@ fn compare_one(
     comparison.agreement = match (api_answer, raw_answer) {
         (_, None) => Agreement::NoRawAnswer,
         (None, Some(_)) => Agreement::NoApiAnswer,
-        (Some(api), Some(raw)) => agreement(&api, &raw),
+        (Some(api), Some(raw)) => agreement(&api, &raw, spec.metrics),
     };
     Ok(comparison)
 }
@@ -400,7 +407,7 @@ fn answer_rows(results: &Value) -> anyhow::Result<Vec<AnswerRow>> {
         .collect()
 }
 
-fn agreement(api: &[AnswerRow], raw: &[AnswerRow]) -> Agreement {
+fn agreement(api: &[AnswerRow], raw: &[AnswerRow], metrics: &[&str]) -> Agreement {
     let mut differences = Vec::new();
     if api.len() != raw.len() {
         differences.push(format!("API {} rows, raw {} rows", api.len(), raw.len()));
@@ -416,11 +423,51 @@ fn agreement(api: &[AnswerRow], raw: &[AnswerRow]) -> Agreement {
         }
     }
     if differences.is_empty() {
-        Agreement::Match { rows: api.len() }
-    } else {
+        return Agreement::Match { rows: api.len() };
+    }
+    approximate(api, raw, metrics).unwrap_or_else(|| {
         differences.truncate(MAX_DIFFERENCES);
         Agreement::Mismatch { differences }
+    })
+}
+
+/// Relative error of visitors the sketch may show (precision 12: 1.6 % standard error).
+const VISITORS_TOLERANCE: f64 = 0.05;
+
+/// The answers agree as rollups can: rows matched by dimensions, counts and sums equal,
+/// visitors and percentages within [`VISITORS_TOLERANCE`], and rows missing on one side
+/// only among the last two of a long answer (a near tie ordered the other way at the limit).
+fn approximate(api: &[AnswerRow], raw: &[AnswerRow], metrics: &[&str]) -> Option<Agreement> {
+    if api.len() != raw.len() {
+        return None;
     }
+    let by_dimensions: std::collections::HashMap<&[String], &AnswerRow> =
+        raw.iter().map(|r| (r.dimensions.as_slice(), r)).collect();
+    let mut worst: f64 = 0.0;
+    for (index, a) in api.iter().enumerate() {
+        let Some(r) = by_dimensions.get(a.dimensions.as_slice()) else {
+            if api.len() >= 5 && index + 2 >= api.len() {
+                continue;
+            }
+            return None;
+        };
+        for ((name, x), y) in metrics.iter().zip(&a.metrics).zip(&r.metrics) {
+            let error = (x - y).abs() / y.abs().max(1.0);
+            match *name {
+                "visitors" => worst = worst.max(error),
+                "percentage" if (x - y).abs() <= 0.1 + VISITORS_TOLERANCE * y.abs() => continue,
+                _ if (x - y).abs() <= 1e-9 * x.abs().max(1.0) => continue,
+                _ => return None,
+            }
+            if error > VISITORS_TOLERANCE {
+                return None;
+            }
+        }
+    }
+    Some(Agreement::Approximate {
+        rows: api.len(),
+        max_visitors_error_pct: worst * 100.0,
+    })
 }
 
 /// Runs a statement with the site and range parameters and reads its rows: `dimensions`
@@ -710,6 +757,12 @@ impl RawReport {
                 .map_or("-".to_string(), |ratio| format!("{ratio:.1}×"));
             let answers = match &query.agreement {
                 Agreement::Match { rows } => format!("same ({rows} rows)"),
+                Agreement::Approximate {
+                    rows,
+                    max_visitors_error_pct,
+                } => {
+                    format!("same but visitors within {max_visitors_error_pct:.2} % ({rows} rows)")
+                }
                 Agreement::Mismatch { differences } => {
                     format!("**MISMATCH**: {}", differences.join("; "))
                 }
@@ -916,10 +969,11 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(
-            agreement(&api, &answer("pages")),
+            agreement(&api, &answer("pages"), PAGE_METRICS),
             Agreement::Match { rows: 2 }
         );
-        let Agreement::Mismatch { differences } = agreement(&api[..1], &api[1..]) else {
+        let Agreement::Mismatch { differences } = agreement(&api[..1], &api[1..], PAGE_METRICS)
+        else {
             panic!("different answers must not match");
         };
         assert_eq!(
@@ -927,7 +981,54 @@ mod tests {
             [r#"row 0: API ["/a"] [2.0, 2.0], raw ["/b"] [1.0, 1.0]"#.to_string()]
         );
         assert!(matches!(
-            agreement(&api, &api[..1]),
+            agreement(&api, &api[..1], PAGE_METRICS),
+            Agreement::Mismatch { .. }
+        ));
+    }
+
+    const PAGE_METRICS: &[&str] = &["visitors", "pageviews"];
+
+    #[test]
+    fn visitors_may_differ_by_the_sketch_error_and_nothing_else() {
+        let rows = |v: &[(&str, f64, f64)]| {
+            v.iter()
+                .map(|(d, visitors, views)| row(&[d], &[*visitors, *views]))
+                .collect::<Vec<_>>()
+        };
+        let raw = rows(&[
+            ("/a", 1000.0, 5000.0),
+            ("/b", 990.0, 10.0),
+            ("/c", 5.0, 5.0),
+        ]);
+        let api = rows(&[
+            ("/b", 1010.0, 10.0),
+            ("/a", 1001.0, 5000.0),
+            ("/c", 5.0, 5.0),
+        ]);
+        let Agreement::Approximate {
+            rows: 3,
+            max_visitors_error_pct,
+        } = agreement(&api, &raw, PAGE_METRICS)
+        else {
+            panic!("visitors within the sketch error agree approximately");
+        };
+        assert!((max_visitors_error_pct - 2.0202).abs() < 0.01);
+        let off = rows(&[
+            ("/a", 1000.0, 5001.0),
+            ("/b", 990.0, 10.0),
+            ("/c", 5.0, 5.0),
+        ]);
+        assert!(matches!(
+            agreement(&off, &raw, PAGE_METRICS),
+            Agreement::Mismatch { .. }
+        ));
+        let far = rows(&[
+            ("/a", 1100.0, 5000.0),
+            ("/b", 990.0, 10.0),
+            ("/c", 5.0, 5.0),
+        ]);
+        assert!(matches!(
+            agreement(&far, &raw, PAGE_METRICS),
             Agreement::Mismatch { .. }
         ));
     }
