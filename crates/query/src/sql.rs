@@ -58,5 +58,8 @@ pub trait SqlRunner: Send + Sync {
     /// Whether the store keeps the hourly `rollups` table ([`crate::rollup`]) in step with
     /// its events, so the engine may answer from it. No default: a decorator must pass it on.
     fn has_rollups(&self) -> bool;
+    /// A number that changes whenever stored data of `site` changes (new events, imports,
+    /// deletions), so a cached answer can tell it is stale.
+    fn data_version(&self, site: &heartbeat_model::SiteId) -> u64;
     async fn run(&self, sql: Sql) -> Result<Vec<Row>, RunError>;
 }

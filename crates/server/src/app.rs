@@ -25,6 +25,7 @@ pub struct App {
     pub telemetry: Telemetry,
     pub trusted_proxies: Arc<Vec<IpNet>>,
     pub max_body_bytes: usize,
+    pub query_cache: Arc<crate::query_cache::QueryCache>,
 }
 
 /// An authenticated caller: which sites its key reaches and what it may do.

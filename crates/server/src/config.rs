@@ -34,6 +34,15 @@ pub struct FileConfig {
     pub retention: RetentionSection,
     #[serde(default)]
     pub geoip: GeoIpSection,
+    #[serde(default)]
+    pub query: QuerySection,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuerySection {
+    /// Query answers kept until their site's data changes; 0 turns the cache off.
+    pub cache_entries: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -109,6 +118,7 @@ pub struct Overrides {
     pub log_format: Option<LogFormat>,
     pub retention_interval_s: Option<u64>,
     pub geoip_db: Option<PathBuf>,
+    pub query_cache_entries: Option<usize>,
 }
 
 /// The effective settings.
@@ -126,6 +136,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub retention_interval_s: u64,
     pub geoip_db: Option<PathBuf>,
+    pub query_cache_entries: usize,
     /// Things worth telling the operator: variables understood but not used, and why.
     pub notes: Vec<String>,
 }
@@ -271,6 +282,10 @@ pub fn resolve(
             .unwrap_or(LogFormat::Text),
         retention_interval_s,
         geoip_db: overrides.geoip_db.or(file.geoip.database),
+        query_cache_entries: overrides
+            .query_cache_entries
+            .or(file.query.cache_entries)
+            .unwrap_or(1000),
         notes,
     })
 }
@@ -293,7 +308,8 @@ impl Settings {
              [queue]\nmax_pending_bytes = {}\n\n\
              [log]\nformat = {}\n\n\
              [retention]\ninterval_s = {}\n\n\
-             [geoip]\n{}\n",
+             [geoip]\n{}\n\n\
+             [query]\ncache_entries = {}\n",
             toml_string(&self.listen.to_string()),
             toml_string(&self.data_dir.display().to_string()),
             toml::Value::Array(proxies.into_iter().map(toml::Value::String).collect()),
@@ -309,6 +325,7 @@ impl Settings {
                 Some(path) => format!("database = {}", toml_string(&path.display().to_string())),
                 None => "# database: none, locations stay empty".to_owned(),
             },
+            self.query_cache_entries,
         )
     }
 }

@@ -7,6 +7,7 @@ pub mod backup;
 mod client;
 pub mod config;
 mod error;
+mod query_cache;
 pub mod registry;
 pub mod retention;
 mod routes;
@@ -50,6 +51,8 @@ pub struct ServeConfig {
     pub store_path: Option<PathBuf>,
     /// How often the retention job runs.
     pub retention_interval: std::time::Duration,
+    /// Query answers kept until their site's data changes; 0 turns the cache off.
+    pub query_cache_entries: usize,
 }
 
 impl ServeConfig {
@@ -65,6 +68,7 @@ impl ServeConfig {
             geoip_db: None,
             store_path: None,
             retention_interval: std::time::Duration::from_secs(3600),
+            query_cache_entries: 1000,
         }
     }
 
@@ -81,6 +85,7 @@ impl ServeConfig {
             store_path: settings.store_path.clone(),
             retention_interval: std::time::Duration::from_secs(settings.retention_interval_s),
             geoip_db: settings.geoip_db.clone(),
+            query_cache_entries: settings.query_cache_entries,
         }
     }
 
@@ -208,6 +213,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         },
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         max_body_bytes: config.max_body_bytes,
+        query_cache: Arc::new(query_cache::QueryCache::new(config.query_cache_entries)),
     };
     let listener = TcpListener::bind(config.listen)
         .await

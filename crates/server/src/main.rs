@@ -55,6 +55,10 @@ struct ServeArgs {
     /// DuckDB's buffer memory cap (it spills to disk beyond it) [default: 512MB].
     #[arg(long, env = "HEARTBEAT_STORE_MEMORY_LIMIT")]
     store_memory_limit: Option<String>,
+    /// Query answers cached until their site's data changes; 0 turns the cache off
+    /// [default: 1000].
+    #[arg(long, env = "HEARTBEAT_QUERY_CACHE_ENTRIES")]
+    query_cache_entries: Option<usize>,
     /// Seconds between runs of the retention job [default: 3600].
     #[arg(long, env = "HEARTBEAT_RETENTION_INTERVAL_S")]
     retention_interval_s: Option<u64>,
@@ -127,6 +131,7 @@ fn settings(
         log_format,
         retention_interval_s: args.retention_interval_s,
         geoip_db: args.geoip_db,
+        query_cache_entries: args.query_cache_entries,
     };
     Ok(config::resolve(file, overrides, |name| {
         std::env::var(name).ok()

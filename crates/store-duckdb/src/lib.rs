@@ -30,6 +30,8 @@ pub struct DuckDbStore {
 
 struct Inner {
     writer: Mutex<Connection>,
+    /// Per site, a count of committed writes: the data version cached answers check.
+    versions: Mutex<HashMap<SiteId, u64>>,
     /// Recently written rollup hours (`rollups.rs`); used under the writer lock.
     rollups: Mutex<rollups::RollupCache>,
     /// Idle reader connections; a query takes one or opens a new one.
@@ -45,6 +47,16 @@ fn unavailable(err: impl std::fmt::Display) -> StoreError {
 fn rejected(err: impl std::fmt::Display) -> StoreError {
     StoreError::Rejected {
         message: err.to_string(),
+    }
+}
+
+impl Inner {
+    /// Marks the data of `sites` changed, after a commit.
+    fn changed<'a>(&self, sites: impl IntoIterator<Item = &'a SiteId>) {
+        let mut versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+        for site in sites {
+            *versions.entry(site.clone()).or_default() += 1;
+        }
     }
 }
 
@@ -96,6 +108,7 @@ impl DuckDbStore {
         DuckDbStore {
             inner: Arc::new(Inner {
                 writer: Mutex::new(conn),
+                versions: Mutex::new(HashMap::new()),
                 rollups: Mutex::new(rollups::RollupCache::default()),
                 readers: Mutex::new(Vec::new()),
             }),
@@ -424,8 +437,18 @@ fn session_from_row(row: &duckdb::Row<'_>) -> duckdb::Result<Session> {
 impl EventStore for DuckDbStore {
     async fn insert(&self, batch: Arc<InsertBatch>) -> Result<(), StoreError> {
         let inner = self.inner.clone();
-        self.with_writer(move |conn| insert_all(conn, &batch, &inner.rollups).map_err(classify))
-            .await
+        self.with_writer(move |conn| {
+            insert_all(conn, &batch, &inner.rollups).map_err(classify)?;
+            inner.changed(
+                batch
+                    .events
+                    .iter()
+                    .map(|e| &e.site_id)
+                    .chain(batch.sessions.iter().map(|row| &row.session.site_id)),
+            );
+            Ok(())
+        })
+        .await
     }
 
     async fn queue_position(&self) -> Result<Option<u64>, StoreError> {
@@ -548,9 +571,10 @@ impl EventStore for DuckDbStore {
                         params![site_id, hour_of(upper)],
                     )
                     .map_err(unavailable)?;
-                    rollups::rebuild(&tx, Some(&SiteId(site_id.clone())), upper, upper + 1)
-                        .map_err(unavailable)?;
+                    let site = SiteId(site_id.clone());
+                    rollups::rebuild(&tx, Some(&site), upper, upper + 1).map_err(unavailable)?;
                     tx.commit().map_err(unavailable)?;
+                    inner.changed([&site]);
                     Ok(Deleted {
                         events: events as u64,
                         visits: visits as u64,
@@ -594,8 +618,14 @@ impl EventStore for DuckDbStore {
 
     async fn import_events(&self, events: Vec<Event>) -> Result<u64, StoreError> {
         let inner = self.inner.clone();
-        self.with_writer(move |conn| import_all(conn, events, &inner.rollups).map_err(classify))
-            .await
+        self.with_writer(move |conn| {
+            let sites: std::collections::HashSet<SiteId> =
+                events.iter().map(|e| e.site_id.clone()).collect();
+            let imported = import_all(conn, events, &inner.rollups).map_err(classify)?;
+            inner.changed(&sites);
+            Ok(imported)
+        })
+        .await
     }
 }
 
@@ -792,6 +822,15 @@ impl SqlRunner for DuckDbStore {
 
     fn has_rollups(&self) -> bool {
         true
+    }
+
+    fn data_version(&self, site: &SiteId) -> u64 {
+        let versions = self
+            .inner
+            .versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        versions.get(site).copied().unwrap_or(0)
     }
 
     async fn run(&self, sql: Sql) -> Result<Vec<Row>, RunError> {

@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use heartbeat_ingest::FieldError;
 use heartbeat_model::SiteId;
-use heartbeat_query::{execute, parse_query, requested_site, QueryResult};
+use heartbeat_query::{parse_query, requested_site, QueryResult};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -60,7 +60,7 @@ pub(crate) async fn run_query(
     }
     let now = chrono::Utc::now().timestamp_millis();
     let query = parse_query(body, &site, now, now - ALL_TIME_MS)?;
-    let result = execute(&query, app.store.as_ref()).await?;
+    let result = app.query_cache.execute(&query, app.store.as_ref()).await?;
     Ok((query, result))
 }
 

@@ -121,6 +121,9 @@ impl SqlRunner for MeteredStore {
     fn has_rollups(&self) -> bool {
         self.inner.has_rollups()
     }
+    fn data_version(&self, site: &SiteId) -> u64 {
+        self.inner.data_version(site)
+    }
 
     async fn run(&self, sql: Sql) -> Result<Vec<Row>, RunError> {
         let started = Instant::now();

@@ -36,6 +36,8 @@ pub const PROCESSOR_STORE_RETRIES: &str = "heartbeat_processor_store_retries_tot
 pub const STORE_INSERT_DURATION: &str = "heartbeat_store_insert_duration_seconds";
 pub const STORE_QUERY_DURATION: &str = "heartbeat_store_query_duration_seconds";
 pub const STORE_QUERY_ERRORS: &str = "heartbeat_store_query_errors_total";
+pub const QUERY_CACHE_HITS: &str = "heartbeat_query_cache_hits_total";
+pub const QUERY_CACHE_MISSES: &str = "heartbeat_query_cache_misses_total";
 pub const RETENTION_EVENTS_DELETED: &str = "heartbeat_retention_events_deleted_total";
 
 /// Every metric with its help text, in the order `/metrics` documents them.
@@ -55,6 +57,8 @@ pub const METRICS: &[(&str, &str)] = &[
     (STORE_INSERT_DURATION, "Time of one event store insert transaction."),
     (STORE_QUERY_DURATION, "Time of one event store query (SQL compiled from an API query)."),
     (STORE_QUERY_ERRORS, "Event store queries that failed."),
+    (QUERY_CACHE_HITS, "API queries answered from the query cache."),
+    (QUERY_CACHE_MISSES, "API queries the query cache did not hold (or held stale)."),
     (RETENTION_EVENTS_DELETED, "Events deleted because they were older than their site's retention."),
 ];
 
