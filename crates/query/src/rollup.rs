@@ -1,5 +1,5 @@
-//! Hourly rollups: per site, UTC hour, dimension and value, the additive sums of events and
-//! visits and a mergeable sketch of the visitors. The store keeps them in the same
+//! Rollups: per site, UTC hour and UTC day, dimension and value, the additive sums of
+//! events and visits and a mergeable sketch of the visitors. The store keeps them in the same
 //! transaction as the events they summarise ([`Rollups::add_event`], [`Rollups::add_visit`]);
 //! the engine answers an unfiltered query over whole hours from them
 //! ([`answerable`], [`read`]) instead of scanning every event.
@@ -8,8 +8,9 @@
 //! exact up to 128 distinct visitors, then about 1.6 % standard error, as ClickHouse's
 //! `uniq` that Plausible counts visitors with. Everything else is exact: page views and
 //! events are counts, and visit sums are sign-weighted like the visit log they come from.
-//! Only UTC hours are stored, so a site's time zone (whole-hour offsets) is applied when
-//! reading, and changing it needs no rebuild.
+//! Only UTC hours and days are stored, so a site's time zone (whole-hour offsets) is applied
+//! when reading, and changing it needs no rebuild: a range reads whole UTC days from the
+//! daily cells and its ragged ends from the hourly ones.
 
 use std::collections::HashMap;
 
@@ -17,10 +18,39 @@ use cardinality_estimator::CardinalityEstimator;
 use chrono::{TimeZone as _, Utc};
 use heartbeat_model::{Event, Session, SiteId, VisitAttributes};
 
-use crate::model::{Dimension, Metric, Query, VisitColumn};
+use crate::model::{Dimension, Metric, Query, TimeGrain, VisitColumn};
 use crate::sql::{Row, RunError, Sql, SqlRunner, SqlValue};
 
 pub const HOUR_MS: i64 = 3_600_000;
+pub const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// How long a cell's period is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Span {
+    Hour,
+    Day,
+}
+
+impl Span {
+    pub fn code(self) -> &'static str {
+        match self {
+            Span::Hour => "h",
+            Span::Day => "d",
+        }
+    }
+
+    pub fn ms(self) -> i64 {
+        match self {
+            Span::Hour => HOUR_MS,
+            Span::Day => DAY_MS,
+        }
+    }
+
+    /// The start of the period of this span that `ms` falls in.
+    pub fn start_of(self, ms: i64) -> i64 {
+        ms.div_euclid(self.ms()) * self.ms()
+    }
+}
 
 /// Distinct visitors: exact while small, HyperLogLog++ beyond.
 pub type Sketch = CardinalityEstimator<u64>;
@@ -62,11 +92,6 @@ pub fn encode_sketch(sketch: &Sketch) -> Vec<u8> {
 /// An unreadable sketch counts as empty rather than failing the query.
 pub fn decode_sketch(bytes: &[u8]) -> Sketch {
     postcard::from_bytes(bytes).unwrap_or_default()
-}
-
-/// The hour (UTC milliseconds) `ms` falls in.
-pub fn hour_of(ms: i64) -> i64 {
-    ms.div_euclid(HOUR_MS) * HOUR_MS
 }
 
 fn visit_value(visit: &VisitAttributes, column: VisitColumn) -> &str {
@@ -124,8 +149,8 @@ fn visit_keys(session: &Session) -> impl Iterator<Item = (&'static str, &str)> {
     )
 }
 
-/// (site, UTC hour) — the unit the store reads and rewrites.
-pub type SliceKey = (SiteId, i64);
+/// (site, span, UTC start) — the unit the store reads and rewrites.
+pub type SliceKey = (SiteId, Span, i64);
 /// (dimension key, value) -> cell.
 pub type Slice = HashMap<(String, String), Cell>;
 
@@ -137,36 +162,40 @@ pub struct Rollups {
 
 impl Rollups {
     pub fn add_event(&mut self, event: &Event) {
-        let hour = hour_of(event.timestamp_ms);
         let pageview = i64::from(event.name == "pageview");
-        let slice = self
-            .slices
-            .entry((event.site_id.clone(), hour))
-            .or_default();
-        for (dim, value) in event_keys(event) {
-            let key = (dim.to_owned(), value.to_owned());
-            let cell = slice.entry(key).or_default();
-            cell.visitors.insert(&event.visitor_id);
-            cell.pageviews += pageview;
-            cell.events += 1;
+        for span in [Span::Hour, Span::Day] {
+            let start = span.start_of(event.timestamp_ms);
+            let slice = self
+                .slices
+                .entry((event.site_id.clone(), span, start))
+                .or_default();
+            for (dim, value) in event_keys(event) {
+                let key = (dim.to_owned(), value.to_owned());
+                let cell = slice.entry(key).or_default();
+                cell.visitors.insert(&event.visitor_id);
+                cell.pageviews += pageview;
+                cell.events += 1;
+            }
         }
     }
 
     /// One row of the visit log: `sign` 1 adds a visit's state, -1 takes one back.
     pub fn add_visit(&mut self, session: &Session, sign: i8) {
-        let hour = hour_of(session.start_ms);
         let sign = i64::from(sign);
-        let slice = self
-            .slices
-            .entry((session.site_id.clone(), hour))
-            .or_default();
-        for (dim, value) in visit_keys(session) {
-            let cell = slice.entry((dim.to_owned(), value.to_owned())).or_default();
-            cell.visits += sign;
-            cell.bounces += sign * i64::from(session.is_bounce());
-            cell.duration_s += sign * session.duration_s();
-            cell.visit_pageviews += sign * i64::from(session.pageviews);
-            cell.visit_events += sign * i64::from(session.events);
+        for span in [Span::Hour, Span::Day] {
+            let start = span.start_of(session.start_ms);
+            let slice = self
+                .slices
+                .entry((session.site_id.clone(), span, start))
+                .or_default();
+            for (dim, value) in visit_keys(session) {
+                let cell = slice.entry((dim.to_owned(), value.to_owned())).or_default();
+                cell.visits += sign;
+                cell.bounces += sign * i64::from(session.is_bounce());
+                cell.duration_s += sign * session.duration_s();
+                cell.visit_pageviews += sign * i64::from(session.pageviews);
+                cell.visit_events += sign * i64::from(session.events);
+            }
         }
     }
 }
@@ -211,6 +240,14 @@ pub fn answerable(query: &Query) -> bool {
 }
 
 fn whole_hour_offsets(query: &Query) -> bool {
+    offsets_all(query, |offset| offset % 3600 == 0)
+}
+
+fn utc_offsets_only(query: &Query) -> bool {
+    offsets_all(query, |offset| offset == 0)
+}
+
+fn offsets_all(query: &Query, fits: impl Fn(i32) -> bool) -> bool {
     use chrono::Offset;
     let mut at = query.range.start_ms;
     // Offsets change at most a few times a year: sampling each day's start and end is
@@ -224,7 +261,7 @@ fn whole_hour_offsets(query: &Query) -> bool {
             .offset_from_utc_datetime(&utc.naive_utc())
             .fix()
             .local_minus_utc();
-        if offset % 3600 != 0 {
+        if !fits(offset) {
             return false;
         }
         at += 12 * HOUR_MS;
@@ -245,19 +282,53 @@ pub struct Sums {
     pub visit_events: i64,
 }
 
-fn statement(query: &Query, key: &str) -> Sql {
-    Sql {
-        text: "SELECT hour_ms, value, visitors, pageviews, events, visits, bounces, duration_s, \
-               visit_pageviews, visit_events FROM rollups WHERE site_id = ? AND dim = ? \
-               AND hour_ms >= ? AND hour_ms < ?"
-            .into(),
-        params: vec![
-            SqlValue::Text(query.site_id.0.clone()),
-            SqlValue::Text(key.into()),
-            SqlValue::Int(query.range.start_ms),
-            SqlValue::Int(query.range.end_ms),
-        ],
+/// The cells that cover the query's range: whole UTC days from the daily cells and the
+/// ragged ends from the hourly ones, or hours only when time buckets are local days that do
+/// not line up with UTC days (or are hours).
+fn pieces(query: &Query) -> Vec<(Span, i64, i64)> {
+    let (start, end) = (query.range.start_ms, query.range.end_ms);
+    let days_fit = match query.dimensions.first() {
+        Some(Dimension::Time(TimeGrain::Hour)) => false,
+        Some(Dimension::Time(_)) => utc_offsets_only(query),
+        _ => true,
+    };
+    let first_day = Span::Day.start_of(start + DAY_MS - 1);
+    let last_day = Span::Day.start_of(end);
+    if !days_fit || first_day >= last_day {
+        return vec![(Span::Hour, start, end)];
     }
+    let mut pieces = vec![(Span::Day, first_day, last_day)];
+    if start < first_day {
+        pieces.push((Span::Hour, start, first_day));
+    }
+    if last_day < end {
+        pieces.push((Span::Hour, last_day, end));
+    }
+    pieces
+}
+
+fn statement(query: &Query, key: &str) -> Sql {
+    let mut text = String::from(
+        "SELECT start_ms, value, visitors, pageviews, events, visits, bounces, duration_s, \
+         visit_pageviews, visit_events FROM rollups WHERE site_id = ? AND dim = ? AND (",
+    );
+    let mut params = vec![
+        SqlValue::Text(query.site_id.0.clone()),
+        SqlValue::Text(key.into()),
+    ];
+    for (i, (span, from, to)) in pieces(query).into_iter().enumerate() {
+        if i > 0 {
+            text.push_str(" OR ");
+        }
+        text.push_str("(span = ? AND start_ms >= ? AND start_ms < ?)");
+        params.extend([
+            SqlValue::Text(span.code().into()),
+            SqlValue::Int(from),
+            SqlValue::Int(to),
+        ]);
+    }
+    text.push(')');
+    Sql { text, params }
 }
 
 /// The label a cell's row gets: its value, or the local time bucket of its hour.
@@ -313,14 +384,14 @@ pub async fn read(
     let mut sums: HashMap<Vec<String>, Sums> = HashMap::new();
     let mut add = |row: Row, event_part: bool| {
         let mut cells = row.into_iter();
-        let hour_ms = cells.next().map_or(0, |v| v.as_f64() as i64);
+        let start_ms = cells.next().map_or(0, |v| v.as_f64() as i64);
         let value = match cells.next() {
             Some(SqlValue::Text(text)) => text,
             _ => String::new(),
         };
         let rest: Vec<SqlValue> = cells.collect();
         let int = |i: usize| rest.get(i).map_or(0, |v| v.as_f64() as i64);
-        let entry = sums.entry(row_key(query, hour_ms, value)).or_default();
+        let entry = sums.entry(row_key(query, start_ms, value)).or_default();
         if event_part {
             if let Some(SqlValue::Blob(bytes)) = rest.first() {
                 entry.visitors.merge(&decode_sketch(bytes));

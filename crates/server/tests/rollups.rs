@@ -211,7 +211,7 @@ async fn rollups_answer_as_the_events_do() {
     // The answers above came from the rollups: the table holds every hour with events.
     let hours = sql(
         dir.path(),
-        "SELECT count(DISTINCT hour_ms) FROM rollups WHERE dim = ''",
+        "SELECT count(DISTINCT start_ms) FROM rollups WHERE dim = '' AND span = 'h'",
     )
     .await;
     let stored = sql(

@@ -18,7 +18,7 @@ use duckdb::{params, params_from_iter, Connection};
 use heartbeat_model::{
     ApiKey, ApiKeyScope, Event, Revenue, Session, Site, SiteId, VisitAttributes,
 };
-use heartbeat_query::rollup::{hour_of, Rollups};
+use heartbeat_query::rollup::{Rollups, Span};
 use heartbeat_query::{Dialect, Row, RunError, Sql, SqlRunner, SqlValue};
 use heartbeat_store::{Deleted, EventStore, InsertBatch, MetaStore, StoreError};
 
@@ -565,10 +565,10 @@ impl EventStore for DuckDbStore {
                         params![site_id, timestamp(upper)],
                     )
                     .map_err(unavailable)?;
-                    // Whole hours before the bound go; the hour it cuts is recounted.
+                    // Whole days before the bound go; the day it cuts is recounted.
                     tx.execute(
-                        "DELETE FROM rollups WHERE site_id = ? AND hour_ms < ?",
-                        params![site_id, hour_of(upper)],
+                        "DELETE FROM rollups WHERE site_id = ? AND start_ms < ?",
+                        params![site_id, Span::Day.start_of(upper)],
                     )
                     .map_err(unavailable)?;
                     let site = SiteId(site_id.clone());

@@ -11,14 +11,14 @@ use std::collections::{HashMap, VecDeque};
 use duckdb::{params, Transaction};
 use heartbeat_model::SiteId;
 use heartbeat_query::rollup::{
-    decode_sketch, encode_sketch, hour_of, Cell, Rollups, Slice, SliceKey, HOUR_MS,
+    decode_sketch, encode_sketch, Cell, Rollups, Slice, SliceKey, Span, DAY_MS,
 };
 
 use crate::{event_from_row, session_from_row, timestamp, EVENT_COLUMNS, SESSION_COLUMNS};
 
-/// Hours kept in memory: a live site writes into one or two, an ordered backfill walks
-/// through them.
-const CACHED_HOURS: usize = 48;
+/// Periods kept in memory: a live site writes into this hour and today, an ordered
+/// backfill walks through them.
+const CACHED_SLICES: usize = 48;
 
 #[derive(Default)]
 pub struct RollupCache {
@@ -37,7 +37,7 @@ impl RollupCache {
             let loaded = load_slice(tx, key)?;
             self.slices.insert(key.clone(), loaded);
             self.order.push_back(key.clone());
-            while self.order.len() > CACHED_HOURS {
+            while self.order.len() > CACHED_SLICES {
                 if let Some(old) = self.order.pop_front() {
                     self.slices.remove(&old);
                 }
@@ -51,11 +51,11 @@ const CELL_COLUMNS: &str =
     "dim, value, visitors, pageviews, events, visits, bounces, duration_s, visit_pageviews, \
      visit_events";
 
-fn load_slice(tx: &Transaction<'_>, (site, hour): &SliceKey) -> duckdb::Result<Slice> {
+fn load_slice(tx: &Transaction<'_>, (site, span, start): &SliceKey) -> duckdb::Result<Slice> {
     let mut stmt = tx.prepare_cached(&format!(
-        "SELECT {CELL_COLUMNS} FROM rollups WHERE site_id = ? AND hour_ms = ?"
+        "SELECT {CELL_COLUMNS} FROM rollups WHERE site_id = ? AND span = ? AND start_ms = ?"
     ))?;
-    let rows = stmt.query_map(params![site.as_str(), hour], |row| {
+    let rows = stmt.query_map(params![site.as_str(), span.code(), start], |row| {
         let sketch: Vec<u8> = row.get(2)?;
         Ok((
             (row.get::<_, String>(0)?, row.get::<_, String>(1)?),
@@ -85,7 +85,7 @@ pub fn apply(
     }
     tx.execute_batch(
         "CREATE TEMP TABLE IF NOT EXISTS rollup_keys \
-         (site_id VARCHAR, hour_ms BIGINT, dim VARCHAR, value VARCHAR); \
+         (site_id VARCHAR, span VARCHAR, start_ms BIGINT, dim VARCHAR, value VARCHAR); \
          DELETE FROM rollup_keys;",
     )?;
     let mut written: Vec<(SliceKey, (String, String), Cell)> = Vec::new();
@@ -99,19 +99,19 @@ pub fn apply(
     }
     {
         let mut keys = tx.appender("rollup_keys")?;
-        for ((site, hour), (dim, value), _) in &written {
-            keys.append_row(params![site.as_str(), hour, dim, value])?;
+        for ((site, span, start), (dim, value), _) in &written {
+            keys.append_row(params![site.as_str(), span.code(), start, dim, value])?;
         }
         keys.flush()?;
     }
     let (low, high) = written.iter().fold((i64::MAX, i64::MIN), |(lo, hi), w| {
-        (lo.min(w.0 .1), hi.max(w.0 .1))
+        (lo.min(w.0 .2), hi.max(w.0 .2))
     });
-    // The hour bounds let DuckDB skip row groups of other hours before the join.
+    // The time bounds let DuckDB skip row groups of other periods before the join.
     tx.execute(
-        "DELETE FROM rollups USING rollup_keys k WHERE rollups.hour_ms BETWEEN ? AND ? \
-         AND rollups.site_id = k.site_id AND rollups.hour_ms = k.hour_ms \
-         AND rollups.dim = k.dim AND rollups.value = k.value",
+        "DELETE FROM rollups USING rollup_keys k WHERE rollups.start_ms BETWEEN ? AND ? \
+         AND rollups.site_id = k.site_id AND rollups.span = k.span \
+         AND rollups.start_ms = k.start_ms AND rollups.dim = k.dim AND rollups.value = k.value",
         params![low, high],
     )?;
     append_cells(tx, written)
@@ -122,10 +122,11 @@ fn append_cells(
     cells: Vec<(SliceKey, (String, String), Cell)>,
 ) -> duckdb::Result<()> {
     let mut rows = tx.appender("rollups")?;
-    for ((site, hour), (dim, value), cell) in cells {
+    for ((site, span, start), (dim, value), cell) in cells {
         rows.append_row(params![
             site.as_str(),
-            hour,
+            span.code(),
+            start,
             dim,
             value,
             encode_sketch(&cell.visitors),
@@ -141,24 +142,24 @@ fn append_cells(
     rows.flush()
 }
 
-/// Recomputes the rollups of `[from_ms, to_ms)` (rounded out to whole hours) from the
-/// events and visit log, for one site or all: after a migration, an import or a retention
-/// delete. A day at a time, so memory stays bounded. The caller clears the cache.
+/// Recomputes the rollups of `[from_ms, to_ms)`, rounded out to whole UTC days (a daily
+/// cell needs its whole day), from the events and visit log, for one site or all: for a
+/// store without rollups, after an import or a retention delete. A day at a time, so
+/// memory stays bounded. The caller clears the cache.
 pub fn rebuild(
     tx: &Transaction<'_>,
     site: Option<&SiteId>,
     from_ms: i64,
     to_ms: i64,
 ) -> duckdb::Result<()> {
-    const STEP_MS: i64 = 24 * HOUR_MS;
     let site = site.map(|s| s.as_str().to_owned());
-    let mut lower = hour_of(from_ms);
-    let end = hour_of(to_ms - 1) + HOUR_MS;
+    let mut lower = Span::Day.start_of(from_ms);
+    let end = Span::Day.start_of(to_ms - 1) + DAY_MS;
     while lower < end {
-        let upper = (lower + STEP_MS).min(end);
+        let upper = lower + DAY_MS;
         let scope = "AND (?::VARCHAR IS NULL OR site_id = ?::VARCHAR)";
         tx.execute(
-            &format!("DELETE FROM rollups WHERE hour_ms >= ? AND hour_ms < ? {scope}"),
+            &format!("DELETE FROM rollups WHERE start_ms >= ? AND start_ms < ? {scope}"),
             params![lower, upper, site, site],
         )?;
         let mut changes = Rollups::default();

@@ -121,13 +121,14 @@ ALTER TABLE event_props ADD COLUMN event_id VARCHAR;
 "#,
     // Per-site retention in days; NULL keeps events forever.
     "ALTER TABLE sites ADD COLUMN retention_days INTEGER",
-    // Hourly rollups (`heartbeat_query::rollup`): per site, UTC hour, dimension and value,
+    // Rollups (`heartbeat_query::rollup`): per site, UTC hour or day, dimension and value,
     // a sketch of the visitors and the sums of events and visits. Built from the events
     // on opening a store that has events and no rollups.
     r#"
 CREATE TABLE rollups (
     site_id VARCHAR NOT NULL,
-    hour_ms BIGINT NOT NULL,
+    span VARCHAR NOT NULL,
+    start_ms BIGINT NOT NULL,
     dim VARCHAR NOT NULL,
     value VARCHAR NOT NULL,
     visitors BLOB NOT NULL,
