@@ -25,6 +25,8 @@ pub struct App {
     pub telemetry: Telemetry,
     pub trusted_proxies: Arc<Vec<IpNet>>,
     pub max_body_bytes: usize,
+    /// Stored events for the live streams (`GET /api/live`).
+    pub live: crate::routes::live::LiveHub,
 }
 
 /// An authenticated caller: which sites its key reaches and what it may do.
