@@ -27,8 +27,26 @@ async fn tracker_is_served_with_cache_headers_and_revalidates() {
         assert_eq!(headers["x-content-type-options"], "nosniff");
         let etag = headers["etag"].to_str().unwrap().to_owned();
         assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+        assert_eq!(headers["vary"], "accept-encoding");
+        assert!(headers.get("content-encoding").is_none());
         let body = response.text().await.unwrap();
         assert!(body.contains("heartbeat"), "{body}");
+
+        // The gzip twin, when the web build made one (reqwest here does not decompress).
+        let gzipped = server
+            .http
+            .get(server.url(path))
+            .header("accept-encoding", "gzip, br")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(gzipped.status(), 200);
+        if gzipped.headers().get("content-encoding").is_some() {
+            assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+            let bytes = gzipped.bytes().await.unwrap();
+            assert_eq!(&bytes[..2], &[0x1f, 0x8b], "a gzip stream");
+            assert!(bytes.len() < body.len());
+        }
 
         let revalidated = server
             .http

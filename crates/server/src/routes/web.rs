@@ -5,6 +5,8 @@
 //! Caching: bundles carry a content hash in their names, so they are immutable for a year;
 //! the dashboard page is revalidated on every load; the tracker, whose URL never changes, is
 //! cached for a day and revalidated by its ETag. Every file answers `If-None-Match` with 304.
+//! The web build writes a gzip twin of each text file (`name.gz`), sent with
+//! `Content-Encoding: gzip` to clients that accept it: nothing is compressed per request.
 
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -45,35 +47,57 @@ fn content_type(name: &str) -> &'static str {
     }
 }
 
-/// The embedded file `name`, or 304 when the client's copy is current.
+fn accepts_gzip(request: &HeaderMap) -> bool {
+    request
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
+            name.eq_ignore_ascii_case("gzip") && !refused
+        })
+}
+
+/// The embedded file `name` (its gzip twin `name.gz` from the web build when the client
+/// accepts gzip), or 304 when the client's copy is current.
 fn serve(name: &str, cache_control: &'static str, request: &HeaderMap) -> Response {
-    let Some((bytes, etag)) = asset(name) else {
+    let gzipped = accepts_gzip(request)
+        .then(|| asset(&format!("{name}.gz")))
+        .flatten();
+    let Some((bytes, etag)) = gzipped.or_else(|| asset(name)) else {
         return ApiError::not_found("path", format!("no file {name}")).into_response();
     };
-    let headers = [
-        (
-            header::CACHE_CONTROL,
-            HeaderValue::from_static(cache_control),
-        ),
-        (header::ETAG, HeaderValue::from_static(etag)),
-        (
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(content_type(name)),
-        ),
-        (
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ),
-    ];
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
+    // Each encoding is its own representation, with its own ETag.
+    headers.insert(header::ETAG, HeaderValue::from_static(etag));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(name)),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if gzipped.is_some() {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     let current = request
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
     if current {
-        (StatusCode::NOT_MODIFIED, headers).into_response()
-    } else {
-        (headers, bytes).into_response()
+        headers.remove(header::CONTENT_ENCODING);
+        return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
+    (headers, bytes).into_response()
 }
 
 /// The dashboard: sign in with an admin or read key, pick a site, read its statistics and
