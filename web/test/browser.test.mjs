@@ -277,6 +277,8 @@ describe("tracker and dashboard in headless Chromium", () => {
     await dashboard.screenshot({ path: join(ARTIFACTS, "dashboard-desktop.png"), fullPage: true });
     await dashboard.setViewportSize({ width: 390, height: 844 });
     await dashboard.waitForTimeout(500);
+    const phoneWidth = await dashboard.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(phoneWidth <= 390, `the phone layout is ${phoneWidth} px wide`);
     await dashboard.screenshot({ path: join(ARTIFACTS, "dashboard-phone.png"), fullPage: true });
     await dashboard.setViewportSize({ width: 1280, height: 900 });
     await dashboard.click("[data-testid=theme]"); // auto -> dark
