@@ -92,11 +92,14 @@ async function storedEvents() {
 /** The test site: a page with the tracker's snippet, SPA links and a custom event button. */
 function trackerPage() {
   return `<!doctype html><html><head><title>Shop</title>
-<script defer data-domain="${DOMAIN}" data-track-localhost data-outbound-links src="${base}/js/heartbeat.js"></script>
+<script defer data-domain="${DOMAIN}" data-track-localhost data-outbound-links data-file-downloads src="${base}/js/heartbeat.js"></script>
 </head><body>
 <h1>Shop</h1>
 <a id="pricing" href="/pricing" onclick="event.preventDefault(); history.pushState({}, '', '/pricing')">Pricing</a>
 <a id="docs" href="/docs" onclick="event.preventDefault(); history.pushState({}, '', '/docs')">Docs</a>
+<a id="out" href="http://outside.example/offer" onclick="event.preventDefault()">Partner</a>
+<a id="pdf" href="/files/report.pdf" onclick="event.preventDefault()">Report</a>
+<a id="internal" href="/about" onclick="event.preventDefault()">About</a>
 <button id="signup" onclick="Heartbeat.track('Signup', {props: {plan: 'pro'}, revenue: {amount: 29, currency: 'EUR'}})">Sign up</button>
 </body></html>`;
 }
@@ -191,12 +194,23 @@ describe("tracker and dashboard in headless Chromium", () => {
     await init.close();
     assert.equal(await storedEvents(), 7, "no event while opted out");
 
+    // Opt-in link tracking: an outbound link and a file download; an internal link is neither.
+    await page.click("#internal");
+    await page.click("#out");
+    await page.click("#pdf");
+    await eventually("the link events", async () => (await storedEvents()) >= 9);
+    const links = await v2({ metrics: ["events"], date_range: "all", dimensions: ["event:name", "event:props:url"], filters: [["is_not", "event:name", ["pageview"]], ["contains", "event:name", ["Link", "Download"]]] });
+    assert.deepEqual(
+      links.results.map((r) => r.dimensions).sort(),
+      [["File Download", `${pageBase}/files/report.pdf`], ["Outbound Link: Click", "http://outside.example/offer"]],
+    );
+
     const pages = await v2({ metrics: ["pageviews"], date_range: "all", dimensions: ["event:page"], order_by: [["pageviews", "desc"]] });
     const byPage = Object.fromEntries(pages.results.map((r) => [r.dimensions[0], r.metrics[0]]));
     assert.deepEqual(byPage, { "/": 1, "/pricing": 2, "/docs": 1, "/init.html": 1 });
     const events = await v2({ metrics: ["events"], date_range: "all", dimensions: ["event:name"], filters: [["is_not", "event:name", ["pageview"]]] });
     const byName = Object.fromEntries(events.results.map((r) => [r.dimensions[0], r.metrics[0]]));
-    assert.deepEqual(byName, { Signup: 1, Back: 1 });
+    assert.deepEqual(byName, { Signup: 1, Back: 1, "Outbound Link: Click": 1, "File Download": 1 });
     const plan = await v2({ metrics: ["events"], date_range: "all", dimensions: ["event:props:plan"], filters: [["is", "event:name", ["Signup"]]] });
     assert.deepEqual(plan.results.map((r) => r.dimensions[0]), ["pro"]);
     await page.close();
@@ -227,8 +241,7 @@ describe("tracker and dashboard in headless Chromium", () => {
       Object.fromEntries(rows),
       Object.fromEntries(pages.results.map((r) => [r.dimensions[0], r.metrics[0]])),
     );
-    const signup = await dashboard.waitForSelector('[data-panel="Custom events"] li[data-value="Signup"]');
-    assert.ok(signup);
+    await dashboard.waitForSelector('[data-panel="Custom events"] li[data-value="Signup"]');
     assert.match(dashboard.url(), /site=shop\.test/);
     assert.match(dashboard.url(), /period=day/);
   });
@@ -254,6 +267,27 @@ describe("tracker and dashboard in headless Chromium", () => {
     await shared.close();
     await dashboard.click('[data-testid=filters] .chip[data-value="/pricing"] button');
     await dashboard.waitForSelector("[data-testid=filters]", { state: "detached" });
+  });
+
+  test("a custom event's row shows its properties; the range picker changes the range", async () => {
+    await dashboard.click('[data-panel="Custom events"] li[data-value="Signup"]');
+    const row = await dashboard.waitForSelector('[data-panel="Properties of Signup"] li[data-value="pro"]');
+    assert.equal(await row.getAttribute("data-metric-value"), "1");
+    await dashboard.click('[data-testid=filters] .chip[data-value="Signup"] button');
+    await dashboard.waitForSelector("[data-testid=filters]", { state: "detached" });
+
+    await dashboard.selectOption("[data-testid=period]", "30d");
+    await eventually("period=30d in the URL", async () => dashboard.url().includes("period=30d"));
+    const api = await v2({ metrics: TOP_METRICS, date_range: "30d" });
+    await eventually("the 30-day figures", async () => {
+      for (const [i, metric] of TOP_METRICS.entries()) {
+        const shown = await dashboard.getAttribute(`[data-metric=${metric}]`, "data-value");
+        if (Number(shown) !== api.results[0].metrics[i]) return false;
+      }
+      return true;
+    });
+    await dashboard.goBack();
+    await eventually("back to today", async () => dashboard.url().includes("period=day"));
   });
 
   test("the live feed shows a new event within seconds", async () => {
