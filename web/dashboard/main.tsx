@@ -312,7 +312,7 @@ function Dashboard({ token, sites, signOut }: { token: string; sites: Site[]; si
           <h2 class="chart-title">
             Visitors and pageviews <span class="muted">({current.timezone})</span>
           </h2>
-          {series && <Chart series={series} grain={grain} />}
+          {series && <Chart series={series} grain={grain} theme={theme} />}
         </section>
         <div class="grid">
           <div class="panels">

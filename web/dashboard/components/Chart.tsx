@@ -15,7 +15,8 @@ function timestamp(label: string): number {
   return Date.parse(label.replace(" ", "T") + (label.length === 10 ? "T00:00:00Z" : "Z")) / 1000;
 }
 
-export function Chart({ series, grain }: { series: Series; grain: string }) {
+/** `theme` only re-creates the chart so that it takes the theme's colours. */
+export function Chart({ series, grain, theme }: { series: Series; grain: string; theme: string }) {
   const host = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const element = host.current!;
@@ -36,7 +37,7 @@ export function Chart({ series, grain }: { series: Series; grain: string }) {
         { label: "Visitors", stroke: accent, width: 2, fill: accent + "22", points: { show: series.labels.length < 40 } },
         { label: "Pageviews", stroke: second, width: 2, points: { show: series.labels.length < 40 } },
       ],
-      legend: { live: true },
+      legend: { live: false },
       cursor: { drag: { x: false, y: false } },
     };
     const data: uPlot.AlignedData = [series.labels.map(timestamp), series.visitors, series.pageviews];
@@ -47,6 +48,6 @@ export function Chart({ series, grain }: { series: Series; grain: string }) {
       resize.disconnect();
       plot.destroy();
     };
-  }, [series, grain]);
+  }, [series, grain, theme]);
   return <div class="chart" ref={host} data-testid="chart" />;
 }
