@@ -131,6 +131,30 @@ pub(crate) async fn live(
     Ok(upgrade.on_upgrade(move |socket| stream(socket, app, site.id, stored)))
 }
 
+/// What a stream sends for one receive from the processor's feed: the site's events of a
+/// stored batch, or a resync when batches were skipped because the client fell behind;
+/// `None` when the feed has ended.
+fn messages_for(
+    received: Result<Arc<InsertBatch>, broadcast::error::RecvError>,
+    site: &SiteId,
+) -> Option<Vec<Value>> {
+    match received {
+        Ok(batch) => Some(
+            batch
+                .events
+                .iter()
+                .filter(|e| &e.site_id == site)
+                .map(|e| json!({"type": "event", "event": event_json(e)}))
+                .collect(),
+        ),
+        Err(broadcast::error::RecvError::Lagged(missed)) => {
+            tracing::debug!(site = %site, missed, "live: client fell behind");
+            Some(vec![json!({"type": "resync", "missed_batches": missed})])
+        }
+        Err(broadcast::error::RecvError::Closed) => None,
+    }
+}
+
 /// Sends `message`; false when the client is gone or too slow.
 async fn send(socket: &mut WebSocket, message: Message) -> bool {
     matches!(
@@ -163,25 +187,18 @@ async fn stream(
                     return;
                 }
             }
-            batch = stored.recv() => match batch {
-                Ok(batch) => {
-                    for event in batch.events.iter().filter(|e| e.site_id == site) {
-                        let message = json!({"type": "event", "event": event_json(event)});
-                        if !send(&mut socket, text(message)).await {
-                            return;
-                        }
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::debug!(site = %site, missed, "live: client fell behind");
-                    let message = json!({"type": "resync", "missed_batches": missed});
+            received = stored.recv() => {
+                let Some(messages) = messages_for(received, &site) else { break };
+                let resync = messages.first().is_some_and(|m| m["type"] == "resync");
+                for message in messages {
                     if !send(&mut socket, text(message)).await {
                         return;
                     }
+                }
+                if resync {
                     visitors_tick.reset_immediately();
                 }
-                Err(broadcast::error::RecvError::Closed) => break,
-            },
+            }
             incoming = socket.recv() => match incoming {
                 // Pings are answered by the WebSocket layer; clients have nothing to say.
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
@@ -199,4 +216,65 @@ async fn stream(
 
 pub fn router() -> Router<App> {
     Router::new().route("/api/live", get(live))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(events: &[(&str, &str)]) -> Arc<InsertBatch> {
+        Arc::new(InsertBatch {
+            events: events
+                .iter()
+                .map(|(site, path)| {
+                    let mut event = Event::new("id", SiteId((*site).into()), "pageview", 0);
+                    event.pathname = (*path).into();
+                    event
+                })
+                .collect(),
+            ..InsertBatch::default()
+        })
+    }
+
+    fn paths(messages: &[Value]) -> Vec<&str> {
+        messages
+            .iter()
+            .map(|m| m["event"]["pathname"].as_str().unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_client_that_falls_behind_gets_a_resync_then_new_events() {
+        let site = SiteId("a.example".into());
+        let (feed, mut stream) = broadcast::channel(2);
+        for i in 0..5 {
+            feed.send(batch(&[("a.example", &format!("/{i}"))]))
+                .unwrap();
+        }
+        // The publisher never waited; the stream lost the 3 oldest batches and says so.
+        let resync = messages_for(stream.recv().await, &site).unwrap();
+        assert_eq!(resync, vec![json!({"type": "resync", "missed_batches": 3})]);
+        let next = messages_for(stream.recv().await, &site).unwrap();
+        assert_eq!(paths(&next), ["/3"]);
+        let next = messages_for(stream.recv().await, &site).unwrap();
+        assert_eq!(paths(&next), ["/4"]);
+        drop(feed);
+        assert_eq!(messages_for(stream.recv().await, &site), None);
+    }
+
+    #[tokio::test]
+    async fn only_the_streams_site_is_sent() {
+        let site = SiteId("a.example".into());
+        let (feed, mut stream) = broadcast::channel(8);
+        feed.send(batch(&[
+            ("b.example", "/b"),
+            ("a.example", "/a"),
+            ("b.example", "/c"),
+        ]))
+        .unwrap();
+        let messages = messages_for(stream.recv().await, &site).unwrap();
+        assert_eq!(paths(&messages), ["/a"]);
+        assert_eq!(messages[0]["type"], "event");
+        assert!(messages[0]["event"].get("visitor_id").is_none());
+    }
 }
