@@ -112,6 +112,13 @@ function initPage() {
 </head><body><h1>Init</h1></body></html>`;
 }
 
+/** Hash-based routing: `#/a` and `#/b` are pages. */
+function hashPage() {
+  return `<!doctype html><html><head><title>Hash app</title>
+<script defer data-domain="${DOMAIN}" data-hash data-track-localhost src="${base}/js/heartbeat.js"></script>
+</head><body><a id="b" href="#/b">B</a></body></html>`;
+}
+
 describe("tracker and dashboard in headless Chromium", () => {
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
@@ -132,7 +139,8 @@ describe("tracker and dashboard in headless Chromium", () => {
     pageBase = `http://127.0.0.1:${pagePort}`;
     pageServer = createServer((request, response) => {
       response.setHeader("content-type", "text/html; charset=utf-8");
-      response.end(request.url.startsWith("/init") ? initPage() : trackerPage());
+      const url = request.url;
+      response.end(url.startsWith("/init") ? initPage() : url.startsWith("/hash") ? hashPage() : trackerPage());
     });
     await new Promise((r) => pageServer.listen(pagePort, "127.0.0.1", r));
 
@@ -205,9 +213,16 @@ describe("tracker and dashboard in headless Chromium", () => {
       [["File Download", `${pageBase}/files/report.pdf`], ["Outbound Link: Click", "http://outside.example/offer"]],
     );
 
+    // Hash routing as an option: each hash is a page.
+    const hash = await context.newPage();
+    await hash.goto(pageBase + "/hash.html#/a");
+    await hash.click("#b");
+    await eventually("the hash-routed page views", async () => (await storedEvents()) >= 11);
+    await hash.close();
+
     const pages = await v2({ metrics: ["pageviews"], date_range: "all", dimensions: ["event:page"], order_by: [["pageviews", "desc"]] });
     const byPage = Object.fromEntries(pages.results.map((r) => [r.dimensions[0], r.metrics[0]]));
-    assert.deepEqual(byPage, { "/": 1, "/pricing": 2, "/docs": 1, "/init.html": 1 });
+    assert.deepEqual(byPage, { "/": 1, "/pricing": 2, "/docs": 1, "/init.html": 1, "/hash.html#/a": 1, "/hash.html#/b": 1 });
     const events = await v2({ metrics: ["events"], date_range: "all", dimensions: ["event:name"], filters: [["is_not", "event:name", ["pageview"]]] });
     const byName = Object.fromEntries(events.results.map((r) => [r.dimensions[0], r.metrics[0]]));
     assert.deepEqual(byName, { Signup: 1, Back: 1, "Outbound Link: Click": 1, "File Download": 1 });

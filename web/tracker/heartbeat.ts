@@ -78,7 +78,7 @@ function send(name: string, options: EventOptions = {}): void {
   if (options.props) payload.p = options.props;
   if (options.revenue) payload.revenue = options.revenue;
   if (options.interactive === false) payload.i = false;
-  if (c.hashMode) payload.h = 1;
+  if (c.hashMode) payload.h = true;
   const body = JSON.stringify(payload);
   const endpoint = c.endpoint!;
   if (!(navigator.sendBeacon && navigator.sendBeacon(endpoint, body))) {
