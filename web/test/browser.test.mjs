@@ -320,6 +320,26 @@ describe("tracker and dashboard in headless Chromium", () => {
     await site.close();
   });
 
+  test("a site's own key signs in and sees only its site", async () => {
+    await api("/api/site/create", { name: "Other", domain: "other.test", timezone: "UTC" });
+    const page = await context.newPage();
+    await page.goto(base + "/");
+    await page.click("text=Sign out");
+    await page.fill("input[name=token]", siteKey);
+    await page.click("button[type=submit]");
+    await page.waitForSelector("[data-testid=top-stats] [data-metric=visitors][data-value]:not([data-value=''])");
+    const options = await page.$$eval("[data-testid=site] option", (items) => items.map((o) => o.value));
+    assert.deepEqual(options, [DOMAIN]);
+    // Back to the admin token for the pages that follow (the key is kept per browser).
+    await page.click("text=Sign out");
+    await page.fill("input[name=token]", ADMIN);
+    await page.click("button[type=submit]");
+    await page.waitForSelector("[data-testid=site]");
+    const all = await page.$$eval("[data-testid=site] option", (items) => items.map((o) => o.value).sort());
+    assert.deepEqual(all, ["other.test", DOMAIN].sort());
+    await page.close();
+  });
+
   test("screenshots and first-load transfer size", async () => {
     // Let the chart and panels settle on the live event's refresh.
     await dashboard.waitForTimeout(6000);
@@ -344,9 +364,10 @@ describe("tracker and dashboard in headless Chromium", () => {
     const sizes = [];
     cdp.on("Network.responseReceived", (e) => urls.set(e.requestId, e.response.url));
     cdp.on("Network.loadingFinished", (e) => sizes.push([urls.get(e.requestId) || "", e.encodedDataLength]));
-    await fresh.goto(base + "/?period=day", { waitUntil: "networkidle" });
+    const view = `${base}/?site=${DOMAIN}&period=day`;
+    await fresh.goto(view, { waitUntil: "networkidle" });
     await fresh.waitForSelector('[data-panel="Pages"] li');
-    const assets = sizes.filter(([url]) => url === base + "/?period=day" || url.startsWith(base + "/assets/"));
+    const assets = sizes.filter(([url]) => url === view || url.startsWith(base + "/assets/"));
     const measurements = {
       tracker_bytes: readFileSync(join(WEB, "dist/js/heartbeat.js")).length,
       tracker_gzip_bytes: gzipSync(readFileSync(join(WEB, "dist/js/heartbeat.js")), { level: 9 }).length,
