@@ -212,7 +212,11 @@ impl Processor {
                 .last_event_ms
                 .fetch_max(newest.max(0) as u64, Ordering::Relaxed);
         }
-        let _ = self.stored.send(batch);
+        // Only a batch stored whole is published: which events of a split batch went to the
+        // dead-letter file is not tracked here, and live listeners resync from queries.
+        if dead == 0 {
+            let _ = self.stored.send(batch);
+        }
         Ok(records.len())
     }
 

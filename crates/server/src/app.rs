@@ -26,6 +26,8 @@ pub struct App {
     pub trusted_proxies: Arc<Vec<IpNet>>,
     pub max_body_bytes: usize,
     pub query_cache: Arc<crate::query_cache::QueryCache>,
+    /// Stored events for the live streams (`GET /api/live`).
+    pub live: crate::routes::live::LiveHub,
 }
 
 /// An authenticated caller: which sites its key reaches and what it may do.

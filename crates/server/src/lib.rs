@@ -214,6 +214,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         max_body_bytes: config.max_body_bytes,
         query_cache: Arc::new(query_cache::QueryCache::new(config.query_cache_entries)),
+        live: routes::live::LiveHub {
+            stored: processor.subscribe(),
+            shutdown: stop.subscribe(),
+        },
     };
     let listener = TcpListener::bind(config.listen)
         .await

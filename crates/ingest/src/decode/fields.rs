@@ -95,6 +95,15 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A boolean, or 0 / 1 as Plausible's own tracker sends its flags (`"h": 1`).
+    pub fn flag(&mut self, names: &[&'static str]) -> Option<bool> {
+        match self.find(names) {
+            Some((_, Value::Number(n))) if n.as_u64() == Some(0) => Some(false),
+            Some((_, Value::Number(n))) if n.as_u64() == Some(1) => Some(true),
+            _ => self.boolean(names),
+        }
+    }
+
     /// An RFC 3339 date-time string or a number of milliseconds since the epoch.
     pub fn timestamp_ms(&mut self, names: &[&'static str]) -> Option<i64> {
         match self.find(names) {

@@ -17,8 +17,8 @@ pub fn decode(value: &Value, prefix: &str) -> Result<RawEvent, Vec<FieldError>> 
     let props = f.props(&["props", "p"], false);
     f.check_props("props", &props);
     let revenue = f.revenue(&["revenue", "$"]);
-    let interactive = f.boolean(&["interactive", "i"]).unwrap_or(true);
-    let hash_mode = f.boolean(&["hashMode", "h"]).unwrap_or(false);
+    let interactive = f.flag(&["interactive", "i"]).unwrap_or(true);
+    let hash_mode = f.flag(&["hashMode", "h"]).unwrap_or(false);
     let event = RawEvent {
         // Plausible lets `d` list several domains separated by commas; the first one owns it.
         site: domain.map(|d| SiteRef::Domain(d.split(',').next().unwrap_or("").trim().to_owned())),
@@ -60,6 +60,23 @@ mod tests {
         assert_eq!(long.props["ok"], "true");
         assert_eq!(long.revenue.unwrap().amount_micros, 9_500_000);
         assert!(long.interactive);
+    }
+
+    #[test]
+    fn flags_may_be_zero_or_one_as_plausibles_tracker_sends_them() {
+        let event = decode(
+            &json!({"n": "pageview", "u": "https://example.com/#/a", "d": "example.com", "h": 1, "i": 0}),
+            "",
+        )
+        .unwrap();
+        assert!(event.hash_mode);
+        assert!(!event.interactive);
+        let errors = decode(
+            &json!({"n": "pageview", "u": "https://example.com/", "d": "example.com", "h": 2}),
+            "",
+        )
+        .unwrap_err();
+        assert_eq!(errors[0].field, "h");
     }
 
     #[test]

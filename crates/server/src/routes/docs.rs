@@ -235,6 +235,11 @@ impl Modify for SecuritySchemes {
         super::data::export,
         super::data::import,
         super::data::backup,
+        super::live::live,
+        super::web::dashboard,
+        super::web::bundle,
+        super::web::tracker,
+        super::web::seed_tracker,
     ),
     components(schemas(ErrorBody, FieldErrorBody, AcceptedBody)),
     modifiers(&SecuritySchemes),
@@ -243,6 +248,7 @@ impl Modify for SecuritySchemes {
         (name = "stats", description = "Query statistics"),
         (name = "sites", description = "Sites and keys"),
         (name = "operations", description = "Health, metrics, data in and out"),
+        (name = "web", description = "The dashboard and the tracker, embedded in the binary"),
     )
 )]
 pub struct ApiDoc;

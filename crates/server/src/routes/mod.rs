@@ -7,9 +7,11 @@ pub mod docs;
 pub mod events;
 pub mod health;
 pub mod ingest;
+pub mod live;
 pub mod metrics;
 pub mod sites;
 pub mod stats;
+pub mod web;
 
 use axum::Router;
 
@@ -32,6 +34,8 @@ pub fn router(app: App) -> Router {
         .merge(metrics::router())
         .merge(docs::router())
         .merge(data::router())
+        .merge(live::router())
+        .merge(web::router())
         .fallback(no_route)
         .layer(axum::middleware::from_fn(crate::telemetry::http::observe))
         .with_state(app)

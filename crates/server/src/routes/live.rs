@@ -1,0 +1,280 @@
+//! `GET /api/live?site_id=` (WebSocket): a site's current visitors and each of its events
+//! once the processor has stored it.
+//!
+//! Authentication happens before the upgrade, so a refusal is an ordinary HTTP error in the
+//! one shape: the key comes from `x-api-key` / `Authorization: Bearer` or, since browsers
+//! cannot set headers on a WebSocket, from the `token` query parameter; it must be allowed to
+//! read the site (`Caller::may_read`), so one site's key never reads another.
+//!
+//! Messages (server to client, JSON text):
+//! - `{"type": "visitors", "current_visitors": 3}` on connect and every 5 seconds;
+//! - `{"type": "event", "event": {"name", "timestamp", "pathname", "hostname", "props",
+//!   "revenue", "source", "channel", "country", "region", "city", "browser", "os", "device"}}`
+//!   for each stored event of the site, in store order;
+//! - `{"type": "resync", "missed_batches": N}` when the client fell so far behind that stored
+//!   batches were skipped for it: reload what you show from the query API.
+//!
+//! The processor publishes into a bounded broadcast channel and never waits for a client
+//! ([`LiveHub`]). A client that does not take a message within 10 seconds is dropped; on
+//! server shutdown every stream closes with code 1001 (going away).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use heartbeat_ingest::FieldError;
+use heartbeat_model::{Event, SiteId};
+use heartbeat_query::current_visitors;
+use heartbeat_store::InsertBatch;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, watch};
+
+use super::events::iso;
+use super::stats::read_site;
+use crate::app::{App, Caller, MaybeCaller};
+use crate::error::ApiError;
+
+/// How often a stream sends the current visitors.
+const VISITORS_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a client may take to accept one message before it is dropped.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the live streams share: the processor's feed of committed batches and the server's
+/// stop signal.
+#[derive(Clone)]
+pub struct LiveHub {
+    /// Every batch once the store has committed it (`Processor::subscribe`).
+    pub stored: broadcast::Sender<Arc<InsertBatch>>,
+    /// Turns true when the server stops; streams then close.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LiveParams {
+    site_id: Option<String>,
+    /// A read or admin key, for clients that cannot set headers (browsers).
+    token: Option<String>,
+}
+
+/// A stored event as the live stream shows it (no visitor or visit ids).
+pub(crate) fn event_json(event: &Event) -> Value {
+    let visit = &event.visit;
+    json!({
+        "name": event.name,
+        "timestamp": iso(event.timestamp_ms),
+        "hostname": event.hostname,
+        "pathname": event.pathname,
+        "props": event.props,
+        "revenue": event.revenue.as_ref().map(|r| json!({
+            "amount": r.amount_micros as f64 / 1_000_000.0, "currency": r.currency,
+        })),
+        "source": visit.referrer_source,
+        "channel": visit.channel,
+        "country": visit.country,
+        "region": visit.region,
+        "city": visit.city,
+        "browser": visit.browser,
+        "os": visit.os,
+        "device": visit.device,
+    })
+}
+
+fn text(value: Value) -> Message {
+    Message::Text(value.to_string().into())
+}
+
+/// Opens a site's live stream.
+#[utoipa::path(get, path = "/api/live", tag = "stats",
+    params(
+        ("site_id" = Option<String>, Query, description = "The site; default: the key's own site"),
+        ("token" = Option<String>, Query, description = "A read or admin key, instead of a header (browsers cannot set headers on a WebSocket)"),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 101, description = "WebSocket of JSON messages: `{type: \"visitors\", current_visitors}` on connect and every 5 s, `{type: \"event\", event}` per stored event, `{type: \"resync\", missed_batches}` after a client fell behind"),
+        (status = 400, description = "Not a WebSocket request, or an invalid parameter", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No such site", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn live(
+    State(app): State<App>,
+    MaybeCaller(caller): MaybeCaller,
+    params: Result<Query<LiveParams>, QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) =
+        params.map_err(|err| ApiError::invalid(vec![FieldError::new("query", err.body_text())]))?;
+    let caller: Caller = match (caller, params.token.as_deref().map(str::trim)) {
+        (Some(caller), _) => caller,
+        (None, Some(token)) if !token.is_empty() => app
+            .registry
+            .authenticate(token)
+            .map(|(grant, scope)| Caller { grant, scope })
+            .ok_or_else(ApiError::unauthorized)?,
+        (None, _) => return Err(ApiError::unauthorized()),
+    };
+    let site = read_site(&app, &caller, params.site_id.as_deref())?;
+    let upgrade = upgrade.map_err(|err| {
+        ApiError::new(StatusCode::BAD_REQUEST, "Validation failed")
+            .with_detail("upgrade", format!("a WebSocket request is required: {err}"))
+    })?;
+    // Subscribe before the upgrade completes, so no event stored after the answer is missed.
+    let stored = app.live.stored.subscribe();
+    Ok(upgrade.on_upgrade(move |socket| stream(socket, app, site.id, stored)))
+}
+
+/// What a stream sends for one receive from the processor's feed: the site's events of a
+/// stored batch, or a resync when batches were skipped because the client fell behind;
+/// `None` when the feed has ended.
+fn messages_for(
+    received: Result<Arc<InsertBatch>, broadcast::error::RecvError>,
+    site: &SiteId,
+) -> Option<Vec<Value>> {
+    match received {
+        Ok(batch) => Some(
+            batch
+                .events
+                .iter()
+                .filter(|e| &e.site_id == site)
+                .map(|e| json!({"type": "event", "event": event_json(e)}))
+                .collect(),
+        ),
+        Err(broadcast::error::RecvError::Lagged(missed)) => {
+            tracing::debug!(site = %site, missed, "live: client fell behind");
+            Some(vec![json!({"type": "resync", "missed_batches": missed})])
+        }
+        Err(broadcast::error::RecvError::Closed) => None,
+    }
+}
+
+/// Sends `message`; false when the client is gone or too slow.
+async fn send(socket: &mut WebSocket, message: Message) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, socket.send(message)).await,
+        Ok(Ok(()))
+    )
+}
+
+async fn stream(
+    mut socket: WebSocket,
+    app: App,
+    site: SiteId,
+    mut stored: broadcast::Receiver<Arc<InsertBatch>>,
+) {
+    let mut shutdown = app.live.shutdown.clone();
+    let mut visitors_tick = tokio::time::interval(VISITORS_INTERVAL);
+    visitors_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = visitors_tick.tick() => {
+                let now = chrono::Utc::now().timestamp_millis();
+                let count = match current_visitors(&site, now, app.store.as_ref()).await {
+                    Ok(count) => count,
+                    Err(err) => {
+                        tracing::warn!(site = %site, error = %err, "live: current visitors failed");
+                        continue;
+                    }
+                };
+                if !send(&mut socket, text(json!({"type": "visitors", "current_visitors": count}))).await {
+                    return;
+                }
+            }
+            received = stored.recv() => {
+                let Some(messages) = messages_for(received, &site) else { break };
+                let resync = messages.first().is_some_and(|m| m["type"] == "resync");
+                for message in messages {
+                    if !send(&mut socket, text(message)).await {
+                        return;
+                    }
+                }
+                if resync {
+                    visitors_tick.reset_immediately();
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                // Pings are answered by the WebSocket layer; clients have nothing to say.
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                Some(Ok(_)) => {}
+            },
+            _ = async { shutdown.wait_for(|stop| *stop).await.map(|_| ()) } => break,
+        }
+    }
+    let close = CloseFrame {
+        code: close_code::AWAY,
+        reason: "server stopping".into(),
+    };
+    let _ = send(&mut socket, Message::Close(Some(close))).await;
+}
+
+pub fn router() -> Router<App> {
+    Router::new().route("/api/live", get(live))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(events: &[(&str, &str)]) -> Arc<InsertBatch> {
+        Arc::new(InsertBatch {
+            events: events
+                .iter()
+                .map(|(site, path)| {
+                    let mut event = Event::new("id", SiteId((*site).into()), "pageview", 0);
+                    event.pathname = (*path).into();
+                    event
+                })
+                .collect(),
+            ..InsertBatch::default()
+        })
+    }
+
+    fn paths(messages: &[Value]) -> Vec<&str> {
+        messages
+            .iter()
+            .map(|m| m["event"]["pathname"].as_str().unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_client_that_falls_behind_gets_a_resync_then_new_events() {
+        let site = SiteId("a.example".into());
+        let (feed, mut stream) = broadcast::channel(2);
+        for i in 0..5 {
+            feed.send(batch(&[("a.example", &format!("/{i}"))]))
+                .unwrap();
+        }
+        // The publisher never waited; the stream lost the 3 oldest batches and says so.
+        let resync = messages_for(stream.recv().await, &site).unwrap();
+        assert_eq!(resync, vec![json!({"type": "resync", "missed_batches": 3})]);
+        let next = messages_for(stream.recv().await, &site).unwrap();
+        assert_eq!(paths(&next), ["/3"]);
+        let next = messages_for(stream.recv().await, &site).unwrap();
+        assert_eq!(paths(&next), ["/4"]);
+        drop(feed);
+        assert_eq!(messages_for(stream.recv().await, &site), None);
+    }
+
+    #[tokio::test]
+    async fn only_the_streams_site_is_sent() {
+        let site = SiteId("a.example".into());
+        let (feed, mut stream) = broadcast::channel(8);
+        feed.send(batch(&[
+            ("b.example", "/b"),
+            ("a.example", "/a"),
+            ("b.example", "/c"),
+        ]))
+        .unwrap();
+        let messages = messages_for(stream.recv().await, &site).unwrap();
+        assert_eq!(paths(&messages), ["/a"]);
+        assert_eq!(messages[0]["type"], "event");
+        assert!(messages[0]["event"].get("visitor_id").is_none());
+    }
+}

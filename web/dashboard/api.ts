@@ -1,0 +1,144 @@
+// The dashboard's only door to the server: the key kept in this browser, the Stats API v2
+// query (`POST /api/v2/query`), the site list, recent events and the live WebSocket.
+
+const TOKEN_KEY = "heartbeat_token";
+
+export function savedToken(): string | null {
+  return localStorage.getItem(TOKEN_KEY);
+}
+
+export function saveToken(token: string | null): void {
+  if (token) localStorage.setItem(TOKEN_KEY, token);
+  else localStorage.removeItem(TOKEN_KEY);
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+async function call<T>(token: string, path: string, body?: unknown): Promise<T> {
+  const response = await fetch(path, {
+    method: body === undefined ? "GET" : "POST",
+    headers: {
+      Authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const detail = json?.details?.[0];
+    const message = detail ? `${json.error}: ${detail.field}: ${detail.message}` : json?.error;
+    throw new ApiError(response.status, message || `HTTP ${response.status}`);
+  }
+  return json as T;
+}
+
+export interface Site {
+  site_id: string;
+  name: string;
+  domain: string;
+  timezone: string;
+}
+
+export function listSites(token: string): Promise<Site[]> {
+  return call<{ sites: Site[] }>(token, "/api/sites").then((r) => r.sites);
+}
+
+/** One filter of Plausible's v2 query: `["is", "visit:browser", ["Chrome"]]`. */
+export type Filter = [string, string, string[]];
+
+export interface QueryRequest {
+  site_id: string;
+  metrics: string[];
+  date_range: string | [string, string];
+  dimensions?: string[];
+  filters?: Filter[];
+  order_by?: [string, "asc" | "desc"][];
+  pagination?: { limit: number; offset?: number };
+  include?: { comparisons?: { mode: "previous_period" }; time_labels?: boolean; total_rows?: boolean };
+}
+
+export interface ResultRow {
+  metrics: (number | null)[];
+  dimensions: string[];
+  comparison?: { metrics: (number | null)[]; change: (number | null)[] };
+}
+
+export interface QueryResponse {
+  results: ResultRow[];
+  meta: { time_labels?: string[] };
+}
+
+export function query(token: string, request: QueryRequest): Promise<QueryResponse> {
+  return call<QueryResponse>(token, "/api/v2/query", request);
+}
+
+/** An event as `/analytics/recent` lists it. */
+export interface RecentEvent {
+  event_type: string;
+  page_url: string;
+  timestamp: string;
+  metadata: Record<string, string>;
+  country: string;
+  browser: string;
+  device: string;
+}
+
+export function recentEvents(token: string, site: string, limit: number): Promise<RecentEvent[]> {
+  const params = new URLSearchParams({ site_id: site, limit: String(limit) });
+  return call<RecentEvent[]>(token, `/analytics/recent?${params}`);
+}
+
+/** An event as the live stream sends it. */
+export interface LiveEvent {
+  name: string;
+  timestamp: string;
+  pathname: string;
+  props: Record<string, string>;
+  country: string;
+  browser: string;
+  device: string;
+}
+
+export type LiveMessage =
+  | { type: "visitors"; current_visitors: number }
+  | { type: "event"; event: LiveEvent }
+  | { type: "resync"; missed_batches: number };
+
+/**
+ * Keeps a live stream of `site` open, reconnecting after a drop, until the returned
+ * function is called.
+ */
+export function openLive(
+  token: string,
+  site: string,
+  onMessage: (message: LiveMessage) => void,
+  onState: (connected: boolean) => void,
+): () => void {
+  let socket: WebSocket | undefined;
+  let stopped = false;
+  let retry: ReturnType<typeof setTimeout> | undefined;
+  const connect = () => {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const params = new URLSearchParams({ site_id: site, token });
+    socket = new WebSocket(`${scheme}://${location.host}/api/live?${params}`);
+    socket.onopen = () => onState(true);
+    socket.onmessage = (event) => onMessage(JSON.parse(event.data) as LiveMessage);
+    socket.onclose = () => {
+      onState(false);
+      if (!stopped) retry = setTimeout(connect, 3000);
+    };
+  };
+  connect();
+  return () => {
+    stopped = true;
+    clearTimeout(retry);
+    socket?.close();
+  };
+}

@@ -1,0 +1,42 @@
+// The headline figures of the range, each with its change against the previous period.
+
+import type { ResultRow } from "../api";
+import { formatMetric } from "../format";
+
+export const TOP_METRICS: [string, string][] = [
+  ["visitors", "Unique visitors"],
+  ["visits", "Total visits"],
+  ["pageviews", "Total pageviews"],
+  ["views_per_visit", "Views per visit"],
+  ["bounce_rate", "Bounce rate"],
+  ["visit_duration", "Visit duration"],
+];
+
+/** Metrics where a rise is bad news. */
+const LOWER_IS_BETTER = new Set(["bounce_rate"]);
+
+export function TopStats({ row }: { row: ResultRow | null }) {
+  return (
+    <section class="card top-stats" data-testid="top-stats">
+      {TOP_METRICS.map(([metric, label], i) => {
+        const value = row?.metrics[i] ?? null;
+        const change = row?.comparison?.change[i] ?? null;
+        const good = change != null && (LOWER_IS_BETTER.has(metric) ? change < 0 : change > 0);
+        const unit = metric === "bounce_rate" ? " pts" : "%";
+        return (
+          <div class="stat" data-metric={metric} data-value={value ?? ""}>
+            <div class="stat-label">{label}</div>
+            <div class="stat-value">{row ? formatMetric(metric, value) : "…"}</div>
+            {change != null && change !== 0 && (
+              <div class={good ? "change good" : "change bad"} title="Change against the previous period">
+                {change > 0 ? "↑" : "↓"} {Math.abs(Math.round(change))}
+                {unit}
+              </div>
+            )}
+            {change === 0 && <div class="change">=</div>}
+          </div>
+        );
+      })}
+    </section>
+  );
+}

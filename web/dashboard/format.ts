@@ -1,0 +1,57 @@
+// How numbers, durations and dimension values read on the dashboard.
+
+const compact = new Intl.NumberFormat("en", { notation: "compact", maximumFractionDigits: 1 });
+
+export function formatMetric(metric: string, value: number | null | undefined): string {
+  if (value == null) return "–";
+  switch (metric) {
+    case "bounce_rate":
+    case "conversion_rate":
+      return `${Math.round(value)}%`;
+    case "visit_duration":
+    case "time_on_page":
+      return formatDuration(value);
+    case "views_per_visit":
+      return value.toFixed(2);
+    default:
+      return value >= 10_000 ? compact.format(value) : String(Math.round(value * 100) / 100);
+  }
+}
+
+export function formatDuration(seconds: number): string {
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m ${s % 60}s`;
+  return `${Math.floor(m / 60)}h ${m % 60}m`;
+}
+
+const regionNames = typeof Intl.DisplayNames === "function" ? new Intl.DisplayNames(["en"], { type: "region" }) : null;
+
+function flag(code: string): string {
+  return /^[A-Z]{2}$/.test(code)
+    ? String.fromCodePoint(...[...code].map((c) => 0x1f1a5 + c.charCodeAt(0)))
+    : "";
+}
+
+/** A dimension value for people: country names with flags, "(none)" for empty. */
+export function formatValue(dimension: string, value: string): string {
+  if (!value) return dimension.startsWith("visit:source") || dimension === "visit:referrer" ? "Direct / None" : "(none)";
+  if (dimension === "visit:country") {
+    let name = value;
+    try {
+      name = regionNames?.of(value) || value;
+    } catch (_) {
+      // Not a region code: show it as it is.
+    }
+    return `${flag(value)} ${name}`;
+  }
+  return value;
+}
+
+export function timeAgo(iso: string, now: number = Date.now()): string {
+  const seconds = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  if (seconds < 60) return `${seconds}s ago`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m ago`;
+  return new Date(iso).toLocaleString();
+}

@@ -1,0 +1,358 @@
+// The dashboard: sign in with a key, then one site's statistics for a date range and
+// filters, all read from the Stats API v2 (`POST /api/v2/query`), with the live feed beside.
+// The view lives in the URL (state.ts); the key lives in this browser (api.ts).
+
+import { render } from "preact";
+import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { ApiError, listSites, query, recentEvents, saveToken, savedToken, type ResultRow, type Site } from "./api";
+import { Chart, type Series } from "./components/Chart";
+import { LiveFeed } from "./components/LiveFeed";
+import { Panel, type Tab } from "./components/Panel";
+import { TOP_METRICS, TopStats } from "./components/TopStats";
+import { formatValue } from "./format";
+import { PERIODS, chartGrain, dateRange, queryFilters, readState, stateSearch, type ViewState } from "./state";
+import "./style.css";
+
+const DIMENSION_NAMES: Record<string, string> = {
+  "event:page": "Page",
+  "event:name": "Event",
+  "visit:entry_page": "Entry page",
+  "visit:exit_page": "Exit page",
+  "visit:source": "Source",
+  "visit:referrer": "Referrer",
+  "visit:channel": "Channel",
+  "visit:utm_source": "UTM source",
+  "visit:utm_medium": "UTM medium",
+  "visit:utm_campaign": "UTM campaign",
+  "visit:country": "Country",
+  "visit:region": "Region",
+  "visit:city": "City",
+  "visit:device": "Device",
+  "visit:browser": "Browser",
+  "visit:os": "OS",
+};
+
+const NOT_PAGEVIEW: [string, string, string[]] = ["is_not", "event:name", ["pageview"]];
+
+const PANELS: { title: string; tabs: Tab[] }[] = [
+  {
+    title: "Pages",
+    tabs: [
+      { label: "Top pages", dimension: "event:page", metrics: ["visitors", "pageviews"] },
+      { label: "Entry pages", dimension: "visit:entry_page", metrics: ["visitors"] },
+      { label: "Exit pages", dimension: "visit:exit_page", metrics: ["visitors"] },
+    ],
+  },
+  {
+    title: "Sources",
+    tabs: [
+      { label: "Channels", dimension: "visit:channel", metrics: ["visitors"] },
+      { label: "Sources", dimension: "visit:source", metrics: ["visitors"] },
+      { label: "Referrers", dimension: "visit:referrer", metrics: ["visitors"] },
+      { label: "UTM source", dimension: "visit:utm_source", metrics: ["visitors"] },
+      { label: "UTM medium", dimension: "visit:utm_medium", metrics: ["visitors"] },
+      { label: "UTM campaign", dimension: "visit:utm_campaign", metrics: ["visitors"] },
+    ],
+  },
+  {
+    title: "Locations",
+    tabs: [
+      { label: "Countries", dimension: "visit:country", metrics: ["visitors"] },
+      { label: "Regions", dimension: "visit:region", metrics: ["visitors"] },
+      { label: "Cities", dimension: "visit:city", metrics: ["visitors"] },
+    ],
+  },
+  {
+    title: "Devices",
+    tabs: [
+      { label: "Devices", dimension: "visit:device", metrics: ["visitors"] },
+      { label: "Browsers", dimension: "visit:browser", metrics: ["visitors"] },
+      { label: "OS", dimension: "visit:os", metrics: ["visitors"] },
+    ],
+  },
+  {
+    title: "Custom events",
+    tabs: [{ label: "Events", dimension: "event:name", metrics: ["visitors", "events"], extraFilters: [NOT_PAGEVIEW] }],
+  },
+];
+
+function useTheme(): [string, () => void] {
+  const [theme, setTheme] = useState(localStorage.getItem("heartbeat_theme") || "auto");
+  useEffect(() => {
+    document.documentElement.dataset.theme = theme;
+    localStorage.setItem("heartbeat_theme", theme);
+  }, [theme]);
+  const next = () => setTheme((t) => (t === "auto" ? "dark" : t === "dark" ? "light" : "auto"));
+  return [theme, next];
+}
+
+function SignIn({ onToken, error }: { onToken: (token: string) => void; error: string | null }) {
+  const [value, setValue] = useState("");
+  return (
+    <main class="sign-in">
+      <form
+        class="card"
+        onSubmit={(e) => {
+          e.preventDefault();
+          if (value.trim()) onToken(value.trim());
+        }}
+      >
+        <h1>♥ Heartbeat</h1>
+        <p class="muted">Sign in with the admin token or a site's read key. It stays in this browser.</p>
+        <input
+          name="token"
+          type="password"
+          autocomplete="current-password"
+          placeholder="hb_…"
+          value={value}
+          onInput={(e) => setValue((e.target as HTMLInputElement).value)}
+        />
+        <button type="submit">Sign in</button>
+        {error && <p class="error" data-testid="sign-in-error">{error}</p>}
+      </form>
+    </main>
+  );
+}
+
+function RangePicker({ state, update }: { state: ViewState; update: (s: Partial<ViewState>) => void }) {
+  const today = new Date().toISOString().slice(0, 10);
+  return (
+    <div class="range">
+      <select
+        aria-label="Date range"
+        data-testid="period"
+        value={state.period}
+        onChange={(e) => {
+          const period = (e.target as HTMLSelectElement).value;
+          update(period === "custom" ? { period, from: state.from || today, to: state.to || today } : { period });
+        }}
+      >
+        {PERIODS.map(([value, label]) => (
+          <option value={value}>{label}</option>
+        ))}
+      </select>
+      {state.period === "custom" && (
+        <>
+          <input type="date" aria-label="From" value={state.from} max={state.to} onChange={(e) => update({ from: (e.target as HTMLInputElement).value })} />
+          <input type="date" aria-label="To" value={state.to} min={state.from} onChange={(e) => update({ to: (e.target as HTMLInputElement).value })} />
+        </>
+      )}
+    </div>
+  );
+}
+
+/** Property breakdowns of the custom event the view is filtered on, keys taken from its recent events. */
+function useEventPropKeys(token: string, site: string, eventName: string | undefined, refresh: number): string[] {
+  const [keys, setKeys] = useState<string[]>([]);
+  useEffect(() => {
+    if (!eventName || eventName === "pageview") return setKeys([]);
+    recentEvents(token, site, 200)
+      .then((events) => {
+        const found = new Set<string>();
+        for (const e of events) if (e.event_type === eventName) Object.keys(e.metadata || {}).forEach((k) => found.add(k));
+        setKeys([...found].sort());
+      })
+      .catch(() => setKeys([]));
+  }, [token, site, eventName, refresh]);
+  return keys;
+}
+
+function Dashboard({ token, sites, signOut }: { token: string; sites: Site[]; signOut: () => void }) {
+  const [state, setState] = useState<ViewState>(() => readState());
+  const [theme, nextTheme] = useTheme();
+  const [top, setTop] = useState<ResultRow | null>(null);
+  const [series, setSeries] = useState<Series | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [refresh, setRefresh] = useState(0);
+  const site = state.site && sites.some((s) => s.site_id === state.site) ? state.site : sites[0]?.site_id;
+
+  const update = useCallback((change: Partial<ViewState>, push = true) => {
+    setState((old) => {
+      const next = { ...old, ...change };
+      const search = stateSearch(next);
+      if (search !== location.search) history[push ? "pushState" : "replaceState"](null, "", search);
+      return next;
+    });
+  }, []);
+  useEffect(() => {
+    const onPop = () => setState(readState());
+    addEventListener("popstate", onPop);
+    return () => removeEventListener("popstate", onPop);
+  }, []);
+  useEffect(() => {
+    if (site && site !== state.site) update({ site }, false);
+  }, [site]);
+
+  // New events refresh the figures, at most every 5 seconds; and once a minute anyway.
+  const pending = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+  const onLiveEvent = useCallback(() => {
+    if (pending.current) return;
+    pending.current = setTimeout(() => {
+      pending.current = undefined;
+      setRefresh((r) => r + 1);
+    }, 5000);
+  }, []);
+  useEffect(() => {
+    const timer = setInterval(() => setRefresh((r) => r + 1), 60_000);
+    return () => clearInterval(timer);
+  }, []);
+
+  const range = dateRange(state);
+  const filters = queryFilters(state);
+  const grain = chartGrain(state);
+  const key = JSON.stringify([site, range, filters, refresh]);
+  useEffect(() => {
+    if (!site) return;
+    let cancelled = false;
+    setError(null);
+    const fail = (err: Error) => !cancelled && setError(err.message);
+    query(token, {
+      site_id: site,
+      metrics: TOP_METRICS.map(([m]) => m),
+      date_range: range,
+      filters,
+      include: { comparisons: { mode: "previous_period" } },
+    })
+      .then((r) => !cancelled && setTop(r.results[0] || { metrics: [], dimensions: [] }))
+      .catch(fail);
+    query(token, {
+      site_id: site,
+      metrics: ["visitors", "pageviews"],
+      date_range: range,
+      dimensions: [grain],
+      filters,
+      include: { time_labels: true },
+    })
+      .then((r) => {
+        if (cancelled) return;
+        const byLabel = new Map(r.results.map((row) => [row.dimensions[0], row.metrics]));
+        const labels = r.meta.time_labels || r.results.map((row) => row.dimensions[0]);
+        setSeries({
+          labels,
+          visitors: labels.map((l) => (byLabel.get(l)?.[0] as number) ?? 0),
+          pageviews: labels.map((l) => (byLabel.get(l)?.[1] as number) ?? 0),
+        });
+      })
+      .catch(fail);
+    return () => {
+      cancelled = true;
+    };
+  }, [key, grain]);
+
+  const eventFilter = state.filters.find(([d]) => d === "event:name")?.[1];
+  const propKeys = useEventPropKeys(token, site || "", eventFilter, refresh);
+  const propTabs = useMemo<Tab[]>(
+    () => propKeys.map((k) => ({ label: k, dimension: `event:props:${k}`, metrics: ["visitors", "events"] })),
+    [propKeys.join()],
+  );
+
+  const addFilter = (dimension: string, value: string) => {
+    const rest = state.filters.filter(([d]) => d !== dimension);
+    update({ filters: [...rest, [dimension, value]] });
+  };
+
+  if (!site) {
+    return (
+      <main class="sign-in">
+        <div class="card">
+          <h1>No sites yet</h1>
+          <p class="muted">Create one with <code>POST /api/site/create</code> (see the README), then reload.</p>
+          <button onClick={signOut}>Sign out</button>
+        </div>
+      </main>
+    );
+  }
+  const current = sites.find((s) => s.site_id === site)!;
+  const panelProps = { token, site, dateRange: range, filters, onFilter: addFilter, refresh };
+  return (
+    <>
+      <header class="top">
+        <div class="brand">♥ Heartbeat</div>
+        <select
+          aria-label="Site"
+          data-testid="site"
+          value={site}
+          onChange={(e) => update({ site: (e.target as HTMLSelectElement).value, filters: [] })}
+        >
+          {sites.map((s) => (
+            <option value={s.site_id}>{s.domain || s.name}</option>
+          ))}
+        </select>
+        <RangePicker state={state} update={update} />
+        <span class="spacer" />
+        <button class="ghost" onClick={nextTheme} title="Theme: auto, dark, light" data-testid="theme">
+          {theme === "dark" ? "☾" : theme === "light" ? "☀" : "◐"}
+        </button>
+        <button class="ghost" onClick={signOut}>
+          Sign out
+        </button>
+      </header>
+      <main class="dashboard">
+        {state.filters.length > 0 && (
+          <div class="filters" data-testid="filters">
+            {state.filters.map(([dimension, value]) => (
+              <span class="chip" data-dimension={dimension} data-value={value}>
+                {DIMENSION_NAMES[dimension] || dimension.replace("event:props:", "")} is {formatValue(dimension, value)}
+                <button
+                  aria-label="Remove filter"
+                  onClick={() => update({ filters: state.filters.filter(([d]) => d !== dimension) })}
+                >
+                  ×
+                </button>
+              </span>
+            ))}
+            <button class="ghost" onClick={() => update({ filters: [] })}>
+              Clear all
+            </button>
+          </div>
+        )}
+        {error && <p class="error card">{error}</p>}
+        <TopStats row={top} />
+        <section class="card">
+          <h2 class="chart-title">
+            Visitors and pageviews <span class="muted">({current.timezone})</span>
+          </h2>
+          {series && <Chart series={series} grain={grain} theme={theme} />}
+        </section>
+        <div class="grid">
+          <div class="panels">
+            {PANELS.map((p) => (
+              <Panel {...panelProps} title={p.title} tabs={p.tabs} />
+            ))}
+            {propTabs.length > 0 && <Panel {...panelProps} title={`Properties of ${eventFilter}`} tabs={propTabs} />}
+          </div>
+          <LiveFeed token={token} site={site} onEvent={onLiveEvent} />
+        </div>
+      </main>
+    </>
+  );
+}
+
+function App() {
+  const [token, setToken] = useState<string | null>(savedToken());
+  const [sites, setSites] = useState<Site[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    if (!token) return;
+    listSites(token)
+      .then((list) => {
+        saveToken(token);
+        setSites(list);
+      })
+      .catch((err) => {
+        setError(err instanceof ApiError && err.status === 401 ? "That key is not valid." : String(err.message));
+        saveToken(null);
+        setToken(null);
+      });
+  }, [token]);
+  const signOut = () => {
+    saveToken(null);
+    setSites(null);
+    setToken(null);
+  };
+  if (!token) return <SignIn onToken={(t) => (setError(null), setToken(t))} error={error} />;
+  if (!sites) return <main class="sign-in muted">Loading…</main>;
+  return <Dashboard token={token} sites={sites} signOut={signOut} />;
+}
+
+render(<App />, document.getElementById("app")!);
