@@ -193,6 +193,40 @@ async fn visit_metrics_follow_the_definitions() {
         ],
     );
 
+    // The same in New York (UTC-4): every event of the timeline falls within the 10th and
+    // 11th there too, so time on page and percentages are the same; an entry-page filter
+    // keeps only C's visit (it entered on /pricing), a page filter also A's.
+    let ny_time = server
+        .query(
+            &ny_key,
+            json!({"site_id": "ny.example.com", "metrics": ["time_on_page"], "date_range": range}),
+        )
+        .await;
+    check(&ny_time, &[(&[], &[800.0])]);
+    let ny_pages = server
+        .query(&ny_key, json!({"site_id": "ny.example.com", "metrics": ["visitors", "percentage"], "date_range": range,
+            "dimensions": ["event:page"], "order_by": [["event:page", "asc"]]}))
+        .await;
+    check(
+        &ny_pages,
+        &[
+            (&["/"], &[4.0, 100.0]),
+            (&["/blog"], &[1.0, 25.0]),
+            (&["/docs"], &[1.0, 25.0]),
+            (&["/pricing"], &[2.0, 50.0]),
+        ],
+    );
+    let ny_entered_pricing = server
+        .query(&ny_key, json!({"site_id": "ny.example.com", "metrics": ["visitors", "visits", "bounce_rate"], "date_range": range,
+            "filters": [["is", "visit:entry_page", ["/pricing"]]]}))
+        .await;
+    check(&ny_entered_pricing, &[(&[], &[1.0, 1.0, 0.0])]);
+    let ny_viewed_pricing = server
+        .query(&ny_key, json!({"site_id": "ny.example.com", "metrics": ["visitors", "visits"], "date_range": range,
+            "filters": [["is", "event:page", ["/pricing"]]]}))
+        .await;
+    check(&ny_viewed_pricing, &[(&[], &[2.0, 2.0])]);
+
     // The 11th compared with the 10th: 2 visitors after 3, 2 page views after 6.
     let compared = server
         .query(&key, json!({"site_id": "example.com", "metrics": ["visitors", "pageviews", "bounce_rate"],
