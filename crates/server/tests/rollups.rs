@@ -211,7 +211,7 @@ async fn rollups_answer_as_the_events_do() {
     // The answers above came from the rollups: the table holds every hour with events.
     let hours = sql(
         dir.path(),
-        "SELECT count(DISTINCT start_ms) FROM rollups WHERE dim = '' AND span = 'h'",
+        "SELECT count(DISTINCT start_ms) FROM rollups_hourly WHERE dim = ''",
     )
     .await;
     let stored = sql(
@@ -222,7 +222,8 @@ async fn rollups_answer_as_the_events_do() {
     assert_eq!(text(&hours[0][0]), text(&stored[0][0]));
 
     // A store from before rollups gets them built from its events when it is opened.
-    sql(dir.path(), "DELETE FROM rollups").await;
+    sql(dir.path(), "DELETE FROM rollups_hourly").await;
+    sql(dir.path(), "DELETE FROM rollups_daily").await;
     let server = serve_with(dir.path(), |c| c.geoip_db = Some(geoip_test_db())).await;
     assert_eq!(
         server.query(&key, top_pages).await["results"],

@@ -193,7 +193,8 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     // events, once.
     let missing: bool = conn
         .query_row(
-            "SELECT NOT EXISTS (SELECT 1 FROM rollups) AND EXISTS (SELECT 1 FROM events)",
+            "SELECT (NOT EXISTS (SELECT 1 FROM rollups_hourly) \
+             OR NOT EXISTS (SELECT 1 FROM rollups_daily)) AND EXISTS (SELECT 1 FROM events)",
             [],
             |row| row.get(0),
         )
@@ -566,11 +567,16 @@ impl EventStore for DuckDbStore {
                     )
                     .map_err(unavailable)?;
                     // Whole days before the bound go; the day it cuts is recounted.
-                    tx.execute(
-                        "DELETE FROM rollups WHERE site_id = ? AND start_ms < ?",
-                        params![site_id, Span::Day.start_of(upper)],
-                    )
-                    .map_err(unavailable)?;
+                    for span in [Span::Hour, Span::Day] {
+                        tx.execute(
+                            &format!(
+                                "DELETE FROM {} WHERE site_id = ? AND start_ms < ?",
+                                span.table()
+                            ),
+                            params![site_id, Span::Day.start_of(upper)],
+                        )
+                        .map_err(unavailable)?;
+                    }
                     let site = SiteId(site_id.clone());
                     rollups::rebuild(&tx, Some(&site), upper, upper + 1).map_err(unavailable)?;
                     tx.commit().map_err(unavailable)?;

@@ -53,9 +53,10 @@ const CELL_COLUMNS: &str =
 
 fn load_slice(tx: &Transaction<'_>, (site, span, start): &SliceKey) -> duckdb::Result<Slice> {
     let mut stmt = tx.prepare_cached(&format!(
-        "SELECT {CELL_COLUMNS} FROM rollups WHERE site_id = ? AND span = ? AND start_ms = ?"
+        "SELECT {CELL_COLUMNS} FROM {} WHERE site_id = ? AND start_ms = ?",
+        span.table()
     ))?;
-    let rows = stmt.query_map(params![site.as_str(), span.code(), start], |row| {
+    let rows = stmt.query_map(params![site.as_str(), start], |row| {
         let sketch: Vec<u8> = row.get(2)?;
         Ok((
             (row.get::<_, String>(0)?, row.get::<_, String>(1)?),
@@ -83,11 +84,6 @@ pub fn apply(
     if changes.slices.is_empty() {
         return Ok(());
     }
-    tx.execute_batch(
-        "CREATE TEMP TABLE IF NOT EXISTS rollup_keys \
-         (site_id VARCHAR, span VARCHAR, start_ms BIGINT, dim VARCHAR, value VARCHAR); \
-         DELETE FROM rollup_keys;",
-    )?;
     let mut written: Vec<(SliceKey, (String, String), Cell)> = Vec::new();
     for (key, delta) in changes.slices {
         let slice = cache.slice(tx, &key)?;
@@ -97,35 +93,58 @@ pub fn apply(
             written.push((key.clone(), cell_key, cell.clone()));
         }
     }
+    let (hourly, daily): (Vec<_>, Vec<_>) = written.into_iter().partition(|w| w.0 .1 == Span::Hour);
+    for (span, cells) in [(Span::Hour, hourly), (Span::Day, daily)] {
+        if !cells.is_empty() {
+            replace_cells(tx, span, cells)?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the stored versions of `cells` and appends them.
+fn replace_cells(
+    tx: &Transaction<'_>,
+    span: Span,
+    cells: Vec<(SliceKey, (String, String), Cell)>,
+) -> duckdb::Result<()> {
+    tx.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS rollup_keys \
+         (site_id VARCHAR, start_ms BIGINT, dim VARCHAR, value VARCHAR); \
+         DELETE FROM rollup_keys;",
+    )?;
     {
         let mut keys = tx.appender("rollup_keys")?;
-        for ((site, span, start), (dim, value), _) in &written {
-            keys.append_row(params![site.as_str(), span.code(), start, dim, value])?;
+        for ((site, _, start), (dim, value), _) in &cells {
+            keys.append_row(params![site.as_str(), start, dim, value])?;
         }
         keys.flush()?;
     }
-    let (low, high) = written.iter().fold((i64::MAX, i64::MIN), |(lo, hi), w| {
+    let (low, high) = cells.iter().fold((i64::MAX, i64::MIN), |(lo, hi), w| {
         (lo.min(w.0 .2), hi.max(w.0 .2))
     });
     // The time bounds let DuckDB skip row groups of other periods before the join.
+    let table = span.table();
     tx.execute(
-        "DELETE FROM rollups USING rollup_keys k WHERE rollups.start_ms BETWEEN ? AND ? \
-         AND rollups.site_id = k.site_id AND rollups.span = k.span \
-         AND rollups.start_ms = k.start_ms AND rollups.dim = k.dim AND rollups.value = k.value",
+        &format!(
+            "DELETE FROM {table} USING rollup_keys k WHERE {table}.start_ms BETWEEN ? AND ? \
+             AND {table}.site_id = k.site_id AND {table}.start_ms = k.start_ms \
+             AND {table}.dim = k.dim AND {table}.value = k.value"
+        ),
         params![low, high],
     )?;
-    append_cells(tx, written)
+    append_cells(tx, span, cells)
 }
 
 fn append_cells(
     tx: &Transaction<'_>,
+    span: Span,
     cells: Vec<(SliceKey, (String, String), Cell)>,
 ) -> duckdb::Result<()> {
-    let mut rows = tx.appender("rollups")?;
-    for ((site, span, start), (dim, value), cell) in cells {
+    let mut rows = tx.appender(span.table())?;
+    for ((site, _, start), (dim, value), cell) in cells {
         rows.append_row(params![
             site.as_str(),
-            span.code(),
             start,
             dim,
             value,
@@ -158,10 +177,15 @@ pub fn rebuild(
     while lower < end {
         let upper = lower + DAY_MS;
         let scope = "AND (?::VARCHAR IS NULL OR site_id = ?::VARCHAR)";
-        tx.execute(
-            &format!("DELETE FROM rollups WHERE start_ms >= ? AND start_ms < ? {scope}"),
-            params![lower, upper, site, site],
-        )?;
+        for span in [Span::Hour, Span::Day] {
+            tx.execute(
+                &format!(
+                    "DELETE FROM {} WHERE start_ms >= ? AND start_ms < ? {scope}",
+                    span.table()
+                ),
+                params![lower, upper, site, site],
+            )?;
+        }
         let mut changes = Rollups::default();
         let mut events = tx.prepare(&format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE ts >= ? AND ts < ? {scope}"
@@ -179,16 +203,19 @@ pub fn rebuild(
             let (session, sign) = row?;
             changes.add_visit(&session, sign);
         }
-        let cells = changes
-            .slices
-            .into_iter()
-            .flat_map(|(key, slice)| {
-                slice
-                    .into_iter()
-                    .map(move |(cell_key, cell)| (key.clone(), cell_key, cell))
-            })
-            .collect();
-        append_cells(tx, cells)?;
+        for span in [Span::Hour, Span::Day] {
+            let cells = changes
+                .slices
+                .iter()
+                .filter(|(key, _)| key.1 == span)
+                .flat_map(|(key, slice)| {
+                    slice
+                        .iter()
+                        .map(move |(cell_key, cell)| (key.clone(), cell_key.clone(), cell.clone()))
+                })
+                .collect();
+            append_cells(tx, span, cells)?;
+        }
         lower = upper;
     }
     Ok(())

@@ -125,9 +125,22 @@ ALTER TABLE event_props ADD COLUMN event_id VARCHAR;
     // a sketch of the visitors and the sums of events and visits. Built from the events
     // on opening a store that has events and no rollups.
     r#"
-CREATE TABLE rollups (
+CREATE TABLE rollups_hourly (
     site_id VARCHAR NOT NULL,
-    span VARCHAR NOT NULL,
+    start_ms BIGINT NOT NULL,
+    dim VARCHAR NOT NULL,
+    value VARCHAR NOT NULL,
+    visitors BLOB NOT NULL,
+    pageviews BIGINT NOT NULL,
+    events BIGINT NOT NULL,
+    visits BIGINT NOT NULL,
+    bounces BIGINT NOT NULL,
+    duration_s BIGINT NOT NULL,
+    visit_pageviews BIGINT NOT NULL,
+    visit_events BIGINT NOT NULL
+);
+CREATE TABLE rollups_daily (
+    site_id VARCHAR NOT NULL,
     start_ms BIGINT NOT NULL,
     dim VARCHAR NOT NULL,
     value VARCHAR NOT NULL,
