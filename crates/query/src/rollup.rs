@@ -19,7 +19,7 @@ use chrono::{TimeZone as _, Utc};
 use heartbeat_model::{Event, Session, SiteId, VisitAttributes};
 
 use crate::model::{Dimension, Metric, Query, TimeGrain, VisitColumn};
-use crate::sql::{Row, RunError, Sql, SqlRunner, SqlValue};
+use crate::sql::{RunError, Sql, SqlRunner, SqlValue};
 
 pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 24 * HOUR_MS;
@@ -60,7 +60,8 @@ pub type Sketch = CardinalityEstimator<u64>;
 /// The dimension key of top-level totals (no dimension).
 pub const TOTAL: &str = "";
 
-/// One rollup cell: what one hour holds for one value of one dimension.
+/// One rollup cell: what one hour or day holds for one value of one dimension; also the
+/// sum of cells for one result row.
 #[derive(Debug, Clone, Default)]
 pub struct Cell {
     pub visitors: Sketch,
@@ -202,15 +203,17 @@ impl Rollups {
     }
 }
 
-/// Which rollup keys answer one query dimension: for event metrics and for visit metrics.
-fn keys_of(dimension: Option<&Dimension>) -> Option<(Option<String>, Option<String>)> {
+/// The rollup key of a query dimension. Its cells hold what the SQL compiler's statements
+/// would give for it: event sums where events know the dimension, visit sums where visits
+/// do (a page's visit sums are those of visits entering on it), zeros elsewhere.
+fn key_of(dimension: Option<&Dimension>) -> Option<String> {
     Some(match dimension {
-        None | Some(Dimension::Time(_)) => (Some(TOTAL.into()), Some(TOTAL.into())),
-        Some(Dimension::Page) => (Some("event:page".into()), Some("event:page".into())),
-        Some(Dimension::Name) => (Some("event:name".into()), None),
-        Some(Dimension::Hostname) => (Some("event:hostname".into()), Some("event:hostname".into())),
-        Some(d @ Dimension::Visit(_)) => (Some(d.name()), Some(d.name())),
-        Some(Dimension::EntryPage) => (None, Some("visit:entry_page".into())),
+        None | Some(Dimension::Time(_)) => TOTAL.into(),
+        Some(Dimension::Page) => "event:page".into(),
+        Some(Dimension::Name) => "event:name".into(),
+        Some(Dimension::Hostname) => "event:hostname".into(),
+        Some(d @ Dimension::Visit(_)) => d.name(),
+        Some(Dimension::EntryPage) => "visit:entry_page".into(),
         Some(Dimension::ExitPage | Dimension::Prop(_)) => return None,
     })
 }
@@ -224,15 +227,15 @@ pub fn answerable(query: &Query) -> bool {
         return false;
     }
     let dimension = query.dimensions.first();
-    let Some((event_key, _)) = keys_of(dimension) else {
+    if key_of(dimension).is_none() {
         return false;
-    };
+    }
     let metrics_fit = query.metrics.iter().all(|metric| match metric {
         Metric::TimeOnPage => false,
         // Visits of an event dimension are the distinct visits that include it.
         Metric::Visits => !dimension.is_some_and(Dimension::is_event_only),
         // Visitors of a visit-only dimension are counted over visits' current state.
-        Metric::Visitors | Metric::Percentage => event_key.is_some(),
+        Metric::Visitors | Metric::Percentage => !dimension.is_some_and(Dimension::is_visit_only),
         _ => true,
     });
     metrics_fit
@@ -269,19 +272,6 @@ fn offsets_all(query: &Query, fits: impl Fn(i32) -> bool) -> bool {
         at += 12 * HOUR_MS;
     }
     true
-}
-
-/// The sums of one result row, from rollup cells.
-#[derive(Debug, Default)]
-pub struct Sums {
-    pub visitors: Sketch,
-    pub pageviews: i64,
-    pub events: i64,
-    pub visits: i64,
-    pub bounces: i64,
-    pub duration_s: i64,
-    pub visit_pageviews: i64,
-    pub visit_events: i64,
 }
 
 /// The cells that cover the query's range: whole UTC days from the daily cells and the
@@ -354,64 +344,40 @@ fn row_key(query: &Query, hour_ms: i64, value: String) -> Vec<String> {
     }
 }
 
-/// Reads the cells of an [`answerable`] query and sums them per result row: event sums
-/// (visitors, page views, events) from the dimension's event key, visit sums from its visit
-/// key.
+/// Reads the cells of an [`answerable`] query and adds them up per result row.
 pub async fn read(
     query: &Query,
     runner: &dyn SqlRunner,
-) -> Result<HashMap<Vec<String>, Sums>, RunError> {
-    let (event_key, visit_key) = keys_of(query.dimensions.first()).unwrap_or((None, None));
-    let wants_events = query.metrics.iter().any(|m| {
-        matches!(
-            m,
-            Metric::Visitors | Metric::Percentage | Metric::Pageviews | Metric::Events
-        )
-    }) && event_key.is_some();
-    let wants_visits = query.metrics.iter().any(|m| {
-        matches!(
-            m,
-            Metric::Visits | Metric::BounceRate | Metric::VisitDuration | Metric::ViewsPerVisit
-        ) || (event_key.is_none() && matches!(m, Metric::Pageviews | Metric::Events))
-    }) && visit_key.is_some();
-    let run = |key: Option<String>, wanted: bool| async move {
-        match key {
-            Some(key) if wanted => runner.run(statement(query, &key)).await,
-            _ => Ok(Vec::new()),
-        }
+) -> Result<HashMap<Vec<String>, Cell>, RunError> {
+    let Some(key) = key_of(query.dimensions.first()) else {
+        return Ok(HashMap::new());
     };
-    let (event_rows, visit_rows) =
-        futures::try_join!(run(event_key, wants_events), run(visit_key, wants_visits))?;
-    let mut sums: HashMap<Vec<String>, Sums> = HashMap::new();
-    let mut add = |row: Row, event_part: bool| {
-        let mut cells = row.into_iter();
-        let start_ms = cells.next().map_or(0, |v| v.as_f64() as i64);
-        let value = match cells.next() {
+    let mut sums: HashMap<Vec<String>, Cell> = HashMap::new();
+    for row in runner.run(statement(query, &key)).await? {
+        let mut columns = row.into_iter();
+        let start_ms = columns.next().map_or(0, |v| v.as_f64() as i64);
+        let value = match columns.next() {
             Some(SqlValue::Text(text)) => text,
             _ => String::new(),
         };
-        let rest: Vec<SqlValue> = cells.collect();
+        let rest: Vec<SqlValue> = columns.collect();
         let int = |i: usize| rest.get(i).map_or(0, |v| v.as_f64() as i64);
-        let entry = sums.entry(row_key(query, start_ms, value)).or_default();
-        if event_part {
-            if let Some(SqlValue::Blob(bytes)) = rest.first() {
-                entry.visitors.merge(&decode_sketch(bytes));
-            }
-            entry.pageviews += int(1);
-            entry.events += int(2);
-        } else {
-            entry.visits += int(3);
-            entry.bounces += int(4);
-            entry.duration_s += int(5);
-            entry.visit_pageviews += int(6);
-            entry.visit_events += int(7);
-        }
-    };
-    for row in event_rows {
-        add(row, true);
-    }
-    for row in visit_rows {
-        add(row, false);
+        let cell = Cell {
+            visitors: match rest.first() {
+                Some(SqlValue::Blob(bytes)) => decode_sketch(bytes),
+                _ => Sketch::default(),
+            },
+            pageviews: int(1),
+            events: int(2),
+            visits: int(3),
+            bounces: int(4),
+            duration_s: int(5),
+            visit_pageviews: int(6),
+            visit_events: int(7),
+        };
+        sums.entry(row_key(query, start_ms, value))
+            .or_default()
+            .merge(&cell);
     }
     Ok(sums)
 }

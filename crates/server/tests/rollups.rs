@@ -80,26 +80,7 @@ fn events() -> Vec<Value> {
 
 /// `(dimensions, metrics)` rows of a v2 answer, sorted by dimensions.
 fn rows(body: &Value) -> Vec<(Vec<String>, Vec<f64>)> {
-    let mut rows: Vec<(Vec<String>, Vec<f64>)> = body["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let dims = r["dimensions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d.as_str().unwrap().to_owned())
-                .collect();
-            let metrics = r["metrics"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| m.as_f64().unwrap())
-                .collect();
-            (dims, metrics)
-        })
-        .collect();
+    let mut rows = result_rows(body);
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     rows
 }

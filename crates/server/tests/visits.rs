@@ -39,31 +39,8 @@ async fn load_timeline(server: &TestServer, key: &str) {
     assert_eq!(response.status(), 202);
 }
 
-fn rows(body: &Value) -> Vec<(Vec<String>, Vec<f64>)> {
-    body["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let dims = r["dimensions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d.as_str().unwrap().to_owned())
-                .collect();
-            let metrics = r["metrics"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| m.as_f64().unwrap())
-                .collect();
-            (dims, metrics)
-        })
-        .collect()
-}
-
 fn check(body: &Value, expected: &[(&[&str], &[f64])]) {
-    let got = rows(body);
+    let got = result_rows(body);
     let expected: Vec<(Vec<String>, Vec<f64>)> = expected
         .iter()
         .map(|(d, m)| (d.iter().map(|s| s.to_string()).collect(), m.to_vec()))

@@ -119,6 +119,30 @@ pub async fn sql(dir: &Path, text: &str) -> Vec<Row> {
         .unwrap()
 }
 
+/// `(dimensions, metrics)` of each row of a v2 query answer, in the answer's order.
+pub fn result_rows(body: &Value) -> Vec<(Vec<String>, Vec<f64>)> {
+    body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let dims = r["dimensions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_str().unwrap().to_owned())
+                .collect();
+            let metrics = r["metrics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m.as_f64().unwrap())
+                .collect();
+            (dims, metrics)
+        })
+        .collect()
+}
+
 pub fn text(value: &SqlValue) -> String {
     match value {
         SqlValue::Text(s) => s.clone(),
