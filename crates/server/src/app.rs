@@ -25,11 +25,16 @@ pub struct App {
     pub telemetry: Telemetry,
     pub trusted_proxies: Arc<Vec<IpNet>>,
     pub max_body_bytes: usize,
+    pub limits: Arc<crate::limits::Limits>,
+    /// Session cookies carry `Secure`.
+    pub secure_cookies: bool,
 }
 
 /// An authenticated caller: which sites its key reaches and what it may do.
 #[derive(Debug, Clone)]
 pub struct Caller {
+    /// The key's id (`admin` for the admin token): what per-key rate limits count.
+    pub id: String,
     pub grant: KeyGrant,
     pub scope: ApiKeyScope,
 }
@@ -70,11 +75,14 @@ impl FromRequestParts<App> for MaybeCaller {
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
         match presented_key(&parts.headers) {
             None | Some("") => Ok(MaybeCaller(None)),
-            Some(secret) => app
-                .registry
-                .authenticate(secret)
-                .map(|(grant, scope)| MaybeCaller(Some(Caller { grant, scope })))
-                .ok_or_else(ApiError::unauthorized),
+            Some(secret) => {
+                let (grant, scope, id) = app
+                    .registry
+                    .authenticate(secret)
+                    .ok_or_else(ApiError::unauthorized)?;
+                app.limits.check_key(&id)?;
+                Ok(MaybeCaller(Some(Caller { id, grant, scope })))
+            }
         }
     }
 }

@@ -7,9 +7,11 @@ pub mod backup;
 mod client;
 pub mod config;
 mod error;
+pub mod limits;
 pub mod registry;
 pub mod retention;
 mod routes;
+mod shield;
 pub mod telemetry;
 pub mod transfer;
 
@@ -50,6 +52,14 @@ pub struct ServeConfig {
     pub store_path: Option<PathBuf>,
     /// How often the retention job runs.
     pub retention_interval: std::time::Duration,
+    /// Rate limits and quotas.
+    pub limits: limits::LimitSettings,
+    /// How long a handler may take before the request is answered 408.
+    pub request_timeout: std::time::Duration,
+    /// Origins allowed to call the private API with credentials (CORS).
+    pub cors_origins: Vec<String>,
+    /// Session cookies carry `Secure`.
+    pub secure_cookies: bool,
 }
 
 impl ServeConfig {
@@ -65,6 +75,10 @@ impl ServeConfig {
             geoip_db: None,
             store_path: None,
             retention_interval: std::time::Duration::from_secs(3600),
+            limits: limits::LimitSettings::default(),
+            request_timeout: std::time::Duration::from_secs(30),
+            cors_origins: Vec::new(),
+            secure_cookies: true,
         }
     }
 
@@ -81,6 +95,10 @@ impl ServeConfig {
             store_path: settings.store_path.clone(),
             retention_interval: std::time::Duration::from_secs(settings.retention_interval_s),
             geoip_db: settings.geoip_db.clone(),
+            limits: settings.limits.clone(),
+            request_timeout: std::time::Duration::from_secs(settings.request_timeout_s),
+            cors_origins: settings.cors_origins.clone(),
+            secure_cookies: settings.secure_cookies,
         }
     }
 
@@ -208,7 +226,12 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         },
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         max_body_bytes: config.max_body_bytes,
+        limits: Arc::new(limits::Limits::new(config.limits.clone())),
+        secure_cookies: config.secure_cookies,
     };
+    if !config.limits.enabled {
+        tracing::warn!("rate limits and quotas are off");
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -228,7 +251,8 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         })
         .context("cannot start the processor thread")?;
     tracing::info!(addr = %local_addr, data_dir = %config.data_dir.display(), "heartbeat is ready");
-    let router = routes::router(app).into_make_service_with_connect_info::<SocketAddr>();
+    let router = routes::router(app, &config.cors_origins, config.request_timeout)
+        .into_make_service_with_connect_info::<SocketAddr>();
     let done = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {

@@ -61,6 +61,43 @@ struct ServeArgs {
     /// A MaxMind-format GeoIP database (.mmdb: GeoLite2 or DB-IP Lite, City or Country).
     #[arg(long, env = "HEARTBEAT_GEOIP_DB")]
     geoip_db: Option<PathBuf>,
+    /// Rate limits and quotas: on (default) or off.
+    #[arg(long, env = "HEARTBEAT_RATE_LIMITS")]
+    rate_limits: Option<Toggle>,
+    /// Public ingest requests per client IP per minute [default: 100].
+    #[arg(long, env = "HEARTBEAT_INGEST_PER_IP_PER_MINUTE")]
+    ingest_per_ip_per_minute: Option<u32>,
+    /// Requests per API key or session per minute [default: 6000].
+    #[arg(long, env = "HEARTBEAT_PER_KEY_PER_MINUTE")]
+    per_key_per_minute: Option<u32>,
+    /// Events per site per minute accepted by ingest [default: 600000].
+    #[arg(long, env = "HEARTBEAT_SITE_EVENTS_PER_MINUTE")]
+    site_events_per_minute: Option<u32>,
+    /// Seconds a request may take before it is answered 408 [default: 30].
+    #[arg(long, env = "HEARTBEAT_REQUEST_TIMEOUT_S")]
+    request_timeout_s: Option<u64>,
+    /// Comma-separated origins allowed to call the private API with credentials (CORS).
+    #[arg(long, env = "HEARTBEAT_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Option<Vec<String>>,
+    /// Session cookies only over HTTPS [default: true].
+    #[arg(long, env = "HEARTBEAT_SECURE_COOKIES")]
+    secure_cookies: Option<bool>,
+}
+
+/// A switch given as on/off (true/false, 1/0 too).
+#[derive(Clone, Copy)]
+struct Toggle(bool);
+
+impl std::str::FromStr for Toggle {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "on" | "true" | "1" | "yes" => Ok(Toggle(true)),
+            "off" | "false" | "0" | "no" => Ok(Toggle(false)),
+            other => Err(format!("{other:?} is neither on nor off")),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -127,6 +164,13 @@ fn settings(
         log_format,
         retention_interval_s: args.retention_interval_s,
         geoip_db: args.geoip_db,
+        rate_limits: args.rate_limits.map(|t| t.0),
+        ingest_per_ip_per_minute: args.ingest_per_ip_per_minute,
+        per_key_per_minute: args.per_key_per_minute,
+        site_events_per_minute: args.site_events_per_minute,
+        request_timeout_s: args.request_timeout_s,
+        cors_origins: args.cors_origins,
+        secure_cookies: args.secure_cookies,
     };
     Ok(config::resolve(file, overrides, |name| {
         std::env::var(name).ok()

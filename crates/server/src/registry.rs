@@ -12,6 +12,7 @@ use heartbeat_model::{ApiKey, ApiKeyScope, Site, SiteId, SiteRules};
 use heartbeat_store::{MetaStore, StoreError};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 #[derive(Default)]
 struct Tables {
@@ -143,11 +144,19 @@ impl Registry {
         })
     }
 
-    /// The grant of a presented key: `Some` for the admin token or a live site key.
-    pub fn authenticate(&self, secret: &str) -> Option<(KeyGrant, ApiKeyScope)> {
+    /// The grant of a presented key: `Some` for the admin token or a live site key, with the
+    /// key's id (`admin` for the admin token).
+    ///
+    /// Secrets are compared as SHA-256 digests, the admin token's in constant time; a key is
+    /// found by its digest, so lookup timing says nothing about the secret.
+    pub fn authenticate(&self, secret: &str) -> Option<(KeyGrant, ApiKeyScope, String)> {
         let hash = sha256_hex(secret);
-        if hash == self.admin_token_sha256 {
-            return Some((KeyGrant { site_id: None }, ApiKeyScope::Admin));
+        if bool::from(hash.as_bytes().ct_eq(self.admin_token_sha256.as_bytes())) {
+            return Some((
+                KeyGrant { site_id: None },
+                ApiKeyScope::Admin,
+                "admin".to_owned(),
+            ));
         }
         let tables = self.tables.read().unwrap_or_else(|p| p.into_inner());
         let key = tables.keys.get(&hash).filter(|k| !k.revoked)?;
@@ -156,6 +165,7 @@ impl Registry {
                 site_id: key.site_id.clone(),
             },
             key.scope,
+            key.id.clone(),
         ))
     }
 

@@ -8,7 +8,8 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use heartbeat_ingest::{decode, DecodeError, Decoded, Outcome};
+use heartbeat_ingest::enrich::page::normalize_host;
+use heartbeat_ingest::{decode, DecodeError, Decoded, Outcome, SiteDirectory, SiteRef};
 use serde_json::json;
 
 use crate::app::{App, Client, MaybeCaller, Payload};
@@ -26,9 +27,42 @@ async fn accept(
     caller: &MaybeCaller,
 ) -> Result<Outcome, ApiError> {
     let grant = caller.0.as_ref().map(|c| &c.grant);
+    check_site_quotas(app, &decoded, grant)?;
     let outcome = app.ingestor.accept(decoded, &client.0, grant).await?;
     metrics::counter!(telemetry::INGEST_EVENTS_ACCEPTED).increment(outcome.accepted as u64);
     Ok(outcome)
+}
+
+/// Counts the request's events against each named site's ingest quota (sites nobody has are
+/// left to the ingestor, which answers 404).
+fn check_site_quotas(
+    app: &App,
+    decoded: &Decoded,
+    grant: Option<&heartbeat_ingest::KeyGrant>,
+) -> Result<(), ApiError> {
+    if !app.limits.settings().enabled {
+        return Ok(());
+    }
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for event in &decoded.events {
+        let site = match &event.site {
+            Some(SiteRef::Domain(domain)) => app
+                .registry
+                .by_domain(&normalize_host(domain))
+                .map(|site| site.id.0),
+            Some(SiteRef::Id(id)) => Some(id.0.clone()),
+            Some(SiteRef::Key) | None => grant.and_then(|g| g.site_id.clone()).map(|id| id.0),
+        };
+        let Some(site) = site else { continue };
+        match counts.iter_mut().find(|(s, _)| *s == site) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((site, 1)),
+        }
+    }
+    for (site, n) in counts {
+        app.limits.check_site(&site, n)?;
+    }
+    Ok(())
 }
 
 /// A 202 with `body`, marked when nothing of the request was stored.
@@ -64,6 +98,7 @@ fn accepted(outcome: &Outcome) -> Response {
         (status = 404, description = "No site has this domain", body = crate::routes::docs::ErrorBody),
         (status = 413, description = "Body too large", body = crate::routes::docs::ErrorBody),
         (status = 415, description = "Neither JSON nor text", body = crate::routes::docs::ErrorBody),
+        (status = 429, description = "Rate limited (per client IP, per key or the site's quota); retry after `Retry-After` seconds", body = crate::routes::docs::ErrorBody),
         (status = 503, description = "Queue full; retry after `Retry-After` seconds", body = crate::routes::docs::ErrorBody),
     ))]
 pub(crate) async fn api_event(
@@ -73,6 +108,7 @@ pub(crate) async fn api_event(
     Payload(body): Payload,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
+    app.limits.check_ip(client.0.ip)?;
     let decoded = decode::api_event(&body)?;
     let seed_002 = decoded.needs_key;
     let outcome = accept(&app, decoded, &client, &caller).await?;
@@ -115,6 +151,7 @@ pub(crate) async fn tracker_events(
     caller: MaybeCaller,
     Payload(body): Payload,
 ) -> Result<Response, ApiError> {
+    app.limits.check_ip(client.0.ip)?;
     door(&app, &client, &caller, decode::tracker_events(&body)).await
 }
 
