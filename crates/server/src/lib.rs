@@ -2,12 +2,14 @@
 //! one process, and shuts them down in order (stop accepting, drain the queue, flush the
 //! store).
 
+mod access;
 mod app;
 pub mod backup;
 mod client;
 pub mod config;
 mod error;
 pub mod limits;
+pub mod password;
 pub mod registry;
 pub mod retention;
 mod routes;

@@ -26,6 +26,23 @@ async fn accept(
     client: &Client,
     caller: &MaybeCaller,
 ) -> Result<Outcome, ApiError> {
+    if let Some(caller) = &caller.0 {
+        // A key of one site is checked by the ingestor; wider callers (organisation keys,
+        // users) may only name sites they reach, and share links never send events.
+        if caller.is_share() {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "Forbidden")
+                .with_detail("x-api-key", "a public dashboard link cannot send events"));
+        }
+        if caller.grant.site_id.is_none() {
+            for event in &decoded.events {
+                if let Some(SiteRef::Id(id)) = &event.site {
+                    if !caller.may_write(id) {
+                        return Err(ApiError::forbidden(id.as_str()));
+                    }
+                }
+            }
+        }
+    }
     let grant = caller.0.as_ref().map(|c| &c.grant);
     check_site_quotas(app, &decoded, grant)?;
     let outcome = app.ingestor.accept(decoded, &client.0, grant).await?;

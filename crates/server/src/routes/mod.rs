@@ -1,6 +1,7 @@
 //! HTTP routes, one module per area, each with `router()`. Handlers are thin: extract, call
 //! one domain function, map to a response.
 
+pub mod accounts;
 pub mod analytics;
 pub mod data;
 pub mod docs;
@@ -31,6 +32,7 @@ pub fn router(app: App, cors_origins: &[String], request_timeout: Duration) -> R
         origins: std::sync::Arc::new(cors_origins.to_vec()),
     };
     Router::new()
+        .merge(accounts::router())
         .merge(analytics::router())
         .merge(events::router())
         .merge(health::router())
