@@ -2,11 +2,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use heartbeat_model::SiteId;
+use heartbeat_model::{OrgId, Role, SiteId};
 use heartbeat_server::config::{self, LogFormat, Overrides, Settings};
+use heartbeat_server::registry::{new_secret, Registry};
 use heartbeat_server::transfer::{self, Format};
 use heartbeat_server::ServeConfig;
 use heartbeat_store::MetaStore;
@@ -130,11 +132,93 @@ enum Command {
         #[command(flatten)]
         serve: ServeArgs,
     },
+    /// Manage dashboard users on a stopped server's data (DuckDB lets one process open it);
+    /// a running server adds users with POST /api/users.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
         action: ConfigAction,
     },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Create a user (or give an existing one a role) in an organisation.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// At least 8 characters; better from the environment than on the command line.
+        #[arg(long, env = "HEARTBEAT_USER_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// owner, admin or viewer.
+        #[arg(long, default_value = "owner")]
+        role: String,
+        /// The organisation (owners of `default` own the instance).
+        #[arg(long, default_value = "default")]
+        org: String,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// Set a user's password; its sessions end.
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+        #[arg(long, env = "HEARTBEAT_USER_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+}
+
+/// The registry of a stopped server's data, for the `user` commands.
+async fn open_registry(settings: &Settings) -> anyhow::Result<Registry> {
+    let path = ServeConfig::from_settings(settings).store_path();
+    let store = DuckDbStore::open(&path).with_context(|| {
+        format!(
+            "cannot open {} (is the server running? stop it first)",
+            path.display()
+        )
+    })?;
+    // The admin token plays no part in managing users; a random one matches nothing.
+    let registry = Registry::load(Arc::new(store), &new_secret("unused_")).await?;
+    Ok(registry)
+}
+
+async fn user_command(cli_config: Option<&Path>, action: UserAction) -> anyhow::Result<()> {
+    let now = chrono::Utc::now().timestamp_millis();
+    match action {
+        UserAction::Create {
+            email,
+            password,
+            role,
+            org,
+            serve,
+        } => {
+            let role = Role::parse(&role)
+                .with_context(|| format!("role {role:?} is not owner, admin or viewer"))?;
+            let settings = settings(cli_config, None, serve)?;
+            let registry = open_registry(&settings).await?;
+            let view = registry
+                .create_user(&email, &password, &OrgId(org.clone()), role, now)
+                .await?;
+            eprintln!("user {} is {} of {org}", view.user.email, role.as_str());
+        }
+        UserAction::ResetPassword {
+            email,
+            password,
+            serve,
+        } => {
+            let settings = settings(cli_config, None, serve)?;
+            let registry = open_registry(&settings).await?;
+            registry.set_password(&email, &password).await?;
+            eprintln!("password of {email} changed; its sessions ended");
+        }
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -283,6 +367,7 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::User { action } => user_command(cli.config.as_deref(), action).await,
         Command::Config {
             action: ConfigAction::Check(args),
         } => {

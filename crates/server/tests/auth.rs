@@ -104,9 +104,13 @@ impl Probe<'_> {
             .replace("{site_id}", SITE)
             .replace("{id}", "some-event")
             .replace("{key_id}", &self.key_id);
-        let url = self
-            .server
-            .url(&format!("{path}?site_id={SITE}&siteId={SITE}"));
+        // Seed 000's read names the site `siteId`; every other route `site_id`.
+        let site_param = if path == "/analytics/metrics" {
+            "siteId"
+        } else {
+            "site_id"
+        };
+        let url = self.server.url(&format!("{path}?{site_param}={SITE}"));
         let http = &self.server.http;
         let request = match method {
             "get" => http.get(url),

@@ -269,6 +269,12 @@ pub(crate) async fn create_key(
     let site_id = optional_string(&body, "site_id", &mut errors).map(SiteId);
     let org_id = optional_string(&body, "org_id", &mut errors).map(OrgId);
     let name = optional_string(&body, "name", &mut errors).unwrap_or_default();
+    // Who may ask comes first: a caller without the right learns nothing from validation.
+    if !may_manage(&caller.0, site_id.as_ref(), org_id.as_ref()) {
+        return Err(forbidden(
+            "creating this key needs admin on its site, its organisation or everything",
+        ));
+    }
     if site_id.is_some() && org_id.is_some() {
         errors.push(FieldError::new(
             "org_id",
@@ -277,11 +283,6 @@ pub(crate) async fn create_key(
     }
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
-    }
-    if !may_manage(&caller.0, site_id.as_ref(), org_id.as_ref()) {
-        return Err(forbidden(
-            "creating this key needs admin on its site, its organisation or everything",
-        ));
     }
     let (key, secret) = app
         .registry

@@ -141,6 +141,14 @@ pub(crate) async fn api_event(
     }
 }
 
+/// Keyed formats check the key before the body: a caller without one learns nothing.
+fn require_key(caller: &MaybeCaller) -> Result<(), ApiError> {
+    match caller.0 {
+        Some(_) => Ok(()),
+        None => Err(ApiError::unauthorized()),
+    }
+}
+
 /// A door for a format that answers `{"success": true, "accepted": N}`.
 async fn door(
     app: &App,
@@ -188,6 +196,7 @@ pub(crate) async fn realtime_events(
     caller: MaybeCaller,
     Payload(body): Payload,
 ) -> Result<Response, ApiError> {
+    require_key(&caller)?;
     door(&app, &client, &caller, decode::realtime_events(&body)).await
 }
 
@@ -208,6 +217,7 @@ pub(crate) async fn v1_events(
     caller: MaybeCaller,
     Payload(body): Payload,
 ) -> Result<Response, ApiError> {
+    require_key(&caller)?;
     door(&app, &client, &caller, decode::v1_events(&body)).await
 }
 
@@ -227,6 +237,7 @@ pub(crate) async fn v1_batch(
     caller: MaybeCaller,
     Payload(body): Payload,
 ) -> Result<Response, ApiError> {
+    require_key(&caller)?;
     door(&app, &client, &caller, decode::v1_batch(&body)).await
 }
 
