@@ -50,10 +50,12 @@ fn session_cookie(app: &App, token: &str, max_age_s: i64) -> HeaderValue {
 fn signed_in(app: &App, status: StatusCode, token: &str, view: &UserView) -> Response {
     let body = json!({"success": true, "token": token, "user": user_json(view)});
     let mut response = (status, Json(body)).into_response();
-    response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(
         header::SET_COOKIE,
         session_cookie(app, token, SESSION_TTL_MS / 1000),
     );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -485,11 +487,12 @@ pub(crate) async fn create_user(
         }),
         None => Role::Viewer,
     };
-    if !errors.is_empty() {
-        return Err(ApiError::invalid(errors));
-    }
+    // Who may ask comes first: a caller without the right learns nothing from validation.
     if !caller.0.may_own_org(&org) {
         return Err(forbidden("adding users needs an owner of the organisation"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
     }
     let view = app
         .registry

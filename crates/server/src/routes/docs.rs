@@ -144,6 +144,8 @@ pub struct QueryRequest {
 #[derive(Serialize, ToSchema)]
 pub struct SiteBody {
     pub site_id: String,
+    /// The organisation holding the site (`default` unless created with `org_id`).
+    pub org_id: String,
     pub name: String,
     pub domain: String,
     pub timezone: String,

@@ -116,9 +116,12 @@ pub(crate) fn json_object(body: &[u8]) -> Result<Value, ApiError> {
     Ok(body)
 }
 
-fn site_json(site: &heartbeat_model::Site) -> Value {
-    json!({"site_id": site.id, "name": site.name, "domain": site.domain, "timezone": site.timezone,
-           "retention_days": site.retention_days, "rules": site.rules})
+fn site_json(app: &App, site: &heartbeat_model::Site) -> Value {
+    json!({"site_id": site.id, "org_id": app.registry.site_org(&site.id), "name": site.name,
+           "domain": site.domain, "timezone": site.timezone,
+           "retention_days": site.retention_days, "rules": site.rules,
+           "public_link": app.registry.share_state(&site.id)
+               .map(|protected| json!({"password_protected": protected}))})
 }
 
 /// Creates a site (seed 002) and its first key (scope `read`, which includes ingest), shown
@@ -208,7 +211,7 @@ pub(crate) async fn list(
         .sites()
         .into_iter()
         .filter(|site| caller.0.may_read(&site.id))
-        .map(|site| site_json(&site))
+        .map(|site| site_json(&app, &site))
         .collect();
     Ok(Json(json!({"success": true, "sites": sites})))
 }
@@ -242,7 +245,9 @@ pub(crate) async fn show(
         .site(&id)
         .filter(|_| caller.0.may_read(&id))
         .ok_or_else(|| not_found(id.as_str()))?;
-    Ok(Json(json!({"success": true, "site": site_json(&site)})))
+    Ok(Json(
+        json!({"success": true, "site": site_json(&app, &site)}),
+    ))
 }
 
 /// Replaces a site's ingest rules. They apply to events accepted from then on.
@@ -272,7 +277,9 @@ pub(crate) async fn put_rules(
         .update_rules(&SiteId(id.clone()), rules)
         .await?
         .ok_or_else(|| not_found(&id))?;
-    Ok(Json(json!({"success": true, "site": site_json(&site)})))
+    Ok(Json(
+        json!({"success": true, "site": site_json(&app, &site)}),
+    ))
 }
 
 /// Changes a site's name, time zone or retention (`retention_days`: days, or `null` to keep
@@ -321,7 +328,7 @@ pub(crate) async fn update(
         .update_site(&SiteId(site_id), changes)
         .await
         .map_err(registry_error)?;
-    let mut body = site_json(&site);
+    let mut body = site_json(&app, &site);
     body["success"] = json!(true);
     Ok(Json(body))
 }
