@@ -39,7 +39,7 @@ async fn per_ip_limit_trips_at_the_rate_and_recovers() {
         };
     })
     .await;
-    server.create_site("limits.example", "UTC").await;
+    let key = server.create_site("limits.example", "UTC").await;
     let started = Instant::now();
     let mut accepted = 0u32;
     let refused = loop {
@@ -66,6 +66,17 @@ async fn per_ip_limit_trips_at_the_rate_and_recovers() {
         "{accepted} accepted in {elapsed_tenths} tenths of a second"
     );
     assert_429(refused, "client").await;
+    // Seed 002's keyed format on the same path counts against the same address.
+    let keyed = server
+        .http
+        .post(server.url("/api/event"))
+        .header("x-api-key", &key)
+        .header("x-forwarded-for", "198.51.100.7")
+        .json(&json!({"site_id": "limits.example", "event_type": "pageview", "path": "/"}))
+        .send()
+        .await
+        .unwrap();
+    assert_429(keyed, "client").await;
     // Another address is not affected.
     let other = server
         .http
