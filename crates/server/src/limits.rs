@@ -110,8 +110,9 @@ pub struct Limits {
     per_site: Keyed<String>,
 }
 
-/// A 429 telling the client when to retry.
-pub fn too_many(field: &str, what: &str, wait: Duration) -> ApiError {
+/// A 429 telling the client when to retry, counted by `limit`.
+pub fn too_many(limit: &'static str, field: &str, what: &str, wait: Duration) -> ApiError {
+    metrics::counter!(crate::telemetry::HTTP_RATE_LIMITED, "limit" => limit).increment(1);
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     ApiError {
         retry_after_s: Some(seconds.max(1)),
@@ -142,6 +143,7 @@ impl Limits {
         let ip = ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         self.per_ip.check(&ip).map_err(|wait| {
             too_many(
+                "client_ip",
                 "client",
                 &format!(
                     "at most {} requests per minute from one address",
@@ -159,6 +161,7 @@ impl Limits {
         }
         self.per_key.check(&key_id.to_owned()).map_err(|wait| {
             too_many(
+                "key",
                 "x-api-key",
                 &format!(
                     "at most {} requests per minute with one key",
@@ -177,6 +180,7 @@ impl Limits {
         let n = u32::try_from(events).unwrap_or(u32::MAX);
         self.per_site.check_n(&site.to_owned(), n).map_err(|wait| {
             too_many(
+                "site_quota",
                 "site_id",
                 &format!(
                     "site {site} is over its quota of {} events per minute",

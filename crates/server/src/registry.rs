@@ -761,6 +761,21 @@ impl Registry {
         Ok(self.user(&user_id).expect("just stored"))
     }
 
+    /// Deletes a user, its roles and its sessions.
+    pub async fn delete_user(&self, user_id: &str) -> Result<UserView, RegistryError> {
+        let view = self.user(user_id).ok_or_else(|| RegistryError::Missing {
+            field: "user_id",
+            message: format!("no user {user_id}"),
+        })?;
+        self.meta.delete_user(user_id).await?;
+        let mut tables = self.write();
+        tables.users.remove(user_id);
+        tables.user_by_email.remove(&view.user.email);
+        tables.memberships.remove(user_id);
+        tables.sessions.retain(|_, s| s.user_id != user_id);
+        Ok(view)
+    }
+
     /// Sets a user's password and signs it out everywhere.
     pub async fn set_password(&self, email: &str, password: &str) -> Result<(), RegistryError> {
         let email = email.trim().to_lowercase();

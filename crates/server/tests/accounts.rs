@@ -171,6 +171,37 @@ async fn setup_login_roles_and_csrf() {
         .contains("Max-Age=0"));
     let (status, _) = send(http.get(server.url("/api/auth/me")).bearer_auth(&viewer)).await;
     assert_eq!(status, 401);
+
+    // The owner removes the viewer (not itself).
+    let (_, users) = send(http.get(server.url("/api/users")).bearer_auth(&token)).await;
+    let id_of = |email: &str| {
+        users["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["email"] == email)
+            .map(|u| u["user_id"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    let (viewer_id, owner_id) = (id_of("viewer@example.com"), id_of("owner@example.com"));
+    let (status, _) = send(
+        http.delete(server.url(&format!("/api/users/{owner_id}")))
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = send(
+        http.delete(server.url(&format!("/api/users/{viewer_id}")))
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = send(
+        http.post(server.url("/api/auth/login"))
+            .json(&json!({"email": "viewer@example.com", "password": "viewer-password"})),
+    )
+    .await;
+    assert_eq!(status, 401);
     server.stop().await;
 }
 

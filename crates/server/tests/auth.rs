@@ -69,6 +69,7 @@ const TABLE: &[(&str, &str, Access)] = &[
     ("post", "/api/site/create", Instance),
     ("post", "/api/orgs", Instance),
     ("post", "/api/users", Instance),
+    ("delete", "/api/users/{user_id}", Instance),
     ("post", "/api/backup", Instance),
     ("get", "/api/sites", Own),
     ("get", "/api/keys", Own),
@@ -91,6 +92,8 @@ struct Probe<'a> {
     server: &'a TestServer,
     /// Replaces `{key_id}`.
     key_id: String,
+    /// Replaces `{user_id}`.
+    user_id: String,
 }
 
 impl Probe<'_> {
@@ -103,7 +106,8 @@ impl Probe<'_> {
         let path = path
             .replace("{site_id}", SITE)
             .replace("{id}", "some-event")
-            .replace("{key_id}", &self.key_id);
+            .replace("{key_id}", &self.key_id)
+            .replace("{user_id}", &self.user_id);
         // Seed 000's read names the site `siteId`; every other route `site_id`.
         let site_param = if path == "/analytics/metrics" {
             "siteId"
@@ -208,6 +212,13 @@ async fn every_private_route_checks_its_caller() {
         json!({"domain": "c.example", "org_id": "acme"}),
     )
     .await;
+    let owner = post_admin(
+        &server,
+        "/api/users",
+        json!({"email": "owner@default.example", "password": "owner-password", "role": "owner"}),
+    )
+    .await;
+    let owner_id = owner["user"]["user_id"].as_str().unwrap().to_owned();
     post_admin(
         &server,
         "/api/users",
@@ -261,6 +272,7 @@ async fn every_private_route_checks_its_caller() {
     let probe = Probe {
         server: &server,
         key_id: read_a_id.clone(),
+        user_id: owner_id.clone(),
     };
     let wrong = "hb_0000000000000000000000000000000000000000".to_owned();
     let bad_credentials = [
@@ -362,5 +374,13 @@ async fn every_private_route_checks_its_caller() {
         )
         .await;
     assert_eq!(stored["results"][0]["metrics"][0], 0, "{stored}");
+    let login = server
+        .http
+        .post(server.url("/api/auth/login"))
+        .json(&json!({"email": "owner@default.example", "password": "owner-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200, "the probed user still exists");
     server.stop().await;
 }

@@ -166,6 +166,24 @@ async fn per_key_limit_and_site_quota() {
         .await
         .unwrap();
     assert_eq!(admin.status(), 200);
+    // Operators see refusals by limit.
+    let metrics = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for limit in ["key", "site_quota"] {
+        assert!(
+            metrics.contains(&format!(
+                "heartbeat_http_rate_limited_total{{limit=\"{limit}\"}}"
+            )),
+            "{limit}"
+        );
+    }
     server.stop().await;
 }
 

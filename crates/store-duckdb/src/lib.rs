@@ -1077,6 +1077,22 @@ impl MetaStore for DuckDbStore {
         .await
     }
 
+    async fn delete_user(&self, user_id: &str) -> Result<(), StoreError> {
+        let user_id = user_id.to_owned();
+        self.with_writer(move |conn| {
+            let tx = conn.transaction().map_err(unavailable)?;
+            for sql in [
+                "DELETE FROM user_sessions WHERE user_id = ?",
+                "DELETE FROM memberships WHERE user_id = ?",
+                "DELETE FROM users WHERE id = ?",
+            ] {
+                tx.execute(sql, params![user_id]).map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
     async fn memberships(&self) -> Result<Vec<Membership>, StoreError> {
         self.with_reader(|conn| {
             let mut stmt = conn

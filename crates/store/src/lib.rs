@@ -128,6 +128,8 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Fails with `Conflict` when the email is taken.
     async fn insert_user(&self, user: &User) -> Result<(), StoreError>;
     async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<(), StoreError>;
+    /// Deletes a user with its memberships and sessions.
+    async fn delete_user(&self, user_id: &str) -> Result<(), StoreError>;
     async fn memberships(&self) -> Result<Vec<Membership>, StoreError>;
     /// Adds a membership or changes its role.
     async fn put_membership(&self, membership: &Membership) -> Result<(), StoreError>;

@@ -529,6 +529,42 @@ pub(crate) async fn list_users(
     Ok(Json(json!({"success": true, "users": users})))
 }
 
+/// Deletes a dashboard user with its roles and sessions. Needs an instance admin or an owner
+/// of every organisation the user belongs to; nobody deletes themselves.
+#[utoipa::path(operation_id = "users_delete", delete, path = "/api/users/{user_id}", tag = "accounts",
+    params(("user_id" = String, Path, description = "The user's id")),
+    security(("api_key" = []), ("bearer" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "`{success, user_id}`", body = Object),
+        (status = 400, description = "Deleting oneself", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No such user among those the caller manages", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn delete_user(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    Path(user_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let not_found = || ApiError::not_found("user_id", format!("no user {user_id}"));
+    let view = app.registry.user(&user_id).ok_or_else(not_found)?;
+    let manages = caller.0.is_admin()
+        || (!view.roles.is_empty() && view.roles.iter().all(|(org, _)| caller.0.may_own_org(org)));
+    if !manages {
+        return Err(not_found());
+    }
+    if caller.0.principal == Principal::User(user_id.clone()) {
+        return Err(ApiError::invalid(vec![FieldError::new(
+            "user_id",
+            "you cannot delete yourself",
+        )]));
+    }
+    app.registry
+        .delete_user(&user_id)
+        .await
+        .map_err(registry_error)?;
+    Ok(Json(json!({"success": true, "user_id": user_id})))
+}
+
 pub fn router() -> Router<App> {
     Router::new()
         .route("/api/auth/setup", post(setup))
@@ -539,4 +575,5 @@ pub fn router() -> Router<App> {
         .route("/api/keys/{key_id}", delete(revoke_key))
         .route("/api/orgs", get(list_orgs).post(create_org))
         .route("/api/users", get(list_users).post(create_user))
+        .route("/api/users/{user_id}", delete(delete_user))
 }

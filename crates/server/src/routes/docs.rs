@@ -302,6 +302,7 @@ impl Modify for SecuritySchemes {
         super::accounts::list_orgs,
         super::accounts::create_user,
         super::accounts::list_users,
+        super::accounts::delete_user,
         super::events::list,
         super::events::one,
         super::events::counts,

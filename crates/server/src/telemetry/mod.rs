@@ -37,6 +37,7 @@ pub const STORE_INSERT_DURATION: &str = "heartbeat_store_insert_duration_seconds
 pub const STORE_QUERY_DURATION: &str = "heartbeat_store_query_duration_seconds";
 pub const STORE_QUERY_ERRORS: &str = "heartbeat_store_query_errors_total";
 pub const RETENTION_EVENTS_DELETED: &str = "heartbeat_retention_events_deleted_total";
+pub const HTTP_RATE_LIMITED: &str = "heartbeat_http_rate_limited_total";
 
 /// Every metric with its help text, in the order `/metrics` documents them.
 pub const METRICS: &[(&str, &str)] = &[
@@ -56,6 +57,7 @@ pub const METRICS: &[(&str, &str)] = &[
     (STORE_QUERY_DURATION, "Time of one event store query (SQL compiled from an API query)."),
     (STORE_QUERY_ERRORS, "Event store queries that failed."),
     (RETENTION_EVENTS_DELETED, "Events deleted because they were older than their site's retention."),
+    (HTTP_RATE_LIMITED, "Requests answered 429, by limit (client_ip, key, site_quota)."),
 ];
 
 /// Histogram buckets in seconds, from half a millisecond (an ingest request) to ten seconds (a
