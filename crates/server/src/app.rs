@@ -13,6 +13,7 @@ use ipnet::IpNet;
 
 use crate::error::ApiError;
 use crate::registry::Registry;
+use crate::shield::INGEST_PATHS;
 use crate::telemetry::Telemetry;
 
 #[derive(Clone)]
@@ -100,10 +101,14 @@ impl FromRequestParts<App> for MaybeCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        // Ingest never reads the session cookie: a signed-in user's browser may send it along
+        // with tracker events from the user's own (same-site) pages, which are not the
+        // user's requests.
+        let ingest = parts.method == Method::POST && INGEST_PATHS.contains(&parts.uri.path());
         let (secret, via_cookie) = match presented_key(&parts.headers) {
             Some(key) if !key.is_empty() => (key, false),
             _ => match cookie(&parts.headers, SESSION_COOKIE) {
-                Some(token) if !token.is_empty() => (token, true),
+                Some(token) if !token.is_empty() && !ingest => (token, true),
                 _ => return Ok(MaybeCaller(None)),
             },
         };

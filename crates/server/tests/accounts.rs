@@ -98,6 +98,18 @@ async fn setup_login_roles_and_csrf() {
     let own_origin = server.base.clone();
     let (status, body) = send(create(Some(&own_origin))).await;
     assert_eq!(status, 201, "{body}");
+    // The owner's browser sends the cookie along with tracker events from the owner's own
+    // pages: ingest ignores it.
+    let tracked = with_cookie(http.post(server.url("/api/event")))
+        .header("origin", "https://owned.example")
+        .header("sec-fetch-site", "same-site")
+        .header("user-agent", UA)
+        .header("content-type", "text/plain")
+        .body(r#"{"n":"pageview","u":"https://owned.example/","d":"owned.example"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tracked.status(), 202);
     // A bearer token is never sent by a browser on its own: no origin check.
     let (status, _) = send(
         http.post(server.url("/api/site/create"))
