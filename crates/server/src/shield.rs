@@ -30,10 +30,15 @@ const SECURITY_HEADERS: [(HeaderName, &str); 5] = [
     ),
 ];
 
-/// Adds [`SECURITY_HEADERS`].
+/// Adds [`SECURITY_HEADERS`], and `Cache-Control: no-store` to API answers (statistics,
+/// keys and tokens shown once are nobody's to cache) unless the handler chose otherwise.
 pub async fn security_headers(request: Request, next: Next) -> Response {
+    let api = request.uri().path().starts_with("/api/");
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    if api && !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     for (name, value) in SECURITY_HEADERS {
         if !headers.contains_key(&name) {
             headers.insert(name, HeaderValue::from_static(value));

@@ -204,6 +204,15 @@ async fn security_headers_cors_and_time_limit() {
     ] {
         assert_eq!(health.headers()[name], value, "{name}");
     }
+    assert!(health.headers().get("cache-control").is_none());
+    let sites = server
+        .http
+        .get(server.url("/api/sites"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sites.headers()["cache-control"], "no-store");
     assert!(health.headers()["content-security-policy"]
         .to_str()
         .unwrap()
