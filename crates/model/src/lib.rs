@@ -3,10 +3,12 @@
 //! Invariant: this crate depends on no other crate of ours, so every layer can share these
 //! types without pulling in HTTP, storage or queue code.
 
+mod account;
 mod batch;
 mod event;
 mod site;
 
+pub use account::{Membership, Org, OrgId, Role, ShareLink, User, UserSession};
 pub use batch::{decode_batch, encode_batch, BatchCodecError};
 pub use event::{Event, Revenue, Session, VisitAttributes, PAGEVIEW};
 pub use site::{ApiKey, ApiKeyScope, Site, SiteId, SiteRules};

@@ -70,16 +70,54 @@ pub enum ApiKeyScope {
     Ingest,
     /// Send events and read its site's statistics.
     Read,
-    /// Everything, on every site.
+    /// Everything, on every site the key reaches.
     Admin,
+}
+
+impl ApiKeyScope {
+    /// `Ingest` < `Read` < `Admin`: each includes what the one before may do.
+    pub fn rank(self) -> u8 {
+        match self {
+            ApiKeyScope::Ingest => 0,
+            ApiKeyScope::Read => 1,
+            ApiKeyScope::Admin => 2,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiKeyScope::Ingest => "ingest",
+            ApiKeyScope::Read => "read",
+            ApiKeyScope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ApiKeyScope> {
+        match text {
+            "ingest" => Some(ApiKeyScope::Ingest),
+            "read" => Some(ApiKeyScope::Read),
+            "admin" => Some(ApiKeyScope::Admin),
+            _ => None,
+        }
+    }
 }
 
 /// An API key as stored: only the SHA-256 of the secret is kept; the secret is shown once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKey {
     pub id: String,
-    /// The site the key belongs to; `None` for an admin key that spans all sites.
+    /// The site the key belongs to; `None` for a key of a whole organisation or, without
+    /// `org_id` either, of every site.
     pub site_id: Option<SiteId>,
+    /// The organisation whose every site the key reaches (when `site_id` is `None`).
+    #[serde(default)]
+    pub org_id: Option<crate::OrgId>,
+    /// A label for people.
+    #[serde(default)]
+    pub name: String,
+    /// When the key was last presented (to the minute).
+    #[serde(default)]
+    pub last_used_at_ms: Option<i64>,
     pub scope: ApiKeyScope,
     /// Lower-case hex SHA-256 of the secret.
     pub secret_sha256: String,

@@ -87,6 +87,10 @@ impl EventStore for FaultyStore {
     async fn import_events(&self, events: Vec<Event>) -> Result<u64, StoreError> {
         self.inner.import_events(events).await
     }
+
+    async fn delete_site_events(&self, site: &SiteId) -> Result<Deleted, StoreError> {
+        self.inner.delete_site_events(site).await
+    }
 }
 
 fn event(n: usize, name: &str) -> Event {

@@ -1,19 +1,19 @@
 //! The state every handler shares, and the request pieces handlers extract from it: the
-//! caller's key, the client, and a size-limited payload.
+//! caller (key, session cookie or share link), the client, and a size-limited payload.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
-use axum::http::{header, request::Parts, HeaderMap, StatusCode};
-use heartbeat_ingest::{ClientInfo, Ingestor, KeyGrant};
-use heartbeat_model::{ApiKeyScope, SiteId};
+use axum::http::{header, request::Parts, HeaderMap, Method, StatusCode};
+use heartbeat_ingest::{ClientInfo, Ingestor};
 use heartbeat_store::EventStore;
 use ipnet::IpNet;
 
 use crate::error::ApiError;
 use crate::registry::Registry;
+use crate::shield::INGEST_PATHS;
 use crate::telemetry::Telemetry;
 
 #[derive(Clone)]
@@ -28,26 +28,15 @@ pub struct App {
     pub query_cache: Arc<crate::query_cache::QueryCache>,
     /// Stored events for the live streams (`GET /api/live`).
     pub live: crate::routes::live::LiveHub,
+    pub limits: Arc<crate::limits::Limits>,
+    /// Session cookies carry `Secure`.
+    pub secure_cookies: bool,
 }
 
-/// An authenticated caller: which sites its key reaches and what it may do.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub grant: KeyGrant,
-    pub scope: ApiKeyScope,
-}
+pub use crate::access::Caller;
 
-impl Caller {
-    /// Whether this caller may read `site`'s statistics.
-    pub fn may_read(&self, site: &SiteId) -> bool {
-        self.scope != ApiKeyScope::Ingest
-            && self.grant.site_id.as_ref().is_none_or(|own| own == site)
-    }
-
-    pub fn is_admin(&self) -> bool {
-        self.scope == ApiKeyScope::Admin
-    }
-}
+/// The dashboard's session cookie.
+pub const SESSION_COOKIE: &str = "hb_session";
 
 fn presented_key(headers: &HeaderMap) -> Option<&str> {
     if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
@@ -63,22 +52,84 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// The caller of a request that may carry a key: `None` without one; a key that is
-/// presented but unknown or revoked is a 401, never silently ignored.
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
+
+/// A cookie-authenticated request that changes something must come from Heartbeat's own
+/// pages: `Sec-Fetch-Site` (when sent) says same-origin, and `Origin` (when sent) names the
+/// host the request went to. With `SameSite=Strict` cookies this stops cross-site request
+/// forgery; API keys and bearer tokens are not sent by browsers on their own and need no check.
+fn same_origin(parts: &Parts) -> bool {
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return true;
+    }
+    let headers = &parts.headers;
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        if site != "same-origin" && site != "none" {
+            return false;
+        }
+    }
+    match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some(origin) => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let origin_host = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"))
+                .unwrap_or("");
+            !host.is_empty() && origin_host.eq_ignore_ascii_case(host)
+        }
+    }
+}
+
+/// The caller of a request that may carry a key (`x-api-key`, `Authorization: Bearer`) or a
+/// session cookie: `None` without one; a credential that is presented but unknown, expired or
+/// revoked is a 401, never silently ignored. Every authenticated request counts against its
+/// caller's rate limit.
 pub struct MaybeCaller(pub Option<Caller>);
 
 impl FromRequestParts<App> for MaybeCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
-        match presented_key(&parts.headers) {
-            None | Some("") => Ok(MaybeCaller(None)),
-            Some(secret) => app
-                .registry
-                .authenticate(secret)
-                .map(|(grant, scope)| MaybeCaller(Some(Caller { grant, scope })))
-                .ok_or_else(ApiError::unauthorized),
+        // Ingest never reads the session cookie: a signed-in user's browser may send it along
+        // with tracker events from the user's own (same-site) pages, which are not the
+        // user's requests.
+        let ingest = parts.method == Method::POST && INGEST_PATHS.contains(&parts.uri.path());
+        let (secret, via_cookie) = match presented_key(&parts.headers) {
+            Some(key) if !key.is_empty() => (key, false),
+            _ => match cookie(&parts.headers, SESSION_COOKIE) {
+                Some(token) if !token.is_empty() && !ingest => (token, true),
+                _ => return Ok(MaybeCaller(None)),
+            },
+        };
+        let mut caller = app
+            .registry
+            .authenticate(secret)
+            .ok_or_else(ApiError::unauthorized)?;
+        caller.via_cookie = via_cookie;
+        if via_cookie && !same_origin(parts) {
+            return Err(
+                ApiError::new(StatusCode::FORBIDDEN, "Forbidden").with_detail(
+                    "origin",
+                    "a signed-in request that changes something must come from this server's pages",
+                ),
+            );
         }
+        app.limits.check_key(&caller.limit_key())?;
+        Ok(MaybeCaller(Some(caller)))
     }
 }
 

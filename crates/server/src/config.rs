@@ -36,6 +36,8 @@ pub struct FileConfig {
     pub geoip: GeoIpSection,
     #[serde(default)]
     pub query: QuerySection,
+    #[serde(default)]
+    pub limits: LimitsSection,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -43,6 +45,20 @@ pub struct FileConfig {
 pub struct QuerySection {
     /// Query answers kept until their site's data changes; 0 turns the cache off.
     pub cache_entries: Option<usize>,
+}
+
+/// Rate limits and quotas (`crates/server/src/limits.rs`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// `false` turns every rate limit and quota off (benchmarks on loopback).
+    pub enabled: Option<bool>,
+    /// Requests per client IP per minute on public ingest (`POST /api/event`, `POST /events`).
+    pub ingest_per_ip_per_minute: Option<u32>,
+    /// Requests per API key or session per minute, ingest and API alike.
+    pub per_key_per_minute: Option<u32>,
+    /// Events per site per minute accepted by ingest.
+    pub site_events_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -66,6 +82,14 @@ pub struct ServerSection {
     pub trusted_proxies: Option<Vec<String>>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: Option<usize>,
+    /// Seconds a handler may take before the request is answered 408.
+    pub request_timeout_s: Option<u64>,
+    /// Origins (like `https://admin.example.com`) whose pages may call the private API with
+    /// credentials; none by default (same origin only). Ingest accepts every origin.
+    pub cors_origins: Option<Vec<String>>,
+    /// Whether session cookies carry `Secure` (HTTPS only); turn off only for plain HTTP on a
+    /// trusted network.
+    pub secure_cookies: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -119,6 +143,13 @@ pub struct Overrides {
     pub retention_interval_s: Option<u64>,
     pub geoip_db: Option<PathBuf>,
     pub query_cache_entries: Option<usize>,
+    pub rate_limits: Option<bool>,
+    pub ingest_per_ip_per_minute: Option<u32>,
+    pub per_key_per_minute: Option<u32>,
+    pub site_events_per_minute: Option<u32>,
+    pub request_timeout_s: Option<u64>,
+    pub cors_origins: Option<Vec<String>>,
+    pub secure_cookies: Option<bool>,
 }
 
 /// The effective settings.
@@ -137,6 +168,10 @@ pub struct Settings {
     pub retention_interval_s: u64,
     pub geoip_db: Option<PathBuf>,
     pub query_cache_entries: usize,
+    pub limits: crate::limits::LimitSettings,
+    pub request_timeout_s: u64,
+    pub cors_origins: Vec<String>,
+    pub secure_cookies: bool,
     /// Things worth telling the operator: variables understood but not used, and why.
     pub notes: Vec<String>,
 }
@@ -258,7 +293,77 @@ pub fn resolve(
     if retention_interval_s == 0 {
         return Err(invalid("retention.interval_s", "must be at least 1"));
     }
+    let defaults = crate::limits::LimitSettings::default();
+    let limits = crate::limits::LimitSettings {
+        enabled: overrides
+            .rate_limits
+            .or(file.limits.enabled)
+            .unwrap_or(true),
+        ingest_per_ip_per_minute: overrides
+            .ingest_per_ip_per_minute
+            .or(file.limits.ingest_per_ip_per_minute)
+            .unwrap_or(defaults.ingest_per_ip_per_minute),
+        per_key_per_minute: overrides
+            .per_key_per_minute
+            .or(file.limits.per_key_per_minute)
+            .unwrap_or(defaults.per_key_per_minute),
+        site_events_per_minute: overrides
+            .site_events_per_minute
+            .or(file.limits.site_events_per_minute)
+            .unwrap_or(defaults.site_events_per_minute),
+    };
+    for (name, value) in [
+        (
+            "limits.ingest_per_ip_per_minute",
+            limits.ingest_per_ip_per_minute,
+        ),
+        ("limits.per_key_per_minute", limits.per_key_per_minute),
+        (
+            "limits.site_events_per_minute",
+            limits.site_events_per_minute,
+        ),
+    ] {
+        if value == 0 {
+            return Err(invalid(
+                name,
+                "must be at least 1 (turn limits off with limits.enabled = false)",
+            ));
+        }
+    }
+    let request_timeout_s = overrides
+        .request_timeout_s
+        .or(file.server.request_timeout_s)
+        .unwrap_or(30);
+    if request_timeout_s == 0 {
+        return Err(invalid("server.request_timeout_s", "must be at least 1"));
+    }
+    let cors_origins: Vec<String> = overrides
+        .cors_origins
+        .or(file.server.cors_origins)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|o| o.trim().trim_end_matches('/').to_owned())
+        .filter(|o| !o.is_empty())
+        .collect();
+    for origin in &cors_origins {
+        let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
+            && !origin.contains(['*', ' ', ','])
+            && origin.matches('/').count() == 2;
+        if !valid {
+            return Err(invalid(
+                "server.cors_origins",
+                format!("{origin:?} is not an origin like https://admin.example.com"),
+            ));
+        }
+    }
     Ok(Settings {
+        limits,
+        request_timeout_s,
+        cors_origins,
+        secure_cookies: overrides
+            .secure_cookies
+            .or(file.server.secure_cookies)
+            .unwrap_or(true),
         listen,
         data_dir: overrides
             .data_dir
@@ -303,7 +408,10 @@ impl Settings {
             None => "# path: heartbeat.duckdb in the data dir\n".to_owned(),
         };
         format!(
-            "[server]\nlisten = {}\ndata_dir = {}\n{token}\ntrusted_proxies = {}\nmax_body_bytes = {}\n\n\
+            "[server]\nlisten = {}\ndata_dir = {}\n{token}\ntrusted_proxies = {}\nmax_body_bytes = {}\n\
+             request_timeout_s = {}\ncors_origins = {}\nsecure_cookies = {}\n\n\
+             [limits]\nenabled = {}\ningest_per_ip_per_minute = {}\nper_key_per_minute = {}\n\
+             site_events_per_minute = {}\n\n\
              [store]\n{store_path}memory_limit = {}\n\n\
              [queue]\nmax_pending_bytes = {}\n\n\
              [log]\nformat = {}\n\n\
@@ -314,6 +422,19 @@ impl Settings {
             toml_string(&self.data_dir.display().to_string()),
             toml::Value::Array(proxies.into_iter().map(toml::Value::String).collect()),
             self.max_body_bytes,
+            self.request_timeout_s,
+            toml::Value::Array(
+                self.cors_origins
+                    .iter()
+                    .cloned()
+                    .map(toml::Value::String)
+                    .collect()
+            ),
+            self.secure_cookies,
+            self.limits.enabled,
+            self.limits.ingest_per_ip_per_minute,
+            self.limits.per_key_per_minute,
+            self.limits.site_events_per_minute,
             toml_string(&self.store_memory_limit),
             self.max_queue_bytes,
             toml_string(match self.log_format {
@@ -476,5 +597,35 @@ mod tests {
         assert_eq!(again.trusted_proxies, settings.trusted_proxies);
         assert_eq!(again.store_memory_limit, settings.store_memory_limit);
         assert_eq!(again.max_queue_bytes, settings.max_queue_bytes);
+        assert_eq!(again.limits, settings.limits);
+        assert_eq!(again.cors_origins, settings.cors_origins);
+    }
+
+    #[test]
+    fn limits_from_file_env_and_off() {
+        let from_file = file("[limits]\ningest_per_ip_per_minute = 5\n");
+        let settings = resolve(from_file.clone(), Overrides::default(), env(&[])).unwrap();
+        assert!(settings.limits.enabled);
+        assert_eq!(settings.limits.ingest_per_ip_per_minute, 5);
+        let off = Overrides {
+            rate_limits: Some(false),
+            ..Overrides::default()
+        };
+        assert!(!resolve(from_file, off, env(&[])).unwrap().limits.enabled);
+        let zero = resolve(
+            file("[limits]\nper_key_per_minute = 0\n"),
+            Overrides::default(),
+            env(&[]),
+        );
+        assert!(zero
+            .unwrap_err()
+            .to_string()
+            .starts_with("limits.per_key_per_minute"));
+        let bad_origin = resolve(
+            file("[server]\ncors_origins = [\"*\"]\n"),
+            Overrides::default(),
+            env(&[]),
+        );
+        assert!(bad_origin.is_err());
     }
 }

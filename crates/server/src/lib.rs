@@ -2,15 +2,19 @@
 //! one process, and shuts them down in order (stop accepting, drain the queue, flush the
 //! store).
 
+mod access;
 mod app;
 pub mod backup;
 mod client;
 pub mod config;
 mod error;
+pub mod limits;
+pub mod password;
 mod query_cache;
 pub mod registry;
 pub mod retention;
 mod routes;
+mod shield;
 pub mod telemetry;
 pub mod transfer;
 
@@ -53,6 +57,14 @@ pub struct ServeConfig {
     pub retention_interval: std::time::Duration,
     /// Query answers kept until their site's data changes; 0 turns the cache off.
     pub query_cache_entries: usize,
+    /// Rate limits and quotas.
+    pub limits: limits::LimitSettings,
+    /// How long a handler may take before the request is answered 408.
+    pub request_timeout: std::time::Duration,
+    /// Origins allowed to call the private API with credentials (CORS).
+    pub cors_origins: Vec<String>,
+    /// Session cookies carry `Secure`.
+    pub secure_cookies: bool,
 }
 
 impl ServeConfig {
@@ -69,6 +81,10 @@ impl ServeConfig {
             store_path: None,
             retention_interval: std::time::Duration::from_secs(3600),
             query_cache_entries: 1000,
+            limits: limits::LimitSettings::default(),
+            request_timeout: std::time::Duration::from_secs(30),
+            cors_origins: Vec::new(),
+            secure_cookies: true,
         }
     }
 
@@ -86,6 +102,10 @@ impl ServeConfig {
             retention_interval: std::time::Duration::from_secs(settings.retention_interval_s),
             geoip_db: settings.geoip_db.clone(),
             query_cache_entries: settings.query_cache_entries,
+            limits: settings.limits.clone(),
+            request_timeout: std::time::Duration::from_secs(settings.request_timeout_s),
+            cors_origins: settings.cors_origins.clone(),
+            secure_cookies: settings.secure_cookies,
         }
     }
 
@@ -218,7 +238,12 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
             stored: processor.subscribe(),
             shutdown: stop.subscribe(),
         },
+        limits: Arc::new(limits::Limits::new(config.limits.clone())),
+        secure_cookies: config.secure_cookies,
     };
+    if !config.limits.enabled {
+        tracing::warn!("rate limits and quotas are off");
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -238,7 +263,8 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         })
         .context("cannot start the processor thread")?;
     tracing::info!(addr = %local_addr, data_dir = %config.data_dir.display(), "heartbeat is ready");
-    let router = routes::router(app).into_make_service_with_connect_info::<SocketAddr>();
+    let router = routes::router(app, &config.cors_origins, config.request_timeout)
+        .into_make_service_with_connect_info::<SocketAddr>();
     let done = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {

@@ -2,11 +2,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use heartbeat_model::SiteId;
+use heartbeat_model::{OrgId, Role, SiteId};
 use heartbeat_server::config::{self, LogFormat, Overrides, Settings};
+use heartbeat_server::registry::{new_secret, Registry};
 use heartbeat_server::transfer::{self, Format};
 use heartbeat_server::ServeConfig;
 use heartbeat_store::MetaStore;
@@ -65,6 +67,43 @@ struct ServeArgs {
     /// A MaxMind-format GeoIP database (.mmdb: GeoLite2 or DB-IP Lite, City or Country).
     #[arg(long, env = "HEARTBEAT_GEOIP_DB")]
     geoip_db: Option<PathBuf>,
+    /// Rate limits and quotas: on (default) or off.
+    #[arg(long, env = "HEARTBEAT_RATE_LIMITS")]
+    rate_limits: Option<Toggle>,
+    /// Public ingest requests per client IP per minute [default: 100].
+    #[arg(long, env = "HEARTBEAT_INGEST_PER_IP_PER_MINUTE")]
+    ingest_per_ip_per_minute: Option<u32>,
+    /// Requests per API key or session per minute [default: 6000].
+    #[arg(long, env = "HEARTBEAT_PER_KEY_PER_MINUTE")]
+    per_key_per_minute: Option<u32>,
+    /// Events per site per minute accepted by ingest [default: 600000].
+    #[arg(long, env = "HEARTBEAT_SITE_EVENTS_PER_MINUTE")]
+    site_events_per_minute: Option<u32>,
+    /// Seconds a request may take before it is answered 408 [default: 30].
+    #[arg(long, env = "HEARTBEAT_REQUEST_TIMEOUT_S")]
+    request_timeout_s: Option<u64>,
+    /// Comma-separated origins allowed to call the private API with credentials (CORS).
+    #[arg(long, env = "HEARTBEAT_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Option<Vec<String>>,
+    /// Session cookies only over HTTPS [default: true].
+    #[arg(long, env = "HEARTBEAT_SECURE_COOKIES")]
+    secure_cookies: Option<bool>,
+}
+
+/// A switch given as on/off (true/false, 1/0 too).
+#[derive(Clone, Copy)]
+struct Toggle(bool);
+
+impl std::str::FromStr for Toggle {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "on" | "true" | "1" | "yes" => Ok(Toggle(true)),
+            "off" | "false" | "0" | "no" => Ok(Toggle(false)),
+            other => Err(format!("{other:?} is neither on nor off")),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -97,11 +136,93 @@ enum Command {
         #[command(flatten)]
         serve: ServeArgs,
     },
+    /// Manage dashboard users on a stopped server's data (DuckDB lets one process open it);
+    /// a running server adds users with POST /api/users.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
         action: ConfigAction,
     },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Create a user (or give an existing one a role) in an organisation.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// At least 8 characters; better from the environment than on the command line.
+        #[arg(long, env = "HEARTBEAT_USER_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// owner, admin or viewer.
+        #[arg(long, default_value = "owner")]
+        role: String,
+        /// The organisation (owners of `default` own the instance).
+        #[arg(long, default_value = "default")]
+        org: String,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// Set a user's password; its sessions end.
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+        #[arg(long, env = "HEARTBEAT_USER_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+}
+
+/// The registry of a stopped server's data, for the `user` commands.
+async fn open_registry(settings: &Settings) -> anyhow::Result<Registry> {
+    let path = ServeConfig::from_settings(settings).store_path();
+    let store = DuckDbStore::open(&path).with_context(|| {
+        format!(
+            "cannot open {} (is the server running? stop it first)",
+            path.display()
+        )
+    })?;
+    // The admin token plays no part in managing users; a random one matches nothing.
+    let registry = Registry::load(Arc::new(store), &new_secret("unused_")).await?;
+    Ok(registry)
+}
+
+async fn user_command(cli_config: Option<&Path>, action: UserAction) -> anyhow::Result<()> {
+    let now = chrono::Utc::now().timestamp_millis();
+    match action {
+        UserAction::Create {
+            email,
+            password,
+            role,
+            org,
+            serve,
+        } => {
+            let role = Role::parse(&role)
+                .with_context(|| format!("role {role:?} is not owner, admin or viewer"))?;
+            let settings = settings(cli_config, None, serve)?;
+            let registry = open_registry(&settings).await?;
+            let view = registry
+                .create_user(&email, &password, &OrgId(org.clone()), role, now)
+                .await?;
+            eprintln!("user {} is {} of {org}", view.user.email, role.as_str());
+        }
+        UserAction::ResetPassword {
+            email,
+            password,
+            serve,
+        } => {
+            let settings = settings(cli_config, None, serve)?;
+            let registry = open_registry(&settings).await?;
+            registry.set_password(&email, &password).await?;
+            eprintln!("password of {email} changed; its sessions ended");
+        }
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -132,6 +253,13 @@ fn settings(
         retention_interval_s: args.retention_interval_s,
         geoip_db: args.geoip_db,
         query_cache_entries: args.query_cache_entries,
+        rate_limits: args.rate_limits.map(|t| t.0),
+        ingest_per_ip_per_minute: args.ingest_per_ip_per_minute,
+        per_key_per_minute: args.per_key_per_minute,
+        site_events_per_minute: args.site_events_per_minute,
+        request_timeout_s: args.request_timeout_s,
+        cors_origins: args.cors_origins,
+        secure_cookies: args.secure_cookies,
     };
     Ok(config::resolve(file, overrides, |name| {
         std::env::var(name).ok()
@@ -244,6 +372,7 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::User { action } => user_command(cli.config.as_deref(), action).await,
         Command::Config {
             action: ConfigAction::Check(args),
         } => {

@@ -1,17 +1,26 @@
-//! Sites and API keys: the in-memory directory the request path reads (no store call per
-//! request), loaded from the metadata store at start and written through it on change.
+//! Sites, organisations, API keys, users, sessions and share links: the in-memory directory
+//! the request path reads (no store call per request), loaded from the metadata store at start
+//! and written through it on change.
 //!
-//! Keys are `hb_` followed by 40 hex characters; only their SHA-256 is kept, and a request's
-//! key is found by the SHA-256 of what it presents.
+//! Secrets are random and high-entropy, told apart by prefix: API keys `hb_`, dashboard
+//! sessions `hbs_`, public dashboard links `hbp_`, unlocked password-protected links `hbq_`,
+//! each followed by 40 hex characters. Only their SHA-256 is kept, and a presented secret is
+//! found by its SHA-256. Passwords are argon2 hashes (`password.rs`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use heartbeat_ingest::{enrich::page::normalize_host, KeyGrant, SiteDirectory};
-use heartbeat_model::{ApiKey, ApiKeyScope, Site, SiteId, SiteRules};
+use heartbeat_ingest::{enrich::page::normalize_host, SiteDirectory};
+use heartbeat_model::{
+    ApiKey, ApiKeyScope, Membership, Org, OrgId, Role, ShareLink, Site, SiteId, SiteRules, User,
+    UserSession,
+};
 use heartbeat_store::{MetaStore, StoreError};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::access::{role_scope, Caller, Principal};
 
 #[derive(Default)]
 struct Tables {
@@ -19,10 +28,71 @@ struct Tables {
     by_domain: HashMap<String, SiteId>,
     /// SHA-256 hex of the secret -> key.
     keys: HashMap<String, ApiKey>,
+    /// Key id -> SHA-256 hex of its secret.
+    key_ids: HashMap<String, String>,
+    orgs: HashMap<OrgId, Org>,
+    site_org: HashMap<SiteId, OrgId>,
+    users: HashMap<String, User>,
+    /// Lower-case email -> user id.
+    user_by_email: HashMap<String, String>,
+    /// User id -> its roles.
+    memberships: HashMap<String, Vec<(OrgId, Role)>>,
+    /// SHA-256 hex of the session token -> session.
+    sessions: HashMap<String, UserSession>,
+    /// SHA-256 hex of the link token -> link.
+    shares: HashMap<String, ShareLink>,
+    /// SHA-256 hex of an unlock token -> (site, expiry); kept in memory only.
+    unlocked: HashMap<String, (SiteId, i64)>,
 }
+
+impl Tables {
+    fn sites_of(&self, org: &OrgId) -> Vec<SiteId> {
+        self.site_org
+            .iter()
+            .filter(|(_, o)| *o == org)
+            .map(|(s, _)| s.clone())
+            .collect()
+    }
+
+    fn caller_for_key(&self, key: &ApiKey) -> Caller {
+        let principal = Principal::Key(key.id.clone());
+        match (&key.site_id, &key.org_id) {
+            (Some(site), _) => Caller::one_site(principal, site.clone(), key.scope),
+            (None, Some(org)) => {
+                Caller::in_orgs(principal, &[(org.clone(), key.scope, false)], |o| {
+                    self.sites_of(o)
+                })
+            }
+            (None, None) => Caller::everywhere(principal, key.scope),
+        }
+    }
+
+    fn caller_for_user(&self, user_id: &str) -> Caller {
+        let grants: Vec<(OrgId, ApiKeyScope, bool)> = self
+            .memberships
+            .get(user_id)
+            .into_iter()
+            .flatten()
+            .map(|(org, role)| (org.clone(), role_scope(*role), *role == Role::Owner))
+            .collect();
+        Caller::in_orgs(Principal::User(user_id.to_owned()), &grants, |o| {
+            self.sites_of(o)
+        })
+    }
+}
+
+/// How long a dashboard session lasts.
+pub const SESSION_TTL_MS: i64 = 14 * 24 * 3600 * 1000;
+/// How long an unlocked password-protected link lasts.
+pub const UNLOCK_TTL_MS: i64 = 24 * 3600 * 1000;
+/// Last-used times are written at most this often per key.
+const TOUCH_EVERY_MS: i64 = 60_000;
 
 pub struct Registry {
     meta: Arc<dyn MetaStore>,
+    /// The password hash that unknown emails are checked against, so a login takes as long
+    /// whether or not the email exists.
+    decoy_hash: String,
     tables: RwLock<Tables>,
     admin_token_sha256: String,
 }
@@ -41,6 +111,8 @@ pub fn new_secret(prefix: &str) -> String {
 /// What a site creation request asks for.
 #[derive(Debug, Clone)]
 pub struct NewSite {
+    /// The organisation that holds the site; `None`: the default one.
+    pub org_id: Option<OrgId>,
     pub name: String,
     pub domain: Option<String>,
     pub timezone: Option<String>,
@@ -107,6 +179,14 @@ pub enum RegistryError {
     },
     #[error("no site {0}")]
     NotFound(SiteId),
+    /// Something other than a site does not exist (`field` names it).
+    #[error("{field}: {message}")]
+    Missing {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -134,29 +214,126 @@ impl Registry {
             tables.sites.insert(site.id.clone(), site);
         }
         for key in meta.api_keys().await? {
+            tables
+                .key_ids
+                .insert(key.id.clone(), key.secret_sha256.clone());
             tables.keys.insert(key.secret_sha256.clone(), key);
         }
+        let mut orgs = meta.orgs().await?;
+        if !orgs.iter().any(|o| o.id == OrgId::default_org()) {
+            let org = Org {
+                id: OrgId::default_org(),
+                name: "Default".to_owned(),
+                created_at_ms: chrono::Utc::now().timestamp_millis(),
+            };
+            meta.insert_org(&org).await?;
+            orgs.push(org);
+        }
+        for org in orgs {
+            tables.orgs.insert(org.id.clone(), org);
+        }
+        for (site, org) in meta.site_orgs().await? {
+            tables.site_org.insert(site, org);
+        }
+        for user in meta.users().await? {
+            tables
+                .user_by_email
+                .insert(user.email.clone(), user.id.clone());
+            tables.users.insert(user.id.clone(), user);
+        }
+        for m in meta.memberships().await? {
+            tables
+                .memberships
+                .entry(m.user_id)
+                .or_default()
+                .push((m.org_id, m.role));
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        for session in meta.user_sessions().await? {
+            if session.expires_at_ms > now {
+                tables
+                    .sessions
+                    .insert(session.token_sha256.clone(), session);
+            }
+        }
+        for link in meta.share_links().await? {
+            tables.shares.insert(link.token_sha256.clone(), link);
+        }
         Ok(Registry {
+            decoy_hash: crate::password::hash(&new_secret("decoy_")),
             meta,
             tables: RwLock::new(tables),
             admin_token_sha256: sha256_hex(admin_token),
         })
     }
 
-    /// The grant of a presented key: `Some` for the admin token or a live site key.
-    pub fn authenticate(&self, secret: &str) -> Option<(KeyGrant, ApiKeyScope)> {
+    /// The caller a presented secret stands for: the admin token, a live API key, a
+    /// dashboard session, a share link (without password) or an unlocked share link.
+    ///
+    /// Secrets are compared as SHA-256 digests, the admin token's in constant time; the others
+    /// are found by their digest, so lookup timing says nothing about the secret.
+    pub fn authenticate(&self, secret: &str) -> Option<Caller> {
         let hash = sha256_hex(secret);
-        if hash == self.admin_token_sha256 {
-            return Some((KeyGrant { site_id: None }, ApiKeyScope::Admin));
+        if bool::from(hash.as_bytes().ct_eq(self.admin_token_sha256.as_bytes())) {
+            return Some(Caller::everywhere(
+                Principal::AdminToken,
+                ApiKeyScope::Admin,
+            ));
         }
+        let now = chrono::Utc::now().timestamp_millis();
         let tables = self.tables.read().unwrap_or_else(|p| p.into_inner());
-        let key = tables.keys.get(&hash).filter(|k| !k.revoked)?;
-        Some((
-            KeyGrant {
-                site_id: key.site_id.clone(),
-            },
-            key.scope,
-        ))
+        if let Some(key) = tables.keys.get(&hash) {
+            if key.revoked {
+                return None;
+            }
+            let caller = tables.caller_for_key(key);
+            let stale = key
+                .last_used_at_ms
+                .is_none_or(|at| now - at >= TOUCH_EVERY_MS);
+            let id = key.id.clone();
+            drop(tables);
+            if stale {
+                self.touch_key(&hash, &id, now);
+            }
+            return Some(caller);
+        }
+        if let Some(session) = tables.sessions.get(&hash) {
+            if session.expires_at_ms <= now || !tables.users.contains_key(&session.user_id) {
+                return None;
+            }
+            return Some(tables.caller_for_user(&session.user_id));
+        }
+        if let Some(link) = tables.shares.get(&hash) {
+            if link.password_hash.is_some() {
+                return None;
+            }
+            return Some(share_caller(&link.site_id));
+        }
+        if let Some((site, expires)) = tables.unlocked.get(&hash) {
+            if *expires > now && tables.sites.contains_key(site) {
+                return Some(share_caller(site));
+            }
+        }
+        None
+    }
+
+    /// Records a key's use in memory now and in the store in the background.
+    fn touch_key(&self, hash: &str, id: &str, now: i64) {
+        {
+            let mut tables = self.tables.write().unwrap_or_else(|p| p.into_inner());
+            if let Some(key) = tables.keys.get_mut(hash) {
+                key.last_used_at_ms = Some(now);
+            }
+        }
+        let meta = self.meta.clone();
+        let id = id.to_owned();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(err) = meta.touch_api_key(&id, now).await {
+                    tracing::warn!(key = %id, error = %err, "cannot record a key's last use");
+                }
+            });
+        }
     }
 
     pub fn site(&self, id: &SiteId) -> Option<Site> {
@@ -181,6 +358,13 @@ impl Registry {
         request: NewSite,
         now_ms: i64,
     ) -> Result<CreatedSite, RegistryError> {
+        let org_id = request.org_id.clone().unwrap_or_else(OrgId::default_org);
+        if self.org(&org_id).is_none() {
+            return Err(RegistryError::Missing {
+                field: "org_id",
+                message: format!("no organisation {org_id}"),
+            });
+        }
         let name = request.name.trim().to_owned();
         check_name(&name)?;
         check_retention(request.retention_days)?;
@@ -218,10 +402,14 @@ impl Registry {
             retention_days: request.retention_days,
         };
         self.meta.insert_site(&site).await?;
+        self.meta.set_site_org(&site.id, &org_id).await?;
         let secret = new_secret("hb_");
         let key = ApiKey {
             id: new_secret("key_"),
             site_id: Some(site.id.clone()),
+            org_id: None,
+            name: "first key".to_owned(),
+            last_used_at_ms: None,
             scope: ApiKeyScope::Read,
             secret_sha256: sha256_hex(&secret),
             created_at_ms: now_ms,
@@ -233,6 +421,10 @@ impl Registry {
             .by_domain
             .insert(site.domain.clone(), site.id.clone());
         tables.sites.insert(site.id.clone(), site.clone());
+        tables.site_org.insert(site.id.clone(), org_id);
+        tables
+            .key_ids
+            .insert(key.id.clone(), key.secret_sha256.clone());
         tables.keys.insert(key.secret_sha256.clone(), key);
         Ok(CreatedSite {
             site,
@@ -287,6 +479,474 @@ impl Registry {
             .sites
             .insert(site.id.clone(), site.clone());
         Ok(site)
+    }
+}
+
+fn share_caller(site: &SiteId) -> Caller {
+    Caller::one_site(
+        Principal::Share(site.clone()),
+        site.clone(),
+        ApiKeyScope::Read,
+    )
+}
+
+/// What a key creation asks for.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub scope: ApiKeyScope,
+    /// One site; or, without it, one organisation; or, without either, every site.
+    pub site_id: Option<SiteId>,
+    pub org_id: Option<OrgId>,
+    pub name: String,
+}
+
+/// A dashboard user as the API shows it.
+#[derive(Debug, Clone)]
+pub struct UserView {
+    pub user: User,
+    pub roles: Vec<(OrgId, Role)>,
+}
+
+fn check_email(email: &str) -> Result<String, RegistryError> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, host)| {
+            !local.is_empty() && host.contains('.') && !host.starts_with('.')
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !valid {
+        return Err(RegistryError::Invalid {
+            field: "email",
+            message: "email must be an address like you@example.com".into(),
+        });
+    }
+    Ok(email)
+}
+
+fn check_password(password: &str) -> Result<(), RegistryError> {
+    match crate::password::check(password) {
+        Some(message) => Err(RegistryError::Invalid {
+            field: "password",
+            message,
+        }),
+        None => Ok(()),
+    }
+}
+
+impl Registry {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Tables> {
+        self.tables.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Tables> {
+        self.tables.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn org(&self, id: &OrgId) -> Option<Org> {
+        self.read().orgs.get(id).cloned()
+    }
+
+    pub fn orgs(&self) -> Vec<Org> {
+        let mut orgs: Vec<Org> = self.read().orgs.values().cloned().collect();
+        orgs.sort_by(|a, b| a.id.cmp(&b.id));
+        orgs
+    }
+
+    /// The organisation holding `site`.
+    pub fn site_org(&self, site: &SiteId) -> OrgId {
+        self.read()
+            .site_org
+            .get(site)
+            .cloned()
+            .unwrap_or_else(OrgId::default_org)
+    }
+
+    pub async fn create_org(
+        &self,
+        id: Option<String>,
+        name: String,
+        now_ms: i64,
+    ) -> Result<Org, RegistryError> {
+        let name = name.trim().to_owned();
+        check_name(&name)?;
+        let id = slug(id.as_deref().unwrap_or(&name)).replace('.', "-");
+        if id.is_empty() || id.len() > 64 {
+            return Err(RegistryError::Invalid {
+                field: "org_id",
+                message: "org_id must have 1 to 64 letters, digits or dashes".into(),
+            });
+        }
+        let org = Org {
+            id: OrgId(id),
+            name,
+            created_at_ms: now_ms,
+        };
+        self.meta.insert_org(&org).await?;
+        self.write().orgs.insert(org.id.clone(), org.clone());
+        Ok(org)
+    }
+
+    /// Deletes a site's metadata (the site, its keys, its share link). Its events are the
+    /// event store's to delete.
+    pub async fn delete_site(&self, id: &SiteId) -> Result<Site, RegistryError> {
+        let site = self
+            .site(id)
+            .ok_or_else(|| RegistryError::NotFound(id.clone()))?;
+        self.meta.delete_site(id).await?;
+        let mut tables = self.write();
+        tables.sites.remove(id);
+        tables.by_domain.remove(&site.domain);
+        tables.site_org.remove(id);
+        let gone: Vec<String> = tables
+            .keys
+            .iter()
+            .filter(|(_, k)| k.site_id.as_ref() == Some(id))
+            .map(|(hash, _)| hash.clone())
+            .collect();
+        for hash in gone {
+            if let Some(key) = tables.keys.remove(&hash) {
+                tables.key_ids.remove(&key.id);
+            }
+        }
+        tables.shares.retain(|_, link| link.site_id != *id);
+        tables.unlocked.retain(|_, (site, _)| site != id);
+        Ok(site)
+    }
+
+    /// Every key (revoked ones too), oldest first.
+    pub fn keys(&self) -> Vec<ApiKey> {
+        let mut keys: Vec<ApiKey> = self.read().keys.values().cloned().collect();
+        keys.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
+        keys
+    }
+
+    pub fn key(&self, id: &str) -> Option<ApiKey> {
+        let tables = self.read();
+        let hash = tables.key_ids.get(id)?;
+        tables.keys.get(hash).cloned()
+    }
+
+    /// Creates a key; returns it with its secret (shown once).
+    pub async fn create_key(
+        &self,
+        request: NewKey,
+        now_ms: i64,
+    ) -> Result<(ApiKey, String), RegistryError> {
+        if let Some(site) = &request.site_id {
+            if self.site(site).is_none() {
+                return Err(RegistryError::NotFound(site.clone()));
+            }
+        } else if let Some(org) = &request.org_id {
+            if self.org(org).is_none() {
+                return Err(RegistryError::Missing {
+                    field: "org_id",
+                    message: format!("no organisation {org}"),
+                });
+            }
+        }
+        let name = request.name.trim().to_owned();
+        if name.chars().count() > 200 {
+            return Err(RegistryError::Invalid {
+                field: "name",
+                message: "name must have at most 200 characters".into(),
+            });
+        }
+        let secret = new_secret("hb_");
+        let key = ApiKey {
+            id: new_secret("key_"),
+            org_id: if request.site_id.is_some() {
+                None
+            } else {
+                request.org_id
+            },
+            site_id: request.site_id,
+            scope: request.scope,
+            name,
+            last_used_at_ms: None,
+            secret_sha256: sha256_hex(&secret),
+            created_at_ms: now_ms,
+            revoked: false,
+        };
+        self.meta.insert_api_key(&key).await?;
+        let mut tables = self.write();
+        tables
+            .key_ids
+            .insert(key.id.clone(), key.secret_sha256.clone());
+        tables.keys.insert(key.secret_sha256.clone(), key.clone());
+        Ok((key, secret))
+    }
+
+    /// Revokes a key: it is refused from now on and stays listed as revoked.
+    pub async fn revoke_key(&self, id: &str) -> Result<ApiKey, RegistryError> {
+        let mut key = self.key(id).ok_or_else(|| RegistryError::Missing {
+            field: "key_id",
+            message: format!("no key {id}"),
+        })?;
+        self.meta.revoke_api_key(id).await?;
+        key.revoked = true;
+        if let Some(stored) = self.write().keys.get_mut(&key.secret_sha256) {
+            stored.revoked = true;
+        }
+        Ok(key)
+    }
+
+    /// Whether no user exists yet (first-run setup is open).
+    pub fn needs_setup(&self) -> bool {
+        self.read().users.is_empty()
+    }
+
+    pub fn user(&self, id: &str) -> Option<UserView> {
+        let tables = self.read();
+        let user = tables.users.get(id)?.clone();
+        let mut roles = tables.memberships.get(id).cloned().unwrap_or_default();
+        roles.sort_by(|a, b| a.0.cmp(&b.0));
+        Some(UserView { user, roles })
+    }
+
+    pub fn users(&self) -> Vec<UserView> {
+        let ids: Vec<String> = self.read().users.keys().cloned().collect();
+        let mut users: Vec<UserView> = ids.iter().filter_map(|id| self.user(id)).collect();
+        users.sort_by(|a, b| a.user.email.cmp(&b.user.email));
+        users
+    }
+
+    /// Creates a user with `role` in `org`, or, when the email exists, gives that user the
+    /// role (its password unchanged).
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password: &str,
+        org: &OrgId,
+        role: Role,
+        now_ms: i64,
+    ) -> Result<UserView, RegistryError> {
+        let email = check_email(email)?;
+        if self.org(org).is_none() {
+            return Err(RegistryError::Missing {
+                field: "org_id",
+                message: format!("no organisation {org}"),
+            });
+        }
+        let existing = self.read().user_by_email.get(&email).cloned();
+        let user_id = match existing {
+            Some(id) => id,
+            None => {
+                check_password(password)?;
+                let user = User {
+                    id: new_secret("user_"),
+                    email: email.clone(),
+                    password_hash: crate::password::hash_async(password.to_owned()).await,
+                    created_at_ms: now_ms,
+                };
+                self.meta.insert_user(&user).await?;
+                let mut tables = self.write();
+                tables.user_by_email.insert(email, user.id.clone());
+                tables.users.insert(user.id.clone(), user.clone());
+                user.id
+            }
+        };
+        self.meta
+            .put_membership(&Membership {
+                user_id: user_id.clone(),
+                org_id: org.clone(),
+                role,
+            })
+            .await?;
+        {
+            let mut tables = self.write();
+            let roles = tables.memberships.entry(user_id.clone()).or_default();
+            roles.retain(|(o, _)| o != org);
+            roles.push((org.clone(), role));
+        }
+        Ok(self.user(&user_id).expect("just stored"))
+    }
+
+    /// Deletes a user, its roles and its sessions.
+    pub async fn delete_user(&self, user_id: &str) -> Result<UserView, RegistryError> {
+        let view = self.user(user_id).ok_or_else(|| RegistryError::Missing {
+            field: "user_id",
+            message: format!("no user {user_id}"),
+        })?;
+        self.meta.delete_user(user_id).await?;
+        let mut tables = self.write();
+        tables.users.remove(user_id);
+        tables.user_by_email.remove(&view.user.email);
+        tables.memberships.remove(user_id);
+        tables.sessions.retain(|_, s| s.user_id != user_id);
+        Ok(view)
+    }
+
+    /// Sets a user's password and signs it out everywhere.
+    pub async fn set_password(&self, email: &str, password: &str) -> Result<(), RegistryError> {
+        let email = email.trim().to_lowercase();
+        check_password(password)?;
+        let user_id = self
+            .read()
+            .user_by_email
+            .get(&email)
+            .cloned()
+            .ok_or_else(|| RegistryError::Missing {
+                field: "email",
+                message: format!("no user {email}"),
+            })?;
+        let hash = crate::password::hash_async(password.to_owned()).await;
+        self.meta.set_password(&user_id, &hash).await?;
+        self.meta.delete_user_sessions(None, Some(&user_id)).await?;
+        let mut tables = self.write();
+        if let Some(user) = tables.users.get_mut(&user_id) {
+            user.password_hash = hash;
+        }
+        tables.sessions.retain(|_, s| s.user_id != user_id);
+        Ok(())
+    }
+
+    /// Checks a user's password and opens a session: `Some((token, user))`, `None` for a
+    /// wrong email or password (indistinguishable, in answer and in time).
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        now_ms: i64,
+    ) -> Result<Option<(String, UserView)>, RegistryError> {
+        let email = email.trim().to_lowercase();
+        let user = {
+            let tables = self.read();
+            tables
+                .user_by_email
+                .get(&email)
+                .and_then(|id| tables.users.get(id))
+                .cloned()
+        };
+        let hash = user
+            .as_ref()
+            .map(|u| u.password_hash.clone())
+            .unwrap_or_else(|| self.decoy_hash.clone());
+        let matches = crate::password::verify_async(password.to_owned(), hash).await;
+        let Some(user) = user.filter(|_| matches) else {
+            return Ok(None);
+        };
+        let token = new_secret("hbs_");
+        let session = UserSession {
+            token_sha256: sha256_hex(&token),
+            user_id: user.id.clone(),
+            created_at_ms: now_ms,
+            expires_at_ms: now_ms + SESSION_TTL_MS,
+        };
+        self.meta.insert_user_session(&session).await?;
+        self.write()
+            .sessions
+            .insert(session.token_sha256.clone(), session);
+        Ok(Some((token, self.user(&user.id).expect("exists"))))
+    }
+
+    /// Ends the session whose token is `token` (nothing when there is none).
+    pub async fn logout(&self, token: &str) -> Result<(), RegistryError> {
+        let hash = sha256_hex(token);
+        let known = self.write().sessions.remove(&hash).is_some();
+        if known {
+            self.meta.delete_user_sessions(Some(&hash), None).await?;
+        }
+        Ok(())
+    }
+
+    /// First run: creates the owner of the default organisation (who owns the instance)
+    /// and signs it in. `Conflict` once any user exists.
+    pub async fn setup(
+        &self,
+        email: &str,
+        password: &str,
+        now_ms: i64,
+    ) -> Result<(String, UserView), RegistryError> {
+        if !self.needs_setup() {
+            return Err(RegistryError::Conflict(
+                "setup is done: sign in instead".into(),
+            ));
+        }
+        self.create_user(email, password, &OrgId::default_org(), Role::Owner, now_ms)
+            .await?;
+        self.login(email, password, now_ms)
+            .await?
+            .ok_or_else(|| RegistryError::Conflict("setup raced another setup".into()))
+    }
+
+    /// Gives `site` a public read-only dashboard link (replacing any earlier one), optionally
+    /// password-protected; returns the link's token (shown once).
+    pub async fn share_site(
+        &self,
+        site: &SiteId,
+        password: Option<String>,
+        now_ms: i64,
+    ) -> Result<String, RegistryError> {
+        if self.site(site).is_none() {
+            return Err(RegistryError::NotFound(site.clone()));
+        }
+        if let Some(password) = &password {
+            check_password(password)?;
+        }
+        let token = new_secret("hbp_");
+        let password_hash = match password {
+            Some(p) => Some(crate::password::hash_async(p).await),
+            None => None,
+        };
+        let link = ShareLink {
+            site_id: site.clone(),
+            token_sha256: sha256_hex(&token),
+            password_hash,
+            created_at_ms: now_ms,
+        };
+        self.meta.put_share_link(&link).await?;
+        let mut tables = self.write();
+        tables.shares.retain(|_, l| l.site_id != *site);
+        tables.unlocked.retain(|_, (s, _)| s != site);
+        tables.shares.insert(link.token_sha256.clone(), link);
+        Ok(token)
+    }
+
+    /// Removes `site`'s public link; `false` when it had none.
+    pub async fn unshare_site(&self, site: &SiteId) -> Result<bool, RegistryError> {
+        let had = self.read().shares.values().any(|l| l.site_id == *site);
+        if had {
+            self.meta.delete_share_link(site).await?;
+            let mut tables = self.write();
+            tables.shares.retain(|_, l| l.site_id != *site);
+            tables.unlocked.retain(|_, (s, _)| s != site);
+        }
+        Ok(had)
+    }
+
+    /// Whether `site` has a public link, and whether it needs a password.
+    pub fn share_state(&self, site: &SiteId) -> Option<bool> {
+        self.read()
+            .shares
+            .values()
+            .find(|l| l.site_id == *site)
+            .map(|l| l.password_hash.is_some())
+    }
+
+    /// Exchanges a password-protected link's token and its password for an access token
+    /// (`hbq_`, valid a day, kept in memory). `None`: no such link or a wrong password.
+    pub async fn unlock_share(
+        &self,
+        token: &str,
+        password: &str,
+        now_ms: i64,
+    ) -> Option<(SiteId, String)> {
+        let link = self.read().shares.get(&sha256_hex(token)).cloned()?;
+        let Some(hash) = link.password_hash else {
+            // An open link needs no unlocking: it is its own access token.
+            return Some((link.site_id, token.to_owned()));
+        };
+        if !crate::password::verify_async(password.to_owned(), hash).await {
+            return None;
+        }
+        let access = new_secret("hbq_");
+        let mut tables = self.write();
+        tables.unlocked.retain(|_, (_, expires)| *expires > now_ms);
+        tables.unlocked.insert(
+            sha256_hex(&access),
+            (link.site_id.clone(), now_ms + UNLOCK_TTL_MS),
+        );
+        Some((link.site_id, access))
     }
 }
 

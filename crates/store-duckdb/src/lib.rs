@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use duckdb::types::{TimeUnit, Value, ValueRef};
 use duckdb::{params, params_from_iter, Connection};
 use heartbeat_model::{
-    ApiKey, ApiKeyScope, Event, Revenue, Session, Site, SiteId, VisitAttributes,
+    ApiKey, ApiKeyScope, Event, Membership, Org, OrgId, Revenue, Role, Session, ShareLink, Site,
+    SiteId, User, UserSession, VisitAttributes,
 };
 use heartbeat_query::rollup::{Rollups, Span};
 use heartbeat_query::{Dialect, Row, RunError, Sql, SqlRunner, SqlValue};
@@ -633,6 +634,50 @@ impl EventStore for DuckDbStore {
         })
         .await
     }
+
+    async fn delete_site_events(&self, site: &SiteId) -> Result<Deleted, StoreError> {
+        let site_id = site.as_str().to_owned();
+        let inner = self.inner.clone();
+        self.with_writer(move |conn| {
+            inner
+                .rollups
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+            let tx = conn.transaction().map_err(unavailable)?;
+            let events = tx
+                .execute("DELETE FROM events WHERE site_id = ?", params![site_id])
+                .map_err(unavailable)?;
+            for span in [Span::Hour, Span::Day] {
+                tx.execute(
+                    &format!("DELETE FROM {} WHERE site_id = ?", span.table()),
+                    params![site_id],
+                )
+                .map_err(unavailable)?;
+            }
+            tx.execute(
+                "DELETE FROM event_props WHERE site_id = ?",
+                params![site_id],
+            )
+            .map_err(unavailable)?;
+            let visits: i64 = tx
+                .query_row(
+                    "SELECT count(DISTINCT session_id) FROM sessions WHERE site_id = ?",
+                    params![site_id],
+                    |row| row.get(0),
+                )
+                .map_err(unavailable)?;
+            tx.execute("DELETE FROM sessions WHERE site_id = ?", params![site_id])
+                .map_err(unavailable)?;
+            tx.commit().map_err(unavailable)?;
+            inner.changed([&SiteId(site_id.clone())]);
+            Ok(Deleted {
+                events: events as u64,
+                visits: visits as u64,
+            })
+        })
+        .await
+    }
 }
 
 const EVENT_COLUMNS: &str = "site_id, event_id, client_event_id, name, epoch_ms(ts), visitor_id, \
@@ -878,6 +923,22 @@ fn scope_from_name(name: &str) -> ApiKeyScope {
     }
 }
 
+impl DuckDbStore {
+    /// Runs one metadata statement on the writer.
+    async fn execute(&self, sql: &'static str, values: Vec<Value>) -> Result<(), StoreError> {
+        self.with_writer(move |conn| {
+            conn.execute(sql, params_from_iter(values))
+                .map_err(|err| conflict_or_unavailable(err, "row"))?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn text(value: &str) -> Value {
+    Value::Text(value.to_owned())
+}
+
 fn conflict_or_unavailable(err: duckdb::Error, what: &str) -> StoreError {
     if err.to_string().contains("Constraint Error") {
         StoreError::Conflict { what: what.into() }
@@ -979,7 +1040,8 @@ impl MetaStore for DuckDbStore {
         self.with_reader(|conn| {
             let mut stmt = conn
                 .prepare(
-                    "SELECT id, site_id, scope, secret_sha256, created_at_ms, revoked FROM api_keys",
+                    "SELECT id, site_id, scope, secret_sha256, created_at_ms, revoked, org_id, \
+                     coalesce(name, ''), last_used_at_ms FROM api_keys ORDER BY created_at_ms, id",
                 )
                 .map_err(unavailable)?;
             let keys = stmt
@@ -992,6 +1054,9 @@ impl MetaStore for DuckDbStore {
                         secret_sha256: row.get(3)?,
                         created_at_ms: row.get(4)?,
                         revoked: row.get(5)?,
+                        org_id: row.get::<_, Option<String>>(6)?.map(OrgId),
+                        name: row.get(7)?,
+                        last_used_at_ms: row.get(8)?,
                     })
                 })
                 .map_err(unavailable)?
@@ -1006,19 +1071,320 @@ impl MetaStore for DuckDbStore {
         let key = key.clone();
         self.with_writer(move |conn| {
             conn.execute(
-                "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO api_keys (id, site_id, scope, secret_sha256, created_at_ms, revoked, \
+                 org_id, name, last_used_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 params![
                     key.id,
                     key.site_id.as_ref().map(|s| s.as_str()),
                     scope_name(key.scope),
                     key.secret_sha256,
                     key.created_at_ms,
-                    key.revoked
+                    key.revoked,
+                    key.org_id.as_ref().map(|o| o.as_str()),
+                    key.name,
+                    key.last_used_at_ms,
                 ],
             )
             .map_err(|err| conflict_or_unavailable(err, "api key"))?;
             Ok(())
         })
+        .await
+    }
+
+    async fn revoke_api_key(&self, id: &str) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE api_keys SET revoked = true WHERE id = ?",
+            vec![text(id)],
+        )
+        .await
+    }
+
+    async fn touch_api_key(&self, id: &str, at_ms: i64) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE api_keys SET last_used_at_ms = ? WHERE id = ?",
+            vec![at_ms.into(), text(id)],
+        )
+        .await
+    }
+
+    async fn delete_site(&self, site: &SiteId) -> Result<(), StoreError> {
+        let site_id = site.as_str().to_owned();
+        self.with_writer(move |conn| {
+            let tx = conn.transaction().map_err(unavailable)?;
+            for sql in [
+                "DELETE FROM share_links WHERE site_id = ?",
+                "DELETE FROM api_keys WHERE site_id = ?",
+                "DELETE FROM sites WHERE id = ?",
+            ] {
+                tx.execute(sql, params![site_id]).map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn orgs(&self) -> Result<Vec<Org>, StoreError> {
+        self.with_reader(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT id, name, created_at_ms FROM orgs ORDER BY id")
+                .map_err(unavailable)?;
+            let orgs = stmt
+                .query_map([], |row| {
+                    Ok(Org {
+                        id: OrgId(row.get(0)?),
+                        name: row.get(1)?,
+                        created_at_ms: row.get(2)?,
+                    })
+                })
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            Ok(orgs)
+        })
+        .await
+    }
+
+    async fn insert_org(&self, org: &Org) -> Result<(), StoreError> {
+        let org = org.clone();
+        self.with_writer(move |conn| {
+            conn.execute(
+                "INSERT INTO orgs VALUES (?, ?, ?)",
+                params![org.id.as_str(), org.name, org.created_at_ms],
+            )
+            .map_err(|err| conflict_or_unavailable(err, "organisation"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn site_orgs(&self) -> Result<Vec<(SiteId, OrgId)>, StoreError> {
+        self.with_reader(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT id, coalesce(org_id, 'default') FROM sites")
+                .map_err(unavailable)?;
+            let pairs = stmt
+                .query_map([], |row| Ok((SiteId(row.get(0)?), OrgId(row.get(1)?))))
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            Ok(pairs)
+        })
+        .await
+    }
+
+    async fn set_site_org(&self, site: &SiteId, org: &OrgId) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE sites SET org_id = ? WHERE id = ?",
+            vec![text(org.as_str()), text(site.as_str())],
+        )
+        .await
+    }
+
+    async fn users(&self) -> Result<Vec<User>, StoreError> {
+        self.with_reader(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT id, email, password_hash, created_at_ms FROM users ORDER BY email")
+                .map_err(unavailable)?;
+            let users = stmt
+                .query_map([], |row| {
+                    Ok(User {
+                        id: row.get(0)?,
+                        email: row.get(1)?,
+                        password_hash: row.get(2)?,
+                        created_at_ms: row.get(3)?,
+                    })
+                })
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            Ok(users)
+        })
+        .await
+    }
+
+    async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
+        let user = user.clone();
+        self.with_writer(move |conn| {
+            conn.execute(
+                "INSERT INTO users VALUES (?, ?, ?, ?)",
+                params![user.id, user.email, user.password_hash, user.created_at_ms],
+            )
+            .map_err(|err| conflict_or_unavailable(err, "user"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE users SET password_hash = ? WHERE id = ?",
+            vec![text(password_hash), text(user_id)],
+        )
+        .await
+    }
+
+    async fn delete_user(&self, user_id: &str) -> Result<(), StoreError> {
+        let user_id = user_id.to_owned();
+        self.with_writer(move |conn| {
+            let tx = conn.transaction().map_err(unavailable)?;
+            for sql in [
+                "DELETE FROM user_sessions WHERE user_id = ?",
+                "DELETE FROM memberships WHERE user_id = ?",
+                "DELETE FROM users WHERE id = ?",
+            ] {
+                tx.execute(sql, params![user_id]).map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn memberships(&self) -> Result<Vec<Membership>, StoreError> {
+        self.with_reader(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT user_id, org_id, role FROM memberships")
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map([], |row| {
+                    let role: String = row.get(2)?;
+                    Ok(Membership {
+                        user_id: row.get(0)?,
+                        org_id: OrgId(row.get(1)?),
+                        role: Role::parse(&role).unwrap_or(Role::Viewer),
+                    })
+                })
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn put_membership(&self, membership: &Membership) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT OR REPLACE INTO memberships VALUES (?, ?, ?)",
+            vec![
+                text(&membership.user_id),
+                text(membership.org_id.as_str()),
+                text(membership.role.as_str()),
+            ],
+        )
+        .await
+    }
+
+    async fn user_sessions(&self) -> Result<Vec<UserSession>, StoreError> {
+        self.with_reader(|conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT token_sha256, user_id, created_at_ms, expires_at_ms FROM user_sessions",
+                )
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map([], |row| {
+                    Ok(UserSession {
+                        token_sha256: row.get(0)?,
+                        user_id: row.get(1)?,
+                        created_at_ms: row.get(2)?,
+                        expires_at_ms: row.get(3)?,
+                    })
+                })
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn insert_user_session(&self, session: &UserSession) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO user_sessions VALUES (?, ?, ?, ?)",
+            vec![
+                text(&session.token_sha256),
+                text(&session.user_id),
+                session.created_at_ms.into(),
+                session.expires_at_ms.into(),
+            ],
+        )
+        .await
+    }
+
+    async fn delete_user_sessions(
+        &self,
+        token_sha256: Option<&str>,
+        user_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        if let Some(token) = token_sha256 {
+            self.execute(
+                "DELETE FROM user_sessions WHERE token_sha256 = ?",
+                vec![text(token)],
+            )
+            .await?;
+        }
+        if let Some(user) = user_id {
+            self.execute(
+                "DELETE FROM user_sessions WHERE user_id = ?",
+                vec![text(user)],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn share_links(&self) -> Result<Vec<ShareLink>, StoreError> {
+        self.with_reader(|conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT site_id, token_sha256, password_hash, created_at_ms FROM share_links",
+                )
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map([], |row| {
+                    Ok(ShareLink {
+                        site_id: SiteId(row.get(0)?),
+                        token_sha256: row.get(1)?,
+                        password_hash: row.get(2)?,
+                        created_at_ms: row.get(3)?,
+                    })
+                })
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn put_share_link(&self, link: &ShareLink) -> Result<(), StoreError> {
+        let link = link.clone();
+        self.with_writer(move |conn| {
+            let tx = conn.transaction().map_err(unavailable)?;
+            tx.execute(
+                "DELETE FROM share_links WHERE site_id = ?",
+                params![link.site_id.as_str()],
+            )
+            .map_err(unavailable)?;
+            tx.execute(
+                "INSERT INTO share_links VALUES (?, ?, ?, ?)",
+                params![
+                    link.site_id.as_str(),
+                    link.token_sha256,
+                    link.password_hash,
+                    link.created_at_ms
+                ],
+            )
+            .map_err(unavailable)?;
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn delete_share_link(&self, site: &SiteId) -> Result<(), StoreError> {
+        self.execute(
+            "DELETE FROM share_links WHERE site_id = ?",
+            vec![text(site.as_str())],
+        )
         .await
     }
 }

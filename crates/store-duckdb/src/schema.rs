@@ -6,7 +6,10 @@
 //! - `event_props`: one row per custom property of an event, for `event:props:*` breakdowns.
 //! - `sessions`: the collapsing log of visit states (`sign` = 1 adds a state, -1 cancels one).
 //! - `queue_checkpoint`: the queue position of the last committed insert (one row).
-//! - `sites` (with `retention_days`, NULL: forever), `api_keys`: metadata.
+//! - `sites` (with `retention_days`, NULL: forever; `org_id`, NULL: the default organisation),
+//!   `api_keys` (of a site, an organisation or everything): metadata.
+//! - `orgs`, `users`, `memberships` (a user's role per organisation), `user_sessions`,
+//!   `share_links` (public dashboard links): accounts.
 
 /// Each migration runs once, in order; the applied count is kept in `schema_version`.
 pub const MIGRATIONS: &[&str] = &[
@@ -152,6 +155,41 @@ CREATE TABLE rollups_daily (
     duration_s BIGINT NOT NULL,
     visit_pageviews BIGINT NOT NULL,
     visit_events BIGINT NOT NULL
+);
+"#,
+    // Accounts: organisations holding sites (NULL org: the default one), keys of a site, an
+    // organisation or everything with a label and a last-used time, dashboard users with a
+    // role per organisation, their sessions, and public dashboard links. Secrets are SHA-256
+    // digests, passwords argon2 PHC strings.
+    r#"
+CREATE TABLE orgs (id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, created_at_ms BIGINT NOT NULL);
+ALTER TABLE sites ADD COLUMN org_id VARCHAR;
+ALTER TABLE api_keys ADD COLUMN org_id VARCHAR;
+ALTER TABLE api_keys ADD COLUMN name VARCHAR;
+ALTER TABLE api_keys ADD COLUMN last_used_at_ms BIGINT;
+CREATE TABLE users (
+    id VARCHAR PRIMARY KEY,
+    email VARCHAR NOT NULL UNIQUE,
+    password_hash VARCHAR NOT NULL,
+    created_at_ms BIGINT NOT NULL
+);
+CREATE TABLE memberships (
+    user_id VARCHAR NOT NULL,
+    org_id VARCHAR NOT NULL,
+    role VARCHAR NOT NULL,
+    PRIMARY KEY (user_id, org_id)
+);
+CREATE TABLE user_sessions (
+    token_sha256 VARCHAR PRIMARY KEY,
+    user_id VARCHAR NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    expires_at_ms BIGINT NOT NULL
+);
+CREATE TABLE share_links (
+    site_id VARCHAR PRIMARY KEY,
+    token_sha256 VARCHAR NOT NULL,
+    password_hash VARCHAR,
+    created_at_ms BIGINT NOT NULL
 );
 "#,
 ];

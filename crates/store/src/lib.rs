@@ -11,7 +11,9 @@
 
 use std::sync::Arc;
 
-use heartbeat_model::{ApiKey, Event, Session, Site, SiteId};
+use heartbeat_model::{
+    ApiKey, Event, Membership, Org, OrgId, Session, ShareLink, Site, SiteId, User, UserSession,
+};
 use heartbeat_query::SqlRunner;
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +87,9 @@ pub trait EventStore: SqlRunner + Send + Sync + 'static {
     /// already, and rebuilds the visits they belong to from all their stored events, in one
     /// transaction. Returns how many events were new.
     async fn import_events(&self, events: Vec<Event>) -> Result<u64, StoreError>;
+
+    /// Deletes every event, property and visit of `site`, in one transaction.
+    async fn delete_site_events(&self, site: &SiteId) -> Result<Deleted, StoreError>;
 }
 
 /// What [`EventStore::delete_before`] removed.
@@ -104,4 +109,42 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn update_site(&self, site: &Site) -> Result<(), StoreError>;
     async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
     async fn insert_api_key(&self, key: &ApiKey) -> Result<(), StoreError>;
+    /// Marks a key revoked; it stays listed.
+    async fn revoke_api_key(&self, id: &str) -> Result<(), StoreError>;
+    /// Records when a key was last presented.
+    async fn touch_api_key(&self, id: &str, at_ms: i64) -> Result<(), StoreError>;
+
+    /// Deletes a site's metadata: the site, its keys and its share link.
+    async fn delete_site(&self, site: &SiteId) -> Result<(), StoreError>;
+
+    async fn orgs(&self) -> Result<Vec<Org>, StoreError>;
+    /// Fails with `Conflict` when the id is taken.
+    async fn insert_org(&self, org: &Org) -> Result<(), StoreError>;
+    /// Each site's organisation (sites without one are in the default organisation).
+    async fn site_orgs(&self) -> Result<Vec<(SiteId, OrgId)>, StoreError>;
+    async fn set_site_org(&self, site: &SiteId, org: &OrgId) -> Result<(), StoreError>;
+
+    async fn users(&self) -> Result<Vec<User>, StoreError>;
+    /// Fails with `Conflict` when the email is taken.
+    async fn insert_user(&self, user: &User) -> Result<(), StoreError>;
+    async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<(), StoreError>;
+    /// Deletes a user with its memberships and sessions.
+    async fn delete_user(&self, user_id: &str) -> Result<(), StoreError>;
+    async fn memberships(&self) -> Result<Vec<Membership>, StoreError>;
+    /// Adds a membership or changes its role.
+    async fn put_membership(&self, membership: &Membership) -> Result<(), StoreError>;
+
+    async fn user_sessions(&self) -> Result<Vec<UserSession>, StoreError>;
+    async fn insert_user_session(&self, session: &UserSession) -> Result<(), StoreError>;
+    /// Deletes one session, or with `user_id` every session of that user.
+    async fn delete_user_sessions(
+        &self,
+        token_sha256: Option<&str>,
+        user_id: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    async fn share_links(&self) -> Result<Vec<ShareLink>, StoreError>;
+    /// Sets (replacing) a site's share link.
+    async fn put_share_link(&self, link: &ShareLink) -> Result<(), StoreError>;
+    async fn delete_share_link(&self, site: &SiteId) -> Result<(), StoreError>;
 }

@@ -171,6 +171,9 @@ pub(crate) async fn import(
     let default = if is_csv { Format::Csv } else { Format::Ndjson };
     let format = format(params.format.as_deref(), default)?;
     let site = site(&app, &caller.0, params.site_id.as_deref())?;
+    if !caller.0.may_write(&site.id) {
+        return Err(ApiError::forbidden(site.id.as_str()));
+    }
     let bytes = axum::body::to_bytes(body, transfer::MAX_IMPORT_BYTES)
         .await
         .map_err(|_| {

@@ -144,6 +144,8 @@ pub struct QueryRequest {
 #[derive(Serialize, ToSchema)]
 pub struct SiteBody {
     pub site_id: String,
+    /// The organisation holding the site (`default` unless created with `org_id`).
+    pub org_id: String,
     pub name: String,
     pub domain: String,
     pub timezone: String,
@@ -181,6 +183,66 @@ pub struct NewSiteBody {
     pub retention_days: Option<u32>,
 }
 
+/// `POST /api/auth/setup`, `POST /api/auth/login`.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"email": "owner@example.com", "password": "correct horse battery"}))]
+pub struct CredentialsBody {
+    pub email: String,
+    /// 8 to 1024 characters.
+    pub password: String,
+}
+
+/// `POST /api/keys`.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"scope": "read", "site_id": "example.com", "name": "reporting job"}))]
+pub struct NewKeyBody {
+    /// `ingest`, `read` (includes ingest) or `admin`.
+    pub scope: String,
+    /// The key's one site.
+    pub site_id: Option<String>,
+    /// Or every site of this organisation.
+    pub org_id: Option<String>,
+    pub name: Option<String>,
+}
+
+/// `POST /api/orgs`.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"org_id": "acme", "name": "Acme Inc."}))]
+pub struct NewOrgBody {
+    /// A slug; default: made from the name.
+    pub org_id: Option<String>,
+    pub name: String,
+}
+
+/// `POST /api/users`.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"email": "viewer@example.com", "password": "correct horse battery", "org_id": "default", "role": "viewer"}))]
+pub struct NewUserBody {
+    pub email: String,
+    /// Required for a new user; ignored when the email exists (its role changes).
+    pub password: String,
+    /// Default `default`.
+    pub org_id: Option<String>,
+    /// `owner`, `admin` or `viewer` (default).
+    pub role: Option<String>,
+}
+
+/// `PUT /api/sites/{site_id}/share`.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"password": "for the board"}))]
+pub struct ShareBody {
+    /// Without it the link alone opens the dashboard.
+    pub password: Option<String>,
+}
+
+/// `POST /api/share/unlock`.
+#[derive(Serialize, ToSchema)]
+pub struct UnlockBody {
+    /// The link's token (`hbp_...`).
+    pub token: String,
+    pub password: String,
+}
+
 struct SecuritySchemes;
 
 impl Modify for SecuritySchemes {
@@ -189,6 +251,10 @@ impl Modify for SecuritySchemes {
         components.add_security_scheme(
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("hb_session"))),
         );
         components.add_security_scheme(
             "bearer",
@@ -203,7 +269,9 @@ impl Modify for SecuritySchemes {
         title = "Heartbeat",
         description = "Self-hosted real-time web and product analytics. Errors always have the \
             shape `{\"success\": false, \"error\": ..., \"details\": [{\"field\", \"message\"}]}`. \
-            Keys go in `x-api-key` or `Authorization: Bearer`.",
+            Keys go in `x-api-key` or `Authorization: Bearer`; dashboard sessions in the \
+            `hb_session` cookie or `Authorization: Bearer`. Rate-limited requests get 429 with \
+            `Retry-After`.",
         license(name = "AGPL-3.0-only")
     ),
     paths(
@@ -219,6 +287,22 @@ impl Modify for SecuritySchemes {
         super::sites::update,
         super::sites::show,
         super::sites::put_rules,
+        super::sites::delete,
+        super::sites::share,
+        super::sites::unshare,
+        super::sites::unlock,
+        super::accounts::setup,
+        super::accounts::login,
+        super::accounts::logout,
+        super::accounts::me,
+        super::accounts::create_key,
+        super::accounts::list_keys,
+        super::accounts::revoke_key,
+        super::accounts::create_org,
+        super::accounts::list_orgs,
+        super::accounts::create_user,
+        super::accounts::list_users,
+        super::accounts::delete_user,
         super::events::list,
         super::events::one,
         super::events::counts,
@@ -246,7 +330,8 @@ impl Modify for SecuritySchemes {
     tags(
         (name = "ingest", description = "Send events; 202 once they are durable"),
         (name = "stats", description = "Query statistics"),
-        (name = "sites", description = "Sites and keys"),
+        (name = "sites", description = "Sites and their public links"),
+        (name = "accounts", description = "Users, sessions, organisations and API keys"),
         (name = "operations", description = "Health, metrics, data in and out"),
         (name = "web", description = "The dashboard and the tracker, embedded in the binary"),
     )

@@ -8,7 +8,8 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use heartbeat_ingest::{decode, DecodeError, Decoded, Outcome};
+use heartbeat_ingest::enrich::page::normalize_host;
+use heartbeat_ingest::{decode, DecodeError, Decoded, Outcome, SiteDirectory, SiteRef};
 use serde_json::json;
 
 use crate::app::{App, Client, MaybeCaller, Payload};
@@ -25,10 +26,60 @@ async fn accept(
     client: &Client,
     caller: &MaybeCaller,
 ) -> Result<Outcome, ApiError> {
+    if let Some(caller) = &caller.0 {
+        // A key of one site is checked by the ingestor; wider callers (organisation keys,
+        // users) may only name sites they reach, and share links never send events.
+        if caller.is_share() {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "Forbidden")
+                .with_detail("x-api-key", "a public dashboard link cannot send events"));
+        }
+        if caller.grant.site_id.is_none() {
+            for event in &decoded.events {
+                if let Some(SiteRef::Id(id)) = &event.site {
+                    if !caller.may_write(id) {
+                        return Err(ApiError::forbidden(id.as_str()));
+                    }
+                }
+            }
+        }
+    }
     let grant = caller.0.as_ref().map(|c| &c.grant);
+    check_site_quotas(app, &decoded, grant)?;
     let outcome = app.ingestor.accept(decoded, &client.0, grant).await?;
     metrics::counter!(telemetry::INGEST_EVENTS_ACCEPTED).increment(outcome.accepted as u64);
     Ok(outcome)
+}
+
+/// Counts the request's events against each named site's ingest quota (sites nobody has are
+/// left to the ingestor, which answers 404).
+fn check_site_quotas(
+    app: &App,
+    decoded: &Decoded,
+    grant: Option<&heartbeat_ingest::KeyGrant>,
+) -> Result<(), ApiError> {
+    if !app.limits.settings().enabled {
+        return Ok(());
+    }
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for event in &decoded.events {
+        let site = match &event.site {
+            Some(SiteRef::Domain(domain)) => app
+                .registry
+                .by_domain(&normalize_host(domain))
+                .map(|site| site.id.0),
+            Some(SiteRef::Id(id)) => Some(id.0.clone()),
+            Some(SiteRef::Key) | None => grant.and_then(|g| g.site_id.clone()).map(|id| id.0),
+        };
+        let Some(site) = site else { continue };
+        match counts.iter_mut().find(|(s, _)| *s == site) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((site, 1)),
+        }
+    }
+    for (site, n) in counts {
+        app.limits.check_site(&site, n)?;
+    }
+    Ok(())
 }
 
 /// A 202 with `body`, marked when nothing of the request was stored.
@@ -64,6 +115,7 @@ fn accepted(outcome: &Outcome) -> Response {
         (status = 404, description = "No site has this domain", body = crate::routes::docs::ErrorBody),
         (status = 413, description = "Body too large", body = crate::routes::docs::ErrorBody),
         (status = 415, description = "Neither JSON nor text", body = crate::routes::docs::ErrorBody),
+        (status = 429, description = "Rate limited (per client IP, per key or the site's quota); retry after `Retry-After` seconds", body = crate::routes::docs::ErrorBody),
         (status = 503, description = "Queue full; retry after `Retry-After` seconds", body = crate::routes::docs::ErrorBody),
     ))]
 pub(crate) async fn api_event(
@@ -73,6 +125,7 @@ pub(crate) async fn api_event(
     Payload(body): Payload,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
+    app.limits.check_ip(client.0.ip)?;
     let decoded = decode::api_event(&body)?;
     let seed_002 = decoded.needs_key;
     let outcome = accept(&app, decoded, &client, &caller).await?;
@@ -85,6 +138,14 @@ pub(crate) async fn api_event(
         Ok(answer(&outcome, Json(body)))
     } else {
         Ok(answer(&outcome, "ok"))
+    }
+}
+
+/// Keyed formats check the key before the body: a caller without one learns nothing.
+fn require_key(caller: &MaybeCaller) -> Result<(), ApiError> {
+    match caller.0 {
+        Some(_) => Ok(()),
+        None => Err(ApiError::unauthorized()),
     }
 }
 
@@ -115,6 +176,7 @@ pub(crate) async fn tracker_events(
     caller: MaybeCaller,
     Payload(body): Payload,
 ) -> Result<Response, ApiError> {
+    app.limits.check_ip(client.0.ip)?;
     door(&app, &client, &caller, decode::tracker_events(&body)).await
 }
 
@@ -134,6 +196,7 @@ pub(crate) async fn realtime_events(
     caller: MaybeCaller,
     Payload(body): Payload,
 ) -> Result<Response, ApiError> {
+    require_key(&caller)?;
     door(&app, &client, &caller, decode::realtime_events(&body)).await
 }
 
@@ -154,6 +217,7 @@ pub(crate) async fn v1_events(
     caller: MaybeCaller,
     Payload(body): Payload,
 ) -> Result<Response, ApiError> {
+    require_key(&caller)?;
     door(&app, &client, &caller, decode::v1_events(&body)).await
 }
 
@@ -173,6 +237,7 @@ pub(crate) async fn v1_batch(
     caller: MaybeCaller,
     Payload(body): Payload,
 ) -> Result<Response, ApiError> {
+    require_key(&caller)?;
     door(&app, &client, &caller, decode::v1_batch(&body)).await
 }
 

@@ -117,7 +117,6 @@ pub(crate) async fn live(
         (None, Some(token)) if !token.is_empty() => app
             .registry
             .authenticate(token)
-            .map(|(grant, scope)| Caller { grant, scope })
             .ok_or_else(ApiError::unauthorized)?,
         (None, _) => return Err(ApiError::unauthorized()),
     };

@@ -1,6 +1,9 @@
-//! Site management: `POST /api/site/create` (seed 002; admin key), `GET /api/sites`,
-//! `GET /api/sites/{site_id}`, `PUT /api/sites/{site_id}` (name, time zone, retention) and
-//! `PUT /api/sites/{site_id}/rules` (ingest rules); changes need the admin key.
+//! Site management: `POST /api/site/create` (seed 002), `GET /api/sites`,
+//! `GET /api/sites/{site_id}`, `PUT /api/sites/{site_id}` (name, time zone, retention),
+//! `DELETE /api/sites/{site_id}` (the site, its keys and its events),
+//! `PUT /api/sites/{site_id}/rules` (ingest rules) and the public dashboard link
+//! (`PUT`/`DELETE /api/sites/{site_id}/share`, `POST /api/share/unlock`). Creating a site needs
+//! admin on its organisation; changing one needs admin on the site.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -8,20 +11,33 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use heartbeat_ingest::{enrich::site_rules, FieldError};
-use heartbeat_model::{SiteId, SiteRules};
+use heartbeat_model::{OrgId, SiteId, SiteRules};
+use heartbeat_queue::EventQueue;
 use serde_json::{json, Value};
 
-use crate::app::{App, Payload, RequiredCaller};
+use crate::app::{App, Client, Payload, RequiredCaller};
 use crate::error::ApiError;
 use crate::registry::{NewSite, RegistryError, SiteChanges};
 
-fn require_admin(caller: &RequiredCaller) -> Result<(), ApiError> {
-    if caller.0.is_admin() {
-        Ok(())
-    } else {
-        Err(ApiError::new(StatusCode::FORBIDDEN, "Forbidden")
-            .with_detail("x-api-key", "an admin key is required"))
+fn admin_required() -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "Forbidden")
+        .with_detail("x-api-key", "an admin key or role is required")
+}
+
+/// The site `id` if the caller may administer it: 404 when there is no such site, 403 when
+/// the caller may not use it or only read it.
+fn site_to_admin(app: &App, caller: &RequiredCaller, id: &str) -> Result<SiteId, ApiError> {
+    let id = SiteId(id.to_owned());
+    if app.registry.site(&id).is_none() {
+        return Err(not_found(id.as_str()));
     }
+    if !caller.0.may_read(&id) {
+        return Err(ApiError::forbidden(id.as_str()));
+    }
+    if !caller.0.may_admin(&id) {
+        return Err(admin_required());
+    }
+    Ok(id)
 }
 
 /// Reads and checks a `SiteRules` object; `field` prefixes the names in its errors.
@@ -39,7 +55,11 @@ fn parse_rules(value: &Value, field: &str) -> Result<SiteRules, Vec<FieldError>>
     }
 }
 
-fn optional_string(body: &Value, field: &str, errors: &mut Vec<FieldError>) -> Option<String> {
+pub(crate) fn optional_string(
+    body: &Value,
+    field: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
     match body.get(field) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
@@ -69,17 +89,21 @@ fn optional_retention(body: &Value, errors: &mut Vec<FieldError>) -> Option<Opti
     }
 }
 
-fn registry_error(err: RegistryError) -> ApiError {
+pub(crate) fn registry_error(err: RegistryError) -> ApiError {
     match err {
         RegistryError::Invalid { field, message } => {
             ApiError::invalid(vec![FieldError::new(field, message)])
         }
         RegistryError::NotFound(id) => ApiError::not_found("site_id", format!("no site {id}")),
+        RegistryError::Missing { field, message } => ApiError::not_found(field, message),
+        RegistryError::Conflict(message) => {
+            ApiError::new(StatusCode::CONFLICT, "Conflict").with_detail("body", message)
+        }
         RegistryError::Store(err) => err.into(),
     }
 }
 
-fn json_object(body: &[u8]) -> Result<Value, ApiError> {
+pub(crate) fn json_object(body: &[u8]) -> Result<Value, ApiError> {
     let body: Value = serde_json::from_slice(body).map_err(|err| {
         ApiError::new(StatusCode::BAD_REQUEST, "Malformed JSON")
             .with_detail("body", err.to_string())
@@ -93,9 +117,12 @@ fn json_object(body: &[u8]) -> Result<Value, ApiError> {
     Ok(body)
 }
 
-fn site_json(site: &heartbeat_model::Site) -> Value {
-    json!({"site_id": site.id, "name": site.name, "domain": site.domain, "timezone": site.timezone,
-           "retention_days": site.retention_days, "rules": site.rules})
+fn site_json(app: &App, site: &heartbeat_model::Site) -> Value {
+    json!({"site_id": site.id, "org_id": app.registry.site_org(&site.id), "name": site.name,
+           "domain": site.domain, "timezone": site.timezone,
+           "retention_days": site.retention_days, "rules": site.rules,
+           "public_link": app.registry.share_state(&site.id)
+               .map(|protected| json!({"password_protected": protected}))})
 }
 
 /// Creates a site (seed 002) and its first key (scope `read`, which includes ingest), shown
@@ -116,9 +143,15 @@ pub(crate) async fn create(
     caller: RequiredCaller,
     Payload(body): Payload,
 ) -> Result<Response, ApiError> {
-    require_admin(&caller)?;
     let body = json_object(&body)?;
     let mut errors = Vec::new();
+    let org_id = optional_string(&body, "org_id", &mut errors).map(OrgId);
+    if !caller
+        .0
+        .may_admin_org(org_id.as_ref().unwrap_or(&OrgId::default_org()))
+    {
+        return Err(admin_required());
+    }
     let name = optional_string(&body, "name", &mut errors);
     let domain = optional_string(&body, "domain", &mut errors);
     let timezone = optional_string(&body, "timezone", &mut errors);
@@ -137,6 +170,7 @@ pub(crate) async fn create(
         return Err(ApiError::invalid(errors));
     }
     let request = NewSite {
+        org_id,
         name: name.or_else(|| domain.clone()).unwrap_or_default(),
         domain,
         timezone,
@@ -151,6 +185,7 @@ pub(crate) async fn create(
     let body = json!({
         "success": true,
         "site_id": created.site.id,
+        "org_id": app.registry.site_org(&created.site.id),
         "name": created.site.name,
         "domain": created.site.domain,
         "timezone": created.site.timezone,
@@ -177,7 +212,7 @@ pub(crate) async fn list(
         .sites()
         .into_iter()
         .filter(|site| caller.0.may_read(&site.id))
-        .map(|site| site_json(&site))
+        .map(|site| site_json(&app, &site))
         .collect();
     Ok(Json(json!({"success": true, "sites": sites})))
 }
@@ -211,7 +246,9 @@ pub(crate) async fn show(
         .site(&id)
         .filter(|_| caller.0.may_read(&id))
         .ok_or_else(|| not_found(id.as_str()))?;
-    Ok(Json(json!({"success": true, "site": site_json(&site)})))
+    Ok(Json(
+        json!({"success": true, "site": site_json(&app, &site)}),
+    ))
 }
 
 /// Replaces a site's ingest rules. They apply to events accepted from then on.
@@ -233,7 +270,7 @@ pub(crate) async fn put_rules(
     Path(id): Path<String>,
     Payload(body): Payload,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&caller)?;
+    site_to_admin(&app, &caller, &id)?;
     let body = json_object(&body)?;
     let rules = parse_rules(&body, "body").map_err(ApiError::invalid)?;
     let site = app
@@ -241,7 +278,9 @@ pub(crate) async fn put_rules(
         .update_rules(&SiteId(id.clone()), rules)
         .await?
         .ok_or_else(|| not_found(&id))?;
-    Ok(Json(json!({"success": true, "site": site_json(&site)})))
+    Ok(Json(
+        json!({"success": true, "site": site_json(&app, &site)}),
+    ))
 }
 
 /// Changes a site's name, time zone or retention (`retention_days`: days, or `null` to keep
@@ -263,7 +302,7 @@ pub(crate) async fn update(
     Path(site_id): Path<String>,
     Payload(body): Payload,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&caller)?;
+    site_to_admin(&app, &caller, &site_id)?;
     let body = json_object(&body)?;
     let mut errors = Vec::new();
     let changes = SiteChanges {
@@ -290,15 +329,177 @@ pub(crate) async fn update(
         .update_site(&SiteId(site_id), changes)
         .await
         .map_err(registry_error)?;
-    let mut body = site_json(&site);
+    let mut body = site_json(&app, &site);
     body["success"] = json!(true);
     Ok(Json(body))
+}
+
+/// Deletes a site: its keys, its public link and all its events and visits, including those
+/// still in the queue (the answer waits until they are stored, up to 10 s). New events for
+/// it are refused at once (no such site).
+#[utoipa::path(operation_id = "sites_delete", delete, path = "/api/sites/{site_id}", tag = "sites",
+    params(("site_id" = String, Path, description = "The site")),
+    security(("api_key" = []), ("bearer" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "`{success, site_id, deleted_events, deleted_visits}`", body = Object),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 403, description = "Not an admin of this site", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No such site", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn delete(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    Path(site_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = site_to_admin(&app, &caller, &site_id)?;
+    let site = app
+        .registry
+        .delete_site(&id)
+        .await
+        .map_err(registry_error)?;
+    // No new event for the site is accepted from here on; those acknowledged before may still
+    // be in the queue. Wait (bounded) until the processor has stored everything durable now,
+    // so the delete below removes them too.
+    let queue = &app.telemetry.queue;
+    let durable_end = queue.checkpointed() + queue.pending_bytes();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while queue.checkpointed() < durable_end {
+        if std::time::Instant::now() > deadline {
+            tracing::warn!(site = %site.id, "queue not drained in time; late events of a deleted site may be stored");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let deleted = app.store.delete_site_events(&site.id).await?;
+    tracing::info!(site = %site.id, events = deleted.events, "site deleted");
+    Ok(Json(json!({
+        "success": true,
+        "site_id": site.id,
+        "deleted_events": deleted.events,
+        "deleted_visits": deleted.visits,
+    })))
+}
+
+/// Gives the site a public read-only dashboard link, replacing any earlier one; with
+/// `password` the link needs it (`POST /api/share/unlock`). The token is shown once: use it
+/// as `Authorization: Bearer` on the read routes of this site.
+#[utoipa::path(operation_id = "sites_share", put, path = "/api/sites/{site_id}/share", tag = "sites",
+    params(("site_id" = String, Path, description = "The site")),
+    request_body = crate::routes::docs::ShareBody,
+    security(("api_key" = []), ("bearer" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "`{success, site_id, share_token, password_protected}`", body = Object),
+        (status = 400, description = "Invalid field", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 403, description = "Not an admin of this site", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No such site", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn share(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    Path(site_id): Path<String>,
+    Payload(body): Payload,
+) -> Result<Json<Value>, ApiError> {
+    let id = site_to_admin(&app, &caller, &site_id)?;
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        json_object(&body)?
+    };
+    let mut errors = Vec::new();
+    let password = optional_string(&body, "password", &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let protected = password.is_some();
+    let token = app
+        .registry
+        .share_site(&id, password, chrono::Utc::now().timestamp_millis())
+        .await
+        .map_err(registry_error)?;
+    Ok(Json(json!({
+        "success": true,
+        "site_id": id,
+        "share_token": token,
+        "password_protected": protected,
+    })))
+}
+
+/// Removes the site's public link.
+#[utoipa::path(operation_id = "sites_unshare", delete, path = "/api/sites/{site_id}/share", tag = "sites",
+    params(("site_id" = String, Path, description = "The site")),
+    security(("api_key" = []), ("bearer" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "`{success, removed}`", body = Object),
+        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 403, description = "Not an admin of this site", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No such site", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn unshare(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    Path(site_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = site_to_admin(&app, &caller, &site_id)?;
+    let removed = app
+        .registry
+        .unshare_site(&id)
+        .await
+        .map_err(registry_error)?;
+    Ok(Json(json!({"success": true, "removed": removed})))
+}
+
+/// Exchanges a password-protected public link's token and its password for an access token
+/// valid for a day (read-only, that site only). Public; counted against the client's
+/// address like public ingest.
+#[utoipa::path(operation_id = "share_unlock", post, path = "/api/share/unlock", tag = "sites",
+    request_body = crate::routes::docs::UnlockBody,
+    security(()),
+    responses(
+        (status = 200, description = "`{success, site_id, token}`", body = Object),
+        (status = 400, description = "Invalid field", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No such link or a wrong password", body = crate::routes::docs::ErrorBody),
+        (status = 429, description = "Too many attempts", body = crate::routes::docs::ErrorBody),
+    ))]
+pub(crate) async fn unlock(
+    State(app): State<App>,
+    client: Client,
+    Payload(body): Payload,
+) -> Result<Json<Value>, ApiError> {
+    app.limits.check_ip(client.0.ip)?;
+    let body = json_object(&body)?;
+    let mut errors = Vec::new();
+    let token = optional_string(&body, "token", &mut errors);
+    let password = optional_string(&body, "password", &mut errors);
+    if token.is_none() && errors.is_empty() {
+        errors.push(FieldError::new("token", "token is required"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    let (site, access) = app
+        .registry
+        .unlock_share(
+            &token.unwrap_or_default(),
+            &password.unwrap_or_default(),
+            chrono::Utc::now().timestamp_millis(),
+        )
+        .await
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized")
+                .with_detail("password", "no such link, or a wrong password")
+        })?;
+    Ok(Json(
+        json!({"success": true, "site_id": site, "token": access}),
+    ))
 }
 
 pub fn router() -> Router<App> {
     Router::new()
         .route("/api/site/create", post(create))
         .route("/api/sites", get(list))
-        .route("/api/sites/{site_id}", get(show).put(update))
+        .route("/api/sites/{site_id}", get(show).put(update).delete(delete))
         .route("/api/sites/{site_id}/rules", put(put_rules))
+        .route("/api/sites/{site_id}/share", put(share).delete(unshare))
+        .route("/api/share/unlock", post(unlock))
 }

@@ -39,6 +39,7 @@ pub const STORE_QUERY_ERRORS: &str = "heartbeat_store_query_errors_total";
 pub const QUERY_CACHE_HITS: &str = "heartbeat_query_cache_hits_total";
 pub const QUERY_CACHE_MISSES: &str = "heartbeat_query_cache_misses_total";
 pub const RETENTION_EVENTS_DELETED: &str = "heartbeat_retention_events_deleted_total";
+pub const HTTP_RATE_LIMITED: &str = "heartbeat_http_rate_limited_total";
 
 /// Every metric with its help text, in the order `/metrics` documents them.
 pub const METRICS: &[(&str, &str)] = &[
@@ -60,6 +61,7 @@ pub const METRICS: &[(&str, &str)] = &[
     (QUERY_CACHE_HITS, "API queries answered from the query cache."),
     (QUERY_CACHE_MISSES, "API queries the query cache did not hold (or held stale)."),
     (RETENTION_EVENTS_DELETED, "Events deleted because they were older than their site's retention."),
+    (HTTP_RATE_LIMITED, "Requests answered 429, by limit (client_ip, key, site_quota)."),
 ];
 
 /// Histogram buckets in seconds, from half a millisecond (an ingest request) to ten seconds (a

@@ -34,6 +34,8 @@ pub async fn serve_with(dir: &Path, adjust: impl FnOnce(&mut ServeConfig)) -> Te
     let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap(), dir.to_path_buf());
     config.admin_token = Some(ADMIN.into());
     config.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    // Tests send many events from one address; the tests of limits turn them on.
+    config.limits = heartbeat_server::limits::LimitSettings::off();
     adjust(&mut config);
     let running = start(config).await.expect("server starts");
     let base = format!("http://{}", running.local_addr);

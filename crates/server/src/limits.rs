@@ -1,0 +1,235 @@
+//! Abuse protection: rate limits per client IP (public ingest), per API key (keyed ingest and
+//! the API) and a per-site ingest quota counted in events, so a flood on one site cannot
+//! starve the others. All are GCRA limiters from `governor`, kept in the process; a refused
+//! request is a 429 in the one error shape with `Retry-After`.
+//!
+//! The limiters forget idle keys now and then (`retain_recent` every few thousand checks), so
+//! their memory stays bounded by the clients seen in the last window.
+
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::error::ApiError;
+
+/// The limits' settings. `enabled = false` (`HEARTBEAT_RATE_LIMITS=off`) turns every rate
+/// limit and quota off, for benchmarks on loopback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitSettings {
+    pub enabled: bool,
+    /// Requests per client IP per minute on `POST /api/event` and `POST /events` (seed 002's
+    /// default: 100).
+    pub ingest_per_ip_per_minute: u32,
+    /// Requests per API key (or session) per minute, ingest and API alike.
+    pub per_key_per_minute: u32,
+    /// Events per site per minute accepted by ingest, whatever sends them.
+    pub site_events_per_minute: u32,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        LimitSettings {
+            enabled: true,
+            ingest_per_ip_per_minute: 100,
+            // 100 requests a second: a backend sending batches of up to 1,000 events.
+            per_key_per_minute: 6_000,
+            // 10,000 events a second per site, sustained, with a minute's worth of burst.
+            site_events_per_minute: 600_000,
+        }
+    }
+}
+
+impl LimitSettings {
+    /// Everything off.
+    pub fn off() -> Self {
+        LimitSettings {
+            enabled: false,
+            ..LimitSettings::default()
+        }
+    }
+}
+
+/// One keyed limiter that forgets idle keys now and then.
+struct Keyed<K: Hash + Eq + Clone> {
+    limiter: DefaultKeyedRateLimiter<K>,
+    checks: AtomicU64,
+}
+
+/// How many checks between two sweeps of idle keys.
+const SWEEP_EVERY: u64 = 4096;
+
+impl<K: Hash + Eq + Clone> Keyed<K> {
+    fn per_minute(n: u32) -> Self {
+        let n = NonZeroU32::new(n.max(1)).expect("at least one");
+        Keyed {
+            limiter: RateLimiter::keyed(Quota::per_minute(n)),
+            checks: AtomicU64::new(0),
+        }
+    }
+
+    fn sweep_now_and_then(&self) {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            self.limiter.retain_recent();
+        }
+    }
+
+    /// `Err(wait)` when `key` is over its rate.
+    fn check(&self, key: &K) -> Result<(), Duration> {
+        self.sweep_now_and_then();
+        self.limiter
+            .check_key(key)
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    /// Like [`check`](Self::check) for `n` cells at once; a request larger than the whole
+    /// burst is refused with a wait of one period.
+    fn check_n(&self, key: &K, n: u32) -> Result<(), Duration> {
+        self.sweep_now_and_then();
+        let Some(n) = NonZeroU32::new(n) else {
+            return Ok(());
+        };
+        match self.limiter.check_key_n(key, n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(not_until.wait_time_from(DefaultClock::default().now())),
+            Err(_insufficient) => Err(Duration::from_secs(60)),
+        }
+    }
+}
+
+/// The server's limiters.
+pub struct Limits {
+    settings: LimitSettings,
+    per_ip: Keyed<IpAddr>,
+    per_key: Keyed<String>,
+    per_site: Keyed<String>,
+}
+
+/// A 429 telling the client when to retry, counted by `limit`.
+pub fn too_many(limit: &'static str, field: &str, what: &str, wait: Duration) -> ApiError {
+    metrics::counter!(crate::telemetry::HTTP_RATE_LIMITED, "limit" => limit).increment(1);
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    ApiError {
+        retry_after_s: Some(seconds.max(1)),
+        ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded")
+            .with_detail(field, format!("{what}; retry after {} s", seconds.max(1)))
+    }
+}
+
+impl Limits {
+    pub fn new(settings: LimitSettings) -> Self {
+        Limits {
+            per_ip: Keyed::per_minute(settings.ingest_per_ip_per_minute),
+            per_key: Keyed::per_minute(settings.per_key_per_minute),
+            per_site: Keyed::per_minute(settings.site_events_per_minute),
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> &LimitSettings {
+        &self.settings
+    }
+
+    /// One public ingest request from `ip` (unknown addresses share one budget).
+    pub fn check_ip(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        if !self.settings.enabled {
+            return Ok(());
+        }
+        let ip = ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        self.per_ip.check(&ip).map_err(|wait| {
+            too_many(
+                "client_ip",
+                "client",
+                &format!(
+                    "at most {} requests per minute from one address",
+                    self.settings.ingest_per_ip_per_minute
+                ),
+                wait,
+            )
+        })
+    }
+
+    /// One request made with the key (or session) whose id is `key_id`.
+    pub fn check_key(&self, key_id: &str) -> Result<(), ApiError> {
+        if !self.settings.enabled {
+            return Ok(());
+        }
+        self.per_key.check(&key_id.to_owned()).map_err(|wait| {
+            too_many(
+                "key",
+                "x-api-key",
+                &format!(
+                    "at most {} requests per minute with one key",
+                    self.settings.per_key_per_minute
+                ),
+                wait,
+            )
+        })
+    }
+
+    /// `events` events for site `site`.
+    pub fn check_site(&self, site: &str, events: usize) -> Result<(), ApiError> {
+        if !self.settings.enabled {
+            return Ok(());
+        }
+        let n = u32::try_from(events).unwrap_or(u32::MAX);
+        self.per_site.check_n(&site.to_owned(), n).map_err(|wait| {
+            too_many(
+                "site_quota",
+                "site_id",
+                &format!(
+                    "site {site} is over its quota of {} events per minute",
+                    self.settings.site_events_per_minute
+                ),
+                wait,
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_limit_trips_at_the_rate_and_off_means_off() {
+        let limits = Limits::new(LimitSettings {
+            ingest_per_ip_per_minute: 3,
+            ..LimitSettings::default()
+        });
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..3 {
+            limits.check_ip(Some(ip)).unwrap();
+        }
+        let err = limits.check_ip(Some(ip)).unwrap_err();
+        assert_eq!(err.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(err.retry_after_s.unwrap() >= 1);
+        // Another address has its own budget.
+        limits.check_ip("192.0.2.2".parse().ok()).unwrap();
+        let off = Limits::new(LimitSettings {
+            ingest_per_ip_per_minute: 1,
+            ..LimitSettings::off()
+        });
+        for _ in 0..10 {
+            off.check_ip(Some(ip)).unwrap();
+        }
+    }
+
+    #[test]
+    fn site_quota_counts_events() {
+        let limits = Limits::new(LimitSettings {
+            site_events_per_minute: 10,
+            ..LimitSettings::default()
+        });
+        limits.check_site("a", 6).unwrap();
+        assert!(limits.check_site("a", 6).is_err());
+        limits.check_site("b", 10).unwrap();
+        // More than the whole burst at once never passes.
+        assert!(limits.check_site("c", 11).is_err());
+    }
+}
