@@ -617,8 +617,13 @@ fn breakdown_sql(spec: &QuerySpec, dimension: &str, filter: &str) -> anyhow::Res
             "{}: no raw SQL for filtered props",
             spec.name
         );
+        // Every event of the range, under its value of the property or `(none)`, as the
+        // API (and Plausible) break it down.
         return Ok(format!(
-            "SELECT value AS d, {} FROM event_props WHERE {EVENTS_IN_RANGE} AND key = {} {tail}",
+            "SELECT coalesce(p.value, '(none)') AS d, {} FROM events \
+             LEFT JOIN (SELECT event_id AS prop_event_id, any_value(value) AS value FROM event_props \
+             WHERE site_id = $1 AND key = {} GROUP BY event_id) p ON p.prop_event_id = events.event_id \
+             WHERE {EVENTS_IN_RANGE} {tail}",
             metrics(&event_metric)?,
             quote(key)
         ));
@@ -791,9 +796,11 @@ mod tests {
         CREATE TABLE sites (id VARCHAR, domain VARCHAR, timezone VARCHAR);
         CREATE TABLE events (site_id VARCHAR, name VARCHAR, ts TIMESTAMP, visitor_id UBIGINT,
             session_id UBIGINT, pathname VARCHAR, referrer_source VARCHAR, channel VARCHAR,
-            utm_source VARCHAR, country VARCHAR, browser VARCHAR, os VARCHAR, device VARCHAR);
+            utm_source VARCHAR, country VARCHAR, browser VARCHAR, os VARCHAR, device VARCHAR,
+            event_id VARCHAR);
         CREATE TABLE event_props (site_id VARCHAR, ts TIMESTAMP, name VARCHAR,
-            visitor_id UBIGINT, session_id UBIGINT, pathname VARCHAR, key VARCHAR, value VARCHAR);
+            visitor_id UBIGINT, session_id UBIGINT, pathname VARCHAR, key VARCHAR, value VARCHAR,
+            event_id VARCHAR);
         CREATE TABLE sessions (site_id VARCHAR, session_id UBIGINT, visitor_id UBIGINT,
             sign TINYINT, version UINTEGER, start_ts TIMESTAMP, duration_s BIGINT,
             pageviews UINTEGER, bounce TINYINT, entry_page VARCHAR, exit_page VARCHAR,
@@ -804,14 +811,14 @@ mod tests {
         -- state (a bounce on /a) is cancelled. Visit 2 (visitor 8, direct): /a, a bounce, on
         -- the next day. An event of another site and one outside the range.
         INSERT INTO events VALUES
-            ('s1', 'pageview', '2024-01-01 10:00:00', 7, 1, '/a', 'Google', 'Organic Search', '', '', 'Chrome', 'Linux', 'Desktop'),
-            ('s1', 'pageview', '2024-01-01 10:01:00', 7, 1, '/b', 'Google', 'Organic Search', '', '', 'Chrome', 'Linux', 'Desktop'),
-            ('s1', 'Signup', '2024-01-01 10:01:30', 7, 1, '/b', 'Google', 'Organic Search', '', '', 'Chrome', 'Linux', 'Desktop'),
-            ('s1', 'pageview', '2024-01-02 09:00:00', 8, 2, '/a', 'Direct / None', 'Direct', '', '', 'Safari', 'iOS', 'Mobile'),
-            ('s2', 'pageview', '2024-01-02 09:00:00', 9, 3, '/a', 'Direct / None', 'Direct', '', '', 'Safari', 'iOS', 'Mobile'),
-            ('s1', 'pageview', '2024-02-01 09:00:00', 8, 4, '/z', 'Direct / None', 'Direct', '', '', 'Safari', 'iOS', 'Mobile');
+            ('s1', 'pageview', '2024-01-01 10:00:00', 7, 1, '/a', 'Google', 'Organic Search', '', '', 'Chrome', 'Linux', 'Desktop', 'e1'),
+            ('s1', 'pageview', '2024-01-01 10:01:00', 7, 1, '/b', 'Google', 'Organic Search', '', '', 'Chrome', 'Linux', 'Desktop', 'e2'),
+            ('s1', 'Signup', '2024-01-01 10:01:30', 7, 1, '/b', 'Google', 'Organic Search', '', '', 'Chrome', 'Linux', 'Desktop', 'e3'),
+            ('s1', 'pageview', '2024-01-02 09:00:00', 8, 2, '/a', 'Direct / None', 'Direct', '', '', 'Safari', 'iOS', 'Mobile', 'e4'),
+            ('s2', 'pageview', '2024-01-02 09:00:00', 9, 3, '/a', 'Direct / None', 'Direct', '', '', 'Safari', 'iOS', 'Mobile', 'e5'),
+            ('s1', 'pageview', '2024-02-01 09:00:00', 8, 4, '/z', 'Direct / None', 'Direct', '', '', 'Safari', 'iOS', 'Mobile', 'e6');
         INSERT INTO event_props VALUES
-            ('s1', '2024-01-01 10:01:30', 'Signup', 7, 1, '/b', 'plan', 'pro');
+            ('s1', '2024-01-01 10:01:30', 'Signup', 7, 1, '/b', 'plan', 'pro', 'e3');
         INSERT INTO sessions VALUES
             ('s1', 1, 7, 1, 1, '2024-01-01 10:00:00', 0, 1, 1, '/a', '/a', 'Google', 'Organic Search', '', '', 'Chrome', 'Linux', 'Desktop'),
             ('s1', 1, 7, -1, 1, '2024-01-01 10:00:00', 0, 1, 1, '/a', '/a', 'Google', 'Organic Search', '', '', 'Chrome', 'Linux', 'Desktop'),
@@ -906,7 +913,10 @@ mod tests {
                 row(&["Google"], &[1.0, 1.0, 0.0])
             ]
         );
-        assert_eq!(answer("prop_plan"), [row(&["pro"], &[1.0, 0.0])]);
+        assert_eq!(
+            answer("prop_plan"),
+            [row(&["(none)"], &[2.0, 3.0]), row(&["pro"], &[1.0, 0.0])]
+        );
         assert_eq!(answer("countries"), [row(&[""], &[2.0, 2.0, 50.0])]);
     }
 
@@ -916,8 +926,8 @@ mod tests {
         // a visitor of bing.com in the range, but not a visit that started in it.
         let extra = "
             INSERT INTO events VALUES
-                ('s1', 'pageview', '2023-12-31 23:50:00', 10, 5, '/a', 'bing.com', 'Referral', '', '', '', '', ''),
-                ('s1', 'pageview', '2024-01-01 00:05:00', 10, 5, '/b', 'bing.com', 'Referral', '', '', '', '', '');
+                ('s1', 'pageview', '2023-12-31 23:50:00', 10, 5, '/a', 'bing.com', 'Referral', '', '', '', '', '', 'e7'),
+                ('s1', 'pageview', '2024-01-01 00:05:00', 10, 5, '/b', 'bing.com', 'Referral', '', '', '', '', '', 'e8');
             INSERT INTO sessions VALUES
                 ('s1', 5, 10, 1, 1, '2023-12-31 23:50:00', 900, 2, 0, '/a', '/b', 'bing.com', 'Referral', '', '', '', '', '');
         ";
