@@ -39,6 +39,36 @@ async function call<T>(token: string, path: string, body?: unknown): Promise<T> 
   return json as T;
 }
 
+/// Signs in with an account (or, on first run, creates the owner's) and returns the session
+/// token, which the dashboard then sends as a bearer token like a key.
+export async function signInWithPassword(email: string, password: string, firstRun: boolean): Promise<string> {
+  const response = await fetch(firstRun ? "/api/auth/setup" : "/api/auth/login", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ email, password }),
+  });
+  const json = await response.json().catch(() => ({}));
+  if (!response.ok || typeof json?.token !== "string") {
+    const detail = json?.details?.[0];
+    throw new ApiError(response.status, detail ? detail.message : json?.error || `HTTP ${response.status}`);
+  }
+  return json.token;
+}
+
+/// Whether no account exists yet: `GET /api/auth/me` says so in its 401.
+export async function needsSetup(): Promise<boolean> {
+  const response = await fetch("/api/auth/me");
+  if (response.status !== 401) return false;
+  const json = await response.json().catch(() => ({}));
+  return (json?.details ?? []).some((d: { field?: string }) => d.field === "setup");
+}
+
+/// Ends a session token's session on the server; keys are left alone.
+export async function signOutSession(token: string): Promise<void> {
+  if (!token.startsWith("hbs_")) return;
+  await fetch("/api/auth/logout", { method: "POST", headers: { Authorization: `Bearer ${token}` } });
+}
+
 export interface Site {
   site_id: string;
   name: string;

@@ -4,7 +4,19 @@
 
 import { render } from "preact";
 import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { ApiError, listSites, query, recentEvents, saveToken, savedToken, type ResultRow, type Site } from "./api";
+import {
+  ApiError,
+  listSites,
+  needsSetup,
+  query,
+  recentEvents,
+  saveToken,
+  savedToken,
+  signInWithPassword,
+  signOutSession,
+  type ResultRow,
+  type Site,
+} from "./api";
 import { Chart, type Series } from "./components/Chart";
 import { LiveFeed } from "./components/LiveFeed";
 import { Panel, type Tab } from "./components/Panel";
@@ -87,29 +99,71 @@ function useTheme(): [string, () => void] {
 }
 
 function SignIn({ onToken, error }: { onToken: (token: string) => void; error: string | null }) {
-  const [value, setValue] = useState("");
+  const [firstRun, setFirstRun] = useState(false);
+  const [email, setEmail] = useState("");
+  const [password, setPassword] = useState("");
+  const [key, setKey] = useState("");
+  const [accountError, setAccountError] = useState<string | null>(null);
+  useEffect(() => {
+    needsSetup()
+      .then(setFirstRun)
+      .catch(() => setFirstRun(false));
+  }, []);
+  const field = (set: (v: string) => void) => (e: Event) => set((e.target as HTMLInputElement).value);
   return (
     <main class="sign-in">
-      <form
-        class="card"
-        onSubmit={(e) => {
-          e.preventDefault();
-          if (value.trim()) onToken(value.trim());
-        }}
-      >
+      <div class="card">
         <h1>♥ Heartbeat</h1>
-        <p class="muted">Sign in with the admin token or a site's read key. It stays in this browser.</p>
-        <input
-          name="token"
-          type="password"
-          autocomplete="current-password"
-          placeholder="hb_…"
-          value={value}
-          onInput={(e) => setValue((e.target as HTMLInputElement).value)}
-        />
-        <button type="submit">Sign in</button>
-        {error && <p class="error" data-testid="sign-in-error">{error}</p>}
-      </form>
+        <form
+          data-testid="account-form"
+          onSubmit={(e) => {
+            e.preventDefault();
+            setAccountError(null);
+            signInWithPassword(email.trim(), password, firstRun)
+              .then(onToken)
+              .catch((err) => setAccountError(err instanceof Error ? err.message : String(err)));
+          }}
+        >
+          <p class="muted">
+            {firstRun ? "No account exists yet: create the owner's account." : "Sign in with your account."}
+          </p>
+          <input name="email" type="email" autocomplete="username" placeholder="Email" value={email} onInput={field(setEmail)} />
+          <input
+            name="password"
+            type="password"
+            autocomplete={firstRun ? "new-password" : "current-password"}
+            placeholder="Password"
+            value={password}
+            onInput={field(setPassword)}
+          />
+          <button type="submit" data-testid="account-submit">
+            {firstRun ? "Create owner account" : "Sign in"}
+          </button>
+          {accountError && (
+            <p class="error" data-testid="account-error">
+              {accountError}
+            </p>
+          )}
+        </form>
+        <form
+          data-testid="key-form"
+          onSubmit={(e) => {
+            e.preventDefault();
+            if (key.trim()) onToken(key.trim());
+          }}
+        >
+          <p class="muted">Or use the admin token or a site's read key. It stays in this browser.</p>
+          <input name="token" type="password" autocomplete="off" placeholder="hb_…" value={key} onInput={field(setKey)} />
+          <button type="submit" data-testid="key-submit">
+            Use key
+          </button>
+          {error && (
+            <p class="error" data-testid="sign-in-error">
+              {error}
+            </p>
+          )}
+        </form>
+      </div>
     </main>
   );
 }
@@ -346,6 +400,7 @@ function App() {
       });
   }, [token]);
   const signOut = () => {
+    if (token) signOutSession(token).catch(() => undefined);
     saveToken(null);
     setSites(null);
     setToken(null);

@@ -237,10 +237,10 @@ describe("tracker and dashboard in headless Chromium", () => {
     dashboard = await context.newPage();
     await dashboard.goto(base + "/?period=day");
     await dashboard.fill("input[name=token]", "not-a-key");
-    await dashboard.click("button[type=submit]");
+    await dashboard.click("[data-testid=key-submit]");
     await dashboard.waitForSelector("[data-testid=sign-in-error]");
     await dashboard.fill("input[name=token]", ADMIN);
-    await dashboard.click("button[type=submit]");
+    await dashboard.click("[data-testid=key-submit]");
     await dashboard.waitForSelector("[data-testid=top-stats] [data-metric=visitors][data-value]:not([data-value=''])");
 
     const api = await v2({ metrics: TOP_METRICS, date_range: "day", include: { comparisons: { mode: "previous_period" } } });
@@ -326,17 +326,45 @@ describe("tracker and dashboard in headless Chromium", () => {
     await page.goto(base + "/");
     await page.click("text=Sign out");
     await page.fill("input[name=token]", siteKey);
-    await page.click("button[type=submit]");
+    await page.click("[data-testid=key-submit]");
     await page.waitForSelector("[data-testid=top-stats] [data-metric=visitors][data-value]:not([data-value=''])");
     const options = await page.$$eval("[data-testid=site] option", (items) => items.map((o) => o.value));
     assert.deepEqual(options, [DOMAIN]);
     // Back to the admin token for the pages that follow (the key is kept per browser).
     await page.click("text=Sign out");
     await page.fill("input[name=token]", ADMIN);
-    await page.click("button[type=submit]");
+    await page.click("[data-testid=key-submit]");
     await page.waitForSelector("[data-testid=site]");
     const all = await page.$$eval("[data-testid=site] option", (items) => items.map((o) => o.value).sort());
     assert.deepEqual(all, ["other.test", DOMAIN].sort());
+    await page.close();
+  });
+
+  test("first run: the owner's account is created, then signs in with email and password", async () => {
+    const page = await context.newPage();
+    await page.goto(base + "/");
+    await page.click("text=Sign out");
+    await page.waitForSelector("[data-testid=account-submit]:has-text('Create owner account')");
+    await page.fill("input[name=email]", "owner@example.com");
+    await page.fill("input[name=password]", "correct horse battery staple");
+    await page.click("[data-testid=account-submit]");
+    await page.waitForSelector("[data-testid=site]");
+    const sites = await page.$$eval("[data-testid=site] option", (items) => items.map((o) => o.value).sort());
+    assert.deepEqual(sites, ["other.test", DOMAIN].sort());
+    await page.click("text=Sign out");
+    await page.waitForSelector("[data-testid=account-submit]:has-text('Sign in')");
+    await page.fill("input[name=email]", "owner@example.com");
+    await page.fill("input[name=password]", "not the password");
+    await page.click("[data-testid=account-submit]");
+    await page.waitForSelector("[data-testid=account-error]");
+    await page.fill("input[name=password]", "correct horse battery staple");
+    await page.click("[data-testid=account-submit]");
+    await page.waitForSelector("[data-testid=site]");
+    // Back to the admin token for the pages that follow.
+    await page.click("text=Sign out");
+    await page.fill("input[name=token]", ADMIN);
+    await page.click("[data-testid=key-submit]");
+    await page.waitForSelector("[data-testid=site]");
     await page.close();
   });
 
