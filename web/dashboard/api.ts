@@ -63,6 +63,20 @@ export async function needsSetup(): Promise<boolean> {
   return (json?.details ?? []).some((d: { field?: string }) => d.field === "setup");
 }
 
+/// Exchanges a password-protected public link's token and its password for a read token.
+export async function unlockShare(token: string, password: string): Promise<string> {
+  const response = await fetch("/api/share/unlock", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ token, password }),
+  });
+  const json = await response.json().catch(() => ({}));
+  if (!response.ok || typeof json?.token !== "string") {
+    throw new ApiError(response.status, json?.details?.[0]?.message || json?.error || `HTTP ${response.status}`);
+  }
+  return json.token;
+}
+
 /// Ends a session token's session on the server; keys are left alone.
 export async function signOutSession(token: string): Promise<void> {
   if (!token.startsWith("hbs_")) return;

@@ -14,6 +14,7 @@ import {
   savedToken,
   signInWithPassword,
   signOutSession,
+  unlockShare,
   type ResultRow,
   type Site,
 } from "./api";
@@ -164,6 +165,44 @@ function SignIn({ onToken, error }: { onToken: (token: string) => void; error: s
           )}
         </form>
       </div>
+    </main>
+  );
+}
+
+/** A public link that needs its password before it shows the site. */
+function ShareUnlock({ share, onToken }: { share: string; onToken: (token: string) => void }) {
+  const [password, setPassword] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  return (
+    <main class="sign-in">
+      <form
+        class="card"
+        data-testid="share-form"
+        onSubmit={(e) => {
+          e.preventDefault();
+          unlockShare(share, password)
+            .then(onToken)
+            .catch((err) => setError(err instanceof Error ? err.message : String(err)));
+        }}
+      >
+        <h1>♥ Heartbeat</h1>
+        <p class="muted">This shared dashboard needs its password.</p>
+        <input
+          name="share-password"
+          type="password"
+          placeholder="Password"
+          value={password}
+          onInput={(e) => setPassword((e.target as HTMLInputElement).value)}
+        />
+        <button type="submit" data-testid="share-submit">
+          Show the dashboard
+        </button>
+        {error && (
+          <p class="error" data-testid="share-error">
+            {error}
+          </p>
+        )}
+      </form>
     </main>
   );
 }
@@ -382,20 +421,28 @@ function Dashboard({ token, sites, signOut }: { token: string; sites: Site[]; si
   );
 }
 
+/** A public link's token (`?share=`): shown read-only, never kept in local storage. */
+const SHARE = new URLSearchParams(location.search).get("share");
+
 function App() {
-  const [token, setToken] = useState<string | null>(savedToken());
+  const [token, setToken] = useState<string | null>(SHARE ?? savedToken());
   const [sites, setSites] = useState<Site[] | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [shareLocked, setShareLocked] = useState(false);
   useEffect(() => {
     if (!token) return;
     listSites(token)
       .then((list) => {
-        saveToken(token);
+        if (!SHARE) saveToken(token);
         setSites(list);
       })
       .catch((err) => {
+        if (SHARE && token === SHARE && err instanceof ApiError && err.status === 401) {
+          setShareLocked(true);
+          return;
+        }
         setError(err instanceof ApiError && err.status === 401 ? "That key is not valid." : String(err.message));
-        saveToken(null);
+        if (!SHARE) saveToken(null);
         setToken(null);
       });
   }, [token]);
@@ -405,6 +452,9 @@ function App() {
     setSites(null);
     setToken(null);
   };
+  if (SHARE && shareLocked && !sites) {
+    return <ShareUnlock share={SHARE} onToken={(t) => (setShareLocked(false), setToken(t))} />;
+  }
   if (!token) return <SignIn onToken={(t) => (setError(null), setToken(t))} error={error} />;
   if (!sites) return <main class="sign-in muted">Loading…</main>;
   return <Dashboard token={token} sites={sites} signOut={signOut} />;

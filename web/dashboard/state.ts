@@ -44,6 +44,9 @@ export function readState(search: string = location.search): ViewState {
 
 export function stateSearch(state: ViewState): string {
   const params = new URLSearchParams();
+  // A public link's token stays in the address, so the shared view survives a reload.
+  const share = new URLSearchParams(location.search).get("share");
+  if (share) params.set("share", share);
   if (state.site) params.set("site", state.site);
   params.set("period", state.period);
   if (state.period === "custom") {

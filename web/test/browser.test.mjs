@@ -368,6 +368,38 @@ describe("tracker and dashboard in headless Chromium", () => {
     await page.close();
   });
 
+  test("a public link shows the site read-only, after its password when it has one", async () => {
+    const share = async (body) => {
+      const response = await fetch(`${base}/api/sites/${DOMAIN}/share`, {
+        method: "PUT",
+        headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      const json = await response.json();
+      assert.equal(response.status, 200, JSON.stringify(json));
+      return json.share_token;
+    };
+    const visitor = await browser.newContext({ userAgent: USER_AGENT, viewport: { width: 1280, height: 900 } });
+    const open = await share({});
+    let page = await visitor.newPage();
+    await page.goto(`${base}/?share=${open}`);
+    await page.waitForSelector("[data-testid=top-stats] [data-metric=visitors][data-value]:not([data-value=''])");
+    assert.deepEqual(await page.$$eval("[data-testid=site] option", (items) => items.map((o) => o.value)), [DOMAIN]);
+    assert.equal(await page.evaluate(() => localStorage.getItem("heartbeat_token")), null);
+    await page.close();
+
+    const locked = await share({ password: "open sesame" });
+    page = await visitor.newPage();
+    await page.goto(`${base}/?share=${locked}`);
+    await page.fill("input[name=share-password]", "wrong");
+    await page.click("[data-testid=share-submit]");
+    await page.waitForSelector("[data-testid=share-error]");
+    await page.fill("input[name=share-password]", "open sesame");
+    await page.click("[data-testid=share-submit]");
+    await page.waitForSelector("[data-testid=top-stats] [data-metric=visitors][data-value]:not([data-value=''])");
+    await visitor.close();
+  });
+
   test("screenshots and first-load transfer size", async () => {
     // Let the chart and panels settle on the live event's refresh.
     await dashboard.waitForTimeout(6000);
