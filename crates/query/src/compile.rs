@@ -246,11 +246,21 @@ fn filter_sql(b: &mut Builder, filter: &Filter, table: Table, query: &Query) {
 
 /// `<table> WHERE site_id = ? AND <time> in range`.
 fn scope_sql(b: &mut Builder, table: Table, query: &Query) {
-    let (name, time) = match table {
-        Table::Events => ("events", "ts"),
-        Table::Sessions => ("sessions", "start_ts"),
+    b.push(match table {
+        Table::Events => "events",
+        Table::Sessions => "sessions",
+    });
+    b.push(" WHERE ");
+    scope_where(b, table, query);
+}
+
+/// `site_id = ? AND <time> in range`.
+fn scope_where(b: &mut Builder, table: Table, query: &Query) {
+    let time = match table {
+        Table::Events => "ts",
+        Table::Sessions => "start_ts",
     };
-    b.push(name).push(" WHERE site_id = ");
+    b.push("site_id = ");
     b.bind(SqlValue::Text(query.site_id.0.clone()));
     b.push(&format!(" AND {time} >= "));
     b.bind(SqlValue::TimestampMs(query.range.start_ms));
@@ -270,19 +280,35 @@ fn where_filters(b: &mut Builder, table: Table, query: &Query) {
 fn dims_select(b: &mut Builder, table: Table, query: &Query) -> Option<()> {
     let mut out = Builder::new();
     for (i, d) in query.dimensions.iter().enumerate() {
-        if let (Dimension::Prop(key), Table::Events) = (d, table) {
-            out.push(
-                "coalesce((SELECT any_value(p.value) FROM event_props p \
-                 WHERE p.event_id = events.event_id AND p.key = ",
-            );
-            out.bind(SqlValue::Text(key.clone()));
-            out.push(&format!("), '(none)') AS d{i}, "));
+        if let (Dimension::Prop(_), Table::Events) = (d, table) {
+            // The value joined in by `prop_joins`.
+            out.push(&format!("coalesce(p{i}.value, '(none)') AS d{i}, "));
         } else {
             out.push(&format!("{} AS d{i}, ", dimension_sql(d, table, query)?));
         }
     }
     b.append(out);
     Some(())
+}
+
+/// For each `event:props:<key>` dimension `i`, the events' value of the property as
+/// `p<i>.value` (one per event, NULL without it): a hash join over the range's properties,
+/// where a lookup per event would cost a subquery per row.
+fn prop_joins(b: &mut Builder, query: &Query) {
+    for (i, d) in query.dimensions.iter().enumerate() {
+        if let Dimension::Prop(key) = d {
+            b.push(&format!(
+                " LEFT JOIN (SELECT event_id AS prop_event_id, any_value(value) AS value \
+                 FROM event_props WHERE key = "
+            ));
+            b.bind(SqlValue::Text(key.clone()));
+            b.push(" AND ");
+            scope_where(b, Table::Events, query);
+            b.push(&format!(
+                " GROUP BY event_id) AS p{i} ON p{i}.prop_event_id = events.event_id"
+            ));
+        }
+    }
 }
 
 fn group_by(query: &Query) -> String {
@@ -326,11 +352,13 @@ fn events_sql(query: &Query, needs: Needs) -> Option<Sql> {
     });
     b.push("count(*) FILTER (WHERE name = 'pageview') AS pageviews, count(*) AS events, ");
     b.push(if needs.event_visits {
-        "count(DISTINCT session_id) AS visits FROM "
+        "count(DISTINCT session_id) AS visits FROM events"
     } else {
-        "0 AS visits FROM "
+        "0 AS visits FROM events"
     });
-    scope_sql(&mut b, Table::Events, query);
+    prop_joins(&mut b, query);
+    b.push(" WHERE ");
+    scope_where(&mut b, Table::Events, query);
     // A page breakdown counts page views, as Plausible's does: a custom event fired on a
     // page is not a visit to it.
     if query.dimensions.contains(&Dimension::Page) {
@@ -353,7 +381,9 @@ fn time_on_page_sql(query: &Query) -> Option<Sql> {
          lead(ts) OVER (PARTITION BY session_id ORDER BY ts) AS next_ts FROM ",
     );
     scope_sql(&mut b, Table::Events, query);
-    b.push(" AND name = 'pageview') AS events WHERE next_ts IS NOT NULL");
+    b.push(" AND name = 'pageview') AS events");
+    prop_joins(&mut b, query);
+    b.push(" WHERE next_ts IS NOT NULL");
     where_filters(&mut b, Table::Events, query);
     b.push(&group_by(query));
     Some(b.finish())
