@@ -297,10 +297,10 @@ fn dims_select(b: &mut Builder, table: Table, query: &Query) -> Option<()> {
 fn prop_joins(b: &mut Builder, query: &Query) {
     for (i, d) in query.dimensions.iter().enumerate() {
         if let Dimension::Prop(key) = d {
-            b.push(&format!(
+            b.push(
                 " LEFT JOIN (SELECT event_id AS prop_event_id, any_value(value) AS value \
-                 FROM event_props WHERE key = "
-            ));
+                 FROM event_props WHERE key = ",
+            );
             b.bind(SqlValue::Text(key.clone()));
             b.push(" AND ");
             scope_where(b, Table::Events, query);
