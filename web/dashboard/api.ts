@@ -21,15 +21,9 @@ export class ApiError extends Error {
   }
 }
 
-async function call<T>(token: string, path: string, body?: unknown): Promise<T> {
-  const response = await fetch(path, {
-    method: body === undefined ? "GET" : "POST",
-    headers: {
-      Authorization: `Bearer ${token}`,
-      ...(body === undefined ? {} : { "Content-Type": "application/json" }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+/// The JSON body of a successful answer; the error shape's first detail (or its error)
+/// as an `ApiError` otherwise.
+async function answer<T>(response: Response): Promise<T> {
   const json = await response.json().catch(() => ({}));
   if (!response.ok) {
     const detail = json?.details?.[0];
@@ -39,20 +33,32 @@ async function call<T>(token: string, path: string, body?: unknown): Promise<T> 
   return json as T;
 }
 
-/// Signs in with an account (or, on first run, creates the owner's) and returns the session
-/// token, which the dashboard then sends as a bearer token like a key.
-export async function signInWithPassword(email: string, password: string, firstRun: boolean): Promise<string> {
-  const response = await fetch(firstRun ? "/api/auth/setup" : "/api/auth/login", {
+async function call<T>(token: string, path: string, body?: unknown): Promise<T> {
+  const response = await fetch(path, {
+    method: body === undefined ? "GET" : "POST",
+    headers: {
+      Authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return answer<T>(response);
+}
+
+/// Posts `body` without credentials and returns the answer's `token`.
+async function tokenFor(path: string, body: unknown): Promise<string> {
+  const response = await fetch(path, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ email, password }),
+    body: JSON.stringify(body),
   });
-  const json = await response.json().catch(() => ({}));
-  if (!response.ok || typeof json?.token !== "string") {
-    const detail = json?.details?.[0];
-    throw new ApiError(response.status, detail ? detail.message : json?.error || `HTTP ${response.status}`);
-  }
-  return json.token;
+  return (await answer<{ token: string }>(response)).token;
+}
+
+/// Signs in with an account (or, on first run, creates the owner's) and returns the session
+/// token, which the dashboard then sends as a bearer token like a key.
+export function signInWithPassword(email: string, password: string, firstRun: boolean): Promise<string> {
+  return tokenFor(firstRun ? "/api/auth/setup" : "/api/auth/login", { email, password });
 }
 
 /// Whether no account exists yet: `GET /api/auth/me` says so in its 401.
@@ -64,17 +70,8 @@ export async function needsSetup(): Promise<boolean> {
 }
 
 /// Exchanges a password-protected public link's token and its password for a read token.
-export async function unlockShare(token: string, password: string): Promise<string> {
-  const response = await fetch("/api/share/unlock", {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ token, password }),
-  });
-  const json = await response.json().catch(() => ({}));
-  if (!response.ok || typeof json?.token !== "string") {
-    throw new ApiError(response.status, json?.details?.[0]?.message || json?.error || `HTTP ${response.status}`);
-  }
-  return json.token;
+export function unlockShare(token: string, password: string): Promise<string> {
+  return tokenFor("/api/share/unlock", { token, password });
 }
 
 /// Ends a session token's session on the server; keys are left alone.

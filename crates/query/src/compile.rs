@@ -1,10 +1,12 @@
-//! Compiles a [`Query`] into at most two statements: one over `events` (visitors, page
-//! views, events, and visits when broken down by an event dimension) and one over `sessions`
-//! (visits, bounces, durations). The engine joins their rows by dimension values.
+//! Compiles a [`Query`] into at most three statements: one over `events` (visitors, page
+//! views, events, and visits when broken down by an event dimension), one over `sessions`
+//! (visits, bounces, durations) and one for time on page. The engine joins their rows by
+//! dimension values. (Unfiltered queries the rollups can answer skip them: `rollup.rs`.)
 //!
-//! `sessions` is a collapsing log (see `heartbeat-store`): the inner query sums `sign` per
-//! visit and keeps visits whose sum is positive, so filters on attributes that change as a
-//! visit grows (exit page) see only each visit's current state.
+//! `sessions` is a collapsing log (see `heartbeat-store`): visit sums are weighted by `sign`,
+//! which is right under any filter, since a visit's superseded states cancel out. Only
+//! distinct visitors over visits, and events filtered by a visit attribute, first collapse
+//! each visit to its current state (`HAVING sum(sign) > 0`).
 
 use crate::model::{Dimension, Filter, Metric, Query, TimeGrain};
 use crate::sql::{Sql, SqlValue};

@@ -15,11 +15,11 @@
 use std::collections::HashMap;
 
 use cardinality_estimator::CardinalityEstimator;
-use chrono::{TimeZone as _, Utc};
 use heartbeat_model::{Event, Session, SiteId, VisitAttributes};
 
 use crate::model::{Dimension, Metric, Query, TimeGrain, VisitColumn};
 use crate::sql::{RunError, Sql, SqlRunner, SqlValue};
+use crate::time::{bucket_label, offset_at, offsets};
 
 pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 24 * HOUR_MS;
@@ -253,25 +253,9 @@ fn utc_offsets_only(query: &Query) -> bool {
 }
 
 fn offsets_all(query: &Query, fits: impl Fn(i32) -> bool) -> bool {
-    use chrono::Offset;
-    let mut at = query.range.start_ms;
-    // Offsets change at most a few times a year: sampling each day's start and end is
-    // enough to see a half-hour zone.
-    while at < query.range.end_ms + HOUR_MS {
-        let Some(utc) = Utc.timestamp_millis_opt(at).single() else {
-            return false;
-        };
-        let offset = query
-            .timezone
-            .offset_from_utc_datetime(&utc.naive_utc())
-            .fix()
-            .local_minus_utc();
-        if !fits(offset) {
-            return false;
-        }
-        at += 12 * HOUR_MS;
-    }
-    true
+    offsets(query.timezone, query.range)
+        .iter()
+        .all(|&(_, offset)| fits(offset))
 }
 
 /// The cells that cover the query's range: whole UTC days from the daily cells and the
@@ -327,18 +311,8 @@ fn row_key(query: &Query, hour_ms: i64, value: String) -> Vec<String> {
     match query.dimensions.first() {
         None => Vec::new(),
         Some(Dimension::Time(grain)) => {
-            use chrono::Offset;
-            let utc = Utc
-                .timestamp_millis_opt(hour_ms)
-                .single()
-                .unwrap_or_default();
-            let offset = query
-                .timezone
-                .offset_from_utc_datetime(&utc.naive_utc())
-                .fix()
-                .local_minus_utc();
-            let local_ms = hour_ms + i64::from(offset) * 1000;
-            vec![crate::time::truncate_label(local_ms, *grain)]
+            let local_ms = hour_ms + i64::from(offset_at(query.timezone, hour_ms)) * 1000;
+            vec![bucket_label(local_ms, *grain)]
         }
         Some(_) => vec![value],
     }

@@ -104,27 +104,10 @@ pub fn resolve_range(
     })
 }
 
-/// Every time bucket's label in `range` for `grain`, in `tz`, in order, as the SQL
-/// labels them (`YYYY-MM-DD HH:00:00` for hours, the first day otherwise; weeks start on
-/// Monday). Buckets without data are included: Plausible's `time_labels`.
-/// The label of the bucket starting at `local_ms` (local wall-clock time written as UTC
-/// milliseconds, as `date_trunc` over [`local_time_sql`] returns it), as
+/// The label of the `grain` bucket that local wall-clock time `local_ms` (written as UTC
+/// milliseconds, as `date_trunc` over [`local_time_sql`] returns it) falls in, as
 /// [`bucket_labels`] writes it.
 pub fn bucket_label(local_ms: i64, grain: TimeGrain) -> String {
-    let at = Utc
-        .timestamp_millis_opt(local_ms)
-        .single()
-        .unwrap_or_default()
-        .naive_utc();
-    match grain {
-        TimeGrain::Hour => at.format("%Y-%m-%d %H:00:00").to_string(),
-        TimeGrain::Day | TimeGrain::Week | TimeGrain::Month => at.format("%Y-%m-%d").to_string(),
-    }
-}
-
-/// The label of the `grain` bucket that local wall-clock time `local_ms` (written as UTC
-/// milliseconds) falls in.
-pub fn truncate_label(local_ms: i64, grain: TimeGrain) -> String {
     let at = Utc
         .timestamp_millis_opt(local_ms)
         .single()
@@ -145,6 +128,9 @@ pub fn truncate_label(local_ms: i64, grain: TimeGrain) -> String {
     }
 }
 
+/// Every time bucket's label in `range` for `grain`, in `tz`, in order, as the SQL
+/// labels them (`YYYY-MM-DD HH:00:00` for hours, the first day otherwise; weeks start on
+/// Monday). Buckets without data are included: Plausible's `time_labels`.
 pub fn bucket_labels(range: DateRange, tz: Tz, grain: TimeGrain) -> Vec<String> {
     let local = |ms: i64| {
         Utc.timestamp_millis_opt(ms)
@@ -222,16 +208,22 @@ fn months_back(date: NaiveDate, months: i32) -> NaiveDate {
         .expect("valid month")
 }
 
+/// `tz`'s UTC offset at `utc_ms`, in seconds.
+pub(crate) fn offset_at(tz: Tz, utc_ms: i64) -> i32 {
+    use chrono::Offset;
+    let utc = Utc
+        .timestamp_millis_opt(utc_ms)
+        .single()
+        .unwrap_or_default();
+    tz.offset_from_utc_datetime(&utc.naive_utc())
+        .fix()
+        .local_minus_utc()
+}
+
 /// The zone's UTC offsets over `range` (padded a day each side): the first offset and each
 /// change as (UTC ms it takes effect, offset seconds).
-fn offsets(tz: Tz, range: DateRange) -> Vec<(i64, i32)> {
-    use chrono::Offset;
-    let offset_at = |ms: i64| -> i32 {
-        let utc = Utc.timestamp_millis_opt(ms).single().unwrap_or_default();
-        tz.offset_from_utc_datetime(&utc.naive_utc())
-            .fix()
-            .local_minus_utc()
-    };
+pub(crate) fn offsets(tz: Tz, range: DateRange) -> Vec<(i64, i32)> {
+    let offset_at = |ms: i64| offset_at(tz, ms);
     let start = range.start_ms - 24 * HOUR_MS;
     let end = range.end_ms + 24 * HOUR_MS;
     let mut changes = vec![(i64::MIN, offset_at(start))];

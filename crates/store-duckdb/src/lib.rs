@@ -298,7 +298,6 @@ fn insert_all(
     batch: &InsertBatch,
     cache: &Mutex<rollups::RollupCache>,
 ) -> duckdb::Result<()> {
-    let received_at = now_timestamp();
     let mut changes = Rollups::default();
     for event in &batch.events {
         changes.add_event(event);
@@ -307,7 +306,7 @@ fn insert_all(
         changes.add_visit(&row.session, row.sign);
     }
     let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
-    let result = insert_with_rollups(conn, batch, &received_at, &mut cache, changes);
+    let result = insert_with_rollups(conn, batch, &mut cache, changes);
     if result.is_err() {
         cache.clear();
     }
@@ -317,11 +316,10 @@ fn insert_all(
 fn insert_with_rollups(
     conn: &mut Connection,
     batch: &InsertBatch,
-    received_at: &Value,
     cache: &mut rollups::RollupCache,
     changes: Rollups,
 ) -> duckdb::Result<()> {
-    let received_at = received_at.clone();
+    let received_at = now_timestamp();
     let tx = conn.transaction()?;
     append_events(&tx, &batch.events, &received_at)?;
     {
@@ -568,17 +566,8 @@ impl EventStore for DuckDbStore {
                     )
                     .map_err(unavailable)?;
                     // Whole days before the bound go; the day it cuts is recounted.
-                    for span in [Span::Hour, Span::Day] {
-                        tx.execute(
-                            &format!(
-                                "DELETE FROM {} WHERE site_id = ? AND start_ms < ?",
-                                span.table()
-                            ),
-                            params![site_id, Span::Day.start_of(upper)],
-                        )
-                        .map_err(unavailable)?;
-                    }
                     let site = SiteId(site_id.clone());
+                    rollups::delete(&tx, &site, Span::Day.start_of(upper)).map_err(unavailable)?;
                     rollups::rebuild(&tx, Some(&site), upper, upper + 1).map_err(unavailable)?;
                     tx.commit().map_err(unavailable)?;
                     inner.changed([&site]);
@@ -648,13 +637,7 @@ impl EventStore for DuckDbStore {
             let events = tx
                 .execute("DELETE FROM events WHERE site_id = ?", params![site_id])
                 .map_err(unavailable)?;
-            for span in [Span::Hour, Span::Day] {
-                tx.execute(
-                    &format!("DELETE FROM {} WHERE site_id = ?", span.table()),
-                    params![site_id],
-                )
-                .map_err(unavailable)?;
-            }
+            rollups::delete(&tx, &SiteId(site_id.clone()), i64::MAX).map_err(unavailable)?;
             tx.execute(
                 "DELETE FROM event_props WHERE site_id = ?",
                 params![site_id],
@@ -924,6 +907,40 @@ fn scope_from_name(name: &str) -> ApiKeyScope {
 }
 
 impl DuckDbStore {
+    /// Every row of one metadata statement, read with `row`.
+    async fn read_all<T: Send + 'static>(
+        &self,
+        sql: &'static str,
+        row: fn(&duckdb::Row<'_>) -> duckdb::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        self.with_reader(move |conn| {
+            let mut stmt = conn.prepare(sql).map_err(unavailable)?;
+            let rows = stmt
+                .query_map([], row)
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// Runs metadata statements that take one parameter, `id`, in one transaction.
+    async fn execute_each(
+        &self,
+        statements: &'static [&'static str],
+        id: String,
+    ) -> Result<(), StoreError> {
+        self.with_writer(move |conn| {
+            let tx = conn.transaction().map_err(unavailable)?;
+            for sql in statements {
+                tx.execute(sql, params![id]).map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
     /// Runs one metadata statement on the writer.
     async fn execute(&self, sql: &'static str, values: Vec<Value>) -> Result<(), StoreError> {
         self.with_writer(move |conn| {
@@ -956,36 +973,27 @@ fn rules_json(site: &Site) -> Result<String, StoreError> {
 #[async_trait::async_trait]
 impl MetaStore for DuckDbStore {
     async fn sites(&self) -> Result<Vec<Site>, StoreError> {
-        self.with_reader(|conn| {
-            let mut stmt = conn
-                .prepare(
-                    "SELECT id, name, domain, timezone, created_at_ms, retention_days, \
+        self.read_all(
+            "SELECT id, name, domain, timezone, created_at_ms, retention_days, \
                      coalesce(rules_json, '{}') FROM sites ORDER BY id",
-                )
-                .map_err(unavailable)?;
-            let sites = stmt
-                .query_map([], |row| {
-                    let rules: String = row.get(6)?;
-                    Ok(Site {
-                        id: SiteId(row.get(0)?),
-                        name: row.get(1)?,
-                        domain: row.get(2)?,
-                        timezone: row.get(3)?,
-                        created_at_ms: row.get(4)?,
-                        retention_days: row.get(5)?,
-                        // Written by `rules_json` below; a damaged value means no rules
-                        // rather than a server that cannot start.
-                        rules: serde_json::from_str(&rules).unwrap_or_else(|err| {
-                            tracing::error!(error = %err, "unreadable site rules; ignoring them");
-                            Default::default()
-                        }),
-                    })
+            |row| {
+                let rules: String = row.get(6)?;
+                Ok(Site {
+                    id: SiteId(row.get(0)?),
+                    name: row.get(1)?,
+                    domain: row.get(2)?,
+                    timezone: row.get(3)?,
+                    created_at_ms: row.get(4)?,
+                    retention_days: row.get(5)?,
+                    // Written by `rules_json` below; a damaged value means no rules
+                    // rather than a server that cannot start.
+                    rules: serde_json::from_str(&rules).unwrap_or_else(|err| {
+                        tracing::error!(error = %err, "unreadable site rules; ignoring them");
+                        Default::default()
+                    }),
                 })
-                .map_err(unavailable)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(unavailable)?;
-            Ok(sites)
-        })
+            },
+        )
         .await
     }
 
@@ -1037,33 +1045,24 @@ impl MetaStore for DuckDbStore {
     }
 
     async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
-        self.with_reader(|conn| {
-            let mut stmt = conn
-                .prepare(
-                    "SELECT id, site_id, scope, secret_sha256, created_at_ms, revoked, org_id, \
+        self.read_all(
+            "SELECT id, site_id, scope, secret_sha256, created_at_ms, revoked, org_id, \
                      coalesce(name, ''), last_used_at_ms FROM api_keys ORDER BY created_at_ms, id",
-                )
-                .map_err(unavailable)?;
-            let keys = stmt
-                .query_map([], |row| {
-                    let scope: String = row.get(2)?;
-                    Ok(ApiKey {
-                        id: row.get(0)?,
-                        site_id: row.get::<_, Option<String>>(1)?.map(SiteId),
-                        scope: scope_from_name(&scope),
-                        secret_sha256: row.get(3)?,
-                        created_at_ms: row.get(4)?,
-                        revoked: row.get(5)?,
-                        org_id: row.get::<_, Option<String>>(6)?.map(OrgId),
-                        name: row.get(7)?,
-                        last_used_at_ms: row.get(8)?,
-                    })
+            |row| {
+                let scope: String = row.get(2)?;
+                Ok(ApiKey {
+                    id: row.get(0)?,
+                    site_id: row.get::<_, Option<String>>(1)?.map(SiteId),
+                    scope: scope_from_name(&scope),
+                    secret_sha256: row.get(3)?,
+                    created_at_ms: row.get(4)?,
+                    revoked: row.get(5)?,
+                    org_id: row.get::<_, Option<String>>(6)?.map(OrgId),
+                    name: row.get(7)?,
+                    last_used_at_ms: row.get(8)?,
                 })
-                .map_err(unavailable)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(unavailable)?;
-            Ok(keys)
-        })
+            },
+        )
         .await
     }
 
@@ -1108,39 +1107,28 @@ impl MetaStore for DuckDbStore {
     }
 
     async fn delete_site(&self, site: &SiteId) -> Result<(), StoreError> {
-        let site_id = site.as_str().to_owned();
-        self.with_writer(move |conn| {
-            let tx = conn.transaction().map_err(unavailable)?;
-            for sql in [
+        self.execute_each(
+            &[
                 "DELETE FROM share_links WHERE site_id = ?",
                 "DELETE FROM api_keys WHERE site_id = ?",
                 "DELETE FROM sites WHERE id = ?",
-            ] {
-                tx.execute(sql, params![site_id]).map_err(unavailable)?;
-            }
-            tx.commit().map_err(unavailable)
-        })
+            ],
+            site.as_str().to_owned(),
+        )
         .await
     }
 
     async fn orgs(&self) -> Result<Vec<Org>, StoreError> {
-        self.with_reader(|conn| {
-            let mut stmt = conn
-                .prepare("SELECT id, name, created_at_ms FROM orgs ORDER BY id")
-                .map_err(unavailable)?;
-            let orgs = stmt
-                .query_map([], |row| {
-                    Ok(Org {
-                        id: OrgId(row.get(0)?),
-                        name: row.get(1)?,
-                        created_at_ms: row.get(2)?,
-                    })
+        self.read_all(
+            "SELECT id, name, created_at_ms FROM orgs ORDER BY id",
+            |row| {
+                Ok(Org {
+                    id: OrgId(row.get(0)?),
+                    name: row.get(1)?,
+                    created_at_ms: row.get(2)?,
                 })
-                .map_err(unavailable)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(unavailable)?;
-            Ok(orgs)
-        })
+            },
+        )
         .await
     }
 
@@ -1158,16 +1146,8 @@ impl MetaStore for DuckDbStore {
     }
 
     async fn site_orgs(&self) -> Result<Vec<(SiteId, OrgId)>, StoreError> {
-        self.with_reader(|conn| {
-            let mut stmt = conn
-                .prepare("SELECT id, coalesce(org_id, 'default') FROM sites")
-                .map_err(unavailable)?;
-            let pairs = stmt
-                .query_map([], |row| Ok((SiteId(row.get(0)?), OrgId(row.get(1)?))))
-                .map_err(unavailable)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(unavailable)?;
-            Ok(pairs)
+        self.read_all("SELECT id, coalesce(org_id, 'default') FROM sites", |row| {
+            Ok((SiteId(row.get(0)?), OrgId(row.get(1)?)))
         })
         .await
     }
@@ -1181,24 +1161,17 @@ impl MetaStore for DuckDbStore {
     }
 
     async fn users(&self) -> Result<Vec<User>, StoreError> {
-        self.with_reader(|conn| {
-            let mut stmt = conn
-                .prepare("SELECT id, email, password_hash, created_at_ms FROM users ORDER BY email")
-                .map_err(unavailable)?;
-            let users = stmt
-                .query_map([], |row| {
-                    Ok(User {
-                        id: row.get(0)?,
-                        email: row.get(1)?,
-                        password_hash: row.get(2)?,
-                        created_at_ms: row.get(3)?,
-                    })
+        self.read_all(
+            "SELECT id, email, password_hash, created_at_ms FROM users ORDER BY email",
+            |row| {
+                Ok(User {
+                    id: row.get(0)?,
+                    email: row.get(1)?,
+                    password_hash: row.get(2)?,
+                    created_at_ms: row.get(3)?,
                 })
-                .map_err(unavailable)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(unavailable)?;
-            Ok(users)
-        })
+            },
+        )
         .await
     }
 
@@ -1224,39 +1197,25 @@ impl MetaStore for DuckDbStore {
     }
 
     async fn delete_user(&self, user_id: &str) -> Result<(), StoreError> {
-        let user_id = user_id.to_owned();
-        self.with_writer(move |conn| {
-            let tx = conn.transaction().map_err(unavailable)?;
-            for sql in [
+        self.execute_each(
+            &[
                 "DELETE FROM user_sessions WHERE user_id = ?",
                 "DELETE FROM memberships WHERE user_id = ?",
                 "DELETE FROM users WHERE id = ?",
-            ] {
-                tx.execute(sql, params![user_id]).map_err(unavailable)?;
-            }
-            tx.commit().map_err(unavailable)
-        })
+            ],
+            user_id.to_owned(),
+        )
         .await
     }
 
     async fn memberships(&self) -> Result<Vec<Membership>, StoreError> {
-        self.with_reader(|conn| {
-            let mut stmt = conn
-                .prepare("SELECT user_id, org_id, role FROM memberships")
-                .map_err(unavailable)?;
-            let rows = stmt
-                .query_map([], |row| {
-                    let role: String = row.get(2)?;
-                    Ok(Membership {
-                        user_id: row.get(0)?,
-                        org_id: OrgId(row.get(1)?),
-                        role: Role::parse(&role).unwrap_or(Role::Viewer),
-                    })
-                })
-                .map_err(unavailable)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(unavailable)?;
-            Ok(rows)
+        self.read_all("SELECT user_id, org_id, role FROM memberships", |row| {
+            let role: String = row.get(2)?;
+            Ok(Membership {
+                user_id: row.get(0)?,
+                org_id: OrgId(row.get(1)?),
+                role: Role::parse(&role).unwrap_or(Role::Viewer),
+            })
         })
         .await
     }
@@ -1274,26 +1233,17 @@ impl MetaStore for DuckDbStore {
     }
 
     async fn user_sessions(&self) -> Result<Vec<UserSession>, StoreError> {
-        self.with_reader(|conn| {
-            let mut stmt = conn
-                .prepare(
-                    "SELECT token_sha256, user_id, created_at_ms, expires_at_ms FROM user_sessions",
-                )
-                .map_err(unavailable)?;
-            let rows = stmt
-                .query_map([], |row| {
-                    Ok(UserSession {
-                        token_sha256: row.get(0)?,
-                        user_id: row.get(1)?,
-                        created_at_ms: row.get(2)?,
-                        expires_at_ms: row.get(3)?,
-                    })
+        self.read_all(
+            "SELECT token_sha256, user_id, created_at_ms, expires_at_ms FROM user_sessions",
+            |row| {
+                Ok(UserSession {
+                    token_sha256: row.get(0)?,
+                    user_id: row.get(1)?,
+                    created_at_ms: row.get(2)?,
+                    expires_at_ms: row.get(3)?,
                 })
-                .map_err(unavailable)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(unavailable)?;
-            Ok(rows)
-        })
+            },
+        )
         .await
     }
 
@@ -1333,26 +1283,17 @@ impl MetaStore for DuckDbStore {
     }
 
     async fn share_links(&self) -> Result<Vec<ShareLink>, StoreError> {
-        self.with_reader(|conn| {
-            let mut stmt = conn
-                .prepare(
-                    "SELECT site_id, token_sha256, password_hash, created_at_ms FROM share_links",
-                )
-                .map_err(unavailable)?;
-            let rows = stmt
-                .query_map([], |row| {
-                    Ok(ShareLink {
-                        site_id: SiteId(row.get(0)?),
-                        token_sha256: row.get(1)?,
-                        password_hash: row.get(2)?,
-                        created_at_ms: row.get(3)?,
-                    })
+        self.read_all(
+            "SELECT site_id, token_sha256, password_hash, created_at_ms FROM share_links",
+            |row| {
+                Ok(ShareLink {
+                    site_id: SiteId(row.get(0)?),
+                    token_sha256: row.get(1)?,
+                    password_hash: row.get(2)?,
+                    created_at_ms: row.get(3)?,
                 })
-                .map_err(unavailable)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(unavailable)?;
-            Ok(rows)
-        })
+            },
+        )
         .await
     }
 

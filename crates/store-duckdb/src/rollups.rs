@@ -161,6 +161,21 @@ fn append_cells(
     rows.flush()
 }
 
+/// Deletes a site's cells of periods starting before `before_ms` (`i64::MAX`: all of them).
+/// The caller clears the cache.
+pub fn delete(tx: &Transaction<'_>, site: &SiteId, before_ms: i64) -> duckdb::Result<()> {
+    for span in [Span::Hour, Span::Day] {
+        tx.execute(
+            &format!(
+                "DELETE FROM {} WHERE site_id = ? AND start_ms < ?",
+                span.table()
+            ),
+            params![site.as_str(), before_ms],
+        )?;
+    }
+    Ok(())
+}
+
 /// Recomputes the rollups of `[from_ms, to_ms)`, rounded out to whole UTC days (a daily
 /// cell needs its whole day), from the events and visit log, for one site or all: for a
 /// store without rollups, after an import or a retention delete. A day at a time, so
