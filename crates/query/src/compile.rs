@@ -490,7 +490,7 @@ mod tests {
             rules: Default::default(),
             retention_days: None,
         };
-        compile(&parse_query(&body, &site, 1_700_000_000_000, 0).unwrap())
+        compile(&parse_query(&body, &site, 1_700_000_000_000, 0, &Default::default()).unwrap())
     }
 
     /// The SQL of every dashboard query, snapshot-tested (`src/snapshots/`): a change to

@@ -5,8 +5,10 @@
 //! so numbers are identical everywhere. Users never send SQL: identifiers come from `match`
 //! arms in `compile`, values are bound parameters.
 
+mod bounds;
 mod compile;
 mod engine;
+mod error;
 mod listing;
 mod model;
 mod parse;
@@ -14,6 +16,7 @@ pub mod rollup;
 mod sql;
 mod time;
 
+pub use bounds::QueryBounds;
 pub use chrono_tz::Tz as TimeZone;
 pub use engine::{execute, Comparison, QueryResult, ResultRow};
 pub use listing::{
@@ -22,4 +25,4 @@ pub use listing::{
 pub use model::{DateRange, Dimension, Filter, Metric, Order, Query, TimeGrain};
 pub use parse::{parse_query, requested_site, QueryError};
 pub use sql::{Dialect, Row, RunError, Sql, SqlRunner, SqlValue};
-pub use time::resolve_range;
+pub use time::{bucket_count, resolve_range};

@@ -5,18 +5,13 @@ use chrono_tz::Tz;
 use heartbeat_model::{Site, SiteId};
 use serde_json::Value;
 
+use crate::bounds::QueryBounds;
+pub use crate::error::QueryError;
 use crate::model::{Dimension, Filter, Metric, Order, Query, TimeGrain, VisitColumn};
 use crate::time::resolve_range;
 
 /// The most rows one response holds.
 pub const MAX_LIMIT: usize = 10_000;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct QueryError {
-    pub field: String,
-    pub message: String,
-}
 
 fn err(field: impl Into<String>, message: impl Into<String>) -> QueryError {
     QueryError {
@@ -162,12 +157,14 @@ fn parse_filter(value: &Value, field: &str, depth: usize) -> Result<Filter, Quer
     }
 }
 
-/// Parses `body` for `site` at `now_ms`. `first_event_ms` bounds the `all` range.
+/// Parses `body` for `site` at `now_ms`. `first_event_ms` bounds the `all` range; a query
+/// wider than `bounds` is refused, naming the parameter and the limit.
 pub fn parse_query(
     body: &Value,
     site: &Site,
     now_ms: i64,
     first_event_ms: i64,
+    bounds: &QueryBounds,
 ) -> Result<Query, QueryError> {
     if !body.is_object() {
         return Err(err("body", "must be a JSON object"));
@@ -329,7 +326,7 @@ pub fn parse_query(
     if metrics.contains(&Metric::Percentage) && dimensions.is_empty() {
         return Err(err("metrics", "percentage needs a dimension"));
     }
-    Ok(Query {
+    let query = Query {
         site_id: site.id.clone(),
         timezone,
         metrics,
@@ -342,7 +339,9 @@ pub fn parse_query(
         include_total_rows,
         include_time_labels,
         comparison,
-    })
+    };
+    bounds.check(&query)?;
+    Ok(query)
 }
 
 #[cfg(test)]
@@ -363,7 +362,14 @@ mod tests {
     }
 
     fn check_err(body: Value, field: &str) {
-        let error = parse_query(&body, &site(), 1_700_000_000_000, 0).unwrap_err();
+        let error = parse_query(
+            &body,
+            &site(),
+            1_700_000_000_000,
+            0,
+            &QueryBounds::default(),
+        )
+        .unwrap_err();
         assert_eq!(error.field, field, "{error}");
     }
 
@@ -403,6 +409,14 @@ mod tests {
             json!({"metrics": ["visitors"], "filters": [["matches", "event:page", ["(unclosed"]]]}),
             "filters[0][2][0]",
         );
+        check_err(
+            json!({"metrics": ["visitors"], "date_range": ["0001-01-01", "9999-12-31"], "dimensions": ["time:hour"]}),
+            "date_range",
+        );
+        check_err(
+            json!({"metrics": ["visitors"], "date_range": ["2020-01-01", "2024-12-31"], "dimensions": ["event:page", "time:hour"]}),
+            "dimensions[1]",
+        );
     }
 
     #[test]
@@ -421,6 +435,7 @@ mod tests {
             &site(),
             1_700_000_000_000,
             0,
+            &QueryBounds::default(),
         )
         .unwrap();
         assert_eq!(query.metrics, [Metric::Visitors, Metric::BounceRate]);

@@ -45,10 +45,27 @@ pub enum Dialect {
     DuckDb,
 }
 
+/// Why a statement gave no rows.
 #[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct RunError {
-    pub message: String,
+pub enum RunError {
+    /// The engine failed (I/O, a lost connection, a bug in the SQL).
+    #[error("{message}")]
+    Failed { message: String },
+    /// The statement was stopped before it finished: its caller gave up (the query's time
+    /// budget ran out, or the client went away) and the engine was interrupted.
+    #[error("the query was interrupted")]
+    Interrupted,
+    /// The statement's rows would take more memory than one query may hold.
+    #[error("the query's rows need more than {limit_bytes} bytes")]
+    TooLarge { limit_bytes: usize },
+}
+
+impl RunError {
+    pub fn failed(message: impl std::fmt::Display) -> Self {
+        RunError::Failed {
+            message: message.to_string(),
+        }
+    }
 }
 
 /// Executes compiled SQL: implemented by each event store.
@@ -61,5 +78,7 @@ pub trait SqlRunner: Send + Sync {
     /// A number that changes whenever stored data of `site` changes (new events, imports,
     /// deletions), so a cached answer can tell it is stale.
     fn data_version(&self, site: &heartbeat_model::SiteId) -> u64;
+    /// Runs one statement. Dropping the returned future before it completes stops the
+    /// statement in the engine (no work goes on for a caller that gave up).
     async fn run(&self, sql: Sql) -> Result<Vec<Row>, RunError>;
 }

@@ -174,6 +174,37 @@ pub fn bucket_labels(range: DateRange, tz: Tz, grain: TimeGrain) -> Vec<String> 
     labels
 }
 
+/// How many buckets [`bucket_labels`] makes for `range`, `tz` and `grain`, counted without
+/// making them (so a range far too wide is refused in constant time).
+pub fn bucket_count(range: DateRange, tz: Tz, grain: TimeGrain) -> u64 {
+    let local = |ms: i64| {
+        Utc.timestamp_millis_opt(ms)
+            .single()
+            .unwrap_or_default()
+            .with_timezone(&tz)
+            .naive_local()
+    };
+    let (first, last) = (local(range.start_ms), local(range.end_ms - 1));
+    if last < first {
+        return 0;
+    }
+    let monday =
+        |date: NaiveDate| date - Duration::days(date.weekday().num_days_from_monday() as i64);
+    let month_index = |date: NaiveDate| i64::from(date.year()) * 12 + i64::from(date.month0());
+    let count = match grain {
+        TimeGrain::Hour => {
+            let hour = |t: chrono::NaiveDateTime| {
+                t.date().and_hms_opt(t.time().hour(), 0, 0).expect("valid")
+            };
+            (hour(last) - hour(first)).num_hours() + 1
+        }
+        TimeGrain::Day => (last.date() - first.date()).num_days() + 1,
+        TimeGrain::Week => (monday(last.date()) - monday(first.date())).num_days() / 7 + 1,
+        TimeGrain::Month => month_index(last.date()) - month_index(first.date()) + 1,
+    };
+    count.max(0) as u64
+}
+
 /// The period just before `range`, as long: what `previous_period` comparisons compare
 /// with. Whole local days when the range is whole days, so a 7-day range compares with the
 /// 7 days before it even across a DST change.
@@ -222,19 +253,45 @@ pub(crate) fn offset_at(tz: Tz, utc_ms: i64) -> i32 {
 
 /// The zone's UTC offsets over `range` (padded a day each side): the first offset and each
 /// change as (UTC ms it takes effect, offset seconds).
+///
+/// Zones change offset on the hour or the half hour, so changes are found on a grid of
+/// quarter hours: the scan probes every six hours (no zone changes its offset twice within
+/// six hours) and bisects the grid where the offset differs, so a century costs about
+/// 150,000 look-ups instead of 3.5 million.
 pub(crate) fn offsets(tz: Tz, range: DateRange) -> Vec<(i64, i32)> {
+    const QUARTER_MS: i64 = HOUR_MS / 4;
+    const PROBE_MS: i64 = 6 * HOUR_MS;
     let offset_at = |ms: i64| offset_at(tz, ms);
     let start = range.start_ms - 24 * HOUR_MS;
     let end = range.end_ms + 24 * HOUR_MS;
-    let mut changes = vec![(i64::MIN, offset_at(start))];
-    let mut at = start - start.rem_euclid(HOUR_MS);
-    // Zones change offset on the hour or half hour; scan in 15-minute steps.
-    while at <= end {
-        let offset = offset_at(at);
-        if offset != changes.last().expect("non-empty").1 {
-            changes.push((at, offset));
+    let mut current = offset_at(start);
+    let mut changes = vec![(i64::MIN, current)];
+    let first = start - start.rem_euclid(HOUR_MS);
+    if end < first {
+        return changes;
+    }
+    let last = first + (end - first).div_euclid(QUARTER_MS) * QUARTER_MS;
+    // A grid point known to have the `current` offset (the one before `first` stands for
+    // the range's start).
+    let mut known = first - QUARTER_MS;
+    while known < last {
+        let probe = (known + PROBE_MS).min(last);
+        if offset_at(probe) == current {
+            known = probe;
+            continue;
         }
-        at += HOUR_MS / 4;
+        let (mut same, mut changed) = (known, probe);
+        while changed - same > QUARTER_MS {
+            let middle = same + (changed - same) / QUARTER_MS / 2 * QUARTER_MS;
+            if offset_at(middle) == current {
+                same = middle;
+            } else {
+                changed = middle;
+            }
+        }
+        current = offset_at(changed);
+        changes.push((changed, current));
+        known = changed;
     }
     changes
 }
@@ -273,6 +330,55 @@ pub fn local_time_sql(column: &str, tz: Tz, range: DateRange) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The scan `offsets` replaces: every quarter hour.
+    fn offsets_by_quarter_hour(tz: Tz, range: DateRange) -> Vec<(i64, i32)> {
+        let start = range.start_ms - 24 * HOUR_MS;
+        let end = range.end_ms + 24 * HOUR_MS;
+        let mut changes = vec![(i64::MIN, offset_at(tz, start))];
+        let mut at = start - start.rem_euclid(HOUR_MS);
+        while at <= end {
+            let offset = offset_at(tz, at);
+            if offset != changes.last().unwrap().1 {
+                changes.push((at, offset));
+            }
+            at += HOUR_MS / 4;
+        }
+        changes
+    }
+
+    #[test]
+    fn offsets_equal_a_scan_of_every_quarter_hour() {
+        let zones = [
+            Tz::UTC,
+            Tz::America__New_York,
+            Tz::Europe__Berlin,
+            Tz::Australia__Lord_Howe,
+            Tz::Asia__Kolkata,
+            Tz::America__St_Johns,
+            Tz::Pacific__Apia,
+        ];
+        for tz in zones {
+            for (from, to) in [
+                ("2011-12-01", "2012-01-10"),
+                ("2024-03-09", "2024-11-04"),
+                ("1995-01-01", "2004-12-31"),
+                ("2024-03-10", "2024-03-10"),
+            ] {
+                let range = resolve_range(None, Some((from, to)), tz, 0, 0).unwrap();
+                assert_eq!(
+                    offsets(tz, range),
+                    offsets_by_quarter_hour(tz, range),
+                    "{tz} {from}..{to}"
+                );
+            }
+            let odd = DateRange {
+                start_ms: 1_710_054_123_456,
+                end_ms: 1_710_054_123_457,
+            };
+            assert_eq!(offsets(tz, odd), offsets_by_quarter_hour(tz, odd), "{tz}");
+        }
+    }
 
     fn ms(text: &str) -> i64 {
         DateTime::parse_from_rfc3339(text)

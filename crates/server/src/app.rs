@@ -26,6 +26,8 @@ pub struct App {
     pub trusted_proxies: Arc<Vec<IpNet>>,
     pub max_body_bytes: usize,
     pub query_cache: Arc<crate::query_cache::QueryCache>,
+    /// Where the work of every read runs, bounded in concurrency, time and width.
+    pub queries: Arc<crate::query_pool::QueryPool>,
     /// Stored events for the live streams (`GET /api/live`).
     pub live: crate::routes::live::LiveHub,
     pub limits: Arc<crate::limits::Limits>,
@@ -129,6 +131,12 @@ impl FromRequestParts<App> for MaybeCaller {
             );
         }
         app.limits.check_key(&caller.limit_key())?;
+        if caller.is_share() {
+            // A public link is one key shared by every viewer: each viewer's address gets its
+            // own, smaller budget too.
+            let viewer = client_of(parts, app).ip;
+            app.limits.check_share_viewer(&caller.limit_key(), viewer)?;
+        }
         Ok(MaybeCaller(Some(caller)))
     }
 }
@@ -154,17 +162,17 @@ impl FromRequestParts<App> for Client {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0)
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-        Ok(Client(crate::client::client_info(
-            peer,
-            &parts.headers,
-            &app.trusted_proxies,
-        )))
+        Ok(Client(client_of(parts, app)))
     }
+}
+
+fn client_of(parts: &Parts, app: &App) -> ClientInfo {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    crate::client::client_info(peer, &parts.headers, &app.trusted_proxies)
 }
 
 /// A JSON (or `text/plain`, as trackers send to avoid CORS preflights) body of at most

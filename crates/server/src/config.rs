@@ -45,6 +45,19 @@ pub struct FileConfig {
 pub struct QuerySection {
     /// Query answers kept until their site's data changes; 0 turns the cache off.
     pub cache_entries: Option<usize>,
+    /// Milliseconds a read may take (waiting for its turn included) before it is stopped
+    /// and answered 503.
+    pub timeout_ms: Option<u64>,
+    /// Reads running at once.
+    pub max_concurrent: Option<usize>,
+    /// Reads waiting for a turn; more are answered 503 at once.
+    pub max_waiting: Option<usize>,
+    /// Memory one statement's rows may take; beyond it a read is answered 400.
+    pub max_memory_bytes: Option<usize>,
+    /// The longest date range a read may ask for, in days.
+    pub max_range_days: Option<u32>,
+    /// The most time buckets (points of a time series) a read may ask for.
+    pub max_time_buckets: Option<u32>,
 }
 
 /// Rate limits and quotas (`crates/server/src/limits.rs`).
@@ -59,6 +72,8 @@ pub struct LimitsSection {
     pub per_key_per_minute: Option<u32>,
     /// Events per site per minute accepted by ingest.
     pub site_events_per_minute: Option<u32>,
+    /// Requests per client IP per minute through a public dashboard link.
+    pub share_per_ip_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -147,6 +162,13 @@ pub struct Overrides {
     pub ingest_per_ip_per_minute: Option<u32>,
     pub per_key_per_minute: Option<u32>,
     pub site_events_per_minute: Option<u32>,
+    pub share_per_ip_per_minute: Option<u32>,
+    pub query_timeout_ms: Option<u64>,
+    pub query_max_concurrent: Option<usize>,
+    pub query_max_waiting: Option<usize>,
+    pub query_max_memory_bytes: Option<usize>,
+    pub query_max_range_days: Option<u32>,
+    pub query_max_time_buckets: Option<u32>,
     pub request_timeout_s: Option<u64>,
     pub cors_origins: Option<Vec<String>>,
     pub secure_cookies: Option<bool>,
@@ -168,6 +190,7 @@ pub struct Settings {
     pub retention_interval_s: u64,
     pub geoip_db: Option<PathBuf>,
     pub query_cache_entries: usize,
+    pub query: crate::query_pool::QuerySettings,
     pub limits: crate::limits::LimitSettings,
     pub request_timeout_s: u64,
     pub cors_origins: Vec<String>,
@@ -224,6 +247,7 @@ pub fn resolve(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Settings, ConfigError> {
     let mut notes = Vec::new();
+    let query = query_settings(&file.query, &overrides)?;
     let listen = match overrides.listen {
         Some(listen) => listen,
         None => {
@@ -311,6 +335,10 @@ pub fn resolve(
             .site_events_per_minute
             .or(file.limits.site_events_per_minute)
             .unwrap_or(defaults.site_events_per_minute),
+        share_per_ip_per_minute: overrides
+            .share_per_ip_per_minute
+            .or(file.limits.share_per_ip_per_minute)
+            .unwrap_or(defaults.share_per_ip_per_minute),
     };
     for (name, value) in [
         (
@@ -321,6 +349,10 @@ pub fn resolve(
         (
             "limits.site_events_per_minute",
             limits.site_events_per_minute,
+        ),
+        (
+            "limits.share_per_ip_per_minute",
+            limits.share_per_ip_per_minute,
         ),
     ] {
         if value == 0 {
@@ -357,6 +389,7 @@ pub fn resolve(
         }
     }
     Ok(Settings {
+        query,
         limits,
         request_timeout_s,
         cors_origins,
@@ -395,6 +428,60 @@ pub fn resolve(
     })
 }
 
+/// The settings of reads: the file's `[query]` section under the flags.
+fn query_settings(
+    file: &QuerySection,
+    overrides: &Overrides,
+) -> Result<crate::query_pool::QuerySettings, ConfigError> {
+    let defaults = crate::query_pool::QuerySettings::default();
+    let settings = crate::query_pool::QuerySettings {
+        max_concurrent: overrides
+            .query_max_concurrent
+            .or(file.max_concurrent)
+            .unwrap_or(defaults.max_concurrent),
+        max_waiting: overrides
+            .query_max_waiting
+            .or(file.max_waiting)
+            .unwrap_or(defaults.max_waiting),
+        timeout: overrides
+            .query_timeout_ms
+            .or(file.timeout_ms)
+            .map_or(defaults.timeout, std::time::Duration::from_millis),
+        max_memory_bytes: overrides
+            .query_max_memory_bytes
+            .or(file.max_memory_bytes)
+            .unwrap_or(defaults.max_memory_bytes),
+        bounds: heartbeat_query::QueryBounds {
+            max_range_days: overrides
+                .query_max_range_days
+                .or(file.max_range_days)
+                .unwrap_or(defaults.bounds.max_range_days),
+            max_time_buckets: overrides
+                .query_max_time_buckets
+                .or(file.max_time_buckets)
+                .unwrap_or(defaults.bounds.max_time_buckets),
+        },
+    };
+    for (name, value) in [
+        ("query.max_concurrent", settings.max_concurrent as u64),
+        ("query.timeout_ms", settings.timeout.as_millis() as u64),
+        ("query.max_memory_bytes", settings.max_memory_bytes as u64),
+        (
+            "query.max_range_days",
+            u64::from(settings.bounds.max_range_days),
+        ),
+        (
+            "query.max_time_buckets",
+            u64::from(settings.bounds.max_time_buckets),
+        ),
+    ] {
+        if value == 0 {
+            return Err(invalid(name, "must be at least 1"));
+        }
+    }
+    Ok(settings)
+}
+
 impl Settings {
     /// The effective settings as a configuration file (the admin token withheld).
     pub fn to_toml(&self) -> String {
@@ -411,13 +498,14 @@ impl Settings {
             "[server]\nlisten = {}\ndata_dir = {}\n{token}\ntrusted_proxies = {}\nmax_body_bytes = {}\n\
              request_timeout_s = {}\ncors_origins = {}\nsecure_cookies = {}\n\n\
              [limits]\nenabled = {}\ningest_per_ip_per_minute = {}\nper_key_per_minute = {}\n\
-             site_events_per_minute = {}\n\n\
+             site_events_per_minute = {}\nshare_per_ip_per_minute = {}\n\n\
              [store]\n{store_path}memory_limit = {}\n\n\
              [queue]\nmax_pending_bytes = {}\n\n\
              [log]\nformat = {}\n\n\
              [retention]\ninterval_s = {}\n\n\
              [geoip]\n{}\n\n\
-             [query]\ncache_entries = {}\n",
+             [query]\ncache_entries = {}\ntimeout_ms = {}\nmax_concurrent = {}\nmax_waiting = {}\n\
+             max_memory_bytes = {}\nmax_range_days = {}\nmax_time_buckets = {}\n",
             toml_string(&self.listen.to_string()),
             toml_string(&self.data_dir.display().to_string()),
             toml::Value::Array(proxies.into_iter().map(toml::Value::String).collect()),
@@ -435,6 +523,7 @@ impl Settings {
             self.limits.ingest_per_ip_per_minute,
             self.limits.per_key_per_minute,
             self.limits.site_events_per_minute,
+            self.limits.share_per_ip_per_minute,
             toml_string(&self.store_memory_limit),
             self.max_queue_bytes,
             toml_string(match self.log_format {
@@ -447,6 +536,12 @@ impl Settings {
                 None => "# database: none, locations stay empty".to_owned(),
             },
             self.query_cache_entries,
+            self.query.timeout.as_millis(),
+            self.query.max_concurrent,
+            self.query.max_waiting,
+            self.query.max_memory_bytes,
+            self.query.bounds.max_range_days,
+            self.query.bounds.max_time_buckets,
         )
     }
 }
@@ -599,6 +694,44 @@ mod tests {
         assert_eq!(again.max_queue_bytes, settings.max_queue_bytes);
         assert_eq!(again.limits, settings.limits);
         assert_eq!(again.cors_origins, settings.cors_origins);
+        assert_eq!(again.query, settings.query);
+    }
+
+    #[test]
+    fn query_budgets_from_file_and_flags() {
+        let from_file = file(
+            "[query]\ntimeout_ms = 2500\nmax_concurrent = 2\nmax_range_days = 400\n\
+             [limits]\nshare_per_ip_per_minute = 30\n",
+        );
+        let settings = resolve(from_file.clone(), Overrides::default(), env(&[])).unwrap();
+        assert_eq!(
+            settings.query.timeout,
+            std::time::Duration::from_millis(2500)
+        );
+        assert_eq!(settings.query.max_concurrent, 2);
+        assert_eq!(settings.query.bounds.max_range_days, 400);
+        assert_eq!(settings.query.bounds.max_time_buckets, 10_000);
+        assert_eq!(settings.limits.share_per_ip_per_minute, 30);
+        let flags = Overrides {
+            query_timeout_ms: Some(100),
+            query_max_time_buckets: Some(500),
+            ..Overrides::default()
+        };
+        let settings = resolve(from_file, flags, env(&[])).unwrap();
+        assert_eq!(
+            settings.query.timeout,
+            std::time::Duration::from_millis(100)
+        );
+        assert_eq!(settings.query.bounds.max_time_buckets, 500);
+        let zero = resolve(
+            file("[query]\ntimeout_ms = 0\n"),
+            Overrides::default(),
+            env(&[]),
+        );
+        assert!(zero
+            .unwrap_err()
+            .to_string()
+            .starts_with("query.timeout_ms"));
     }
 
     #[test]

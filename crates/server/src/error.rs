@@ -59,6 +59,17 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "Not found").with_detail(field, message)
     }
 
+    /// The same error naming `to` where it named `from`: for endpoints whose parameters
+    /// are translated into a v2 query, so the client hears of the parameter it sent.
+    pub fn renamed(mut self, from: &str, to: &str) -> Self {
+        for detail in &mut self.details {
+            if detail.field == from {
+                detail.field = to.to_owned();
+            }
+        }
+        self
+    }
+
     pub fn internal() -> Self {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
     }
@@ -145,10 +156,32 @@ impl From<QueryError> for ApiError {
     }
 }
 
+/// The `error` of a read whose rows are over the memory budget.
+pub const QUERY_TOO_LARGE: &str = "Query too large";
+
 impl From<RunError> for ApiError {
     fn from(err: RunError) -> Self {
-        tracing::error!(error = %err, "query failed");
-        ApiError::internal()
+        match err {
+            RunError::TooLarge { limit_bytes } => {
+                ApiError::new(StatusCode::BAD_REQUEST, QUERY_TOO_LARGE).with_detail(
+                    "dimensions",
+                    format!(
+                    "the answer's rows need more than {} MiB (setting query.max_memory_bytes); \
+                     add filters, a shorter date range or fewer dimensions",
+                    limit_bytes / (1024 * 1024)
+                ),
+                )
+            }
+            RunError::Interrupted => ApiError {
+                retry_after_s: Some(5),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Query interrupted")
+                    .with_detail("query", "the store stopped the query; retry shortly")
+            },
+            RunError::Failed { .. } => {
+                tracing::error!(error = %err, "query failed");
+                ApiError::internal()
+            }
+        }
     }
 }
 

@@ -11,6 +11,7 @@ mod error;
 pub mod limits;
 pub mod password;
 mod query_cache;
+pub mod query_pool;
 pub mod registry;
 pub mod retention;
 mod routes;
@@ -57,6 +58,8 @@ pub struct ServeConfig {
     pub retention_interval: std::time::Duration,
     /// Query answers kept until their site's data changes; 0 turns the cache off.
     pub query_cache_entries: usize,
+    /// How many reads run at once, for how long, how wide and with how much memory.
+    pub query: query_pool::QuerySettings,
     /// Rate limits and quotas.
     pub limits: limits::LimitSettings,
     /// How long a handler may take before the request is answered 408.
@@ -81,6 +84,7 @@ impl ServeConfig {
             store_path: None,
             retention_interval: std::time::Duration::from_secs(3600),
             query_cache_entries: 1000,
+            query: query_pool::QuerySettings::default(),
             limits: limits::LimitSettings::default(),
             request_timeout: std::time::Duration::from_secs(30),
             cors_origins: Vec::new(),
@@ -102,6 +106,7 @@ impl ServeConfig {
             retention_interval: std::time::Duration::from_secs(settings.retention_interval_s),
             geoip_db: settings.geoip_db.clone(),
             query_cache_entries: settings.query_cache_entries,
+            query: settings.query.clone(),
             limits: settings.limits.clone(),
             request_timeout: std::time::Duration::from_secs(settings.request_timeout_s),
             cors_origins: settings.cors_origins.clone(),
@@ -116,6 +121,10 @@ impl ServeConfig {
             .unwrap_or_else(|| self.data_dir.join("heartbeat.duckdb"))
     }
 }
+
+/// The CPU priority (`nice`) of the processor's threads: below the request threads (0),
+/// above the reads (`SCHED_IDLE`, [`query_pool::idle_priority`]).
+const PROCESSOR_NICE: i32 = 5;
 
 /// The admin token: from the config, else from `admin-token` in the data dir, else a new
 /// one written there and printed once.
@@ -173,9 +182,24 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let admin_token = admin_token(&config)?;
     let store_path = config.store_path();
-    let store =
-        DuckDbStore::open_with_memory_limit(&store_path, config.store_memory_limit.as_deref())
-            .with_context(|| format!("cannot open the event store {}", store_path.display()))?;
+    // DuckDB starts its worker threads when the database opens, and a thread inherits its
+    // creator's priority: opened from a thread at the query pool's (idle) priority, DuckDB's
+    // own threads never take the cores from the threads that serve ingest and /health
+    // either.
+    let store = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                query_pool::idle_priority();
+                DuckDbStore::open_with_memory_limit(
+                    &store_path,
+                    config.store_memory_limit.as_deref(),
+                )
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("opening the event store panicked"))
+    })?
+    .with_context(|| format!("cannot open the event store {}", store_path.display()))?
+    .with_max_result_bytes(config.query.max_memory_bytes);
     let mut wal_config = WalConfig::new(config.data_dir.join("wal"));
     wal_config.max_pending_bytes = config.max_queue_bytes;
     let backup = Arc::new(backup::Backup {
@@ -234,6 +258,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         max_body_bytes: config.max_body_bytes,
         query_cache: Arc::new(query_cache::QueryCache::new(config.query_cache_entries)),
+        queries: Arc::new(
+            query_pool::QueryPool::new(config.query.clone())
+                .context("cannot start the query threads")?,
+        ),
         live: routes::live::LiveHub {
             stored: processor.subscribe(),
             shutdown: stop.subscribe(),
@@ -252,11 +280,15 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     // was accepted.
     let (processor_stop, processor_stop_rx) = watch::channel(false);
     // The processor decodes, deduplicates and sessionizes whole batches: CPU work that gets
-    // its own thread and runtime so it never holds up request handling.
+    // its own thread and runtime so it never holds up request handling. It runs (with the
+    // blocking threads its store calls take) between the request threads and the reads in
+    // CPU priority: acknowledged events are durable already, storing them can wait a moment.
     let processor_task = std::thread::Builder::new()
         .name("heartbeat-processor".into())
         .spawn(move || -> anyhow::Result<()> {
+            query_pool::lower_priority(PROCESSOR_NICE);
             let runtime = tokio::runtime::Builder::new_current_thread()
+                .on_thread_start(|| query_pool::lower_priority(PROCESSOR_NICE))
                 .enable_all()
                 .build()?;
             Ok(runtime.block_on(processor.run(processor_stop_rx))?)

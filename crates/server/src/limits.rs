@@ -30,6 +30,9 @@ pub struct LimitSettings {
     pub per_key_per_minute: u32,
     /// Events per site per minute accepted by ingest, whatever sends them.
     pub site_events_per_minute: u32,
+    /// Requests per client IP per minute through a public dashboard link (on top of the
+    /// link's own key budget): a dashboard load asks about 20 queries.
+    pub share_per_ip_per_minute: u32,
 }
 
 impl Default for LimitSettings {
@@ -41,6 +44,8 @@ impl Default for LimitSettings {
             per_key_per_minute: 6_000,
             // 10,000 events a second per site, sustained, with a minute's worth of burst.
             site_events_per_minute: 600_000,
+            // Ten dashboard loads a minute from one viewer.
+            share_per_ip_per_minute: 240,
         }
     }
 }
@@ -108,6 +113,7 @@ pub struct Limits {
     per_ip: Keyed<IpAddr>,
     per_key: Keyed<String>,
     per_site: Keyed<String>,
+    per_share_viewer: Keyed<(String, IpAddr)>,
 }
 
 /// A 429 telling the client when to retry, counted by `limit`.
@@ -127,6 +133,7 @@ impl Limits {
             per_ip: Keyed::per_minute(settings.ingest_per_ip_per_minute),
             per_key: Keyed::per_minute(settings.per_key_per_minute),
             per_site: Keyed::per_minute(settings.site_events_per_minute),
+            per_share_viewer: Keyed::per_minute(settings.share_per_ip_per_minute),
             settings,
         }
     }
@@ -170,6 +177,27 @@ impl Limits {
                 wait,
             )
         })
+    }
+
+    /// One request from `ip` through the public dashboard link of `site`.
+    pub fn check_share_viewer(&self, site: &str, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        if !self.settings.enabled {
+            return Ok(());
+        }
+        let ip = ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        self.per_share_viewer
+            .check(&(site.to_owned(), ip))
+            .map_err(|wait| {
+                too_many(
+                    "share_viewer",
+                    "share_token",
+                    &format!(
+                        "at most {} requests per minute from one address through a public link",
+                        self.settings.share_per_ip_per_minute
+                    ),
+                    wait,
+                )
+            })
     }
 
     /// `events` events for site `site`.
@@ -218,6 +246,25 @@ mod tests {
         for _ in 0..10 {
             off.check_ip(Some(ip)).unwrap();
         }
+    }
+
+    #[test]
+    fn share_viewers_have_their_own_budget_per_link() {
+        let limits = Limits::new(LimitSettings {
+            share_per_ip_per_minute: 2,
+            ..LimitSettings::default()
+        });
+        let viewer: IpAddr = "192.0.2.7".parse().unwrap();
+        limits.check_share_viewer("a", Some(viewer)).unwrap();
+        limits.check_share_viewer("a", Some(viewer)).unwrap();
+        let err = limits.check_share_viewer("a", Some(viewer)).unwrap_err();
+        assert_eq!(err.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(err.details[0].field, "share_token");
+        // Another link, or another viewer of the same link, is not held up.
+        limits.check_share_viewer("b", Some(viewer)).unwrap();
+        limits
+            .check_share_viewer("a", "192.0.2.8".parse().ok())
+            .unwrap();
     }
 
     #[test]

@@ -79,6 +79,29 @@ struct ServeArgs {
     /// Events per site per minute accepted by ingest [default: 600000].
     #[arg(long, env = "HEARTBEAT_SITE_EVENTS_PER_MINUTE")]
     site_events_per_minute: Option<u32>,
+    /// Requests per client IP per minute through a public dashboard link [default: 240].
+    #[arg(long, env = "HEARTBEAT_SHARE_PER_IP_PER_MINUTE")]
+    share_per_ip_per_minute: Option<u32>,
+    /// Milliseconds a read may take, waiting included, before it is stopped and answered
+    /// 503 [default: 10000].
+    #[arg(long, env = "HEARTBEAT_QUERY_TIMEOUT_MS")]
+    query_timeout_ms: Option<u64>,
+    /// Reads running at once [default: 4].
+    #[arg(long, env = "HEARTBEAT_QUERY_MAX_CONCURRENT")]
+    query_max_concurrent: Option<usize>,
+    /// Reads waiting for a turn; more are answered 503 at once [default: 64].
+    #[arg(long, env = "HEARTBEAT_QUERY_MAX_WAITING")]
+    query_max_waiting: Option<usize>,
+    /// Memory one statement's rows may take; beyond it a read is answered 400
+    /// [default: 67108864].
+    #[arg(long, env = "HEARTBEAT_QUERY_MAX_MEMORY_BYTES")]
+    query_max_memory_bytes: Option<usize>,
+    /// The longest date range a read may ask for, in days [default: 36525].
+    #[arg(long, env = "HEARTBEAT_QUERY_MAX_RANGE_DAYS")]
+    query_max_range_days: Option<u32>,
+    /// The most time buckets a read may ask for [default: 10000].
+    #[arg(long, env = "HEARTBEAT_QUERY_MAX_TIME_BUCKETS")]
+    query_max_time_buckets: Option<u32>,
     /// Seconds a request may take before it is answered 408 [default: 30].
     #[arg(long, env = "HEARTBEAT_REQUEST_TIMEOUT_S")]
     request_timeout_s: Option<u64>,
@@ -257,6 +280,13 @@ fn settings(
         ingest_per_ip_per_minute: args.ingest_per_ip_per_minute,
         per_key_per_minute: args.per_key_per_minute,
         site_events_per_minute: args.site_events_per_minute,
+        share_per_ip_per_minute: args.share_per_ip_per_minute,
+        query_timeout_ms: args.query_timeout_ms,
+        query_max_concurrent: args.query_max_concurrent,
+        query_max_waiting: args.query_max_waiting,
+        query_max_memory_bytes: args.query_max_memory_bytes,
+        query_max_range_days: args.query_max_range_days,
+        query_max_time_buckets: args.query_max_time_buckets,
         request_timeout_s: args.request_timeout_s,
         cors_origins: args.cors_origins,
         secure_cookies: args.secure_cookies,

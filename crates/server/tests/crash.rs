@@ -4,61 +4,12 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{json, Value};
-
-struct Process {
-    child: Child,
-    base: String,
-}
-
-/// Starts the real binary and waits for its "ready" log line.
-fn launch(dir: &Path) -> Process {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_heartbeat"))
-        .args([
-            "--log-format",
-            "json",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .env("HEARTBEAT_ADMIN_TOKEN", ADMIN)
-        .env("HEARTBEAT_RATE_LIMITS", "off")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary starts");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent {
-                if let Ok(log) = serde_json::from_str::<Value>(&line) {
-                    if log["fields"]["message"] == "heartbeat is ready" {
-                        let _ = tx.send(log["fields"]["addr"].as_str().unwrap_or("").to_owned());
-                        sent = true;
-                    }
-                }
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("server became ready");
-    Process {
-        child,
-        base: format!("http://{addr}"),
-    }
-}
 
 fn pseudo_random_ms(low: u64, high: u64) -> u64 {
     let nanos = std::time::SystemTime::now()
@@ -136,7 +87,7 @@ async fn stored_events(base: &str) -> u64 {
 async fn acknowledged_events_survive_kill_9_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut acked_all = HashSet::new();
-    let mut server = launch(dir.path());
+    let mut server = launch(dir.path(), &[("HEARTBEAT_RATE_LIMITS", "off")]);
     create_site(&server.base).await;
     for round in 0..3 {
         let stop = Arc::new(Mutex::new(false));
@@ -151,7 +102,7 @@ async fn acknowledged_events_survive_kill_9_exactly_once() {
         assert!(!acked.is_empty(), "round {round} acknowledged nothing");
         eprintln!("round {round}: {} events acknowledged", acked.len());
         acked_all.extend(acked);
-        server = launch(dir.path());
+        server = launch(dir.path(), &[("HEARTBEAT_RATE_LIMITS", "off")]);
     }
     // Everything acknowledged is processed after the last restart.
     let deadline = Instant::now() + Duration::from_secs(60);

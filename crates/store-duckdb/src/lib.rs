@@ -37,6 +37,8 @@ struct Inner {
     rollups: Mutex<rollups::RollupCache>,
     /// Idle reader connections; a query takes one or opens a new one.
     readers: Mutex<Vec<Connection>>,
+    /// The most bytes one statement's rows may take ([`DuckDbStore::with_max_result_bytes`]).
+    max_result_bytes: std::sync::atomic::AtomicUsize,
 }
 
 fn unavailable(err: impl std::fmt::Display) -> StoreError {
@@ -112,6 +114,7 @@ impl DuckDbStore {
                 versions: Mutex::new(HashMap::new()),
                 rollups: Mutex::new(rollups::RollupCache::default()),
                 readers: Mutex::new(Vec::new()),
+                max_result_bytes: std::sync::atomic::AtomicUsize::new(usize::MAX),
             }),
         }
     }
@@ -144,35 +147,128 @@ impl DuckDbStore {
         .map_err(unavailable)?
     }
 
-    /// Runs `work` with a reader connection on the blocking pool.
+    /// Runs `work` with a reader connection on the blocking pool. Dropping the returned
+    /// future (its caller gave up: a query's time budget ran out, a client went away)
+    /// interrupts the statement in DuckDB, so no work goes on for nobody.
     async fn with_reader<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let inner = self.inner.clone();
+        let watch = Arc::new(Watch::default());
+        let _interrupt_when_dropped = InterruptOnDrop(watch.clone());
         tokio::task::spawn_blocking(move || {
-            let pooled = inner
-                .readers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop();
-            let conn = match pooled {
-                Some(conn) => conn,
-                None => {
-                    let writer = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
-                    writer.try_clone().map_err(unavailable)?
-                }
-            };
+            let conn = inner.take_reader()?;
+            if !watch.start(&conn) {
+                inner.return_reader(conn);
+                return Err(unavailable(
+                    "the caller gave up before the statement started",
+                ));
+            }
             let result = work(&conn);
-            inner
-                .readers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(conn);
+            // An interrupted connection is dropped: its interrupt may still be pending.
+            if watch.finish() {
+                inner.return_reader(conn);
+            }
             result
         })
         .await
         .map_err(unavailable)?
+    }
+
+    /// Caps the memory of one statement's rows read through [`SqlRunner::run`]: a statement
+    /// whose rows need more fails with [`RunError::TooLarge`] (DuckDB's own memory is capped
+    /// by its `memory_limit`).
+    pub fn with_max_result_bytes(self, bytes: usize) -> Self {
+        self.inner
+            .max_result_bytes
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+        self
+    }
+}
+
+impl Inner {
+    /// An idle reader connection, or a new one.
+    fn take_reader(&self) -> Result<Connection, StoreError> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match pooled {
+            Some(conn) => Ok(conn),
+            None => {
+                let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+                writer.try_clone().map_err(unavailable)
+            }
+        }
+    }
+
+    fn return_reader(&self, conn: Connection) {
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(conn);
+    }
+}
+
+/// Where a reader statement is, shared by the blocking thread that runs it and the future
+/// that waits for it.
+#[derive(Default)]
+struct Watch {
+    stage: Mutex<Stage>,
+}
+
+#[derive(Default)]
+enum Stage {
+    #[default]
+    Waiting,
+    Running(Arc<duckdb::InterruptHandle>),
+    Finished,
+    /// The waiting future was dropped.
+    Abandoned,
+}
+
+impl Watch {
+    fn stage(&self) -> std::sync::MutexGuard<'_, Stage> {
+        self.stage.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The statement starts on `conn`; false when its caller has given up already.
+    fn start(&self, conn: &Connection) -> bool {
+        let mut stage = self.stage();
+        if matches!(*stage, Stage::Abandoned) {
+            return false;
+        }
+        *stage = Stage::Running(conn.interrupt_handle());
+        true
+    }
+
+    /// The statement is over; false when it was interrupted on the way.
+    fn finish(&self) -> bool {
+        let mut stage = self.stage();
+        if matches!(*stage, Stage::Abandoned) {
+            return false;
+        }
+        *stage = Stage::Finished;
+        true
+    }
+
+    /// The caller gave up: interrupts a running statement (under the lock, so the
+    /// connection cannot go back to the pool meanwhile).
+    fn abandon(&self) {
+        let mut stage = self.stage();
+        match &*stage {
+            Stage::Running(handle) => handle.interrupt(),
+            Stage::Finished => return,
+            Stage::Waiting | Stage::Abandoned => {}
+        }
+        *stage = Stage::Abandoned;
+    }
+}
+
+/// Abandons its statement when dropped before the statement finished.
+struct InterruptOnDrop(Arc<Watch>);
+
+impl Drop for InterruptOnDrop {
+    fn drop(&mut self) {
+        self.0.abandon();
     }
 }
 
@@ -868,26 +964,52 @@ impl SqlRunner for DuckDbStore {
     }
 
     async fn run(&self, sql: Sql) -> Result<Vec<Row>, RunError> {
-        self.with_reader(move |conn| {
-            let mut stmt = conn.prepare(&sql.text).map_err(unavailable)?;
-            let params: Vec<Value> = sql.params.iter().map(to_duckdb).collect();
-            let mut rows = stmt.query(params_from_iter(params)).map_err(unavailable)?;
-            let mut out = Vec::new();
-            while let Some(row) = rows.next().map_err(unavailable)? {
-                let width = row.as_ref().column_count();
-                let mut cells = Vec::with_capacity(width);
-                for index in 0..width {
-                    cells.push(from_duckdb(row.get_ref(index).map_err(unavailable)?));
+        let limit_bytes = self
+            .inner
+            .max_result_bytes
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let rows = self
+            .with_reader(move |conn| {
+                let mut stmt = conn.prepare(&sql.text).map_err(unavailable)?;
+                let params: Vec<Value> = sql.params.iter().map(to_duckdb).collect();
+                let mut rows = stmt.query(params_from_iter(params)).map_err(unavailable)?;
+                let mut out = Vec::new();
+                let mut bytes = 0usize;
+                while let Some(row) = rows.next().map_err(unavailable)? {
+                    let width = row.as_ref().column_count();
+                    let mut cells = Vec::with_capacity(width);
+                    for index in 0..width {
+                        let cell = from_duckdb(row.get_ref(index).map_err(unavailable)?);
+                        bytes += cell_bytes(&cell);
+                        cells.push(cell);
+                    }
+                    if bytes > limit_bytes {
+                        return Ok(Err(RunError::TooLarge { limit_bytes }));
+                    }
+                    out.push(cells);
                 }
-                out.push(cells);
+                Ok(Ok(out))
+            })
+            .await;
+        match rows {
+            Ok(rows) => rows,
+            Err(err) if err.to_string().contains("Out of Memory") => {
+                Err(RunError::TooLarge { limit_bytes })
             }
-            Ok(out)
-        })
-        .await
-        .map_err(|err| RunError {
-            message: err.to_string(),
-        })
+            Err(err) if err.to_string().contains("INTERRUPT") => Err(RunError::Interrupted),
+            Err(err) => Err(RunError::failed(err)),
+        }
     }
+}
+
+/// What a cell takes in memory, roughly: the value and the text or bytes it owns.
+fn cell_bytes(cell: &SqlValue) -> usize {
+    std::mem::size_of::<SqlValue>()
+        + match cell {
+            SqlValue::Text(text) => text.len(),
+            SqlValue::Blob(bytes) => bytes.len(),
+            _ => 0,
+        }
 }
 
 fn scope_name(scope: ApiKeyScope) -> &'static str {

@@ -4,16 +4,17 @@
 //! `GET /api/v1/realtime/visitors` (Plausible's current visitors, last 5 minutes).
 
 use axum::extract::{Query as UrlQuery, State};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use heartbeat_ingest::FieldError;
-use heartbeat_query::{current_visitors, list_events, EventListing};
+use heartbeat_query::{current_visitors, list_events, EventListing, MAX_PAGE};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::events::iso;
 use super::stats::{read_site, run_query};
-use crate::app::{App, RequiredCaller};
+use crate::app::{App, Caller, RequiredCaller};
 use crate::error::ApiError;
 
 #[derive(Deserialize)]
@@ -34,6 +35,17 @@ fn preset(params: &Params) -> String {
         .unwrap_or_else(|| "30d".to_owned())
 }
 
+/// `limit`, 1 to [`MAX_PAGE`] rows (`default` without one).
+fn page_limit(limit: Option<usize>, default: usize) -> Result<usize, ApiError> {
+    match limit.unwrap_or(default) {
+        limit @ 1..=MAX_PAGE => Ok(limit),
+        _ => Err(ApiError::invalid(vec![FieldError::new(
+            "limit",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        )])),
+    }
+}
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -51,16 +63,33 @@ fn now_ms() -> i64 {
         (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
         (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
         (status = 404, description = "No such site or event", body = crate::routes::docs::ErrorBody),
+        (status = 503, description = "Too many reads at once, or over its time budget; retry after `Retry-After`", body = crate::routes::docs::ErrorBody),
     ))]
 pub(crate) async fn site_metrics(
     State(app): State<App>,
     caller: RequiredCaller,
     UrlQuery(params): UrlQuery<Params>,
+) -> Result<Response, ApiError> {
+    let queries = app.queries.clone();
+    queries
+        .run(
+            "/analytics/metrics",
+            site_metrics_answer(app, caller.0, params),
+        )
+        .await
+}
+
+async fn site_metrics_answer(
+    app: App,
+    caller: Caller,
+    params: Params,
 ) -> Result<Json<Value>, ApiError> {
-    let site = read_site(&app, &caller.0, params.site_id.as_deref())?;
+    let site = read_site(&app, &caller, params.site_id.as_deref())?;
     let query = json!({"site_id": site.id, "date_range": preset(&params),
         "metrics": ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration", "views_per_visit"]});
-    let (query, result) = run_query(&app, &caller.0, &query).await?;
+    let (query, result) = run_query(&app, &caller, &query)
+        .await
+        .map_err(|err| err.renamed("date_range", "range"))?;
     let m = &result.results[0].metrics;
     Ok(Json(json!({
         "siteId": site.id,
@@ -84,16 +113,26 @@ pub(crate) async fn site_metrics(
         (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
         (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
         (status = 404, description = "No such site or event", body = crate::routes::docs::ErrorBody),
+        (status = 503, description = "Too many reads at once, or over its time budget; retry after `Retry-After`", body = crate::routes::docs::ErrorBody),
     ))]
 pub(crate) async fn summary(
     State(app): State<App>,
     caller: RequiredCaller,
     UrlQuery(params): UrlQuery<Params>,
-) -> Result<Json<Value>, ApiError> {
-    let site = read_site(&app, &caller.0, params.site_id.as_deref())?;
+) -> Result<Response, ApiError> {
+    let queries = app.queries.clone();
+    queries
+        .run("/analytics/summary", summary_answer(app, caller.0, params))
+        .await
+}
+
+async fn summary_answer(app: App, caller: Caller, params: Params) -> Result<Json<Value>, ApiError> {
+    let site = read_site(&app, &caller, params.site_id.as_deref())?;
     let query = json!({"site_id": site.id, "date_range": preset(&params),
         "metrics": ["events", "visitors", "pageviews", "visits"]});
-    let (_, result) = run_query(&app, &caller.0, &query).await?;
+    let (_, result) = run_query(&app, &caller, &query)
+        .await
+        .map_err(|err| err.renamed("date_range", "range"))?;
     let m = &result.results[0].metrics;
     Ok(Json(json!({
         "total_events": m[0], "unique_users": m[1], "page_views": m[2], "sessions": m[3],
@@ -115,18 +154,35 @@ pub(crate) async fn summary(
         (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
         (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
         (status = 404, description = "No such site or event", body = crate::routes::docs::ErrorBody),
+        (status = 503, description = "Too many reads at once, or over its time budget; retry after `Retry-After`", body = crate::routes::docs::ErrorBody),
     ))]
 pub(crate) async fn top_pages(
     State(app): State<App>,
     caller: RequiredCaller,
     UrlQuery(params): UrlQuery<Params>,
+) -> Result<Response, ApiError> {
+    let queries = app.queries.clone();
+    queries
+        .run(
+            "/analytics/top-pages",
+            top_pages_answer(app, caller.0, params),
+        )
+        .await
+}
+
+async fn top_pages_answer(
+    app: App,
+    caller: Caller,
+    params: Params,
 ) -> Result<Json<Value>, ApiError> {
-    let site = read_site(&app, &caller.0, params.site_id.as_deref())?;
-    let limit = params.limit.unwrap_or(10).clamp(1, 1000);
+    let site = read_site(&app, &caller, params.site_id.as_deref())?;
+    let limit = page_limit(params.limit, 10)?;
     let query = json!({"site_id": site.id, "date_range": preset(&params),
         "metrics": ["pageviews", "visitors"], "dimensions": ["event:page"],
         "order_by": [["pageviews", "desc"]], "pagination": {"limit": limit}});
-    let (_, result) = run_query(&app, &caller.0, &query).await?;
+    let (_, result) = run_query(&app, &caller, &query)
+        .await
+        .map_err(|err| err.renamed("date_range", "range"))?;
     let pages: Vec<Value> = result
         .results
         .iter()
@@ -148,13 +204,28 @@ pub(crate) async fn top_pages(
         (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
         (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
         (status = 404, description = "No such site or event", body = crate::routes::docs::ErrorBody),
+        (status = 503, description = "Too many reads at once, or over its time budget; retry after `Retry-After`", body = crate::routes::docs::ErrorBody),
     ))]
 pub(crate) async fn timeseries(
     State(app): State<App>,
     caller: RequiredCaller,
     UrlQuery(params): UrlQuery<Params>,
+) -> Result<Response, ApiError> {
+    let queries = app.queries.clone();
+    queries
+        .run(
+            "/analytics/timeseries",
+            timeseries_answer(app, caller.0, params),
+        )
+        .await
+}
+
+async fn timeseries_answer(
+    app: App,
+    caller: Caller,
+    params: Params,
 ) -> Result<Json<Value>, ApiError> {
-    let site = read_site(&app, &caller.0, params.site_id.as_deref())?;
+    let site = read_site(&app, &caller, params.site_id.as_deref())?;
     let range = params
         .range
         .clone()
@@ -173,7 +244,9 @@ pub(crate) async fn timeseries(
     };
     let query = json!({"site_id": site.id, "date_range": range, "metrics": ["events", "visitors", "pageviews"],
         "dimensions": [dimension], "include": {"time_labels": true}, "pagination": {"limit": 10000}});
-    let (_, result) = run_query(&app, &caller.0, &query).await?;
+    let (_, result) = run_query(&app, &caller, &query)
+        .await
+        .map_err(|err| err.renamed("date_range", "range"))?;
     let points: Vec<Value> = result
         .series(3)
         .into_iter()
@@ -197,14 +270,22 @@ pub(crate) async fn timeseries(
         (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
         (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
         (status = 404, description = "No such site or event", body = crate::routes::docs::ErrorBody),
+        (status = 503, description = "Too many reads at once, or over its time budget; retry after `Retry-After`", body = crate::routes::docs::ErrorBody),
     ))]
 pub(crate) async fn recent(
     State(app): State<App>,
     caller: RequiredCaller,
     UrlQuery(params): UrlQuery<Params>,
-) -> Result<Json<Value>, ApiError> {
-    let site = read_site(&app, &caller.0, params.site_id.as_deref())?;
-    let listing = EventListing::new(site.id, params.limit.unwrap_or(20));
+) -> Result<Response, ApiError> {
+    let queries = app.queries.clone();
+    queries
+        .run("/analytics/recent", recent_answer(app, caller.0, params))
+        .await
+}
+
+async fn recent_answer(app: App, caller: Caller, params: Params) -> Result<Json<Value>, ApiError> {
+    let site = read_site(&app, &caller, params.site_id.as_deref())?;
+    let listing = EventListing::new(site.id, page_limit(params.limit, 20)?);
     let page = list_events(&listing, app.store.as_ref()).await?;
     let events: Vec<Value> = page
         .events
@@ -232,13 +313,28 @@ pub(crate) async fn recent(
         (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
         (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
         (status = 404, description = "No such site or event", body = crate::routes::docs::ErrorBody),
+        (status = 503, description = "Too many reads at once, or over its time budget; retry after `Retry-After`", body = crate::routes::docs::ErrorBody),
     ))]
 pub(crate) async fn realtime_visitors(
     State(app): State<App>,
     caller: RequiredCaller,
     UrlQuery(params): UrlQuery<Params>,
+) -> Result<Response, ApiError> {
+    let queries = app.queries.clone();
+    queries
+        .run(
+            "/api/v1/realtime/visitors",
+            realtime_visitors_answer(app, caller.0, params),
+        )
+        .await
+}
+
+async fn realtime_visitors_answer(
+    app: App,
+    caller: Caller,
+    params: Params,
 ) -> Result<Json<Value>, ApiError> {
-    let site = read_site(&app, &caller.0, params.site_id.as_deref())?;
+    let site = read_site(&app, &caller, params.site_id.as_deref())?;
     Ok(Json(json!(
         current_visitors(&site.id, now_ms(), app.store.as_ref()).await?
     )))

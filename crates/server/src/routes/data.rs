@@ -78,6 +78,7 @@ impl From<TransferError> for ApiError {
         (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
         (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
         (status = 404, description = "No such site", body = crate::routes::docs::ErrorBody),
+        (status = 503, description = "Too many reads at once, or over its time budget; retry after `Retry-After`", body = crate::routes::docs::ErrorBody),
     ))]
 pub(crate) async fn export(
     State(app): State<App>,
@@ -86,6 +87,14 @@ pub(crate) async fn export(
 ) -> Result<Response, ApiError> {
     let format = format(params.format.as_deref(), Format::Ndjson)?;
     let site = site(&app, &caller.0, params.site_id.as_deref())?;
+    if caller.0.is_share() {
+        return Err(
+            ApiError::new(StatusCode::FORBIDDEN, "Forbidden").with_detail(
+                "share_token",
+                "a public dashboard link shows statistics; exporting raw events needs a key",
+            ),
+        );
+    }
     let filename = format!("{}.{}", site.id, format.extension());
     // Pages are read one at a time as the client takes them: memory stays flat whatever the
     // site's size. A store failure mid-stream ends the body early (the status is sent).
@@ -99,27 +108,39 @@ pub(crate) async fn export(
         first: true,
         done: false,
     };
-    let store = app.store.clone();
+    let (store, queries) = (app.store.clone(), app.queries.clone());
     let stream = futures_util::stream::unfold(start, move |cursor| {
-        let store = store.clone();
+        let (store, queries) = (store.clone(), queries.clone());
         let site_id = site.id.clone();
         async move {
             if cursor.done {
                 return None;
             }
-            let page = match store
-                .export_events(&site_id, cursor.after.clone(), transfer::PAGE_EVENTS)
-                .await
-            {
+            // Each page is read and encoded on the query threads, in its own turn.
+            let (after, first) = (cursor.after.clone(), cursor.first);
+            let page = queries
+                .compute("/api/export", async move {
+                    let page = store
+                        .export_events(&site_id, after, transfer::PAGE_EVENTS)
+                        .await?;
+                    let done = page.len() < transfer::PAGE_EVENTS;
+                    let after = page.last().map(|e| (e.timestamp_ms, e.event_id.clone()));
+                    let bytes = Bytes::from(transfer::encode_page(page, format, first));
+                    Ok((bytes, after, done))
+                })
+                .await;
+            let (bytes, after, done) = match page {
                 Ok(page) => page,
                 Err(err) => {
-                    tracing::error!(error = %err, "export failed");
-                    return Some((Err(std::io::Error::other(err.to_string())), cursor));
+                    tracing::error!(error = ?err, "export failed");
+                    let failure = std::io::Error::other(err.error);
+                    let stop = Cursor {
+                        done: true,
+                        ..cursor
+                    };
+                    return Some((Err(failure), stop));
                 }
             };
-            let done = page.len() < transfer::PAGE_EVENTS;
-            let after = page.last().map(|e| (e.timestamp_ms, e.event_id.clone()));
-            let bytes = Bytes::from(transfer::encode_page(page, format, cursor.first));
             let next = Cursor {
                 after,
                 first: false,

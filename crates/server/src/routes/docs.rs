@@ -271,7 +271,12 @@ impl Modify for SecuritySchemes {
             shape `{\"success\": false, \"error\": ..., \"details\": [{\"field\", \"message\"}]}`. \
             Keys go in `x-api-key` or `Authorization: Bearer`; dashboard sessions in the \
             `hb_session` cookie or `Authorization: Bearer`. Rate-limited requests get 429 with \
-            `Retry-After`.",
+            `Retry-After`. Reads (statistics, event lists, exports) are bounded, by default: \
+            a date range of at most 36,525 days and at most 10,000 time buckets (400 beyond, \
+            naming the parameter and the limit), at most 10,000 rows per answer and 1,000 per \
+            page of events, 64 MiB of rows per statement (400), 10 s per read (503 with \
+            `Retry-After`, the query is stopped), 4 reads at once and 64 waiting (503 with \
+            `Retry-After`); the settings `query.*` change them.",
         license(name = "AGPL-3.0-only")
     ),
     paths(

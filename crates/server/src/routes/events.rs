@@ -4,6 +4,7 @@
 //! `GET /api/v1/events/summary` and `GET /api/v1/metrics`.
 
 use axum::extract::{Path, Query as UrlQuery, State};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use heartbeat_ingest::FieldError;
@@ -13,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::stats::{read_site, run_query};
-use crate::app::{App, RequiredCaller};
+use crate::app::{App, Caller, RequiredCaller};
 use crate::error::ApiError;
 
 /// Seed 001's event shape: `{id, type, data, timestamp, source, correlationId?, metadata}`.
@@ -132,13 +133,25 @@ pub(crate) struct ListParams {
         (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
         (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
         (status = 404, description = "No such site or event", body = crate::routes::docs::ErrorBody),
+        (status = 503, description = "Too many reads at once, or over its time budget; retry after `Retry-After`", body = crate::routes::docs::ErrorBody),
     ))]
 pub(crate) async fn list(
     State(app): State<App>,
     caller: RequiredCaller,
     UrlQuery(params): UrlQuery<ListParams>,
+) -> Result<Response, ApiError> {
+    let queries = app.queries.clone();
+    queries
+        .run("/api/v1/events", list_answer(app, caller.0, params))
+        .await
+}
+
+async fn list_answer(
+    app: App,
+    caller: Caller,
+    params: ListParams,
 ) -> Result<Json<Value>, ApiError> {
-    let site = read_site(&app, &caller.0, params.site_id.as_deref())?;
+    let site = read_site(&app, &caller, params.site_id.as_deref())?;
     let limit = params.limit.unwrap_or(50);
     if limit == 0 || limit > MAX_PAGE {
         return Err(ApiError::invalid(vec![FieldError::new(
@@ -173,6 +186,15 @@ pub(crate) async fn list(
         limit,
         after,
     };
+    if let Some(start_ms) = listing.start_ms {
+        let end_ms = listing
+            .end_ms
+            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+        app.queries
+            .settings
+            .bounds
+            .check_range("startTime", heartbeat_query::DateRange { start_ms, end_ms })?;
+    }
     let page = list_events(&listing, app.store.as_ref()).await?;
     Ok(Json(json!({
         "success": true,
@@ -202,14 +224,27 @@ pub(crate) struct SiteParam {
         (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
         (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
         (status = 404, description = "No such site or event", body = crate::routes::docs::ErrorBody),
+        (status = 503, description = "Too many reads at once, or over its time budget; retry after `Retry-After`", body = crate::routes::docs::ErrorBody),
     ))]
 pub(crate) async fn one(
     State(app): State<App>,
     caller: RequiredCaller,
     Path(id): Path<String>,
     UrlQuery(params): UrlQuery<SiteParam>,
+) -> Result<Response, ApiError> {
+    let queries = app.queries.clone();
+    queries
+        .run("/api/v1/events/{id}", one_answer(app, caller.0, id, params))
+        .await
+}
+
+async fn one_answer(
+    app: App,
+    caller: Caller,
+    id: String,
+    params: SiteParam,
 ) -> Result<Json<Value>, ApiError> {
-    let site = read_site(&app, &caller.0, params.site_id.as_deref())?;
+    let site = read_site(&app, &caller, params.site_id.as_deref())?;
     let listing = EventListing {
         event_id: Some(id.clone()),
         ..EventListing::new(site.id, 1)
@@ -247,20 +282,37 @@ pub(crate) struct RangeParams {
         (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
         (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
         (status = 404, description = "No such site or event", body = crate::routes::docs::ErrorBody),
+        (status = 503, description = "Too many reads at once, or over its time budget; retry after `Retry-After`", body = crate::routes::docs::ErrorBody),
     ))]
 pub(crate) async fn counts(
     State(app): State<App>,
     caller: RequiredCaller,
     UrlQuery(params): UrlQuery<RangeParams>,
+) -> Result<Response, ApiError> {
+    let queries = app.queries.clone();
+    queries
+        .run(
+            "/api/v1/events/counts",
+            counts_answer(app, caller.0, params),
+        )
+        .await
+}
+
+async fn counts_answer(
+    app: App,
+    caller: Caller,
+    params: RangeParams,
 ) -> Result<Json<Value>, ApiError> {
-    let site = read_site(&app, &caller.0, params.site_id.as_deref())?;
+    let site = read_site(&app, &caller, params.site_id.as_deref())?;
     let range = match (params.start_date.as_deref(), params.end_date.as_deref()) {
         (None, None) => json!("all"),
         (start, end) => date_range(start, end)?,
     };
     let query = json!({"site_id": site.id, "metrics": ["events"], "date_range": range,
         "dimensions": ["event:name"], "pagination": {"limit": 10000}});
-    let (_, result) = run_query(&app, &caller.0, &query).await?;
+    let (_, result) = run_query(&app, &caller, &query)
+        .await
+        .map_err(|err| err.renamed("date_range", "startDate"))?;
     let counts: serde_json::Map<String, Value> = result
         .results
         .iter()
@@ -283,19 +335,36 @@ pub(crate) async fn counts(
         (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
         (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
         (status = 404, description = "No such site or event", body = crate::routes::docs::ErrorBody),
+        (status = 503, description = "Too many reads at once, or over its time budget; retry after `Retry-After`", body = crate::routes::docs::ErrorBody),
     ))]
 pub(crate) async fn summary(
     State(app): State<App>,
     caller: RequiredCaller,
     UrlQuery(params): UrlQuery<RangeParams>,
+) -> Result<Response, ApiError> {
+    let queries = app.queries.clone();
+    queries
+        .run(
+            "/api/v1/events/summary",
+            summary_answer(app, caller.0, params),
+        )
+        .await
+}
+
+async fn summary_answer(
+    app: App,
+    caller: Caller,
+    params: RangeParams,
 ) -> Result<Json<Value>, ApiError> {
-    let site = read_site(&app, &caller.0, params.site_id.as_deref())?;
+    let site = read_site(&app, &caller, params.site_id.as_deref())?;
     let range = date_range(params.start_date.as_deref(), params.end_date.as_deref())?;
     let totals = json!({"site_id": site.id, "metrics": ["events", "visitors", "visits"], "date_range": range});
-    let (query, totals) = run_query(&app, &caller.0, &totals).await?;
+    let (query, totals) = run_query(&app, &caller, &totals)
+        .await
+        .map_err(|err| err.renamed("date_range", "startDate"))?;
     let top = json!({"site_id": site.id, "metrics": ["events", "visitors"], "date_range": range,
         "dimensions": ["event:name"], "order_by": [["events", "desc"]], "pagination": {"limit": 10}});
-    let (_, top) = run_query(&app, &caller.0, &top).await?;
+    let (_, top) = run_query(&app, &caller, &top).await?;
     let first = totals.results.first();
     let metric = |i: usize| first.map_or(json!(0), |row| row.metrics[i].clone());
     Ok(Json(json!({
@@ -340,13 +409,25 @@ pub(crate) struct MetricsParams {
         (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
         (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
         (status = 404, description = "No such site or event", body = crate::routes::docs::ErrorBody),
+        (status = 503, description = "Too many reads at once, or over its time budget; retry after `Retry-After`", body = crate::routes::docs::ErrorBody),
     ))]
 pub(crate) async fn metrics(
     State(app): State<App>,
     caller: RequiredCaller,
     UrlQuery(params): UrlQuery<MetricsParams>,
+) -> Result<Response, ApiError> {
+    let queries = app.queries.clone();
+    queries
+        .run("/api/v1/metrics", metrics_answer(app, caller.0, params))
+        .await
+}
+
+async fn metrics_answer(
+    app: App,
+    caller: Caller,
+    params: MetricsParams,
 ) -> Result<Json<Value>, ApiError> {
-    let site: Site = read_site(&app, &caller.0, params.site_id.as_deref())?;
+    let site: Site = read_site(&app, &caller, params.site_id.as_deref())?;
     let interval = params.interval.as_deref().unwrap_or("daily");
     let dimension = match interval {
         "hourly" | "hour" => "time:hour",
@@ -371,7 +452,10 @@ pub(crate) async fn metrics(
             [heartbeat_ingest::canonical_name(event)]
         ]]);
     }
-    let (_, result) = run_query(&app, &caller.0, &query).await?;
+    let (_, result) = run_query(&app, &caller, &query).await.map_err(|err| {
+        err.renamed("date_range", "startDate")
+            .renamed("dimensions[0]", "interval")
+    })?;
     // Every bucket of the range, empty ones as zeros.
     let data: Vec<Value> = result
         .series(2)

@@ -38,7 +38,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::events::iso;
 use super::stats::read_site;
-use crate::app::{App, Caller, MaybeCaller};
+use crate::app::{App, Caller, Client, MaybeCaller};
 use crate::error::ApiError;
 
 /// How often a stream sends the current visitors.
@@ -107,6 +107,7 @@ fn text(value: Value) -> Message {
 pub(crate) async fn live(
     State(app): State<App>,
     MaybeCaller(caller): MaybeCaller,
+    Client(client): Client,
     params: Result<Query<LiveParams>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
@@ -114,10 +115,19 @@ pub(crate) async fn live(
         params.map_err(|err| ApiError::invalid(vec![FieldError::new("query", err.body_text())]))?;
     let caller: Caller = match (caller, params.token.as_deref().map(str::trim)) {
         (Some(caller), _) => caller,
-        (None, Some(token)) if !token.is_empty() => app
-            .registry
-            .authenticate(token)
-            .ok_or_else(ApiError::unauthorized)?,
+        (None, Some(token)) if !token.is_empty() => {
+            let caller = app
+                .registry
+                .authenticate(token)
+                .ok_or_else(ApiError::unauthorized)?;
+            // The same limits as a token in a header.
+            app.limits.check_key(&caller.limit_key())?;
+            if caller.is_share() {
+                app.limits
+                    .check_share_viewer(&caller.limit_key(), client.ip)?;
+            }
+            caller
+        }
         (None, _) => return Err(ApiError::unauthorized()),
     };
     let site = read_site(&app, &caller, params.site_id.as_deref())?;
@@ -175,10 +185,15 @@ async fn stream(
         tokio::select! {
             _ = visitors_tick.tick() => {
                 let now = chrono::Utc::now().timestamp_millis();
-                let count = match current_visitors(&site, now, app.store.as_ref()).await {
+                let (store, counted_site) = (app.store.clone(), site.clone());
+                let counting = app.queries.compute("/api/live", async move {
+                    Ok(current_visitors(&counted_site, now, store.as_ref()).await?)
+                });
+                let count = match counting.await {
                     Ok(count) => count,
                     Err(err) => {
-                        tracing::warn!(site = %site, error = %err, "live: current visitors failed");
+                        // Busy or slow: the count comes with a later tick.
+                        tracing::debug!(site = %site, error = ?err, "live: current visitors skipped");
                         continue;
                     }
                 };

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use axum::extract::{Query as UrlQuery, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use heartbeat_ingest::FieldError;
@@ -59,7 +60,13 @@ pub(crate) async fn run_query(
         return Err(ApiError::forbidden(site.id.as_str()));
     }
     let now = chrono::Utc::now().timestamp_millis();
-    let query = parse_query(body, &site, now, now - ALL_TIME_MS)?;
+    let query = parse_query(
+        body,
+        &site,
+        now,
+        now - ALL_TIME_MS,
+        &app.queries.settings.bounds,
+    )?;
     let result = app.query_cache.execute(&query, app.store.as_ref()).await?;
     Ok((query, result))
 }
@@ -75,18 +82,24 @@ pub(crate) async fn run_query(
         (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
         (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
         (status = 404, description = "No such site", body = crate::routes::docs::ErrorBody),
+        (status = 503, description = "Too many reads at once, or over its time budget; retry after `Retry-After`", body = crate::routes::docs::ErrorBody),
     ))]
 pub(crate) async fn v2_query(
     State(app): State<App>,
     caller: RequiredCaller,
     Payload(body): Payload,
-) -> Result<Json<Value>, ApiError> {
-    let body: Value = serde_json::from_slice(&body).map_err(|err| {
-        ApiError::new(StatusCode::BAD_REQUEST, "Malformed JSON")
-            .with_detail("body", err.to_string())
-    })?;
-    let (query, result) = run_query(&app, &caller.0, &body).await?;
-    Ok(Json(result.to_json(&query, &body)))
+) -> Result<Response, ApiError> {
+    let queries = app.queries.clone();
+    queries
+        .run("/api/v2/query", async move {
+            let body: Value = serde_json::from_slice(&body).map_err(|err| {
+                ApiError::new(StatusCode::BAD_REQUEST, "Malformed JSON")
+                    .with_detail("body", err.to_string())
+            })?;
+            let (query, result) = run_query(&app, &caller.0, &body).await?;
+            Ok(Json(result.to_json(&query, &body)))
+        })
+        .await
 }
 
 #[derive(Deserialize)]
@@ -107,13 +120,29 @@ pub(crate) struct StatsParams {
         (status = 200, description = "`{success, data: {total_views, unique_users_count, top_paths}, processing_time_ms}`", body = Object),
         (status = 400, description = "Invalid parameter", body = crate::routes::docs::ErrorBody),
         (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 503, description = "Too many reads at once, or over its time budget; retry after `Retry-After`", body = crate::routes::docs::ErrorBody),
     ))]
 pub(crate) async fn seed_stats(
     State(app): State<App>,
     caller: RequiredCaller,
     UrlQuery(params): UrlQuery<StatsParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let started = Instant::now();
+    let queries = app.queries.clone();
+    queries
+        .run(
+            "/api/stats",
+            seed_stats_answer(app, caller.0, params, started),
+        )
+        .await
+}
+
+async fn seed_stats_answer(
+    app: App,
+    caller: Caller,
+    params: StatsParams,
+    started: Instant,
+) -> Result<Json<Value>, ApiError> {
     let site_id = params.site_id.filter(|s| !s.is_empty()).ok_or_else(|| {
         ApiError::invalid(vec![FieldError::new("site_id", "site_id is required")])
     })?;
@@ -131,13 +160,13 @@ pub(crate) async fn seed_stats(
     };
     let totals =
         json!({"site_id": site_id, "metrics": ["pageviews", "visitors"], "date_range": date_range});
-    let (_, totals) = run_query(&app, &caller.0, &totals).await?;
+    let (_, totals) = run_query(&app, &caller, &totals).await?;
     let paths = json!({
         "site_id": site_id, "metrics": ["pageviews"], "date_range": date_range,
         "dimensions": ["event:page"], "filters": [["is", "event:name", ["pageview"]]],
         "order_by": [["pageviews", "desc"]], "pagination": {"limit": 10}
     });
-    let (_, paths) = run_query(&app, &caller.0, &paths).await?;
+    let (_, paths) = run_query(&app, &caller, &paths).await?;
     let metric = |row: &heartbeat_query::ResultRow, i: usize| row.metrics[i].as_u64().unwrap_or(0);
     let first = totals.results.first();
     let body = json!({

@@ -40,6 +40,8 @@ pub const QUERY_CACHE_HITS: &str = "heartbeat_query_cache_hits_total";
 pub const QUERY_CACHE_MISSES: &str = "heartbeat_query_cache_misses_total";
 pub const RETENTION_EVENTS_DELETED: &str = "heartbeat_retention_events_deleted_total";
 pub const HTTP_RATE_LIMITED: &str = "heartbeat_http_rate_limited_total";
+pub const QUERY_REFUSED: &str = "heartbeat_query_refused_total";
+pub const QUERY_INTERRUPTED: &str = "heartbeat_query_interrupted_total";
 
 /// Every metric with its help text, in the order `/metrics` documents them.
 pub const METRICS: &[(&str, &str)] = &[
@@ -61,7 +63,9 @@ pub const METRICS: &[(&str, &str)] = &[
     (QUERY_CACHE_HITS, "API queries answered from the query cache."),
     (QUERY_CACHE_MISSES, "API queries the query cache did not hold (or held stale)."),
     (RETENTION_EVENTS_DELETED, "Events deleted because they were older than their site's retention."),
-    (HTTP_RATE_LIMITED, "Requests answered 429, by limit (client_ip, key, site_quota)."),
+    (HTTP_RATE_LIMITED, "Requests answered 429, by limit (client_ip, key, share_viewer, site_quota)."),
+    (QUERY_REFUSED, "Reads refused, by endpoint and reason (busy: 503, too many running and waiting; too_large: 400, rows over query.max_memory_bytes)."),
+    (QUERY_INTERRUPTED, "Reads stopped at their time budget (query.timeout_ms) and answered 503, by endpoint."),
 ];
 
 /// Histogram buckets in seconds, from half a millisecond (an ingest request) to ten seconds (a

@@ -3,7 +3,9 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use heartbeat_query::{Row, Sql, SqlRunner, SqlValue};
@@ -150,5 +152,61 @@ pub fn text(value: &SqlValue) -> String {
         SqlValue::Text(s) => s.clone(),
         SqlValue::Null => "NULL".into(),
         other => format!("{}", other.as_f64()),
+    }
+}
+
+/// The real binary, running.
+pub struct Process {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the real binary on `dir` with the admin token and `env`, and waits for its "ready"
+/// log line.
+pub fn launch(dir: &Path, env: &[(&str, &str)]) -> Process {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_heartbeat"))
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .env("HEARTBEAT_ADMIN_TOKEN", ADMIN)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent {
+                if let Ok(log) = serde_json::from_str::<Value>(&line) {
+                    if log["fields"]["message"] == "heartbeat is ready" {
+                        let _ = tx.send(log["fields"]["addr"].as_str().unwrap_or("").to_owned());
+                        sent = true;
+                    }
+                }
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server became ready");
+    Process {
+        child,
+        base: format!("http://{addr}"),
     }
 }

@@ -1,0 +1,67 @@
+//! Reads that must not outlive their caller or outgrow their budget: a statement whose
+//! future is dropped is interrupted in DuckDB, and a statement whose rows need more memory
+//! than allowed fails by kind.
+
+use std::time::{Duration, Instant};
+
+use heartbeat_query::{RunError, Sql, SqlRunner};
+use heartbeat_store_duckdb::DuckDbStore;
+
+fn sql(text: &str) -> Sql {
+    Sql {
+        text: text.into(),
+        params: Vec::new(),
+    }
+}
+
+/// Minutes of work for DuckDB on any machine of ours.
+const ENDLESS: &str = "SELECT sum(hash(i)) FROM range(1000000000000) t(i)";
+
+#[test]
+fn a_dropped_statement_is_interrupted_and_the_store_keeps_answering() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = DuckDbStore::open(&dir.path().join("reads.duckdb")).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let gave_up =
+            tokio::time::timeout(Duration::from_millis(300), store.run(sql(ENDLESS))).await;
+        assert!(gave_up.is_err(), "the endless statement finished");
+        // The store answers the next statement (on another connection or the same pool).
+        let rows = store.run(sql("SELECT 42")).await.unwrap();
+        assert_eq!(rows[0][0].as_f64(), 42.0);
+    });
+    // Shutting down waits (up to the limit) for blocking work still running: an
+    // uninterrupted statement would hold it for the whole limit.
+    let started = Instant::now();
+    runtime.shutdown_timeout(Duration::from_secs(30));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the dropped statement went on for {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn rows_beyond_the_budget_fail_as_too_large() {
+    let store = DuckDbStore::open_in_memory()
+        .unwrap()
+        .with_max_result_bytes(64 * 1024);
+    let small = store
+        .run(sql("SELECT i, repeat('x', 10) FROM range(100) t(i)"))
+        .await
+        .unwrap();
+    assert_eq!(small.len(), 100);
+    let large = store
+        .run(sql("SELECT i, repeat('x', 100) FROM range(10000) t(i)"))
+        .await;
+    assert!(
+        matches!(large, Err(RunError::TooLarge { limit_bytes: 65536 })),
+        "{large:?}"
+    );
+    // The connection is fine afterwards.
+    assert_eq!(store.run(sql("SELECT 1")).await.unwrap().len(), 1);
+}
