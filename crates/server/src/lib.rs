@@ -3,21 +3,22 @@
 //! store).
 
 mod access;
-mod app;
-pub mod backup;
-mod client;
+mod api;
+mod compat;
 pub mod config;
-mod error;
+mod http;
+mod jobs;
 pub mod limits;
+mod live;
 pub mod password;
 mod query_cache;
 pub mod query_pool;
 pub mod registry;
-pub mod retention;
-mod routes;
-mod shield;
+mod router;
 pub mod telemetry;
 pub mod transfer;
+
+pub use jobs::{backup, retention};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,7 +34,7 @@ use ipnet::IpNet;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use app::App;
+pub use http::state::App;
 
 /// Everything `heartbeat serve` needs.
 #[derive(Debug, Clone)]
@@ -262,7 +263,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
             query_pool::QueryPool::new(config.query.clone())
                 .context("cannot start the query threads")?,
         ),
-        live: routes::live::LiveHub {
+        live: live::hub::LiveHub {
             stored: processor.subscribe(),
             shutdown: stop.subscribe(),
         },
@@ -295,7 +296,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         })
         .context("cannot start the processor thread")?;
     tracing::info!(addr = %local_addr, data_dir = %config.data_dir.display(), "heartbeat is ready");
-    let router = routes::router(app, &config.cors_origins, config.request_timeout)
+    let router = router::router(app, &config.cors_origins, config.request_timeout)
         .into_make_service_with_connect_info::<SocketAddr>();
     let done = tokio::spawn(async move {
         axum::serve(listener, router)

@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// The limits' settings. `enabled = false` (`HEARTBEAT_RATE_LIMITS=off`) turns every rate
 /// limit and quota off, for benchmarks on loopback.

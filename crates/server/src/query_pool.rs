@@ -30,7 +30,7 @@ use heartbeat_query::QueryBounds;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::telemetry::{QUERY_INTERRUPTED, QUERY_REFUSED};
 
 /// The settings of reads (`[query]` in the config file).
@@ -118,7 +118,7 @@ impl QueryPool {
             work.await
         }));
         match tokio::time::timeout_at(deadline, &mut task.0).await {
-            Ok(Ok(Err(err))) if err.error == crate::error::QUERY_TOO_LARGE => {
+            Ok(Ok(Err(err))) if err.error == crate::http::error::QUERY_TOO_LARGE => {
                 metrics::counter!(QUERY_REFUSED, "endpoint" => endpoint, "reason" => "too_large")
                     .increment(1);
                 Err(err)

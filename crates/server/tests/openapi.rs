@@ -1,7 +1,7 @@
 //! The served OpenAPI document is valid (checked by Python's `openapi-spec-validator`, which
-//! `scripts/test` installs), lists exactly the routes
-//! the routers define, and every documented operation reaches a handler; the Swagger UI is
-//! served from the binary.
+//! `scripts/test` installs) and gathered from the routers (no route is registered past it),
+//! every documented operation reaches a handler, and the Swagger UI is served from the
+//! binary.
 
 mod common;
 
@@ -13,52 +13,32 @@ use serde_json::Value;
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
-/// The text of the call starting at `start` (just after its opening parenthesis) up to its
-/// closing one.
-fn call_text(source: &str, start: usize) -> &str {
-    let mut depth = 1;
-    for (offset, c) in source[start..].char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => {
-                depth -= 1;
-                if depth == 0 {
-                    return &source[start..start + offset];
-                }
-            }
-            _ => {}
-        }
-    }
-    &source[start..]
-}
-
-/// Every `(method, path)` registered with `.route("path", method(...).method(...))` in the
-/// route modules: what the router serves, read from the code that builds it.
-fn routes_in_code() -> BTreeSet<(String, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/routes");
-    let mut routes = BTreeSet::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let source = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        for (at, _) in source.match_indices(".route(") {
-            let call = call_text(&source, at + ".route(".len());
-            let path = call.split('"').nth(1).expect("a literal path").to_owned();
-            let handlers = &call[call.find(',').expect("a handler")..];
-            let mut found = false;
-            for method in METHODS {
-                let mut rest = handlers;
-                while let Some(i) = rest.find(&format!("{method}(")) {
-                    let boundary = i == 0 || !rest.as_bytes()[i - 1].is_ascii_alphanumeric();
-                    if boundary && !rest[..i].ends_with('_') {
-                        routes.insert((method.to_owned(), path.clone()));
-                        found = true;
+/// Every `.route(`, `.route_service(` or `.nest(` call in the server's code: a route
+/// registered that way bypasses the document. Routes are registered with
+/// `utoipa_axum::routes!`, which documents them as it routes them.
+fn undocumented_registrations() -> Vec<String> {
+    fn walk(dir: &Path, found: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let source = std::fs::read_to_string(&path).unwrap();
+                for call in [".route(", ".route_service(", ".nest("] {
+                    for (at, _) in source.match_indices(call) {
+                        let line = source[..at].lines().count();
+                        found.push(format!("{}:{line}: {call}", path.display()));
                     }
-                    rest = &rest[i + 1..];
                 }
             }
-            assert!(found, "no method found for route {path}");
         }
     }
-    routes
+    let mut found = Vec::new();
+    walk(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut found,
+    );
+    found
 }
 
 fn routes_in_document(document: &Value) -> BTreeSet<(String, String)> {
@@ -104,22 +84,20 @@ async fn openapi_document_is_valid_and_complete() {
         String::from_utf8_lossy(&output.stderr)
     );
 
-    // The document lists exactly the routes in the code (the docs' own pages aside).
-    let in_code: BTreeSet<_> = routes_in_code()
-        .into_iter()
-        .filter(|(_, path)| !path.starts_with("/api-docs"))
-        .collect();
-    assert!(in_code.contains(&("post".into(), "/api/v2/query".into())));
-    let documented = routes_in_document(&document);
-    let undocumented: Vec<_> = in_code.difference(&documented).collect();
+    // The document is gathered from the routers: no route is registered past it.
+    let bypassing = undocumented_registrations();
     assert!(
-        undocumented.is_empty(),
-        "routes missing from the document: {undocumented:?}"
+        bypassing.is_empty(),
+        "routes registered without their OpenAPI operation: {bypassing:?}"
     );
-    let unknown: Vec<_> = documented.difference(&in_code).collect();
+    let documented = routes_in_document(&document);
+    assert!(documented.contains(&("post".into(), "/api/v2/query".into())));
+    assert!(documented.contains(&("get".into(), "/api/v1/events".into())));
+    assert!(documented.contains(&("post".into(), "/api/v1/events".into())));
     assert!(
-        unknown.is_empty(),
-        "documented routes that the code lacks: {unknown:?}"
+        documented.len() >= 49,
+        "only {} operations documented",
+        documented.len()
     );
 
     // Every documented operation reaches a handler: never the fallback's "no such endpoint".

@@ -1,21 +1,11 @@
-//! The API's own documentation: the OpenAPI 3 document generated from the handlers'
-//! `#[utoipa::path]` annotations (`GET /api-docs/openapi.json`) and the Swagger UI
-//! (`GET /api-docs`), whose files are vendored in the `utoipa-swagger-ui` crate, so the page
-//! works offline and nothing is fetched from a CDN.
-//!
-//! The schemas below describe wire formats for readers; the decoders in `heartbeat-ingest`
-//! remain the one source of truth of what is accepted. A route added to a router must be
-//! listed in [`ApiDoc`]: `tests/openapi.rs` fails otherwise.
+//! The shapes of request and response bodies as the OpenAPI document shows them. The
+//! decoders in `heartbeat-ingest` and the handlers remain the one source of truth of what is
+//! accepted; these types only describe it for readers.
 
 use std::collections::BTreeMap;
 
-use axum::Router;
 use serde::Serialize;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
-use utoipa_swagger_ui::SwaggerUi;
-
-use crate::app::App;
+use utoipa::{IntoResponses, ToSchema};
 
 /// The one error shape of every endpoint.
 #[derive(Serialize, ToSchema)]
@@ -243,113 +233,25 @@ pub struct UnlockBody {
     pub password: String,
 }
 
-struct SecuritySchemes;
-
-impl Modify for SecuritySchemes {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "api_key",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
-        );
-        components.add_security_scheme(
-            "session",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("hb_session"))),
-        );
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
-
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "Heartbeat",
-        description = "Self-hosted real-time web and product analytics. Errors always have the \
-            shape `{\"success\": false, \"error\": ..., \"details\": [{\"field\", \"message\"}]}`. \
-            Keys go in `x-api-key` or `Authorization: Bearer`; dashboard sessions in the \
-            `hb_session` cookie or `Authorization: Bearer`. Rate-limited requests get 429 with \
-            `Retry-After`. Reads (statistics, event lists, exports) are bounded, by default: \
-            a date range of at most 36,525 days and at most 10,000 time buckets (400 beyond, \
-            naming the parameter and the limit), at most 10,000 rows per answer and 1,000 per \
-            page of events, 64 MiB of rows per statement (400), 10 s per read (503 with \
-            `Retry-After`, the query is stopped), 4 reads at once and 64 waiting (503 with \
-            `Retry-After`); the settings `query.*` change them.",
-        license(name = "AGPL-3.0-only")
-    ),
-    paths(
-        super::health::health,
-        super::metrics::metrics,
-        super::ingest::api_event,
-        super::ingest::tracker_events,
-        super::ingest::realtime_events,
-        super::ingest::v1_events,
-        super::ingest::v1_batch,
-        super::sites::create,
-        super::sites::list,
-        super::sites::update,
-        super::sites::show,
-        super::sites::put_rules,
-        super::sites::delete,
-        super::sites::share,
-        super::sites::unshare,
-        super::sites::unlock,
-        super::accounts::setup,
-        super::accounts::login,
-        super::accounts::logout,
-        super::accounts::me,
-        super::accounts::create_key,
-        super::accounts::list_keys,
-        super::accounts::revoke_key,
-        super::accounts::create_org,
-        super::accounts::list_orgs,
-        super::accounts::create_user,
-        super::accounts::list_users,
-        super::accounts::delete_user,
-        super::events::list,
-        super::events::one,
-        super::events::counts,
-        super::events::summary,
-        super::events::metrics,
-        super::analytics::site_metrics,
-        super::analytics::summary,
-        super::analytics::top_pages,
-        super::analytics::timeseries,
-        super::analytics::recent,
-        super::analytics::realtime_visitors,
-        super::stats::v2_query,
-        super::stats::seed_stats,
-        super::data::export,
-        super::data::import,
-        super::data::backup,
-        super::live::live,
-        super::web::dashboard,
-        super::web::bundle,
-        super::web::tracker,
-        super::web::seed_tracker,
-    ),
-    components(schemas(ErrorBody, FieldErrorBody, AcceptedBody)),
-    modifiers(&SecuritySchemes),
-    tags(
-        (name = "ingest", description = "Send events; 202 once they are durable"),
-        (name = "stats", description = "Query statistics"),
-        (name = "sites", description = "Sites and their public links"),
-        (name = "accounts", description = "Users, sessions, organisations and API keys"),
-        (name = "operations", description = "Health, metrics, data in and out"),
-        (name = "web", description = "The dashboard and the tracker, embedded in the binary"),
-    )
-)]
-pub struct ApiDoc;
-
-/// The document as served.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
-}
-
-pub fn router() -> Router<App> {
-    SwaggerUi::new("/api-docs")
-        .url("/api-docs/openapi.json", openapi())
-        .into()
+/// The refusals every read endpoint may answer, each in the one error shape.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum ReadRefusals {
+    /// An invalid parameter, or one beyond a bound (the detail names it and the limit).
+    #[response(
+        status = 400,
+        description = "Invalid parameter, or beyond a bound (named with its limit)"
+    )]
+    Invalid(ErrorBody),
+    #[response(status = 401, description = "No or bad key")]
+    Unauthorized(ErrorBody),
+    #[response(status = 403, description = "The key may not read this site")]
+    Forbidden(ErrorBody),
+    #[response(status = 404, description = "No such site (or event)")]
+    NotFound(ErrorBody),
+    #[response(
+        status = 503,
+        description = "Too many reads at once, or over its time budget; retry after `Retry-After`"
+    )]
+    Unavailable(ErrorBody),
 }

@@ -8,16 +8,18 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use heartbeat_ingest::{enrich::site_rules, FieldError};
 use heartbeat_model::{OrgId, SiteId, SiteRules};
 use heartbeat_queue::EventQueue;
 use serde_json::{json, Value};
 
-use crate::app::{App, Client, Payload, RequiredCaller};
-use crate::error::ApiError;
-use crate::registry::{NewSite, RegistryError, SiteChanges};
+use crate::http::error::registry_error;
+use crate::http::error::ApiError;
+use crate::http::json::{json_object, optional_string};
+use crate::http::state::{App, Client, Payload, RequiredCaller};
+use crate::registry::{NewSite, SiteChanges};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 fn admin_required() -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "Forbidden")
@@ -55,21 +57,6 @@ fn parse_rules(value: &Value, field: &str) -> Result<SiteRules, Vec<FieldError>>
     }
 }
 
-pub(crate) fn optional_string(
-    body: &Value,
-    field: &str,
-    errors: &mut Vec<FieldError>,
-) -> Option<String> {
-    match body.get(field) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => {
-            errors.push(FieldError::new(field, format!("{field} must be a string")));
-            None
-        }
-    }
-}
-
 /// `retention_days`: absent -> `None`; `null` -> `Some(None)` (forever); a whole number ->
 /// `Some(Some(days))`.
 fn optional_retention(body: &Value, errors: &mut Vec<FieldError>) -> Option<Option<u32>> {
@@ -89,34 +76,6 @@ fn optional_retention(body: &Value, errors: &mut Vec<FieldError>) -> Option<Opti
     }
 }
 
-pub(crate) fn registry_error(err: RegistryError) -> ApiError {
-    match err {
-        RegistryError::Invalid { field, message } => {
-            ApiError::invalid(vec![FieldError::new(field, message)])
-        }
-        RegistryError::NotFound(id) => ApiError::not_found("site_id", format!("no site {id}")),
-        RegistryError::Missing { field, message } => ApiError::not_found(field, message),
-        RegistryError::Conflict(message) => {
-            ApiError::new(StatusCode::CONFLICT, "Conflict").with_detail("body", message)
-        }
-        RegistryError::Store(err) => err.into(),
-    }
-}
-
-pub(crate) fn json_object(body: &[u8]) -> Result<Value, ApiError> {
-    let body: Value = serde_json::from_slice(body).map_err(|err| {
-        ApiError::new(StatusCode::BAD_REQUEST, "Malformed JSON")
-            .with_detail("body", err.to_string())
-    })?;
-    if !body.is_object() {
-        return Err(ApiError::invalid(vec![FieldError::new(
-            "body",
-            "must be a JSON object",
-        )]));
-    }
-    Ok(body)
-}
-
 fn site_json(app: &App, site: &heartbeat_model::Site) -> Value {
     json!({"site_id": site.id, "org_id": app.registry.site_org(&site.id), "name": site.name,
            "domain": site.domain, "timezone": site.timezone,
@@ -128,15 +87,15 @@ fn site_json(app: &App, site: &heartbeat_model::Site) -> Value {
 /// Creates a site (seed 002) and its first key (scope `read`, which includes ingest), shown
 /// once. Admin key required.
 #[utoipa::path(post, path = "/api/site/create", tag = "sites",
-    request_body = crate::routes::docs::NewSiteBody,
+    request_body = crate::http::schema::NewSiteBody,
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 201, description = "Created; `api_key` is shown only here", body = Object,
             example = json!({"success": true, "site_id": "example.com", "name": "example.com", "domain": "example.com", "timezone": "UTC", "retention_days": null, "api_key": "hb_..."})),
-        (status = 400, description = "Invalid field", body = crate::routes::docs::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
-        (status = 403, description = "Not an admin key", body = crate::routes::docs::ErrorBody),
-        (status = 409, description = "The site exists", body = crate::routes::docs::ErrorBody),
+        (status = 400, description = "Invalid field", body = crate::http::schema::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
+        (status = 403, description = "Not an admin key", body = crate::http::schema::ErrorBody),
+        (status = 409, description = "The site exists", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn create(
     State(app): State<App>,
@@ -200,8 +159,8 @@ pub(crate) async fn create(
 #[utoipa::path(get, path = "/api/sites", tag = "sites",
     security(("api_key" = []), ("bearer" = [])),
     responses(
-        (status = 200, description = "The sites", body = crate::routes::docs::SitesBody),
-        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 200, description = "The sites", body = crate::http::schema::SitesBody),
+        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn list(
     State(app): State<App>,
@@ -229,10 +188,10 @@ fn not_found(id: &str) -> ApiError {
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "`{success, site}` with its rules", body = Object),
-        (status = 400, description = "Invalid parameter", body = crate::routes::docs::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
-        (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
-        (status = 404, description = "No such site or event", body = crate::routes::docs::ErrorBody),
+        (status = 400, description = "Invalid parameter", body = crate::http::schema::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
+        (status = 403, description = "The key may not read this site", body = crate::http::schema::ErrorBody),
+        (status = 404, description = "No such site or event", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn show(
     State(app): State<App>,
@@ -259,10 +218,10 @@ pub(crate) async fn show(
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "`{success, site}`; body: allowed_hostnames, excluded_paths, excluded_ips, respect_do_not_track", body = Object),
-        (status = 400, description = "Invalid parameter", body = crate::routes::docs::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
-        (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
-        (status = 404, description = "No such site or event", body = crate::routes::docs::ErrorBody),
+        (status = 400, description = "Invalid parameter", body = crate::http::schema::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
+        (status = 403, description = "The key may not read this site", body = crate::http::schema::ErrorBody),
+        (status = 404, description = "No such site or event", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn put_rules(
     State(app): State<App>,
@@ -287,14 +246,14 @@ pub(crate) async fn put_rules(
 /// events forever). Admin key required.
 #[utoipa::path(put, path = "/api/sites/{site_id}", tag = "sites",
     params(("site_id" = String, Path, description = "The site")),
-    request_body = crate::routes::docs::SiteChangesBody,
+    request_body = crate::http::schema::SiteChangesBody,
     security(("api_key" = []), ("bearer" = [])),
     responses(
-        (status = 200, description = "The site as changed", body = crate::routes::docs::SiteBody),
-        (status = 400, description = "Invalid field", body = crate::routes::docs::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
-        (status = 403, description = "Not an admin key", body = crate::routes::docs::ErrorBody),
-        (status = 404, description = "No such site", body = crate::routes::docs::ErrorBody),
+        (status = 200, description = "The site as changed", body = crate::http::schema::SiteBody),
+        (status = 400, description = "Invalid field", body = crate::http::schema::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
+        (status = 403, description = "Not an admin key", body = crate::http::schema::ErrorBody),
+        (status = 404, description = "No such site", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn update(
     State(app): State<App>,
@@ -342,9 +301,9 @@ pub(crate) async fn update(
     security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 200, description = "`{success, site_id, deleted_events, deleted_visits}`", body = Object),
-        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
-        (status = 403, description = "Not an admin of this site", body = crate::routes::docs::ErrorBody),
-        (status = 404, description = "No such site", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
+        (status = 403, description = "Not an admin of this site", body = crate::http::schema::ErrorBody),
+        (status = 404, description = "No such site", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn delete(
     State(app): State<App>,
@@ -385,14 +344,14 @@ pub(crate) async fn delete(
 /// as `Authorization: Bearer` on the read routes of this site.
 #[utoipa::path(operation_id = "sites_share", put, path = "/api/sites/{site_id}/share", tag = "sites",
     params(("site_id" = String, Path, description = "The site")),
-    request_body = crate::routes::docs::ShareBody,
+    request_body = crate::http::schema::ShareBody,
     security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 200, description = "`{success, site_id, share_token, password_protected}`", body = Object),
-        (status = 400, description = "Invalid field", body = crate::routes::docs::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
-        (status = 403, description = "Not an admin of this site", body = crate::routes::docs::ErrorBody),
-        (status = 404, description = "No such site", body = crate::routes::docs::ErrorBody),
+        (status = 400, description = "Invalid field", body = crate::http::schema::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
+        (status = 403, description = "Not an admin of this site", body = crate::http::schema::ErrorBody),
+        (status = 404, description = "No such site", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn share(
     State(app): State<App>,
@@ -431,9 +390,9 @@ pub(crate) async fn share(
     security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 200, description = "`{success, removed}`", body = Object),
-        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
-        (status = 403, description = "Not an admin of this site", body = crate::routes::docs::ErrorBody),
-        (status = 404, description = "No such site", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
+        (status = 403, description = "Not an admin of this site", body = crate::http::schema::ErrorBody),
+        (status = 404, description = "No such site", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn unshare(
     State(app): State<App>,
@@ -453,13 +412,13 @@ pub(crate) async fn unshare(
 /// valid for a day (read-only, that site only). Public; counted against the client's
 /// address like public ingest.
 #[utoipa::path(operation_id = "share_unlock", post, path = "/api/share/unlock", tag = "sites",
-    request_body = crate::routes::docs::UnlockBody,
+    request_body = crate::http::schema::UnlockBody,
     security(()),
     responses(
         (status = 200, description = "`{success, site_id, token}`", body = Object),
-        (status = 400, description = "Invalid field", body = crate::routes::docs::ErrorBody),
-        (status = 401, description = "No such link or a wrong password", body = crate::routes::docs::ErrorBody),
-        (status = 429, description = "Too many attempts", body = crate::routes::docs::ErrorBody),
+        (status = 400, description = "Invalid field", body = crate::http::schema::ErrorBody),
+        (status = 401, description = "No such link or a wrong password", body = crate::http::schema::ErrorBody),
+        (status = 429, description = "Too many attempts", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn unlock(
     State(app): State<App>,
@@ -494,12 +453,12 @@ pub(crate) async fn unlock(
     ))
 }
 
-pub fn router() -> Router<App> {
-    Router::new()
-        .route("/api/site/create", post(create))
-        .route("/api/sites", get(list))
-        .route("/api/sites/{site_id}", get(show).put(update).delete(delete))
-        .route("/api/sites/{site_id}/rules", put(put_rules))
-        .route("/api/sites/{site_id}/share", put(share).delete(unshare))
-        .route("/api/share/unlock", post(unlock))
+pub fn router() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(list))
+        .routes(routes!(show, update, delete))
+        .routes(routes!(put_rules))
+        .routes(routes!(share, unshare))
+        .routes(routes!(unlock))
 }

@@ -4,10 +4,9 @@
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
 
-use crate::app::App;
+use crate::http::state::App;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Prometheus text exposition of every metric.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
@@ -27,6 +26,6 @@ pub(crate) async fn metrics(State(app): State<App>) -> impl IntoResponse {
     )
 }
 
-pub fn router() -> Router<App> {
-    Router::new().route("/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<App> {
+    OpenApiRouter::new().routes(routes!(metrics))
 }

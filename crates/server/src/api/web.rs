@@ -11,11 +11,10 @@
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 
-use crate::app::App;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::http::state::App;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
@@ -117,7 +116,7 @@ pub(crate) async fn dashboard(request: HeaderMap) -> Response {
     responses(
         (status = 200, description = "The file"),
         (status = 304, description = "The cached copy is current"),
-        (status = 404, description = "No such file", body = crate::routes::docs::ErrorBody),
+        (status = 404, description = "No such file", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn bundle(Path(file): Path<String>, request: HeaderMap) -> Response {
     serve(&format!("assets/{file}"), BUNDLE_CACHE, &request)
@@ -145,10 +144,10 @@ pub(crate) async fn seed_tracker(request: HeaderMap) -> Response {
     serve("js/heartbeat.js", TRACKER_CACHE, &request)
 }
 
-pub fn router() -> Router<App> {
-    Router::new()
-        .route("/", get(dashboard))
-        .route("/assets/{file}", get(bundle))
-        .route("/js/heartbeat.js", get(tracker))
-        .route("/heartbeat.js", get(seed_tracker))
+pub fn router() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(dashboard))
+        .routes(routes!(bundle))
+        .routes(routes!(tracker))
+        .routes(routes!(seed_tracker))
 }

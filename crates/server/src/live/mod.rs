@@ -15,8 +15,10 @@
 //!   batches were skipped for it: reload what you show from the query API.
 //!
 //! The processor publishes into a bounded broadcast channel and never waits for a client
-//! ([`LiveHub`]). A client that does not take a message within 10 seconds is dropped; on
+//! ([`hub::LiveHub`]). A client that does not take a message within 10 seconds is dropped; on
 //! server shutdown every stream closes with code 1001 (going away).
+
+pub mod hub;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,35 +28,24 @@ use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpg
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use heartbeat_ingest::FieldError;
 use heartbeat_model::{Event, SiteId};
 use heartbeat_query::current_visitors;
 use heartbeat_store::InsertBatch;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::events::iso;
-use super::stats::read_site;
-use crate::app::{App, Caller, Client, MaybeCaller};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::http::json::iso;
+use crate::http::reads::read_site;
+use crate::http::state::{App, Caller, Client, MaybeCaller};
 
 /// How often a stream sends the current visitors.
 const VISITORS_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a client may take to accept one message before it is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// What the live streams share: the processor's feed of committed batches and the server's
-/// stop signal.
-#[derive(Clone)]
-pub struct LiveHub {
-    /// Every batch once the store has committed it (`Processor::subscribe`).
-    pub stored: broadcast::Sender<Arc<InsertBatch>>,
-    /// Turns true when the server stops; streams then close.
-    pub shutdown: watch::Receiver<bool>,
-}
 
 #[derive(Deserialize)]
 pub(crate) struct LiveParams {
@@ -99,10 +90,10 @@ fn text(value: Value) -> Message {
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 101, description = "WebSocket of JSON messages: `{type: \"visitors\", current_visitors}` on connect and every 5 s, `{type: \"event\", event}` per stored event, `{type: \"resync\", missed_batches}` after a client fell behind"),
-        (status = 400, description = "Not a WebSocket request, or an invalid parameter", body = crate::routes::docs::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
-        (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
-        (status = 404, description = "No such site", body = crate::routes::docs::ErrorBody),
+        (status = 400, description = "Not a WebSocket request, or an invalid parameter", body = crate::http::schema::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
+        (status = 403, description = "The key may not read this site", body = crate::http::schema::ErrorBody),
+        (status = 404, description = "No such site", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn live(
     State(app): State<App>,
@@ -228,8 +219,8 @@ async fn stream(
     let _ = send(&mut socket, Message::Close(Some(close))).await;
 }
 
-pub fn router() -> Router<App> {
-    Router::new().route("/api/live", get(live))
+pub fn router() -> OpenApiRouter<App> {
+    OpenApiRouter::new().routes(routes!(live))
 }
 
 #[cfg(test)]

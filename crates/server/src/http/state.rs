@@ -11,14 +11,14 @@ use heartbeat_ingest::{ClientInfo, Ingestor};
 use heartbeat_store::EventStore;
 use ipnet::IpNet;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::http::shield::INGEST_PATHS;
 use crate::registry::Registry;
-use crate::shield::INGEST_PATHS;
 use crate::telemetry::Telemetry;
 
 #[derive(Clone)]
 pub struct App {
-    pub backup: Arc<crate::backup::Backup>,
+    pub backup: Arc<crate::jobs::backup::Backup>,
     pub registry: Arc<Registry>,
     pub ingestor: Arc<Ingestor>,
     pub store: Arc<dyn EventStore>,
@@ -29,7 +29,7 @@ pub struct App {
     /// Where the work of every read runs, bounded in concurrency, time and width.
     pub queries: Arc<crate::query_pool::QueryPool>,
     /// Stored events for the live streams (`GET /api/live`).
-    pub live: crate::routes::live::LiveHub,
+    pub live: crate::live::hub::LiveHub,
     pub limits: Arc<crate::limits::Limits>,
     /// Session cookies carry `Secure`.
     pub secure_cookies: bool,
@@ -172,7 +172,7 @@ fn client_of(parts: &Parts, app: &App) -> ClientInfo {
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0)
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-    crate::client::client_info(peer, &parts.headers, &app.trusted_proxies)
+    crate::http::client::client_info(peer, &parts.headers, &app.trusted_proxies)
 }
 
 /// A JSON (or `text/plain`, as trackers send to avoid CORS preflights) body of at most

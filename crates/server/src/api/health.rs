@@ -1,11 +1,11 @@
 //! `GET /health`: 200 once the server accepts events (it binds only after the queue, the
 //! store and the processor are up).
 
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
 
-use crate::app::App;
+use crate::http::state::App;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Liveness and readiness: 200 once the server accepts events.
 #[utoipa::path(get, path = "/health", tag = "operations",
@@ -14,6 +14,6 @@ pub(crate) async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-pub fn router() -> Router<App> {
-    Router::new().route("/health", get(health))
+pub fn router() -> OpenApiRouter<App> {
+    OpenApiRouter::new().routes(routes!(health))
 }

@@ -12,6 +12,8 @@ use heartbeat_queue::QueueError;
 use heartbeat_store::StoreError;
 use serde_json::json;
 
+use crate::registry::RegistryError;
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -198,5 +200,19 @@ impl From<StoreError> for ApiError {
                 }
             }
         }
+    }
+}
+
+pub fn registry_error(err: RegistryError) -> ApiError {
+    match err {
+        RegistryError::Invalid { field, message } => {
+            ApiError::invalid(vec![FieldError::new(field, message)])
+        }
+        RegistryError::NotFound(id) => ApiError::not_found("site_id", format!("no site {id}")),
+        RegistryError::Missing { field, message } => ApiError::not_found(field, message),
+        RegistryError::Conflict(message) => {
+            ApiError::new(StatusCode::CONFLICT, "Conflict").with_detail("body", message)
+        }
+        RegistryError::Store(err) => err.into(),
     }
 }

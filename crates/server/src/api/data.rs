@@ -6,16 +6,16 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use heartbeat_ingest::FieldError;
 use heartbeat_model::{Site, SiteId};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::{App, Caller, RequiredCaller};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::http::state::{App, Caller, RequiredCaller};
 use crate::transfer::{self, Format, TransferError};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 #[derive(Deserialize)]
 pub(crate) struct TransferParams {
@@ -74,11 +74,7 @@ impl From<TransferError> for ApiError {
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "One event per line (columns in the export format docs)", body = String, content_type = "application/x-ndjson"),
-        (status = 400, description = "Invalid parameter", body = crate::routes::docs::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
-        (status = 403, description = "The key may not read this site", body = crate::routes::docs::ErrorBody),
-        (status = 404, description = "No such site", body = crate::routes::docs::ErrorBody),
-        (status = 503, description = "Too many reads at once, or over its time budget; retry after `Retry-After`", body = crate::routes::docs::ErrorBody),
+        crate::http::schema::ReadRefusals,
     ))]
 pub(crate) async fn export(
     State(app): State<App>,
@@ -172,11 +168,11 @@ pub(crate) async fn export(
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "`{success, events, imported, skipped}`", body = Object),
-        (status = 400, description = "A line is not an event; the detail names it", body = crate::routes::docs::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
-        (status = 403, description = "The key may not use this site", body = crate::routes::docs::ErrorBody),
-        (status = 404, description = "No such site", body = crate::routes::docs::ErrorBody),
-        (status = 413, description = "Body too large", body = crate::routes::docs::ErrorBody),
+        (status = 400, description = "A line is not an event; the detail names it", body = crate::http::schema::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
+        (status = 403, description = "The key may not use this site", body = crate::http::schema::ErrorBody),
+        (status = 404, description = "No such site", body = crate::http::schema::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn import(
     State(app): State<App>,
@@ -226,9 +222,9 @@ pub(crate) async fn import(
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "`{success, path, bytes}`", body = Object),
-        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
-        (status = 403, description = "Not an admin key", body = crate::routes::docs::ErrorBody),
-        (status = 503, description = "The copy failed (disk full?); details are logged", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
+        (status = 403, description = "Not an admin key", body = crate::http::schema::ErrorBody),
+        (status = 503, description = "The copy failed (disk full?); details are logged", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn backup(
     State(app): State<App>,
@@ -246,9 +242,9 @@ pub(crate) async fn backup(
     })))
 }
 
-pub fn router() -> Router<App> {
-    Router::new()
-        .route("/api/export", get(export))
-        .route("/api/import", post(import))
-        .route("/api/backup", post(backup))
+pub fn router() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(export))
+        .routes(routes!(import))
+        .routes(routes!(backup))
 }

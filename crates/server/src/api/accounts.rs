@@ -7,18 +7,21 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use heartbeat_ingest::FieldError;
 use heartbeat_model::{ApiKey, ApiKeyScope, OrgId, Role, SiteId};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::access::Principal;
-use crate::app::{cookie, App, Client, MaybeCaller, Payload, RequiredCaller, SESSION_COOKIE};
-use crate::error::ApiError;
+use crate::http::error::registry_error;
+use crate::http::error::ApiError;
+use crate::http::json::{json_object, optional_string};
+use crate::http::state::{
+    cookie, App, Client, MaybeCaller, Payload, RequiredCaller, SESSION_COOKIE,
+};
 use crate::registry::{NewKey, UserView, SESSION_TTL_MS};
-use crate::routes::sites::{json_object, optional_string, registry_error};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -35,7 +38,7 @@ fn user_json(view: &UserView) -> Value {
         .map(|(org, role)| json!({"org_id": org, "role": role}))
         .collect();
     json!({"user_id": view.user.id, "email": view.user.email, "roles": roles,
-           "created_at": crate::routes::events::iso(view.user.created_at_ms)})
+           "created_at": crate::http::json::iso(view.user.created_at_ms)})
 }
 
 fn session_cookie(app: &App, token: &str, max_age_s: i64) -> HeaderValue {
@@ -79,13 +82,13 @@ fn credentials(body: &Value) -> Result<(String, String), ApiError> {
 /// First run only: creates the owner (of the default organisation, so of the instance) and
 /// signs it in. 409 once any user exists.
 #[utoipa::path(operation_id = "auth_setup", post, path = "/api/auth/setup", tag = "accounts",
-    request_body = crate::routes::docs::CredentialsBody,
+    request_body = crate::http::schema::CredentialsBody,
     security(()),
     responses(
         (status = 201, description = "`{success, token, user}` and the session cookie", body = Object),
-        (status = 400, description = "Invalid email or password", body = crate::routes::docs::ErrorBody),
-        (status = 409, description = "Setup is done", body = crate::routes::docs::ErrorBody),
-        (status = 429, description = "Too many attempts", body = crate::routes::docs::ErrorBody),
+        (status = 400, description = "Invalid email or password", body = crate::http::schema::ErrorBody),
+        (status = 409, description = "Setup is done", body = crate::http::schema::ErrorBody),
+        (status = 429, description = "Too many attempts", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn setup(
     State(app): State<App>,
@@ -106,13 +109,13 @@ pub(crate) async fn setup(
 /// Signs a user in: sets the session cookie and returns the same token for
 /// `Authorization: Bearer`. A wrong email and a wrong password get the same 401.
 #[utoipa::path(operation_id = "auth_login", post, path = "/api/auth/login", tag = "accounts",
-    request_body = crate::routes::docs::CredentialsBody,
+    request_body = crate::http::schema::CredentialsBody,
     security(()),
     responses(
         (status = 200, description = "`{success, token, user}` and the session cookie", body = Object),
-        (status = 400, description = "Invalid field", body = crate::routes::docs::ErrorBody),
-        (status = 401, description = "Wrong email or password", body = crate::routes::docs::ErrorBody),
-        (status = 429, description = "Too many attempts", body = crate::routes::docs::ErrorBody),
+        (status = 400, description = "Invalid field", body = crate::http::schema::ErrorBody),
+        (status = 401, description = "Wrong email or password", body = crate::http::schema::ErrorBody),
+        (status = 429, description = "Too many attempts", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn login(
     State(app): State<App>,
@@ -169,7 +172,7 @@ pub(crate) async fn logout(
     security((), ("session" = []), ("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "`{success, kind, user?, key_id?, admin, orgs}`", body = Object),
-        (status = 401, description = "No credentials (`details` say whether setup is open), or bad ones", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No credentials (`details` say whether setup is open), or bad ones", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn me(
     State(app): State<App>,
@@ -214,8 +217,8 @@ fn key_json(key: &ApiKey) -> Value {
         "scope": key.scope,
         "site_id": key.site_id,
         "org_id": key.org_id,
-        "created_at": crate::routes::events::iso(key.created_at_ms),
-        "last_used_at": key.last_used_at_ms.map(crate::routes::events::iso),
+        "created_at": crate::http::json::iso(key.created_at_ms),
+        "last_used_at": key.last_used_at_ms.map(crate::http::json::iso),
         "revoked": key.revoked,
     })
 }
@@ -223,7 +226,7 @@ fn key_json(key: &ApiKey) -> Value {
 /// Whether `caller` may manage `key` (create, see, revoke): admin on its site, on its
 /// organisation, or on everything.
 fn may_manage(
-    caller: &crate::app::Caller,
+    caller: &crate::http::state::Caller,
     key_site: Option<&SiteId>,
     key_org: Option<&OrgId>,
 ) -> bool {
@@ -237,14 +240,14 @@ fn may_manage(
 /// Creates an API key with a scope (`ingest`, `read` or `admin`) for one site (`site_id`), a
 /// whole organisation (`org_id`) or, with neither, every site. The secret is shown once.
 #[utoipa::path(operation_id = "keys_create", post, path = "/api/keys", tag = "accounts",
-    request_body = crate::routes::docs::NewKeyBody,
+    request_body = crate::http::schema::NewKeyBody,
     security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 201, description = "`{success, key_id, api_key, ...}`; `api_key` is shown only here", body = Object),
-        (status = 400, description = "Invalid field", body = crate::routes::docs::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
-        (status = 403, description = "Not an admin of that site or organisation", body = crate::routes::docs::ErrorBody),
-        (status = 404, description = "No such site or organisation", body = crate::routes::docs::ErrorBody),
+        (status = 400, description = "Invalid field", body = crate::http::schema::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
+        (status = 403, description = "Not an admin of that site or organisation", body = crate::http::schema::ErrorBody),
+        (status = 404, description = "No such site or organisation", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn create_key(
     State(app): State<App>,
@@ -317,7 +320,7 @@ pub(crate) struct KeyFilter {
     security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 200, description = "`{success, keys: [{key_id, name, scope, site_id, org_id, created_at, last_used_at, revoked}]}`", body = Object),
-        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn list_keys(
     State(app): State<App>,
@@ -346,8 +349,8 @@ pub(crate) async fn list_keys(
     security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 200, description = "`{success, key_id, revoked: true}`", body = Object),
-        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
-        (status = 404, description = "No such key among those the caller manages", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
+        (status = 404, description = "No such key among those the caller manages", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn revoke_key(
     State(app): State<App>,
@@ -371,14 +374,14 @@ pub(crate) async fn revoke_key(
 
 /// Creates an organisation (instance admins only). Its sites are created with `org_id`.
 #[utoipa::path(operation_id = "orgs_create", post, path = "/api/orgs", tag = "accounts",
-    request_body = crate::routes::docs::NewOrgBody,
+    request_body = crate::http::schema::NewOrgBody,
     security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 201, description = "`{success, org_id, name}`", body = Object),
-        (status = 400, description = "Invalid field", body = crate::routes::docs::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
-        (status = 403, description = "Not an instance admin", body = crate::routes::docs::ErrorBody),
-        (status = 409, description = "The organisation exists", body = crate::routes::docs::ErrorBody),
+        (status = 400, description = "Invalid field", body = crate::http::schema::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
+        (status = 403, description = "Not an instance admin", body = crate::http::schema::ErrorBody),
+        (status = 409, description = "The organisation exists", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn create_org(
     State(app): State<App>,
@@ -423,7 +426,7 @@ pub(crate) async fn create_org(
     security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 200, description = "`{success, orgs: [{org_id, name, sites}]}`", body = Object),
-        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn list_orgs(
     State(app): State<App>,
@@ -451,14 +454,14 @@ pub(crate) async fn list_orgs(
 /// Creates a dashboard user with a role (`owner`, `admin`, `viewer`) in an organisation, or
 /// gives an existing user (same email) that role. Needs an owner of the organisation.
 #[utoipa::path(operation_id = "users_create", post, path = "/api/users", tag = "accounts",
-    request_body = crate::routes::docs::NewUserBody,
+    request_body = crate::http::schema::NewUserBody,
     security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 201, description = "`{success, user}`", body = Object),
-        (status = 400, description = "Invalid field", body = crate::routes::docs::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
-        (status = 403, description = "Not an owner of the organisation", body = crate::routes::docs::ErrorBody),
-        (status = 404, description = "No such organisation", body = crate::routes::docs::ErrorBody),
+        (status = 400, description = "Invalid field", body = crate::http::schema::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
+        (status = 403, description = "Not an owner of the organisation", body = crate::http::schema::ErrorBody),
+        (status = 404, description = "No such organisation", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn create_user(
     State(app): State<App>,
@@ -511,7 +514,7 @@ pub(crate) async fn create_user(
     security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 200, description = "`{success, users: [{user_id, email, roles}]}`", body = Object),
-        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn list_users(
     State(app): State<App>,
@@ -536,9 +539,9 @@ pub(crate) async fn list_users(
     security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 200, description = "`{success, user_id}`", body = Object),
-        (status = 400, description = "Deleting oneself", body = crate::routes::docs::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
-        (status = 404, description = "No such user among those the caller manages", body = crate::routes::docs::ErrorBody),
+        (status = 400, description = "Deleting oneself", body = crate::http::schema::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
+        (status = 404, description = "No such user among those the caller manages", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn delete_user(
     State(app): State<App>,
@@ -565,15 +568,15 @@ pub(crate) async fn delete_user(
     Ok(Json(json!({"success": true, "user_id": user_id})))
 }
 
-pub fn router() -> Router<App> {
-    Router::new()
-        .route("/api/auth/setup", post(setup))
-        .route("/api/auth/login", post(login))
-        .route("/api/auth/logout", post(logout))
-        .route("/api/auth/me", get(me))
-        .route("/api/keys", get(list_keys).post(create_key))
-        .route("/api/keys/{key_id}", delete(revoke_key))
-        .route("/api/orgs", get(list_orgs).post(create_org))
-        .route("/api/users", get(list_users).post(create_user))
-        .route("/api/users/{user_id}", delete(delete_user))
+pub fn router() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(setup))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(revoke_key))
+        .routes(routes!(list_orgs, create_org))
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(delete_user))
 }

@@ -6,15 +6,15 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use heartbeat_ingest::enrich::page::normalize_host;
 use heartbeat_ingest::{decode, DecodeError, Decoded, Outcome, SiteDirectory, SiteRef};
 use serde_json::json;
 
-use crate::app::{App, Client, MaybeCaller, Payload};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::http::state::{App, Client, MaybeCaller, Payload};
 use crate::telemetry;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Header on a 202 whose events were all dropped (a bot, an excluded path ...), naming the
 /// reason, as Plausible's `x-plausible-dropped`. The body is the same as for a stored event.
@@ -106,17 +106,17 @@ fn accepted(outcome: &Outcome) -> Response {
 /// Plausible's Events API (answers `ok` like Plausible) or seed 002's keyed event (answers
 /// seed 002's body). Public for the tracker: the site is found by its domain.
 #[utoipa::path(post, path = "/api/event", tag = "ingest",
-    request_body(content = crate::routes::docs::PlausibleEvent, content_type = "application/json",
+    request_body(content = crate::http::schema::PlausibleEvent, content_type = "application/json",
         description = "JSON, or the same JSON sent as `text/plain` by trackers"),
     security((), ("api_key" = [])),
     responses(
         (status = 202, description = "Durable in the queue: `ok`, or seed 002's `{success, message, processing_time_ms}`", body = String),
-        (status = 400, description = "Invalid event; each bad field is named", body = crate::routes::docs::ErrorBody),
-        (status = 404, description = "No site has this domain", body = crate::routes::docs::ErrorBody),
-        (status = 413, description = "Body too large", body = crate::routes::docs::ErrorBody),
-        (status = 415, description = "Neither JSON nor text", body = crate::routes::docs::ErrorBody),
-        (status = 429, description = "Rate limited (per client IP, per key or the site's quota); retry after `Retry-After` seconds", body = crate::routes::docs::ErrorBody),
-        (status = 503, description = "Queue full; retry after `Retry-After` seconds", body = crate::routes::docs::ErrorBody),
+        (status = 400, description = "Invalid event; each bad field is named", body = crate::http::schema::ErrorBody),
+        (status = 404, description = "No site has this domain", body = crate::http::schema::ErrorBody),
+        (status = 413, description = "Body too large", body = crate::http::schema::ErrorBody),
+        (status = 415, description = "Neither JSON nor text", body = crate::http::schema::ErrorBody),
+        (status = 429, description = "Rate limited (per client IP, per key or the site's quota); retry after `Retry-After` seconds", body = crate::http::schema::ErrorBody),
+        (status = 503, description = "Queue full; retry after `Retry-After` seconds", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn api_event(
     State(app): State<App>,
@@ -162,13 +162,13 @@ async fn door(
 
 /// Seed 000's tracker event; public, the site is found by `domain`.
 #[utoipa::path(post, path = "/events", tag = "ingest",
-    request_body = crate::routes::docs::TrackerEvent,
+    request_body = crate::http::schema::TrackerEvent,
     security((), ("api_key" = [])),
     responses(
-        (status = 202, description = "Durable in the queue", body = crate::routes::docs::AcceptedBody),
-        (status = 400, description = "Invalid event", body = crate::routes::docs::ErrorBody),
-        (status = 404, description = "No site has this domain", body = crate::routes::docs::ErrorBody),
-        (status = 503, description = "Queue full", body = crate::routes::docs::ErrorBody),
+        (status = 202, description = "Durable in the queue", body = crate::http::schema::AcceptedBody),
+        (status = 400, description = "Invalid event", body = crate::http::schema::ErrorBody),
+        (status = 404, description = "No site has this domain", body = crate::http::schema::ErrorBody),
+        (status = 503, description = "Queue full", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn tracker_events(
     State(app): State<App>,
@@ -182,13 +182,13 @@ pub(crate) async fn tracker_events(
 
 /// Seed 004's event; needs a key.
 #[utoipa::path(post, path = "/api/events", tag = "ingest",
-    request_body = crate::routes::docs::RealtimeEvent,
+    request_body = crate::http::schema::RealtimeEvent,
     security(("api_key" = []), ("bearer" = [])),
     responses(
-        (status = 202, description = "Durable in the queue", body = crate::routes::docs::AcceptedBody),
-        (status = 400, description = "Invalid event", body = crate::routes::docs::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
-        (status = 503, description = "Queue full", body = crate::routes::docs::ErrorBody),
+        (status = 202, description = "Durable in the queue", body = crate::http::schema::AcceptedBody),
+        (status = 400, description = "Invalid event", body = crate::http::schema::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
+        (status = 503, description = "Queue full", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn realtime_events(
     State(app): State<App>,
@@ -203,13 +203,13 @@ pub(crate) async fn realtime_events(
 /// Seeds 003 and 001: one event or an array of up to 1,000; needs a key. Events with a
 /// client id (`id`, `eventId`) are stored once.
 #[utoipa::path(post, path = "/api/v1/events", tag = "ingest",
-    request_body = crate::routes::docs::V1Event,
+    request_body = crate::http::schema::V1Event,
     security(("api_key" = []), ("bearer" = [])),
     responses(
-        (status = 202, description = "Durable in the queue", body = crate::routes::docs::AcceptedBody),
-        (status = 400, description = "Invalid event; items are named `[i].field`", body = crate::routes::docs::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
-        (status = 503, description = "Queue full", body = crate::routes::docs::ErrorBody),
+        (status = 202, description = "Durable in the queue", body = crate::http::schema::AcceptedBody),
+        (status = 400, description = "Invalid event; items are named `[i].field`", body = crate::http::schema::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
+        (status = 503, description = "Queue full", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn v1_events(
     State(app): State<App>,
@@ -223,13 +223,13 @@ pub(crate) async fn v1_events(
 
 /// Seed 001's batch; needs a key.
 #[utoipa::path(post, path = "/api/v1/events/batch", tag = "ingest",
-    request_body = crate::routes::docs::V1Batch,
+    request_body = crate::http::schema::V1Batch,
     security(("api_key" = []), ("bearer" = [])),
     responses(
-        (status = 202, description = "Durable in the queue", body = crate::routes::docs::AcceptedBody),
-        (status = 400, description = "Invalid event", body = crate::routes::docs::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::routes::docs::ErrorBody),
-        (status = 503, description = "Queue full", body = crate::routes::docs::ErrorBody),
+        (status = 202, description = "Durable in the queue", body = crate::http::schema::AcceptedBody),
+        (status = 400, description = "Invalid event", body = crate::http::schema::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
+        (status = 503, description = "Queue full", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn v1_batch(
     State(app): State<App>,
@@ -241,13 +241,13 @@ pub(crate) async fn v1_batch(
     door(&app, &client, &caller, decode::v1_batch(&body)).await
 }
 
-pub fn router() -> Router<App> {
-    Router::new()
-        .route("/api/event", post(api_event))
-        .route("/events", post(tracker_events))
-        .route("/api/events", post(realtime_events))
-        .route("/api/v1/events", post(v1_events))
-        .route("/api/v1/events/batch", post(v1_batch))
+pub fn router() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(api_event))
+        .routes(routes!(tracker_events))
+        .routes(routes!(realtime_events))
+        .routes(routes!(v1_events))
+        .routes(routes!(v1_batch))
         .route_layer(axum::middleware::from_fn(
             telemetry::http::count_ingest_rejections,
         ))

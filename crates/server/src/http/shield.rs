@@ -10,7 +10,7 @@ use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// Headers set on every response unless the handler set them.
 const SECURITY_HEADERS: [(HeaderName, &str); 5] = [

@@ -1,0 +1,28 @@
+//! Heartbeat's own API, one module per area, each registering its routes with their OpenAPI
+//! operations. Handlers are thin: extract, call one domain function, map to a response.
+
+pub mod accounts;
+pub mod data;
+pub mod docs;
+pub mod health;
+pub mod ingest;
+pub mod metrics;
+pub mod sites;
+pub mod stats;
+pub mod web;
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::http::state::App;
+
+pub fn router() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .merge(accounts::router())
+        .merge(data::router())
+        .merge(health::router())
+        .merge(ingest::router())
+        .merge(metrics::router())
+        .merge(sites::router())
+        .merge(stats::router())
+        .merge(web::router())
+}

@@ -1,0 +1,83 @@
+//! Query-string parameters the seeds' read endpoints share, and their translation into the
+//! v2 query's terms (so every seed reads through the one engine).
+
+use heartbeat_ingest::FieldError;
+use heartbeat_query::MAX_PAGE;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::http::error::ApiError;
+
+/// A site, a date range preset and a row limit: seeds 000 and 004 and Plausible's realtime.
+#[derive(Deserialize)]
+pub(crate) struct Params {
+    #[serde(alias = "siteId")]
+    pub site_id: Option<String>,
+    /// A v2 preset (`day`, `7d`, `30d`, `month`, ...; default `30d`), or `24h`.
+    #[serde(alias = "period")]
+    pub range: Option<String>,
+    pub limit: Option<usize>,
+}
+
+pub(crate) fn preset(params: &Params) -> String {
+    params
+        .range
+        .clone()
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "30d".to_owned())
+}
+
+/// `limit`, 1 to [`MAX_PAGE`] rows (`default` without one).
+pub(crate) fn page_limit(limit: Option<usize>, default: usize) -> Result<usize, ApiError> {
+    match limit.unwrap_or(default) {
+        limit @ 1..=MAX_PAGE => Ok(limit),
+        _ => Err(ApiError::invalid(vec![FieldError::new(
+            "limit",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        )])),
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A site and optional first and last days: seeds 001 and 003.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RangeParams {
+    #[serde(alias = "site_id")]
+    pub site_id: Option<String>,
+    #[serde(alias = "startTime")]
+    pub start_date: Option<String>,
+    #[serde(alias = "endTime")]
+    pub end_date: Option<String>,
+}
+
+/// The v2 `date_range` for optional start and end dates (default: the last 30 days).
+pub(crate) fn date_range(start: Option<&str>, end: Option<&str>) -> Result<Value, ApiError> {
+    let day = |field: &str, text: &str| {
+        chrono::NaiveDate::parse_from_str(text.get(..10).unwrap_or(text), "%Y-%m-%d")
+            .map(|d| d.to_string())
+            .map_err(|_| {
+                ApiError::invalid(vec![FieldError::new(
+                    field,
+                    format!("{field} must be YYYY-MM-DD"),
+                )])
+            })
+    };
+    Ok(match (start, end) {
+        (None, None) => json!("30d"),
+        (Some(start), Some(end)) => json!([day("startDate", start)?, day("endDate", end)?]),
+        (Some(start), None) => json!([
+            day("startDate", start)?,
+            chrono::Utc::now().format("%Y-%m-%d").to_string()
+        ]),
+        (None, Some(_)) => {
+            return Err(ApiError::invalid(vec![FieldError::new(
+                "startDate",
+                "startDate is required with endDate",
+            )]))
+        }
+    })
+}

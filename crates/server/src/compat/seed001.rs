@@ -1,0 +1,273 @@
+//! Seed 001 (the analytics service): `GET /api/v1/events` (filter by type, source and time;
+//! cursor pages), `GET /api/v1/events/{id}` and `GET /api/v1/events/counts`, on the same
+//! engine as `/api/v2/query`.
+
+use axum::extract::{Path, Query as UrlQuery, State};
+use axum::response::Response;
+use axum::Json;
+use heartbeat_ingest::FieldError;
+use heartbeat_model::Site;
+use heartbeat_query::{list_events, Cursor, EventListing, ListedEvent, MAX_PAGE};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::compat::params::{date_range, RangeParams};
+use crate::http::error::ApiError;
+use crate::http::json::iso;
+use crate::http::reads::{read_site, run_query};
+use crate::http::state::{App, Caller, RequiredCaller};
+
+/// Seed 001's event shape: `{id, type, data, timestamp, source, correlationId?, metadata}`.
+fn event_message(event: &ListedEvent) -> Value {
+    let mut data = event.props.clone();
+    let source = data
+        .remove("source")
+        .unwrap_or_else(|| event.source.clone());
+    let correlation_id = data.remove("correlation_id");
+    json!({
+        "id": event.event_id,
+        "type": event.name,
+        "data": data,
+        "timestamp": iso(event.timestamp_ms),
+        "source": source,
+        "correlationId": correlation_id,
+        "metadata": {
+            "userId": event.user_id,
+            "sessionId": event.session_id,
+            "hostname": event.hostname,
+            "path": event.pathname,
+            "country": event.country,
+            "browser": event.browser,
+            "os": event.os,
+            "device": event.device,
+        },
+    })
+}
+
+/// A time bound given as an RFC 3339 date-time or a date, read as the query engine reads
+/// `date_range` (a date is the site's local day; an end date includes its whole day).
+fn time_bound(
+    site: &Site,
+    field: &str,
+    text: Option<&str>,
+    end: bool,
+) -> Result<Option<i64>, ApiError> {
+    let Some(text) = text.filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let tz: heartbeat_query::TimeZone = site.timezone.parse().unwrap_or_default();
+    let range =
+        heartbeat_query::resolve_range(None, Some((text, text)), tz, 0, 0).map_err(|_| {
+            ApiError::invalid(vec![FieldError::new(
+                field,
+                format!("{field} must be an ISO 8601 date or date-time"),
+            )])
+        })?;
+    Ok(Some(if end { range.end_ms } else { range.start_ms }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ListParams {
+    #[serde(alias = "site_id")]
+    site_id: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    source: Option<String>,
+    #[serde(alias = "startDate", alias = "from")]
+    start_time: Option<String>,
+    #[serde(alias = "endDate", alias = "to")]
+    end_time: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+#[utoipa::path(operation_id = "events_list", get, path = "/api/v1/events", tag = "stats",
+    params(
+        ("site_id" = Option<String>, Query, description = "The site; default: the key's own site"),
+        ("type" = Option<String>, Query, description = "Event name"),
+        ("source" = Option<String>, Query, description = "The `source` property"),
+        ("startTime" = Option<String>, Query, description = "From, ISO 8601"),
+        ("endTime" = Option<String>, Query, description = "To, ISO 8601"),
+        ("limit" = Option<usize>, Query, description = "1 to 1000, default 50"),
+        ("cursor" = Option<String>, Query, description = "`pagination.nextCursor` of the previous page"),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Seed 001: `{success, data: [event], pagination: {limit, hasMore, nextCursor}}`, newest first", body = Object),
+        crate::http::schema::ReadRefusals,
+    ))]
+pub(crate) async fn list(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    UrlQuery(params): UrlQuery<ListParams>,
+) -> Result<Response, ApiError> {
+    let queries = app.queries.clone();
+    queries
+        .run("/api/v1/events", list_answer(app, caller.0, params))
+        .await
+}
+
+async fn list_answer(
+    app: App,
+    caller: Caller,
+    params: ListParams,
+) -> Result<Json<Value>, ApiError> {
+    let site = read_site(&app, &caller, params.site_id.as_deref())?;
+    let limit = params.limit.unwrap_or(50);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::invalid(vec![FieldError::new(
+            "limit",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        )]));
+    }
+    let after = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(text) => Some(Cursor::decode(text).ok_or_else(|| {
+            ApiError::invalid(vec![FieldError::new(
+                "cursor",
+                "not a cursor this API returned",
+            )])
+        })?),
+        None => None,
+    };
+    let listing = EventListing {
+        site_id: site.id.clone(),
+        names: params
+            .kind
+            .into_iter()
+            .filter(|k| !k.is_empty())
+            .map(|k| heartbeat_ingest::canonical_name(&k))
+            .collect(),
+        prop: params
+            .source
+            .filter(|s| !s.is_empty())
+            .map(|s| ("source".to_owned(), s)),
+        event_id: None,
+        start_ms: time_bound(&site, "startTime", params.start_time.as_deref(), false)?,
+        end_ms: time_bound(&site, "endTime", params.end_time.as_deref(), true)?,
+        limit,
+        after,
+    };
+    if let Some(start_ms) = listing.start_ms {
+        let end_ms = listing
+            .end_ms
+            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+        app.queries
+            .settings
+            .bounds
+            .check_range("startTime", heartbeat_query::DateRange { start_ms, end_ms })?;
+    }
+    let page = list_events(&listing, app.store.as_ref()).await?;
+    Ok(Json(json!({
+        "success": true,
+        "data": page.events.iter().map(event_message).collect::<Vec<_>>(),
+        "pagination": {
+            "limit": limit,
+            "hasMore": page.next.is_some(),
+            "nextCursor": page.next.map(|c| c.encode()),
+        },
+    })))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SiteParam {
+    site_id: Option<String>,
+}
+
+#[utoipa::path(operation_id = "events_one", get, path = "/api/v1/events/{id}", tag = "stats",
+    params(
+        ("id" = String, Path, description = "The event id"),
+        ("site_id" = Option<String>, Query, description = "The site; default: the key's own site"),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Seed 001: `{success, data: event}`", body = Object),
+        crate::http::schema::ReadRefusals,
+    ))]
+pub(crate) async fn one(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    Path(id): Path<String>,
+    UrlQuery(params): UrlQuery<SiteParam>,
+) -> Result<Response, ApiError> {
+    let queries = app.queries.clone();
+    queries
+        .run("/api/v1/events/{id}", one_answer(app, caller.0, id, params))
+        .await
+}
+
+async fn one_answer(
+    app: App,
+    caller: Caller,
+    id: String,
+    params: SiteParam,
+) -> Result<Json<Value>, ApiError> {
+    let site = read_site(&app, &caller, params.site_id.as_deref())?;
+    let listing = EventListing {
+        event_id: Some(id.clone()),
+        ..EventListing::new(site.id, 1)
+    };
+    let page = list_events(&listing, app.store.as_ref()).await?;
+    let event = page
+        .events
+        .first()
+        .ok_or_else(|| ApiError::not_found("id", format!("no event {id}")))?;
+    Ok(Json(json!({"success": true, "data": event_message(event)})))
+}
+
+/// Event counts by name (seed 001's counts by type), over all time unless a range is given.
+#[utoipa::path(operation_id = "events_counts", get, path = "/api/v1/events/counts", tag = "stats",
+    params(
+        ("site_id" = Option<String>, Query, description = "The site; default: the key's own site"),
+        ("startDate" = Option<String>, Query, description = "First day, YYYY-MM-DD"),
+        ("endDate" = Option<String>, Query, description = "Last day, YYYY-MM-DD"),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Seed 001: `{success, data: {type: count}}`", body = Object),
+        crate::http::schema::ReadRefusals,
+    ))]
+pub(crate) async fn counts(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    UrlQuery(params): UrlQuery<RangeParams>,
+) -> Result<Response, ApiError> {
+    let queries = app.queries.clone();
+    queries
+        .run(
+            "/api/v1/events/counts",
+            counts_answer(app, caller.0, params),
+        )
+        .await
+}
+
+async fn counts_answer(
+    app: App,
+    caller: Caller,
+    params: RangeParams,
+) -> Result<Json<Value>, ApiError> {
+    let site = read_site(&app, &caller, params.site_id.as_deref())?;
+    let range = match (params.start_date.as_deref(), params.end_date.as_deref()) {
+        (None, None) => json!("all"),
+        (start, end) => date_range(start, end)?,
+    };
+    let query = json!({"site_id": site.id, "metrics": ["events"], "date_range": range,
+        "dimensions": ["event:name"], "pagination": {"limit": 10000}});
+    let (_, result) = run_query(&app, &caller, &query)
+        .await
+        .map_err(|err| err.renamed("date_range", "startDate"))?;
+    let counts: serde_json::Map<String, Value> = result
+        .results
+        .iter()
+        .map(|row| (row.dimensions[0].clone(), row.metrics[0].clone()))
+        .collect();
+    Ok(Json(json!({"success": true, "data": counts})))
+}
+
+pub fn router() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(counts))
+        .routes(routes!(one))
+}

@@ -1,0 +1,64 @@
+//! What every read endpoint does first: find the site a request is about and check that the
+//! caller may read it; and parse and run a v2 query (through the query cache) for it.
+
+use heartbeat_ingest::FieldError;
+use heartbeat_model::SiteId;
+use heartbeat_query::{parse_query, requested_site, QueryResult};
+use serde_json::Value;
+
+use crate::http::error::ApiError;
+use crate::http::state::{App, Caller};
+
+const ALL_TIME_MS: i64 = 5 * 365 * 86_400_000;
+
+/// The site a read request is about: the one it names (`site_id`), else the caller's own
+/// key's site; the caller must be allowed to read it.
+pub(crate) fn read_site(
+    app: &App,
+    caller: &Caller,
+    named: Option<&str>,
+) -> Result<heartbeat_model::Site, ApiError> {
+    let site_id = match named.filter(|s| !s.is_empty()) {
+        Some(id) => SiteId(id.to_owned()),
+        None => caller.grant.site_id.clone().ok_or_else(|| {
+            ApiError::invalid(vec![FieldError::new(
+                "site_id",
+                "site_id is required with an admin key",
+            )])
+        })?,
+    };
+    let site = app
+        .registry
+        .site(&site_id)
+        .ok_or_else(|| ApiError::not_found("site_id", format!("no site {site_id}")))?;
+    if !caller.may_read(&site.id) {
+        return Err(ApiError::forbidden(site.id.as_str()));
+    }
+    Ok(site)
+}
+
+/// Authorizes `caller` on the site `body` names, parses and runs the query.
+pub(crate) async fn run_query(
+    app: &App,
+    caller: &Caller,
+    body: &Value,
+) -> Result<(heartbeat_query::Query, QueryResult), ApiError> {
+    let site_id = requested_site(body)?;
+    let site = app
+        .registry
+        .site(&site_id)
+        .ok_or_else(|| ApiError::not_found("site_id", format!("no site {site_id}")))?;
+    if !caller.may_read(&site.id) {
+        return Err(ApiError::forbidden(site.id.as_str()));
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    let query = parse_query(
+        body,
+        &site,
+        now,
+        now - ALL_TIME_MS,
+        &app.queries.settings.bounds,
+    )?;
+    let result = app.query_cache.execute(&query, app.store.as_ref()).await?;
+    Ok((query, result))
+}
