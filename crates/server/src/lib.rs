@@ -2,7 +2,6 @@
 //! one process, and shuts them down in order (stop accepting, drain the queue, flush the
 //! store).
 
-mod access;
 mod api;
 mod compat;
 pub mod config;
@@ -10,14 +9,13 @@ mod http;
 mod jobs;
 pub mod limits;
 mod live;
-pub mod password;
 mod query_cache;
 pub mod query_pool;
-pub mod registry;
 mod router;
 pub mod telemetry;
 pub mod transfer;
 
+pub use heartbeat_accounts::{password, registry};
 pub use jobs::{backup, retention};
 
 use std::net::SocketAddr;

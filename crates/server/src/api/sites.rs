@@ -18,7 +18,7 @@ use crate::http::error::registry_error;
 use crate::http::error::ApiError;
 use crate::http::json::{json_object, optional_string};
 use crate::http::state::{App, Client, Payload, RequiredCaller};
-use crate::registry::{NewSite, SiteChanges};
+use heartbeat_accounts::registry::{NewSite, SiteChanges};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 fn admin_required() -> ApiError {

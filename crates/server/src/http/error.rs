@@ -12,7 +12,7 @@ use heartbeat_queue::QueueError;
 use heartbeat_store::StoreError;
 use serde_json::json;
 
-use crate::registry::RegistryError;
+use heartbeat_accounts::registry::RegistryError;
 
 #[derive(Debug)]
 pub struct ApiError {

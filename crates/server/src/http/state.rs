@@ -13,7 +13,7 @@ use ipnet::IpNet;
 
 use crate::http::error::ApiError;
 use crate::http::shield::INGEST_PATHS;
-use crate::registry::Registry;
+use heartbeat_accounts::registry::Registry;
 use crate::telemetry::Telemetry;
 
 #[derive(Clone)]
@@ -35,7 +35,7 @@ pub struct App {
     pub secure_cookies: bool,
 }
 
-pub use crate::access::Caller;
+pub use heartbeat_accounts::access::Caller;
 
 /// The dashboard's session cookie.
 pub const SESSION_COOKIE: &str = "hb_session";

@@ -11,7 +11,7 @@ use std::time::Duration;
 use heartbeat_store::{Deleted, EventStore};
 use tokio::sync::watch;
 
-use crate::registry::Registry;
+use heartbeat_accounts::registry::Registry;
 use crate::telemetry::RETENTION_EVENTS_DELETED;
 
 const DAY_MS: i64 = 86_400_000;

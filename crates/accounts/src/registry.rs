@@ -155,7 +155,7 @@ fn check_name(name: &str) -> Result<(), RegistryError> {
 }
 
 fn check_timezone(timezone: &str) -> Result<(), RegistryError> {
-    if timezone.parse::<heartbeat_query::TimeZone>().is_err() {
+    if timezone.parse::<chrono_tz::Tz>().is_err() {
         return Err(RegistryError::Invalid {
             field: "timezone",
             message: format!("{timezone:?} is not an IANA time zone"),
