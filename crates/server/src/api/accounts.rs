@@ -13,13 +13,13 @@ use heartbeat_model::{ApiKey, ApiKeyScope, OrgId, Role, SiteId};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use heartbeat_accounts::access::Principal;
 use crate::http::error::registry_error;
 use crate::http::error::ApiError;
 use crate::http::json::{json_object, optional_string};
 use crate::http::state::{
     cookie, App, Client, MaybeCaller, Payload, RequiredCaller, SESSION_COOKIE,
 };
+use heartbeat_accounts::access::Principal;
 use heartbeat_accounts::registry::{NewKey, UserView, SESSION_TTL_MS};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -408,9 +408,9 @@ pub(crate) async fn create_org(
         .create_org(id, name.unwrap_or_default(), now_ms())
         .await
         .map_err(|err| match err {
-            heartbeat_accounts::registry::RegistryError::Store(heartbeat_store::StoreError::Conflict {
-                ..
-            }) => ApiError::new(StatusCode::CONFLICT, "Conflict")
+            heartbeat_accounts::registry::RegistryError::Store(
+                heartbeat_store::StoreError::Conflict { .. },
+            ) => ApiError::new(StatusCode::CONFLICT, "Conflict")
                 .with_detail("org_id", "the organisation exists"),
             other => registry_error(other),
         })?;

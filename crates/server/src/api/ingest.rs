@@ -184,12 +184,7 @@ pub(crate) async fn tracker_events(
 #[utoipa::path(post, path = "/api/events", tag = "ingest",
     request_body = crate::http::schema::RealtimeEvent,
     security(("api_key" = []), ("bearer" = [])),
-    responses(
-        (status = 202, description = "Durable in the queue", body = crate::http::schema::AcceptedBody),
-        (status = 400, description = "Invalid event", body = crate::http::schema::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
-        (status = 503, description = "Queue full", body = crate::http::schema::ErrorBody),
-    ))]
+    responses(crate::http::schema::KeyedIngestAnswers))]
 pub(crate) async fn realtime_events(
     State(app): State<App>,
     client: Client,
@@ -205,12 +200,7 @@ pub(crate) async fn realtime_events(
 #[utoipa::path(post, path = "/api/v1/events", tag = "ingest",
     request_body = crate::http::schema::V1Event,
     security(("api_key" = []), ("bearer" = [])),
-    responses(
-        (status = 202, description = "Durable in the queue", body = crate::http::schema::AcceptedBody),
-        (status = 400, description = "Invalid event; items are named `[i].field`", body = crate::http::schema::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
-        (status = 503, description = "Queue full", body = crate::http::schema::ErrorBody),
-    ))]
+    responses(crate::http::schema::KeyedIngestAnswers))]
 pub(crate) async fn v1_events(
     State(app): State<App>,
     client: Client,
@@ -225,12 +215,7 @@ pub(crate) async fn v1_events(
 #[utoipa::path(post, path = "/api/v1/events/batch", tag = "ingest",
     request_body = crate::http::schema::V1Batch,
     security(("api_key" = []), ("bearer" = [])),
-    responses(
-        (status = 202, description = "Durable in the queue", body = crate::http::schema::AcceptedBody),
-        (status = 400, description = "Invalid event", body = crate::http::schema::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
-        (status = 503, description = "Queue full", body = crate::http::schema::ErrorBody),
-    ))]
+    responses(crate::http::schema::KeyedIngestAnswers))]
 pub(crate) async fn v1_batch(
     State(app): State<App>,
     client: Client,

@@ -255,3 +255,20 @@ pub enum ReadRefusals {
     )]
     Unavailable(ErrorBody),
 }
+
+/// What a keyed ingest door answers, each refusal in the one error shape.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum KeyedIngestAnswers {
+    #[response(status = 202, description = "Durable in the queue")]
+    Accepted(AcceptedBody),
+    #[response(
+        status = 400,
+        description = "Invalid event; the events of a batch are named `[i].field`"
+    )]
+    Invalid(ErrorBody),
+    #[response(status = 401, description = "No or bad key")]
+    Unauthorized(ErrorBody),
+    #[response(status = 503, description = "Queue full; retry after `Retry-After`")]
+    QueueFull(ErrorBody),
+}

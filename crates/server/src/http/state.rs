@@ -13,8 +13,8 @@ use ipnet::IpNet;
 
 use crate::http::error::ApiError;
 use crate::http::shield::INGEST_PATHS;
-use heartbeat_accounts::registry::Registry;
 use crate::telemetry::Telemetry;
+use heartbeat_accounts::registry::Registry;
 
 #[derive(Clone)]
 pub struct App {

@@ -11,8 +11,8 @@ use std::time::Duration;
 use heartbeat_store::{Deleted, EventStore};
 use tokio::sync::watch;
 
-use heartbeat_accounts::registry::Registry;
 use crate::telemetry::RETENTION_EVENTS_DELETED;
+use heartbeat_accounts::registry::Registry;
 
 const DAY_MS: i64 = 86_400_000;
 
