@@ -8,7 +8,8 @@
 //! distinct visitors over visits, and events filtered by a visit attribute, first collapse
 //! each visit to its current state (`HAVING sum(sign) > 0`).
 
-use crate::model::{Dimension, Filter, Metric, Query, TimeGrain};
+use crate::dialect::SqlDialect;
+use crate::model::{Dimension, Filter, Metric, Query};
 use crate::sql::{Sql, SqlValue};
 use crate::time::local_time_sql;
 
@@ -35,16 +36,19 @@ pub struct Plan {
     pub time_on_page: Option<Sql>,
 }
 
-struct Builder {
+/// A statement being written in one dialect.
+struct Builder<'d> {
     text: String,
     params: Vec<SqlValue>,
+    dialect: &'d dyn SqlDialect,
 }
 
-impl Builder {
-    fn new() -> Self {
+impl<'d> Builder<'d> {
+    fn new(dialect: &'d dyn SqlDialect) -> Self {
         Builder {
             text: String::new(),
             params: Vec::new(),
+            dialect,
         }
     }
 
@@ -55,6 +59,15 @@ impl Builder {
 
     fn bind(&mut self, value: SqlValue) -> &mut Self {
         self.text.push('?');
+        self.params.push(value);
+        self
+    }
+
+    /// Appends `expression`, whose one `?` stands for `value` (a dialect's function of a
+    /// bound parameter).
+    fn bind_within(&mut self, expression: &str, value: SqlValue) -> &mut Self {
+        debug_assert_eq!(expression.matches('?').count(), 1, "{expression}");
+        self.text.push_str(expression);
         self.params.push(value);
         self
     }
@@ -74,7 +87,12 @@ impl Builder {
 }
 
 /// The SQL expression of `dimension` on `table`; `None` when the table lacks it.
-fn dimension_sql(dimension: &Dimension, table: Table, query: &Query) -> Option<String> {
+fn dimension_sql(
+    dimension: &Dimension,
+    table: Table,
+    query: &Query,
+    dialect: &dyn SqlDialect,
+) -> Option<String> {
     let time_column = match table {
         Table::Events => "ts",
         Table::Sessions => "start_ts",
@@ -92,14 +110,8 @@ fn dimension_sql(dimension: &Dimension, table: Table, query: &Query) -> Option<S
         // The bucket's local start as a timestamp: grouping by it is cheaper than by a
         // formatted string, and the engine formats the few labels (`TimeGrain::label`).
         (Dimension::Time(grain), _) => {
-            let local = local_time_sql(time_column, query.timezone, query.range);
-            let unit = match grain {
-                TimeGrain::Hour => "hour",
-                TimeGrain::Day => "day",
-                TimeGrain::Week => "week",
-                TimeGrain::Month => "month",
-            };
-            format!("date_trunc('{unit}', {local})")
+            let local = local_time_sql(time_column, query.timezone, query.range, dialect);
+            dialect.truncate(*grain, &local)
         }
         _ => return None,
     })
@@ -119,21 +131,32 @@ fn filter_column(dimension: &Dimension, table: Table) -> Option<&'static str> {
     }
 }
 
-/// A leaf filter's values, operator and whether it is negated.
-fn leaf_parts(filter: &Filter) -> (&[String], &'static str, bool) {
+/// How a leaf filter compares a column with its values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Comparison {
+    /// Equal to one of them.
+    OneOf,
+    /// Contains one of them.
+    Contains,
+    /// Matches one of them, regular expressions.
+    Matches,
+}
+
+/// A leaf filter's values, comparison and whether it is negated.
+fn leaf_parts(filter: &Filter) -> (&[String], Comparison, bool) {
     match filter {
-        Filter::Is(_, v) => (v, "in", false),
-        Filter::IsNot(_, v) => (v, "in", true),
-        Filter::Contains(_, v) => (v, "contains", false),
-        Filter::ContainsNot(_, v) => (v, "contains", true),
-        Filter::Matches(_, v) => (v, "regexp_matches", false),
+        Filter::Is(_, v) => (v, Comparison::OneOf, false),
+        Filter::IsNot(_, v) => (v, Comparison::OneOf, true),
+        Filter::Contains(_, v) => (v, Comparison::Contains, false),
+        Filter::ContainsNot(_, v) => (v, Comparison::Contains, true),
+        Filter::Matches(_, v) => (v, Comparison::Matches, false),
         _ => unreachable!("leaf_parts takes leaf filters"),
     }
 }
 
 /// `column` compared with the filter's values, without its negation.
-fn match_sql(b: &mut Builder, column: &str, values: &[String], op: &str) {
-    if op == "in" {
+fn match_sql(b: &mut Builder, column: &str, values: &[String], comparison: Comparison) {
+    if comparison == Comparison::OneOf {
         b.push(&format!("({column} IN ("));
         for (i, value) in values.iter().enumerate() {
             if i > 0 {
@@ -143,25 +166,27 @@ fn match_sql(b: &mut Builder, column: &str, values: &[String], op: &str) {
         }
         b.push("))");
     } else {
+        let test = match comparison {
+            Comparison::Contains => b.dialect.contains_text(column, "?"),
+            _ => b.dialect.matches_regex(column, "?"),
+        };
         b.push("(");
         for (i, value) in values.iter().enumerate() {
             if i > 0 {
                 b.push(" OR ");
             }
-            b.push(&format!("{op}({column}, "));
-            b.bind(SqlValue::Text(value.clone()));
-            b.push(")");
+            b.bind_within(&test, SqlValue::Text(value.clone()));
         }
         b.push(")");
     }
 }
 
 fn leaf_sql(b: &mut Builder, column: &str, filter: &Filter) {
-    let (values, op, negate) = leaf_parts(filter);
+    let (values, comparison, negate) = leaf_parts(filter);
     if negate {
         b.push("NOT ");
     }
-    match_sql(b, column, values, op);
+    match_sql(b, column, values, comparison);
 }
 
 /// The condition of leaf `filter` on `dimension` over `table`; false (nothing written) when
@@ -176,7 +201,7 @@ fn leaf_condition(
     if let (Dimension::Prop(key), Table::Events) = (dimension, table) {
         // Events whose property `key` matches; `is_not` means "not one of these values",
         // which includes events without the property, as Plausible counts `(none)`.
-        let (values, op, negate) = leaf_parts(filter);
+        let (values, comparison, negate) = leaf_parts(filter);
         if negate {
             b.push("NOT ");
         }
@@ -185,7 +210,7 @@ fn leaf_condition(
         b.push(" AND key = ");
         b.bind(SqlValue::Text(key.clone()));
         b.push(" AND ");
-        match_sql(b, "value", values, op);
+        match_sql(b, "value", values, comparison);
         b.push("))");
         return true;
     }
@@ -222,7 +247,7 @@ fn filter_sql(b: &mut Builder, filter: &Filter, table: Table, query: &Query) {
         }
         leaf => {
             let dimension = leaf.dimensions()[0];
-            let mut direct = Builder::new();
+            let mut direct = Builder::new(b.dialect);
             if leaf_condition(&mut direct, dimension, table, leaf, query) {
                 b.append(direct);
             } else {
@@ -280,13 +305,14 @@ fn where_filters(b: &mut Builder, table: Table, query: &Query) {
 /// Writes `<dimension> AS d<i>, ` for each dimension; `None` (and nothing written) when
 /// `table` lacks one of them.
 fn dims_select(b: &mut Builder, table: Table, query: &Query) -> Option<()> {
-    let mut out = Builder::new();
+    let mut out = Builder::new(b.dialect);
     for (i, d) in query.dimensions.iter().enumerate() {
         if let (Dimension::Prop(_), Table::Events) = (d, table) {
             // The value joined in by `prop_joins`.
             out.push(&format!("coalesce(p{i}.value, '(none)') AS d{i}, "));
         } else {
-            out.push(&format!("{} AS d{i}, ", dimension_sql(d, table, query)?));
+            let sql = dimension_sql(d, table, query, b.dialect)?;
+            out.push(&format!("{sql} AS d{i}, "));
         }
     }
     b.append(out);
@@ -299,10 +325,11 @@ fn dims_select(b: &mut Builder, table: Table, query: &Query) -> Option<()> {
 fn prop_joins(b: &mut Builder, query: &Query) {
     for (i, d) in query.dimensions.iter().enumerate() {
         if let Dimension::Prop(key) = d {
-            b.push(
-                " LEFT JOIN (SELECT event_id AS prop_event_id, any_value(value) AS value \
-                 FROM event_props WHERE key = ",
-            );
+            let value = b.dialect.arbitrary_value("value");
+            b.push(&format!(
+                " LEFT JOIN (SELECT event_id AS prop_event_id, {value} AS value \
+                 FROM event_props WHERE key = "
+            ));
             b.bind(SqlValue::Text(key.clone()));
             b.push(" AND ");
             scope_where(b, Table::Events, query);
@@ -343,8 +370,8 @@ fn needs(query: &Query, counts_from_sessions: bool, visits_from_events: bool) ->
     }
 }
 
-fn events_sql(query: &Query, needs: Needs) -> Option<Sql> {
-    let mut b = Builder::new();
+fn events_sql(query: &Query, needs: Needs, dialect: &dyn SqlDialect) -> Option<Sql> {
+    let mut b = Builder::new(dialect);
     b.push("SELECT ");
     dims_select(&mut b, Table::Events, query)?;
     b.push(if needs.event_visitors {
@@ -374,14 +401,16 @@ fn events_sql(query: &Query, needs: Needs) -> Option<Sql> {
 /// Time on page: each page view's seconds until the visitor's next page view in the same
 /// visit, over all page views of the range (so a filter on one page still measures until
 /// whatever page came next); page views without a next one (exits) do not count.
-fn time_on_page_sql(query: &Query) -> Option<Sql> {
-    let mut b = Builder::new();
+fn time_on_page_sql(query: &Query, dialect: &dyn SqlDialect) -> Option<Sql> {
+    let mut b = Builder::new(dialect);
     b.push("SELECT ");
     dims_select(&mut b, Table::Events, query)?;
-    b.push(
-        "sum(epoch(next_ts) - epoch(ts)) AS seconds, count(*) AS views FROM (SELECT *, \
+    b.push(&format!(
+        "sum({} - {}) AS seconds, count(*) AS views FROM (SELECT *, \
          lead(ts) OVER (PARTITION BY session_id ORDER BY ts) AS next_ts FROM ",
-    );
+        dialect.epoch_seconds("next_ts"),
+        dialect.epoch_seconds("ts")
+    ));
     scope_sql(&mut b, Table::Events, query);
     b.push(" AND name = 'pageview') AS events");
     prop_joins(&mut b, query);
@@ -395,8 +424,8 @@ fn time_on_page_sql(query: &Query) -> Option<Sql> {
 /// collapsing each visit first: a visit's superseded states cancel out, whatever filter or
 /// dimension reads them. Only a distinct count of visitors (entry and exit pages) needs each
 /// visit's current state, so only then is the log collapsed per visit.
-fn sessions_sql(query: &Query, needs: Needs) -> Option<Sql> {
-    let mut b = Builder::new();
+fn sessions_sql(query: &Query, needs: Needs, dialect: &dyn SqlDialect) -> Option<Sql> {
+    let mut b = Builder::new(dialect);
     if !needs.session_visitors {
         b.push("SELECT ");
         dims_select(&mut b, Table::Sessions, query)?;
@@ -410,7 +439,7 @@ fn sessions_sql(query: &Query, needs: Needs) -> Option<Sql> {
         b.push(&group_by(query));
         return Some(b.finish());
     }
-    let mut dims = Builder::new();
+    let mut dims = Builder::new(dialect);
     dims_select(&mut dims, Table::Sessions, query)?;
     let outer_dims: String = (0..query.dimensions.len())
         .map(|i| format!("d{i}, "))
@@ -438,7 +467,8 @@ fn sessions_sql(query: &Query, needs: Needs) -> Option<Sql> {
     Some(b.finish())
 }
 
-pub fn compile(query: &Query) -> Plan {
+/// The statements of `query` in `dialect`.
+pub fn compile(query: &Query, dialect: &dyn SqlDialect) -> Plan {
     let visit_only_dim = query.dimensions.iter().any(Dimension::is_visit_only);
     let event_dim = query.dimensions.iter().any(Dimension::is_event_only);
     let wants = |m: Metric| query.metrics.contains(&m);
@@ -454,19 +484,19 @@ pub fn compile(query: &Query) -> Plan {
     let needs = needs(query, visit_only_dim, event_dim);
     Plan {
         events: if needs_events {
-            events_sql(query, needs)
+            events_sql(query, needs, dialect)
         } else {
             None
         },
         sessions: if needs_sessions {
-            sessions_sql(query, needs)
+            sessions_sql(query, needs, dialect)
         } else {
             None
         },
         counts_from_sessions: visit_only_dim,
         visits_from_events: event_dim,
         time_on_page: if wants(Metric::TimeOnPage) {
-            time_on_page_sql(query)
+            time_on_page_sql(query, dialect)
         } else {
             None
         },
@@ -476,6 +506,7 @@ pub fn compile(query: &Query) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dialect::Dialect;
     use crate::parse::parse_query;
     use heartbeat_model::{Site, SiteId};
     use serde_json::json;
@@ -490,7 +521,8 @@ mod tests {
             rules: Default::default(),
             retention_days: None,
         };
-        compile(&parse_query(&body, &site, 1_700_000_000_000, 0, &Default::default()).unwrap())
+        let query = parse_query(&body, &site, 1_700_000_000_000, 0, &Default::default()).unwrap();
+        compile(&query, Dialect::DuckDb.sql())
     }
 
     /// The SQL of every dashboard query, snapshot-tested (`src/snapshots/`): a change to

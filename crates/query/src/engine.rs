@@ -207,7 +207,7 @@ fn change(metric: Metric, before: f64, now: f64) -> Value {
 
 /// Every row of `query`, unordered and unpaginated.
 async fn all_rows(query: &Query, runner: &dyn SqlRunner) -> Result<Vec<ResultRow>, RunError> {
-    let plan = compile(query);
+    let plan = compile(query, runner.dialect().sql());
     let width = query.dimensions.len();
     let mut totals: HashMap<Vec<String>, Totals> = HashMap::new();
     if runner.has_rollups() && crate::rollup::answerable(query) {

@@ -7,6 +7,7 @@
 
 mod bounds;
 mod compile;
+mod dialect;
 mod engine;
 mod error;
 mod listing;
@@ -18,11 +19,12 @@ mod time;
 
 pub use bounds::QueryBounds;
 pub use chrono_tz::Tz as TimeZone;
+pub use dialect::{Dialect, SqlDialect};
 pub use engine::{execute, Comparison, QueryResult, ResultRow};
 pub use listing::{
     current_visitors, list_events, Cursor, EventListing, EventPage, ListedEvent, MAX_PAGE,
 };
 pub use model::{DateRange, Dimension, Filter, Metric, Order, Query, TimeGrain};
 pub use parse::{parse_query, requested_site, QueryError};
-pub use sql::{Dialect, Row, RunError, Sql, SqlRunner, SqlValue};
+pub use sql::{Row, RunError, Sql, SqlRunner, SqlValue};
 pub use time::{bucket_count, resolve_range};
