@@ -507,7 +507,7 @@ pub fn compile(query: &Query, dialect: &dyn SqlDialect) -> Plan {
 mod tests {
     use super::*;
     use crate::dialect::Dialect;
-    use crate::parse::parse_query;
+    use crate::plausible::parse_query;
     use heartbeat_model::{Site, SiteId};
     use serde_json::json;
 
