@@ -1,6 +1,6 @@
 //! The typed analytics query: parsed from Plausible's Stats API v2 shape (`plausible/`),
-//! compiled to SQL per dialect (`compile.rs`, `dialect/`), run through a [`SqlRunner`] and
-//! assembled into the v2 response.
+//! planned (`plan.rs`: rollups or which statements), compiled to SQL per dialect
+//! (`compile/`, `dialect/`), run through a [`SqlRunner`] and assembled into the v2 response.
 //!
 //! Every read endpoint (native, seeds, dashboard) builds a [`Query`] and calls [`execute`],
 //! so numbers are identical everywhere. Users never send SQL: identifiers come from `match`
@@ -13,6 +13,7 @@ mod engine;
 mod error;
 mod listing;
 mod model;
+mod plan;
 mod plausible;
 pub mod rollup;
 mod sql;

@@ -1,8 +1,8 @@
 //! Rollups: per site, UTC hour and UTC day, dimension and value, the additive sums of
 //! events and visits and a mergeable sketch of the visitors. The store keeps them in the same
 //! transaction as the events they summarise ([`Rollups::add_event`], [`Rollups::add_visit`]);
-//! the engine answers an unfiltered query over whole hours from them
-//! ([`answerable`], [`read`]) instead of scanning every event.
+//! the engine answers an unfiltered query over whole hours from them (the plan, `plan.rs`,
+//! decides; [`read`] reads them) instead of scanning every event.
 //!
 //! Visitors are a HyperLogLog++ sketch (Cloudflare's `cardinality-estimator`, precision 12):
 //! exact up to 128 distinct visitors, then about 1.6 % standard error, as ClickHouse's
@@ -17,9 +17,9 @@ use std::collections::HashMap;
 use cardinality_estimator::CardinalityEstimator;
 use heartbeat_model::{Event, Session, SiteId, VisitAttributes};
 
-use crate::model::{Dimension, Metric, Query, TimeGrain, VisitColumn};
+use crate::model::{Dimension, Query, TimeGrain, VisitColumn};
 use crate::sql::{RunError, Sql, SqlRunner, SqlValue};
-use crate::time::{bucket_label, offset_at, offsets};
+use crate::time::{bucket_label, every_offset, offset_at};
 
 pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 24 * HOUR_MS;
@@ -203,61 +203,6 @@ impl Rollups {
     }
 }
 
-/// The rollup key of a query dimension. Its cells hold what the SQL compiler's statements
-/// would give for it: event sums where events know the dimension, visit sums where visits
-/// do (a page's visit sums are those of visits entering on it), zeros elsewhere.
-fn key_of(dimension: Option<&Dimension>) -> Option<String> {
-    Some(match dimension {
-        None | Some(Dimension::Time(_)) => TOTAL.into(),
-        Some(Dimension::Page) => "event:page".into(),
-        Some(Dimension::Name) => "event:name".into(),
-        Some(Dimension::Hostname) => "event:hostname".into(),
-        Some(d @ Dimension::Visit(_)) => d.name(),
-        Some(Dimension::EntryPage) => "visit:entry_page".into(),
-        Some(Dimension::ExitPage | Dimension::Prop(_)) => return None,
-    })
-}
-
-/// Whether the rollups answer `query` exactly as the SQL compiler's statements would
-/// (visitors up to the sketch's precision): no filters, at most one dimension (not exit
-/// page or a custom property), metrics the cells hold, and a range of whole UTC hours in a
-/// time zone with whole-hour offsets.
-pub fn answerable(query: &Query) -> bool {
-    if !query.filters.is_empty() || query.dimensions.len() > 1 {
-        return false;
-    }
-    let dimension = query.dimensions.first();
-    if key_of(dimension).is_none() {
-        return false;
-    }
-    let metrics_fit = query.metrics.iter().all(|metric| match metric {
-        Metric::TimeOnPage => false,
-        // Visits of an event dimension are the distinct visits that include it.
-        Metric::Visits => !dimension.is_some_and(Dimension::is_event_only),
-        // Visitors of a visit-only dimension are counted over visits' current state.
-        Metric::Visitors | Metric::Percentage => !dimension.is_some_and(Dimension::is_visit_only),
-        _ => true,
-    });
-    metrics_fit
-        && query.range.start_ms % HOUR_MS == 0
-        && query.range.end_ms % HOUR_MS == 0
-        && whole_hour_offsets(query)
-}
-
-fn whole_hour_offsets(query: &Query) -> bool {
-    offsets_all(query, |offset| offset % 3600 == 0)
-}
-
-fn utc_offsets_only(query: &Query) -> bool {
-    offsets_all(query, |offset| offset == 0)
-}
-
-fn offsets_all(query: &Query, fits: impl Fn(i32) -> bool) -> bool {
-    offsets(query.timezone, query.range)
-        .iter()
-        .all(|&(_, offset)| fits(offset))
-}
-
 /// The cells that cover the query's range: whole UTC days from the daily cells and the
 /// ragged ends from the hourly ones, or hours only when time buckets are local days that do
 /// not line up with UTC days (or are hours).
@@ -265,7 +210,7 @@ fn pieces(query: &Query) -> Vec<(Span, i64, i64)> {
     let (start, end) = (query.range.start_ms, query.range.end_ms);
     let days_fit = match query.dimensions.first() {
         Some(Dimension::Time(TimeGrain::Hour)) => false,
-        Some(Dimension::Time(_)) => utc_offsets_only(query),
+        Some(Dimension::Time(_)) => every_offset(query.timezone, query.range, |offset| offset == 0),
         _ => true,
     };
     let first_day = Span::Day.start_of(start + DAY_MS - 1);
@@ -318,16 +263,15 @@ fn row_key(query: &Query, hour_ms: i64, value: String) -> Vec<String> {
     }
 }
 
-/// Reads the cells of an [`answerable`] query and adds them up per result row.
+/// Reads the cells of dimension `key` that answer `query` (as planned by `plan.rs`) and
+/// adds them up per result row.
 pub async fn read(
     query: &Query,
+    key: &str,
     runner: &dyn SqlRunner,
 ) -> Result<HashMap<Vec<String>, Cell>, RunError> {
-    let Some(key) = key_of(query.dimensions.first()) else {
-        return Ok(HashMap::new());
-    };
     let mut sums: HashMap<Vec<String>, Cell> = HashMap::new();
-    for row in runner.run(statement(query, &key)).await? {
+    for row in runner.run(statement(query, key)).await? {
         let mut columns = row.into_iter();
         let start_ms = columns.next().map_or(0, |v| v.as_f64() as i64);
         let value = match columns.next() {

@@ -297,6 +297,11 @@ pub(crate) fn offsets(tz: Tz, range: DateRange) -> Vec<(i64, i32)> {
     changes
 }
 
+/// Whether every UTC offset `tz` has over `range` (padded as [`offsets`] pads it) `fits`.
+pub(crate) fn every_offset(tz: Tz, range: DateRange, fits: impl Fn(i32) -> bool) -> bool {
+    offsets(tz, range).iter().all(|&(_, offset)| fits(offset))
+}
+
 /// `column` (a UTC TIMESTAMP) shifted to local time in `tz` for timestamps in `range`, in
 /// `dialect`.
 pub fn local_time_sql(column: &str, tz: Tz, range: DateRange, dialect: &dyn SqlDialect) -> String {

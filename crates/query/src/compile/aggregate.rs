@@ -1,89 +1,37 @@
-//! Compiles a [`Query`] into at most three statements: one over `events` (visitors, page
+//! The aggregate query: compiles a [`Query`] (metrics, optionally by dimensions) into at
+//! most three statements, as its plan's [`Reads`] asks: one over `events` (visitors, page
 //! views, events, and visits when broken down by an event dimension), one over `sessions`
 //! (visits, bounces, durations) and one for time on page. The engine joins their rows by
-//! dimension values. (Unfiltered queries the rollups can answer skip them: `rollup.rs`.)
+//! dimension values.
 //!
 //! `sessions` is a collapsing log (see `heartbeat-store`): visit sums are weighted by `sign`,
 //! which is right under any filter, since a visit's superseded states cancel out. Only
 //! distinct visitors over visits, and events filtered by a visit attribute, first collapse
 //! each visit to its current state (`HAVING sum(sign) > 0`).
 
+use super::Builder;
 use crate::dialect::SqlDialect;
-use crate::model::{Dimension, Filter, Metric, Query};
+use crate::model::{Dimension, Filter, Query};
+use crate::plan::Reads;
 use crate::sql::{Sql, SqlValue};
 use crate::time::local_time_sql;
 
 /// Which table a statement reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Table {
+enum Table {
     Events,
     Sessions,
 }
 
-/// The statements for one query, and what each row holds after the dimension columns.
+/// The statements of one query, and what each row holds after the dimension columns.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
+pub struct Statements {
     /// Columns: dimensions..., visitors, pageviews, events, visits.
     pub events: Option<Sql>,
     /// Columns: dimensions..., visitors, visits, bounces, duration_s, pageviews, events.
     pub sessions: Option<Sql>,
-    /// Whether visitors, page views and events come from `sessions` (a visit-only
-    /// dimension) rather than `events`.
-    pub counts_from_sessions: bool,
-    /// Whether visits come from `events` (an event dimension: visits that include it).
-    pub visits_from_events: bool,
     /// Columns: dimensions..., seconds to the next page view summed, page views counted.
     pub time_on_page: Option<Sql>,
-}
-
-/// A statement being written in one dialect.
-struct Builder<'d> {
-    text: String,
-    params: Vec<SqlValue>,
-    dialect: &'d dyn SqlDialect,
-}
-
-impl<'d> Builder<'d> {
-    fn new(dialect: &'d dyn SqlDialect) -> Self {
-        Builder {
-            text: String::new(),
-            params: Vec::new(),
-            dialect,
-        }
-    }
-
-    fn push(&mut self, text: &str) -> &mut Self {
-        self.text.push_str(text);
-        self
-    }
-
-    fn bind(&mut self, value: SqlValue) -> &mut Self {
-        self.text.push('?');
-        self.params.push(value);
-        self
-    }
-
-    /// Appends `expression`, whose one `?` stands for `value` (a dialect's function of a
-    /// bound parameter).
-    fn bind_within(&mut self, expression: &str, value: SqlValue) -> &mut Self {
-        debug_assert_eq!(expression.matches('?').count(), 1, "{expression}");
-        self.text.push_str(expression);
-        self.params.push(value);
-        self
-    }
-
-    /// Appends another builder's text and parameters.
-    fn append(&mut self, other: Builder) {
-        self.text.push_str(&other.text);
-        self.params.extend(other.params);
-    }
-
-    fn finish(self) -> Sql {
-        Sql {
-            text: self.text,
-            params: self.params,
-        }
-    }
 }
 
 /// The SQL expression of `dimension` on `table`; `None` when the table lacks it.
@@ -167,8 +115,8 @@ fn match_sql(b: &mut Builder, column: &str, values: &[String], comparison: Compa
         b.push("))");
     } else {
         let test = match comparison {
-            Comparison::Contains => b.dialect.contains_text(column, "?"),
-            _ => b.dialect.matches_regex(column, "?"),
+            Comparison::Contains => b.dialect().contains_text(column, "?"),
+            _ => b.dialect().matches_regex(column, "?"),
         };
         b.push("(");
         for (i, value) in values.iter().enumerate() {
@@ -247,7 +195,7 @@ fn filter_sql(b: &mut Builder, filter: &Filter, table: Table, query: &Query) {
         }
         leaf => {
             let dimension = leaf.dimensions()[0];
-            let mut direct = Builder::new(b.dialect);
+            let mut direct = Builder::new(b.dialect());
             if leaf_condition(&mut direct, dimension, table, leaf, query) {
                 b.append(direct);
             } else {
@@ -305,13 +253,13 @@ fn where_filters(b: &mut Builder, table: Table, query: &Query) {
 /// Writes `<dimension> AS d<i>, ` for each dimension; `None` (and nothing written) when
 /// `table` lacks one of them.
 fn dims_select(b: &mut Builder, table: Table, query: &Query) -> Option<()> {
-    let mut out = Builder::new(b.dialect);
+    let mut out = Builder::new(b.dialect());
     for (i, d) in query.dimensions.iter().enumerate() {
         if let (Dimension::Prop(_), Table::Events) = (d, table) {
             // The value joined in by `prop_joins`.
             out.push(&format!("coalesce(p{i}.value, '(none)') AS d{i}, "));
         } else {
-            let sql = dimension_sql(d, table, query, b.dialect)?;
+            let sql = dimension_sql(d, table, query, b.dialect())?;
             out.push(&format!("{sql} AS d{i}, "));
         }
     }
@@ -325,7 +273,7 @@ fn dims_select(b: &mut Builder, table: Table, query: &Query) -> Option<()> {
 fn prop_joins(b: &mut Builder, query: &Query) {
     for (i, d) in query.dimensions.iter().enumerate() {
         if let Dimension::Prop(key) = d {
-            let value = b.dialect.arbitrary_value("value");
+            let value = b.dialect().arbitrary_value("value");
             b.push(&format!(
                 " LEFT JOIN (SELECT event_id AS prop_event_id, {value} AS value \
                  FROM event_props WHERE key = "
@@ -351,36 +299,17 @@ fn group_by(query: &Query) -> String {
     }
 }
 
-/// Which aggregates a plan's statements compute; the others are written as `0`, so the
-/// columns keep their places and an unused `count(DISTINCT ..)` costs nothing.
-#[derive(Debug, Clone, Copy)]
-struct Needs {
-    event_visitors: bool,
-    event_visits: bool,
-    session_visitors: bool,
-}
-
-fn needs(query: &Query, counts_from_sessions: bool, visits_from_events: bool) -> Needs {
-    let wants = |m: Metric| query.metrics.contains(&m);
-    let visitors = wants(Metric::Visitors) || wants(Metric::Percentage);
-    Needs {
-        event_visitors: visitors && !counts_from_sessions,
-        event_visits: visits_from_events && wants(Metric::Visits),
-        session_visitors: visitors && counts_from_sessions,
-    }
-}
-
-fn events_sql(query: &Query, needs: Needs, dialect: &dyn SqlDialect) -> Option<Sql> {
+fn events_sql(query: &Query, reads: &Reads, dialect: &dyn SqlDialect) -> Option<Sql> {
     let mut b = Builder::new(dialect);
     b.push("SELECT ");
     dims_select(&mut b, Table::Events, query)?;
-    b.push(if needs.event_visitors {
+    b.push(if reads.event_visitors {
         "count(DISTINCT visitor_id) AS visitors, "
     } else {
         "0 AS visitors, "
     });
     b.push("count(*) FILTER (WHERE name = 'pageview') AS pageviews, count(*) AS events, ");
-    b.push(if needs.event_visits {
+    b.push(if reads.event_visits {
         "count(DISTINCT session_id) AS visits FROM events"
     } else {
         "0 AS visits FROM events"
@@ -424,9 +353,9 @@ fn time_on_page_sql(query: &Query, dialect: &dyn SqlDialect) -> Option<Sql> {
 /// collapsing each visit first: a visit's superseded states cancel out, whatever filter or
 /// dimension reads them. Only a distinct count of visitors (entry and exit pages) needs each
 /// visit's current state, so only then is the log collapsed per visit.
-fn sessions_sql(query: &Query, needs: Needs, dialect: &dyn SqlDialect) -> Option<Sql> {
+fn sessions_sql(query: &Query, reads: &Reads, dialect: &dyn SqlDialect) -> Option<Sql> {
     let mut b = Builder::new(dialect);
-    if !needs.session_visitors {
+    if !reads.session_visitors {
         b.push("SELECT ");
         dims_select(&mut b, Table::Sessions, query)?;
         b.push(
@@ -467,139 +396,33 @@ fn sessions_sql(query: &Query, needs: Needs, dialect: &dyn SqlDialect) -> Option
     Some(b.finish())
 }
 
-/// The statements of `query` in `dialect`.
-pub fn compile(query: &Query, dialect: &dyn SqlDialect) -> Plan {
-    let visit_only_dim = query.dimensions.iter().any(Dimension::is_visit_only);
-    let event_dim = query.dimensions.iter().any(Dimension::is_event_only);
-    let wants = |m: Metric| query.metrics.contains(&m);
-    let needs_events = !visit_only_dim
-        && (wants(Metric::Visitors)
-            || wants(Metric::Percentage)
-            || wants(Metric::Pageviews)
-            || wants(Metric::Events)
-            || (event_dim && wants(Metric::Visits)));
-    let needs_sessions = visit_only_dim
-        || query.metrics.iter().any(|m| m.is_visit_metric())
-        || (!event_dim && wants(Metric::Visits));
-    let needs = needs(query, visit_only_dim, event_dim);
-    Plan {
-        events: if needs_events {
-            events_sql(query, needs, dialect)
-        } else {
-            None
-        },
-        sessions: if needs_sessions {
-            sessions_sql(query, needs, dialect)
-        } else {
-            None
-        },
-        counts_from_sessions: visit_only_dim,
-        visits_from_events: event_dim,
-        time_on_page: if wants(Metric::TimeOnPage) {
-            time_on_page_sql(query, dialect)
-        } else {
-            None
-        },
+/// The statements of `query` that `reads` asks for, in `dialect`.
+pub fn statements(query: &Query, reads: &Reads, dialect: &dyn SqlDialect) -> Statements {
+    Statements {
+        events: reads
+            .events
+            .then(|| events_sql(query, reads, dialect))
+            .flatten(),
+        sessions: reads
+            .sessions
+            .then(|| sessions_sql(query, reads, dialect))
+            .flatten(),
+        time_on_page: reads
+            .time_on_page
+            .then(|| time_on_page_sql(query, dialect))
+            .flatten(),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::dialect::Dialect;
-    use crate::plausible::parse_query;
-    use heartbeat_model::{Site, SiteId};
+    use crate::compile::tests::statements_of;
+    use crate::sql::SqlValue;
     use serde_json::json;
-
-    fn plan(body: serde_json::Value) -> Plan {
-        let site = Site {
-            id: SiteId::from("example.com"),
-            name: "Example".into(),
-            domain: "example.com".into(),
-            timezone: "UTC".into(),
-            created_at_ms: 0,
-            rules: Default::default(),
-            retention_days: None,
-        };
-        let query = parse_query(&body, &site, 1_700_000_000_000, 0, &Default::default()).unwrap();
-        compile(&query, Dialect::DuckDb.sql())
-    }
-
-    /// The SQL of every dashboard query, snapshot-tested (`src/snapshots/`): a change to
-    /// the generated SQL shows up in review as a diff. Update with `INSTA_UPDATE=always`.
-    #[test]
-    fn dashboard_sql_snapshots() {
-        let range = json!(["2024-01-01", "2024-01-31"]);
-        let top = json!([
-            "visitors",
-            "visits",
-            "pageviews",
-            "views_per_visit",
-            "bounce_rate",
-            "visit_duration"
-        ]);
-        let cases = [
-            ("top_stats", json!({"metrics": top, "date_range": range})),
-            (
-                "top_stats_filtered",
-                json!({"metrics": top, "date_range": range, "filters": [["is", "visit:source", ["Google"]], ["contains", "event:page", ["/blog"]]]}),
-            ),
-            (
-                "timeseries_day",
-                json!({"metrics": ["visitors", "pageviews"], "date_range": range, "dimensions": ["time:day"]}),
-            ),
-            (
-                "pages",
-                json!({"metrics": ["visitors", "pageviews", "bounce_rate", "time_on_page"], "date_range": range, "dimensions": ["event:page"]}),
-            ),
-            (
-                "entry_pages",
-                json!({"metrics": ["visitors", "visits", "bounce_rate"], "date_range": range, "dimensions": ["visit:entry_page"]}),
-            ),
-            (
-                "channels",
-                json!({"metrics": ["visitors", "bounce_rate"], "date_range": range, "dimensions": ["visit:channel"]}),
-            ),
-            (
-                "countries",
-                json!({"metrics": ["visitors", "percentage"], "date_range": range, "dimensions": ["visit:country"]}),
-            ),
-            (
-                "goals",
-                json!({"metrics": ["visitors", "events"], "date_range": range, "dimensions": ["event:name"]}),
-            ),
-            (
-                "props",
-                json!({"metrics": ["visitors", "events"], "date_range": range, "dimensions": ["event:props:plan"], "filters": [["is_not", "event:props:tier", ["free"]]]}),
-            ),
-            (
-                "exit_page_filter",
-                json!({"metrics": ["visitors", "bounce_rate"], "date_range": range, "filters": [["is", "visit:exit_page", ["/bye"]], ["not", ["matches", "event:page", ["^/a"]]]]}),
-            ),
-        ];
-        for (name, body) in cases {
-            let p = plan(body);
-            let mut text = String::new();
-            for (label, sql) in [
-                ("events", &p.events),
-                ("sessions", &p.sessions),
-                ("time_on_page", &p.time_on_page),
-            ] {
-                if let Some(sql) = sql {
-                    text.push_str(&format!(
-                        "-- {label} ({} parameters)\n{}\n",
-                        sql.params.len(),
-                        sql.text
-                    ));
-                }
-            }
-            insta::assert_snapshot!(name, text);
-        }
-    }
 
     #[test]
     fn top_stats_read_both_tables() {
-        let p = plan(
+        let p = statements_of(
             json!({"metrics": ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"], "date_range": ["2024-01-01", "2024-01-01"]}),
         );
         let events = p.events.unwrap();
@@ -622,7 +445,7 @@ mod tests {
     #[test]
     fn hostile_values_stay_parameters() {
         let hostile = "x') OR 1=1; DROP TABLE events; --";
-        let p = plan(
+        let p = statements_of(
             json!({"metrics": ["visitors"], "filters": [["is", "event:page", [hostile]], ["contains", "visit:source", [hostile]]]}),
         );
         let sql = p.events.unwrap();
@@ -644,7 +467,7 @@ mod tests {
 
     #[test]
     fn filters_cross_tables_through_visits() {
-        let p = plan(
+        let p = statements_of(
             json!({"metrics": ["visitors", "bounce_rate"], "filters": [["is", "visit:exit_page", ["/bye"]], ["is", "event:page", ["/a"]]]}),
         );
         let events = p.events.unwrap().text;
@@ -655,10 +478,10 @@ mod tests {
 
     #[test]
     fn entry_pages_come_from_visits_only() {
-        let p =
-            plan(json!({"metrics": ["visitors", "visits"], "dimensions": ["visit:entry_page"]}));
+        let p = statements_of(
+            json!({"metrics": ["visitors", "visits"], "dimensions": ["visit:entry_page"]}),
+        );
         assert!(p.events.is_none());
-        assert!(p.counts_from_sessions);
         assert!(p
             .sessions
             .unwrap()
