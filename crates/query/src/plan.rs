@@ -6,8 +6,9 @@
 //! `sessions` tables, which the SQL builders in `compile/` write as [`Reads`] says. The
 //! engine assembles rows by the plan either way.
 
+use heartbeat_rollup::{ENTRY_PAGE, HOSTNAME, HOUR_MS, NAME, PAGE, TOTAL};
+
 use crate::model::{Dimension, Metric, Query};
-use crate::rollup::{HOUR_MS, TOTAL};
 use crate::time::every_offset;
 
 /// What answers one query.
@@ -91,11 +92,12 @@ fn reads(query: &Query, visit_only_dim: bool, event_dim: bool) -> Reads {
 fn key_of(dimension: Option<&Dimension>) -> Option<String> {
     Some(match dimension {
         None | Some(Dimension::Time(_)) => TOTAL.into(),
-        Some(Dimension::Page) => "event:page".into(),
-        Some(Dimension::Name) => "event:name".into(),
-        Some(Dimension::Hostname) => "event:hostname".into(),
+        Some(Dimension::Page) => PAGE.into(),
+        Some(Dimension::Name) => NAME.into(),
+        Some(Dimension::Hostname) => HOSTNAME.into(),
+        // The rollups name visit attributes as Plausible does (a test below checks).
         Some(d @ Dimension::Visit(_)) => d.name(),
-        Some(Dimension::EntryPage) => "visit:entry_page".into(),
+        Some(Dimension::EntryPage) => ENTRY_PAGE.into(),
         Some(Dimension::ExitPage | Dimension::Prop(_)) => return None,
     })
 }
@@ -128,6 +130,7 @@ fn rollup_key(query: &Query) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::VisitColumn;
     use crate::plausible::parse_query;
     use heartbeat_model::{Site, SiteId};
     use serde_json::json;
@@ -183,6 +186,27 @@ mod tests {
         let kolkata = check(local_days.clone(), "Asia/Kolkata", true);
         assert!(matches!(kolkata.source, Source::Tables(_)));
         assert_eq!(check(local_days, "Europe/Berlin", true).source, rollups(""));
+    }
+
+    #[test]
+    fn every_visit_dimension_has_rollup_cells_under_its_name() {
+        let dimensions: Vec<String> = VisitColumn::ALL
+            .iter()
+            .map(|(column, _, _)| Dimension::Visit(*column).name())
+            .collect();
+        let keys: Vec<&str> = heartbeat_rollup::VISIT_KEYS
+            .iter()
+            .map(|(key, _)| *key)
+            .collect();
+        assert_eq!(dimensions, keys);
+        for dimension in [
+            Dimension::Page,
+            Dimension::Name,
+            Dimension::Hostname,
+            Dimension::EntryPage,
+        ] {
+            assert_eq!(key_of(Some(&dimension)), Some(dimension.name()));
+        }
     }
 
     #[test]
