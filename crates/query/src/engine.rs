@@ -1,13 +1,15 @@
-//! Runs a compiled query and assembles the Plausible v2 response: joins the rows of the
-//! events and sessions statements by dimension values, derives ratio metrics, orders and
-//! paginates.
+//! Runs a query and assembles its result: joins the rows of the events and sessions
+//! statements (or reads the rollups) by dimension values, derives ratio metrics, orders,
+//! paginates and compares with the previous period. The result is typed ([`QueryResult`]);
+//! `plausible/response.rs` writes it as Plausible's v2 response.
 
 use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use crate::compile::{compile, Plan};
+use crate::compile::aggregate::{self, Statements};
 use crate::model::{Dimension, Metric, Order, Query, TimeGrain};
+use crate::plan::{plan, Plan, Source};
 use crate::sql::{Row, RunError, Sql, SqlRunner, SqlValue};
 use crate::time::{bucket_label, bucket_labels};
 
@@ -207,23 +209,15 @@ fn change(metric: Metric, before: f64, now: f64) -> Value {
 
 /// Every row of `query`, unordered and unpaginated.
 async fn all_rows(query: &Query, runner: &dyn SqlRunner) -> Result<Vec<ResultRow>, RunError> {
-    let plan = compile(query);
+    let plan = plan(query, runner.has_rollups());
     let width = query.dimensions.len();
     let mut totals: HashMap<Vec<String>, Totals> = HashMap::new();
-    if runner.has_rollups() && crate::rollup::answerable(query) {
-        for (key, sums) in crate::rollup::read(query, runner).await? {
-            let t = totals.entry(key).or_default();
-            t.event_visitors = sums.visitors.estimate() as f64;
-            t.event_pageviews = sums.pageviews as f64;
-            t.event_events = sums.events as f64;
-            t.session_visits = sums.visits as f64;
-            t.bounces = sums.bounces as f64;
-            t.duration_s = sums.duration_s as f64;
-            t.session_pageviews = sums.visit_pageviews as f64;
-            t.session_events = sums.visit_events as f64;
+    match &plan.source {
+        Source::Rollups { key } => add_rollups(query, key, runner, &mut totals).await?,
+        Source::Tables(reads) => {
+            let statements = aggregate::statements(query, reads, runner.dialect().sql());
+            run_statements(&statements, query, runner, &mut totals).await?;
         }
-    } else {
-        run_statements(&plan, query, runner, &mut totals).await?;
     }
     if width == 0 && totals.is_empty() {
         totals.insert(Vec::new(), Totals::default());
@@ -256,10 +250,31 @@ async fn all_rows(query: &Query, runner: &dyn SqlRunner) -> Result<Vec<ResultRow
         .collect())
 }
 
+/// Reads the rollup cells of dimension `key` that answer `query` into `totals`.
+async fn add_rollups(
+    query: &Query,
+    key: &str,
+    runner: &dyn SqlRunner,
+    totals: &mut HashMap<Vec<String>, Totals>,
+) -> Result<(), RunError> {
+    for (row, sums) in crate::rollup::read(query, key, runner).await? {
+        let t = totals.entry(row).or_default();
+        t.event_visitors = sums.visitors.estimate() as f64;
+        t.event_pageviews = sums.pageviews as f64;
+        t.event_events = sums.events as f64;
+        t.session_visits = sums.visits as f64;
+        t.bounces = sums.bounces as f64;
+        t.duration_s = sums.duration_s as f64;
+        t.session_pageviews = sums.visit_pageviews as f64;
+        t.session_events = sums.visit_events as f64;
+    }
+    Ok(())
+}
+
 /// Runs the compiled statements (at once: they read different tables, and the store's pool
 /// has connections to spare) and adds their rows to `totals`.
 async fn run_statements(
-    plan: &Plan,
+    statements: &Statements,
     query: &Query,
     runner: &dyn SqlRunner,
     totals: &mut HashMap<Vec<String>, Totals>,
@@ -283,9 +298,9 @@ async fn run_statements(
         }
     };
     let (events, sessions, time_on_page) = futures::try_join!(
-        run(plan.events.clone()),
-        run(plan.sessions.clone()),
-        run(plan.time_on_page.clone())
+        run(statements.events.clone()),
+        run(statements.sessions.clone()),
+        run(statements.time_on_page.clone())
     )?;
     if let Some(rows) = events {
         merge(rows, &|t, c| {
@@ -373,43 +388,5 @@ impl QueryResult {
                 (label.as_str(), metrics)
             })
             .collect()
-    }
-
-    /// The Plausible v2 response body.
-    pub fn to_json(&self, query: &Query, request: &Value) -> Value {
-        let start =
-            chrono::DateTime::from_timestamp_millis(query.range.start_ms).unwrap_or_default();
-        let end =
-            chrono::DateTime::from_timestamp_millis(query.range.end_ms - 1).unwrap_or_default();
-        let mut echoed = request.clone();
-        if let Value::Object(map) = &mut echoed {
-            map.insert(
-                "date_range".into(),
-                json!([
-                    start.with_timezone(&query.timezone).to_rfc3339(),
-                    end.with_timezone(&query.timezone).to_rfc3339()
-                ]),
-            );
-        }
-        let mut meta = serde_json::Map::new();
-        if query.include_total_rows {
-            meta.insert("total_rows".into(), json!(self.total_rows));
-        }
-        if let Some(labels) = &self.time_labels {
-            meta.insert("time_labels".into(), json!(labels));
-        }
-        if let Some(range) = query.comparison {
-            let local = |ms: i64| {
-                chrono::DateTime::from_timestamp_millis(ms)
-                    .unwrap_or_default()
-                    .with_timezone(&query.timezone)
-                    .to_rfc3339()
-            };
-            meta.insert(
-                "comparison_date_range".into(),
-                json!([local(range.start_ms), local(range.end_ms - 1)]),
-            );
-        }
-        json!({ "results": self.results, "meta": meta, "query": echoed })
     }
 }

@@ -1,5 +1,6 @@
-//! The typed analytics query: parsed from Plausible's Stats API v2 shape, compiled to SQL per
-//! dialect, run through a [`SqlRunner`] and assembled into the v2 response.
+//! The typed analytics query: parsed from Plausible's Stats API v2 shape (`plausible/`),
+//! planned (`plan.rs`: rollups or which statements), compiled to SQL per dialect
+//! (`compile/`, `dialect/`), run through a [`SqlRunner`] and assembled into the v2 response.
 //!
 //! Every read endpoint (native, seeds, dashboard) builds a [`Query`] and calls [`execute`],
 //! so numbers are identical everywhere. Users never send SQL: identifiers come from `match`
@@ -7,22 +8,26 @@
 
 mod bounds;
 mod compile;
+mod dialect;
 mod engine;
 mod error;
 mod listing;
 mod model;
-mod parse;
+mod plan;
+mod plausible;
 pub mod rollup;
 mod sql;
 mod time;
 
 pub use bounds::QueryBounds;
 pub use chrono_tz::Tz as TimeZone;
+pub use dialect::{Dialect, SqlDialect};
 pub use engine::{execute, Comparison, QueryResult, ResultRow};
+pub use error::QueryError;
 pub use listing::{
     current_visitors, list_events, Cursor, EventListing, EventPage, ListedEvent, MAX_PAGE,
 };
 pub use model::{DateRange, Dimension, Filter, Metric, Order, Query, TimeGrain};
-pub use parse::{parse_query, requested_site, QueryError};
-pub use sql::{Dialect, Row, RunError, Sql, SqlRunner, SqlValue};
+pub use plausible::{parse_query, requested_site};
+pub use sql::{Row, RunError, Sql, SqlRunner, SqlValue};
 pub use time::{bucket_count, resolve_range};

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use heartbeat_model::SiteId;
 
+use crate::dialect::SqlDialect;
 use crate::sql::{RunError, Sql, SqlRunner, SqlValue};
 
 /// Most events one page may hold.
@@ -104,10 +105,11 @@ pub struct EventPage {
     pub next: Option<Cursor>,
 }
 
-fn listing_sql(listing: &EventListing) -> Sql {
-    let mut text = String::from(
-        "SELECT event_id, name, epoch_ms(ts) AS ms, hostname, pathname, user_id, client_session_id, \
+fn listing_sql(listing: &EventListing, dialect: &dyn SqlDialect) -> Sql {
+    let mut text = format!(
+        "SELECT event_id, name, {} AS ms, hostname, pathname, user_id, client_session_id, \
          props_json, referrer_source, country, browser, os, device FROM events WHERE site_id = ?",
+        dialect.epoch_millis("ts")
     );
     let mut params = vec![SqlValue::Text(listing.site_id.0.clone())];
     if !listing.names.is_empty() {
@@ -170,7 +172,9 @@ pub async fn list_events(
     runner: &dyn SqlRunner,
 ) -> Result<EventPage, RunError> {
     let limit = listing.limit.clamp(1, MAX_PAGE);
-    let rows = runner.run(listing_sql(listing)).await?;
+    let rows = runner
+        .run(listing_sql(listing, runner.dialect().sql()))
+        .await?;
     let more = rows.len() > limit;
     let events: Vec<ListedEvent> = rows
         .into_iter()
@@ -222,6 +226,7 @@ pub async fn current_visitors(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dialect::Dialect;
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
@@ -237,12 +242,15 @@ mod tests {
 
     #[test]
     fn listing_binds_every_value() {
-        let sql = listing_sql(&EventListing {
-            names: vec!["x'); DROP TABLE events; --".into()],
-            prop: Some(("source".into(), "web".into())),
-            start_ms: Some(0),
-            ..EventListing::new(SiteId::from("a.com"), 10)
-        });
+        let sql = listing_sql(
+            &EventListing {
+                names: vec!["x'); DROP TABLE events; --".into()],
+                prop: Some(("source".into(), "web".into())),
+                start_ms: Some(0),
+                ..EventListing::new(SiteId::from("a.com"), 10)
+            },
+            Dialect::DuckDb.sql(),
+        );
         assert!(!sql.text.contains("DROP"));
         assert_eq!(sql.params.len(), 7);
     }

@@ -1,262 +1,21 @@
-//! Rollups: per site, UTC hour and UTC day, dimension and value, the additive sums of
-//! events and visits and a mergeable sketch of the visitors. The store keeps them in the same
-//! transaction as the events they summarise ([`Rollups::add_event`], [`Rollups::add_visit`]);
-//! the engine answers an unfiltered query over whole hours from them
-//! ([`answerable`], [`read`]) instead of scanning every event.
-//!
-//! Visitors are a HyperLogLog++ sketch (Cloudflare's `cardinality-estimator`, precision 12):
-//! exact up to 128 distinct visitors, then about 1.6 % standard error, as ClickHouse's
-//! `uniq` that Plausible counts visitors with. Everything else is exact: page views and
-//! events are counts, and visit sums are sign-weighted like the visit log they come from.
-//! Only UTC hours and days are stored, so a site's time zone (whole-hour offsets) is applied
-//! when reading, and changing it needs no rebuild: a range reads whole UTC days from the
-//! daily cells and its ragged ends from the hourly ones.
+//! Reading the rollup cells (`heartbeat-rollup`, which the store writes in the same
+//! transaction as the events they summarise) that answer a query, once the plan (`plan.rs`)
+//! has found they do: an unfiltered query over whole hours is answered from them instead of
+//! scanning every event. A site's time zone (whole-hour offsets) is applied here: a range
+//! reads whole UTC days from the daily cells and its ragged ends from the hourly ones.
 
 use std::collections::HashMap;
 
-use cardinality_estimator::CardinalityEstimator;
-use heartbeat_model::{Event, Session, SiteId, VisitAttributes};
+/// The cell types, re-exported for readers that name them here; the store writes them
+/// through `heartbeat-rollup` itself.
+pub use heartbeat_rollup::{
+    decode_sketch, encode_sketch, Cell, Rollups, Sketch, Slice, SliceKey, Span, DAY_MS, HOUR_MS,
+    TOTAL,
+};
 
-use crate::model::{Dimension, Metric, Query, TimeGrain, VisitColumn};
+use crate::model::{Dimension, Query, TimeGrain};
 use crate::sql::{RunError, Sql, SqlRunner, SqlValue};
-use crate::time::{bucket_label, offset_at, offsets};
-
-pub const HOUR_MS: i64 = 3_600_000;
-pub const DAY_MS: i64 = 24 * HOUR_MS;
-
-/// How long a cell's period is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Span {
-    Hour,
-    Day,
-}
-
-impl Span {
-    /// The table holding cells of this span: daily cells in a table of their own, 24 times
-    /// smaller, so reading a month scans little.
-    pub fn table(self) -> &'static str {
-        match self {
-            Span::Hour => "rollups_hourly",
-            Span::Day => "rollups_daily",
-        }
-    }
-
-    pub fn ms(self) -> i64 {
-        match self {
-            Span::Hour => HOUR_MS,
-            Span::Day => DAY_MS,
-        }
-    }
-
-    /// The start of the period of this span that `ms` falls in.
-    pub fn start_of(self, ms: i64) -> i64 {
-        ms.div_euclid(self.ms()) * self.ms()
-    }
-}
-
-/// Distinct visitors: exact while small, HyperLogLog++ beyond.
-pub type Sketch = CardinalityEstimator<u64>;
-
-/// The dimension key of top-level totals (no dimension).
-pub const TOTAL: &str = "";
-
-/// One rollup cell: what one hour or day holds for one value of one dimension; also the
-/// sum of cells for one result row.
-#[derive(Debug, Clone, Default)]
-pub struct Cell {
-    pub visitors: Sketch,
-    pub pageviews: i64,
-    pub events: i64,
-    /// Sign-weighted sums over the visit log, by the visit's start hour.
-    pub visits: i64,
-    pub bounces: i64,
-    pub duration_s: i64,
-    pub visit_pageviews: i64,
-    pub visit_events: i64,
-}
-
-impl Cell {
-    pub fn merge(&mut self, other: &Cell) {
-        self.visitors.merge(&other.visitors);
-        self.pageviews += other.pageviews;
-        self.events += other.events;
-        self.visits += other.visits;
-        self.bounces += other.bounces;
-        self.duration_s += other.duration_s;
-        self.visit_pageviews += other.visit_pageviews;
-        self.visit_events += other.visit_events;
-    }
-}
-
-pub fn encode_sketch(sketch: &Sketch) -> Vec<u8> {
-    postcard::to_stdvec(sketch).expect("a sketch always serializes")
-}
-
-/// An unreadable sketch counts as empty rather than failing the query.
-pub fn decode_sketch(bytes: &[u8]) -> Sketch {
-    postcard::from_bytes(bytes).unwrap_or_default()
-}
-
-fn visit_value(visit: &VisitAttributes, column: VisitColumn) -> &str {
-    match column {
-        VisitColumn::Source => &visit.referrer_source,
-        VisitColumn::Referrer => &visit.referrer,
-        VisitColumn::Channel => &visit.channel,
-        VisitColumn::UtmSource => &visit.utm_source,
-        VisitColumn::UtmMedium => &visit.utm_medium,
-        VisitColumn::UtmCampaign => &visit.utm_campaign,
-        VisitColumn::UtmContent => &visit.utm_content,
-        VisitColumn::UtmTerm => &visit.utm_term,
-        VisitColumn::Country => &visit.country,
-        VisitColumn::Region => &visit.region,
-        VisitColumn::City => &visit.city,
-        VisitColumn::Browser => &visit.browser,
-        VisitColumn::BrowserVersion => &visit.browser_version,
-        VisitColumn::Os => &visit.os,
-        VisitColumn::OsVersion => &visit.os_version,
-        VisitColumn::Device => &visit.device,
-    }
-}
-
-/// (dimension key, value) pairs an event counts under.
-fn event_keys(event: &Event) -> impl Iterator<Item = (&'static str, &str)> {
-    let page = (event.name == "pageview").then_some(("event:page", event.pathname.as_str()));
-    [
-        (TOTAL, ""),
-        ("event:name", event.name.as_str()),
-        ("event:hostname", event.hostname.as_str()),
-    ]
-    .into_iter()
-    .chain(page)
-    .chain(
-        VisitColumn::ALL
-            .iter()
-            .map(|(column, key, _)| (*key, visit_value(&event.visit, *column))),
-    )
-}
-
-/// (dimension key, value) pairs a visit counts under. A page breakdown's visit metrics are
-/// those of the visits that entered on the page, as in Plausible and the SQL compiler.
-fn visit_keys(session: &Session) -> impl Iterator<Item = (&'static str, &str)> {
-    [
-        (TOTAL, ""),
-        ("visit:entry_page", session.entry_page.as_str()),
-        ("event:page", session.entry_page.as_str()),
-        ("event:hostname", session.hostname.as_str()),
-    ]
-    .into_iter()
-    .chain(
-        VisitColumn::ALL
-            .iter()
-            .map(|(column, key, _)| (*key, visit_value(&session.visit, *column))),
-    )
-}
-
-/// (site, span, UTC start) — the unit the store reads and rewrites.
-pub type SliceKey = (SiteId, Span, i64);
-/// (dimension key, value) -> cell.
-pub type Slice = HashMap<(String, String), Cell>;
-
-/// Rollup changes of one batch, by slice.
-#[derive(Debug, Default)]
-pub struct Rollups {
-    pub slices: HashMap<SliceKey, Slice>,
-}
-
-impl Rollups {
-    pub fn add_event(&mut self, event: &Event) {
-        let pageview = i64::from(event.name == "pageview");
-        for span in [Span::Hour, Span::Day] {
-            let start = span.start_of(event.timestamp_ms);
-            let slice = self
-                .slices
-                .entry((event.site_id.clone(), span, start))
-                .or_default();
-            for (dim, value) in event_keys(event) {
-                let key = (dim.to_owned(), value.to_owned());
-                let cell = slice.entry(key).or_default();
-                cell.visitors.insert(&event.visitor_id);
-                cell.pageviews += pageview;
-                cell.events += 1;
-            }
-        }
-    }
-
-    /// One row of the visit log: `sign` 1 adds a visit's state, -1 takes one back.
-    pub fn add_visit(&mut self, session: &Session, sign: i8) {
-        let sign = i64::from(sign);
-        for span in [Span::Hour, Span::Day] {
-            let start = span.start_of(session.start_ms);
-            let slice = self
-                .slices
-                .entry((session.site_id.clone(), span, start))
-                .or_default();
-            for (dim, value) in visit_keys(session) {
-                let cell = slice.entry((dim.to_owned(), value.to_owned())).or_default();
-                cell.visits += sign;
-                cell.bounces += sign * i64::from(session.is_bounce());
-                cell.duration_s += sign * session.duration_s();
-                cell.visit_pageviews += sign * i64::from(session.pageviews);
-                cell.visit_events += sign * i64::from(session.events);
-            }
-        }
-    }
-}
-
-/// The rollup key of a query dimension. Its cells hold what the SQL compiler's statements
-/// would give for it: event sums where events know the dimension, visit sums where visits
-/// do (a page's visit sums are those of visits entering on it), zeros elsewhere.
-fn key_of(dimension: Option<&Dimension>) -> Option<String> {
-    Some(match dimension {
-        None | Some(Dimension::Time(_)) => TOTAL.into(),
-        Some(Dimension::Page) => "event:page".into(),
-        Some(Dimension::Name) => "event:name".into(),
-        Some(Dimension::Hostname) => "event:hostname".into(),
-        Some(d @ Dimension::Visit(_)) => d.name(),
-        Some(Dimension::EntryPage) => "visit:entry_page".into(),
-        Some(Dimension::ExitPage | Dimension::Prop(_)) => return None,
-    })
-}
-
-/// Whether the rollups answer `query` exactly as the SQL compiler's statements would
-/// (visitors up to the sketch's precision): no filters, at most one dimension (not exit
-/// page or a custom property), metrics the cells hold, and a range of whole UTC hours in a
-/// time zone with whole-hour offsets.
-pub fn answerable(query: &Query) -> bool {
-    if !query.filters.is_empty() || query.dimensions.len() > 1 {
-        return false;
-    }
-    let dimension = query.dimensions.first();
-    if key_of(dimension).is_none() {
-        return false;
-    }
-    let metrics_fit = query.metrics.iter().all(|metric| match metric {
-        Metric::TimeOnPage => false,
-        // Visits of an event dimension are the distinct visits that include it.
-        Metric::Visits => !dimension.is_some_and(Dimension::is_event_only),
-        // Visitors of a visit-only dimension are counted over visits' current state.
-        Metric::Visitors | Metric::Percentage => !dimension.is_some_and(Dimension::is_visit_only),
-        _ => true,
-    });
-    metrics_fit
-        && query.range.start_ms % HOUR_MS == 0
-        && query.range.end_ms % HOUR_MS == 0
-        && whole_hour_offsets(query)
-}
-
-fn whole_hour_offsets(query: &Query) -> bool {
-    offsets_all(query, |offset| offset % 3600 == 0)
-}
-
-fn utc_offsets_only(query: &Query) -> bool {
-    offsets_all(query, |offset| offset == 0)
-}
-
-fn offsets_all(query: &Query, fits: impl Fn(i32) -> bool) -> bool {
-    offsets(query.timezone, query.range)
-        .iter()
-        .all(|&(_, offset)| fits(offset))
-}
+use crate::time::{bucket_label, every_offset, offset_at};
 
 /// The cells that cover the query's range: whole UTC days from the daily cells and the
 /// ragged ends from the hourly ones, or hours only when time buckets are local days that do
@@ -265,7 +24,7 @@ fn pieces(query: &Query) -> Vec<(Span, i64, i64)> {
     let (start, end) = (query.range.start_ms, query.range.end_ms);
     let days_fit = match query.dimensions.first() {
         Some(Dimension::Time(TimeGrain::Hour)) => false,
-        Some(Dimension::Time(_)) => utc_offsets_only(query),
+        Some(Dimension::Time(_)) => every_offset(query.timezone, query.range, |offset| offset == 0),
         _ => true,
     };
     let first_day = Span::Day.start_of(start + DAY_MS - 1);
@@ -318,16 +77,15 @@ fn row_key(query: &Query, hour_ms: i64, value: String) -> Vec<String> {
     }
 }
 
-/// Reads the cells of an [`answerable`] query and adds them up per result row.
+/// Reads the cells of dimension `key` that answer `query` (as planned by `plan.rs`) and
+/// adds them up per result row.
 pub async fn read(
     query: &Query,
+    key: &str,
     runner: &dyn SqlRunner,
 ) -> Result<HashMap<Vec<String>, Cell>, RunError> {
-    let Some(key) = key_of(query.dimensions.first()) else {
-        return Ok(HashMap::new());
-    };
     let mut sums: HashMap<Vec<String>, Cell> = HashMap::new();
-    for row in runner.run(statement(query, &key)).await? {
+    for row in runner.run(statement(query, key)).await? {
         let mut columns = row.into_iter();
         let start_ms = columns.next().map_or(0, |v| v.as_f64() as i64);
         let value = match columns.next() {

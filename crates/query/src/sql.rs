@@ -3,6 +3,8 @@
 //! Invariant: every value a client sends reaches the engine as a bound parameter
 //! ([`SqlValue`]); SQL text is built only from this crate's `match` arms.
 
+use crate::dialect::Dialect;
+
 /// A bound parameter or a returned cell.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SqlValue {
@@ -38,12 +40,6 @@ pub struct Sql {
 }
 
 pub type Row = Vec<SqlValue>;
-
-/// SQL engines the query compiler targets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    DuckDb,
-}
 
 /// Why a statement gave no rows.
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,7 @@
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
+use crate::dialect::SqlDialect;
 use crate::model::{DateRange, TimeGrain};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -105,7 +106,7 @@ pub fn resolve_range(
 }
 
 /// The label of the `grain` bucket that local wall-clock time `local_ms` (written as UTC
-/// milliseconds, as `date_trunc` over [`local_time_sql`] returns it) falls in, as
+/// milliseconds, as a dialect's `truncate` over [`local_time_sql`] returns it) falls in, as
 /// [`bucket_labels`] writes it.
 pub fn bucket_label(local_ms: i64, grain: TimeGrain) -> String {
     let at = Utc
@@ -296,40 +297,45 @@ pub(crate) fn offsets(tz: Tz, range: DateRange) -> Vec<(i64, i32)> {
     changes
 }
 
-/// `column` (a UTC TIMESTAMP) shifted to local time in `tz` for timestamps in `range`.
-pub fn local_time_sql(column: &str, tz: Tz, range: DateRange) -> String {
+/// Whether every UTC offset `tz` has over `range` (padded as [`offsets`] pads it) `fits`.
+pub(crate) fn every_offset(tz: Tz, range: DateRange, fits: impl Fn(i32) -> bool) -> bool {
+    offsets(tz, range).iter().all(|&(_, offset)| fits(offset))
+}
+
+/// `column` (a UTC TIMESTAMP) shifted to local time in `tz` for timestamps in `range`, in
+/// `dialect`.
+pub fn local_time_sql(column: &str, tz: Tz, range: DateRange, dialect: &dyn SqlDialect) -> String {
     let changes = offsets(tz, range);
     if changes.len() == 1 {
         let offset = changes[0].1;
         return if offset == 0 {
             column.to_owned()
         } else {
-            format!("({column} + to_seconds({offset}))")
+            format!(
+                "({column} + {})",
+                dialect.seconds_interval(&offset.to_string())
+            )
         };
     }
     let mut case = String::from("CASE");
     for window in changes.windows(2) {
         let (until, offset) = (window[1].0, window[0].1);
-        let until = Utc
-            .timestamp_millis_opt(until)
-            .single()
-            .unwrap_or_default()
-            .naive_utc();
         case.push_str(&format!(
-            " WHEN {column} < TIMESTAMP '{}' THEN {offset}",
-            until.format("%Y-%m-%d %H:%M:%S")
+            " WHEN {column} < {} THEN {offset}",
+            dialect.timestamp_literal(until)
         ));
     }
     case.push_str(&format!(
         " ELSE {} END",
         changes.last().expect("non-empty").1
     ));
-    format!("({column} + to_seconds({case}))")
+    format!("({column} + {})", dialect.seconds_interval(&case))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dialect::Dialect;
 
     /// The scan `offsets` replaces: every quarter hour.
     fn offsets_by_quarter_hour(tz: Tz, range: DateRange) -> Vec<(i64, i32)> {
@@ -416,20 +422,24 @@ mod tests {
 
     #[test]
     fn local_time_has_a_case_per_dst_change() {
+        let duckdb = Dialect::DuckDb.sql();
         let tz: Tz = "Europe/Berlin".parse().unwrap();
         let winter = DateRange {
             start_ms: ms("2024-01-01T00:00:00Z"),
             end_ms: ms("2024-01-31T00:00:00Z"),
         };
-        assert_eq!(local_time_sql("ts", tz, winter), "(ts + to_seconds(3600))");
+        assert_eq!(
+            local_time_sql("ts", tz, winter, duckdb),
+            "(ts + to_seconds(3600))"
+        );
         let spring = DateRange {
             start_ms: ms("2024-03-20T00:00:00Z"),
             end_ms: ms("2024-04-10T00:00:00Z"),
         };
         assert_eq!(
-            local_time_sql("ts", tz, spring),
+            local_time_sql("ts", tz, spring, duckdb),
             "(ts + to_seconds(CASE WHEN ts < TIMESTAMP '2024-03-31 01:00:00' THEN 3600 ELSE 7200 END))"
         );
-        assert_eq!(local_time_sql("ts", Tz::UTC, spring), "ts");
+        assert_eq!(local_time_sql("ts", Tz::UTC, spring, duckdb), "ts");
     }
 }

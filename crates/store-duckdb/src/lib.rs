@@ -19,8 +19,8 @@ use heartbeat_model::{
     ApiKey, ApiKeyScope, Event, Membership, Org, OrgId, Revenue, Role, Session, ShareLink, Site,
     SiteId, User, UserSession, VisitAttributes,
 };
-use heartbeat_query::rollup::{Rollups, Span};
 use heartbeat_query::{Dialect, Row, RunError, Sql, SqlRunner, SqlValue};
+use heartbeat_rollup::{Rollups, Span};
 use heartbeat_store::{Deleted, EventStore, InsertBatch, MetaStore, StoreError};
 
 /// The embedded store. Cheap to clone.

@@ -1,4 +1,4 @@
-//! Keeps the `rollups` table ([`heartbeat_query::rollup`]) in step with the events, inside
+//! Keeps the `rollups` table ([`heartbeat_rollup`]) in step with the events, inside
 //! the transaction that writes them.
 //!
 //! A batch's changes are merged into the current state of each cell it touches, and only
@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 
 use duckdb::{params, Transaction};
 use heartbeat_model::SiteId;
-use heartbeat_query::rollup::{
+use heartbeat_rollup::{
     decode_sketch, encode_sketch, Cell, Rollups, Slice, SliceKey, Span, DAY_MS,
 };
 

@@ -124,7 +124,7 @@ ALTER TABLE event_props ADD COLUMN event_id VARCHAR;
 "#,
     // Per-site retention in days; NULL keeps events forever.
     "ALTER TABLE sites ADD COLUMN retention_days INTEGER",
-    // Rollups (`heartbeat_query::rollup`): per site, UTC hour or day, dimension and value,
+    // Rollups (`heartbeat_rollup`): per site, UTC hour or day, dimension and value,
     // a sketch of the visitors and the sums of events and visits. Built from the events
     // on opening a store that has events and no rollups.
     r#"

@@ -1,12 +1,12 @@
-//! Parses a Plausible Stats API v2 request body into a [`Query`], naming the bad part of an
-//! invalid one (`metrics[1]`, `filters[0][1]`, ...).
+//! The request: parses a Plausible Stats API v2 body into a [`Query`], naming the bad part of
+//! an invalid one (`metrics[1]`, `filters[0][1]`, ...).
 
 use chrono_tz::Tz;
 use heartbeat_model::{Site, SiteId};
 use serde_json::Value;
 
 use crate::bounds::QueryBounds;
-pub use crate::error::QueryError;
+use crate::error::QueryError;
 use crate::model::{Dimension, Filter, Metric, Order, Query, TimeGrain, VisitColumn};
 use crate::time::resolve_range;
 

@@ -1,0 +1,170 @@
+//! SQL builders, one module per kind of query, each writing the statements its plan
+//! (`plan.rs`) asks for in the runner's dialect: `aggregate.rs` for metrics by dimensions
+//! (Plausible's v2 query, every dashboard panel). Product analytics go beside it as
+//! siblings with their own plan: `funnel.rs` (conversion through ordered steps),
+//! `retention.rs` (cohorts returning over time) and `paths.rs` (the pages visits move
+//! through), sharing [`Builder`] and the dialect.
+
+pub mod aggregate;
+
+use crate::dialect::SqlDialect;
+use crate::sql::{Sql, SqlValue};
+
+/// A statement being written in one dialect.
+pub(crate) struct Builder<'d> {
+    text: String,
+    params: Vec<SqlValue>,
+    dialect: &'d dyn SqlDialect,
+}
+
+impl<'d> Builder<'d> {
+    pub(crate) fn new(dialect: &'d dyn SqlDialect) -> Self {
+        Builder {
+            text: String::new(),
+            params: Vec::new(),
+            dialect,
+        }
+    }
+
+    /// The dialect the statement is written in.
+    pub(crate) fn dialect(&self) -> &'d dyn SqlDialect {
+        self.dialect
+    }
+
+    pub(crate) fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    pub(crate) fn bind(&mut self, value: SqlValue) -> &mut Self {
+        self.text.push('?');
+        self.params.push(value);
+        self
+    }
+
+    /// Appends `expression`, whose one `?` stands for `value` (a dialect's function of a
+    /// bound parameter).
+    pub(crate) fn bind_within(&mut self, expression: &str, value: SqlValue) -> &mut Self {
+        debug_assert_eq!(expression.matches('?').count(), 1, "{expression}");
+        self.text.push_str(expression);
+        self.params.push(value);
+        self
+    }
+
+    /// Appends another builder's text and parameters.
+    pub(crate) fn append(&mut self, other: Builder) {
+        self.text.push_str(&other.text);
+        self.params.extend(other.params);
+    }
+
+    pub(crate) fn finish(self) -> Sql {
+        Sql {
+            text: self.text,
+            params: self.params,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::aggregate::{statements, Statements};
+    use crate::dialect::Dialect;
+    use crate::plan::{plan, Source};
+    use crate::plausible::parse_query;
+    use heartbeat_model::{Site, SiteId};
+    use serde_json::json;
+
+    /// The statements the engine runs for v2 request `body` on a UTC site without rollups.
+    pub(super) fn statements_of(body: serde_json::Value) -> Statements {
+        let site = Site {
+            id: SiteId::from("example.com"),
+            name: "Example".into(),
+            domain: "example.com".into(),
+            timezone: "UTC".into(),
+            created_at_ms: 0,
+            rules: Default::default(),
+            retention_days: None,
+        };
+        let query = parse_query(&body, &site, 1_700_000_000_000, 0, &Default::default()).unwrap();
+        let Source::Tables(reads) = plan(&query, false).source else {
+            unreachable!("without rollups, the tables answer");
+        };
+        statements(&query, &reads, Dialect::DuckDb.sql())
+    }
+
+    /// The SQL of every dashboard query, snapshot-tested (`src/snapshots/`): a change to
+    /// the generated SQL shows up in review as a diff. Update with `INSTA_UPDATE=always`.
+    /// The snapshots stay in `src/snapshots/`, where they were written before this
+    /// directory existed.
+    #[test]
+    fn dashboard_sql_snapshots() {
+        let range = json!(["2024-01-01", "2024-01-31"]);
+        let top = json!([
+            "visitors",
+            "visits",
+            "pageviews",
+            "views_per_visit",
+            "bounce_rate",
+            "visit_duration"
+        ]);
+        let cases = [
+            ("top_stats", json!({"metrics": top, "date_range": range})),
+            (
+                "top_stats_filtered",
+                json!({"metrics": top, "date_range": range, "filters": [["is", "visit:source", ["Google"]], ["contains", "event:page", ["/blog"]]]}),
+            ),
+            (
+                "timeseries_day",
+                json!({"metrics": ["visitors", "pageviews"], "date_range": range, "dimensions": ["time:day"]}),
+            ),
+            (
+                "pages",
+                json!({"metrics": ["visitors", "pageviews", "bounce_rate", "time_on_page"], "date_range": range, "dimensions": ["event:page"]}),
+            ),
+            (
+                "entry_pages",
+                json!({"metrics": ["visitors", "visits", "bounce_rate"], "date_range": range, "dimensions": ["visit:entry_page"]}),
+            ),
+            (
+                "channels",
+                json!({"metrics": ["visitors", "bounce_rate"], "date_range": range, "dimensions": ["visit:channel"]}),
+            ),
+            (
+                "countries",
+                json!({"metrics": ["visitors", "percentage"], "date_range": range, "dimensions": ["visit:country"]}),
+            ),
+            (
+                "goals",
+                json!({"metrics": ["visitors", "events"], "date_range": range, "dimensions": ["event:name"]}),
+            ),
+            (
+                "props",
+                json!({"metrics": ["visitors", "events"], "date_range": range, "dimensions": ["event:props:plan"], "filters": [["is_not", "event:props:tier", ["free"]]]}),
+            ),
+            (
+                "exit_page_filter",
+                json!({"metrics": ["visitors", "bounce_rate"], "date_range": range, "filters": [["is", "visit:exit_page", ["/bye"]], ["not", ["matches", "event:page", ["^/a"]]]]}),
+            ),
+        ];
+        for (name, body) in cases {
+            let p = statements_of(body);
+            let mut text = String::new();
+            for (label, sql) in [
+                ("events", &p.events),
+                ("sessions", &p.sessions),
+                ("time_on_page", &p.time_on_page),
+            ] {
+                if let Some(sql) = sql {
+                    text.push_str(&format!(
+                        "-- {label} ({} parameters)\n{}\n",
+                        sql.params.len(),
+                        sql.text
+                    ));
+                }
+            }
+            insta::with_settings!({ snapshot_path => "../snapshots" }, {
+                insta::assert_snapshot!(name, text);
+            });
+        }
+    }
+}

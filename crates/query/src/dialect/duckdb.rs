@@ -1,0 +1,56 @@
+//! DuckDB's spelling of the SQL that differs between engines: the one file of this crate
+//! that may name DuckDB's own functions.
+
+use chrono::{TimeZone, Utc};
+
+use super::SqlDialect;
+use crate::model::TimeGrain;
+
+/// DuckDB's SQL.
+pub struct DuckDbDialect;
+
+impl SqlDialect for DuckDbDialect {
+    fn truncate(&self, grain: TimeGrain, timestamp: &str) -> String {
+        let unit = match grain {
+            TimeGrain::Hour => "hour",
+            TimeGrain::Day => "day",
+            // ISO weeks: Monday to Sunday.
+            TimeGrain::Week => "week",
+            TimeGrain::Month => "month",
+        };
+        format!("date_trunc('{unit}', {timestamp})")
+    }
+
+    fn matches_regex(&self, text: &str, pattern: &str) -> String {
+        format!("regexp_matches({text}, {pattern})")
+    }
+
+    fn contains_text(&self, text: &str, needle: &str) -> String {
+        format!("contains({text}, {needle})")
+    }
+
+    fn epoch_seconds(&self, timestamp: &str) -> String {
+        format!("epoch({timestamp})")
+    }
+
+    fn epoch_millis(&self, timestamp: &str) -> String {
+        format!("epoch_ms({timestamp})")
+    }
+
+    fn seconds_interval(&self, seconds: &str) -> String {
+        format!("to_seconds({seconds})")
+    }
+
+    fn timestamp_literal(&self, utc_ms: i64) -> String {
+        let at = Utc
+            .timestamp_millis_opt(utc_ms)
+            .single()
+            .unwrap_or_default()
+            .naive_utc();
+        format!("TIMESTAMP '{}'", at.format("%Y-%m-%d %H:%M:%S"))
+    }
+
+    fn arbitrary_value(&self, expression: &str) -> String {
+        format!("any_value({expression})")
+    }
+}

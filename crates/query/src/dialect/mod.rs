@@ -1,0 +1,148 @@
+//! SQL dialects: the SQL that each engine spells its own way (truncating a timestamp to a
+//! time bucket, matching a pattern, seconds since the epoch, timestamp literals, ...), behind
+//! one trait, [`SqlDialect`], with one file per engine (`duckdb.rs`).
+//!
+//! Everything else in this crate writes standard SQL and asks the dialect for the rest, so
+//! another engine (ClickHouse) is a new file implementing [`SqlDialect`] and a variant of
+//! [`Dialect`], not a rewrite of the compiler. Invariant: no function name of one engine
+//! appears in this crate outside that engine's file (a test below checks the usual
+//! suspects).
+
+mod duckdb;
+
+use crate::model::TimeGrain;
+
+/// SQL engines the query compiler targets: what a [`crate::SqlRunner`] says it speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    DuckDb,
+}
+
+impl Dialect {
+    /// The engine's spelling of the SQL that is not the same everywhere.
+    pub fn sql(self) -> &'static dyn SqlDialect {
+        match self {
+            Dialect::DuckDb => &duckdb::DuckDbDialect,
+        }
+    }
+}
+
+/// The SQL one engine spells its own way. Every method takes SQL expressions (column names,
+/// `?` placeholders, other expressions this crate wrote) and returns an SQL expression; none
+/// takes a client's value as text.
+pub trait SqlDialect: Send + Sync {
+    /// The start of the `grain` bucket that `timestamp` falls in, as a timestamp (weeks start
+    /// on Monday).
+    fn truncate(&self, grain: TimeGrain, timestamp: &str) -> String;
+
+    /// Whether the regular expression `pattern` (RE2 syntax) matches somewhere in `text`.
+    fn matches_regex(&self, text: &str, pattern: &str) -> String;
+
+    /// Whether `needle` occurs in `text`, case-sensitively.
+    fn contains_text(&self, text: &str, needle: &str) -> String;
+
+    /// Seconds from the Unix epoch to `timestamp`, as a number.
+    fn epoch_seconds(&self, timestamp: &str) -> String;
+
+    /// Milliseconds from the Unix epoch to `timestamp`, as an integer.
+    fn epoch_millis(&self, timestamp: &str) -> String;
+
+    /// An interval of `seconds` (an integer expression) that can be added to a timestamp.
+    fn seconds_interval(&self, seconds: &str) -> String;
+
+    /// The UTC time `utc_ms` (milliseconds since the Unix epoch, whole seconds) as a
+    /// timestamp literal.
+    fn timestamp_literal(&self, utc_ms: i64) -> String;
+
+    /// Any one value of `expression` in a group, as an aggregate (for a group whose values
+    /// are all the same).
+    fn arbitrary_value(&self, expression: &str) -> String;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    /// SQL that only DuckDB writes this way (as this crate writes SQL: function names in
+    /// lower case, key words in upper case). None may appear outside `duckdb.rs`.
+    const DUCKDB_ONLY: &[&str] = &[
+        "date_trunc(",
+        "regexp_matches(",
+        "regexp_full_match(",
+        "contains(",
+        "epoch(",
+        "epoch_ms(",
+        "epoch_us(",
+        "to_seconds(",
+        "to_timestamp(",
+        "make_timestamp(",
+        "strftime(",
+        "time_bucket(",
+        "any_value(",
+        "TIMESTAMP '",
+    ];
+
+    /// Where `text` (Rust source) writes one of [`DUCKDB_ONLY`], outside comments and the
+    /// tests at the bottom of the file (which may spell out the SQL they expect). A name
+    /// right after `.`, `:` or a word character is Rust (`names.contains(`), not SQL.
+    fn duckdb_only_sql(text: &str) -> Vec<String> {
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let mut found = Vec::new();
+        for (number, line) in code.lines().enumerate() {
+            let line = line.split("//").next().unwrap_or_default();
+            for name in DUCKDB_ONLY {
+                for (at, _) in line.match_indices(name) {
+                    let before = line[..at].chars().next_back();
+                    let rust = before
+                        .is_some_and(|c| c == '.' || c == ':' || c == '_' || c.is_alphanumeric());
+                    if !rust {
+                        found.push(format!("line {}: {name}", number + 1));
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("the crate's sources are readable") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn duckdb_sql_stays_in_its_dialect_file() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let own_file = src.join("dialect").join("duckdb.rs");
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        assert!(files.len() > 5, "{files:?}");
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let found = duckdb_only_sql(&text);
+            if file == own_file {
+                // The check can fail: it sees DuckDB's own file.
+                assert!(
+                    found.iter().any(|f| f.ends_with("date_trunc(")),
+                    "{found:?}"
+                );
+            } else {
+                assert!(found.is_empty(), "{}: {found:?}", file.display());
+            }
+        }
+    }
+
+    #[test]
+    fn rust_method_calls_are_not_sql() {
+        assert!(duckdb_only_sql("if names.contains(&x) { Filter::Contains(d, v) }").is_empty());
+        assert_eq!(
+            duckdb_only_sql("let sql = \"sum(epoch(a))\"; // epoch(b)\n#[cfg(test)]\nepoch(c)"),
+            ["line 1: epoch("]
+        );
+    }
+}

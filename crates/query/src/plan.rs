@@ -1,0 +1,225 @@
+//! The plan of a query (Plausible's "table decider"): what answers it and where each
+//! metric's numbers come from, decided from the typed query alone, before any SQL is written.
+//!
+//! An unfiltered query over whole hours is answered from the rollup cells when the store
+//! keeps them (`rollup.rs` reads them); any other by statements over the `events` and
+//! `sessions` tables, which the SQL builders in `compile/` write as [`Reads`] says. The
+//! engine assembles rows by the plan either way.
+
+use heartbeat_rollup::{ENTRY_PAGE, HOSTNAME, HOUR_MS, NAME, PAGE, TOTAL};
+
+use crate::model::{Dimension, Metric, Query};
+use crate::time::every_offset;
+
+/// What answers one query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub source: Source,
+    /// Whether visitors, page views and events come from `sessions` (a visit-only
+    /// dimension) rather than `events`.
+    pub counts_from_sessions: bool,
+    /// Whether visits come from `events` (an event dimension: visits that include it).
+    pub visits_from_events: bool,
+}
+
+/// Where a query's numbers are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The rollup cells of this dimension key, added up per result row.
+    Rollups { key: String },
+    /// Statements over the `events` and `sessions` tables.
+    Tables(Reads),
+}
+
+/// Which statements over the tables a query needs, and which of their costly aggregates
+/// they compute: the others are written as `0`, so the columns keep their places and an
+/// unused `count(DISTINCT ..)` costs nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reads {
+    /// Over `events`: visitors, page views, events, and visits when broken down by an event
+    /// dimension.
+    pub events: bool,
+    /// Over `sessions`: visits, bounces, durations (and visitors, page views and events for
+    /// a visit-only dimension).
+    pub sessions: bool,
+    /// Over `events`: seconds from each page view to the next one.
+    pub time_on_page: bool,
+    /// Distinct visitors over `events`.
+    pub event_visitors: bool,
+    /// Distinct visits over `events`.
+    pub event_visits: bool,
+    /// Distinct visitors over `sessions` (which collapses each visit first).
+    pub session_visitors: bool,
+}
+
+/// The plan of `query` on a store that keeps rollups (`has_rollups`) or not.
+pub fn plan(query: &Query, has_rollups: bool) -> Plan {
+    let counts_from_sessions = query.dimensions.iter().any(Dimension::is_visit_only);
+    let visits_from_events = query.dimensions.iter().any(Dimension::is_event_only);
+    let source = match rollup_key(query) {
+        Some(key) if has_rollups => Source::Rollups { key },
+        _ => Source::Tables(reads(query, counts_from_sessions, visits_from_events)),
+    };
+    Plan {
+        source,
+        counts_from_sessions,
+        visits_from_events,
+    }
+}
+
+fn reads(query: &Query, visit_only_dim: bool, event_dim: bool) -> Reads {
+    let wants = |m: Metric| query.metrics.contains(&m);
+    let visitors = wants(Metric::Visitors) || wants(Metric::Percentage);
+    Reads {
+        events: !visit_only_dim
+            && (visitors
+                || wants(Metric::Pageviews)
+                || wants(Metric::Events)
+                || (event_dim && wants(Metric::Visits))),
+        sessions: visit_only_dim
+            || query.metrics.iter().any(|m| m.is_visit_metric())
+            || (!event_dim && wants(Metric::Visits)),
+        time_on_page: wants(Metric::TimeOnPage),
+        event_visitors: visitors && !visit_only_dim,
+        event_visits: event_dim && wants(Metric::Visits),
+        session_visitors: visitors && visit_only_dim,
+    }
+}
+
+/// The rollup key of a query dimension. Its cells hold what the SQL compiler's statements
+/// would give for it: event sums where events know the dimension, visit sums where visits
+/// do (a page's visit sums are those of visits entering on it), zeros elsewhere.
+fn key_of(dimension: Option<&Dimension>) -> Option<String> {
+    Some(match dimension {
+        None | Some(Dimension::Time(_)) => TOTAL.into(),
+        Some(Dimension::Page) => PAGE.into(),
+        Some(Dimension::Name) => NAME.into(),
+        Some(Dimension::Hostname) => HOSTNAME.into(),
+        // The rollups name visit attributes as Plausible does (a test below checks).
+        Some(d @ Dimension::Visit(_)) => d.name(),
+        Some(Dimension::EntryPage) => ENTRY_PAGE.into(),
+        Some(Dimension::ExitPage | Dimension::Prop(_)) => return None,
+    })
+}
+
+/// The rollup key whose cells answer `query` exactly as the SQL compiler's statements
+/// would (visitors up to the sketch's precision), if any: no filters, at most one dimension
+/// (not exit page or a custom property), metrics the cells hold, and a range of whole UTC
+/// hours in a time zone with whole-hour offsets.
+fn rollup_key(query: &Query) -> Option<String> {
+    if !query.filters.is_empty() || query.dimensions.len() > 1 {
+        return None;
+    }
+    let dimension = query.dimensions.first();
+    let key = key_of(dimension)?;
+    let metrics_fit = query.metrics.iter().all(|metric| match metric {
+        Metric::TimeOnPage => false,
+        // Visits of an event dimension are the distinct visits that include it.
+        Metric::Visits => !dimension.is_some_and(Dimension::is_event_only),
+        // Visitors of a visit-only dimension are counted over visits' current state.
+        Metric::Visitors | Metric::Percentage => !dimension.is_some_and(Dimension::is_visit_only),
+        _ => true,
+    });
+    let fits = metrics_fit
+        && query.range.start_ms % HOUR_MS == 0
+        && query.range.end_ms % HOUR_MS == 0
+        && every_offset(query.timezone, query.range, |offset| offset % 3600 == 0);
+    fits.then_some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::VisitColumn;
+    use crate::plausible::parse_query;
+    use heartbeat_model::{Site, SiteId};
+    use serde_json::json;
+
+    fn check(body: serde_json::Value, timezone: &str, has_rollups: bool) -> Plan {
+        let site = Site {
+            id: SiteId::from("example.com"),
+            name: "Example".into(),
+            domain: "example.com".into(),
+            timezone: timezone.into(),
+            created_at_ms: 0,
+            rules: Default::default(),
+            retention_days: None,
+        };
+        let query = parse_query(&body, &site, 1_700_000_000_000, 0, &Default::default());
+        plan(&query.unwrap(), has_rollups)
+    }
+
+    fn rollups(key: &str) -> Source {
+        Source::Rollups { key: key.into() }
+    }
+
+    #[test]
+    fn rollups_answer_unfiltered_queries_over_whole_hours() {
+        let utc = json!(["2024-01-01T00:00:00Z", "2024-01-31T23:59:59.999Z"]);
+        let visitors = json!(["visitors", "pageviews", "bounce_rate"]);
+        let by_source =
+            json!({"metrics": visitors, "date_range": utc, "dimensions": ["visit:source"]});
+        assert_eq!(
+            check(by_source.clone(), "UTC", true).source,
+            rollups("visit:source")
+        );
+        let top = json!({"metrics": visitors, "date_range": utc});
+        assert_eq!(check(top, "UTC", true).source, rollups(""));
+        // Not without rollups, nor filtered, nor over a custom property.
+        assert!(matches!(
+            check(by_source, "UTC", false).source,
+            Source::Tables(_)
+        ));
+        let filtered = json!({"metrics": visitors, "date_range": utc, "filters": [["is", "event:page", ["/"]]]});
+        assert!(matches!(
+            check(filtered, "UTC", true).source,
+            Source::Tables(_)
+        ));
+        let props =
+            json!({"metrics": ["visitors"], "date_range": utc, "dimensions": ["event:props:plan"]});
+        assert!(matches!(
+            check(props, "UTC", true).source,
+            Source::Tables(_)
+        ));
+        // Local days in UTC+5:30 start on the half hour; in UTC+1 on the hour.
+        let local_days = json!({"metrics": visitors, "date_range": ["2024-01-01", "2024-01-31"]});
+        let kolkata = check(local_days.clone(), "Asia/Kolkata", true);
+        assert!(matches!(kolkata.source, Source::Tables(_)));
+        assert_eq!(check(local_days, "Europe/Berlin", true).source, rollups(""));
+    }
+
+    #[test]
+    fn every_visit_dimension_has_rollup_cells_under_its_name() {
+        let dimensions: Vec<String> = VisitColumn::ALL
+            .iter()
+            .map(|(column, _, _)| Dimension::Visit(*column).name())
+            .collect();
+        let keys: Vec<&str> = heartbeat_rollup::VISIT_KEYS
+            .iter()
+            .map(|(key, _)| *key)
+            .collect();
+        assert_eq!(dimensions, keys);
+        for dimension in [
+            Dimension::Page,
+            Dimension::Name,
+            Dimension::Hostname,
+            Dimension::EntryPage,
+        ] {
+            assert_eq!(key_of(Some(&dimension)), Some(dimension.name()));
+        }
+    }
+
+    #[test]
+    fn entry_pages_come_from_visits_only() {
+        let plan = check(
+            json!({"metrics": ["visitors", "visits"], "dimensions": ["visit:entry_page"]}),
+            "UTC",
+            true,
+        );
+        assert!(plan.counts_from_sessions);
+        let Source::Tables(reads) = plan.source else {
+            panic!("visitors of entry pages are not in the rollups: {plan:?}");
+        };
+        assert!(!reads.events && reads.sessions && reads.session_visitors);
+    }
+}

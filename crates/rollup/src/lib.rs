@@ -1,0 +1,23 @@
+//! Rollup cells: per site, UTC hour and UTC day, dimension and value, the additive sums of
+//! events and visits and a mergeable sketch of the visitors. One crate for both sides: the
+//! store computes the cells of each batch here ([`Rollups::add_event`],
+//! [`Rollups::add_visit`]) and rewrites them in the transaction that writes the events;
+//! the query crate reads them back with the same types, so writer and reader cannot drift
+//! apart.
+//!
+//! Visitors are a HyperLogLog++ sketch (Cloudflare's `cardinality-estimator`, precision 12):
+//! exact up to 128 distinct visitors, then about 1.6 % standard error, as ClickHouse's
+//! `uniq` that Plausible counts visitors with. Everything else is exact: page views and
+//! events are counts, and visit sums are sign-weighted like the visit log they come from.
+//! Only UTC hours and days are stored, so a site's time zone (whole-hour offsets) is applied
+//! when reading, and changing it needs no rebuild.
+
+mod batch;
+mod cell;
+mod keys;
+mod span;
+
+pub use batch::{Rollups, Slice, SliceKey};
+pub use cell::{decode_sketch, encode_sketch, Cell, Sketch};
+pub use keys::{ENTRY_PAGE, HOSTNAME, NAME, PAGE, TOTAL, VISIT_KEYS};
+pub use span::{Span, DAY_MS, HOUR_MS};
