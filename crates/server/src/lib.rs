@@ -5,6 +5,7 @@
 mod api;
 mod compat;
 pub mod config;
+mod event_json;
 mod http;
 mod jobs;
 pub mod limits;

@@ -7,43 +7,16 @@ use axum::response::Response;
 use axum::Json;
 use heartbeat_ingest::FieldError;
 use heartbeat_model::Site;
-use heartbeat_query::{list_events, Cursor, EventListing, ListedEvent, MAX_PAGE};
+use heartbeat_query::{list_events, Cursor, EventListing, MAX_PAGE};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::compat::params::{date_range, RangeParams};
+use crate::event_json::seed001_message;
 use crate::http::error::ApiError;
-use crate::http::json::iso;
 use crate::http::reads::{read_site, run_query};
 use crate::http::state::{App, Caller, RequiredCaller};
-
-/// Seed 001's event shape: `{id, type, data, timestamp, source, correlationId?, metadata}`.
-fn event_message(event: &ListedEvent) -> Value {
-    let mut data = event.props.clone();
-    let source = data
-        .remove("source")
-        .unwrap_or_else(|| event.source.clone());
-    let correlation_id = data.remove("correlation_id");
-    json!({
-        "id": event.event_id,
-        "type": event.name,
-        "data": data,
-        "timestamp": iso(event.timestamp_ms),
-        "source": source,
-        "correlationId": correlation_id,
-        "metadata": {
-            "userId": event.user_id,
-            "sessionId": event.session_id,
-            "hostname": event.hostname,
-            "path": event.pathname,
-            "country": event.country,
-            "browser": event.browser,
-            "os": event.os,
-            "device": event.device,
-        },
-    })
-}
 
 /// A time bound given as an RFC 3339 date-time or a date, read as the query engine reads
 /// `date_range` (a date is the site's local day; an end date includes its whole day).
@@ -161,7 +134,7 @@ async fn list_answer(
     let page = list_events(&listing, app.store.as_ref()).await?;
     Ok(Json(json!({
         "success": true,
-        "data": page.events.iter().map(event_message).collect::<Vec<_>>(),
+        "data": page.events.iter().map(seed001_message).collect::<Vec<_>>(),
         "pagination": {
             "limit": limit,
             "hasMore": page.next.is_some(),
@@ -213,7 +186,9 @@ async fn one_answer(
         .events
         .first()
         .ok_or_else(|| ApiError::not_found("id", format!("no event {id}")))?;
-    Ok(Json(json!({"success": true, "data": event_message(event)})))
+    Ok(Json(
+        json!({"success": true, "data": seed001_message(event)}),
+    ))
 }
 
 /// Event counts by name (seed 001's counts by type), over all time unless a range is given.

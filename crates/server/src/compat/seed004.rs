@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::compat::params::{now_ms, page_limit, preset, Params};
+use crate::event_json::seed004_recent;
 use crate::http::error::ApiError;
-use crate::http::json::iso;
 use crate::http::reads::{read_site, run_query};
 use crate::http::state::{App, Caller, RequiredCaller};
 
@@ -186,17 +186,7 @@ async fn recent_answer(app: App, caller: Caller, params: Params) -> Result<Json<
     let site = read_site(&app, &caller, params.site_id.as_deref())?;
     let listing = EventListing::new(site.id, page_limit(params.limit, 20)?);
     let page = list_events(&listing, app.store.as_ref()).await?;
-    let events: Vec<Value> = page
-        .events
-        .iter()
-        .map(|e| {
-            json!({
-                "event_id": e.event_id, "event_type": e.name, "user_id": e.user_id,
-                "session_id": e.session_id, "page_url": e.pathname, "timestamp": iso(e.timestamp_ms),
-                "metadata": e.props, "country": e.country, "browser": e.browser, "device": e.device,
-            })
-        })
-        .collect();
+    let events: Vec<Value> = page.events.iter().map(seed004_recent).collect();
     Ok(Json(json!(events)))
 }
 

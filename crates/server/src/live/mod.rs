@@ -29,7 +29,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use heartbeat_ingest::FieldError;
-use heartbeat_model::{Event, SiteId};
+use heartbeat_model::SiteId;
 use heartbeat_query::current_visitors;
 use heartbeat_store::InsertBatch;
 use serde::Deserialize;
@@ -37,8 +37,8 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::event_json::live_event;
 use crate::http::error::ApiError;
-use crate::http::json::iso;
 use crate::http::reads::read_site;
 use crate::http::state::{App, Caller, Client, MaybeCaller};
 
@@ -52,29 +52,6 @@ pub(crate) struct LiveParams {
     site_id: Option<String>,
     /// A read or admin key, for clients that cannot set headers (browsers).
     token: Option<String>,
-}
-
-/// A stored event as the live stream shows it (no visitor or visit ids).
-pub(crate) fn event_json(event: &Event) -> Value {
-    let visit = &event.visit;
-    json!({
-        "name": event.name,
-        "timestamp": iso(event.timestamp_ms),
-        "hostname": event.hostname,
-        "pathname": event.pathname,
-        "props": event.props,
-        "revenue": event.revenue.as_ref().map(|r| json!({
-            "amount": r.amount_micros as f64 / 1_000_000.0, "currency": r.currency,
-        })),
-        "source": visit.referrer_source,
-        "channel": visit.channel,
-        "country": visit.country,
-        "region": visit.region,
-        "city": visit.city,
-        "browser": visit.browser,
-        "os": visit.os,
-        "device": visit.device,
-    })
 }
 
 fn text(value: Value) -> Message {
@@ -144,7 +121,7 @@ fn messages_for(
                 .events
                 .iter()
                 .filter(|e| &e.site_id == site)
-                .map(|e| json!({"type": "event", "event": event_json(e)}))
+                .map(|e| json!({"type": "event", "event": live_event(e)}))
                 .collect(),
         ),
         Err(broadcast::error::RecvError::Lagged(missed)) => {
@@ -225,6 +202,8 @@ pub fn router() -> OpenApiRouter<App> {
 
 #[cfg(test)]
 mod tests {
+    use heartbeat_model::Event;
+
     use super::*;
 
     fn batch(events: &[(&str, &str)]) -> Arc<InsertBatch> {
