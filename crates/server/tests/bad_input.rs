@@ -414,3 +414,49 @@ async fn bad_queries_name_the_bad_part() {
     let rows = sql(dir.path(), "SELECT count(*) FROM events").await;
     assert_eq!(text(&rows[0][0]), "0");
 }
+
+/// Malformed query strings of the read endpoints get a 400 in the one JSON error shape that
+/// names the parameter, never a plain-text rejection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_query_strings_name_the_parameter() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path()).await;
+    let key = server.create_site("example.com", "UTC").await;
+    for (path, field) in [
+        ("/api/v1/events?limit=abc", "limit"),
+        ("/analytics/top-pages?limit=-1", "limit"),
+        ("/analytics/recent?limit=2.5", "limit"),
+        ("/api/v1/events?limit=5000", "limit"),
+        (
+            "/api/v1/metrics?interval=hourly&startDate=2020-01-01&endDate=2024-12-31",
+            "interval",
+        ),
+        (
+            "/api/v1/events/summary?startDate=0001-01-01&endDate=9999-12-31",
+            "startDate",
+        ),
+        ("/api/v1/events?startTime=0001-01-01", "startTime"),
+        ("/analytics/recent?limit=1000000000", "limit"),
+    ] {
+        let response = server
+            .http
+            .get(server.url(path))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{path}");
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            content_type.starts_with("application/json"),
+            "{path}: {content_type}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["success"], false, "{path}: {body}");
+        assert_eq!(body["details"][0]["field"], field, "{path}: {body}");
+    }
+    server.stop().await;
+}

@@ -4,7 +4,7 @@
 //! with a scope for one site, an organisation or everything, shown once, listed with their
 //! last use, revoked).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -17,7 +17,7 @@ use crate::http::error::registry_error;
 use crate::http::error::ApiError;
 use crate::http::json::{json_object, optional_string};
 use crate::http::state::{
-    cookie, App, Client, MaybeCaller, Payload, RequiredCaller, SESSION_COOKIE,
+    cookie, App, Client, MaybeCaller, Payload, QueryParams, RequiredCaller, SESSION_COOKIE,
 };
 use heartbeat_accounts::access::Principal;
 use heartbeat_accounts::registry::{NewKey, UserView, SESSION_TTL_MS};
@@ -325,7 +325,7 @@ pub(crate) struct KeyFilter {
 pub(crate) async fn list_keys(
     State(app): State<App>,
     caller: RequiredCaller,
-    Query(filter): Query<KeyFilter>,
+    QueryParams(filter): QueryParams<KeyFilter>,
 ) -> Result<Json<Value>, ApiError> {
     let keys: Vec<Value> = app
         .registry

@@ -3,7 +3,7 @@
 //! consistently (`crate::backup`). Formats in `crate::transfer`.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::http::error::ApiError;
-use crate::http::state::{App, Caller, RequiredCaller};
+use crate::http::state::{App, Caller, QueryParams, RequiredCaller};
 use crate::transfer::{self, Format, TransferError};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -79,7 +79,7 @@ impl From<TransferError> for ApiError {
 pub(crate) async fn export(
     State(app): State<App>,
     caller: RequiredCaller,
-    Query(params): Query<TransferParams>,
+    QueryParams(params): QueryParams<TransferParams>,
 ) -> Result<Response, ApiError> {
     let format = format(params.format.as_deref(), Format::Ndjson)?;
     let site = site(&app, &caller.0, params.site_id.as_deref())?;
@@ -177,7 +177,7 @@ pub(crate) async fn export(
 pub(crate) async fn import(
     State(app): State<App>,
     caller: RequiredCaller,
-    Query(params): Query<TransferParams>,
+    QueryParams(params): QueryParams<TransferParams>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {

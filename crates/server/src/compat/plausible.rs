@@ -1,7 +1,7 @@
 //! Plausible's read endpoints beside the Stats API v2 (which is native, `api/stats.rs`):
 //! `GET /api/v1/realtime/visitors`, the visitors of the last 5 minutes as a bare number.
 
-use axum::extract::{Query as UrlQuery, State};
+use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
 use heartbeat_query::current_visitors;
@@ -11,7 +11,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::compat::params::{now_ms, Params};
 use crate::http::error::ApiError;
 use crate::http::reads::read_site;
-use crate::http::state::{App, Caller, RequiredCaller};
+use crate::http::state::{App, Caller, QueryParams, RequiredCaller};
 
 /// Plausible's realtime visitors: a bare number.
 #[utoipa::path(operation_id = "analytics_realtime_visitors", get, path = "/api/v1/realtime/visitors", tag = "stats",
@@ -26,7 +26,7 @@ use crate::http::state::{App, Caller, RequiredCaller};
 pub(crate) async fn realtime_visitors(
     State(app): State<App>,
     caller: RequiredCaller,
-    UrlQuery(params): UrlQuery<Params>,
+    QueryParams(params): QueryParams<Params>,
 ) -> Result<Response, ApiError> {
     let queries = app.queries.clone();
     queries

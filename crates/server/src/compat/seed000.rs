@@ -1,7 +1,7 @@
 //! Seed 000 (the original Heartbeat): `GET /analytics/metrics?siteId=`, the site's visitor
 //! metrics over a preset range, with the current visitors.
 
-use axum::extract::{Query as UrlQuery, State};
+use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
 use heartbeat_query::current_visitors;
@@ -12,7 +12,7 @@ use crate::compat::params::{now_ms, preset, Params};
 use crate::http::error::ApiError;
 use crate::http::json::iso;
 use crate::http::reads::{read_site, run_query};
-use crate::http::state::{App, Caller, RequiredCaller};
+use crate::http::state::{App, Caller, QueryParams, RequiredCaller};
 
 /// Seed 000: the site's visitor metrics.
 #[utoipa::path(operation_id = "analytics_site_metrics", get, path = "/analytics/metrics", tag = "stats",
@@ -28,7 +28,7 @@ use crate::http::state::{App, Caller, RequiredCaller};
 pub(crate) async fn site_metrics(
     State(app): State<App>,
     caller: RequiredCaller,
-    UrlQuery(params): UrlQuery<Params>,
+    QueryParams(params): QueryParams<Params>,
 ) -> Result<Response, ApiError> {
     let queries = app.queries.clone();
     queries

@@ -2,7 +2,7 @@
 //! cursor pages), `GET /api/v1/events/{id}` and `GET /api/v1/events/counts`, on the same
 //! engine as `/api/v2/query`.
 
-use axum::extract::{Path, Query as UrlQuery, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::Json;
 use heartbeat_ingest::FieldError;
@@ -16,7 +16,7 @@ use crate::compat::params::{date_range, RangeParams};
 use crate::event_json::seed001_message;
 use crate::http::error::ApiError;
 use crate::http::reads::{read_site, run_query};
-use crate::http::state::{App, Caller, RequiredCaller};
+use crate::http::state::{App, Caller, QueryParams, RequiredCaller};
 
 /// A time bound given as an RFC 3339 date-time or a date, read as the query engine reads
 /// `date_range` (a date is the site's local day; an end date includes its whole day).
@@ -74,7 +74,7 @@ pub(crate) struct ListParams {
 pub(crate) async fn list(
     State(app): State<App>,
     caller: RequiredCaller,
-    UrlQuery(params): UrlQuery<ListParams>,
+    QueryParams(params): QueryParams<ListParams>,
 ) -> Result<Response, ApiError> {
     let queries = app.queries.clone();
     queries
@@ -162,7 +162,7 @@ pub(crate) async fn one(
     State(app): State<App>,
     caller: RequiredCaller,
     Path(id): Path<String>,
-    UrlQuery(params): UrlQuery<SiteParam>,
+    QueryParams(params): QueryParams<SiteParam>,
 ) -> Result<Response, ApiError> {
     let queries = app.queries.clone();
     queries
@@ -206,7 +206,7 @@ async fn one_answer(
 pub(crate) async fn counts(
     State(app): State<App>,
     caller: RequiredCaller,
-    UrlQuery(params): UrlQuery<RangeParams>,
+    QueryParams(params): QueryParams<RangeParams>,
 ) -> Result<Response, ApiError> {
     let queries = app.queries.clone();
     queries

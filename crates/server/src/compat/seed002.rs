@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use axum::extract::{Query as UrlQuery, State};
+use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
 use heartbeat_ingest::FieldError;
@@ -14,7 +14,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::http::error::ApiError;
 use crate::http::reads::run_query;
-use crate::http::state::{App, Caller, RequiredCaller};
+use crate::http::state::{App, Caller, QueryParams, RequiredCaller};
 
 #[derive(Deserialize)]
 pub(crate) struct StatsParams {
@@ -39,7 +39,7 @@ pub(crate) struct StatsParams {
 pub(crate) async fn seed_stats(
     State(app): State<App>,
     caller: RequiredCaller,
-    UrlQuery(params): UrlQuery<StatsParams>,
+    QueryParams(params): QueryParams<StatsParams>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let queries = app.queries.clone();

@@ -1,7 +1,7 @@
 //! Seed 003 (event analytics): `GET /api/v1/events/summary` (totals and top events) and
 //! `GET /api/v1/metrics` (time-bucketed counts of one event), on the one engine.
 
-use axum::extract::{Query as UrlQuery, State};
+use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
 use heartbeat_ingest::FieldError;
@@ -14,7 +14,7 @@ use crate::compat::params::{date_range, RangeParams};
 use crate::http::error::ApiError;
 use crate::http::json::iso;
 use crate::http::reads::{read_site, run_query};
-use crate::http::state::{App, Caller, RequiredCaller};
+use crate::http::state::{App, Caller, QueryParams, RequiredCaller};
 
 /// Seed 003's summary: totals and the top events with their unique users.
 #[utoipa::path(operation_id = "events_summary", get, path = "/api/v1/events/summary", tag = "stats",
@@ -31,7 +31,7 @@ use crate::http::state::{App, Caller, RequiredCaller};
 pub(crate) async fn summary(
     State(app): State<App>,
     caller: RequiredCaller,
-    UrlQuery(params): UrlQuery<RangeParams>,
+    QueryParams(params): QueryParams<RangeParams>,
 ) -> Result<Response, ApiError> {
     let queries = app.queries.clone();
     queries
@@ -101,7 +101,7 @@ pub(crate) struct MetricsParams {
 pub(crate) async fn metrics(
     State(app): State<App>,
     caller: RequiredCaller,
-    UrlQuery(params): UrlQuery<MetricsParams>,
+    QueryParams(params): QueryParams<MetricsParams>,
 ) -> Result<Response, ApiError> {
     let queries = app.queries.clone();
     queries

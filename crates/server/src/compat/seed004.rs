@@ -1,7 +1,7 @@
 //! Seed 004 (real-time analytics): `GET /analytics/summary`, `/analytics/top-pages`,
 //! `/analytics/timeseries?range=` and `/analytics/recent`, on the one engine.
 
-use axum::extract::{Query as UrlQuery, State};
+use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
 use heartbeat_ingest::FieldError;
@@ -13,7 +13,7 @@ use crate::compat::params::{now_ms, page_limit, preset, Params};
 use crate::event_json::seed004_recent;
 use crate::http::error::ApiError;
 use crate::http::reads::{read_site, run_query};
-use crate::http::state::{App, Caller, RequiredCaller};
+use crate::http::state::{App, Caller, QueryParams, RequiredCaller};
 
 /// Seed 004: totals for the dashboard's summary cards.
 #[utoipa::path(operation_id = "analytics_summary", get, path = "/analytics/summary", tag = "stats",
@@ -29,7 +29,7 @@ use crate::http::state::{App, Caller, RequiredCaller};
 pub(crate) async fn summary(
     State(app): State<App>,
     caller: RequiredCaller,
-    UrlQuery(params): UrlQuery<Params>,
+    QueryParams(params): QueryParams<Params>,
 ) -> Result<Response, ApiError> {
     let queries = app.queries.clone();
     queries
@@ -66,7 +66,7 @@ async fn summary_answer(app: App, caller: Caller, params: Params) -> Result<Json
 pub(crate) async fn top_pages(
     State(app): State<App>,
     caller: RequiredCaller,
-    UrlQuery(params): UrlQuery<Params>,
+    QueryParams(params): QueryParams<Params>,
 ) -> Result<Response, ApiError> {
     let queries = app.queries.clone();
     queries
@@ -112,7 +112,7 @@ async fn top_pages_answer(
 pub(crate) async fn timeseries(
     State(app): State<App>,
     caller: RequiredCaller,
-    UrlQuery(params): UrlQuery<Params>,
+    QueryParams(params): QueryParams<Params>,
 ) -> Result<Response, ApiError> {
     let queries = app.queries.clone();
     queries
@@ -174,7 +174,7 @@ async fn timeseries_answer(
 pub(crate) async fn recent(
     State(app): State<App>,
     caller: RequiredCaller,
-    UrlQuery(params): UrlQuery<Params>,
+    QueryParams(params): QueryParams<Params>,
 ) -> Result<Response, ApiError> {
     let queries = app.queries.clone();
     queries
