@@ -9,6 +9,9 @@
 //! visit grows, the processor writes its previous state again with `sign = -1` and the new
 //! state with `sign = 1`. Sums weighted by `sign` give exact visit metrics without updates.
 
+#[cfg(feature = "contract")]
+pub mod contract;
+
 use std::sync::Arc;
 
 use heartbeat_model::{

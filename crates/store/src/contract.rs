@@ -1,0 +1,310 @@
+//! The contract every [`EventStore`] implementation must keep, as a suite an engine's crate
+//! runs against the real engine (`cargo test` of `heartbeat-store-duckdb` runs it on DuckDB;
+//! a ClickHouse store runs it on the server `scripts/test` starts). Each check gets a fresh,
+//! empty store from `make` and panics with what broke.
+//!
+//! What it pins down, in engine-neutral terms (no SQL of one engine): a batch is written
+//! with its queue position or not at all; the position survives and is the last one
+//! committed; open visits come back in their newest state; client-given ids are remembered
+//! for deduplication; exports are ordered and pageable; imports skip known ids; deleting by
+//! age or by site removes exactly what it says. Compiled with the `contract` feature.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use heartbeat_model::{Event, Session, SiteId, VisitAttributes};
+
+use crate::{EventStore, InsertBatch, SessionRow};
+
+const HOUR_MS: i64 = 3_600_000;
+
+fn site(id: &str) -> SiteId {
+    SiteId(id.to_owned())
+}
+
+fn event(id: &str, site_id: &str, at_ms: i64, session_id: u64) -> Event {
+    let mut event = Event::new(id, site(site_id), "pageview", at_ms);
+    event.session_id = session_id;
+    event.visitor_id = session_id + 1000;
+    event.hostname = "example.com".into();
+    event.pathname = format!("/{id}");
+    event
+}
+
+fn session(site_id: &str, session_id: u64, version: u32, start_ms: i64, end_ms: i64) -> Session {
+    Session {
+        site_id: site(site_id),
+        session_id,
+        visitor_id: session_id + 1000,
+        user_id: None,
+        version,
+        start_ms,
+        end_ms,
+        pageviews: version,
+        events: version,
+        engagements: version,
+        entry_page: "/a".into(),
+        exit_page: "/b".into(),
+        hostname: "example.com".into(),
+        visit: VisitAttributes::default(),
+    }
+}
+
+fn batch(events: Vec<Event>, sessions: Vec<SessionRow>, queue_position: u64) -> Arc<InsertBatch> {
+    Arc::new(InsertBatch {
+        events,
+        sessions,
+        queue_position,
+    })
+}
+
+/// Runs every check, each on a fresh store from `make`.
+pub async fn check_event_store<S, F, M>(make: M)
+where
+    S: EventStore,
+    F: Future<Output = S>,
+    M: Fn() -> F,
+{
+    batches_commit_with_their_queue_position(make().await).await;
+    open_visits_come_back_in_their_newest_state(make().await).await;
+    client_ids_are_remembered(make().await).await;
+    exports_are_ordered_and_pageable_and_imports_skip_known_ids(make().await, make().await).await;
+    deletes_remove_exactly_what_they_say(make().await).await;
+}
+
+async fn batches_commit_with_their_queue_position(store: impl EventStore) {
+    assert_eq!(
+        store.queue_position().await.unwrap(),
+        None,
+        "a new store has no position"
+    );
+    let now = chrono_now_ms();
+    let first = vec![
+        event("e1", "a.example", now - 2000, 1),
+        event("e2", "a.example", now - 1000, 1),
+    ];
+    let rows = vec![SessionRow {
+        session: session("a.example", 1, 1, now - 2000, now - 1000),
+        sign: 1,
+    }];
+    store.insert(batch(first, rows, 10)).await.unwrap();
+    assert_eq!(store.queue_position().await.unwrap(), Some(10));
+    store
+        .insert(batch(
+            vec![event("e3", "a.example", now, 2)],
+            Vec::new(),
+            25,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.queue_position().await.unwrap(),
+        Some(25),
+        "the last committed position"
+    );
+    store.flush().await.unwrap();
+    let stored = store
+        .export_events(&site("a.example"), None, 100)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = stored.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["e1", "e2", "e3"],
+        "every event of both batches, in time order"
+    );
+    assert_eq!(stored[0].pathname, "/e1");
+    assert_eq!(stored[0].session_id, 1);
+}
+
+async fn open_visits_come_back_in_their_newest_state(store: impl EventStore) {
+    let now = chrono_now_ms();
+    let first = session("a.example", 7, 1, now - 10_000, now - 9_000);
+    let second = session("a.example", 7, 2, now - 10_000, now - 1_000);
+    let old = session("a.example", 8, 1, now - 5 * HOUR_MS, now - 4 * HOUR_MS);
+    store
+        .insert(batch(
+            Vec::new(),
+            vec![
+                SessionRow {
+                    session: first.clone(),
+                    sign: 1,
+                },
+                SessionRow {
+                    session: old,
+                    sign: 1,
+                },
+            ],
+            1,
+        ))
+        .await
+        .unwrap();
+    store
+        .insert(batch(
+            Vec::new(),
+            vec![
+                SessionRow {
+                    session: first,
+                    sign: -1,
+                },
+                SessionRow {
+                    session: second.clone(),
+                    sign: 1,
+                },
+            ],
+            2,
+        ))
+        .await
+        .unwrap();
+    let open = store.open_sessions(now - HOUR_MS).await.unwrap();
+    assert_eq!(
+        open,
+        vec![second],
+        "one visit, in its newest state; older visits stay closed"
+    );
+}
+
+async fn client_ids_are_remembered(store: impl EventStore) {
+    let now = chrono_now_ms();
+    let mut given = event("order-1", "a.example", now, 1);
+    given.event_id_from_client = true;
+    let generated = event("generated-1", "a.example", now, 1);
+    store
+        .insert(batch(vec![given, generated], Vec::new(), 1))
+        .await
+        .unwrap();
+    let ids = store.client_event_ids(now - HOUR_MS).await.unwrap();
+    assert_eq!(
+        ids,
+        vec![(site("a.example"), "order-1".to_owned())],
+        "only client-given ids"
+    );
+    assert!(store
+        .client_event_ids(now + HOUR_MS)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn exports_are_ordered_and_pageable_and_imports_skip_known_ids(
+    source: impl EventStore,
+    target: impl EventStore,
+) {
+    let now = chrono_now_ms();
+    let events: Vec<Event> = (0..5)
+        .map(|i| event(&format!("e{i}"), "a.example", now - (5 - i) * 1000, 3))
+        .collect();
+    source.insert(batch(events, Vec::new(), 1)).await.unwrap();
+    let first = source
+        .export_events(&site("a.example"), None, 2)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 2);
+    let after = first.last().map(|e| (e.timestamp_ms, e.event_id.clone()));
+    let rest = source
+        .export_events(&site("a.example"), after, 10)
+        .await
+        .unwrap();
+    let ids: Vec<String> = first
+        .iter()
+        .chain(&rest)
+        .map(|e| e.event_id.clone())
+        .collect();
+    assert_eq!(
+        ids,
+        ["e0", "e1", "e2", "e3", "e4"],
+        "pages continue where the last ended"
+    );
+    assert!(source
+        .export_events(&site("b.example"), None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let all: Vec<Event> = first.into_iter().chain(rest).collect();
+    assert_eq!(target.import_events(all.clone()).await.unwrap(), 5);
+    assert_eq!(
+        target.import_events(all).await.unwrap(),
+        0,
+        "known ids are skipped"
+    );
+    assert_eq!(
+        target
+            .export_events(&site("a.example"), None, 10)
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
+}
+
+async fn deletes_remove_exactly_what_they_say(store: impl EventStore) {
+    let now = chrono_now_ms();
+    let day = 24 * HOUR_MS;
+    let events = vec![
+        event("old", "a.example", now - 10 * day, 1),
+        event("new", "a.example", now - 1000, 2),
+        event("other", "b.example", now - 10 * day, 3),
+    ];
+    let rows = vec![
+        SessionRow {
+            session: session("a.example", 1, 1, now - 10 * day, now - 10 * day),
+            sign: 1,
+        },
+        SessionRow {
+            session: session("a.example", 2, 1, now - 1000, now - 1000),
+            sign: 1,
+        },
+        SessionRow {
+            session: session("b.example", 3, 1, now - 10 * day, now - 10 * day),
+            sign: 1,
+        },
+    ];
+    store.insert(batch(events, rows, 1)).await.unwrap();
+    let deleted = store
+        .delete_before(&site("a.example"), now - day)
+        .await
+        .unwrap();
+    assert_eq!(
+        (deleted.events, deleted.visits),
+        (1, 1),
+        "the old event and its visit"
+    );
+    let left: Vec<String> = store
+        .export_events(&site("a.example"), None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(left, ["new"]);
+    assert_eq!(
+        store
+            .export_events(&site("b.example"), None, 10)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "other sites keep theirs"
+    );
+    let gone = store.delete_site_events(&site("b.example")).await.unwrap();
+    assert_eq!((gone.events, gone.visits), (1, 1));
+    assert!(store
+        .export_events(&site("b.example"), None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .export_events(&site("a.example"), None, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
