@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::hash::Hasher;
 
 use heartbeat_model::{Event, SiteId};
-use heartbeat_store::{EventStore, StoreError};
+use heartbeat_store::{EventWriter, StoreError};
 use siphasher::sip128::{Hasher128, SipHasher13};
 
 pub struct Deduplicator {
@@ -35,7 +35,11 @@ impl Deduplicator {
     }
 
     /// Loads the ids stored within the window before `now_ms`.
-    pub async fn restore(&mut self, store: &dyn EventStore, now_ms: i64) -> Result<(), StoreError> {
+    pub async fn restore(
+        &mut self,
+        store: &dyn EventWriter,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         for (site, id) in store.client_event_ids(now_ms - self.window_ms).await? {
             self.seen.insert(key(&site, &id), now_ms);
         }

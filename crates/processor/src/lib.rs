@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use heartbeat_model::{decode_batch, Event};
 use heartbeat_queue::{EventQueue, QueueError, Record};
-use heartbeat_store::{EventStore, InsertBatch, StoreError};
+use heartbeat_store::{EventWriter, InsertBatch, StoreError};
 use tokio::sync::{broadcast, watch};
 
 pub use dead_letter::DeadLetters;
@@ -85,7 +85,7 @@ pub struct ProcessorStats {
 
 pub struct Processor {
     queue: Arc<dyn EventQueue>,
-    store: Arc<dyn EventStore>,
+    store: Arc<dyn EventWriter>,
     sessionizer: Sessionizer,
     dedup: Deduplicator,
     dead_letters: DeadLetters,
@@ -107,7 +107,7 @@ impl Processor {
     /// Recovers the position, open visits and dedup window from the store.
     pub async fn start(
         queue: Arc<dyn EventQueue>,
-        store: Arc<dyn EventStore>,
+        store: Arc<dyn EventWriter>,
         data_dir: &Path,
         config: ProcessorConfig,
     ) -> Result<Self, ProcessorError> {

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use heartbeat_model::{encode_batch, Event, Session, SiteId};
 use heartbeat_processor::{Processor, ProcessorConfig};
-use heartbeat_query::{Dialect, Row, RunError, Sql, SqlRunner, SqlValue};
+use heartbeat_query::{Sql, SqlRunner, SqlValue};
 use heartbeat_queue::{EventQueue, WalConfig, WalQueue};
-use heartbeat_store::{Deleted, EventStore, InsertBatch, StoreError};
+use heartbeat_store::{EventWriter, InsertBatch, StoreError};
 use heartbeat_store_duckdb::DuckDbStore;
 
 /// A real DuckDB store behind a fault injector: the first `unavailable_failures` inserts
@@ -23,23 +23,7 @@ struct FaultyStore {
 }
 
 #[async_trait::async_trait]
-impl SqlRunner for FaultyStore {
-    fn dialect(&self) -> Dialect {
-        self.inner.dialect()
-    }
-    fn has_rollups(&self) -> bool {
-        self.inner.has_rollups()
-    }
-    fn data_version(&self, site: &SiteId) -> u64 {
-        self.inner.data_version(site)
-    }
-    async fn run(&self, sql: Sql) -> Result<Vec<Row>, RunError> {
-        self.inner.run(sql).await
-    }
-}
-
-#[async_trait::async_trait]
-impl EventStore for FaultyStore {
+impl EventWriter for FaultyStore {
     async fn insert(&self, batch: Arc<InsertBatch>) -> Result<(), StoreError> {
         self.attempts.fetch_add(1, Ordering::SeqCst);
         if self
@@ -69,27 +53,6 @@ impl EventStore for FaultyStore {
     }
     async fn flush(&self) -> Result<(), StoreError> {
         self.inner.flush().await
-    }
-
-    async fn delete_before(&self, site: &SiteId, before_ms: i64) -> Result<Deleted, StoreError> {
-        self.inner.delete_before(site, before_ms).await
-    }
-
-    async fn export_events(
-        &self,
-        site: &SiteId,
-        after: Option<(i64, String)>,
-        limit: usize,
-    ) -> Result<Vec<Event>, StoreError> {
-        self.inner.export_events(site, after, limit).await
-    }
-
-    async fn import_events(&self, events: Vec<Event>) -> Result<u64, StoreError> {
-        self.inner.import_events(events).await
-    }
-
-    async fn delete_site_events(&self, site: &SiteId) -> Result<Deleted, StoreError> {
-        self.inner.delete_site_events(site).await
     }
 }
 

@@ -26,8 +26,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use heartbeat_ingest::{enrich::geo::GeoIp, IngestConfig, Ingestor};
 use heartbeat_processor::{Processor, ProcessorConfig};
+use heartbeat_query::SqlRunner;
 use heartbeat_queue::{EventQueue, WalConfig, WalQueue};
-use heartbeat_store::{EventStore, MetaStore};
+use heartbeat_store::{EventData, EventWriter, MetaStore};
 use heartbeat_store_duckdb::DuckDbStore;
 use ipnet::IpNet;
 use tokio::net::TcpListener;
@@ -210,8 +211,12 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     let wal = Arc::new(WalQueue::open(wal_config).context("cannot open the write-ahead log")?);
     let metered_queue = Arc::new(telemetry::MeteredQueue::new(wal.clone()));
     let queue: Arc<dyn EventQueue> = metered_queue.clone();
-    let events: Arc<dyn EventStore> =
-        Arc::new(telemetry::MeteredStore::new(Arc::new(store.clone())));
+    // The store in its three parts, each taken by what needs it: the processor's writes and
+    // the queries' reads timed, data in, out and deleted as they are.
+    let engine = Arc::new(store.clone());
+    let writes: Arc<dyn EventWriter> = Arc::new(telemetry::MeteredWrites::new(engine.clone()));
+    let reads: Arc<dyn SqlRunner> = Arc::new(telemetry::MeteredReads::new(engine.clone()));
+    let data: Arc<dyn EventData> = engine;
     let meta: Arc<dyn MetaStore> = Arc::new(store);
     let registry = Arc::new(registry::Registry::load(meta, &admin_token).await?);
     let ingestor = Ingestor::new(
@@ -232,17 +237,12 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
             ingestor
         }
     };
-    let processor = Processor::start(
-        queue,
-        events.clone(),
-        &config.data_dir,
-        ProcessorConfig::default(),
-    )
-    .await?;
+    let processor =
+        Processor::start(queue, writes, &config.data_dir, ProcessorConfig::default()).await?;
     let (stop, mut http_stop) = watch::channel(false);
     let retention_task = tokio::spawn(retention::run(
         registry.clone(),
-        events.clone(),
+        data.clone(),
         config.retention_interval,
         stop.subscribe(),
     ));
@@ -250,7 +250,8 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         backup,
         registry,
         ingestor: Arc::new(ingestor),
-        store: events,
+        reads,
+        data,
         telemetry: telemetry::Telemetry {
             processor: processor.stats(),
             queue: metered_queue,

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use heartbeat_model::{Event, Revenue, SiteId, VisitAttributes};
-use heartbeat_store::{EventStore, StoreError};
+use heartbeat_store::{EventData, StoreError};
 use serde::{Deserialize, Serialize};
 
 /// The columns of both formats, in order.
@@ -378,7 +378,7 @@ pub fn decode(input: &[u8], format: Format, site: &SiteId) -> Result<Vec<Event>,
 }
 
 /// Stores decoded events page by page; returns how many were new.
-pub async fn import(store: &dyn EventStore, events: Vec<Event>) -> Result<u64, TransferError> {
+pub async fn import(store: &dyn EventData, events: Vec<Event>) -> Result<u64, TransferError> {
     let mut imported = 0;
     let mut events = events.into_iter().peekable();
     while events.peek().is_some() {
@@ -390,7 +390,7 @@ pub async fn import(store: &dyn EventStore, events: Vec<Event>) -> Result<u64, T
 
 /// Writes all of `site`'s events to `out`; returns how many.
 pub async fn export_to(
-    store: &dyn EventStore,
+    store: &dyn EventData,
     site: &SiteId,
     format: Format,
     out: &mut impl Write,

@@ -21,7 +21,7 @@ use heartbeat_model::{
 };
 use heartbeat_query::{Dialect, Row, RunError, Sql, SqlRunner, SqlValue};
 use heartbeat_rollup::{Rollups, Span};
-use heartbeat_store::{Deleted, EventStore, InsertBatch, MetaStore, StoreError};
+use heartbeat_store::{Deleted, EventData, EventWriter, InsertBatch, MetaStore, StoreError};
 
 /// The embedded store. Cheap to clone.
 #[derive(Clone)]
@@ -530,7 +530,7 @@ fn session_from_row(row: &duckdb::Row<'_>) -> duckdb::Result<Session> {
 }
 
 #[async_trait::async_trait]
-impl EventStore for DuckDbStore {
+impl EventWriter for DuckDbStore {
     async fn insert(&self, batch: Arc<InsertBatch>) -> Result<(), StoreError> {
         let inner = self.inner.clone();
         self.with_writer(move |conn| {
@@ -602,7 +602,10 @@ impl EventStore for DuckDbStore {
         self.with_writer(|conn| conn.execute_batch("CHECKPOINT").map_err(unavailable))
             .await
     }
+}
 
+#[async_trait::async_trait]
+impl EventData for DuckDbStore {
     async fn delete_before(&self, site: &SiteId, before_ms: i64) -> Result<Deleted, StoreError> {
         let site_id = site.as_str().to_owned();
         let oldest = self

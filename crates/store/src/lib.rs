@@ -1,5 +1,6 @@
-//! What Heartbeat needs from a database: the `EventStore` (events, visits and the queue
-//! checkpoint, written together) and the `MetaStore` (sites and API keys).
+//! What Heartbeat needs from a database: the `EventStore` (the processor's `EventWriter`:
+//! events, visits and the queue checkpoint, written together; `EventData`: exports, imports
+//! and deletes; and queries through `SqlRunner`) and the `MetaStore` (sites, keys, accounts).
 //!
 //! Engines implement these traits in their own crates (`heartbeat-store-duckdb`), so the
 //! processor and the server never name an engine. Queries arrive as SQL compiled by
@@ -48,8 +49,10 @@ pub struct InsertBatch {
     pub queue_position: u64,
 }
 
+/// What the processor writes: events, visit rows and the queue position, together, and what
+/// it reads back to resume (the position, open visits, client-given ids).
 #[async_trait::async_trait]
-pub trait EventStore: SqlRunner + Send + Sync + 'static {
+pub trait EventWriter: Send + Sync + 'static {
     /// Writes events, visit rows and the queue position in one transaction: all or nothing.
     /// The batch is shared so a retry does not copy it.
     async fn insert(&self, batch: Arc<InsertBatch>) -> Result<(), StoreError>;
@@ -70,7 +73,12 @@ pub trait EventStore: SqlRunner + Send + Sync + 'static {
 
     /// Makes everything committed durable on disk (a checkpoint of the engine's own log).
     async fn flush(&self) -> Result<(), StoreError>;
+}
 
+/// Data in and out of the store, and deleting it: exports, imports, retention and site
+/// deletion.
+#[async_trait::async_trait]
+pub trait EventData: Send + Sync + 'static {
     /// Deletes `site`'s events (and their properties) older than `before_ms`, and its visits
     /// that started before it (every state of such a visit, so the collapsing log stays
     /// whole). Works in bounded steps so the processor's inserts are never held up long.
@@ -94,6 +102,13 @@ pub trait EventStore: SqlRunner + Send + Sync + 'static {
     /// Deletes every event, property and visit of `site`, in one transaction.
     async fn delete_site_events(&self, site: &SiteId) -> Result<Deleted, StoreError>;
 }
+
+/// Everything an engine's event store is: the processor's writes ([`EventWriter`]), the
+/// queries' reads ([`SqlRunner`]) and data in, out and deleted ([`EventData`]). Each user
+/// takes only the part it needs, so a decorator wraps one part, not all of them.
+pub trait EventStore: EventWriter + EventData + SqlRunner {}
+
+impl<T: EventWriter + EventData + SqlRunner> EventStore for T {}
 
 /// What [`EventStore::delete_before`] removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -104,7 +104,7 @@ pub(crate) async fn export(
         first: true,
         done: false,
     };
-    let (store, queries) = (app.store.clone(), app.queries.clone());
+    let (store, queries) = (app.data.clone(), app.queries.clone());
     let stream = futures_util::stream::unfold(start, move |cursor| {
         let (store, queries) = (store.clone(), queries.clone());
         let site_id = site.id.clone();
@@ -204,7 +204,7 @@ pub(crate) async fn import(
         .await
         .map_err(|_| ApiError::internal())??;
     let total = events.len() as u64;
-    let imported = transfer::import(app.store.as_ref(), events).await?;
+    let imported = transfer::import(app.data.as_ref(), events).await?;
     tracing::info!(site = %site.id, events = total, imported, "import done");
     let body = json!({
         "success": true,

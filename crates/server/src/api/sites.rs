@@ -329,7 +329,7 @@ pub(crate) async fn delete(
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    let deleted = app.store.delete_site_events(&site.id).await?;
+    let deleted = app.data.delete_site_events(&site.id).await?;
     tracing::info!(site = %site.id, events = deleted.events, "site deleted");
     Ok(Json(json!({
         "success": true,

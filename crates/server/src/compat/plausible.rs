@@ -44,7 +44,7 @@ async fn realtime_visitors_answer(
 ) -> Result<Json<Value>, ApiError> {
     let site = read_site(&app, &caller, params.site_id.as_deref())?;
     Ok(Json(json!(
-        current_visitors(&site.id, now_ms(), app.store.as_ref()).await?
+        current_visitors(&site.id, now_ms(), app.reads.as_ref()).await?
     )))
 }
 

@@ -56,7 +56,7 @@ async fn site_metrics_answer(
         "range": {"from": iso(query.range.start_ms), "to": iso(query.range.end_ms - 1)},
         "visitors": m[0], "visits": m[1], "pageviews": m[2], "bounceRate": m[3],
         "visitDuration": m[4], "viewsPerVisit": m[5],
-        "currentVisitors": current_visitors(&site.id, now_ms(), app.store.as_ref()).await?,
+        "currentVisitors": current_visitors(&site.id, now_ms(), app.reads.as_ref()).await?,
     })))
 }
 

@@ -131,7 +131,7 @@ async fn list_answer(
             .bounds
             .check_range("startTime", heartbeat_query::DateRange { start_ms, end_ms })?;
     }
-    let page = list_events(&listing, app.store.as_ref()).await?;
+    let page = list_events(&listing, app.reads.as_ref()).await?;
     Ok(Json(json!({
         "success": true,
         "data": page.events.iter().map(seed001_message).collect::<Vec<_>>(),
@@ -181,7 +181,7 @@ async fn one_answer(
         event_id: Some(id.clone()),
         ..EventListing::new(site.id, 1)
     };
-    let page = list_events(&listing, app.store.as_ref()).await?;
+    let page = list_events(&listing, app.reads.as_ref()).await?;
     let event = page
         .events
         .first()

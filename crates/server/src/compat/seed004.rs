@@ -47,7 +47,7 @@ async fn summary_answer(app: App, caller: Caller, params: Params) -> Result<Json
     let m = &result.results[0].metrics;
     Ok(Json(json!({
         "total_events": m[0], "unique_users": m[1], "page_views": m[2], "sessions": m[3],
-        "active_users": current_visitors(&site.id, now_ms(), app.store.as_ref()).await?,
+        "active_users": current_visitors(&site.id, now_ms(), app.reads.as_ref()).await?,
     })))
 }
 
@@ -185,7 +185,7 @@ pub(crate) async fn recent(
 async fn recent_answer(app: App, caller: Caller, params: Params) -> Result<Json<Value>, ApiError> {
     let site = read_site(&app, &caller, params.site_id.as_deref())?;
     let listing = EventListing::new(site.id, page_limit(params.limit, 20)?);
-    let page = list_events(&listing, app.store.as_ref()).await?;
+    let page = list_events(&listing, app.reads.as_ref()).await?;
     let events: Vec<Value> = page.events.iter().map(seed004_recent).collect();
     Ok(Json(json!(events)))
 }

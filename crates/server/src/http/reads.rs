@@ -59,6 +59,6 @@ pub(crate) async fn run_query(
         now - ALL_TIME_MS,
         &app.queries.settings.bounds,
     )?;
-    let result = app.query_cache.execute(&query, app.store.as_ref()).await?;
+    let result = app.query_cache.execute(&query, app.reads.as_ref()).await?;
     Ok((query, result))
 }

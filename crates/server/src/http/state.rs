@@ -8,7 +8,8 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts, HeaderMap, Method, StatusCode};
 use heartbeat_ingest::{ClientInfo, Ingestor};
-use heartbeat_store::EventStore;
+use heartbeat_query::SqlRunner;
+use heartbeat_store::EventData;
 use ipnet::IpNet;
 
 use crate::http::error::ApiError;
@@ -21,7 +22,10 @@ pub struct App {
     pub backup: Arc<crate::jobs::backup::Backup>,
     pub registry: Arc<Registry>,
     pub ingestor: Arc<Ingestor>,
-    pub store: Arc<dyn EventStore>,
+    /// Queries (timed).
+    pub reads: Arc<dyn SqlRunner>,
+    /// Exports, imports and deletes.
+    pub data: Arc<dyn EventData>,
     pub telemetry: Telemetry,
     pub trusted_proxies: Arc<Vec<IpNet>>,
     pub max_body_bytes: usize,

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use heartbeat_store::{Deleted, EventStore};
+use heartbeat_store::{Deleted, EventData};
 use tokio::sync::watch;
 
 use crate::telemetry::RETENTION_EVENTS_DELETED;
@@ -17,7 +17,7 @@ use heartbeat_accounts::registry::Registry;
 const DAY_MS: i64 = 86_400_000;
 
 /// One pass over every site at time `now_ms`; a failing site is logged and skipped.
-pub async fn run_once(registry: &Registry, store: &dyn EventStore, now_ms: i64) -> Deleted {
+pub async fn run_once(registry: &Registry, store: &dyn EventData, now_ms: i64) -> Deleted {
     let mut total = Deleted::default();
     for site in registry.sites() {
         let Some(days) = site.retention_days else {
@@ -48,7 +48,7 @@ pub async fn run_once(registry: &Registry, store: &dyn EventStore, now_ms: i64) 
 /// Runs a pass now and then every `interval` until `stop` turns true.
 pub async fn run(
     registry: Arc<Registry>,
-    store: Arc<dyn EventStore>,
+    store: Arc<dyn EventData>,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {

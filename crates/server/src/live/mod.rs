@@ -153,7 +153,7 @@ async fn stream(
         tokio::select! {
             _ = visitors_tick.tick() => {
                 let now = chrono::Utc::now().timestamp_millis();
-                let (store, counted_site) = (app.store.clone(), site.clone());
+                let (store, counted_site) = (app.reads.clone(), site.clone());
                 let counting = app.queries.compute("/api/live", async move {
                     Ok(current_visitors(&counted_site, now, store.as_ref()).await?)
                 });

@@ -9,10 +9,10 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use heartbeat_model::{Event, Session, SiteId};
+use heartbeat_model::{Session, SiteId};
 use heartbeat_query::{Dialect, Row, RunError, Sql, SqlRunner};
 use heartbeat_queue::{EventQueue, Position, QueueError, Record};
-use heartbeat_store::{Deleted, EventStore, InsertBatch, StoreError};
+use heartbeat_store::{EventWriter, InsertBatch, StoreError};
 
 use super::{
     QUEUE_APPEND_DURATION, STORE_INSERT_DURATION, STORE_QUERY_DURATION, STORE_QUERY_ERRORS,
@@ -102,19 +102,19 @@ impl EventQueue for MeteredQueue {
     }
 }
 
-/// An [`EventStore`] that times inserts and queries.
-pub struct MeteredStore {
-    inner: Arc<dyn EventStore>,
+/// Queries, timed: a [`SqlRunner`] decorator.
+pub struct MeteredReads {
+    inner: Arc<dyn SqlRunner>,
 }
 
-impl MeteredStore {
-    pub fn new(inner: Arc<dyn EventStore>) -> Self {
-        MeteredStore { inner }
+impl MeteredReads {
+    pub fn new(inner: Arc<dyn SqlRunner>) -> Self {
+        MeteredReads { inner }
     }
 }
 
 #[async_trait::async_trait]
-impl SqlRunner for MeteredStore {
+impl SqlRunner for MeteredReads {
     fn dialect(&self) -> Dialect {
         self.inner.dialect()
     }
@@ -136,8 +136,19 @@ impl SqlRunner for MeteredStore {
     }
 }
 
+/// The processor's writes, with inserts timed: an [`EventWriter`] decorator.
+pub struct MeteredWrites {
+    inner: Arc<dyn EventWriter>,
+}
+
+impl MeteredWrites {
+    pub fn new(inner: Arc<dyn EventWriter>) -> Self {
+        MeteredWrites { inner }
+    }
+}
+
 #[async_trait::async_trait]
-impl EventStore for MeteredStore {
+impl EventWriter for MeteredWrites {
     async fn insert(&self, batch: Arc<InsertBatch>) -> Result<(), StoreError> {
         let started = Instant::now();
         let result = self.inner.insert(batch).await;
@@ -162,26 +173,5 @@ impl EventStore for MeteredStore {
 
     async fn flush(&self) -> Result<(), StoreError> {
         self.inner.flush().await
-    }
-
-    async fn delete_before(&self, site: &SiteId, before_ms: i64) -> Result<Deleted, StoreError> {
-        self.inner.delete_before(site, before_ms).await
-    }
-
-    async fn export_events(
-        &self,
-        site: &SiteId,
-        after: Option<(i64, String)>,
-        limit: usize,
-    ) -> Result<Vec<Event>, StoreError> {
-        self.inner.export_events(site, after, limit).await
-    }
-
-    async fn import_events(&self, events: Vec<Event>) -> Result<u64, StoreError> {
-        self.inner.import_events(events).await
-    }
-
-    async fn delete_site_events(&self, site: &SiteId) -> Result<Deleted, StoreError> {
-        self.inner.delete_site_events(site).await
     }
 }

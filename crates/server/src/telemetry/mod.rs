@@ -19,7 +19,7 @@ use std::time::Duration;
 use heartbeat_processor::ProcessorStats;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-pub use metered::{MeteredQueue, MeteredStore};
+pub use metered::{MeteredQueue, MeteredReads, MeteredWrites};
 
 pub const HTTP_REQUESTS: &str = "heartbeat_http_requests_total";
 pub const HTTP_REQUEST_DURATION: &str = "heartbeat_http_request_duration_seconds";
