@@ -10,6 +10,7 @@ mod http;
 mod jobs;
 pub mod limits;
 mod live;
+mod priority;
 mod query_cache;
 pub mod query_pool;
 mod router;
@@ -124,7 +125,7 @@ impl ServeConfig {
 }
 
 /// The CPU priority (`nice`) of the processor's threads: below the request threads (0),
-/// above the reads (`SCHED_IDLE`, [`query_pool::idle_priority`]).
+/// above the reads (`SCHED_IDLE`, [`priority::idle_priority`]).
 const PROCESSOR_NICE: i32 = 5;
 
 /// The admin token: from the config, else from `admin-token` in the data dir, else a new
@@ -190,7 +191,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     let store = std::thread::scope(|scope| {
         scope
             .spawn(|| {
-                query_pool::idle_priority();
+                priority::idle_priority();
                 DuckDbStore::open_with_memory_limit(
                     &store_path,
                     config.store_memory_limit.as_deref(),
@@ -287,9 +288,9 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     let processor_task = std::thread::Builder::new()
         .name("heartbeat-processor".into())
         .spawn(move || -> anyhow::Result<()> {
-            query_pool::lower_priority(PROCESSOR_NICE);
+            priority::lower_priority(PROCESSOR_NICE);
             let runtime = tokio::runtime::Builder::new_current_thread()
-                .on_thread_start(|| query_pool::lower_priority(PROCESSOR_NICE))
+                .on_thread_start(|| priority::lower_priority(PROCESSOR_NICE))
                 .enable_all()
                 .build()?;
             Ok(runtime.block_on(processor.run(processor_stop_rx))?)

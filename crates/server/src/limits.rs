@@ -179,6 +179,20 @@ impl Limits {
         })
     }
 
+    /// One request by `caller` from `ip`: its key's (or session's) budget and, through a
+    /// public link, which is one key shared by every viewer, the viewer's own smaller budget.
+    pub fn check_caller(
+        &self,
+        caller: &heartbeat_accounts::access::Caller,
+        ip: Option<IpAddr>,
+    ) -> Result<(), ApiError> {
+        self.check_key(&caller.limit_key())?;
+        if caller.is_share() {
+            self.check_share_viewer(&caller.limit_key(), ip)?;
+        }
+        Ok(())
+    }
+
     /// One request from `ip` through the public dashboard link of `site`.
     pub fn check_share_viewer(&self, site: &str, ip: Option<IpAddr>) -> Result<(), ApiError> {
         if !self.settings.enabled {

@@ -3,7 +3,8 @@
 //! counts. None of it runs on the runtime that serves ingest and `/health`.
 //!
 //! - **Its own runtime.** Reads run on a runtime of their own, whose threads (and the
-//!   blocking threads DuckDB calls run on) run at the idle CPU priority (`SCHED_IDLE`), so
+//!   blocking threads DuckDB calls run on) run at the idle CPU priority (`SCHED_IDLE`,
+//!   `priority.rs`), so
 //!   under a flood of reads the request threads still get the cores first.
 //! - **Bounded concurrency.** At most `max_concurrent` reads run at once; up to
 //!   `max_waiting` more wait for a turn. Beyond that a read is refused at once: 503 with
@@ -79,7 +80,7 @@ impl QueryPool {
             .worker_threads(max_concurrent.min(cores))
             // A query runs up to three statements at once, each on a blocking thread.
             .max_blocking_threads(max_concurrent * 3 + 2)
-            .on_thread_start(idle_priority)
+            .on_thread_start(crate::priority::idle_priority)
             .enable_all()
             .build()?;
         Ok(QueryPool {
@@ -227,40 +228,6 @@ impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
-}
-
-/// Lowers the calling thread's CPU priority (Linux's `nice` is per thread, and threads it
-/// starts inherit it). Best effort: a refusal leaves the thread as it is.
-pub(crate) fn lower_priority(nice: i32) {
-    #[cfg(target_os = "linux")]
-    if nice > 0 {
-        // SAFETY: setpriority with PRIO_PROCESS and who = 0 only changes the calling thread's
-        // nice value; it reads and writes no memory of ours.
-        unsafe {
-            libc::setpriority(libc::PRIO_PROCESS, 0, nice);
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = nice;
-}
-
-/// Makes the calling thread (and the threads it starts) run only when no thread of normal
-/// priority wants the CPU: Linux's `SCHED_IDLE`, which any thread may choose for itself. A
-/// request thread that wakes up takes the core from such a thread at once (a lower `nice`
-/// alone still lets it finish its time slice). Elsewhere, the lowest `nice`.
-pub(crate) fn idle_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: sched_setscheduler with pid 0 changes only the calling thread's policy; it
-        // reads `param`, which lives until it returns.
-        let refused = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0;
-        if refused {
-            lower_priority(19);
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    lower_priority(19);
 }
 
 #[cfg(test)]

@@ -134,13 +134,7 @@ impl FromRequestParts<App> for MaybeCaller {
                 ),
             );
         }
-        app.limits.check_key(&caller.limit_key())?;
-        if caller.is_share() {
-            // A public link is one key shared by every viewer: each viewer's address gets its
-            // own, smaller budget too.
-            let viewer = client_of(parts, app).ip;
-            app.limits.check_share_viewer(&caller.limit_key(), viewer)?;
-        }
+        app.limits.check_caller(&caller, client_of(parts, app).ip)?;
         Ok(MaybeCaller(Some(caller)))
     }
 }

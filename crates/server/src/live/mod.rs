@@ -89,11 +89,7 @@ pub(crate) async fn live(
                 .authenticate(token)
                 .ok_or_else(ApiError::unauthorized)?;
             // The same limits as a token in a header.
-            app.limits.check_key(&caller.limit_key())?;
-            if caller.is_share() {
-                app.limits
-                    .check_share_viewer(&caller.limit_key(), client.ip)?;
-            }
+            app.limits.check_caller(&caller, client.ip)?;
             caller
         }
         (None, _) => return Err(ApiError::unauthorized()),
