@@ -345,6 +345,15 @@ impl Registry {
             .cloned()
     }
 
+    /// Whether the site exists (without copying it).
+    pub fn has_site(&self, id: &SiteId) -> bool {
+        self.tables
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .sites
+            .contains_key(id)
+    }
+
     pub fn sites(&self) -> Vec<Site> {
         let tables = self.tables.read().unwrap_or_else(|p| p.into_inner());
         let mut sites: Vec<Site> = tables.sites.values().cloned().collect();

@@ -14,16 +14,18 @@ mod dead_letter;
 mod dedup;
 mod sessionizer;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use heartbeat_model::{decode_batch, Event};
-use heartbeat_queue::{EventQueue, QueueError, Record};
+use heartbeat_model::{decode_batch, Event, SiteId};
+use heartbeat_queue::{Cursor, Delivery, EventQueue, QueueError};
 use heartbeat_store::{EventWriter, InsertBatch, StoreError};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use dead_letter::DeadLetters;
 pub use dedup::Deduplicator;
@@ -81,6 +83,41 @@ pub struct ProcessorStats {
     pub store_retries: AtomicU64,
     /// Event time of the newest stored event, for processing lag.
     pub last_event_ms: AtomicU64,
+    /// Events of sites deleted while they waited in the queue.
+    pub deleted_site_dropped: AtomicU64,
+}
+
+/// Whether a site still exists; the processor drops queued events of sites that do not
+/// (deleted after their events were accepted).
+pub type SiteCheck = Arc<dyn Fn(&SiteId) -> bool + Send + Sync>;
+
+type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Runs work on the processor between two batches, when no insert is in flight: what must
+/// not interleave with the processor's writes (deleting a site's data) goes through here.
+#[derive(Clone)]
+pub struct BetweenBatches {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+/// The processor has stopped; nothing runs between its batches any more.
+#[derive(Debug, thiserror::Error)]
+#[error("the processor has stopped")]
+pub struct ProcessorStopped;
+
+impl BetweenBatches {
+    /// Runs `work` after the batch in flight (if any) and before the next one.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, ProcessorStopped> {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::pin(async move {
+            let _ = reply.send(work.await);
+        });
+        self.jobs.send(job).map_err(|_| ProcessorStopped)?;
+        answer.await.map_err(|_| ProcessorStopped)
+    }
 }
 
 pub struct Processor {
@@ -91,9 +128,12 @@ pub struct Processor {
     dead_letters: DeadLetters,
     config: ProcessorConfig,
     stats: Arc<ProcessorStats>,
-    /// Where the next read starts: just after the last committed record.
-    position: u64,
+    /// The cursor of the last committed delivery: the next read starts after it.
+    position: Cursor,
     stored: broadcast::Sender<Arc<InsertBatch>>,
+    site_exists: SiteCheck,
+    jobs: mpsc::UnboundedReceiver<Job>,
+    jobs_sender: mpsc::UnboundedSender<Job>,
 }
 
 fn now_ms() -> i64 {
@@ -112,19 +152,20 @@ impl Processor {
         config: ProcessorConfig,
     ) -> Result<Self, ProcessorError> {
         let now = now_ms();
-        let stored_position = store.queue_position().await?.unwrap_or(0);
-        let position = stored_position.max(queue.checkpointed());
+        let stored_position = Cursor::from_stored(store.queue_position().await?.unwrap_or(0));
+        let position = stored_position.max(queue.acked());
         let mut sessionizer = Sessionizer::default();
         sessionizer.restore(store.open_sessions(now - VISIT_TIMEOUT_MS).await?, now);
         let mut dedup = Deduplicator::new(config.dedup_window_ms);
         dedup.restore(store.as_ref(), now).await?;
         tracing::info!(
-            position,
+            position = position.to_stored(),
             open_visits = sessionizer.open_visits(),
             remembered_ids = dedup.remembered(),
             "processor recovered"
         );
         let (stored, _) = broadcast::channel(1024);
+        let (jobs_sender, jobs) = mpsc::unbounded_channel();
         Ok(Processor {
             queue,
             store,
@@ -135,7 +176,23 @@ impl Processor {
             stats: Arc::new(ProcessorStats::default()),
             position,
             stored,
+            site_exists: Arc::new(|_| true),
+            jobs,
+            jobs_sender,
         })
+    }
+
+    /// Drops queued events of sites `check` says are gone (every site exists by default).
+    pub fn with_site_check(mut self, check: SiteCheck) -> Self {
+        self.site_exists = check;
+        self
+    }
+
+    /// The door for work that must run between batches.
+    pub fn between_batches(&self) -> BetweenBatches {
+        BetweenBatches {
+            jobs: self.jobs_sender.clone(),
+        }
     }
 
     pub fn stats(&self) -> Arc<ProcessorStats> {
@@ -155,6 +212,9 @@ impl Processor {
             // it returns within the idle wait when the queue is empty, so the flag is read
             // often enough.
             let stopping = *shutdown.borrow_and_update();
+            while let Ok(job) = self.jobs.try_recv() {
+                job.await;
+            }
             let processed = self.step().await?;
             if processed == 0 && stopping {
                 break;
@@ -167,7 +227,7 @@ impl Processor {
             }
         }
         self.store.flush().await?;
-        tracing::info!(position = self.position, "processor drained and flushed");
+        tracing::info!(position = self.position.to_stored(), "processor drained and flushed");
         Ok(())
     }
 
@@ -176,7 +236,7 @@ impl Processor {
     pub async fn step(&mut self) -> Result<usize, ProcessorError> {
         let records = self
             .queue
-            .read(
+            .receive(
                 self.position,
                 self.config.max_records_per_batch,
                 self.config.idle_wait,
@@ -185,9 +245,22 @@ impl Processor {
         let Some(last) = records.last() else {
             return Ok(0);
         };
-        let end = last.next;
+        let end = last.cursor;
         let now = now_ms();
         let mut events = self.decode(&records, now)?;
+        let queued = events.len();
+        let mut exists: HashMap<SiteId, bool> = HashMap::new();
+        events.retain(|event| match exists.get(&event.site_id) {
+            Some(known) => *known,
+            None => {
+                let known = (self.site_exists)(&event.site_id);
+                exists.insert(event.site_id.clone(), known);
+                known
+            }
+        });
+        self.stats
+            .deleted_site_dropped
+            .fetch_add((queued - events.len()) as u64, Ordering::Relaxed);
         let duplicates = self.dedup.filter(&mut events, now);
         let sessions = self.sessionizer.assign(&mut events, now);
         let stored = events.len() as u64;
@@ -195,10 +268,10 @@ impl Processor {
         let batch = Arc::new(InsertBatch {
             events,
             sessions,
-            queue_position: end,
+            queue_position: end.to_stored(),
         });
         let dead = self.store_with_retries(batch.clone()).await?;
-        self.queue.checkpoint(end).await?;
+        self.queue.ack(end).await?;
         self.position = end;
         self.stats
             .events_stored
@@ -220,7 +293,7 @@ impl Processor {
         Ok(records.len())
     }
 
-    fn decode(&mut self, records: &[Record], now: i64) -> Result<Vec<Event>, ProcessorError> {
+    fn decode(&mut self, records: &[Delivery], now: i64) -> Result<Vec<Event>, ProcessorError> {
         let mut events = Vec::new();
         for record in records {
             match decode_batch(&record.payload) {
@@ -260,7 +333,7 @@ impl Processor {
         if batch.events.len() <= 1 {
             return self.dead_letter(batch, &reason).await;
         }
-        let (left, right) = split(&batch, self.position);
+        let (left, right) = split(&batch, self.position.to_stored());
         let dead_left = Box::pin(self.store_with_retries(Arc::new(left))).await?;
         let dead_right = Box::pin(self.store_with_retries(Arc::new(right))).await?;
         Ok(dead_left + dead_right)

@@ -117,7 +117,7 @@ async fn setup(
 async fn an_unavailable_store_is_retried_until_it_recovers() {
     let (dir, wal, inner, faulty) = setup(4).await;
     let events: Vec<Event> = (0..50).map(|n| event(n, "pageview")).collect();
-    wal.append(encode_batch(&events).unwrap()).await.unwrap();
+    wal.append_record(encode_batch(&events).unwrap()).await.unwrap();
     let mut processor = Processor::start(wal.clone(), faulty.clone(), dir.path(), config())
         .await
         .unwrap();
@@ -144,7 +144,7 @@ async fn rejected_events_go_to_the_dead_letter_file_and_the_rest_is_stored() {
     let mut events: Vec<Event> = (0..40).map(|n| event(n, "pageview")).collect();
     events[13] = event(13, "poison");
     events[31] = event(31, "poison");
-    wal.append(encode_batch(&events).unwrap()).await.unwrap();
+    wal.append_record(encode_batch(&events).unwrap()).await.unwrap();
     let mut processor = Processor::start(wal.clone(), faulty.clone(), dir.path(), config())
         .await
         .unwrap();
@@ -170,7 +170,7 @@ async fn rejected_events_go_to_the_dead_letter_file_and_the_rest_is_stored() {
         inner.queue_position().await.unwrap().unwrap()
     );
     // The queue keeps flowing after a poison batch.
-    wal.append(encode_batch(&[event(100, "pageview")]).unwrap())
+    wal.append_record(encode_batch(&[event(100, "pageview")]).unwrap())
         .await
         .unwrap();
     processor.step().await.unwrap();
@@ -180,13 +180,13 @@ async fn rejected_events_go_to_the_dead_letter_file_and_the_rest_is_stored() {
 #[tokio::test]
 async fn undecodable_records_are_dead_lettered_and_duplicates_dropped() {
     let (dir, wal, inner, faulty) = setup(0).await;
-    wal.append(vec![9, 9, 9]).await.unwrap();
+    wal.append_record(vec![9, 9, 9]).await.unwrap();
     let first: Vec<Event> = (0..5).map(|n| event(n, "pageview")).collect();
-    wal.append(encode_batch(&first).unwrap()).await.unwrap();
+    wal.append_record(encode_batch(&first).unwrap()).await.unwrap();
     // A client retry of the same five events, and one new.
     let mut again = first.clone();
     again.push(event(5, "pageview"));
-    wal.append(encode_batch(&again).unwrap()).await.unwrap();
+    wal.append_record(encode_batch(&again).unwrap()).await.unwrap();
     let mut processor = Processor::start(wal.clone(), faulty, dir.path(), config())
         .await
         .unwrap();

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use heartbeat_queue::{EventQueue, Position, QueueError, Record, WalConfig, WalQueue};
+use heartbeat_queue::{Position, QueueError, Record, WalConfig, WalQueue};
 use proptest::prelude::*;
 
 const FRAME_HEADER_BYTES: u64 = 8;
@@ -31,11 +31,11 @@ fn payload(seed: u64, len: usize) -> Vec<u8> {
 }
 
 /// Everything readable from `from` on, without waiting.
-async fn read_all(queue: &dyn EventQueue, from: Position) -> Vec<Record> {
+async fn read_all(queue: &WalQueue, from: Position) -> Vec<Record> {
     let mut records: Vec<Record> = Vec::new();
     let mut position = from;
     loop {
-        let batch = queue.read(position, 37, Duration::ZERO).await.unwrap();
+        let batch = queue.read_records(position, 37, Duration::ZERO).await.unwrap();
         let Some(last) = batch.last() else {
             return records;
         };
@@ -49,7 +49,7 @@ async fn read_all(queue: &dyn EventQueue, from: Position) -> Vec<Record> {
 async fn append_all(queue: &WalQueue, payloads: Vec<Vec<u8>>) -> Vec<Record> {
     let mut records = Vec::new();
     for payload in payloads {
-        let position = queue.append(payload.clone()).await.unwrap();
+        let position = queue.append_record(payload.clone()).await.unwrap();
         records.push(Record {
             position,
             next: position + FRAME_HEADER_BYTES + payload.len() as u64,
@@ -117,11 +117,11 @@ async fn read_honours_max_records_and_resumes_at_next() {
     let queue = WalQueue::open(config(dir.path(), 300)).unwrap();
     let expected = append_all(&queue, payloads(&[50; 20])).await;
 
-    let first = queue.read(0, 3, Duration::ZERO).await.unwrap();
+    let first = queue.read_records(0, 3, Duration::ZERO).await.unwrap();
     assert_eq!(first, expected[..3]);
     let rest = read_all(&queue, first[2].next).await;
     assert_eq!(rest, expected[3..]);
-    assert!(queue.read(0, 0, Duration::ZERO).await.unwrap().is_empty());
+    assert!(queue.read_records(0, 0, Duration::ZERO).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -150,7 +150,7 @@ async fn reopen_reads_back_everything_after_the_checkpoint() {
         expected.last().unwrap().next - expected[100].next
     );
 
-    let position = queue.append(b"after reopen".to_vec()).await.unwrap();
+    let position = queue.append_record(b"after reopen".to_vec()).await.unwrap();
     assert_eq!(position, expected.last().unwrap().next);
 }
 
@@ -235,9 +235,9 @@ async fn a_torn_tail_is_cut_at_every_offset_and_appends_carry_on() {
         assert_eq!(queue.recovery_report().corrupt_bytes, 0, "cut at {cut}");
         assert_eq!(read_all(&queue, 0).await, survivors, "cut at {cut}");
 
-        let position = queue.append(b"after the tear".to_vec()).await.unwrap();
+        let position = queue.append_record(b"after the tear".to_vec()).await.unwrap();
         assert_eq!(position, valid_end, "cut at {cut}");
-        let read = queue.read(position, 10, Duration::ZERO).await.unwrap();
+        let read = queue.read_records(position, 10, Duration::ZERO).await.unwrap();
         assert_eq!(read.len(), 1, "cut at {cut}");
         assert_eq!(read[0].payload, b"after the tear");
     }
@@ -293,7 +293,7 @@ async fn corruption_in_a_middle_segment_keeps_what_is_before_and_later_segments(
         assert_eq!(read_all(&queue, 0).await, survivors, "{what}");
         // Reading from the lost record steps over the gap to the next segment.
         let resumed = queue
-            .read(victim.position, 1, Duration::ZERO)
+            .read_records(victim.position, 1, Duration::ZERO)
             .await
             .unwrap();
         assert_eq!(resumed[0].position, damaged_end, "{what}");
@@ -312,7 +312,7 @@ async fn concurrent_appends_share_syncs_and_all_read_back() {
     const ROUNDS: u64 = 20;
     let dir = tempfile::tempdir().unwrap();
     let wal = WalQueue::open(config(dir.path(), 16 << 10)).unwrap();
-    let queue: Arc<dyn EventQueue> = Arc::new(wal.clone());
+    let queue = Arc::new(wal.clone());
     let barrier = Arc::new(tokio::sync::Barrier::new(TASKS as usize));
 
     let mut tasks = Vec::new();
@@ -325,7 +325,7 @@ async fn concurrent_appends_share_syncs_and_all_read_back() {
                 barrier.wait().await;
                 let seed = task * ROUNDS + round;
                 let payload = payload(seed, 1 + (seed as usize % 120));
-                positions.push((queue.append(payload).await.unwrap(), seed));
+                positions.push((queue.append_record(payload).await.unwrap(), seed));
             }
             positions
         }));
@@ -367,11 +367,11 @@ async fn a_full_queue_refuses_appends_until_a_checkpoint() {
     // Frames of 108 bytes: the tenth append sees 972 pending bytes and goes through.
     let mut last = None;
     for _ in 0..10 {
-        let position = queue.append(vec![1; 100]).await.unwrap();
+        let position = queue.append_record(vec![1; 100]).await.unwrap();
         last = Some(position + 108);
     }
     let end = queue.durable_end();
-    match queue.append(vec![2; 100]).await {
+    match queue.append_record(vec![2; 100]).await {
         Err(QueueError::Full {
             pending_bytes: 1080,
             limit_bytes: 1000,
@@ -382,7 +382,7 @@ async fn a_full_queue_refuses_appends_until_a_checkpoint() {
 
     queue.checkpoint(last.unwrap()).await.unwrap();
     assert_eq!(queue.pending_bytes(), 0);
-    assert_eq!(queue.append(vec![3; 100]).await.unwrap(), end);
+    assert_eq!(queue.append_record(vec![3; 100]).await.unwrap(), end);
 }
 
 #[tokio::test]
@@ -394,14 +394,14 @@ async fn bad_records_are_refused() {
     })
     .unwrap();
     assert!(matches!(
-        queue.append(vec![0; 65]).await,
+        queue.append_record(vec![0; 65]).await,
         Err(QueueError::RecordTooLarge { len: 65, limit: 64 })
     ));
     assert!(matches!(
-        queue.append(Vec::new()).await,
+        queue.append_record(Vec::new()).await,
         Err(QueueError::EmptyRecord)
     ));
-    assert_eq!(queue.append(vec![0; 64]).await.unwrap(), 0);
+    assert_eq!(queue.append_record(vec![0; 64]).await.unwrap(), 0);
     assert_eq!(queue.durable_end(), 72);
 }
 
@@ -428,7 +428,7 @@ async fn checkpoint_deletes_old_segments_and_survives_reopen() {
         assert!(after[0] <= upto);
 
         // A position below the first remaining segment reads from that segment.
-        let from_zero = queue.read(0, 1, Duration::ZERO).await.unwrap();
+        let from_zero = queue.read_records(0, 1, Duration::ZERO).await.unwrap();
         assert_eq!(from_zero[0].position, after[0]);
         // Checkpoints never move back.
         queue.checkpoint(expected[3].next).await.unwrap();
@@ -450,7 +450,7 @@ async fn checkpoint_deletes_old_segments_and_survives_reopen() {
     let queue = WalQueue::open(config(dir.path(), 512)).unwrap();
     assert_eq!(queue.checkpointed(), expected.last().unwrap().next);
     assert_eq!(
-        queue.append(vec![9]).await.unwrap(),
+        queue.append_record(vec![9]).await.unwrap(),
         expected.last().unwrap().next
     );
 }
@@ -492,16 +492,16 @@ async fn a_waiting_read_wakes_up_on_append() {
     let dir = tempfile::tempdir().unwrap();
     let queue = WalQueue::open(WalConfig::new(dir.path())).unwrap();
     assert!(queue
-        .read(0, 10, Duration::from_millis(20))
+        .read_records(0, 10, Duration::from_millis(20))
         .await
         .unwrap()
         .is_empty());
 
     let reader = {
         let queue = queue.clone();
-        tokio::spawn(async move { queue.read(0, 10, Duration::from_secs(60)).await })
+        tokio::spawn(async move { queue.read_records(0, 10, Duration::from_secs(60)).await })
     };
-    let position = queue.append(b"wake up".to_vec()).await.unwrap();
+    let position = queue.append_record(b"wake up".to_vec()).await.unwrap();
     let records = tokio::time::timeout(Duration::from_secs(30), reader)
         .await
         .expect("the reader was not woken")
@@ -519,7 +519,7 @@ async fn close_finishes_queued_appends_and_refuses_new_ones() {
     let appends: Vec<_> = (0..32u64)
         .map(|seed| {
             let queue = queue.clone();
-            tokio::spawn(async move { (seed, queue.append(payload(seed, 20)).await) })
+            tokio::spawn(async move { (seed, queue.append_record(payload(seed, 20)).await) })
         })
         .collect();
     {
@@ -529,7 +529,7 @@ async fn close_finishes_queued_appends_and_refuses_new_ones() {
             .unwrap();
     }
     assert!(matches!(
-        queue.append(vec![1]).await,
+        queue.append_record(vec![1]).await,
         Err(QueueError::Closed)
     ));
 
@@ -572,7 +572,7 @@ async fn crash_child_appends_until_killed() {
             tokio::spawn(async move {
                 for i in 0u64.. {
                     let seed = (task << 32) | i;
-                    let position = queue.append(payload(seed, 1 + (i as usize % 300))).await;
+                    let position = queue.append_record(payload(seed, 1 + (i as usize % 300))).await;
                     println!("ack {} {seed}", position.unwrap());
                 }
             })
@@ -630,6 +630,6 @@ fn kill_9_mid_write_loses_no_acknowledged_append() {
                 assert_eq!(record.payload, payload(seed, 1 + (i as usize % 300)));
             }
         }
-        queue.append(b"after the crash".to_vec()).await.unwrap();
+        queue.append_record(b"after the crash".to_vec()).await.unwrap();
     });
 }

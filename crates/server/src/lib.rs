@@ -14,6 +14,7 @@ mod priority;
 mod query_cache;
 pub mod query_pool;
 mod router;
+mod site_deletion;
 pub mod telemetry;
 pub mod transfer;
 
@@ -238,8 +239,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
             ingestor
         }
     };
-    let processor =
-        Processor::start(queue, writes, &config.data_dir, ProcessorConfig::default()).await?;
+    let site_directory = registry.clone();
+    let processor = Processor::start(queue, writes, &config.data_dir, ProcessorConfig::default())
+        .await?
+        .with_site_check(Arc::new(move |site| site_directory.has_site(site)));
     let (stop, mut http_stop) = watch::channel(false);
     let retention_task = tokio::spawn(retention::run(
         registry.clone(),
@@ -247,11 +250,17 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         config.retention_interval,
         stop.subscribe(),
     ));
+    let site_deletion = site_deletion::SiteDeletion {
+        registry: registry.clone(),
+        data: data.clone(),
+        writes: processor.between_batches(),
+    };
     let app = App {
         backup,
         registry,
         ingestor: Arc::new(ingestor),
         reads,
+        site_deletion,
         data,
         telemetry: telemetry::Telemetry {
             processor: processor.stats(),

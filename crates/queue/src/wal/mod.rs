@@ -47,8 +47,8 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tracing::{error, warn};
 
-use crate::{EventQueue, Position, QueueError, Record};
-use segment::FrameError;
+use crate::{Backlog, Cursor, Delivery, EventQueue, Position, QueueError, Record};
+use segment::{FrameError, FRAME_HEADER_BYTES};
 use writer::{AppendRequest, Writer};
 
 /// Payload bytes one `read` gathers before it returns, so that a consumer asking for many
@@ -426,9 +426,9 @@ fn join_error(what: &str, err: tokio::task::JoinError) -> QueueError {
     QueueError::io(what, io::Error::other(err))
 }
 
-#[async_trait::async_trait]
-impl EventQueue for WalQueue {
-    async fn append(&self, payload: Vec<u8>) -> Result<Position, QueueError> {
+impl WalQueue {
+    /// Appends one record and resolves once it is fsynced; answers where it starts.
+    pub async fn append_record(&self, payload: Vec<u8>) -> Result<Position, QueueError> {
         let shared = &self.inner.shared;
         if payload.is_empty() {
             return Err(QueueError::EmptyRecord);
@@ -459,7 +459,9 @@ impl EventQueue for WalQueue {
         answer.await.map_err(|_| QueueError::Closed)?
     }
 
-    async fn read(
+    /// Reads up to `max_records` records starting at `from` (a record's `position` or the
+    /// `next` of the record before it), waiting up to `wait` for at least one.
+    pub async fn read_records(
         &self,
         from: Position,
         max_records: usize,
@@ -495,19 +497,64 @@ impl EventQueue for WalQueue {
         }
     }
 
-    async fn checkpoint(&self, upto: Position) -> Result<(), QueueError> {
+    /// Everything before `upto` is stored: the log may delete it.
+    pub async fn checkpoint(&self, upto: Position) -> Result<(), QueueError> {
         let shared = Arc::clone(&self.inner.shared);
         tokio::task::spawn_blocking(move || shared.checkpoint_blocking(upto))
             .await
             .map_err(|err| join_error("wal checkpoint task failed", err))?
     }
 
-    fn checkpointed(&self) -> Position {
+    /// The last checkpointed position.
+    pub fn checkpointed(&self) -> Position {
         self.inner.shared.checkpointed.load(Ordering::Acquire)
     }
 
-    fn pending_bytes(&self) -> u64 {
+    /// Bytes appended but not yet checkpointed.
+    pub fn pending_bytes(&self) -> u64 {
         self.inner.shared.pending_bytes()
+    }
+}
+
+/// Cursors are the positions just after each record (`Record::next`), so acknowledging a
+/// cursor is checkpointing there.
+#[async_trait::async_trait]
+impl EventQueue for WalQueue {
+    async fn append(&self, payload: Vec<u8>) -> Result<Cursor, QueueError> {
+        let len = payload.len() as u64;
+        let start = self.append_record(payload).await?;
+        Ok(Cursor::from_stored(start + FRAME_HEADER_BYTES + len))
+    }
+
+    async fn receive(
+        &self,
+        after: Cursor,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        let records = self.read_records(after.to_stored(), max, wait).await?;
+        Ok(records
+            .into_iter()
+            .map(|record| Delivery {
+                cursor: Cursor::from_stored(record.next),
+                payload: record.payload,
+            })
+            .collect())
+    }
+
+    async fn ack(&self, upto: Cursor) -> Result<(), QueueError> {
+        self.checkpoint(upto.to_stored()).await
+    }
+
+    fn acked(&self) -> Cursor {
+        Cursor::from_stored(self.checkpointed())
+    }
+
+    fn backlog(&self) -> Backlog {
+        Backlog {
+            messages: None,
+            bytes: Some(self.pending_bytes()),
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use heartbeat_ingest::{enrich::site_rules, FieldError};
 use heartbeat_model::{OrgId, SiteId, SiteRules};
-use heartbeat_queue::EventQueue;
+use crate::site_deletion::SiteDeleted;
 use serde_json::{json, Value};
 
 use crate::http::error::registry_error;
@@ -294,8 +294,8 @@ pub(crate) async fn update(
 }
 
 /// Deletes a site: its keys, its public link and all its events and visits, including those
-/// still in the queue (the answer waits until they are stored, up to 10 s). New events for
-/// it are refused at once (no such site).
+/// still in the queue (dropped when the processor reaches them). New events for it are
+/// refused at once (no such site).
 #[utoipa::path(operation_id = "sites_delete", delete, path = "/api/sites/{site_id}", tag = "sites",
     params(("site_id" = String, Path, description = "The site")),
     security(("api_key" = []), ("bearer" = []), ("session" = [])),
@@ -311,26 +311,7 @@ pub(crate) async fn delete(
     Path(site_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = site_to_admin(&app, &caller, &site_id)?;
-    let site = app
-        .registry
-        .delete_site(&id)
-        .await
-        .map_err(registry_error)?;
-    // No new event for the site is accepted from here on; those acknowledged before may still
-    // be in the queue. Wait (bounded) until the processor has stored everything durable now,
-    // so the delete below removes them too.
-    let queue = &app.telemetry.queue;
-    let durable_end = queue.checkpointed() + queue.pending_bytes();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while queue.checkpointed() < durable_end {
-        if std::time::Instant::now() > deadline {
-            tracing::warn!(site = %site.id, "queue not drained in time; late events of a deleted site may be stored");
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    let deleted = app.data.delete_site_events(&site.id).await?;
-    tracing::info!(site = %site.id, events = deleted.events, "site deleted");
+    let SiteDeleted { site, rows: deleted } = app.site_deletion.delete(&id).await?;
     Ok(Json(json!({
         "success": true,
         "site_id": site.id,

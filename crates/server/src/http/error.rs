@@ -4,6 +4,7 @@
 //! `{"success": false, "error": "Validation failed", "details": [{"field": "site_id",
 //! "message": "site_id is required"}]}`
 
+use crate::site_deletion::DeleteSiteError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use heartbeat_ingest::{DecodeError, FieldError, IngestError};
@@ -214,5 +215,18 @@ pub fn registry_error(err: RegistryError) -> ApiError {
             ApiError::new(StatusCode::CONFLICT, "Conflict").with_detail("body", message)
         }
         RegistryError::Store(err) => err.into(),
+    }
+}
+
+impl From<DeleteSiteError> for ApiError {
+    fn from(err: DeleteSiteError) -> Self {
+        match err {
+            DeleteSiteError::Registry(err) => registry_error(err),
+            DeleteSiteError::Store(err) => err.into(),
+            DeleteSiteError::Stopped(_) => ApiError {
+                retry_after_s: Some(5),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Shutting down")
+            },
+        }
     }
 }

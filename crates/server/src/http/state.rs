@@ -26,6 +26,8 @@ pub struct App {
     pub reads: Arc<dyn SqlRunner>,
     /// Exports, imports and deletes.
     pub data: Arc<dyn EventData>,
+    /// Deleting a site with everything of it.
+    pub site_deletion: crate::site_deletion::SiteDeletion,
     pub telemetry: Telemetry,
     pub trusted_proxies: Arc<Vec<IpNet>>,
     pub max_body_bytes: usize,

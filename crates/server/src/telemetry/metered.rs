@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use heartbeat_model::{Session, SiteId};
 use heartbeat_query::{Dialect, Row, RunError, Sql, SqlRunner};
-use heartbeat_queue::{EventQueue, Position, QueueError, Record};
+use heartbeat_queue::{Backlog, Cursor, Delivery, EventQueue, QueueError};
 use heartbeat_store::{EventWriter, InsertBatch, StoreError};
 
 use super::{
@@ -27,8 +27,8 @@ const LAG_SAMPLES_MAX: usize = 120_000;
 /// An [`EventQueue`] that times appends and tracks processing lag.
 pub struct MeteredQueue {
     inner: Arc<dyn EventQueue>,
-    /// (record start position, when its append was acknowledged), oldest first.
-    appended: Mutex<VecDeque<(Position, Instant)>>,
+    /// (the appended message's cursor, when its append was acknowledged), oldest first.
+    appended: Mutex<VecDeque<(Cursor, Instant)>>,
 }
 
 impl MeteredQueue {
@@ -39,14 +39,11 @@ impl MeteredQueue {
         }
     }
 
-    pub fn pending_bytes_now(&self) -> u64 {
-        self.inner.pending_bytes()
-    }
 
     /// How long the oldest unstored record has waited; zero when the queue is caught up.
     pub fn lag(&self) -> Duration {
         let mut appended = self.appended.lock().unwrap_or_else(|p| p.into_inner());
-        if self.inner.pending_bytes() == 0 {
+        if self.inner.backlog().is_empty() {
             appended.clear();
             return Duration::ZERO;
         }
@@ -59,9 +56,9 @@ impl MeteredQueue {
 
 #[async_trait::async_trait]
 impl EventQueue for MeteredQueue {
-    async fn append(&self, payload: Vec<u8>) -> Result<Position, QueueError> {
+    async fn append(&self, payload: Vec<u8>) -> Result<Cursor, QueueError> {
         let started = Instant::now();
-        let position = self.inner.append(payload).await?;
+        let cursor = self.inner.append(payload).await?;
         let now = Instant::now();
         metrics::histogram!(QUEUE_APPEND_DURATION).record(now - started);
         let mut appended = self.appended.lock().unwrap_or_else(|p| p.into_inner());
@@ -69,36 +66,35 @@ impl EventQueue for MeteredQueue {
             .back()
             .is_some_and(|(_, at)| now.duration_since(*at) < LAG_SAMPLE_INTERVAL);
         if !recent && appended.len() < LAG_SAMPLES_MAX {
-            appended.push_back((position, now));
+            appended.push_back((cursor, now));
         }
-        Ok(position)
+        Ok(cursor)
     }
 
-    async fn read(
+    async fn receive(
         &self,
-        from: Position,
-        max_records: usize,
+        after: Cursor,
+        max: usize,
         wait: Duration,
-    ) -> Result<Vec<Record>, QueueError> {
-        self.inner.read(from, max_records, wait).await
+    ) -> Result<Vec<Delivery>, QueueError> {
+        self.inner.receive(after, max, wait).await
     }
 
-    async fn checkpoint(&self, upto: Position) -> Result<(), QueueError> {
-        self.inner.checkpoint(upto).await?;
+    async fn ack(&self, upto: Cursor) -> Result<(), QueueError> {
+        self.inner.ack(upto).await?;
         let mut appended = self.appended.lock().unwrap_or_else(|p| p.into_inner());
-        // A record starting before `upto` is stored (checkpoints fall on record boundaries).
-        while appended.front().is_some_and(|(start, _)| *start < upto) {
+        while appended.front().is_some_and(|(cursor, _)| *cursor <= upto) {
             appended.pop_front();
         }
         Ok(())
     }
 
-    fn checkpointed(&self) -> Position {
-        self.inner.checkpointed()
+    fn acked(&self) -> Cursor {
+        self.inner.acked()
     }
 
-    fn pending_bytes(&self) -> u64 {
-        self.inner.pending_bytes()
+    fn backlog(&self) -> Backlog {
+        self.inner.backlog()
     }
 }
 

@@ -17,6 +17,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use heartbeat_processor::ProcessorStats;
+use heartbeat_queue::EventQueue;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub use metered::{MeteredQueue, MeteredReads, MeteredWrites};
@@ -28,6 +29,7 @@ pub const INGEST_EVENTS_DROPPED: &str = "heartbeat_ingest_events_dropped_total";
 pub const INGEST_REQUESTS_REJECTED: &str = "heartbeat_ingest_requests_rejected_total";
 pub const QUEUE_APPEND_DURATION: &str = "heartbeat_queue_append_duration_seconds";
 pub const QUEUE_PENDING: &str = "heartbeat_queue_pending_bytes";
+pub const QUEUE_PENDING_MESSAGES: &str = "heartbeat_queue_pending_messages";
 pub const PROCESSOR_LAG: &str = "heartbeat_processor_lag_seconds";
 pub const PROCESSOR_EVENTS_STORED: &str = "heartbeat_processor_events_stored_total";
 pub const PROCESSOR_EVENTS_DROPPED: &str = "heartbeat_processor_events_dropped_total";
@@ -51,10 +53,11 @@ pub const METRICS: &[(&str, &str)] = &[
     (INGEST_EVENTS_DROPPED, "Events answered 202 but not stored, by reason (bot, headless_browser, missing_user_agent, spam_referrer, do_not_track, hostname_not_allowed, excluded_path, excluded_ip)."),
     (INGEST_REQUESTS_REJECTED, "Ingest requests refused, by reason (invalid, unauthorized, forbidden, unknown_site, too_large, queue_full, unavailable)."),
     (QUEUE_APPEND_DURATION, "Time for a record to become durable in the queue (group commit and fsync)."),
-    (QUEUE_PENDING, "Bytes in the queue not yet stored by the processor."),
+    (QUEUE_PENDING, "Bytes in the queue not yet stored by the processor (queues that count bytes: the write-ahead log)."),
+    (QUEUE_PENDING_MESSAGES, "Messages in the queue not yet stored by the processor (queues that count messages: a broker)."),
     (PROCESSOR_LAG, "Age of the oldest record in the queue that is not stored yet; 0 when caught up."),
     (PROCESSOR_EVENTS_STORED, "Events written to the event store."),
-    (PROCESSOR_EVENTS_DROPPED, "Events the processor did not store, by reason (duplicate, dead_letter)."),
+    (PROCESSOR_EVENTS_DROPPED, "Events the processor did not store, by reason (duplicate, dead_letter, deleted_site)."),
     (PROCESSOR_BATCHES, "Processor steps committed to the store."),
     (PROCESSOR_STORE_RETRIES, "Store writes the processor retried."),
     (STORE_INSERT_DURATION, "Time of one event store insert transaction."),
@@ -117,9 +120,17 @@ impl Telemetry {
             .absolute(load(&stats.duplicates_dropped));
         metrics::counter!(PROCESSOR_EVENTS_DROPPED, "reason" => "dead_letter")
             .absolute(load(&stats.dead_lettered));
+        metrics::counter!(PROCESSOR_EVENTS_DROPPED, "reason" => "deleted_site")
+            .absolute(load(&stats.deleted_site_dropped));
         metrics::counter!(PROCESSOR_BATCHES).absolute(load(&stats.batches_committed));
         metrics::counter!(PROCESSOR_STORE_RETRIES).absolute(load(&stats.store_retries));
-        metrics::gauge!(QUEUE_PENDING).set(self.queue.pending_bytes_now() as f64);
+        let backlog = self.queue.backlog();
+        if let Some(bytes) = backlog.bytes {
+            metrics::gauge!(QUEUE_PENDING).set(bytes as f64);
+        }
+        if let Some(messages) = backlog.messages {
+            metrics::gauge!(QUEUE_PENDING_MESSAGES).set(messages as f64);
+        }
         metrics::gauge!(PROCESSOR_LAG).set(self.queue.lag().as_secs_f64());
         let handle = prometheus();
         handle.run_upkeep();
