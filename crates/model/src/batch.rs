@@ -1,8 +1,13 @@
-//! The queue record that carries events from ingest to the processor.
+//! The queue records from the server to the processor.
 //!
-//! Format: one version byte (`2`) followed by the postcard encoding of `Vec<Event>`. One
+//! Events: one version byte (`2`) followed by the postcard encoding of `Vec<Event>`. One
 //! record holds all the events of one accepted request, so a batch is durable or not as a
 //! whole.
+//!
+//! A site's deletion: the byte `0xD0` followed by the postcard encoding of its `SiteId`. It
+//! goes through the queue so that the processor deletes the site's data in order: after
+//! every event accepted before it, before any accepted after (a site created again under
+//! the same id keeps only its new events).
 
 use std::collections::BTreeMap;
 
@@ -13,6 +18,16 @@ use crate::{Event, Revenue, SiteId, VisitAttributes};
 /// Version 2 added `Event::previous_visitor_id`; version 1 records still decode.
 const VERSION: u8 = 2;
 const VERSION_1: u8 = 1;
+const SITE_DELETION: u8 = 0xD0;
+
+/// What one queue record asks of the processor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueueRecord {
+    /// Store these events (one accepted request).
+    Events(Vec<Event>),
+    /// Delete everything stored of this site.
+    DeleteSite(SiteId),
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BatchCodecError {
@@ -31,6 +46,23 @@ pub fn encode_batch(events: &[Event]) -> Result<Vec<u8>, BatchCodecError> {
     let mut out = vec![VERSION];
     postcard::to_io(events, &mut out).map_err(BatchCodecError::Encode)?;
     Ok(out)
+}
+
+/// Encodes a site's deletion into one queue record.
+pub fn encode_site_deletion(site: &SiteId) -> Result<Vec<u8>, BatchCodecError> {
+    let mut out = vec![SITE_DELETION];
+    postcard::to_io(site, &mut out).map_err(BatchCodecError::Encode)?;
+    Ok(out)
+}
+
+/// Decodes a queue record written by [`encode_batch`] or [`encode_site_deletion`].
+pub fn decode_record(record: &[u8]) -> Result<QueueRecord, BatchCodecError> {
+    match record.split_first() {
+        Some((&SITE_DELETION, body)) => postcard::from_bytes(body)
+            .map(QueueRecord::DeleteSite)
+            .map_err(BatchCodecError::Decode),
+        _ => decode_batch(record).map(QueueRecord::Events),
+    }
 }
 
 /// Decodes a queue record written by [`encode_batch`].

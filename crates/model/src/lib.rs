@@ -9,6 +9,8 @@ mod event;
 mod site;
 
 pub use account::{Membership, Org, OrgId, Role, ShareLink, User, UserSession};
-pub use batch::{decode_batch, encode_batch, BatchCodecError};
+pub use batch::{
+    decode_batch, decode_record, encode_batch, encode_site_deletion, BatchCodecError, QueueRecord,
+};
 pub use event::{Event, Revenue, Session, VisitAttributes, PAGEVIEW};
 pub use site::{ApiKey, ApiKeyScope, Site, SiteId, SiteRules};

@@ -15,17 +15,15 @@ mod dedup;
 mod sessionizer;
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use heartbeat_model::{decode_batch, Event, SiteId};
-use heartbeat_queue::{Cursor, Delivery, EventQueue, QueueError};
-use heartbeat_store::{EventWriter, InsertBatch, StoreError};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use heartbeat_model::{decode_record, Event, QueueRecord, SiteId};
+use heartbeat_queue::{Cursor, EventQueue, QueueError};
+use heartbeat_store::{Deleted, EventWriter, InsertBatch, StoreError};
+use tokio::sync::{broadcast, watch};
 
 pub use dead_letter::DeadLetters;
 pub use dedup::Deduplicator;
@@ -91,33 +89,12 @@ pub struct ProcessorStats {
 /// (deleted after their events were accepted).
 pub type SiteCheck = Arc<dyn Fn(&SiteId) -> bool + Send + Sync>;
 
-type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// Runs work on the processor between two batches, when no insert is in flight: what must
-/// not interleave with the processor's writes (deleting a site's data) goes through here.
-#[derive(Clone)]
-pub struct BetweenBatches {
-    jobs: mpsc::UnboundedSender<Job>,
-}
-
-/// The processor has stopped; nothing runs between its batches any more.
-#[derive(Debug, thiserror::Error)]
-#[error("the processor has stopped")]
-pub struct ProcessorStopped;
-
-impl BetweenBatches {
-    /// Runs `work` after the batch in flight (if any) and before the next one.
-    pub async fn run<T: Send + 'static>(
-        &self,
-        work: impl Future<Output = T> + Send + 'static,
-    ) -> Result<T, ProcessorStopped> {
-        let (reply, answer) = oneshot::channel();
-        let job: Job = Box::pin(async move {
-            let _ = reply.send(work.await);
-        });
-        self.jobs.send(job).map_err(|_| ProcessorStopped)?;
-        answer.await.map_err(|_| ProcessorStopped)
-    }
+/// A site's deletion, done: what the processor deleted when it reached the site's deletion
+/// record in the queue.
+#[derive(Debug, Clone)]
+pub struct SiteDeleted {
+    pub site: SiteId,
+    pub deleted: Deleted,
 }
 
 pub struct Processor {
@@ -132,8 +109,7 @@ pub struct Processor {
     position: Cursor,
     stored: broadcast::Sender<Arc<InsertBatch>>,
     site_exists: SiteCheck,
-    jobs: mpsc::UnboundedReceiver<Job>,
-    jobs_sender: mpsc::UnboundedSender<Job>,
+    deletions: broadcast::Sender<SiteDeleted>,
 }
 
 fn now_ms() -> i64 {
@@ -165,7 +141,7 @@ impl Processor {
             "processor recovered"
         );
         let (stored, _) = broadcast::channel(1024);
-        let (jobs_sender, jobs) = mpsc::unbounded_channel();
+        let (deletions, _) = broadcast::channel(64);
         Ok(Processor {
             queue,
             store,
@@ -177,8 +153,7 @@ impl Processor {
             position,
             stored,
             site_exists: Arc::new(|_| true),
-            jobs,
-            jobs_sender,
+            deletions,
         })
     }
 
@@ -188,11 +163,9 @@ impl Processor {
         self
     }
 
-    /// The door for work that must run between batches.
-    pub fn between_batches(&self) -> BetweenBatches {
-        BetweenBatches {
-            jobs: self.jobs_sender.clone(),
-        }
+    /// Every site deletion once it is done (for whoever asked for it).
+    pub fn deletions(&self) -> broadcast::Sender<SiteDeleted> {
+        self.deletions.clone()
     }
 
     pub fn stats(&self) -> Arc<ProcessorStats> {
@@ -212,9 +185,6 @@ impl Processor {
             // it returns within the idle wait when the queue is empty, so the flag is read
             // often enough.
             let stopping = *shutdown.borrow_and_update();
-            while let Ok(job) = self.jobs.try_recv() {
-                job.await;
-            }
             let processed = self.step().await?;
             if processed == 0 && stopping {
                 break;
@@ -227,14 +197,17 @@ impl Processor {
             }
         }
         self.store.flush().await?;
-        tracing::info!(position = self.position.to_stored(), "processor drained and flushed");
+        tracing::info!(
+            position = self.position.to_stored(),
+            "processor drained and flushed"
+        );
         Ok(())
     }
 
     /// Reads one batch from the queue and stores it. Returns the number of queue records
     /// processed (0 when none arrived within the idle wait).
     pub async fn step(&mut self) -> Result<usize, ProcessorError> {
-        let records = self
+        let deliveries = self
             .queue
             .receive(
                 self.position,
@@ -242,12 +215,45 @@ impl Processor {
                 self.config.idle_wait,
             )
             .await?;
-        let Some(last) = records.last() else {
-            return Ok(0);
-        };
-        let end = last.cursor;
+        let received = deliveries.len();
         let now = now_ms();
-        let mut events = self.decode(&records, now)?;
+        // Events are stored in one transaction up to a site's deletion, which runs in its
+        // place in the queue; then the next run of events.
+        let mut events = Vec::new();
+        let mut end = None;
+        for delivery in deliveries {
+            match decode_record(&delivery.payload) {
+                Ok(QueueRecord::Events(batch)) => events.extend(batch),
+                Ok(QueueRecord::DeleteSite(site)) => {
+                    if let Some(end) = end.take() {
+                        self.store(std::mem::take(&mut events), end, now).await?;
+                    }
+                    self.delete_site(site, delivery.cursor).await?;
+                    continue;
+                }
+                Err(err) => {
+                    self.dead_letters
+                        .record(&delivery.payload, &err.to_string(), now)
+                        .map_err(ProcessorError::DeadLetter)?;
+                    self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            end = Some(delivery.cursor);
+        }
+        if let Some(end) = end {
+            self.store(events, end, now).await?;
+        }
+        Ok(received)
+    }
+
+    /// Deduplicates, sessionizes and stores the events of the deliveries up to `end`, then
+    /// acknowledges `end`.
+    async fn store(
+        &mut self,
+        mut events: Vec<Event>,
+        end: Cursor,
+        now: i64,
+    ) -> Result<(), ProcessorError> {
         let queued = events.len();
         let mut exists: HashMap<SiteId, bool> = HashMap::new();
         events.retain(|event| match exists.get(&event.site_id) {
@@ -290,23 +296,31 @@ impl Processor {
         if dead == 0 {
             let _ = self.stored.send(batch);
         }
-        Ok(records.len())
+        Ok(())
     }
 
-    fn decode(&mut self, records: &[Delivery], now: i64) -> Result<Vec<Event>, ProcessorError> {
-        let mut events = Vec::new();
-        for record in records {
-            match decode_batch(&record.payload) {
-                Ok(batch) => events.extend(batch),
+    /// Deletes everything stored of `site` (retrying while the store is unavailable) and
+    /// forgets its open visits, then acknowledges the deletion's record. Deleting again after
+    /// a restart deletes nothing more, so a crash before the acknowledgement is harmless.
+    async fn delete_site(&mut self, site: SiteId, cursor: Cursor) -> Result<(), ProcessorError> {
+        let mut delay = self.config.retry_initial;
+        let deleted = loop {
+            match self.store.delete_site_events(&site).await {
+                Ok(deleted) => break deleted,
                 Err(err) => {
-                    self.dead_letters
-                        .record(&record.payload, &err.to_string(), now)
-                        .map_err(ProcessorError::DeadLetter)?;
-                    self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %err, site = %site, "site deletion failed, retrying")
                 }
             }
-        }
-        Ok(events)
+            self.stats.store_retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(self.config.retry_max);
+        };
+        self.sessionizer.forget_site(&site);
+        self.queue.ack(cursor).await?;
+        self.position = cursor;
+        tracing::info!(site = %site, events = deleted.events, "site data deleted");
+        let _ = self.deletions.send(SiteDeleted { site, deleted });
+        Ok(())
     }
 
     /// Stores `batch`, retrying and splitting as the module docs say. Returns the number of

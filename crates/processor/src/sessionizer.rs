@@ -135,6 +135,12 @@ impl Sessionizer {
         }
     }
 
+    /// Forgets the open visits of a deleted site, so a site created again under its id
+    /// starts afresh.
+    pub fn forget_site(&mut self, site: &SiteId) {
+        self.open.retain(|(visit_site, _), _| visit_site != site);
+    }
+
     pub fn open_visits(&self) -> usize {
         self.open.values().map(Vec::len).sum()
     }

@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use heartbeat_model::{encode_batch, Event, Session, SiteId};
+use heartbeat_model::{encode_batch, encode_site_deletion, Event, Session, SiteId};
 use heartbeat_processor::{Processor, ProcessorConfig};
 use heartbeat_query::{Sql, SqlRunner, SqlValue};
-use heartbeat_queue::{EventQueue, WalConfig, WalQueue};
-use heartbeat_store::{EventWriter, InsertBatch, StoreError};
+use heartbeat_queue::{WalConfig, WalQueue};
+use heartbeat_store::{Deleted, EventWriter, InsertBatch, StoreError};
 use heartbeat_store_duckdb::DuckDbStore;
 
 /// A real DuckDB store behind a fault injector: the first `unavailable_failures` inserts
@@ -53,6 +53,9 @@ impl EventWriter for FaultyStore {
     }
     async fn flush(&self) -> Result<(), StoreError> {
         self.inner.flush().await
+    }
+    async fn delete_site_events(&self, site: &SiteId) -> Result<Deleted, StoreError> {
+        self.inner.delete_site_events(site).await
     }
 }
 
@@ -117,7 +120,9 @@ async fn setup(
 async fn an_unavailable_store_is_retried_until_it_recovers() {
     let (dir, wal, inner, faulty) = setup(4).await;
     let events: Vec<Event> = (0..50).map(|n| event(n, "pageview")).collect();
-    wal.append_record(encode_batch(&events).unwrap()).await.unwrap();
+    wal.append_record(encode_batch(&events).unwrap())
+        .await
+        .unwrap();
     let mut processor = Processor::start(wal.clone(), faulty.clone(), dir.path(), config())
         .await
         .unwrap();
@@ -144,7 +149,9 @@ async fn rejected_events_go_to_the_dead_letter_file_and_the_rest_is_stored() {
     let mut events: Vec<Event> = (0..40).map(|n| event(n, "pageview")).collect();
     events[13] = event(13, "poison");
     events[31] = event(31, "poison");
-    wal.append_record(encode_batch(&events).unwrap()).await.unwrap();
+    wal.append_record(encode_batch(&events).unwrap())
+        .await
+        .unwrap();
     let mut processor = Processor::start(wal.clone(), faulty.clone(), dir.path(), config())
         .await
         .unwrap();
@@ -182,11 +189,15 @@ async fn undecodable_records_are_dead_lettered_and_duplicates_dropped() {
     let (dir, wal, inner, faulty) = setup(0).await;
     wal.append_record(vec![9, 9, 9]).await.unwrap();
     let first: Vec<Event> = (0..5).map(|n| event(n, "pageview")).collect();
-    wal.append_record(encode_batch(&first).unwrap()).await.unwrap();
+    wal.append_record(encode_batch(&first).unwrap())
+        .await
+        .unwrap();
     // A client retry of the same five events, and one new.
     let mut again = first.clone();
     again.push(event(5, "pageview"));
-    wal.append_record(encode_batch(&again).unwrap()).await.unwrap();
+    wal.append_record(encode_batch(&again).unwrap())
+        .await
+        .unwrap();
     let mut processor = Processor::start(wal.clone(), faulty, dir.path(), config())
         .await
         .unwrap();
@@ -199,4 +210,96 @@ async fn undecodable_records_are_dead_lettered_and_duplicates_dropped() {
     let dead = std::fs::read_to_string(dir.path().join("dead-letter.ndjson")).unwrap();
     assert!(dead.contains("\"record_hex\":\"090909\""), "{dead}");
     assert!(dead.contains("unknown event record version 9"), "{dead}");
+}
+
+#[tokio::test]
+async fn a_site_deletion_runs_in_its_place_in_the_queue() {
+    let (dir, wal, inner, faulty) = setup(0).await;
+    let before: Vec<Event> = (0..10).map(|n| event(n, "pageview")).collect();
+    let other: Vec<Event> = (20..23)
+        .map(|n| Event {
+            site_id: SiteId::from("other.example"),
+            ..event(n, "pageview")
+        })
+        .collect();
+    // The same visitors come back to the site created again under the same id.
+    let after: Vec<Event> = (0..5)
+        .map(|n| Event {
+            event_id: format!("again{n}"),
+            timestamp_ms: 1_770_000_000_000 + 60_000 + n as i64 * 1000,
+            ..event(n, "pageview")
+        })
+        .collect();
+    let gone = Event {
+        site_id: SiteId::from("gone.example"),
+        ..event(30, "pageview")
+    };
+    wal.append_record(encode_batch(&before).unwrap())
+        .await
+        .unwrap();
+    wal.append_record(encode_batch(&other).unwrap())
+        .await
+        .unwrap();
+    wal.append_record(encode_site_deletion(&SiteId::from("example.com")).unwrap())
+        .await
+        .unwrap();
+    wal.append_record(encode_batch(&after).unwrap())
+        .await
+        .unwrap();
+    wal.append_record(encode_batch(&[gone]).unwrap())
+        .await
+        .unwrap();
+    let processor = Processor::start(wal.clone(), faulty.clone(), dir.path(), config())
+        .await
+        .unwrap()
+        .with_site_check(Arc::new(|site: &SiteId| site.as_str() != "gone.example"));
+    let mut done = processor.deletions().subscribe();
+    let mut processor = processor;
+    assert_eq!(
+        processor.step().await.unwrap(),
+        5,
+        "one step takes all five records"
+    );
+
+    let report = done.try_recv().unwrap();
+    assert_eq!(report.site.as_str(), "example.com");
+    assert_eq!(report.deleted.events, 10, "what came before the deletion");
+    let site_count = |site: &str| format!("SELECT count(*) FROM events WHERE site_id = '{site}'");
+    assert_eq!(
+        count(&inner, &site_count("example.com")).await,
+        5,
+        "only what came after"
+    );
+    assert_eq!(count(&inner, &site_count("other.example")).await, 3);
+    assert_eq!(count(&inner, &site_count("gone.example")).await, 0);
+    assert_eq!(
+        processor
+            .stats()
+            .deleted_site_dropped
+            .load(Ordering::SeqCst),
+        1
+    );
+    // The visits of the deleted site were forgotten: the new events start new visits, so no
+    // row retracts a state that was deleted.
+    assert_eq!(
+        count(
+            &inner,
+            "SELECT count(*) FROM sessions WHERE site_id = 'example.com' AND sign = -1"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            &inner,
+            "SELECT sum(sign) FROM sessions WHERE site_id = 'example.com'"
+        )
+        .await,
+        5
+    );
+    assert_eq!(
+        wal.checkpointed(),
+        wal.durable_end(),
+        "everything acknowledged"
+    );
 }

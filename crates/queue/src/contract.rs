@@ -110,9 +110,16 @@ async fn honours_max_and_wait(queue: impl EventQueue) {
         .await
         .unwrap()
         .is_empty());
-    let three = queue.receive(Cursor::START, 3, Duration::ZERO).await.unwrap();
+    let three = queue
+        .receive(Cursor::START, 3, Duration::ZERO)
+        .await
+        .unwrap();
     assert_eq!(payloads(&three), (0..3).map(payload).collect::<Vec<_>>());
-    let end = receive_all(&queue, Cursor::START).await.last().unwrap().cursor;
+    let end = receive_all(&queue, Cursor::START)
+        .await
+        .last()
+        .unwrap()
+        .cursor;
     let started = Instant::now();
     let none = queue
         .receive(end, 10, Duration::from_millis(200))

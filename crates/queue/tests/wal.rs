@@ -35,7 +35,10 @@ async fn read_all(queue: &WalQueue, from: Position) -> Vec<Record> {
     let mut records: Vec<Record> = Vec::new();
     let mut position = from;
     loop {
-        let batch = queue.read_records(position, 37, Duration::ZERO).await.unwrap();
+        let batch = queue
+            .read_records(position, 37, Duration::ZERO)
+            .await
+            .unwrap();
         let Some(last) = batch.last() else {
             return records;
         };
@@ -121,7 +124,11 @@ async fn read_honours_max_records_and_resumes_at_next() {
     assert_eq!(first, expected[..3]);
     let rest = read_all(&queue, first[2].next).await;
     assert_eq!(rest, expected[3..]);
-    assert!(queue.read_records(0, 0, Duration::ZERO).await.unwrap().is_empty());
+    assert!(queue
+        .read_records(0, 0, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -235,9 +242,15 @@ async fn a_torn_tail_is_cut_at_every_offset_and_appends_carry_on() {
         assert_eq!(queue.recovery_report().corrupt_bytes, 0, "cut at {cut}");
         assert_eq!(read_all(&queue, 0).await, survivors, "cut at {cut}");
 
-        let position = queue.append_record(b"after the tear".to_vec()).await.unwrap();
+        let position = queue
+            .append_record(b"after the tear".to_vec())
+            .await
+            .unwrap();
         assert_eq!(position, valid_end, "cut at {cut}");
-        let read = queue.read_records(position, 10, Duration::ZERO).await.unwrap();
+        let read = queue
+            .read_records(position, 10, Duration::ZERO)
+            .await
+            .unwrap();
         assert_eq!(read.len(), 1, "cut at {cut}");
         assert_eq!(read[0].payload, b"after the tear");
     }
@@ -572,7 +585,9 @@ async fn crash_child_appends_until_killed() {
             tokio::spawn(async move {
                 for i in 0u64.. {
                     let seed = (task << 32) | i;
-                    let position = queue.append_record(payload(seed, 1 + (i as usize % 300))).await;
+                    let position = queue
+                        .append_record(payload(seed, 1 + (i as usize % 300)))
+                        .await;
                     println!("ack {} {seed}", position.unwrap());
                 }
             })
@@ -630,6 +645,9 @@ fn kill_9_mid_write_loses_no_acknowledged_append() {
                 assert_eq!(record.payload, payload(seed, 1 + (i as usize % 300)));
             }
         }
-        queue.append_record(b"after the crash".to_vec()).await.unwrap();
+        queue
+            .append_record(b"after the crash".to_vec())
+            .await
+            .unwrap();
     });
 }

@@ -240,9 +240,14 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         }
     };
     let site_directory = registry.clone();
-    let processor = Processor::start(queue, writes, &config.data_dir, ProcessorConfig::default())
-        .await?
-        .with_site_check(Arc::new(move |site| site_directory.has_site(site)));
+    let processor = Processor::start(
+        queue.clone(),
+        writes,
+        &config.data_dir,
+        ProcessorConfig::default(),
+    )
+    .await?
+    .with_site_check(Arc::new(move |site| site_directory.has_site(site)));
     let (stop, mut http_stop) = watch::channel(false);
     let retention_task = tokio::spawn(retention::run(
         registry.clone(),
@@ -252,8 +257,8 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     ));
     let site_deletion = site_deletion::SiteDeletion {
         registry: registry.clone(),
-        data: data.clone(),
-        writes: processor.between_batches(),
+        queue: queue.clone(),
+        done: processor.deletions(),
     };
     let app = App {
         backup,

@@ -1,33 +1,45 @@
-//! Deleting a site: one operation over the directory, the processor and the event store.
+//! Deleting a site: one operation over the directory, the queue and the processor.
 //!
 //! 1. The directory forgets the site, its keys and its public link: from here on ingest
-//!    refuses its events, and the processor drops those still queued (its site check asks
-//!    the directory).
-//! 2. Between two of the processor's batches, so that no insert of the site's events is in
-//!    flight, the store deletes its events, visits and rollups.
+//!    refuses its events.
+//! 2. The site's deletion is appended to the queue, behind every event accepted before it.
+//!    The processor, the only writer of events, deletes the site's events, visits and
+//!    rollups when it reaches that record, after storing what came before and before
+//!    anything appended later (a site created again under the same id keeps only its new
+//!    events). It drops events of sites the directory no longer knows, which covers a
+//!    request that found the site just before step 1 and appended after step 2.
+//! 3. The answer waits (bounded) for the processor to report the deletion done.
 //!
-//! Nothing waits on the queue, so this works the same on any queue engine, and a restart in
-//! between loses nothing: the queued events of a site that is gone are dropped then too.
+//! Nothing here polls the queue's positions, so it works the same on any queue engine, and
+//! the deletion is as durable as an accepted event: a restart in between still carries it out.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use heartbeat_accounts::registry::{Registry, RegistryError};
-use heartbeat_model::{Site, SiteId};
-use heartbeat_processor::{BetweenBatches, ProcessorStopped};
-use heartbeat_store::{Deleted, EventData, StoreError};
+use heartbeat_model::{encode_site_deletion, BatchCodecError, Site, SiteId};
+use heartbeat_processor::SiteDeleted;
+use heartbeat_queue::{EventQueue, QueueError};
+use heartbeat_store::Deleted;
+use tokio::sync::broadcast;
+
+/// How long the answer waits for the processor to carry the deletion out.
+const WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct SiteDeletion {
     pub registry: Arc<Registry>,
-    pub data: Arc<dyn EventData>,
-    pub writes: BetweenBatches,
+    pub queue: Arc<dyn EventQueue>,
+    /// The processor's reports of deletions done.
+    pub done: broadcast::Sender<SiteDeleted>,
 }
 
-/// A deleted site and what was deleted with it.
+/// A deleted site and what was deleted with it: `None` while the processor has not reached
+/// the deletion yet (it is durable in the queue and will be carried out).
 #[derive(Debug)]
-pub struct SiteDeleted {
+pub struct Outcome {
     pub site: Site,
-    pub rows: Deleted,
+    pub deleted: Option<Deleted>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,21 +47,32 @@ pub enum DeleteSiteError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Queue(#[from] QueueError),
     #[error(transparent)]
-    Stopped(#[from] ProcessorStopped),
+    Encode(#[from] BatchCodecError),
 }
 
 impl SiteDeletion {
-    pub async fn delete(&self, id: &SiteId) -> Result<SiteDeleted, DeleteSiteError> {
+    pub async fn delete(&self, id: &SiteId) -> Result<Outcome, DeleteSiteError> {
+        let record = encode_site_deletion(id)?;
         let site = self.registry.delete_site(id).await?;
-        let data = self.data.clone();
-        let site_id = site.id.clone();
-        let rows = self
-            .writes
-            .run(async move { data.delete_site_events(&site_id).await })
-            .await??;
-        tracing::info!(site = %site.id, events = rows.events, "site deleted");
-        Ok(SiteDeleted { site, rows })
+        let mut done = self.done.subscribe();
+        self.queue.append(record).await?;
+        let deleted = tokio::time::timeout(WAIT, async {
+            loop {
+                match done.recv().await {
+                    Ok(report) if report.site == site.id => return Some(report.deleted),
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten();
+        if deleted.is_none() {
+            tracing::warn!(site = %site.id, "site deletion queued; the processor has not reached it yet");
+        }
+        Ok(Outcome { site, deleted })
     }
 }

@@ -602,6 +602,44 @@ impl EventWriter for DuckDbStore {
         self.with_writer(|conn| conn.execute_batch("CHECKPOINT").map_err(unavailable))
             .await
     }
+
+    async fn delete_site_events(&self, site: &SiteId) -> Result<Deleted, StoreError> {
+        let site_id = site.as_str().to_owned();
+        let inner = self.inner.clone();
+        self.with_writer(move |conn| {
+            inner
+                .rollups
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+            let tx = conn.transaction().map_err(unavailable)?;
+            let events = tx
+                .execute("DELETE FROM events WHERE site_id = ?", params![site_id])
+                .map_err(unavailable)?;
+            rollups::delete(&tx, &SiteId(site_id.clone()), i64::MAX).map_err(unavailable)?;
+            tx.execute(
+                "DELETE FROM event_props WHERE site_id = ?",
+                params![site_id],
+            )
+            .map_err(unavailable)?;
+            let visits: i64 = tx
+                .query_row(
+                    "SELECT count(DISTINCT session_id) FROM sessions WHERE site_id = ?",
+                    params![site_id],
+                    |row| row.get(0),
+                )
+                .map_err(unavailable)?;
+            tx.execute("DELETE FROM sessions WHERE site_id = ?", params![site_id])
+                .map_err(unavailable)?;
+            tx.commit().map_err(unavailable)?;
+            inner.changed([&SiteId(site_id.clone())]);
+            Ok(Deleted {
+                events: events as u64,
+                visits: visits as u64,
+            })
+        })
+        .await
+    }
 }
 
 #[async_trait::async_trait]
@@ -719,44 +757,6 @@ impl EventData for DuckDbStore {
             let imported = import_all(conn, events, &inner.rollups).map_err(classify)?;
             inner.changed(&sites);
             Ok(imported)
-        })
-        .await
-    }
-
-    async fn delete_site_events(&self, site: &SiteId) -> Result<Deleted, StoreError> {
-        let site_id = site.as_str().to_owned();
-        let inner = self.inner.clone();
-        self.with_writer(move |conn| {
-            inner
-                .rollups
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clear();
-            let tx = conn.transaction().map_err(unavailable)?;
-            let events = tx
-                .execute("DELETE FROM events WHERE site_id = ?", params![site_id])
-                .map_err(unavailable)?;
-            rollups::delete(&tx, &SiteId(site_id.clone()), i64::MAX).map_err(unavailable)?;
-            tx.execute(
-                "DELETE FROM event_props WHERE site_id = ?",
-                params![site_id],
-            )
-            .map_err(unavailable)?;
-            let visits: i64 = tx
-                .query_row(
-                    "SELECT count(DISTINCT session_id) FROM sessions WHERE site_id = ?",
-                    params![site_id],
-                    |row| row.get(0),
-                )
-                .map_err(unavailable)?;
-            tx.execute("DELETE FROM sessions WHERE site_id = ?", params![site_id])
-                .map_err(unavailable)?;
-            tx.commit().map_err(unavailable)?;
-            inner.changed([&SiteId(site_id.clone())]);
-            Ok(Deleted {
-                events: events as u64,
-                visits: visits as u64,
-            })
         })
         .await
     }

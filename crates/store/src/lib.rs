@@ -73,10 +73,14 @@ pub trait EventWriter: Send + Sync + 'static {
 
     /// Makes everything committed durable on disk (a checkpoint of the engine's own log).
     async fn flush(&self) -> Result<(), StoreError>;
+
+    /// Deletes every event, property and visit of `site`, in one transaction. The processor
+    /// calls it when it reaches a site's deletion in the queue, so no insert of the site's
+    /// events interleaves with it.
+    async fn delete_site_events(&self, site: &SiteId) -> Result<Deleted, StoreError>;
 }
 
-/// Data in and out of the store, and deleting it: exports, imports, retention and site
-/// deletion.
+/// Data in and out of the store, and deleting it by age: exports, imports and retention.
 #[async_trait::async_trait]
 pub trait EventData: Send + Sync + 'static {
     /// Deletes `site`'s events (and their properties) older than `before_ms`, and its visits
@@ -98,9 +102,6 @@ pub trait EventData: Send + Sync + 'static {
     /// already, and rebuilds the visits they belong to from all their stored events, in one
     /// transaction. Returns how many events were new.
     async fn import_events(&self, events: Vec<Event>) -> Result<u64, StoreError>;
-
-    /// Deletes every event, property and visit of `site`, in one transaction.
-    async fn delete_site_events(&self, site: &SiteId) -> Result<Deleted, StoreError>;
 }
 
 /// Everything an engine's event store is: the processor's writes ([`EventWriter`]), the

@@ -5,13 +5,13 @@
 //! (`PUT`/`DELETE /api/sites/{site_id}/share`, `POST /api/share/unlock`). Creating a site needs
 //! admin on its organisation; changing one needs admin on the site.
 
+use crate::site_deletion::Outcome;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use heartbeat_ingest::{enrich::site_rules, FieldError};
 use heartbeat_model::{OrgId, SiteId, SiteRules};
-use crate::site_deletion::SiteDeleted;
 use serde_json::{json, Value};
 
 use crate::http::error::registry_error;
@@ -293,14 +293,16 @@ pub(crate) async fn update(
     Ok(Json(body))
 }
 
-/// Deletes a site: its keys, its public link and all its events and visits, including those
-/// still in the queue (dropped when the processor reaches them). New events for it are
-/// refused at once (no such site).
+/// Deletes a site: its keys and its public link at once (new events for it are refused from
+/// then on), and all its events and visits, including those still in the queue, when the
+/// processor reaches the deletion behind them. The answer waits up to 10 s for that: 200 with
+/// the counts, else 202 (`deleted_events` and `deleted_visits` null) and it is carried out later.
 #[utoipa::path(operation_id = "sites_delete", delete, path = "/api/sites/{site_id}", tag = "sites",
     params(("site_id" = String, Path, description = "The site")),
     security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 200, description = "`{success, site_id, deleted_events, deleted_visits}`", body = Object),
+        (status = 202, description = "Deleted from the directory; the data goes when the processor reaches it", body = Object),
         (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
         (status = 403, description = "Not an admin of this site", body = crate::http::schema::ErrorBody),
         (status = 404, description = "No such site", body = crate::http::schema::ErrorBody),
@@ -309,15 +311,22 @@ pub(crate) async fn delete(
     State(app): State<App>,
     caller: RequiredCaller,
     Path(site_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let id = site_to_admin(&app, &caller, &site_id)?;
-    let SiteDeleted { site, rows: deleted } = app.site_deletion.delete(&id).await?;
-    Ok(Json(json!({
-        "success": true,
-        "site_id": site.id,
-        "deleted_events": deleted.events,
-        "deleted_visits": deleted.visits,
-    })))
+    let Outcome { site, deleted } = app.site_deletion.delete(&id).await?;
+    let status = match deleted {
+        Some(_) => StatusCode::OK,
+        None => StatusCode::ACCEPTED,
+    };
+    Ok((
+        status,
+        Json(json!({
+            "success": true,
+            "site_id": site.id,
+            "deleted_events": deleted.map(|d| d.events),
+            "deleted_visits": deleted.map(|d| d.visits),
+        })),
+    ))
 }
 
 /// Gives the site a public read-only dashboard link, replacing any earlier one; with

@@ -222,11 +222,11 @@ impl From<DeleteSiteError> for ApiError {
     fn from(err: DeleteSiteError) -> Self {
         match err {
             DeleteSiteError::Registry(err) => registry_error(err),
-            DeleteSiteError::Store(err) => err.into(),
-            DeleteSiteError::Stopped(_) => ApiError {
-                retry_after_s: Some(5),
-                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Shutting down")
-            },
+            DeleteSiteError::Queue(err) => err.into(),
+            DeleteSiteError::Encode(err) => {
+                tracing::error!(error = %err, "cannot encode a site deletion");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+            }
         }
     }
 }

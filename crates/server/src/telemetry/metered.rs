@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use heartbeat_model::{Session, SiteId};
 use heartbeat_query::{Dialect, Row, RunError, Sql, SqlRunner};
 use heartbeat_queue::{Backlog, Cursor, Delivery, EventQueue, QueueError};
-use heartbeat_store::{EventWriter, InsertBatch, StoreError};
+use heartbeat_store::{Deleted, EventWriter, InsertBatch, StoreError};
 
 use super::{
     QUEUE_APPEND_DURATION, STORE_INSERT_DURATION, STORE_QUERY_DURATION, STORE_QUERY_ERRORS,
@@ -38,7 +38,6 @@ impl MeteredQueue {
             appended: Mutex::new(VecDeque::new()),
         }
     }
-
 
     /// How long the oldest unstored record has waited; zero when the queue is caught up.
     pub fn lag(&self) -> Duration {
@@ -169,5 +168,9 @@ impl EventWriter for MeteredWrites {
 
     async fn flush(&self) -> Result<(), StoreError> {
         self.inner.flush().await
+    }
+
+    async fn delete_site_events(&self, site: &SiteId) -> Result<Deleted, StoreError> {
+        self.inner.delete_site_events(site).await
     }
 }
