@@ -1,202 +1,292 @@
 //! One configuration: a TOML file, `HEARTBEAT_*` environment variables and command-line flags,
 //! resolved once into typed [`Settings`].
 //!
-//! Precedence, lowest first: built-in defaults < the file (`--config` / `HEARTBEAT_CONFIG`) <
-//! environment < flags. Clap reads a flag or its `HEARTBEAT_*` variable (the flag wins) into
-//! [`Overrides`]; the file is parsed with unknown keys rejected, naming the key and its line.
+//! Every setting is declared once, in the [`settings!`] table below: its section and key (the
+//! file's `[section] key`), its type, its default, its flag and its environment variable, and
+//! its documentation. From that one declaration come the file's shape (unknown keys rejected,
+//! naming the key and its line), the flags (clap, each also read from its variable), the
+//! effective settings with their defaults, `heartbeat config check`'s output and the list of
+//! every setting ([`SETTINGS`], which a test holds the README and the example file to).
+//! Each component receives its own section (`settings.query` for the query pool,
+//! `settings.limits` for the limits, `settings.queue` for the queue, ...).
+//!
+//! Precedence, lowest first: defaults < the file (`--config` / `HEARTBEAT_CONFIG`) <
+//! environment < flags.
+//!
+//! Engines are chosen by a tag per part: `store.engine` (`duckdb`), `queue.engine` (`wal`),
+//! `meta.engine` (`duckdb`), `cache.engine` (`memory`); each has one value in this build, and
+//! the next engines (decision record 0008) add theirs.
 //!
 //! Variable names from the seeds' `.env` files are understood where they mean something here:
 //! `PORT` sets the listen port (when neither `--listen` nor `HEARTBEAT_LISTEN` is given) and
 //! `DATABASE_URL` of the form `duckdb:///path/to/file.duckdb` places the DuckDB file. Other
 //! values of `DATABASE_URL`, and `RABBITMQ_URL` and `REDIS_URL`, name engines this build does
-//! not run (it embeds its queue and store); they are reported by `heartbeat config check` and
-//! at start, and ignored.
+//! not run; they are reported by `heartbeat config check` and at start, and ignored.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-/// The file's shape: every key optional, unknown keys rejected.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    #[serde(default)]
-    pub server: ServerSection,
-    #[serde(default)]
-    pub store: StoreSection,
-    #[serde(default)]
-    pub queue: QueueSection,
-    #[serde(default)]
-    pub log: LogSection,
-    #[serde(default)]
-    pub retention: RetentionSection,
-    #[serde(default)]
-    pub geoip: GeoIpSection,
-    #[serde(default)]
-    pub query: QuerySection,
-    #[serde(default)]
-    pub limits: LimitsSection,
+/// One setting, for documentation: `heartbeat config check` and the README's table.
+#[derive(Debug, Clone, Copy)]
+pub struct SettingDoc {
+    /// `section.key` in the file.
+    pub key: &'static str,
+    pub flag: &'static str,
+    pub env: &'static str,
+    pub doc: &'static str,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QuerySection {
-    /// Query answers kept until their site's data changes; 0 turns the cache off.
-    pub cache_entries: Option<usize>,
-    /// Milliseconds a read may take (waiting for its turn included) before it is stopped
-    /// and answered 503.
-    pub timeout_ms: Option<u64>,
-    /// Reads running at once.
-    pub max_concurrent: Option<usize>,
-    /// Reads waiting for a turn; more are answered 503 at once.
-    pub max_waiting: Option<usize>,
-    /// Memory one statement's rows may take; beyond it a read is answered 400.
-    pub max_memory_bytes: Option<usize>,
-    /// The longest date range a read may ask for, in days.
-    pub max_range_days: Option<u32>,
-    /// The most time buckets (points of a time series) a read may ask for.
-    pub max_time_buckets: Option<u32>,
+/// Declares every setting once; see the module documentation.
+macro_rules! settings {
+    ($(
+        $(#[doc = $section_doc:literal])*
+        [$section:ident] $Section:ident, $Layer:ident {
+            $(
+                $(#[doc = $doc:literal])*
+                $key:ident: $ty:ty = $default:expr; $flag:literal, $env:literal $(, $arg:ident = $value:expr)*;
+            )*
+        }
+    )*) => {
+        $(
+            $(#[doc = $section_doc])*
+            #[derive(Debug, Clone, PartialEq, Serialize)]
+            pub struct $Section {
+                $( $(#[doc = $doc])* pub $key: $ty, )*
+            }
+
+            impl Default for $Section {
+                fn default() -> Self {
+                    $Section { $( $key: $default, )* }
+                }
+            }
+
+            /// What one source (the file, or the flags with their variables) says of this
+            /// section: `None` where it says nothing.
+            #[derive(Debug, Clone, Default, Deserialize, clap::Args)]
+            #[serde(deny_unknown_fields)]
+            pub struct $Layer {
+                $(
+                    $(#[doc = $doc])*
+                    #[arg(id = concat!(stringify!($section), ".", stringify!($key)), long = $flag, env = $env $(, $arg = $value)*)]
+                    pub $key: Option<$ty>,
+                )*
+            }
+
+            impl $Section {
+                /// The flags' value, else the file's, else the default.
+                fn layered(flags: $Layer, file: $Layer) -> Self {
+                    let defaults = Self::default();
+                    $Section { $( $key: flags.$key.or(file.$key).unwrap_or(defaults.$key), )* }
+                }
+            }
+        )*
+
+        /// The effective settings, one section per component.
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        pub struct Settings {
+            $( pub $section: $Section, )*
+            /// Things worth telling the operator: variables understood but not used, and why.
+            #[serde(skip)]
+            pub notes: Vec<String>,
+        }
+
+        impl Default for Settings {
+            fn default() -> Self {
+                Settings { $( $section: $Section::default(), )* notes: Vec::new() }
+            }
+        }
+
+        /// The configuration file's shape: every key optional, unknown keys rejected.
+        #[derive(Debug, Clone, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct FileConfig {
+            $( #[serde(default)] pub $section: $Layer, )*
+        }
+
+        /// The server's settings as flags, each also read from its `HEARTBEAT_*` variable.
+        #[derive(Debug, Clone, Default, clap::Args)]
+        pub struct Flags {
+            $( #[command(flatten)] pub $section: $Layer, )*
+        }
+
+        fn layered(flags: Flags, file: FileConfig) -> Settings {
+            Settings {
+                $( $section: $Section::layered(flags.$section, file.$section), )*
+                notes: Vec::new(),
+            }
+        }
+
+        /// Every setting, in declaration order.
+        pub const SETTINGS: &[SettingDoc] = &[$($(
+            SettingDoc {
+                key: concat!(stringify!($section), ".", stringify!($key)),
+                flag: concat!("--", $flag),
+                env: $env,
+                doc: concat!($($doc, "\n",)*),
+            },
+        )*)*];
+    };
 }
 
-/// Rate limits and quotas (`crates/server/src/limits.rs`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitsSection {
-    /// `false` turns every rate limit and quota off (benchmarks on loopback).
-    pub enabled: Option<bool>,
-    /// Requests per client IP per minute on public ingest (`POST /api/event`, `POST /events`).
-    pub ingest_per_ip_per_minute: Option<u32>,
-    /// Requests per API key or session per minute, ingest and API alike.
-    pub per_key_per_minute: Option<u32>,
-    /// Events per site per minute accepted by ingest.
-    pub site_events_per_minute: Option<u32>,
-    /// Requests per client IP per minute through a public dashboard link.
-    pub share_per_ip_per_minute: Option<u32>,
+/// `on`/`off` (`true`/`false`, `1`/`0`, `yes`/`no` too).
+fn toggle(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        other => Err(format!("{other:?} is neither on nor off")),
+    }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GeoIpSection {
-    /// A MaxMind-format database (.mmdb: GeoLite2 or DB-IP Lite, City or Country); without
-    /// one, country, region and city stay empty.
-    pub database: Option<PathBuf>,
+settings! {
+    /// Listening, the data directory, credentials and HTTP limits.
+    [server] Server, ServerLayer {
+        /// Address to listen on, like `127.0.0.1:3000` (`PORT` sets the port only).
+        listen: String = DEFAULT_LISTEN.to_owned(); "listen", "HEARTBEAT_LISTEN";
+        /// Where the write-ahead log, the DuckDB file, salts and the admin token live.
+        data_dir: PathBuf = PathBuf::from("./data"); "data-dir", "HEARTBEAT_DATA_DIR";
+        /// The admin key (empty: generated on first start and kept in the data dir); prefer
+        /// the variable to a file.
+        admin_token: String = String::new(); "admin-token", "HEARTBEAT_ADMIN_TOKEN", hide_env_values = true;
+        /// CIDRs of proxies whose forwarding headers are believed (comma-separated).
+        trusted_proxies: Vec<String> = Vec::new(); "trusted-proxies", "HEARTBEAT_TRUSTED_PROXIES", value_delimiter = ',';
+        /// Largest request body accepted, in bytes (413 beyond it).
+        max_body_bytes: usize = 1024 * 1024; "max-body-bytes", "HEARTBEAT_MAX_BODY_BYTES";
+        /// Seconds a request may take before it is answered 408.
+        request_timeout_s: u64 = 30; "request-timeout-s", "HEARTBEAT_REQUEST_TIMEOUT_S";
+        /// Origins (like `https://admin.example.com`) whose pages may call the private API
+        /// with credentials (CORS, comma-separated); none: same origin only.
+        cors_origins: Vec<String> = Vec::new(); "cors-origins", "HEARTBEAT_CORS_ORIGINS", value_delimiter = ',';
+        /// Whether session cookies carry `Secure` (HTTPS only).
+        secure_cookies: bool = true; "secure-cookies", "HEARTBEAT_SECURE_COOKIES";
+    }
+    /// Where events, visits and rollups are kept and queried.
+    [store] Store, StoreLayer {
+        /// The event store's engine: `duckdb` (embedded).
+        engine: StoreEngine = StoreEngine::Duckdb; "store", "HEARTBEAT_STORE";
+        /// The DuckDB file (empty: `heartbeat.duckdb` in the data dir; also
+        /// `DATABASE_URL=duckdb:///path/file.duckdb`).
+        path: PathBuf = PathBuf::new(); "store-path", "HEARTBEAT_STORE_PATH";
+        /// DuckDB's buffer memory cap, like `512MB` (it spills to disk beyond it).
+        memory_limit: String = "512MB".to_owned(); "store-memory-limit", "HEARTBEAT_STORE_MEMORY_LIMIT";
+    }
+    /// The durable queue between ingest and the processor.
+    [queue] Queue, QueueLayer {
+        /// The queue's engine: `wal` (the embedded write-ahead log).
+        engine: QueueEngine = QueueEngine::Wal; "queue", "HEARTBEAT_QUEUE";
+        /// Bytes the queue may hold unprocessed before ingest answers 503.
+        max_pending_bytes: u64 = 1024 * 1024 * 1024; "max-queue-bytes", "HEARTBEAT_MAX_QUEUE_BYTES";
+    }
+    /// Sites, keys, organisations, users, sessions and share links.
+    [meta] Meta, MetaLayer {
+        /// The metadata store's engine: `duckdb` (beside the events).
+        engine: MetaEngine = MetaEngine::Duckdb; "meta", "HEARTBEAT_META";
+    }
+    /// The query cache and rate-limit state.
+    [cache] Cache, CacheLayer {
+        /// The cache's engine: `memory` (in the process).
+        engine: CacheEngine = CacheEngine::Memory; "cache", "HEARTBEAT_CACHE";
+    }
+    /// Logging (levels with `HEARTBEAT_LOG`, like `info` or `heartbeat_server=debug`).
+    [log] Log, LogLayer {
+        /// `text` or `json`.
+        format: LogFormat = LogFormat::Text; "log-format", "HEARTBEAT_LOG_FORMAT";
+    }
+    /// The job that deletes events past their site's retention.
+    [retention] Retention, RetentionLayer {
+        /// Seconds between runs.
+        interval_s: u64 = 3600; "retention-interval-s", "HEARTBEAT_RETENTION_INTERVAL_S";
+    }
+    /// Locations from IP addresses.
+    [geoip] GeoIp, GeoIpLayer {
+        /// A MaxMind-format database (.mmdb: GeoLite2 or DB-IP Lite, City or Country); empty:
+        /// country, region and city stay empty.
+        database: PathBuf = PathBuf::new(); "geoip-db", "HEARTBEAT_GEOIP_DB";
+    }
+    /// Reads: the cache of answers and the query pool's budgets.
+    [query] Query, QueryLayer {
+        /// Query answers kept until their site's data changes; 0 turns the cache off.
+        cache_entries: usize = 1000; "query-cache-entries", "HEARTBEAT_QUERY_CACHE_ENTRIES";
+        /// Milliseconds a read may take, waiting for its turn included, before it is stopped
+        /// and answered 503.
+        timeout_ms: u64 = 10_000; "query-timeout-ms", "HEARTBEAT_QUERY_TIMEOUT_MS";
+        /// Reads running at once.
+        max_concurrent: usize = 4; "query-max-concurrent", "HEARTBEAT_QUERY_MAX_CONCURRENT";
+        /// Reads waiting for a turn; more are answered 503 at once.
+        max_waiting: usize = 64; "query-max-waiting", "HEARTBEAT_QUERY_MAX_WAITING";
+        /// Memory one statement's rows may take; beyond it a read is answered 400.
+        max_memory_bytes: usize = 64 * 1024 * 1024; "query-max-memory-bytes", "HEARTBEAT_QUERY_MAX_MEMORY_BYTES";
+        /// The longest date range a read may ask for, in days.
+        max_range_days: u32 = heartbeat_query::QueryBounds::default().max_range_days; "query-max-range-days", "HEARTBEAT_QUERY_MAX_RANGE_DAYS";
+        /// The most time buckets (points of a time series) a read may ask for.
+        max_time_buckets: u32 = heartbeat_query::QueryBounds::default().max_time_buckets; "query-max-time-buckets", "HEARTBEAT_QUERY_MAX_TIME_BUCKETS";
+    }
+    /// Rate limits and quotas (429 with `Retry-After` beyond them).
+    [limits] Limits, LimitsLayer {
+        /// `false` (`--rate-limits off`) turns every rate limit and quota off (benchmarks on
+        /// loopback).
+        enabled: bool = true; "rate-limits", "HEARTBEAT_RATE_LIMITS", value_parser = toggle;
+        /// Requests per client IP per minute on public ingest (`POST /api/event`,
+        /// `POST /events`).
+        ingest_per_ip_per_minute: u32 = 100; "ingest-per-ip-per-minute", "HEARTBEAT_INGEST_PER_IP_PER_MINUTE";
+        /// Requests per API key or session per minute, ingest and API alike (100 a second: a
+        /// backend sending batches of up to 1,000 events).
+        per_key_per_minute: u32 = 6_000; "per-key-per-minute", "HEARTBEAT_PER_KEY_PER_MINUTE";
+        /// Events per site per minute accepted by ingest (10,000 a second sustained, with a
+        /// minute's worth of burst), so a flood on one site cannot starve the others.
+        site_events_per_minute: u32 = 600_000; "site-events-per-minute", "HEARTBEAT_SITE_EVENTS_PER_MINUTE";
+        /// Requests per client IP per minute through a public dashboard link, on top of the
+        /// link's own key budget (ten dashboard loads a minute).
+        share_per_ip_per_minute: u32 = 240; "share-per-ip-per-minute", "HEARTBEAT_SHARE_PER_IP_PER_MINUTE";
+    }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerSection {
-    /// Address to listen on, like `127.0.0.1:3000`.
-    pub listen: Option<String>,
-    /// Where the write-ahead log, the DuckDB file, salts and the admin token live.
-    pub data_dir: Option<PathBuf>,
-    /// The admin key; prefer `HEARTBEAT_ADMIN_TOKEN` to keep it out of files.
-    pub admin_token: Option<String>,
-    /// CIDRs of proxies whose forwarding headers are believed.
-    pub trusted_proxies: Option<Vec<String>>,
-    /// Largest request body accepted, in bytes.
-    pub max_body_bytes: Option<usize>,
-    /// Seconds a handler may take before the request is answered 408.
-    pub request_timeout_s: Option<u64>,
-    /// Origins (like `https://admin.example.com`) whose pages may call the private API with
-    /// credentials; none by default (same origin only). Ingest accepts every origin.
-    pub cors_origins: Option<Vec<String>>,
-    /// Whether session cookies carry `Secure` (HTTPS only); turn off only for plain HTTP on a
-    /// trusted network.
-    pub secure_cookies: Option<bool>,
+macro_rules! engine {
+    ($(#[doc = $doc:literal])* $Engine:ident { $($(#[doc = $vdoc:literal])* $Variant:ident),* $(,)? }) => {
+        $(#[doc = $doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $Engine { $($(#[doc = $vdoc])* $Variant),* }
+    };
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreSection {
-    /// The DuckDB file; default `heartbeat.duckdb` in the data dir.
-    pub path: Option<PathBuf>,
-    /// DuckDB's buffer memory cap, like `512MB`.
-    pub memory_limit: Option<String>,
-}
+engine!(
+    /// Which engine keeps events.
+    StoreEngine {
+        /// Embedded DuckDB in the data dir.
+        Duckdb
+    }
+);
+engine!(
+    /// Which engine queues accepted events.
+    QueueEngine {
+        /// The embedded write-ahead log in the data dir.
+        Wal
+    }
+);
+engine!(
+    /// Which engine keeps the metadata.
+    MetaEngine {
+        /// The DuckDB file of the events.
+        Duckdb
+    }
+);
+engine!(
+    /// Which engine keeps caches and limiter state.
+    CacheEngine {
+        /// In the process.
+        Memory
+    }
+);
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QueueSection {
-    /// Bytes the queue may hold unprocessed before ingest answers 503.
-    pub max_pending_bytes: Option<u64>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogSection {
-    /// `text` or `json`.
-    pub format: Option<LogFormat>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetentionSection {
-    /// How often the retention job deletes expired events, in seconds.
-    pub interval_s: Option<u64>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
     Json,
-}
-
-/// What flags and `HEARTBEAT_*` variables said; `None` where neither was given.
-#[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    pub listen: Option<SocketAddr>,
-    pub data_dir: Option<PathBuf>,
-    pub admin_token: Option<String>,
-    pub trusted_proxies: Option<Vec<String>>,
-    pub max_body_bytes: Option<usize>,
-    pub max_queue_bytes: Option<u64>,
-    pub store_memory_limit: Option<String>,
-    pub log_format: Option<LogFormat>,
-    pub retention_interval_s: Option<u64>,
-    pub geoip_db: Option<PathBuf>,
-    pub query_cache_entries: Option<usize>,
-    pub rate_limits: Option<bool>,
-    pub ingest_per_ip_per_minute: Option<u32>,
-    pub per_key_per_minute: Option<u32>,
-    pub site_events_per_minute: Option<u32>,
-    pub share_per_ip_per_minute: Option<u32>,
-    pub query_timeout_ms: Option<u64>,
-    pub query_max_concurrent: Option<usize>,
-    pub query_max_waiting: Option<usize>,
-    pub query_max_memory_bytes: Option<usize>,
-    pub query_max_range_days: Option<u32>,
-    pub query_max_time_buckets: Option<u32>,
-    pub request_timeout_s: Option<u64>,
-    pub cors_origins: Option<Vec<String>>,
-    pub secure_cookies: Option<bool>,
-}
-
-/// The effective settings.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub listen: SocketAddr,
-    pub data_dir: PathBuf,
-    pub admin_token: Option<String>,
-    pub trusted_proxies: Vec<IpNet>,
-    pub max_body_bytes: usize,
-    pub max_queue_bytes: u64,
-    /// `None`: `heartbeat.duckdb` in the data dir.
-    pub store_path: Option<PathBuf>,
-    pub store_memory_limit: String,
-    pub log_format: LogFormat,
-    pub retention_interval_s: u64,
-    pub geoip_db: Option<PathBuf>,
-    pub query_cache_entries: usize,
-    pub query: crate::query_pool::QuerySettings,
-    pub limits: crate::limits::LimitSettings,
-    pub request_timeout_s: u64,
-    pub cors_origins: Vec<String>,
-    pub secure_cookies: bool,
-    /// Things worth telling the operator: variables understood but not used, and why.
-    pub notes: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -239,52 +329,30 @@ pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     parse_file(path, &text)
 }
 
-/// Resolves the settings from the file, the overrides and the seeds' variables (read through
-/// `env`, so tests need not touch the process environment).
+/// Resolves the settings from the file, the flags and the seeds' variables (read through
+/// `env`, so tests need not touch the process environment), and checks them.
 pub fn resolve(
     file: FileConfig,
-    overrides: Overrides,
+    flags: Flags,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Settings, ConfigError> {
-    let mut notes = Vec::new();
-    let query = query_settings(&file.query, &overrides)?;
-    let listen = match overrides.listen {
-        Some(listen) => listen,
-        None => {
-            let text = file.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
-            let mut listen: SocketAddr = text.parse().map_err(|_| {
-                invalid(
-                    "server.listen",
-                    format!("{text:?} is not an address like 127.0.0.1:3000"),
-                )
-            })?;
-            if let Some(port) = env("PORT").filter(|p| !p.trim().is_empty()) {
-                let port: u16 = port
-                    .trim()
-                    .parse()
-                    .map_err(|_| invalid("PORT", format!("{port:?} is not a port number")))?;
-                listen.set_port(port);
-            }
-            listen
+    let listen_given = flags.server.listen.is_some();
+    let mut settings = layered(flags, file);
+    if !listen_given {
+        if let Some(port) = env("PORT").filter(|p| !p.trim().is_empty()) {
+            let port: u16 = port
+                .trim()
+                .parse()
+                .map_err(|_| invalid("PORT", format!("{port:?} is not a port number")))?;
+            let mut listen = settings.server.listen_addr()?;
+            listen.set_port(port);
+            settings.server.listen = listen.to_string();
         }
-    };
-    let trusted_proxies = overrides
-        .trusted_proxies
-        .or(file.server.trusted_proxies)
-        .unwrap_or_default()
-        .iter()
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<IpNet>()
-                .map_err(|_| invalid("trusted_proxies", format!("{s:?} is not a CIDR")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut store_path = file.store.path;
+    }
     if let Some(url) = env("DATABASE_URL").filter(|u| !u.trim().is_empty()) {
         match url.trim().strip_prefix("duckdb://") {
-            Some(path) if !path.is_empty() => store_path = Some(PathBuf::from(path)),
-            _ => notes.push(format!(
+            Some(path) if !path.is_empty() => settings.store.path = PathBuf::from(path),
+            _ => settings.notes.push(format!(
                 "DATABASE_URL ({}) is ignored: this build keeps events and metadata in DuckDB \
                  (set DATABASE_URL=duckdb:///path/to/file.duckdb to place the file)",
                 url.split(':').next().unwrap_or("?")
@@ -296,258 +364,176 @@ pub fn resolve(
         ("REDIS_URL", "rate-limit state is kept in the process"),
     ] {
         if env(name).is_some_and(|v| !v.trim().is_empty()) {
-            notes.push(format!("{name} is ignored: {what}"));
+            settings.notes.push(format!("{name} is ignored: {what}"));
         }
     }
-    let max_body_bytes = overrides
-        .max_body_bytes
-        .or(file.server.max_body_bytes)
-        .unwrap_or(1024 * 1024);
-    if max_body_bytes == 0 {
-        return Err(invalid("max_body_bytes", "must be at least 1"));
-    }
-    let max_queue_bytes = overrides
-        .max_queue_bytes
-        .or(file.queue.max_pending_bytes)
-        .unwrap_or(1024 * 1024 * 1024);
-    let retention_interval_s = overrides
-        .retention_interval_s
-        .or(file.retention.interval_s)
-        .unwrap_or(3600);
-    if retention_interval_s == 0 {
-        return Err(invalid("retention.interval_s", "must be at least 1"));
-    }
-    let defaults = crate::limits::LimitSettings::default();
-    let limits = crate::limits::LimitSettings {
-        enabled: overrides
-            .rate_limits
-            .or(file.limits.enabled)
-            .unwrap_or(true),
-        ingest_per_ip_per_minute: overrides
-            .ingest_per_ip_per_minute
-            .or(file.limits.ingest_per_ip_per_minute)
-            .unwrap_or(defaults.ingest_per_ip_per_minute),
-        per_key_per_minute: overrides
-            .per_key_per_minute
-            .or(file.limits.per_key_per_minute)
-            .unwrap_or(defaults.per_key_per_minute),
-        site_events_per_minute: overrides
-            .site_events_per_minute
-            .or(file.limits.site_events_per_minute)
-            .unwrap_or(defaults.site_events_per_minute),
-        share_per_ip_per_minute: overrides
-            .share_per_ip_per_minute
-            .or(file.limits.share_per_ip_per_minute)
-            .unwrap_or(defaults.share_per_ip_per_minute),
-    };
-    for (name, value) in [
-        (
-            "limits.ingest_per_ip_per_minute",
-            limits.ingest_per_ip_per_minute,
-        ),
-        ("limits.per_key_per_minute", limits.per_key_per_minute),
-        (
-            "limits.site_events_per_minute",
-            limits.site_events_per_minute,
-        ),
-        (
-            "limits.share_per_ip_per_minute",
-            limits.share_per_ip_per_minute,
-        ),
-    ] {
-        if value == 0 {
-            return Err(invalid(
-                name,
-                "must be at least 1 (turn limits off with limits.enabled = false)",
-            ));
-        }
-    }
-    let request_timeout_s = overrides
-        .request_timeout_s
-        .or(file.server.request_timeout_s)
-        .unwrap_or(30);
-    if request_timeout_s == 0 {
-        return Err(invalid("server.request_timeout_s", "must be at least 1"));
-    }
-    let cors_origins: Vec<String> = overrides
-        .cors_origins
-        .or(file.server.cors_origins)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|o| o.trim().trim_end_matches('/').to_owned())
-        .filter(|o| !o.is_empty())
-        .collect();
-    for origin in &cors_origins {
-        let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
-            && !origin.contains(['*', ' ', ','])
-            && origin.matches('/').count() == 2;
-        if !valid {
-            return Err(invalid(
-                "server.cors_origins",
-                format!("{origin:?} is not an origin like https://admin.example.com"),
-            ));
-        }
-    }
-    Ok(Settings {
-        query,
-        limits,
-        request_timeout_s,
-        cors_origins,
-        secure_cookies: overrides
-            .secure_cookies
-            .or(file.server.secure_cookies)
-            .unwrap_or(true),
-        listen,
-        data_dir: overrides
-            .data_dir
-            .or(file.server.data_dir)
-            .unwrap_or_else(|| PathBuf::from("./data")),
-        admin_token: overrides
-            .admin_token
-            .or(file.server.admin_token)
-            .filter(|t| !t.is_empty()),
-        trusted_proxies,
-        max_body_bytes,
-        max_queue_bytes,
-        store_path,
-        store_memory_limit: overrides
-            .store_memory_limit
-            .or(file.store.memory_limit)
-            .unwrap_or_else(|| "512MB".to_owned()),
-        log_format: overrides
-            .log_format
-            .or(file.log.format)
-            .unwrap_or(LogFormat::Text),
-        retention_interval_s,
-        geoip_db: overrides.geoip_db.or(file.geoip.database),
-        query_cache_entries: overrides
-            .query_cache_entries
-            .or(file.query.cache_entries)
-            .unwrap_or(1000),
-        notes,
-    })
-}
-
-/// The settings of reads: the file's `[query]` section under the flags.
-fn query_settings(
-    file: &QuerySection,
-    overrides: &Overrides,
-) -> Result<crate::query_pool::QuerySettings, ConfigError> {
-    let defaults = crate::query_pool::QuerySettings::default();
-    let settings = crate::query_pool::QuerySettings {
-        max_concurrent: overrides
-            .query_max_concurrent
-            .or(file.max_concurrent)
-            .unwrap_or(defaults.max_concurrent),
-        max_waiting: overrides
-            .query_max_waiting
-            .or(file.max_waiting)
-            .unwrap_or(defaults.max_waiting),
-        timeout: overrides
-            .query_timeout_ms
-            .or(file.timeout_ms)
-            .map_or(defaults.timeout, std::time::Duration::from_millis),
-        max_memory_bytes: overrides
-            .query_max_memory_bytes
-            .or(file.max_memory_bytes)
-            .unwrap_or(defaults.max_memory_bytes),
-        bounds: heartbeat_query::QueryBounds {
-            max_range_days: overrides
-                .query_max_range_days
-                .or(file.max_range_days)
-                .unwrap_or(defaults.bounds.max_range_days),
-            max_time_buckets: overrides
-                .query_max_time_buckets
-                .or(file.max_time_buckets)
-                .unwrap_or(defaults.bounds.max_time_buckets),
-        },
-    };
-    for (name, value) in [
-        ("query.max_concurrent", settings.max_concurrent as u64),
-        ("query.timeout_ms", settings.timeout.as_millis() as u64),
-        ("query.max_memory_bytes", settings.max_memory_bytes as u64),
-        (
-            "query.max_range_days",
-            u64::from(settings.bounds.max_range_days),
-        ),
-        (
-            "query.max_time_buckets",
-            u64::from(settings.bounds.max_time_buckets),
-        ),
-    ] {
-        if value == 0 {
-            return Err(invalid(name, "must be at least 1"));
-        }
-    }
+    settings.check()?;
     Ok(settings)
 }
 
 impl Settings {
+    /// Every value checked, each error naming its setting.
+    fn check(&mut self) -> Result<(), ConfigError> {
+        self.server.listen_addr()?;
+        self.server.trusted_proxies()?;
+        let origins: Vec<String> = self
+            .server
+            .cors_origins
+            .iter()
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect();
+        for origin in &origins {
+            let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
+                && !origin.contains(['*', ' ', ','])
+                && origin.matches('/').count() == 2;
+            if !valid {
+                return Err(invalid(
+                    "server.cors_origins",
+                    format!("{origin:?} is not an origin like https://admin.example.com"),
+                ));
+            }
+        }
+        self.server.cors_origins = origins;
+        for (name, value) in [
+            ("server.max_body_bytes", self.server.max_body_bytes as u64),
+            ("server.request_timeout_s", self.server.request_timeout_s),
+            ("retention.interval_s", self.retention.interval_s),
+            ("query.max_concurrent", self.query.max_concurrent as u64),
+            ("query.timeout_ms", self.query.timeout_ms),
+            ("query.max_memory_bytes", self.query.max_memory_bytes as u64),
+            ("query.max_range_days", u64::from(self.query.max_range_days)),
+            (
+                "query.max_time_buckets",
+                u64::from(self.query.max_time_buckets),
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(name, "must be at least 1"));
+            }
+        }
+        for (name, value) in [
+            (
+                "limits.ingest_per_ip_per_minute",
+                self.limits.ingest_per_ip_per_minute,
+            ),
+            ("limits.per_key_per_minute", self.limits.per_key_per_minute),
+            (
+                "limits.site_events_per_minute",
+                self.limits.site_events_per_minute,
+            ),
+            (
+                "limits.share_per_ip_per_minute",
+                self.limits.share_per_ip_per_minute,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(
+                    name,
+                    "must be at least 1 (turn limits off with limits.enabled = false)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Settings for a server on `listen` over `data_dir`, everything else at its default.
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Settings {
+        let mut settings = Settings::default();
+        settings.server.listen = listen.to_string();
+        settings.server.data_dir = data_dir;
+        settings
+    }
+
+    /// The DuckDB file.
+    pub fn store_path(&self) -> PathBuf {
+        if self.store.path.as_os_str().is_empty() {
+            self.server.data_dir.join("heartbeat.duckdb")
+        } else {
+            self.store.path.clone()
+        }
+    }
+
+    /// The GeoIP database, if one is set.
+    pub fn geoip_database(&self) -> Option<&Path> {
+        Some(self.geoip.database.as_path()).filter(|p| !p.as_os_str().is_empty())
+    }
+
     /// The effective settings as a configuration file (the admin token withheld).
     pub fn to_toml(&self) -> String {
-        let token = match &self.admin_token {
-            Some(_) => "# admin_token is set (not shown)",
-            None => "# admin_token: generated on first start, kept in <data_dir>/admin-token",
+        let mut shown = self.clone();
+        let token = if shown.server.admin_token.is_empty() {
+            "# server.admin_token: generated on first start, kept in <data_dir>/admin-token"
+        } else {
+            shown.server.admin_token.clear();
+            "# server.admin_token is set (not shown)"
         };
-        let proxies: Vec<String> = self.trusted_proxies.iter().map(|n| n.to_string()).collect();
-        let store_path = match &self.store_path {
-            Some(path) => format!("path = {}\n", toml_string(&path.display().to_string())),
-            None => "# path: heartbeat.duckdb in the data dir\n".to_owned(),
-        };
-        format!(
-            "[server]\nlisten = {}\ndata_dir = {}\n{token}\ntrusted_proxies = {}\nmax_body_bytes = {}\n\
-             request_timeout_s = {}\ncors_origins = {}\nsecure_cookies = {}\n\n\
-             [limits]\nenabled = {}\ningest_per_ip_per_minute = {}\nper_key_per_minute = {}\n\
-             site_events_per_minute = {}\nshare_per_ip_per_minute = {}\n\n\
-             [store]\n{store_path}memory_limit = {}\n\n\
-             [queue]\nmax_pending_bytes = {}\n\n\
-             [log]\nformat = {}\n\n\
-             [retention]\ninterval_s = {}\n\n\
-             [geoip]\n{}\n\n\
-             [query]\ncache_entries = {}\ntimeout_ms = {}\nmax_concurrent = {}\nmax_waiting = {}\n\
-             max_memory_bytes = {}\nmax_range_days = {}\nmax_time_buckets = {}\n",
-            toml_string(&self.listen.to_string()),
-            toml_string(&self.data_dir.display().to_string()),
-            toml::Value::Array(proxies.into_iter().map(toml::Value::String).collect()),
-            self.max_body_bytes,
-            self.request_timeout_s,
-            toml::Value::Array(
-                self.cors_origins
-                    .iter()
-                    .cloned()
-                    .map(toml::Value::String)
-                    .collect()
-            ),
-            self.secure_cookies,
-            self.limits.enabled,
-            self.limits.ingest_per_ip_per_minute,
-            self.limits.per_key_per_minute,
-            self.limits.site_events_per_minute,
-            self.limits.share_per_ip_per_minute,
-            toml_string(&self.store_memory_limit),
-            self.max_queue_bytes,
-            toml_string(match self.log_format {
-                LogFormat::Text => "text",
-                LogFormat::Json => "json",
-            }),
-            self.retention_interval_s,
-            match &self.geoip_db {
-                Some(path) => format!("database = {}", toml_string(&path.display().to_string())),
-                None => "# database: none, locations stay empty".to_owned(),
-            },
-            self.query_cache_entries,
-            self.query.timeout.as_millis(),
-            self.query.max_concurrent,
-            self.query.max_waiting,
-            self.query.max_memory_bytes,
-            self.query.bounds.max_range_days,
-            self.query.bounds.max_time_buckets,
-        )
+        let text = toml::to_string(&shown).unwrap_or_default();
+        // An empty token would read back as "generate one"; leave the key out.
+        let text = text.replace("admin_token = \"\"\n", "");
+        format!("{token}\n{text}")
     }
 }
 
-fn toml_string(text: &str) -> String {
-    toml::Value::String(text.to_owned()).to_string()
+impl Server {
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|_| {
+            invalid(
+                "server.listen",
+                format!("{:?} is not an address like 127.0.0.1:3000", self.listen),
+            )
+        })
+    }
+
+    pub fn trusted_proxies(&self) -> Result<Vec<IpNet>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<IpNet>()
+                    .map_err(|_| invalid("server.trusted_proxies", format!("{s:?} is not a CIDR")))
+            })
+            .collect()
+    }
+
+    /// The admin key, if one is configured.
+    pub fn admin_token(&self) -> Option<&str> {
+        Some(self.admin_token.as_str()).filter(|t| !t.is_empty())
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_s)
+    }
+}
+
+impl Query {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    pub fn bounds(&self) -> heartbeat_query::QueryBounds {
+        heartbeat_query::QueryBounds {
+            max_range_days: self.max_range_days,
+            max_time_buckets: self.max_time_buckets,
+        }
+    }
+}
+
+impl Limits {
+    /// Everything off.
+    pub fn off() -> Self {
+        Limits {
+            enabled: false,
+            ..Limits::default()
+        }
+    }
+}
+
+impl Retention {
+    pub fn interval(&self) -> Duration {
+        Duration::from_secs(self.interval_s)
+    }
 }
 
 #[cfg(test)]
@@ -570,11 +556,13 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let settings = resolve(FileConfig::default(), Overrides::default(), env(&[])).unwrap();
-        assert_eq!(settings.listen, DEFAULT_LISTEN.parse().unwrap());
-        assert_eq!(settings.data_dir, PathBuf::from("./data"));
-        assert_eq!(settings.max_body_bytes, 1024 * 1024);
-        assert_eq!(settings.log_format, LogFormat::Text);
+        let settings = resolve(FileConfig::default(), Flags::default(), env(&[])).unwrap();
+        assert_eq!(settings.server.listen, DEFAULT_LISTEN);
+        assert_eq!(settings.server.data_dir, PathBuf::from("./data"));
+        assert_eq!(settings.server.max_body_bytes, 1024 * 1024);
+        assert_eq!(settings.log.format, LogFormat::Text);
+        assert_eq!(settings.store.engine, StoreEngine::Duckdb);
+        assert_eq!(settings.queue.engine, QueueEngine::Wal);
         assert!(settings.notes.is_empty());
     }
 
@@ -584,30 +572,28 @@ mod tests {
             "[server]\nlisten = \"0.0.0.0:8080\"\ndata_dir = \"/srv/hb\"\nmax_body_bytes = 10\n\
              [log]\nformat = \"json\"\n",
         );
-        let settings = resolve(from_file.clone(), Overrides::default(), env(&[])).unwrap();
-        assert_eq!(settings.listen, "0.0.0.0:8080".parse().unwrap());
-        assert_eq!(settings.data_dir, PathBuf::from("/srv/hb"));
-        assert_eq!(settings.max_body_bytes, 10);
-        assert_eq!(settings.log_format, LogFormat::Json);
-        let overrides = Overrides {
-            listen: Some("127.0.0.1:9000".parse().unwrap()),
-            max_body_bytes: Some(20),
-            ..Overrides::default()
-        };
+        let settings = resolve(from_file.clone(), Flags::default(), env(&[])).unwrap();
+        assert_eq!(settings.server.listen, "0.0.0.0:8080");
+        assert_eq!(settings.server.data_dir, PathBuf::from("/srv/hb"));
+        assert_eq!(settings.server.max_body_bytes, 10);
+        assert_eq!(settings.log.format, LogFormat::Json);
+        let mut overrides = Flags::default();
+        overrides.server.listen = Some("127.0.0.1:9000".into());
+        overrides.server.max_body_bytes = Some(20);
         let settings = resolve(from_file, overrides, env(&[("PORT", "7000")])).unwrap();
-        assert_eq!(settings.listen, "127.0.0.1:9000".parse().unwrap());
-        assert_eq!(settings.max_body_bytes, 20);
-        assert_eq!(settings.data_dir, PathBuf::from("/srv/hb"));
+        assert_eq!(settings.server.listen, "127.0.0.1:9000");
+        assert_eq!(settings.server.max_body_bytes, 20);
+        assert_eq!(settings.server.data_dir, PathBuf::from("/srv/hb"));
     }
 
     #[test]
     fn seed_port_sets_the_port_of_the_configured_address() {
         let from_file = file("[server]\nlisten = \"0.0.0.0:8080\"\n");
-        let settings = resolve(from_file, Overrides::default(), env(&[("PORT", "4000")])).unwrap();
-        assert_eq!(settings.listen, "0.0.0.0:4000".parse().unwrap());
+        let settings = resolve(from_file, Flags::default(), env(&[("PORT", "4000")])).unwrap();
+        assert_eq!(settings.server.listen, "0.0.0.0:4000");
         let bad = resolve(
             FileConfig::default(),
-            Overrides::default(),
+            Flags::default(),
             env(&[("PORT", "x")]),
         );
         assert!(bad.unwrap_err().to_string().starts_with("PORT:"));
@@ -617,7 +603,7 @@ mod tests {
     fn seed_urls() {
         let settings = resolve(
             FileConfig::default(),
-            Overrides::default(),
+            Flags::default(),
             env(&[
                 ("DATABASE_URL", "duckdb:///var/lib/hb/events.duckdb"),
                 ("REDIS_URL", "redis://localhost:6379"),
@@ -625,21 +611,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            settings.store_path,
-            Some(PathBuf::from("/var/lib/hb/events.duckdb"))
+            settings.store_path(),
+            PathBuf::from("/var/lib/hb/events.duckdb")
         );
         assert_eq!(settings.notes.len(), 1);
         assert!(settings.notes[0].starts_with("REDIS_URL is ignored"));
         let postgres = resolve(
             FileConfig::default(),
-            Overrides::default(),
+            Flags::default(),
             env(&[(
                 "DATABASE_URL",
                 "postgresql://postgres:secret@db:5432/heartbeat",
             )]),
         )
         .unwrap();
-        assert_eq!(postgres.store_path, None);
+        assert_eq!(
+            postgres.store_path(),
+            PathBuf::from("./data/heartbeat.duckdb")
+        );
         assert!(postgres.notes[0].contains("DATABASE_URL (postgresql) is ignored"));
         assert!(!postgres.notes[0].contains("secret"));
     }
@@ -667,7 +656,7 @@ mod tests {
     fn invalid_values_name_the_setting() {
         let bad_listen = resolve(
             file("[server]\nlisten = \"localhost\"\n"),
-            Overrides::default(),
+            Flags::default(),
             env(&[]),
         );
         assert!(bad_listen
@@ -676,7 +665,7 @@ mod tests {
             .starts_with("server.listen:"));
         let bad_cidr = resolve(
             file("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"nope\"]\n"),
-            Overrides::default(),
+            Flags::default(),
             env(&[]),
         );
         assert!(bad_cidr.unwrap_err().to_string().contains("\"nope\""));
@@ -685,16 +674,13 @@ mod tests {
     #[test]
     fn the_example_file_is_valid_and_check_output_parses_back() {
         let example = include_str!("../../../heartbeat.example.toml");
-        let settings = resolve(file(example), Overrides::default(), env(&[])).unwrap();
+        let settings = resolve(file(example), Flags::default(), env(&[])).unwrap();
         let printed = settings.to_toml();
-        let again = resolve(file(&printed), Overrides::default(), env(&[])).unwrap();
-        assert_eq!(again.listen, settings.listen);
-        assert_eq!(again.trusted_proxies, settings.trusted_proxies);
-        assert_eq!(again.store_memory_limit, settings.store_memory_limit);
-        assert_eq!(again.max_queue_bytes, settings.max_queue_bytes);
-        assert_eq!(again.limits, settings.limits);
-        assert_eq!(again.cors_origins, settings.cors_origins);
-        assert_eq!(again.query, settings.query);
+        let again = resolve(file(&printed), Flags::default(), env(&[])).unwrap();
+        assert_eq!(again, settings);
+        let mut with_token = settings.clone();
+        with_token.server.admin_token = "hb_admin_secret".into();
+        assert!(!with_token.to_toml().contains("hb_admin_secret"));
     }
 
     #[test]
@@ -703,29 +689,21 @@ mod tests {
             "[query]\ntimeout_ms = 2500\nmax_concurrent = 2\nmax_range_days = 400\n\
              [limits]\nshare_per_ip_per_minute = 30\n",
         );
-        let settings = resolve(from_file.clone(), Overrides::default(), env(&[])).unwrap();
-        assert_eq!(
-            settings.query.timeout,
-            std::time::Duration::from_millis(2500)
-        );
+        let settings = resolve(from_file.clone(), Flags::default(), env(&[])).unwrap();
+        assert_eq!(settings.query.timeout(), Duration::from_millis(2500));
         assert_eq!(settings.query.max_concurrent, 2);
-        assert_eq!(settings.query.bounds.max_range_days, 400);
-        assert_eq!(settings.query.bounds.max_time_buckets, 10_000);
+        assert_eq!(settings.query.bounds().max_range_days, 400);
+        assert_eq!(settings.query.bounds().max_time_buckets, 10_000);
         assert_eq!(settings.limits.share_per_ip_per_minute, 30);
-        let flags = Overrides {
-            query_timeout_ms: Some(100),
-            query_max_time_buckets: Some(500),
-            ..Overrides::default()
-        };
+        let mut flags = Flags::default();
+        flags.query.timeout_ms = Some(100);
+        flags.query.max_time_buckets = Some(500);
         let settings = resolve(from_file, flags, env(&[])).unwrap();
-        assert_eq!(
-            settings.query.timeout,
-            std::time::Duration::from_millis(100)
-        );
-        assert_eq!(settings.query.bounds.max_time_buckets, 500);
+        assert_eq!(settings.query.timeout(), Duration::from_millis(100));
+        assert_eq!(settings.query.bounds().max_time_buckets, 500);
         let zero = resolve(
             file("[query]\ntimeout_ms = 0\n"),
-            Overrides::default(),
+            Flags::default(),
             env(&[]),
         );
         assert!(zero
@@ -737,17 +715,15 @@ mod tests {
     #[test]
     fn limits_from_file_env_and_off() {
         let from_file = file("[limits]\ningest_per_ip_per_minute = 5\n");
-        let settings = resolve(from_file.clone(), Overrides::default(), env(&[])).unwrap();
+        let settings = resolve(from_file.clone(), Flags::default(), env(&[])).unwrap();
         assert!(settings.limits.enabled);
         assert_eq!(settings.limits.ingest_per_ip_per_minute, 5);
-        let off = Overrides {
-            rate_limits: Some(false),
-            ..Overrides::default()
-        };
+        let mut off = Flags::default();
+        off.limits.enabled = Some(false);
         assert!(!resolve(from_file, off, env(&[])).unwrap().limits.enabled);
         let zero = resolve(
             file("[limits]\nper_key_per_minute = 0\n"),
-            Overrides::default(),
+            Flags::default(),
             env(&[]),
         );
         assert!(zero
@@ -756,9 +732,80 @@ mod tests {
             .starts_with("limits.per_key_per_minute"));
         let bad_origin = resolve(
             file("[server]\ncors_origins = [\"*\"]\n"),
-            Overrides::default(),
+            Flags::default(),
             env(&[]),
         );
         assert!(bad_origin.is_err());
+    }
+}
+
+#[cfg(test)]
+mod declared_once {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        flags: Flags,
+    }
+
+    /// Flags and variables reach the same settings as file keys, each from its one declaration.
+    #[test]
+    fn flags_variables_and_keys_of_every_setting() {
+        let cli = Cli::try_parse_from([
+            "heartbeat",
+            "--rate-limits",
+            "off",
+            "--query-max-waiting",
+            "7",
+            "--trusted-proxies",
+            "10.0.0.0/8,192.168.0.0/16",
+            "--store",
+            "duckdb",
+            "--queue",
+            "wal",
+        ])
+        .unwrap();
+        let settings = resolve(FileConfig::default(), cli.flags, |_| None).unwrap();
+        assert!(!settings.limits.enabled);
+        assert_eq!(settings.query.max_waiting, 7);
+        assert_eq!(settings.server.trusted_proxies().unwrap().len(), 2);
+        let unknown = Cli::try_parse_from(["heartbeat", "--queue", "kafka"]);
+        assert!(unknown.is_err(), "engines are checked by tag");
+        let from_file = parse_file(
+            Path::new("t.toml"),
+            "[queue]\nengine = \"wal\"\n[cache]\nengine = \"memory\"\n",
+        )
+        .unwrap();
+        assert_eq!(from_file.queue.engine, Some(QueueEngine::Wal));
+        assert!(parse_file(Path::new("t.toml"), "[store]\nengine = \"oracle\"\n").is_err());
+    }
+
+    /// The README's table and the example file name every setting.
+    #[test]
+    fn every_setting_is_documented() {
+        let readme = include_str!("../../../README.md");
+        let example = include_str!("../../../heartbeat.example.toml");
+        for setting in SETTINGS {
+            assert!(
+                readme.contains(&format!("`{}`", setting.flag))
+                    || readme.contains(&format!("`{} ", setting.flag)),
+                "README lacks {}",
+                setting.flag
+            );
+            assert!(readme.contains(setting.env), "README lacks {}", setting.env);
+            assert!(
+                example.contains(setting.key),
+                "heartbeat.example.toml lacks {}",
+                setting.key
+            );
+            assert!(
+                !setting.doc.is_empty(),
+                "{} has no documentation",
+                setting.key
+            );
+        }
     }
 }

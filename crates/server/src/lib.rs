@@ -22,7 +22,6 @@ pub use heartbeat_accounts::{password, registry};
 pub use jobs::{backup, retention};
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -32,98 +31,11 @@ use heartbeat_query::SqlRunner;
 use heartbeat_queue::{EventQueue, WalConfig, WalQueue};
 use heartbeat_store::{EventData, EventWriter, MetaStore};
 use heartbeat_store_duckdb::DuckDbStore;
-use ipnet::IpNet;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use config::Settings;
 pub use http::state::App;
-
-/// Everything `heartbeat serve` needs.
-#[derive(Debug, Clone)]
-pub struct ServeConfig {
-    pub listen: SocketAddr,
-    pub data_dir: PathBuf,
-    /// The admin key; generated on first start and kept in the data dir when absent.
-    pub admin_token: Option<String>,
-    /// Peers whose forwarding headers (X-Forwarded-For, X-Real-IP, CF-Connecting-IP) are
-    /// believed.
-    pub trusted_proxies: Vec<IpNet>,
-    pub max_body_bytes: usize,
-    /// Bytes the queue may hold unprocessed before ingest answers 503.
-    pub max_queue_bytes: u64,
-    /// DuckDB's buffer memory cap, like `512MB`; `None` lets DuckDB take up to 80 % of RAM.
-    pub store_memory_limit: Option<String>,
-    /// A MaxMind-format database (GeoLite2, DB-IP Lite) for countries, regions and cities.
-    pub geoip_db: Option<PathBuf>,
-    /// The DuckDB file; `None`: `heartbeat.duckdb` in the data dir.
-    pub store_path: Option<PathBuf>,
-    /// How often the retention job runs.
-    pub retention_interval: std::time::Duration,
-    /// Query answers kept until their site's data changes; 0 turns the cache off.
-    pub query_cache_entries: usize,
-    /// How many reads run at once, for how long, how wide and with how much memory.
-    pub query: query_pool::QuerySettings,
-    /// Rate limits and quotas.
-    pub limits: limits::LimitSettings,
-    /// How long a handler may take before the request is answered 408.
-    pub request_timeout: std::time::Duration,
-    /// Origins allowed to call the private API with credentials (CORS).
-    pub cors_origins: Vec<String>,
-    /// Session cookies carry `Secure`.
-    pub secure_cookies: bool,
-}
-
-impl ServeConfig {
-    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
-        ServeConfig {
-            listen,
-            data_dir,
-            admin_token: None,
-            trusted_proxies: Vec::new(),
-            max_body_bytes: 1024 * 1024,
-            max_queue_bytes: 1024 * 1024 * 1024,
-            store_memory_limit: Some("512MB".to_owned()),
-            geoip_db: None,
-            store_path: None,
-            retention_interval: std::time::Duration::from_secs(3600),
-            query_cache_entries: 1000,
-            query: query_pool::QuerySettings::default(),
-            limits: limits::LimitSettings::default(),
-            request_timeout: std::time::Duration::from_secs(30),
-            cors_origins: Vec::new(),
-            secure_cookies: true,
-        }
-    }
-
-    /// The server's part of the resolved settings.
-    pub fn from_settings(settings: &config::Settings) -> Self {
-        ServeConfig {
-            listen: settings.listen,
-            data_dir: settings.data_dir.clone(),
-            admin_token: settings.admin_token.clone(),
-            trusted_proxies: settings.trusted_proxies.clone(),
-            max_body_bytes: settings.max_body_bytes,
-            max_queue_bytes: settings.max_queue_bytes,
-            store_memory_limit: Some(settings.store_memory_limit.clone()),
-            store_path: settings.store_path.clone(),
-            retention_interval: std::time::Duration::from_secs(settings.retention_interval_s),
-            geoip_db: settings.geoip_db.clone(),
-            query_cache_entries: settings.query_cache_entries,
-            query: settings.query.clone(),
-            limits: settings.limits.clone(),
-            request_timeout: std::time::Duration::from_secs(settings.request_timeout_s),
-            cors_origins: settings.cors_origins.clone(),
-            secure_cookies: settings.secure_cookies,
-        }
-    }
-
-    /// The DuckDB file.
-    pub fn store_path(&self) -> PathBuf {
-        self.store_path
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("heartbeat.duckdb"))
-    }
-}
 
 /// The CPU priority (`nice`) of the processor's threads: below the request threads (0),
 /// above the reads (`SCHED_IDLE`, [`priority::idle_priority`]).
@@ -131,11 +43,11 @@ const PROCESSOR_NICE: i32 = 5;
 
 /// The admin token: from the config, else from `admin-token` in the data dir, else a new
 /// one written there and printed once.
-fn admin_token(config: &ServeConfig) -> anyhow::Result<String> {
-    if let Some(token) = config.admin_token.clone().filter(|t| !t.is_empty()) {
-        return Ok(token);
+fn admin_token(config: &Settings) -> anyhow::Result<String> {
+    if let Some(token) = config.server.admin_token() {
+        return Ok(token.to_owned());
     }
-    let path = config.data_dir.join("admin-token");
+    let path = config.server.data_dir.join("admin-token");
     if let Ok(token) = std::fs::read_to_string(&path) {
         return Ok(token.trim().to_owned());
     }
@@ -179,10 +91,19 @@ impl Running {
 }
 
 /// Opens the data dir, recovers, binds and serves in the background.
-pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
+pub async fn start(config: Settings) -> anyhow::Result<Running> {
     telemetry::prometheus();
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    // The engines this build runs; the next ones (decision record 0008) add their arms.
+    let config::StoreEngine::Duckdb = config.store.engine;
+    let config::QueueEngine::Wal = config.queue.engine;
+    let config::MetaEngine::Duckdb = config.meta.engine;
+    let config::CacheEngine::Memory = config.cache.engine;
+    std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
+        format!(
+            "cannot create data dir {}",
+            config.server.data_dir.display()
+        )
+    })?;
     let admin_token = admin_token(&config)?;
     let store_path = config.store_path();
     // DuckDB starts its worker threads when the database opens, and a thread inherits its
@@ -195,7 +116,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
                 priority::idle_priority();
                 DuckDbStore::open_with_memory_limit(
                     &store_path,
-                    config.store_memory_limit.as_deref(),
+                    Some(config.store.memory_limit.as_str()).filter(|m| !m.is_empty()),
                 )
             })
             .join()
@@ -203,11 +124,11 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     })?
     .with_context(|| format!("cannot open the event store {}", store_path.display()))?
     .with_max_result_bytes(config.query.max_memory_bytes);
-    let mut wal_config = WalConfig::new(config.data_dir.join("wal"));
-    wal_config.max_pending_bytes = config.max_queue_bytes;
+    let mut wal_config = WalConfig::new(config.server.data_dir.join("wal"));
+    wal_config.max_pending_bytes = config.queue.max_pending_bytes;
     let backup = Arc::new(backup::Backup {
         store: store.clone(),
-        data_dir: config.data_dir.clone(),
+        data_dir: config.server.data_dir.clone(),
         store_path: store_path.clone(),
     });
     let wal = Arc::new(WalQueue::open(wal_config).context("cannot open the write-ahead log")?);
@@ -224,11 +145,11 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     let ingestor = Ingestor::new(
         registry.clone(),
         queue.clone(),
-        &config.data_dir,
+        &config.server.data_dir,
         IngestConfig::default(),
     )
     .context("cannot open the salts")?;
-    let ingestor = match &config.geoip_db {
+    let ingestor = match config.geoip_database() {
         Some(path) => {
             let geoip = GeoIp::open(path)?;
             tracing::info!(path = %path.display(), kind = geoip.database_type(), "GeoIP database loaded");
@@ -243,7 +164,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     let processor = Processor::start(
         queue.clone(),
         writes,
-        &config.data_dir,
+        &config.server.data_dir,
         ProcessorConfig::default(),
     )
     .await?
@@ -252,7 +173,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     let retention_task = tokio::spawn(retention::run(
         registry.clone(),
         data.clone(),
-        config.retention_interval,
+        config.retention.interval(),
         stop.subscribe(),
     ));
     let site_deletion = site_deletion::SiteDeletion {
@@ -271,9 +192,9 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
             processor: processor.stats(),
             queue: metered_queue,
         },
-        trusted_proxies: Arc::new(config.trusted_proxies.clone()),
-        max_body_bytes: config.max_body_bytes,
-        query_cache: Arc::new(query_cache::QueryCache::new(config.query_cache_entries)),
+        trusted_proxies: Arc::new(config.server.trusted_proxies()?),
+        max_body_bytes: config.server.max_body_bytes,
+        query_cache: Arc::new(query_cache::QueryCache::new(config.query.cache_entries)),
         queries: Arc::new(
             query_pool::QueryPool::new(config.query.clone())
                 .context("cannot start the query threads")?,
@@ -283,14 +204,15 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
             shutdown: stop.subscribe(),
         },
         limits: Arc::new(limits::Limits::new(config.limits.clone())),
-        secure_cookies: config.secure_cookies,
+        secure_cookies: config.server.secure_cookies,
     };
     if !config.limits.enabled {
         tracing::warn!("rate limits and quotas are off");
     }
-    let listener = TcpListener::bind(config.listen)
+    let listen = config.server.listen_addr()?;
+    let listener = TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+        .with_context(|| format!("cannot listen on {listen}"))?;
     let local_addr = listener.local_addr()?;
     // The processor stops only after the HTTP server has, so it drains every request that
     // was accepted.
@@ -310,9 +232,13 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
             Ok(runtime.block_on(processor.run(processor_stop_rx))?)
         })
         .context("cannot start the processor thread")?;
-    tracing::info!(addr = %local_addr, data_dir = %config.data_dir.display(), "heartbeat is ready");
-    let router = router::router(app, &config.cors_origins, config.request_timeout)
-        .into_make_service_with_connect_info::<SocketAddr>();
+    tracing::info!(addr = %local_addr, data_dir = %config.server.data_dir.display(), "heartbeat is ready");
+    let router = router::router(
+        app,
+        &config.server.cors_origins,
+        config.server.request_timeout(),
+    )
+    .into_make_service_with_connect_info::<SocketAddr>();
     let done = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {

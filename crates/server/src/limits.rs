@@ -18,47 +18,10 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::http::error::ApiError;
 
-/// The limits' settings. `enabled = false` (`HEARTBEAT_RATE_LIMITS=off`) turns every rate
-/// limit and quota off, for benchmarks on loopback.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LimitSettings {
-    pub enabled: bool,
-    /// Requests per client IP per minute on `POST /api/event` and `POST /events` (seed 002's
-    /// default: 100).
-    pub ingest_per_ip_per_minute: u32,
-    /// Requests per API key (or session) per minute, ingest and API alike.
-    pub per_key_per_minute: u32,
-    /// Events per site per minute accepted by ingest, whatever sends them.
-    pub site_events_per_minute: u32,
-    /// Requests per client IP per minute through a public dashboard link (on top of the
-    /// link's own key budget): a dashboard load asks about 20 queries.
-    pub share_per_ip_per_minute: u32,
-}
-
-impl Default for LimitSettings {
-    fn default() -> Self {
-        LimitSettings {
-            enabled: true,
-            ingest_per_ip_per_minute: 100,
-            // 100 requests a second: a backend sending batches of up to 1,000 events.
-            per_key_per_minute: 6_000,
-            // 10,000 events a second per site, sustained, with a minute's worth of burst.
-            site_events_per_minute: 600_000,
-            // Ten dashboard loads a minute from one viewer.
-            share_per_ip_per_minute: 240,
-        }
-    }
-}
-
-impl LimitSettings {
-    /// Everything off.
-    pub fn off() -> Self {
-        LimitSettings {
-            enabled: false,
-            ..LimitSettings::default()
-        }
-    }
-}
+/// The limits' settings (`[limits]` in the config file). `enabled = false`
+/// (`HEARTBEAT_RATE_LIMITS=off`) turns every rate limit and quota off, for benchmarks on
+/// loopback.
+pub use crate::config::Limits as LimitSettings;
 
 /// One keyed limiter that forgets idle keys now and then.
 struct Keyed<K: Hash + Eq + Clone> {

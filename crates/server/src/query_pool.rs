@@ -17,17 +17,15 @@
 //! - **A memory budget.** One statement's rows may take at most `max_memory_bytes`
 //!   (`DuckDbStore::with_max_result_bytes`); beyond it the read answers 400 naming the
 //!   setting. DuckDB's own memory is capped by `store.memory_limit`.
-//! - **Bounded width.** Ranges and time buckets are checked by [`QueryBounds`] before any
+//! - **Bounded width.** Ranges and time buckets are checked by `QueryBounds` before any
 //!   work is done; rows per answer by pagination's limit.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use heartbeat_query::QueryBounds;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -35,31 +33,7 @@ use crate::http::error::ApiError;
 use crate::telemetry::{QUERY_INTERRUPTED, QUERY_REFUSED};
 
 /// The settings of reads (`[query]` in the config file).
-#[derive(Debug, Clone, PartialEq)]
-pub struct QuerySettings {
-    /// Reads running at once.
-    pub max_concurrent: usize,
-    /// Reads waiting for a turn before more are refused.
-    pub max_waiting: usize,
-    /// How long a read may take, waiting included.
-    pub timeout: Duration,
-    /// The most memory one statement's rows may take.
-    pub max_memory_bytes: usize,
-    /// The widest range and the most time buckets a query may ask for.
-    pub bounds: QueryBounds,
-}
-
-impl Default for QuerySettings {
-    fn default() -> Self {
-        QuerySettings {
-            max_concurrent: 4,
-            max_waiting: 64,
-            timeout: Duration::from_secs(10),
-            max_memory_bytes: 64 * 1024 * 1024,
-            bounds: QueryBounds::default(),
-        }
-    }
-}
+pub use crate::config::Query as QuerySettings;
 
 /// The runtime reads run on, with their admission control.
 pub struct QueryPool {
@@ -112,7 +86,7 @@ impl QueryPool {
         T: Send + 'static,
         F: Future<Output = Result<T, ApiError>> + Send + 'static,
     {
-        let deadline = Instant::now() + self.settings.timeout;
+        let deadline = Instant::now() + self.settings.timeout();
         let permit = self.admit(endpoint, deadline).await?;
         let mut task = AbortOnDrop(self.handle.spawn(async move {
             let _permit = permit;
@@ -134,7 +108,7 @@ impl QueryPool {
                 metrics::counter!(QUERY_INTERRUPTED, "endpoint" => endpoint).increment(1);
                 tracing::warn!(
                     endpoint,
-                    timeout_ms = self.settings.timeout.as_millis() as u64,
+                    timeout_ms = self.settings.timeout_ms,
                     "query interrupted"
                 );
                 Err(ApiError {
@@ -144,7 +118,7 @@ impl QueryPool {
                         format!(
                             "took longer than the {} ms a query may take (setting query.timeout_ms); \
                              narrow the date range or add filters",
-                            self.settings.timeout.as_millis()
+                            self.settings.timeout_ms
                         ),
                     )
                 })
@@ -233,6 +207,7 @@ impl Drop for Waiting<'_> {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
 
     use super::*;
 
@@ -241,7 +216,7 @@ mod tests {
             QueryPool::new(QuerySettings {
                 max_concurrent,
                 max_waiting,
-                timeout: Duration::from_millis(timeout_ms),
+                timeout_ms,
                 ..QuerySettings::default()
             })
             .unwrap(),

@@ -78,7 +78,7 @@ fn pairs(expected: &[(&str, u64)]) -> Vec<(String, u64)> {
 #[tokio::test]
 async fn visits_are_enriched_and_every_field_is_a_dimension() {
     let dir = tempfile::tempdir().unwrap();
-    let server = serve_with(dir.path(), |c| c.geoip_db = Some(geoip_test_db())).await;
+    let server = serve_with(dir.path(), |c| c.geoip.database = geoip_test_db()).await;
     let key = server.create_site(SITE, "UTC").await;
     let page = "https://shop.example/";
     // London on desktop Chrome from Google; Milton (US) on an iPhone from Facebook with a
@@ -230,8 +230,8 @@ async fn bots_are_answered_202_dropped_and_never_stored() {
 async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
     let dir = tempfile::tempdir().unwrap();
     let server = serve_with(dir.path(), |c| {
-        c.geoip_db = Some(geoip_test_db());
-        c.trusted_proxies.clear();
+        c.geoip.database = geoip_test_db();
+        c.server.trusted_proxies.clear();
     })
     .await;
     let key = server.create_site(SITE, "UTC").await;

@@ -16,9 +16,9 @@ async fn request_logs_carry_the_request_id() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_heartbeat"))
         .args([
+            "serve",
             "--log-format",
             "json",
-            "serve",
             "--listen",
             "127.0.0.1:0",
             "--data-dir",

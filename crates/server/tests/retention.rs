@@ -56,7 +56,7 @@ async fn totals(server: &TestServer, key: &str, site: &str) -> (u64, u64, u64) {
 async fn retention_deletes_exactly_the_expired_data() {
     let dir = tempfile::tempdir().unwrap();
     let server = serve_with(dir.path(), |config| {
-        config.retention_interval = Duration::from_millis(100);
+        config.retention.interval_s = 1;
     })
     .await;
     // Created with a retention of 30 days.

@@ -88,7 +88,7 @@ fn rows(body: &Value) -> Vec<(Vec<String>, Vec<f64>)> {
 #[tokio::test]
 async fn rollups_answer_as_the_events_do() {
     let dir = tempfile::tempdir().unwrap();
-    let server = serve_with(dir.path(), |c| c.geoip_db = Some(geoip_test_db())).await;
+    let server = serve_with(dir.path(), |c| c.geoip.database = geoip_test_db()).await;
     let key = server.create_site(SITE, "America/New_York").await;
     let events = events();
     for chunk in events.chunks(1000) {
@@ -205,7 +205,7 @@ async fn rollups_answer_as_the_events_do() {
     // A store from before rollups gets them built from its events when it is opened.
     sql(dir.path(), "DELETE FROM rollups_hourly").await;
     sql(dir.path(), "DELETE FROM rollups_daily").await;
-    let server = serve_with(dir.path(), |c| c.geoip_db = Some(geoip_test_db())).await;
+    let server = serve_with(dir.path(), |c| c.geoip.database = geoip_test_db()).await;
     assert_eq!(
         server.query(&key, top_pages).await["results"],
         before["results"]

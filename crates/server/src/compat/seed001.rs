@@ -128,7 +128,7 @@ async fn list_answer(
             .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
         app.queries
             .settings
-            .bounds
+            .bounds()
             .check_range("startTime", heartbeat_query::DateRange { start_ms, end_ms })?;
     }
     let page = list_events(&listing, app.reads.as_ref()).await?;

@@ -57,7 +57,7 @@ pub(crate) async fn run_query(
         &site,
         now,
         now - ALL_TIME_MS,
-        &app.queries.settings.bounds,
+        &app.queries.settings.bounds(),
     )?;
     let result = app.query_cache.execute(&query, app.reads.as_ref()).await?;
     Ok((query, result))

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use heartbeat_query::{Row, Sql, SqlRunner, SqlValue};
-use heartbeat_server::{start, Running, ServeConfig};
+use heartbeat_server::{start, Running, Settings};
 use heartbeat_store_duckdb::DuckDbStore;
 use serde_json::{json, Value};
 
@@ -32,10 +32,10 @@ pub fn geoip_test_db() -> std::path::PathBuf {
 }
 
 /// A server whose config (loopback trusted as a proxy by default) `adjust` may change.
-pub async fn serve_with(dir: &Path, adjust: impl FnOnce(&mut ServeConfig)) -> TestServer {
-    let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap(), dir.to_path_buf());
-    config.admin_token = Some(ADMIN.into());
-    config.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+pub async fn serve_with(dir: &Path, adjust: impl FnOnce(&mut Settings)) -> TestServer {
+    let mut config = Settings::new("127.0.0.1:0".parse().unwrap(), dir.to_path_buf());
+    config.server.admin_token = ADMIN.into();
+    config.server.trusted_proxies = vec!["127.0.0.0/8".into()];
     // Tests send many events from one address; the tests of limits turn them on.
     config.limits = heartbeat_server::limits::LimitSettings::off();
     adjust(&mut config);
@@ -173,9 +173,9 @@ impl Drop for Process {
 pub fn launch(dir: &Path, env: &[(&str, &str)]) -> Process {
     let mut child = Command::new(env!("CARGO_BIN_EXE_heartbeat"))
         .args([
+            "serve",
             "--log-format",
             "json",
-            "serve",
             "--listen",
             "127.0.0.1:0",
             "--data-dir",
