@@ -91,10 +91,10 @@ const PANELS: { title: string; tabs: Tab[] }[] = [
 
 function useTheme(): [string, () => void] {
   const [theme, setTheme] = useState(localStorage.getItem("heartbeat_theme") || "auto");
-  useEffect(() => {
-    document.documentElement.dataset.theme = theme;
-    localStorage.setItem("heartbeat_theme", theme);
-  }, [theme]);
+  // Set while rendering, not in an effect: the chart's effect (a child's, so it runs first)
+  // reads the theme's colours.
+  document.documentElement.dataset.theme = theme;
+  useEffect(() => localStorage.setItem("heartbeat_theme", theme), [theme]);
   const next = () => setTheme((t) => (t === "auto" ? "dark" : t === "dark" ? "light" : "auto"));
   return [theme, next];
 }

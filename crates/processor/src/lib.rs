@@ -110,6 +110,9 @@ pub struct Processor {
     stored: broadcast::Sender<Arc<InsertBatch>>,
     site_exists: SiteCheck,
     deletions: broadcast::Sender<SiteDeleted>,
+    /// Events dropped because their site was gone, per site, until the site's deletion
+    /// record reports them with what it deleted.
+    dropped_of_gone_sites: HashMap<SiteId, u64>,
 }
 
 fn now_ms() -> i64 {
@@ -154,6 +157,7 @@ impl Processor {
             stored,
             site_exists: Arc::new(|_| true),
             deletions,
+            dropped_of_gone_sites: HashMap::new(),
         })
     }
 
@@ -256,13 +260,21 @@ impl Processor {
     ) -> Result<(), ProcessorError> {
         let queued = events.len();
         let mut exists: HashMap<SiteId, bool> = HashMap::new();
-        events.retain(|event| match exists.get(&event.site_id) {
-            Some(known) => *known,
-            None => {
-                let known = (self.site_exists)(&event.site_id);
-                exists.insert(event.site_id.clone(), known);
-                known
+        let dropped = &mut self.dropped_of_gone_sites;
+        let site_exists = &self.site_exists;
+        events.retain(|event| {
+            let known = match exists.get(&event.site_id) {
+                Some(known) => *known,
+                None => {
+                    let known = site_exists(&event.site_id);
+                    exists.insert(event.site_id.clone(), known);
+                    known
+                }
+            };
+            if !known {
+                *dropped.entry(event.site_id.clone()).or_default() += 1;
             }
+            known
         });
         self.stats
             .deleted_site_dropped
@@ -316,6 +328,10 @@ impl Processor {
             delay = (delay * 2).min(self.config.retry_max);
         };
         self.sessionizer.forget_site(&site);
+        let mut deleted = deleted;
+        // Events of the site still queued when it was deleted were dropped, not stored: they
+        // are deleted all the same.
+        deleted.events += self.dropped_of_gone_sites.remove(&site).unwrap_or(0);
         self.queue.ack(cursor).await?;
         self.position = cursor;
         tracing::info!(site = %site, events = deleted.events, "site data deleted");

@@ -249,6 +249,11 @@ async fn a_site_deletion_runs_in_its_place_in_the_queue() {
     wal.append_record(encode_batch(&[gone]).unwrap())
         .await
         .unwrap();
+    // Deleted from the directory before the processor came to its event: dropped, and
+    // reported with the deletion.
+    wal.append_record(encode_site_deletion(&SiteId::from("gone.example")).unwrap())
+        .await
+        .unwrap();
     let processor = Processor::start(wal.clone(), faulty.clone(), dir.path(), config())
         .await
         .unwrap()
@@ -257,13 +262,19 @@ async fn a_site_deletion_runs_in_its_place_in_the_queue() {
     let mut processor = processor;
     assert_eq!(
         processor.step().await.unwrap(),
-        5,
-        "one step takes all five records"
+        6,
+        "one step takes all six records"
     );
 
     let report = done.try_recv().unwrap();
     assert_eq!(report.site.as_str(), "example.com");
     assert_eq!(report.deleted.events, 10, "what came before the deletion");
+    let report = done.try_recv().unwrap();
+    assert_eq!(report.site.as_str(), "gone.example");
+    assert_eq!(
+        report.deleted.events, 1,
+        "dropped while queued counts as deleted"
+    );
     let site_count = |site: &str| format!("SELECT count(*) FROM events WHERE site_id = '{site}'");
     assert_eq!(
         count(&inner, &site_count("example.com")).await,

@@ -68,7 +68,7 @@ impl QueryPool {
 
     /// Runs `work` (a read's whole work, its answer serialized too) on the query runtime
     /// within the read's budget. `endpoint` labels the metrics (a route template).
-    pub async fn run<T, F>(&self, endpoint: &'static str, work: F) -> Result<Response, ApiError>
+    pub async fn run<T, F>(&self, endpoint: &str, work: F) -> Result<Response, ApiError>
     where
         T: IntoResponse,
         F: Future<Output = Result<T, ApiError>> + Send + 'static,
@@ -81,7 +81,7 @@ impl QueryPool {
 
     /// Like [`run`](Self::run) for work whose result is not an answer yet (a page of an
     /// export, a count for the live stream).
-    pub async fn compute<T, F>(&self, endpoint: &'static str, work: F) -> Result<T, ApiError>
+    pub async fn compute<T, F>(&self, endpoint: &str, work: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: Future<Output = Result<T, ApiError>> + Send + 'static,
@@ -94,7 +94,7 @@ impl QueryPool {
         }));
         match tokio::time::timeout_at(deadline, &mut task.0).await {
             Ok(Ok(Err(err))) if err.error == crate::http::error::QUERY_TOO_LARGE => {
-                metrics::counter!(QUERY_REFUSED, "endpoint" => endpoint, "reason" => "too_large")
+                metrics::counter!(QUERY_REFUSED, "endpoint" => endpoint.to_owned(), "reason" => "too_large")
                     .increment(1);
                 Err(err)
             }
@@ -105,7 +105,8 @@ impl QueryPool {
             }
             Err(_) => {
                 // Dropping `task` aborts it; its store statements are interrupted.
-                metrics::counter!(QUERY_INTERRUPTED, "endpoint" => endpoint).increment(1);
+                metrics::counter!(QUERY_INTERRUPTED, "endpoint" => endpoint.to_owned())
+                    .increment(1);
                 tracing::warn!(
                     endpoint,
                     timeout_ms = self.settings.timeout_ms,
@@ -130,14 +131,14 @@ impl QueryPool {
     /// `max_waiting` others.
     async fn admit(
         &self,
-        endpoint: &'static str,
+        endpoint: &str,
         deadline: Instant,
     ) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
         if let Ok(permit) = self.permits.clone().try_acquire_owned() {
             return Ok(permit);
         }
         let refuse = || {
-            metrics::counter!(QUERY_REFUSED, "endpoint" => endpoint, "reason" => "busy")
+            metrics::counter!(QUERY_REFUSED, "endpoint" => endpoint.to_owned(), "reason" => "busy")
                 .increment(1);
             ApiError {
                 retry_after_s: Some(1),

@@ -11,21 +11,11 @@
 //! - `orgs`, `users`, `memberships` (a user's role per organisation), `user_sessions`,
 //!   `share_links` (public dashboard links): accounts.
 
-/// Each migration runs once, in order; the applied count is kept in `schema_version`.
-pub const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE events (
-    site_id VARCHAR NOT NULL,
-    event_id VARCHAR NOT NULL,
-    client_event_id BOOLEAN NOT NULL,
-    name VARCHAR NOT NULL,
-    ts TIMESTAMP NOT NULL,
-    visitor_id UBIGINT NOT NULL,
-    session_id UBIGINT NOT NULL,
-    user_id VARCHAR,
-    client_session_id VARCHAR,
-    hostname VARCHAR NOT NULL,
-    pathname VARCHAR NOT NULL,
+/// The visit attributes (source, UTMs, location, device) as columns: events carry their
+/// visit's, and each state of a visit in `sessions` has them.
+macro_rules! visit_columns {
+    () => {
+        "
     referrer VARCHAR NOT NULL,
     referrer_source VARCHAR NOT NULL,
     channel VARCHAR NOT NULL,
@@ -43,7 +33,29 @@ CREATE TABLE events (
     os_version VARCHAR NOT NULL,
     device VARCHAR NOT NULL,
     screen VARCHAR NOT NULL,
-    props_json VARCHAR NOT NULL,
+"
+    };
+}
+
+/// Each migration runs once, in order; the applied count is kept in `schema_version`.
+pub const MIGRATIONS: &[&str] = &[
+    concat!(
+        r#"
+CREATE TABLE events (
+    site_id VARCHAR NOT NULL,
+    event_id VARCHAR NOT NULL,
+    client_event_id BOOLEAN NOT NULL,
+    name VARCHAR NOT NULL,
+    ts TIMESTAMP NOT NULL,
+    visitor_id UBIGINT NOT NULL,
+    session_id UBIGINT NOT NULL,
+    user_id VARCHAR,
+    client_session_id VARCHAR,
+    hostname VARCHAR NOT NULL,
+    pathname VARCHAR NOT NULL,
+"#,
+        visit_columns!(),
+        r#"    props_json VARCHAR NOT NULL,
     revenue_micros BIGINT,
     revenue_currency VARCHAR,
     interactive BOOLEAN NOT NULL,
@@ -75,24 +87,9 @@ CREATE TABLE sessions (
     entry_page VARCHAR NOT NULL,
     exit_page VARCHAR NOT NULL,
     hostname VARCHAR NOT NULL,
-    referrer VARCHAR NOT NULL,
-    referrer_source VARCHAR NOT NULL,
-    channel VARCHAR NOT NULL,
-    utm_source VARCHAR NOT NULL,
-    utm_medium VARCHAR NOT NULL,
-    utm_campaign VARCHAR NOT NULL,
-    utm_content VARCHAR NOT NULL,
-    utm_term VARCHAR NOT NULL,
-    country VARCHAR NOT NULL,
-    region VARCHAR NOT NULL,
-    city VARCHAR NOT NULL,
-    browser VARCHAR NOT NULL,
-    browser_version VARCHAR NOT NULL,
-    os VARCHAR NOT NULL,
-    os_version VARCHAR NOT NULL,
-    device VARCHAR NOT NULL,
-    screen VARCHAR NOT NULL,
-    user_id VARCHAR
+"#,
+        visit_columns!(),
+        r#"    user_id VARCHAR
 );
 CREATE TABLE queue_checkpoint (id INTEGER PRIMARY KEY, position UBIGINT NOT NULL);
 CREATE TABLE sites (
@@ -110,7 +107,8 @@ CREATE TABLE api_keys (
     created_at_ms BIGINT NOT NULL,
     revoked BOOLEAN NOT NULL
 );
-"#,
+"#
+    ),
     // Per-site ingest rules (allowed hostnames, excluded paths and IPs, Do Not Track), as
     // the JSON of `SiteRules`: read and written whole, never queried by field. (DuckDB
     // cannot add a column with a NOT NULL constraint; NULL reads as no rules.)

@@ -15,16 +15,28 @@ function timestamp(label: string): number {
   return Date.parse(label.replace(" ", "T") + (label.length === 10 ? "T00:00:00Z" : "Z")) / 1000;
 }
 
+/**
+ * A theme colour as the canvas can take it: the variables hold `light-dark(...)`, which only
+ * CSS resolves, so it is read back from an element's computed colour (`rgb(r, g, b)`).
+ */
+function themeColor(host: HTMLElement, variable: string): string {
+  const probe = document.createElement("span");
+  probe.style.color = `var(${variable})`;
+  host.appendChild(probe);
+  const color = getComputedStyle(probe).color;
+  probe.remove();
+  return color;
+}
+
 /** `theme` only re-creates the chart so that it takes the theme's colours. */
 export function Chart({ series, grain, theme }: { series: Series; grain: string; theme: string }) {
   const host = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const element = host.current!;
-    const styles = getComputedStyle(element);
-    const accent = styles.getPropertyValue("--accent").trim() || "#6366f1";
-    const second = styles.getPropertyValue("--accent-2").trim() || "#10b981";
-    const text = styles.getPropertyValue("--muted").trim() || "#888";
-    const grid = styles.getPropertyValue("--line").trim() || "#ddd";
+    const accent = themeColor(element, "--accent");
+    const second = themeColor(element, "--accent-2");
+    const text = themeColor(element, "--muted");
+    const grid = themeColor(element, "--line");
     const axis = { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } };
     const options: uPlot.Options = {
       width: element.clientWidth,
@@ -34,7 +46,7 @@ export function Chart({ series, grain, theme }: { series: Series; grain: string;
       axes: [{ ...axis, space: grain === "time:hour" ? 60 : 50 }, { ...axis, size: 50 }],
       series: [
         {},
-        { label: "Visitors", stroke: accent, width: 2, fill: accent + "22", points: { show: series.labels.length < 40 } },
+        { label: "Visitors", stroke: accent, width: 2, fill: accent.replace("rgb(", "rgba(").replace(")", ", 0.13)"), points: { show: series.labels.length < 40 } },
         { label: "Pageviews", stroke: second, width: 2, points: { show: series.labels.length < 40 } },
       ],
       legend: { live: false },

@@ -1,7 +1,6 @@
 //! Plausible's read endpoints beside the Stats API v2 (which is native, `api/stats.rs`):
 //! `GET /api/v1/realtime/visitors`, the visitors of the last 5 minutes as a bare number.
 
-use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
 use heartbeat_query::current_visitors;
@@ -10,8 +9,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::compat::params::{now_ms, Params};
 use crate::http::error::ApiError;
-use crate::http::reads::read_site;
-use crate::http::state::{App, Caller, QueryParams, RequiredCaller};
+use crate::http::reads::{read_site, PooledRead};
+use crate::http::state::{App, Caller};
 
 /// Plausible's realtime visitors: a bare number.
 #[utoipa::path(operation_id = "analytics_realtime_visitors", get, path = "/api/v1/realtime/visitors", tag = "stats",
@@ -23,18 +22,8 @@ use crate::http::state::{App, Caller, QueryParams, RequiredCaller};
         (status = 200, description = "Visitors with an event in the last 5 minutes, a number", body = Object),
         crate::http::schema::ReadRefusals,
     ))]
-pub(crate) async fn realtime_visitors(
-    State(app): State<App>,
-    caller: RequiredCaller,
-    QueryParams(params): QueryParams<Params>,
-) -> Result<Response, ApiError> {
-    let queries = app.queries.clone();
-    queries
-        .run(
-            "/api/v1/realtime/visitors",
-            realtime_visitors_answer(app, caller.0, params),
-        )
-        .await
+pub(crate) async fn realtime_visitors(read: PooledRead<Params>) -> Result<Response, ApiError> {
+    read.answer(realtime_visitors_answer).await
 }
 
 async fn realtime_visitors_answer(

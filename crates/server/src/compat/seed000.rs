@@ -1,7 +1,6 @@
 //! Seed 000 (the original Heartbeat): `GET /analytics/metrics?siteId=`, the site's visitor
 //! metrics over a preset range, with the current visitors.
 
-use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
 use heartbeat_query::current_visitors;
@@ -11,8 +10,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::compat::params::{now_ms, preset, Params};
 use crate::http::error::ApiError;
 use crate::http::json::iso;
-use crate::http::reads::{read_site, run_query};
-use crate::http::state::{App, Caller, QueryParams, RequiredCaller};
+use crate::http::reads::{read_site, run_query, PooledRead};
+use crate::http::state::{App, Caller};
 
 /// Seed 000: the site's visitor metrics.
 #[utoipa::path(operation_id = "analytics_site_metrics", get, path = "/analytics/metrics", tag = "stats",
@@ -25,18 +24,8 @@ use crate::http::state::{App, Caller, QueryParams, RequiredCaller};
         (status = 200, description = "Seed 000: visitors, visits, pageviews, bounceRate, visitDuration, currentVisitors", body = Object),
         crate::http::schema::ReadRefusals,
     ))]
-pub(crate) async fn site_metrics(
-    State(app): State<App>,
-    caller: RequiredCaller,
-    QueryParams(params): QueryParams<Params>,
-) -> Result<Response, ApiError> {
-    let queries = app.queries.clone();
-    queries
-        .run(
-            "/analytics/metrics",
-            site_metrics_answer(app, caller.0, params),
-        )
-        .await
+pub(crate) async fn site_metrics(read: PooledRead<Params>) -> Result<Response, ApiError> {
+    read.answer(site_metrics_answer).await
 }
 
 async fn site_metrics_answer(

@@ -2,7 +2,7 @@
 //! cursor pages), `GET /api/v1/events/{id}` and `GET /api/v1/events/counts`, on the same
 //! engine as `/api/v2/query`.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::response::Response;
 use axum::Json;
 use heartbeat_ingest::FieldError;
@@ -15,8 +15,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::compat::params::{date_range, RangeParams};
 use crate::event_json::seed001_message;
 use crate::http::error::ApiError;
-use crate::http::reads::{read_site, run_query};
-use crate::http::state::{App, Caller, QueryParams, RequiredCaller};
+use crate::http::reads::{read_site, run_query, PooledRead};
+use crate::http::state::{App, Caller};
 
 /// A time bound given as an RFC 3339 date-time or a date, read as the query engine reads
 /// `date_range` (a date is the site's local day; an end date includes its whole day).
@@ -71,15 +71,8 @@ pub(crate) struct ListParams {
         (status = 200, description = "Seed 001: `{success, data: [event], pagination: {limit, hasMore, nextCursor}}`, newest first", body = Object),
         crate::http::schema::ReadRefusals,
     ))]
-pub(crate) async fn list(
-    State(app): State<App>,
-    caller: RequiredCaller,
-    QueryParams(params): QueryParams<ListParams>,
-) -> Result<Response, ApiError> {
-    let queries = app.queries.clone();
-    queries
-        .run("/api/v1/events", list_answer(app, caller.0, params))
-        .await
+pub(crate) async fn list(read: PooledRead<ListParams>) -> Result<Response, ApiError> {
+    read.answer(list_answer).await
 }
 
 async fn list_answer(
@@ -159,14 +152,10 @@ pub(crate) struct SiteParam {
         crate::http::schema::ReadRefusals,
     ))]
 pub(crate) async fn one(
-    State(app): State<App>,
-    caller: RequiredCaller,
     Path(id): Path<String>,
-    QueryParams(params): QueryParams<SiteParam>,
+    read: PooledRead<SiteParam>,
 ) -> Result<Response, ApiError> {
-    let queries = app.queries.clone();
-    queries
-        .run("/api/v1/events/{id}", one_answer(app, caller.0, id, params))
+    read.answer(|app, caller, params| one_answer(app, caller, id, params))
         .await
 }
 
@@ -203,18 +192,8 @@ async fn one_answer(
         (status = 200, description = "Seed 001: `{success, data: {type: count}}`", body = Object),
         crate::http::schema::ReadRefusals,
     ))]
-pub(crate) async fn counts(
-    State(app): State<App>,
-    caller: RequiredCaller,
-    QueryParams(params): QueryParams<RangeParams>,
-) -> Result<Response, ApiError> {
-    let queries = app.queries.clone();
-    queries
-        .run(
-            "/api/v1/events/counts",
-            counts_answer(app, caller.0, params),
-        )
-        .await
+pub(crate) async fn counts(read: PooledRead<RangeParams>) -> Result<Response, ApiError> {
+    read.answer(counts_answer).await
 }
 
 async fn counts_answer(

@@ -3,7 +3,6 @@
 
 use std::time::Instant;
 
-use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
 use heartbeat_ingest::FieldError;
@@ -13,8 +12,8 @@ use serde_json::{json, Value};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::http::error::ApiError;
-use crate::http::reads::run_query;
-use crate::http::state::{App, Caller, QueryParams, RequiredCaller};
+use crate::http::reads::{run_query, PooledRead};
+use crate::http::state::{App, Caller};
 
 #[derive(Deserialize)]
 pub(crate) struct StatsParams {
@@ -36,18 +35,9 @@ pub(crate) struct StatsParams {
         (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
         (status = 503, description = "Too many reads at once, or over its time budget; retry after `Retry-After`", body = crate::http::schema::ErrorBody),
     ))]
-pub(crate) async fn seed_stats(
-    State(app): State<App>,
-    caller: RequiredCaller,
-    QueryParams(params): QueryParams<StatsParams>,
-) -> Result<Response, ApiError> {
+pub(crate) async fn seed_stats(read: PooledRead<StatsParams>) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let queries = app.queries.clone();
-    queries
-        .run(
-            "/api/stats",
-            seed_stats_answer(app, caller.0, params, started),
-        )
+    read.answer(move |app, caller, params| seed_stats_answer(app, caller, params, started))
         .await
 }
 

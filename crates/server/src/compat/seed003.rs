@@ -1,7 +1,6 @@
 //! Seed 003 (event analytics): `GET /api/v1/events/summary` (totals and top events) and
 //! `GET /api/v1/metrics` (time-bucketed counts of one event), on the one engine.
 
-use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
 use heartbeat_ingest::FieldError;
@@ -13,8 +12,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::compat::params::{date_range, RangeParams};
 use crate::http::error::ApiError;
 use crate::http::json::iso;
-use crate::http::reads::{read_site, run_query};
-use crate::http::state::{App, Caller, QueryParams, RequiredCaller};
+use crate::http::reads::{read_site, run_query, PooledRead};
+use crate::http::state::{App, Caller};
 
 /// Seed 003's summary: totals and the top events with their unique users.
 #[utoipa::path(operation_id = "events_summary", get, path = "/api/v1/events/summary", tag = "stats",
@@ -28,18 +27,8 @@ use crate::http::state::{App, Caller, QueryParams, RequiredCaller};
         (status = 200, description = "Seed 003: `{success, data: {totalEvents, uniqueUsers, sessions, topEvents}}`", body = Object),
         crate::http::schema::ReadRefusals,
     ))]
-pub(crate) async fn summary(
-    State(app): State<App>,
-    caller: RequiredCaller,
-    QueryParams(params): QueryParams<RangeParams>,
-) -> Result<Response, ApiError> {
-    let queries = app.queries.clone();
-    queries
-        .run(
-            "/api/v1/events/summary",
-            summary_answer(app, caller.0, params),
-        )
-        .await
+pub(crate) async fn summary(read: PooledRead<RangeParams>) -> Result<Response, ApiError> {
+    read.answer(summary_answer).await
 }
 
 async fn summary_answer(
@@ -98,15 +87,8 @@ pub(crate) struct MetricsParams {
         (status = 200, description = "Seed 003: `{success, data: {event, interval, metrics: [{timestamp, count, uniqueUsers}]}}`", body = Object),
         crate::http::schema::ReadRefusals,
     ))]
-pub(crate) async fn metrics(
-    State(app): State<App>,
-    caller: RequiredCaller,
-    QueryParams(params): QueryParams<MetricsParams>,
-) -> Result<Response, ApiError> {
-    let queries = app.queries.clone();
-    queries
-        .run("/api/v1/metrics", metrics_answer(app, caller.0, params))
-        .await
+pub(crate) async fn metrics(read: PooledRead<MetricsParams>) -> Result<Response, ApiError> {
+    read.answer(metrics_answer).await
 }
 
 async fn metrics_answer(

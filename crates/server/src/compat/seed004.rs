@@ -1,7 +1,6 @@
 //! Seed 004 (real-time analytics): `GET /analytics/summary`, `/analytics/top-pages`,
 //! `/analytics/timeseries?range=` and `/analytics/recent`, on the one engine.
 
-use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
 use heartbeat_ingest::FieldError;
@@ -12,8 +11,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::compat::params::{now_ms, page_limit, preset, Params};
 use crate::event_json::seed004_recent;
 use crate::http::error::ApiError;
-use crate::http::reads::{read_site, run_query};
-use crate::http::state::{App, Caller, QueryParams, RequiredCaller};
+use crate::http::reads::{read_site, run_query, PooledRead};
+use crate::http::state::{App, Caller};
 
 /// Seed 004: totals for the dashboard's summary cards.
 #[utoipa::path(operation_id = "analytics_summary", get, path = "/analytics/summary", tag = "stats",
@@ -26,15 +25,8 @@ use crate::http::state::{App, Caller, QueryParams, RequiredCaller};
         (status = 200, description = "Seed 004: total_events, unique_users, page_views, sessions, active_users", body = Object),
         crate::http::schema::ReadRefusals,
     ))]
-pub(crate) async fn summary(
-    State(app): State<App>,
-    caller: RequiredCaller,
-    QueryParams(params): QueryParams<Params>,
-) -> Result<Response, ApiError> {
-    let queries = app.queries.clone();
-    queries
-        .run("/analytics/summary", summary_answer(app, caller.0, params))
-        .await
+pub(crate) async fn summary(read: PooledRead<Params>) -> Result<Response, ApiError> {
+    read.answer(summary_answer).await
 }
 
 async fn summary_answer(app: App, caller: Caller, params: Params) -> Result<Json<Value>, ApiError> {
@@ -63,18 +55,8 @@ async fn summary_answer(app: App, caller: Caller, params: Params) -> Result<Json
         (status = 200, description = "Seed 004: `[{page_url, views, unique_users}]`", body = Object),
         crate::http::schema::ReadRefusals,
     ))]
-pub(crate) async fn top_pages(
-    State(app): State<App>,
-    caller: RequiredCaller,
-    QueryParams(params): QueryParams<Params>,
-) -> Result<Response, ApiError> {
-    let queries = app.queries.clone();
-    queries
-        .run(
-            "/analytics/top-pages",
-            top_pages_answer(app, caller.0, params),
-        )
-        .await
+pub(crate) async fn top_pages(read: PooledRead<Params>) -> Result<Response, ApiError> {
+    read.answer(top_pages_answer).await
 }
 
 async fn top_pages_answer(
@@ -109,18 +91,8 @@ async fn top_pages_answer(
         (status = 200, description = "Seed 004: `[{time, events, unique_users, page_views}]`, every bucket", body = Object),
         crate::http::schema::ReadRefusals,
     ))]
-pub(crate) async fn timeseries(
-    State(app): State<App>,
-    caller: RequiredCaller,
-    QueryParams(params): QueryParams<Params>,
-) -> Result<Response, ApiError> {
-    let queries = app.queries.clone();
-    queries
-        .run(
-            "/analytics/timeseries",
-            timeseries_answer(app, caller.0, params),
-        )
-        .await
+pub(crate) async fn timeseries(read: PooledRead<Params>) -> Result<Response, ApiError> {
+    read.answer(timeseries_answer).await
 }
 
 async fn timeseries_answer(
@@ -171,15 +143,8 @@ async fn timeseries_answer(
         (status = 200, description = "Seed 004: the latest events, newest first", body = Object),
         crate::http::schema::ReadRefusals,
     ))]
-pub(crate) async fn recent(
-    State(app): State<App>,
-    caller: RequiredCaller,
-    QueryParams(params): QueryParams<Params>,
-) -> Result<Response, ApiError> {
-    let queries = app.queries.clone();
-    queries
-        .run("/analytics/recent", recent_answer(app, caller.0, params))
-        .await
+pub(crate) async fn recent(read: PooledRead<Params>) -> Result<Response, ApiError> {
+    read.answer(recent_answer).await
 }
 
 async fn recent_answer(app: App, caller: Caller, params: Params) -> Result<Json<Value>, ApiError> {

@@ -1,4 +1,5 @@
-//! What every read endpoint does first: find the site a request is about and check that the
+//! What every read endpoint does first: take its caller and parameters and hand its work to
+//! the query pool ([`PooledRead`]); find the site a request is about and check that the
 //! caller may read it; and parse and run a v2 query (through the query cache) for it.
 
 use heartbeat_ingest::FieldError;
@@ -6,8 +7,58 @@ use heartbeat_model::SiteId;
 use heartbeat_query::{parse_query, requested_site, QueryResult};
 use serde_json::Value;
 
+use std::future::Future;
+
+use axum::extract::{FromRequestParts, MatchedPath};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+
 use crate::http::error::ApiError;
-use crate::http::state::{App, Caller};
+use crate::http::state::{App, Caller, QueryParams, RequiredCaller};
+
+/// A read request: its authenticated caller (checked first), its query-string parameters
+/// `P` and the route it came by. [`PooledRead::answer`] runs the read's work on the query
+/// pool, labelled with the route.
+pub(crate) struct PooledRead<P> {
+    app: App,
+    caller: Caller,
+    params: P,
+    route: String,
+}
+
+impl<P: serde::de::DeserializeOwned + Send> FromRequestParts<App> for PooledRead<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
+        let RequiredCaller(caller) = RequiredCaller::from_request_parts(parts, app).await?;
+        let QueryParams(params) = QueryParams::<P>::from_request_parts(parts, app).await?;
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
+        Ok(PooledRead {
+            app: app.clone(),
+            caller,
+            params,
+            route,
+        })
+    }
+}
+
+impl<P> PooledRead<P> {
+    /// Runs `work` on the query pool, within its budgets, and answers what it returns.
+    pub(crate) async fn answer<T, W, F>(self, work: W) -> Result<Response, ApiError>
+    where
+        T: IntoResponse,
+        W: FnOnce(App, Caller, P) -> F,
+        F: Future<Output = Result<T, ApiError>> + Send + 'static,
+    {
+        let queries = self.app.queries.clone();
+        queries
+            .run(&self.route, work(self.app, self.caller, self.params))
+            .await
+    }
+}
 
 const ALL_TIME_MS: i64 = 5 * 365 * 86_400_000;
 

@@ -1,13 +1,10 @@
-//! The contract every [`EventStore`] implementation must keep, as a suite an engine's crate
-//! runs against the real engine (`cargo test` of `heartbeat-store-duckdb` runs it on DuckDB;
-//! a ClickHouse store runs it on the server `scripts/test` starts). Each check gets a fresh,
-//! empty store from `make` and panics with what broke.
+//! The contract every [`EventStore`] implementation must keep.
 //!
 //! What it pins down, in engine-neutral terms (no SQL of one engine): a batch is written
 //! with its queue position or not at all; the position survives and is the last one
 //! committed; open visits come back in their newest state; client-given ids are remembered
 //! for deduplication; exports are ordered and pageable; imports skip known ids; deleting by
-//! age or by site removes exactly what it says. Compiled with the `contract` feature.
+//! age or by site removes exactly what it says.
 
 use std::future::Future;
 use std::sync::Arc;

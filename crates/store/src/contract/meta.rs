@@ -1,0 +1,330 @@
+//! The contract every [`MetaStore`] implementation must keep.
+//!
+//! What it pins down: every record comes back as it was written, field for field; ids,
+//! domains and emails are unique (`Conflict`); updates change what they say and keep the
+//! rest; a revoked key stays listed; deleting a site takes its keys and its share link and
+//! nothing of other sites; deleting a user takes its memberships and sessions; a membership
+//! is one per user and organisation; sessions are deleted one by one or per user.
+
+use std::future::Future;
+
+use heartbeat_model::{
+    ApiKey, ApiKeyScope, Membership, Org, OrgId, Role, ShareLink, Site, SiteId, SiteRules, User,
+    UserSession,
+};
+
+use crate::{MetaStore, StoreError};
+
+/// Runs every check, each on a fresh store from `make`.
+pub async fn check_meta_store<S, F, M>(make: M)
+where
+    S: MetaStore,
+    F: Future<Output = S>,
+    M: Fn() -> F,
+{
+    sites_come_back_and_are_unique(make().await).await;
+    keys_come_back_revoked_and_touched(make().await).await;
+    deleting_a_site_takes_its_keys_and_link_only(make().await).await;
+    organisations_and_site_orgs(make().await).await;
+    users_memberships_and_sessions(make().await).await;
+}
+
+fn site(id: &str, domain: &str) -> Site {
+    Site {
+        id: SiteId::from(id),
+        name: format!("Site {id}"),
+        domain: domain.to_owned(),
+        timezone: "Europe/Berlin".to_owned(),
+        created_at_ms: 1_770_000_000_000,
+        retention_days: None,
+        rules: SiteRules::default(),
+    }
+}
+
+fn key(id: &str, site: Option<&str>, org: Option<&str>, scope: ApiKeyScope) -> ApiKey {
+    ApiKey {
+        id: id.to_owned(),
+        site_id: site.map(SiteId::from),
+        org_id: org.map(|o| OrgId(o.to_owned())),
+        name: format!("key {id}"),
+        last_used_at_ms: None,
+        scope,
+        secret_sha256: format!("{id:0>64}"),
+        created_at_ms: 1_770_000_000_001,
+        revoked: false,
+    }
+}
+
+fn sorted<T, K: Ord>(mut items: Vec<T>, by: impl Fn(&T) -> K) -> Vec<T> {
+    items.sort_by_key(|item| by(item));
+    items
+}
+
+fn is_conflict(result: Result<(), StoreError>) -> bool {
+    matches!(result, Err(StoreError::Conflict { .. }))
+}
+
+async fn sites_come_back_and_are_unique(store: impl MetaStore) {
+    assert!(
+        store.sites().await.unwrap().is_empty(),
+        "a new store has no sites"
+    );
+    let mut a = site("a.example", "a.example");
+    a.retention_days = Some(30);
+    a.rules = SiteRules {
+        allowed_hostnames: vec!["a.example".into(), "*.a.example".into()],
+        excluded_paths: vec!["/admin/**".into()],
+        excluded_ips: vec!["10.0.0.0/8".into()],
+        ..SiteRules::default()
+    };
+    let b = site("b.example", "b.example");
+    store.insert_site(&a).await.unwrap();
+    store.insert_site(&b).await.unwrap();
+    assert_eq!(
+        sorted(store.sites().await.unwrap(), |s| s.id.clone()),
+        vec![a.clone(), b.clone()],
+        "sites come back field for field"
+    );
+    assert!(
+        is_conflict(store.insert_site(&site("a.example", "other.example")).await),
+        "a taken id is a conflict"
+    );
+    assert!(
+        is_conflict(store.insert_site(&site("c.example", "b.example")).await),
+        "a taken domain is a conflict"
+    );
+    let mut changed = a.clone();
+    changed.name = "Renamed".into();
+    changed.timezone = "UTC".into();
+    changed.retention_days = None;
+    changed.rules = SiteRules::default();
+    store.update_site(&changed).await.unwrap();
+    let sites = sorted(store.sites().await.unwrap(), |s| s.id.clone());
+    assert_eq!(sites, vec![changed, b], "an update changes that site only");
+}
+
+async fn keys_come_back_revoked_and_touched(store: impl MetaStore) {
+    store
+        .insert_site(&site("a.example", "a.example"))
+        .await
+        .unwrap();
+    let keys = vec![
+        key("k1", Some("a.example"), None, ApiKeyScope::Ingest),
+        key("k2", Some("a.example"), None, ApiKeyScope::Read),
+        key("k3", None, Some("acme"), ApiKeyScope::Admin),
+        key("k4", None, None, ApiKeyScope::Admin),
+    ];
+    for k in &keys {
+        store.insert_api_key(k).await.unwrap();
+    }
+    assert_eq!(
+        sorted(store.api_keys().await.unwrap(), |k| k.id.clone()),
+        keys,
+        "keys come back field for field"
+    );
+    store.revoke_api_key("k2").await.unwrap();
+    store.touch_api_key("k1", 1_770_000_060_000).await.unwrap();
+    let after = sorted(store.api_keys().await.unwrap(), |k| k.id.clone());
+    assert_eq!(after.len(), 4, "a revoked key stays listed");
+    assert!(after[1].revoked && !after[0].revoked && !after[2].revoked);
+    assert_eq!(after[0].last_used_at_ms, Some(1_770_000_060_000));
+    assert_eq!(after[2].last_used_at_ms, None);
+}
+
+async fn deleting_a_site_takes_its_keys_and_link_only(store: impl MetaStore) {
+    for id in ["a.example", "b.example"] {
+        store.insert_site(&site(id, id)).await.unwrap();
+        store
+            .insert_api_key(&key(
+                &format!("key-{id}"),
+                Some(id),
+                None,
+                ApiKeyScope::Read,
+            ))
+            .await
+            .unwrap();
+        store
+            .put_share_link(&ShareLink {
+                site_id: SiteId::from(id),
+                token_sha256: format!("{id:0>64}"),
+                password_hash: None,
+                created_at_ms: 1,
+            })
+            .await
+            .unwrap();
+    }
+    store
+        .insert_api_key(&key("admin", None, None, ApiKeyScope::Admin))
+        .await
+        .unwrap();
+    let replaced = ShareLink {
+        site_id: SiteId::from("b.example"),
+        token_sha256: "f".repeat(64),
+        password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
+        created_at_ms: 2,
+    };
+    store.put_share_link(&replaced).await.unwrap();
+    store.delete_site(&SiteId::from("a.example")).await.unwrap();
+    let sites: Vec<SiteId> = store
+        .sites()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(sites, vec![SiteId::from("b.example")]);
+    let keys: Vec<String> = sorted(store.api_keys().await.unwrap(), |k| k.id.clone())
+        .into_iter()
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(
+        keys,
+        vec!["admin", "key-b.example"],
+        "the site's keys go with it"
+    );
+    assert_eq!(
+        store.share_links().await.unwrap(),
+        vec![replaced],
+        "its link goes with it; a site has one link, the last put"
+    );
+    store
+        .delete_share_link(&SiteId::from("b.example"))
+        .await
+        .unwrap();
+    assert!(store.share_links().await.unwrap().is_empty());
+    store
+        .insert_site(&site("a.example", "a.example"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.sites().await.unwrap().len(),
+        2,
+        "a deleted site's id and domain are free"
+    );
+}
+
+async fn organisations_and_site_orgs(store: impl MetaStore) {
+    let acme = Org {
+        id: OrgId("acme".into()),
+        name: "Acme".into(),
+        created_at_ms: 5,
+    };
+    store.insert_org(&acme).await.unwrap();
+    assert!(
+        is_conflict(store.insert_org(&acme).await),
+        "a taken org id is a conflict"
+    );
+    assert!(store.orgs().await.unwrap().contains(&acme));
+    store
+        .insert_site(&site("a.example", "a.example"))
+        .await
+        .unwrap();
+    store
+        .insert_site(&site("b.example", "b.example"))
+        .await
+        .unwrap();
+    store
+        .set_site_org(&SiteId::from("a.example"), &acme.id)
+        .await
+        .unwrap();
+    let orgs = store.site_orgs().await.unwrap();
+    assert!(orgs.contains(&(SiteId::from("a.example"), acme.id.clone())));
+    assert!(
+        !orgs.iter().any(|(s, _)| s.as_str() == "b.example")
+            || orgs.contains(&(SiteId::from("b.example"), OrgId("default".into()))),
+        "a site never moved is in no organisation or the default one"
+    );
+}
+
+async fn users_memberships_and_sessions(store: impl MetaStore) {
+    let ann = User {
+        id: "u1".into(),
+        email: "ann@example.com".into(),
+        password_hash: "$argon2id$one".into(),
+        created_at_ms: 1,
+    };
+    let bob = User {
+        id: "u2".into(),
+        email: "bob@example.com".into(),
+        password_hash: "$argon2id$two".into(),
+        created_at_ms: 2,
+    };
+    store.insert_user(&ann).await.unwrap();
+    store.insert_user(&bob).await.unwrap();
+    let taken = User {
+        id: "u3".into(),
+        ..ann.clone()
+    };
+    assert!(
+        is_conflict(store.insert_user(&taken).await),
+        "a taken email is a conflict"
+    );
+    store.set_password("u1", "$argon2id$new").await.unwrap();
+    let users = sorted(store.users().await.unwrap(), |u| u.id.clone());
+    assert_eq!(users[0].password_hash, "$argon2id$new");
+    assert_eq!(users[1], bob);
+
+    let acme = OrgId("acme".into());
+    let member = |user: &str, role| Membership {
+        user_id: user.into(),
+        org_id: acme.clone(),
+        role,
+    };
+    store
+        .put_membership(&member("u1", Role::Viewer))
+        .await
+        .unwrap();
+    store
+        .put_membership(&member("u1", Role::Owner))
+        .await
+        .unwrap();
+    store
+        .put_membership(&member("u2", Role::Admin))
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted(store.memberships().await.unwrap(), |m| m.user_id.clone()),
+        vec![member("u1", Role::Owner), member("u2", Role::Admin)],
+        "one membership per user and organisation, the last role put"
+    );
+
+    let session = |token: &str, user: &str| UserSession {
+        token_sha256: token.repeat(64),
+        user_id: user.into(),
+        created_at_ms: 10,
+        expires_at_ms: 20,
+    };
+    for (token, user) in [("a", "u1"), ("b", "u1"), ("c", "u1"), ("d", "u2")] {
+        store
+            .insert_user_session(&session(token, user))
+            .await
+            .unwrap();
+    }
+    store
+        .delete_user_sessions(Some(&"a".repeat(64)), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.user_sessions().await.unwrap().len(),
+        3,
+        "one session deleted"
+    );
+    store.delete_user_sessions(None, Some("u1")).await.unwrap();
+    assert_eq!(
+        store.user_sessions().await.unwrap(),
+        vec![session("d", "u2")],
+        "a user's sessions deleted"
+    );
+
+    store.delete_user("u2").await.unwrap();
+    assert_eq!(store.users().await.unwrap().len(), 1);
+    assert_eq!(
+        store.memberships().await.unwrap(),
+        vec![member("u1", Role::Owner)],
+        "a deleted user's memberships go"
+    );
+    assert!(
+        store.user_sessions().await.unwrap().is_empty(),
+        "and its sessions"
+    );
+}
