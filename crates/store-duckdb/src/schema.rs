@@ -37,6 +37,26 @@ macro_rules! visit_columns {
     };
 }
 
+/// A rollup cell as columns: hourly and daily cells have the same.
+macro_rules! rollup_columns {
+    () => {
+        "
+    site_id VARCHAR NOT NULL,
+    start_ms BIGINT NOT NULL,
+    dim VARCHAR NOT NULL,
+    value VARCHAR NOT NULL,
+    visitors BLOB NOT NULL,
+    pageviews BIGINT NOT NULL,
+    events BIGINT NOT NULL,
+    visits BIGINT NOT NULL,
+    bounces BIGINT NOT NULL,
+    duration_s BIGINT NOT NULL,
+    visit_pageviews BIGINT NOT NULL,
+    visit_events BIGINT NOT NULL
+"
+    };
+}
+
 /// Each migration runs once, in order; the applied count is kept in `schema_version`.
 pub const MIGRATIONS: &[&str] = &[
     concat!(
@@ -125,36 +145,13 @@ ALTER TABLE event_props ADD COLUMN event_id VARCHAR;
     // Rollups (`heartbeat_rollup`): per site, UTC hour or day, dimension and value,
     // a sketch of the visitors and the sums of events and visits. Built from the events
     // on opening a store that has events and no rollups.
-    r#"
-CREATE TABLE rollups_hourly (
-    site_id VARCHAR NOT NULL,
-    start_ms BIGINT NOT NULL,
-    dim VARCHAR NOT NULL,
-    value VARCHAR NOT NULL,
-    visitors BLOB NOT NULL,
-    pageviews BIGINT NOT NULL,
-    events BIGINT NOT NULL,
-    visits BIGINT NOT NULL,
-    bounces BIGINT NOT NULL,
-    duration_s BIGINT NOT NULL,
-    visit_pageviews BIGINT NOT NULL,
-    visit_events BIGINT NOT NULL
-);
-CREATE TABLE rollups_daily (
-    site_id VARCHAR NOT NULL,
-    start_ms BIGINT NOT NULL,
-    dim VARCHAR NOT NULL,
-    value VARCHAR NOT NULL,
-    visitors BLOB NOT NULL,
-    pageviews BIGINT NOT NULL,
-    events BIGINT NOT NULL,
-    visits BIGINT NOT NULL,
-    bounces BIGINT NOT NULL,
-    duration_s BIGINT NOT NULL,
-    visit_pageviews BIGINT NOT NULL,
-    visit_events BIGINT NOT NULL
-);
-"#,
+    concat!(
+        "CREATE TABLE rollups_hourly (",
+        rollup_columns!(),
+        ");\nCREATE TABLE rollups_daily (",
+        rollup_columns!(),
+        ");"
+    ),
     // Accounts: organisations holding sites (NULL org: the default one), keys of a site, an
     // organisation or everything with a label and a last-used time, dashboard users with a
     // role per organisation, their sessions, and public dashboard links. Secrets are SHA-256

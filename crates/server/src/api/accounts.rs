@@ -244,10 +244,7 @@ fn may_manage(
     security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 201, description = "`{success, key_id, api_key, ...}`; `api_key` is shown only here", body = Object),
-        (status = 400, description = "Invalid field", body = crate::http::schema::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
-        (status = 403, description = "Not an admin of that site or organisation", body = crate::http::schema::ErrorBody),
-        (status = 404, description = "No such site or organisation", body = crate::http::schema::ErrorBody),
+        crate::http::schema::AdminRefusals,
     ))]
 pub(crate) async fn create_key(
     State(app): State<App>,
@@ -458,10 +455,7 @@ pub(crate) async fn list_orgs(
     security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 201, description = "`{success, user}`", body = Object),
-        (status = 400, description = "Invalid field", body = crate::http::schema::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
-        (status = 403, description = "Not an owner of the organisation", body = crate::http::schema::ErrorBody),
-        (status = 404, description = "No such organisation", body = crate::http::schema::ErrorBody),
+        crate::http::schema::AdminRefusals,
     ))]
 pub(crate) async fn create_user(
     State(app): State<App>,

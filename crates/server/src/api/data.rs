@@ -168,10 +168,7 @@ pub(crate) async fn export(
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "`{success, events, imported, skipped}`", body = Object),
-        (status = 400, description = "A line is not an event; the detail names it", body = crate::http::schema::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
-        (status = 403, description = "The key may not use this site", body = crate::http::schema::ErrorBody),
-        (status = 404, description = "No such site", body = crate::http::schema::ErrorBody),
+        crate::http::schema::AdminRefusals,
         (status = 413, description = "Body too large", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn import(

@@ -3,7 +3,8 @@
 
 use std::time::Instant;
 
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -20,34 +21,77 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 /// reason, as Plausible's `x-plausible-dropped`. The body is the same as for a stored event.
 pub const DROPPED_HEADER: &str = "x-heartbeat-dropped";
 
-async fn accept(
-    app: &App,
-    decoded: Decoded,
-    client: &Client,
-    caller: &MaybeCaller,
-) -> Result<Outcome, ApiError> {
-    if let Some(caller) = &caller.0 {
-        // A key of one site is checked by the ingestor; wider callers (organisation keys,
-        // users) may only name sites they reach, and share links never send events.
-        if caller.is_share() {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "Forbidden")
-                .with_detail("x-api-key", "a public dashboard link cannot send events"));
+/// An ingest request: the app, the client, the caller (if any credential came) and the body.
+pub(crate) struct IngestRequest {
+    app: App,
+    client: Client,
+    caller: MaybeCaller,
+    body: Bytes,
+}
+
+impl FromRequest<App> for IngestRequest {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, app: &App) -> Result<Self, ApiError> {
+        let (mut parts, body) = request.into_parts();
+        let client = Client::from_request_parts(&mut parts, app).await?;
+        let caller = MaybeCaller::from_request_parts(&mut parts, app).await?;
+        let Payload(body) = Payload::from_request(Request::from_parts(parts, body), app).await?;
+        Ok(IngestRequest {
+            app: app.clone(),
+            client,
+            caller,
+            body,
+        })
+    }
+}
+
+type Decoder = fn(&[u8]) -> Result<Decoded, DecodeError>;
+
+impl IngestRequest {
+    /// A public door (the tracker's): limited per client IP; answers
+    /// `{"success": true, "accepted": N}`.
+    async fn public(self, decode: Decoder) -> Result<Response, ApiError> {
+        self.app.limits.check_ip(self.client.0.ip)?;
+        let outcome = self.accept(decode(&self.body)?).await?;
+        Ok(accepted(&outcome))
+    }
+
+    /// A keyed door: the key is checked before the body, so a caller without one learns
+    /// nothing; answers `{"success": true, "accepted": N}`.
+    async fn keyed(self, decode: Decoder) -> Result<Response, ApiError> {
+        if self.caller.0.is_none() {
+            return Err(ApiError::unauthorized());
         }
-        if caller.grant.site_id.is_none() {
-            for event in &decoded.events {
-                if let Some(SiteRef::Id(id)) = &event.site {
-                    if !caller.may_write(id) {
-                        return Err(ApiError::forbidden(id.as_str()));
+        let outcome = self.accept(decode(&self.body)?).await?;
+        Ok(accepted(&outcome))
+    }
+
+    async fn accept(&self, decoded: Decoded) -> Result<Outcome, ApiError> {
+        let app = &self.app;
+        if let Some(caller) = &self.caller.0 {
+            // A key of one site is checked by the ingestor; wider callers (organisation
+            // keys, users) may only name sites they reach, and share links never send events.
+            if caller.is_share() {
+                return Err(ApiError::new(StatusCode::FORBIDDEN, "Forbidden")
+                    .with_detail("x-api-key", "a public dashboard link cannot send events"));
+            }
+            if caller.grant.site_id.is_none() {
+                for event in &decoded.events {
+                    if let Some(SiteRef::Id(id)) = &event.site {
+                        if !caller.may_write(id) {
+                            return Err(ApiError::forbidden(id.as_str()));
+                        }
                     }
                 }
             }
         }
+        let grant = self.caller.0.as_ref().map(|c| &c.grant);
+        check_site_quotas(app, &decoded, grant)?;
+        let outcome = app.ingestor.accept(decoded, &self.client.0, grant).await?;
+        metrics::counter!(telemetry::INGEST_EVENTS_ACCEPTED).increment(outcome.accepted as u64);
+        Ok(outcome)
     }
-    let grant = caller.0.as_ref().map(|c| &c.grant);
-    check_site_quotas(app, &decoded, grant)?;
-    let outcome = app.ingestor.accept(decoded, &client.0, grant).await?;
-    metrics::counter!(telemetry::INGEST_EVENTS_ACCEPTED).increment(outcome.accepted as u64);
-    Ok(outcome)
 }
 
 /// Counts the request's events against each named site's ingest quota (sites nobody has are
@@ -118,17 +162,12 @@ fn accepted(outcome: &Outcome) -> Response {
         (status = 429, description = "Rate limited (per client IP, per key or the site's quota); retry after `Retry-After` seconds", body = crate::http::schema::ErrorBody),
         (status = 503, description = "Queue full; retry after `Retry-After` seconds", body = crate::http::schema::ErrorBody),
     ))]
-pub(crate) async fn api_event(
-    State(app): State<App>,
-    client: Client,
-    caller: MaybeCaller,
-    Payload(body): Payload,
-) -> Result<Response, ApiError> {
+pub(crate) async fn api_event(request: IngestRequest) -> Result<Response, ApiError> {
     let started = Instant::now();
-    app.limits.check_ip(client.0.ip)?;
-    let decoded = decode::api_event(&body)?;
+    request.app.limits.check_ip(request.client.0.ip)?;
+    let decoded = decode::api_event(&request.body)?;
     let seed_002 = decoded.needs_key;
-    let outcome = accept(&app, decoded, &client, &caller).await?;
+    let outcome = request.accept(decoded).await?;
     if seed_002 {
         let body = json!({
             "success": true,
@@ -141,25 +180,6 @@ pub(crate) async fn api_event(
     }
 }
 
-/// Keyed formats check the key before the body: a caller without one learns nothing.
-fn require_key(caller: &MaybeCaller) -> Result<(), ApiError> {
-    match caller.0 {
-        Some(_) => Ok(()),
-        None => Err(ApiError::unauthorized()),
-    }
-}
-
-/// A door for a format that answers `{"success": true, "accepted": N}`.
-async fn door(
-    app: &App,
-    client: &Client,
-    caller: &MaybeCaller,
-    decoded: Result<Decoded, DecodeError>,
-) -> Result<Response, ApiError> {
-    let outcome = accept(app, decoded?, client, caller).await?;
-    Ok(accepted(&outcome))
-}
-
 /// Seed 000's tracker event; public, the site is found by `domain`.
 #[utoipa::path(post, path = "/events", tag = "ingest",
     request_body = crate::http::schema::TrackerEvent,
@@ -170,14 +190,8 @@ async fn door(
         (status = 404, description = "No site has this domain", body = crate::http::schema::ErrorBody),
         (status = 503, description = "Queue full", body = crate::http::schema::ErrorBody),
     ))]
-pub(crate) async fn tracker_events(
-    State(app): State<App>,
-    client: Client,
-    caller: MaybeCaller,
-    Payload(body): Payload,
-) -> Result<Response, ApiError> {
-    app.limits.check_ip(client.0.ip)?;
-    door(&app, &client, &caller, decode::tracker_events(&body)).await
+pub(crate) async fn tracker_events(request: IngestRequest) -> Result<Response, ApiError> {
+    request.public(decode::tracker_events).await
 }
 
 /// Seed 004's event; needs a key.
@@ -185,14 +199,8 @@ pub(crate) async fn tracker_events(
     request_body = crate::http::schema::RealtimeEvent,
     security(("api_key" = []), ("bearer" = [])),
     responses(crate::http::schema::KeyedIngestAnswers))]
-pub(crate) async fn realtime_events(
-    State(app): State<App>,
-    client: Client,
-    caller: MaybeCaller,
-    Payload(body): Payload,
-) -> Result<Response, ApiError> {
-    require_key(&caller)?;
-    door(&app, &client, &caller, decode::realtime_events(&body)).await
+pub(crate) async fn realtime_events(request: IngestRequest) -> Result<Response, ApiError> {
+    request.keyed(decode::realtime_events).await
 }
 
 /// Seeds 003 and 001: one event or an array of up to 1,000; needs a key. Events with a
@@ -201,14 +209,8 @@ pub(crate) async fn realtime_events(
     request_body = crate::http::schema::V1Event,
     security(("api_key" = []), ("bearer" = [])),
     responses(crate::http::schema::KeyedIngestAnswers))]
-pub(crate) async fn v1_events(
-    State(app): State<App>,
-    client: Client,
-    caller: MaybeCaller,
-    Payload(body): Payload,
-) -> Result<Response, ApiError> {
-    require_key(&caller)?;
-    door(&app, &client, &caller, decode::v1_events(&body)).await
+pub(crate) async fn v1_events(request: IngestRequest) -> Result<Response, ApiError> {
+    request.keyed(decode::v1_events).await
 }
 
 /// Seed 001's batch; needs a key.
@@ -216,14 +218,8 @@ pub(crate) async fn v1_events(
     request_body = crate::http::schema::V1Batch,
     security(("api_key" = []), ("bearer" = [])),
     responses(crate::http::schema::KeyedIngestAnswers))]
-pub(crate) async fn v1_batch(
-    State(app): State<App>,
-    client: Client,
-    caller: MaybeCaller,
-    Payload(body): Payload,
-) -> Result<Response, ApiError> {
-    require_key(&caller)?;
-    door(&app, &client, &caller, decode::v1_batch(&body)).await
+pub(crate) async fn v1_batch(request: IngestRequest) -> Result<Response, ApiError> {
+    request.keyed(decode::v1_batch).await
 }
 
 pub fn router() -> OpenApiRouter<App> {

@@ -188,10 +188,7 @@ fn not_found(id: &str) -> ApiError {
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "`{success, site}` with its rules", body = Object),
-        (status = 400, description = "Invalid parameter", body = crate::http::schema::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
-        (status = 403, description = "The key may not read this site", body = crate::http::schema::ErrorBody),
-        (status = 404, description = "No such site or event", body = crate::http::schema::ErrorBody),
+        crate::http::schema::AdminRefusals,
     ))]
 pub(crate) async fn show(
     State(app): State<App>,
@@ -218,10 +215,7 @@ pub(crate) async fn show(
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "`{success, site}`; body: allowed_hostnames, excluded_paths, excluded_ips, respect_do_not_track", body = Object),
-        (status = 400, description = "Invalid parameter", body = crate::http::schema::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
-        (status = 403, description = "The key may not read this site", body = crate::http::schema::ErrorBody),
-        (status = 404, description = "No such site or event", body = crate::http::schema::ErrorBody),
+        crate::http::schema::AdminRefusals,
     ))]
 pub(crate) async fn put_rules(
     State(app): State<App>,
@@ -250,10 +244,7 @@ pub(crate) async fn put_rules(
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "The site as changed", body = crate::http::schema::SiteBody),
-        (status = 400, description = "Invalid field", body = crate::http::schema::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
-        (status = 403, description = "Not an admin key", body = crate::http::schema::ErrorBody),
-        (status = 404, description = "No such site", body = crate::http::schema::ErrorBody),
+        crate::http::schema::AdminRefusals,
     ))]
 pub(crate) async fn update(
     State(app): State<App>,
@@ -303,9 +294,7 @@ pub(crate) async fn update(
     responses(
         (status = 200, description = "`{success, site_id, deleted_events, deleted_visits}`", body = Object),
         (status = 202, description = "Deleted from the directory; the data goes when the processor reaches it", body = Object),
-        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
-        (status = 403, description = "Not an admin of this site", body = crate::http::schema::ErrorBody),
-        (status = 404, description = "No such site", body = crate::http::schema::ErrorBody),
+        crate::http::schema::AdminRefusals,
     ))]
 pub(crate) async fn delete(
     State(app): State<App>,
@@ -338,10 +327,7 @@ pub(crate) async fn delete(
     security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 200, description = "`{success, site_id, share_token, password_protected}`", body = Object),
-        (status = 400, description = "Invalid field", body = crate::http::schema::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
-        (status = 403, description = "Not an admin of this site", body = crate::http::schema::ErrorBody),
-        (status = 404, description = "No such site", body = crate::http::schema::ErrorBody),
+        crate::http::schema::AdminRefusals,
     ))]
 pub(crate) async fn share(
     State(app): State<App>,
@@ -380,9 +366,7 @@ pub(crate) async fn share(
     security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 200, description = "`{success, removed}`", body = Object),
-        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
-        (status = 403, description = "Not an admin of this site", body = crate::http::schema::ErrorBody),
-        (status = 404, description = "No such site", body = crate::http::schema::ErrorBody),
+        crate::http::schema::AdminRefusals,
     ))]
 pub(crate) async fn unshare(
     State(app): State<App>,

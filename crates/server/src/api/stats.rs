@@ -18,10 +18,7 @@ use crate::http::state::{App, Payload, RequiredCaller};
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "`{results: [{metrics, dimensions}], meta, query}`", body = Object),
-        (status = 400, description = "Invalid query; each bad part is named", body = crate::http::schema::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
-        (status = 403, description = "The key may not read this site", body = crate::http::schema::ErrorBody),
-        (status = 404, description = "No such site", body = crate::http::schema::ErrorBody),
+        crate::http::schema::AdminRefusals,
         (status = 503, description = "Too many reads at once, or over its time budget; retry after `Retry-After`", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn v2_query(

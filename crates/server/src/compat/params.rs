@@ -5,17 +5,22 @@ use heartbeat_ingest::FieldError;
 use heartbeat_query::MAX_PAGE;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::IntoParams;
 
 use crate::http::error::ApiError;
 
 /// A site, a date range preset and a row limit: seeds 000 and 004 and Plausible's realtime.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct Params {
+    /// The site (also `siteId`); default: the key's own site.
     #[serde(alias = "siteId")]
     pub site_id: Option<String>,
-    /// A v2 preset (`day`, `7d`, `30d`, `month`, ...; default `30d`), or `24h`.
+    /// A v2 preset (`day`, `7d`, `30d`, `month`, ...; default `30d`), or `24h` (hourly);
+    /// also `period`.
     #[serde(alias = "period")]
     pub range: Option<String>,
+    /// Rows, 1 to 1,000 (default 10 for pages, 20 for recent events).
     pub limit: Option<usize>,
 }
 
@@ -43,13 +48,17 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 /// A site and optional first and last days: seeds 001 and 003.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RangeParams {
+    /// The site (also `site_id`); default: the key's own site.
     #[serde(alias = "site_id")]
     pub site_id: Option<String>,
+    /// First day, YYYY-MM-DD (also `startTime`).
     #[serde(alias = "startTime")]
     pub start_date: Option<String>,
+    /// Last day, YYYY-MM-DD (also `endTime`).
     #[serde(alias = "endTime")]
     pub end_date: Option<String>,
 }

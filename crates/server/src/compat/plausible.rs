@@ -4,19 +4,17 @@
 use axum::response::Response;
 use axum::Json;
 use heartbeat_query::current_visitors;
-use serde_json::{json, Value};
+use serde_json::json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::compat::params::{now_ms, Params};
 use crate::http::error::ApiError;
-use crate::http::reads::{read_site, PooledRead};
+use crate::http::reads::{read_site, Answer, PooledRead};
 use crate::http::state::{App, Caller};
 
 /// Plausible's realtime visitors: a bare number.
 #[utoipa::path(operation_id = "analytics_realtime_visitors", get, path = "/api/v1/realtime/visitors", tag = "stats",
-    params(
-        ("site_id" = Option<String>, Query, description = "The site; default: the key's own site"),
-    ),
+    params(Params),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "Visitors with an event in the last 5 minutes, a number", body = Object),
@@ -26,11 +24,7 @@ pub(crate) async fn realtime_visitors(read: PooledRead<Params>) -> Result<Respon
     read.answer(realtime_visitors_answer).await
 }
 
-async fn realtime_visitors_answer(
-    app: App,
-    caller: Caller,
-    params: Params,
-) -> Result<Json<Value>, ApiError> {
+async fn realtime_visitors_answer(app: App, caller: Caller, params: Params) -> Answer {
     let site = read_site(&app, &caller, params.site_id.as_deref())?;
     Ok(Json(json!(
         current_visitors(&site.id, now_ms(), app.reads.as_ref()).await?

@@ -4,21 +4,18 @@
 use axum::response::Response;
 use axum::Json;
 use heartbeat_query::current_visitors;
-use serde_json::{json, Value};
+use serde_json::json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::compat::params::{now_ms, preset, Params};
 use crate::http::error::ApiError;
 use crate::http::json::iso;
-use crate::http::reads::{read_site, run_query, PooledRead};
+use crate::http::reads::{read_site, run_query, Answer, PooledRead};
 use crate::http::state::{App, Caller};
 
 /// Seed 000: the site's visitor metrics.
 #[utoipa::path(operation_id = "analytics_site_metrics", get, path = "/analytics/metrics", tag = "stats",
-    params(
-        ("siteId" = Option<String>, Query, description = "The site"),
-        ("range" = Option<String>, Query, description = "A preset, default 30d"),
-    ),
+    params(Params),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "Seed 000: visitors, visits, pageviews, bounceRate, visitDuration, currentVisitors", body = Object),
@@ -28,11 +25,7 @@ pub(crate) async fn site_metrics(read: PooledRead<Params>) -> Result<Response, A
     read.answer(site_metrics_answer).await
 }
 
-async fn site_metrics_answer(
-    app: App,
-    caller: Caller,
-    params: Params,
-) -> Result<Json<Value>, ApiError> {
+async fn site_metrics_answer(app: App, caller: Caller, params: Params) -> Answer {
     let site = read_site(&app, &caller, params.site_id.as_deref())?;
     let query = json!({"site_id": site.id, "date_range": preset(&params),
         "metrics": ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration", "views_per_visit"]});

@@ -10,12 +10,13 @@ use heartbeat_model::Site;
 use heartbeat_query::{list_events, Cursor, EventListing, MAX_PAGE};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::compat::params::{date_range, RangeParams};
 use crate::event_json::seed001_message;
 use crate::http::error::ApiError;
-use crate::http::reads::{read_site, run_query, PooledRead};
+use crate::http::reads::{read_site, run_query, Answer, PooledRead};
 use crate::http::state::{App, Caller};
 
 /// A time bound given as an RFC 3339 date-time or a date, read as the query engine reads
@@ -40,32 +41,32 @@ fn time_bound(
     Ok(Some(if end { range.end_ms } else { range.start_ms }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ListParams {
+    /// The site (also `site_id`); default: the key's own site.
     #[serde(alias = "site_id")]
     site_id: Option<String>,
+    /// Event name.
     #[serde(rename = "type")]
     kind: Option<String>,
+    /// The `source` property.
     source: Option<String>,
+    /// From, ISO 8601 (also `startDate`, `from`).
     #[serde(alias = "startDate", alias = "from")]
     start_time: Option<String>,
+    /// To, ISO 8601 (also `endDate`, `to`).
     #[serde(alias = "endDate", alias = "to")]
     end_time: Option<String>,
+    /// Events per page, 1 to 1,000 (default 100).
     limit: Option<usize>,
+    /// `nextCursor` of the previous page.
     cursor: Option<String>,
 }
 
 #[utoipa::path(operation_id = "events_list", get, path = "/api/v1/events", tag = "stats",
-    params(
-        ("site_id" = Option<String>, Query, description = "The site; default: the key's own site"),
-        ("type" = Option<String>, Query, description = "Event name"),
-        ("source" = Option<String>, Query, description = "The `source` property"),
-        ("startTime" = Option<String>, Query, description = "From, ISO 8601"),
-        ("endTime" = Option<String>, Query, description = "To, ISO 8601"),
-        ("limit" = Option<usize>, Query, description = "1 to 1000, default 50"),
-        ("cursor" = Option<String>, Query, description = "`pagination.nextCursor` of the previous page"),
-    ),
+    params(ListParams),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "Seed 001: `{success, data: [event], pagination: {limit, hasMore, nextCursor}}`, newest first", body = Object),
@@ -75,11 +76,7 @@ pub(crate) async fn list(read: PooledRead<ListParams>) -> Result<Response, ApiEr
     read.answer(list_answer).await
 }
 
-async fn list_answer(
-    app: App,
-    caller: Caller,
-    params: ListParams,
-) -> Result<Json<Value>, ApiError> {
+async fn list_answer(app: App, caller: Caller, params: ListParams) -> Answer {
     let site = read_site(&app, &caller, params.site_id.as_deref())?;
     let limit = params.limit.unwrap_or(50);
     if limit == 0 || limit > MAX_PAGE {
@@ -136,16 +133,15 @@ async fn list_answer(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct SiteParam {
+    /// The site; default: the key's own site.
     site_id: Option<String>,
 }
 
 #[utoipa::path(operation_id = "events_one", get, path = "/api/v1/events/{id}", tag = "stats",
-    params(
-        ("id" = String, Path, description = "The event id"),
-        ("site_id" = Option<String>, Query, description = "The site; default: the key's own site"),
-    ),
+    params(("id" = String, Path, description = "The event id"), SiteParam),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "Seed 001: `{success, data: event}`", body = Object),
@@ -159,12 +155,7 @@ pub(crate) async fn one(
         .await
 }
 
-async fn one_answer(
-    app: App,
-    caller: Caller,
-    id: String,
-    params: SiteParam,
-) -> Result<Json<Value>, ApiError> {
+async fn one_answer(app: App, caller: Caller, id: String, params: SiteParam) -> Answer {
     let site = read_site(&app, &caller, params.site_id.as_deref())?;
     let listing = EventListing {
         event_id: Some(id.clone()),
@@ -182,11 +173,7 @@ async fn one_answer(
 
 /// Event counts by name (seed 001's counts by type), over all time unless a range is given.
 #[utoipa::path(operation_id = "events_counts", get, path = "/api/v1/events/counts", tag = "stats",
-    params(
-        ("site_id" = Option<String>, Query, description = "The site; default: the key's own site"),
-        ("startDate" = Option<String>, Query, description = "First day, YYYY-MM-DD"),
-        ("endDate" = Option<String>, Query, description = "Last day, YYYY-MM-DD"),
-    ),
+    params(RangeParams),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "Seed 001: `{success, data: {type: count}}`", body = Object),
@@ -196,11 +183,7 @@ pub(crate) async fn counts(read: PooledRead<RangeParams>) -> Result<Response, Ap
     read.answer(counts_answer).await
 }
 
-async fn counts_answer(
-    app: App,
-    caller: Caller,
-    params: RangeParams,
-) -> Result<Json<Value>, ApiError> {
+async fn counts_answer(app: App, caller: Caller, params: RangeParams) -> Answer {
     let site = read_site(&app, &caller, params.site_id.as_deref())?;
     let range = match (params.start_date.as_deref(), params.end_date.as_deref()) {
         (None, None) => json!("all"),

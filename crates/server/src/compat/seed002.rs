@@ -8,26 +8,27 @@ use axum::Json;
 use heartbeat_ingest::FieldError;
 use heartbeat_model::SiteId;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::http::error::ApiError;
-use crate::http::reads::{run_query, PooledRead};
+use crate::http::reads::{run_query, Answer, PooledRead};
 use crate::http::state::{App, Caller};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct StatsParams {
+    /// The site.
     site_id: Option<String>,
+    /// A day, YYYY-MM-DD; default: the last 24 hours.
     date: Option<String>,
 }
 
 /// Seed 002: views, unique users and the top 10 paths of one day (default: the last 24
 /// hours).
 #[utoipa::path(get, path = "/api/stats", tag = "stats",
-    params(
-        ("site_id" = String, Query, description = "The site"),
-        ("date" = Option<String>, Query, description = "A day, YYYY-MM-DD; default: the last 24 hours"),
-    ),
+    params(StatsParams),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "`{success, data: {total_views, unique_users_count, top_paths}, processing_time_ms}`", body = Object),
@@ -46,7 +47,7 @@ async fn seed_stats_answer(
     caller: Caller,
     params: StatsParams,
     started: Instant,
-) -> Result<Json<Value>, ApiError> {
+) -> Answer {
     let site_id = params.site_id.filter(|s| !s.is_empty()).ok_or_else(|| {
         ApiError::invalid(vec![FieldError::new("site_id", "site_id is required")])
     })?;

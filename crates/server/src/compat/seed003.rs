@@ -7,21 +7,18 @@ use heartbeat_ingest::FieldError;
 use heartbeat_model::Site;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::compat::params::{date_range, RangeParams};
 use crate::http::error::ApiError;
 use crate::http::json::iso;
-use crate::http::reads::{read_site, run_query, PooledRead};
+use crate::http::reads::{read_site, run_query, Answer, PooledRead};
 use crate::http::state::{App, Caller};
 
 /// Seed 003's summary: totals and the top events with their unique users.
 #[utoipa::path(operation_id = "events_summary", get, path = "/api/v1/events/summary", tag = "stats",
-    params(
-        ("site_id" = Option<String>, Query, description = "The site; default: the key's own site"),
-        ("startDate" = Option<String>, Query, description = "First day, YYYY-MM-DD"),
-        ("endDate" = Option<String>, Query, description = "Last day, YYYY-MM-DD"),
-    ),
+    params(RangeParams),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "Seed 003: `{success, data: {totalEvents, uniqueUsers, sessions, topEvents}}`", body = Object),
@@ -31,11 +28,7 @@ pub(crate) async fn summary(read: PooledRead<RangeParams>) -> Result<Response, A
     read.answer(summary_answer).await
 }
 
-async fn summary_answer(
-    app: App,
-    caller: Caller,
-    params: RangeParams,
-) -> Result<Json<Value>, ApiError> {
+async fn summary_answer(app: App, caller: Caller, params: RangeParams) -> Answer {
     let site = read_site(&app, &caller, params.site_id.as_deref())?;
     let range = date_range(params.start_date.as_deref(), params.end_date.as_deref())?;
     let totals = json!({"site_id": site.id, "metrics": ["events", "visitors", "visits"], "date_range": range});
@@ -62,26 +55,26 @@ async fn summary_answer(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct MetricsParams {
+    /// The site (also `site_id`); default: the key's own site.
     #[serde(alias = "site_id")]
     site_id: Option<String>,
+    /// Event name; default all.
     event: Option<String>,
+    /// `hourly`, `daily` (default), `weekly` or `monthly`.
     interval: Option<String>,
+    /// First day, YYYY-MM-DD.
     start_date: Option<String>,
+    /// Last day, YYYY-MM-DD.
     end_date: Option<String>,
 }
 
 /// Seed 003's time-bucketed counts and unique users of one event (or all events).
 #[utoipa::path(operation_id = "events_metrics", get, path = "/api/v1/metrics", tag = "stats",
-    params(
-        ("site_id" = Option<String>, Query, description = "The site; default: the key's own site"),
-        ("event" = Option<String>, Query, description = "Event name; default all"),
-        ("interval" = Option<String>, Query, description = "hourly, daily, weekly or monthly"),
-        ("startDate" = Option<String>, Query, description = "First day, YYYY-MM-DD"),
-        ("endDate" = Option<String>, Query, description = "Last day, YYYY-MM-DD"),
-    ),
+    params(MetricsParams),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "Seed 003: `{success, data: {event, interval, metrics: [{timestamp, count, uniqueUsers}]}}`", body = Object),
@@ -91,11 +84,7 @@ pub(crate) async fn metrics(read: PooledRead<MetricsParams>) -> Result<Response,
     read.answer(metrics_answer).await
 }
 
-async fn metrics_answer(
-    app: App,
-    caller: Caller,
-    params: MetricsParams,
-) -> Result<Json<Value>, ApiError> {
+async fn metrics_answer(app: App, caller: Caller, params: MetricsParams) -> Answer {
     let site: Site = read_site(&app, &caller, params.site_id.as_deref())?;
     let interval = params.interval.as_deref().unwrap_or("daily");
     let dimension = match interval {

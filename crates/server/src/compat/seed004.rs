@@ -11,15 +11,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::compat::params::{now_ms, page_limit, preset, Params};
 use crate::event_json::seed004_recent;
 use crate::http::error::ApiError;
-use crate::http::reads::{read_site, run_query, PooledRead};
+use crate::http::reads::{read_site, run_query, Answer, PooledRead};
 use crate::http::state::{App, Caller};
 
 /// Seed 004: totals for the dashboard's summary cards.
 #[utoipa::path(operation_id = "analytics_summary", get, path = "/analytics/summary", tag = "stats",
-    params(
-        ("site_id" = Option<String>, Query, description = "The site; default: the key's own site"),
-        ("range" = Option<String>, Query, description = "A preset, default 30d"),
-    ),
+    params(Params),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "Seed 004: total_events, unique_users, page_views, sessions, active_users", body = Object),
@@ -29,7 +26,7 @@ pub(crate) async fn summary(read: PooledRead<Params>) -> Result<Response, ApiErr
     read.answer(summary_answer).await
 }
 
-async fn summary_answer(app: App, caller: Caller, params: Params) -> Result<Json<Value>, ApiError> {
+async fn summary_answer(app: App, caller: Caller, params: Params) -> Answer {
     let site = read_site(&app, &caller, params.site_id.as_deref())?;
     let query = json!({"site_id": site.id, "date_range": preset(&params),
         "metrics": ["events", "visitors", "pageviews", "visits"]});
@@ -45,11 +42,7 @@ async fn summary_answer(app: App, caller: Caller, params: Params) -> Result<Json
 
 /// Seed 004: the most viewed pages.
 #[utoipa::path(operation_id = "analytics_top_pages", get, path = "/analytics/top-pages", tag = "stats",
-    params(
-        ("site_id" = Option<String>, Query, description = "The site; default: the key's own site"),
-        ("range" = Option<String>, Query, description = "A preset, default 30d"),
-        ("limit" = Option<usize>, Query, description = "Default 10"),
-    ),
+    params(Params),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "Seed 004: `[{page_url, views, unique_users}]`", body = Object),
@@ -59,11 +52,7 @@ pub(crate) async fn top_pages(read: PooledRead<Params>) -> Result<Response, ApiE
     read.answer(top_pages_answer).await
 }
 
-async fn top_pages_answer(
-    app: App,
-    caller: Caller,
-    params: Params,
-) -> Result<Json<Value>, ApiError> {
+async fn top_pages_answer(app: App, caller: Caller, params: Params) -> Answer {
     let site = read_site(&app, &caller, params.site_id.as_deref())?;
     let limit = page_limit(params.limit, 10)?;
     let query = json!({"site_id": site.id, "date_range": preset(&params),
@@ -82,10 +71,7 @@ async fn top_pages_answer(
 
 /// Seed 004: events and unique users per hour (`range=24h`) or per day, every bucket.
 #[utoipa::path(operation_id = "analytics_timeseries", get, path = "/analytics/timeseries", tag = "stats",
-    params(
-        ("site_id" = Option<String>, Query, description = "The site; default: the key's own site"),
-        ("range" = Option<String>, Query, description = "24h (hourly) or a preset (daily or monthly)"),
-    ),
+    params(Params),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "Seed 004: `[{time, events, unique_users, page_views}]`, every bucket", body = Object),
@@ -95,11 +81,7 @@ pub(crate) async fn timeseries(read: PooledRead<Params>) -> Result<Response, Api
     read.answer(timeseries_answer).await
 }
 
-async fn timeseries_answer(
-    app: App,
-    caller: Caller,
-    params: Params,
-) -> Result<Json<Value>, ApiError> {
+async fn timeseries_answer(app: App, caller: Caller, params: Params) -> Answer {
     let site = read_site(&app, &caller, params.site_id.as_deref())?;
     let range = params
         .range
@@ -134,10 +116,7 @@ async fn timeseries_answer(
 
 /// Seed 004: the latest events, newest first.
 #[utoipa::path(operation_id = "analytics_recent", get, path = "/analytics/recent", tag = "stats",
-    params(
-        ("site_id" = Option<String>, Query, description = "The site; default: the key's own site"),
-        ("limit" = Option<usize>, Query, description = "Default 20"),
-    ),
+    params(Params),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "Seed 004: the latest events, newest first", body = Object),
@@ -147,7 +126,7 @@ pub(crate) async fn recent(read: PooledRead<Params>) -> Result<Response, ApiErro
     read.answer(recent_answer).await
 }
 
-async fn recent_answer(app: App, caller: Caller, params: Params) -> Result<Json<Value>, ApiError> {
+async fn recent_answer(app: App, caller: Caller, params: Params) -> Answer {
     let site = read_site(&app, &caller, params.site_id.as_deref())?;
     let listing = EventListing::new(site.id, page_limit(params.limit, 20)?);
     let page = list_events(&listing, app.reads.as_ref()).await?;

@@ -16,6 +16,9 @@ use axum::response::{IntoResponse, Response};
 use crate::http::error::ApiError;
 use crate::http::state::{App, Caller, QueryParams, RequiredCaller};
 
+/// What a read's work answers: a JSON body or the error.
+pub(crate) type Answer = Result<axum::Json<Value>, ApiError>;
+
 /// A read request: its authenticated caller (checked first), its query-string parameters
 /// `P` and the route it came by. [`PooledRead::answer`] runs the read's work on the query
 /// pool, labelled with the route.

@@ -256,6 +256,24 @@ pub enum ReadRefusals {
     Unavailable(ErrorBody),
 }
 
+/// The refusals of a request about sites, keys, organisations or users (a change, or a
+/// look at one), each in the one error shape.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum AdminRefusals {
+    #[response(status = 400, description = "Invalid field; each bad field is named")]
+    Invalid(ErrorBody),
+    #[response(status = 401, description = "No or bad credentials")]
+    Unauthorized(ErrorBody),
+    #[response(
+        status = 403,
+        description = "The caller may not change this site, organisation or user"
+    )]
+    Forbidden(ErrorBody),
+    #[response(status = 404, description = "No such site, key, organisation or user")]
+    NotFound(ErrorBody),
+}
+
 /// What a keyed ingest door answers, each refusal in the one error shape.
 #[derive(IntoResponses)]
 #[allow(dead_code)]
