@@ -486,6 +486,30 @@ fn classify(err: duckdb::Error) -> StoreError {
     }
 }
 
+/// The visit attributes in `row`'s columns from `first` on, in the schema's order
+/// (`visit_columns!`).
+fn visit_attributes(row: &duckdb::Row<'_>, first: usize) -> duckdb::Result<VisitAttributes> {
+    Ok(VisitAttributes {
+        referrer: row.get(first + 0)?,
+        referrer_source: row.get(first + 1)?,
+        channel: row.get(first + 2)?,
+        utm_source: row.get(first + 3)?,
+        utm_medium: row.get(first + 4)?,
+        utm_campaign: row.get(first + 5)?,
+        utm_content: row.get(first + 6)?,
+        utm_term: row.get(first + 7)?,
+        country: row.get(first + 8)?,
+        region: row.get(first + 9)?,
+        city: row.get(first + 10)?,
+        browser: row.get(first + 11)?,
+        browser_version: row.get(first + 12)?,
+        os: row.get(first + 13)?,
+        os_version: row.get(first + 14)?,
+        device: row.get(first + 15)?,
+        screen: row.get(first + 16)?,
+    })
+}
+
 const SESSION_COLUMNS: &str = "site_id, session_id, visitor_id, user_id, version, \
     epoch_ms(start_ts), epoch_ms(end_ts), pageviews, events, engagements, entry_page, \
     exit_page, hostname, referrer, referrer_source, channel, utm_source, utm_medium, \
@@ -507,25 +531,7 @@ fn session_from_row(row: &duckdb::Row<'_>) -> duckdb::Result<Session> {
         entry_page: row.get(10)?,
         exit_page: row.get(11)?,
         hostname: row.get(12)?,
-        visit: VisitAttributes {
-            referrer: row.get(13)?,
-            referrer_source: row.get(14)?,
-            channel: row.get(15)?,
-            utm_source: row.get(16)?,
-            utm_medium: row.get(17)?,
-            utm_campaign: row.get(18)?,
-            utm_content: row.get(19)?,
-            utm_term: row.get(20)?,
-            country: row.get(21)?,
-            region: row.get(22)?,
-            city: row.get(23)?,
-            browser: row.get(24)?,
-            browser_version: row.get(25)?,
-            os: row.get(26)?,
-            os_version: row.get(27)?,
-            device: row.get(28)?,
-            screen: row.get(29)?,
-        },
+        visit: visit_attributes(row, 13)?,
     })
 }
 
@@ -785,25 +791,7 @@ fn event_from_row(row: &duckdb::Row<'_>) -> duckdb::Result<Event> {
         client_session_id: row.get(8)?,
         hostname: row.get(9)?,
         pathname: row.get(10)?,
-        visit: VisitAttributes {
-            referrer: row.get(11)?,
-            referrer_source: row.get(12)?,
-            channel: row.get(13)?,
-            utm_source: row.get(14)?,
-            utm_medium: row.get(15)?,
-            utm_campaign: row.get(16)?,
-            utm_content: row.get(17)?,
-            utm_term: row.get(18)?,
-            country: row.get(19)?,
-            region: row.get(20)?,
-            city: row.get(21)?,
-            browser: row.get(22)?,
-            browser_version: row.get(23)?,
-            os: row.get(24)?,
-            os_version: row.get(25)?,
-            device: row.get(26)?,
-            screen: row.get(27)?,
-        },
+        visit: visit_attributes(row, 11)?,
         props: if props_json.is_empty() {
             Default::default()
         } else {
@@ -1358,18 +1346,23 @@ impl MetaStore for DuckDbStore {
     }
 
     async fn user_sessions(&self) -> Result<Vec<UserSession>, StoreError> {
-        self.read_all(
-            "SELECT token_sha256, user_id, created_at_ms, expires_at_ms FROM user_sessions",
-            |row| {
-                Ok(UserSession {
-                    token_sha256: row.get(0)?,
-                    user_id: row.get(1)?,
-                    created_at_ms: row.get(2)?,
-                    expires_at_ms: row.get(3)?,
-                })
-            },
-        )
-        .await
+        let sql = "SELECT token_sha256, user_id, created_at_ms, expires_at_ms FROM user_sessions";
+        let rows = self
+            .read_all(sql, |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(token_sha256, user_id, created_at_ms, expires_at_ms)| UserSession {
+                    token_sha256,
+                    user_id,
+                    created_at_ms,
+                    expires_at_ms,
+                },
+            )
+            .collect())
     }
 
     async fn insert_user_session(&self, session: &UserSession) -> Result<(), StoreError> {
