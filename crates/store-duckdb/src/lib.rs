@@ -490,7 +490,7 @@ fn classify(err: duckdb::Error) -> StoreError {
 /// (`visit_columns!`).
 fn visit_attributes(row: &duckdb::Row<'_>, first: usize) -> duckdb::Result<VisitAttributes> {
     Ok(VisitAttributes {
-        referrer: row.get(first + 0)?,
+        referrer: row.get(first)?,
         referrer_source: row.get(first + 1)?,
         channel: row.get(first + 2)?,
         utm_source: row.get(first + 3)?,
