@@ -21,7 +21,7 @@ import {
 import { Chart, type Series } from "./components/Chart";
 import { LiveFeed } from "./components/LiveFeed";
 import { Panel, type Tab } from "./components/Panel";
-import { TOP_METRICS, TopStats } from "./components/TopStats";
+import { TopStats, topMetrics } from "./components/TopStats";
 import { formatValue } from "./format";
 import { PERIODS, chartGrain, dateRange, queryFilters, readState, stateSearch, type ViewState } from "./state";
 import "./style.css";
@@ -292,6 +292,7 @@ function Dashboard({ token, sites, signOut }: { token: string; sites: Site[]; si
 
   const range = dateRange(state);
   const filters = queryFilters(state);
+  const headline = topMetrics(state.filters.map(([d]) => d));
   const grain = chartGrain(state);
   const key = JSON.stringify([site, range, filters, refresh]);
   useEffect(() => {
@@ -301,7 +302,7 @@ function Dashboard({ token, sites, signOut }: { token: string; sites: Site[]; si
     const fail = (err: Error) => !cancelled && setError(err.message);
     query(token, {
       site_id: site,
-      metrics: TOP_METRICS.map(([m]) => m),
+      metrics: headline.map(([m]) => m),
       date_range: range,
       filters,
       include: { comparisons: { mode: "previous_period" } },
@@ -400,7 +401,7 @@ function Dashboard({ token, sites, signOut }: { token: string; sites: Site[]; si
           </div>
         )}
         {error && <p class="error card">{error}</p>}
-        <TopStats row={top} />
+        <TopStats row={top} metrics={headline} />
         <section class="card">
           <h2 class="chart-title">
             Visitors and pageviews <span class="muted">({current.timezone})</span>

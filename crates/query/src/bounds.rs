@@ -65,13 +65,13 @@ impl QueryBounds {
             .max(0);
         let days = span_ms / DAY_MS + i64::from(span_ms % DAY_MS > 0);
         if days > i64::from(self.max_range_days) {
-            return Err(QueryError {
-                field: field.to_owned(),
-                message: format!(
+            return Err(QueryError::rule(
+                field,
+                format!(
                     "the range spans {days} days; at most {} days are allowed (setting query.max_range_days)",
                     self.max_range_days
                 ),
-            });
+            ));
         }
         Ok(())
     }
@@ -88,14 +88,14 @@ impl QueryBounds {
     ) -> Result<(), QueryError> {
         let buckets = bucket_count(range, tz, grain);
         if buckets > u64::from(self.max_time_buckets) {
-            return Err(QueryError {
-                field: field.to_owned(),
-                message: format!(
+            return Err(QueryError::rule(
+                field,
+                format!(
                     "{what} makes {buckets} time buckets over this range; at most {} are allowed \
                      (setting query.max_time_buckets): choose a coarser interval or a shorter range",
                     self.max_time_buckets
                 ),
-            });
+            ));
         }
         Ok(())
     }

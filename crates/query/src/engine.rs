@@ -11,7 +11,7 @@ use crate::compile::aggregate::{self, Statements};
 use crate::model::{Dimension, Metric, Order, Query, TimeGrain};
 use crate::plan::{plan, Plan, Source};
 use crate::sql::{Row, RunError, Sql, SqlRunner, SqlValue};
-use crate::time::{bucket_label, bucket_labels};
+use crate::time::{bucket_label_within, bucket_labels};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ResultRow {
@@ -23,7 +23,8 @@ pub struct ResultRow {
 }
 
 /// Plausible's `comparison` of a row: the matching row of the previous period and the
-/// change of each metric (percent, or points for `bounce_rate` and `percentage`).
+/// change of each metric (percent; points for `bounce_rate`, null when the other period had no
+/// visits).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Comparison {
     pub dimensions: Vec<String>,
@@ -50,6 +51,8 @@ struct Totals {
     session_visitors: f64,
     session_visits: f64,
     bounces: f64,
+    /// The visits the bounce rate is over (see `compile::aggregate`'s `bounce_weight`).
+    bounce_visits: f64,
     duration_s: f64,
     session_pageviews: f64,
     session_events: f64,
@@ -71,9 +74,11 @@ fn cell_text(value: &SqlValue) -> String {
 }
 
 /// The text of a dimension's cell: time buckets arrive as timestamps and become labels.
-fn dimension_text(dimension: &Dimension, value: &SqlValue) -> String {
+fn dimension_text(dimension: &Dimension, value: &SqlValue, query: &Query) -> String {
     match (dimension, value) {
-        (Dimension::Time(grain), SqlValue::TimestampMs(ms)) => bucket_label(*ms, *grain),
+        (Dimension::Time(grain), SqlValue::TimestampMs(ms)) => {
+            bucket_label_within(*ms, *grain, query.range, query.timezone)
+        }
         _ => cell_text(value),
     }
 }
@@ -101,7 +106,7 @@ fn metric_value(metric: Metric, t: &Totals, plan: &Plan, all_visitors: f64) -> V
         } else {
             t.session_visits
         } as u64),
-        Metric::BounceRate => json!(ratio(100.0 * t.bounces, t.session_visits).round() as u64),
+        Metric::BounceRate => json!(ratio(100.0 * t.bounces, t.bounce_visits).round() as u64),
         Metric::VisitDuration => json!(ratio(t.duration_s, t.session_visits).round() as u64),
         Metric::ViewsPerVisit => json!(round_to(ratio(t.session_pageviews, t.session_visits), 2)),
         Metric::TimeOnPage => json!(ratio(t.page_seconds, t.page_views_timed).round() as u64),
@@ -123,6 +128,21 @@ fn numeric(value: &Value) -> f64 {
 /// paginated, each with its comparison row when asked for.
 pub async fn execute(query: &Query, runner: &dyn SqlRunner) -> Result<QueryResult, RunError> {
     let mut rows = all_rows(query, runner).await?;
+    // A time series compared with another period has every bucket, empty ones included (the
+    // other period's may not be), as Plausible's.
+    if let ([Dimension::Time(grain)], Some(_)) = (query.dimensions.as_slice(), query.comparison) {
+        let present: std::collections::HashSet<String> =
+            rows.iter().map(|row| row.dimensions[0].clone()).collect();
+        for label in bucket_labels(query.range, query.timezone, *grain) {
+            if !present.contains(&label) {
+                rows.push(ResultRow {
+                    metrics: query.metrics.iter().map(|_| json!(0)).collect(),
+                    dimensions: vec![label],
+                    comparison: None,
+                });
+            }
+        }
+    }
     sort(&mut rows, query);
     let total_rows = rows.len();
     let mut results: Vec<ResultRow> = rows
@@ -201,7 +221,9 @@ fn compare(results: &mut [ResultRow], query: &Query, previous: &[ResultRow]) {
 /// Plausible's change: points for rates, else percent (100 from nothing, 0 from 0 to 0).
 fn change(metric: Metric, before: f64, now: f64) -> Value {
     match metric {
-        Metric::BounceRate | Metric::Percentage => json!(round_to(now - before, 1)),
+        // Points for a rate, as Plausible's (nothing to compare with a period without visits).
+        Metric::BounceRate if before > 0.0 => json!(now - before),
+        Metric::BounceRate => Value::Null,
         _ if before == 0.0 => json!(if now > 0.0 { 100 } else { 0 }),
         _ => json!(((now - before) / before * 100.0).round() as i64),
     }
@@ -264,6 +286,7 @@ async fn add_rollups(
         t.event_events = sums.events as f64;
         t.session_visits = sums.visits as f64;
         t.bounces = sums.bounces as f64;
+        t.bounce_visits = sums.visits as f64;
         t.duration_s = sums.duration_s as f64;
         t.session_pageviews = sums.visit_pageviews as f64;
         t.session_events = sums.visit_events as f64;
@@ -286,7 +309,7 @@ async fn run_statements(
                 .dimensions
                 .iter()
                 .zip(&row[..width])
-                .map(|(dimension, value)| dimension_text(dimension, value))
+                .map(|(dimension, value)| dimension_text(dimension, value, query))
                 .collect();
             apply(totals.entry(key).or_default(), &row[width..]);
         }
@@ -318,6 +341,7 @@ async fn run_statements(
             t.duration_s = c[3].as_f64();
             t.session_pageviews = c[4].as_f64();
             t.session_events = c[5].as_f64();
+            t.bounce_visits = c[6].as_f64();
         });
     }
     if let Some(rows) = time_on_page {

@@ -25,9 +25,12 @@ pub use dialect::{Dialect, SqlDialect};
 pub use engine::{execute, Comparison, QueryResult, ResultRow};
 pub use error::QueryError;
 pub use listing::{
-    current_visitors, list_events, Cursor, EventListing, EventPage, ListedEvent, MAX_PAGE,
+    current_visitors, first_event_ms, list_events, Cursor, EventListing, EventPage, ListedEvent,
+    MAX_PAGE,
 };
-pub use model::{DateRange, Dimension, Filter, Metric, Order, Query, TimeGrain};
+pub use model::{
+    Condition, DateRange, Dimension, Filter, Metric, Operator, Order, Query, TimeGrain,
+};
 pub use plausible::{parse_query, requested_site};
 pub use sql::{Row, RunError, Sql, SqlRunner, SqlValue};
 pub use time::{bucket_count, resolve_range};

@@ -223,6 +223,26 @@ pub async fn current_visitors(
     Ok(rows.first().map_or(0, |row| row[0].as_f64() as u64))
 }
 
+/// When the site's first stored event happened: where Plausible's `"date_range": "all"`
+/// starts (its `stats_start_date`). `None` for a site without events.
+pub async fn first_event_ms(
+    site_id: &SiteId,
+    runner: &dyn SqlRunner,
+) -> Result<Option<i64>, RunError> {
+    let first = runner.dialect().sql().epoch_millis("min(ts)");
+    let rows = runner
+        .run(Sql {
+            text: format!("SELECT {first} FROM events WHERE site_id = ?"),
+            params: vec![SqlValue::Text(site_id.0.clone())],
+        })
+        .await?;
+    Ok(rows
+        .first()
+        .and_then(|row| row.first())
+        .filter(|value| !matches!(value, SqlValue::Null))
+        .map(|value| value.as_f64() as i64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

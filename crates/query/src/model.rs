@@ -171,36 +171,107 @@ impl Dimension {
         )
     }
 
+    /// How Plausible names this dimension's empty value, in answers and in filters:
+    /// `Direct / None` for a visit without a source or referrer, `(not set)` for missing UTM
+    /// tags and an unrecognised browser, OS or device. `None` where the value is shown as
+    /// stored.
+    pub fn blank_label(&self) -> Option<&'static str> {
+        use VisitColumn::*;
+        match self {
+            Dimension::Visit(Source | Referrer) => Some("Direct / None"),
+            Dimension::Visit(
+                UtmSource | UtmMedium | UtmCampaign | UtmContent | UtmTerm | Browser
+                | BrowserVersion | Os | OsVersion | Device,
+            ) => Some("(not set)"),
+            _ => None,
+        }
+    }
+
     /// Dimensions that exist only on visits.
     pub fn is_visit_only(&self) -> bool {
         matches!(self, Dimension::EntryPage | Dimension::ExitPage)
     }
 }
 
+/// How a condition compares a dimension's value with the condition's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operator {
+    Is,
+    IsNot,
+    Contains,
+    ContainsNot,
+    /// Regular expressions (RE2 syntax).
+    Matches,
+    MatchesNot,
+}
+
+impl Operator {
+    pub const ALL: [(Operator, &'static str); 6] = [
+        (Operator::Is, "is"),
+        (Operator::IsNot, "is_not"),
+        (Operator::Contains, "contains"),
+        (Operator::ContainsNot, "contains_not"),
+        (Operator::Matches, "matches"),
+        (Operator::MatchesNot, "matches_not"),
+    ];
+
+    pub fn from_name(name: &str) -> Option<Operator> {
+        Operator::ALL
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(op, _)| *op)
+    }
+
+    /// The operator without its negation, and whether it was negated.
+    pub fn positive(self) -> (Operator, bool) {
+        match self {
+            Operator::IsNot => (Operator::Is, true),
+            Operator::ContainsNot => (Operator::Contains, true),
+            Operator::MatchesNot => (Operator::Matches, true),
+            op => (op, false),
+        }
+    }
+}
+
+/// One comparison of a filter: `["contains", "event:page", ["/blog"], {"case_sensitive": false}]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    pub operator: Operator,
+    pub dimension: Dimension,
+    pub values: Vec<String>,
+    /// False for `{"case_sensitive": false}`: values compare ignoring case.
+    pub case_sensitive: bool,
+}
+
 /// A filter tree, as Plausible's v2 `filters`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
-    Is(Dimension, Vec<String>),
-    IsNot(Dimension, Vec<String>),
-    Contains(Dimension, Vec<String>),
-    ContainsNot(Dimension, Vec<String>),
-    Matches(Dimension, Vec<String>),
+    Condition(Condition),
     And(Vec<Filter>),
     Or(Vec<Filter>),
     Not(Box<Filter>),
+    /// `has_done` (true) and `has_not_done` (false): visits with (without) an event of the
+    /// range that matches the inner filter, which reads event dimensions only.
+    HasDone(bool, Box<Filter>),
 }
 
 impl Filter {
+    /// A case-sensitive condition.
+    pub fn condition(operator: Operator, dimension: Dimension, values: Vec<String>) -> Filter {
+        Filter::Condition(Condition {
+            operator,
+            dimension,
+            values,
+            case_sensitive: true,
+        })
+    }
+
     /// Every dimension the filter reads.
     pub fn dimensions(&self) -> Vec<&Dimension> {
         match self {
-            Filter::Is(d, _)
-            | Filter::IsNot(d, _)
-            | Filter::Contains(d, _)
-            | Filter::ContainsNot(d, _)
-            | Filter::Matches(d, _) => vec![d],
+            Filter::Condition(c) => vec![&c.dimension],
             Filter::And(all) | Filter::Or(all) => all.iter().flat_map(Filter::dimensions).collect(),
-            Filter::Not(inner) => inner.dimensions(),
+            Filter::Not(inner) | Filter::HasDone(_, inner) => inner.dimensions(),
         }
     }
 }

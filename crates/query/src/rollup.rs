@@ -15,7 +15,7 @@ pub use heartbeat_rollup::{
 
 use crate::model::{Dimension, Query, TimeGrain};
 use crate::sql::{RunError, Sql, SqlRunner, SqlValue};
-use crate::time::{bucket_label, every_offset, offset_at};
+use crate::time::{bucket_label_within, every_offset, offset_at};
 
 /// The cells that cover the query's range: whole UTC days from the daily cells and the
 /// ragged ends from the hourly ones, or hours only when time buckets are local days that do
@@ -71,7 +71,12 @@ fn row_key(query: &Query, hour_ms: i64, value: String) -> Vec<String> {
         None => Vec::new(),
         Some(Dimension::Time(grain)) => {
             let local_ms = hour_ms + i64::from(offset_at(query.timezone, hour_ms)) * 1000;
-            vec![bucket_label(local_ms, *grain)]
+            vec![bucket_label_within(
+                local_ms,
+                *grain,
+                query.range,
+                query.timezone,
+            )]
         }
         Some(_) => vec![value],
     }

@@ -37,7 +37,7 @@ fn days_range(tz: Tz, first: NaiveDate, last: NaiveDate) -> DateRange {
 
 /// Resolves a preset (`day`, `24h`, `7d`, `28d`, `30d`, `91d`, `month`, `6mo`, `12mo`,
 /// `year`, `all`) or two ISO dates (inclusive) into a UTC range, at `now_ms`. `all` starts
-/// at `all_start_ms` (the site's creation or first event).
+/// on the local day of `all_start_ms` (the site's first event).
 pub fn resolve_range(
     preset: Option<&str>,
     dates: Option<(&str, &str)>,
@@ -97,10 +97,18 @@ pub fn resolve_range(
             NaiveDate::from_ymd_opt(today.year(), 1, 1).expect("jan 1"),
             today,
         ),
-        "all" => DateRange {
-            start_ms: all_start_ms.min(now_ms),
-            end_ms: local_midnight_ms(tz, today + Duration::days(1)),
-        },
+        // From the start of the local day of the first event, as Plausible's
+        // `stats_start_date`, through today.
+        "all" => {
+            let first_day = Utc
+                .timestamp_millis_opt(all_start_ms.min(now_ms))
+                .single()
+                .map_or(today, |t| t.with_timezone(&tz).date_naive());
+            DateRange {
+                start_ms: local_midnight_ms(tz, first_day),
+                end_ms: local_midnight_ms(tz, today + Duration::days(1)),
+            }
+        }
         other => return Err(format!("unknown date range {other:?}")),
     })
 }
@@ -131,7 +139,7 @@ pub fn bucket_label(local_ms: i64, grain: TimeGrain) -> String {
 
 /// Every time bucket's label in `range` for `grain`, in `tz`, in order, as the SQL
 /// labels them (`YYYY-MM-DD HH:00:00` for hours, the first day otherwise; weeks start on
-/// Monday). Buckets without data are included: Plausible's `time_labels`.
+/// Monday, the first one no earlier than the range). Buckets without data are included: Plausible's `time_labels`.
 pub fn bucket_labels(range: DateRange, tz: Tz, grain: TimeGrain) -> Vec<String> {
     let local = |ms: i64| {
         Utc.timestamp_millis_opt(ms)
@@ -170,9 +178,33 @@ pub fn bucket_labels(range: DateRange, tz: Tz, grain: TimeGrain) -> Vec<String> 
                     _ => at + Duration::days(1),
                 };
             }
+            // A week that began before the range is labelled by the range's first day, as
+            // Plausible labels it.
+            if let (TimeGrain::Week, Some(label)) = (grain, labels.first_mut()) {
+                *label = first.date().format("%Y-%m-%d").to_string();
+            }
         }
     }
     labels
+}
+
+/// The label of the `grain` bucket at local time `local_ms` within `range`: as
+/// [`bucket_label`], except that a week that began before the range is labelled by the
+/// range's first day, as [`bucket_labels`] labels it.
+pub fn bucket_label_within(local_ms: i64, grain: TimeGrain, range: DateRange, tz: Tz) -> String {
+    let label = bucket_label(local_ms, grain);
+    if grain != TimeGrain::Week {
+        return label;
+    }
+    let first = Utc
+        .timestamp_millis_opt(range.start_ms)
+        .single()
+        .unwrap_or_default()
+        .with_timezone(&tz)
+        .date_naive()
+        .format("%Y-%m-%d")
+        .to_string();
+    label.max(first)
 }
 
 /// How many buckets [`bucket_labels`] makes for `range`, `tz` and `grain`, counted without

@@ -54,7 +54,9 @@ export function Panel(props: PanelProps) {
       order_by: [[tab.metrics[0], "desc"]],
       pagination: { limit: 10 },
     })
-      .then((response) => !cancelled && setRows(response.results))
+      // A row whose every figure is 0 says nothing: a page that only custom events without a
+      // page view name (server-side events) would be listed with 0 visitors and 0 views.
+      .then((response) => !cancelled && setRows(response.results.filter((row) => row.metrics.some((m) => Number(m) !== 0))))
       .catch((err) => !cancelled && setError(String(err.message || err)));
     return () => {
       cancelled = true;

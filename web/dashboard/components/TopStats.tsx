@@ -12,13 +12,19 @@ export const TOP_METRICS: [string, string][] = [
   ["visit_duration", "Visit duration"],
 ];
 
+/** The headline metrics for these filters: views per visit is not defined under a page
+ * filter (a visit has many pages), so the API refuses it there, as Plausible's does. */
+export function topMetrics(filteredDimensions: string[]): [string, string][] {
+  return filteredDimensions.includes("event:page") ? TOP_METRICS.filter(([m]) => m !== "views_per_visit") : TOP_METRICS;
+}
+
 /** Metrics where a rise is bad news. */
 const LOWER_IS_BETTER = new Set(["bounce_rate"]);
 
-export function TopStats({ row }: { row: ResultRow | null }) {
+export function TopStats({ row, metrics }: { row: ResultRow | null; metrics: [string, string][] }) {
   return (
     <section class="card top-stats" data-testid="top-stats">
-      {TOP_METRICS.map(([metric, label], i) => {
+      {metrics.map(([metric, label], i) => {
         const value = row?.metrics[i] ?? null;
         const change = row?.comparison?.change[i] ?? null;
         const good = change != null && (LOWER_IS_BETTER.has(metric) ? change < 0 : change > 0);

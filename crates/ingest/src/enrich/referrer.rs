@@ -264,6 +264,29 @@ pub fn classify(referrer: Option<&str>, page: &Page) -> Referral {
     }
 }
 
+/// The channel of a visit whose source is already named (an import's `referrer_source`, as
+/// Plausible's exports and its test data carry it): the same rules as [`classify`], with the
+/// source's category looked up by its name.
+pub fn channel_of_source(
+    source: &str,
+    utm_medium: &str,
+    utm_campaign: &str,
+    click_id: &str,
+) -> &'static str {
+    let category = (!source.is_empty())
+        .then(|| ReferrerList::shared().by_tag(source))
+        .flatten()
+        .map_or(Category::Other, |known| known.category);
+    let paid_click = click_source(click_id).is_some_and(|(_, paid)| paid);
+    channel(
+        source,
+        category,
+        &utm_medium.to_lowercase(),
+        &utm_campaign.to_lowercase(),
+        paid_click,
+    )
+}
+
 /// GA4's default channel group for a visit; `medium` and `campaign` are lower case.
 fn channel(
     source: &str,

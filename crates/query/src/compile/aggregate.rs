@@ -11,7 +11,7 @@
 
 use super::Builder;
 use crate::dialect::SqlDialect;
-use crate::model::{Dimension, Filter, Query};
+use crate::model::{Condition, Dimension, Filter, Operator, Query};
 use crate::plan::Reads;
 use crate::sql::{Sql, SqlValue};
 use crate::time::local_time_sql;
@@ -28,7 +28,8 @@ enum Table {
 pub struct Statements {
     /// Columns: dimensions..., visitors, pageviews, events, visits.
     pub events: Option<Sql>,
-    /// Columns: dimensions..., visitors, visits, bounces, duration_s, pageviews, events.
+    /// Columns: dimensions..., visitors, visits, bounces, duration_s, pageviews, events,
+    /// bounce_visits (the visits the bounce rate is over).
     pub sessions: Option<Sql>,
     /// Columns: dimensions..., seconds to the next page view summed, page views counted.
     pub time_on_page: Option<Sql>,
@@ -79,92 +80,130 @@ fn filter_column(dimension: &Dimension, table: Table) -> Option<&'static str> {
     }
 }
 
-/// How a leaf filter compares a column with its values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Comparison {
-    /// Equal to one of them.
-    OneOf,
-    /// Contains one of them.
-    Contains,
-    /// Matches one of them, regular expressions.
-    Matches,
-}
-
-/// A leaf filter's values, comparison and whether it is negated.
-fn leaf_parts(filter: &Filter) -> (&[String], Comparison, bool) {
-    match filter {
-        Filter::Is(_, v) => (v, Comparison::OneOf, false),
-        Filter::IsNot(_, v) => (v, Comparison::OneOf, true),
-        Filter::Contains(_, v) => (v, Comparison::Contains, false),
-        Filter::ContainsNot(_, v) => (v, Comparison::Contains, true),
-        Filter::Matches(_, v) => (v, Comparison::Matches, false),
-        _ => unreachable!("leaf_parts takes leaf filters"),
-    }
-}
-
-/// `column` compared with the filter's values, without its negation.
-fn match_sql(b: &mut Builder, column: &str, values: &[String], comparison: Comparison) {
-    if comparison == Comparison::OneOf {
+/// `column` compared with the condition's values (its operator taken positively):
+/// equal to one of them, containing one, or matching one of them as a regular expression;
+/// ignoring case when the condition says so.
+fn match_sql(b: &mut Builder, column: &str, condition: &Condition, values: &[String]) {
+    let (operator, _) = condition.operator.positive();
+    let folded;
+    let (column, values): (&str, Vec<String>) = if condition.case_sensitive {
+        (column, values.to_vec())
+    } else if operator == Operator::Matches {
+        (column, values.iter().map(|v| format!("(?i){v}")).collect())
+    } else {
+        folded = format!("lower({column})");
+        (&folded, values.iter().map(|v| v.to_lowercase()).collect())
+    };
+    if operator == Operator::Is {
         b.push(&format!("({column} IN ("));
-        for (i, value) in values.iter().enumerate() {
+        for (i, value) in values.into_iter().enumerate() {
             if i > 0 {
                 b.push(", ");
             }
-            b.bind(SqlValue::Text(value.clone()));
+            b.bind(SqlValue::Text(value));
         }
         b.push("))");
     } else {
-        let test = match comparison {
-            Comparison::Contains => b.dialect().contains_text(column, "?"),
+        let test = match operator {
+            Operator::Contains => b.dialect().contains_text(column, "?"),
             _ => b.dialect().matches_regex(column, "?"),
         };
         b.push("(");
-        for (i, value) in values.iter().enumerate() {
+        for (i, value) in values.into_iter().enumerate() {
             if i > 0 {
                 b.push(" OR ");
             }
-            b.bind_within(&test, SqlValue::Text(value.clone()));
+            b.bind_within(&test, SqlValue::Text(value));
         }
         b.push(")");
     }
 }
 
-fn leaf_sql(b: &mut Builder, column: &str, filter: &Filter) {
-    let (values, comparison, negate) = leaf_parts(filter);
-    if negate {
-        b.push("NOT ");
+/// `event_id IN` the events whose property `key` is set, and whose value passes `test` when
+/// one is given.
+fn prop_events_sql(
+    b: &mut Builder,
+    key: &str,
+    query: &Query,
+    test: Option<(&Condition, &[String], bool)>,
+) {
+    b.push("event_id IN (SELECT event_id FROM event_props WHERE site_id = ");
+    b.bind(SqlValue::Text(query.site_id.0.clone()));
+    b.push(" AND key = ");
+    b.bind(SqlValue::Text(key.to_owned()));
+    if let Some((condition, values, negate)) = test {
+        b.push(if negate { " AND NOT " } else { " AND " });
+        match_sql(b, "value", condition, values);
     }
-    match_sql(b, column, values, comparison);
+    b.push(")");
 }
 
-/// The condition of leaf `filter` on `dimension` over `table`; false (nothing written) when
-/// the table does not know the dimension.
-fn leaf_condition(
-    b: &mut Builder,
-    dimension: &Dimension,
-    table: Table,
-    filter: &Filter,
-    query: &Query,
-) -> bool {
-    if let (Dimension::Prop(key), Table::Events) = (dimension, table) {
-        // Events whose property `key` matches; `is_not` means "not one of these values",
-        // which includes events without the property, as Plausible counts `(none)`.
-        let (values, comparison, negate) = leaf_parts(filter);
-        if negate {
+/// A condition on custom property `key`, as Plausible reads one: `(none)` among `is` values
+/// matches events without the property, `is_not` without `(none)` keeps them, and
+/// `contains`, `matches` and their negations only match events that have it.
+fn prop_condition_sql(b: &mut Builder, key: &str, condition: &Condition, query: &Query) {
+    let (operator, negate) = condition.operator.positive();
+    if operator != Operator::Is {
+        prop_events_sql(b, key, query, Some((condition, &condition.values, negate)));
+        return;
+    }
+    let none = condition.values.iter().any(|v| v == "(none)");
+    let values: Vec<String> = condition
+        .values
+        .iter()
+        .filter(|v| *v != "(none)")
+        .cloned()
+        .collect();
+    match (negate, none, values.is_empty()) {
+        // One of the values.
+        (false, false, _) => prop_events_sql(b, key, query, Some((condition, &values, false))),
+        // None of the values, or without the property.
+        (true, false, _) => {
             b.push("NOT ");
+            prop_events_sql(b, key, query, Some((condition, &values, false)));
         }
-        b.push("(event_id IN (SELECT event_id FROM event_props WHERE site_id = ");
-        b.bind(SqlValue::Text(query.site_id.0.clone()));
-        b.push(" AND key = ");
-        b.bind(SqlValue::Text(key.clone()));
-        b.push(" AND ");
-        match_sql(b, "value", values, comparison);
-        b.push("))");
+        // Without the property (or one of the values).
+        (false, true, true) => {
+            b.push("NOT ");
+            prop_events_sql(b, key, query, None);
+        }
+        (false, true, false) => {
+            b.push("(");
+            prop_events_sql(b, key, query, Some((condition, &values, false)));
+            b.push(" OR NOT ");
+            prop_events_sql(b, key, query, None);
+            b.push(")");
+        }
+        // With the property (and none of the values).
+        (true, true, true) => prop_events_sql(b, key, query, None),
+        (true, true, false) => prop_events_sql(b, key, query, Some((condition, &values, true))),
+    }
+}
+
+/// The SQL of `condition` over `table`; false (nothing written) when the table does not
+/// know its dimension.
+fn condition_sql(b: &mut Builder, condition: &Condition, table: Table, query: &Query) -> bool {
+    if let (Dimension::Prop(key), Table::Events) = (&condition.dimension, table) {
+        prop_condition_sql(b, key, condition, query);
         return true;
     }
-    match filter_column(dimension, table) {
+    // Broken down by a visit attribute, a hostname filter picks the visits that entered on
+    // that hostname (the visit log's `hostname`), as Plausible's does.
+    let by_visit = query.dimensions.iter().any(|d| {
+        matches!(
+            d,
+            Dimension::Visit(_) | Dimension::EntryPage | Dimension::ExitPage
+        )
+    });
+    if condition.dimension == Dimension::Hostname && table == Table::Events && by_visit {
+        return false;
+    }
+    match filter_column(&condition.dimension, table) {
         Some(column) => {
-            leaf_sql(b, column, filter);
+            if condition.operator.positive().1 {
+                b.push("NOT ");
+            }
+            match_sql(b, column, condition, &condition.values);
             true
         }
         None => false,
@@ -193,10 +232,21 @@ fn filter_sql(b: &mut Builder, filter: &Filter, table: Table, query: &Query) {
             filter_sql(b, inner, table, query);
             b.push(")");
         }
-        leaf => {
-            let dimension = leaf.dimensions()[0];
+        Filter::HasDone(done, inner) => {
+            // The visits with an event of the range that matches.
+            b.push(if *done {
+                "session_id IN (SELECT session_id FROM "
+            } else {
+                "session_id NOT IN (SELECT session_id FROM "
+            });
+            scope_sql(b, Table::Events, query);
+            b.push(" AND ");
+            filter_sql(b, inner, Table::Events, query);
+            b.push(")");
+        }
+        Filter::Condition(condition) => {
             let mut direct = Builder::new(b.dialect());
-            if leaf_condition(&mut direct, dimension, table, leaf, query) {
+            if condition_sql(&mut direct, condition, table, query) {
                 b.append(direct);
             } else {
                 // Through the other table: the visits that match.
@@ -207,7 +257,7 @@ fn filter_sql(b: &mut Builder, filter: &Filter, table: Table, query: &Query) {
                 b.push("session_id IN (SELECT session_id FROM ");
                 scope_sql(b, other, query);
                 b.push(" AND ");
-                if !leaf_condition(b, dimension, other, leaf, query) {
+                if !condition_sql(b, condition, other, query) {
                     b.push("FALSE");
                 }
                 if other == Table::Sessions {
@@ -349,6 +399,30 @@ fn time_on_page_sql(query: &Query, dialect: &dyn SqlDialect) -> Option<Sql> {
     Some(b.finish())
 }
 
+/// A visit log row's weight in the bounce rate: its sign, or, under a top-level filter on
+/// `event:page`, its sign only when the visit entered on a page the filter matches (0
+/// otherwise): Plausible's bounce rate of a page is that of the visits that landed on it.
+fn bounce_weight(b: &mut Builder, query: &Query) {
+    let page = query.filters.iter().find_map(|f| match f {
+        Filter::Condition(c) if c.dimension == Dimension::Page => Some(c),
+        _ => None,
+    });
+    match page {
+        None => {
+            b.push("sign");
+        }
+        Some(condition) => {
+            let on_entry = Condition {
+                dimension: Dimension::EntryPage,
+                ..condition.clone()
+            };
+            b.push("CASE WHEN ");
+            condition_sql(b, &on_entry, Table::Sessions, query);
+            b.push(" THEN sign ELSE 0 END");
+        }
+    }
+}
+
 /// Visit metrics are sign-weighted sums over the visit log, which are right without
 /// collapsing each visit first: a visit's superseded states cancel out, whatever filter or
 /// dimension reads them. Only a distinct count of visitors (entry and exit pages) needs each
@@ -358,11 +432,14 @@ fn sessions_sql(query: &Query, reads: &Reads, dialect: &dyn SqlDialect) -> Optio
     if !reads.session_visitors {
         b.push("SELECT ");
         dims_select(&mut b, Table::Sessions, query)?;
+        b.push("0 AS visitors, sum(sign) AS visits, sum(");
+        bounce_weight(&mut b, query);
         b.push(
-            "0 AS visitors, sum(sign) AS visits, sum(sign * bounce) AS bounces, \
-             sum(sign * duration_s) AS duration_s, sum(sign * pageviews) AS pageviews, \
-             sum(sign * events) AS events FROM ",
+            " * bounce) AS bounces, sum(sign * duration_s) AS duration_s, \
+             sum(sign * pageviews) AS pageviews, sum(sign * events) AS events, sum(",
         );
+        bounce_weight(&mut b, query);
+        b.push(") AS bounce_visits FROM ");
         scope_sql(&mut b, Table::Sessions, query);
         where_filters(&mut b, Table::Sessions, query);
         b.push(&group_by(query));
@@ -376,14 +453,18 @@ fn sessions_sql(query: &Query, reads: &Reads, dialect: &dyn SqlDialect) -> Optio
     b.push("SELECT ").push(&outer_dims);
     b.push(
         "count(DISTINCT visitor_id) AS visitors, sum(visits) AS visits, sum(bounces) AS bounces, \
-         sum(duration_s) AS duration_s, sum(pageviews) AS pageviews, sum(events) AS events FROM (SELECT ",
+         sum(duration_s) AS duration_s, sum(pageviews) AS pageviews, sum(events) AS events, \
+         sum(bounce_visits) AS bounce_visits FROM (SELECT ",
     );
     b.append(dims);
+    b.push("session_id, visitor_id, sum(sign) AS visits, sum(");
+    bounce_weight(&mut b, query);
     b.push(
-        "session_id, visitor_id, sum(sign) AS visits, sum(sign * bounce) AS bounces, \
-         sum(sign * duration_s) AS duration_s, sum(sign * pageviews) AS pageviews, \
-         sum(sign * events) AS events FROM ",
+        " * bounce) AS bounces, sum(sign * duration_s) AS duration_s, \
+         sum(sign * pageviews) AS pageviews, sum(sign * events) AS events, sum(",
     );
+    bounce_weight(&mut b, query);
+    b.push(") AS bounce_visits FROM ");
     scope_sql(&mut b, Table::Sessions, query);
     where_filters(&mut b, Table::Sessions, query);
     let inner_group: String = (0..query.dimensions.len())
@@ -438,7 +519,8 @@ mod tests {
             sessions.text,
             "SELECT 0 AS visitors, sum(sign) AS visits, sum(sign * bounce) AS bounces, \
              sum(sign * duration_s) AS duration_s, sum(sign * pageviews) AS pageviews, \
-             sum(sign * events) AS events FROM sessions WHERE site_id = ? AND start_ts >= ? AND start_ts < ?"
+             sum(sign * events) AS events, sum(sign) AS bounce_visits FROM sessions \
+             WHERE site_id = ? AND start_ts >= ? AND start_ts < ?"
         );
     }
 

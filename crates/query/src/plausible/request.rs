@@ -7,16 +7,37 @@ use serde_json::Value;
 
 use crate::bounds::QueryBounds;
 use crate::error::QueryError;
-use crate::model::{Dimension, Filter, Metric, Order, Query, TimeGrain, VisitColumn};
+use crate::model::{
+    Condition, Dimension, Filter, Metric, Operator, Order, Query, TimeGrain, VisitColumn,
+};
 use crate::time::resolve_range;
 
 /// The most rows one response holds.
 pub const MAX_LIMIT: usize = 10_000;
 
 fn err(field: impl Into<String>, message: impl Into<String>) -> QueryError {
-    QueryError {
-        field: field.into(),
-        message: message.into(),
+    QueryError::at(field, message)
+}
+
+fn rule(field: impl Into<String>, message: impl Into<String>) -> QueryError {
+    QueryError::rule(field, message)
+}
+
+/// A JSON value as Plausible's errors quote it: `["is", "badproperty", ["bar"]]`.
+fn quoted(value: &Value) -> String {
+    match value {
+        Value::Array(items) => {
+            let inner: Vec<String> = items.iter().map(quoted).collect();
+            format!("[{}]", inner.join(", "))
+        }
+        Value::Object(fields) => {
+            let inner: Vec<String> = fields
+                .iter()
+                .map(|(k, v)| format!("{}: {}", Value::String(k.clone()), quoted(v)))
+                .collect();
+            format!("{{{}}}", inner.join(", "))
+        }
+        other => other.to_string(),
     }
 }
 
@@ -71,6 +92,16 @@ fn strings(value: &Value, field: &str) -> Result<Vec<String>, QueryError> {
         .collect()
 }
 
+/// Whether `filter` holds a `has_done` or `has_not_done`.
+fn has_behavioral(filter: &Filter) -> bool {
+    match filter {
+        Filter::HasDone(..) => true,
+        Filter::Condition(_) => false,
+        Filter::And(all) | Filter::Or(all) => all.iter().any(has_behavioral),
+        Filter::Not(inner) => has_behavioral(inner),
+    }
+}
+
 fn parse_filter(value: &Value, field: &str, depth: usize) -> Result<Filter, QueryError> {
     if depth > 8 {
         return Err(err(field, "filters nest at most 8 levels"));
@@ -117,16 +148,67 @@ fn parse_filter(value: &Value, field: &str, depth: usize) -> Result<Filter, Quer
                 depth + 1,
             )?)))
         }
-        "is" | "is_not" | "contains" | "contains_not" | "matches" => {
+        "has_done" | "has_not_done" => {
+            let inner = items
+                .get(1)
+                .ok_or_else(|| err(format!("{field}[1]"), format!("{op} takes a filter")))?;
+            let inner = parse_filter(inner, &format!("{field}[1]"), depth + 1)?;
+            if inner.dimensions().iter().any(|d| !d.is_event_only()) {
+                return Err(rule(
+                    field,
+                    "Invalid filters. Behavioral filters (has_done, has_not_done) can only be \
+                     used with event dimension filters.",
+                ));
+            }
+            if has_behavioral(&inner) {
+                return Err(err(
+                    format!("{field}[1]"),
+                    format!("{op} cannot hold another has_done or has_not_done"),
+                ));
+            }
+            Ok(Filter::HasDone(op == "has_done", Box::new(inner)))
+        }
+        op if Operator::from_name(op).is_some() => {
+            let operator = Operator::from_name(op).expect("checked above");
             let name = items.get(1).and_then(Value::as_str).unwrap_or("");
             let dimension = parse_dimension(name)
                 .filter(|d| !matches!(d, Dimension::Time(_)))
-                .ok_or_else(|| err(format!("{field}[1]"), format!("cannot filter by {name:?}")))?;
+                .ok_or_else(|| err(field, format!("Invalid filter {}", quoted(value))))?;
             let values = strings(items.get(2).unwrap_or(&Value::Null), &format!("{field}[2]"))?;
             if values.is_empty() {
                 return Err(err(format!("{field}[2]"), "needs at least one value"));
             }
-            if op == "matches" {
+            let case_sensitive = match items.get(3) {
+                None | Some(Value::Null) => true,
+                Some(Value::Object(modifiers)) => {
+                    if let Some(key) = modifiers.keys().find(|k| *k != "case_sensitive") {
+                        return Err(err(
+                            format!("{field}[3].{key}"),
+                            "unknown modifier (only case_sensitive)",
+                        ));
+                    }
+                    match modifiers.get("case_sensitive") {
+                        None => true,
+                        Some(Value::Bool(b)) => *b,
+                        Some(_) => {
+                            return Err(err(
+                                format!("{field}[3].case_sensitive"),
+                                "must be true or false",
+                            ))
+                        }
+                    }
+                }
+                Some(_) => {
+                    return Err(err(
+                        format!("{field}[3]"),
+                        "must be an object like {\"case_sensitive\": false}",
+                    ))
+                }
+            };
+            if items.len() > 4 {
+                return Err(err(format!("{field}[4]"), "a filter has at most 4 parts"));
+            }
+            if operator.positive().0 == Operator::Matches {
                 for (i, pattern) in values.iter().enumerate() {
                     if pattern.len() > 500 {
                         return Err(err(
@@ -142,18 +224,33 @@ fn parse_filter(value: &Value, field: &str, depth: usize) -> Result<Filter, Quer
                     }
                 }
             }
-            Ok(match op {
-                "is" => Filter::Is(dimension, values),
-                "is_not" => Filter::IsNot(dimension, values),
-                "contains" => Filter::Contains(dimension, values),
-                "contains_not" => Filter::ContainsNot(dimension, values),
-                _ => Filter::Matches(dimension, values),
-            })
+            let is_code = |v: &String| v.is_empty() || (v.len() == 2 && v.bytes().all(|b| b.is_ascii_alphabetic()));
+            if dimension == Dimension::Visit(VisitColumn::Country)
+                && operator.positive().0 == Operator::Is
+                && !values.iter().all(is_code)
+            {
+                return Err(rule(
+                    format!("{field}[2]"),
+                    "Invalid visit:country filter, visit:country needs to be a valid 2-letter \
+                     country code.",
+                ));
+            }
+            // Plausible's name of the empty value (`Direct / None`, `(not set)`) matches it.
+            let values = match (operator.positive().0, dimension.blank_label()) {
+                (Operator::Is, Some(label)) => values
+                    .into_iter()
+                    .map(|v| if v == label { String::new() } else { v })
+                    .collect(),
+                _ => values,
+            };
+            Ok(Filter::Condition(Condition {
+                operator,
+                dimension,
+                values,
+                case_sensitive,
+            }))
         }
-        other => Err(err(
-            format!("{field}[0]"),
-            format!("unknown operator {other:?}"),
-        )),
+        _ => Err(err(field, format!("Invalid filter {}", quoted(value)))),
     }
 }
 
@@ -177,16 +274,29 @@ pub fn parse_query(
             .map(|(i, m)| {
                 m.as_str()
                     .and_then(Metric::from_name)
-                    .ok_or_else(|| err(format!("metrics[{i}]"), format!("unknown metric {m}")))
+                    .ok_or_else(|| {
+                        err(format!("metrics[{i}]"), format!("Invalid metric {}", quoted(m)))
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?,
         Some(_) => return Err(err("metrics", "must be a non-empty list of metrics")),
         None => return Err(err("metrics", "metrics is required")),
     };
+    if metrics
+        .iter()
+        .enumerate()
+        .any(|(i, m)| metrics[..i].contains(m))
+    {
+        return Err(err(
+            "metrics",
+            "Expected items to be unique but they were not.",
+        ));
+    }
     let range = match body.get("date_range") {
         None => resolve_range(Some("30d"), None, timezone, now_ms, first_event_ms),
         Some(Value::String(preset)) => {
             resolve_range(Some(preset), None, timezone, now_ms, first_event_ms)
+                .map_err(|_| format!("Invalid date range {}", quoted(&Value::from(preset.as_str()))))
         }
         Some(Value::Array(pair)) if pair.len() == 2 => match (pair[0].as_str(), pair[1].as_str()) {
             (Some(from), Some(to)) => {
@@ -204,33 +314,60 @@ pub fn parse_query(
             .enumerate()
             .map(|(i, d)| {
                 d.as_str().and_then(parse_dimension).ok_or_else(|| {
-                    err(format!("dimensions[{i}]"), format!("unknown dimension {d}"))
+                    err(
+                        format!("dimensions[{i}]"),
+                        format!("Invalid dimension {}", quoted(d)),
+                    )
                 })
             })
             .collect::<Result<Vec<_>, _>>()?,
         Some(_) => return Err(err("dimensions", "must be a list of dimensions")),
     };
+    let metric_index = |wanted: Metric| metrics.iter().position(|m| *m == wanted).unwrap_or(0);
     for (i, metric) in metrics.iter().enumerate() {
-        let needs_visits = metric.is_visit_metric();
-        for d in &dimensions {
-            let allowed = match d {
-                Dimension::Page => matches!(metric, Metric::BounceRate | Metric::VisitDuration),
-                Dimension::Name | Dimension::Hostname | Dimension::Prop(_) => false,
-                _ => true,
-            };
-            if *metric == Metric::TimeOnPage && d.is_visit_only() {
-                return Err(err(
+        if let Some(d) = dimensions.iter().find(|d| d.is_visit_only()) {
+            if *metric == Metric::TimeOnPage {
+                return Err(rule(
                     format!("metrics[{i}]"),
                     format!("time_on_page cannot be broken down by {}", d.name()),
                 ));
             }
-            if needs_visits && !allowed {
-                return Err(err(
-                    format!("metrics[{i}]"),
-                    format!("{} cannot be broken down by {}", metric.name(), d.name()),
-                ));
-            }
         }
+    }
+    // Views per visit over time is a chart; by anything else Plausible refuses it.
+    if metrics.contains(&Metric::ViewsPerVisit)
+        && dimensions.iter().any(|d| !matches!(d, Dimension::Time(_)))
+    {
+        return Err(rule(
+            format!("metrics[{}]", metric_index(Metric::ViewsPerVisit)),
+            "Metric `views_per_visit` cannot be queried with `dimensions`.",
+        ));
+    }
+    // Visit metrics by an event dimension: a visit has many names and properties. By page,
+    // bounce rate and duration are those of the visits that entered on it, as in Plausible.
+    let session_metrics: Vec<Metric> = metrics
+        .iter()
+        .copied()
+        .filter(|m| m.is_visit_metric())
+        .collect();
+    let event_dimensions: Vec<String> = dimensions
+        .iter()
+        .filter(|d| matches!(d, Dimension::Name | Dimension::Hostname | Dimension::Prop(_)))
+        .map(|d| format!("`{}`", d.name()))
+        .collect();
+    if let (Some(first), false) = (session_metrics.first(), event_dimensions.is_empty()) {
+        let names: Vec<String> = session_metrics
+            .iter()
+            .map(|m| format!("`{}`", m.name()))
+            .collect();
+        return Err(rule(
+            format!("metrics[{}]", metric_index(*first)),
+            format!(
+                "Session metric(s) {} cannot be queried along with event dimension(s) {}",
+                names.join(", "),
+                event_dimensions.join(", ")
+            ),
+        ));
     }
     let filters = match body.get("filters") {
         None | Some(Value::Null) => Vec::new(),
@@ -241,6 +378,16 @@ pub fn parse_query(
             .collect::<Result<Vec<_>, _>>()?,
         Some(_) => return Err(err("filters", "must be a list of filters")),
     };
+    if metrics.contains(&Metric::ViewsPerVisit)
+        && filters
+            .iter()
+            .any(|f| f.dimensions().contains(&&Dimension::Page))
+    {
+        return Err(rule(
+            format!("metrics[{}]", metric_index(Metric::ViewsPerVisit)),
+            "Metric `views_per_visit` cannot be queried with a filter on `event:page`.",
+        ));
+    }
     let mut order_by = Vec::new();
     if let Some(value) = body.get("order_by").filter(|v| !v.is_null()) {
         let items = value
@@ -395,7 +542,7 @@ mod tests {
         );
         check_err(
             json!({"metrics": ["visitors"], "filters": [["and", [["like", "event:page", ["/"]]]]]}),
-            "filters[0][1][0][0]",
+            "filters[0][1][0]",
         );
         check_err(
             json!({"metrics": ["visitors"], "order_by": [["pageviews", "desc"]]}),

@@ -42,6 +42,24 @@ impl QueryResult {
                 json!([local(range.start_ms), local(range.end_ms - 1)]),
             );
         }
-        json!({ "results": self.results, "meta": meta, "query": echoed })
+        let labels: Vec<Option<&str>> = query.dimensions.iter().map(|d| d.blank_label()).collect();
+        let named = |dimensions: &[String]| -> Vec<String> {
+            dimensions
+                .iter()
+                .zip(&labels)
+                .map(|(value, label)| match label {
+                    Some(label) if value.is_empty() => (*label).to_owned(),
+                    _ => value.clone(),
+                })
+                .collect()
+        };
+        let mut results = self.results.clone();
+        for row in &mut results {
+            row.dimensions = named(&row.dimensions);
+            if let Some(comparison) = &mut row.comparison {
+                comparison.dimensions = named(&comparison.dimensions);
+            }
+        }
+        json!({ "results": results, "meta": meta, "query": echoed })
     }
 }

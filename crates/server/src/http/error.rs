@@ -155,7 +155,7 @@ impl From<IngestError> for ApiError {
 
 impl From<QueryError> for ApiError {
     fn from(err: QueryError) -> Self {
-        ApiError::invalid(vec![FieldError::new(&err.field, err.message)])
+        ApiError::new(StatusCode::BAD_REQUEST, err.summary()).with_detail(&err.field, err.message)
     }
 }
 

@@ -4,7 +4,7 @@
 
 use heartbeat_ingest::FieldError;
 use heartbeat_model::SiteId;
-use heartbeat_query::{parse_query, requested_site, QueryResult};
+use heartbeat_query::{first_event_ms, parse_query, requested_site, QueryResult};
 use serde_json::Value;
 
 use std::future::Future;
@@ -63,8 +63,6 @@ impl<P> PooledRead<P> {
     }
 }
 
-const ALL_TIME_MS: i64 = 5 * 365 * 86_400_000;
-
 /// The site a read request is about: the one it names (`site_id`), else the caller's own
 /// key's site; the caller must be allowed to read it.
 pub(crate) fn read_site(
@@ -106,11 +104,18 @@ pub(crate) async fn run_query(
         return Err(ApiError::forbidden(site.id.as_str()));
     }
     let now = chrono::Utc::now().timestamp_millis();
+    // `"all"` starts on the day of the site's first event (today for a site without any).
+    let first_event = match body.get("date_range").and_then(Value::as_str) {
+        Some("all") => first_event_ms(&site.id, app.reads.as_ref())
+            .await?
+            .unwrap_or(now),
+        _ => now,
+    };
     let query = parse_query(
         body,
         &site,
         now,
-        now - ALL_TIME_MS,
+        first_event,
         &app.queries.settings.bounds(),
     )?;
     let result = app.query_cache.execute(&query, app.reads.as_ref()).await?;

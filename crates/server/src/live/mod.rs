@@ -10,7 +10,9 @@
 //! - `{"type": "visitors", "current_visitors": 3}` on connect and every 5 seconds;
 //! - `{"type": "event", "event": {"name", "timestamp", "pathname", "hostname", "props",
 //!   "revenue", "source", "channel", "country", "region", "city", "browser", "os", "device"}}`
-//!   for each stored event of the site, in store order;
+//!   for each stored event of the site that happened in the last 30 minutes (event time), in
+//!   event-time order within a stored batch: a backfilled or replayed batch of old events is
+//!   not what "live" means, and would push what just happened out of view;
 //! - `{"type": "resync", "missed_batches": N}` when the client fell so far behind that stored
 //!   batches were skipped for it: reload what you show from the query API.
 //!
@@ -104,22 +106,32 @@ pub(crate) async fn live(
     Ok(upgrade.on_upgrade(move |socket| stream(socket, app, site.id, stored)))
 }
 
+/// Events older than this (event time) are not streamed.
+const LIVE_WINDOW_MS: i64 = 30 * 60 * 1000;
+
 /// What a stream sends for one receive from the processor's feed: the site's events of a
 /// stored batch, or a resync when batches were skipped because the client fell behind;
 /// `None` when the feed has ended.
 fn messages_for(
     received: Result<Arc<InsertBatch>, broadcast::error::RecvError>,
     site: &SiteId,
+    now_ms: i64,
 ) -> Option<Vec<Value>> {
     match received {
-        Ok(batch) => Some(
-            batch
+        Ok(batch) => {
+            let mut events: Vec<_> = batch
                 .events
                 .iter()
-                .filter(|e| &e.site_id == site)
-                .map(|e| json!({"type": "event", "event": live_event(e)}))
-                .collect(),
-        ),
+                .filter(|e| &e.site_id == site && e.timestamp_ms >= now_ms - LIVE_WINDOW_MS)
+                .collect();
+            events.sort_by_key(|e| e.timestamp_ms);
+            Some(
+                events
+                    .into_iter()
+                    .map(|e| json!({"type": "event", "event": live_event(e)}))
+                    .collect(),
+            )
+        }
         Err(broadcast::error::RecvError::Lagged(missed)) => {
             tracing::debug!(site = %site, missed, "live: client fell behind");
             Some(vec![json!({"type": "resync", "missed_batches": missed})])
@@ -166,7 +178,8 @@ async fn stream(
                 }
             }
             received = stored.recv() => {
-                let Some(messages) = messages_for(received, &site) else { break };
+                let now = chrono::Utc::now().timestamp_millis();
+                let Some(messages) = messages_for(received, &site, now) else { break };
                 let resync = messages.first().is_some_and(|m| m["type"] == "resync");
                 for message in messages {
                     if !send(&mut socket, text(message)).await {
@@ -232,14 +245,14 @@ mod tests {
                 .unwrap();
         }
         // The publisher never waited; the stream lost the 3 oldest batches and says so.
-        let resync = messages_for(stream.recv().await, &site).unwrap();
+        let resync = messages_for(stream.recv().await, &site, 0).unwrap();
         assert_eq!(resync, vec![json!({"type": "resync", "missed_batches": 3})]);
-        let next = messages_for(stream.recv().await, &site).unwrap();
+        let next = messages_for(stream.recv().await, &site, 0).unwrap();
         assert_eq!(paths(&next), ["/3"]);
-        let next = messages_for(stream.recv().await, &site).unwrap();
+        let next = messages_for(stream.recv().await, &site, 0).unwrap();
         assert_eq!(paths(&next), ["/4"]);
         drop(feed);
-        assert_eq!(messages_for(stream.recv().await, &site), None);
+        assert_eq!(messages_for(stream.recv().await, &site, 0), None);
     }
 
     #[tokio::test]
@@ -252,9 +265,37 @@ mod tests {
             ("b.example", "/c"),
         ]))
         .unwrap();
-        let messages = messages_for(stream.recv().await, &site).unwrap();
+        let messages = messages_for(stream.recv().await, &site, 0).unwrap();
         assert_eq!(paths(&messages), ["/a"]);
         assert_eq!(messages[0]["type"], "event");
         assert!(messages[0]["event"].get("visitor_id").is_none());
+    }
+
+    #[tokio::test]
+    async fn old_events_of_a_backfill_are_not_live_and_the_rest_come_in_event_time_order() {
+        let site = SiteId("a.example".into());
+        let now = 1_770_000_000_000;
+        let (feed, mut stream) = broadcast::channel(8);
+        let at = |path: &str, age_ms: i64| {
+            let mut event = Event::new("id", site.clone(), "pageview", now - age_ms);
+            event.pathname = path.into();
+            event
+        };
+        feed.send(Arc::new(InsertBatch {
+            events: vec![
+                at("/two-days-ago", 2 * 86_400_000),
+                at("/a-minute-ago", 60_000),
+                at("/just-now", 0),
+                at("/31-minutes-ago", 31 * 60_000),
+                at("/29-minutes-ago", 29 * 60_000),
+            ],
+            ..InsertBatch::default()
+        }))
+        .unwrap();
+        let messages = messages_for(stream.recv().await, &site, now).unwrap();
+        assert_eq!(
+            paths(&messages),
+            ["/29-minutes-ago", "/a-minute-ago", "/just-now"]
+        );
     }
 }
