@@ -356,14 +356,15 @@ async fn run_statements(
 fn sort(rows: &mut [ResultRow], query: &Query) {
     let mut order = query.order_by.clone();
     if order.is_empty() {
-        match query
+        // Time first, then the first metric, as Plausible's default order.
+        if let Some(index) = query
             .dimensions
             .iter()
             .position(|d| matches!(d, Dimension::Time(_)))
         {
-            Some(index) => order.push(Order::Dimension(index, false)),
-            None => order.push(Order::Metric(query.metrics[0], true)),
+            order.push(Order::Dimension(index, false));
         }
+        order.push(Order::Metric(query.metrics[0], true));
     }
     rows.sort_by(|a, b| {
         for item in &order {

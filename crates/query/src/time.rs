@@ -18,7 +18,9 @@ fn local_midnight_ms(tz: Tz, date: NaiveDate) -> i64 {
     let midnight = date.and_hms_opt(0, 0, 0).expect("valid time");
     match tz.from_local_datetime(&midnight) {
         chrono::LocalResult::Single(t) => t.timestamp_millis(),
-        chrono::LocalResult::Ambiguous(first, _) => first.timestamp_millis(),
+        // Midnight twice (clocks set back at 01:00): the day starts at the second one, as
+        // Plausible resolves it.
+        chrono::LocalResult::Ambiguous(_, later) => later.timestamp_millis(),
         // Midnight skipped by a DST jump: the day starts an hour later.
         chrono::LocalResult::None => tz
             .from_local_datetime(&(midnight + Duration::hours(1)))
@@ -28,10 +30,23 @@ fn local_midnight_ms(tz: Tz, date: NaiveDate) -> i64 {
     }
 }
 
+/// Where local day `date` ends (exclusive): just after its first 23:59:59, as Plausible
+/// resolves the end of a range; where clocks are set back over midnight that is the first
+/// pass of the repeated hour.
+fn local_day_end_ms(tz: Tz, date: NaiveDate) -> i64 {
+    let last_second = date.and_hms_opt(23, 59, 59).expect("valid time");
+    match tz.from_local_datetime(&last_second) {
+        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
+            t.timestamp_millis() + 1000
+        }
+        chrono::LocalResult::None => local_midnight_ms(tz, date + Duration::days(1)),
+    }
+}
+
 fn days_range(tz: Tz, first: NaiveDate, last: NaiveDate) -> DateRange {
     DateRange {
         start_ms: local_midnight_ms(tz, first),
-        end_ms: local_midnight_ms(tz, last + Duration::days(1)),
+        end_ms: local_day_end_ms(tz, last),
     }
 }
 
@@ -106,7 +121,7 @@ pub fn resolve_range(
                 .map_or(today, |t| t.with_timezone(&tz).date_naive());
             DateRange {
                 start_ms: local_midnight_ms(tz, first_day),
-                end_ms: local_midnight_ms(tz, today + Duration::days(1)),
+                end_ms: local_day_end_ms(tz, today),
             }
         }
         other => return Err(format!("unknown date range {other:?}")),
@@ -250,11 +265,11 @@ pub fn previous_period(range: DateRange, tz: Tz) -> DateRange {
             .date_naive()
     };
     let first = local_date(range.start_ms);
-    let after = local_date(range.end_ms);
+    let last = local_date(range.end_ms - 1);
     let whole_days = local_midnight_ms(tz, first) == range.start_ms
-        && local_midnight_ms(tz, after) == range.end_ms;
+        && local_day_end_ms(tz, last) == range.end_ms;
     if whole_days {
-        let days = (after - first).num_days();
+        let days = (last - first).num_days() + 1;
         days_range(tz, first - Duration::days(days), first - Duration::days(1))
     } else {
         let length = range.end_ms - range.start_ms;

@@ -368,8 +368,13 @@ fn events_sql(query: &Query, reads: &Reads, dialect: &dyn SqlDialect) -> Option<
     b.push(" WHERE ");
     scope_where(&mut b, Table::Events, query);
     // A page breakdown counts page views, as Plausible's does: a custom event fired on a
-    // page is not a visit to it.
-    if query.dimensions.contains(&Dimension::Page) {
+    // page is not a visit to it. Unless the filters pick events by name: then it is where
+    // those events happened.
+    let names_filtered = query
+        .filters
+        .iter()
+        .any(|f| f.dimensions().contains(&&Dimension::Name));
+    if query.dimensions.contains(&Dimension::Page) && !names_filtered {
         b.push(" AND name = 'pageview'");
     }
     where_filters(&mut b, Table::Events, query);

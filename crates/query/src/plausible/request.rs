@@ -224,7 +224,9 @@ fn parse_filter(value: &Value, field: &str, depth: usize) -> Result<Filter, Quer
                     }
                 }
             }
-            let is_code = |v: &String| v.is_empty() || (v.len() == 2 && v.bytes().all(|b| b.is_ascii_alphabetic()));
+            let is_code = |v: &String| {
+                v.is_empty() || (v.len() == 2 && v.bytes().all(|b| b.is_ascii_alphabetic()))
+            };
             if dimension == Dimension::Visit(VisitColumn::Country)
                 && operator.positive().0 == Operator::Is
                 && !values.iter().all(is_code)
@@ -272,11 +274,12 @@ pub fn parse_query(
             .iter()
             .enumerate()
             .map(|(i, m)| {
-                m.as_str()
-                    .and_then(Metric::from_name)
-                    .ok_or_else(|| {
-                        err(format!("metrics[{i}]"), format!("Invalid metric {}", quoted(m)))
-                    })
+                m.as_str().and_then(Metric::from_name).ok_or_else(|| {
+                    err(
+                        format!("metrics[{i}]"),
+                        format!("Invalid metric {}", quoted(m)),
+                    )
+                })
             })
             .collect::<Result<Vec<_>, _>>()?,
         Some(_) => return Err(err("metrics", "must be a non-empty list of metrics")),
@@ -295,8 +298,12 @@ pub fn parse_query(
     let range = match body.get("date_range") {
         None => resolve_range(Some("30d"), None, timezone, now_ms, first_event_ms),
         Some(Value::String(preset)) => {
-            resolve_range(Some(preset), None, timezone, now_ms, first_event_ms)
-                .map_err(|_| format!("Invalid date range {}", quoted(&Value::from(preset.as_str()))))
+            resolve_range(Some(preset), None, timezone, now_ms, first_event_ms).map_err(|_| {
+                format!(
+                    "Invalid date range {}",
+                    quoted(&Value::from(preset.as_str()))
+                )
+            })
         }
         Some(Value::Array(pair)) if pair.len() == 2 => match (pair[0].as_str(), pair[1].as_str()) {
             (Some(from), Some(to)) => {
@@ -352,7 +359,12 @@ pub fn parse_query(
         .collect();
     let event_dimensions: Vec<String> = dimensions
         .iter()
-        .filter(|d| matches!(d, Dimension::Name | Dimension::Hostname | Dimension::Prop(_)))
+        .filter(|d| {
+            matches!(
+                d,
+                Dimension::Name | Dimension::Hostname | Dimension::Prop(_)
+            )
+        })
         .map(|d| format!("`{}`", d.name()))
         .collect();
     if let (Some(first), false) = (session_metrics.first(), event_dimensions.is_empty()) {
