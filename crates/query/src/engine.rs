@@ -58,6 +58,8 @@ struct Totals {
     session_events: f64,
     page_seconds: f64,
     page_views_timed: f64,
+    /// The row's page's page views (exit pages' rows only).
+    page_views: f64,
 }
 
 fn cell_text(value: &SqlValue) -> String {
@@ -110,6 +112,10 @@ fn metric_value(metric: Metric, t: &Totals, plan: &Plan, all_visitors: f64) -> V
         Metric::VisitDuration => json!(ratio(t.duration_s, t.session_visits).round() as u64),
         Metric::ViewsPerVisit => json!(round_to(ratio(t.session_pageviews, t.session_visits), 2)),
         Metric::TimeOnPage => json!(ratio(t.page_seconds, t.page_views_timed).round() as u64),
+        Metric::ExitRate if t.page_views > 0.0 => {
+            json!(round_to(100.0 * t.session_visits / t.page_views, 1))
+        }
+        Metric::ExitRate => Value::Null,
         Metric::Percentage => json!(round_to(
             ratio(
                 100.0 * counts(t.event_visitors, t.session_visitors),
@@ -202,13 +208,26 @@ fn compare(results: &mut [ResultRow], query: &Query, previous: &[ResultRow]) {
         }
         let metrics = match by_dimensions.get(dimensions.as_slice()) {
             Some(found) => found.metrics.clone(),
-            None => query.metrics.iter().map(|_| json!(0)).collect(),
+            // No such row then: no visits, and no exit rate (no page views to divide by).
+            None => query
+                .metrics
+                .iter()
+                .map(|m| match m {
+                    Metric::ExitRate => Value::Null,
+                    _ => json!(0),
+                })
+                .collect(),
         };
         let change = query
             .metrics
             .iter()
             .zip(row.metrics.iter().zip(&metrics))
-            .map(|(metric, (now, before))| change(*metric, numeric(before), numeric(now)))
+            .map(|(metric, (now, before))| match metric {
+                // Points, as a rate; none without a rate to compare with.
+                Metric::ExitRate if before.is_null() || now.is_null() => Value::Null,
+                Metric::ExitRate => json!(round_to(numeric(now) - numeric(before), 1)),
+                _ => change(*metric, numeric(before), numeric(now)),
+            })
             .collect();
         row.comparison = Some(Comparison {
             dimensions,
@@ -320,10 +339,11 @@ async fn run_statements(
             None => Ok(None),
         }
     };
-    let (events, sessions, time_on_page) = futures::try_join!(
+    let (events, sessions, time_on_page, page_views) = futures::try_join!(
         run(statements.events.clone()),
         run(statements.sessions.clone()),
-        run(statements.time_on_page.clone())
+        run(statements.time_on_page.clone()),
+        run(statements.page_views.clone())
     )?;
     if let Some(rows) = events {
         merge(rows, &|t, c| {
@@ -349,6 +369,15 @@ async fn run_statements(
             t.page_seconds = c[0].as_f64();
             t.page_views_timed = c[1].as_f64();
         });
+    }
+    if let Some(rows) = page_views {
+        // Only the pages that are some visit's exit: the rows are exit pages.
+        for row in rows {
+            let page = vec![cell_text(&row[0])];
+            if let Some(t) = totals.get_mut(&page) {
+                t.page_views = row[1].as_f64();
+            }
+        }
     }
     Ok(())
 }

@@ -15,10 +15,12 @@ pub enum Metric {
     TimeOnPage,
     /// A row's visitors as a share of all visitors matching the filters, %.
     Percentage,
+    /// By exit page: the visits that left from the page over its page views, %.
+    ExitRate,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 9] = [
+    pub const ALL: [Metric; 10] = [
         Metric::Visitors,
         Metric::Visits,
         Metric::Pageviews,
@@ -28,6 +30,7 @@ impl Metric {
         Metric::VisitDuration,
         Metric::TimeOnPage,
         Metric::Percentage,
+        Metric::ExitRate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -41,6 +44,7 @@ impl Metric {
             Metric::VisitDuration => "visit_duration",
             Metric::TimeOnPage => "time_on_page",
             Metric::Percentage => "percentage",
+            Metric::ExitRate => "exit_rate",
         }
     }
 

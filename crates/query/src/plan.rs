@@ -44,6 +44,8 @@ pub struct Reads {
     pub sessions: bool,
     /// Over `events`: seconds from each page view to the next one.
     pub time_on_page: bool,
+    /// Over `events`: page views by page, for the exit rate.
+    pub page_views: bool,
     /// Distinct visitors over `events`.
     pub event_visitors: bool,
     /// Distinct visits over `events`.
@@ -80,6 +82,7 @@ fn reads(query: &Query, visit_only_dim: bool, event_dim: bool) -> Reads {
             || query.metrics.iter().any(|m| m.is_visit_metric())
             || (!event_dim && wants(Metric::Visits)),
         time_on_page: wants(Metric::TimeOnPage),
+        page_views: wants(Metric::ExitRate),
         event_visitors: visitors && !visit_only_dim,
         event_visits: event_dim && wants(Metric::Visits),
         session_visitors: visitors && visit_only_dim,

@@ -33,6 +33,8 @@ pub struct Statements {
     pub sessions: Option<Sql>,
     /// Columns: dimensions..., seconds to the next page view summed, page views counted.
     pub time_on_page: Option<Sql>,
+    /// Columns: the page (the query's one dimension, an exit page), its page views.
+    pub page_views: Option<Sql>,
 }
 
 /// The SQL expression of `dimension` on `table`; `None` when the table lacks it.
@@ -404,6 +406,27 @@ fn time_on_page_sql(query: &Query, dialect: &dyn SqlDialect) -> Option<Sql> {
     Some(b.finish())
 }
 
+/// The exit rate's denominator: page views by page, under the query's filters except those
+/// on the exit page itself (they pick the row, not the page views counted), as Plausible's.
+fn page_views_sql(query: &Query, dialect: &dyn SqlDialect) -> Sql {
+    let scoped = Query {
+        filters: query
+            .filters
+            .iter()
+            .filter(|f| !matches!(f, Filter::Condition(c) if c.dimension == Dimension::ExitPage))
+            .cloned()
+            .collect(),
+        ..query.clone()
+    };
+    let mut b = Builder::new(dialect);
+    b.push("SELECT pathname AS d0, count(*) AS pageviews FROM ");
+    scope_sql(&mut b, Table::Events, &scoped);
+    b.push(" AND name = 'pageview'");
+    where_filters(&mut b, Table::Events, &scoped);
+    b.push(" GROUP BY d0");
+    b.finish()
+}
+
 /// A visit log row's weight in the bounce rate: its sign, or, under a top-level filter on
 /// `event:page`, its sign only when the visit entered on a page the filter matches (0
 /// otherwise): Plausible's bounce rate of a page is that of the visits that landed on it.
@@ -497,6 +520,7 @@ pub fn statements(query: &Query, reads: &Reads, dialect: &dyn SqlDialect) -> Sta
             .time_on_page
             .then(|| time_on_page_sql(query, dialect))
             .flatten(),
+        page_views: reads.page_views.then(|| page_views_sql(query, dialect)),
     }
 }
 

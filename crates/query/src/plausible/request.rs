@@ -350,6 +350,12 @@ pub fn parse_query(
             "Metric `views_per_visit` cannot be queried with `dimensions`.",
         ));
     }
+    if metrics.contains(&Metric::ExitRate) && dimensions != [Dimension::ExitPage] {
+        return Err(rule(
+            format!("metrics[{}]", metric_index(Metric::ExitRate)),
+            "Metric `exit_rate` requires a `\"visit:exit_page\"` dimension. No other dimensions are allowed.",
+        ));
+    }
     // Visit metrics by an event dimension: a visit has many names and properties. By page,
     // bounce rate and duration are those of the visits that entered on it, as in Plausible.
     let session_metrics: Vec<Metric> = metrics

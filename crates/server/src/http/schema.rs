@@ -119,7 +119,7 @@ pub struct V1Batch {
 pub struct QueryRequest {
     pub site_id: String,
     /// `visitors`, `visits`, `pageviews`, `events`, `views_per_visit`, `bounce_rate`,
-    /// `visit_duration`, `time_on_page`, `conversion_rate`, ...
+    /// `visit_duration`, `time_on_page`, `percentage`, `exit_rate` (by `visit:exit_page`).
     pub metrics: Vec<String>,
     /// A period (`day`, `7d`, `30d`, `month`, `all`, ...) or two ISO dates.
     pub date_range: serde_json::Value,
