@@ -112,6 +112,14 @@ function initPage() {
 </head><body><h1>Init</h1></body></html>`;
 }
 
+/** The original Heartbeat's (seed 000) script tag with only `src` changed: the site is named
+ * by `client-domain` (plus `data-track-localhost`, as this test page is on loopback). */
+function originalTagPage() {
+  return `<!doctype html><html><head><title>Original</title>
+<script src="${base}/heartbeat.js" client-domain="orig.test" data-track-localhost></script>
+</head><body><h1>Original</h1></body></html>`;
+}
+
 /** Hash-based routing: `#/a` and `#/b` are pages. */
 function hashPage() {
   return `<!doctype html><html><head><title>Hash app</title>
@@ -140,7 +148,9 @@ describe("tracker and dashboard in headless Chromium", () => {
     pageServer = createServer((request, response) => {
       response.setHeader("content-type", "text/html; charset=utf-8");
       const url = request.url;
-      response.end(url.startsWith("/init") ? initPage() : url.startsWith("/hash") ? hashPage() : trackerPage());
+      response.end(
+        url.startsWith("/init") ? initPage() : url.startsWith("/hash") ? hashPage() : url.startsWith("/original") ? originalTagPage() : trackerPage(),
+      );
     });
     await new Promise((r) => pageServer.listen(pagePort, "127.0.0.1", r));
 
@@ -402,6 +412,17 @@ describe("tracker and dashboard in headless Chromium", () => {
     await page.click("[data-testid=share-submit]");
     await page.waitForSelector("[data-testid=top-stats] [data-metric=visitors][data-value]:not([data-value=''])");
     await visitor.close();
+  });
+
+  test("the original Heartbeat's script tag counts with only its src changed", async () => {
+    const created = await api("/api/site/create", { name: "Original", domain: "orig.test", timezone: "UTC" });
+    const page = await context.newPage();
+    await page.goto(pageBase + "/original");
+    await eventually("the original tag's page view", async () => {
+      const r = await api("/api/v2/query", { site_id: "orig.test", metrics: ["pageviews"], date_range: "all" }, created.api_key);
+      return r.results[0]?.metrics[0] === 1;
+    });
+    await page.close();
   });
 
   test("screenshots and first-load transfer size", async () => {

@@ -146,7 +146,9 @@ const tracker: Tracker = { init, track: send, pageview };
 if (script) {
   const attr = (name: string) => script.getAttribute("data-" + name);
   const has = (name: string) => script.hasAttribute("data-" + name);
-  const domain = attr("domain");
+  // `client-domain`: the original Heartbeat's (seed 000) script tag, so swapping only `src`
+  // keeps a site counting.
+  const domain = attr("domain") || script.getAttribute("client-domain");
   if (domain) {
     init({
       domain,

@@ -513,7 +513,10 @@ impl Ingestor {
                 os: agent.os,
                 os_version: agent.os_version,
                 device: agent.device,
-                ..VisitAttributes::default()
+                screen: raw
+                    .screen
+                    .map(|s| s.chars().take(32).collect())
+                    .unwrap_or_default(),
             },
             props: raw.props,
             revenue: raw.revenue,

@@ -35,6 +35,8 @@ pub struct RawEvent {
     pub hash_mode: bool,
     pub user_id: Option<String>,
     pub session_id: Option<String>,
+    /// The screen's size as the client reports it (`1920x1080`).
+    pub screen: Option<String>,
     /// The visitor's user agent and address as a backend forwards them (seed 003); they
     /// take the place of the request's own for enrichment and visitor ids.
     pub user_agent: Option<String>,

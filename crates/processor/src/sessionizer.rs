@@ -28,6 +28,10 @@ struct OpenVisit {
     last_pageview_ms: Option<i64>,
     /// Wall-clock time of the last event, for eviction.
     touched_at_ms: i64,
+    /// The client's own session id (seed 000's `session_id`), when it sends one: an event
+    /// with another one starts a new visit. Not kept across restarts (a restored visit
+    /// takes the next one it sees).
+    client_session: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -46,9 +50,16 @@ fn session_id(site: &SiteId, visitor_id: u64, start_ms: i64) -> u64 {
 }
 
 fn start_visit(event: &Event) -> Session {
+    let mut id = session_id(&event.site_id, event.visitor_id, event.timestamp_ms);
+    if let Some(client) = &event.client_session_id {
+        // Two client sessions of one visitor may start in the same millisecond.
+        let mut hasher = SipHasher13::new_with_keys(id, 0x6865_6172);
+        hasher.write(client.as_bytes());
+        id = hasher.finish();
+    }
     Session {
         site_id: event.site_id.clone(),
-        session_id: session_id(&event.site_id, event.visitor_id, event.timestamp_ms),
+        session_id: id,
         visitor_id: event.visitor_id,
         user_id: event.user_id.clone(),
         version: 0,
@@ -79,6 +90,7 @@ impl OpenVisit {
             first_pageview_ms: None,
             last_pageview_ms: None,
             touched_at_ms: now_ms,
+            client_session: event.client_session_id.clone(),
         }
     }
 
@@ -89,6 +101,7 @@ impl OpenVisit {
             last_pageview_ms: had_pageviews.then_some(session.end_ms),
             session,
             touched_at_ms: now_ms,
+            client_session: None,
         }
     }
 
@@ -96,6 +109,15 @@ impl OpenVisit {
     fn covers(&self, ts: i64) -> bool {
         ts <= self.session.end_ms + VISIT_TIMEOUT_MS
             && ts >= self.session.start_ms - VISIT_TIMEOUT_MS
+    }
+
+    /// Whether `event` continues this visit: in time, and not in another client session.
+    fn continues(&self, event: &Event) -> bool {
+        self.covers(event.timestamp_ms)
+            && match (&self.client_session, &event.client_session_id) {
+                (Some(ours), Some(theirs)) => ours == theirs,
+                _ => true,
+            }
     }
 
     fn add(&mut self, event: &Event, now_ms: i64) {
@@ -120,6 +142,9 @@ impl OpenVisit {
             }
         }
         self.touched_at_ms = now_ms;
+        if self.client_session.is_none() {
+            self.client_session.clone_from(&event.client_session_id);
+        }
     }
 }
 
@@ -156,7 +181,7 @@ impl Sessionizer {
             self.continue_across_midnight(event);
             let key = (event.site_id.clone(), event.visitor_id);
             let visits = self.open.entry(key.clone()).or_default();
-            let index = match visits.iter().position(|v| v.covers(event.timestamp_ms)) {
+            let index = match visits.iter().position(|v| v.continues(event)) {
                 Some(index) => index,
                 None => {
                     visits.push(OpenVisit::new(event, now_ms));
@@ -269,6 +294,29 @@ mod tests {
         }];
         s.assign(&mut new, 10 * MIN);
         assert_eq!(new[0].visitor_id, 3);
+    }
+
+    #[test]
+    fn a_new_client_session_id_starts_a_new_visit() {
+        let mut s = Sessionizer::default();
+        let with = |minute, session: Option<&str>| Event {
+            client_session_id: session.map(str::to_owned),
+            ..event(1, minute, "pageview", "/")
+        };
+        // Seed 000's tracker: the same visitor, a minute apart, in two browser sessions;
+        // an event without a session id continues the visit it falls in.
+        let mut events = vec![
+            with(0, Some("a")),
+            with(1, Some("a")),
+            with(2, Some("b")),
+            with(3, None),
+        ];
+        let rows = s.assign(&mut events, 3 * MIN);
+        let ids: Vec<u64> = events.iter().map(|e| e.session_id).collect();
+        assert_eq!(ids[0], ids[1]);
+        assert_ne!(ids[1], ids[2]);
+        assert!(ids[3] == ids[1] || ids[3] == ids[2]);
+        assert_eq!(rows.iter().filter(|r| r.sign == 1).count(), 2);
     }
 
     #[test]

@@ -36,6 +36,7 @@ const TABLE: &[(&str, &str, Access)] = &[
     ("get", "/metrics", Public),
     ("post", "/api/event", Public),
     ("post", "/events", Public),
+    ("post", "/v1/intake", Public),
     ("post", "/api/auth/setup", Public),
     ("post", "/api/auth/login", Public),
     ("post", "/api/auth/logout", Public),

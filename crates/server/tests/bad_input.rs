@@ -391,16 +391,7 @@ async fn bad_queries_name_the_bad_part() {
     for value in hostile {
         for op in ["is", "contains", "matches", "is_not"] {
             let body = json!({"site_id": "example.com", "metrics": ["visitors", "bounce_rate"], "filters": [[op, "visit:exit_page", [value]], [op, "event:page", [value]]]});
-            let response = server
-                .http
-                .post(server.url("/api/v2/query"))
-                .bearer_auth(&key)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            let answer: Value = response.json().await.unwrap();
+            let (status, answer) = server.query_answer(&key, &body).await;
             if status == 400 {
                 assert_eq!(op, "matches", "{value:?}: {answer}");
                 assert_eq!(answer["details"][0]["field"], "filters[0][2][0]");

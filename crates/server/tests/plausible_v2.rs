@@ -272,16 +272,7 @@ async fn run_case(server: &TestServer, case: &Value, index: usize) -> Result<(),
     for (n, request) in requests.iter().enumerate() {
         let mut body = with_dates(&request["query"], now.date_naive());
         body["site_id"] = json!(domain);
-        let response = server
-            .http
-            .post(server.url("/api/v2/query"))
-            .bearer_auth(&key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        let (status, answer) = server.query_answer(&key, &body).await;
         let differs = |what: &str, expected: &Value, actual: &Value| {
             format!("request {n}: {what}: expected {expected}, got {actual}")
         };

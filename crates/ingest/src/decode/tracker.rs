@@ -1,5 +1,9 @@
-//! Seed 000's tracker event: `{"event_type", "visitor_id", "session_id", "timestamp",
-//! "domain", "url"?, "path"?, "referrer"?}`. Public: the site is found by `domain`.
+//! Seed 000's tracker event, as the original Heartbeat's tracker (`client/heartbeat.js`) and
+//! its `api.http` send it to `POST /v1/intake` (and `POST /events`): `{"event_type",
+//! "visitor_id", "session_id", "domain", "page_url", "referrer_url"?, "browserLanguage"?,
+//! "screen_size"?, "metadata"?, "timestamp"?}`; `url`/`path` and `referrer` are read too.
+//! Public: the site is found by `domain`. `metadata` becomes the event's properties (nested
+//! values as JSON text), the browser's language the property `language`.
 
 use serde_json::Value;
 
@@ -14,10 +18,15 @@ pub fn decode(value: &Value, prefix: &str) -> Result<RawEvent, Vec<FieldError>> 
     let session_id = f.string(&["session_id"], false);
     let timestamp_ms = f.timestamp_ms(&["timestamp"]);
     let domain = f.string(&["domain"], true);
-    let url = f.string(&["url", "path"], false);
-    let referrer = f.string(&["referrer"], false);
-    let props = f.props(&["props", "properties"], false);
-    f.check_props("props", &props);
+    let url = f.string(&["page_url", "url", "path"], false);
+    let referrer = f.string(&["referrer_url", "referrer"], false);
+    let language = f.string(&["browserLanguage", "browser_language"], false);
+    let screen = f.string(&["screen_size"], false);
+    let mut props = f.props(&["metadata", "props", "properties"], true);
+    if let Some(language) = language {
+        props.entry("language".to_owned()).or_insert(language);
+    }
+    f.check_props("metadata", &props);
     let event = RawEvent {
         site: domain.map(SiteRef::Domain),
         name: canonical_name(&name),
@@ -26,6 +35,7 @@ pub fn decode(value: &Value, prefix: &str) -> Result<RawEvent, Vec<FieldError>> 
         props,
         user_id: visitor_id,
         session_id,
+        screen,
         timestamp_ms,
         interactive: true,
         ..RawEvent::default()
@@ -49,5 +59,26 @@ mod tests {
         assert_eq!(event.user_id.as_deref(), Some("123"));
         assert_eq!(event.session_id.as_deref(), Some("456"));
         assert_eq!(event.url.as_deref(), Some("/"));
+    }
+
+    #[test]
+    fn decodes_what_the_original_tracker_and_api_http_send() {
+        let event = decode(
+            &json!({"event_type": "pageview", "domain": "example.com",
+                "page_url": "https://example.com/home", "referrer_url": "https://google.com",
+                "visitor_id": "v", "session_id": "s", "screen_size": "1920x1080",
+                "browserLanguage": "pt-BR",
+                "metadata": {"theme": "dark", "form_fields": ["name", "email"], "depth": 75}}),
+            "",
+        )
+        .unwrap();
+        assert_eq!(event.url.as_deref(), Some("https://example.com/home"));
+        assert_eq!(event.referrer.as_deref(), Some("https://google.com"));
+        assert_eq!(event.screen.as_deref(), Some("1920x1080"));
+        assert_eq!(event.timestamp_ms, None);
+        assert_eq!(event.props["theme"], "dark");
+        assert_eq!(event.props["form_fields"], r#"["name","email"]"#);
+        assert_eq!(event.props["depth"], "75");
+        assert_eq!(event.props["language"], "pt-BR");
     }
 }

@@ -194,6 +194,21 @@ pub(crate) async fn tracker_events(request: IngestRequest) -> Result<Response, A
     request.public(decode::tracker_events).await
 }
 
+/// Seed 000's tracker event where the original Heartbeat's tracker (`client/heartbeat.js`)
+/// and its `api.http` send it; the same as `POST /events`.
+#[utoipa::path(post, path = "/v1/intake", tag = "ingest",
+    request_body = crate::http::schema::TrackerEvent,
+    security((), ("api_key" = [])),
+    responses(
+        (status = 202, description = "Durable in the queue", body = crate::http::schema::AcceptedBody),
+        (status = 400, description = "Invalid event", body = crate::http::schema::ErrorBody),
+        (status = 404, description = "No site has this domain", body = crate::http::schema::ErrorBody),
+        (status = 503, description = "Queue full", body = crate::http::schema::ErrorBody),
+    ))]
+pub(crate) async fn intake(request: IngestRequest) -> Result<Response, ApiError> {
+    request.public(decode::tracker_events).await
+}
+
 /// Seed 004's event; needs a key.
 #[utoipa::path(post, path = "/api/events", tag = "ingest",
     request_body = crate::http::schema::RealtimeEvent,
@@ -226,6 +241,7 @@ pub fn router() -> OpenApiRouter<App> {
     OpenApiRouter::new()
         .routes(routes!(api_event))
         .routes(routes!(tracker_events))
+        .routes(routes!(intake))
         .routes(routes!(realtime_events))
         .routes(routes!(v1_events))
         .routes(routes!(v1_batch))

@@ -58,18 +58,26 @@ pub struct PlausibleEvent {
     pub hash_mode: Option<bool>,
 }
 
-/// Seed 000's tracker event.
+/// Seed 000's tracker event, as the original Heartbeat's tracker sends it. A new
+/// `session_id` starts a new visit; `metadata` becomes the event's properties.
 #[derive(Serialize, ToSchema)]
-#[schema(example = json!({"event_type": "pageview", "visitor_id": "v-1", "session_id": "s-1", "timestamp": "2026-01-15T11:00:00.000Z", "domain": "example.com", "path": "/"}))]
+#[schema(example = json!({"event_type": "pageview", "visitor_id": "v-1", "session_id": "s-1", "domain": "example.com", "page_url": "https://example.com/home", "referrer_url": "https://google.com", "browserLanguage": "en-US", "screen_size": "1920x1080", "metadata": {"theme": "dark"}}))]
 pub struct TrackerEvent {
     pub event_type: String,
     pub visitor_id: Option<String>,
     pub session_id: Option<String>,
+    /// Default: when received.
     pub timestamp: Option<String>,
     pub domain: String,
-    pub url: Option<String>,
-    pub path: Option<String>,
-    pub referrer: Option<String>,
+    /// The page (absolute URL or path); also read as `url` or `path`.
+    pub page_url: Option<String>,
+    /// Also read as `referrer`.
+    pub referrer_url: Option<String>,
+    /// Stored as the property `language`.
+    #[serde(rename = "browserLanguage")]
+    pub browser_language: Option<String>,
+    pub screen_size: Option<String>,
+    pub metadata: Option<serde_json::Value>,
 }
 
 /// Seed 004's event.

@@ -63,9 +63,10 @@ pub async fn time_limit(State(limit): State<Duration>, request: Request, next: N
 }
 
 /// The paths whose `POST` is ingest: callable from any origin without credentials.
-pub const INGEST_PATHS: [&str; 5] = [
+pub const INGEST_PATHS: [&str; 6] = [
     "/api/event",
     "/events",
+    "/v1/intake",
     "/api/events",
     "/api/v1/events",
     "/api/v1/events/batch",

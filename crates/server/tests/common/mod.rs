@@ -69,18 +69,23 @@ impl TestServer {
     }
 
     pub async fn query(&self, key: &str, body: Value) -> Value {
+        let (status, body) = self.query_answer(key, &body).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// `POST /api/v2/query`'s status and JSON body (null when the body is not JSON).
+    pub async fn query_answer(&self, key: &str, body: &Value) -> (u16, Value) {
         let response = self
             .http
             .post(self.url("/api/v2/query"))
             .bearer_auth(key)
-            .json(&body)
+            .json(body)
             .send()
             .await
             .unwrap();
-        let status = response.status();
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(status, 200, "{body}");
-        body
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     /// Polls the `events` metric of all time until it reaches `expected`.
