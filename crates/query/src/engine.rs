@@ -111,7 +111,11 @@ fn metric_value(metric: Metric, t: &Totals, plan: &Plan, all_visitors: f64) -> V
         Metric::BounceRate => json!(ratio(100.0 * t.bounces, t.bounce_visits).round() as u64),
         Metric::VisitDuration => json!(ratio(t.duration_s, t.session_visits).round() as u64),
         Metric::ViewsPerVisit => json!(round_to(ratio(t.session_pageviews, t.session_visits), 2)),
-        Metric::TimeOnPage => json!(ratio(t.page_seconds, t.page_views_timed).round() as u64),
+        // None when no view of the page was followed by another (only exits), as Plausible.
+        Metric::TimeOnPage if t.page_views_timed > 0.0 => {
+            json!((t.page_seconds / t.page_views_timed).round() as u64)
+        }
+        Metric::TimeOnPage => Value::Null,
         Metric::ExitRate if t.page_views > 0.0 => {
             json!(round_to(100.0 * t.session_visits / t.page_views, 1))
         }

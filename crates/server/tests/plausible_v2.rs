@@ -1,6 +1,6 @@
-//! Plausible's own Stats API v2 test cases, run as data against a real server: the cases and
-//! their format are in `plausible/` (see its README), the cases that do not pass yet with
-//! their reasons in `plausible/gaps.json`.
+//! Plausible's own Stats API test cases (v2, and v1 in the `v1_*` files), run as data
+//! against a real server: the cases and their format are in `plausible/` (see its README),
+//! the cases that do not pass yet with their reasons in `plausible/gaps.json`.
 //!
 //! `PLAUSIBLE_CASES=<text>` runs only the cases whose name contains the text and prints each
 //! failure in full.
@@ -270,9 +270,32 @@ async fn run_case(server: &TestServer, case: &Value, index: usize) -> Result<(),
     let requests = case["requests"].as_array().cloned().unwrap_or_default();
     let mut answers = Vec::new();
     for (n, request) in requests.iter().enumerate() {
-        let mut body = with_dates(&request["query"], now.date_naive());
-        body["site_id"] = json!(domain);
-        let (status, answer) = server.query_answer(&key, &body).await;
+        let (status, answer) = match request.get("get").and_then(Value::as_str) {
+            // Stats API v1: a GET with query-string parameters.
+            Some(path) => {
+                let params = with_dates(&request["params"], now.date_naive());
+                let mut pairs: Vec<(String, String)> = vec![("site_id".into(), domain.clone())];
+                for (k, v) in params.as_object().into_iter().flatten() {
+                    let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                    pairs.push((k.clone(), v));
+                }
+                let response = server
+                    .http
+                    .get(server.url(path))
+                    .query(&pairs)
+                    .bearer_auth(&key)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status().as_u16();
+                (status, response.json().await.unwrap_or(Value::Null))
+            }
+            None => {
+                let mut body = with_dates(&request["query"], now.date_naive());
+                body["site_id"] = json!(domain);
+                server.query_answer(&key, &body).await
+            }
+        };
         let differs = |what: &str, expected: &Value, actual: &Value| {
             format!("request {n}: {what}: expected {expected}, got {actual}")
         };
@@ -350,6 +373,11 @@ fn check_answer(request: &Value, answer: &Value) -> Result<(), String> {
             && expected.iter().all(|e| actual.iter().any(|a| same(e, a)));
         if !all_found {
             return differs("results in any order", &json!(expected), &answer["results"]);
+        }
+    }
+    if let Some(body) = request.get("body") {
+        if !same(body, answer) {
+            return differs("body", body, answer);
         }
     }
     if let Some(results) = request.get("results") {

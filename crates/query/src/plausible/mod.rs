@@ -1,10 +1,12 @@
-//! Plausible's Stats API v2 on the wire: the JSON request body parsed into the typed
+//! Plausible's Stats APIs on the wire: the v2 JSON request body parsed into the typed
 //! [`crate::Query`] (`request.rs`) and a [`crate::QueryResult`] written as the JSON response
-//! (`response.rs`). Everything else in this crate works on the typed query and result and
-//! knows no JSON shape, so another API (an older Plausible version, a native one) is a
-//! sibling of this module.
+//! (`response.rs`); v1's query-string parameters translated into a v2 request and its answer
+//! into v1's shapes (`v1.rs`). Everything else in this crate works on the typed query and
+//! result and knows no JSON shape.
 
 mod request;
 mod response;
+mod v1;
 
 pub use request::{parse_query, requested_site};
+pub use v1::{v1_answer, v1_metrics, v1_to_v2, V1Kind, V1Request};
