@@ -5,6 +5,10 @@
 //! `cargo build` or `cargo clippy`), the table holds a placeholder page and tracker that say
 //! to run it, so the Rust build never depends on npm. `scripts/serve` and `scripts/test` run
 //! the web build first.
+//!
+//! Also writes `$OUT_DIR/bundled_geoip.rs`: the country database the web build's `npm ci`
+//! brings (`@ip-location-db/geo-whois-asn-country-mmdb`, CC BY 4.0 by the NRO), embedded so a
+//! new install shows countries without downloading anything; `None` without it.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -15,6 +19,10 @@ const PLACEHOLDER_PAGE: &str = "<!doctype html><meta charset=utf-8><title>Heartb
 in <code>web/</code> (or <code>scripts/serve</code>), then build the server again.</p>\n";
 const PLACEHOLDER_TRACKER: &str =
     "/* heartbeat.js was not built into this binary: run the web build (web/), then cargo build. */\n";
+
+/// The country database in the web build's packages.
+const COUNTRY_DB: &str =
+    "node_modules/@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb";
 
 fn files_under(dir: &Path, found: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -75,6 +83,18 @@ fn main() {
     }
     table.push_str("];\n");
     std::fs::write(out.join("web_assets.rs"), table).unwrap();
+
+    let country_db = web.join(COUNTRY_DB);
+    let bundled = if country_db.is_file() {
+        format!(
+            "pub const BUNDLED_COUNTRY_DB: Option<&[u8]> = Some(include_bytes!({:?}));\n",
+            country_db.display().to_string()
+        )
+    } else {
+        "pub const BUNDLED_COUNTRY_DB: Option<&[u8]> = None;\n".to_owned()
+    };
+    std::fs::write(out.join("bundled_geoip.rs"), bundled).unwrap();
+    println!("cargo:rerun-if-changed={}", country_db.display());
 
     // A new web build re-embeds. Watching `web/dist` scans it whole; before the first web
     // build it does not exist, so watch `web/` itself (which then has no node_modules yet).

@@ -202,8 +202,8 @@ settings! {
     }
     /// Locations from IP addresses.
     [geoip] GeoIp, GeoIpLayer {
-        /// A MaxMind-format database (.mmdb: GeoLite2 or DB-IP Lite, City or Country); empty:
-        /// country, region and city stay empty.
+        /// A MaxMind-format database (.mmdb: GeoLite2 or DB-IP Lite, City or Country) for
+        /// regions and cities; empty: the bundled country database (countries only).
         database: PathBuf = PathBuf::new(); "geoip-db", "HEARTBEAT_GEOIP_DB";
     }
     /// Reads: the cache of answers and the query pool's budgets.

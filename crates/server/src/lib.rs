@@ -21,6 +21,12 @@ pub mod transfer;
 pub use heartbeat_accounts::{password, registry};
 pub use jobs::{backup, retention};
 
+/// The country database the web build brings, when it ran before this build (see
+/// `build.rs`).
+mod bundled_geoip {
+    include!(concat!(env!("OUT_DIR"), "/bundled_geoip.rs"));
+}
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -155,10 +161,22 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
             tracing::info!(path = %path.display(), kind = geoip.database_type(), "GeoIP database loaded");
             ingestor.with_geoip(geoip)
         }
-        None => {
-            tracing::info!("no GeoIP database (--geoip-db): locations stay empty");
-            ingestor
-        }
+        // Countries out of the box: the country database the web build bundles.
+        None => match bundled_geoip::BUNDLED_COUNTRY_DB {
+            Some(bytes) => {
+                let geoip = GeoIp::embedded("the bundled country database", bytes)?;
+                tracing::info!(
+                    kind = geoip.database_type(),
+                    "GeoIP: the bundled country database (ip-location-db, CC BY 4.0 by the NRO); \
+                     --geoip-db takes a city database"
+                );
+                ingestor.with_geoip(geoip)
+            }
+            None => {
+                tracing::info!("no GeoIP database (--geoip-db): locations stay empty");
+                ingestor
+            }
+        },
     };
     let site_directory = registry.clone();
     let processor = Processor::start(

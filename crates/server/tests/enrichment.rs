@@ -387,3 +387,31 @@ async fn site_rules_drop_what_they_exclude() {
     );
     server.stop().await;
 }
+
+/// Countries out of the box: without `--geoip-db`, the country database the web build
+/// bundles (`scripts/web-build` before the cargo build, as `scripts/test` runs it) locates
+/// visitors by country.
+#[tokio::test]
+async fn countries_come_out_of_the_box() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path()).await;
+    let key = server.create_site(SITE, "UTC").await;
+    // Google's public resolver is in the United States in every registry.
+    let sent = send(
+        &server,
+        Some(UA),
+        Some("8.8.8.8"),
+        "https://shop.example/",
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(sent, (202, None));
+    server.wait_for_events(&key, SITE, 1).await;
+    assert_eq!(
+        breakdown(&server, &key, "visit:country").await,
+        pairs(&[("US", 1)]),
+        "no country: was the server built after scripts/web-build (which brings the database)?"
+    );
+    server.stop().await;
+}

@@ -1,5 +1,6 @@
 //! Location from the client's IP address, in any MaxMind-format database (GeoLite2 or
-//! DB-IP Lite, City or Country). The address is only looked up, never kept.
+//! DB-IP Lite, City or Country; or ip-location-db's country databases, whose records are
+//! `{"country_code": "US"}`). The address is only looked up, never kept.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -31,6 +32,9 @@ pub struct GeoIpError {
 struct Record<'a> {
     #[serde(borrow)]
     country: Option<IsoCode<'a>>,
+    /// ip-location-db's country databases.
+    #[serde(borrow)]
+    country_code: Option<&'a str>,
     #[serde(borrow)]
     subdivisions: Option<Vec<IsoCode<'a>>>,
     #[serde(borrow)]
@@ -53,17 +57,44 @@ struct EnglishName<'a> {
     en: Option<&'a str>,
 }
 
+/// A database's bytes: read from a file, or built into the binary.
+enum Bytes {
+    Owned(Vec<u8>),
+    Static(&'static [u8]),
+}
+
+impl AsRef<[u8]> for Bytes {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Bytes::Owned(bytes) => bytes,
+            Bytes::Static(bytes) => bytes,
+        }
+    }
+}
+
 /// An open GeoIP database, held in memory.
 pub struct GeoIp {
-    reader: Reader<Vec<u8>>,
+    reader: Reader<Bytes>,
 }
 
 impl GeoIp {
     pub fn open(path: &Path) -> Result<GeoIp, GeoIpError> {
-        Reader::open_readfile(path)
+        let error = |source| GeoIpError {
+            path: path.display().to_string(),
+            source,
+        };
+        let bytes = std::fs::read(path).map_err(|e| error(e.into()))?;
+        Reader::from_source(Bytes::Owned(bytes))
+            .map(|reader| GeoIp { reader })
+            .map_err(error)
+    }
+
+    /// A database built into the binary (`name` says which, for errors).
+    pub fn embedded(name: &str, bytes: &'static [u8]) -> Result<GeoIp, GeoIpError> {
+        Reader::from_source(Bytes::Static(bytes))
             .map(|reader| GeoIp { reader })
             .map_err(|source| GeoIpError {
-                path: path.display().to_string(),
+                path: name.to_owned(),
                 source,
             })
     }
@@ -82,6 +113,7 @@ impl GeoIp {
         let country = record
             .country
             .and_then(|c| c.iso_code)
+            .or(record.country_code)
             .unwrap_or_default()
             .to_owned();
         let region = record
