@@ -31,8 +31,6 @@ pub use listing::{
 pub use model::{
     Condition, DateRange, Dimension, Filter, Metric, Operator, Order, Query, TimeGrain,
 };
-pub use plausible::{
-    parse_query, requested_site, v1_answer, v1_metrics, v1_to_v2, V1Kind, V1Request,
-};
+pub use plausible::{parse_query, requested_site, v1_answer, v1_to_v2, V1Kind, V1Request};
 pub use sql::{Row, RunError, Sql, SqlRunner, SqlValue};
 pub use time::{bucket_count, resolve_range};

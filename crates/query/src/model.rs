@@ -260,16 +260,6 @@ pub enum Filter {
 }
 
 impl Filter {
-    /// A case-sensitive condition.
-    pub fn condition(operator: Operator, dimension: Dimension, values: Vec<String>) -> Filter {
-        Filter::Condition(Condition {
-            operator,
-            dimension,
-            values,
-            case_sensitive: true,
-        })
-    }
-
     /// Every dimension the filter reads.
     pub fn dimensions(&self) -> Vec<&Dimension> {
         match self {

@@ -9,4 +9,4 @@ mod response;
 mod v1;
 
 pub use request::{parse_query, requested_site};
-pub use v1::{v1_answer, v1_metrics, v1_to_v2, V1Kind, V1Request};
+pub use v1::{v1_answer, v1_to_v2, V1Kind, V1Request};

@@ -334,7 +334,7 @@ fn validate(kind: V1Kind, r: &V1Request, filters: &[Value]) -> Result<(), QueryE
 }
 
 /// The metrics a v1 request asks for (default `visitors`).
-pub fn v1_metrics(r: &V1Request) -> Vec<String> {
+fn v1_metrics(r: &V1Request) -> Vec<String> {
     r.metrics
         .as_deref()
         .filter(|m| !m.trim().is_empty())
