@@ -102,7 +102,7 @@ export interface QueryRequest {
   filters?: Filter[];
   order_by?: [string, "asc" | "desc"][];
   pagination?: { limit: number; offset?: number };
-  include?: { comparisons?: { mode: "previous_period" }; time_labels?: boolean; total_rows?: boolean };
+  include?: { comparisons?: { mode: "previous_period" }; time_labels?: boolean; total_rows?: boolean; imports?: boolean };
 }
 
 export interface ResultRow {
@@ -113,11 +113,24 @@ export interface ResultRow {
 
 export interface QueryResponse {
   results: ResultRow[];
-  meta: { time_labels?: string[] };
+  meta: { time_labels?: string[]; imports_included?: boolean; imports_skip_reason?: string };
 }
 
 export function query(token: string, request: QueryRequest): Promise<QueryResponse> {
   return call<QueryResponse>(token, "/api/v2/query", request);
+}
+
+/** One import of statistics from another product (a Plausible export). */
+export interface SiteImport {
+  id: number;
+  source: string;
+  start_date: string;
+  end_date: string;
+}
+
+export function listImports(token: string, site: string): Promise<SiteImport[]> {
+  const params = new URLSearchParams({ site_id: site });
+  return call<{ imports: SiteImport[] }>(token, `/api/imports?${params}`).then((r) => r.imports);
 }
 
 /** An event as `/analytics/recent` lists it. */

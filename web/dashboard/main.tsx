@@ -6,6 +6,7 @@ import { render } from "preact";
 import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
 import {
   ApiError,
+  listImports,
   listSites,
   needsSetup,
   query,
@@ -17,6 +18,7 @@ import {
   unlockShare,
   type ResultRow,
   type Site,
+  type SiteImport,
 } from "./api";
 import { Chart, type Series } from "./components/Chart";
 import { LiveFeed } from "./components/LiveFeed";
@@ -290,11 +292,22 @@ function Dashboard({ token, sites, signOut }: { token: string; sites: Site[]; si
     return () => clearInterval(timer);
   }, []);
 
+  // The site's imports of statistics: the toggle shows only when there are some.
+  const [siteImports, setSiteImports] = useState<SiteImport[]>([]);
+  useEffect(() => {
+    if (!site) return;
+    listImports(token, site)
+      .then(setSiteImports)
+      .catch(() => setSiteImports([]));
+  }, [token, site]);
+  const imports = state.imports && siteImports.length > 0;
+  const [importsSkipped, setImportsSkipped] = useState(false);
+
   const range = dateRange(state);
   const filters = queryFilters(state);
   const headline = topMetrics(state.filters.map(([d]) => d));
   const grain = chartGrain(state);
-  const key = JSON.stringify([site, range, filters, refresh]);
+  const key = JSON.stringify([site, range, filters, refresh, imports]);
   useEffect(() => {
     if (!site) return;
     let cancelled = false;
@@ -305,9 +318,13 @@ function Dashboard({ token, sites, signOut }: { token: string; sites: Site[]; si
       metrics: headline.map(([m]) => m),
       date_range: range,
       filters,
-      include: { comparisons: { mode: "previous_period" } },
+      include: { comparisons: { mode: "previous_period" }, imports },
     })
-      .then((r) => !cancelled && setTop(r.results[0] || { metrics: [], dimensions: [] }))
+      .then((r) => {
+        if (cancelled) return;
+        setTop(r.results[0] || { metrics: [], dimensions: [] });
+        setImportsSkipped(imports && r.meta.imports_skip_reason === "unsupported_query");
+      })
       .catch(fail);
     query(token, {
       site_id: site,
@@ -315,7 +332,7 @@ function Dashboard({ token, sites, signOut }: { token: string; sites: Site[]; si
       date_range: range,
       dimensions: [grain],
       filters,
-      include: { time_labels: true },
+      include: { time_labels: true, imports },
     })
       .then((r) => {
         if (cancelled) return;
@@ -357,7 +374,7 @@ function Dashboard({ token, sites, signOut }: { token: string; sites: Site[]; si
     );
   }
   const current = sites.find((s) => s.site_id === site)!;
-  const panelProps = { token, site, dateRange: range, filters, onFilter: addFilter, refresh };
+  const panelProps = { token, site, dateRange: range, filters, imports, onFilter: addFilter, refresh };
   return (
     <>
       <header class="top">
@@ -373,6 +390,17 @@ function Dashboard({ token, sites, signOut }: { token: string; sites: Site[]; si
           ))}
         </select>
         <RangePicker state={state} update={update} />
+        {siteImports.length > 0 && (
+          <label class="imports-toggle" title={`Imported: ${siteImports.map((i) => `${i.start_date} to ${i.end_date}`).join(", ")}`}>
+            <input
+              type="checkbox"
+              data-testid="imports"
+              checked={state.imports}
+              onChange={(e) => update({ imports: (e.target as HTMLInputElement).checked })}
+            />
+            Imported data
+          </label>
+        )}
         <span class="spacer" />
         <button class="ghost" onClick={nextTheme} title="Theme: auto, dark, light" data-testid="theme">
           {theme === "dark" ? "☾" : theme === "light" ? "☀" : "◐"}
@@ -401,6 +429,11 @@ function Dashboard({ token, sites, signOut }: { token: string; sites: Site[]; si
           </div>
         )}
         {error && <p class="error card">{error}</p>}
+        {importsSkipped && (
+          <p class="muted" data-testid="imports-skipped">
+            Imported data is left out: the filters applied are not in the imported statistics.
+          </p>
+        )}
         <TopStats row={top} metrics={headline} />
         <section class="card">
           <h2 class="chart-title">

@@ -1,7 +1,8 @@
 // The dashboard's view state, kept in the URL's query string so that a view can be shared
 // and the back button works: `?site=example.com&period=7d&f=visit:browser|Chrome`.
 // `period` is a v2 preset or `custom` with `from` and `to` (ISO dates); each `f` is one
-// "is" filter, dimension and value separated by the first `|`.
+// "is" filter, dimension and value separated by the first `|`. `imports=0` leaves a site's
+// imported statistics (a Plausible export) out of every figure; they are in by default.
 
 import type { Filter } from "./api";
 
@@ -11,6 +12,8 @@ export interface ViewState {
   from: string;
   to: string;
   filters: [string, string][];
+  /** Whether figures include the site's imported statistics (when it has any). */
+  imports: boolean;
 }
 
 export const PERIODS: [string, string][] = [
@@ -39,6 +42,7 @@ export function readState(search: string = location.search): ViewState {
       const at = f.indexOf("|");
       return at > 0 ? [[f.slice(0, at), f.slice(at + 1)]] : [];
     }),
+    imports: params.get("imports") !== "0",
   };
 }
 
@@ -54,6 +58,7 @@ export function stateSearch(state: ViewState): string {
     params.set("to", state.to);
   }
   for (const [dimension, value] of state.filters) params.append("f", `${dimension}|${value}`);
+  if (!state.imports) params.set("imports", "0");
   return `?${params}`;
 }
 

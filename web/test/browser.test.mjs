@@ -13,55 +13,18 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
-import { tmpdir, homedir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { chromium } from "playwright-core";
+import { USER_AGENT, WEB, apiCall, eventually, freePort, launchChromium, startHeartbeat } from "./harness.mjs";
 
-const WEB = new URL("..", import.meta.url).pathname;
 const ARTIFACTS = join(WEB, "test-artifacts");
-const TARGET = process.env.CARGO_TARGET_DIR || join(homedir(), ".cache/heartbeat/target");
-const BINARY = process.env.HEARTBEAT_BIN || join(TARGET, "release/heartbeat");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const ADMIN = "browser-test-admin-token";
 const DOMAIN = "shop.test";
-// A desktop browser's user agent: ingest drops "HeadlessChrome" as a bot.
-const USER_AGENT =
-  "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 const TOP_METRICS = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration"];
 
-/** Polls `check` until it returns a truthy value, failing after `ms`. */
-async function eventually(what, check, ms = 20_000) {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ""}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 let heartbeat;
-let heartbeatLog = "";
-let dataDir;
 let base;
 let pageServer;
 let pageBase;
@@ -69,15 +32,8 @@ let browser;
 let context;
 let siteKey;
 
-async function api(path, body, key = ADMIN) {
-  const response = await fetch(base + path, {
-    method: body ? "POST" : "GET",
-    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const json = await response.json();
-  assert.ok(response.ok, `${path}: ${response.status} ${JSON.stringify(json)}`);
-  return json;
+function api(path, body, key = ADMIN) {
+  return apiCall(base, path, body, key);
 }
 
 function v2(request) {
@@ -130,16 +86,8 @@ function hashPage() {
 describe("tracker and dashboard in headless Chromium", () => {
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
-    dataDir = mkdtempSync(join(tmpdir(), "heartbeat-browser-"));
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    heartbeat = spawn(BINARY, ["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", dataDir], {
-      env: { ...process.env, HEARTBEAT_ADMIN_TOKEN: ADMIN },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    heartbeat.stdout.on("data", (d) => (heartbeatLog += d));
-    heartbeat.stderr.on("data", (d) => (heartbeatLog += d));
-    await eventually("heartbeat /health", async () => (await fetch(base + "/health")).ok, 60_000);
+    heartbeat = await startHeartbeat(ADMIN);
+    base = heartbeat.base;
     const created = await api("/api/site/create", { name: "Shop", domain: DOMAIN, timezone: "UTC" });
     siteKey = created.api_key;
 
@@ -154,30 +102,14 @@ describe("tracker and dashboard in headless Chromium", () => {
     });
     await new Promise((r) => pageServer.listen(pagePort, "127.0.0.1", r));
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchChromium();
     context = await browser.newContext({ userAgent: USER_AGENT, viewport: { width: 1280, height: 900 } });
   });
 
   after(async () => {
     await browser?.close();
     pageServer?.close();
-    if (heartbeat && heartbeat.exitCode === null) {
-      heartbeat.kill("SIGTERM");
-      await new Promise((r) => heartbeat.once("exit", r));
-    }
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    await heartbeat?.stop();
   });
 
   test("tracker is under 1.5 KB gzipped", () => {

@@ -167,6 +167,18 @@ impl Caller {
         self.everywhere == Some(ApiKeyScope::Admin)
     }
 
+    /// Whether this caller may administer anything at all: the admin token, an admin key (of a
+    /// site, an organisation or every site), an owner or admin of an organisation; never a
+    /// share link. Plausible's Sites API asks this where Plausible asks for a
+    /// `sites:provision:*` key; each site still needs [`Caller::may_admin`].
+    pub fn may_provision(&self) -> bool {
+        let admin = |scope: &ApiKeyScope| *scope == ApiKeyScope::Admin;
+        !self.is_share()
+            && (self.everywhere == Some(ApiKeyScope::Admin)
+                || self.orgs.values().any(admin)
+                || self.sites.values().any(admin))
+    }
+
     pub fn is_share(&self) -> bool {
         matches!(self.principal, Principal::Share(_))
     }
@@ -213,5 +225,14 @@ mod tests {
         let share = Caller::one_site(Principal::Share(site("a")), site("a"), ApiKeyScope::Read);
         assert!(share.may_read(&site("a")));
         assert!(!share.may_write(&site("a")));
+
+        assert!(owner.may_provision());
+        assert!(!viewer.may_provision());
+        assert!(!key.may_provision());
+        assert!(!share.may_provision());
+        let site_admin =
+            Caller::one_site(Principal::Key("a".into()), site("a"), ApiKeyScope::Admin);
+        assert!(site_admin.may_provision());
+        assert!(!site_admin.may_admin(&site("b")));
     }
 }

@@ -12,8 +12,8 @@ use std::sync::{Arc, RwLock};
 
 use heartbeat_ingest::{enrich::page::normalize_host, SiteDirectory};
 use heartbeat_model::{
-    ApiKey, ApiKeyScope, Membership, Org, OrgId, Role, ShareLink, Site, SiteId, SiteRules, User,
-    UserSession,
+    ApiKey, ApiKeyScope, Membership, NamedShareLink, Org, OrgId, Role, ShareLink, Site, SiteId,
+    SiteRules, User, UserSession,
 };
 use heartbeat_store::{MetaStore, StoreError};
 use rand::RngCore;
@@ -43,6 +43,10 @@ struct Tables {
     shares: HashMap<String, ShareLink>,
     /// SHA-256 hex of an unlock token -> (site, expiry); kept in memory only.
     unlocked: HashMap<String, (SiteId, i64)>,
+    /// The custom properties each site declared (Plausible's `allowed_event_props`).
+    custom_props: HashMap<SiteId, Vec<String>>,
+    /// SHA-256 hex of a named link's token -> the link.
+    named_shares: HashMap<String, NamedShareLink>,
 }
 
 impl Tables {
@@ -95,6 +99,11 @@ pub struct Registry {
     decoy_hash: String,
     tables: RwLock<Tables>,
     admin_token_sha256: String,
+    /// The key named share links' tokens are derived with (from the admin token).
+    link_key: String,
+    /// Serializes read-modify-write changes of a site's settings (custom properties, named
+    /// links) so that concurrent requests do not lose each other's change.
+    settings_writes: tokio::sync::Mutex<()>,
 }
 
 pub fn sha256_hex(text: &str) -> String {
@@ -191,6 +200,15 @@ pub enum RegistryError {
     Store(#[from] StoreError),
 }
 
+/// Whether `domain` (normalized) is a host name a site can have, and so a site id.
+fn is_host(domain: &str) -> bool {
+    !domain.is_empty()
+        && domain.len() <= 253
+        && domain
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
 /// A lower-case slug of `name` usable as a site id (`My Website` -> `my-website`).
 fn slug(name: &str) -> String {
     let mut out = String::new();
@@ -259,11 +277,19 @@ impl Registry {
         for link in meta.share_links().await? {
             tables.shares.insert(link.token_sha256.clone(), link);
         }
+        for (site, props) in meta.custom_props().await? {
+            tables.custom_props.insert(site, props);
+        }
+        for link in meta.named_share_links().await? {
+            tables.named_shares.insert(link.token_sha256.clone(), link);
+        }
         Ok(Registry {
             decoy_hash: crate::password::hash(&new_secret("decoy_")),
             meta,
             tables: RwLock::new(tables),
             admin_token_sha256: sha256_hex(admin_token),
+            link_key: sha256_hex(&format!("heartbeat named share links\0{admin_token}")),
+            settings_writes: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -307,6 +333,9 @@ impl Registry {
             if link.password_hash.is_some() {
                 return None;
             }
+            return Some(share_caller(&link.site_id));
+        }
+        if let Some(link) = tables.named_shares.get(&hash) {
             return Some(share_caller(&link.site_id));
         }
         if let Some((site, expires)) = tables.unlocked.get(&hash) {
@@ -378,12 +407,7 @@ impl Registry {
         check_name(&name)?;
         check_retention(request.retention_days)?;
         let domain = normalize_host(request.domain.as_deref().unwrap_or(&name));
-        let valid_domain = !domain.is_empty()
-            && domain.len() <= 253
-            && domain
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
-        let domain = if valid_domain {
+        let domain = if is_host(&domain) {
             domain
         } else if request.domain.is_some() {
             return Err(RegistryError::Invalid {
@@ -619,6 +643,8 @@ impl Registry {
         }
         tables.shares.retain(|_, link| link.site_id != *id);
         tables.unlocked.retain(|_, (site, _)| site != id);
+        tables.custom_props.remove(id);
+        tables.named_shares.retain(|_, link| link.site_id != *id);
         Ok(site)
     }
 
@@ -956,6 +982,197 @@ impl Registry {
             (link.site_id.clone(), now_ms + UNLOCK_TTL_MS),
         );
         Some((link.site_id, access))
+    }
+}
+
+/// Most custom properties a site declares (Plausible's limit).
+pub const MAX_CUSTOM_PROPS: usize = 300;
+/// Longest custom property name, in characters (Plausible's limit).
+pub const MAX_CUSTOM_PROP_CHARS: usize = 300;
+
+/// What Plausible's Sites API keeps beside a site: the site found by either of its names, a
+/// domain change, declared custom properties and named share links.
+impl Registry {
+    /// The site a Plausible `site_id` names: the site with that domain, else the site with
+    /// that id. A site keeps its id (its first domain) when its domain changes, so its old
+    /// name still finds it, as in Plausible.
+    pub fn site_by_domain_or_id(&self, name: &str) -> Option<Site> {
+        let tables = self.read();
+        tables
+            .by_domain
+            .get(name)
+            .and_then(|id| tables.sites.get(id))
+            .or_else(|| tables.sites.get(&SiteId(name.to_owned())))
+            .cloned()
+    }
+
+    /// Changes a site's domain: ingest finds the site under the new domain from now on; its
+    /// id (and every key, query and link naming it) stays.
+    pub async fn change_domain(&self, id: &SiteId, domain: &str) -> Result<Site, RegistryError> {
+        let mut site = self
+            .site(id)
+            .ok_or_else(|| RegistryError::NotFound(id.clone()))?;
+        let domain = normalize_host(domain);
+        if !is_host(&domain) {
+            return Err(RegistryError::Invalid {
+                field: "domain",
+                message: "domain must be a host name like example.com".into(),
+            });
+        }
+        if domain == site.domain {
+            return Err(RegistryError::Invalid {
+                field: "domain",
+                message: "the new domain must differ from the current one".into(),
+            });
+        }
+        let taken = {
+            let tables = self.read();
+            tables
+                .by_domain
+                .get(&domain)
+                .is_some_and(|other| other != id)
+                || (domain != id.0 && tables.sites.contains_key(&SiteId(domain.clone())))
+        };
+        if taken {
+            return Err(RegistryError::Conflict(format!(
+                "the domain {domain} belongs to another site"
+            )));
+        }
+        self.meta.set_site_domain(id, &domain).await?;
+        let mut tables = self.write();
+        tables.by_domain.remove(&site.domain);
+        tables.by_domain.insert(domain.clone(), id.clone());
+        site.domain = domain;
+        tables.sites.insert(id.clone(), site.clone());
+        Ok(site)
+    }
+
+    /// The custom properties `site` declared, the latest first (as Plausible keeps them).
+    pub fn custom_props(&self, site: &SiteId) -> Vec<String> {
+        self.read()
+            .custom_props
+            .get(site)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Declares a custom property of `site` (trimmed; declaring one again changes nothing);
+    /// returns the site's properties.
+    pub async fn allow_custom_prop(
+        &self,
+        site: &SiteId,
+        prop: &str,
+    ) -> Result<Vec<String>, RegistryError> {
+        let _one_at_a_time = self.settings_writes.lock().await;
+        if !self.has_site(site) {
+            return Err(RegistryError::NotFound(site.clone()));
+        }
+        let prop = prop.trim();
+        let chars = prop.chars().count();
+        if chars == 0 || chars > MAX_CUSTOM_PROP_CHARS {
+            return Err(RegistryError::Invalid {
+                field: "property",
+                message: format!("a property has 1 to {MAX_CUSTOM_PROP_CHARS} characters"),
+            });
+        }
+        let mut props = self.custom_props(site);
+        if props.iter().any(|p| p == prop) {
+            return Ok(props);
+        }
+        if props.len() >= MAX_CUSTOM_PROPS {
+            return Err(RegistryError::Invalid {
+                field: "property",
+                message: format!("a site declares at most {MAX_CUSTOM_PROPS} properties"),
+            });
+        }
+        props.insert(0, prop.to_owned());
+        self.meta.set_custom_props(site, &props).await?;
+        self.write()
+            .custom_props
+            .insert(site.clone(), props.clone());
+        Ok(props)
+    }
+
+    /// Withdraws a declared custom property of `site` (nothing when it was not declared);
+    /// returns the site's properties.
+    pub async fn disallow_custom_prop(
+        &self,
+        site: &SiteId,
+        prop: &str,
+    ) -> Result<Vec<String>, RegistryError> {
+        let _one_at_a_time = self.settings_writes.lock().await;
+        if !self.has_site(site) {
+            return Err(RegistryError::NotFound(site.clone()));
+        }
+        let mut props = self.custom_props(site);
+        let before = props.len();
+        props.retain(|p| p != prop);
+        if props.len() != before {
+            self.meta.set_custom_props(site, &props).await?;
+            self.write()
+                .custom_props
+                .insert(site.clone(), props.clone());
+        }
+        Ok(props)
+    }
+
+    /// The token of a named link: a keyed SHA-256 of the instance's link key and the link, so
+    /// the same link always shows the same token and only its digest is stored.
+    fn named_link_token(&self, site: &SiteId, name: &str, created_at_ms: i64) -> String {
+        let digest = sha256_hex(&format!(
+            "{}\0{site}\0{name}\0{created_at_ms}",
+            self.link_key
+        ));
+        format!("hbp_{}", &digest[..40])
+    }
+
+    /// Finds `site`'s public read-only link named `name`, or creates it; returns it with its
+    /// token. The same name always answers the same token (unless the admin token, from
+    /// which tokens are derived, changed: the link is then given a new token).
+    pub async fn named_share_link(
+        &self,
+        site: &SiteId,
+        name: &str,
+        now_ms: i64,
+    ) -> Result<(NamedShareLink, String), RegistryError> {
+        let _one_at_a_time = self.settings_writes.lock().await;
+        if !self.has_site(site) {
+            return Err(RegistryError::NotFound(site.clone()));
+        }
+        if name.trim().is_empty() || name.chars().count() > 200 {
+            return Err(RegistryError::Invalid {
+                field: "name",
+                message: "name must have 1 to 200 characters".into(),
+            });
+        }
+        let existing = self
+            .read()
+            .named_shares
+            .values()
+            .find(|l| l.site_id == *site && l.name == name)
+            .cloned();
+        if let Some(link) = existing {
+            let token = self.named_link_token(site, name, link.created_at_ms);
+            if sha256_hex(&token) == link.token_sha256 {
+                return Ok((link, token));
+            }
+        }
+        let token = self.named_link_token(site, name, now_ms);
+        let link = NamedShareLink {
+            site_id: site.clone(),
+            name: name.to_owned(),
+            token_sha256: sha256_hex(&token),
+            created_at_ms: now_ms,
+        };
+        self.meta.put_named_share_link(&link).await?;
+        let mut tables = self.write();
+        tables
+            .named_shares
+            .retain(|_, l| !(l.site_id == *site && l.name == name));
+        tables
+            .named_shares
+            .insert(link.token_sha256.clone(), link.clone());
+        Ok((link, token))
     }
 }
 

@@ -18,7 +18,7 @@ use heartbeat_model::{encode_batch, Event, Site, SiteId, VisitAttributes};
 use heartbeat_queue::{EventQueue, QueueError};
 
 pub use decode::{DecodeError, Decoded};
-pub use raw::{canonical_name, RawEvent, SiteRef};
+pub use raw::{canonical_name, FieldNames, RawEvent, SiteRef};
 
 use enrich::geo::GeoIp;
 use enrich::salt::{Salt, Salts};
@@ -51,8 +51,9 @@ pub enum IngestError {
     UnknownSite { field: String, value: String },
     #[error("this format needs an API key")]
     MissingKey,
+    /// `field` is the request's field naming the site, as the client spelt it.
     #[error("the API key may not send events for site {site}")]
-    Forbidden { site: SiteId },
+    Forbidden { site: SiteId, field: String },
     #[error(transparent)]
     Queue(#[from] QueueError),
 }
@@ -287,17 +288,11 @@ impl Ingestor {
         }
         // Browser formats come straight from the visitor; keyed formats from a backend.
         let from_browser = !decoded.needs_key;
-        let batch = decoded.events.len() > 1;
         let salts = self.salts.for_time(now_ms);
         let mut prepared = Prepared::default();
         let mut errors = Vec::new();
-        for (index, mut raw) in decoded.events.into_iter().enumerate() {
-            let prefix = if batch {
-                format!("[{index}].")
-            } else {
-                String::new()
-            };
-            let site = self.resolve_site(raw.site.as_ref(), key)?;
+        for mut raw in decoded.events {
+            let site = self.resolve_site(raw.site.as_ref(), &raw.names, key)?;
             let forwarded_user_agent = raw.user_agent.take();
             let sender = self.sender(
                 forwarded_user_agent.as_deref(),
@@ -320,7 +315,7 @@ impl Ingestor {
                 prepared.dropped.push(reason);
                 continue;
             }
-            match self.enrich(raw, &site, &sender, salts, now_ms, &prefix) {
+            match self.enrich(raw, &site, &sender, salts, now_ms) {
                 Ok(Enriched::Event(event)) => prepared.events.push(*event),
                 Ok(Enriched::Dropped(reason)) => prepared.dropped.push(reason),
                 Err(item_errors) => errors.extend(item_errors),
@@ -357,9 +352,12 @@ impl Ingestor {
         }
     }
 
+    /// The site an event names (its domain or id, under the client's field `names.site`), or
+    /// else the key's own; a key of one site may not name another (403).
     fn resolve_site(
         &self,
         site: Option<&SiteRef>,
+        names: &FieldNames,
         key: Option<&KeyGrant>,
     ) -> Result<Site, IngestError> {
         match site {
@@ -367,7 +365,7 @@ impl Ingestor {
                 .sites
                 .by_domain(&page::normalize_host(domain))
                 .ok_or_else(|| IngestError::UnknownSite {
-                    field: "domain".into(),
+                    field: names.at(names.site),
                     value: domain.clone(),
                 }),
             Some(SiteRef::Id(id)) => {
@@ -375,12 +373,15 @@ impl Ingestor {
                     .sites
                     .by_id(id)
                     .ok_or_else(|| IngestError::UnknownSite {
-                        field: "site_id".into(),
+                        field: names.at(names.site),
                         value: id.0.clone(),
                     })?;
                 match key {
                     Some(grant) if grant.allows(&site.id) => Ok(site),
-                    Some(_) => Err(IngestError::Forbidden { site: site.id }),
+                    Some(_) => Err(IngestError::Forbidden {
+                        site: site.id,
+                        field: names.at(names.site),
+                    }),
                     None => Err(IngestError::MissingKey),
                 }
             }
@@ -395,7 +396,7 @@ impl Ingestor {
                 }
                 Some(KeyGrant { site_id: None }) => {
                     Err(IngestError::Invalid(vec![FieldError::new(
-                        "site_id",
+                        &names.at(names.site),
                         "an admin key must name the site: use a site's key",
                     )]))
                 }
@@ -411,24 +412,24 @@ impl Ingestor {
         sender: &Sender,
         (salt, previous_salt): (Salt, Salt),
         now_ms: i64,
-        prefix: &str,
     ) -> Result<Enriched, Vec<FieldError>> {
+        let names = &raw.names;
         let mut errors = Vec::new();
         if raw.name.chars().count() > 120 {
             errors.push(FieldError::new(
-                &format!("{prefix}name"),
+                &names.at(names.name),
                 "at most 120 characters",
             ));
         }
         let timestamp_ms = raw.timestamp_ms.unwrap_or(now_ms);
         if timestamp_ms < now_ms - self.config.max_event_age_ms {
             errors.push(FieldError::new(
-                &format!("{prefix}timestamp"),
+                &names.at(names.timestamp),
                 "is too far in the past",
             ));
         } else if timestamp_ms > now_ms + self.config.max_event_lead_ms {
             errors.push(FieldError::new(
-                &format!("{prefix}timestamp"),
+                &names.at(names.timestamp),
                 "is in the future",
             ));
         }
@@ -439,20 +440,17 @@ impl Ingestor {
         ) {
             Ok(page) => page,
             Err(message) => {
-                errors.push(FieldError::new(&format!("{prefix}url"), message));
+                errors.push(FieldError::new(&names.at(names.url), message));
                 page::Page::default()
             }
         };
         for (field, value) in [
-            ("user_id", &raw.user_id),
-            ("session_id", &raw.session_id),
-            ("event_id", &raw.event_id),
+            (names.user_id, &raw.user_id),
+            (names.session_id, &raw.session_id),
+            (names.event_id, &raw.event_id),
         ] {
             if value.as_ref().is_some_and(|v| v.chars().count() > 256) {
-                errors.push(FieldError::new(
-                    &format!("{prefix}{field}"),
-                    "at most 256 characters",
-                ));
+                errors.push(FieldError::new(&names.at(field), "at most 256 characters"));
             }
         }
         if !errors.is_empty() {
@@ -521,6 +519,8 @@ impl Ingestor {
             props: raw.props,
             revenue: raw.revenue,
             interactive: raw.interactive,
+            scroll_depth: raw.scroll_depth,
+            engagement_time_ms: raw.engagement_time_ms,
         })))
     }
 }

@@ -41,6 +41,51 @@ pub struct RawEvent {
     /// take the place of the request's own for enrichment and visitor ids.
     pub user_agent: Option<String>,
     pub client_ip: Option<std::net::IpAddr>,
+    /// An engagement event's scroll depth, percent (0 to 100), when it reports one.
+    pub scroll_depth: Option<u8>,
+    /// An engagement event's engaged time in milliseconds (0 when it reports none).
+    pub engagement_time_ms: u32,
+    /// How the client spelt the fields checked after decoding, for their errors.
+    pub names: FieldNames,
+}
+
+/// The client's own names of the fields validation checks after decoding (`path` for seed
+/// 002's URL, `properties.pageUrl` for seed 003's, `u` for Plausible's short form), with the
+/// item's place in its batch (`[3].`, `events[3].`): an error names the field as the client
+/// sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldNames {
+    /// The item's place in its request, empty for a single event.
+    pub prefix: String,
+    pub site: &'static str,
+    pub name: &'static str,
+    pub url: &'static str,
+    pub timestamp: &'static str,
+    pub user_id: &'static str,
+    pub session_id: &'static str,
+    pub event_id: &'static str,
+}
+
+impl Default for FieldNames {
+    fn default() -> Self {
+        FieldNames {
+            prefix: String::new(),
+            site: "site_id",
+            name: "name",
+            url: "url",
+            timestamp: "timestamp",
+            user_id: "user_id",
+            session_id: "session_id",
+            event_id: "event_id",
+        }
+    }
+}
+
+impl FieldNames {
+    /// The error field for `name` of this item: `[3].path`.
+    pub fn at(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
 }
 
 impl SiteRef {

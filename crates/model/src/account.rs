@@ -110,3 +110,15 @@ pub struct ShareLink {
     pub password_hash: Option<String>,
     pub created_at_ms: i64,
 }
+
+/// A named public read-only dashboard link of a site (Plausible's shared links: a site has any
+/// number, each found by its name). Its token is derived from the instance's secret and the
+/// link itself, so it can be shown again; only its SHA-256 is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedShareLink {
+    pub site_id: SiteId,
+    pub name: String,
+    /// Lower-case hex SHA-256 of the link's token.
+    pub token_sha256: String,
+    pub created_at_ms: i64,
+}

@@ -1,6 +1,6 @@
 //! The queue records from the server to the processor.
 //!
-//! Events: one version byte (`2`) followed by the postcard encoding of `Vec<Event>`. One
+//! Events: one version byte (`3`) followed by the postcard encoding of `Vec<Event>`. One
 //! record holds all the events of one accepted request, so a batch is durable or not as a
 //! whole.
 //!
@@ -15,8 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Event, Revenue, SiteId, VisitAttributes};
 
-/// Version 2 added `Event::previous_visitor_id`; version 1 records still decode.
-const VERSION: u8 = 2;
+/// Version 2 added `Event::previous_visitor_id`, version 3 `Event::scroll_depth` and
+/// `Event::engagement_time_ms`; records of versions 1 and 2 still decode.
+const VERSION: u8 = 3;
+const VERSION_2: u8 = 2;
 const VERSION_1: u8 = 1;
 const SITE_DELETION: u8 = 0xD0;
 
@@ -70,6 +72,9 @@ pub fn decode_batch(record: &[u8]) -> Result<Vec<Event>, BatchCodecError> {
     match record.split_first() {
         None => Err(BatchCodecError::Empty),
         Some((&VERSION, body)) => postcard::from_bytes(body).map_err(BatchCodecError::Decode),
+        Some((&VERSION_2, body)) => postcard::from_bytes::<Vec<EventV2>>(body)
+            .map(|events| events.into_iter().map(Event::from).collect())
+            .map_err(BatchCodecError::Decode),
         Some((&VERSION_1, body)) => postcard::from_bytes::<Vec<EventV1>>(body)
             .map(|events| events.into_iter().map(Event::from).collect())
             .map_err(BatchCodecError::Decode),
@@ -99,7 +104,7 @@ struct EventV1 {
 
 impl From<EventV1> for Event {
     fn from(v1: EventV1) -> Event {
-        Event {
+        Event::from(EventV2 {
             event_id: v1.event_id,
             event_id_from_client: v1.event_id_from_client,
             site_id: v1.site_id,
@@ -116,6 +121,52 @@ impl From<EventV1> for Event {
             props: v1.props,
             revenue: v1.revenue,
             interactive: v1.interactive,
+        })
+    }
+}
+
+/// The event layout of version 2 records (before the engagement fields), field for field.
+#[derive(Deserialize, Serialize)]
+struct EventV2 {
+    event_id: String,
+    event_id_from_client: bool,
+    site_id: SiteId,
+    name: String,
+    timestamp_ms: i64,
+    visitor_id: u64,
+    previous_visitor_id: Option<u64>,
+    session_id: u64,
+    user_id: Option<String>,
+    client_session_id: Option<String>,
+    hostname: String,
+    pathname: String,
+    visit: VisitAttributes,
+    props: BTreeMap<String, String>,
+    revenue: Option<Revenue>,
+    interactive: bool,
+}
+
+impl From<EventV2> for Event {
+    fn from(v2: EventV2) -> Event {
+        Event {
+            event_id: v2.event_id,
+            event_id_from_client: v2.event_id_from_client,
+            site_id: v2.site_id,
+            name: v2.name,
+            timestamp_ms: v2.timestamp_ms,
+            visitor_id: v2.visitor_id,
+            previous_visitor_id: v2.previous_visitor_id,
+            session_id: v2.session_id,
+            user_id: v2.user_id,
+            client_session_id: v2.client_session_id,
+            hostname: v2.hostname,
+            pathname: v2.pathname,
+            visit: v2.visit,
+            props: v2.props,
+            revenue: v2.revenue,
+            interactive: v2.interactive,
+            scroll_depth: None,
+            engagement_time_ms: 0,
         }
     }
 }
@@ -141,7 +192,12 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let events = vec![event("pageview"), event("Signup")];
+        let engagement = Event {
+            scroll_depth: Some(40),
+            engagement_time_ms: 12_000,
+            ..event("engagement")
+        };
+        let events = vec![event("pageview"), event("Signup"), engagement];
         let record = encode_batch(&events).unwrap();
         assert_eq!(decode_batch(&record).unwrap(), events);
     }
@@ -168,6 +224,35 @@ mod tests {
         };
         let mut record = vec![VERSION_1];
         postcard::to_io(&vec![v1], &mut record).unwrap();
+        assert_eq!(decode_batch(&record).unwrap(), vec![old]);
+    }
+
+    #[test]
+    fn reads_version_2_records() {
+        let old = Event {
+            previous_visitor_id: Some(41),
+            ..event("pageview")
+        };
+        let v2 = EventV2 {
+            event_id: old.event_id.clone(),
+            event_id_from_client: old.event_id_from_client,
+            site_id: old.site_id.clone(),
+            name: old.name.clone(),
+            timestamp_ms: old.timestamp_ms,
+            visitor_id: old.visitor_id,
+            previous_visitor_id: old.previous_visitor_id,
+            session_id: old.session_id,
+            user_id: old.user_id.clone(),
+            client_session_id: old.client_session_id.clone(),
+            hostname: old.hostname.clone(),
+            pathname: old.pathname.clone(),
+            visit: old.visit.clone(),
+            props: old.props.clone(),
+            revenue: old.revenue.clone(),
+            interactive: old.interactive,
+        };
+        let mut record = vec![VERSION_2];
+        postcard::to_io(&vec![v2], &mut record).unwrap();
         assert_eq!(decode_batch(&record).unwrap(), vec![old]);
     }
 

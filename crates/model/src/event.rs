@@ -10,6 +10,12 @@ use crate::SiteId;
 /// `page_view`, `PAGE_VIEW`) is mapped onto it by the decoders.
 pub const PAGEVIEW: &str = "pageview";
 
+/// The name of Plausible's engagement events: what a page's visitor did there (how far they
+/// scrolled, how long the page was engaged), sent when the page is left or hidden. They
+/// belong to a visit without shaping it, and count in no metric but scroll depth and time
+/// on page.
+pub const ENGAGEMENT: &str = "engagement";
+
 /// Money attached to an event, kept exact as millionths of the currency unit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revenue {
@@ -74,6 +80,12 @@ pub struct Event {
     pub revenue: Option<Revenue>,
     /// Whether a custom event counts as an interaction (a visit with one is not a bounce).
     pub interactive: bool,
+    /// How far down the page the visitor scrolled, in percent (0 to 100), as an engagement
+    /// event reports it; `None` for other events and when the report has none.
+    pub scroll_depth: Option<u8>,
+    /// How long the page was engaged with (visible and focused), in milliseconds, as an
+    /// engagement event reports it; 0 for other events and when the report has none.
+    pub engagement_time_ms: u32,
 }
 
 impl Event {
@@ -96,6 +108,8 @@ impl Event {
             props: BTreeMap::new(),
             revenue: None,
             interactive: true,
+            scroll_depth: None,
+            engagement_time_ms: 0,
         }
     }
 
@@ -103,10 +117,15 @@ impl Event {
         self.name == PAGEVIEW
     }
 
-    /// Whether this event keeps a visit from being a bounce on its own: a page view, or an
-    /// interactive custom event.
+    /// Whether this is an engagement event ([`ENGAGEMENT`]).
     pub fn is_engagement(&self) -> bool {
-        self.is_pageview() || self.interactive
+        self.name == ENGAGEMENT
+    }
+
+    /// Whether this event keeps a visit from being a bounce on its own: a page view, or an
+    /// interactive custom event (never an engagement event, which shapes no visit).
+    pub fn is_interaction(&self) -> bool {
+        self.is_pageview() || (self.interactive && !self.is_engagement())
     }
 }
 

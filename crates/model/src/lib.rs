@@ -6,11 +6,13 @@
 mod account;
 mod batch;
 mod event;
+mod imported;
 mod site;
 
-pub use account::{Membership, Org, OrgId, Role, ShareLink, User, UserSession};
+pub use account::{Membership, NamedShareLink, Org, OrgId, Role, ShareLink, User, UserSession};
 pub use batch::{
     decode_batch, decode_record, encode_batch, encode_site_deletion, BatchCodecError, QueueRecord,
 };
-pub use event::{Event, Revenue, Session, VisitAttributes, PAGEVIEW};
+pub use event::{Event, Revenue, Session, VisitAttributes, ENGAGEMENT, PAGEVIEW};
+pub use imported::{CountColumn, ImportedRow, ImportedTable, SiteImport};
 pub use site::{ApiKey, ApiKeyScope, Site, SiteId, SiteRules};

@@ -83,6 +83,9 @@ pub struct ProcessorStats {
     pub last_event_ms: AtomicU64,
     /// Events of sites deleted while they waited in the queue.
     pub deleted_site_dropped: AtomicU64,
+    /// Engagement events with no open visit to belong to (Plausible's
+    /// `no_session_for_engagement`).
+    pub engagements_dropped: AtomicU64,
 }
 
 /// Whether a site still exists; the processor drops queued events of sites that do not
@@ -280,7 +283,12 @@ impl Processor {
             .deleted_site_dropped
             .fetch_add((queued - events.len()) as u64, Ordering::Relaxed);
         let duplicates = self.dedup.filter(&mut events, now);
+        let assigned = events.len();
         let sessions = self.sessionizer.assign(&mut events, now);
+        // Engagement events of no open visit, dropped as Plausible drops them.
+        self.stats
+            .engagements_dropped
+            .fetch_add((assigned - events.len()) as u64, Ordering::Relaxed);
         let stored = events.len() as u64;
         let newest = events.iter().map(|e| e.timestamp_ms).max();
         let batch = Arc::new(InsertBatch {

@@ -6,6 +6,12 @@
 //! before the batch with `sign = -1` (when it existed), and its new state with `sign = 1`.
 //! Events take their visit's id and the visit-level fields of its first event (referrer,
 //! source, UTMs, location, device), so visit dimensions work on events as Plausible's do.
+//!
+//! Engagement events (Plausible's `engagement`: scroll depth and engaged time of a page)
+//! belong to the open visit they fall in without changing it, as Plausible's session cache
+//! treats them: they start no visit, write no visit state, leave its end, exit page, counts
+//! and bounce alone, and only keep it open for another 30 minutes. One with no open visit
+//! to belong to is dropped (Plausible's `no_session_for_engagement`).
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hasher;
@@ -26,6 +32,10 @@ struct OpenVisit {
     /// events arrive out of order.
     first_pageview_ms: Option<i64>,
     last_pageview_ms: Option<i64>,
+    /// Event time of the visit's latest activity, engagement events included: the visit
+    /// stays open until 30 minutes after it (its `end_ms` counts only the events that shape
+    /// it).
+    active_ms: i64,
     /// Wall-clock time of the last event, for eviction.
     touched_at_ms: i64,
     /// The client's own session id (seed 000's `session_id`), when it sends one: an event
@@ -89,6 +99,7 @@ impl OpenVisit {
             session: start_visit(event),
             first_pageview_ms: None,
             last_pageview_ms: None,
+            active_ms: event.timestamp_ms,
             touched_at_ms: now_ms,
             client_session: event.client_session_id.clone(),
         }
@@ -99,6 +110,7 @@ impl OpenVisit {
         OpenVisit {
             first_pageview_ms: had_pageviews.then_some(session.start_ms),
             last_pageview_ms: had_pageviews.then_some(session.end_ms),
+            active_ms: session.end_ms,
             session,
             touched_at_ms: now_ms,
             client_session: None,
@@ -107,7 +119,7 @@ impl OpenVisit {
 
     /// Whether `ts` belongs to this visit: within the timeout of its span.
     fn covers(&self, ts: i64) -> bool {
-        ts <= self.session.end_ms + VISIT_TIMEOUT_MS
+        ts <= self.session.end_ms.max(self.active_ms) + VISIT_TIMEOUT_MS
             && ts >= self.session.start_ms - VISIT_TIMEOUT_MS
     }
 
@@ -120,13 +132,20 @@ impl OpenVisit {
             }
     }
 
+    /// An engagement event of this visit: it keeps the visit open, nothing more.
+    fn keep_open(&mut self, event: &Event, now_ms: i64) {
+        self.active_ms = self.active_ms.max(event.timestamp_ms);
+        self.touched_at_ms = now_ms;
+    }
+
     fn add(&mut self, event: &Event, now_ms: i64) {
+        self.active_ms = self.active_ms.max(event.timestamp_ms);
         let s = &mut self.session;
         let ts = event.timestamp_ms;
         s.start_ms = s.start_ms.min(ts);
         s.end_ms = s.end_ms.max(ts);
         s.events += 1;
-        s.engagements += u32::from(event.is_engagement());
+        s.engagements += u32::from(event.is_interaction());
         if s.user_id.is_none() {
             s.user_id.clone_from(&event.user_id);
         }
@@ -170,16 +189,34 @@ impl Sessionizer {
         self.open.values().map(Vec::len).sum()
     }
 
-    /// Assigns `events` (any order) to visits and returns the visit rows to append.
-    pub fn assign(&mut self, events: &mut [Event], now_ms: i64) -> Vec<SessionRow> {
+    /// Assigns `events` (any order) to visits and returns the visit rows to append. Removes
+    /// the engagement events that have no open visit to belong to.
+    pub fn assign(&mut self, events: &mut Vec<Event>, now_ms: i64) -> Vec<SessionRow> {
         events.sort_by_key(|e| e.timestamp_ms);
         // Each visit this batch touched, with the state it had before (None when new), in
         // the order visits were first touched.
         let mut touched: Vec<(VisitorKey, u64, Option<Session>)> = Vec::new();
         let mut seen: HashSet<u64> = HashSet::new();
-        for event in events.iter_mut() {
+        let mut orphans: HashSet<usize> = HashSet::new();
+        for (at, event) in events.iter_mut().enumerate() {
             self.continue_across_midnight(event);
             let key = (event.site_id.clone(), event.visitor_id);
+            if event.is_engagement() {
+                let open = self
+                    .open
+                    .get_mut(&key)
+                    .and_then(|visits| visits.iter_mut().find(|v| v.continues(event)));
+                match open {
+                    Some(visit) => {
+                        visit.keep_open(event, now_ms);
+                        stamp(event, &visit.session);
+                    }
+                    None => {
+                        orphans.insert(at);
+                    }
+                }
+                continue;
+            }
             let visits = self.open.entry(key.clone()).or_default();
             let index = match visits.iter().position(|v| v.continues(event)) {
                 Some(index) => index,
@@ -196,6 +233,13 @@ impl Sessionizer {
             }
             visit.add(event, now_ms);
             stamp(event, &visit.session);
+        }
+        if !orphans.is_empty() {
+            let mut at = 0;
+            events.retain(|_| {
+                at += 1;
+                !orphans.contains(&(at - 1))
+            });
         }
         let mut rows = Vec::with_capacity(touched.len() * 2);
         for (key, id, before) in touched {
@@ -353,10 +397,10 @@ mod tests {
     #[test]
     fn growing_a_visit_cancels_its_previous_state() {
         let mut s = Sessionizer::default();
-        let first = s.assign(&mut [event(7, 0, "pageview", "/")], 0);
+        let first = s.assign(&mut vec![event(7, 0, "pageview", "/")], 0);
         assert_eq!(first.len(), 1);
         assert!(first[0].session.is_bounce());
-        let mut later = [
+        let mut later = vec![
             event(7, 5, "Signup", "/"),
             event(7, 3, "pageview", "/about"),
         ];
@@ -371,12 +415,90 @@ mod tests {
         assert_eq!(now.duration_s(), 5 * 60);
     }
 
+    fn engagement(visitor: u64, minute: i64, path: &str, scroll_depth: u8) -> Event {
+        Event {
+            scroll_depth: Some(scroll_depth),
+            engagement_time_ms: 5_000,
+            ..event(visitor, minute, "engagement", path)
+        }
+    }
+
+    #[test]
+    fn engagement_events_join_a_visit_without_changing_it() {
+        let mut s = Sessionizer::default();
+        let first = s.assign(&mut vec![event(4, 0, "pageview", "/")], 0);
+        let visit = first[0].session.clone();
+        assert!(visit.is_bounce());
+        // An engagement 20 minutes on, in a batch of its own: stored with the visit's id
+        // and attributes, and no visit row: the visit is still a bounce of one page view,
+        // no longer, its exit page unchanged.
+        let mut later = vec![engagement(4, 20, "/elsewhere", 80)];
+        let rows = s.assign(&mut later, 20 * MIN);
+        assert!(rows.is_empty(), "{rows:?}");
+        assert_eq!(later.len(), 1);
+        assert_eq!(later[0].session_id, visit.session_id);
+        assert_eq!(later[0].visit.referrer_source, "google.com");
+        assert_eq!(later[0].scroll_depth, Some(80));
+        // It kept the visit open: a page view 45 minutes after the visit began (25 after
+        // the engagement) continues it, and the visit's counts leave the engagement out.
+        let rows = s.assign(&mut vec![event(4, 45, "pageview", "/next")], 45 * MIN);
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(rows[0].session, visit);
+        let grown = &rows[1].session;
+        assert_eq!(grown.session_id, visit.session_id);
+        assert_eq!(
+            (grown.pageviews, grown.events, grown.engagements),
+            (2, 2, 2)
+        );
+        assert_eq!(grown.exit_page, "/next");
+        assert_eq!(grown.duration_s(), 45 * 60);
+    }
+
+    #[test]
+    fn engagement_events_in_a_batch_neither_grow_nor_end_a_bounce() {
+        let mut s = Sessionizer::default();
+        let mut events = vec![
+            engagement(6, 1, "/", 30),
+            event(6, 0, "pageview", "/"),
+            engagement(6, 2, "/", 60),
+        ];
+        let rows = s.assign(&mut events, 0);
+        assert_eq!(rows.len(), 1);
+        let visit = &rows[0].session;
+        assert!(visit.is_bounce());
+        assert_eq!(
+            (visit.pageviews, visit.events, visit.duration_s()),
+            (1, 1, 0)
+        );
+        assert_eq!(events.len(), 3);
+        assert!(events.iter().all(|e| e.session_id == visit.session_id));
+    }
+
+    #[test]
+    fn an_engagement_event_without_an_open_visit_is_dropped() {
+        let mut s = Sessionizer::default();
+        // No visit at all, and one that ended more than 30 minutes before.
+        s.assign(&mut vec![event(8, 0, "pageview", "/")], 0);
+        let mut events = vec![
+            engagement(9, 5, "/", 50),
+            engagement(8, 31, "/", 50),
+            event(8, 40, "pageview", "/again"),
+        ];
+        let rows = s.assign(&mut events, 40 * MIN);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].name, "pageview");
+        // The page view starts a new visit: the late engagement did not keep the old open.
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].session.entry_page, "/again");
+        assert_eq!(s.open_visits(), 2);
+    }
+
     #[test]
     fn out_of_order_events_keep_entry_and_exit_pages() {
         let mut s = Sessionizer::default();
-        s.assign(&mut [event(3, 10, "pageview", "/middle")], 0);
+        s.assign(&mut vec![event(3, 10, "pageview", "/middle")], 0);
         let rows = s.assign(
-            &mut [
+            &mut vec![
                 event(3, 2, "pageview", "/first"),
                 event(3, 20, "pageview", "/last"),
             ],
@@ -393,9 +515,9 @@ mod tests {
     #[test]
     fn a_backfilled_old_event_does_not_end_the_live_visit() {
         let mut s = Sessionizer::default();
-        s.assign(&mut [event(5, 600, "pageview", "/now")], 0);
-        s.assign(&mut [event(5, 0, "pageview", "/long-ago")], 0);
-        let mut later = [event(5, 610, "pageview", "/next")];
+        s.assign(&mut vec![event(5, 600, "pageview", "/now")], 0);
+        s.assign(&mut vec![event(5, 0, "pageview", "/long-ago")], 0);
+        let mut later = vec![event(5, 610, "pageview", "/next")];
         let rows = s.assign(&mut later, 0);
         assert_eq!(rows.len(), 2, "the live visit grows: cancel and new state");
         assert_eq!(rows[1].session.entry_page, "/now");
@@ -408,7 +530,7 @@ mod tests {
         let mut other_site = event(1, 0, "pageview", "/");
         other_site.site_id = SiteId::from("other.org");
         let rows = s.assign(
-            &mut [
+            &mut vec![
                 event(1, 0, "pageview", "/"),
                 event(2, 0, "pageview", "/"),
                 other_site,

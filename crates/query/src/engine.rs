@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 
 use crate::compile::aggregate::{self, Statements};
+use crate::compile::imported::{self, SkipReason};
 use crate::model::{Dimension, Metric, Order, Query, TimeGrain};
 use crate::plan::{plan, Plan, Source};
 use crate::sql::{Row, RunError, Sql, SqlRunner, SqlValue};
@@ -39,6 +40,15 @@ pub struct QueryResult {
     pub total_rows: usize,
     /// Every time bucket of the range, when `include.time_labels` asked for them.
     pub time_labels: Option<Vec<String>>,
+    /// Whether imported statistics are in the answer, when `include.imports` asked for them.
+    pub imports: Option<Imports>,
+}
+
+/// Plausible's `imports_included` and `imports_skip_reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Imports {
+    pub included: bool,
+    pub skip_reason: Option<SkipReason>,
 }
 
 /// Sums from both statements for one combination of dimension values.
@@ -54,12 +64,17 @@ struct Totals {
     /// The visits the bounce rate is over (see `compile::aggregate`'s `bounce_weight`).
     bounce_visits: f64,
     duration_s: f64,
+    /// The visits `duration_s` is over (imported pages count visits without durations).
+    duration_visits: f64,
     session_pageviews: f64,
     session_events: f64,
     page_seconds: f64,
     page_views_timed: f64,
     /// The row's page's page views (exit pages' rows only).
     page_views: f64,
+    /// The deepest scroll of each visit with a scroll depth, summed, and those visits.
+    scroll_total: f64,
+    scroll_visits: f64,
 }
 
 fn cell_text(value: &SqlValue) -> String {
@@ -109,7 +124,7 @@ fn metric_value(metric: Metric, t: &Totals, plan: &Plan, all_visitors: f64) -> V
             t.session_visits
         } as u64),
         Metric::BounceRate => json!(ratio(100.0 * t.bounces, t.bounce_visits).round() as u64),
-        Metric::VisitDuration => json!(ratio(t.duration_s, t.session_visits).round() as u64),
+        Metric::VisitDuration => json!(ratio(t.duration_s, t.duration_visits).round() as u64),
         Metric::ViewsPerVisit => json!(round_to(ratio(t.session_pageviews, t.session_visits), 2)),
         // None when no view of the page was followed by another (only exits), as Plausible.
         Metric::TimeOnPage if t.page_views_timed > 0.0 => {
@@ -120,6 +135,12 @@ fn metric_value(metric: Metric, t: &Totals, plan: &Plan, all_visitors: f64) -> V
             json!(round_to(100.0 * t.session_visits / t.page_views, 1))
         }
         Metric::ExitRate => Value::Null,
+        // None without a visit reporting one. Halves round to even, as ClickHouse's `round`
+        // of Plausible's average does.
+        Metric::ScrollDepth if t.scroll_visits > 0.0 => {
+            json!((t.scroll_total / t.scroll_visits).round_ties_even() as u64)
+        }
+        Metric::ScrollDepth => Value::Null,
         Metric::Percentage => json!(round_to(
             ratio(
                 100.0 * counts(t.event_visitors, t.session_visitors),
@@ -160,6 +181,10 @@ pub async fn execute(query: &Query, runner: &dyn SqlRunner) -> Result<QueryResul
         .skip(query.offset)
         .take(query.limit)
         .collect();
+    let mut imports = match query.include_imports {
+        true => Some(imports_decision(query, runner).await?),
+        false => None,
+    };
     if let Some(range) = query.comparison {
         let previous = Query {
             range,
@@ -167,6 +192,14 @@ pub async fn execute(query: &Query, runner: &dyn SqlRunner) -> Result<QueryResul
             ..query.clone()
         };
         compare(&mut results, query, &all_rows(&previous, runner).await?);
+        // Included when either period includes them, as Plausible's meta says.
+        if let Some(main) = imports.as_mut() {
+            let other = imports_decision(&previous, runner).await?;
+            main.included |= other.included;
+            if other.skip_reason.is_none() {
+                main.skip_reason = None;
+            }
+        }
     }
     let time_labels = query.include_time_labels.then(|| {
         time_grain(query)
@@ -177,7 +210,72 @@ pub async fn execute(query: &Query, runner: &dyn SqlRunner) -> Result<QueryResul
         results,
         total_rows,
         time_labels,
+        imports,
     })
+}
+
+/// Whether `query`'s answer includes imports, from the last day the site's imports cover.
+async fn imports_decision(query: &Query, runner: &dyn SqlRunner) -> Result<Imports, RunError> {
+    let decision = imported_table(query, runner).await?;
+    Ok(Imports {
+        included: decision.is_ok(),
+        skip_reason: decision.err(),
+    })
+}
+
+/// The imported table that answers `query`, or why none does.
+async fn imported_table(
+    query: &Query,
+    runner: &dyn SqlRunner,
+) -> Result<Result<heartbeat_model::ImportedTable, SkipReason>, RunError> {
+    let rows = runner
+        .run(imported::latest_end_statement(
+            query,
+            runner.dialect().sql(),
+        ))
+        .await?;
+    let latest_end = match rows.first().and_then(|row| row.first()) {
+        Some(SqlValue::Text(day)) => day.parse().ok(),
+        _ => None,
+    };
+    Ok(imported::decide(query, latest_end))
+}
+
+/// Adds the imported table's sums to `totals`, when the query asks for imports and one
+/// table answers it.
+async fn add_imported(
+    query: &Query,
+    runner: &dyn SqlRunner,
+    totals: &mut HashMap<Vec<String>, Totals>,
+) -> Result<(), RunError> {
+    let Ok(table) = imported_table(query, runner).await? else {
+        return Ok(());
+    };
+    let sql = imported::statement(query, table, runner.dialect().sql());
+    let width = query.dimensions.len();
+    for row in runner.run(sql).await? {
+        let key: Vec<String> = query
+            .dimensions
+            .iter()
+            .zip(&row[..width])
+            .map(|(dimension, value)| dimension_text(dimension, value, query))
+            .collect();
+        let c: Vec<f64> = row[width..].iter().map(SqlValue::as_f64).collect();
+        let t = totals.entry(key).or_default();
+        t.event_visitors += c[0];
+        t.session_visitors += c[0];
+        t.event_pageviews += c[1];
+        t.session_pageviews += c[1];
+        t.event_events += c[2];
+        t.session_events += c[2];
+        t.event_visits += c[3];
+        t.session_visits += c[3];
+        t.bounces += c[4];
+        t.bounce_visits += c[5];
+        t.duration_s += c[6];
+        t.duration_visits += c[7];
+    }
+    Ok(())
 }
 
 fn time_grain(query: &Query) -> Option<TimeGrain> {
@@ -217,7 +315,7 @@ fn compare(results: &mut [ResultRow], query: &Query, previous: &[ResultRow]) {
                 .metrics
                 .iter()
                 .map(|m| match m {
-                    Metric::ExitRate => Value::Null,
+                    Metric::ExitRate | Metric::ScrollDepth => Value::Null,
                     _ => json!(0),
                 })
                 .collect(),
@@ -230,6 +328,7 @@ fn compare(results: &mut [ResultRow], query: &Query, previous: &[ResultRow]) {
                 // Points, as a rate; none without a rate to compare with.
                 Metric::ExitRate if before.is_null() || now.is_null() => Value::Null,
                 Metric::ExitRate => json!(round_to(numeric(now) - numeric(before), 1)),
+                Metric::ScrollDepth if before.is_null() || now.is_null() => Value::Null,
                 _ => change(*metric, numeric(before), numeric(now)),
             })
             .collect();
@@ -263,6 +362,9 @@ async fn all_rows(query: &Query, runner: &dyn SqlRunner) -> Result<Vec<ResultRow
             let statements = aggregate::statements(query, reads, runner.dialect().sql());
             run_statements(&statements, query, runner, &mut totals).await?;
         }
+    }
+    if query.include_imports {
+        add_imported(query, runner, &mut totals).await?;
     }
     if width == 0 && totals.is_empty() {
         totals.insert(Vec::new(), Totals::default());
@@ -311,6 +413,7 @@ async fn add_rollups(
         t.bounces = sums.bounces as f64;
         t.bounce_visits = sums.visits as f64;
         t.duration_s = sums.duration_s as f64;
+        t.duration_visits = sums.visits as f64;
         t.session_pageviews = sums.visit_pageviews as f64;
         t.session_events = sums.visit_events as f64;
     }
@@ -343,11 +446,12 @@ async fn run_statements(
             None => Ok(None),
         }
     };
-    let (events, sessions, time_on_page, page_views) = futures::try_join!(
+    let (events, sessions, time_on_page, page_views, scroll_depth) = futures::try_join!(
         run(statements.events.clone()),
         run(statements.sessions.clone()),
         run(statements.time_on_page.clone()),
-        run(statements.page_views.clone())
+        run(statements.page_views.clone()),
+        run(statements.scroll_depth.clone())
     )?;
     if let Some(rows) = events {
         merge(rows, &|t, c| {
@@ -363,6 +467,7 @@ async fn run_statements(
             t.session_visits = c[1].as_f64();
             t.bounces = c[2].as_f64();
             t.duration_s = c[3].as_f64();
+            t.duration_visits = c[1].as_f64();
             t.session_pageviews = c[4].as_f64();
             t.session_events = c[5].as_f64();
             t.bounce_visits = c[6].as_f64();
@@ -372,6 +477,12 @@ async fn run_statements(
         merge(rows, &|t, c| {
             t.page_seconds = c[0].as_f64();
             t.page_views_timed = c[1].as_f64();
+        });
+    }
+    if let Some(rows) = scroll_depth {
+        merge(rows, &|t, c| {
+            t.scroll_total = c[0].as_f64();
+            t.scroll_visits = c[1].as_f64();
         });
     }
     if let Some(rows) = page_views {

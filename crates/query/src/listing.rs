@@ -223,24 +223,39 @@ pub async fn current_visitors(
     Ok(rows.first().map_or(0, |row| row[0].as_f64() as u64))
 }
 
-/// When the site's first stored event happened: where Plausible's `"date_range": "all"`
-/// starts (its `stats_start_date`). `None` for a site without events.
+/// Where Plausible's `"date_range": "all"` starts (its `stats_start_date`): the site's
+/// first stored event, or the first day of its earliest import of statistics when that is
+/// earlier. `None` for a site with neither.
 pub async fn first_event_ms(
     site_id: &SiteId,
     runner: &dyn SqlRunner,
 ) -> Result<Option<i64>, RunError> {
-    let first = runner.dialect().sql().epoch_millis("min(ts)");
-    let rows = runner
-        .run(Sql {
-            text: format!("SELECT {first} FROM events WHERE site_id = ?"),
-            params: vec![SqlValue::Text(site_id.0.clone())],
-        })
-        .await?;
-    Ok(rows
-        .first()
-        .and_then(|row| row.first())
-        .filter(|value| !matches!(value, SqlValue::Null))
-        .map(|value| value.as_f64() as i64))
+    let dialect = runner.dialect().sql();
+    let mut first: Option<i64> = None;
+    for (expression, table) in [
+        ("min(ts)", "events"),
+        ("CAST(min(start_date) AS TIMESTAMP)", "site_imports"),
+    ] {
+        let rows = runner
+            .run(Sql {
+                text: format!(
+                    "SELECT {} FROM {table} WHERE site_id = ?",
+                    dialect.epoch_millis(expression)
+                ),
+                params: vec![SqlValue::Text(site_id.0.clone())],
+            })
+            .await?;
+        let at = rows
+            .first()
+            .and_then(|row| row.first())
+            .filter(|value| !matches!(value, SqlValue::Null))
+            .map(|value| value.as_f64() as i64);
+        first = match (first, at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    Ok(first)
 }
 
 #[cfg(test)]

@@ -17,10 +17,13 @@ pub enum Metric {
     Percentage,
     /// By exit page: the visits that left from the page over its page views, %.
     ExitRate,
+    /// How far down the page visitors scrolled, %: each visit's deepest scroll (of its
+    /// engagement events) averaged over the visits that reported one, as Plausible's.
+    ScrollDepth,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 10] = [
+    pub const ALL: [Metric; 11] = [
         Metric::Visitors,
         Metric::Visits,
         Metric::Pageviews,
@@ -31,6 +34,7 @@ impl Metric {
         Metric::TimeOnPage,
         Metric::Percentage,
         Metric::ExitRate,
+        Metric::ScrollDepth,
     ];
 
     pub fn name(self) -> &'static str {
@@ -45,6 +49,7 @@ impl Metric {
             Metric::TimeOnPage => "time_on_page",
             Metric::Percentage => "percentage",
             Metric::ExitRate => "exit_rate",
+            Metric::ScrollDepth => "scroll_depth",
         }
     }
 
@@ -300,4 +305,7 @@ pub struct Query {
     pub include_time_labels: bool,
     /// `include.comparisons`: the range each row is compared with.
     pub comparison: Option<DateRange>,
+    /// `include.imports`: add the site's imported statistics where one imported table
+    /// answers the query (`compile/imported.rs`).
+    pub include_imports: bool,
 }

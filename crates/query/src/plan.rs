@@ -46,6 +46,8 @@ pub struct Reads {
     pub time_on_page: bool,
     /// Over `events`: page views by page, for the exit rate.
     pub page_views: bool,
+    /// Over `events`: each visit's deepest scroll, from its engagement events.
+    pub scroll_depth: bool,
     /// Distinct visitors over `events`.
     pub event_visitors: bool,
     /// Distinct visits over `events`.
@@ -73,8 +75,11 @@ fn reads(query: &Query, visit_only_dim: bool, event_dim: bool) -> Reads {
     let wants = |m: Metric| query.metrics.contains(&m);
     let visitors = wants(Metric::Visitors) || wants(Metric::Percentage);
     Reads {
+        // Scroll depth reads the events too, for the rows it is reported on (as Plausible
+        // joins it onto them).
         events: !visit_only_dim
             && (visitors
+                || wants(Metric::ScrollDepth)
                 || wants(Metric::Pageviews)
                 || wants(Metric::Events)
                 || (event_dim && wants(Metric::Visits))),
@@ -83,6 +88,7 @@ fn reads(query: &Query, visit_only_dim: bool, event_dim: bool) -> Reads {
             || (!event_dim && wants(Metric::Visits)),
         time_on_page: wants(Metric::TimeOnPage),
         page_views: wants(Metric::ExitRate),
+        scroll_depth: wants(Metric::ScrollDepth),
         event_visitors: visitors && !visit_only_dim,
         event_visits: event_dim && wants(Metric::Visits),
         session_visitors: visitors && visit_only_dim,
@@ -116,7 +122,7 @@ fn rollup_key(query: &Query) -> Option<String> {
     let dimension = query.dimensions.first();
     let key = key_of(dimension)?;
     let metrics_fit = query.metrics.iter().all(|metric| match metric {
-        Metric::TimeOnPage => false,
+        Metric::TimeOnPage | Metric::ScrollDepth => false,
         // Visits of an event dimension are the distinct visits that include it.
         Metric::Visits => !dimension.is_some_and(Dimension::is_event_only),
         // Visitors of a visit-only dimension are counted over visits' current state.

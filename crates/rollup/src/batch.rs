@@ -21,8 +21,11 @@ pub struct Rollups {
 }
 
 impl Rollups {
+    /// One stored event. An engagement event adds its visitor and is no event (Plausible's
+    /// `events` leave engagement events out).
     pub fn add_event(&mut self, event: &Event) {
         let pageview = i64::from(event.name == "pageview");
+        let counted = i64::from(!event.is_engagement());
         for span in [Span::Hour, Span::Day] {
             let start = span.start_of(event.timestamp_ms);
             let slice = self
@@ -34,7 +37,7 @@ impl Rollups {
                 let cell = slice.entry(key).or_default();
                 cell.visitors.insert(&event.visitor_id);
                 cell.pageviews += pageview;
-                cell.events += 1;
+                cell.events += counted;
             }
         }
     }
@@ -100,6 +103,23 @@ mod tests {
             assert_eq!(cell(slice, "visit:country", "DE").events, 1);
             assert_eq!(cell(slice, "visit:country", "").events, 1);
         }
+    }
+
+    #[test]
+    fn an_engagement_event_is_no_event() {
+        let mut rollups = Rollups::default();
+        let mut view = Event::new("1", SiteId::from("a.com"), "pageview", AT_MS);
+        view.visitor_id = 7;
+        let mut engagement = Event::new("2", SiteId::from("a.com"), "engagement", AT_MS + 1);
+        engagement.visitor_id = 8;
+        engagement.scroll_depth = Some(50);
+        rollups.add_event(&view);
+        rollups.add_event(&engagement);
+        let slice = slice(&rollups, Span::Hour);
+        let total = cell(slice, TOTAL, "");
+        assert_eq!((total.pageviews, total.events), (1, 1));
+        assert_eq!(total.visitors.estimate(), 2);
+        assert!(!slice.contains_key(&(NAME.to_owned(), "engagement".to_owned())));
     }
 
     #[test]

@@ -43,17 +43,16 @@ fn visit_pairs(visit: &VisitAttributes) -> impl Iterator<Item = (&'static str, &
         .map(move |(key, read)| (*key, read(visit)))
 }
 
-/// (dimension key, value) pairs an event counts under.
+/// (dimension key, value) pairs an event counts under. An engagement event counts under no
+/// name: it is no custom event (its visitor still counts, as in Plausible's `visitors`).
 pub(crate) fn event_keys(event: &Event) -> impl Iterator<Item = (&'static str, &str)> {
     let page = (event.name == "pageview").then_some((PAGE, event.pathname.as_str()));
-    [
-        (TOTAL, ""),
-        (NAME, event.name.as_str()),
-        (HOSTNAME, event.hostname.as_str()),
-    ]
-    .into_iter()
-    .chain(page)
-    .chain(visit_pairs(&event.visit))
+    let name = (!event.is_engagement()).then_some((NAME, event.name.as_str()));
+    [(TOTAL, ""), (HOSTNAME, event.hostname.as_str())]
+        .into_iter()
+        .chain(name)
+        .chain(page)
+        .chain(visit_pairs(&event.visit))
 }
 
 /// (dimension key, value) pairs a visit counts under. A page breakdown's visit metrics are

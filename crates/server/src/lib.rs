@@ -10,6 +10,7 @@ mod http;
 mod jobs;
 pub mod limits;
 mod live;
+mod plausible_export;
 mod priority;
 mod query_cache;
 pub mod query_pool;

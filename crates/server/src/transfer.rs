@@ -9,7 +9,8 @@
 //! - `csv`: RFC 4180 with a header line; `props` is JSON text, absent values are empty.
 //!
 //! `timestamp` is RFC 3339 UTC with milliseconds; `revenue_micros` is millionths of
-//! `revenue_currency`. An import is idempotent: events whose id the site has already are
+//! `revenue_currency`; `scroll_depth` (percent, absent when none) and `engagement_time_ms`
+//! are what an `engagement` event reports. An import is idempotent: events whose id the site has already are
 //! skipped.
 
 use std::collections::BTreeMap;
@@ -20,7 +21,7 @@ use heartbeat_store::{EventData, StoreError};
 use serde::{Deserialize, Serialize};
 
 /// The columns of both formats, in order.
-pub const COLUMNS: [&str; 31] = [
+pub const COLUMNS: [&str; 33] = [
     "event_id",
     "client_event_id",
     "name",
@@ -52,6 +53,8 @@ pub const COLUMNS: [&str; 31] = [
     "revenue_micros",
     "revenue_currency",
     "interactive",
+    "scroll_depth",
+    "engagement_time_ms",
 ];
 
 /// Events per store read or write.
@@ -121,6 +124,10 @@ struct Record {
     revenue_currency: Option<String>,
     #[serde(default = "yes")]
     interactive: bool,
+    #[serde(default)]
+    scroll_depth: Option<u8>,
+    #[serde(default)]
+    engagement_time_ms: u32,
 }
 
 fn yes() -> bool {
@@ -154,6 +161,8 @@ fn record(e: Event) -> Record {
         revenue_micros,
         revenue_currency,
         interactive: e.interactive,
+        scroll_depth: e.scroll_depth,
+        engagement_time_ms: e.engagement_time_ms,
     }
 }
 
@@ -193,6 +202,8 @@ fn event(r: Record, site: &SiteId, line: u64) -> Result<Event, TransferError> {
         props: r.props,
         revenue,
         interactive: r.interactive,
+        scroll_depth: r.scroll_depth,
+        engagement_time_ms: r.engagement_time_ms,
     })
 }
 
@@ -235,6 +246,8 @@ fn csv_fields(r: &Record) -> Vec<String> {
         r.revenue_micros.map(|m| m.to_string()).unwrap_or_default(),
         optional(&r.revenue_currency),
         r.interactive.to_string(),
+        r.scroll_depth.map(|d| d.to_string()).unwrap_or_default(),
+        r.engagement_time_ms.to_string(),
     ]
 }
 
@@ -369,6 +382,18 @@ pub fn decode(input: &[u8], format: Format, site: &SiteId) -> Result<Vec<Event>,
                     revenue_micros,
                     revenue_currency: optional("revenue_currency"),
                     interactive: flag("interactive", true)?,
+                    scroll_depth: match get("scroll_depth") {
+                        "" => None,
+                        d => Some(d.parse().map_err(|_| {
+                            bad("scroll_depth must be a whole number from 0 to 255".into())
+                        })?),
+                    },
+                    engagement_time_ms: match get("engagement_time_ms") {
+                        "" => 0,
+                        ms => ms
+                            .parse()
+                            .map_err(|_| bad("engagement_time_ms must be a whole number".into()))?,
+                    },
                 };
                 events.push(event(r, site, line)?);
             }
@@ -444,6 +469,23 @@ mod tests {
     }
 
     #[test]
+    fn engagement_fields_round_trip() {
+        let target = SiteId::from("a.example");
+        let mut engagement = Event::new("e-2", target.clone(), "engagement", 1_770_000_000_000);
+        engagement.scroll_depth = Some(73);
+        engagement.engagement_time_ms = 41_250;
+        for format in [Format::Ndjson, Format::Csv] {
+            let bytes = encode_page(vec![engagement.clone(), sample()], format, true);
+            let back = decode(&bytes, format, &target).unwrap();
+            assert_eq!(back[0], engagement, "{format:?}");
+            assert_eq!(
+                (back[1].scroll_depth, back[1].engagement_time_ms),
+                (None, 0)
+            );
+        }
+    }
+
+    #[test]
     fn both_formats_round_trip_into_the_target_site() {
         let target = SiteId::from("b.example");
         for format in [Format::Ndjson, Format::Csv] {
@@ -473,7 +515,7 @@ mod tests {
             .to_string();
         assert!(unknown.contains("unknown column \"color\""), "{unknown}");
         let mut csv = encode_page(vec![sample()], Format::Csv, true);
-        csv.extend(b"e-2,false,pageview,yesterday,1,2,,,,,,,,,,,,,,,,,,,,,,,,,true\n");
+        csv.extend(b"e-2,false,pageview,yesterday,1,2,,,,,,,,,,,,,,,,,,,,,,,,,true,,0\n");
         let err = decode(&csv, Format::Csv, &site).unwrap_err().to_string();
         assert!(err.contains("timestamp \"yesterday\""), "{err}");
     }

@@ -65,9 +65,14 @@ const TABLE: &[(&str, &str, Access)] = &[
     ("get", "/api/v1/stats/aggregate", Read),
     ("get", "/api/v1/stats/timeseries", Read),
     ("get", "/api/v1/stats/breakdown", Read),
+    ("get", "/api/v1/sites/{site_id}", Read),
+    ("get", "/api/v1/sites/custom-props", Read),
     ("get", "/api/live", Read),
     ("get", "/api/export", Read),
     ("post", "/api/import", Read),
+    ("post", "/api/imports/plausible", Read),
+    ("get", "/api/imports", Read),
+    ("delete", "/api/imports/{import_id}", SiteAdmin),
     ("get", "/api/sites/{site_id}", Read),
     ("put", "/api/sites/{site_id}", SiteAdmin),
     ("delete", "/api/sites/{site_id}", SiteAdmin),
@@ -76,12 +81,19 @@ const TABLE: &[(&str, &str, Access)] = &[
     ("delete", "/api/sites/{site_id}/share", SiteAdmin),
     ("post", "/api/keys", SiteAdmin),
     ("delete", "/api/keys/{key_id}", SiteAdmin),
+    ("put", "/api/v1/sites/{site_id}", SiteAdmin),
+    ("delete", "/api/v1/sites/{site_id}", SiteAdmin),
+    ("put", "/api/v1/sites/shared-links", SiteAdmin),
+    ("put", "/api/v1/sites/custom-props", SiteAdmin),
+    ("delete", "/api/v1/sites/custom-props/{property}", SiteAdmin),
     ("post", "/api/site/create", Instance),
+    ("post", "/api/v1/sites", Instance),
     ("post", "/api/orgs", Instance),
     ("post", "/api/users", Instance),
     ("delete", "/api/users/{user_id}", Instance),
     ("post", "/api/backup", Instance),
     ("get", "/api/sites", Own),
+    ("get", "/api/v1/sites", Own),
     ("get", "/api/keys", Own),
     ("get", "/api/orgs", Own),
     ("get", "/api/users", Own),
@@ -117,6 +129,7 @@ impl Probe<'_> {
             .replace("{site_id}", SITE)
             .replace("{id}", "some-event")
             .replace("{key_id}", &self.key_id)
+            .replace("{import_id}", "1")
             .replace("{user_id}", &self.user_id);
         // Seed 000's read names the site `siteId`; every other route `site_id`.
         let site_param = if path == "/analytics/metrics" {

@@ -228,6 +228,26 @@ async fn the_original_trackers_requests_land_as_they_describe() {
     assert!(segments["location"].is_object());
     assert_eq!(metrics["aggregated"]["pageviews"], 3);
     assert_eq!(metrics["aggregated"]["totalSessions"], 2);
+    // The original also takes the key repeated: the same answer.
+    let (status, repeated) = read(format!(
+        "/analytics/metrics?siteId={SITE}&startDate={today}&endDate={today}&dimensions=device&dimensions=location&dimensions=page"
+    ))
+    .await;
+    assert_eq!(status, 200, "{repeated}");
+    assert_eq!(repeated["metrics"], metrics["metrics"]);
+    let (status, one) = read(format!(
+        "/analytics/metrics?siteId={SITE}&startDate={today}&endDate={today}&dimensions=page"
+    ))
+    .await;
+    assert_eq!(status, 200, "{one}");
+    let segments = one["metrics"][0]["segments"].as_object().unwrap();
+    assert_eq!(segments.keys().collect::<Vec<_>>(), ["page"], "{one}");
+    let (status, refused) = read(format!(
+        "/analytics/metrics?siteId={SITE}&dimensions=device&dimensions=mood&dimensions=weather"
+    ))
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["details"].as_array().unwrap().len(), 2, "{refused}");
     let (status, refused) = read(format!("/analytics/metrics?siteId={SITE}&dimensions=mood")).await;
     assert_eq!(
         (status, refused["details"][0]["field"].as_str()),

@@ -6,6 +6,7 @@
 //! `insert`), queries through a small pool of reader connections to the same database, so a
 //! long query never holds up inserts.
 
+mod imported;
 mod rollups;
 mod schema;
 
@@ -16,8 +17,9 @@ use std::sync::{Arc, Mutex};
 use duckdb::types::{TimeUnit, Value, ValueRef};
 use duckdb::{params, params_from_iter, Connection};
 use heartbeat_model::{
-    ApiKey, ApiKeyScope, Event, Membership, Org, OrgId, Revenue, Role, Session, ShareLink, Site,
-    SiteId, User, UserSession, VisitAttributes,
+    ApiKey, ApiKeyScope, Event, ImportedRow, ImportedTable, Membership, NamedShareLink, Org, OrgId,
+    Revenue, Role, Session, ShareLink, Site, SiteId, SiteImport, User, UserSession,
+    VisitAttributes,
 };
 use heartbeat_query::{Dialect, Row, RunError, Sql, SqlRunner, SqlValue};
 use heartbeat_rollup::{Rollups, Span};
@@ -366,6 +368,8 @@ fn append_events(
             e.revenue.as_ref().map(|r| r.currency.as_str()),
             e.interactive,
             received_at,
+            e.scroll_depth,
+            e.engagement_time_ms,
         ])?;
     }
     appender.flush()?;
@@ -637,6 +641,7 @@ impl EventWriter for DuckDbStore {
                 .map_err(unavailable)?;
             tx.execute("DELETE FROM sessions WHERE site_id = ?", params![site_id])
                 .map_err(unavailable)?;
+            imported::delete(&tx, &SiteId(site_id.clone()), None).map_err(unavailable)?;
             tx.commit().map_err(unavailable)?;
             inner.changed([&SiteId(site_id.clone())]);
             Ok(Deleted {
@@ -766,13 +771,51 @@ impl EventData for DuckDbStore {
         })
         .await
     }
+
+    async fn import_aggregates(
+        &self,
+        site: &SiteId,
+        source: &str,
+        range: (String, String),
+        tables: Vec<(ImportedTable, Vec<ImportedRow>)>,
+    ) -> Result<SiteImport, StoreError> {
+        let (site, source, inner) = (site.clone(), source.to_owned(), self.inner.clone());
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        self.with_writer(move |conn| {
+            let import =
+                imported::insert(conn, &site, &source, range, now_ms, tables).map_err(classify)?;
+            inner.changed([&site]);
+            Ok(import)
+        })
+        .await
+    }
+
+    async fn site_imports(&self, site: &SiteId) -> Result<Vec<SiteImport>, StoreError> {
+        let site = site.clone();
+        self.with_reader(move |conn| imported::list(conn, &site).map_err(unavailable))
+            .await
+    }
+
+    async fn delete_import(&self, site: &SiteId, id: u64) -> Result<bool, StoreError> {
+        let (site, inner) = (site.clone(), self.inner.clone());
+        self.with_writer(move |conn| {
+            let tx = conn.transaction().map_err(unavailable)?;
+            let deleted = imported::delete(&tx, &site, Some(id)).map_err(unavailable)?;
+            tx.commit().map_err(unavailable)?;
+            inner.changed([&site]);
+            Ok(deleted > 0)
+        })
+        .await
+    }
 }
 
 const EVENT_COLUMNS: &str = "site_id, event_id, client_event_id, name, epoch_ms(ts), visitor_id, \
     session_id, user_id, client_session_id, hostname, pathname, referrer, referrer_source, \
     channel, utm_source, utm_medium, utm_campaign, utm_content, utm_term, country, region, city, \
     browser, browser_version, os, os_version, device, screen, props_json, revenue_micros, \
-    revenue_currency, interactive";
+    revenue_currency, interactive, scroll_depth, engagement_time_ms";
 
 fn event_from_row(row: &duckdb::Row<'_>) -> duckdb::Result<Event> {
     let props_json: String = row.get(28)?;
@@ -804,12 +847,15 @@ fn event_from_row(row: &duckdb::Row<'_>) -> duckdb::Result<Event> {
                 currency,
             }),
         interactive: row.get(31)?,
+        scroll_depth: row.get(32)?,
+        engagement_time_ms: row.get::<_, Option<u32>>(33)?.unwrap_or(0),
     })
 }
 
 /// Rebuilds, from their stored events, the visits listed in `import_sessions`: one state
 /// each (`sign = 1`, version 1), with the sessionizer's rules (entry and exit pages are the
-/// first and last page views, else the first event's page; attributes of the first event).
+/// first and last page views, else the first event's page; attributes of the first event;
+/// engagement events shape no visit).
 const REBUILD_SESSIONS: &str = "
 DELETE FROM sessions WHERE (site_id, session_id) IN (SELECT site_id, session_id FROM import_sessions);
 INSERT INTO sessions
@@ -828,6 +874,7 @@ SELECT e.site_id, e.session_id, arg_min(visitor_id, ts), 1, 1, min(ts), max(ts),
     arg_min(device, ts), arg_min(screen, ts),
     arg_min(user_id, ts) FILTER (WHERE user_id IS NOT NULL)
 FROM events e JOIN import_sessions s ON e.site_id = s.site_id AND e.session_id = s.session_id
+WHERE e.name <> 'engagement'
 GROUP BY e.site_id, e.session_id;
 ";
 
@@ -1223,6 +1270,7 @@ impl MetaStore for DuckDbStore {
         self.execute_each(
             &[
                 "DELETE FROM share_links WHERE site_id = ?",
+                "DELETE FROM named_share_links WHERE site_id = ?",
                 "DELETE FROM api_keys WHERE site_id = ?",
                 "DELETE FROM sites WHERE id = ?",
             ],
@@ -1443,6 +1491,86 @@ impl MetaStore for DuckDbStore {
         self.execute(
             "DELETE FROM share_links WHERE site_id = ?",
             vec![text(site.as_str())],
+        )
+        .await
+    }
+
+    async fn set_site_domain(&self, site: &SiteId, domain: &str) -> Result<(), StoreError> {
+        let (site, domain) = (site.clone(), domain.to_owned());
+        self.with_writer(move |conn| {
+            let updated = conn
+                .execute(
+                    "UPDATE sites SET domain = ? WHERE id = ?",
+                    params![domain, site.as_str()],
+                )
+                .map_err(|err| conflict_or_unavailable(err, "domain"))?;
+            if updated == 0 {
+                return Err(StoreError::Rejected {
+                    message: format!("no site {site}"),
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn custom_props(&self) -> Result<Vec<(SiteId, Vec<String>)>, StoreError> {
+        let rows = self
+            .read_all(
+                "SELECT id, custom_props_json FROM sites WHERE custom_props_json IS NOT NULL",
+                |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, json)| {
+                // Written by `set_custom_props` below; a damaged value means none declared
+                // rather than a server that cannot start.
+                let props = serde_json::from_str(&json).unwrap_or_else(|err| {
+                    tracing::error!(site = %id, error = %err, "unreadable custom properties");
+                    Vec::new()
+                });
+                (SiteId(id), props)
+            })
+            .collect())
+    }
+
+    async fn set_custom_props(&self, site: &SiteId, props: &[String]) -> Result<(), StoreError> {
+        let json = serde_json::to_string(props).map_err(|err| StoreError::Rejected {
+            message: err.to_string(),
+        })?;
+        self.execute(
+            "UPDATE sites SET custom_props_json = ? WHERE id = ?",
+            vec![text(&json), text(site.as_str())],
+        )
+        .await
+    }
+
+    async fn named_share_links(&self) -> Result<Vec<NamedShareLink>, StoreError> {
+        self.read_all(
+            "SELECT site_id, name, token_sha256, created_at_ms FROM named_share_links \
+             ORDER BY site_id, name",
+            |row| {
+                Ok(NamedShareLink {
+                    site_id: SiteId(row.get(0)?),
+                    name: row.get(1)?,
+                    token_sha256: row.get(2)?,
+                    created_at_ms: row.get(3)?,
+                })
+            },
+        )
+        .await
+    }
+
+    async fn put_named_share_link(&self, link: &NamedShareLink) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT OR REPLACE INTO named_share_links VALUES (?, ?, ?, ?)",
+            vec![
+                text(link.site_id.as_str()),
+                text(&link.name),
+                text(&link.token_sha256),
+                link.created_at_ms.into(),
+            ],
         )
         .await
     }

@@ -187,4 +187,68 @@ CREATE TABLE share_links (
     created_at_ms BIGINT NOT NULL
 );
 "#,
+    // Imported statistics (Plausible's CSV export): each import of a site, and its daily
+    // aggregates per table, with the columns of `heartbeat_model::ImportedTable`. Kept apart
+    // from native events; queries add them only when asked (`include.imports`).
+    r#"
+CREATE TABLE site_imports (
+    id UBIGINT PRIMARY KEY,
+    site_id VARCHAR NOT NULL,
+    source VARCHAR NOT NULL,
+    start_date DATE NOT NULL,
+    end_date DATE NOT NULL,
+    imported_at_ms BIGINT NOT NULL
+);
+CREATE TABLE imported_visitors (site_id VARCHAR NOT NULL, import_id UBIGINT NOT NULL, date DATE NOT NULL,
+    visitors UBIGINT NOT NULL, pageviews UBIGINT NOT NULL, bounces UBIGINT NOT NULL, visits UBIGINT NOT NULL,
+    visit_duration UBIGINT NOT NULL);
+CREATE TABLE imported_sources (site_id VARCHAR NOT NULL, import_id UBIGINT NOT NULL, date DATE NOT NULL,
+    source VARCHAR NOT NULL, referrer VARCHAR NOT NULL, utm_source VARCHAR NOT NULL, utm_medium VARCHAR NOT NULL,
+    utm_campaign VARCHAR NOT NULL, utm_content VARCHAR NOT NULL, utm_term VARCHAR NOT NULL, channel VARCHAR NOT NULL,
+    visitors UBIGINT NOT NULL, visits UBIGINT NOT NULL, visit_duration UBIGINT NOT NULL, bounces UBIGINT NOT NULL,
+    pageviews UBIGINT NOT NULL);
+CREATE TABLE imported_pages (site_id VARCHAR NOT NULL, import_id UBIGINT NOT NULL, date DATE NOT NULL,
+    hostname VARCHAR NOT NULL, page VARCHAR NOT NULL, visits UBIGINT NOT NULL, visitors UBIGINT NOT NULL,
+    pageviews UBIGINT NOT NULL, scroll_depth UBIGINT, pageleave_visitors UBIGINT NOT NULL);
+CREATE TABLE imported_entry_pages (site_id VARCHAR NOT NULL, import_id UBIGINT NOT NULL, date DATE NOT NULL,
+    entry_page VARCHAR NOT NULL, visitors UBIGINT NOT NULL, entrances UBIGINT NOT NULL,
+    visit_duration UBIGINT NOT NULL, bounces UBIGINT NOT NULL, pageviews UBIGINT NOT NULL);
+CREATE TABLE imported_exit_pages (site_id VARCHAR NOT NULL, import_id UBIGINT NOT NULL, date DATE NOT NULL,
+    exit_page VARCHAR NOT NULL, visitors UBIGINT NOT NULL, visit_duration UBIGINT NOT NULL, exits UBIGINT NOT NULL,
+    bounces UBIGINT NOT NULL, pageviews UBIGINT NOT NULL);
+CREATE TABLE imported_custom_events (site_id VARCHAR NOT NULL, import_id UBIGINT NOT NULL, date DATE NOT NULL,
+    name VARCHAR NOT NULL, link_url VARCHAR NOT NULL, path VARCHAR NOT NULL, visitors UBIGINT NOT NULL,
+    events UBIGINT NOT NULL);
+CREATE TABLE imported_locations (site_id VARCHAR NOT NULL, import_id UBIGINT NOT NULL, date DATE NOT NULL,
+    country VARCHAR NOT NULL, region VARCHAR NOT NULL, city VARCHAR NOT NULL, visitors UBIGINT NOT NULL,
+    visits UBIGINT NOT NULL, visit_duration UBIGINT NOT NULL, bounces UBIGINT NOT NULL, pageviews UBIGINT NOT NULL);
+CREATE TABLE imported_devices (site_id VARCHAR NOT NULL, import_id UBIGINT NOT NULL, date DATE NOT NULL,
+    device VARCHAR NOT NULL, visitors UBIGINT NOT NULL, visits UBIGINT NOT NULL, visit_duration UBIGINT NOT NULL,
+    bounces UBIGINT NOT NULL, pageviews UBIGINT NOT NULL);
+CREATE TABLE imported_browsers (site_id VARCHAR NOT NULL, import_id UBIGINT NOT NULL, date DATE NOT NULL,
+    browser VARCHAR NOT NULL, browser_version VARCHAR NOT NULL, visitors UBIGINT NOT NULL, visits UBIGINT NOT NULL,
+    visit_duration UBIGINT NOT NULL, bounces UBIGINT NOT NULL, pageviews UBIGINT NOT NULL);
+CREATE TABLE imported_operating_systems (site_id VARCHAR NOT NULL, import_id UBIGINT NOT NULL, date DATE NOT NULL,
+    operating_system VARCHAR NOT NULL, operating_system_version VARCHAR NOT NULL, visitors UBIGINT NOT NULL,
+    visits UBIGINT NOT NULL, visit_duration UBIGINT NOT NULL, bounces UBIGINT NOT NULL, pageviews UBIGINT NOT NULL);
+"#,
+    // Plausible's Sites API: the custom properties a site declared (Plausible's
+    // `allowed_event_props`, a JSON array in their order; NULL: none declared), and named
+    // public dashboard links (any number per site, found by name; the token's SHA-256 only).
+    r#"
+ALTER TABLE sites ADD COLUMN custom_props_json VARCHAR;
+CREATE TABLE named_share_links (
+    site_id VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    token_sha256 VARCHAR NOT NULL,
+    created_at_ms BIGINT NOT NULL,
+    PRIMARY KEY (site_id, name)
+);
+"#,
+    // Plausible's engagement events: the scroll depth (percent; NULL: none reported) and the
+    // engaged time (milliseconds) they report. Other events have NULL and 0.
+    r#"
+ALTER TABLE events ADD COLUMN scroll_depth UTINYINT;
+ALTER TABLE events ADD COLUMN engagement_time_ms UINTEGER DEFAULT 0;
+"#,
 ];

@@ -16,7 +16,8 @@ pub mod contract;
 use std::sync::Arc;
 
 use heartbeat_model::{
-    ApiKey, Event, Membership, Org, OrgId, Session, ShareLink, Site, SiteId, User, UserSession,
+    ApiKey, Event, ImportedRow, ImportedTable, Membership, NamedShareLink, Org, OrgId, Session,
+    ShareLink, Site, SiteId, SiteImport, User, UserSession,
 };
 use heartbeat_query::SqlRunner;
 
@@ -102,6 +103,23 @@ pub trait EventData: Send + Sync + 'static {
     /// already, and rebuilds the visits they belong to from all their stored events, in one
     /// transaction. Returns how many events were new.
     async fn import_events(&self, events: Vec<Event>) -> Result<u64, StoreError>;
+
+    /// Stores one import of daily aggregates (Plausible's CSV export) for `site`, every
+    /// table's rows in one transaction, apart from native events. Returns the import with the
+    /// id the store gave it.
+    async fn import_aggregates(
+        &self,
+        site: &SiteId,
+        source: &str,
+        range: (String, String),
+        tables: Vec<(ImportedTable, Vec<ImportedRow>)>,
+    ) -> Result<SiteImport, StoreError>;
+
+    /// `site`'s imports, oldest first.
+    async fn site_imports(&self, site: &SiteId) -> Result<Vec<SiteImport>, StoreError>;
+
+    /// Deletes one import and its rows; false when `site` has no import `id`.
+    async fn delete_import(&self, site: &SiteId, id: u64) -> Result<bool, StoreError>;
 }
 
 /// Everything an engine's event store is: the processor's writes ([`EventWriter`]), the
@@ -133,7 +151,7 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Records when a key was last presented.
     async fn touch_api_key(&self, id: &str, at_ms: i64) -> Result<(), StoreError>;
 
-    /// Deletes a site's metadata: the site, its keys and its share link.
+    /// Deletes a site's metadata: the site, its keys, its share links and custom properties.
     async fn delete_site(&self, site: &SiteId) -> Result<(), StoreError>;
 
     async fn orgs(&self) -> Result<Vec<Org>, StoreError>;
@@ -166,4 +184,17 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Sets (replacing) a site's share link.
     async fn put_share_link(&self, link: &ShareLink) -> Result<(), StoreError>;
     async fn delete_share_link(&self, site: &SiteId) -> Result<(), StoreError>;
+
+    /// Changes a site's domain (its id stays). Fails with `Conflict` when another site has
+    /// that domain.
+    async fn set_site_domain(&self, site: &SiteId, domain: &str) -> Result<(), StoreError>;
+    /// The custom properties each site declared (Plausible's `allowed_event_props`), in
+    /// their order; sites that never declared any are left out.
+    async fn custom_props(&self) -> Result<Vec<(SiteId, Vec<String>)>, StoreError>;
+    /// Replaces a site's declared custom properties.
+    async fn set_custom_props(&self, site: &SiteId, props: &[String]) -> Result<(), StoreError>;
+    /// Every named share link. Deleting a site deletes its named links.
+    async fn named_share_links(&self) -> Result<Vec<NamedShareLink>, StoreError>;
+    /// Sets a named share link, replacing the site's link of the same name.
+    async fn put_named_share_link(&self, link: &NamedShareLink) -> Result<(), StoreError>;
 }

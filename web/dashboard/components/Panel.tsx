@@ -23,6 +23,8 @@ export interface PanelProps {
   site: string;
   dateRange: string | [string, string];
   filters: Filter[];
+  /** Whether to include the site's imported statistics. */
+  imports: boolean;
   onFilter: (dimension: string, value: string) => void;
   refresh: number;
   /** Called with the tab shown, for panels whose neighbours depend on it. */
@@ -53,6 +55,7 @@ export function Panel(props: PanelProps) {
       filters: [...props.filters, ...(tab.extraFilters || [])],
       order_by: [[tab.metrics[0], "desc"]],
       pagination: { limit: 10 },
+      include: { imports: props.imports },
     })
       // A row whose every figure is 0 says nothing: a page that only custom events without a
       // page view name (server-side events) would be listed with 0 visitors and 0 views.
@@ -61,7 +64,7 @@ export function Panel(props: PanelProps) {
     return () => {
       cancelled = true;
     };
-  }, [props.token, props.site, JSON.stringify(props.dateRange), JSON.stringify(props.filters), tab.dimension, tab.metrics.join(), JSON.stringify(tab.extraFilters), props.refresh]);
+  }, [props.token, props.site, JSON.stringify(props.dateRange), JSON.stringify(props.filters), tab.dimension, tab.metrics.join(), JSON.stringify(tab.extraFilters), props.refresh, props.imports]);
 
   const max = Math.max(1, ...(rows || []).map((r) => r.metrics[0] ?? 0));
   return (

@@ -6,11 +6,12 @@
 use serde_json::Value;
 
 use super::fields::Fields;
-use crate::raw::{canonical_name, SiteRef};
+use crate::raw::{canonical_name, FieldNames};
 use crate::{FieldError, RawEvent};
 
 pub fn decode(value: &Value, prefix: &str) -> Result<RawEvent, Vec<FieldError>> {
     let mut f = Fields::of(value, prefix)?;
+    let (site, site_name) = f.keyed_site(&["site_id", "siteId"]);
     let id = f.string(&["id"], true);
     let name = f.string(&["type"], true).unwrap_or_default();
     let timestamp_ms = f.timestamp_ms(&["timestamp"]);
@@ -21,13 +22,19 @@ pub fn decode(value: &Value, prefix: &str) -> Result<RawEvent, Vec<FieldError>> 
     let correlation_id = f.string(&["correlationId"], false);
     let mut props = f.props(&["data"], true);
     let metadata = f.props(&["metadata"], true);
-    let user_id = props
-        .get("userId")
-        .or_else(|| metadata.get("userId"))
-        .cloned();
-    let url = ["url", "pageUrl", "path"]
-        .iter()
-        .find_map(|key| props.remove(*key));
+    let (user_id_name, user_id) = match (props.get("userId"), metadata.get("userId")) {
+        (Some(user), _) => ("data.userId", Some(user.clone())),
+        (None, Some(user)) => ("metadata.userId", Some(user.clone())),
+        (None, None) => ("data.userId", None),
+    };
+    let (url_name, url) = [
+        ("url", "data.url"),
+        ("pageUrl", "data.pageUrl"),
+        ("path", "data.path"),
+    ]
+    .iter()
+    .find_map(|(key, name)| props.remove(*key).map(|url| (*name, Some(url))))
+    .unwrap_or(("data.url", None));
     let referrer = props.remove("referrer");
     props.extend(
         metadata
@@ -42,7 +49,7 @@ pub fn decode(value: &Value, prefix: &str) -> Result<RawEvent, Vec<FieldError>> 
     }
     f.check_props("data", &props);
     let event = RawEvent {
-        site: SiteRef::key(),
+        site,
         event_id: id,
         name: canonical_name(&name),
         timestamp_ms,
@@ -51,6 +58,14 @@ pub fn decode(value: &Value, prefix: &str) -> Result<RawEvent, Vec<FieldError>> 
         props,
         user_id,
         interactive: true,
+        names: FieldNames {
+            site: site_name,
+            name: "type",
+            url: url_name,
+            user_id: user_id_name,
+            event_id: "id",
+            ..FieldNames::default()
+        },
         ..RawEvent::default()
     };
     f.finish(event)

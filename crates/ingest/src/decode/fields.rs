@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 
 use chrono::DateTime;
-use heartbeat_model::Revenue;
+use heartbeat_model::{Revenue, SiteId};
 use serde_json::{Map, Value};
 
+use crate::raw::SiteRef;
 use crate::FieldError;
 
 /// Limits on custom properties, the same as Plausible's.
@@ -43,6 +44,36 @@ impl<'a> Fields<'a> {
 
     pub fn has(&self, name: &str) -> bool {
         self.map.contains_key(name)
+    }
+
+    /// The first of `names` present and not null, as sent, with the name it was found
+    /// under: for a decoder with its own rules for a field.
+    pub fn raw(&self, names: &[&'static str]) -> Option<(&'static str, &'a Value)> {
+        self.find(names)
+    }
+
+    /// The name the client sent the field under: the first of `names` present and not null,
+    /// else the first of `names` (a missing field is named by its main name).
+    pub fn sent_as(&self, names: &[&'static str]) -> &'static str {
+        self.find(names).map_or(names[0], |(name, _)| name)
+    }
+
+    /// The site a keyed item names under one of `names` (its id), else the key's own site,
+    /// with the field's name as sent: a key of one site naming another is refused, never
+    /// stored in the key's site.
+    pub fn keyed_site(&mut self, names: &[&'static str]) -> (Option<SiteRef>, &'static str) {
+        let name = self.sent_as(names);
+        let site = match self.string(names, false) {
+            Some(id) => Some(SiteRef::Id(SiteId(id))),
+            None if self.find(names).is_some() => None,
+            None => SiteRef::key(),
+        };
+        (site, name)
+    }
+
+    /// Fails the item with `message` about field `name`.
+    pub fn reject(&mut self, name: &str, message: impl Into<String>) {
+        self.error(name, message);
     }
 
     fn error(&mut self, name: &str, message: impl Into<String>) {
@@ -214,35 +245,38 @@ impl<'a> Fields<'a> {
             );
             return None;
         };
-        let amount = match map.get("amount") {
-            Some(Value::Number(n)) => n.to_string(),
-            Some(Value::String(s)) => s.clone(),
+        // Both parts are checked, so a client learns of both at once.
+        let amount_micros = match map.get("amount") {
+            Some(Value::Number(n)) => parse_micros(&n.to_string()),
+            Some(Value::String(s)) => parse_micros(s),
             _ => {
                 self.error(&format!("{name}.amount"), "amount must be a number");
-                return None;
+                return self.revenue_currency(name, map).and(None);
             }
         };
-        let currency = match map.get("currency") {
+        if amount_micros.is_none() {
+            self.error(&format!("{name}.amount"), "amount must be a decimal number");
+        }
+        let currency = self.revenue_currency(name, map)?;
+        Some(Revenue {
+            amount_micros: amount_micros?,
+            currency,
+        })
+    }
+
+    /// A revenue's `currency`, upper case.
+    fn revenue_currency(&mut self, name: &str, map: &Map<String, Value>) -> Option<String> {
+        match map.get("currency") {
             Some(Value::String(c))
                 if c.len() == 3 && c.chars().all(|c| c.is_ascii_alphabetic()) =>
             {
-                c.to_ascii_uppercase()
+                Some(c.to_ascii_uppercase())
             }
             _ => {
                 self.error(
                     &format!("{name}.currency"),
                     "currency must be a 3-letter ISO 4217 code",
                 );
-                return None;
-            }
-        };
-        match parse_micros(&amount) {
-            Some(amount_micros) => Some(Revenue {
-                amount_micros,
-                currency,
-            }),
-            None => {
-                self.error(&format!("{name}.amount"), "amount must be a decimal number");
                 None
             }
         }

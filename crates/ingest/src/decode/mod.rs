@@ -9,6 +9,11 @@
 //! | `realtime`      | seed 004 (`PAGE_VIEW`, `page_url`, ...)  | `POST /api/events`              |
 //! | `tracking`      | seed 003 (`userId`, `eventName`, ...)    | `POST /api/v1/events`           |
 //! | `event_message` | seed 001 `EventMessage` (`id`, `type`...)| `POST /api/v1/events[/batch]`   |
+//!
+//! Every error names the field as the client sent it (`u` or `url`, `path`, `[3].eventName`,
+//! `events[3].type`), during decoding and, through [`crate::FieldNames`], in the checks after
+//! it. A keyed format's item may name its site (`site_id`/`siteId`, seed 003's `projectId`),
+//! which the key must be allowed to use; without one it goes to the key's own site.
 
 mod event_message;
 mod fields;
@@ -68,8 +73,13 @@ fn decode_items(
     let mut events = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
     for (index, item) in items.iter().enumerate() {
-        match decode_item(item, &format!("{prefix}[{index}].")) {
-            Ok(event) => events.push(event),
+        let item_prefix = format!("{prefix}[{index}].");
+        match decode_item(item, &item_prefix) {
+            Ok(mut event) => {
+                // Later checks name the item's fields as decoding does.
+                event.names.prefix = item_prefix;
+                events.push(event);
+            }
             Err(item_errors) => errors.extend(item_errors),
         }
     }
@@ -135,9 +145,30 @@ pub fn realtime_events(body: &[u8]) -> Result<Decoded, DecodeError> {
     })
 }
 
-/// Seed 003's items carry `eventName`; seed 001's `EventMessage` carries `type`.
+/// Fields only seed 001's `EventMessage` has, and fields only seed 003's event has.
+const SEED_001_FIELDS: [&str; 5] = ["type", "data", "source", "correlationId", "metadata"];
+const SEED_003_FIELDS: [&str; 7] = [
+    "eventName",
+    "userId",
+    "properties",
+    "eventId",
+    "sessionId",
+    "userAgent",
+    "ipAddress",
+];
+
+/// Seed 003's items carry `eventName`; seed 001's `EventMessage` carries `type`. An item is
+/// told which of its own format's fields are missing or bad: one with only seed 001's fields
+/// (`{"id", "data", "source"}` without its `type`) is an `EventMessage`, one with `type` and
+/// without `eventName` too; anything else is read as seed 003's.
 fn v1_item(value: &Value, prefix: &str) -> Result<RawEvent, Vec<FieldError>> {
-    if value.get("type").is_some() && value.get("eventName").is_none() {
+    let has = |fields: &[&str]| fields.iter().any(|field| value.get(field).is_some());
+    let seed_001 = if has(&SEED_003_FIELDS) {
+        value.get("type").is_some() && value.get("eventName").is_none()
+    } else {
+        has(&SEED_001_FIELDS)
+    };
+    if seed_001 {
         event_message::decode(value, prefix)
     } else {
         tracking::decode(value, prefix)

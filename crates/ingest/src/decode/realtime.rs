@@ -5,16 +5,18 @@
 use serde_json::Value;
 
 use super::fields::Fields;
-use crate::raw::{canonical_name, SiteRef};
+use crate::raw::{canonical_name, FieldNames};
 use crate::{FieldError, RawEvent};
 
 pub fn decode(value: &Value, prefix: &str) -> Result<RawEvent, Vec<FieldError>> {
     let mut f = Fields::of(value, prefix)?;
+    let (site, site_name) = f.keyed_site(&["site_id", "siteId"]);
     let name = f.string(&["event_type"], true).unwrap_or_default();
     let user_id = f.string(&["user_id"], false);
     let session_id = f.string(&["session_id"], false);
     let url = f.string(&["page_url"], false);
     let timestamp_ms = f.timestamp_ms(&["timestamp"]);
+    let event_id_name = f.sent_as(&["event_id", "id"]);
     let event_id = f.string(&["event_id", "id"], false);
     let mut props = f.props(&["metadata"], true);
     let revenue = if name == "PURCHASE" && props.contains_key("amount") {
@@ -32,7 +34,7 @@ pub fn decode(value: &Value, prefix: &str) -> Result<RawEvent, Vec<FieldError>> 
     };
     f.check_props("metadata", &props);
     let event = RawEvent {
-        site: SiteRef::key(),
+        site,
         event_id,
         name: canonical_name(&name),
         url: Some(url.unwrap_or_else(|| "/".to_owned())),
@@ -42,6 +44,13 @@ pub fn decode(value: &Value, prefix: &str) -> Result<RawEvent, Vec<FieldError>> 
         session_id,
         timestamp_ms,
         interactive: true,
+        names: FieldNames {
+            site: site_name,
+            name: "event_type",
+            url: "page_url",
+            event_id: event_id_name,
+            ..FieldNames::default()
+        },
         ..RawEvent::default()
     };
     f.finish(event)

@@ -5,7 +5,7 @@ use heartbeat_model::SiteId;
 use serde_json::Value;
 
 use super::fields::Fields;
-use crate::raw::{canonical_name, SiteRef};
+use crate::raw::{canonical_name, FieldNames, SiteRef};
 use crate::{FieldError, RawEvent};
 
 pub fn decode(value: &Value, prefix: &str) -> Result<RawEvent, Vec<FieldError>> {
@@ -22,6 +22,11 @@ pub fn decode(value: &Value, prefix: &str) -> Result<RawEvent, Vec<FieldError>> 
         user_id,
         timestamp_ms,
         interactive: true,
+        names: FieldNames {
+            name: "event_type",
+            url: "path",
+            ..FieldNames::default()
+        },
         ..RawEvent::default()
     };
     f.finish(event)

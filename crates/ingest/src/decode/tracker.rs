@@ -8,7 +8,7 @@
 use serde_json::Value;
 
 use super::fields::Fields;
-use crate::raw::{canonical_name, SiteRef};
+use crate::raw::{canonical_name, FieldNames, SiteRef};
 use crate::{FieldError, RawEvent};
 
 pub fn decode(value: &Value, prefix: &str) -> Result<RawEvent, Vec<FieldError>> {
@@ -18,6 +18,7 @@ pub fn decode(value: &Value, prefix: &str) -> Result<RawEvent, Vec<FieldError>> 
     let session_id = f.string(&["session_id"], false);
     let timestamp_ms = f.timestamp_ms(&["timestamp"]);
     let domain = f.string(&["domain"], true);
+    let url_name = f.sent_as(&["page_url", "url", "path"]);
     let url = f.string(&["page_url", "url", "path"], false);
     let referrer = f.string(&["referrer_url", "referrer"], false);
     let language = f.string(&["browserLanguage", "browser_language"], false);
@@ -38,6 +39,13 @@ pub fn decode(value: &Value, prefix: &str) -> Result<RawEvent, Vec<FieldError>> 
         screen,
         timestamp_ms,
         interactive: true,
+        names: FieldNames {
+            site: "domain",
+            name: "event_type",
+            url: url_name,
+            user_id: "visitor_id",
+            ..FieldNames::default()
+        },
         ..RawEvent::default()
     };
     f.finish(event)

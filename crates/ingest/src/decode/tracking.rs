@@ -10,22 +10,35 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::fields::Fields;
-use crate::raw::{canonical_name, SiteRef};
+use crate::raw::{canonical_name, FieldNames};
 use crate::{FieldError, RawEvent};
 
-const URL_PROPS: [&str; 5] = ["pageUrl", "url", "page_url", "path", "pathname"];
+/// The properties that may hold the page's URL, and their names in errors.
+const URL_PROPS: [(&str, &str); 5] = [
+    ("pageUrl", "properties.pageUrl"),
+    ("url", "properties.url"),
+    ("page_url", "properties.page_url"),
+    ("path", "properties.path"),
+    ("pathname", "properties.pathname"),
+];
 
 pub fn decode(value: &Value, prefix: &str) -> Result<RawEvent, Vec<FieldError>> {
     let mut f = Fields::of(value, prefix)?;
+    // `projectId` is seed 003's own name for what Heartbeat calls a site.
+    let (site, site_name) = f.keyed_site(&["site_id", "siteId", "projectId"]);
     let user_id = f.string(&["userId"], true);
     let name = f.string(&["eventName"], true).unwrap_or_default();
     let timestamp_ms = f.timestamp_ms(&["timestamp"]);
+    let event_id_name = f.sent_as(&["eventId", "id"]);
     let event_id = f.string(&["eventId", "id"], false);
     let session_id = f.string(&["sessionId"], false);
     let user_agent = f.string(&["userAgent"], false);
     let client_ip = f.ip(&["ipAddress"]);
     let mut props = f.props(&["properties"], true);
-    let url = URL_PROPS.iter().find_map(|key| props.remove(*key));
+    let (url_name, url) = URL_PROPS
+        .iter()
+        .find_map(|(key, name)| props.remove(*key).map(|url| (*name, Some(url))))
+        .unwrap_or(("properties.pageUrl", None));
     let referrer = props.remove("referrer");
     f.check_props("properties", &props);
     let event_id = event_id.or_else(|| {
@@ -41,7 +54,7 @@ pub fn decode(value: &Value, prefix: &str) -> Result<RawEvent, Vec<FieldError>> 
         })
     });
     let event = RawEvent {
-        site: SiteRef::key(),
+        site,
         event_id,
         name: canonical_name(&name),
         timestamp_ms,
@@ -53,6 +66,15 @@ pub fn decode(value: &Value, prefix: &str) -> Result<RawEvent, Vec<FieldError>> 
         user_agent: user_agent.map(|ua| ua.chars().take(1000).collect()),
         client_ip,
         interactive: true,
+        names: FieldNames {
+            site: site_name,
+            name: "eventName",
+            url: url_name,
+            user_id: "userId",
+            session_id: "sessionId",
+            event_id: event_id_name,
+            ..FieldNames::default()
+        },
         ..RawEvent::default()
     };
     f.finish(event)

@@ -35,6 +35,8 @@ pub struct Statements {
     pub time_on_page: Option<Sql>,
     /// Columns: the page (the query's one dimension, an exit page), its page views.
     pub page_views: Option<Sql>,
+    /// Columns: dimensions..., the visits' deepest scrolls summed, the visits counted.
+    pub scroll_depth: Option<Sql>,
 }
 
 /// The SQL expression of `dimension` on `table`; `None` when the table lacks it.
@@ -85,7 +87,7 @@ fn filter_column(dimension: &Dimension, table: Table) -> Option<&'static str> {
 /// `column` compared with the condition's values (its operator taken positively):
 /// equal to one of them, containing one, or matching one of them as a regular expression;
 /// ignoring case when the condition says so.
-fn match_sql(b: &mut Builder, column: &str, condition: &Condition, values: &[String]) {
+pub(super) fn match_sql(b: &mut Builder, column: &str, condition: &Condition, values: &[String]) {
     let (operator, _) = condition.operator.positive();
     let folded;
     let (column, values): (&str, Vec<String>) = if condition.case_sensitive {
@@ -360,7 +362,12 @@ fn events_sql(query: &Query, reads: &Reads, dialect: &dyn SqlDialect) -> Option<
     } else {
         "0 AS visitors, "
     });
-    b.push("count(*) FILTER (WHERE name = 'pageview') AS pageviews, count(*) AS events, ");
+    // Engagement events are no events (Plausible's `countIf(name != 'engagement')`); their
+    // visitors and visits count, as in Plausible's `uniq`s over all events.
+    b.push(
+        "count(*) FILTER (WHERE name = 'pageview') AS pageviews, \
+         count(*) FILTER (WHERE name <> 'engagement') AS events, ",
+    );
     b.push(if reads.event_visits {
         "count(DISTINCT session_id) AS visits FROM events"
     } else {
@@ -378,6 +385,10 @@ fn events_sql(query: &Query, reads: &Reads, dialect: &dyn SqlDialect) -> Option<
         .any(|f| f.dimensions().contains(&&Dimension::Name));
     if query.dimensions.contains(&Dimension::Page) && !names_filtered {
         b.push(" AND name = 'pageview'");
+    }
+    // Events by name are the custom events and page views: an engagement event is neither.
+    if query.dimensions.contains(&Dimension::Name) {
+        b.push(" AND name <> 'engagement'");
     }
     where_filters(&mut b, Table::Events, query);
     b.push(&group_by(query));
@@ -402,6 +413,28 @@ fn time_on_page_sql(query: &Query, dialect: &dyn SqlDialect) -> Option<Sql> {
     prop_joins(&mut b, query);
     b.push(" WHERE next_ts IS NOT NULL");
     where_filters(&mut b, Table::Events, query);
+    b.push(&group_by(query));
+    Some(b.finish())
+}
+
+/// Scroll depth: each visit's deepest scroll among its engagement events that report one,
+/// per row; the engine averages them over the visits (Plausible's `maybe_add_scroll_depth`).
+/// The query's filters apply to the engagement events themselves.
+fn scroll_depth_sql(query: &Query, dialect: &dyn SqlDialect) -> Option<Sql> {
+    let mut b = Builder::new(dialect);
+    let dims: String = (0..query.dimensions.len())
+        .map(|i| format!("d{i}, "))
+        .collect();
+    b.push("SELECT ").push(&dims);
+    b.push("sum(depth) AS scroll_total, count(*) AS scroll_visits FROM (SELECT ");
+    dims_select(&mut b, Table::Events, query)?;
+    b.push("session_id, max(scroll_depth) AS depth FROM events");
+    prop_joins(&mut b, query);
+    b.push(" WHERE ");
+    scope_where(&mut b, Table::Events, query);
+    b.push(" AND name = 'engagement' AND scroll_depth IS NOT NULL");
+    where_filters(&mut b, Table::Events, query);
+    b.push(&format!(" GROUP BY {dims}session_id)"));
     b.push(&group_by(query));
     Some(b.finish())
 }
@@ -521,6 +554,10 @@ pub fn statements(query: &Query, reads: &Reads, dialect: &dyn SqlDialect) -> Sta
             .then(|| time_on_page_sql(query, dialect))
             .flatten(),
         page_views: reads.page_views.then(|| page_views_sql(query, dialect)),
+        scroll_depth: reads
+            .scroll_depth
+            .then(|| scroll_depth_sql(query, dialect))
+            .flatten(),
     }
 }
 
@@ -539,7 +576,8 @@ mod tests {
         assert_eq!(
             events.text,
             "SELECT count(DISTINCT visitor_id) AS visitors, count(*) FILTER (WHERE name = 'pageview') AS pageviews, \
-             count(*) AS events, 0 AS visits FROM events WHERE site_id = ? AND ts >= ? AND ts < ?"
+             count(*) FILTER (WHERE name <> 'engagement') AS events, 0 AS visits FROM events \
+             WHERE site_id = ? AND ts >= ? AND ts < ?"
         );
         assert_eq!(events.params[0], SqlValue::Text("example.com".into()));
         let sessions = p.sessions.unwrap();
@@ -585,6 +623,45 @@ mod tests {
         assert!(events.contains("session_id IN (SELECT session_id FROM sessions WHERE site_id = ? AND start_ts >= ? AND start_ts < ? AND (exit_page IN (?)) GROUP BY session_id HAVING sum(sign) > 0)"), "{events}");
         let sessions = p.sessions.unwrap().text;
         assert!(sessions.contains("session_id IN (SELECT session_id FROM events WHERE site_id = ? AND ts >= ? AND ts < ? AND (pathname IN (?)))"), "{sessions}");
+    }
+
+    #[test]
+    fn scroll_depth_is_each_visits_deepest_scroll_by_row() {
+        let p = statements_of(
+            json!({"metrics": ["scroll_depth"], "dimensions": ["time:day"], "filters": [["is", "event:page", ["/"]]]}),
+        );
+        let sql = p.scroll_depth.unwrap().text;
+        assert!(
+            sql.starts_with(
+                "SELECT d0, sum(depth) AS scroll_total, count(*) AS scroll_visits FROM (SELECT "
+            ),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(
+                "session_id, max(scroll_depth) AS depth FROM events WHERE site_id = ? AND ts >= ? \
+                 AND ts < ? AND name = 'engagement' AND scroll_depth IS NOT NULL AND (pathname IN (?)) \
+                 GROUP BY d0, session_id) GROUP BY d0"
+            ),
+            "{sql}"
+        );
+        // The rows it is reported on come from the events statement.
+        assert!(p.events.is_some());
+    }
+
+    #[test]
+    fn engagement_events_are_no_events_and_no_names() {
+        let p =
+            statements_of(json!({"metrics": ["visitors", "events"], "dimensions": ["event:name"]}));
+        let sql = p.events.unwrap().text;
+        assert!(
+            sql.contains("count(*) FILTER (WHERE name <> 'engagement') AS events"),
+            "{sql}"
+        );
+        assert!(
+            sql.ends_with("AND name <> 'engagement' GROUP BY d0"),
+            "{sql}"
+        );
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! SQL builders, one module per kind of query, each writing the statements its plan
 //! (`plan.rs`) asks for in the runner's dialect: `aggregate.rs` for metrics by dimensions
-//! (Plausible's v2 query, every dashboard panel). Product analytics go beside it as
+//! (Plausible's v2 query, every dashboard panel), `imported.rs` for the imported daily
+//! aggregates an answer adds when asked (`include.imports`). Product analytics go beside it as
 //! siblings with their own plan: `funnel.rs` (conversion through ordered steps),
 //! `retention.rs` (cohorts returning over time) and `paths.rs` (the pages visits move
 //! through), sharing [`Builder`] and the dialect.
 
 pub mod aggregate;
+pub mod imported;
 
 use crate::dialect::SqlDialect;
 use crate::sql::{Sql, SqlValue};
@@ -74,8 +76,8 @@ mod tests {
     use heartbeat_model::{Site, SiteId};
     use serde_json::json;
 
-    /// The statements the engine runs for v2 request `body` on a UTC site without rollups.
-    pub(super) fn statements_of(body: serde_json::Value) -> Statements {
+    /// The query of v2 request `body` on a UTC site.
+    pub(crate) fn query_of(body: serde_json::Value) -> crate::model::Query {
         let site = Site {
             id: SiteId::from("example.com"),
             name: "Example".into(),
@@ -85,7 +87,12 @@ mod tests {
             rules: Default::default(),
             retention_days: None,
         };
-        let query = parse_query(&body, &site, 1_700_000_000_000, 0, &Default::default()).unwrap();
+        parse_query(&body, &site, 1_700_000_000_000, 0, &Default::default()).unwrap()
+    }
+
+    /// The statements the engine runs for v2 request `body` on a UTC site without rollups.
+    pub(super) fn statements_of(body: serde_json::Value) -> Statements {
+        let query = query_of(body);
         let Source::Tables(reads) = plan(&query, false).source else {
             unreachable!("without rollups, the tables answer");
         };
@@ -143,6 +150,10 @@ mod tests {
                 json!({"metrics": ["visitors", "events"], "date_range": range, "dimensions": ["event:props:plan"], "filters": [["is_not", "event:props:tier", ["free"]]]}),
             ),
             (
+                "scroll_depth",
+                json!({"metrics": ["visitors", "scroll_depth"], "date_range": range, "dimensions": ["event:page"], "filters": [["is", "event:props:author", ["john"]]]}),
+            ),
+            (
                 "exit_page_filter",
                 json!({"metrics": ["visitors", "bounce_rate"], "date_range": range, "filters": [["is", "visit:exit_page", ["/bye"]], ["not", ["matches", "event:page", ["^/a"]]]]}),
             ),
@@ -154,6 +165,7 @@ mod tests {
                 ("events", &p.events),
                 ("sessions", &p.sessions),
                 ("time_on_page", &p.time_on_page),
+                ("scroll_depth", &p.scroll_depth),
             ] {
                 if let Some(sql) = sql {
                     text.push_str(&format!(

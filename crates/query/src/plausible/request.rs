@@ -396,6 +396,28 @@ pub fn parse_query(
             .collect::<Result<Vec<_>, _>>()?,
         Some(_) => return Err(err("filters", "must be a list of filters")),
     };
+    // Scroll depth is a page's: by page, or of the pages a top-level filter picks.
+    if metrics.contains(&Metric::ScrollDepth) {
+        let field = format!("metrics[{}]", metric_index(Metric::ScrollDepth));
+        let page_filter = filters
+            .iter()
+            .any(|f| matches!(f, Filter::Condition(c) if c.dimension == Dimension::Page));
+        if !dimensions.contains(&Dimension::Page) && !page_filter {
+            return Err(rule(
+                field,
+                "Metric `scroll_depth` can only be queried with event:page filters or dimensions.",
+            ));
+        }
+        if let Some(d) = dimensions.iter().find(|d| d.is_visit_only()) {
+            return Err(rule(
+                field,
+                format!(
+                    "Event metric(s) `scroll_depth` cannot be queried along with session dimension(s) `{}`",
+                    d.name()
+                ),
+            ));
+        }
+    }
     if metrics.contains(&Metric::ViewsPerVisit)
         && filters
             .iter()
@@ -470,6 +492,7 @@ pub fn parse_query(
     };
     let include_total_rows = flag("total_rows")?;
     let include_time_labels = flag("time_labels")?;
+    let include_imports = flag("imports")?;
     if include_time_labels && !dimensions.iter().any(|d| matches!(d, Dimension::Time(_))) {
         return Err(err(
             "include.time_labels",
@@ -504,6 +527,7 @@ pub fn parse_query(
         include_total_rows,
         include_time_labels,
         comparison,
+        include_imports,
     };
     bounds.check(&query)?;
     Ok(query)

@@ -42,6 +42,15 @@ impl QueryResult {
                 json!([local(range.start_ms), local(range.end_ms - 1)]),
             );
         }
+        if let Some(imports) = self.imports {
+            meta.insert("imports_included".into(), json!(imports.included));
+            if let Some(reason) = imports.skip_reason {
+                meta.insert("imports_skip_reason".into(), json!(reason.code()));
+                if let Some(warning) = reason.warning() {
+                    meta.insert("imports_warning".into(), json!(warning));
+                }
+            }
+        }
         let labels: Vec<Option<&str>> = query.dimensions.iter().map(|d| d.blank_label()).collect();
         let named = |dimensions: &[String]| -> Vec<String> {
             dimensions

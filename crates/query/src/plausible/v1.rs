@@ -34,6 +34,8 @@ pub struct V1Request {
     pub compare: Option<String>,
     pub limit: Option<String>,
     pub page: Option<String>,
+    /// `true` adds the site's imported statistics where they answer the query.
+    pub with_imported: Option<String>,
 }
 
 fn bad(field: &str, message: impl Into<String>) -> QueryError {
@@ -237,7 +239,8 @@ fn validate(kind: V1Kind, r: &V1Request, filters: &[Value]) -> Result<(), QueryE
                 "Metric `conversion_rate` can only be queried in a goal breakdown or with a goal filter",
             ));
         }
-        if Metric::from_name(name).is_none() {
+        // Scroll depth came after v1, which does not know it.
+        if Metric::from_name(name).is_none_or(|m| m == Metric::ScrollDepth) {
             return Err(bad(
                 "metrics",
                 format!(
@@ -359,6 +362,7 @@ pub fn v1_to_v2(kind: V1Kind, r: &V1Request, today: NaiveDate) -> Result<Value, 
         "metrics": v1_metrics(r),
         "date_range": range,
         "filters": filters,
+        "include": {},
     });
     match kind {
         V1Kind::Aggregate => {}
@@ -379,7 +383,7 @@ pub fn v1_to_v2(kind: V1Kind, r: &V1Request, today: NaiveDate) -> Result<Value, 
                 }
             };
             body["dimensions"] = json!([interval]);
-            body["include"] = json!({"time_labels": true});
+            body["include"]["time_labels"] = json!(true);
         }
         V1Kind::Breakdown => {
             let property = r
@@ -423,7 +427,10 @@ pub fn v1_to_v2(kind: V1Kind, r: &V1Request, today: NaiveDate) -> Result<Value, 
         }
     }
     if r.compare.as_deref() == Some("previous_period") && kind == V1Kind::Aggregate {
-        body["include"] = json!({"comparisons": {"mode": "previous_period"}});
+        body["include"]["comparisons"] = json!({"mode": "previous_period"});
+    }
+    if r.with_imported.as_deref() == Some("true") {
+        body["include"]["imports"] = json!(true);
     }
     Ok(body)
 }
@@ -438,6 +445,15 @@ fn column_name(property: &str) -> &str {
 
 /// v1's body from the v2 answer `v2` (as [`crate::QueryResult::to_json`] writes it).
 pub fn v1_answer(kind: V1Kind, r: &V1Request, v2: &Value) -> Value {
+    let mut answer = v1_results(kind, r, v2);
+    // Why imported statistics were left out, when asked for and a user can act on it.
+    if let Some(warning) = v2["meta"].get("imports_warning") {
+        answer["warning"] = warning.clone();
+    }
+    answer
+}
+
+fn v1_results(kind: V1Kind, r: &V1Request, v2: &Value) -> Value {
     let metrics = v1_metrics(r);
     let rows = v2["results"].as_array().cloned().unwrap_or_default();
     let named = |row: &Value| -> Map<String, Value> {

@@ -1,9 +1,11 @@
 //! A site's data out and in: `GET /api/export` streams its stored events, `POST /api/import`
-//! takes them back (idempotent by event id), `POST /api/backup` copies the data dir
-//! consistently (`crate::backup`). Formats in `crate::transfer`.
+//! takes them back (idempotent by event id), `POST /api/imports/plausible` takes Plausible's
+//! CSV export as imported statistics (listed by `GET /api/imports`, removed by
+//! `DELETE /api/imports/{import_id}`), `POST /api/backup` copies the data dir consistently
+//! (`crate::backup`). Formats in `crate::transfer` and `crate::plausible_export`.
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,6 +16,7 @@ use serde_json::json;
 
 use crate::http::error::ApiError;
 use crate::http::state::{App, Caller, QueryParams, RequiredCaller};
+use crate::plausible_export::{self, ExportError};
 use crate::transfer::{self, Format, TransferError};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -184,18 +187,8 @@ pub(crate) async fn import(
         .is_some_and(|v| v.starts_with("text/csv"));
     let default = if is_csv { Format::Csv } else { Format::Ndjson };
     let format = format(params.format.as_deref(), default)?;
-    let site = site(&app, &caller.0, params.site_id.as_deref())?;
-    if !caller.0.may_write(&site.id) {
-        return Err(ApiError::forbidden(site.id.as_str()));
-    }
-    let bytes = axum::body::to_bytes(body, transfer::MAX_IMPORT_BYTES)
-        .await
-        .map_err(|_| {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Payload too large").with_detail(
-                "body",
-                format!("at most {} bytes", transfer::MAX_IMPORT_BYTES),
-            )
-        })?;
+    let site = writable_site(&app, &caller.0, params.site_id.as_deref())?;
+    let bytes = body_bytes(body).await?;
     let site_id = site.id.clone();
     let events = tokio::task::spawn_blocking(move || transfer::decode(&bytes, format, &site_id))
         .await
@@ -210,6 +203,142 @@ pub(crate) async fn import(
         "skipped": total - imported,
     });
     Ok((StatusCode::OK, Json(body)).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SiteParam {
+    site_id: Option<String>,
+}
+
+impl From<ExportError> for ApiError {
+    fn from(err: ExportError) -> Self {
+        let message = match err.line {
+            Some(line) => format!("line {line}: {}", err.message),
+            None => err.message,
+        };
+        ApiError::invalid(vec![FieldError::new(&err.file, message)])
+    }
+}
+
+async fn body_bytes(body: Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, transfer::MAX_IMPORT_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Payload too large").with_detail(
+                "body",
+                format!("at most {} bytes", transfer::MAX_IMPORT_BYTES),
+            )
+        })
+}
+
+/// The site named by `site_id`, which the caller may change.
+fn writable_site(app: &App, caller: &Caller, site_id: Option<&str>) -> Result<Site, ApiError> {
+    let site = site(app, caller, site_id)?;
+    if !caller.may_write(&site.id) {
+        return Err(ApiError::forbidden(site.id.as_str()));
+    }
+    Ok(site)
+}
+
+/// Imports Plausible's CSV export (the zip of its ten `imported_*.csv` files) into a site as
+/// imported statistics: kept apart from the site's events and added to answers that ask for
+/// them (`"include": {"imports": true}`, v1's `with_imported=true`), as Plausible does. The
+/// whole export is checked first: a file missing or a bad line is a 400 naming the file and
+/// line, and nothing is stored.
+#[utoipa::path(post, path = "/api/imports/plausible", tag = "operations",
+    params(("site_id" = String, Query, description = "The site the statistics go to")),
+    request_body(content = Vec<u8>, description = "Plausible's export zip, up to 512 MiB", content_type = "application/zip"),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "`{success, import: {id, source, start_date, end_date}, rows: {table: count}}`", body = Object),
+        crate::http::schema::AdminRefusals,
+        (status = 413, description = "Body too large", body = crate::http::schema::ErrorBody),
+    ))]
+pub(crate) async fn import_plausible(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    QueryParams(params): QueryParams<SiteParam>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let site = writable_site(&app, &caller.0, params.site_id.as_deref())?;
+    let bytes = body_bytes(body).await?;
+    let export = tokio::task::spawn_blocking(move || plausible_export::read_zip(&bytes))
+        .await
+        .map_err(|_| ApiError::internal())??;
+    let rows = serde_json::to_value(export.rows()).unwrap_or_default();
+    let import = app
+        .data
+        .import_aggregates(&site.id, "plausible_csv", export.range, export.tables)
+        .await?;
+    tracing::info!(site = %site.id, import = import.id, "plausible export imported");
+    let body = json!({"success": true, "import": import_json(&import), "rows": rows});
+    Ok((StatusCode::OK, Json(body)).into_response())
+}
+
+fn import_json(import: &heartbeat_model::SiteImport) -> serde_json::Value {
+    json!({
+        "id": import.id,
+        "source": import.source,
+        "start_date": import.start_date,
+        "end_date": import.end_date,
+        "imported_at_ms": import.imported_at_ms,
+    })
+}
+
+/// A site's imports of statistics from other products, oldest first.
+#[utoipa::path(get, path = "/api/imports", tag = "operations",
+    params(("site_id" = String, Query, description = "The site")),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "`{imports: [{id, source, start_date, end_date, imported_at_ms}]}`", body = Object),
+        crate::http::schema::ReadRefusals,
+    ))]
+pub(crate) async fn list_imports(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    QueryParams(params): QueryParams<SiteParam>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let site = site(&app, &caller.0, params.site_id.as_deref())?;
+    let imports = app.data.site_imports(&site.id).await?;
+    let imports: Vec<serde_json::Value> = imports.iter().map(import_json).collect();
+    Ok(Json(json!({ "imports": imports })))
+}
+
+/// Deletes one import of statistics and all its rows; the site's events stay.
+#[utoipa::path(delete, path = "/api/imports/{import_id}", tag = "operations",
+    params(
+        ("import_id" = u64, Path, description = "The import"),
+        ("site_id" = String, Query, description = "The site"),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "`{success, deleted: true}`; admin on the site", body = Object),
+        crate::http::schema::AdminRefusals,
+        (status = 404, description = "The site has no such import", body = crate::http::schema::ErrorBody),
+    ))]
+pub(crate) async fn delete_import(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    Path(import_id): Path<String>,
+    QueryParams(params): QueryParams<SiteParam>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let site = site(&app, &caller.0, params.site_id.as_deref())?;
+    if !caller.0.may_admin(&site.id) {
+        return Err(ApiError::forbidden(site.id.as_str()));
+    }
+    let id: u64 = import_id.parse().map_err(|_| {
+        ApiError::invalid(vec![FieldError::new(
+            "import_id",
+            format!("import_id must be a whole number, not {import_id:?}"),
+        )])
+    })?;
+    if !app.data.delete_import(&site.id, id).await? {
+        return Err(ApiError::not_found(
+            "import_id",
+            format!("site {} has no import {id}", site.id),
+        ));
+    }
+    Ok(Json(json!({"success": true, "deleted": true})))
 }
 
 /// Writes a consistent copy of the data dir (store, write-ahead log, salts, admin token)
@@ -243,5 +372,8 @@ pub fn router() -> OpenApiRouter<App> {
     OpenApiRouter::new()
         .routes(routes!(export))
         .routes(routes!(import))
+        .routes(routes!(import_plausible))
+        .routes(routes!(list_imports))
+        .routes(routes!(delete_import))
         .routes(routes!(backup))
 }

@@ -80,7 +80,8 @@ impl IngestRequest {
                 for event in &decoded.events {
                     if let Some(SiteRef::Id(id)) = &event.site {
                         if !caller.may_write(id) {
-                            return Err(ApiError::forbidden(id.as_str()));
+                            let field = event.names.at(event.names.site);
+                            return Err(ApiError::forbidden_as(&field, id.as_str()));
                         }
                     }
                 }

@@ -63,30 +63,37 @@ pub(crate) struct RangeParams {
     pub end_date: Option<String>,
 }
 
-/// The v2 `date_range` for optional start and end dates (default: the last 30 days).
+/// The v2 `date_range` for optional start and end dates (default: the last 30 days); a bad
+/// start and a bad end are both named.
 pub(crate) fn date_range(start: Option<&str>, end: Option<&str>) -> Result<Value, ApiError> {
-    let day = |field: &str, text: &str| {
-        chrono::NaiveDate::parse_from_str(text.get(..10).unwrap_or(text), "%Y-%m-%d")
-            .map(|d| d.to_string())
-            .map_err(|_| {
-                ApiError::invalid(vec![FieldError::new(
-                    field,
-                    format!("{field} must be YYYY-MM-DD"),
-                )])
-            })
-    };
-    Ok(match (start, end) {
-        (None, None) => json!("30d"),
-        (Some(start), Some(end)) => json!([day("startDate", start)?, day("endDate", end)?]),
-        (Some(start), None) => json!([
-            day("startDate", start)?,
-            chrono::Utc::now().format("%Y-%m-%d").to_string()
-        ]),
-        (None, Some(_)) => {
-            return Err(ApiError::invalid(vec![FieldError::new(
-                "startDate",
-                "startDate is required with endDate",
-            )]))
+    let mut errors = Vec::new();
+    let mut day = |field: &str, text: &str| match chrono::NaiveDate::parse_from_str(
+        text.get(..10).unwrap_or(text),
+        "%Y-%m-%d",
+    ) {
+        Ok(day) => day.to_string(),
+        Err(_) => {
+            errors.push(FieldError::new(
+                field,
+                format!("{field} must be YYYY-MM-DD"),
+            ));
+            String::new()
         }
+    };
+    let start_day = start.map(|text| day("startDate", text));
+    let end_day = end.map(|text| day("endDate", text));
+    if start.is_none() && end.is_some() {
+        errors.push(FieldError::new(
+            "startDate",
+            "startDate is required with endDate",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    Ok(match (start_day, end_day) {
+        (Some(start), Some(end)) => json!([start, end]),
+        (Some(start), None) => json!([start, chrono::Utc::now().format("%Y-%m-%d").to_string()]),
+        _ => json!("30d"),
     })
 }

@@ -62,6 +62,8 @@ pub(crate) struct V1Params {
     pub limit: Option<String>,
     /// Breakdown: the page, from 1.
     pub page: Option<String>,
+    /// `true` adds the site's imported statistics where they answer the query.
+    pub with_imported: Option<String>,
 }
 
 async fn v1(app: App, caller: Caller, params: V1Params, kind: V1Kind) -> Answer {
@@ -79,6 +81,7 @@ async fn v1(app: App, caller: Caller, params: V1Params, kind: V1Kind) -> Answer 
         compare: params.compare,
         limit: params.limit,
         page: params.page,
+        with_imported: params.with_imported,
     };
     let body = v1_to_v2(kind, &request, today)?;
     let (query, result) = run_query(&app, &caller, &body).await?;

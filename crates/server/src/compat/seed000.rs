@@ -37,7 +37,8 @@ pub(crate) struct MetricsParams {
     /// Without dates: a v2 preset (`day`, `7d`, `30d`, ...; default `30d`); also `period`.
     #[serde(alias = "period")]
     pub range: Option<String>,
-    /// Segments to add to each day, comma-separated: `device`, `location`, `page`.
+    /// Segments to add to each day: `device`, `location`, `page`, comma-separated or the key
+    /// repeated (`dimensions=device&dimensions=page`), as the original takes them.
     pub dimensions: Option<String>,
 }
 
@@ -88,7 +89,7 @@ struct Segment {
     figures: &'static [&'static str],
 }
 
-const SEGMENTS: [Segment; 3] = [
+static SEGMENTS: [Segment; 3] = [
     Segment {
         name: "device",
         dimension: "visit:device",
@@ -135,6 +136,33 @@ fn segment_days(segment: &Segment, result: &QueryResult) -> DaySegments {
     days
 }
 
+/// The segments `list` names (repeated keys arrive joined by commas), each once, in the
+/// original's order; every unknown name is an error.
+fn segments(list: &str) -> Result<Vec<&'static Segment>, ApiError> {
+    let names: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    let errors: Vec<FieldError> = names
+        .iter()
+        .filter(|name| !SEGMENTS.iter().any(|s| s.name == **name))
+        .map(|name| {
+            FieldError::new(
+                "dimensions",
+                format!("unknown dimension {name:?}: device, location or page"),
+            )
+        })
+        .collect();
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
+    Ok(SEGMENTS
+        .iter()
+        .filter(|s| names.contains(&s.name))
+        .collect())
+}
+
 async fn site_metrics_answer(app: App, caller: Caller, params: MetricsParams) -> Answer {
     let site = read_site(&app, &caller, params.site_id.as_deref())?;
     let range = match (&params.start_date, &params.end_date) {
@@ -145,21 +173,7 @@ async fn site_metrics_answer(app: App, caller: Caller, params: MetricsParams) ->
             .unwrap_or_else(|| "30d".to_owned())),
         (start, end) => date_range(start.as_deref(), end.as_deref())?,
     };
-    let segments: Vec<&Segment> = match params.dimensions.as_deref() {
-        None | Some("") => Vec::new(),
-        Some(list) => list
-            .split(',')
-            .map(str::trim)
-            .map(|name| {
-                SEGMENTS.iter().find(|s| s.name == name).ok_or_else(|| {
-                    ApiError::invalid(vec![FieldError::new(
-                        "dimensions",
-                        format!("unknown dimension {name:?}: device, location or page"),
-                    )])
-                })
-            })
-            .collect::<Result<_, _>>()?,
-    };
+    let segments = segments(params.dimensions.as_deref().unwrap_or(""))?;
     let query = |metrics: &[&str], dimensions: &[&str]| {
         json!({"site_id": site.id, "date_range": range, "metrics": metrics,
             "dimensions": dimensions, "include": {"time_labels": !dimensions.is_empty()},

@@ -78,22 +78,37 @@ pub(crate) async fn list(read: PooledRead<ListParams>) -> Result<Response, ApiEr
 
 async fn list_answer(app: App, caller: Caller, params: ListParams) -> Answer {
     let site = read_site(&app, &caller, params.site_id.as_deref())?;
+    // Every bad parameter is named at once.
+    let mut errors = Vec::new();
     let limit = params.limit.unwrap_or(50);
     if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::invalid(vec![FieldError::new(
+        errors.push(FieldError::new(
             "limit",
             format!("limit must be between 1 and {MAX_PAGE}"),
-        )]));
+        ));
     }
-    let after = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
-        Some(text) => Some(Cursor::decode(text).ok_or_else(|| {
-            ApiError::invalid(vec![FieldError::new(
-                "cursor",
-                "not a cursor this API returned",
-            )])
-        })?),
-        None => None,
+    let after = params
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .and_then(|text| {
+            let cursor = Cursor::decode(text);
+            if cursor.is_none() {
+                errors.push(FieldError::new("cursor", "not a cursor this API returned"));
+            }
+            cursor
+        });
+    let mut bound = |field: &str, text: Option<&str>, end: bool| {
+        time_bound(&site, field, text, end).unwrap_or_else(|err| {
+            errors.extend(err.details);
+            None
+        })
     };
+    let start_ms = bound("startTime", params.start_time.as_deref(), false);
+    let end_ms = bound("endTime", params.end_time.as_deref(), true);
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
     let listing = EventListing {
         site_id: site.id.clone(),
         names: params
@@ -107,8 +122,8 @@ async fn list_answer(app: App, caller: Caller, params: ListParams) -> Answer {
             .filter(|s| !s.is_empty())
             .map(|s| ("source".to_owned(), s)),
         event_id: None,
-        start_ms: time_bound(&site, "startTime", params.start_time.as_deref(), false)?,
-        end_ms: time_bound(&site, "endTime", params.end_time.as_deref(), true)?,
+        start_ms,
+        end_ms,
         limit,
         after,
     };

@@ -48,17 +48,19 @@ async fn seed_stats_answer(
     params: StatsParams,
     started: Instant,
 ) -> Answer {
-    let site_id = params.site_id.filter(|s| !s.is_empty()).ok_or_else(|| {
-        ApiError::invalid(vec![FieldError::new("site_id", "site_id is required")])
-    })?;
+    let mut errors = Vec::new();
+    let site_id = params.site_id.filter(|s| !s.is_empty());
+    if site_id.is_none() {
+        errors.push(FieldError::new("site_id", "site_id is required"));
+    }
     if let Some(date) = &params.date {
         if chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_err() {
-            return Err(ApiError::invalid(vec![FieldError::new(
-                "date",
-                "date must be YYYY-MM-DD",
-            )]));
+            errors.push(FieldError::new("date", "date must be YYYY-MM-DD"));
         }
     }
+    let Some(site_id) = site_id.filter(|_| errors.is_empty()) else {
+        return Err(ApiError::invalid(errors));
+    };
     let date_range = match &params.date {
         Some(date) => json!([date, date]),
         None => json!("24h"),

@@ -88,18 +88,30 @@ async fn metrics_answer(app: App, caller: Caller, params: MetricsParams) -> Answ
     let site: Site = read_site(&app, &caller, params.site_id.as_deref())?;
     let interval = params.interval.as_deref().unwrap_or("daily");
     let dimension = match interval {
-        "hourly" | "hour" => "time:hour",
-        "daily" | "day" => "time:day",
-        "weekly" | "week" => "time:week",
-        "monthly" | "month" => "time:month",
-        _ => {
-            return Err(ApiError::invalid(vec![FieldError::new(
-                "interval",
-                "interval must be hourly, daily, weekly or monthly",
-            )]))
+        "hourly" | "hour" => Some("time:hour"),
+        "daily" | "day" => Some("time:day"),
+        "weekly" | "week" => Some("time:week"),
+        "monthly" | "month" => Some("time:month"),
+        _ => None,
+    };
+    let range = date_range(params.start_date.as_deref(), params.end_date.as_deref());
+    // A bad interval and bad dates are named together.
+    let (dimension, range) = match (dimension, range) {
+        (Some(dimension), Ok(range)) => (dimension, range),
+        (dimension, range) => {
+            let mut errors = Vec::new();
+            if dimension.is_none() {
+                errors.push(FieldError::new(
+                    "interval",
+                    "interval must be hourly, daily, weekly or monthly",
+                ));
+            }
+            if let Err(err) = range {
+                errors.extend(err.details);
+            }
+            return Err(ApiError::invalid(errors));
         }
     };
-    let range = date_range(params.start_date.as_deref(), params.end_date.as_deref())?;
     let mut query = json!({"site_id": site.id, "metrics": ["events", "visitors"], "date_range": range,
         "dimensions": [dimension], "include": {"time_labels": true}, "pagination": {"limit": 10000}});
     let event = params.event.filter(|e| !e.is_empty());

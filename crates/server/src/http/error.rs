@@ -54,8 +54,13 @@ impl ApiError {
     }
 
     pub fn forbidden(site: &str) -> Self {
+        ApiError::forbidden_as("site_id", site)
+    }
+
+    /// The 403 for a site named under the client's own `field` (`projectId`, `[2].site_id`).
+    pub fn forbidden_as(field: &str, site: &str) -> Self {
         ApiError::new(StatusCode::FORBIDDEN, "Forbidden")
-            .with_detail("site_id", format!("this key may not use site {site}"))
+            .with_detail(field, format!("this key may not use site {site}"))
     }
 
     pub fn not_found(field: &str, message: impl Into<String>) -> Self {
@@ -147,7 +152,7 @@ impl From<IngestError> for ApiError {
                 ApiError::not_found(&field, format!("no site matches {value:?}"))
             }
             IngestError::MissingKey => ApiError::unauthorized(),
-            IngestError::Forbidden { site } => ApiError::forbidden(site.as_str()),
+            IngestError::Forbidden { site, field } => ApiError::forbidden_as(&field, site.as_str()),
             IngestError::Queue(err) => err.into(),
         }
     }

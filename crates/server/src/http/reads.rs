@@ -14,6 +14,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
 use crate::http::error::ApiError;
+use crate::http::query_string::{as_sent, pairs};
 use crate::http::state::{App, Caller, QueryParams, RequiredCaller};
 
 /// What a read's work answers: a JSON body or the error.
@@ -27,6 +28,8 @@ pub(crate) struct PooledRead<P> {
     caller: Caller,
     params: P,
     route: String,
+    /// The query string's keys as the client spelt them, for naming them in errors.
+    sent: Vec<String>,
 }
 
 impl<P: serde::de::DeserializeOwned + Send> FromRequestParts<App> for PooledRead<P> {
@@ -35,6 +38,10 @@ impl<P: serde::de::DeserializeOwned + Send> FromRequestParts<App> for PooledRead
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, ApiError> {
         let RequiredCaller(caller) = RequiredCaller::from_request_parts(parts, app).await?;
         let QueryParams(params) = QueryParams::<P>::from_request_parts(parts, app).await?;
+        let sent = pairs(parts.uri.query().unwrap_or(""))
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
         let route = parts
             .extensions
             .get::<MatchedPath>()
@@ -44,12 +51,14 @@ impl<P: serde::de::DeserializeOwned + Send> FromRequestParts<App> for PooledRead
             caller,
             params,
             route,
+            sent,
         })
     }
 }
 
 impl<P> PooledRead<P> {
-    /// Runs `work` on the query pool, within its budgets, and answers what it returns.
+    /// Runs `work` on the query pool, within its budgets, and answers what it returns; its
+    /// errors name each parameter as the client spelt it.
     pub(crate) async fn answer<T, W, F>(self, work: W) -> Result<Response, ApiError>
     where
         T: IntoResponse,
@@ -57,9 +66,11 @@ impl<P> PooledRead<P> {
         F: Future<Output = Result<T, ApiError>> + Send + 'static,
     {
         let queries = self.app.queries.clone();
+        let sent = self.sent;
         queries
             .run(&self.route, work(self.app, self.caller, self.params))
             .await
+            .map_err(|err| as_sent(err, &sent))
     }
 }
 

@@ -222,33 +222,5 @@ impl FromRequest<App> for Payload {
     }
 }
 
-/// A query string read into `T`. A malformed one (`limit=abc`, an unknown value) is a 400
-/// in the one error shape naming the parameter, never axum's plain-text rejection.
-pub struct QueryParams<T>(pub T);
-
-impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        match axum::extract::Query::<T>::try_from_uri(&parts.uri) {
-            Ok(axum::extract::Query(params)) => Ok(QueryParams(params)),
-            Err(rejection) => Err(query_error(&rejection.body_text())),
-        }
-    }
-}
-
-/// The 400 for axum's text about a query string it could not read: `Failed to deserialize
-/// query string: limit: invalid digit found in string` names `limit`.
-fn query_error(text: &str) -> ApiError {
-    let detail = text
-        .strip_prefix("Failed to deserialize query string: ")
-        .unwrap_or(text);
-    let (field, message) = match detail.split_once(": ") {
-        Some((field, message)) if !field.is_empty() && !field.contains(' ') => (field, message),
-        _ => ("query", detail),
-    };
-    ApiError::invalid(vec![heartbeat_ingest::FieldError::new(
-        field,
-        format!("{field}: {message}"),
-    )])
-}
+/// A query string read into `T`, bad ones answered in the one error shape.
+pub use crate::http::query_string::QueryParams;

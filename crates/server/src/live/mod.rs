@@ -25,12 +25,10 @@ pub mod hub;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use heartbeat_ingest::FieldError;
 use heartbeat_model::SiteId;
 use heartbeat_query::current_visitors;
 use heartbeat_store::InsertBatch;
@@ -42,7 +40,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::event_json::live_event;
 use crate::http::error::ApiError;
 use crate::http::reads::read_site;
-use crate::http::state::{App, Caller, Client, MaybeCaller};
+use crate::http::state::{App, Caller, Client, MaybeCaller, QueryParams};
 
 /// How often a stream sends the current visitors.
 const VISITORS_INTERVAL: Duration = Duration::from_secs(5);
@@ -78,11 +76,10 @@ pub(crate) async fn live(
     State(app): State<App>,
     MaybeCaller(caller): MaybeCaller,
     Client(client): Client,
-    params: Result<Query<LiveParams>, QueryRejection>,
+    params: Result<QueryParams<LiveParams>, ApiError>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(params) =
-        params.map_err(|err| ApiError::invalid(vec![FieldError::new("query", err.body_text())]))?;
+    let QueryParams(params) = params?;
     let caller: Caller = match (caller, params.token.as_deref().map(str::trim)) {
         (Some(caller), _) => caller,
         (None, Some(token)) if !token.is_empty() => {

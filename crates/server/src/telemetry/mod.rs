@@ -57,7 +57,7 @@ pub const METRICS: &[(&str, &str)] = &[
     (QUEUE_PENDING_MESSAGES, "Messages in the queue not yet stored by the processor (queues that count messages: a broker)."),
     (PROCESSOR_LAG, "Age of the oldest record in the queue that is not stored yet; 0 when caught up."),
     (PROCESSOR_EVENTS_STORED, "Events written to the event store."),
-    (PROCESSOR_EVENTS_DROPPED, "Events the processor did not store, by reason (duplicate, dead_letter, deleted_site)."),
+    (PROCESSOR_EVENTS_DROPPED, "Events the processor did not store, by reason (duplicate, dead_letter, deleted_site, no_session_for_engagement)."),
     (PROCESSOR_BATCHES, "Processor steps committed to the store."),
     (PROCESSOR_STORE_RETRIES, "Store writes the processor retried."),
     (STORE_INSERT_DURATION, "Time of one event store insert transaction."),
@@ -122,6 +122,8 @@ impl Telemetry {
             .absolute(load(&stats.dead_lettered));
         metrics::counter!(PROCESSOR_EVENTS_DROPPED, "reason" => "deleted_site")
             .absolute(load(&stats.deleted_site_dropped));
+        metrics::counter!(PROCESSOR_EVENTS_DROPPED, "reason" => "no_session_for_engagement")
+            .absolute(load(&stats.engagements_dropped));
         metrics::counter!(PROCESSOR_BATCHES).absolute(load(&stats.batches_committed));
         metrics::counter!(PROCESSOR_STORE_RETRIES).absolute(load(&stats.store_retries));
         let backlog = self.queue.backlog();

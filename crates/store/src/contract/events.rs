@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use heartbeat_model::{Event, Session, SiteId, VisitAttributes};
+use heartbeat_model::{Event, ImportedRow, ImportedTable, Session, SiteId, VisitAttributes};
 
 use crate::{EventStore, InsertBatch, SessionRow};
 
@@ -67,6 +67,7 @@ where
     client_ids_are_remembered(make().await).await;
     exports_are_ordered_and_pageable_and_imports_skip_known_ids(make().await, make().await).await;
     deletes_remove_exactly_what_they_say(make().await).await;
+    imports_are_kept_per_site_and_deleted_whole(make().await).await;
 }
 
 async fn batches_commit_with_their_queue_position(store: impl EventStore) {
@@ -304,4 +305,106 @@ fn chrono_now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// An import of daily aggregates is stored whole, listed per site, read by queries as
+/// `imported_*` tables, and deleted with its import or with its site.
+async fn imports_are_kept_per_site_and_deleted_whole(store: impl EventStore) {
+    use heartbeat_query::{Row, Sql, SqlValue};
+    let row = |date: &str, visitors: u64| ImportedRow {
+        date: date.into(),
+        texts: Vec::new(),
+        counts: vec![
+            Some(visitors),
+            Some(visitors),
+            Some(0),
+            Some(visitors),
+            Some(10),
+        ],
+    };
+    let device = ImportedRow {
+        date: "2024-01-01".into(),
+        texts: vec!["Mobile".into()],
+        counts: vec![Some(3), Some(4), Some(40), Some(1), Some(7)],
+    };
+    let range = ("2024-01-01".to_owned(), "2024-01-31".to_owned());
+    let first = store
+        .import_aggregates(
+            &site("a.example"),
+            "plausible_csv",
+            range.clone(),
+            vec![
+                (
+                    ImportedTable::Visitors,
+                    vec![row("2024-01-01", 5), row("2024-01-02", 7)],
+                ),
+                (ImportedTable::Devices, vec![device]),
+            ],
+        )
+        .await
+        .unwrap();
+    let second = store
+        .import_aggregates(
+            &site("a.example"),
+            "plausible_csv",
+            range.clone(),
+            vec![(ImportedTable::Visitors, vec![row("2024-01-03", 1)])],
+        )
+        .await
+        .unwrap();
+    store
+        .import_aggregates(
+            &site("b.example"),
+            "plausible_csv",
+            range,
+            vec![(ImportedTable::Visitors, vec![row("2024-01-01", 100)])],
+        )
+        .await
+        .unwrap();
+    assert!(second.id > first.id, "ids increase");
+    assert_eq!(
+        (first.start_date.as_str(), first.end_date.as_str()),
+        ("2024-01-01", "2024-01-31")
+    );
+    let listed = store.site_imports(&site("a.example")).await.unwrap();
+    assert_eq!(listed, vec![first.clone(), second.clone()]);
+    let visitors = |site_id: &str| Sql {
+        text: "SELECT sum(visitors) FROM imported_visitors WHERE site_id = ?".into(),
+        params: vec![SqlValue::Text(site_id.into())],
+    };
+    let sum = |rows: Vec<Row>| rows[0][0].as_f64();
+    assert_eq!(sum(store.run(visitors("a.example")).await.unwrap()), 13.0);
+    let devices = store
+        .run(Sql {
+            text: "SELECT device, visits, pageviews FROM imported_devices WHERE site_id = ?".into(),
+            params: vec![SqlValue::Text("a.example".into())],
+        })
+        .await
+        .unwrap();
+    assert_eq!(devices.len(), 1);
+    assert_eq!(devices[0][0], SqlValue::Text("Mobile".into()));
+    assert_eq!((devices[0][1].as_f64(), devices[0][2].as_f64()), (4.0, 7.0));
+    assert!(store
+        .delete_import(&site("a.example"), first.id)
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .delete_import(&site("b.example"), second.id)
+            .await
+            .unwrap(),
+        "another site's import is not found"
+    );
+    assert_eq!(sum(store.run(visitors("a.example")).await.unwrap()), 1.0);
+    assert_eq!(
+        store.site_imports(&site("a.example")).await.unwrap(),
+        vec![second]
+    );
+    store.delete_site_events(&site("b.example")).await.unwrap();
+    assert!(store
+        .site_imports(&site("b.example"))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(sum(store.run(visitors("b.example")).await.unwrap()), 0.0);
 }

@@ -4,13 +4,15 @@
 //! domains and emails are unique (`Conflict`); updates change what they say and keep the
 //! rest; a revoked key stays listed; deleting a site takes its keys and its share link and
 //! nothing of other sites; deleting a user takes its memberships and sessions; a membership
-//! is one per user and organisation; sessions are deleted one by one or per user.
+//! is one per user and organisation; sessions are deleted one by one or per user; a site's
+//! domain changes under its id, its declared custom properties keep their order, and its
+//! named share links are one per name and go with the site.
 
 use std::future::Future;
 
 use heartbeat_model::{
-    ApiKey, ApiKeyScope, Membership, Org, OrgId, Role, ShareLink, Site, SiteId, SiteRules, User,
-    UserSession,
+    ApiKey, ApiKeyScope, Membership, NamedShareLink, Org, OrgId, Role, ShareLink, Site, SiteId,
+    SiteRules, User, UserSession,
 };
 
 use crate::{MetaStore, StoreError};
@@ -27,6 +29,7 @@ where
     deleting_a_site_takes_its_keys_and_link_only(make().await).await;
     organisations_and_site_orgs(make().await).await;
     users_memberships_and_sessions(make().await).await;
+    plausible_site_settings(make().await).await;
 }
 
 fn site(id: &str, domain: &str) -> Site {
@@ -326,5 +329,88 @@ async fn users_memberships_and_sessions(store: impl MetaStore) {
     assert!(
         store.user_sessions().await.unwrap().is_empty(),
         "and its sessions"
+    );
+}
+
+async fn plausible_site_settings(store: impl MetaStore) {
+    for id in ["a.example", "b.example"] {
+        store.insert_site(&site(id, id)).await.unwrap();
+    }
+    let a = SiteId::from("a.example");
+    let b = SiteId::from("b.example");
+
+    store.set_site_domain(&a, "new.example").await.unwrap();
+    let domains: Vec<(SiteId, String)> = sorted(store.sites().await.unwrap(), |s| s.id.clone())
+        .into_iter()
+        .map(|s| (s.id, s.domain))
+        .collect();
+    assert_eq!(
+        domains,
+        vec![
+            (a.clone(), "new.example".to_owned()),
+            (b.clone(), "b.example".to_owned())
+        ],
+        "a domain changes under the site's id"
+    );
+    assert!(
+        is_conflict(store.set_site_domain(&b, "new.example").await),
+        "another site's domain is a conflict"
+    );
+
+    assert!(store.custom_props().await.unwrap().is_empty());
+    let props = vec!["logged_in".to_owned(), "author".to_owned()];
+    store.set_custom_props(&a, &props).await.unwrap();
+    store.set_custom_props(&b, &[]).await.unwrap();
+    assert_eq!(
+        sorted(store.custom_props().await.unwrap(), |(s, _)| s.clone()),
+        vec![(a.clone(), props), (b.clone(), Vec::new())],
+        "declared properties come back in their order, per site"
+    );
+
+    let link = |site: &SiteId, name: &str, at: i64| NamedShareLink {
+        site_id: site.clone(),
+        name: name.to_owned(),
+        token_sha256: format!("{name}{at:0>60}"),
+        created_at_ms: at,
+    };
+    for l in [
+        link(&a, "WordPress", 1),
+        link(&a, "Other", 2),
+        link(&b, "WordPress", 3),
+    ] {
+        store.put_named_share_link(&l).await.unwrap();
+    }
+    let replaced = link(&a, "WordPress", 4);
+    store.put_named_share_link(&replaced).await.unwrap();
+    let links = |all: Vec<NamedShareLink>| sorted(all, |l| (l.site_id.clone(), l.name.clone()));
+    assert_eq!(
+        links(store.named_share_links().await.unwrap()),
+        vec![link(&a, "Other", 2), replaced, link(&b, "WordPress", 3)],
+        "one link per site and name, the last put"
+    );
+
+    store.delete_site(&a).await.unwrap();
+    assert_eq!(
+        store.named_share_links().await.unwrap(),
+        vec![link(&b, "WordPress", 3)],
+        "a deleted site's named links go with it"
+    );
+    assert_eq!(
+        store.custom_props().await.unwrap(),
+        vec![(b.clone(), Vec::new())],
+        "and its properties"
+    );
+    store
+        .insert_site(&site("a.example", "a.example"))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .custom_props()
+            .await
+            .unwrap()
+            .iter()
+            .all(|(s, _)| *s != a),
+        "a site created again declares nothing"
     );
 }
