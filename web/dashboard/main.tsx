@@ -302,6 +302,7 @@ function Dashboard({ token, sites, signOut }: { token: string; sites: Site[]; si
   }, [token, site]);
   const imports = state.imports && siteImports.length > 0;
   const [importsSkipped, setImportsSkipped] = useState(false);
+  const [hourlyWithoutImports, setHourlyWithoutImports] = useState(false);
 
   const range = dateRange(state);
   const filters = queryFilters(state);
@@ -336,6 +337,7 @@ function Dashboard({ token, sites, signOut }: { token: string; sites: Site[]; si
     })
       .then((r) => {
         if (cancelled) return;
+        setHourlyWithoutImports(imports && r.meta.imports_skip_reason === "unsupported_interval");
         const byLabel = new Map(r.results.map((row) => [row.dimensions[0], row.metrics]));
         const labels = r.meta.time_labels || r.results.map((row) => row.dimensions[0]);
         setSeries({
@@ -440,6 +442,11 @@ function Dashboard({ token, sites, signOut }: { token: string; sites: Site[]; si
             Visitors and pageviews <span class="muted">({current.timezone})</span>
           </h2>
           {series && <Chart series={series} grain={grain} theme={theme} />}
+          {hourlyWithoutImports && (
+            <p class="muted" data-testid="chart-without-imports">
+              Imported data is by day: this hourly chart leaves it out.
+            </p>
+          )}
         </section>
         <div class="grid">
           <div class="panels">
