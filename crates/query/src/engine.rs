@@ -100,6 +100,16 @@ fn dimension_text(dimension: &Dimension, value: &SqlValue, query: &Query) -> Str
     }
 }
 
+/// A statement row's dimension values (its first columns) as the row's key.
+fn row_key(query: &Query, row: &[SqlValue]) -> Vec<String> {
+    query
+        .dimensions
+        .iter()
+        .zip(row)
+        .map(|(dimension, value)| dimension_text(dimension, value, query))
+        .collect()
+}
+
 fn round_to(value: f64, decimals: i32) -> f64 {
     let factor = 10f64.powi(decimals);
     (value * factor).round() / factor
@@ -254,14 +264,8 @@ async fn add_imported(
     let sql = imported::statement(query, table, runner.dialect().sql());
     let width = query.dimensions.len();
     for row in runner.run(sql).await? {
-        let key: Vec<String> = query
-            .dimensions
-            .iter()
-            .zip(&row[..width])
-            .map(|(dimension, value)| dimension_text(dimension, value, query))
-            .collect();
         let c: Vec<f64> = row[width..].iter().map(SqlValue::as_f64).collect();
-        let t = totals.entry(key).or_default();
+        let t = totals.entry(row_key(query, &row)).or_default();
         t.event_visitors += c[0];
         t.session_visitors += c[0];
         t.event_pageviews += c[1];
@@ -274,6 +278,17 @@ async fn add_imported(
         t.bounce_visits += c[5];
         t.duration_s += c[6];
         t.duration_visits += c[7];
+    }
+    // An exit page's exit rate is over its page views, imported ones included.
+    if table == heartbeat_model::ImportedTable::ExitPages
+        && query.metrics.contains(&Metric::ExitRate)
+    {
+        let sql = imported::page_views_statement(query, runner.dialect().sql());
+        for row in runner.run(sql).await? {
+            if let Some(t) = totals.get_mut(&vec![cell_text(&row[0])]) {
+                t.page_views += row[1].as_f64();
+            }
+        }
     }
     Ok(())
 }
@@ -431,13 +446,10 @@ async fn run_statements(
     let width = query.dimensions.len();
     let mut merge = |rows: Vec<Row>, apply: &dyn Fn(&mut Totals, &[SqlValue])| {
         for row in rows {
-            let key: Vec<String> = query
-                .dimensions
-                .iter()
-                .zip(&row[..width])
-                .map(|(dimension, value)| dimension_text(dimension, value, query))
-                .collect();
-            apply(totals.entry(key).or_default(), &row[width..]);
+            apply(
+                totals.entry(row_key(query, &row)).or_default(),
+                &row[width..],
+            );
         }
     };
     let run = |sql: Option<Sql>| async move {

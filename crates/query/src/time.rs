@@ -280,6 +280,35 @@ pub fn previous_period(range: DateRange, tz: Tz) -> DateRange {
     }
 }
 
+/// `range` a year earlier: what `year_over_year` comparisons compare with. Whole local days
+/// stay whole days (29 February becomes the 28th).
+pub fn year_before(range: DateRange, tz: Tz) -> DateRange {
+    let local = |ms: i64| {
+        Utc.timestamp_millis_opt(ms)
+            .single()
+            .unwrap_or_default()
+            .with_timezone(&tz)
+            .naive_local()
+    };
+    let year = chrono::Months::new(12);
+    let (first, last) = (local(range.start_ms), local(range.end_ms - 1));
+    let whole_days = local_midnight_ms(tz, first.date()) == range.start_ms
+        && local_day_end_ms(tz, last.date()) == range.end_ms;
+    if whole_days {
+        let back = |day: NaiveDate| day.checked_sub_months(year).unwrap_or(day);
+        days_range(tz, back(first.date()), back(last.date()))
+    } else {
+        let shift = |at: chrono::NaiveDateTime, ms: i64| {
+            at.checked_sub_months(year)
+                .map_or(ms, |earlier| ms - (at - earlier).num_milliseconds())
+        };
+        DateRange {
+            start_ms: shift(first, range.start_ms),
+            end_ms: shift(last, range.end_ms - 1) + 1,
+        }
+    }
+}
+
 /// The first day of the month `months` before `date`'s month.
 fn months_back(date: NaiveDate, months: i32) -> NaiveDate {
     let index = date.year() * 12 + date.month0() as i32 - months;
@@ -488,5 +517,26 @@ mod tests {
             "(ts + to_seconds(CASE WHEN ts < TIMESTAMP '2024-03-31 01:00:00' THEN 3600 ELSE 7200 END))"
         );
         assert_eq!(local_time_sql("ts", Tz::UTC, spring, duckdb), "ts");
+    }
+
+    #[test]
+    fn a_year_before_keeps_whole_days_and_clamps_leap_days() {
+        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        let day = |text: &str| NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap();
+        let range = days_range(tz, day("2024-02-26"), day("2024-02-29"));
+        assert_eq!(
+            year_before(range, tz),
+            days_range(tz, day("2023-02-26"), day("2023-02-28"))
+        );
+        let hours = DateRange {
+            start_ms: range.start_ms + 3_600_000,
+            end_ms: range.start_ms + 7_200_000,
+        };
+        let earlier = year_before(hours, tz);
+        assert_eq!(earlier.end_ms - earlier.start_ms, 3_600_000);
+        assert_eq!(
+            earlier.start_ms,
+            days_range(tz, day("2023-02-26"), day("2023-02-26")).start_ms + 3_600_000
+        );
     }
 }

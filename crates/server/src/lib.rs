@@ -18,6 +18,7 @@ mod router;
 mod site_deletion;
 pub mod telemetry;
 pub mod transfer;
+mod umami_export;
 
 pub use heartbeat_accounts::{password, registry};
 pub use jobs::{backup, retention};

@@ -71,6 +71,7 @@ const TABLE: &[(&str, &str, Access)] = &[
     ("get", "/api/export", Read),
     ("post", "/api/import", Read),
     ("post", "/api/imports/plausible", Read),
+    ("post", "/api/imports/umami", Read),
     ("get", "/api/imports", Read),
     ("delete", "/api/imports/{import_id}", SiteAdmin),
     ("get", "/api/sites/{site_id}", Read),

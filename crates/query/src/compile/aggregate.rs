@@ -215,27 +215,12 @@ fn condition_sql(b: &mut Builder, condition: &Condition, table: Table, query: &Q
 }
 
 fn filter_sql(b: &mut Builder, filter: &Filter, table: Table, query: &Query) {
+    super::boolean_sql(b, filter, &mut |b, leaf| leaf_sql(b, leaf, table, query));
+}
+
+/// A condition or a behavioural filter, on `table`.
+fn leaf_sql(b: &mut Builder, filter: &Filter, table: Table, query: &Query) {
     match filter {
-        Filter::And(all) | Filter::Or(all) => {
-            let joiner = if matches!(filter, Filter::And(_)) {
-                " AND "
-            } else {
-                " OR "
-            };
-            b.push("(");
-            for (i, inner) in all.iter().enumerate() {
-                if i > 0 {
-                    b.push(joiner);
-                }
-                filter_sql(b, inner, table, query);
-            }
-            b.push(")");
-        }
-        Filter::Not(inner) => {
-            b.push("NOT (");
-            filter_sql(b, inner, table, query);
-            b.push(")");
-        }
         Filter::HasDone(done, inner) => {
             // The visits with an event of the range that matches.
             b.push(if *done {
@@ -270,6 +255,8 @@ fn filter_sql(b: &mut Builder, filter: &Filter, table: Table, query: &Query) {
                 b.push(")");
             }
         }
+        // `boolean_sql` writes these.
+        Filter::And(_) | Filter::Or(_) | Filter::Not(_) => {}
     }
 }
 

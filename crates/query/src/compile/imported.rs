@@ -223,31 +223,7 @@ fn column(dimension: &Dimension, table: ImportedTable) -> Option<&'static str> {
 }
 
 fn filter_sql(b: &mut Builder, filter: &Filter, table: ImportedTable) {
-    match filter {
-        Filter::And(all) | Filter::Or(all) => {
-            let joiner = if matches!(filter, Filter::And(_)) {
-                " AND "
-            } else {
-                " OR "
-            };
-            b.push("(");
-            for (i, inner) in all.iter().enumerate() {
-                if i > 0 {
-                    b.push(joiner);
-                }
-                filter_sql(b, inner, table);
-            }
-            b.push(")");
-        }
-        Filter::Not(inner) => {
-            b.push("NOT (");
-            filter_sql(b, inner, table);
-            b.push(")");
-        }
-        // `decide` refuses behavioural filters and columns the table lacks.
-        Filter::HasDone(..) => {
-            b.push("FALSE");
-        }
+    super::boolean_sql(b, filter, &mut |b, leaf| match leaf {
         Filter::Condition(condition) => match column(&condition.dimension, table) {
             Some(column) => {
                 if condition.operator.positive().1 {
@@ -255,11 +231,16 @@ fn filter_sql(b: &mut Builder, filter: &Filter, table: ImportedTable) {
                 }
                 super::aggregate::match_sql(b, column, condition, &condition.values);
             }
+            // `decide` refuses columns the table lacks.
             None => {
                 b.push("FALSE");
             }
         },
-    }
+        // `decide` refuses behavioural filters.
+        _ => {
+            b.push("FALSE");
+        }
+    });
 }
 
 /// The sums of `table` that the engine adds to a row's native ones, per the table's own
@@ -315,12 +296,7 @@ pub fn statement(query: &Query, table: ImportedTable, dialect: &dyn SqlDialect) 
     b.push(&sums);
     b.push(&format!(" FROM {} WHERE site_id = ", table.name()));
     b.bind(SqlValue::Text(query.site_id.0.clone()));
-    let (first, last) = local_days(query);
-    b.push(" AND date >= CAST(");
-    b.bind(SqlValue::Text(first.to_string()));
-    b.push(" AS DATE) AND date <= CAST(");
-    b.bind(SqlValue::Text(last.to_string()));
-    b.push(" AS DATE)");
+    days_sql(&mut b, query);
     for filter in &query.filters {
         b.push(" AND ");
         filter_sql(&mut b, filter, table);
@@ -354,6 +330,27 @@ pub fn statement(query: &Query, table: ImportedTable, dialect: &dyn SqlDialect) 
             .collect();
         b.push(&format!(" GROUP BY {}", group.join(", ")));
     }
+    b.finish()
+}
+
+/// ` AND date` within the query's local days.
+fn days_sql(b: &mut Builder, query: &Query) {
+    let (first, last) = local_days(query);
+    b.push(" AND date >= CAST(");
+    b.bind(SqlValue::Text(first.to_string()));
+    b.push(" AS DATE) AND date <= CAST(");
+    b.bind(SqlValue::Text(last.to_string()));
+    b.push(" AS DATE)");
+}
+
+/// The imported page views of each page in the query's days (`page`, `pageviews`): what an
+/// exit page's exit rate is over, with its native page views.
+pub fn page_views_statement(query: &Query, dialect: &dyn SqlDialect) -> Sql {
+    let mut b = Builder::new(dialect);
+    b.push("SELECT page, coalesce(sum(pageviews), 0) FROM imported_pages WHERE site_id = ");
+    b.bind(SqlValue::Text(query.site_id.0.clone()));
+    days_sql(&mut b, query);
+    b.push(" GROUP BY page");
     b.finish()
 }
 

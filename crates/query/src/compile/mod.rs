@@ -19,6 +19,39 @@ pub(crate) struct Builder<'d> {
     dialect: &'d dyn SqlDialect,
 }
 
+/// Writes `filter`'s `and`, `or` and `not` as SQL, and each other part (a condition, a
+/// behavioural filter) with `leaf`.
+pub(crate) fn boolean_sql(
+    b: &mut Builder,
+    filter: &crate::model::Filter,
+    leaf: &mut dyn FnMut(&mut Builder, &crate::model::Filter),
+) {
+    use crate::model::Filter;
+    match filter {
+        Filter::And(all) | Filter::Or(all) => {
+            let joiner = if matches!(filter, Filter::And(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
+            b.push("(");
+            for (i, inner) in all.iter().enumerate() {
+                if i > 0 {
+                    b.push(joiner);
+                }
+                boolean_sql(b, inner, leaf);
+            }
+            b.push(")");
+        }
+        Filter::Not(inner) => {
+            b.push("NOT (");
+            boolean_sql(b, inner, leaf);
+            b.push(")");
+        }
+        other => leaf(b, other),
+    }
+}
+
 impl<'d> Builder<'d> {
     pub(crate) fn new(dialect: &'d dyn SqlDialect) -> Self {
         Builder {

@@ -503,10 +503,28 @@ pub fn parse_query(
         None | Some(Value::Null) => None,
         Some(c) => match c.get("mode").and_then(Value::as_str) {
             Some("previous_period") => Some(crate::time::previous_period(range, timezone)),
+            Some("year_over_year") => Some(crate::time::year_before(range, timezone)),
+            Some("custom") => {
+                let dates = c
+                    .get("date_range")
+                    .and_then(Value::as_array)
+                    .filter(|pair| pair.len() == 2)
+                    .and_then(|pair| Some((pair[0].as_str()?, pair[1].as_str()?)));
+                let Some(dates) = dates else {
+                    return Err(err(
+                        "include.comparisons.date_range",
+                        "a custom comparison needs two ISO 8601 dates",
+                    ));
+                };
+                Some(
+                    resolve_range(None, Some(dates), timezone, now_ms, first_event_ms)
+                        .map_err(|message| err("include.comparisons.date_range", message))?,
+                )
+            }
             _ => {
                 return Err(err(
                     "include.comparisons.mode",
-                    "must be \"previous_period\"",
+                    "must be \"previous_period\", \"year_over_year\" or \"custom\"",
                 ))
             }
         },

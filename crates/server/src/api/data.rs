@@ -1,8 +1,9 @@
 //! A site's data out and in: `GET /api/export` streams its stored events, `POST /api/import`
 //! takes them back (idempotent by event id), `POST /api/imports/plausible` takes Plausible's
 //! CSV export as imported statistics (listed by `GET /api/imports`, removed by
-//! `DELETE /api/imports/{import_id}`), `POST /api/backup` copies the data dir consistently
-//! (`crate::backup`). Formats in `crate::transfer` and `crate::plausible_export`.
+//! `DELETE /api/imports/{import_id}`), `POST /api/imports/umami` takes Umami's events,
+//! `POST /api/backup` copies the data dir consistently (`crate::backup`). Formats in
+//! `crate::transfer`, `crate::plausible_export` and `crate::umami_export`.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -18,6 +19,7 @@ use crate::http::error::ApiError;
 use crate::http::state::{App, Caller, QueryParams, RequiredCaller};
 use crate::plausible_export::{self, ExportError};
 use crate::transfer::{self, Format, TransferError};
+use crate::umami_export;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 #[derive(Deserialize)]
@@ -275,6 +277,45 @@ pub(crate) async fn import_plausible(
     Ok((StatusCode::OK, Json(body)).into_response())
 }
 
+/// Imports Umami's events (a CSV of its `website_event` table, optionally with its
+/// `session` columns joined in) into a site as events: page views and custom events with
+/// their visits as Umami recorded them, sources and channels named as for live traffic.
+/// Umami's event ids make a second import of the same file store nothing twice. A bad line
+/// is a 400 naming it, and nothing is stored.
+#[utoipa::path(post, path = "/api/imports/umami", tag = "operations",
+    params(("site_id" = String, Query, description = "The site the events go to")),
+    request_body(content = String, description = "Umami's website_event rows as CSV with a header, up to 512 MiB", content_type = "text/csv"),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "`{success, events, imported, skipped}`", body = Object),
+        crate::http::schema::AdminRefusals,
+        (status = 413, description = "Body too large", body = crate::http::schema::ErrorBody),
+    ))]
+pub(crate) async fn import_umami(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    QueryParams(params): QueryParams<SiteParam>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let site = writable_site(&app, &caller.0, params.site_id.as_deref())?;
+    let bytes = body_bytes(body).await?;
+    let (site_id, domain) = (site.id.clone(), site.domain.clone());
+    let events =
+        tokio::task::spawn_blocking(move || umami_export::read_events(&bytes, &site_id, &domain))
+            .await
+            .map_err(|_| ApiError::internal())??;
+    let total = events.len() as u64;
+    let imported = transfer::import(app.data.as_ref(), events).await?;
+    tracing::info!(site = %site.id, events = total, imported, "umami events imported");
+    let body = json!({
+        "success": true,
+        "events": total,
+        "imported": imported,
+        "skipped": total - imported,
+    });
+    Ok((StatusCode::OK, Json(body)).into_response())
+}
+
 fn import_json(import: &heartbeat_model::SiteImport) -> serde_json::Value {
     json!({
         "id": import.id,
@@ -373,6 +414,7 @@ pub fn router() -> OpenApiRouter<App> {
         .routes(routes!(export))
         .routes(routes!(import))
         .routes(routes!(import_plausible))
+        .routes(routes!(import_umami))
         .routes(routes!(list_imports))
         .routes(routes!(delete_import))
         .routes(routes!(backup))
