@@ -87,11 +87,17 @@ impl IngestRequest {
                 }
             }
         }
-        let grant = self.caller.0.as_ref().map(|c| &c.grant);
-        check_site_quotas(app, &decoded, grant)?;
-        let outcome = app.ingestor.accept(decoded, &self.client.0, grant).await?;
-        metrics::counter!(telemetry::INGEST_EVENTS_ACCEPTED).increment(outcome.accepted as u64);
-        Ok(outcome)
+        let grant = self.caller.0.as_ref().map(|c| c.grant.clone());
+        check_site_quotas(app, &decoded, grant.as_ref())?;
+        // On a task of its own: a client that goes away mid-append (a tab closed right after
+        // `sendBeacon`) neither cancels the append nor leaves its events uncounted.
+        let (ingestor, client) = (app.ingestor.clone(), self.client.0.clone());
+        let accepted = tokio::spawn(async move {
+            let outcome = ingestor.accept(decoded, &client, grant.as_ref()).await?;
+            metrics::counter!(telemetry::INGEST_EVENTS_ACCEPTED).increment(outcome.accepted as u64);
+            Ok::<_, heartbeat_ingest::IngestError>(outcome)
+        });
+        Ok(accepted.await.map_err(|_| ApiError::internal())??)
     }
 }
 
