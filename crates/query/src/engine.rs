@@ -168,7 +168,12 @@ fn numeric(value: &Value) -> f64 {
 /// Compiles `query`, runs it on `runner` and assembles the result: rows ordered and
 /// paginated, each with its comparison row when asked for.
 pub async fn execute(query: &Query, runner: &dyn SqlRunner) -> Result<QueryResult, RunError> {
-    let mut rows = all_rows(query, runner).await?;
+    // Read once: every period and total of the query decides on imports from it.
+    let imports_end = match query.include_imports {
+        true => latest_import_end(query, runner).await?,
+        false => None,
+    };
+    let mut rows = all_rows(query, runner, imports_end).await?;
     // A time series compared with another period has every bucket, empty ones included (the
     // other period's may not be), as Plausible's.
     if let ([Dimension::Time(grain)], Some(_)) = (query.dimensions.as_slice(), query.comparison) {
@@ -191,20 +196,23 @@ pub async fn execute(query: &Query, runner: &dyn SqlRunner) -> Result<QueryResul
         .skip(query.offset)
         .take(query.limit)
         .collect();
-    let mut imports = match query.include_imports {
-        true => Some(imports_decision(query, runner).await?),
-        false => None,
-    };
+    let mut imports = query
+        .include_imports
+        .then(|| Imports::of(imported::decide(query, imports_end)));
     if let Some(range) = query.comparison {
         let previous = Query {
             range,
             comparison: None,
             ..query.clone()
         };
-        compare(&mut results, query, &all_rows(&previous, runner).await?);
+        compare(
+            &mut results,
+            query,
+            &all_rows(&previous, runner, imports_end).await?,
+        );
         // Included when either period includes them, as Plausible's meta says.
         if let Some(main) = imports.as_mut() {
-            let other = imports_decision(&previous, runner).await?;
+            let other = Imports::of(imported::decide(&previous, imports_end));
             main.included |= other.included;
             if other.skip_reason.is_none() {
                 main.skip_reason = None;
@@ -224,31 +232,30 @@ pub async fn execute(query: &Query, runner: &dyn SqlRunner) -> Result<QueryResul
     })
 }
 
-/// Whether `query`'s answer includes imports, from the last day the site's imports cover.
-async fn imports_decision(query: &Query, runner: &dyn SqlRunner) -> Result<Imports, RunError> {
-    let decision = imported_table(query, runner).await?;
-    Ok(Imports {
-        included: decision.is_ok(),
-        skip_reason: decision.err(),
-    })
+impl Imports {
+    fn of(decision: Result<heartbeat_model::ImportedTable, SkipReason>) -> Imports {
+        Imports {
+            included: decision.is_ok(),
+            skip_reason: decision.err(),
+        }
+    }
 }
 
-/// The imported table that answers `query`, or why none does.
-async fn imported_table(
+/// The last day any import of the query's site covers; `None` without imports.
+async fn latest_import_end(
     query: &Query,
     runner: &dyn SqlRunner,
-) -> Result<Result<heartbeat_model::ImportedTable, SkipReason>, RunError> {
+) -> Result<Option<chrono::NaiveDate>, RunError> {
     let rows = runner
         .run(imported::latest_end_statement(
             query,
             runner.dialect().sql(),
         ))
         .await?;
-    let latest_end = match rows.first().and_then(|row| row.first()) {
+    Ok(match rows.first().and_then(|row| row.first()) {
         Some(SqlValue::Text(day)) => day.parse().ok(),
         _ => None,
-    };
-    Ok(imported::decide(query, latest_end))
+    })
 }
 
 /// Adds the imported table's sums to `totals`, when the query asks for imports and one
@@ -256,9 +263,10 @@ async fn imported_table(
 async fn add_imported(
     query: &Query,
     runner: &dyn SqlRunner,
+    imports_end: Option<chrono::NaiveDate>,
     totals: &mut HashMap<Vec<String>, Totals>,
 ) -> Result<(), RunError> {
-    let Ok(table) = imported_table(query, runner).await? else {
+    let Ok(table) = imported::decide(query, imports_end) else {
         return Ok(());
     };
     let sql = imported::statement(query, table, runner.dialect().sql());
@@ -366,8 +374,13 @@ fn change(metric: Metric, before: f64, now: f64) -> Value {
     }
 }
 
-/// Every row of `query`, unordered and unpaginated.
-async fn all_rows(query: &Query, runner: &dyn SqlRunner) -> Result<Vec<ResultRow>, RunError> {
+/// Every row of `query`, unordered and unpaginated; `imports_end` is the last day the site's
+/// imports cover, when the query asks for them.
+async fn all_rows(
+    query: &Query,
+    runner: &dyn SqlRunner,
+    imports_end: Option<chrono::NaiveDate>,
+) -> Result<Vec<ResultRow>, RunError> {
     let plan = plan(query, runner.has_rollups());
     let width = query.dimensions.len();
     let mut totals: HashMap<Vec<String>, Totals> = HashMap::new();
@@ -379,7 +392,7 @@ async fn all_rows(query: &Query, runner: &dyn SqlRunner) -> Result<Vec<ResultRow
         }
     }
     if query.include_imports {
-        add_imported(query, runner, &mut totals).await?;
+        add_imported(query, runner, imports_end, &mut totals).await?;
     }
     if width == 0 && totals.is_empty() {
         totals.insert(Vec::new(), Totals::default());
@@ -393,7 +406,7 @@ async fn all_rows(query: &Query, runner: &dyn SqlRunner) -> Result<Vec<ResultRow
             comparison: None,
             ..query.clone()
         };
-        let rows = Box::pin(all_rows(&everyone, runner)).await?;
+        let rows = Box::pin(all_rows(&everyone, runner, imports_end)).await?;
         rows.first().map_or(0.0, |row| numeric(&row.metrics[0]))
     } else {
         0.0

@@ -5,6 +5,7 @@
 mod api;
 mod compat;
 pub mod config;
+mod csv_file;
 mod event_json;
 mod http;
 mod jobs;

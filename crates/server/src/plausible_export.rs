@@ -17,6 +17,8 @@ use chrono::NaiveDate;
 use heartbeat_ingest::enrich::referrer::channel_of_source;
 use heartbeat_model::{ImportedRow, ImportedTable};
 
+use crate::csv_file::{error, CsvFile, ExportError};
+
 /// The largest a file of the export may grow to once decompressed.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024 * 1024;
 
@@ -33,24 +35,6 @@ impl PlausibleExport {
             .iter()
             .map(|(table, rows)| (table.name(), rows.len()))
             .collect()
-    }
-}
-
-/// What is wrong with an export: `file` (with the line, from 1 for the header, when one line
-/// is to blame) and the problem.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}{}: {message}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
-pub struct ExportError {
-    pub file: String,
-    pub line: Option<u64>,
-    pub message: String,
-}
-
-fn error(file: &str, line: Option<u64>, message: impl Into<String>) -> ExportError {
-    ExportError {
-        file: file.to_owned(),
-        line,
-        message: message.into(),
     }
 }
 
@@ -144,15 +128,6 @@ pub fn read_csv(
     text: &[u8],
     (start, end): (NaiveDate, NaiveDate),
 ) -> Result<Vec<ImportedRow>, ExportError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(false)
-        .from_reader(text);
-    let header = reader
-        .headers()
-        .map_err(|e| error(file, Some(1), e.to_string()))?
-        .clone();
-    let position = |name: &str| header.iter().position(|h| h.trim() == name);
     // The columns a row cannot do without: its day, its dimension values, its visitors.
     let derived = |name: &str| table == ImportedTable::Sources && name == "channel";
     let mut required = vec!["date", "visitors"];
@@ -163,17 +138,8 @@ pub fn read_csv(
             .filter(|name| !derived(name))
             .copied(),
     );
-    let absent: Vec<&str> = required
-        .into_iter()
-        .filter(|name| position(name).is_none())
-        .collect();
-    if !absent.is_empty() {
-        return Err(error(
-            file,
-            Some(1),
-            format!("the header lacks {}", absent.join(", ")),
-        ));
-    }
+    let mut csv = CsvFile::open(file, text, &required)?;
+    let position = |name: &str| csv.position(name);
     let date_at = position("date").unwrap_or_default();
     let texts_at: Vec<Option<usize>> = table
         .text_columns()
@@ -186,18 +152,8 @@ pub fn read_csv(
         .map(|column| position(column.name))
         .collect();
     let mut rows = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| {
-            let line = e.position().map(|p| p.line());
-            let message = match e.kind() {
-                csv::ErrorKind::UnequalLengths {
-                    expected_len, len, ..
-                } => format!("{len} fields where the header has {expected_len}"),
-                _ => e.to_string(),
-            };
-            error(file, line, message)
-        })?;
-        let line = record.position().map(|p| p.line());
+    for row in csv.rows() {
+        let (line, record) = row?;
         let date_text = record.get(date_at).unwrap_or_default().trim();
         let date = NaiveDate::parse_from_str(date_text, "%Y-%m-%d")
             .map_err(|_| error(file, line, format!("date {date_text:?} is not YYYY-MM-DD")))?;

@@ -21,17 +21,13 @@ use heartbeat_ingest::enrich::referrer::classify;
 use heartbeat_model::{Event, SiteId, VisitAttributes, PAGEVIEW};
 use sha2::{Digest, Sha256};
 
-use crate::plausible_export::ExportError;
+use crate::csv_file::{self, CsvFile, ExportError};
 
 /// The file's name in errors.
 const FILE: &str = "website_event.csv";
 
 fn error(line: Option<u64>, message: impl Into<String>) -> ExportError {
-    ExportError {
-        file: FILE.to_owned(),
-        line,
-        message: message.into(),
-    }
+    csv_file::error(FILE, line, message)
 }
 
 /// A stable 64-bit id for Umami's UUID `text` of kind `kind` on `site`.
@@ -101,15 +97,6 @@ fn device_name(umami: &str) -> &'static str {
 
 /// Reads the CSV `text` into `site`'s events, each visit's attributes its first event's.
 pub fn read_events(text: &[u8], site: &SiteId, domain: &str) -> Result<Vec<Event>, ExportError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(false)
-        .from_reader(text);
-    let header = reader
-        .headers()
-        .map_err(|e| error(Some(1), e.to_string()))?
-        .clone();
-    let position = |name: &str| header.iter().position(|h| h.trim() == name);
     let required = [
         "event_id",
         "session_id",
@@ -118,35 +105,12 @@ pub fn read_events(text: &[u8], site: &SiteId, domain: &str) -> Result<Vec<Event
         "url_path",
         "event_type",
     ];
-    let absent: Vec<&str> = required
-        .into_iter()
-        .filter(|name| position(name).is_none())
-        .collect();
-    if !absent.is_empty() {
-        return Err(error(
-            Some(1),
-            format!("the header lacks {}", absent.join(", ")),
-        ));
-    }
-    let columns: HashMap<&str, usize> = header
-        .iter()
-        .enumerate()
-        .map(|(i, name)| (name.trim(), i))
-        .collect();
+    let mut csv = CsvFile::open(FILE, text, &required)?;
+    let columns = csv.columns().clone();
     // Each event with its visit's key, and the attributes its own row says.
     let mut rows: Vec<(String, Event)> = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| {
-            let line = e.position().map(|p| p.line());
-            let message = match e.kind() {
-                csv::ErrorKind::UnequalLengths {
-                    expected_len, len, ..
-                } => format!("{len} fields where the header has {expected_len}"),
-                _ => e.to_string(),
-            };
-            error(line, message)
-        })?;
-        let line = record.position().map(|p| p.line());
+    for row in csv.rows() {
+        let (line, record) = row?;
         let cell = |name: &str| {
             columns
                 .get(name)

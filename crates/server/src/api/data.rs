@@ -15,9 +15,10 @@ use heartbeat_model::{Site, SiteId};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::csv_file::ExportError;
 use crate::http::error::ApiError;
 use crate::http::state::{App, Caller, QueryParams, RequiredCaller};
-use crate::plausible_export::{self, ExportError};
+use crate::plausible_export;
 use crate::transfer::{self, Format, TransferError};
 use crate::umami_export;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -195,9 +196,20 @@ pub(crate) async fn import(
     let events = tokio::task::spawn_blocking(move || transfer::decode(&bytes, format, &site_id))
         .await
         .map_err(|_| ApiError::internal())??;
+    store_events(&app, &site, events, "export").await
+}
+
+/// Stores `events` into `site` (event ids it has are skipped) and answers
+/// `{success, events, imported, skipped}`.
+async fn store_events(
+    app: &App,
+    site: &Site,
+    events: Vec<heartbeat_model::Event>,
+    from: &str,
+) -> Result<Response, ApiError> {
     let total = events.len() as u64;
     let imported = transfer::import(app.data.as_ref(), events).await?;
-    tracing::info!(site = %site.id, events = total, imported, "import done");
+    tracing::info!(site = %site.id, from, events = total, imported, "events imported");
     let body = json!({
         "success": true,
         "events": total,
@@ -304,16 +316,7 @@ pub(crate) async fn import_umami(
         tokio::task::spawn_blocking(move || umami_export::read_events(&bytes, &site_id, &domain))
             .await
             .map_err(|_| ApiError::internal())??;
-    let total = events.len() as u64;
-    let imported = transfer::import(app.data.as_ref(), events).await?;
-    tracing::info!(site = %site.id, events = total, imported, "umami events imported");
-    let body = json!({
-        "success": true,
-        "events": total,
-        "imported": imported,
-        "skipped": total - imported,
-    });
-    Ok((StatusCode::OK, Json(body)).into_response())
+    store_events(&app, &site, events, "umami").await
 }
 
 fn import_json(import: &heartbeat_model::SiteImport) -> serde_json::Value {

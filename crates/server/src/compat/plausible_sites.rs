@@ -343,9 +343,7 @@ pub(crate) async fn show(
     responses(
         (status = 200, description = "`{domain, timezone}`", body = Object),
         (status = 400, description = "`domain: can't be blank`, the same domain, a taken domain", body = crate::http::schema::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
-        (status = 403, description = "Not an admin-capable key", body = crate::http::schema::ErrorBody),
-        (status = 404, description = "`Site could not be found`", body = crate::http::schema::ErrorBody),
+        crate::http::schema::SitesApiRefusals,
     ))]
 pub(crate) async fn update(
     State(app): State<App>,
@@ -379,9 +377,7 @@ pub(crate) async fn update(
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "`{\"deleted\": true}`", body = Object),
-        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
-        (status = 403, description = "Not an admin-capable key", body = crate::http::schema::ErrorBody),
-        (status = 404, description = "`Site could not be found`", body = crate::http::schema::ErrorBody),
+        crate::http::schema::SitesApiRefusals,
     ))]
 pub(crate) async fn delete(
     State(app): State<App>,
@@ -414,9 +410,7 @@ fn share_url(headers: &HeaderMap, token: &str) -> String {
     responses(
         (status = 200, description = "`{name, url}`", body = Object),
         (status = 400, description = "`Parameter `site_id` is required to create a shared link`, ...", body = crate::http::schema::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
-        (status = 403, description = "Not an admin-capable key", body = crate::http::schema::ErrorBody),
-        (status = 404, description = "`Site could not be found`", body = crate::http::schema::ErrorBody),
+        crate::http::schema::SitesApiRefusals,
     ))]
 pub(crate) async fn shared_link(
     State(app): State<App>,
@@ -492,9 +486,7 @@ pub(crate) async fn custom_props(
     responses(
         (status = 200, description = "`{\"created\": true}`", body = Object),
         (status = 400, description = "A missing parameter, a property over 300 characters, over 300 properties", body = crate::http::schema::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
-        (status = 403, description = "Not an admin-capable key", body = crate::http::schema::ErrorBody),
-        (status = 404, description = "`Site could not be found`", body = crate::http::schema::ErrorBody),
+        crate::http::schema::SitesApiRefusals,
     ))]
 pub(crate) async fn put_custom_prop(
     State(app): State<App>,
@@ -544,9 +536,7 @@ pub(crate) async fn put_custom_prop(
     responses(
         (status = 200, description = "`{\"deleted\": true}`", body = Object),
         (status = 400, description = "`Parameter `site_id` is required to delete a custom property`", body = crate::http::schema::ErrorBody),
-        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
-        (status = 403, description = "Not an admin-capable key", body = crate::http::schema::ErrorBody),
-        (status = 404, description = "`Site could not be found`", body = crate::http::schema::ErrorBody),
+        crate::http::schema::SitesApiRefusals,
     ))]
 pub(crate) async fn delete_custom_prop(
     State(app): State<App>,

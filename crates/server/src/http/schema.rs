@@ -282,6 +282,19 @@ pub enum AdminRefusals {
     NotFound(ErrorBody),
 }
 
+/// The refusals of a change through Plausible's Sites API (`compat/plausible_sites.rs`),
+/// with Plausible's texts, each in the one error shape.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum SitesApiRefusals {
+    #[response(status = 401, description = "No or bad key")]
+    Unauthorized(ErrorBody),
+    #[response(status = 403, description = "Not an admin-capable key")]
+    Forbidden(ErrorBody),
+    #[response(status = 404, description = "`Site could not be found`")]
+    NotFound(ErrorBody),
+}
+
 /// What a keyed ingest door answers, each refusal in the one error shape.
 #[derive(IntoResponses)]
 #[allow(dead_code)]
