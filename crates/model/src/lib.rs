@@ -6,6 +6,7 @@
 mod account;
 mod batch;
 mod event;
+mod goal;
 mod imported;
 mod site;
 
@@ -14,5 +15,6 @@ pub use batch::{
     decode_batch, decode_record, encode_batch, encode_site_deletion, BatchCodecError, QueueRecord,
 };
 pub use event::{Event, Revenue, Session, VisitAttributes, ENGAGEMENT, PAGEVIEW};
+pub use goal::{Goal, GoalKind};
 pub use imported::{CountColumn, ImportedRow, ImportedTable, SiteImport};
 pub use site::{ApiKey, ApiKeyScope, Site, SiteId, SiteRules};

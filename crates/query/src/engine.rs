@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::compile::aggregate::{self, Statements};
 use crate::compile::imported::{self, SkipReason};
-use crate::model::{Dimension, Metric, Order, Query, TimeGrain};
+use crate::model::{Dimension, Metric, Order, Query, Revenue, TimeGrain};
 use crate::plan::{plan, Plan, Source};
 use crate::sql::{Row, RunError, Sql, SqlRunner, SqlValue};
 use crate::time::{bucket_label_within, bucket_labels};
@@ -75,6 +75,20 @@ struct Totals {
     /// The deepest scroll of each visit with a scroll depth, summed, and those visits.
     scroll_total: f64,
     scroll_visits: f64,
+    /// Revenue in micro-units of the row's currency, and the events that carried it.
+    revenue_micros: f64,
+    revenue_events: f64,
+}
+
+/// What a row's ratios are over, beyond its own totals.
+struct Denominators<'q> {
+    /// All visitors of the same filters (`percentage`).
+    all_visitors: f64,
+    /// All visitors without goal and property filters (`conversion_rate`).
+    converting_from: f64,
+    /// Each row's visitors without goal and property filters (`group_conversion_rate`).
+    groups: HashMap<Vec<String>, f64>,
+    query: &'q Query,
 }
 
 fn cell_text(value: &SqlValue) -> String {
@@ -115,7 +129,13 @@ fn round_to(value: f64, decimals: i32) -> f64 {
     (value * factor).round() / factor
 }
 
-fn metric_value(metric: Metric, t: &Totals, plan: &Plan, all_visitors: f64) -> Value {
+fn metric_value(
+    metric: Metric,
+    t: &Totals,
+    plan: &Plan,
+    row: &[String],
+    over: &Denominators,
+) -> Value {
     let ratio = |num: f64, den: f64| if den > 0.0 { num / den } else { 0.0 };
     let counts = |event: f64, session: f64| {
         if plan.counts_from_sessions {
@@ -124,6 +144,7 @@ fn metric_value(metric: Metric, t: &Totals, plan: &Plan, all_visitors: f64) -> V
             event
         }
     };
+    let visitors = counts(t.event_visitors, t.session_visitors);
     match metric {
         Metric::Visitors => json!(counts(t.event_visitors, t.session_visitors) as u64),
         Metric::Pageviews => json!(counts(t.event_pageviews, t.session_pageviews) as u64),
@@ -151,18 +172,53 @@ fn metric_value(metric: Metric, t: &Totals, plan: &Plan, all_visitors: f64) -> V
             json!((t.scroll_total / t.scroll_visits).round_ties_even() as u64)
         }
         Metric::ScrollDepth => Value::Null,
-        Metric::Percentage => json!(round_to(
-            ratio(
-                100.0 * counts(t.event_visitors, t.session_visitors),
-                all_visitors
-            ),
-            1
-        )),
+        Metric::Percentage => json!(round_to(ratio(100.0 * visitors, over.all_visitors), 1)),
+        Metric::ConversionRate => json!(round_to(ratio(100.0 * visitors, over.converting_from), 2)),
+        Metric::GroupConversionRate => {
+            let group = over.groups.get(row).copied().unwrap_or(0.0);
+            json!(round_to(ratio(100.0 * visitors, group), 2))
+        }
+        Metric::TotalRevenue | Metric::AverageRevenue => {
+            let Some(currency) = revenue_currency(over.query, row) else {
+                return Value::Null;
+            };
+            let micros = match metric {
+                Metric::TotalRevenue => t.revenue_micros,
+                _ => ratio(t.revenue_micros, t.revenue_events),
+            };
+            // Thousandths, cut as ClickHouse's Decimal64(3) of Plausible's columns is.
+            crate::money::money((micros / 1000.0).trunc() as i128, currency)
+        }
     }
 }
 
+/// The currency of a row's revenue: the query's one currency, or by goal the row's goal's
+/// (none for a goal without revenue).
+fn revenue_currency<'q>(query: &'q Query, row: &[String]) -> Option<&'q str> {
+    match &query.revenue {
+        Revenue::Single(code) => Some(code),
+        Revenue::PerGoal => {
+            let index = query
+                .dimensions
+                .iter()
+                .position(|d| *d == Dimension::Goal)?;
+            query
+                .goals
+                .iter()
+                .find(|g| g.display_name == row[index])?
+                .currency
+                .as_deref()
+        }
+        _ => None,
+    }
+}
+
+/// A metric's number: revenue's is its `value`.
 fn numeric(value: &Value) -> f64 {
-    value.as_f64().unwrap_or(0.0)
+    value
+        .as_f64()
+        .or_else(|| value.get("value").and_then(Value::as_f64))
+        .unwrap_or(0.0)
 }
 
 /// Compiles `query`, runs it on `runner` and assembles the result: rows ordered and
@@ -351,7 +407,9 @@ fn compare(results: &mut [ResultRow], query: &Query, previous: &[ResultRow]) {
                 // Points, as a rate; none without a rate to compare with.
                 Metric::ExitRate if before.is_null() || now.is_null() => Value::Null,
                 Metric::ExitRate => json!(round_to(numeric(now) - numeric(before), 1)),
-                Metric::ScrollDepth if before.is_null() || now.is_null() => Value::Null,
+                Metric::ScrollDepth | Metric::TimeOnPage if before.is_null() || now.is_null() => {
+                    Value::Null
+                }
                 _ => change(*metric, numeric(before), numeric(now)),
             })
             .collect();
@@ -369,6 +427,7 @@ fn change(metric: Metric, before: f64, now: f64) -> Value {
         // Points for a rate, as Plausible's (nothing to compare with a period without visits).
         Metric::BounceRate if before > 0.0 => json!(now - before),
         Metric::BounceRate => Value::Null,
+        Metric::ConversionRate | Metric::GroupConversionRate => json!(round_to(now - before, 1)),
         _ if before == 0.0 => json!(if now > 0.0 { 100 } else { 0 }),
         _ => json!(((now - before) / before * 100.0).round() as i64),
     }
@@ -397,32 +456,91 @@ async fn all_rows(
     if width == 0 && totals.is_empty() {
         totals.insert(Vec::new(), Totals::default());
     }
-    // Percentage: each row's visitors over all visitors of the same filters.
-    let all_visitors = if query.metrics.contains(&Metric::Percentage) {
-        let everyone = Query {
-            metrics: vec![Metric::Visitors],
-            dimensions: Vec::new(),
-            order_by: Vec::new(),
-            comparison: None,
-            ..query.clone()
-        };
-        let rows = Box::pin(all_rows(&everyone, runner, imports_end)).await?;
-        rows.first().map_or(0.0, |row| numeric(&row.metrics[0]))
-    } else {
-        0.0
-    };
+    let over = denominators(query, runner, imports_end).await?;
     Ok(totals
         .into_iter()
         .map(|(dimensions, t)| ResultRow {
             metrics: query
                 .metrics
                 .iter()
-                .map(|m| metric_value(*m, &t, &plan, all_visitors))
+                .map(|m| metric_value(*m, &t, &plan, &dimensions, &over))
                 .collect(),
             dimensions,
             comparison: None,
         })
         .collect())
+}
+
+/// Visitors of the rows the query's ratios are over, read when a metric needs them.
+async fn denominators<'q>(
+    query: &'q Query,
+    runner: &dyn SqlRunner,
+    imports_end: Option<chrono::NaiveDate>,
+) -> Result<Denominators<'q>, RunError> {
+    // Imported visitors count in a denominator only where they count in the rows (as
+    // Plausible's `total_visitors_subquery` keeps the query's `include_imported`).
+    let imports = query.include_imports && imported::decide(query, imports_end).is_ok();
+    let visitors_of = |dimensions: Vec<Dimension>, filters: Vec<crate::model::Filter>| Query {
+        metrics: vec![Metric::Visitors],
+        dimensions,
+        filters,
+        order_by: Vec::new(),
+        comparison: None,
+        revenue: Revenue::NotAsked,
+        include_imports: imports,
+        ..query.clone()
+    };
+    // Conversions are over the visitors without the goal and property filters.
+    let unconverted: Vec<crate::model::Filter> = query
+        .filters
+        .iter()
+        .filter(|f| {
+            !matches!(f, crate::model::Filter::Condition(c)
+                if matches!(c.dimension, Dimension::Goal | Dimension::Prop(_)))
+        })
+        .cloned()
+        .collect();
+    let wants = |m: Metric| query.metrics.contains(&m);
+    let total = |q: Query| async move {
+        let rows = Box::pin(all_rows(&q, runner, imports_end)).await?;
+        Ok::<f64, RunError>(rows.first().map_or(0.0, |row| numeric(&row.metrics[0])))
+    };
+    let all_visitors = match wants(Metric::Percentage) {
+        true => total(visitors_of(Vec::new(), query.filters.clone())).await?,
+        false => 0.0,
+    };
+    let converting_from = match wants(Metric::ConversionRate) {
+        true => total(visitors_of(Vec::new(), unconverted.clone())).await?,
+        false => 0.0,
+    };
+    let groups = match wants(Metric::GroupConversionRate) {
+        true => {
+            // By page, a row's visitors are those of any event on the page (page views count
+            // only page views unless events are picked by name, as a goal filter did).
+            let mut unconverted = unconverted;
+            if query.dimensions.contains(&Dimension::Page) {
+                unconverted.push(crate::model::Filter::Condition(crate::model::Condition {
+                    operator: crate::model::Operator::IsNot,
+                    dimension: Dimension::Name,
+                    values: vec![heartbeat_model::ENGAGEMENT.to_owned()],
+                    case_sensitive: true,
+                }));
+            }
+            let q = visitors_of(query.dimensions.clone(), unconverted);
+            Box::pin(all_rows(&q, runner, imports_end))
+                .await?
+                .into_iter()
+                .map(|row| (row.dimensions, numeric(&row.metrics[0])))
+                .collect()
+        }
+        false => HashMap::new(),
+    };
+    Ok(Denominators {
+        all_visitors,
+        converting_from,
+        groups,
+        query,
+    })
 }
 
 /// Reads the rollup cells of dimension `key` that answer `query` into `totals`.
@@ -484,6 +602,10 @@ async fn run_statements(
             t.event_pageviews = c[1].as_f64();
             t.event_events = c[2].as_f64();
             t.event_visits = c[3].as_f64();
+            if let [revenue, revenue_events] = &c[4..] {
+                t.revenue_micros = revenue.as_f64();
+                t.revenue_events = revenue_events.as_f64();
+            }
         });
     }
     if let Some(rows) = sessions {

@@ -13,6 +13,7 @@ mod engine;
 mod error;
 mod listing;
 mod model;
+mod money;
 mod plan;
 mod plausible;
 pub mod rollup;
@@ -29,7 +30,7 @@ pub use listing::{
     MAX_PAGE,
 };
 pub use model::{
-    Condition, DateRange, Dimension, Filter, Metric, Operator, Order, Query, TimeGrain,
+    Condition, DateRange, Dimension, Filter, Metric, Operator, Order, Query, Revenue, TimeGrain,
 };
 pub use plausible::{parse_query, requested_site, v1_answer, v1_to_v2, V1Kind, V1Request};
 pub use sql::{Row, RunError, Sql, SqlRunner, SqlValue};

@@ -1,6 +1,6 @@
 //! The query model: metrics, dimensions, filters, a resolved date range, order and paging.
 
-use heartbeat_model::SiteId;
+use heartbeat_model::{Goal, SiteId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Metric {
@@ -20,10 +20,20 @@ pub enum Metric {
     /// How far down the page visitors scrolled, %: each visit's deepest scroll (of its
     /// engagement events) averaged over the visits that reported one, as Plausible's.
     ScrollDepth,
+    /// A row's converted visitors over all visitors of the range without the goal and
+    /// property filters (and without dimensions), %.
+    ConversionRate,
+    /// A row's converted visitors over the visitors of the same row without the goal and
+    /// property filters, %.
+    GroupConversionRate,
+    /// The revenue of the row's revenue-goal events, in the goals' one currency.
+    TotalRevenue,
+    /// The mean revenue of the row's revenue-goal events that carry one.
+    AverageRevenue,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 11] = [
+    pub const ALL: [Metric; 15] = [
         Metric::Visitors,
         Metric::Visits,
         Metric::Pageviews,
@@ -35,6 +45,10 @@ impl Metric {
         Metric::Percentage,
         Metric::ExitRate,
         Metric::ScrollDepth,
+        Metric::ConversionRate,
+        Metric::GroupConversionRate,
+        Metric::TotalRevenue,
+        Metric::AverageRevenue,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +64,10 @@ impl Metric {
             Metric::Percentage => "percentage",
             Metric::ExitRate => "exit_rate",
             Metric::ScrollDepth => "scroll_depth",
+            Metric::ConversionRate => "conversion_rate",
+            Metric::GroupConversionRate => "group_conversion_rate",
+            Metric::TotalRevenue => "total_revenue",
+            Metric::AverageRevenue => "average_revenue",
         }
     }
 
@@ -63,6 +81,14 @@ impl Metric {
             self,
             Metric::BounceRate | Metric::VisitDuration | Metric::ViewsPerVisit
         )
+    }
+
+    pub fn is_revenue(self) -> bool {
+        matches!(self, Metric::TotalRevenue | Metric::AverageRevenue)
+    }
+
+    pub fn is_conversion_rate(self) -> bool {
+        matches!(self, Metric::ConversionRate | Metric::GroupConversionRate)
     }
 }
 
@@ -91,6 +117,9 @@ pub enum Dimension {
     Time(TimeGrain),
     /// `event:props:<key>`: a custom property of events; `(none)` for events without it.
     Prop(String),
+    /// `event:goal`: the site's goals an event completes, by display name (an event may
+    /// complete several; events completing none are in no row).
+    Goal,
 }
 
 /// Visit attributes that events carry too (from their visit's first event).
@@ -169,6 +198,7 @@ impl Dimension {
             Dimension::Time(TimeGrain::Week) => "time:week".into(),
             Dimension::Time(TimeGrain::Month) => "time:month".into(),
             Dimension::Prop(key) => format!("event:props:{key}"),
+            Dimension::Goal => "event:goal".into(),
         }
     }
 
@@ -176,7 +206,11 @@ impl Dimension {
     pub fn is_event_only(&self) -> bool {
         matches!(
             self,
-            Dimension::Page | Dimension::Name | Dimension::Hostname | Dimension::Prop(_)
+            Dimension::Page
+                | Dimension::Name
+                | Dimension::Hostname
+                | Dimension::Prop(_)
+                | Dimension::Goal
         )
     }
 
@@ -308,4 +342,43 @@ pub struct Query {
     /// `include.imports`: add the site's imported statistics where one imported table
     /// answers the query (`compile/imported.rs`).
     pub include_imports: bool,
+    /// The site's goals, oldest first, when the query reads `event:goal` (a filter names
+    /// them by display name; a breakdown has a row per goal the top-level filters keep).
+    pub goals: Vec<Goal>,
+    /// How revenue metrics are answered, when asked for.
+    pub revenue: Revenue,
+}
+
+/// The currency revenue metrics are summed in, decided from the goals a query reads (as
+/// Plausible's `Revenue.preload`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Revenue {
+    /// No revenue metric asked for.
+    #[default]
+    NotAsked,
+    /// Every revenue goal of the query has this currency.
+    Single(String),
+    /// Broken down by goal: each revenue goal's row in its own currency.
+    PerGoal,
+    /// Revenue metrics are null: no revenue goal matches.
+    NoGoalsMatching,
+    /// Revenue metrics are null: the goals have several currencies and no breakdown by goal.
+    NoSingleCurrency,
+}
+
+impl Revenue {
+    /// Plausible's `meta.metric_warnings` code and text, when revenue metrics are null.
+    pub fn warning(&self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Revenue::NoGoalsMatching => Some((
+                "no_revenue_goals_matching",
+                "Revenue metrics are null as there are no matching revenue goals.",
+            )),
+            Revenue::NoSingleCurrency => Some((
+                "no_single_revenue_currency",
+                "Revenue metrics are null as there are multiple currencies for the selected event:goals.",
+            )),
+            _ => None,
+        }
+    }
 }

@@ -8,7 +8,7 @@
 
 use heartbeat_rollup::{ENTRY_PAGE, HOSTNAME, HOUR_MS, NAME, PAGE, TOTAL};
 
-use crate::model::{Dimension, Metric, Query};
+use crate::model::{Dimension, Metric, Query, Revenue};
 use crate::time::every_offset;
 
 /// What answers one query.
@@ -54,6 +54,8 @@ pub struct Reads {
     pub event_visits: bool,
     /// Distinct visitors over `sessions` (which collapses each visit first).
     pub session_visitors: bool,
+    /// Revenue summed and counted over `events`, in the currency the query decided.
+    pub revenue: bool,
 }
 
 /// The plan of `query` on a store that keeps rollups (`has_rollups`) or not.
@@ -73,7 +75,12 @@ pub fn plan(query: &Query, has_rollups: bool) -> Plan {
 
 fn reads(query: &Query, visit_only_dim: bool, event_dim: bool) -> Reads {
     let wants = |m: Metric| query.metrics.contains(&m);
-    let visitors = wants(Metric::Visitors) || wants(Metric::Percentage);
+    let visitors = wants(Metric::Visitors)
+        || wants(Metric::Percentage)
+        || wants(Metric::ConversionRate)
+        || wants(Metric::GroupConversionRate);
+    let revenue = matches!(query.revenue, Revenue::Single(_) | Revenue::PerGoal)
+        && query.metrics.iter().any(|m| m.is_revenue());
     Reads {
         // Scroll depth reads the events too, for the rows it is reported on (as Plausible
         // joins it onto them).
@@ -82,6 +89,7 @@ fn reads(query: &Query, visit_only_dim: bool, event_dim: bool) -> Reads {
                 || wants(Metric::ScrollDepth)
                 || wants(Metric::Pageviews)
                 || wants(Metric::Events)
+                || query.metrics.iter().any(|m| m.is_revenue())
                 || (event_dim && wants(Metric::Visits))),
         sessions: visit_only_dim
             || query.metrics.iter().any(|m| m.is_visit_metric())
@@ -92,6 +100,7 @@ fn reads(query: &Query, visit_only_dim: bool, event_dim: bool) -> Reads {
         event_visitors: visitors && !visit_only_dim,
         event_visits: event_dim && wants(Metric::Visits),
         session_visitors: visitors && visit_only_dim,
+        revenue,
     }
 }
 
@@ -107,7 +116,7 @@ fn key_of(dimension: Option<&Dimension>) -> Option<String> {
         // The rollups name visit attributes as Plausible does (a test below checks).
         Some(d @ Dimension::Visit(_)) => d.name(),
         Some(Dimension::EntryPage) => ENTRY_PAGE.into(),
-        Some(Dimension::ExitPage | Dimension::Prop(_)) => return None,
+        Some(Dimension::ExitPage | Dimension::Prop(_) | Dimension::Goal) => return None,
     })
 }
 
@@ -123,6 +132,11 @@ fn rollup_key(query: &Query) -> Option<String> {
     let key = key_of(dimension)?;
     let metrics_fit = query.metrics.iter().all(|metric| match metric {
         Metric::TimeOnPage | Metric::ScrollDepth => false,
+        // They need a goal, which no cell knows.
+        Metric::ConversionRate
+        | Metric::GroupConversionRate
+        | Metric::TotalRevenue
+        | Metric::AverageRevenue => false,
         // Visits of an event dimension are the distinct visits that include it.
         Metric::Visits => !dimension.is_some_and(Dimension::is_event_only),
         // Visitors of a visit-only dimension are counted over visits' current state.
@@ -154,7 +168,7 @@ mod tests {
             rules: Default::default(),
             retention_days: None,
         };
-        let query = parse_query(&body, &site, 1_700_000_000_000, 0, &Default::default());
+        let query = parse_query(&body, &site, &[], 1_700_000_000_000, 0, &Default::default());
         plan(&query.unwrap(), has_rollups)
     }
 

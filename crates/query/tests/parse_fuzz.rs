@@ -179,7 +179,7 @@ proptest! {
     fn the_parser_takes_any_body(body in body(), tz in prop::sample::select(&["UTC", "Europe/Berlin", "Pacific/Chatham", "America/St_Johns", "Not/A_Zone"][..]),
         now in 0i64..4_102_444_800_000, first in prop::option::of(any::<i64>())) {
         let first = first.unwrap_or(now - 86_400_000);
-        match parse_query(&body, &site(tz), now, first, &Default::default()) {
+        match parse_query(&body, &site(tz), &[], now, first, &Default::default()) {
             Ok(_) => {}
             Err(error) => prop_assert!(!error.field.is_empty() && !error.message.is_empty(), "{error}"),
         }

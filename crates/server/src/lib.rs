@@ -7,6 +7,7 @@ mod compat;
 pub mod config;
 mod csv_file;
 mod event_json;
+mod goal_json;
 mod http;
 mod jobs;
 pub mod limits;
@@ -150,6 +151,7 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
     let reads: Arc<dyn SqlRunner> = Arc::new(telemetry::MeteredReads::new(engine.clone()));
     let data: Arc<dyn EventData> = engine;
     let meta: Arc<dyn MetaStore> = Arc::new(store);
+    let goals = Arc::new(heartbeat_accounts::goals::Goals::load(meta.clone()).await?);
     let registry = Arc::new(registry::Registry::load(meta, &admin_token).await?);
     let ingestor = Ingestor::new(
         registry.clone(),
@@ -199,12 +201,14 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
     ));
     let site_deletion = site_deletion::SiteDeletion {
         registry: registry.clone(),
+        goals: goals.clone(),
         queue: queue.clone(),
         done: processor.deletions(),
     };
     let app = App {
         backup,
         registry,
+        goals,
         ingestor: Arc::new(ingestor),
         reads,
         site_deletion,

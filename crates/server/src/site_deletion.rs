@@ -1,7 +1,7 @@
 //! Deleting a site: one operation over the directory, the queue and the processor.
 //!
-//! 1. The directory forgets the site, its keys and its public link: from here on ingest
-//!    refuses its events.
+//! 1. The directory forgets the site, its keys, its public link and its goals: from here on
+//!    ingest refuses its events.
 //! 2. The site's deletion is appended to the queue, behind every event accepted before it.
 //!    The processor, the only writer of events, deletes the site's events, visits and
 //!    rollups when it reaches that record, after storing what came before and before
@@ -16,6 +16,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use heartbeat_accounts::goals::Goals;
 use heartbeat_accounts::registry::{Registry, RegistryError};
 use heartbeat_model::{encode_site_deletion, BatchCodecError, Site, SiteId};
 use heartbeat_processor::SiteDeleted;
@@ -29,6 +30,7 @@ const WAIT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct SiteDeletion {
     pub registry: Arc<Registry>,
+    pub goals: Arc<Goals>,
     pub queue: Arc<dyn EventQueue>,
     /// The processor's reports of deletions done.
     pub done: broadcast::Sender<SiteDeleted>,
@@ -56,6 +58,7 @@ impl SiteDeletion {
     pub async fn delete(&self, id: &SiteId) -> Result<Outcome, DeleteSiteError> {
         let record = encode_site_deletion(id)?;
         let site = self.registry.delete_site(id).await?;
+        self.goals.forget_site(id);
         let mut done = self.done.subscribe();
         self.queue.append(record).await?;
         let deleted = tokio::time::timeout(WAIT, async {

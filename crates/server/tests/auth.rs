@@ -67,6 +67,8 @@ const TABLE: &[(&str, &str, Access)] = &[
     ("get", "/api/v1/stats/breakdown", Read),
     ("get", "/api/v1/sites/{site_id}", Read),
     ("get", "/api/v1/sites/custom-props", Read),
+    ("get", "/api/v1/sites/goals", Read),
+    ("get", "/api/sites/{site_id}/goals", Read),
     ("get", "/api/live", Read),
     ("get", "/api/export", Read),
     ("post", "/api/import", Read),
@@ -80,6 +82,10 @@ const TABLE: &[(&str, &str, Access)] = &[
     ("put", "/api/sites/{site_id}/rules", SiteAdmin),
     ("put", "/api/sites/{site_id}/share", SiteAdmin),
     ("delete", "/api/sites/{site_id}/share", SiteAdmin),
+    ("post", "/api/sites/{site_id}/goals", SiteAdmin),
+    ("delete", "/api/sites/{site_id}/goals/{goal_id}", SiteAdmin),
+    ("put", "/api/v1/sites/goals", SiteAdmin),
+    ("delete", "/api/v1/sites/goals/{goal_id}", SiteAdmin),
     ("post", "/api/keys", SiteAdmin),
     ("delete", "/api/keys/{key_id}", SiteAdmin),
     ("put", "/api/v1/sites/{site_id}", SiteAdmin),
@@ -131,6 +137,7 @@ impl Probe<'_> {
             .replace("{id}", "some-event")
             .replace("{key_id}", &self.key_id)
             .replace("{import_id}", "1")
+            .replace("{goal_id}", "1")
             .replace("{user_id}", &self.user_id);
         // Seed 000's read names the site `siteId`; every other route `site_id`.
         let site_param = if path == "/analytics/metrics" {

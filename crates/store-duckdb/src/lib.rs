@@ -17,9 +17,9 @@ use std::sync::{Arc, Mutex};
 use duckdb::types::{TimeUnit, Value, ValueRef};
 use duckdb::{params, params_from_iter, Connection};
 use heartbeat_model::{
-    ApiKey, ApiKeyScope, Event, ImportedRow, ImportedTable, Membership, NamedShareLink, Org, OrgId,
-    Revenue, Role, Session, ShareLink, Site, SiteId, SiteImport, User, UserSession,
-    VisitAttributes,
+    ApiKey, ApiKeyScope, Event, Goal, GoalKind, ImportedRow, ImportedTable, Membership,
+    NamedShareLink, Org, OrgId, Revenue, Role, Session, ShareLink, Site, SiteId, SiteImport, User,
+    UserSession, VisitAttributes,
 };
 use heartbeat_query::{Dialect, Row, RunError, Sql, SqlRunner, SqlValue};
 use heartbeat_rollup::{Rollups, Span};
@@ -1271,6 +1271,7 @@ impl MetaStore for DuckDbStore {
             &[
                 "DELETE FROM share_links WHERE site_id = ?",
                 "DELETE FROM named_share_links WHERE site_id = ?",
+                "DELETE FROM goals WHERE site_id = ?",
                 "DELETE FROM api_keys WHERE site_id = ?",
                 "DELETE FROM sites WHERE id = ?",
             ],
@@ -1572,6 +1573,79 @@ impl MetaStore for DuckDbStore {
                 link.created_at_ms.into(),
             ],
         )
+        .await
+    }
+
+    async fn goals(&self) -> Result<Vec<Goal>, StoreError> {
+        let rows = self
+            .read_all(
+                "SELECT id, site_id, display_name, kind_json, currency, created_at_ms FROM goals \
+                 ORDER BY id",
+                |row| {
+                    Ok((
+                        row.get::<_, u64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, String>(3)?,
+                        row.get::<_, Option<String>>(4)?,
+                        row.get::<_, i64>(5)?,
+                    ))
+                },
+            )
+            .await?;
+        let mut goals = Vec::with_capacity(rows.len());
+        for (id, site, display_name, kind, currency, created_at_ms) in rows {
+            // Written by `insert_goal` below; a damaged row is left out, not a server that
+            // cannot start.
+            match serde_json::from_str::<GoalKind>(&kind) {
+                Ok(kind) => goals.push(Goal {
+                    id,
+                    site_id: SiteId(site),
+                    kind,
+                    display_name,
+                    currency,
+                    created_at_ms,
+                }),
+                Err(err) => tracing::error!(goal = id, error = %err, "unreadable goal"),
+            }
+        }
+        Ok(goals)
+    }
+
+    async fn insert_goal(&self, goal: &Goal) -> Result<(), StoreError> {
+        let kind = serde_json::to_string(&goal.kind).map_err(|err| StoreError::Rejected {
+            message: err.to_string(),
+        })?;
+        let goal = goal.clone();
+        self.with_writer(move |conn| {
+            conn.execute(
+                "INSERT INTO goals VALUES (?, ?, ?, ?, ?, ?)",
+                params![
+                    goal.id,
+                    goal.site_id.as_str(),
+                    goal.display_name,
+                    kind,
+                    goal.currency,
+                    goal.created_at_ms
+                ],
+            )
+            .map_err(|err| conflict_or_unavailable(err, "goal"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_goal(&self, site: &SiteId, id: u64) -> Result<bool, StoreError> {
+        let site = site.as_str().to_owned();
+        self.with_writer(move |conn| {
+            let deleted = conn
+                .execute(
+                    "DELETE FROM goals WHERE site_id = ? AND id = ?",
+                    params![site, id],
+                )
+                .map_err(unavailable)?;
+            Ok(deleted > 0)
+        })
         .await
     }
 }

@@ -251,4 +251,17 @@ CREATE TABLE named_share_links (
 ALTER TABLE events ADD COLUMN scroll_depth UTINYINT;
 ALTER TABLE events ADD COLUMN engagement_time_ms UINTEGER DEFAULT 0;
 "#,
+    // Goals: a page-view goal (path pattern) or a custom-event goal (name, property values),
+    // as the JSON of `GoalKind`, under a display name unique within the site.
+    r#"
+CREATE TABLE goals (
+    id UBIGINT PRIMARY KEY,
+    site_id VARCHAR NOT NULL,
+    display_name VARCHAR NOT NULL,
+    kind_json VARCHAR NOT NULL,
+    currency VARCHAR,
+    created_at_ms BIGINT NOT NULL,
+    UNIQUE (site_id, display_name)
+);
+"#,
 ];

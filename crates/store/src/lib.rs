@@ -16,8 +16,8 @@ pub mod contract;
 use std::sync::Arc;
 
 use heartbeat_model::{
-    ApiKey, Event, ImportedRow, ImportedTable, Membership, NamedShareLink, Org, OrgId, Session,
-    ShareLink, Site, SiteId, SiteImport, User, UserSession,
+    ApiKey, Event, Goal, ImportedRow, ImportedTable, Membership, NamedShareLink, Org, OrgId,
+    Session, ShareLink, Site, SiteId, SiteImport, User, UserSession,
 };
 use heartbeat_query::SqlRunner;
 
@@ -197,4 +197,12 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn named_share_links(&self) -> Result<Vec<NamedShareLink>, StoreError>;
     /// Sets a named share link, replacing the site's link of the same name.
     async fn put_named_share_link(&self, link: &NamedShareLink) -> Result<(), StoreError>;
+
+    /// Every site's goals, by id. Deleting a site deletes its goals.
+    async fn goals(&self) -> Result<Vec<Goal>, StoreError>;
+    /// Stores a new goal. Fails with `Conflict` when the id is taken or its site has a goal
+    /// of the same display name.
+    async fn insert_goal(&self, goal: &Goal) -> Result<(), StoreError>;
+    /// Deletes one goal of `site`; false when the site has no goal `id`.
+    async fn delete_goal(&self, site: &SiteId, id: u64) -> Result<bool, StoreError>;
 }

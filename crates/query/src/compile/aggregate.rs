@@ -9,9 +9,9 @@
 //! distinct visitors over visits, and events filtered by a visit attribute, first collapse
 //! each visit to its current state (`HAVING sum(sign) > 0`).
 
-use super::Builder;
+use super::{goal, Builder};
 use crate::dialect::SqlDialect;
-use crate::model::{Condition, Dimension, Filter, Operator, Query};
+use crate::model::{Condition, Dimension, Filter, Operator, Query, Revenue};
 use crate::plan::Reads;
 use crate::sql::{Sql, SqlValue};
 use crate::time::local_time_sql;
@@ -60,6 +60,8 @@ fn dimension_sql(
         (Dimension::Visit(column), _) => column.column().into(),
         (Dimension::EntryPage, Table::Sessions) => "entry_page".into(),
         (Dimension::ExitPage, Table::Sessions) => "exit_page".into(),
+        // From the goals' events that stand in for `events` (`goal::goal_events_sql`).
+        (Dimension::Goal, Table::Events) => "goal_name".into(),
         // The bucket's local start as a timestamp: grouping by it is cheaper than by a
         // formatted string, and the engine formats the few labels (`TimeGrain::label`).
         (Dimension::Time(grain), _) => {
@@ -189,6 +191,10 @@ fn prop_condition_sql(b: &mut Builder, key: &str, condition: &Condition, query: 
 fn condition_sql(b: &mut Builder, condition: &Condition, table: Table, query: &Query) -> bool {
     if let (Dimension::Prop(key), Table::Events) = (&condition.dimension, table) {
         prop_condition_sql(b, key, condition, query);
+        return true;
+    }
+    if let (Dimension::Goal, Table::Events) = (&condition.dimension, table) {
+        goal::condition_sql(b, condition, query);
         return true;
     }
     // Broken down by a visit attribute, a hostname filter picks the visits that entered on
@@ -356,20 +362,45 @@ fn events_sql(query: &Query, reads: &Reads, dialect: &dyn SqlDialect) -> Option<
          count(*) FILTER (WHERE name <> 'engagement') AS events, ",
     );
     b.push(if reads.event_visits {
-        "count(DISTINCT session_id) AS visits FROM events"
+        "count(DISTINCT session_id) AS visits"
     } else {
-        "0 AS visits FROM events"
+        "0 AS visits"
     });
+    if reads.revenue {
+        // The revenue in the goals' currency (one for all, or each goal's own by goal).
+        for (aggregate, alias) in [
+            ("sum(revenue_micros)", "revenue"),
+            ("count(revenue_micros)", "revenue_events"),
+        ] {
+            b.push(&format!(", {aggregate} FILTER (WHERE revenue_currency = "));
+            match &query.revenue {
+                Revenue::Single(code) => {
+                    b.bind(SqlValue::Text(code.clone()));
+                }
+                _ => {
+                    b.push("goal_currency");
+                }
+            }
+            b.push(&format!(") AS {alias}"));
+        }
+    }
+    b.push(" FROM ");
+    if query.dimensions.contains(&Dimension::Goal) {
+        goal::goal_events_sql(&mut b, query, &|b| scope_where(b, Table::Events, query));
+    } else {
+        b.push("events");
+    }
     prop_joins(&mut b, query);
     b.push(" WHERE ");
     scope_where(&mut b, Table::Events, query);
     // A page breakdown counts page views, as Plausible's does: a custom event fired on a
     // page is not a visit to it. Unless the filters pick events by name: then it is where
     // those events happened.
-    let names_filtered = query
-        .filters
-        .iter()
-        .any(|f| f.dimensions().contains(&&Dimension::Name));
+    let names_filtered = query.filters.iter().any(|f| {
+        f.dimensions()
+            .iter()
+            .any(|d| matches!(d, Dimension::Name | Dimension::Goal))
+    });
     if query.dimensions.contains(&Dimension::Page) && !names_filtered {
         b.push(" AND name = 'pageview'");
     }
@@ -386,6 +417,9 @@ fn events_sql(query: &Query, reads: &Reads, dialect: &dyn SqlDialect) -> Option<
 /// visit, over all page views of the range (so a filter on one page still measures until
 /// whatever page came next); page views without a next one (exits) do not count.
 fn time_on_page_sql(query: &Query, dialect: &dyn SqlDialect) -> Option<Sql> {
+    if query.dimensions.contains(&Dimension::Goal) {
+        return None;
+    }
     let mut b = Builder::new(dialect);
     b.push("SELECT ");
     dims_select(&mut b, Table::Events, query)?;
@@ -408,6 +442,9 @@ fn time_on_page_sql(query: &Query, dialect: &dyn SqlDialect) -> Option<Sql> {
 /// per row; the engine averages them over the visits (Plausible's `maybe_add_scroll_depth`).
 /// The query's filters apply to the engagement events themselves.
 fn scroll_depth_sql(query: &Query, dialect: &dyn SqlDialect) -> Option<Sql> {
+    if query.dimensions.contains(&Dimension::Goal) {
+        return None;
+    }
     let mut b = Builder::new(dialect);
     let dims: String = (0..query.dimensions.len())
         .map(|i| format!("d{i}, "))

@@ -122,7 +122,7 @@ fn table_of(dimension: &Dimension) -> Option<ImportedTable> {
         Dimension::ExitPage => ImportedTable::ExitPages,
         Dimension::Page | Dimension::Hostname => ImportedTable::Pages,
         Dimension::Name => ImportedTable::CustomEvents,
-        Dimension::Time(_) | Dimension::Prop(_) => return None,
+        Dimension::Time(_) | Dimension::Prop(_) | Dimension::Goal => return None,
     })
 }
 
@@ -218,7 +218,7 @@ fn column(dimension: &Dimension, table: ImportedTable) -> Option<&'static str> {
         Dimension::Name => "name",
         Dimension::Prop(key) if table == ImportedTable::CustomEvents && key == "url" => "link_url",
         Dimension::Prop(key) if table == ImportedTable::CustomEvents && key == "path" => "path",
-        Dimension::Prop(_) | Dimension::Time(_) => return None,
+        Dimension::Prop(_) | Dimension::Time(_) | Dimension::Goal => return None,
     })
 }
 

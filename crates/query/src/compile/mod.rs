@@ -1,12 +1,14 @@
 //! SQL builders, one module per kind of query, each writing the statements its plan
 //! (`plan.rs`) asks for in the runner's dialect: `aggregate.rs` for metrics by dimensions
 //! (Plausible's v2 query, every dashboard panel), `imported.rs` for the imported daily
-//! aggregates an answer adds when asked (`include.imports`). Product analytics go beside it as
+//! aggregates an answer adds when asked (`include.imports`), `goal.rs` for the events that
+//! complete goals (`event:goal` filters and breakdowns). Product analytics go beside it as
 //! siblings with their own plan: `funnel.rs` (conversion through ordered steps),
 //! `retention.rs` (cohorts returning over time) and `paths.rs` (the pages visits move
 //! through), sharing [`Builder`] and the dialect.
 
 pub mod aggregate;
+pub mod goal;
 pub mod imported;
 
 use crate::dialect::SqlDialect;
@@ -120,7 +122,7 @@ mod tests {
             rules: Default::default(),
             retention_days: None,
         };
-        parse_query(&body, &site, 1_700_000_000_000, 0, &Default::default()).unwrap()
+        parse_query(&body, &site, &[], 1_700_000_000_000, 0, &Default::default()).unwrap()
     }
 
     /// The statements the engine runs for v2 request `body` on a UTC site without rollups.

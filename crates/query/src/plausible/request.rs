@@ -2,13 +2,14 @@
 //! an invalid one (`metrics[1]`, `filters[0][1]`, ...).
 
 use chrono_tz::Tz;
-use heartbeat_model::{Site, SiteId};
+use heartbeat_model::{Goal, Site, SiteId};
 use serde_json::Value;
 
 use crate::bounds::QueryBounds;
+use crate::compile::goal::goal_matches;
 use crate::error::QueryError;
 use crate::model::{
-    Condition, Dimension, Filter, Metric, Operator, Order, Query, TimeGrain, VisitColumn,
+    Condition, Dimension, Filter, Metric, Operator, Order, Query, Revenue, TimeGrain, VisitColumn,
 };
 use crate::time::resolve_range;
 
@@ -55,6 +56,7 @@ pub fn parse_dimension(name: &str) -> Option<Dimension> {
         "event:page" => Dimension::Page,
         "event:name" => Dimension::Name,
         "event:hostname" => Dimension::Hostname,
+        "event:goal" => Dimension::Goal,
         "visit:entry_page" => Dimension::EntryPage,
         "visit:exit_page" => Dimension::ExitPage,
         "time:hour" => Dimension::Time(TimeGrain::Hour),
@@ -256,11 +258,39 @@ fn parse_filter(value: &Value, field: &str, depth: usize) -> Result<Filter, Quer
     }
 }
 
-/// Parses `body` for `site` at `now_ms`. `first_event_ms` bounds the `all` range; a query
-/// wider than `bounds` is refused, naming the parameter and the limit.
+/// How revenue metrics are answered: in the one currency of the revenue goals the query's
+/// top-level goal filters keep, or per goal when broken down by goal (Plausible's
+/// `Revenue.preload`); null with a warning otherwise.
+fn revenue_of(
+    metrics: &[Metric],
+    dimensions: &[Dimension],
+    filters: &[Filter],
+    goals: &[Goal],
+) -> Revenue {
+    if !metrics.iter().any(|m| m.is_revenue()) {
+        return Revenue::NotAsked;
+    }
+    let mut currencies: Vec<&String> = crate::compile::goal::breakdown_goals(goals, filters)
+        .into_iter()
+        .filter_map(|g| g.currency.as_ref())
+        .collect();
+    currencies.sort();
+    currencies.dedup();
+    match (currencies.as_slice(), dimensions.contains(&Dimension::Goal)) {
+        ([], _) => Revenue::NoGoalsMatching,
+        ([one], false) => Revenue::Single((*one).clone()),
+        (_, true) => Revenue::PerGoal,
+        _ => Revenue::NoSingleCurrency,
+    }
+}
+
+/// Parses `body` for `site`, whose goals are `goals`, at `now_ms`. `first_event_ms` bounds
+/// the `all` range; a query wider than `bounds` is refused, naming the parameter and the
+/// limit.
 pub fn parse_query(
     body: &Value,
     site: &Site,
+    goals: &[Goal],
     now_ms: i64,
     first_event_ms: i64,
     bounds: &QueryBounds,
@@ -532,6 +562,56 @@ pub fn parse_query(
     if metrics.contains(&Metric::Percentage) && dimensions.is_empty() {
         return Err(err("metrics", "percentage needs a dimension"));
     }
+    let goal_filters: Vec<(usize, &Condition)> = filters
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| match f {
+            Filter::Condition(c) if c.dimension == Dimension::Goal => Some((i, c)),
+            _ => None,
+        })
+        .collect();
+    // Every goal an `is` filter names must be one of the site's, as Plausible checks.
+    for (i, condition) in &goal_filters {
+        if condition.operator != Operator::Is {
+            continue;
+        }
+        for (j, value) in condition.values.iter().enumerate() {
+            let one = Condition {
+                values: vec![value.clone()],
+                ..(*condition).clone()
+            };
+            if !goals.iter().any(|g| goal_matches(g, &one)) {
+                return Err(rule(
+                    format!("filters[{i}][2][{j}]"),
+                    format!(
+                        "The goal `{value}` is not configured for this site. Find out how to \
+                         configure goals here: https://plausible.io/docs/stats-api#filtering-by-goals"
+                    ),
+                ));
+            }
+        }
+    }
+    let reads_goals = dimensions.contains(&Dimension::Goal)
+        || filters
+            .iter()
+            .any(|f| f.dimensions().contains(&&Dimension::Goal));
+    for metric in [Metric::ConversionRate, Metric::GroupConversionRate] {
+        if metrics.contains(&metric) && !reads_goals {
+            return Err(rule(
+                format!("metrics[{}]", metric_index(metric)),
+                format!(
+                    "Metric `{}` can only be queried with event:goal filters or dimensions.",
+                    metric.name()
+                ),
+            ));
+        }
+    }
+    let goals = if reads_goals {
+        goals.to_vec()
+    } else {
+        Vec::new()
+    };
+    let revenue = revenue_of(&metrics, &dimensions, &filters, &goals);
     let query = Query {
         site_id: site.id.clone(),
         timezone,
@@ -546,6 +626,8 @@ pub fn parse_query(
         include_time_labels,
         comparison,
         include_imports,
+        goals,
+        revenue,
     };
     bounds.check(&query)?;
     Ok(query)
@@ -572,6 +654,7 @@ mod tests {
         let error = parse_query(
             &body,
             &site(),
+            &[],
             1_700_000_000_000,
             0,
             &QueryBounds::default(),
@@ -640,6 +723,7 @@ mod tests {
                 "include": {"total_rows": true}
             }),
             &site(),
+            &[],
             1_700_000_000_000,
             0,
             &QueryBounds::default(),

@@ -51,6 +51,20 @@ impl QueryResult {
                 }
             }
         }
+        if let Some((code, warning)) = query.revenue.warning() {
+            let warnings: serde_json::Map<String, Value> = query
+                .metrics
+                .iter()
+                .filter(|m| m.is_revenue())
+                .map(|m| {
+                    (
+                        m.name().to_owned(),
+                        json!({"code": code, "warning": warning}),
+                    )
+                })
+                .collect();
+            meta.insert("metric_warnings".into(), Value::Object(warnings));
+        }
         let labels: Vec<Option<&str>> = query.dimensions.iter().map(|d| d.blank_label()).collect();
         let named = |dimensions: &[String]| -> Vec<String> {
             dimensions

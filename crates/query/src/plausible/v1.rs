@@ -159,7 +159,8 @@ fn filters(text: &str) -> Result<Vec<Value>, QueryError> {
         };
         let (key, value) = (key.trim(), value.trim());
         let list = split_unescaped_pipes(value);
-        let filter = if value.contains('*') {
+        // A goal is named, never matched: `Visit /blog**` is the page goal of that pattern.
+        let filter = if value.contains('*') && key != "event:goal" {
             json!([
                 if negated { "matches_not" } else { "matches" },
                 key,
@@ -233,12 +234,6 @@ fn validate(kind: V1Kind, r: &V1Request, filters: &[Value]) -> Result<(), QueryE
     use crate::model::{Dimension, Metric};
     let metrics = v1_metrics(r);
     for (i, name) in metrics.iter().enumerate() {
-        if name == "conversion_rate" {
-            return Err(bad(
-                "metrics",
-                "Metric `conversion_rate` can only be queried in a goal breakdown or with a goal filter",
-            ));
-        }
         // Scroll depth came after v1, which does not know it.
         if Metric::from_name(name).is_none_or(|m| m == Metric::ScrollDepth) {
             return Err(bad(
@@ -254,6 +249,15 @@ fn validate(kind: V1Kind, r: &V1Request, filters: &[Value]) -> Result<(), QueryE
         }
     }
     let keys = filter_keys(filters);
+    let property = r.property.as_deref().unwrap_or("");
+    let goal_read = keys.iter().any(|k| k == "event:goal")
+        || (kind == V1Kind::Breakdown && property == "event:goal");
+    if metrics.iter().any(|m| m == "conversion_rate") && !goal_read {
+        return Err(bad(
+            "metrics",
+            "Metric `conversion_rate` can only be queried in a goal breakdown or with a goal filter",
+        ));
+    }
     for key in &keys {
         if key != "event:goal" && parse_dimension(key).is_none() {
             return Err(bad(
@@ -265,7 +269,6 @@ fn validate(kind: V1Kind, r: &V1Request, filters: &[Value]) -> Result<(), QueryE
             ));
         }
     }
-    let property = r.property.as_deref().unwrap_or("");
     if kind == V1Kind::Breakdown && !property.is_empty() {
         match parse_dimension(property) {
             None | Some(Dimension::Time(_)) => {
@@ -357,9 +360,24 @@ pub fn v1_to_v2(kind: V1Kind, r: &V1Request, today: NaiveDate) -> Result<Value, 
         filters(text)?
     };
     validate(kind, r, &filters)?;
+    // v1's conversion rate of a row is over the row's own visitors (v2's
+    // `group_conversion_rate`), except in the aggregate and by goal or custom property, where
+    // it is over all visitors.
+    let property = r.property.as_deref().unwrap_or("");
+    let by_goal = kind == V1Kind::Breakdown
+        && (property == "event:goal" || property.starts_with("event:props:"));
+    let metrics: Vec<String> = v1_metrics(r)
+        .into_iter()
+        .map(|m| match m.as_str() {
+            "conversion_rate" if kind != V1Kind::Aggregate && !by_goal => {
+                "group_conversion_rate".to_owned()
+            }
+            _ => m,
+        })
+        .collect();
     let mut body = json!({
         "site_id": r.site_id,
-        "metrics": v1_metrics(r),
+        "metrics": metrics,
         "date_range": range,
         "filters": filters,
         "include": {},
@@ -531,6 +549,12 @@ fn v1_results(kind: V1Kind, r: &V1Request, v2: &Value) -> Value {
                         entry.insert(column_name(name).to_owned(), value.clone());
                     }
                     entry.extend(named(row));
+                    // A breakdown's conversion rates to one decimal, as v1 rounds them.
+                    if let Some(rate) = entry.get_mut("conversion_rate") {
+                        if let Some(number) = rate.as_f64() {
+                            *rate = json!((number * 10.0).round() / 10.0);
+                        }
+                    }
                     Value::Object(entry)
                 })
                 .collect();

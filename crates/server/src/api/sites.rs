@@ -2,8 +2,10 @@
 //! `GET /api/sites/{site_id}`, `PUT /api/sites/{site_id}` (name, time zone, retention),
 //! `DELETE /api/sites/{site_id}` (the site, its keys and its events),
 //! `PUT /api/sites/{site_id}/rules` (ingest rules) and the public dashboard link
-//! (`PUT`/`DELETE /api/sites/{site_id}/share`, `POST /api/share/unlock`). Creating a site needs
-//! admin on its organisation; changing one needs admin on the site.
+//! (`PUT`/`DELETE /api/sites/{site_id}/share`, `POST /api/share/unlock`), and its goals
+//! (`GET`/`POST /api/sites/{site_id}/goals`, `DELETE /api/sites/{site_id}/goals/{goal_id}`).
+//! Creating a site needs admin on its organisation; changing one (or its goals) needs admin
+//! on the site, listing its goals read.
 
 use crate::site_deletion::Outcome;
 use axum::extract::{Path, State};
@@ -14,6 +16,7 @@ use heartbeat_ingest::{enrich::site_rules, FieldError};
 use heartbeat_model::{OrgId, SiteId, SiteRules};
 use serde_json::{json, Value};
 
+use crate::goal_json::goal_json;
 use crate::http::error::registry_error;
 use crate::http::error::ApiError;
 use crate::http::json::{json_object, optional_string};
@@ -427,8 +430,111 @@ pub(crate) async fn unlock(
     ))
 }
 
+/// The site's goals, oldest first.
+#[utoipa::path(operation_id = "goals_list", get, path = "/api/sites/{site_id}/goals", tag = "sites",
+    params(("site_id" = String, Path, description = "The site")),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "`{success, goals: [{id, goal_type, display_name, event_name, page_path, custom_props, currency}]}`", body = Object),
+        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
+        (status = 404, description = "No such site (or not the caller's)", body = crate::http::schema::ErrorBody),
+    ))]
+pub(crate) async fn goals(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = SiteId(id);
+    if app.registry.site(&id).is_none() || !caller.0.may_read(&id) {
+        return Err(not_found(id.as_str()));
+    }
+    let goals: Vec<Value> = app.goals.of_site(&id).iter().map(goal_json).collect();
+    Ok(Json(json!({"success": true, "goals": goals})))
+}
+
+/// Adds a goal: `{goal_type: "page", page_path}` (`*` matches within a path segment, `**`
+/// across) or `{goal_type: "event", event_name, custom_props?, currency?}`, with an optional
+/// `display_name` (default: the event's name, or `Visit <path>`). A goal that exists (the
+/// same match) is answered as it is, with 200.
+#[utoipa::path(operation_id = "goals_create", post, path = "/api/sites/{site_id}/goals", tag = "sites",
+    params(("site_id" = String, Path, description = "The site")),
+    request_body(content = Object, description = "`{goal_type, event_name | page_path, display_name?, custom_props?, currency?}`"),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 201, description = "`{success, goal}`: created", body = Object),
+        (status = 200, description = "`{success, goal}`: the goal existed", body = Object),
+        (status = 409, description = "Another goal has the display name", body = crate::http::schema::ErrorBody),
+        crate::http::schema::AdminRefusals,
+    ))]
+pub(crate) async fn create_goal(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    Path(id): Path<String>,
+    Payload(body): Payload,
+) -> Result<Response, ApiError> {
+    let id = site_to_admin(&app, &caller, &id)?;
+    let body = json_object(&body)?;
+    let Value::Object(fields) = body else {
+        return Err(ApiError::invalid(vec![FieldError::new(
+            "body",
+            "must be a JSON object",
+        )]));
+    };
+    let new = crate::goal_json::new_goal(&fields).map_err(crate::goal_json::invalid)?;
+    let (goal, created) = app
+        .goals
+        .find_or_create(&id, new, chrono::Utc::now().timestamp_millis())
+        .await
+        .map_err(crate::goal_json::goal_error)?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({"success": true, "goal": goal_json(&goal)})),
+    )
+        .into_response())
+}
+
+/// Deletes a goal of the site. Stored events stay; answers no longer name the goal.
+#[utoipa::path(operation_id = "goals_delete", delete, path = "/api/sites/{site_id}/goals/{goal_id}", tag = "sites",
+    params(
+        ("site_id" = String, Path, description = "The site"),
+        ("goal_id" = u64, Path, description = "The goal"),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "`{success, deleted: true, goal}`", body = Object),
+        crate::http::schema::AdminRefusals,
+    ))]
+pub(crate) async fn delete_goal(
+    State(app): State<App>,
+    caller: RequiredCaller,
+    Path((id, goal_id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let id = site_to_admin(&app, &caller, &id)?;
+    let goal_id: u64 = goal_id.parse().map_err(|_| {
+        ApiError::invalid(vec![FieldError::new(
+            "goal_id",
+            "a goal id is a whole number",
+        )])
+    })?;
+    let goal = app
+        .goals
+        .delete(&id, goal_id)
+        .await
+        .map_err(crate::goal_json::goal_error)?;
+    Ok(Json(
+        json!({"success": true, "deleted": true, "goal": goal_json(&goal)}),
+    ))
+}
+
 pub fn router() -> OpenApiRouter<App> {
     OpenApiRouter::new()
+        .routes(routes!(goals, create_goal))
+        .routes(routes!(delete_goal))
         .routes(routes!(create))
         .routes(routes!(list))
         .routes(routes!(show, update, delete))

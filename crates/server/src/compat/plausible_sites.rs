@@ -1,7 +1,7 @@
 //! Plausible's Sites API (`/api/v1/sites`), which Plausible CE removed, answered by
 //! Heartbeat's own directory: list, create, show, change the domain of and delete sites,
-//! find or create named shared links, and declare custom properties. Goals
-//! (`/api/v1/sites/goals`) are not here: they belong to the goals of the query engine.
+//! find or create named shared links, declare custom properties, and find or create, list and
+//! delete goals (over the same goals directory the queries read).
 //!
 //! Who may do what, in Heartbeat's terms: Plausible asks for a `sites:provision:*` key; here
 //! a caller that may administer anything ([`Caller::may_provision`]: the admin token, an admin
@@ -33,6 +33,7 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::compat::pages::{paginate, PageParams};
+use crate::goal_json::goal_json;
 use crate::http::error::{registry_error, ApiError};
 use crate::http::json::json_object;
 use crate::http::state::{App, Caller, MaybeCaller, Payload, QueryParams};
@@ -556,8 +557,105 @@ pub(crate) async fn delete_custom_prop(
     Ok(Json(json!({"deleted": true})))
 }
 
+/// The site's goals, oldest first: `{"goals": [...], "meta": {after, before, limit}}`.
+#[utoipa::path(operation_id = "plausible_sites_goals", get, path = "/api/v1/sites/goals", tag = "plausible-sites",
+    params(SiteParams, PageParams),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "`{goals: [{id, goal_type, display_name, event_name, page_path}], meta}`", body = Object),
+        (status = 400, description = "`Parameter `site_id` is required to list goals`", body = crate::http::schema::ErrorBody),
+        (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
+        (status = 404, description = "`Site could not be found`", body = crate::http::schema::ErrorBody),
+    ))]
+pub(crate) async fn goals(
+    State(app): State<App>,
+    caller: SitesCaller,
+    QueryParams(params): QueryParams<SiteParams>,
+    QueryParams(page): QueryParams<PageParams>,
+) -> Result<Json<Value>, ApiError> {
+    let site_id = params
+        .site_id
+        .ok_or_else(|| bad_request("site_id", "Parameter `site_id` is required to list goals"))?;
+    let site = find_site(&app, &site_id, |site| caller.0.may_read(&site.id))?;
+    // Oldest first: descending by the reversed id, as the pages run.
+    let page = paginate(
+        app.goals.of_site(&site.id),
+        |goal| std::cmp::Reverse(goal.id),
+        &page,
+    )?;
+    let goals: Vec<Value> = page.entries.iter().map(goal_json).collect();
+    Ok(Json(json!({"goals": goals, "meta": page.meta})))
+}
+
+/// Finds the site's goal that matches the same events, or creates it:
+/// `{site_id, goal_type: "event" | "page", event_name | page_path, display_name?}`.
+#[utoipa::path(operation_id = "plausible_sites_put_goal", put, path = "/api/v1/sites/goals", tag = "plausible-sites",
+    request_body(content = Object, description = "`{site_id, goal_type, event_name | page_path, display_name?, currency?}`"),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The goal with the site's `domain`", body = Object),
+        (status = 400, description = "`Parameter `goal_type` is required to create a goal`, ...", body = crate::http::schema::ErrorBody),
+        (status = 409, description = "Another goal has the display name", body = crate::http::schema::ErrorBody),
+        crate::http::schema::SitesApiRefusals,
+    ))]
+pub(crate) async fn put_goal(
+    State(app): State<App>,
+    caller: SitesCaller,
+    uri: Uri,
+    Payload(body): Payload,
+) -> Result<Json<Value>, ApiError> {
+    let caller = caller.provisioning()?;
+    let params = request_params(&uri, &body)?;
+    let site_id = required_param(&params, "site_id", "create a goal")?;
+    let site = find_site(&app, &site_id, |site| caller.may_admin(&site.id))?;
+    let new = crate::goal_json::new_goal(&params).map_err(crate::goal_json::invalid)?;
+    let (goal, _) = app
+        .goals
+        .find_or_create(&site.id, new, chrono::Utc::now().timestamp_millis())
+        .await
+        .map_err(crate::goal_json::goal_error)?;
+    let mut body = goal_json(&goal);
+    body["domain"] = json!(site.domain);
+    Ok(Json(body))
+}
+
+/// Deletes a goal of the site (`site_id` in the body or the query string).
+#[utoipa::path(operation_id = "plausible_sites_delete_goal", delete, path = "/api/v1/sites/goals/{goal_id}", tag = "plausible-sites",
+    params(("goal_id" = String, Path, description = "The goal")),
+    request_body(content = Object, description = "`{site_id}` (or `?site_id=`)"),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "`{\"deleted\": true}`", body = Object),
+        (status = 400, description = "`Parameter `site_id` is required to delete a goal`", body = crate::http::schema::ErrorBody),
+        crate::http::schema::SitesApiRefusals,
+    ))]
+pub(crate) async fn delete_goal(
+    State(app): State<App>,
+    caller: SitesCaller,
+    Path(goal_id): Path<String>,
+    uri: Uri,
+    Payload(body): Payload,
+) -> Result<Json<Value>, ApiError> {
+    let caller = caller.provisioning()?;
+    let params = request_params(&uri, &body)?;
+    let site_id = required_param(&params, "site_id", "delete a goal")?;
+    let site = find_site(&app, &site_id, |site| caller.may_admin(&site.id))?;
+    let not_found = || refusal(StatusCode::NOT_FOUND, "goal_id", "Goal could not be found");
+    let goal_id: u64 = goal_id.parse().map_err(|_| not_found())?;
+    app.goals
+        .delete(&site.id, goal_id)
+        .await
+        .map_err(|err| match err {
+            heartbeat_accounts::goals::GoalError::NotFound => not_found(),
+            other => crate::goal_json::goal_error(other),
+        })?;
+    Ok(Json(json!({"deleted": true})))
+}
+
 pub fn router() -> OpenApiRouter<App> {
     let mut router = OpenApiRouter::new()
+        .routes(routes!(goals, put_goal))
+        .routes(routes!(delete_goal))
         .routes(routes!(list, create))
         .routes(routes!(show, update, delete))
         .routes(routes!(shared_link))

@@ -125,6 +125,7 @@ pub(crate) async fn run_query(
     let query = parse_query(
         body,
         &site,
+        &app.goals.of_site(&site.id),
         now,
         first_event,
         &app.queries.settings.bounds(),

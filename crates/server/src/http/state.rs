@@ -21,6 +21,8 @@ use heartbeat_accounts::registry::Registry;
 pub struct App {
     pub backup: Arc<crate::jobs::backup::Backup>,
     pub registry: Arc<Registry>,
+    /// Sites' goals, which queries read.
+    pub goals: Arc<heartbeat_accounts::goals::Goals>,
     pub ingestor: Arc<Ingestor>,
     /// Queries (timed).
     pub reads: Arc<dyn SqlRunner>,

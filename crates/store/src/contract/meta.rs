@@ -6,13 +6,14 @@
 //! nothing of other sites; deleting a user takes its memberships and sessions; a membership
 //! is one per user and organisation; sessions are deleted one by one or per user; a site's
 //! domain changes under its id, its declared custom properties keep their order, and its
-//! named share links are one per name and go with the site.
+//! named share links are one per name and go with the site; goals come back as written,
+//! display names are unique within a site and goals go with their site.
 
 use std::future::Future;
 
 use heartbeat_model::{
-    ApiKey, ApiKeyScope, Membership, NamedShareLink, Org, OrgId, Role, ShareLink, Site, SiteId,
-    SiteRules, User, UserSession,
+    ApiKey, ApiKeyScope, Goal, GoalKind, Membership, NamedShareLink, Org, OrgId, Role, ShareLink,
+    Site, SiteId, SiteRules, User, UserSession,
 };
 
 use crate::{MetaStore, StoreError};
@@ -30,6 +31,7 @@ where
     organisations_and_site_orgs(make().await).await;
     users_memberships_and_sessions(make().await).await;
     plausible_site_settings(make().await).await;
+    goals_per_site(make().await).await;
 }
 
 fn site(id: &str, domain: &str) -> Site {
@@ -412,5 +414,71 @@ async fn plausible_site_settings(store: impl MetaStore) {
             .iter()
             .all(|(s, _)| *s != a),
         "a site created again declares nothing"
+    );
+}
+
+async fn goals_per_site(store: impl MetaStore) {
+    for id in ["a.example", "b.example"] {
+        store.insert_site(&site(id, id)).await.unwrap();
+    }
+    let a = SiteId::from("a.example");
+    let b = SiteId::from("b.example");
+    let goal = |id: u64, site: &SiteId, kind: GoalKind, currency: Option<&str>| Goal {
+        id,
+        site_id: site.clone(),
+        display_name: kind.default_name(),
+        kind,
+        currency: currency.map(str::to_owned),
+        created_at_ms: 1_770_000_000_000 + id as i64,
+    };
+    let page = |path: &str| GoalKind::Page {
+        page_path: path.to_owned(),
+    };
+    let event = |name: &str, props: &[(&str, &str)]| GoalKind::Event {
+        event_name: name.to_owned(),
+        props: props
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    };
+    let written = vec![
+        goal(1, &a, page("/blog/**"), None),
+        goal(2, &a, event("Purchase", &[("plan", "pro")]), Some("EUR")),
+        goal(3, &b, event("Signup", &[]), None),
+    ];
+    for g in &written {
+        store.insert_goal(g).await.unwrap();
+    }
+    assert_eq!(
+        store.goals().await.unwrap(),
+        written,
+        "goals come back field for field"
+    );
+    assert!(
+        is_conflict(
+            store
+                .insert_goal(&goal(4, &a, page("/blog/**"), None))
+                .await
+        ),
+        "a display name is unique within a site"
+    );
+    assert!(
+        is_conflict(store.insert_goal(&goal(3, &a, page("/x"), None)).await),
+        "and an id across sites"
+    );
+    store
+        .insert_goal(&goal(5, &b, page("/blog/**"), None))
+        .await
+        .unwrap();
+    assert!(
+        !store.delete_goal(&b, 1).await.unwrap(),
+        "another site's goal stays"
+    );
+    assert!(store.delete_goal(&a, 1).await.unwrap());
+    store.delete_site(&b).await.unwrap();
+    assert_eq!(
+        store.goals().await.unwrap(),
+        vec![written[1].clone()],
+        "a deleted site's goals go with it"
     );
 }
