@@ -16,8 +16,8 @@ pub mod contract;
 use std::sync::Arc;
 
 use heartbeat_model::{
-    ApiKey, Event, ImportedRow, ImportedTable, Membership, NamedShareLink, Org, OrgId, Session,
-    ShareLink, Site, SiteId, SiteImport, User, UserSession,
+    ApiKey, Event, Funnel, ImportedRow, ImportedTable, Membership, NamedShareLink, Org, OrgId,
+    Session, ShareLink, Site, SiteId, SiteImport, User, UserSession,
 };
 use heartbeat_query::SqlRunner;
 
@@ -151,7 +151,8 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Records when a key was last presented.
     async fn touch_api_key(&self, id: &str, at_ms: i64) -> Result<(), StoreError>;
 
-    /// Deletes a site's metadata: the site, its keys, its share links and custom properties.
+    /// Deletes a site's metadata: the site, its keys, its share links, custom properties and
+    /// saved funnels.
     async fn delete_site(&self, site: &SiteId) -> Result<(), StoreError>;
 
     async fn orgs(&self) -> Result<Vec<Org>, StoreError>;
@@ -197,4 +198,11 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn named_share_links(&self) -> Result<Vec<NamedShareLink>, StoreError>;
     /// Sets a named share link, replacing the site's link of the same name.
     async fn put_named_share_link(&self, link: &NamedShareLink) -> Result<(), StoreError>;
+
+    /// Every saved funnel, of every site. Deleting a site deletes its funnels.
+    async fn funnels(&self) -> Result<Vec<Funnel>, StoreError>;
+    /// Saves a funnel. Fails with `Conflict` when its id is taken.
+    async fn insert_funnel(&self, funnel: &Funnel) -> Result<(), StoreError>;
+    /// Deletes a funnel (nothing when there is none with this id).
+    async fn delete_funnel(&self, id: &str) -> Result<(), StoreError>;
 }

@@ -7,6 +7,7 @@
 //! through), sharing [`Builder`] and the dialect.
 
 pub mod aggregate;
+pub mod funnel;
 pub mod imported;
 
 use crate::dialect::SqlDialect;
