@@ -469,11 +469,10 @@ fn step_names(query: &FunnelQuery) -> Vec<String> {
     }
 }
 
-fn series(
-    query: &FunnelQuery,
-    value: Option<String>,
-    people: &[(u64, Option<f64>, Option<f64>)],
-) -> FunnelSeries {
+/// One step's row: people, median and p90 seconds to the next step.
+type StepRow = (u64, Option<f64>, Option<f64>);
+
+fn series(query: &FunnelQuery, value: Option<String>, people: &[StepRow]) -> FunnelSeries {
     let names = step_names(query);
     let n = names.len();
     let first = people.first().map_or(0, |p| p.0);
@@ -516,8 +515,7 @@ pub async fn run_funnel(
     let rows = runner.run(sql).await?;
     let n = query.definition.steps.len();
     // Per breakdown value: (people, median, p90) of each step.
-    let mut by_value: BTreeMap<Option<String>, Vec<(u64, Option<f64>, Option<f64>)>> =
-        BTreeMap::new();
+    let mut by_value: BTreeMap<Option<String>, Vec<StepRow>> = BTreeMap::new();
     for row in rows {
         let [value, step, people, median, p90] = row.as_slice() else {
             return Err(RunError::failed("a funnel row has five columns"));
@@ -545,8 +543,7 @@ pub async fn run_funnel(
         });
     };
     let blank = Dimension::Visit(column).blank_label();
-    let mut values: Vec<(Option<String>, Vec<(u64, Option<f64>, Option<f64>)>)> =
-        by_value.into_iter().collect();
+    let mut values: Vec<(Option<String>, Vec<StepRow>)> = by_value.into_iter().collect();
     values.sort_by(|a, b| b.1[0].0.cmp(&a.1[0].0).then_with(|| a.0.cmp(&b.0)));
     values.truncate(MAX_BREAKDOWN_VALUES);
     Ok(FunnelResult {
@@ -755,10 +752,9 @@ mod tests {
             bad_fields(json!({"steps": two, "date_range": ["2026-03-10", "2026-03-01"]})),
             ["date_range"]
         );
-        assert_eq!(
+        assert!(
             bad_fields(json!({"steps": two, "filters": [["is", "visit:nope", ["x"]]]}))[0]
-                .starts_with("filters[0]"),
-            true
+                .starts_with("filters[0]")
         );
         // Every part at once.
         assert_eq!(

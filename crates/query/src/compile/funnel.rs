@@ -279,14 +279,14 @@ pub fn funnel_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     let values: Vec<String> = (1..=n).map(|k| format!("({k})")).collect();
     let cases: String = (1..=n).map(|k| format!(" WHEN {k} THEN r{k}")).collect();
     b.push(&format!(
-        "done AS (SELECT person, bd, k, CASE k{cases} END AS at FROM best \
+        "done AS (SELECT person, bd, k, CASE k{cases} END AS reached_ms FROM best \
          CROSS JOIN (VALUES {}) AS ks(k)), ",
         values.join(", ")
     ));
     b.push(
-        "steps AS (SELECT bd, row_number() OVER (PARTITION BY person ORDER BY at, k) AS step, \
-         lead(at) OVER (PARTITION BY person ORDER BY at, k) - at AS next_ms \
-         FROM done WHERE at IS NOT NULL) ",
+        "steps AS (SELECT bd, row_number() OVER (PARTITION BY person ORDER BY reached_ms, k) AS step, \
+         lead(reached_ms) OVER (PARTITION BY person ORDER BY reached_ms, k) - reached_ms AS next_ms \
+         FROM done WHERE reached_ms IS NOT NULL) ",
     );
     b.push(&format!(
         "SELECT bd, step, count(*) AS people, {} / 1000.0 AS median_s, {} / 1000.0 AS p90_s \
@@ -299,7 +299,66 @@ pub fn funnel_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
 
 #[cfg(test)]
 mod tests {
-    use super::glob_regex;
+    use super::{funnel_sql, glob_regex};
+    use crate::bounds::QueryBounds;
+    use crate::dialect::Dialect;
+    use crate::funnel::parse_funnel;
+    use crate::sql::SqlValue;
+    use heartbeat_model::{Site, SiteId};
+    use serde_json::{json, Value};
+
+    fn sql_of(body: Value) -> crate::sql::Sql {
+        let site = Site {
+            id: SiteId::from("example.com"),
+            name: "Example".into(),
+            domain: "example.com".into(),
+            timezone: "UTC".into(),
+            created_at_ms: 0,
+            rules: Default::default(),
+            retention_days: None,
+        };
+        let query =
+            parse_funnel(&body, &site, 1_790_000_000_000, 0, &QueryBounds::default()).unwrap();
+        funnel_sql(&query, Dialect::DuckDb.sql())
+    }
+
+    /// The SQL of each order and window, snapshot-tested (`src/snapshots/`), as the
+    /// dashboard's queries are. Update with `INSTA_UPDATE=always`.
+    #[test]
+    fn funnel_sql_snapshots() {
+        let steps = json!([{"page": "/blog/*"}, {"page": "/pricing"}, {"event": "signup", "props": {"plan": "pro"}}]);
+        for (name, order, window) in [
+            ("funnel_ordered_visit", "ordered", json!({"visit": true})),
+            ("funnel_strict_hour", "strict", json!({"seconds": 3600})),
+            ("funnel_any_day", "any", json!({"seconds": 86400})),
+        ] {
+            let sql = sql_of(
+                json!({"date_range": ["2026-03-01", "2026-03-31"], "steps": steps,
+                "order": order, "window": window, "breakdown": "visit:source",
+                "filters": [["is", "visit:country", ["DE"]]]}),
+            );
+            let text = format!("-- {} parameters\n{}\n", sql.params.len(), sql.text);
+            insta::with_settings!({ snapshot_path => "../snapshots" }, {
+                insta::assert_snapshot!(name, text);
+            });
+        }
+    }
+
+    #[test]
+    fn hostile_values_stay_parameters() {
+        let hostile = "x'); DROP TABLE events; --";
+        let sql = sql_of(
+            json!({"steps": [{"page": "/x');--"}, {"event": hostile, "props": {hostile: hostile}}],
+            "filters": [["is", "visit:source", [hostile]]]}),
+        );
+        assert!(!sql.text.contains("DROP"), "{}", sql.text);
+        let bound = |wanted: &str| {
+            sql.params
+                .iter()
+                .any(|p| matches!(p, SqlValue::Text(t) if t.contains(wanted)))
+        };
+        assert!(bound("DROP TABLE events; --"));
+    }
 
     fn check(pattern: &str, path: &str, expected: bool) {
         let regex = regex::Regex::new(&glob_regex(pattern)).unwrap();
