@@ -23,17 +23,17 @@
 
 use std::collections::BTreeMap;
 
-use chrono_tz::Tz;
 use heartbeat_model::{
-    FunnelDefinition, FunnelOrder, FunnelStep, FunnelWindow, Site, SiteId, StepTarget,
-    MAX_FUNNEL_STEPS, MAX_FUNNEL_WINDOW_S, MIN_FUNNEL_STEPS,
+    FunnelDefinition, FunnelOrder, FunnelStep, FunnelWindow, Site, StepTarget, MAX_FUNNEL_STEPS,
+    MAX_FUNNEL_WINDOW_S, MIN_FUNNEL_STEPS,
 };
 use serde_json::{json, Map, Value};
 
 use crate::bounds::QueryBounds;
 use crate::compile::funnel::funnel_sql;
 use crate::error::QueryError;
-use crate::model::{DateRange, Dimension, Filter, VisitColumn};
+pub use crate::model::FunnelQuery;
+use crate::model::{Dimension, VisitColumn};
 use crate::plausible::parse_query;
 use crate::sql::{RunError, SqlRunner, SqlValue};
 
@@ -41,20 +41,6 @@ use crate::sql::{RunError, SqlRunner, SqlValue};
 pub const MAX_STEP_TEXT_CHARS: usize = 500;
 /// The most breakdown values an answer holds (those with the most people entering).
 pub const MAX_BREAKDOWN_VALUES: usize = 100;
-
-/// A funnel over a site's events.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FunnelQuery {
-    pub site_id: SiteId,
-    pub timezone: Tz,
-    /// UTC milliseconds, start inclusive, end exclusive.
-    pub range: DateRange,
-    /// v2 filters: the event that starts an attempt must pass them.
-    pub filters: Vec<Filter>,
-    pub definition: FunnelDefinition,
-    /// One funnel per value of this visit dimension.
-    pub breakdown: Option<VisitColumn>,
-}
 
 fn err(field: impl Into<String>, message: impl Into<String>) -> QueryError {
     QueryError::at(field, message)
@@ -617,6 +603,7 @@ impl FunnelResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use heartbeat_model::SiteId;
 
     fn site() -> Site {
         Site {

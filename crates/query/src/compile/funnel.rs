@@ -28,8 +28,7 @@
 use super::aggregate::event_filter_sql;
 use super::Builder;
 use crate::dialect::SqlDialect;
-use crate::funnel::FunnelQuery;
-use crate::model::{Metric, Query};
+use crate::model::{FunnelQuery, Metric, Query};
 use crate::sql::{Sql, SqlValue};
 use heartbeat_model::{FunnelOrder, FunnelWindow, StepTarget};
 
