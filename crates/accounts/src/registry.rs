@@ -1,4 +1,5 @@
-//! Sites, organisations, API keys, users, sessions and share links: the in-memory directory
+//! Sites, organisations, API keys, users, sessions, share links and saved funnels: the
+//! in-memory directory
 //! the request path reads (no store call per request), loaded from the metadata store at start
 //! and written through it on change.
 //!
@@ -12,8 +13,8 @@ use std::sync::{Arc, RwLock};
 
 use heartbeat_ingest::{enrich::page::normalize_host, SiteDirectory};
 use heartbeat_model::{
-    ApiKey, ApiKeyScope, Membership, NamedShareLink, Org, OrgId, Role, ShareLink, Site, SiteId,
-    SiteRules, User, UserSession,
+    ApiKey, ApiKeyScope, Funnel, FunnelDefinition, Membership, NamedShareLink, Org, OrgId, Role,
+    ShareLink, Site, SiteId, SiteRules, User, UserSession,
 };
 use heartbeat_store::{MetaStore, StoreError};
 use rand::RngCore;
@@ -47,6 +48,8 @@ struct Tables {
     custom_props: HashMap<SiteId, Vec<String>>,
     /// SHA-256 hex of a named link's token -> the link.
     named_shares: HashMap<String, NamedShareLink>,
+    /// Saved funnels by id.
+    funnels: HashMap<String, Funnel>,
 }
 
 impl Tables {
@@ -282,6 +285,9 @@ impl Registry {
         }
         for link in meta.named_share_links().await? {
             tables.named_shares.insert(link.token_sha256.clone(), link);
+        }
+        for funnel in meta.funnels().await? {
+            tables.funnels.insert(funnel.id.clone(), funnel);
         }
         Ok(Registry {
             decoy_hash: crate::password::hash(&new_secret("decoy_")),
@@ -619,7 +625,7 @@ impl Registry {
         Ok(org)
     }
 
-    /// Deletes a site's metadata (the site, its keys, its share link). Its events are the
+    /// Deletes a site's metadata (the site, its keys, its share links, its funnels). Its events are the
     /// event store's to delete.
     pub async fn delete_site(&self, id: &SiteId) -> Result<Site, RegistryError> {
         let site = self
@@ -645,6 +651,7 @@ impl Registry {
         tables.unlocked.retain(|_, (site, _)| site != id);
         tables.custom_props.remove(id);
         tables.named_shares.retain(|_, link| link.site_id != *id);
+        tables.funnels.retain(|_, funnel| funnel.site_id != *id);
         Ok(site)
     }
 
@@ -1173,6 +1180,90 @@ impl Registry {
             .named_shares
             .insert(link.token_sha256.clone(), link.clone());
         Ok((link, token))
+    }
+}
+
+/// The most funnels a site keeps, and the longest funnel name.
+pub const MAX_FUNNELS_PER_SITE: usize = 100;
+pub const MAX_FUNNEL_NAME_CHARS: usize = 200;
+
+impl Registry {
+    /// `site`'s saved funnels, oldest first.
+    pub fn funnels(&self, site: &SiteId) -> Vec<Funnel> {
+        let mut funnels: Vec<Funnel> = self
+            .read()
+            .funnels
+            .values()
+            .filter(|f| f.site_id == *site)
+            .cloned()
+            .collect();
+        funnels.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
+        funnels
+    }
+
+    /// `site`'s funnel `id`; `None` when there is none, or when it is another site's.
+    pub fn funnel(&self, site: &SiteId, id: &str) -> Option<Funnel> {
+        self.read()
+            .funnels
+            .get(id)
+            .filter(|f| f.site_id == *site)
+            .cloned()
+    }
+
+    /// Saves a funnel of `site` (a definition the caller has checked) under a new id.
+    pub async fn create_funnel(
+        &self,
+        site: &SiteId,
+        name: &str,
+        definition: FunnelDefinition,
+        now_ms: i64,
+    ) -> Result<Funnel, RegistryError> {
+        let _one_at_a_time = self.settings_writes.lock().await;
+        if !self.has_site(site) {
+            return Err(RegistryError::NotFound(site.clone()));
+        }
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > MAX_FUNNEL_NAME_CHARS {
+            return Err(RegistryError::Invalid {
+                field: "name",
+                message: format!("a funnel's name has 1 to {MAX_FUNNEL_NAME_CHARS} characters"),
+            });
+        }
+        if self.funnels(site).len() >= MAX_FUNNELS_PER_SITE {
+            return Err(RegistryError::Invalid {
+                field: "name",
+                message: format!("a site keeps at most {MAX_FUNNELS_PER_SITE} funnels"),
+            });
+        }
+        let mut bytes = [0u8; 8];
+        rand::rng().fill_bytes(&mut bytes);
+        let funnel = Funnel {
+            id: format!("fn_{}", hex::encode(bytes)),
+            site_id: site.clone(),
+            name: name.to_owned(),
+            definition,
+            created_at_ms: now_ms,
+        };
+        self.meta.insert_funnel(&funnel).await?;
+        self.write()
+            .funnels
+            .insert(funnel.id.clone(), funnel.clone());
+        Ok(funnel)
+    }
+
+    /// Deletes `site`'s funnel `id`; `Missing` (as `funnel_id`) when `site` has none such,
+    /// whether or not another site has it.
+    pub async fn delete_funnel(&self, site: &SiteId, id: &str) -> Result<Funnel, RegistryError> {
+        let _one_at_a_time = self.settings_writes.lock().await;
+        let funnel = self
+            .funnel(site, id)
+            .ok_or_else(|| RegistryError::Missing {
+                field: "funnel_id",
+                message: format!("no funnel {id}"),
+            })?;
+        self.meta.delete_funnel(id).await?;
+        self.write().funnels.remove(id);
+        Ok(funnel)
     }
 }
 

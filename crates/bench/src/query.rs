@@ -1,5 +1,6 @@
 //! `query`: times the dashboard's queries against `POST /api/v2/query` (Plausible Stats API
-//! v2 bodies, `Authorization: Bearer <key>`).
+//! v2 bodies, `Authorization: Bearer <key>`), and the product-analytics queries
+//! ([`FUNNEL_QUERIES`], `POST /api/v2/funnel`).
 //!
 //! [`DASHBOARD_QUERIES`] is the query set, one row per query. Each query runs once to warm up,
 //! then `--runs` times on one keep-alive connection, one at a time; the report gives p50 and
@@ -22,6 +23,7 @@ use crate::report::{latency_histogram, write_json, QueryReport, QueryResult};
 use crate::server_memory::MemorySampler;
 
 pub const QUERY_PATH: &str = "/api/v2/query";
+pub const FUNNEL_PATH: &str = "/api/v2/funnel";
 /// Characters of an error body kept in the report.
 const ERROR_BODY_CHARS: usize = 300;
 
@@ -164,6 +166,38 @@ pub const DASHBOARD_QUERIES: &[QuerySpec] = &[
     filtered(PAGES, "pages_from_google", FROM_GOOGLE),
 ];
 
+/// One funnel query: ordered steps within one visit (the default window and order).
+#[derive(Debug, Clone, Copy)]
+pub struct FunnelSpec {
+    pub name: &'static str,
+    /// `("page", pattern)` or `("event", name)`.
+    pub steps: &'static [(&'static str, &'static str)],
+}
+
+/// The funnels timed: home, pricing, any docs page, then a signup, over the generator's
+/// pages and events.
+pub const FUNNEL_QUERIES: &[FunnelSpec] = &[FunnelSpec {
+    name: "funnel_4_steps",
+    steps: &[
+        ("page", "/"),
+        ("page", "/pricing"),
+        ("page", "/docs/**"),
+        ("event", "Signup"),
+    ],
+}];
+
+impl FunnelSpec {
+    /// The `POST /api/v2/funnel` body.
+    pub fn body(&self, site_id: &str, date_range: &str) -> Value {
+        let steps: Vec<Value> = self
+            .steps
+            .iter()
+            .map(|(kind, value)| json!({ *kind: value }))
+            .collect();
+        json!({"site_id": site_id, "date_range": date_range, "steps": steps})
+    }
+}
+
 impl QuerySpec {
     /// The Stats API v2 request body.
     fn body(&self, site_id: &str, date_range: &str) -> Value {
@@ -196,7 +230,37 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
     let mut queries = Vec::with_capacity(DASHBOARD_QUERIES.len());
     for spec in DASHBOARD_QUERIES {
         let body = spec.body(&args.site_id, &args.date_range);
-        let result = measure(&mut connection, &authorization, spec.name, &body, args.runs).await;
+        let result = measure(
+            &mut connection,
+            &authorization,
+            QUERY_PATH,
+            spec.name,
+            &body,
+            args.runs,
+        )
+        .await;
+        eprintln!(
+            "{}: {}",
+            result.name,
+            match (&result.error, result.p50_ms) {
+                (Some(error), _) => format!("failed: {error}"),
+                (None, Some(p50)) => format!("p50 {p50:.2} ms"),
+                (None, None) => "no timed runs".to_string(),
+            }
+        );
+        queries.push(result);
+    }
+    for spec in FUNNEL_QUERIES {
+        let body = spec.body(&args.site_id, &args.date_range);
+        let result = measure(
+            &mut connection,
+            &authorization,
+            FUNNEL_PATH,
+            spec.name,
+            &body,
+            args.runs,
+        )
+        .await;
         eprintln!(
             "{}: {}",
             result.name,
@@ -226,10 +290,12 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs one query once to warm up and `runs` times timed, stopping at the first failure.
+/// Runs one query (a POST of `body` to `path`) once to warm up and `runs` times timed,
+/// stopping at the first failure.
 async fn measure(
     connection: &mut Connection,
     authorization: &HeaderValue,
+    path: &str,
     name: &str,
     body: &Value,
     runs: u64,
@@ -249,7 +315,7 @@ async fn measure(
     for run in 0..=runs {
         let request = connection
             .target()
-            .post(QUERY_PATH)
+            .post(path)
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .header(AUTHORIZATION, authorization.clone())
             .body(Full::new(body.clone()))
@@ -262,10 +328,14 @@ async fn measure(
                 if run == 0 {
                     let answer: Value = serde_json::from_slice(&response.body).unwrap_or_default();
                     result.rows = answer["results"].as_array().map(Vec::len);
-                    result.date_range =
-                        answer["query"]["date_range"].as_array().and_then(|range| {
-                            range.iter().map(|t| t.as_str().map(String::from)).collect()
-                        });
+                    // The v2 query echoes its range under `query`, a funnel under `meta`.
+                    let range = match &answer["query"]["date_range"] {
+                        Value::Null => &answer["meta"]["date_range"],
+                        range => range,
+                    };
+                    result.date_range = range.as_array().and_then(|range| {
+                        range.iter().map(|t| t.as_str().map(String::from)).collect()
+                    });
                     result.answer = Some(answer["results"].clone());
                 } else {
                     latency_us
@@ -314,6 +384,15 @@ mod tests {
             "top_stats",
             json!({"site_id": "example.com", "date_range": "30d", "metrics":
                 ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration"]}),
+        );
+    }
+
+    #[test]
+    fn funnel_body() {
+        assert_eq!(
+            FUNNEL_QUERIES[0].body("example.com", "30d"),
+            json!({"site_id": "example.com", "date_range": "30d", "steps": [
+                {"page": "/"}, {"page": "/pricing"}, {"page": "/docs/**"}, {"event": "Signup"}]})
         );
     }
 
@@ -414,7 +493,17 @@ mod tests {
         let mut results = Vec::new();
         for spec in DASHBOARD_QUERIES {
             let body = spec.body("example.com", "30d");
-            results.push(measure(&mut connection, &authorization, spec.name, &body, 3).await);
+            results.push(
+                measure(
+                    &mut connection,
+                    &authorization,
+                    QUERY_PATH,
+                    spec.name,
+                    &body,
+                    3,
+                )
+                .await,
+            );
         }
         let channels = results.iter().find(|r| r.name == "channels").unwrap();
         assert_eq!(

@@ -1,4 +1,5 @@
-//! `raw`: the raw engine beside the API. Each dashboard query of [`DASHBOARD_QUERIES`] has a
+//! `raw`: the raw engine beside the API. Each dashboard query of [`DASHBOARD_QUERIES`] (and
+//! each funnel of [`FUNNEL_QUERIES`]: [`funnel_raw_sql`], ASOF joins step to step) has a
 //! hand-written DuckDB statement over the store's schema (`crates/store-duckdb/src/schema.rs`)
 //! that gives the same answer; `raw` times it over a stopped server's database and compares
 //! its answer with the one the API gave in a `query` run over the same data.
@@ -30,7 +31,7 @@ use duckdb::{AccessMode, Config, Connection};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::query::{Filter, QuerySpec, Shape, DASHBOARD_QUERIES};
+use crate::query::{Filter, FunnelSpec, QuerySpec, Shape, DASHBOARD_QUERIES, FUNNEL_QUERIES};
 use crate::report::{latency_histogram, write_json, QueryReport, QueryResult};
 
 /// Rows of a breakdown: the dashboard's top 10.
@@ -202,6 +203,23 @@ pub fn run(args: RawArgs) -> anyhow::Result<()> {
         }
         queries.push(comparison);
     }
+    for spec in FUNNEL_QUERIES {
+        let api_result = api.queries.iter().find(|query| query.name == spec.name);
+        let range = api_result
+            .and_then(|query| query.date_range.clone())
+            .unwrap_or_else(|| fallback_range.clone());
+        let comparison = compare_funnel(&connection, spec, api_result, &site, &range, args.runs)?;
+        if args.explain.as_deref() == Some(spec.name) {
+            explain(&connection, &comparison.sql, &site, &range)?;
+        }
+        if let Agreement::Mismatch { differences } = &comparison.agreement {
+            eprintln!("MISMATCH in {}: raw SQL and API disagree", spec.name);
+            for difference in differences {
+                eprintln!("  {difference}");
+            }
+        }
+        queries.push(comparison);
+    }
     let mismatches = queries
         .iter()
         .filter(|query| matches!(query.agreement, Agreement::Mismatch { .. }))
@@ -292,10 +310,43 @@ fn compare_one(
     range: &[String],
     runs: u64,
 ) -> anyhow::Result<Comparison> {
-    let sql = raw_sql(spec)?;
+    let api_answer = api
+        .filter(|a| a.error.is_none())
+        .and_then(|a| a.answer.as_ref())
+        .map(answer_rows)
+        .transpose()?;
+    let statement = Statement {
+        name: spec.name,
+        sql: raw_sql(spec)?,
+        dimensions: dimension_count(spec),
+        metrics: spec.metrics,
+    };
+    compare_statement(connection, &statement, api, api_answer, site, range, runs)
+}
+
+/// A hand-written statement and the shape of its rows.
+struct Statement<'a> {
+    name: &'a str,
+    sql: String,
+    /// Leading text columns; the rest are metrics named `metrics`.
+    dimensions: usize,
+    metrics: &'a [&'a str],
+}
+
+/// Times `statement` and compares its answer with the API's (`api_answer`, as rows).
+fn compare_statement(
+    connection: &Connection,
+    statement: &Statement,
+    api: Option<&QueryResult>,
+    api_answer: Option<Vec<AnswerRow>>,
+    site: &str,
+    range: &[String],
+    runs: u64,
+) -> anyhow::Result<Comparison> {
+    let sql = statement.sql.clone();
     let params = parameters(site, range)?;
     let mut comparison = Comparison {
-        name: spec.name.to_string(),
+        name: statement.name.to_string(),
         api_p50_ms: api.and_then(|a| a.p50_ms),
         api_p95_ms: api.and_then(|a| a.p95_ms),
         api_error: api.map_or(Some("not in the API report".into()), |a| a.error.clone()),
@@ -311,7 +362,7 @@ fn compare_one(
     let mut raw_answer = None;
     for run in 0..=runs {
         let started = Instant::now();
-        match run_statement(connection, &sql, &params, dimension_count(spec)) {
+        match run_statement(connection, &sql, &params, statement.dimensions) {
             Ok(rows) => {
                 let elapsed = started.elapsed();
                 if run == 0 {
@@ -334,17 +385,137 @@ fn compare_one(
         comparison.raw_p95_ms = Some(latency_us.value_at_quantile(0.95) as f64 / 1000.0);
         comparison.ratio_p50 = comparison.api_p50_ms.map(|api| api / p50);
     }
-    let api_answer = api
-        .filter(|a| a.error.is_none())
-        .and_then(|a| a.answer.as_ref())
-        .map(answer_rows)
-        .transpose()?;
     comparison.agreement = match (api_answer, raw_answer) {
         (_, None) => Agreement::NoRawAnswer,
         (None, Some(_)) => Agreement::NoApiAnswer,
-        (Some(api), Some(raw)) => agreement(&api, &raw, spec.metrics),
+        (Some(api), Some(raw)) => agreement(&api, &raw, statement.metrics),
     };
     Ok(comparison)
+}
+
+/// The metrics of a funnel's rows: per step, people and the median and 90th percentile of
+/// seconds to the next step (-1 where nobody went on).
+const FUNNEL_METRICS: &[&str] = &["people", "median_s", "p90_s"];
+
+fn compare_funnel(
+    connection: &Connection,
+    spec: &FunnelSpec,
+    api: Option<&QueryResult>,
+    site: &str,
+    range: &[String],
+    runs: u64,
+) -> anyhow::Result<Comparison> {
+    let api_answer = api
+        .filter(|a| a.error.is_none())
+        .and_then(|a| a.answer.as_ref())
+        .map(funnel_answer_rows)
+        .transpose()?;
+    let statement = Statement {
+        name: spec.name,
+        sql: funnel_raw_sql(spec)?,
+        dimensions: 1,
+        metrics: FUNNEL_METRICS,
+    };
+    compare_statement(connection, &statement, api, api_answer, site, range, runs)
+}
+
+/// The rows of a funnel answer's `results` (one series, no breakdown): step number, people,
+/// median and p90 seconds to the next step (-1 for none).
+fn funnel_answer_rows(results: &Value) -> anyhow::Result<Vec<AnswerRow>> {
+    let steps = results[0]["steps"]
+        .as_array()
+        .context("a funnel answer has no `results[0].steps`")?;
+    Ok(steps
+        .iter()
+        .enumerate()
+        .map(|(index, step)| AnswerRow {
+            dimensions: vec![(index + 1).to_string()],
+            metrics: vec![
+                step["visitors"].as_f64().unwrap_or(f64::NAN),
+                step["median_seconds_to_next"].as_f64().unwrap_or(-1.0),
+                step["p90_seconds_to_next"].as_f64().unwrap_or(-1.0),
+            ],
+        })
+        .collect())
+}
+
+/// A step's condition on an `events` row, written by hand: a page (exactly, or a prefix
+/// for a pattern ending in `/**`) or an event name.
+fn funnel_step_sql(kind: &str, value: &str) -> anyhow::Result<String> {
+    let quoted = |text: &str| format!("'{}'", text.replace('\'', "''"));
+    Ok(match (kind, value.strip_suffix("/**")) {
+        ("page", Some(prefix)) if !prefix.contains('*') => {
+            format!(
+                "name = 'pageview' AND starts_with(pathname, {})",
+                quoted(&format!("{prefix}/"))
+            )
+        }
+        ("page", None) if !value.contains('*') => {
+            format!("name = 'pageview' AND pathname = {}", quoted(value))
+        }
+        ("event", _) => format!("name = {}", quoted(value)),
+        _ => bail!("no hand-written SQL for step {kind} {value:?}"),
+    })
+}
+
+/// An ordered funnel within one visit, by hand: each first-step event chained to the nearest
+/// later event of each next step in its visit with DuckDB's ASOF joins; each person's best
+/// attempt (most steps, then the earliest); per step the people who reached it and the
+/// median and p90 seconds to the next (-1 where none), rounded to the millisecond as the
+/// API answers.
+pub fn funnel_raw_sql(spec: &FunnelSpec) -> anyhow::Result<String> {
+    let n = spec.steps.len();
+    ensure!(n >= 2, "a funnel has two steps or more");
+    let mut sql = String::from(
+        "WITH e AS (SELECT session_id AS s, visitor_id AS v, epoch_ms(ts) AS t, \
+         row_number() OVER (PARTITION BY session_id ORDER BY ts, event_id) AS q",
+    );
+    for (k, (kind, value)) in spec.steps.iter().enumerate() {
+        write!(sql, ", {} AS s{}", funnel_step_sql(kind, value)?, k + 1)?;
+    }
+    write!(
+        sql,
+        " FROM events WHERE {EVENTS_IN_RANGE} AND name <> 'engagement'), \
+         c1 AS (SELECT s, v, q AS q1, t AS t1 FROM e WHERE s1)"
+    )?;
+    for k in 2..=n {
+        let p = k - 1;
+        write!(
+            sql,
+            ", c{k} AS (SELECT c{p}.*, x.q AS q{k}, x.t AS t{k} FROM c{p} ASOF LEFT JOIN \
+             (SELECT s, q, t FROM e WHERE s{k}) AS x ON c{p}.s = x.s AND c{p}.q{p} < x.q)"
+        )?;
+    }
+    let reached: Vec<String> = (2..=n)
+        .map(|k| format!("(t{k} IS NOT NULL)::INT"))
+        .collect();
+    write!(
+        sql,
+        ", best AS (SELECT * FROM c{n} QUALIFY row_number() OVER \
+         (PARTITION BY v ORDER BY {} DESC, t1, q1) = 1) ",
+        reached.join(" + ")
+    )?;
+    let parts: Vec<String> = (1..=n)
+        .map(|k| {
+            let gap = |q: f64| {
+                if k < n {
+                    format!(
+                        "coalesce(round(quantile_cont(t{} - t{k}, {q}) / 1000.0, 3), -1)",
+                        k + 1
+                    )
+                } else {
+                    "-1".to_owned()
+                }
+            };
+            format!(
+                "SELECT '{k}' AS step, count(t{k})::DOUBLE AS people, {} AS median_s, {} AS p90_s FROM best",
+                gap(0.5),
+                gap(0.9)
+            )
+        })
+        .collect();
+    write!(sql, "{} ORDER BY step", parts.join(" UNION ALL "))?;
+    Ok(sql)
 }
 
 fn dimension_count(spec: &QuerySpec) -> usize {
@@ -860,6 +1031,46 @@ mod tests {
             dimensions: dimensions.iter().map(|d| d.to_string()).collect(),
             metrics: metrics.to_vec(),
         }
+    }
+
+    /// Two visits through the funnel of [`FUNNEL_QUERIES`]: visitor 20 all the way (pricing
+    /// after 60 s, docs after 120 s, a signup after 60 s), visitor 21 to pricing (120 s), its
+    /// second home page view a worse attempt. Visitor 7's visit starts on no home page.
+    #[test]
+    fn the_funnel_statement_answers_by_hand() {
+        let connection = database();
+        connection
+            .execute_batch(
+                "INSERT INTO events (site_id, name, ts, visitor_id, session_id, pathname, event_id) VALUES
+                ('s1', 'pageview', '2024-01-05 10:00:00', 20, 20, '/', 'f1'),
+                ('s1', 'pageview', '2024-01-05 10:01:00', 20, 20, '/pricing', 'f2'),
+                ('s1', 'pageview', '2024-01-05 10:03:00', 20, 20, '/docs/api/overview', 'f3'),
+                ('s1', 'Signup', '2024-01-05 10:04:00', 20, 20, '/docs/api/overview', 'f4'),
+                ('s1', 'pageview', '2024-01-05 11:00:00', 21, 21, '/', 'f5'),
+                ('s1', 'pageview', '2024-01-05 11:02:00', 21, 21, '/pricing', 'f6'),
+                ('s1', 'pageview', '2024-01-05 11:03:00', 21, 21, '/', 'f7');",
+            )
+            .unwrap();
+        let site = store_site_id(&connection, "example.com").unwrap();
+        let range: Vec<String> = RANGE.iter().map(|t| t.to_string()).collect();
+        let params = parameters(&site, &range).unwrap();
+        let sql = funnel_raw_sql(&FUNNEL_QUERIES[0]).unwrap();
+        let raw = run_statement(&connection, &sql, &params, 1).unwrap();
+        // Pricing: 60 and 120 s (median 90, p90 at 0.9 is 114); docs: 120 s; signup: 60 s.
+        let expected = vec![
+            row(&["1"], &[2.0, 90.0, 114.0]),
+            row(&["2"], &[2.0, 120.0, 120.0]),
+            row(&["3"], &[1.0, 60.0, 60.0]),
+            row(&["4"], &[1.0, -1.0, -1.0]),
+        ];
+        assert_eq!(raw, expected);
+        // The API's answer in the same rows.
+        let api = serde_json::json!([{"breakdown": null, "steps": [
+            {"visitors": 2, "median_seconds_to_next": 90.0, "p90_seconds_to_next": 114.0},
+            {"visitors": 2, "median_seconds_to_next": 120.0, "p90_seconds_to_next": 120.0},
+            {"visitors": 1, "median_seconds_to_next": 60.0, "p90_seconds_to_next": 60.0},
+            {"visitors": 1, "median_seconds_to_next": null, "p90_seconds_to_next": null}]}]);
+        assert_eq!(funnel_answer_rows(&api).unwrap(), expected);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod account;
 mod batch;
 mod event;
+mod funnel;
 mod goal;
 mod imported;
 mod site;
@@ -15,6 +16,10 @@ pub use batch::{
     decode_batch, decode_record, encode_batch, encode_site_deletion, BatchCodecError, QueueRecord,
 };
 pub use event::{Event, Revenue, Session, VisitAttributes, ENGAGEMENT, PAGEVIEW};
+pub use funnel::{
+    Funnel, FunnelDefinition, FunnelOrder, FunnelStep, FunnelWindow, StepTarget, MAX_FUNNEL_STEPS,
+    MAX_FUNNEL_WINDOW_S, MIN_FUNNEL_STEPS,
+};
 pub use goal::{Goal, GoalKind};
 pub use imported::{CountColumn, ImportedRow, ImportedTable, SiteImport};
 pub use site::{ApiKey, ApiKeyScope, Site, SiteId, SiteRules};

@@ -11,6 +11,7 @@ mod compile;
 mod dialect;
 mod engine;
 mod error;
+pub mod funnel;
 mod listing;
 mod model;
 mod money;
@@ -31,6 +32,7 @@ pub use listing::{
 };
 pub use model::{
     Condition, DateRange, Dimension, Filter, Metric, Operator, Order, Query, Revenue, TimeGrain,
+    VisitColumn,
 };
 pub use plausible::{parse_query, requested_site, v1_answer, v1_to_v2, V1Kind, V1Request};
 pub use sql::{Row, RunError, Sql, SqlRunner, SqlValue};

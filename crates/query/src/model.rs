@@ -382,3 +382,17 @@ impl Revenue {
         }
     }
 }
+
+/// A funnel over a site's events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunnelQuery {
+    pub site_id: SiteId,
+    pub timezone: chrono_tz::Tz,
+    /// UTC milliseconds, start inclusive, end exclusive.
+    pub range: DateRange,
+    /// v2 filters: the event that starts an attempt must pass them.
+    pub filters: Vec<Filter>,
+    pub definition: heartbeat_model::FunnelDefinition,
+    /// One funnel per value of this visit dimension.
+    pub breakdown: Option<VisitColumn>,
+}

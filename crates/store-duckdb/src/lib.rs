@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use duckdb::types::{TimeUnit, Value, ValueRef};
 use duckdb::{params, params_from_iter, Connection};
 use heartbeat_model::{
-    ApiKey, ApiKeyScope, Event, Goal, GoalKind, ImportedRow, ImportedTable, Membership,
+    ApiKey, ApiKeyScope, Event, Funnel, Goal, GoalKind, ImportedRow, ImportedTable, Membership,
     NamedShareLink, Org, OrgId, Revenue, Role, Session, ShareLink, Site, SiteId, SiteImport, User,
     UserSession, VisitAttributes,
 };
@@ -1272,6 +1272,7 @@ impl MetaStore for DuckDbStore {
                 "DELETE FROM share_links WHERE site_id = ?",
                 "DELETE FROM named_share_links WHERE site_id = ?",
                 "DELETE FROM goals WHERE site_id = ?",
+                "DELETE FROM funnels WHERE site_id = ?",
                 "DELETE FROM api_keys WHERE site_id = ?",
                 "DELETE FROM sites WHERE id = ?",
             ],
@@ -1647,5 +1648,71 @@ impl MetaStore for DuckDbStore {
             Ok(deleted > 0)
         })
         .await
+    }
+
+    async fn funnels(&self) -> Result<Vec<Funnel>, StoreError> {
+        let rows = self
+            .read_all(
+                "SELECT id, site_id, name, definition_json, created_at_ms FROM funnels \
+                 ORDER BY site_id, created_at_ms, id",
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, String>(3)?,
+                        row.get::<_, i64>(4)?,
+                    ))
+                },
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, site, name, json, created_at_ms)| {
+                // Written by `insert_funnel` below; a damaged one is left out rather than
+                // keeping the server from starting.
+                match serde_json::from_str(&json) {
+                    Ok(definition) => Some(Funnel {
+                        id,
+                        site_id: SiteId(site),
+                        name,
+                        definition,
+                        created_at_ms,
+                    }),
+                    Err(err) => {
+                        tracing::error!(funnel = %id, error = %err, "unreadable funnel");
+                        None
+                    }
+                }
+            })
+            .collect())
+    }
+
+    async fn insert_funnel(&self, funnel: &Funnel) -> Result<(), StoreError> {
+        let json =
+            serde_json::to_string(&funnel.definition).map_err(|err| StoreError::Rejected {
+                message: err.to_string(),
+            })?;
+        let funnel = funnel.clone();
+        self.with_writer(move |conn| {
+            conn.execute(
+                "INSERT INTO funnels VALUES (?, ?, ?, ?, ?)",
+                params![
+                    funnel.id,
+                    funnel.site_id.as_str(),
+                    funnel.name,
+                    json,
+                    funnel.created_at_ms
+                ],
+            )
+            .map_err(|err| conflict_or_unavailable(err, "funnel"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_funnel(&self, id: &str) -> Result<(), StoreError> {
+        self.execute("DELETE FROM funnels WHERE id = ?", vec![text(id)])
+            .await
     }
 }

@@ -10,6 +10,7 @@
 //!   `api_keys` (of a site, an organisation or everything): metadata.
 //! - `orgs`, `users`, `memberships` (a user's role per organisation), `user_sessions`,
 //!   `share_links` (public dashboard links): accounts.
+//! - `funnels`: saved funnels of a site, each definition as JSON.
 
 /// The visit attributes (source, UTMs, location, device) as columns: events carry their
 /// visit's, and each state of a visit in `sessions` has them.
@@ -262,6 +263,17 @@ CREATE TABLE goals (
     currency VARCHAR,
     created_at_ms BIGINT NOT NULL,
     UNIQUE (site_id, display_name)
+);
+"#,
+    // Saved funnels of a site: the definition (steps, window, order) as the JSON of
+    // `heartbeat_model::FunnelDefinition`, read and written whole.
+    r#"
+CREATE TABLE funnels (
+    id VARCHAR PRIMARY KEY,
+    site_id VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    definition_json VARCHAR NOT NULL,
+    created_at_ms BIGINT NOT NULL
 );
 "#,
 ];

@@ -16,8 +16,8 @@ pub mod contract;
 use std::sync::Arc;
 
 use heartbeat_model::{
-    ApiKey, Event, Goal, ImportedRow, ImportedTable, Membership, NamedShareLink, Org, OrgId,
-    Session, ShareLink, Site, SiteId, SiteImport, User, UserSession,
+    ApiKey, Event, Funnel, Goal, ImportedRow, ImportedTable, Membership, NamedShareLink, Org,
+    OrgId, Session, ShareLink, Site, SiteId, SiteImport, User, UserSession,
 };
 use heartbeat_query::SqlRunner;
 
@@ -151,7 +151,8 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Records when a key was last presented.
     async fn touch_api_key(&self, id: &str, at_ms: i64) -> Result<(), StoreError>;
 
-    /// Deletes a site's metadata: the site, its keys, its share links and custom properties.
+    /// Deletes a site's metadata: the site, its keys, its share links, custom properties and
+    /// saved funnels.
     async fn delete_site(&self, site: &SiteId) -> Result<(), StoreError>;
 
     async fn orgs(&self) -> Result<Vec<Org>, StoreError>;
@@ -205,4 +206,10 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn insert_goal(&self, goal: &Goal) -> Result<(), StoreError>;
     /// Deletes one goal of `site`; false when the site has no goal `id`.
     async fn delete_goal(&self, site: &SiteId, id: u64) -> Result<bool, StoreError>;
+    /// Every saved funnel, of every site. Deleting a site deletes its funnels.
+    async fn funnels(&self) -> Result<Vec<Funnel>, StoreError>;
+    /// Saves a funnel. Fails with `Conflict` when its id is taken.
+    async fn insert_funnel(&self, funnel: &Funnel) -> Result<(), StoreError>;
+    /// Deletes a funnel (nothing when there is none with this id).
+    async fn delete_funnel(&self, id: &str) -> Result<(), StoreError>;
 }

@@ -224,6 +224,13 @@ fn filter_sql(b: &mut Builder, filter: &Filter, table: Table, query: &Query) {
     super::boolean_sql(b, filter, &mut |b, leaf| leaf_sql(b, leaf, table, query));
 }
 
+/// `filter` as a condition on a row of `events` of `query`'s site and range (the
+/// behavioural and visit-only parts through their subqueries), for other builders that
+/// pick events as the v2 query does (funnels' first step).
+pub(super) fn event_filter_sql(b: &mut Builder, filter: &Filter, query: &Query) {
+    filter_sql(b, filter, Table::Events, query);
+}
+
 /// A condition or a behavioural filter, on `table`.
 fn leaf_sql(b: &mut Builder, filter: &Filter, table: Table, query: &Query) {
     match filter {

@@ -4,29 +4,9 @@
 
 use heartbeat_model::{Goal, GoalKind};
 
-use super::Builder;
+use super::{glob_regex, Builder};
 use crate::model::{Condition, Dimension, Filter, Operator, Query};
 use crate::sql::SqlValue;
-
-/// The anchored regular expression of a page goal's pattern: `**` matches any run of
-/// characters, `*` any run within one path segment, everything else itself.
-pub fn page_regex(pattern: &str) -> String {
-    let mut out = String::from("^");
-    let mut rest = pattern;
-    while let Some(i) = rest.find('*') {
-        out.push_str(&regex::escape(&rest[..i]));
-        if rest[i..].starts_with("**") {
-            out.push_str(".*");
-            rest = &rest[i + 2..];
-        } else {
-            out.push_str("[^/]*");
-            rest = &rest[i + 1..];
-        }
-    }
-    out.push_str(&regex::escape(rest));
-    out.push('$');
-    out
-}
 
 /// Whether `goal`'s display name passes `condition` (a condition on `event:goal`).
 pub fn goal_matches(goal: &Goal, condition: &Condition) -> bool {
@@ -71,7 +51,7 @@ fn goal_sql(b: &mut Builder, goal: &Goal, query: &Query) {
             b.push("(name = 'pageview' AND ");
             if page_path.contains('*') {
                 let test = b.dialect().matches_regex("pathname", "?");
-                b.bind_within(&test, SqlValue::Text(page_regex(page_path)));
+                b.bind_within(&test, SqlValue::Text(glob_regex(page_path)));
             } else {
                 b.push("pathname = ");
                 b.bind(SqlValue::Text(page_path.clone()));
@@ -153,7 +133,7 @@ mod tests {
     #[test]
     fn page_patterns() {
         let matches = |pattern: &str, path: &str| {
-            regex::Regex::new(&page_regex(pattern))
+            regex::Regex::new(&glob_regex(pattern))
                 .unwrap()
                 .is_match(path)
         };

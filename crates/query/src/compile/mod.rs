@@ -8,11 +8,37 @@
 //! through), sharing [`Builder`] and the dialect.
 
 pub mod aggregate;
+pub mod funnel;
 pub mod goal;
 pub mod imported;
 
 use crate::dialect::SqlDialect;
 use crate::sql::{Sql, SqlValue};
+
+/// The anchored regular expression (RE2 syntax) of a path glob: `*` is any run of
+/// characters but `/`, `**` any run at all, everything else itself.
+pub fn glob_regex(pattern: &str) -> String {
+    let mut out = String::from("^");
+    let mut literal = String::new();
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '*' {
+            literal.push(c);
+            continue;
+        }
+        out.push_str(&regex::escape(&literal));
+        literal.clear();
+        if chars.peek() == Some(&'*') {
+            chars.next();
+            out.push_str(".*");
+        } else {
+            out.push_str("[^/]*");
+        }
+    }
+    out.push_str(&regex::escape(&literal));
+    out.push('$');
+    out
+}
 
 /// A statement being written in one dialect.
 pub(crate) struct Builder<'d> {

@@ -53,4 +53,8 @@ impl SqlDialect for DuckDbDialect {
     fn arbitrary_value(&self, expression: &str) -> String {
         format!("any_value({expression})")
     }
+
+    fn quantile(&self, expression: &str, fraction: f64) -> String {
+        format!("quantile_cont({expression}, {fraction})")
+    }
 }

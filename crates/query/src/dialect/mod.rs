@@ -57,6 +57,11 @@ pub trait SqlDialect: Send + Sync {
     /// Any one value of `expression` in a group, as an aggregate (for a group whose values
     /// are all the same).
     fn arbitrary_value(&self, expression: &str) -> String;
+
+    /// The `fraction` quantile (0 to 1) of `expression` over a group, interpolated between
+    /// the two nearest values (SQL's `percentile_cont`), as an aggregate; NULL for a group
+    /// without values.
+    fn quantile(&self, expression: &str, fraction: f64) -> String;
 }
 
 #[cfg(test)]
@@ -79,6 +84,7 @@ mod tests {
         "strftime(",
         "time_bucket(",
         "any_value(",
+        "quantile_cont(",
         "TIMESTAMP '",
     ];
 

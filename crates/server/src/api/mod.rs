@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod data;
 pub mod docs;
+pub mod funnels;
 pub mod health;
 pub mod ingest;
 pub mod metrics;
@@ -19,6 +20,7 @@ pub fn router() -> OpenApiRouter<App> {
     OpenApiRouter::new()
         .merge(accounts::router())
         .merge(data::router())
+        .merge(funnels::router())
         .merge(health::router())
         .merge(ingest::router())
         .merge(metrics::router())

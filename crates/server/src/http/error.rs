@@ -164,6 +164,17 @@ impl From<QueryError> for ApiError {
     }
 }
 
+/// Every problem of a request the query crate found (a funnel's parts), as one 400 naming
+/// each bad part.
+pub fn query_errors(errors: Vec<QueryError>) -> ApiError {
+    ApiError::invalid(
+        errors
+            .into_iter()
+            .map(|e| FieldError::new(&e.field, e.message))
+            .collect(),
+    )
+}
+
 /// The `error` of a read whose rows are over the memory budget.
 pub const QUERY_TOO_LARGE: &str = "Query too large";
 

@@ -1,9 +1,11 @@
 //! What every read endpoint does first: take its caller and parameters and hand its work to
 //! the query pool ([`PooledRead`]); find the site a request is about and check that the
-//! caller may read it; and parse and run a v2 query (through the query cache) for it.
+//! caller may read it; and parse and run a v2 query (through the query cache), or a funnel,
+//! for it.
 
 use heartbeat_ingest::FieldError;
 use heartbeat_model::SiteId;
+use heartbeat_query::funnel::{parse_funnel, run_funnel, FunnelQuery, FunnelResult};
 use heartbeat_query::{first_event_ms, parse_query, requested_site, QueryResult};
 use serde_json::Value;
 
@@ -13,7 +15,7 @@ use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
-use crate::http::error::ApiError;
+use crate::http::error::{query_errors, ApiError};
 use crate::http::query_string::{as_sent, pairs};
 use crate::http::state::{App, Caller, QueryParams, RequiredCaller};
 
@@ -131,5 +133,26 @@ pub(crate) async fn run_query(
         &app.queries.settings.bounds(),
     )?;
     let result = app.query_cache.execute(&query, app.reads.as_ref()).await?;
+    Ok((query, result))
+}
+
+/// Parses and runs the funnel `body` asks (`POST /api/v2/funnel`'s shape: steps, window,
+/// order, v2's `date_range` and `filters`, breakdown) on `site`, which the caller has been
+/// checked to read.
+pub(crate) async fn run_funnel_on(
+    app: &App,
+    site: &heartbeat_model::Site,
+    body: &Value,
+) -> Result<(FunnelQuery, FunnelResult), ApiError> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let first_event = match body.get("date_range").and_then(Value::as_str) {
+        Some("all") => first_event_ms(&site.id, app.reads.as_ref())
+            .await?
+            .unwrap_or(now),
+        _ => now,
+    };
+    let query = parse_funnel(body, site, now, first_event, &app.queries.settings.bounds())
+        .map_err(query_errors)?;
+    let result = run_funnel(&query, app.reads.as_ref()).await?;
     Ok((query, result))
 }

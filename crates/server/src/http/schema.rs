@@ -138,6 +138,55 @@ pub struct QueryRequest {
     pub include: Option<serde_json::Value>,
 }
 
+/// `POST /api/v2/funnel`: a funnel inline (or a saved one by `funnel_id`) over v2's site,
+/// range and filters.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"site_id": "example.com", "date_range": "30d",
+    "steps": [{"page": "/pricing"}, {"event": "signup", "props": {"plan": "pro"}}],
+    "window": {"seconds": 3600}, "order": "ordered", "breakdown": "visit:source",
+    "filters": [["is", "visit:country", ["DE"]]]}))]
+pub struct FunnelRequest {
+    pub site_id: String,
+    /// A period (`day`, `7d`, `30d`, `month`, `all`, ...) or two ISO dates, in the site's
+    /// time zone; every step falls inside it.
+    pub date_range: Option<serde_json::Value>,
+    /// v2 filters: the event that starts an attempt must pass them.
+    pub filters: Option<Vec<serde_json::Value>>,
+    /// 2 to 8: `{"page": "/blog/*"}` (`*` within a segment, `**` across) or
+    /// `{"event": "signup"}`, each with optional `props` (`{"plan": "pro"}`) and `label`.
+    pub steps: Option<Vec<serde_json::Value>>,
+    /// A saved funnel of the site instead of `steps`, `window` and `order`.
+    pub funnel_id: Option<String>,
+    /// `{"visit": true}` (default: one visit) or `{"seconds": n}`, 1 s to 90 days.
+    pub window: Option<serde_json::Value>,
+    /// `strict`, `ordered` (default) or `any`.
+    pub order: Option<String>,
+    /// One visit dimension (`visit:source`, `visit:country`, `visit:device`, ...).
+    pub breakdown: Option<String>,
+}
+
+/// A funnel to save: its name and definition, as in `POST /api/v2/funnel`.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"name": "Signup", "steps": [{"page": "/pricing"}, {"event": "signup"}],
+    "window": {"seconds": 86400}, "order": "ordered"}))]
+pub struct FunnelBody {
+    pub name: String,
+    pub steps: Vec<serde_json::Value>,
+    pub window: Option<serde_json::Value>,
+    pub order: Option<String>,
+}
+
+/// Seed 003's funnel: `eventName` (`page_view` for a page, `filters.pageUrl` its page),
+/// `filters` (properties and their values), `timeWindow` (seconds; the largest is the
+/// funnel's window, none: one visit).
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"name": "E-commerce Funnel", "steps": [{"eventName": "page_view", "filters": {"pageUrl": "/pricing"}},
+    {"eventName": "add_to_cart"}, {"eventName": "purchase", "filters": {"plan": "pro"}, "timeWindow": 86400}]}))]
+pub struct SeedFunnelBody {
+    pub name: String,
+    pub steps: Vec<serde_json::Value>,
+}
+
 /// A site as the API shows it.
 #[derive(Serialize, ToSchema)]
 pub struct SiteBody {

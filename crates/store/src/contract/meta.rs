@@ -7,13 +7,16 @@
 //! is one per user and organisation; sessions are deleted one by one or per user; a site's
 //! domain changes under its id, its declared custom properties keep their order, and its
 //! named share links are one per name and go with the site; goals come back as written,
-//! display names are unique within a site and goals go with their site.
+//! display names are unique within a site and goals go with their site; saved funnels come
+//! back whole (every step, property, label, window and order), their ids are unique, and they
+//! go one by one or with their site.
 
 use std::future::Future;
 
 use heartbeat_model::{
-    ApiKey, ApiKeyScope, Goal, GoalKind, Membership, NamedShareLink, Org, OrgId, Role, ShareLink,
-    Site, SiteId, SiteRules, User, UserSession,
+    ApiKey, ApiKeyScope, Funnel, FunnelDefinition, FunnelOrder, FunnelStep, FunnelWindow, Goal,
+    GoalKind, Membership, NamedShareLink, Org, OrgId, Role, ShareLink, Site, SiteId, SiteRules,
+    StepTarget, User, UserSession,
 };
 
 use crate::{MetaStore, StoreError};
@@ -32,6 +35,7 @@ where
     users_memberships_and_sessions(make().await).await;
     plausible_site_settings(make().await).await;
     goals_per_site(make().await).await;
+    funnels_come_back_and_go_with_their_site(make().await).await;
 }
 
 fn site(id: &str, domain: &str) -> Site {
@@ -480,5 +484,65 @@ async fn goals_per_site(store: impl MetaStore) {
         store.goals().await.unwrap(),
         vec![written[1].clone()],
         "a deleted site's goals go with it"
+    );
+}
+
+async fn funnels_come_back_and_go_with_their_site(store: impl MetaStore) {
+    for id in ["a.example", "b.example"] {
+        store.insert_site(&site(id, id)).await.unwrap();
+    }
+    assert!(store.funnels().await.unwrap().is_empty());
+    let funnel = |id: &str, site: &str, at: i64| Funnel {
+        id: id.to_owned(),
+        site_id: SiteId::from(site),
+        name: format!("Funnel {id}"),
+        definition: FunnelDefinition {
+            steps: vec![
+                FunnelStep {
+                    target: StepTarget::Page("/blog/*".into()),
+                    props: Default::default(),
+                    label: Some("Blog".into()),
+                },
+                FunnelStep {
+                    target: StepTarget::Event("signup".into()),
+                    props: [("plan".to_owned(), "pro".to_owned())].into(),
+                    label: None,
+                },
+            ],
+            window: FunnelWindow::Seconds(3600),
+            order: FunnelOrder::Strict,
+        },
+        created_at_ms: at,
+    };
+    let mut visit = funnel("fn_2", "a.example", 2);
+    visit.definition.window = FunnelWindow::Visit;
+    visit.definition.order = FunnelOrder::Any;
+    let all = [
+        funnel("fn_1", "a.example", 1),
+        visit,
+        funnel("fn_3", "b.example", 3),
+    ];
+    for f in &all {
+        store.insert_funnel(f).await.unwrap();
+    }
+    assert_eq!(
+        sorted(store.funnels().await.unwrap(), |f| f.id.clone()),
+        all.to_vec(),
+        "funnels come back field for field"
+    );
+    assert!(
+        matches!(
+            store.insert_funnel(&funnel("fn_1", "b.example", 4)).await,
+            Err(StoreError::Conflict { .. })
+        ),
+        "a funnel id is unique"
+    );
+    store.delete_funnel("fn_2").await.unwrap();
+    store.delete_funnel("fn_missing").await.unwrap();
+    store.delete_site(&SiteId::from("b.example")).await.unwrap();
+    assert_eq!(
+        store.funnels().await.unwrap(),
+        vec![all[0].clone()],
+        "a funnel is deleted alone or with its site"
     );
 }

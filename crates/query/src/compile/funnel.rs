@@ -1,0 +1,371 @@
+//! The funnel query: one statement that follows each person through a funnel's steps and
+//! answers one row per (breakdown value, step): the people who reached the step, and the
+//! median and 90th percentile of their seconds to the next step. Never the events.
+//!
+//! How it reads, from the inside out:
+//! - `ev`: the range's events of the site (engagement events are no events), each with its
+//!   group (the visit with a visit window, else the person), the person (`visitor_id`, which
+//!   is the client's user id hashed when the event carries one, else the anonymous id),
+//!   its time in milliseconds, the breakdown value, whether it matches each step (`s1` ...)
+//!   and whether it passes the query's filters (`fl`: who may enter).
+//! - `rel`: for ordered and any-order funnels only the events that match a step (others
+//!   cannot change the answer); for strict funnels every event, since the next step must be
+//!   the person's very next event. Numbered in time order within the group (`seq`; ties by
+//!   event id).
+//! - `anchors`: every event that may start an attempt (step 1 and the filters; in any order,
+//!   any step and the filters), with the time each step was reached from it (`r1` ...,
+//!   NULL when not): strict by `lead` (step k is k-1 events later), ordered by chaining
+//!   each event's next occurrence of the following step (`x2` ...; the earliest next
+//!   occurrence is the best choice, so the greedy chain is the furthest one), any order by
+//!   the first occurrence of each step from the anchor on. With a duration window a step
+//!   counts only at or before the anchor's time plus the window.
+//! - `best`: each person's best attempt, the anchor that reached the most steps (the
+//!   earliest among equals), as ClickHouse's `windowFunnel` and PostHog count.
+//! - the answer: the best attempt's reached steps in the order they were reached (`step`
+//!   1, 2, ...), so an any-order funnel's step k counts people with k distinct steps, and
+//!   the time from each to the next.
+
+use super::aggregate::event_filter_sql;
+use super::{glob_regex, Builder};
+use crate::dialect::SqlDialect;
+use crate::model::{FunnelQuery, Metric, Query};
+use crate::sql::{Sql, SqlValue};
+use heartbeat_model::{FunnelOrder, FunnelWindow, StepTarget};
+
+/// The v2 query the filters are written for (site, range; no dimensions).
+fn filter_scope(funnel: &FunnelQuery) -> Query {
+    Query {
+        site_id: funnel.site_id.clone(),
+        timezone: funnel.timezone,
+        metrics: vec![Metric::Visitors],
+        range: funnel.range,
+        dimensions: Vec::new(),
+        filters: funnel.filters.clone(),
+        order_by: Vec::new(),
+        limit: 1,
+        offset: 0,
+        include_total_rows: false,
+        include_time_labels: false,
+        comparison: None,
+        include_imports: false,
+        goals: Vec::new(),
+        revenue: Default::default(),
+    }
+}
+
+/// `site_id = ? AND ts >= ? AND ts < ?`.
+fn scope_where(b: &mut Builder, funnel: &FunnelQuery) {
+    b.push("site_id = ");
+    b.bind(SqlValue::Text(funnel.site_id.0.clone()));
+    b.push(" AND ts >= ");
+    b.bind(SqlValue::TimestampMs(funnel.range.start_ms));
+    b.push(" AND ts < ");
+    b.bind(SqlValue::TimestampMs(funnel.range.end_ms));
+}
+
+/// Whether an `events` row matches step `index`.
+fn step_sql(b: &mut Builder, funnel: &FunnelQuery, index: usize) {
+    let step = &funnel.definition.steps[index];
+    b.push("(");
+    match &step.target {
+        StepTarget::Page(pattern) => {
+            b.push("name = 'pageview' AND ");
+            let test = b.dialect().matches_regex("pathname", "?");
+            b.bind_within(&test, SqlValue::Text(glob_regex(pattern)));
+        }
+        StepTarget::Event(name) => {
+            b.push("name = ");
+            b.bind(SqlValue::Text(name.clone()));
+        }
+    }
+    for (key, value) in &step.props {
+        b.push(" AND event_id IN (SELECT event_id FROM event_props WHERE ");
+        scope_where(b, funnel);
+        b.push(" AND key = ");
+        b.bind(SqlValue::Text(key.clone()));
+        b.push(" AND value = ");
+        b.bind(SqlValue::Text(value.clone()));
+        b.push(")");
+    }
+    b.push(")");
+}
+
+/// The window's length in milliseconds, as a bound parameter (none for a visit window).
+fn window_ms(funnel: &FunnelQuery) -> Option<SqlValue> {
+    match funnel.definition.window {
+        FunnelWindow::Visit => None,
+        FunnelWindow::Seconds(s) => Some(SqlValue::Int(
+            i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX),
+        )),
+    }
+}
+
+/// `CASE WHEN <time> <= <anchor> + window THEN <time> END`, or `<time>` with a visit
+/// window (the group is the visit).
+fn within_window(b: &mut Builder, funnel: &FunnelQuery, time: &str, anchor: &str) {
+    match window_ms(funnel) {
+        None => {
+            b.push(time);
+        }
+        Some(ms) => {
+            b.push(&format!("CASE WHEN {time} <= {anchor} + "));
+            b.bind(ms);
+            b.push(&format!(" THEN {time} END"));
+        }
+    }
+}
+
+/// The statement of `funnel`. Columns: breakdown value (NULL without a breakdown), step
+/// (1-based, in the order reached), people, median and 90th percentile of seconds to the
+/// next step (NULL when nobody went on).
+pub fn funnel_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
+    let n = funnel.definition.steps.len();
+    let order = funnel.definition.order;
+    let mut b = Builder::new(dialect);
+    let group = match funnel.definition.window {
+        FunnelWindow::Visit => "session_id",
+        FunnelWindow::Seconds(_) => "visitor_id",
+    };
+    let breakdown = funnel.breakdown.map_or_else(
+        || "CAST(NULL AS VARCHAR)".to_owned(),
+        |c| c.column().to_owned(),
+    );
+    b.push(&format!(
+        "WITH ev AS (SELECT {group} AS g, visitor_id AS person, event_id, {} AS t, {breakdown} AS bd, ",
+        dialect.epoch_millis("ts")
+    ));
+    for k in 0..n {
+        step_sql(&mut b, funnel, k);
+        b.push(&format!(" AS s{}, ", k + 1));
+    }
+    if funnel.filters.is_empty() {
+        b.push("TRUE AS fl");
+    } else {
+        let scope = filter_scope(funnel);
+        b.push("(");
+        for (i, filter) in funnel.filters.iter().enumerate() {
+            if i > 0 {
+                b.push(" AND ");
+            }
+            event_filter_sql(&mut b, filter, &scope);
+        }
+        b.push(") AS fl");
+    }
+    b.push(" FROM events WHERE ");
+    scope_where(&mut b, funnel);
+    b.push(" AND name <> 'engagement'), ");
+
+    // Events in order within their group.
+    let any_step: Vec<String> = (1..=n).map(|k| format!("s{k}")).collect();
+    b.push(
+        "rel AS (SELECT *, row_number() OVER (PARTITION BY g ORDER BY t, event_id) AS seq FROM ev",
+    );
+    if order != FunnelOrder::Strict {
+        b.push(&format!(" WHERE {}", any_step.join(" OR ")));
+    }
+    b.push("), ");
+
+    // Each anchor with the time every step was reached from it.
+    match order {
+        FunnelOrder::Strict => {
+            b.push("nx AS (SELECT *");
+            for k in 2..=n {
+                b.push(&format!(
+                    ", lead(s{k}, {lag}) OVER w AS m{k}, lead(t, {lag}) OVER w AS t{k}",
+                    lag = k - 1
+                ));
+            }
+            b.push(" FROM rel WINDOW w AS (PARTITION BY g ORDER BY seq)), ");
+            b.push("anchors AS (SELECT person, bd, seq, t AS r1");
+            for k in 2..=n {
+                let chain: Vec<String> =
+                    (2..=k).map(|j| format!("coalesce(m{j}, FALSE)")).collect();
+                b.push(&format!(", CASE WHEN {} THEN ", chain.join(" AND ")));
+                within_window(&mut b, funnel, &format!("t{k}"), "t");
+                b.push(&format!(" END AS r{k}"));
+            }
+            b.push(" FROM nx WHERE s1 AND fl), ");
+        }
+        FunnelOrder::Ordered => {
+            b.push("nx AS (SELECT *");
+            for k in 2..=n {
+                b.push(&format!(
+                    ", min(CASE WHEN s{k} THEN seq END) OVER w AS x{k}"
+                ));
+            }
+            b.push(
+                " FROM rel WINDOW w AS (PARTITION BY g ORDER BY seq \
+                 ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)), ",
+            );
+            b.push("anchors AS (SELECT a.person, a.bd, a.seq, a.t AS r1");
+            for k in 2..=n {
+                b.push(", ");
+                within_window(&mut b, funnel, &format!("j{k}.t"), "a.t");
+                b.push(&format!(" AS r{k}"));
+            }
+            b.push(" FROM nx AS a");
+            for k in 2..=n {
+                let previous = if k == 2 {
+                    "a".to_owned()
+                } else {
+                    format!("j{}", k - 1)
+                };
+                b.push(&format!(
+                    " LEFT JOIN nx AS j{k} ON j{k}.g = {previous}.g AND j{k}.seq = {previous}.x{k}"
+                ));
+            }
+            b.push(" WHERE a.s1 AND a.fl), ");
+        }
+        FunnelOrder::Any => {
+            b.push("nx AS (SELECT *");
+            for k in 1..=n {
+                b.push(&format!(", min(CASE WHEN s{k} THEN t END) OVER w AS f{k}"));
+            }
+            b.push(
+                " FROM rel WINDOW w AS (PARTITION BY g ORDER BY seq \
+                 ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)), ",
+            );
+            b.push("anchors AS (SELECT person, bd, seq, t AS r0");
+            for k in 1..=n {
+                b.push(", ");
+                within_window(&mut b, funnel, &format!("f{k}"), "t");
+                b.push(&format!(" AS r{k}"));
+            }
+            b.push(" FROM nx WHERE fl), ");
+        }
+    }
+
+    // Each person's best attempt: the most steps, then the earliest.
+    let reached: Vec<String> = (1..=n)
+        .map(|k| format!("(CASE WHEN r{k} IS NULL THEN 0 ELSE 1 END)"))
+        .collect();
+    let start = if order == FunnelOrder::Any {
+        "r0"
+    } else {
+        "r1"
+    };
+    let columns: String = (1..=n).map(|k| format!(", r{k}")).collect();
+    b.push(&format!(
+        "best AS (SELECT * FROM (SELECT person, bd{columns}, row_number() OVER \
+         (PARTITION BY person ORDER BY {} DESC, {start}, seq) AS pick FROM anchors) AS ranked \
+         WHERE pick = 1), ",
+        reached.join(" + ")
+    ));
+    // One row per reached step, in the order reached.
+    let values: Vec<String> = (1..=n).map(|k| format!("({k})")).collect();
+    let cases: String = (1..=n).map(|k| format!(" WHEN {k} THEN r{k}")).collect();
+    b.push(&format!(
+        "done AS (SELECT person, bd, k, CASE k{cases} END AS reached_ms FROM best \
+         CROSS JOIN (VALUES {}) AS ks(k)), ",
+        values.join(", ")
+    ));
+    b.push(
+        "steps AS (SELECT bd, row_number() OVER (PARTITION BY person ORDER BY reached_ms, k) AS step, \
+         lead(reached_ms) OVER (PARTITION BY person ORDER BY reached_ms, k) - reached_ms AS next_ms \
+         FROM done WHERE reached_ms IS NOT NULL) ",
+    );
+    b.push(&format!(
+        "SELECT bd, step, count(*) AS people, {} / 1000.0 AS median_s, {} / 1000.0 AS p90_s \
+         FROM steps GROUP BY bd, step ORDER BY bd, step",
+        dialect.quantile("next_ms", 0.5),
+        dialect.quantile("next_ms", 0.9)
+    ));
+    b.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{funnel_sql, glob_regex};
+    use crate::bounds::QueryBounds;
+    use crate::dialect::Dialect;
+    use crate::funnel::parse_funnel;
+    use crate::sql::SqlValue;
+    use heartbeat_model::{Site, SiteId};
+    use serde_json::{json, Value};
+
+    fn sql_of(body: Value) -> crate::sql::Sql {
+        let site = Site {
+            id: SiteId::from("example.com"),
+            name: "Example".into(),
+            domain: "example.com".into(),
+            timezone: "UTC".into(),
+            created_at_ms: 0,
+            rules: Default::default(),
+            retention_days: None,
+        };
+        let query =
+            parse_funnel(&body, &site, 1_790_000_000_000, 0, &QueryBounds::default()).unwrap();
+        funnel_sql(&query, Dialect::DuckDb.sql())
+    }
+
+    /// The SQL of each order and window, snapshot-tested (`src/snapshots/`), as the
+    /// dashboard's queries are. Update with `INSTA_UPDATE=always`.
+    #[test]
+    fn funnel_sql_snapshots() {
+        let steps = json!([{"page": "/blog/*"}, {"page": "/pricing"}, {"event": "signup", "props": {"plan": "pro"}}]);
+        for (name, order, window) in [
+            ("funnel_ordered_visit", "ordered", json!({"visit": true})),
+            ("funnel_strict_hour", "strict", json!({"seconds": 3600})),
+            ("funnel_any_day", "any", json!({"seconds": 86400})),
+        ] {
+            let sql = sql_of(
+                json!({"date_range": ["2026-03-01", "2026-03-31"], "steps": steps,
+                "order": order, "window": window, "breakdown": "visit:source",
+                "filters": [["is", "visit:country", ["DE"]]]}),
+            );
+            let text = format!("-- {} parameters\n{}\n", sql.params.len(), sql.text);
+            insta::with_settings!({ snapshot_path => "../snapshots" }, {
+                insta::assert_snapshot!(name, text);
+            });
+        }
+    }
+
+    #[test]
+    fn hostile_values_stay_parameters() {
+        let hostile = "x'); DROP TABLE events; --";
+        let sql = sql_of(
+            json!({"steps": [{"page": "/x');--"}, {"event": hostile, "props": {hostile: hostile}}],
+            "filters": [["is", "visit:source", [hostile]]]}),
+        );
+        assert!(!sql.text.contains("DROP"), "{}", sql.text);
+        let bound = |wanted: &str| {
+            sql.params
+                .iter()
+                .any(|p| matches!(p, SqlValue::Text(t) if t.contains(wanted)))
+        };
+        assert!(bound("DROP TABLE events; --"));
+    }
+
+    fn check(pattern: &str, path: &str, expected: bool) {
+        let regex = regex::Regex::new(&glob_regex(pattern)).unwrap();
+        assert_eq!(regex.is_match(path), expected, "{pattern} ~ {path}");
+    }
+
+    #[test]
+    fn globs_compile_to_anchored_regexes() {
+        assert_eq!(glob_regex("/blog/*"), "^/blog/[^/]*$");
+        assert_eq!(glob_regex("/docs/**"), "^/docs/.*$");
+        assert_eq!(glob_regex("/a.b?c"), "^/a\\.b\\?c$");
+        // The same cases as the site rules' globs (`enrich/site_rules.rs`).
+        for (pattern, path, expected) in [
+            ("/admin", "/admin", true),
+            ("/admin", "/admin/users", false),
+            ("/admin/*", "/admin/users", true),
+            ("/admin/*", "/admin/users/1", false),
+            ("/admin/**", "/admin/users/1", true),
+            ("/admin/**", "/administrator", false),
+            ("/blog/*/edit", "/blog/hello/edit", true),
+            ("/blog/*/edit", "/blog/a/b/edit", false),
+            ("/**/preview", "/x/y/preview", true),
+            ("/**", "/", true),
+            ("/pricing", "/pricing/", false),
+            ("/pricing", "/xpricing", false),
+            ("/a+b", "/a+b", true),
+            ("/a+b", "/aab", false),
+            ("/(x)|y", "/(x)|y", true),
+            ("/(x)|y", "y", false),
+        ] {
+            check(pattern, path, expected);
+        }
+    }
+}
