@@ -11,10 +11,13 @@ mod compile;
 mod dialect;
 mod engine;
 mod error;
+mod journey;
 mod listing;
 mod model;
+mod paths;
 mod plan;
 mod plausible;
+mod retention;
 pub mod rollup;
 mod sql;
 mod time;
@@ -24,6 +27,10 @@ pub use chrono_tz::Tz as TimeZone;
 pub use dialect::{Dialect, SqlDialect};
 pub use engine::{execute, Comparison, QueryResult, ResultRow};
 pub use error::QueryError;
+pub use journey::{
+    journey, parse_journey, Journey, JourneyEvent, JourneyQuery, JourneyVisit, Person,
+    MAX_JOURNEY_EVENTS,
+};
 pub use listing::{
     current_visitors, first_event_ms, list_events, Cursor, EventListing, EventPage, ListedEvent,
     MAX_PAGE,
@@ -31,6 +38,14 @@ pub use listing::{
 pub use model::{
     Condition, DateRange, Dimension, Filter, Metric, Operator, Order, Query, TimeGrain,
 };
+pub use paths::{
+    parse_paths, paths, Direction, FullPath, PathEdge, PathNode, PathsAnswer, PathsQuery, Start,
+    MAX_DEPTH, MAX_PATHS_LIMIT, OTHER,
+};
 pub use plausible::{parse_query, requested_site, v1_answer, v1_to_v2, V1Kind, V1Request};
+pub use retention::{
+    max_periods, parse_retention, retention, Cohort, RetentionAnswer, RetentionQuery,
+    MAX_COHORTS,
+};
 pub use sql::{Row, RunError, Sql, SqlRunner, SqlValue};
 pub use time::{bucket_count, resolve_range};

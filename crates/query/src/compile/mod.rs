@@ -8,6 +8,8 @@
 
 pub mod aggregate;
 pub mod imported;
+pub mod paths;
+pub mod retention;
 
 use crate::dialect::SqlDialect;
 use crate::sql::{Sql, SqlValue};

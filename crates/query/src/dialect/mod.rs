@@ -57,6 +57,22 @@ pub trait SqlDialect: Send + Sync {
     /// Any one value of `expression` in a group, as an aggregate (for a group whose values
     /// are all the same).
     fn arbitrary_value(&self, expression: &str) -> String;
+
+    /// Whole `grain` periods from `from` to `to`, both the starts of `grain` buckets (as
+    /// [`SqlDialect::truncate`] returns them), as an integer: 0 for the same bucket, 1 for
+    /// the next, negative before.
+    fn periods_between(&self, grain: TimeGrain, from: &str, to: &str) -> String;
+
+    /// As an aggregate, the `value` of the row with the smallest `order` in a group.
+    fn first_by(&self, value: &str, order: &str) -> String;
+
+    /// As an aggregate, the `value` of the row with the largest `order` in a group.
+    fn last_by(&self, value: &str, order: &str) -> String;
+
+    /// What goes between `name AS` and `(` of a common table expression that a statement
+    /// reads more than once, so the engine computes it once (empty where that is the
+    /// default).
+    fn materialized(&self) -> &'static str;
 }
 
 #[cfg(test)]
@@ -79,6 +95,9 @@ mod tests {
         "strftime(",
         "time_bucket(",
         "any_value(",
+        "arg_min(",
+        "arg_max(",
+        "date_diff(",
         "TIMESTAMP '",
     ];
 

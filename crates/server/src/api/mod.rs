@@ -7,6 +7,7 @@ pub mod docs;
 pub mod health;
 pub mod ingest;
 pub mod metrics;
+pub mod product;
 pub mod sites;
 pub mod stats;
 pub mod web;
@@ -22,6 +23,7 @@ pub fn router() -> OpenApiRouter<App> {
         .merge(health::router())
         .merge(ingest::router())
         .merge(metrics::router())
+        .merge(product::router())
         .merge(sites::router())
         .merge(stats::router())
         .merge(web::router())

@@ -164,6 +164,18 @@ impl From<QueryError> for ApiError {
     }
 }
 
+/// Every bad field of a request at once (product analytics' requests name them all).
+impl From<Vec<QueryError>> for ApiError {
+    fn from(errors: Vec<QueryError>) -> Self {
+        ApiError::invalid(
+            errors
+                .into_iter()
+                .map(|err| FieldError::new(&err.field, err.message))
+                .collect(),
+        )
+    }
+}
+
 /// The `error` of a read whose rows are over the memory budget.
 pub const QUERY_TOO_LARGE: &str = "Query too large";
 
