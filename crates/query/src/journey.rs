@@ -315,7 +315,13 @@ mod tests {
     }
 
     fn parse(body: Value) -> Result<JourneyQuery, Vec<QueryError>> {
-        parse_journey(&body, &site(), 1_718_452_800_000, 0, &QueryBounds::default())
+        parse_journey(
+            &body,
+            &site(),
+            1_718_452_800_000,
+            0,
+            &QueryBounds::default(),
+        )
     }
 
     fn fields(body: Value) -> Vec<String> {
@@ -328,7 +334,8 @@ mod tests {
 
     #[test]
     fn a_user_or_a_visitor_is_read() {
-        let q = parse(json!({"site_id": "example.com", "user_id": "u1", "date_range": "7d"})).unwrap();
+        let q =
+            parse(json!({"site_id": "example.com", "user_id": "u1", "date_range": "7d"})).unwrap();
         assert_eq!((q.person, q.limit), (Person::User("u1".into()), 1000));
         let q = parse(json!({"visitor_id": 18446744073709551615u64, "limit": 5})).unwrap();
         assert_eq!((q.person, q.limit), (Person::Visitor(u64::MAX), 5));
@@ -341,9 +348,14 @@ mod tests {
         assert_eq!(fields(json!({})), ["user_id"]);
         assert_eq!(fields(json!({"user_id": ""})), ["user_id"]);
         assert_eq!(fields(json!({"visitor_id": "abc"})), ["visitor_id"]);
-        assert_eq!(fields(json!({"user_id": "a", "visitor_id": 1})), ["visitor_id"]);
         assert_eq!(
-            fields(json!({"user_id": "a", "limit": 1001, "date_range": ["2024-02-02", "2024-02-01"]})),
+            fields(json!({"user_id": "a", "visitor_id": 1})),
+            ["visitor_id"]
+        );
+        assert_eq!(
+            fields(
+                json!({"user_id": "a", "limit": 1001, "date_range": ["2024-02-02", "2024-02-01"]})
+            ),
             ["date_range", "limit"]
         );
     }

@@ -17,6 +17,7 @@ mod model;
 mod paths;
 mod plan;
 mod plausible;
+mod product;
 mod retention;
 pub mod rollup;
 mod sql;
@@ -39,13 +40,13 @@ pub use model::{
     Condition, DateRange, Dimension, Filter, Metric, Operator, Order, Query, TimeGrain,
 };
 pub use paths::{
-    parse_paths, paths, Direction, FullPath, PathEdge, PathNode, PathsAnswer, PathsQuery, Start,
+    parse_paths, Direction, FullPath, PathEdge, PathNode, PathsAnswer, PathsQuery, Start,
     MAX_DEPTH, MAX_PATHS_LIMIT, OTHER,
 };
 pub use plausible::{parse_query, requested_site, v1_answer, v1_to_v2, V1Kind, V1Request};
+pub use product::{paths, retention};
 pub use retention::{
-    max_periods, parse_retention, retention, Cohort, RetentionAnswer, RetentionQuery,
-    MAX_COHORTS,
+    max_periods, parse_retention, Cohort, RetentionAnswer, RetentionQuery, MAX_COHORTS,
 };
 pub use sql::{Row, RunError, Sql, SqlRunner, SqlValue};
 pub use time::{bucket_count, resolve_range};

@@ -1,5 +1,6 @@
 //! Paths: where visits go after a page (or before it), the data of a Sankey chart
-//! (`POST /api/v2/paths`). [`paths`] runs one statement (`compile/paths.rs`).
+//! (`POST /api/v2/paths`). `product.rs` runs its one statement (`compile/paths.rs`);
+//! [`assemble`] reads its rows.
 //!
 //! Semantics:
 //! - A visit's walk is its page views in time order, consecutive views of the same page
@@ -26,11 +27,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::bounds::QueryBounds;
-use crate::compile::paths::paths_sql;
 use crate::error::QueryError;
 use crate::model::{DateRange, Filter};
 use crate::plausible::product::{timezone, Body};
-use crate::sql::{RunError, SqlRunner, SqlValue};
+use crate::sql::{Row, SqlValue};
 
 /// The deepest walk: steps after (or before) the start.
 pub const MAX_DEPTH: u32 = 5;
@@ -180,9 +180,8 @@ fn text(value: &SqlValue) -> String {
     }
 }
 
-/// Runs `query`.
-pub async fn paths(query: &PathsQuery, runner: &dyn SqlRunner) -> Result<PathsAnswer, RunError> {
-    let rows = runner.run(paths_sql(query, runner.dialect().sql())).await?;
+/// The answer of `query` from its statement's rows (`compile/paths.rs`).
+pub(crate) fn assemble(query: &PathsQuery, rows: Vec<Row>) -> PathsAnswer {
     let (mut nodes, mut edges, mut paths) = (Vec::new(), Vec::new(), Vec::new());
     for row in rows {
         let visitors = row[8].as_f64() as u64;
@@ -200,10 +199,8 @@ pub async fn paths(query: &PathsQuery, runner: &dyn SqlRunner) -> Result<PathsAn
                 visitors,
             }),
             _ => {
-                let mut pages: Vec<String> = row[2..=2 + query.depth as usize]
-                    .iter()
-                    .map(text)
-                    .collect();
+                let mut pages: Vec<String> =
+                    row[2..=2 + query.depth as usize].iter().map(text).collect();
                 if query.direction == Direction::Backward {
                     pages.reverse();
                 }
@@ -213,12 +210,18 @@ pub async fn paths(query: &PathsQuery, runner: &dyn SqlRunner) -> Result<PathsAn
     }
     // The folded node last within its step, whatever its count.
     nodes.sort_by(|a, b| {
-        (a.step, a.name == OTHER, std::cmp::Reverse(a.visitors), &a.name).cmp(&(
-            b.step,
-            b.name == OTHER,
-            std::cmp::Reverse(b.visitors),
-            &b.name,
-        ))
+        (
+            a.step,
+            a.name == OTHER,
+            std::cmp::Reverse(a.visitors),
+            &a.name,
+        )
+            .cmp(&(
+                b.step,
+                b.name == OTHER,
+                std::cmp::Reverse(b.visitors),
+                &b.name,
+            ))
     });
     edges.sort_by(|a, b| {
         (a.step, std::cmp::Reverse(a.visitors), &a.from, &a.to).cmp(&(
@@ -228,8 +231,10 @@ pub async fn paths(query: &PathsQuery, runner: &dyn SqlRunner) -> Result<PathsAn
             &b.to,
         ))
     });
-    paths.sort_by(|a, b| (std::cmp::Reverse(a.visitors), &a.pages).cmp(&(std::cmp::Reverse(b.visitors), &b.pages)));
-    Ok(PathsAnswer {
+    paths.sort_by(|a, b| {
+        (std::cmp::Reverse(a.visitors), &a.pages).cmp(&(std::cmp::Reverse(b.visitors), &b.pages))
+    });
+    PathsAnswer {
         direction: match query.direction {
             Direction::Forward => "forward",
             Direction::Backward => "backward",
@@ -238,7 +243,7 @@ pub async fn paths(query: &PathsQuery, runner: &dyn SqlRunner) -> Result<PathsAn
         nodes,
         edges,
         paths,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -259,7 +264,13 @@ mod tests {
     }
 
     fn parse(body: Value) -> Result<PathsQuery, Vec<QueryError>> {
-        parse_paths(&body, &site(), 1_718_452_800_000, 0, &QueryBounds::default())
+        parse_paths(
+            &body,
+            &site(),
+            1_718_452_800_000,
+            0,
+            &QueryBounds::default(),
+        )
     }
 
     fn fields(body: Value) -> Vec<String> {
@@ -272,14 +283,19 @@ mod tests {
 
     #[test]
     fn a_full_request_is_read() {
-        let q = parse(json!({"site_id": "example.com", "page": "/pricing", "direction": "backward",
-            "depth": 2, "limit": 3, "filters": [["is", "visit:source", ["Google"]]]}))
+        let q = parse(
+            json!({"site_id": "example.com", "page": "/pricing", "direction": "backward",
+            "depth": 2, "limit": 3, "filters": [["is", "visit:source", ["Google"]]]}),
+        )
         .unwrap();
         assert_eq!(q.start, Start::Page("/pricing".into()));
         assert_eq!((q.direction, q.depth, q.limit), (Direction::Backward, 2, 3));
         assert_eq!(q.filters.len(), 1);
         let q = parse(json!({"event": "signup"})).unwrap();
-        assert_eq!((q.start, q.direction, q.depth, q.limit), (Start::Event("signup".into()), Direction::Forward, 3, 10));
+        assert_eq!(
+            (q.start, q.direction, q.depth, q.limit),
+            (Start::Event("signup".into()), Direction::Forward, 3, 10)
+        );
         assert_eq!(parse(json!({})).unwrap().start, Start::Visit);
     }
 
@@ -289,7 +305,9 @@ mod tests {
         assert_eq!(fields(json!({"depth": 6})), ["depth"]);
         assert!(parse(json!({"depth": 5})).is_ok());
         assert_eq!(
-            fields(json!({"direction": "sideways", "limit": 0, "page": "/a", "event": "e", "date_range": "decade"})),
+            fields(
+                json!({"direction": "sideways", "limit": 0, "page": "/a", "event": "e", "date_range": "decade"})
+            ),
             ["date_range", "event", "direction", "limit"]
         );
     }

@@ -1,7 +1,7 @@
 //! Retention: people grouped into cohorts by when they arrived, and how many of each cohort
 //! came back in each following period. The request (`POST /api/v2/retention`, seed 003's
-//! `GET /api/v1/retention`) is parsed into a [`RetentionQuery`]; [`retention`] runs its one
-//! statement (`compile/retention.rs`) and assembles the matrix.
+//! `GET /api/v1/retention`) is parsed into a [`RetentionQuery`]; `product.rs` runs its one
+//! statement (`compile/retention.rs`) and [`assemble`] makes the matrix of its rows.
 //!
 //! Semantics:
 //! - A person is a visitor id, which for events with a client-given user id is derived from
@@ -28,11 +28,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::bounds::QueryBounds;
-use crate::compile::retention::retention_sql;
 use crate::error::QueryError;
 use crate::model::{DateRange, Filter, TimeGrain};
 use crate::plausible::product::{timezone, Body};
-use crate::sql::{RunError, SqlRunner};
+use crate::sql::Row;
 use crate::time::local_midnight_ms;
 
 /// The most cohorts one answer holds (periods of the range).
@@ -236,15 +235,9 @@ pub struct RetentionAnswer {
     pub cohorts: Vec<Cohort>,
 }
 
-/// Runs `query`: one statement, whose rows are each cohort's size and its returning people
-/// per period.
-pub async fn retention(
-    query: &RetentionQuery,
-    runner: &dyn SqlRunner,
-) -> Result<RetentionAnswer, RunError> {
-    let rows = runner
-        .run(retention_sql(query, runner.dialect().sql()))
-        .await?;
+/// The matrix of `query` from its statement's rows (`compile/retention.rs`): each
+/// cohort's size and its returning people per period.
+pub(crate) fn assemble(query: &RetentionQuery, rows: Vec<Row>) -> RetentionAnswer {
     let starts = cohort_starts(query.range, query.timezone, query.period);
     let width = query.periods as usize + 1;
     let mut sizes = vec![0u64; starts.len()];
@@ -299,13 +292,13 @@ pub async fn retention(
             }
         })
         .collect();
-    Ok(RetentionAnswer {
+    RetentionAnswer {
         period: period_name(query.period),
         periods: query.periods,
         cohort_event: query.cohort_event.clone(),
         return_event: query.return_event.clone(),
         cohorts,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -342,9 +335,11 @@ mod tests {
 
     #[test]
     fn a_full_request_is_read() {
-        let q = parse(json!({"site_id": "example.com", "date_range": ["2024-01-01", "2024-01-31"],
+        let q = parse(
+            json!({"site_id": "example.com", "date_range": ["2024-01-01", "2024-01-31"],
             "period": "week", "periods": 8, "cohort_event": "signup", "return_event": "login",
-            "filters": [["is", "visit:country", ["DE"]]]}))
+            "filters": [["is", "visit:country", ["DE"]]]}),
+        )
         .unwrap();
         assert_eq!(q.period, TimeGrain::Week);
         assert_eq!(q.periods, 8);
@@ -359,21 +354,35 @@ mod tests {
     #[test]
     fn defaults_are_daily_for_a_week() {
         let q = parse(json!({"site_id": "example.com"})).unwrap();
-        assert_eq!((q.period, q.periods, q.cohort_event), (TimeGrain::Day, 7, None));
+        assert_eq!(
+            (q.period, q.periods, q.cohort_event),
+            (TimeGrain::Day, 7, None)
+        );
     }
 
     #[test]
     fn every_bad_field_is_named() {
         assert_eq!(
-            fields(json!({"site_id": "x", "period": "year", "periods": 0, "date_range": ["2024-02-01", "2024-01-01"], "cohort_event": 3, "colour": "red"})),
+            fields(
+                json!({"site_id": "x", "period": "year", "periods": 0, "date_range": ["2024-02-01", "2024-01-01"], "cohort_event": 3, "colour": "red"})
+            ),
             ["colour", "date_range", "period", "periods", "cohort_event"]
         );
         assert_eq!(fields(json!({"periods": 91})), ["periods"]);
         assert!(parse(json!({"periods": 90})).is_ok());
-        assert_eq!(fields(json!({"period": "week", "periods": 53})), ["periods"]);
-        assert_eq!(fields(json!({"period": "month", "periods": 25})), ["periods"]);
+        assert_eq!(
+            fields(json!({"period": "week", "periods": 53})),
+            ["periods"]
+        );
+        assert_eq!(
+            fields(json!({"period": "month", "periods": 25})),
+            ["periods"]
+        );
         assert_eq!(fields(json!({"periods": "7"})), ["periods"]);
-        assert_eq!(fields(json!({"filters": [["is", "visit:nope", ["x"]]]})), ["filters[0]"]);
+        assert_eq!(
+            fields(json!({"filters": [["is", "visit:nope", ["x"]]]})),
+            ["filters[0]"]
+        );
         assert_eq!(fields(json!([1])), ["body"]);
     }
 
@@ -397,16 +406,30 @@ mod tests {
             fields(json!({"date_range": ["2020-01-01", "2024-01-01"], "period": "day"})),
             ["date_range"]
         );
-        assert!(parse(json!({"date_range": ["2020-01-01", "2024-01-01"], "period": "week"})).is_ok());
+        assert!(
+            parse(json!({"date_range": ["2020-01-01", "2024-01-01"], "period": "week"})).is_ok()
+        );
     }
 
     #[test]
     fn periods_follow_the_calendar() {
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-        assert_eq!(period_start(d("2024-03-13"), TimeGrain::Week), d("2024-03-11"));
-        assert_eq!(period_start(d("2024-03-13"), TimeGrain::Month), d("2024-03-01"));
-        assert_eq!(periods_after(d("2024-01-31"), TimeGrain::Day, 1), d("2024-02-01"));
-        assert_eq!(periods_after(d("2024-11-01"), TimeGrain::Month, 3), d("2025-02-01"));
+        assert_eq!(
+            period_start(d("2024-03-13"), TimeGrain::Week),
+            d("2024-03-11")
+        );
+        assert_eq!(
+            period_start(d("2024-03-13"), TimeGrain::Month),
+            d("2024-03-01")
+        );
+        assert_eq!(
+            periods_after(d("2024-01-31"), TimeGrain::Day, 1),
+            d("2024-02-01")
+        );
+        assert_eq!(
+            periods_after(d("2024-11-01"), TimeGrain::Month, 3),
+            d("2025-02-01")
+        );
     }
 
     #[test]

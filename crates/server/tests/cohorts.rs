@@ -69,7 +69,11 @@ fn matrix(answer: &Value) -> Vec<(String, u64, Vec<Value>)> {
 }
 
 fn row(cohort: &str, size: u64, returning: Value) -> (String, u64, Vec<Value>) {
-    (cohort.to_owned(), size, returning.as_array().unwrap().clone())
+    (
+        cohort.to_owned(),
+        size,
+        returning.as_array().unwrap().clone(),
+    )
 }
 
 /// Every bad field's name in an error answer.
@@ -143,8 +147,13 @@ async fn cohorts_by_first_seen_and_by_an_event() {
     // Jan 1: alice, bob. Alice back Jan 2 (1) and Jan 4 (3); bob Jan 2 (1), by the visit
     // that crossed midnight. Jan 2: carol (dave was first seen in December), back Jan 5
     // (3). Jan 3: erin.
-    let (status, answer) = post(&server, &key, "/api/v2/retention",
-        json!({"site_id": site, "date_range": days, "period": "day", "periods": 3})).await;
+    let (status, answer) = post(
+        &server,
+        &key,
+        "/api/v2/retention",
+        json!({"site_id": site, "date_range": days, "period": "day", "periods": 3}),
+    )
+    .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(
         matrix(&answer),
@@ -154,13 +163,24 @@ async fn cohorts_by_first_seen_and_by_an_event() {
             row("2024-01-03", 1, json!([1, 0, 0, 0])),
         ]
     );
-    assert_eq!(answer["cohorts"][0]["percentages"], json!([100.0, 100.0, 0.0, 50.0]));
-    assert_eq!((answer["period"].as_str(), answer["periods"].as_u64()), (Some("day"), Some(3)));
+    assert_eq!(
+        answer["cohorts"][0]["percentages"],
+        json!([100.0, 100.0, 0.0, 50.0])
+    );
+    assert_eq!(
+        (answer["period"].as_str(), answer["periods"].as_u64()),
+        (Some("day"), Some(3))
+    );
 
     // By the first signup: Jan 2: alice, carol, dave (first seen before the range does
     // not matter); alice back Jan 4 (2), carol Jan 5 (3), dave Jan 3 (1). Jan 3: erin.
-    let (_, answer) = post(&server, &key, "/api/v2/retention",
-        json!({"site_id": site, "date_range": days, "periods": 3, "cohort_event": "signup"})).await;
+    let (_, answer) = post(
+        &server,
+        &key,
+        "/api/v2/retention",
+        json!({"site_id": site, "date_range": days, "periods": 3, "cohort_event": "signup"}),
+    )
+    .await;
     assert_eq!(
         matrix(&answer),
         [
@@ -169,13 +189,24 @@ async fn cohorts_by_first_seen_and_by_an_event() {
             row("2024-01-03", 1, json!([1, 0, 0, 0])),
         ]
     );
-    assert_eq!(answer["cohorts"][1]["percentages"], json!([100.0, 33.33, 33.33, 33.33]));
-    assert_eq!(answer["cohorts"][0]["percentages"], json!([0.0, 0.0, 0.0, 0.0]));
+    assert_eq!(
+        answer["cohorts"][1]["percentages"],
+        json!([100.0, 33.33, 33.33, 33.33])
+    );
+    assert_eq!(
+        answer["cohorts"][0]["percentages"],
+        json!([0.0, 0.0, 0.0, 0.0])
+    );
 
     // Returning by a purchase: only carol, on Jan 5.
-    let (_, answer) = post(&server, &key, "/api/v2/retention",
+    let (_, answer) = post(
+        &server,
+        &key,
+        "/api/v2/retention",
         json!({"site_id": site, "date_range": days, "periods": 3, "cohort_event": "signup",
-               "return_event": "purchase"})).await;
+               "return_event": "purchase"}),
+    )
+    .await;
     assert_eq!(
         matrix(&answer)[1],
         row("2024-01-02", 3, json!([3, 0, 0, 1]))
@@ -193,7 +224,10 @@ async fn cohorts_by_first_seen_and_by_an_event() {
             row("2024-01-08", 1, json!([1, 0, 1])),
         ]
     );
-    assert_eq!(answer["cohorts"][0]["percentages"], json!([100.0, 25.0, 25.0]));
+    assert_eq!(
+        answer["cohorts"][0]["percentages"],
+        json!([100.0, 25.0, 25.0])
+    );
 
     // Monthly, January and February, two periods. January: alice, bob, carol, erin,
     // frank; bob back in February (1), alice in March (2). February: gina, back in March.
@@ -210,9 +244,14 @@ async fn cohorts_by_first_seen_and_by_an_event() {
     // Filters pick the events read: only page views on `/`. First seen on `/`: alice
     // (Jan 1), bob (Jan 1); carol's first `/` is Jan 16, dave's in December. Alice back
     // Jan 4 on `/`; bob's Jan 2 view was of `/docs`.
-    let (_, answer) = post(&server, &key, "/api/v2/retention",
+    let (_, answer) = post(
+        &server,
+        &key,
+        "/api/v2/retention",
         json!({"site_id": site, "date_range": days, "periods": 3,
-               "filters": [["is", "event:page", ["/"]]]})).await;
+               "filters": [["is", "event:page", ["/"]]]}),
+    )
+    .await;
     assert_eq!(
         matrix(&answer),
         [
@@ -233,8 +272,12 @@ async fn cohorts_by_first_seen_and_by_an_event() {
     );
 
     // Seed 003's door: daily cohorts by `cohort=signup`, `days` periods.
-    let (status, seed) = get(&server, &key,
-        "/api/v1/retention?cohort=signup&days=3&startDate=2024-01-01&endDate=2024-01-03").await;
+    let (status, seed) = get(
+        &server,
+        &key,
+        "/api/v1/retention?cohort=signup&days=3&startDate=2024-01-01&endDate=2024-01-03",
+    )
+    .await;
     assert_eq!(status, 200, "{seed}");
     assert_eq!(seed["success"], true);
     assert_eq!(seed["data"]["cohort"], "signup");
@@ -264,10 +307,19 @@ async fn cohorts_by_first_seen_and_by_an_event() {
         (json!({"site_id": site, "period": "year"}), vec!["period"]),
         (json!({"site_id": site, "periods": 0}), vec!["periods"]),
         (json!({"site_id": site, "periods": 91}), vec!["periods"]),
-        (json!({"site_id": site, "period": "week", "periods": 53}), vec!["periods"]),
-        (json!({"site_id": site, "date_range": ["2024-02-01", "2024-01-01"]}), vec!["date_range"]),
+        (
+            json!({"site_id": site, "period": "week", "periods": 53}),
+            vec!["periods"],
+        ),
+        (
+            json!({"site_id": site, "date_range": ["2024-02-01", "2024-01-01"]}),
+            vec!["date_range"],
+        ),
         // Wider than query.max_range_days (200 here).
-        (json!({"site_id": site, "date_range": ["2024-01-01", "2024-12-31"]}), vec!["date_range"]),
+        (
+            json!({"site_id": site, "date_range": ["2024-01-01", "2024-12-31"]}),
+            vec!["date_range"],
+        ),
         (
             json!({"site_id": site, "period": "hour", "periods": -1, "cohort_event": 5, "filters": [["is", "visit:nope", ["x"]]]}),
             vec!["period", "periods", "cohort_event", "filters[0]"],
@@ -280,14 +332,29 @@ async fn cohorts_by_first_seen_and_by_an_event() {
         assert_eq!(bad_fields(&answer), fields, "{body}");
     }
     let (status, answer) = post(&server, &key, "/api/v2/retention", json!({"periods": 3})).await;
-    assert_eq!((status, bad_fields(&answer)), (400, vec!["site_id".to_owned()]));
-    let (status, _) = post(&server, &key, "/api/v2/retention", json!({"site_id": "nope.example"})).await;
+    assert_eq!(
+        (status, bad_fields(&answer)),
+        (400, vec!["site_id".to_owned()])
+    );
+    let (status, _) = post(
+        &server,
+        &key,
+        "/api/v2/retention",
+        json!({"site_id": "nope.example"}),
+    )
+    .await;
     assert_eq!(status, 404);
     for (path, fields) in [
         ("/api/v1/retention?days=0", vec!["days"]),
         ("/api/v1/retention?days=91", vec!["days"]),
-        ("/api/v1/retention?days=week&startDate=2024-01-x", vec!["startDate", "days"]),
-        ("/api/v1/retention?startDate=2024-02-01&endDate=2024-01-01", vec!["startDate"]),
+        (
+            "/api/v1/retention?days=week&startDate=2024-01-x",
+            vec!["startDate", "days"],
+        ),
+        (
+            "/api/v1/retention?startDate=2024-02-01&endDate=2024-01-01",
+            vec!["startDate"],
+        ),
     ] {
         let (status, answer) = get(&server, &key, path).await;
         assert_eq!(status, 400, "{path}: {answer}");

@@ -142,8 +142,13 @@ async fn journeys_group_a_users_events_into_visits() {
     server.wait_for_events(&key, site, 6).await;
     let range = json!(["2024-03-01", "2024-03-02"]);
 
-    let (status, answer) = post(&server, &key, "/api/v2/journey",
-        json!({"site_id": site, "user_id": "jo", "date_range": range})).await;
+    let (status, answer) = post(
+        &server,
+        &key,
+        "/api/v2/journey",
+        json!({"site_id": site, "user_id": "jo", "date_range": range}),
+    )
+    .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["user_id"], "jo");
     assert_eq!(answer["total_events"], 5);
@@ -152,17 +157,42 @@ async fn journeys_group_a_users_events_into_visits() {
     assert_eq!(visits.len(), 2, "{answer}");
     let a = &visits[0];
     assert_eq!(
-        (&a["start"], &a["end"], &a["duration_s"], &a["events_count"], &a["pageviews"]),
-        (&json!("2024-03-01T23:50:00.000Z"), &json!("2024-03-02T00:05:00.000Z"), &json!(900), &json!(3), &json!(2)),
+        (
+            &a["start"],
+            &a["end"],
+            &a["duration_s"],
+            &a["events_count"],
+            &a["pageviews"]
+        ),
+        (
+            &json!("2024-03-01T23:50:00.000Z"),
+            &json!("2024-03-02T00:05:00.000Z"),
+            &json!(900),
+            &json!(3),
+            &json!(2)
+        ),
         "{a}"
     );
-    assert_eq!((&a["entry_page"], &a["exit_page"]), (&json!("/home"), &json!("/welcome")));
-    assert_eq!((&a["source"], &a["browser"], &a["device"]), (&json!("Google"), &json!("Chrome"), &json!("Desktop")), "{a}");
+    assert_eq!(
+        (&a["entry_page"], &a["exit_page"]),
+        (&json!("/home"), &json!("/welcome"))
+    );
+    assert_eq!(
+        (&a["source"], &a["browser"], &a["device"]),
+        (&json!("Google"), &json!("Chrome"), &json!("Desktop")),
+        "{a}"
+    );
     let steps: Vec<(&str, &str, &str)> = a["events"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["name"].as_str().unwrap(), e["page"].as_str().unwrap(), e["timestamp"].as_str().unwrap()))
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap(),
+                e["page"].as_str().unwrap(),
+                e["timestamp"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         steps,
@@ -175,16 +205,36 @@ async fn journeys_group_a_users_events_into_visits() {
     assert_eq!(a["events"][1]["props"], json!({"plan": "pro"}));
     let b = &visits[1];
     assert_eq!(
-        (&b["start"], &b["duration_s"], &b["entry_page"], &b["exit_page"], b["events"].as_array().unwrap().len()),
-        (&json!("2024-03-02T10:00:00.000Z"), &json!(120), &json!("/home"), &json!("/pricing"), 2)
+        (
+            &b["start"],
+            &b["duration_s"],
+            &b["entry_page"],
+            &b["exit_page"],
+            b["events"].as_array().unwrap().len()
+        ),
+        (
+            &json!("2024-03-02T10:00:00.000Z"),
+            &json!(120),
+            &json!("/home"),
+            &json!("/pricing"),
+            2
+        )
     );
     assert_ne!(a["visit_id"], b["visit_id"]);
 
     // At most `limit` events, the earliest: the first two of visit A, whose figures stay
     // those of all its events.
-    let (_, limited) = post(&server, &key, "/api/v2/journey",
-        json!({"site_id": site, "user_id": "jo", "date_range": range, "limit": 2})).await;
-    assert_eq!((&limited["total_events"], &limited["truncated"]), (&json!(5), &json!(true)));
+    let (_, limited) = post(
+        &server,
+        &key,
+        "/api/v2/journey",
+        json!({"site_id": site, "user_id": "jo", "date_range": range, "limit": 2}),
+    )
+    .await;
+    assert_eq!(
+        (&limited["total_events"], &limited["truncated"]),
+        (&json!(5), &json!(true))
+    );
     assert_eq!(limited["visits"].as_array().unwrap().len(), 1);
     assert_eq!(limited["visits"][0]["events"].as_array().unwrap().len(), 2);
     assert_eq!(limited["visits"][0]["events_count"], 3);
@@ -206,46 +256,102 @@ async fn journeys_group_a_users_events_into_visits() {
         .find(|event| event["user_id"] == "jo")
         .map(|event| event["visitor_id"].clone())
         .expect("jo's events are exported");
-    let visitor = visitor.as_u64().map_or_else(|| visitor.as_str().unwrap().to_owned(), |v| v.to_string());
-    let (status, by_visitor) = post(&server, &key, "/api/v2/journey",
-        json!({"site_id": site, "visitor_id": visitor, "date_range": range})).await;
+    let visitor = visitor
+        .as_u64()
+        .map_or_else(|| visitor.as_str().unwrap().to_owned(), |v| v.to_string());
+    let (status, by_visitor) = post(
+        &server,
+        &key,
+        "/api/v2/journey",
+        json!({"site_id": site, "visitor_id": visitor, "date_range": range}),
+    )
+    .await;
     assert_eq!(status, 200, "{by_visitor}");
     assert_eq!(by_visitor["total_events"], 5);
     assert_eq!(by_visitor["visitor_id"], json!(visitor));
 
     // Seed 003's door: the events in order, and the visits as sessions.
-    let (status, seed) = get(&server, &key,
-        "/api/v1/users/jo/journey?startDate=2024-03-01&endDate=2024-03-02").await;
+    let (status, seed) = get(
+        &server,
+        &key,
+        "/api/v1/users/jo/journey?startDate=2024-03-01&endDate=2024-03-02",
+    )
+    .await;
     assert_eq!(status, 200, "{seed}");
     assert_eq!(seed["success"], true);
     let data = &seed["data"];
-    assert_eq!((&data["userId"], &data["totalEvents"]), (&json!("jo"), &json!(5)));
-    let names: Vec<&str> = data["events"].as_array().unwrap().iter().map(|e| e["eventName"].as_str().unwrap()).collect();
-    assert_eq!(names, ["pageview", "signup", "pageview", "pageview", "pageview"]);
-    assert_eq!(data["events"][1]["properties"], json!({"plan": "pro"}));
-    assert_eq!(data["events"][0]["sessionId"], data["sessions"][0]["sessionId"]);
-    assert_eq!(data["events"][3]["sessionId"], data["sessions"][1]["sessionId"]);
     assert_eq!(
-        (&data["sessions"][0]["duration"], &data["sessions"][0]["source"], &data["sessions"][0]["device"]),
+        (&data["userId"], &data["totalEvents"]),
+        (&json!("jo"), &json!(5))
+    );
+    let names: Vec<&str> = data["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["eventName"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["pageview", "signup", "pageview", "pageview", "pageview"]
+    );
+    assert_eq!(data["events"][1]["properties"], json!({"plan": "pro"}));
+    assert_eq!(
+        data["events"][0]["sessionId"],
+        data["sessions"][0]["sessionId"]
+    );
+    assert_eq!(
+        data["events"][3]["sessionId"],
+        data["sessions"][1]["sessionId"]
+    );
+    assert_eq!(
+        (
+            &data["sessions"][0]["duration"],
+            &data["sessions"][0]["source"],
+            &data["sessions"][0]["device"]
+        ),
         (&json!(900), &json!("Google"), &json!("Desktop"))
     );
 
     // Bad input.
     for (body, status, fields) in [
         (json!({"site_id": site}), 400, vec!["user_id"]),
-        (json!({"site_id": site, "user_id": "jo", "visitor_id": 1}), 400, vec!["visitor_id"]),
-        (json!({"site_id": site, "user_id": "jo", "limit": 0, "date_range": ["2024-03-02", "2024-03-01"]}), 400, vec!["date_range", "limit"]),
-        (json!({"site_id": site, "user_id": "nobody"}), 404, vec!["user_id"]),
+        (
+            json!({"site_id": site, "user_id": "jo", "visitor_id": 1}),
+            400,
+            vec!["visitor_id"],
+        ),
+        (
+            json!({"site_id": site, "user_id": "jo", "limit": 0, "date_range": ["2024-03-02", "2024-03-01"]}),
+            400,
+            vec!["date_range", "limit"],
+        ),
+        (
+            json!({"site_id": site, "user_id": "nobody"}),
+            404,
+            vec!["user_id"],
+        ),
     ] {
         let (got, answer) = post(&server, &key, "/api/v2/journey", body.clone()).await;
-        assert_eq!((got, bad_fields(&answer)), (status, fields.iter().map(|f| f.to_string()).collect()), "{body}: {answer}");
+        assert_eq!(
+            (got, bad_fields(&answer)),
+            (status, fields.iter().map(|f| f.to_string()).collect()),
+            "{body}: {answer}"
+        );
     }
     for (path, status, field) in [
         ("/api/v1/users/nobody/journey", 404, "userId"),
-        ("/api/v1/users/jo/journey?startDate=2024-03-02&endDate=2024-03-01", 400, "startDate"),
+        (
+            "/api/v1/users/jo/journey?startDate=2024-03-02&endDate=2024-03-01",
+            400,
+            "startDate",
+        ),
     ] {
         let (got, answer) = get(&server, &key, path).await;
-        assert_eq!((got, bad_fields(&answer)), (status, vec![field.to_owned()]), "{path}: {answer}");
+        assert_eq!(
+            (got, bad_fields(&answer)),
+            (status, vec![field.to_owned()]),
+            "{path}: {answer}"
+        );
     }
     server.stop().await;
 }
@@ -285,7 +391,9 @@ async fn paths_forward_and_backward() {
         .map(|(u, n, at, p)| (*u, *n, at.as_str(), *p))
         .collect();
     send(&server, &key, &events, |_, _| json!({})).await;
-    server.wait_for_events(&key, site, events.len() as u64).await;
+    server
+        .wait_for_events(&key, site, events.len() as u64)
+        .await;
     let paths = |body: Value| {
         let server = &server;
         let key = &key;
@@ -353,7 +461,10 @@ async fn paths_forward_and_backward() {
             edge(2, "/signup", "/done", 1),
         ]
     );
-    assert_eq!(answer["paths"], json!([{"pages": ["/pricing", "/", "/pricing"], "visitors": 1}]));
+    assert_eq!(
+        answer["paths"],
+        json!([{"pages": ["/pricing", "/", "/pricing"], "visitors": 1}])
+    );
 
     // Backward from /signup, three steps. Walks: u1 /signup /pricing / (its entry);
     // u3 /signup /pricing /docs /; u4 /signup /pricing /blog (its entry).
@@ -403,24 +514,47 @@ async fn paths_forward_and_backward() {
 
     // From an event: u2's `cta`, then /docs.
     let answer = paths(json!({"event": "cta", "depth": 1})).await;
-    assert_eq!(nodes(&answer), [node(0, "cta", 1, 0), node(1, "/docs", 1, 0)]);
-    assert_eq!(answer["paths"], json!([{"pages": ["cta", "/docs"], "visitors": 1}]));
+    assert_eq!(
+        nodes(&answer),
+        [node(0, "cta", 1, 0), node(1, "/docs", 1, 0)]
+    );
+    assert_eq!(
+        answer["paths"],
+        json!([{"pages": ["cta", "/docs"], "visitors": 1}])
+    );
 
     // Filters pick visits: only u4's was in Firefox.
     let answer = paths(json!({"page": "/pricing", "depth": 1,
-        "filters": [["is", "visit:browser", ["Firefox"]]]})).await;
-    assert_eq!(nodes(&answer), [node(0, "/pricing", 1, 0), node(1, "/signup", 1, 0)]);
+        "filters": [["is", "visit:browser", ["Firefox"]]]}))
+    .await;
+    assert_eq!(
+        nodes(&answer),
+        [node(0, "/pricing", 1, 0), node(1, "/signup", 1, 0)]
+    );
     assert_eq!(edges(&answer), [edge(1, "/pricing", "/signup", 1)]);
 
     // Bad input: every bad field named.
     for (body, fields) in [
         (json!({"site_id": site, "depth": 0}), vec!["depth"]),
         (json!({"site_id": site, "depth": 6}), vec!["depth"]),
-        (json!({"site_id": site, "direction": "sideways"}), vec!["direction"]),
-        (json!({"site_id": site, "date_range": ["2024-02-02", "2024-02-01"]}), vec!["date_range"]),
+        (
+            json!({"site_id": site, "direction": "sideways"}),
+            vec!["direction"],
+        ),
+        (
+            json!({"site_id": site, "date_range": ["2024-02-02", "2024-02-01"]}),
+            vec!["date_range"],
+        ),
         (
             json!({"site_id": site, "date_range": "decade", "page": "/a", "event": "e", "direction": 1, "depth": 9, "limit": 51, "colour": "red"}),
-            vec!["colour", "date_range", "event", "direction", "depth", "limit"],
+            vec![
+                "colour",
+                "date_range",
+                "event",
+                "direction",
+                "depth",
+                "limit",
+            ],
         ),
     ] {
         let (status, answer) = post(&server, &key, "/api/v2/paths", body.clone()).await;

@@ -63,7 +63,10 @@ impl<'a> Body<'a> {
                 Some(text.clone())
             }
             Some(_) => {
-                self.error(name, "must be a non-empty string of at most 1000 characters");
+                self.error(
+                    name,
+                    "must be a non-empty string of at most 1000 characters",
+                );
                 None
             }
         }

@@ -190,9 +190,10 @@ async fn retention_answer(app: App, caller: Caller, params: RetentionParams) -> 
     let range = date_range(params.start_date.as_deref(), params.end_date.as_deref());
     let days = match params.days.as_deref() {
         None | Some("") => Ok(json!(7)),
-        Some(text) => text.parse::<u64>().map(|n| json!(n)).map_err(|_| {
-            FieldError::new("days", "days must be a whole number from 1 to 90")
-        }),
+        Some(text) => text
+            .parse::<u64>()
+            .map(|n| json!(n))
+            .map_err(|_| FieldError::new("days", "days must be a whole number from 1 to 90")),
     };
     // A bad `days` and bad dates are named together.
     let (range, days) = match (range, days) {
@@ -210,7 +211,8 @@ async fn retention_answer(app: App, caller: Caller, params: RetentionParams) -> 
         .cohort
         .filter(|c| !c.is_empty() && c != "first_seen")
         .map(|c| heartbeat_ingest::canonical_name(&c));
-    let mut body = json!({"site_id": site.id, "date_range": range, "period": "day", "periods": days});
+    let mut body =
+        json!({"site_id": site.id, "date_range": range, "period": "day", "periods": days});
     if let Some(cohort) = &cohort {
         body["cohort_event"] = json!(cohort);
     }
