@@ -161,21 +161,25 @@ pub fn parse_retention(
 /// The first day of the `period` that `date` falls in (weeks start on Monday).
 pub(crate) fn period_start(date: NaiveDate, period: TimeGrain) -> NaiveDate {
     match period {
-        TimeGrain::Week => date - Duration::days(i64::from(date.weekday().num_days_from_monday())),
+        TimeGrain::Week => date
+            .checked_sub_signed(Duration::days(i64::from(
+                date.weekday().num_days_from_monday(),
+            )))
+            .unwrap_or(date),
         TimeGrain::Month => date.with_day(1).unwrap_or(date),
         TimeGrain::Day | TimeGrain::Hour => date,
     }
 }
 
-/// The start of the period `n` periods after the one starting on `start`.
+/// The start of the period `n` periods after the one starting on `start` (the last date
+/// there is, past the calendar's end).
 pub(crate) fn periods_after(start: NaiveDate, period: TimeGrain, n: u32) -> NaiveDate {
     match period {
-        TimeGrain::Week => start + Duration::weeks(i64::from(n)),
-        TimeGrain::Month => start
-            .checked_add_months(Months::new(n))
-            .unwrap_or(NaiveDate::MAX),
-        TimeGrain::Day | TimeGrain::Hour => start + Duration::days(i64::from(n)),
+        TimeGrain::Week => start.checked_add_signed(Duration::weeks(i64::from(n))),
+        TimeGrain::Month => start.checked_add_months(Months::new(n)),
+        TimeGrain::Day | TimeGrain::Hour => start.checked_add_signed(Duration::days(i64::from(n))),
     }
+    .unwrap_or(NaiveDate::MAX)
 }
 
 fn local_date(ms: i64, tz: Tz) -> NaiveDate {
@@ -194,7 +198,11 @@ pub(crate) fn cohort_starts(range: DateRange, tz: Tz, period: TimeGrain) -> Vec<
     let mut at = first;
     while at <= last && starts.len() as u64 <= MAX_COHORTS {
         starts.push(at);
-        at = periods_after(at, period, 1);
+        let next = periods_after(at, period, 1);
+        if next == at {
+            break;
+        }
+        at = next;
     }
     starts
 }
@@ -206,7 +214,9 @@ impl RetentionQuery {
             .last()
             .copied()
             .unwrap_or_else(|| local_date(self.range.start_ms, self.timezone));
-        let end = periods_after(last, self.period, self.periods + 1);
+        // Within the years every time zone's arithmetic handles.
+        let latest = NaiveDate::from_ymd_opt(10_000, 1, 1).unwrap_or(NaiveDate::MAX);
+        let end = periods_after(last, self.period, self.periods + 1).min(latest);
         local_midnight_ms(self.timezone, end).max(self.range.end_ms)
     }
 }

@@ -28,7 +28,9 @@ impl<'a> Body<'a> {
         match body.as_object() {
             Some(fields) => {
                 for name in fields.keys() {
-                    if !known.contains(&name.as_str()) {
+                    if name.is_empty() {
+                        errors.push(QueryError::at("body", "a field has an empty name"));
+                    } else if !known.contains(&name.as_str()) {
                         errors.push(QueryError::at(
                             name.as_str(),
                             format!("unknown field; expected one of {}", known.join(", ")),
