@@ -164,6 +164,42 @@ pub const DASHBOARD_QUERIES: &[QuerySpec] = &[
     filtered(PAGES, "pages_from_google", FROM_GOOGLE),
 ];
 
+/// A product analytics query: its own endpoint and request body (site, date range).
+#[derive(Debug, Clone, Copy)]
+pub struct ProductSpec {
+    pub name: &'static str,
+    pub path: &'static str,
+    pub body: fn(&str, &str) -> Value,
+}
+
+/// The page the paths query starts from (the generator's home page).
+pub const PATHS_START: &str = "/";
+/// Steps of the paths query, and the pages it keeps per step.
+pub const PATHS_DEPTH: u32 = 3;
+pub const PATHS_LIMIT: u32 = 10;
+/// Weekly periods of the retention query.
+pub const RETENTION_WEEKS: u32 = 8;
+
+/// Product analytics queries, after the dashboard's.
+pub const PRODUCT_QUERIES: &[ProductSpec] = &[
+    ProductSpec {
+        name: "retention_8_weeks",
+        path: "/api/v2/retention",
+        body: |site_id, date_range| {
+            json!({"site_id": site_id, "date_range": date_range, "period": "week",
+                   "periods": RETENTION_WEEKS})
+        },
+    },
+    ProductSpec {
+        name: "paths_from_home",
+        path: "/api/v2/paths",
+        body: |site_id, date_range| {
+            json!({"site_id": site_id, "date_range": date_range, "page": PATHS_START,
+                   "direction": "forward", "depth": PATHS_DEPTH, "limit": PATHS_LIMIT})
+        },
+    },
+];
+
 impl QuerySpec {
     /// The Stats API v2 request body.
     fn body(&self, site_id: &str, date_range: &str) -> Value {
@@ -196,16 +232,30 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
     let mut queries = Vec::with_capacity(DASHBOARD_QUERIES.len());
     for spec in DASHBOARD_QUERIES {
         let body = spec.body(&args.site_id, &args.date_range);
-        let result = measure(&mut connection, &authorization, spec.name, &body, args.runs).await;
-        eprintln!(
-            "{}: {}",
-            result.name,
-            match (&result.error, result.p50_ms) {
-                (Some(error), _) => format!("failed: {error}"),
-                (None, Some(p50)) => format!("p50 {p50:.2} ms"),
-                (None, None) => "no timed runs".to_string(),
-            }
-        );
+        let result = measure(
+            &mut connection,
+            &authorization,
+            QUERY_PATH,
+            spec.name,
+            &body,
+            args.runs,
+        )
+        .await;
+        report_one(&result);
+        queries.push(result);
+    }
+    for spec in PRODUCT_QUERIES {
+        let body = (spec.body)(&args.site_id, &args.date_range);
+        let result = measure(
+            &mut connection,
+            &authorization,
+            spec.path,
+            spec.name,
+            &body,
+            args.runs,
+        )
+        .await;
+        report_one(&result);
         queries.push(result);
     }
     let server_memory = match sampler {
@@ -226,10 +276,25 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs one query once to warm up and `runs` times timed, stopping at the first failure.
+fn report_one(result: &QueryResult) {
+    eprintln!(
+        "{}: {}",
+        result.name,
+        match (&result.error, result.p50_ms) {
+            (Some(error), _) => format!("failed: {error}"),
+            (None, Some(p50)) => format!("p50 {p50:.2} ms"),
+            (None, None) => "no timed runs".to_string(),
+        }
+    );
+}
+
+/// Runs one query (posted to `path`) once to warm up and `runs` times timed, stopping at
+/// the first failure. A Stats API answer keeps its `results` and echoed range; a product
+/// analytics answer is kept whole, with its `date_range`.
 async fn measure(
     connection: &mut Connection,
     authorization: &HeaderValue,
+    path: &str,
     name: &str,
     body: &Value,
     runs: u64,
@@ -249,7 +314,7 @@ async fn measure(
     for run in 0..=runs {
         let request = connection
             .target()
-            .post(QUERY_PATH)
+            .post(path)
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .header(AUTHORIZATION, authorization.clone())
             .body(Full::new(body.clone()))
@@ -261,12 +326,16 @@ async fn measure(
             Ok(response) if response.status == StatusCode::OK => {
                 if run == 0 {
                     let answer: Value = serde_json::from_slice(&response.body).unwrap_or_default();
-                    result.rows = answer["results"].as_array().map(Vec::len);
-                    result.date_range =
-                        answer["query"]["date_range"].as_array().and_then(|range| {
-                            range.iter().map(|t| t.as_str().map(String::from)).collect()
-                        });
-                    result.answer = Some(answer["results"].clone());
+                    let (echoed, kept) = if path == QUERY_PATH {
+                        result.rows = answer["results"].as_array().map(Vec::len);
+                        (&answer["query"]["date_range"], answer["results"].clone())
+                    } else {
+                        (&answer["date_range"], answer.clone())
+                    };
+                    result.date_range = echoed.as_array().and_then(|range| {
+                        range.iter().map(|t| t.as_str().map(String::from)).collect()
+                    });
+                    result.answer = Some(kept);
                 } else {
                     latency_us
                         .saturating_record(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
@@ -414,7 +483,17 @@ mod tests {
         let mut results = Vec::new();
         for spec in DASHBOARD_QUERIES {
             let body = spec.body("example.com", "30d");
-            results.push(measure(&mut connection, &authorization, spec.name, &body, 3).await);
+            results.push(
+                measure(
+                    &mut connection,
+                    &authorization,
+                    QUERY_PATH,
+                    spec.name,
+                    &body,
+                    3,
+                )
+                .await,
+            );
         }
         let channels = results.iter().find(|r| r.name == "channels").unwrap();
         assert_eq!(

@@ -11,7 +11,7 @@ use axum::Json;
 use heartbeat_model::Site;
 use heartbeat_query::{
     journey, parse_journey, parse_paths, parse_retention, paths, requested_site, retention,
-    Journey, Person,
+    DateRange, Journey, Person,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -93,7 +93,7 @@ async fn site_of(app: &App, caller: &Caller, body: &Value) -> Result<(Site, i64,
     request_body = RetentionRequest,
     security(("api_key" = []), ("bearer" = [])),
     responses(
-        (status = 200, description = "`{period, periods, cohort_event, return_event, cohorts: [{cohort, size, returning, percentages}]}`", body = Object),
+        (status = 200, description = "`{period, periods, cohort_event, return_event, date_range, cohorts: [{cohort, size, returning, percentages}]}`", body = Object),
         crate::http::schema::ReadRefusals,
     ))]
 pub(crate) async fn v2_retention(
@@ -109,7 +109,7 @@ pub(crate) async fn v2_retention(
             let bounds = app.queries.settings.bounds();
             let query = parse_retention(&body, &site, now, first_event, &bounds)?;
             let answer = retention(&query, app.reads.as_ref()).await?;
-            Ok(Json(json!(answer)))
+            Ok(Json(with_range(json!(answer), query.range)))
         })
         .await
 }
@@ -120,7 +120,7 @@ pub(crate) async fn v2_retention(
     request_body = PathsRequest,
     security(("api_key" = []), ("bearer" = [])),
     responses(
-        (status = 200, description = "`{direction, depth, nodes: [{step, name, visitors, dropoffs}], edges: [{step, from, to, visitors}], paths: [{pages, visitors}]}`", body = Object),
+        (status = 200, description = "`{direction, depth, date_range, nodes: [{step, name, visitors, dropoffs}], edges: [{step, from, to, visitors}], paths: [{pages, visitors}]}`", body = Object),
         crate::http::schema::ReadRefusals,
     ))]
 pub(crate) async fn v2_paths(
@@ -136,7 +136,7 @@ pub(crate) async fn v2_paths(
             let bounds = app.queries.settings.bounds();
             let query = parse_paths(&body, &site, now, first_event, &bounds)?;
             let answer = paths(&query, app.reads.as_ref()).await?;
-            Ok(Json(json!(answer)))
+            Ok(Json(with_range(json!(answer), query.range)))
         })
         .await
 }
@@ -171,9 +171,15 @@ pub(crate) async fn v2_journey(
             })?;
             let mut answer = journey_json(&journey);
             answer[field] = who;
-            Ok(Json(answer))
+            Ok(Json(with_range(answer, query.range)))
         })
         .await
+}
+
+/// `answer` with the range it covers: its first and last instant (UTC), as v2 echoes it.
+fn with_range(mut answer: Value, range: DateRange) -> Value {
+    answer["date_range"] = json!([iso(range.start_ms), iso(range.end_ms - 1)]);
+    answer
 }
 
 fn journey_json(journey: &Journey) -> Value {
