@@ -1,6 +1,5 @@
 //! `query`: times the dashboard's queries against `POST /api/v2/query` (Plausible Stats API
-//! v2 bodies, `Authorization: Bearer <key>`), and the product-analytics queries
-//! ([`FUNNEL_QUERIES`], `POST /api/v2/funnel`).
+//! v2 bodies, `Authorization: Bearer <key>`).
 //!
 //! [`DASHBOARD_QUERIES`] is the query set, one row per query. Each query runs once to warm up,
 //! then `--runs` times on one keep-alive connection, one at a time; the report gives p50 and
@@ -23,7 +22,6 @@ use crate::report::{latency_histogram, write_json, QueryReport, QueryResult};
 use crate::server_memory::MemorySampler;
 
 pub const QUERY_PATH: &str = "/api/v2/query";
-pub const FUNNEL_PATH: &str = "/api/v2/funnel";
 /// Characters of an error body kept in the report.
 const ERROR_BODY_CHARS: usize = 300;
 
@@ -166,37 +164,41 @@ pub const DASHBOARD_QUERIES: &[QuerySpec] = &[
     filtered(PAGES, "pages_from_google", FROM_GOOGLE),
 ];
 
-/// One funnel query: ordered steps within one visit (the default window and order).
+/// A product analytics query: its own endpoint and request body (site, date range).
 #[derive(Debug, Clone, Copy)]
-pub struct FunnelSpec {
+pub struct ProductSpec {
     pub name: &'static str,
-    /// `("page", pattern)` or `("event", name)`.
-    pub steps: &'static [(&'static str, &'static str)],
+    pub path: &'static str,
+    pub body: fn(&str, &str) -> Value,
 }
 
-/// The funnels timed: home, pricing, any docs page, then a signup, over the generator's
-/// pages and events.
-pub const FUNNEL_QUERIES: &[FunnelSpec] = &[FunnelSpec {
-    name: "funnel_4_steps",
-    steps: &[
-        ("page", "/"),
-        ("page", "/pricing"),
-        ("page", "/docs/**"),
-        ("event", "Signup"),
-    ],
-}];
+/// The page the paths query starts from (the generator's home page).
+pub const PATHS_START: &str = "/";
+/// Steps of the paths query, and the pages it keeps per step.
+pub const PATHS_DEPTH: u32 = 3;
+pub const PATHS_LIMIT: u32 = 10;
+/// Weekly periods of the retention query.
+pub const RETENTION_WEEKS: u32 = 8;
 
-impl FunnelSpec {
-    /// The `POST /api/v2/funnel` body.
-    pub fn body(&self, site_id: &str, date_range: &str) -> Value {
-        let steps: Vec<Value> = self
-            .steps
-            .iter()
-            .map(|(kind, value)| json!({ *kind: value }))
-            .collect();
-        json!({"site_id": site_id, "date_range": date_range, "steps": steps})
-    }
-}
+/// Product analytics queries, after the dashboard's.
+pub const PRODUCT_QUERIES: &[ProductSpec] = &[
+    ProductSpec {
+        name: "retention_8_weeks",
+        path: "/api/v2/retention",
+        body: |site_id, date_range| {
+            json!({"site_id": site_id, "date_range": date_range, "period": "week",
+                   "periods": RETENTION_WEEKS})
+        },
+    },
+    ProductSpec {
+        name: "paths_from_home",
+        path: "/api/v2/paths",
+        body: |site_id, date_range| {
+            json!({"site_id": site_id, "date_range": date_range, "page": PATHS_START,
+                   "direction": "forward", "depth": PATHS_DEPTH, "limit": PATHS_LIMIT})
+        },
+    },
+];
 
 impl QuerySpec {
     /// The Stats API v2 request body.
@@ -239,37 +241,21 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
             args.runs,
         )
         .await;
-        eprintln!(
-            "{}: {}",
-            result.name,
-            match (&result.error, result.p50_ms) {
-                (Some(error), _) => format!("failed: {error}"),
-                (None, Some(p50)) => format!("p50 {p50:.2} ms"),
-                (None, None) => "no timed runs".to_string(),
-            }
-        );
+        report_one(&result);
         queries.push(result);
     }
-    for spec in FUNNEL_QUERIES {
-        let body = spec.body(&args.site_id, &args.date_range);
+    for spec in PRODUCT_QUERIES {
+        let body = (spec.body)(&args.site_id, &args.date_range);
         let result = measure(
             &mut connection,
             &authorization,
-            FUNNEL_PATH,
+            spec.path,
             spec.name,
             &body,
             args.runs,
         )
         .await;
-        eprintln!(
-            "{}: {}",
-            result.name,
-            match (&result.error, result.p50_ms) {
-                (Some(error), _) => format!("failed: {error}"),
-                (None, Some(p50)) => format!("p50 {p50:.2} ms"),
-                (None, None) => "no timed runs".to_string(),
-            }
-        );
+        report_one(&result);
         queries.push(result);
     }
     let server_memory = match sampler {
@@ -290,8 +276,21 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs one query (a POST of `body` to `path`) once to warm up and `runs` times timed,
-/// stopping at the first failure.
+fn report_one(result: &QueryResult) {
+    eprintln!(
+        "{}: {}",
+        result.name,
+        match (&result.error, result.p50_ms) {
+            (Some(error), _) => format!("failed: {error}"),
+            (None, Some(p50)) => format!("p50 {p50:.2} ms"),
+            (None, None) => "no timed runs".to_string(),
+        }
+    );
+}
+
+/// Runs one query (posted to `path`) once to warm up and `runs` times timed, stopping at
+/// the first failure. A Stats API answer keeps its `results` and echoed range; a product
+/// analytics answer is kept whole, with its `date_range`.
 async fn measure(
     connection: &mut Connection,
     authorization: &HeaderValue,
@@ -327,16 +326,16 @@ async fn measure(
             Ok(response) if response.status == StatusCode::OK => {
                 if run == 0 {
                     let answer: Value = serde_json::from_slice(&response.body).unwrap_or_default();
-                    result.rows = answer["results"].as_array().map(Vec::len);
-                    // The v2 query echoes its range under `query`, a funnel under `meta`.
-                    let range = match &answer["query"]["date_range"] {
-                        Value::Null => &answer["meta"]["date_range"],
-                        range => range,
+                    let (echoed, kept) = if path == QUERY_PATH {
+                        result.rows = answer["results"].as_array().map(Vec::len);
+                        (&answer["query"]["date_range"], answer["results"].clone())
+                    } else {
+                        (&answer["date_range"], answer.clone())
                     };
-                    result.date_range = range.as_array().and_then(|range| {
+                    result.date_range = echoed.as_array().and_then(|range| {
                         range.iter().map(|t| t.as_str().map(String::from)).collect()
                     });
-                    result.answer = Some(answer["results"].clone());
+                    result.answer = Some(kept);
                 } else {
                     latency_us
                         .saturating_record(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
@@ -384,15 +383,6 @@ mod tests {
             "top_stats",
             json!({"site_id": "example.com", "date_range": "30d", "metrics":
                 ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration"]}),
-        );
-    }
-
-    #[test]
-    fn funnel_body() {
-        assert_eq!(
-            FUNNEL_QUERIES[0].body("example.com", "30d"),
-            json!({"site_id": "example.com", "date_range": "30d", "steps": [
-                {"page": "/"}, {"page": "/pricing"}, {"page": "/docs/**"}, {"event": "Signup"}]})
         );
     }
 

@@ -1,5 +1,4 @@
-//! `raw`: the raw engine beside the API. Each dashboard query of [`DASHBOARD_QUERIES`] (and
-//! each funnel of [`FUNNEL_QUERIES`]: [`funnel_raw_sql`], ASOF joins step to step) has a
+//! `raw`: the raw engine beside the API. Each dashboard query of [`DASHBOARD_QUERIES`] has a
 //! hand-written DuckDB statement over the store's schema (`crates/store-duckdb/src/schema.rs`)
 //! that gives the same answer; `raw` times it over a stopped server's database and compares
 //! its answer with the one the API gave in a `query` run over the same data.
@@ -31,7 +30,10 @@ use duckdb::{AccessMode, Config, Connection};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::query::{Filter, FunnelSpec, QuerySpec, Shape, DASHBOARD_QUERIES, FUNNEL_QUERIES};
+use crate::query::{
+    Filter, ProductSpec, QuerySpec, Shape, DASHBOARD_QUERIES, PATHS_DEPTH, PATHS_LIMIT,
+    PATHS_START, PRODUCT_QUERIES, RETENTION_WEEKS,
+};
 use crate::report::{latency_histogram, write_json, QueryReport, QueryResult};
 
 /// Rows of a breakdown: the dashboard's top 10.
@@ -203,12 +205,12 @@ pub fn run(args: RawArgs) -> anyhow::Result<()> {
         }
         queries.push(comparison);
     }
-    for spec in FUNNEL_QUERIES {
+    for spec in PRODUCT_QUERIES {
         let api_result = api.queries.iter().find(|query| query.name == spec.name);
         let range = api_result
             .and_then(|query| query.date_range.clone())
             .unwrap_or_else(|| fallback_range.clone());
-        let comparison = compare_funnel(&connection, spec, api_result, &site, &range, args.runs)?;
+        let comparison = compare_product(&connection, spec, api_result, &site, &range, args.runs)?;
         if args.explain.as_deref() == Some(spec.name) {
             explain(&connection, &comparison.sql, &site, &range)?;
         }
@@ -320,20 +322,24 @@ fn compare_one(
         sql: raw_sql(spec)?,
         dimensions: dimension_count(spec),
         metrics: spec.metrics,
+        sorted: false,
     };
     compare_statement(connection, &statement, api, api_answer, site, range, runs)
 }
 
-/// A hand-written statement and the shape of its rows.
+/// A raw statement and how to read its rows.
 struct Statement<'a> {
     name: &'a str,
     sql: String,
-    /// Leading text columns; the rest are metrics named `metrics`.
+    /// Text columns before the metric columns.
     dimensions: usize,
+    /// The metric columns' names (visitors may be approximate in the API's answer).
     metrics: &'a [&'a str],
+    /// Compare the rows sorted by their dimensions (answers of several parts).
+    sorted: bool,
 }
 
-/// Times `statement` and compares its answer with the API's (`api_answer`, as rows).
+/// Times `statement` and compares its answer with the API's (`api_answer`, its rows).
 fn compare_statement(
     connection: &Connection,
     statement: &Statement,
@@ -343,7 +349,7 @@ fn compare_statement(
     range: &[String],
     runs: u64,
 ) -> anyhow::Result<Comparison> {
-    let sql = statement.sql.clone();
+    let sql = &statement.sql;
     let params = parameters(site, range)?;
     let mut comparison = Comparison {
         name: statement.name.to_string(),
@@ -362,7 +368,7 @@ fn compare_statement(
     let mut raw_answer = None;
     for run in 0..=runs {
         let started = Instant::now();
-        match run_statement(connection, &sql, &params, statement.dimensions) {
+        match run_statement(connection, sql, &params, statement.dimensions) {
             Ok(rows) => {
                 let elapsed = started.elapsed();
                 if run == 0 {
@@ -385,7 +391,13 @@ fn compare_statement(
         comparison.raw_p95_ms = Some(latency_us.value_at_quantile(0.95) as f64 / 1000.0);
         comparison.ratio_p50 = comparison.api_p50_ms.map(|api| api / p50);
     }
-    comparison.agreement = match (api_answer, raw_answer) {
+    let sort = |mut rows: Vec<AnswerRow>| {
+        if statement.sorted {
+            rows.sort_by(|a, b| a.dimensions.cmp(&b.dimensions));
+        }
+        rows
+    };
+    comparison.agreement = match (api_answer.map(sort), raw_answer.map(sort)) {
         (_, None) => Agreement::NoRawAnswer,
         (None, Some(_)) => Agreement::NoApiAnswer,
         (Some(api), Some(raw)) => agreement(&api, &raw, statement.metrics),
@@ -393,13 +405,10 @@ fn compare_statement(
     Ok(comparison)
 }
 
-/// The metrics of a funnel's rows: per step, people and the median and 90th percentile of
-/// seconds to the next step (-1 where nobody went on).
-const FUNNEL_METRICS: &[&str] = &["people", "median_s", "p90_s"];
-
-fn compare_funnel(
+/// Compares a product analytics query of the API report with its raw statement.
+fn compare_product(
     connection: &Connection,
-    spec: &FunnelSpec,
+    spec: &ProductSpec,
     api: Option<&QueryResult>,
     site: &str,
     range: &[String],
@@ -408,114 +417,17 @@ fn compare_funnel(
     let api_answer = api
         .filter(|a| a.error.is_none())
         .and_then(|a| a.answer.as_ref())
-        .map(funnel_answer_rows)
+        .map(|answer| product_rows(spec, answer))
         .transpose()?;
+    let (sql, dimensions, metrics) = product_sql(spec)?;
     let statement = Statement {
         name: spec.name,
-        sql: funnel_raw_sql(spec)?,
-        dimensions: 1,
-        metrics: FUNNEL_METRICS,
+        sql,
+        dimensions,
+        metrics,
+        sorted: true,
     };
     compare_statement(connection, &statement, api, api_answer, site, range, runs)
-}
-
-/// The rows of a funnel answer's `results` (one series, no breakdown): step number, people,
-/// median and p90 seconds to the next step (-1 for none).
-fn funnel_answer_rows(results: &Value) -> anyhow::Result<Vec<AnswerRow>> {
-    let steps = results[0]["steps"]
-        .as_array()
-        .context("a funnel answer has no `results[0].steps`")?;
-    Ok(steps
-        .iter()
-        .enumerate()
-        .map(|(index, step)| AnswerRow {
-            dimensions: vec![(index + 1).to_string()],
-            metrics: vec![
-                step["visitors"].as_f64().unwrap_or(f64::NAN),
-                step["median_seconds_to_next"].as_f64().unwrap_or(-1.0),
-                step["p90_seconds_to_next"].as_f64().unwrap_or(-1.0),
-            ],
-        })
-        .collect())
-}
-
-/// A step's condition on an `events` row, written by hand: a page (exactly, or a prefix
-/// for a pattern ending in `/**`) or an event name.
-fn funnel_step_sql(kind: &str, value: &str) -> anyhow::Result<String> {
-    let quoted = |text: &str| format!("'{}'", text.replace('\'', "''"));
-    Ok(match (kind, value.strip_suffix("/**")) {
-        ("page", Some(prefix)) if !prefix.contains('*') => {
-            format!(
-                "name = 'pageview' AND starts_with(pathname, {})",
-                quoted(&format!("{prefix}/"))
-            )
-        }
-        ("page", None) if !value.contains('*') => {
-            format!("name = 'pageview' AND pathname = {}", quoted(value))
-        }
-        ("event", _) => format!("name = {}", quoted(value)),
-        _ => bail!("no hand-written SQL for step {kind} {value:?}"),
-    })
-}
-
-/// An ordered funnel within one visit, by hand: each first-step event chained to the nearest
-/// later event of each next step in its visit with DuckDB's ASOF joins; each person's best
-/// attempt (most steps, then the earliest); per step the people who reached it and the
-/// median and p90 seconds to the next (-1 where none), rounded to the millisecond as the
-/// API answers.
-pub fn funnel_raw_sql(spec: &FunnelSpec) -> anyhow::Result<String> {
-    let n = spec.steps.len();
-    ensure!(n >= 2, "a funnel has two steps or more");
-    let mut sql = String::from(
-        "WITH e AS (SELECT session_id AS s, visitor_id AS v, epoch_ms(ts) AS t, \
-         row_number() OVER (PARTITION BY session_id ORDER BY ts, event_id) AS q",
-    );
-    for (k, (kind, value)) in spec.steps.iter().enumerate() {
-        write!(sql, ", {} AS s{}", funnel_step_sql(kind, value)?, k + 1)?;
-    }
-    write!(
-        sql,
-        " FROM events WHERE {EVENTS_IN_RANGE} AND name <> 'engagement'), \
-         c1 AS (SELECT s, v, q AS q1, t AS t1 FROM e WHERE s1)"
-    )?;
-    for k in 2..=n {
-        let p = k - 1;
-        write!(
-            sql,
-            ", c{k} AS (SELECT c{p}.*, x.q AS q{k}, x.t AS t{k} FROM c{p} ASOF LEFT JOIN \
-             (SELECT s, q, t FROM e WHERE s{k}) AS x ON c{p}.s = x.s AND c{p}.q{p} < x.q)"
-        )?;
-    }
-    let reached: Vec<String> = (2..=n)
-        .map(|k| format!("(t{k} IS NOT NULL)::INT"))
-        .collect();
-    write!(
-        sql,
-        ", best AS (SELECT * FROM c{n} QUALIFY row_number() OVER \
-         (PARTITION BY v ORDER BY {} DESC, t1, q1) = 1) ",
-        reached.join(" + ")
-    )?;
-    let parts: Vec<String> = (1..=n)
-        .map(|k| {
-            let gap = |q: f64| {
-                if k < n {
-                    format!(
-                        "coalesce(round(quantile_cont(t{} - t{k}, {q}) / 1000.0, 3), -1)",
-                        k + 1
-                    )
-                } else {
-                    "-1".to_owned()
-                }
-            };
-            format!(
-                "SELECT '{k}' AS step, count(t{k})::DOUBLE AS people, {} AS median_s, {} AS p90_s FROM best",
-                gap(0.5),
-                gap(0.9)
-            )
-        })
-        .collect();
-    write!(sql, "{} ORDER BY step", parts.join(" UNION ALL "))?;
-    Ok(sql)
 }
 
 fn dimension_count(spec: &QuerySpec) -> usize {
@@ -892,6 +804,160 @@ fn filter_sql(filter: Option<Filter>) -> anyhow::Result<String> {
     Ok(format!(" AND {column} IN ({})", values.join(", ")))
 }
 
+/// Metric columns of the retention statement: the cohort's size, then people back in each
+/// week.
+const RETENTION_METRICS: &[&str] = &[
+    "size", "week_1", "week_2", "week_3", "week_4", "week_5", "week_6", "week_7", "week_8",
+];
+/// Metric columns of the paths statement's rows (nodes, edges, full paths).
+const PATHS_METRICS: &[&str] = &["visitors", "dropoffs"];
+
+/// The hand-written statement of a product analytics query, its dimension columns and
+/// metric names.
+pub fn product_sql(spec: &ProductSpec) -> anyhow::Result<(String, usize, &'static [&'static str])> {
+    match spec.name {
+        // Weekly cohorts of people (visitor ids) first seen in the range, and how many had
+        // an event in each of the next weeks. UTC weeks from Monday.
+        "retention_8_weeks" => {
+            let weeks: String = (1..=RETENTION_WEEKS)
+                .map(|week| {
+                    format!(
+                        ", count(DISTINCT w.visitor_id) FILTER (WHERE w.week = c.cohort + INTERVAL {week} WEEK)"
+                    )
+                })
+                .collect();
+            Ok((
+                format!(
+                    "WITH first_seen AS (SELECT visitor_id, min(ts) AS entered FROM events \
+                     WHERE site_id = $1 AND ts < $3::TIMESTAMP AND name <> 'engagement' GROUP BY visitor_id), \
+                     cohorts AS (SELECT visitor_id, date_trunc('week', entered) AS cohort FROM first_seen \
+                     WHERE entered >= $2::TIMESTAMP), \
+                     weeks AS (SELECT DISTINCT visitor_id, date_trunc('week', ts) AS week FROM events \
+                     WHERE site_id = $1 AND ts >= $2::TIMESTAMP AND name <> 'engagement') \
+                     SELECT strftime(c.cohort, '%Y-%m-%d') AS d, count(DISTINCT c.visitor_id){weeks} \
+                     FROM cohorts c LEFT JOIN weeks w ON w.visitor_id = c.visitor_id \
+                     AND w.week > c.cohort AND w.week <= c.cohort + INTERVAL {RETENTION_WEEKS} WEEK \
+                     GROUP BY c.cohort ORDER BY c.cohort"
+                ),
+                1,
+                RETENTION_METRICS,
+            ))
+        }
+        // Each visit's page views with reloads collapsed, from its first view of the start
+        // page, PATHS_DEPTH steps; per step the PATHS_LIMIT most visited pages, the rest
+        // `(other)`. Rows: kind, step, up to four pages; visitors, drop-offs.
+        "paths_from_home" => {
+            let pages: String = (0..=PATHS_DEPTH)
+                .map(|step| format!(", max(page) FILTER (WHERE step = {step}) AS p{step}"))
+                .collect();
+            let columns: Vec<String> = (0..=PATHS_DEPTH).map(|step| format!("p{step}")).collect();
+            let columns = columns.join(", ");
+            let start = quote(PATHS_START);
+            Ok((
+                format!(
+                    "WITH views AS (SELECT session_id, visitor_id, pathname, ts, event_id, \
+                     lag(pathname) OVER (PARTITION BY session_id ORDER BY ts, event_id) AS previous \
+                     FROM events WHERE {EVENTS_IN_RANGE} AND name = 'pageview' AND session_id IN \
+                     (SELECT session_id FROM events WHERE {EVENTS_IN_RANGE} AND name = 'pageview' AND pathname = {start})), \
+                     seq AS (SELECT session_id, visitor_id, pathname, \
+                     row_number() OVER (PARTITION BY session_id ORDER BY ts, event_id) AS pos \
+                     FROM views WHERE previous IS DISTINCT FROM pathname), \
+                     starts AS (SELECT session_id, min(pos) AS first_pos FROM seq WHERE pathname = {start} GROUP BY session_id), \
+                     walk AS (SELECT seq.session_id, seq.visitor_id, seq.pos - starts.first_pos AS step, seq.pathname AS page \
+                     FROM seq JOIN starts ON starts.session_id = seq.session_id \
+                     WHERE seq.pos BETWEEN starts.first_pos AND starts.first_pos + {PATHS_DEPTH}), \
+                     top AS (SELECT step, page FROM (SELECT step, page, row_number() OVER (PARTITION BY step \
+                     ORDER BY count(DISTINCT visitor_id) DESC, page) AS r FROM walk GROUP BY step, page) WHERE r <= {PATHS_LIMIT}), \
+                     folded AS (SELECT w.session_id, w.visitor_id, w.step, coalesce(top.page, '(other)') AS node, \
+                     w.step = max(w.step) OVER (PARTITION BY w.session_id) AS last \
+                     FROM walk w LEFT JOIN top ON top.step = w.step AND top.page = w.page) \
+                     SELECT 'node', step::VARCHAR, node, '', '', '', count(DISTINCT visitor_id), \
+                     count(DISTINCT visitor_id) FILTER (WHERE last AND step < {PATHS_DEPTH}) FROM folded GROUP BY step, node \
+                     UNION ALL SELECT 'edge', b.step::VARCHAR, a.node, b.node, '', '', count(DISTINCT a.visitor_id), 0 \
+                     FROM folded a JOIN folded b ON b.session_id = a.session_id AND b.step = a.step + 1 \
+                     GROUP BY b.step, a.node, b.node \
+                     UNION ALL SELECT * FROM (SELECT 'path', '', {columns}, count(DISTINCT visitor_id) AS visitors, 0 \
+                     FROM (SELECT session_id, min(visitor_id) AS visitor_id{pages} FROM walk GROUP BY session_id \
+                     HAVING max(step) = {PATHS_DEPTH}) GROUP BY {columns} ORDER BY visitors DESC, {columns} LIMIT {PATHS_LIMIT})"
+                ),
+                6,
+                PATHS_METRICS,
+            ))
+        }
+        other => bail!("no raw SQL for {other}"),
+    }
+}
+
+/// The API's answer to a product analytics query as rows like its raw statement's.
+fn product_rows(spec: &ProductSpec, answer: &Value) -> anyhow::Result<Vec<AnswerRow>> {
+    let number = |value: &Value| value.as_f64().unwrap_or(0.0);
+    let text = |value: &Value| value.as_str().unwrap_or_default().to_string();
+    let list = |value: &Value, what: &str| -> anyhow::Result<Vec<Value>> {
+        Ok(value
+            .as_array()
+            .with_context(|| format!("the answer has no `{what}`"))?
+            .clone())
+    };
+    let mut rows = Vec::new();
+    match spec.name {
+        "retention_8_weeks" => {
+            // Cohorts nobody entered are not rows of the raw statement; weeks that have not
+            // started (null) had nobody back.
+            for cohort in list(&answer["cohorts"], "cohorts")? {
+                let size = number(&cohort["size"]);
+                if size == 0.0 {
+                    continue;
+                }
+                let mut metrics = vec![size];
+                metrics.extend(
+                    list(&cohort["returning"], "returning")?
+                        .iter()
+                        .skip(1)
+                        .map(number),
+                );
+                rows.push(AnswerRow {
+                    dimensions: vec![text(&cohort["cohort"])],
+                    metrics,
+                });
+            }
+        }
+        "paths_from_home" => {
+            let row = |dimensions: Vec<String>, metrics: Vec<f64>| {
+                let mut dimensions = dimensions;
+                dimensions.resize(6, String::new());
+                AnswerRow {
+                    dimensions,
+                    metrics,
+                }
+            };
+            for node in list(&answer["nodes"], "nodes")? {
+                rows.push(row(
+                    vec!["node".into(), node["step"].to_string(), text(&node["name"])],
+                    vec![number(&node["visitors"]), number(&node["dropoffs"])],
+                ));
+            }
+            for edge in list(&answer["edges"], "edges")? {
+                rows.push(row(
+                    vec![
+                        "edge".into(),
+                        edge["step"].to_string(),
+                        text(&edge["from"]),
+                        text(&edge["to"]),
+                    ],
+                    vec![number(&edge["visitors"]), 0.0],
+                ));
+            }
+            for path in list(&answer["paths"], "paths")? {
+                let mut dimensions = vec!["path".to_string(), String::new()];
+                dimensions.extend(list(&path["pages"], "pages")?.iter().map(text));
+                rows.push(row(dimensions, vec![number(&path["visitors"]), 0.0]));
+            }
+        }
+        other => bail!("no rows for {other}"),
+    }
+    Ok(rows)
+}
+
 /// A SQL string literal.
 fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
@@ -1031,46 +1097,6 @@ mod tests {
             dimensions: dimensions.iter().map(|d| d.to_string()).collect(),
             metrics: metrics.to_vec(),
         }
-    }
-
-    /// Two visits through the funnel of [`FUNNEL_QUERIES`]: visitor 20 all the way (pricing
-    /// after 60 s, docs after 120 s, a signup after 60 s), visitor 21 to pricing (120 s), its
-    /// second home page view a worse attempt. Visitor 7's visit starts on no home page.
-    #[test]
-    fn the_funnel_statement_answers_by_hand() {
-        let connection = database();
-        connection
-            .execute_batch(
-                "INSERT INTO events (site_id, name, ts, visitor_id, session_id, pathname, event_id) VALUES
-                ('s1', 'pageview', '2024-01-05 10:00:00', 20, 20, '/', 'f1'),
-                ('s1', 'pageview', '2024-01-05 10:01:00', 20, 20, '/pricing', 'f2'),
-                ('s1', 'pageview', '2024-01-05 10:03:00', 20, 20, '/docs/api/overview', 'f3'),
-                ('s1', 'Signup', '2024-01-05 10:04:00', 20, 20, '/docs/api/overview', 'f4'),
-                ('s1', 'pageview', '2024-01-05 11:00:00', 21, 21, '/', 'f5'),
-                ('s1', 'pageview', '2024-01-05 11:02:00', 21, 21, '/pricing', 'f6'),
-                ('s1', 'pageview', '2024-01-05 11:03:00', 21, 21, '/', 'f7');",
-            )
-            .unwrap();
-        let site = store_site_id(&connection, "example.com").unwrap();
-        let range: Vec<String> = RANGE.iter().map(|t| t.to_string()).collect();
-        let params = parameters(&site, &range).unwrap();
-        let sql = funnel_raw_sql(&FUNNEL_QUERIES[0]).unwrap();
-        let raw = run_statement(&connection, &sql, &params, 1).unwrap();
-        // Pricing: 60 and 120 s (median 90, p90 at 0.9 is 114); docs: 120 s; signup: 60 s.
-        let expected = vec![
-            row(&["1"], &[2.0, 90.0, 114.0]),
-            row(&["2"], &[2.0, 120.0, 120.0]),
-            row(&["3"], &[1.0, 60.0, 60.0]),
-            row(&["4"], &[1.0, -1.0, -1.0]),
-        ];
-        assert_eq!(raw, expected);
-        // The API's answer in the same rows.
-        let api = serde_json::json!([{"breakdown": null, "steps": [
-            {"visitors": 2, "median_seconds_to_next": 90.0, "p90_seconds_to_next": 114.0},
-            {"visitors": 2, "median_seconds_to_next": 120.0, "p90_seconds_to_next": 120.0},
-            {"visitors": 1, "median_seconds_to_next": 60.0, "p90_seconds_to_next": 60.0},
-            {"visitors": 1, "median_seconds_to_next": null, "p90_seconds_to_next": null}]}]);
-        assert_eq!(funnel_answer_rows(&api).unwrap(), expected);
     }
 
     #[test]
@@ -1252,6 +1278,76 @@ mod tests {
             agreement(&far, &raw, PAGE_METRICS),
             Agreement::Mismatch { .. }
         ));
+    }
+
+    /// The rows of product query `name` after running `extra` on the test database, sorted
+    /// as they are compared.
+    fn product_answer(extra: &str, name: &str) -> Vec<AnswerRow> {
+        let connection = database();
+        connection.execute_batch(extra).unwrap();
+        let spec = PRODUCT_QUERIES.iter().find(|s| s.name == name).unwrap();
+        let range: Vec<String> = RANGE.iter().map(|t| t.to_string()).collect();
+        let params = parameters("s1", &range).unwrap();
+        let (sql, dimensions, _) = product_sql(spec).unwrap();
+        let mut rows = run_statement(&connection, &sql, &params, dimensions).unwrap();
+        rows.sort_by(|a, b| a.dimensions.cmp(&b.dimensions));
+        rows
+    }
+
+    #[test]
+    fn retention_counts_people_back_in_later_weeks() {
+        // Visitors 7 (Jan 1) and 8 (Jan 2) enter in the week of Monday Jan 1; visitor 8 is
+        // back on Feb 1, four weeks later (after the range, still counted).
+        assert_eq!(
+            product_answer("", "retention_8_weeks"),
+            [row(
+                &["2024-01-01"],
+                &[2.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+            )]
+        );
+    }
+
+    #[test]
+    fn paths_walk_from_the_home_page_and_agree_with_the_apis_answer() {
+        // Visitor 11 views /, /a, /a again (a reload) and /b.
+        let extra = "
+            INSERT INTO events VALUES
+                ('s1', 'pageview', '2024-01-03 10:00:00', 11, 6, '/', '', '', '', '', '', '', '', 'f1'),
+                ('s1', 'pageview', '2024-01-03 10:01:00', 11, 6, '/a', '', '', '', '', '', '', '', 'f2'),
+                ('s1', 'pageview', '2024-01-03 10:02:00', 11, 6, '/a', '', '', '', '', '', '', '', 'f3'),
+                ('s1', 'pageview', '2024-01-03 10:03:00', 11, 6, '/b', '', '', '', '', '', '', '', 'f4');
+        ";
+        let raw = product_answer(extra, "paths_from_home");
+        fn dims<'a>(d: &[&'a str]) -> Vec<&'a str> {
+            let mut d = d.to_vec();
+            d.resize(6, "");
+            d
+        }
+        assert_eq!(
+            raw,
+            [
+                row(&dims(&["edge", "1", "/", "/a"]), &[1.0, 0.0]),
+                row(&dims(&["edge", "2", "/a", "/b"]), &[1.0, 0.0]),
+                row(&dims(&["node", "0", "/"]), &[1.0, 0.0]),
+                row(&dims(&["node", "1", "/a"]), &[1.0, 0.0]),
+                row(&dims(&["node", "2", "/b"]), &[1.0, 1.0]),
+            ]
+        );
+        let api = serde_json::json!({
+            "nodes": [{"step": 0, "name": "/", "visitors": 1, "dropoffs": 0},
+                      {"step": 1, "name": "/a", "visitors": 1, "dropoffs": 0},
+                      {"step": 2, "name": "/b", "visitors": 1, "dropoffs": 1}],
+            "edges": [{"step": 1, "from": "/", "to": "/a", "visitors": 1},
+                      {"step": 2, "from": "/a", "to": "/b", "visitors": 1}],
+            "paths": [],
+        });
+        let spec = PRODUCT_QUERIES
+            .iter()
+            .find(|s| s.name == "paths_from_home")
+            .unwrap();
+        let mut rows = product_rows(spec, &api).unwrap();
+        rows.sort_by(|a, b| a.dimensions.cmp(&b.dimensions));
+        assert_eq!(rows, raw);
     }
 
     #[test]

@@ -331,7 +331,14 @@ pub fn parse_funnel(
         }
     }
     // Funnel filters read no goals (a goal filter names none of the site's).
-    let scope = parse_query(&Value::Object(v2), site, &[], now_ms, first_event_ms, bounds);
+    let scope = parse_query(
+        &Value::Object(v2),
+        site,
+        &[],
+        now_ms,
+        first_event_ms,
+        bounds,
+    );
     if let Err(e) = &scope {
         errors.push(e.clone());
     }

@@ -12,11 +12,15 @@ mod dialect;
 mod engine;
 mod error;
 pub mod funnel;
+mod journey;
 mod listing;
 mod model;
 mod money;
+mod paths;
 mod plan;
 mod plausible;
+mod product;
+mod retention;
 pub mod rollup;
 mod sql;
 mod time;
@@ -26,6 +30,10 @@ pub use chrono_tz::Tz as TimeZone;
 pub use dialect::{Dialect, SqlDialect};
 pub use engine::{execute, Comparison, QueryResult, ResultRow};
 pub use error::QueryError;
+pub use journey::{
+    journey, parse_journey, Journey, JourneyEvent, JourneyQuery, JourneyVisit, Person,
+    MAX_JOURNEY_EVENTS,
+};
 pub use listing::{
     current_visitors, first_event_ms, list_events, Cursor, EventListing, EventPage, ListedEvent,
     MAX_PAGE,
@@ -34,6 +42,14 @@ pub use model::{
     Condition, DateRange, Dimension, Filter, Metric, Operator, Order, Query, Revenue, TimeGrain,
     VisitColumn,
 };
+pub use paths::{
+    parse_paths, Direction, FullPath, PathEdge, PathNode, PathsAnswer, PathsQuery, Start,
+    MAX_DEPTH, MAX_PATHS_LIMIT, OTHER,
+};
 pub use plausible::{parse_query, requested_site, v1_answer, v1_to_v2, V1Kind, V1Request};
+pub use product::{paths, retention};
+pub use retention::{
+    max_periods, parse_retention, Cohort, RetentionAnswer, RetentionQuery, MAX_COHORTS,
+};
 pub use sql::{Row, RunError, Sql, SqlRunner, SqlValue};
 pub use time::{bucket_count, resolve_range};

@@ -14,7 +14,7 @@ use crate::model::{DateRange, TimeGrain};
 const HOUR_MS: i64 = 3_600_000;
 
 /// UTC milliseconds of local midnight starting `date` in `tz`.
-fn local_midnight_ms(tz: Tz, date: NaiveDate) -> i64 {
+pub(crate) fn local_midnight_ms(tz: Tz, date: NaiveDate) -> i64 {
     let midnight = date.and_hms_opt(0, 0, 0).expect("valid time");
     match tz.from_local_datetime(&midnight) {
         chrono::LocalResult::Single(t) => t.timestamp_millis(),

@@ -185,3 +185,111 @@ proptest! {
         }
     }
 }
+
+/// A runner with no rows: product analytics' statements are compiled and their (empty)
+/// answers assembled without an engine.
+struct NoRows;
+
+#[async_trait::async_trait]
+impl heartbeat_query::SqlRunner for NoRows {
+    fn dialect(&self) -> heartbeat_query::Dialect {
+        heartbeat_query::Dialect::DuckDb
+    }
+    fn has_rollups(&self) -> bool {
+        false
+    }
+    fn data_version(&self, _: &SiteId) -> u64 {
+        0
+    }
+    async fn run(
+        &self,
+        _: heartbeat_query::Sql,
+    ) -> Result<Vec<heartbeat_query::Row>, heartbeat_query::RunError> {
+        Ok(Vec::new())
+    }
+}
+
+const PRODUCT_FIELDS: &[&str] = &[
+    "site_id",
+    "date_range",
+    "period",
+    "periods",
+    "cohort_event",
+    "return_event",
+    "filters",
+    "page",
+    "event",
+    "direction",
+    "depth",
+    "limit",
+    "user_id",
+    "visitor_id",
+];
+
+const PRODUCT_WORDS: &[&str] = &[
+    "day",
+    "week",
+    "month",
+    "year",
+    "forward",
+    "backward",
+    "/",
+    "signup",
+    "7d",
+    "all",
+    "2024-03-31",
+    "0001-01-01",
+    "9999-12-31",
+    "18446744073709551615",
+];
+
+fn product_leaf() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        3 => prop::sample::select(PRODUCT_WORDS).prop_map(|w| json!(w)),
+        2 => leaf(),
+        2 => (0u64..100).prop_map(|n| json!(n)),
+        1 => (prop::sample::select(PRODUCT_WORDS), prop::sample::select(PRODUCT_WORDS))
+            .prop_map(|(a, b)| json!([a, b])),
+        1 => prop::collection::vec(filter(), 0..3).prop_map(Value::Array),
+    ]
+}
+
+fn product_body() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        6 => prop::collection::vec((prop::sample::select(PRODUCT_FIELDS), product_leaf()), 0..7)
+            .prop_map(|pairs| Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+        1 => value(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    #[test]
+    fn product_parsers_take_any_body(body in product_body(), tz in prop::sample::select(&["UTC", "Europe/Berlin", "Pacific/Chatham", "Pacific/Kiritimati"][..]),
+        now in 0i64..4_102_444_800_000) {
+        let site = site(tz);
+        let named = |errors: Vec<heartbeat_query::QueryError>| {
+            !errors.is_empty() && errors.iter().all(|e| !e.field.is_empty() && !e.message.is_empty())
+        };
+        match heartbeat_query::parse_retention(&body, &site, now, now, &Default::default()) {
+            Ok(query) => {
+                let answer = futures::executor::block_on(heartbeat_query::retention(&query, &NoRows)).unwrap();
+                prop_assert!(answer.cohorts.len() as u64 <= heartbeat_query::MAX_COHORTS);
+            }
+            Err(errors) => prop_assert!(named(errors)),
+        }
+        match heartbeat_query::parse_paths(&body, &site, now, now, &Default::default()) {
+            Ok(query) => {
+                futures::executor::block_on(heartbeat_query::paths(&query, &NoRows)).unwrap();
+            }
+            Err(errors) => prop_assert!(named(errors)),
+        }
+        match heartbeat_query::parse_journey(&body, &site, now, now, &Default::default()) {
+            Ok(query) => {
+                futures::executor::block_on(heartbeat_query::journey(&query, &NoRows)).unwrap();
+            }
+            Err(errors) => prop_assert!(named(errors)),
+        }
+    }
+}

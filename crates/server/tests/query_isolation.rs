@@ -92,6 +92,43 @@ fn wide_reads() -> Vec<Read> {
             whole: |body| body["results"].is_array(),
         },
         Read {
+            name: "v2 retention of a year of days, 90 periods, by signup",
+            path: "/api/v2/retention".into(),
+            body: Some(json!({"site_id": SITE, "date_range": [day(364), day(0)], "period": "day",
+                "periods": 90, "cohort_event": "signup"})),
+            whole: |body| body["cohorts"].as_array().map(Vec::len) == Some(365),
+        },
+        Read {
+            name: "v2 retention of a century of weeks",
+            path: "/api/v2/retention".into(),
+            body: Some(json!({"site_id": SITE, "date_range": century, "period": "week", "periods": 52})),
+            whole: any,
+        },
+        Read {
+            name: "v2 paths of a century, 5 steps, 50 pages each",
+            path: "/api/v2/paths".into(),
+            body: Some(json!({"site_id": SITE, "date_range": century, "depth": 5, "limit": 50})),
+            whole: |body| body["nodes"].is_array() && body["edges"].is_array(),
+        },
+        Read {
+            name: "v2 journey of a century",
+            path: "/api/v2/journey".into(),
+            body: Some(json!({"site_id": SITE, "date_range": century, "user_id": "user-7"})),
+            whole: |body| body["visits"].is_array(),
+        },
+        Read {
+            name: "seed 003 retention of a year, 90 days",
+            path: format!("/api/v1/retention?site_id={SITE}&days=90&startDate={}&endDate={}", day(364), day(0)),
+            body: None,
+            whole: |body| body["data"]["cohorts"].as_array().map(Vec::len) == Some(365),
+        },
+        Read {
+            name: "seed 003 journey of a century",
+            path: format!("/api/v1/users/user-7/journey?site_id={SITE}&startDate={}&endDate={}", day(36_524), day(0)),
+            body: None,
+            whole: |body| body["data"]["events"].is_array(),
+        },
+        Read {
             name: "seed 002 stats",
             path: format!("/api/stats?site_id={SITE}&date={}", day(1)),
             body: None,

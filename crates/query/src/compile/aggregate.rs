@@ -304,6 +304,37 @@ fn where_filters(b: &mut Builder, table: Table, query: &Query) {
     }
 }
 
+/// ` AND <filter>` for each of `filters` over `events`, as the aggregate query writes them:
+/// product analytics (retention, paths) pick their events or visits this way. `range`
+/// scopes the subqueries a filter needs (a visit attribute read from `sessions`,
+/// `has_done`).
+pub(crate) fn event_filters_sql(
+    b: &mut Builder,
+    site_id: &heartbeat_model::SiteId,
+    timezone: chrono_tz::Tz,
+    range: crate::model::DateRange,
+    filters: &[Filter],
+) {
+    let query = Query {
+        site_id: site_id.clone(),
+        timezone,
+        metrics: Vec::new(),
+        range,
+        dimensions: Vec::new(),
+        filters: filters.to_vec(),
+        order_by: Vec::new(),
+        limit: 0,
+        offset: 0,
+        include_total_rows: false,
+        include_time_labels: false,
+        comparison: None,
+        include_imports: false,
+        goals: Vec::new(),
+        revenue: Default::default(),
+    };
+    where_filters(b, Table::Events, &query);
+}
+
 /// Writes `<dimension> AS d<i>, ` for each dimension; `None` (and nothing written) when
 /// `table` lacks one of them.
 fn dims_select(b: &mut Builder, table: Table, query: &Query) -> Option<()> {

@@ -11,6 +11,8 @@ pub mod aggregate;
 pub mod funnel;
 pub mod goal;
 pub mod imported;
+pub mod paths;
+pub mod retention;
 
 use crate::dialect::SqlDialect;
 use crate::sql::{Sql, SqlValue};

@@ -57,4 +57,26 @@ impl SqlDialect for DuckDbDialect {
     fn quantile(&self, expression: &str, fraction: f64) -> String {
         format!("quantile_cont({expression}, {fraction})")
     }
+
+    fn periods_between(&self, grain: TimeGrain, from: &str, to: &str) -> String {
+        match grain {
+            TimeGrain::Hour => format!("date_diff('hour', {from}, {to})"),
+            TimeGrain::Day => format!("date_diff('day', {from}, {to})"),
+            // Both are Mondays: whole weeks of days.
+            TimeGrain::Week => format!("(date_diff('day', {from}, {to}) // 7)"),
+            TimeGrain::Month => format!("date_diff('month', {from}, {to})"),
+        }
+    }
+
+    fn first_by(&self, value: &str, order: &str) -> String {
+        format!("arg_min({value}, {order})")
+    }
+
+    fn last_by(&self, value: &str, order: &str) -> String {
+        format!("arg_max({value}, {order})")
+    }
+
+    fn materialized(&self) -> &'static str {
+        "MATERIALIZED"
+    }
 }

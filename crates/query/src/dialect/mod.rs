@@ -62,6 +62,22 @@ pub trait SqlDialect: Send + Sync {
     /// the two nearest values (SQL's `percentile_cont`), as an aggregate; NULL for a group
     /// without values.
     fn quantile(&self, expression: &str, fraction: f64) -> String;
+
+    /// Whole `grain` periods from `from` to `to`, both the starts of `grain` buckets (as
+    /// [`SqlDialect::truncate`] returns them), as an integer: 0 for the same bucket, 1 for
+    /// the next, negative before.
+    fn periods_between(&self, grain: TimeGrain, from: &str, to: &str) -> String;
+
+    /// As an aggregate, the `value` of the row with the smallest `order` in a group.
+    fn first_by(&self, value: &str, order: &str) -> String;
+
+    /// As an aggregate, the `value` of the row with the largest `order` in a group.
+    fn last_by(&self, value: &str, order: &str) -> String;
+
+    /// What goes between `name AS` and `(` of a common table expression that a statement
+    /// reads more than once, so the engine computes it once (empty where that is the
+    /// default).
+    fn materialized(&self) -> &'static str;
 }
 
 #[cfg(test)]
@@ -85,6 +101,9 @@ mod tests {
         "time_bucket(",
         "any_value(",
         "quantile_cont(",
+        "arg_min(",
+        "arg_max(",
+        "date_diff(",
         "TIMESTAMP '",
     ];
 

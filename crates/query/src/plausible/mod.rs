@@ -4,6 +4,7 @@
 //! into v1's shapes (`v1.rs`). Everything else in this crate works on the typed query and
 //! result and knows no JSON shape.
 
+pub(crate) mod product;
 mod request;
 mod response;
 mod v1;

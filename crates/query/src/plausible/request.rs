@@ -104,7 +104,7 @@ fn has_behavioral(filter: &Filter) -> bool {
     }
 }
 
-fn parse_filter(value: &Value, field: &str, depth: usize) -> Result<Filter, QueryError> {
+pub(crate) fn parse_filter(value: &Value, field: &str, depth: usize) -> Result<Filter, QueryError> {
     if depth > 8 {
         return Err(err(field, "filters nest at most 8 levels"));
     }

@@ -8,6 +8,7 @@ pub mod funnels;
 pub mod health;
 pub mod ingest;
 pub mod metrics;
+pub mod product;
 pub mod sites;
 pub mod stats;
 pub mod web;
@@ -24,6 +25,7 @@ pub fn router() -> OpenApiRouter<App> {
         .merge(health::router())
         .merge(ingest::router())
         .merge(metrics::router())
+        .merge(product::router())
         .merge(sites::router())
         .merge(stats::router())
         .merge(web::router())

@@ -164,15 +164,16 @@ impl From<QueryError> for ApiError {
     }
 }
 
-/// Every problem of a request the query crate found (a funnel's parts), as one 400 naming
-/// each bad part.
-pub fn query_errors(errors: Vec<QueryError>) -> ApiError {
-    ApiError::invalid(
-        errors
-            .into_iter()
-            .map(|e| FieldError::new(&e.field, e.message))
-            .collect(),
-    )
+/// Every bad field of a request at once (product analytics' requests name them all).
+impl From<Vec<QueryError>> for ApiError {
+    fn from(errors: Vec<QueryError>) -> Self {
+        ApiError::invalid(
+            errors
+                .into_iter()
+                .map(|err| FieldError::new(&err.field, err.message))
+                .collect(),
+        )
+    }
 }
 
 /// The `error` of a read whose rows are over the memory budget.

@@ -15,7 +15,7 @@ use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
-use crate::http::error::{query_errors, ApiError};
+use crate::http::error::ApiError;
 use crate::http::query_string::{as_sent, pairs};
 use crate::http::state::{App, Caller, QueryParams, RequiredCaller};
 
@@ -117,13 +117,7 @@ pub(crate) async fn run_query(
         return Err(ApiError::forbidden(site.id.as_str()));
     }
     let now = chrono::Utc::now().timestamp_millis();
-    // `"all"` starts on the day of the site's first event (today for a site without any).
-    let first_event = match body.get("date_range").and_then(Value::as_str) {
-        Some("all") => first_event_ms(&site.id, app.reads.as_ref())
-            .await?
-            .unwrap_or(now),
-        _ => now,
-    };
+    let first_event = all_starts_at(app, &site, body, now).await?;
     let query = parse_query(
         body,
         &site,
@@ -145,14 +139,25 @@ pub(crate) async fn run_funnel_on(
     body: &Value,
 ) -> Result<(FunnelQuery, FunnelResult), ApiError> {
     let now = chrono::Utc::now().timestamp_millis();
-    let first_event = match body.get("date_range").and_then(Value::as_str) {
-        Some("all") => first_event_ms(&site.id, app.reads.as_ref())
-            .await?
-            .unwrap_or(now),
-        _ => now,
-    };
+    let first_event = all_starts_at(app, site, body, now).await?;
     let query = parse_funnel(body, site, now, first_event, &app.queries.settings.bounds())
-        .map_err(query_errors)?;
+        .map_err(ApiError::from)?;
     let result = run_funnel(&query, app.reads.as_ref()).await?;
     Ok((query, result))
+}
+
+/// Where `"date_range": "all"` of request `body` starts: on the day of the site's first
+/// event (today for a site without any); `now_ms` when the body asks for another range.
+pub(crate) async fn all_starts_at(
+    app: &App,
+    site: &heartbeat_model::Site,
+    body: &Value,
+    now_ms: i64,
+) -> Result<i64, ApiError> {
+    Ok(match body.get("date_range").and_then(Value::as_str) {
+        Some("all") => first_event_ms(&site.id, app.reads.as_ref())
+            .await?
+            .unwrap_or(now_ms),
+        _ => now_ms,
+    })
 }
