@@ -482,7 +482,9 @@ pub fn funnel_raw_sql(spec: &FunnelSpec) -> anyhow::Result<String> {
         let p = k - 1;
         write!(
             sql,
-            ", c{k} AS (SELECT c{p}.*, x.q AS q{k}, x.t AS t{k} FROM c{p} ASOF LEFT JOIN \
+            // An attempt that missed step k-1 reaches no later step.
+            ", c{k} AS (SELECT c{p}.*, CASE WHEN c{p}.q{p} IS NOT NULL THEN x.q END AS q{k}, \
+             CASE WHEN c{p}.q{p} IS NOT NULL THEN x.t END AS t{k} FROM c{p} ASOF LEFT JOIN \
              (SELECT s, q, t FROM e WHERE s{k}) AS x ON c{p}.s = x.s AND c{p}.q{p} < x.q)"
         )?;
     }
@@ -1035,7 +1037,8 @@ mod tests {
 
     /// Two visits through the funnel of [`FUNNEL_QUERIES`]: visitor 20 all the way (pricing
     /// after 60 s, docs after 120 s, a signup after 60 s), visitor 21 to pricing (120 s), its
-    /// second home page view a worse attempt. Visitor 7's visit starts on no home page.
+    /// second home page view a worse attempt; visitor 22 skips pricing, so its docs page and
+    /// signup count for nothing. Visitor 7's visit starts on no home page.
     #[test]
     fn the_funnel_statement_answers_by_hand() {
         let connection = database();
@@ -1048,7 +1051,10 @@ mod tests {
                 ('s1', 'Signup', '2024-01-05 10:04:00', 20, 20, '/docs/api/overview', 'f4'),
                 ('s1', 'pageview', '2024-01-05 11:00:00', 21, 21, '/', 'f5'),
                 ('s1', 'pageview', '2024-01-05 11:02:00', 21, 21, '/pricing', 'f6'),
-                ('s1', 'pageview', '2024-01-05 11:03:00', 21, 21, '/', 'f7');",
+                ('s1', 'pageview', '2024-01-05 11:03:00', 21, 21, '/', 'f7'),
+                ('s1', 'pageview', '2024-01-05 12:00:00', 22, 22, '/', 'f8'),
+                ('s1', 'pageview', '2024-01-05 12:01:00', 22, 22, '/docs/install/docker', 'f9'),
+                ('s1', 'Signup', '2024-01-05 12:02:00', 22, 22, '/docs/install/docker', 'f10');",
             )
             .unwrap();
         let site = store_site_id(&connection, "example.com").unwrap();
@@ -1058,7 +1064,7 @@ mod tests {
         let raw = run_statement(&connection, &sql, &params, 1).unwrap();
         // Pricing: 60 and 120 s (median 90, p90 at 0.9 is 114); docs: 120 s; signup: 60 s.
         let expected = vec![
-            row(&["1"], &[2.0, 90.0, 114.0]),
+            row(&["1"], &[3.0, 90.0, 114.0]),
             row(&["2"], &[2.0, 120.0, 120.0]),
             row(&["3"], &[1.0, 60.0, 60.0]),
             row(&["4"], &[1.0, -1.0, -1.0]),
@@ -1066,7 +1072,7 @@ mod tests {
         assert_eq!(raw, expected);
         // The API's answer in the same rows.
         let api = serde_json::json!([{"breakdown": null, "steps": [
-            {"visitors": 2, "median_seconds_to_next": 90.0, "p90_seconds_to_next": 114.0},
+            {"visitors": 3, "median_seconds_to_next": 90.0, "p90_seconds_to_next": 114.0},
             {"visitors": 2, "median_seconds_to_next": 120.0, "p90_seconds_to_next": 120.0},
             {"visitors": 1, "median_seconds_to_next": 60.0, "p90_seconds_to_next": 60.0},
             {"visitors": 1, "median_seconds_to_next": null, "p90_seconds_to_next": null}]}]);

@@ -57,4 +57,8 @@ impl SqlDialect for DuckDbDialect {
     fn quantile(&self, expression: &str, fraction: f64) -> String {
         format!("quantile_cont({expression}, {fraction})")
     }
+
+    fn materialized(&self) -> &'static str {
+        "MATERIALIZED "
+    }
 }

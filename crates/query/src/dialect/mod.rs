@@ -62,6 +62,11 @@ pub trait SqlDialect: Send + Sync {
     /// the two nearest values (SQL's `percentile_cont`), as an aggregate; NULL for a group
     /// without values.
     fn quantile(&self, expression: &str, fraction: f64) -> String;
+
+    /// What goes between `name AS` and `(` of a common table expression so that the engine
+    /// computes it once however often the statement reads it (`MATERIALIZED`), or nothing
+    /// where the engine has no such hint.
+    fn materialized(&self) -> &'static str;
 }
 
 #[cfg(test)]
