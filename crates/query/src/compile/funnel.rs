@@ -9,7 +9,8 @@
 //!   its time in milliseconds, the breakdown value, whether it matches each step (`s1` ...)
 //!   and whether it passes the query's filters (`fl`: who may enter).
 //! - `rel`: for ordered and any-order funnels only the events that match a step (others
-//!   cannot change the answer); for strict funnels every event, since the next step must be
+//!   cannot change the answer; `ev` already keeps only the steps' event names); for strict
+//!   funnels every event, since the next step must be
 //!   the person's very next event. Numbered in time order within the group (`seq`; ties by
 //!   event id).
 //! - `anchors`: every event that may start an attempt (step 1 and the filters; in any order,
@@ -68,6 +69,11 @@ fn step_sql(b: &mut Builder, funnel: &FunnelQuery, index: usize) {
     let step = &funnel.definition.steps[index];
     b.push("(");
     match &step.target {
+        // A pattern without `*` is one page: an equality, cheaper than a pattern match.
+        StepTarget::Page(page) if !page.contains('*') => {
+            b.push("name = 'pageview' AND pathname = ");
+            b.bind(SqlValue::Text(page.clone()));
+        }
         StepTarget::Page(pattern) => {
             b.push("name = 'pageview' AND ");
             let test = b.dialect().matches_regex("pathname", "?");
@@ -153,7 +159,22 @@ pub fn funnel_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     }
     b.push(" FROM events WHERE ");
     scope_where(&mut b, funnel);
-    b.push(" AND name <> 'engagement'), ");
+    if order == FunnelOrder::Strict {
+        b.push(" AND name <> 'engagement'), ");
+    } else {
+        // Only the steps' events matter: a cheap test by name before the steps' own.
+        b.push(" AND name IN (");
+        for (k, step) in funnel.definition.steps.iter().enumerate() {
+            if k > 0 {
+                b.push(", ");
+            }
+            match &step.target {
+                StepTarget::Page(_) => b.push("'pageview'"),
+                StepTarget::Event(name) => b.bind(SqlValue::Text(name.clone())),
+            };
+        }
+        b.push(")), ");
+    }
 
     // Events in order within their group.
     let any_step: Vec<String> = (1..=n).map(|k| format!("s{k}")).collect();
@@ -168,7 +189,7 @@ pub fn funnel_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     // Each anchor with the time every step was reached from it.
     match order {
         FunnelOrder::Strict => {
-            b.push("nx AS (SELECT *");
+            b.push(&format!("nx AS {} (SELECT *", dialect.materialized()));
             for k in 2..=n {
                 b.push(&format!(
                     ", lead(s{k}, {lag}) OVER w AS m{k}, lead(t, {lag}) OVER w AS t{k}",
@@ -187,7 +208,7 @@ pub fn funnel_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
             b.push(" FROM nx WHERE s1 AND fl), ");
         }
         FunnelOrder::Ordered => {
-            b.push("nx AS (SELECT *");
+            b.push(&format!("nx AS {} (SELECT *", dialect.materialized()));
             for k in 2..=n {
                 b.push(&format!(
                     ", min(CASE WHEN s{k} THEN seq END) OVER w AS x{k}"
@@ -217,7 +238,7 @@ pub fn funnel_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
             b.push(" WHERE a.s1 AND a.fl), ");
         }
         FunnelOrder::Any => {
-            b.push("nx AS (SELECT *");
+            b.push(&format!("nx AS {} (SELECT *", dialect.materialized()));
             for k in 1..=n {
                 b.push(&format!(", min(CASE WHEN s{k} THEN t END) OVER w AS f{k}"));
             }
