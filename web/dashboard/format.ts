@@ -6,8 +6,10 @@ export function formatMetric(metric: string, value: number | null | undefined): 
   if (value == null) return "–";
   switch (metric) {
     case "bounce_rate":
-    case "conversion_rate":
       return `${Math.round(value)}%`;
+    // Conversion rates are often small: a decimal place.
+    case "conversion_rate":
+      return `${Math.round(value * 10) / 10}%`;
     case "visit_duration":
     case "time_on_page":
       return formatDuration(value);

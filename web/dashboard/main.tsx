@@ -45,6 +45,7 @@ const DIMENSION_NAMES: Record<string, string> = {
   "visit:device": "Device",
   "visit:browser": "Browser",
   "visit:os": "OS",
+  "event:goal": "Goal",
 };
 
 const NOT_PAGEVIEW: [string, string, string[]] = ["is_not", "event:name", ["pageview"]];
@@ -84,6 +85,10 @@ const PANELS: { title: string; tabs: Tab[] }[] = [
       { label: "Browsers", dimension: "visit:browser", metrics: ["visitors"] },
       { label: "OS", dimension: "visit:os", metrics: ["visitors"] },
     ],
+  },
+  {
+    title: "Goals",
+    tabs: [{ label: "Goals", dimension: "event:goal", metrics: ["visitors", "events", "conversion_rate"] }],
   },
   {
     title: "Custom events",

@@ -28,28 +28,13 @@ async fn send(server: &TestServer, key: &str, events: &[(&str, &str, &str, &str)
 }
 
 async fn post(server: &TestServer, key: &str, path: &str, body: Value) -> (u16, Value) {
-    let response = server
-        .http
-        .post(server.url(path))
-        .bearer_auth(key)
-        .json(&body)
-        .send()
+    server
+        .call(reqwest::Method::POST, path, key, Some(&body))
         .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 async fn get(server: &TestServer, key: &str, path: &str) -> (u16, Value) {
-    let response = server
-        .http
-        .get(server.url(path))
-        .header("x-api-key", key)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    server.call(reqwest::Method::GET, path, key, None).await
 }
 
 /// `(cohort, size, returning)` of each cohort of an answer.
@@ -78,12 +63,7 @@ fn row(cohort: &str, size: u64, returning: Value) -> (String, u64, Vec<Value>) {
 
 /// Every bad field's name in an error answer.
 fn bad_fields(body: &Value) -> Vec<String> {
-    body["details"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{body}"))
-        .iter()
-        .map(|d| d["field"].as_str().unwrap().to_owned())
-        .collect()
+    error_fields(body)
 }
 
 const PV: &str = "page_view";

@@ -114,14 +114,7 @@ fn steps(series: &Value) -> Vec<(u64, Option<f64>, Option<f64>)> {
 /// The fields a 4xx answer names, after checking it is the one error shape.
 fn bad_fields(status: u16, body: &Value) -> Vec<String> {
     assert!((400..500).contains(&status), "{status} {body}");
-    assert_eq!(body["success"], false, "{body}");
-    assert!(body["error"].is_string(), "{body}");
-    body["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["field"].as_str().unwrap().to_owned())
-        .collect()
+    error_fields(body)
 }
 
 const GOOGLE: &str = "https://www.google.com/";

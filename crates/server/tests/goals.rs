@@ -36,25 +36,11 @@ async fn call(
     key: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut request = server
-        .http
-        .request(method, server.url(path))
-        .bearer_auth(key);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    server.call(method, path, key, body.as_ref()).await
 }
 
 fn fields(body: &Value) -> Vec<String> {
-    body["details"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|d| d["field"].as_str().unwrap_or("").to_owned())
-        .collect()
+    error_fields(body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

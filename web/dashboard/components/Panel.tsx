@@ -36,6 +36,7 @@ const METRIC_LABELS: Record<string, string> = {
   pageviews: "Pageviews",
   events: "Events",
   visits: "Visits",
+  conversion_rate: "CR",
 };
 
 export function Panel(props: PanelProps) {

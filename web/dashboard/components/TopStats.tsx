@@ -13,9 +13,11 @@ export const TOP_METRICS: [string, string][] = [
 ];
 
 /** The headline metrics for these filters: views per visit is not defined under a page
- * filter (a visit has many pages), so the API refuses it there, as Plausible's does. */
+ * filter (a visit has many pages), so the API refuses it there, as Plausible's does; under a
+ * goal filter the visitors are those who converted, and their share of all is shown. */
 export function topMetrics(filteredDimensions: string[]): [string, string][] {
-  return filteredDimensions.includes("event:page") ? TOP_METRICS.filter(([m]) => m !== "views_per_visit") : TOP_METRICS;
+  const metrics = filteredDimensions.includes("event:page") ? TOP_METRICS.filter(([m]) => m !== "views_per_visit") : TOP_METRICS;
+  return filteredDimensions.includes("event:goal") ? [...metrics, ["conversion_rate", "Conversion rate"]] : metrics;
 }
 
 /** Metrics where a rise is bad news. */

@@ -76,14 +76,24 @@ impl TestServer {
 
     /// `POST /api/v2/query`'s status and JSON body (null when the body is not JSON).
     pub async fn query_answer(&self, key: &str, body: &Value) -> (u16, Value) {
-        let response = self
-            .http
-            .post(self.url("/api/v2/query"))
-            .bearer_auth(key)
-            .json(body)
-            .send()
+        self.call(reqwest::Method::POST, "/api/v2/query", key, Some(body))
             .await
-            .unwrap();
+    }
+
+    /// A request to `path` with `key` as the bearer and `body` as JSON: the answer's status
+    /// and JSON body (null when the body is not JSON).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
@@ -214,4 +224,17 @@ pub fn launch(dir: &Path, env: &[(&str, &str)]) -> Process {
         child,
         base: format!("http://{addr}"),
     }
+}
+
+/// The fields an error answer names, after checking it is the one error shape.
+#[allow(dead_code)]
+pub fn error_fields(body: &Value) -> Vec<String> {
+    assert_eq!(body["success"], false, "{body}");
+    assert!(body["error"].is_string(), "{body}");
+    body["details"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .iter()
+        .map(|d| d["field"].as_str().unwrap().to_owned())
+        .collect()
 }
