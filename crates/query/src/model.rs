@@ -349,6 +349,36 @@ pub struct Query {
     pub revenue: Revenue,
 }
 
+impl Query {
+    /// A query of nothing but its site, range and `filters`: what another builder (funnels,
+    /// retention, paths) hands the aggregate query's filter SQL so that its filters read
+    /// events exactly as the v2 query's do. It reads no goals.
+    pub fn filter_scope(
+        site_id: SiteId,
+        timezone: chrono_tz::Tz,
+        range: DateRange,
+        filters: Vec<Filter>,
+    ) -> Query {
+        Query {
+            site_id,
+            timezone,
+            metrics: Vec::new(),
+            range,
+            dimensions: Vec::new(),
+            filters,
+            order_by: Vec::new(),
+            limit: 0,
+            offset: 0,
+            include_total_rows: false,
+            include_time_labels: false,
+            comparison: None,
+            include_imports: false,
+            goals: Vec::new(),
+            revenue: Revenue::NotAsked,
+        }
+    }
+}
+
 /// The currency revenue metrics are summed in, decided from the goals a query reads (as
 /// Plausible's `Revenue.preload`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

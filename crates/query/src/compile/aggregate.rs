@@ -315,23 +315,7 @@ pub(crate) fn event_filters_sql(
     range: crate::model::DateRange,
     filters: &[Filter],
 ) {
-    let query = Query {
-        site_id: site_id.clone(),
-        timezone,
-        metrics: Vec::new(),
-        range,
-        dimensions: Vec::new(),
-        filters: filters.to_vec(),
-        order_by: Vec::new(),
-        limit: 0,
-        offset: 0,
-        include_total_rows: false,
-        include_time_labels: false,
-        comparison: None,
-        include_imports: false,
-        goals: Vec::new(),
-        revenue: Default::default(),
-    };
+    let query = Query::filter_scope(site_id.clone(), timezone, range, filters.to_vec());
     where_filters(b, Table::Events, &query);
 }
 

@@ -29,30 +29,9 @@
 use super::aggregate::event_filter_sql;
 use super::{glob_regex, Builder};
 use crate::dialect::SqlDialect;
-use crate::model::{FunnelQuery, Metric, Query};
+use crate::model::{FunnelQuery, Query};
 use crate::sql::{Sql, SqlValue};
 use heartbeat_model::{FunnelOrder, FunnelWindow, StepTarget};
-
-/// The v2 query the filters are written for (site, range; no dimensions).
-fn filter_scope(funnel: &FunnelQuery) -> Query {
-    Query {
-        site_id: funnel.site_id.clone(),
-        timezone: funnel.timezone,
-        metrics: vec![Metric::Visitors],
-        range: funnel.range,
-        dimensions: Vec::new(),
-        filters: funnel.filters.clone(),
-        order_by: Vec::new(),
-        limit: 1,
-        offset: 0,
-        include_total_rows: false,
-        include_time_labels: false,
-        comparison: None,
-        include_imports: false,
-        goals: Vec::new(),
-        revenue: Default::default(),
-    }
-}
 
 /// `site_id = ? AND ts >= ? AND ts < ?`.
 fn scope_where(b: &mut Builder, funnel: &FunnelQuery) {
@@ -147,7 +126,12 @@ pub fn funnel_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     if funnel.filters.is_empty() {
         b.push("TRUE AS fl");
     } else {
-        let scope = filter_scope(funnel);
+        let scope = Query::filter_scope(
+            funnel.site_id.clone(),
+            funnel.timezone,
+            funnel.range,
+            funnel.filters.clone(),
+        );
         b.push("(");
         for (i, filter) in funnel.filters.iter().enumerate() {
             if i > 0 {
