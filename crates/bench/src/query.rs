@@ -49,6 +49,14 @@ pub struct QueryArgs {
     /// compares with its own).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Only these queries (names, comma-separated); default all.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+}
+
+/// Whether the query `name` is among those `only` names (all when `only` is empty).
+pub fn selected(only: &[String], name: &str) -> bool {
+    only.is_empty() || only.iter().any(|wanted| wanted == name)
 }
 
 /// How a query groups its answer.
@@ -177,11 +185,31 @@ pub const PATHS_START: &str = "/";
 /// Steps of the paths query, and the pages it keeps per step.
 pub const PATHS_DEPTH: u32 = 3;
 pub const PATHS_LIMIT: u32 = 10;
+/// The steps of the funnel query (`("page", pattern)` or `("event", name)`): home, pricing,
+/// any docs page, then a signup, over the generator's pages and events; ordered, within one
+/// visit (the defaults).
+pub const FUNNEL_STEPS: &[(&str, &str)] = &[
+    ("page", "/"),
+    ("page", "/pricing"),
+    ("page", "/docs/**"),
+    ("event", "Signup"),
+];
 /// Weekly periods of the retention query.
 pub const RETENTION_WEEKS: u32 = 8;
 
 /// Product analytics queries, after the dashboard's.
 pub const PRODUCT_QUERIES: &[ProductSpec] = &[
+    ProductSpec {
+        name: "funnel_4_steps",
+        path: "/api/v2/funnel",
+        body: |site_id, date_range| {
+            let steps: Vec<Value> = FUNNEL_STEPS
+                .iter()
+                .map(|(kind, value)| json!({ *kind: value }))
+                .collect();
+            json!({"site_id": site_id, "date_range": date_range, "steps": steps})
+        },
+    },
     ProductSpec {
         name: "retention_8_weeks",
         path: "/api/v2/retention",
@@ -230,7 +258,10 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
     let mut connection = Connection::new(Target::parse(&args.url)?);
     let sampler = args.server_pid.map(MemorySampler::start);
     let mut queries = Vec::with_capacity(DASHBOARD_QUERIES.len());
-    for spec in DASHBOARD_QUERIES {
+    for spec in DASHBOARD_QUERIES
+        .iter()
+        .filter(|s| selected(&args.only, s.name))
+    {
         let body = spec.body(&args.site_id, &args.date_range);
         let result = measure(
             &mut connection,
@@ -244,7 +275,10 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
         report_one(&result);
         queries.push(result);
     }
-    for spec in PRODUCT_QUERIES {
+    for spec in PRODUCT_QUERIES
+        .iter()
+        .filter(|s| selected(&args.only, s.name))
+    {
         let body = (spec.body)(&args.site_id, &args.date_range);
         let result = measure(
             &mut connection,

@@ -31,8 +31,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::query::{
-    Filter, ProductSpec, QuerySpec, Shape, DASHBOARD_QUERIES, PATHS_DEPTH, PATHS_LIMIT,
-    PATHS_START, PRODUCT_QUERIES, RETENTION_WEEKS,
+    selected, Filter, ProductSpec, QuerySpec, Shape, DASHBOARD_QUERIES, FUNNEL_STEPS, PATHS_DEPTH,
+    PATHS_LIMIT, PATHS_START, PRODUCT_QUERIES, RETENTION_WEEKS,
 };
 use crate::report::{latency_histogram, write_json, QueryReport, QueryResult};
 
@@ -112,6 +112,9 @@ pub struct RawArgs {
     /// Print DuckDB's EXPLAIN ANALYZE of this query's raw statement (a query name).
     #[arg(long)]
     explain: Option<String>,
+    /// Only these queries (names, comma-separated); default all.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// Also write the comparison as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -188,7 +191,10 @@ pub fn run(args: RawArgs) -> anyhow::Result<()> {
     eprintln!("store: {events_stored} events, {session_log_rows} visit-log rows, {visits} visits");
 
     let mut queries = Vec::new();
-    for spec in DASHBOARD_QUERIES {
+    for spec in DASHBOARD_QUERIES
+        .iter()
+        .filter(|s| selected(&args.only, s.name))
+    {
         let api_result = api.queries.iter().find(|query| query.name == spec.name);
         let range = api_result
             .and_then(|query| query.date_range.clone())
@@ -205,7 +211,10 @@ pub fn run(args: RawArgs) -> anyhow::Result<()> {
         }
         queries.push(comparison);
     }
-    for spec in PRODUCT_QUERIES {
+    for spec in PRODUCT_QUERIES
+        .iter()
+        .filter(|s| selected(&args.only, s.name))
+    {
         let api_result = api.queries.iter().find(|query| query.name == spec.name);
         let range = api_result
             .and_then(|query| query.date_range.clone())
@@ -809,6 +818,13 @@ fn filter_sql(filter: Option<Filter>) -> anyhow::Result<String> {
 const RETENTION_METRICS: &[&str] = &[
     "size", "week_1", "week_2", "week_3", "week_4", "week_5", "week_6", "week_7", "week_8",
 ];
+/// Events in time order, those of the same millisecond by a hash of their ids, as the API
+/// orders them (the query crate's `order_key`).
+const ORDER_KEY: &str = "(epoch_ms(ts) * 1048576 + CAST(hash(event_id) % 1048576 AS BIGINT))";
+
+/// Metric columns of the funnel statement: per step, people and the median and 90th
+/// percentile of seconds to the next step (-1 where nobody went on).
+const FUNNEL_METRICS: &[&str] = &["people", "median_s", "p90_s"];
 /// Metric columns of the paths statement's rows (nodes, edges, full paths).
 const PATHS_METRICS: &[&str] = &["visitors", "dropoffs"];
 
@@ -816,6 +832,7 @@ const PATHS_METRICS: &[&str] = &["visitors", "dropoffs"];
 /// metric names.
 pub fn product_sql(spec: &ProductSpec) -> anyhow::Result<(String, usize, &'static [&'static str])> {
     match spec.name {
+        "funnel_4_steps" => Ok((funnel_sql(FUNNEL_STEPS)?, 1, FUNNEL_METRICS)),
         // Weekly cohorts of people (visitor ids) first seen in the range, and how many had
         // an event in each of the next weeks. UTC weeks from Monday.
         "retention_8_weeks" => {
@@ -856,11 +873,11 @@ pub fn product_sql(spec: &ProductSpec) -> anyhow::Result<(String, usize, &'stati
             Ok((
                 format!(
                     "WITH views AS (SELECT session_id, visitor_id, pathname, ts, event_id, \
-                     lag(pathname) OVER (PARTITION BY session_id ORDER BY ts, event_id) AS previous \
+                     lag(pathname) OVER (PARTITION BY session_id ORDER BY {ORDER_KEY}) AS previous \
                      FROM events WHERE {EVENTS_IN_RANGE} AND name = 'pageview' AND session_id IN \
                      (SELECT session_id FROM events WHERE {EVENTS_IN_RANGE} AND name = 'pageview' AND pathname = {start})), \
                      seq AS (SELECT session_id, visitor_id, pathname, \
-                     row_number() OVER (PARTITION BY session_id ORDER BY ts, event_id) AS pos \
+                     row_number() OVER (PARTITION BY session_id ORDER BY {ORDER_KEY}) AS pos \
                      FROM views WHERE previous IS DISTINCT FROM pathname), \
                      starts AS (SELECT session_id, min(pos) AS first_pos FROM seq WHERE pathname = {start} GROUP BY session_id), \
                      walk AS (SELECT seq.session_id, seq.visitor_id, seq.pos - starts.first_pos AS step, seq.pathname AS page \
@@ -888,6 +905,84 @@ pub fn product_sql(spec: &ProductSpec) -> anyhow::Result<(String, usize, &'stati
     }
 }
 
+/// A funnel step's condition on an `events` row, written by hand: a page (exactly, or a
+/// prefix for a pattern ending in `/**`) or an event name.
+fn funnel_step_sql(kind: &str, value: &str) -> anyhow::Result<String> {
+    Ok(match (kind, value.strip_suffix("/**")) {
+        ("page", Some(prefix)) if !prefix.contains('*') => format!(
+            "name = 'pageview' AND starts_with(pathname, {})",
+            quote(&format!("{prefix}/"))
+        ),
+        ("page", None) if !value.contains('*') => {
+            format!("name = 'pageview' AND pathname = {}", quote(value))
+        }
+        ("event", _) => format!("name = {}", quote(value)),
+        _ => bail!("no hand-written SQL for step {kind} {value:?}"),
+    })
+}
+
+/// An ordered funnel within one visit, by hand: each first-step event chained to the nearest
+/// later event of each next step in its visit with DuckDB's ASOF joins; each person's best
+/// attempt (most steps, then the earliest); per step the people who reached it and the
+/// median and p90 seconds to the next (-1 where none), rounded to the millisecond as the
+/// API answers.
+fn funnel_sql(steps: &[(&str, &str)]) -> anyhow::Result<String> {
+    let n = steps.len();
+    ensure!(n >= 2, "a funnel has two steps or more");
+    let mut sql = String::from(format!(
+        "WITH e AS (SELECT session_id AS s, visitor_id AS v, epoch_ms(ts) AS t, \
+             row_number() OVER (PARTITION BY session_id ORDER BY {ORDER_KEY}) AS q"
+    ));
+    for (k, (kind, value)) in steps.iter().enumerate() {
+        write!(sql, ", {} AS s{}", funnel_step_sql(kind, value)?, k + 1)?;
+    }
+    write!(
+        sql,
+        " FROM events WHERE {EVENTS_IN_RANGE} AND name <> 'engagement'), \
+         c1 AS (SELECT s, v, q AS q1, t AS t1 FROM e WHERE s1)"
+    )?;
+    for k in 2..=n {
+        let p = k - 1;
+        write!(
+            sql,
+            // An attempt that missed step k-1 reaches no later step.
+            ", c{k} AS (SELECT c{p}.*, CASE WHEN c{p}.q{p} IS NOT NULL THEN x.q END AS q{k}, \
+             CASE WHEN c{p}.q{p} IS NOT NULL THEN x.t END AS t{k} FROM c{p} ASOF LEFT JOIN \
+             (SELECT s, q, t FROM e WHERE s{k}) AS x ON c{p}.s = x.s AND c{p}.q{p} < x.q)"
+        )?;
+    }
+    let reached: Vec<String> = (2..=n)
+        .map(|k| format!("(t{k} IS NOT NULL)::INT"))
+        .collect();
+    write!(
+        sql,
+        ", best AS (SELECT * FROM c{n} QUALIFY row_number() OVER \
+         (PARTITION BY v ORDER BY {} DESC, t1, q1) = 1) ",
+        reached.join(" + ")
+    )?;
+    let parts: Vec<String> = (1..=n)
+        .map(|k| {
+            let gap = |q: f64| {
+                if k < n {
+                    format!(
+                        "coalesce(round(quantile_cont(t{} - t{k}, {q}) / 1000.0, 3), -1)",
+                        k + 1
+                    )
+                } else {
+                    "-1".to_owned()
+                }
+            };
+            format!(
+                "SELECT '{k}' AS step, count(t{k})::DOUBLE AS people, {} AS median_s, {} AS p90_s FROM best",
+                gap(0.5),
+                gap(0.9)
+            )
+        })
+        .collect();
+    write!(sql, "{} ORDER BY step", parts.join(" UNION ALL "))?;
+    Ok(sql)
+}
+
 /// The API's answer to a product analytics query as rows like its raw statement's.
 fn product_rows(spec: &ProductSpec, answer: &Value) -> anyhow::Result<Vec<AnswerRow>> {
     let number = |value: &Value| value.as_f64().unwrap_or(0.0);
@@ -900,6 +995,21 @@ fn product_rows(spec: &ProductSpec, answer: &Value) -> anyhow::Result<Vec<Answer
     };
     let mut rows = Vec::new();
     match spec.name {
+        "funnel_4_steps" => {
+            // One series (no breakdown): step number, people, median and p90 seconds to the
+            // next step (-1 for none).
+            let steps = list(&answer["results"][0]["steps"], "results[0].steps")?;
+            for (index, step) in steps.iter().enumerate() {
+                rows.push(AnswerRow {
+                    dimensions: vec![(index + 1).to_string()],
+                    metrics: vec![
+                        step["visitors"].as_f64().unwrap_or(f64::NAN),
+                        step["median_seconds_to_next"].as_f64().unwrap_or(-1.0),
+                        step["p90_seconds_to_next"].as_f64().unwrap_or(-1.0),
+                    ],
+                });
+            }
+        }
         "retention_8_weeks" => {
             // Cohorts nobody entered are not rows of the raw statement; weeks that have not
             // started (null) had nobody back.
@@ -1292,6 +1402,44 @@ mod tests {
         let mut rows = run_statement(&connection, &sql, &params, dimensions).unwrap();
         rows.sort_by(|a, b| a.dimensions.cmp(&b.dimensions));
         rows
+    }
+
+    /// Two visits through the funnel of [`FUNNEL_STEPS`]: visitor 20 all the way (pricing
+    /// after 60 s, docs after 120 s, a signup after 60 s), visitor 21 to pricing (120 s), its
+    /// second home page view a worse attempt; visitor 22 skips pricing, so its docs page and
+    /// signup count for nothing. Visitor 7's visit starts on no home page.
+    #[test]
+    fn the_funnel_statement_answers_by_hand_and_as_the_api() {
+        let extra = "INSERT INTO events (site_id, name, ts, visitor_id, session_id, pathname, event_id) VALUES
+            ('s1', 'pageview', '2024-01-05 10:00:00', 20, 20, '/', 'f1'),
+            ('s1', 'pageview', '2024-01-05 10:01:00', 20, 20, '/pricing', 'f2'),
+            ('s1', 'pageview', '2024-01-05 10:03:00', 20, 20, '/docs/api/overview', 'f3'),
+            ('s1', 'Signup', '2024-01-05 10:04:00', 20, 20, '/docs/api/overview', 'f4'),
+            ('s1', 'pageview', '2024-01-05 11:00:00', 21, 21, '/', 'f5'),
+            ('s1', 'pageview', '2024-01-05 11:02:00', 21, 21, '/pricing', 'f6'),
+            ('s1', 'pageview', '2024-01-05 11:03:00', 21, 21, '/', 'f7'),
+            ('s1', 'pageview', '2024-01-05 12:00:00', 22, 22, '/', 'f8'),
+            ('s1', 'pageview', '2024-01-05 12:01:00', 22, 22, '/docs/install/docker', 'f9'),
+            ('s1', 'Signup', '2024-01-05 12:02:00', 22, 22, '/docs/install/docker', 'f10');";
+        let raw = product_answer(extra, "funnel_4_steps");
+        // Pricing: 60 and 120 s (median 90, p90 at 0.9 is 114); docs: 120 s; signup: 60 s.
+        let expected = vec![
+            row(&["1"], &[3.0, 90.0, 114.0]),
+            row(&["2"], &[2.0, 120.0, 120.0]),
+            row(&["3"], &[1.0, 60.0, 60.0]),
+            row(&["4"], &[1.0, -1.0, -1.0]),
+        ];
+        assert_eq!(raw, expected);
+        let api = serde_json::json!({"results": [{"breakdown": null, "steps": [
+            {"visitors": 3, "median_seconds_to_next": 90.0, "p90_seconds_to_next": 114.0},
+            {"visitors": 2, "median_seconds_to_next": 120.0, "p90_seconds_to_next": 120.0},
+            {"visitors": 1, "median_seconds_to_next": 60.0, "p90_seconds_to_next": 60.0},
+            {"visitors": 1, "median_seconds_to_next": null, "p90_seconds_to_next": null}]}]});
+        let spec = PRODUCT_QUERIES
+            .iter()
+            .find(|s| s.name == "funnel_4_steps")
+            .unwrap();
+        assert_eq!(product_rows(spec, &api).unwrap(), expected);
     }
 
     #[test]

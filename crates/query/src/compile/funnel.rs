@@ -11,8 +11,8 @@
 //! - `rel`: for ordered and any-order funnels only the events that match a step (others
 //!   cannot change the answer; `ev` already keeps only the steps' event names); for strict
 //!   funnels every event, since the next step must be
-//!   the person's very next event. Numbered in time order within the group (`seq`; ties by
-//!   event id).
+//!   the person's very next event. Numbered in time order within the group (`seq`; events
+//!   of the same millisecond by a hash of their ids: `ok`, [`SqlDialect::order_key`]).
 //! - `anchors`: every event that may start an attempt (step 1 and the filters; in any order,
 //!   any step and the filters), with the time each step was reached from it (`r1` ...,
 //!   NULL when not): strict by `lead` (step k is k-1 events later), ordered by chaining
@@ -25,6 +25,15 @@
 //! - the answer: the best attempt's reached steps in the order they were reached (`step`
 //!   1, 2, ...), so an any-order funnel's step k counts people with k distinct steps, and
 //!   the time from each to the next.
+//!
+//! The default funnel, ordered within one visit, has a statement of its own
+//! ([`ordered_in_visit_sql`]) that needs no window over the events: in a visit the earliest
+//! first step reaches at least as far as any later one (every event after a later start is
+//! also after the earlier one), so each visit has one attempt, and each step is the
+//! earliest event of that step after the previous one (joins and `min`, one scan of the
+//! events per step, only the visits still in the funnel). Its answer is the general
+//! statement's (`tests/funnels.rs` runs both kinds); at 10 M events it is the difference
+//! between about a second and running out of memory (docs/benchmarks.md).
 
 use super::aggregate::event_filter_sql;
 use super::{glob_regex, Builder};
@@ -100,10 +109,161 @@ fn within_window(b: &mut Builder, funnel: &FunnelQuery, time: &str, anchor: &str
     }
 }
 
+/// `(filter AND filter ...)`: the query's filters on an `events` row.
+fn filters_sql(b: &mut Builder, funnel: &FunnelQuery) {
+    let scope = Query::filter_scope(
+        funnel.site_id.clone(),
+        funnel.timezone,
+        funnel.range,
+        funnel.filters.clone(),
+    );
+    b.push("(");
+    for (i, filter) in funnel.filters.iter().enumerate() {
+        if i > 0 {
+            b.push(" AND ");
+        }
+        event_filter_sql(b, filter, &scope);
+    }
+    b.push(")");
+}
+
+/// The breakdown's column, or a NULL text.
+fn breakdown_column(funnel: &FunnelQuery) -> String {
+    funnel.breakdown.map_or_else(
+        || "CAST(NULL AS VARCHAR)".to_owned(),
+        |c| c.column().to_owned(),
+    )
+}
+
 /// The statement of `funnel`. Columns: breakdown value (NULL without a breakdown), step
 /// (1-based, in the order reached), people, median and 90th percentile of seconds to the
 /// next step (NULL when nobody went on).
 pub fn funnel_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
+    if funnel.definition.order == FunnelOrder::Ordered
+        && funnel.definition.window == FunnelWindow::Visit
+    {
+        return ordered_in_visit_sql(funnel, dialect);
+    }
+    general_sql(funnel, dialect)
+}
+
+/// What a missed step weighs in an attempt's score, above any milliseconds since 1970
+/// until the year 2527 (2^44 ms).
+const REACHED_WEIGHT: i64 = 1 << 44;
+
+/// An ordered funnel within one visit (module docs): `c1` is each visit's first step 1
+/// that passes the filters (its person and breakdown value), `c2` ... each still-going
+/// visit's earliest step k after its step k-1, by [`SqlDialect::order_key`]; `attempts`
+/// one row per visit with the milliseconds each step was reached at and a score that ranks
+/// more steps first, then the earlier start; `best` each person's best visit; then per
+/// breakdown value the people at each step and the quantiles of the gaps, one row per step.
+fn ordered_in_visit_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
+    let n = funnel.definition.steps.len();
+    let key = dialect.order_key("ts", "event_id");
+    let materialized = dialect.materialized();
+    let mut b = Builder::new(dialect);
+    // A NULL breakdown value would be skipped by `first_by`: blanks are ''.
+    let breakdown = match funnel.breakdown {
+        Some(column) => format!("coalesce({}, '')", column.column()),
+        None => "CAST(NULL AS VARCHAR)".to_owned(),
+    };
+    b.push(&format!(
+        "WITH c1 AS {materialized} (SELECT session_id AS g, min({key}) AS k1, {} AS person, {} AS bd \
+         FROM events WHERE ",
+        dialect.first_by("visitor_id", &key),
+        dialect.first_by(&breakdown, &key),
+    ));
+    scope_where(&mut b, funnel);
+    b.push(" AND ");
+    step_sql(&mut b, funnel, 0);
+    if !funnel.filters.is_empty() {
+        b.push(" AND ");
+        filters_sql(&mut b, funnel);
+    }
+    b.push(" GROUP BY session_id)");
+    for k in 2..=n {
+        b.push(&format!(
+            ", c{k} AS {materialized} (SELECT c.g, min(e.k) AS k{k} FROM c{p} AS c JOIN \
+             (SELECT session_id AS g, {key} AS k FROM events WHERE ",
+            p = k - 1
+        ));
+        scope_where(&mut b, funnel);
+        b.push(" AND ");
+        step_sql(&mut b, funnel, k - 1);
+        b.push(&format!(
+            ") AS e ON e.g = c.g AND e.k > c.k{p} GROUP BY c.g)",
+            p = k - 1
+        ));
+    }
+    // Steps reached: the chain stops at the first step missed.
+    let reached: Vec<String> = (2..=n)
+        .map(|k| format!("(CASE WHEN c{k}.k{k} IS NULL THEN 0 ELSE 1 END)"))
+        .collect();
+    let times: Vec<String> = (1..=n)
+        .map(|k| format!("{} AS r{k}", dialect.key_millis(&format!("c{k}.k{k}"))))
+        .collect();
+    // More steps first (n - reached + 1 above the milliseconds), then the earlier start.
+    b.push(&format!(
+        ", attempts AS (SELECT c1.person, c1.bd, {}, CAST({n} - ({}) AS BIGINT) * {} + {} AS score FROM c1",
+        times.join(", "),
+        reached.join(" + "),
+        REACHED_WEIGHT,
+        dialect.key_millis("c1.k1"),
+    ));
+    for k in 2..=n {
+        b.push(&format!(" LEFT JOIN c{k} ON c{k}.g = c1.g"));
+    }
+    // Each person's best visit. A step's time is NULL in every attempt worse than the
+    // first to reach it, so the time of the best attempt that reached it is the best's.
+    let best: Vec<String> = (1..=n)
+        .map(|k| format!("{} AS r{k}", dialect.first_by(&format!("r{k}"), "score")))
+        .collect();
+    b.push(&format!(
+        "), best AS (SELECT person, {} AS bd, {} FROM attempts GROUP BY person)",
+        dialect.first_by("bd", "score"),
+        best.join(", ")
+    ));
+    let mut totals = Vec::new();
+    for k in 1..=n {
+        totals.push(format!("count(r{k}) AS p{k}"));
+        if k < n {
+            let gap = format!("r{} - r{k}", k + 1);
+            totals.push(format!(
+                "{} AS m{k}, {} AS q{k}",
+                dialect.quantile(&gap, 0.5),
+                dialect.quantile(&gap, 0.9)
+            ));
+        } else {
+            totals.push(format!(
+                "CAST(NULL AS DOUBLE) AS m{k}, CAST(NULL AS DOUBLE) AS q{k}"
+            ));
+        }
+    }
+    b.push(&format!(
+        ", totals AS (SELECT bd, {} FROM best GROUP BY bd) ",
+        totals.join(", ")
+    ));
+    // One row per step.
+    let pick = |column: &str| -> String {
+        let cases: String = (1..=n)
+            .map(|k| format!(" WHEN {k} THEN {column}{k}"))
+            .collect();
+        format!("CASE ks.k{cases} END")
+    };
+    let values: Vec<String> = (1..=n).map(|k| format!("({k})")).collect();
+    b.push(&format!(
+        "SELECT bd, ks.k AS step, {} AS people, {} / 1000.0 AS median_s, {} / 1000.0 AS p90_s \
+         FROM totals CROSS JOIN (VALUES {}) AS ks(k) ORDER BY bd, step",
+        pick("p"),
+        pick("m"),
+        pick("q"),
+        values.join(", ")
+    ));
+    b.finish()
+}
+
+/// The statement of any funnel (module docs).
+fn general_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     let n = funnel.definition.steps.len();
     let order = funnel.definition.order;
     let mut b = Builder::new(dialect);
@@ -111,12 +271,10 @@ pub fn funnel_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
         FunnelWindow::Visit => "session_id",
         FunnelWindow::Seconds(_) => "visitor_id",
     };
-    let breakdown = funnel.breakdown.map_or_else(
-        || "CAST(NULL AS VARCHAR)".to_owned(),
-        |c| c.column().to_owned(),
-    );
+    let breakdown = breakdown_column(funnel);
     b.push(&format!(
-        "WITH ev AS (SELECT {group} AS g, visitor_id AS person, event_id, {} AS t, {breakdown} AS bd, ",
+        "WITH ev AS (SELECT {group} AS g, visitor_id AS person, {} AS ok, {} AS t, {breakdown} AS bd, ",
+        dialect.order_key("ts", "event_id"),
         dialect.epoch_millis("ts")
     ));
     for k in 0..n {
@@ -126,20 +284,8 @@ pub fn funnel_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     if funnel.filters.is_empty() {
         b.push("TRUE AS fl");
     } else {
-        let scope = Query::filter_scope(
-            funnel.site_id.clone(),
-            funnel.timezone,
-            funnel.range,
-            funnel.filters.clone(),
-        );
-        b.push("(");
-        for (i, filter) in funnel.filters.iter().enumerate() {
-            if i > 0 {
-                b.push(" AND ");
-            }
-            event_filter_sql(&mut b, filter, &scope);
-        }
-        b.push(") AS fl");
+        filters_sql(&mut b, funnel);
+        b.push(" AS fl");
     }
     b.push(" FROM events WHERE ");
     scope_where(&mut b, funnel);
@@ -162,9 +308,7 @@ pub fn funnel_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
 
     // Events in order within their group.
     let any_step: Vec<String> = (1..=n).map(|k| format!("s{k}")).collect();
-    b.push(
-        "rel AS (SELECT *, row_number() OVER (PARTITION BY g ORDER BY t, event_id) AS seq FROM ev",
-    );
+    b.push("rel AS (SELECT *, row_number() OVER (PARTITION BY g ORDER BY ok) AS seq FROM ev");
     if order != FunnelOrder::Strict {
         b.push(&format!(" WHERE {}", any_step.join(" OR ")));
     }

@@ -1,17 +1,28 @@
-//! The paths statement (`paths.rs` says what it means). One pass over the range's page
-//! views (and events of the starting event's name) builds each visit's walk, materialized:
-//! its items with reloads collapsed (`lag`), numbered (`row_number`), anchored at the first
-//! time the start is reached and stepped from there, `depth` steps deep. The walks are small
-//! (at most `depth + 1` rows per visit that reached the start); from them come three kinds
-//! of rows, in one result:
+//! The paths statement (`paths.rs` says what it means). Each visit's walk, materialized:
 //!
-//! - kind 0, nodes: `(step, node, visitors, drop-offs)`, nodes past the `limit` most
-//!   visited of their step folded into `(other)`;
+//! - `anchors` (from a page or an event): each visit's first view of the page (first event
+//!   of the name), by [`SqlDialect::order_key`], in visits the filters pick;
+//! - `items`: the visit's page views (and events of the start's name) from the anchor on
+//!   (forward) or up to it (backward); without a start, all of them, from the entry page
+//!   forward or from the exit page backward;
+//! - `walks`: reloads collapsed (`lag`), then numbered from the anchor in the walk's
+//!   direction (`step`), with the item after each one in that direction (`next`, NULL where
+//!   the walk ended), `depth` steps deep;
+//! - `ranked`: each step's `limit` most visited labels keep their name, the others fold into
+//!   `(other)`.
+//!
+//! The walks are small (at most `depth + 1` rows per visit that reached the start); from
+//! them come three kinds of rows, in one result:
+//!
+//! - kind 0, nodes: `(step, node, visitors, drop-offs)`;
 //! - kind 1, edges: `(step of the target, from, to, visitors)` over the folded nodes;
 //! - kind 2, full paths: `(s0 ... s<depth>, visitors)`, the `limit` most common walks
 //!   that went the whole depth, by their real pages.
 //!
-//! Columns: kind, step, n0 ... n5, visitors, drop-offs.
+//! Columns: kind, step, n0 ... n5, visitors, drop-offs. Events of the same millisecond are
+//! in the order of [`SqlDialect::order_key`]. No window runs over the events before the
+//! anchor's join has dropped what the walks do not reach (at 10 M events, the difference
+//! between a few seconds and running out of memory: docs/benchmarks.md).
 
 use super::aggregate::event_filters_sql;
 use super::Builder;
@@ -29,14 +40,33 @@ fn scope(b: &mut Builder, query: &PathsQuery) {
     b.bind(SqlValue::TimestampMs(query.range.end_ms));
 }
 
-/// The visits' items: page views (their page), and events of the start's name (their name).
-fn items(b: &mut Builder, query: &PathsQuery) {
+/// ` AND session_id IN (visits with an event the filters pass)`, when there are filters.
+fn filtered_visits(b: &mut Builder, query: &PathsQuery) {
+    if query.filters.is_empty() {
+        return;
+    }
+    b.push(" AND session_id IN (SELECT session_id FROM events WHERE ");
+    scope(b, query);
+    event_filters_sql(
+        b,
+        &query.site_id,
+        query.timezone,
+        query.range,
+        &query.filters,
+    );
+    b.push(")");
+}
+
+/// The visits' items (`session_id, visitor_id, k, label`): page views (their page), and
+/// events of the start's name (their name); with a start, only visits that reached it and
+/// only the items on the walk's side of the anchor.
+fn items(b: &mut Builder, query: &PathsQuery, key: &str) {
     let label = match &query.start {
         Start::Event(_) => "CASE WHEN name = 'pageview' THEN pathname ELSE name END",
         _ => "pathname",
     };
     b.push(&format!(
-        "SELECT session_id, visitor_id, ts, event_id, {label} AS label FROM events WHERE "
+        "SELECT session_id, visitor_id, {key} AS k, {label} AS label FROM events WHERE "
     ));
     scope(b, query);
     match &query.start {
@@ -49,92 +79,77 @@ fn items(b: &mut Builder, query: &PathsQuery) {
             b.push(" AND name = 'pageview'");
         }
     }
-    // Only visits that reached the start (a semi-join: the windows below then see only
-    // those), and that the filters pick.
     match &query.start {
-        Start::Page(page) => {
-            b.push(" AND session_id IN (SELECT session_id FROM events WHERE ");
-            scope(b, query);
-            b.push(" AND name = 'pageview' AND pathname = ");
-            b.bind(SqlValue::Text(page.clone()));
-            b.push(")");
+        Start::Page(_) | Start::Event(_) => {
+            b.push(" AND session_id IN (SELECT session_id FROM anchors)");
         }
-        Start::Event(name) => {
-            b.push(" AND session_id IN (SELECT session_id FROM events WHERE ");
-            scope(b, query);
-            b.push(" AND name = ");
-            b.bind(SqlValue::Text(name.clone()));
-            b.push(")");
-        }
-        Start::Visit => {}
-    }
-    if !query.filters.is_empty() {
-        b.push(" AND session_id IN (SELECT session_id FROM events WHERE ");
-        scope(b, query);
-        event_filters_sql(
-            b,
-            &query.site_id,
-            query.timezone,
-            query.range,
-            &query.filters,
-        );
-        b.push(")");
+        Start::Visit => filtered_visits(b, query),
     }
 }
 
 pub(crate) fn paths_sql(query: &PathsQuery, dialect: &dyn SqlDialect) -> Sql {
     let mut b = Builder::new(dialect);
-    let order = "PARTITION BY session_id ORDER BY ts, event_id";
-    b.push(&format!(
-        "WITH walks AS {} (SELECT session_id, visitor_id, step, label FROM (SELECT session_id, \
-         visitor_id, label, ",
-        dialect.materialized()
-    ));
-    b.push(match query.direction {
-        Direction::Forward => "position - anchor AS step",
-        Direction::Backward => "anchor - position AS step",
-    });
-    b.push(" FROM (SELECT session_id, visitor_id, label, position, ");
-    match (&query.start, query.direction) {
-        (Start::Page(node) | Start::Event(node), _) => {
-            b.push("min(CASE WHEN label = ");
-            b.bind(SqlValue::Text(node.clone()));
-            b.push(" THEN position END) OVER (PARTITION BY session_id) AS anchor");
+    let key = dialect.order_key("ts", "event_id");
+    let materialized = dialect.materialized();
+    b.push("WITH ");
+    match &query.start {
+        Start::Page(page) => {
+            b.push(&format!(
+                "anchors AS {materialized} (SELECT session_id, min({key}) AS a FROM events WHERE "
+            ));
+            scope(&mut b, query);
+            b.push(" AND name = 'pageview' AND pathname = ");
+            b.bind(SqlValue::Text(page.clone()));
+            filtered_visits(&mut b, query);
+            b.push(" GROUP BY session_id), ");
         }
-        // From each visit's entry page forward, or its exit page backward.
-        (Start::Visit, Direction::Forward) => {
-            b.push("1 AS anchor");
+        Start::Event(name) => {
+            b.push(&format!(
+                "anchors AS {materialized} (SELECT session_id, min({key}) AS a FROM events WHERE "
+            ));
+            scope(&mut b, query);
+            b.push(" AND name = ");
+            b.bind(SqlValue::Text(name.clone()));
+            filtered_visits(&mut b, query);
+            b.push(" GROUP BY session_id), ");
         }
-        (Start::Visit, Direction::Backward) => {
-            b.push("max(position) OVER (PARTITION BY session_id) AS anchor");
-        }
+        Start::Visit => {}
     }
+    b.push("items AS (");
+    let anchored = !matches!(query.start, Start::Visit);
+    if anchored {
+        b.push("SELECT e.session_id, e.visitor_id, e.k, e.label FROM (");
+    }
+    items(&mut b, query, &key);
+    let (side, walk_order) = match query.direction {
+        Direction::Forward => (">=", "k"),
+        Direction::Backward => ("<=", "k DESC"),
+    };
+    if anchored {
+        b.push(&format!(
+            ") AS e JOIN anchors ON anchors.session_id = e.session_id AND e.k {side} anchors.a"
+        ));
+    }
+    // Reloads collapsed, then numbered from the anchor in the walk's direction.
     b.push(&format!(
-        " FROM (SELECT session_id, visitor_id, label, row_number() OVER ({order}) AS position \
-         FROM (SELECT session_id, visitor_id, ts, event_id, label, lag(label) OVER ({order}) \
-         AS previous FROM ("
+        "), collapsed AS (SELECT session_id, visitor_id, k, label FROM (SELECT session_id, \
+         visitor_id, k, label, lag(label) OVER (PARTITION BY session_id ORDER BY k) AS previous \
+         FROM items) AS i WHERE previous IS NULL OR previous <> label), \
+         walks AS {materialized} (SELECT session_id, visitor_id, step, label, next FROM \
+         (SELECT session_id, visitor_id, label, row_number() OVER w - 1 AS step, \
+         lead(label) OVER w AS next FROM collapsed \
+         WINDOW w AS (PARTITION BY session_id ORDER BY {walk_order})) AS numbered WHERE step <= "
     ));
-    items(&mut b, query);
-    b.push(
-        ") AS items) AS changes WHERE previous IS NULL OR previous <> label) AS sequence) \
-         AS anchored WHERE anchor IS NOT NULL) AS stepped WHERE step BETWEEN 0 AND ",
-    );
     b.bind(SqlValue::Int(i64::from(query.depth)));
-    // Each step's `limit` most visited nodes keep their name.
-    b.push(
-        "), ranked AS (SELECT step, label, row_number() OVER (PARTITION BY step ORDER BY \
-         count(DISTINCT visitor_id) DESC, label) AS rank FROM walks GROUP BY step, label), \
-         nodes AS ",
-    );
-    b.push(dialect.materialized());
-    b.push(" (SELECT walks.session_id, walks.visitor_id, walks.step, CASE WHEN ranked.rank <= ");
+    // Each step's `limit` most visited labels keep their name.
+    b.push(&format!(
+        "), ranked AS {materialized} (SELECT step, label, CASE WHEN row_number() OVER \
+         (PARTITION BY step ORDER BY count(DISTINCT visitor_id) DESC, label) <= "
+    ));
     b.bind(SqlValue::Int(i64::from(query.limit)));
-    b.push(" THEN walks.label ELSE ");
+    b.push(" THEN label ELSE ");
     b.bind(SqlValue::Text(OTHER.into()));
-    b.push(
-        " END AS node, walks.step = max(walks.step) OVER (PARTITION BY walks.session_id) AS last \
-         FROM walks JOIN ranked ON ranked.step = walks.step AND ranked.label = walks.label) ",
-    );
+    b.push(" END AS node FROM walks GROUP BY step, label) ");
     let nulls = |from: usize| -> String {
         (from..=MAX_DEPTH as usize)
             .map(|i| format!("NULL AS n{i}, "))
@@ -142,18 +157,22 @@ pub(crate) fn paths_sql(query: &PathsQuery, dialect: &dyn SqlDialect) -> Sql {
     };
     // Nodes, with the visitors whose walk ended there before the last step.
     b.push(&format!(
-        "SELECT 0 AS kind, step, node AS n0, {}count(DISTINCT visitor_id) AS visitors, \
-         count(DISTINCT visitor_id) FILTER (WHERE last AND step < ",
+        "SELECT 0 AS kind, w.step, r.node AS n0, {}count(DISTINCT w.visitor_id) AS visitors, \
+         count(DISTINCT w.visitor_id) FILTER (WHERE w.next IS NULL AND w.step < ",
         nulls(1)
     ));
     b.bind(SqlValue::Int(i64::from(query.depth)));
-    b.push(") AS dropoffs FROM nodes GROUP BY step, node");
-    // Edges.
+    b.push(
+        ") AS dropoffs FROM walks AS w JOIN ranked AS r ON r.step = w.step AND r.label = w.label \
+         GROUP BY w.step, r.node",
+    );
+    // Edges, from each node to the next one's folded label.
     b.push(&format!(
-        " UNION ALL SELECT 1 AS kind, target.step, source.node, target.node, {}\
-         count(DISTINCT source.visitor_id), 0 FROM nodes AS source JOIN nodes AS target \
-         ON target.session_id = source.session_id AND target.step = source.step + 1 \
-         GROUP BY target.step, source.node, target.node",
+        " UNION ALL SELECT 1 AS kind, w.step + 1, r.node, t.node, {}\
+         count(DISTINCT w.visitor_id), 0 FROM walks AS w \
+         JOIN ranked AS r ON r.step = w.step AND r.label = w.label \
+         JOIN ranked AS t ON t.step = w.step + 1 AND t.label = w.next \
+         GROUP BY w.step, r.node, t.node",
         nulls(2)
     ));
     // Full paths: walks that went the whole depth, by their real pages.
@@ -213,7 +232,7 @@ mod tests {
             let sql = paths_sql(&query(start), Dialect::DuckDb.sql());
             assert!(!sql.text.contains("DROP"), "{}", sql.text);
             assert_eq!(sql.text.matches('?').count(), sql.params.len());
-            assert!(sql.text.contains("anchor - position"), "{}", sql.text);
+            assert!(sql.text.contains("ORDER BY k DESC"), "{}", sql.text);
         }
     }
 }

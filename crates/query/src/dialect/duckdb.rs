@@ -3,7 +3,7 @@
 
 use chrono::{TimeZone, Utc};
 
-use super::SqlDialect;
+use super::{SqlDialect, ORDER_KEY_SCALE};
 use crate::model::TimeGrain;
 
 /// DuckDB's SQL.
@@ -35,6 +35,16 @@ impl SqlDialect for DuckDbDialect {
 
     fn epoch_millis(&self, timestamp: &str) -> String {
         format!("epoch_ms({timestamp})")
+    }
+
+    fn order_key(&self, timestamp: &str, id: &str) -> String {
+        format!(
+            "(epoch_ms({timestamp}) * {ORDER_KEY_SCALE} + CAST(hash({id}) % {ORDER_KEY_SCALE} AS BIGINT))"
+        )
+    }
+
+    fn key_millis(&self, key: &str) -> String {
+        format!("({key} // {ORDER_KEY_SCALE})")
     }
 
     fn seconds_interval(&self, seconds: &str) -> String {

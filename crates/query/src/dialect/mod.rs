@@ -27,6 +27,11 @@ impl Dialect {
     }
 }
 
+/// What an [`SqlDialect::order_key`] multiplies milliseconds by: 2^20 hash values per
+/// millisecond, which leaves room for milliseconds until the year 2248 in a signed 64-bit
+/// integer.
+pub const ORDER_KEY_SCALE: i64 = 1 << 20;
+
 /// The SQL one engine spells its own way. Every method takes SQL expressions (column names,
 /// `?` placeholders, other expressions this crate wrote) and returns an SQL expression; none
 /// takes a client's value as text.
@@ -46,6 +51,16 @@ pub trait SqlDialect: Send + Sync {
 
     /// Milliseconds from the Unix epoch to `timestamp`, as an integer.
     fn epoch_millis(&self, timestamp: &str) -> String;
+
+    /// A 64-bit integer that orders events in time: the milliseconds of `timestamp` times
+    /// [`ORDER_KEY_SCALE`] plus a hash of `id` below it, so that events of the same
+    /// millisecond still have an order (by the hash of their ids), as an ordering by
+    /// `(timestamp, id)` would give them one. Milliseconds back: `key / ORDER_KEY_SCALE`,
+    /// rounded down ([`SqlDialect::key_millis`]).
+    fn order_key(&self, timestamp: &str, id: &str) -> String;
+
+    /// The milliseconds of an [`SqlDialect::order_key`].
+    fn key_millis(&self, key: &str) -> String;
 
     /// An interval of `seconds` (an integer expression) that can be added to a timestamp.
     fn seconds_interval(&self, seconds: &str) -> String;
@@ -104,6 +119,7 @@ mod tests {
         "arg_min(",
         "arg_max(",
         "date_diff(",
+        "hash(",
         "TIMESTAMP '",
     ];
 

@@ -108,7 +108,11 @@ pub(crate) async fn v2_retention(
             let (site, now, first_event) = site_of(&app, &caller.0, &body).await?;
             let bounds = app.queries.settings.bounds();
             let query = parse_retention(&body, &site, now, first_event, &bounds)?;
-            let answer = retention(&query, app.reads.as_ref()).await?;
+            let reads = app.reads.as_ref();
+            let answer = app
+                .query_cache
+                .answer(&site.id, &query, reads, || retention(&query, reads))
+                .await?;
             Ok(Json(with_range(json!(answer), query.range)))
         })
         .await
@@ -135,7 +139,11 @@ pub(crate) async fn v2_paths(
             let (site, now, first_event) = site_of(&app, &caller.0, &body).await?;
             let bounds = app.queries.settings.bounds();
             let query = parse_paths(&body, &site, now, first_event, &bounds)?;
-            let answer = paths(&query, app.reads.as_ref()).await?;
+            let reads = app.reads.as_ref();
+            let answer = app
+                .query_cache
+                .answer(&site.id, &query, reads, || paths(&query, reads))
+                .await?;
             Ok(Json(with_range(json!(answer), query.range)))
         })
         .await

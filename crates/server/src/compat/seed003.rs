@@ -667,7 +667,11 @@ async fn retention_answer(app: App, caller: Caller, params: RetentionParams) -> 
     let now = crate::compat::params::now_ms();
     let bounds = app.queries.settings.bounds();
     let query = parse_retention(&body, &site, now, now, &bounds).map_err(seed003_names)?;
-    let answer = retention(&query, app.reads.as_ref()).await?;
+    let reads = app.reads.as_ref();
+    let answer = app
+        .query_cache
+        .answer(&site.id, &query, reads, || retention(&query, reads))
+        .await?;
     let cohorts: Vec<Value> = answer
         .cohorts
         .iter()

@@ -142,7 +142,11 @@ pub(crate) async fn run_funnel_on(
     let first_event = all_starts_at(app, site, body, now).await?;
     let query = parse_funnel(body, site, now, first_event, &app.queries.settings.bounds())
         .map_err(ApiError::from)?;
-    let result = run_funnel(&query, app.reads.as_ref()).await?;
+    let reads = app.reads.as_ref();
+    let result = app
+        .query_cache
+        .answer(&site.id, &query, reads, || run_funnel(&query, reads))
+        .await?;
     Ok((query, result))
 }
 
