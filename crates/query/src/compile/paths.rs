@@ -58,8 +58,7 @@ fn filtered_visits(b: &mut Builder, query: &PathsQuery) {
 }
 
 /// The visits' items (`session_id, visitor_id, k, label`): page views (their page), and
-/// events of the start's name (their name); with a start, only visits that reached it and
-/// only the items on the walk's side of the anchor.
+/// events of the start's name (their name).
 fn items(b: &mut Builder, query: &PathsQuery, key: &str) {
     let label = match &query.start {
         Start::Event(_) => "CASE WHEN name = 'pageview' THEN pathname ELSE name END",
@@ -79,11 +78,10 @@ fn items(b: &mut Builder, query: &PathsQuery, key: &str) {
             b.push(" AND name = 'pageview'");
         }
     }
-    match &query.start {
-        Start::Page(_) | Start::Event(_) => {
-            b.push(" AND session_id IN (SELECT session_id FROM anchors)");
-        }
-        Start::Visit => filtered_visits(b, query),
+    // With a start, the join with `anchors` keeps only the visits that reached it (and that
+    // the filters pick).
+    if query.start == Start::Visit {
+        filtered_visits(b, query);
     }
 }
 
@@ -131,13 +129,21 @@ pub(crate) fn paths_sql(query: &PathsQuery, dialect: &dyn SqlDialect) -> Sql {
         ));
     }
     // Reloads collapsed, then numbered from the anchor in the walk's direction.
+    // The anchor's row (step 0) also holds the whole walk (`f1` ... `f<depth>`), for the
+    // full paths.
+    let ahead: String = (2..=query.depth)
+        .map(|i| format!(", CASE WHEN step = 0 THEN f{i} END AS f{i}"))
+        .collect();
+    let leads: String = (2..=query.depth)
+        .map(|i| format!(", lead(label, {i}) OVER w AS f{i}"))
+        .collect();
     b.push(&format!(
         "), collapsed AS (SELECT session_id, visitor_id, k, label FROM (SELECT session_id, \
          visitor_id, k, label, lag(label) OVER (PARTITION BY session_id ORDER BY k) AS previous \
          FROM items) AS i WHERE previous IS NULL OR previous <> label), \
-         walks AS {materialized} (SELECT session_id, visitor_id, step, label, next FROM \
+         walks AS {materialized} (SELECT session_id, visitor_id, step, label, next{ahead} FROM \
          (SELECT session_id, visitor_id, label, row_number() OVER w - 1 AS step, \
-         lead(label) OVER w AS next FROM collapsed \
+         lead(label) OVER w AS next{leads} FROM collapsed \
          WINDOW w AS (PARTITION BY session_id ORDER BY {walk_order})) AS numbered WHERE step <= "
     ));
     b.bind(SqlValue::Int(i64::from(query.depth)));
@@ -175,23 +181,23 @@ pub(crate) fn paths_sql(query: &PathsQuery, dialect: &dyn SqlDialect) -> Sql {
          GROUP BY w.step, r.node, t.node",
         nulls(2)
     ));
-    // Full paths: walks that went the whole depth, by their real pages.
-    let columns: Vec<String> = (0..=query.depth).map(|i| format!("s{i}")).collect();
-    let pivot: String = (0..=query.depth)
-        .map(|i| format!(", max(label) FILTER (WHERE step = {i}) AS s{i}"))
+    // Full paths: walks that went the whole depth, by their real pages, from the anchors'
+    // rows.
+    let columns: Vec<String> = (0..=query.depth)
+        .map(|i| match i {
+            0 => "label".to_owned(),
+            1 => "next".to_owned(),
+            i => format!("f{i}"),
+        })
         .collect();
     let padding: String = (query.depth as usize + 1..=MAX_DEPTH as usize)
         .map(|_| "NULL, ".to_owned())
         .collect();
+    let last = columns.last().cloned().unwrap_or_default();
     b.push(&format!(
-        " UNION ALL SELECT * FROM (SELECT 2 AS kind, NULL AS step, {}, {padding}\
-         count(DISTINCT visitor_id) AS visitors, 0 FROM (SELECT session_id, \
-         min(visitor_id) AS visitor_id{pivot} FROM walks GROUP BY session_id HAVING max(step) = ",
-        columns.join(", ")
-    ));
-    b.bind(SqlValue::Int(i64::from(query.depth)));
-    b.push(&format!(
-        ") AS whole GROUP BY {cols} ORDER BY count(DISTINCT visitor_id) DESC, {cols} LIMIT ",
+        " UNION ALL SELECT * FROM (SELECT 2 AS kind, NULL AS step, {cols}, {padding}\
+         count(DISTINCT visitor_id) AS visitors, 0 FROM walks WHERE step = 0 AND {last} IS NOT NULL \
+         GROUP BY {cols} ORDER BY count(DISTINCT visitor_id) DESC, {cols} LIMIT ",
         cols = columns.join(", ")
     ));
     b.bind(SqlValue::Int(i64::from(query.limit)));
