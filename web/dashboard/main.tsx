@@ -387,7 +387,7 @@ function Dashboard({ token, sites, signOut }: { token: string; sites: Site[]; si
   }
   const current = sites.find((s) => s.site_id === site)!;
   const panelProps = { token, site, dateRange: range, filters, imports, onFilter: addFilter, refresh };
-  const productProps: ProductViewProps = { token, site, dateRange: range, filters, refresh, state, update };
+  const productProps: ProductViewProps = { token, site, dateRange: range, filters, refresh, state, update, readOnly: !!SHARE };
   return (
     <>
       <header class="top">

@@ -90,7 +90,21 @@ async function settles(what, read, expected, ms = 20_000) {
   }
 }
 
-const text = (s) => (s ?? "").replace(/\s+/g, " ").trim();
+/** In the page: the contrast ratio of an element's text colour on its background (WCAG). */
+function cellContrast(element) {
+  const style = getComputedStyle(element);
+  // Computed colours read "rgb(r, g, b)" or, from color-mix(), "color(srgb r g b)" (0 to 1).
+  const rgb = (css) => {
+    const n = css.match(/[\d.]+/g).map(Number);
+    return css.startsWith("color(") ? n.slice(0, 3) : n.slice(0, 3).map((v) => v / 255);
+  };
+  const luminance = (css) => {
+    const [r, g, b] = rgb(css).map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const [a, b] = [luminance(style.color), luminance(style.backgroundColor)].sort((x, y) => y - x);
+  return { color: style.color, background: style.backgroundColor, ratio: (a + 0.05) / (b + 0.05) };
+}
 
 describe("funnels, retention and paths on the dashboard", () => {
   let heartbeat;
@@ -256,9 +270,22 @@ describe("funnels, retention and paths on the dashboard", () => {
     // All cohorts, day 1: of the people whose day 1 has begun, 2 of 4 came back (2 of 7 when D
     // is yesterday, D's day 1 being today).
     assert.equal(await page.textContent(`${row("average")} td[data-period="1"]`), dIsToday ? "50%" : "28.6%");
-    const heat = await page.$eval(`${row(isoDay(dayD - DAY))} td[data-period="1"]`, (td) => td.style.getPropertyValue("--heat"));
-    assert.ok(Math.abs(Number(heat) - 0.6667) < 0.001, `--heat ${heat}`);
+    const share = await page.$eval(`${row(isoDay(dayD - DAY))} td[data-period="1"]`, (td) => td.style.getPropertyValue("--share"));
+    assert.ok(Math.abs(Number(share) - 0.6667) < 0.001, `--share ${share}`);
+    // The hottest cell (100 %) stays readable: a 4.5:1 contrast (WCAG AA), in both themes.
+    const contrast = () => page.$eval(`${row(isoDay(dayD - DAY))} td[data-period="0"]`, cellContrast);
+    const light = await contrast();
+    assert.ok(light.ratio >= 4.5, JSON.stringify(light));
     await page.screenshot({ path: artifact("retention.png"), fullPage: true });
+    await page.click("[data-testid=theme]");
+    await eventually("the dark theme", async () => (await page.getAttribute("html", "data-theme")) === "dark");
+    const dark = await contrast();
+    assert.ok(dark.ratio >= 4.5, JSON.stringify(dark));
+    assert.notEqual(dark.background, light.background);
+    await page.screenshot({ path: artifact("retention-dark.png"), fullPage: true });
+    await page.click("[data-testid=theme]");
+    await page.click("[data-testid=theme]");
+    assert.equal(await page.getAttribute("html", "data-theme"), "auto");
   });
 
   const pathNodes = (step) =>
@@ -319,6 +346,21 @@ describe("funnels, retention and paths on the dashboard", () => {
     assert.doesNotMatch(page.url(), /view=|ret_/);
     await page.goBack();
     await page.waitForSelector("[data-testid=retention-table]");
+  });
+
+  test("a public link shows the funnels read-only", async () => {
+    const share = await fetch(`${heartbeat.base}/api/sites/${DOMAIN}/share`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+      body: "{}",
+    });
+    assert.equal(share.status, 200, await share.clone().text());
+    const { share_token } = await share.json();
+    await page.goto(`${heartbeat.base}/?share=${share_token}&view=funnels&funnel=${savedFunnel.funnel_id}&period=7d`);
+    await settles("the shared funnel's visitors", async () => (await funnelSteps()).map((s) => s.visitors), [6, 3, 1]);
+    assert.equal(await page.$$eval("[data-testid=funnel-new]", (b) => b.length), 0, "no New funnel button");
+    await page.click("[data-view=paths]");
+    await eventually("the share token kept in the URL", () => page.url().includes(`share=${share_token}`) && page.url().includes("view=paths"));
   });
 
   test("a site without data or funnels gets empty states", async () => {

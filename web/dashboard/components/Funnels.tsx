@@ -82,9 +82,11 @@ export function Funnels(props: ProductViewProps) {
         )}
         <span class="spacer" />
         {(list.loading || result.loading) && <span class="muted">Loading…</span>}
-        <button data-testid="funnel-new" aria-expanded={creating} onClick={() => setCreating(!creating)}>
-          {creating ? "Cancel" : "New funnel"}
-        </button>
+        {!props.readOnly && (
+          <button data-testid="funnel-new" aria-expanded={creating} onClick={() => setCreating(!creating)}>
+            {creating ? "Cancel" : "New funnel"}
+          </button>
+        )}
       </header>
       {creating && (
         <FunnelForm
@@ -103,8 +105,16 @@ export function Funnels(props: ProductViewProps) {
           <p>This site has no funnels yet.</p>
           <p>
             A funnel follows people through 2 to 8 steps, each a page (<code>/pricing</code>, <code>/blog/*</code>) or a
-            custom event (<code>signup</code>), and shows how many reach each step and where they drop off. Create one
-            with <strong>New funnel</strong> above, or with <code>POST /api/sites/{site}/funnels</code> (see the README).
+            custom event (<code>signup</code>), and shows how many reach each step and where they drop off.
+            {props.readOnly ? (
+              " The site's owner can create one."
+            ) : (
+              <>
+                {" "}
+                Create one with <strong>New funnel</strong> above, or with <code>POST /api/sites/{site}/funnels</code>{" "}
+                (see the README).
+              </>
+            )}
           </p>
         </div>
       )}

@@ -38,11 +38,11 @@ function Cell({ returning, size, percentage, period }: { returning: number | nul
   if (percentage == null || size === 0) return <td class="heat none" data-period={period} />;
   return (
     <td
-      class={percentage >= 50 ? "heat hot" : "heat"}
+      class="heat"
       data-period={period}
       data-percentage={percentage}
       data-returning={returning ?? ""}
-      style={{ "--heat": String(percentage / 100) }}
+      style={{ "--share": String(percentage / 100) }}
       title={`${returning} of ${size} ${size === 1 ? "person" : "people"} (${formatPercent(percentage)})`}
     >
       {formatPercent(percentage)}

@@ -13,6 +13,8 @@ export interface ProductViewProps {
   refresh: number;
   state: ViewState;
   update: (change: Partial<ViewState>, push?: boolean) => void;
+  /** A public link's view: nothing can be saved. */
+  readOnly: boolean;
 }
 
 export interface Answer<T> {
