@@ -34,9 +34,9 @@ async function answer<T>(response: Response): Promise<T> {
   return json as T;
 }
 
-async function call<T>(token: string, path: string, body?: unknown): Promise<T> {
+async function call<T>(token: string, path: string, body?: unknown, method?: "DELETE"): Promise<T> {
   const response = await fetch(path, {
-    method: body === undefined ? "GET" : "POST",
+    method: method ?? (body === undefined ? "GET" : "POST"),
     headers: {
       Authorization: `Bearer ${token}`,
       ...(body === undefined ? {} : { "Content-Type": "application/json" }),
@@ -235,6 +235,10 @@ export function createFunnel(
   );
 }
 
+export async function deleteFunnel(token: string, site: string, funnelId: string): Promise<void> {
+  await call(token, `/api/sites/${encodeURIComponent(site)}/funnels/${encodeURIComponent(funnelId)}`, undefined, "DELETE");
+}
+
 /** One step of a funnel's answer; the last step's `converted`, `dropoff` and times are null. */
 export interface FunnelStepResult {
   step: number;
@@ -251,7 +255,7 @@ export interface FunnelStepResult {
 
 export interface FunnelResponse {
   results: { breakdown?: string | null; steps: FunnelStepResult[] }[];
-  meta: Record<string, unknown>;
+  meta: { breakdown?: string | null; [key: string]: unknown };
 }
 
 export function runFunnel(

@@ -420,7 +420,7 @@ function Dashboard({ token, sites, signOut }: { token: string; sites: Site[]; si
           ))}
         </nav>
         <RangePicker state={state} update={update} />
-        {siteImports.length > 0 && (
+        {overview && siteImports.length > 0 && (
           <label class="imports-toggle" title={`Imported: ${siteImports.map((i) => `${i.start_date} to ${i.end_date}`).join(", ")}`}>
             <input
               type="checkbox"

@@ -144,6 +144,12 @@ describe("funnels, retention and paths on the dashboard", () => {
     await heartbeat?.stop();
   });
 
+  /** A screenshot of a product view once its requests are answered. */
+  const screenshot = async (view, name) => {
+    await page.waitForSelector(`[data-testid=${view}][data-loading=false]`);
+    await page.screenshot({ path: artifact(name), fullPage: true });
+  };
+
   const funnelSteps = () =>
     page.$$eval("[data-testid=funnel-chart] .funnel-step", (steps) =>
       steps.map((s) => {
@@ -187,7 +193,7 @@ describe("funnels, retention and paths on the dashboard", () => {
     ]);
     assert.equal(await page.$eval("[data-testid=funnel-picker]", (s) => s.value), savedFunnel.funnel_id);
     assert.equal(await page.getAttribute("[data-view=funnels]", "aria-current"), "page");
-    await page.screenshot({ path: artifact("funnel.png"), fullPage: true });
+    await screenshot("funnels", "funnel.png");
 
     // A breakdown by source: everyone came direct, one row with the same figures.
     await page.selectOption("[data-testid=funnel-breakdown]", "visit:source");
@@ -195,9 +201,13 @@ describe("funnels, retention and paths on the dashboard", () => {
     assert.match(decodeURIComponent(page.url()), /breakdown=visit:source/);
     await settles(
       "the breakdown's visitors",
-      () => page.$$eval("[data-testid=funnel-breakdown-table] tbody tr", (rows) => rows.map((r) => [...r.querySelectorAll("td[data-visitors]")].map((td) => Number(td.dataset.visitors)))),
-      [[6, 3, 1]],
+      () =>
+        page.$$eval("[data-testid=funnel-breakdown-table] tbody tr", (rows) =>
+          rows.map((r) => [r.dataset.breakdown, ...[...r.querySelectorAll("td[data-visitors]")].map((td) => Number(td.dataset.visitors))]),
+        ),
+      [["Direct / None", 6, 3, 1]],
     );
+    await screenshot("funnels", "funnel-breakdown.png");
     await page.selectOption("[data-testid=funnel-breakdown]", "");
     await page.waitForSelector("[data-testid=funnel-chart]");
     assert.doesNotMatch(page.url(), /breakdown=/);
@@ -214,6 +224,7 @@ describe("funnels, retention and paths on the dashboard", () => {
     await page.click("[data-testid=funnel-save]");
     const error = await page.waitForSelector("[data-testid=funnel-form-error]");
     assert.match(await error.textContent(), /steps\[0\]\.page: a page pattern starts with \//);
+    await screenshot("funnels", "funnel-form.png");
 
     await page.fill("[data-testid=funnel-step-0] input", "/pricing");
     await page.click("[data-testid=funnel-save]");
@@ -234,7 +245,20 @@ describe("funnels, retention and paths on the dashboard", () => {
         ["signup", 2],
       ],
     );
-    assert.match(await page.textContent("[data-testid=funnel-definition]"), /within 2h 0m/);
+    assert.match(await page.textContent("[data-testid=funnel-definition]"), /within 2h$/);
+    await screenshot("funnels", "funnel-new.png");
+
+    // Deleted (after its confirmation), the site's first funnel shows again.
+    page.once("dialog", (dialog) => dialog.accept());
+    await page.click("[data-testid=funnel-delete]");
+    await eventually("the first funnel selected", async () => {
+      const picked = await page.$eval("[data-testid=funnel-picker]", (s) => [s.value, s.options.length]);
+      return picked[0] === savedFunnel.funnel_id && picked[1] === 1;
+    });
+    assert.doesNotMatch(page.url(), /funnel=/);
+    const left = await apiCall(heartbeat.base, `/api/sites/${DOMAIN}/funnels`, undefined, ADMIN);
+    assert.deepEqual(left.funnels.map((f) => f.name), ["Home to signup"]);
+    await settles("the first funnel's visitors", async () => (await funnelSteps()).map((s) => s.visitors), [6, 3, 1]);
   });
 
   test("the Retention view shows each cohort's size and returns as a heat matrix", async () => {
@@ -276,13 +300,13 @@ describe("funnels, retention and paths on the dashboard", () => {
     const contrast = () => page.$eval(`${row(isoDay(dayD - DAY))} td[data-period="0"]`, cellContrast);
     const light = await contrast();
     assert.ok(light.ratio >= 4.5, JSON.stringify(light));
-    await page.screenshot({ path: artifact("retention.png"), fullPage: true });
+    await screenshot("retention", "retention.png");
     await page.click("[data-testid=theme]");
     await eventually("the dark theme", async () => (await page.getAttribute("html", "data-theme")) === "dark");
     const dark = await contrast();
     assert.ok(dark.ratio >= 4.5, JSON.stringify(dark));
     assert.notEqual(dark.background, light.background);
-    await page.screenshot({ path: artifact("retention-dark.png"), fullPage: true });
+    await screenshot("retention", "retention-dark.png");
     await page.click("[data-testid=theme]");
     await page.click("[data-testid=theme]");
     assert.equal(await page.getAttribute("html", "data-theme"), "auto");
@@ -312,7 +336,7 @@ describe("funnels, retention and paths on the dashboard", () => {
       () => page.$$eval("[data-testid=path-list] li", (lis) => lis.map((li) => [li.dataset.pages, Number(li.dataset.visitors)])),
       [["/ /pricing /signup", 2]],
     );
-    await page.screenshot({ path: artifact("paths.png"), fullPage: true });
+    await screenshot("paths", "paths.png");
 
     const requery = page.waitForRequest((r) => r.url().endsWith("/api/v2/paths") && JSON.parse(r.postData()).page === "/pricing");
     await page.click('[data-testid=path-columns] .path-node[data-step="1"][data-name="/pricing"]');
@@ -361,6 +385,44 @@ describe("funnels, retention and paths on the dashboard", () => {
     assert.equal(await page.$$eval("[data-testid=funnel-new]", (b) => b.length), 0, "no New funnel button");
     await page.click("[data-view=paths]");
     await eventually("the share token kept in the URL", () => page.url().includes(`share=${share_token}`) && page.url().includes("view=paths"));
+  });
+
+  test("the view's date range and filters go into each query", async () => {
+    const day = isoDay(dayD);
+    const bodies = {};
+    const onRequest = (r) => {
+      const found = r.url().match(/\/api\/v2\/(funnel|retention|paths)$/);
+      if (found) bodies[found[1]] = JSON.parse(r.postData());
+    };
+    page.on("request", onRequest);
+    const filter = encodeURIComponent("visit:entry_page|/pricing");
+    await page.goto(`${heartbeat.base}/?site=${DOMAIN}&period=custom&from=${day}&to=${day}&f=${filter}&view=funnels`);
+    // On day D only u6 entered at /pricing, and never saw "/".
+    await settles("the filtered funnel", async () => (await funnelSteps()).map((s) => s.visitors), [0, 0, 0]);
+    await page.waitForSelector("text=Nobody reached the first step in this range.");
+    const scope = { date_range: [day, day], filters: [["is", "visit:entry_page", ["/pricing"]]] };
+    assert.deepEqual({ date_range: bodies.funnel.date_range, filters: bodies.funnel.filters }, scope);
+
+    await page.click("[data-view=retention]");
+    await settles(
+      "the filtered cohorts",
+      () => page.$$eval("[data-testid=retention-table] tbody tr[data-cohort]", (rows) => rows.map((r) => [r.dataset.cohort, r.dataset.size])),
+      [
+        ["average", "1"],
+        [day, "1"],
+      ],
+    );
+    assert.deepEqual({ date_range: bodies.retention.date_range, filters: bodies.retention.filters }, scope);
+
+    // The page typed in: from u6's /pricing, /signup, where the walk ended.
+    await page.click("[data-view=paths]");
+    await page.waitForSelector("[data-testid=path-page]");
+    await page.fill("[data-testid=path-page]", "/pricing");
+    await page.press("[data-testid=path-page]", "Enter");
+    await eventually("path_page=/pricing in the URL", () => decodeURIComponent(page.url()).includes("path_page=/pricing"));
+    await settles("the filtered paths", async () => [await pathNodes(0), await pathNodes(1)], [[["/pricing", 1, 0]], [["/signup", 1, 1]]]);
+    assert.deepEqual({ date_range: bodies.paths.date_range, filters: bodies.paths.filters }, scope);
+    page.off("request", onRequest);
   });
 
   test("a site without data or funnels gets empty states", async () => {

@@ -3,9 +3,10 @@
 // and the median time to the next step; or, under a breakdown, one funnel per value in a table.
 // A small form saves a new funnel.
 
-import { useEffect, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
 import {
   createFunnel,
+  deleteFunnel,
   listFunnels,
   runFunnel,
   type FunnelOrder,
@@ -40,7 +41,7 @@ export function Funnels(props: ProductViewProps) {
   const funnels = list.fresh ? list.data : null;
   const selected = funnels?.find((f) => f.funnel_id === state.funnel) ?? funnels?.[0];
   const [creating, setCreating] = useState(false);
-  useEffect(() => setCreating(false), [site]);
+  const [deleteError, setDeleteError] = useState<string | null>(null);
 
   const request = selected && {
     site_id: site,
@@ -51,6 +52,8 @@ export function Funnels(props: ProductViewProps) {
   };
   const result = useAnswer(request ? () => runFunnel(token, request) : null, JSON.stringify([request, props.refresh]));
   const results = result.data?.results ?? null;
+  // Drawn as the answer shown asked (the last one stays while a new breakdown loads).
+  const breakdown = result.data?.meta.breakdown || "";
 
   return (
     <section class="card product" data-testid="funnels" data-loading={list.loading || result.loading}>
@@ -82,6 +85,24 @@ export function Funnels(props: ProductViewProps) {
         )}
         <span class="spacer" />
         {(list.loading || result.loading) && <span class="muted">Loading…</span>}
+        {!props.readOnly && selected && (
+          <button
+            class="ghost"
+            data-testid="funnel-delete"
+            onClick={() => {
+              if (!confirm(`Delete the funnel "${selected.name}"?`)) return;
+              setDeleteError(null);
+              deleteFunnel(token, site, selected.funnel_id)
+                .then(() => {
+                  setListVersion((v) => v + 1);
+                  update({ funnel: "" });
+                })
+                .catch((err) => setDeleteError(String(err?.message || err)));
+            }}
+          >
+            Delete
+          </button>
+        )}
         {!props.readOnly && (
           <button data-testid="funnel-new" aria-expanded={creating} onClick={() => setCreating(!creating)}>
             {creating ? "Cancel" : "New funnel"}
@@ -100,6 +121,7 @@ export function Funnels(props: ProductViewProps) {
         />
       )}
       {list.error && <p class="error">{list.error}</p>}
+      {deleteError && <p class="error">{deleteError}</p>}
       {funnels && funnels.length === 0 && !creating && (
         <div class="empty" data-testid="funnels-empty">
           <p>This site has no funnels yet.</p>
@@ -126,10 +148,8 @@ export function Funnels(props: ProductViewProps) {
       )}
       {result.error && <p class="error">{result.error}</p>}
       {results && results.length === 0 && <p class="empty">No data yet</p>}
-      {results && results.length > 0 && !state.breakdown && <FunnelChart steps={results[0].steps} />}
-      {results && results.length > 0 && state.breakdown && (
-        <FunnelBreakdown dimension={state.breakdown} results={results} />
-      )}
+      {results && results.length > 0 && !breakdown && <FunnelChart steps={results[0].steps} />}
+      {results && results.length > 0 && breakdown && <FunnelBreakdown dimension={breakdown} results={results} />}
     </section>
   );
 }
