@@ -17,7 +17,7 @@ import {
 } from "../api";
 import { formatLongDuration, formatValue } from "../format";
 import { BREAKDOWNS } from "../state";
-import { formatPercent, useAnswer, type ProductViewProps } from "./product";
+import { Suggestions, formatPercent, useAnswer, useTopValues, type ProductViewProps } from "./product";
 
 const ORDERS: [FunnelOrder, string][] = [
   ["ordered", "In order (other events between)"],
@@ -113,6 +113,7 @@ export function Funnels(props: ProductViewProps) {
         <FunnelForm
           token={token}
           site={site}
+          dateRange={props.dateRange}
           onSaved={(funnel) => {
             setCreating(false);
             setListVersion((v) => v + 1);
@@ -246,7 +247,16 @@ interface DraftStep {
 }
 
 /** The form that saves a new funnel through `POST /api/sites/{site}/funnels`. */
-function FunnelForm({ token, site, onSaved }: { token: string; site: string; onSaved: (funnel: SavedFunnel) => void }) {
+function FunnelForm(props: {
+  token: string;
+  site: string;
+  dateRange: string | [string, string];
+  onSaved: (funnel: SavedFunnel) => void;
+}) {
+  const { token, site, onSaved } = props;
+  // Suggestions: the range's pages and event names.
+  const pages = useTopValues(token, site, props.dateRange, "event:page");
+  const events = useTopValues(token, site, props.dateRange, "event:name").filter((e) => e !== "pageview");
   const [name, setName] = useState("");
   const [steps, setSteps] = useState<DraftStep[]>([
     { kind: "page", value: "/" },
@@ -297,6 +307,7 @@ function FunnelForm({ token, site, onSaved }: { token: string; site: string; onS
               aria-label={`Step ${i + 1}`}
               value={s.value}
               placeholder={s.kind === "page" ? "/pricing or /blog/*" : "signup"}
+              list={s.kind === "page" ? "funnel-pages" : "funnel-events"}
               onInput={(e) => setStep(i, { value: value(e) })}
             />
             {steps.length > 2 && (
@@ -307,6 +318,8 @@ function FunnelForm({ token, site, onSaved }: { token: string; site: string; onS
           </li>
         ))}
       </ol>
+      <Suggestions id="funnel-pages" values={pages} />
+      <Suggestions id="funnel-events" values={events} />
       {steps.length < 8 && (
         <button type="button" class="ghost add-step" data-testid="funnel-add-step" onClick={() => setSteps([...steps, { kind: "page", value: "" }])}>
           + Add a step

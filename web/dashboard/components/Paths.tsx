@@ -4,7 +4,7 @@
 
 import { useEffect, useState } from "preact/hooks";
 import { paths, query, type PathsResponse } from "../api";
-import { formatPercent, useAnswer, type ProductViewProps } from "./product";
+import { Suggestions, formatPercent, useAnswer, type ProductViewProps } from "./product";
 
 const NODES_PER_STEP = 10;
 
@@ -68,11 +68,7 @@ export function Paths(props: ProductViewProps) {
             value={draft}
             onInput={(e) => setDraft(value(e))}
           />
-          <datalist id="path-pages">
-            {topPages.map((p) => (
-              <option value={p} />
-            ))}
-          </datalist>
+          <Suggestions id="path-pages" values={topPages} />
           <button type="submit">Explore</button>
         </form>
         <select
@@ -172,6 +168,9 @@ function PathNode(props: {
       data-name={node.name}
       data-visitors={node.visitors}
       data-dropoffs={node.dropoffs}
+      role={onExplore ? "button" : undefined}
+      tabIndex={onExplore ? 0 : undefined}
+      onKeyDown={(e) => onExplore && (e.key === "Enter" || e.key === " ") && (e.preventDefault(), onExplore())}
       title={`${node.name}: ${node.visitors} visitors (${formatPercent((node.visitors / Math.max(1, props.start)) * 100)} of the first page)${from ? `\nfrom\n${from}` : ""}${onExplore ? "\nClick to explore from this page" : ""}`}
       onClick={onExplore}
     >

@@ -5,7 +5,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { retention, type RetentionCohort } from "../api";
 import { RETENTION_PERIODS, retentionPeriods, type RetentionPeriod } from "../state";
-import { formatPercent, useAnswer, type ProductViewProps } from "./product";
+import { Suggestions, formatPercent, useAnswer, useTopValues, type ProductViewProps } from "./product";
 
 const dayLabel = new Intl.DateTimeFormat("en", { month: "short", day: "numeric", timeZone: "UTC" });
 const monthLabel = new Intl.DateTimeFormat("en", { month: "short", year: "numeric", timeZone: "UTC" });
@@ -72,6 +72,7 @@ export function Retention(props: ProductViewProps) {
   const [periodsDraft, setPeriodsDraft] = useState(String(periods));
   useEffect(() => setPeriodsDraft(String(periods)), [periods]);
   const value = (e: Event) => (e.target as HTMLInputElement).value;
+  const eventNames = useTopValues(token, site, props.dateRange, "event:name");
 
   const period = (data?.period as RetentionPeriod) || state.retPeriod;
   const shown = data ? data.periods : periods;
@@ -114,6 +115,7 @@ export function Retention(props: ProductViewProps) {
           Cohort event
           <input
             data-testid="retention-cohort-event"
+            list="retention-events"
             placeholder="first event"
             value={cohortEvent}
             onInput={(e) => setCohortEvent(value(e))}
@@ -124,12 +126,14 @@ export function Retention(props: ProductViewProps) {
           Return event
           <input
             data-testid="retention-return-event"
+            list="retention-events"
             placeholder="any event"
             value={returnEvent}
             onInput={(e) => setReturnEvent(value(e))}
             onChange={(e) => update({ returnEvent: value(e).trim() })}
           />
         </label>
+        <Suggestions id="retention-events" values={eventNames} />
         <span class="spacer" />
         {answer.loading && <span class="muted">Loading…</span>}
       </header>

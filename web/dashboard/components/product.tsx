@@ -2,7 +2,7 @@
 // one request's answer, the last one shown while the next loads.
 
 import { useEffect, useState } from "preact/hooks";
-import type { Filter } from "../api";
+import { query, type Filter } from "../api";
 import type { ViewState } from "../state";
 
 export interface ProductViewProps {
@@ -49,6 +49,31 @@ export function useAnswer<T>(load: (() => Promise<T>) | null, key: string): Answ
   }, [key, !!load]);
   const fresh = !!load && answer.key === key;
   return { data: answer.data, error: fresh ? answer.error : null, loading: !!load && !fresh, fresh };
+}
+
+/** The most visited values of a dimension in the range (pages, event names): input suggestions. */
+export function useTopValues(token: string, site: string, dateRange: string | [string, string], dimension: string): string[] {
+  const request = {
+    site_id: site,
+    metrics: ["visitors"],
+    date_range: dateRange,
+    dimensions: [dimension],
+    order_by: [["visitors", "desc"]] as [string, "desc"][],
+    pagination: { limit: 50 },
+  };
+  const answer = useAnswer(() => query(token, request), JSON.stringify(request));
+  return (answer.data?.results ?? []).filter((r) => Number(r.metrics[0]) > 0).map((r) => r.dimensions[0]);
+}
+
+/** A `<datalist>` of suggestions for inputs that name it in their `list`. */
+export function Suggestions({ id, values }: { id: string; values: string[] }) {
+  return (
+    <datalist id={id}>
+      {values.map((v) => (
+        <option value={v} />
+      ))}
+    </datalist>
+  );
 }
 
 /** A percentage as the product views show it: one decimal place at most. */
