@@ -429,6 +429,19 @@ describe("funnels, retention and paths on the dashboard", () => {
     await page.goto(`${heartbeat.base}/?site=${EMPTY}&view=funnels&period=7d`);
     await page.waitForSelector("[data-testid=funnels-empty]");
     assert.match(await page.textContent("[data-testid=funnels-empty]"), /no funnels yet/);
+    // The first funnel, from the form: nobody on any step; deleted, the empty state is back.
+    await page.click("[data-testid=funnel-new]");
+    await page.fill("[data-testid=funnel-name]", "First");
+    await page.fill("[data-testid=funnel-step-1] input", "signup");
+    await page.click("[data-testid=funnel-save]");
+    await settles("the empty funnel", async () => (await funnelSteps()).map((s) => [s.name, s.visitors]), [
+      ["Visit /", 0],
+      ["signup", 0],
+    ]);
+    page.once("dialog", (dialog) => dialog.accept());
+    await page.click("[data-testid=funnel-delete]");
+    await page.waitForSelector("[data-testid=funnels-empty]");
+    assert.equal(await page.$$eval("[data-testid=funnel-chart]", (c) => c.length), 0, "no chart left of the deleted funnel");
     await page.click("[data-view=retention]");
     await page.waitForSelector("[data-testid=retention-empty]");
     await page.click("[data-view=paths]");

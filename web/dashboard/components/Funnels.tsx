@@ -51,7 +51,7 @@ export function Funnels(props: ProductViewProps) {
     ...(state.breakdown ? { breakdown: state.breakdown } : {}),
   };
   const result = useAnswer(request ? () => runFunnel(token, request) : null, JSON.stringify([request, props.refresh]));
-  const results = result.data?.results ?? null;
+  const results = selected ? (result.data?.results ?? null) : null;
   // Drawn as the answer shown asked (the last one stays while a new breakdown loads).
   const breakdown = result.data?.meta.breakdown || "";
 
@@ -147,7 +147,7 @@ export function Funnels(props: ProductViewProps) {
           {selected.order === "strict" ? ", strictly in order" : selected.order === "any" ? ", in any order" : ""}
         </p>
       )}
-      {result.error && <p class="error">{result.error}</p>}
+      {selected && result.error && <p class="error">{result.error}</p>}
       {results && results.length === 0 && <p class="empty">No data yet</p>}
       {results && results.length > 0 && !breakdown && <FunnelChart steps={results[0].steps} />}
       {results && results.length > 0 && breakdown && <FunnelBreakdown dimension={breakdown} results={results} />}
