@@ -1,5 +1,6 @@
 // The dashboard's only door to the server: the key kept in this browser, the Stats API v2
-// query (`POST /api/v2/query`), the site list, recent events and the live WebSocket.
+// query (`POST /api/v2/query`), funnels, retention and paths, the site list, recent events and
+// the live WebSocket.
 
 const TOKEN_KEY = "heartbeat_token";
 
@@ -33,9 +34,9 @@ async function answer<T>(response: Response): Promise<T> {
   return json as T;
 }
 
-async function call<T>(token: string, path: string, body?: unknown): Promise<T> {
+async function call<T>(token: string, path: string, body?: unknown, method?: "DELETE"): Promise<T> {
   const response = await fetch(path, {
-    method: body === undefined ? "GET" : "POST",
+    method: method ?? (body === undefined ? "GET" : "POST"),
     headers: {
       Authorization: `Bearer ${token}`,
       ...(body === undefined ? {} : { "Content-Type": "application/json" }),
@@ -195,4 +196,123 @@ export function openLive(
     clearTimeout(retry);
     socket?.close();
   };
+}
+
+/** One step of a funnel: a page pattern or an event name, with optional property matches. */
+export interface FunnelStep {
+  page?: string;
+  event?: string;
+  props?: Record<string, string>;
+  label?: string;
+}
+
+/** Every step in one visit, or within `seconds` of the first step. */
+export type FunnelWindow = { visit: true } | { seconds: number };
+
+export type FunnelOrder = "ordered" | "strict" | "any";
+
+/** A site's saved funnel. */
+export interface SavedFunnel {
+  funnel_id: string;
+  name: string;
+  steps: FunnelStep[];
+  window: FunnelWindow;
+  order: FunnelOrder;
+  created_at: string;
+}
+
+export function listFunnels(token: string, site: string): Promise<SavedFunnel[]> {
+  return call<{ funnels: SavedFunnel[] }>(token, `/api/sites/${encodeURIComponent(site)}/funnels`).then((r) => r.funnels);
+}
+
+export function createFunnel(
+  token: string,
+  site: string,
+  funnel: { name: string; steps: FunnelStep[]; window: FunnelWindow; order: FunnelOrder },
+): Promise<SavedFunnel> {
+  return call<{ funnel: SavedFunnel }>(token, `/api/sites/${encodeURIComponent(site)}/funnels`, funnel).then(
+    (r) => r.funnel,
+  );
+}
+
+export async function deleteFunnel(token: string, site: string, funnelId: string): Promise<void> {
+  await call(token, `/api/sites/${encodeURIComponent(site)}/funnels/${encodeURIComponent(funnelId)}`, undefined, "DELETE");
+}
+
+/** One step of a funnel's answer; the last step's `converted`, `dropoff` and times are null. */
+export interface FunnelStepResult {
+  step: number;
+  name: string;
+  visitors: number;
+  converted: number | null;
+  dropoff: number | null;
+  dropoff_percentage: number | null;
+  conversion_rate: number;
+  conversion_rate_step: number;
+  median_seconds_to_next: number | null;
+  p90_seconds_to_next: number | null;
+}
+
+export interface FunnelResponse {
+  results: { breakdown?: string | null; steps: FunnelStepResult[] }[];
+  meta: { breakdown?: string | null; [key: string]: unknown };
+}
+
+export function runFunnel(
+  token: string,
+  request: { site_id: string; date_range: string | [string, string]; filters: Filter[]; funnel_id: string; breakdown?: string },
+): Promise<FunnelResponse> {
+  return call<FunnelResponse>(token, "/api/v2/funnel", request);
+}
+
+export interface RetentionRequest {
+  site_id: string;
+  date_range: string | [string, string];
+  filters: Filter[];
+  period: "day" | "week" | "month";
+  periods: number;
+  cohort_event?: string;
+  return_event?: string;
+}
+
+/** One cohort: `returning[i]` people came back in period `i` (null: not started yet). */
+export interface RetentionCohort {
+  cohort: string;
+  size: number;
+  returning: (number | null)[];
+  percentages: (number | null)[];
+}
+
+export interface RetentionResponse {
+  period: string;
+  periods: number;
+  cohort_event: string | null;
+  return_event: string | null;
+  cohorts: RetentionCohort[];
+}
+
+export function retention(token: string, request: RetentionRequest): Promise<RetentionResponse> {
+  return call<RetentionResponse>(token, "/api/v2/retention", request);
+}
+
+export interface PathsRequest {
+  site_id: string;
+  date_range: string | [string, string];
+  filters: Filter[];
+  page?: string;
+  direction: "forward" | "backward";
+  depth: number;
+  limit: number;
+}
+
+export interface PathsResponse {
+  direction: string;
+  depth: number;
+  nodes: { step: number; name: string; visitors: number; dropoffs: number }[];
+  edges: { step: number; from: string; to: string; visitors: number }[];
+  paths: { pages: string[]; visitors: number }[];
+}
+
+export function paths(token: string, request: PathsRequest): Promise<PathsResponse> {
+  return call<PathsResponse>(token, "/api/v2/paths", request);
 }

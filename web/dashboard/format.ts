@@ -28,6 +28,14 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(m / 60)}h ${m % 60}m`;
 }
 
+/** A duration that may last days (a funnel's window, the time between its steps): "2m 5s", "2h", "3d 4h". */
+export function formatLongDuration(seconds: number): string {
+  const s = Math.round(seconds);
+  if (s < 86_400) return s >= 3600 && s % 3600 === 0 ? `${s / 3600}h` : formatDuration(s);
+  const hours = Math.floor(s / 3600);
+  return hours % 24 ? `${Math.floor(hours / 24)}d ${hours % 24}h` : `${hours / 24}d`;
+}
+
 const regionNames = typeof Intl.DisplayNames === "function" ? new Intl.DisplayNames(["en"], { type: "region" }) : null;
 
 function flag(code: string): string {

@@ -21,11 +21,15 @@ import {
   type SiteImport,
 } from "./api";
 import { Chart, type Series } from "./components/Chart";
+import { Funnels } from "./components/Funnels";
 import { LiveFeed } from "./components/LiveFeed";
 import { Panel, type Tab } from "./components/Panel";
+import { Paths } from "./components/Paths";
+import type { ProductViewProps } from "./components/product";
+import { Retention } from "./components/Retention";
 import { TopStats, topMetrics } from "./components/TopStats";
 import { formatValue } from "./format";
-import { PERIODS, chartGrain, dateRange, queryFilters, readState, stateSearch, type ViewState } from "./state";
+import { PERIODS, VIEWS, chartGrain, dateRange, queryFilters, readState, stateSearch, type ViewState } from "./state";
 import "./style.css";
 
 const DIMENSION_NAMES: Record<string, string> = {
@@ -313,9 +317,10 @@ function Dashboard({ token, sites, signOut }: { token: string; sites: Site[]; si
   const filters = queryFilters(state);
   const headline = topMetrics(state.filters.map(([d]) => d));
   const grain = chartGrain(state);
-  const key = JSON.stringify([site, range, filters, refresh, imports]);
+  const overview = state.view === "overview";
+  const key = JSON.stringify([site, range, filters, refresh, imports, overview]);
   useEffect(() => {
-    if (!site) return;
+    if (!site || !overview) return;
     let cancelled = false;
     setError(null);
     const fail = (err: Error) => !cancelled && setError(err.message);
@@ -382,6 +387,7 @@ function Dashboard({ token, sites, signOut }: { token: string; sites: Site[]; si
   }
   const current = sites.find((s) => s.site_id === site)!;
   const panelProps = { token, site, dateRange: range, filters, imports, onFilter: addFilter, refresh };
+  const productProps: ProductViewProps = { token, site, dateRange: range, filters, refresh, state, update, readOnly: !!SHARE };
   return (
     <>
       <header class="top">
@@ -390,14 +396,31 @@ function Dashboard({ token, sites, signOut }: { token: string; sites: Site[]; si
           aria-label="Site"
           data-testid="site"
           value={site}
-          onChange={(e) => update({ site: (e.target as HTMLSelectElement).value, filters: [] })}
+          onChange={(e) => update({ site: (e.target as HTMLSelectElement).value, filters: [], funnel: "", pathPage: "" })}
         >
           {sites.map((s) => (
             <option value={s.site_id}>{s.domain || s.name}</option>
           ))}
         </select>
+        <nav class="views" aria-label="Views" data-testid="views">
+          {VIEWS.map(([view, label]) => (
+            <a
+              href={stateSearch({ ...state, site, view })}
+              class={view === state.view ? "view active" : "view"}
+              aria-current={view === state.view ? "page" : undefined}
+              data-view={view}
+              onClick={(e) => {
+                if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
+                e.preventDefault();
+                update({ view });
+              }}
+            >
+              {label}
+            </a>
+          ))}
+        </nav>
         <RangePicker state={state} update={update} />
-        {siteImports.length > 0 && (
+        {overview && siteImports.length > 0 && (
           <label class="imports-toggle" title={`Imported: ${siteImports.map((i) => `${i.start_date} to ${i.end_date}`).join(", ")}`}>
             <input
               type="checkbox"
@@ -435,36 +458,49 @@ function Dashboard({ token, sites, signOut }: { token: string; sites: Site[]; si
             </button>
           </div>
         )}
-        {error && <p class="error card">{error}</p>}
-        {importsSkipped && (
-          <p class="muted" data-testid="imports-skipped">
-            Imported data is left out: the filters applied are not in the imported statistics.
-          </p>
+        {overview ? (
+          <>
+            {error && <p class="error card">{error}</p>}
+            {importsSkipped && (
+              <p class="muted" data-testid="imports-skipped">
+                Imported data is left out: the filters applied are not in the imported statistics.
+              </p>
+            )}
+            <TopStats row={top} metrics={headline} />
+            <section class="card">
+              <h2 class="chart-title">
+                Visitors and pageviews <span class="muted">({current.timezone})</span>
+              </h2>
+              {series && <Chart series={series} grain={grain} theme={theme} />}
+              {hourlyWithoutImports && (
+                <p class="muted" data-testid="chart-without-imports">
+                  Imported data is by day: this hourly chart leaves it out.
+                </p>
+              )}
+            </section>
+            <div class="grid">
+              <div class="panels">
+                {PANELS.map((p) => (
+                  <Panel {...panelProps} title={p.title} tabs={p.tabs} />
+                ))}
+                {propTabs.length > 0 && <Panel {...panelProps} title={`Properties of ${eventFilter}`} tabs={propTabs} />}
+              </div>
+              <LiveFeed token={token} site={site} onEvent={onLiveEvent} />
+            </div>
+          </>
+        ) : (
+          <ProductView view={state.view} {...productProps} />
         )}
-        <TopStats row={top} metrics={headline} />
-        <section class="card">
-          <h2 class="chart-title">
-            Visitors and pageviews <span class="muted">({current.timezone})</span>
-          </h2>
-          {series && <Chart series={series} grain={grain} theme={theme} />}
-          {hourlyWithoutImports && (
-            <p class="muted" data-testid="chart-without-imports">
-              Imported data is by day: this hourly chart leaves it out.
-            </p>
-          )}
-        </section>
-        <div class="grid">
-          <div class="panels">
-            {PANELS.map((p) => (
-              <Panel {...panelProps} title={p.title} tabs={p.tabs} />
-            ))}
-            {propTabs.length > 0 && <Panel {...panelProps} title={`Properties of ${eventFilter}`} tabs={propTabs} />}
-          </div>
-          <LiveFeed token={token} site={site} onEvent={onLiveEvent} />
-        </div>
       </main>
     </>
   );
+}
+
+/** The Funnels, Retention or Paths view, keyed by the site so that a new site starts afresh. */
+function ProductView({ view, ...props }: ProductViewProps & { view: ViewState["view"] }) {
+  if (view === "funnels") return <Funnels key={props.site} {...props} />;
+  if (view === "retention") return <Retention key={props.site} {...props} />;
+  return <Paths key={props.site} {...props} />;
 }
 
 /** A public link's token (`?share=`): shown read-only, never kept in local storage. */
