@@ -26,18 +26,20 @@
 //!   1, 2, ...), so an any-order funnel's step k counts people with k distinct steps, and
 //!   the time from each to the next.
 //!
-//! The default funnel, ordered within one visit, has a statement of its own
-//! ([`ordered_in_visit_sql`]) that needs no window over the events: in a visit the earliest
-//! first step reaches at least as far as any later one (every event after a later start is
-//! also after the earlier one), so each visit has one attempt, and each step is the
-//! earliest event of that step after the previous one (joins and `min`, one scan of the
-//! events per step, only the visits still in the funnel). Its answer is the general
-//! statement's (`tests/funnels.rs` runs both kinds); at 10 M events it is the difference
-//! between about a second and running out of memory (docs/benchmarks.md).
+//! Ordered funnels, the default order, have a statement of their own ([`ordered_sql`]) that
+//! needs no window over the events: from an attempt's start, each step is the earliest
+//! event of that step after the previous one (the earliest leaves the most room for the
+//! rest), found by joins and `min`, one scan of the events per step, only the attempts
+//! still in the funnel. Within one visit the earliest start reaches at least as far as any
+//! later one (every event after a later start is also after the earlier one), so a visit
+//! has one attempt; with a duration window every step 1 starts one. The answer is the
+//! general statement's (`tests/funnels.rs` has both windows and the other orders); at 10 M
+//! events it is the difference between about a second and running out of memory
+//! (docs/benchmarks.md). Strict and any-order funnels take the general statement.
 
 use super::aggregate::event_filter_sql;
 use super::{glob_regex, Builder};
-use crate::dialect::SqlDialect;
+use crate::dialect::{SqlDialect, ORDER_KEY_SCALE};
 use crate::model::{FunnelQuery, Query};
 use crate::sql::{Sql, SqlValue};
 use heartbeat_model::{FunnelOrder, FunnelWindow, StepTarget};
@@ -139,10 +141,8 @@ fn breakdown_column(funnel: &FunnelQuery) -> String {
 /// (1-based, in the order reached), people, median and 90th percentile of seconds to the
 /// next step (NULL when nobody went on).
 pub fn funnel_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
-    if funnel.definition.order == FunnelOrder::Ordered
-        && funnel.definition.window == FunnelWindow::Visit
-    {
-        return ordered_in_visit_sql(funnel, dialect);
+    if funnel.definition.order == FunnelOrder::Ordered {
+        return ordered_sql(funnel, dialect);
     }
     general_sql(funnel, dialect)
 }
@@ -151,13 +151,14 @@ pub fn funnel_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
 /// until the year 2527 (2^44 ms).
 const REACHED_WEIGHT: i64 = 1 << 44;
 
-/// An ordered funnel within one visit (module docs): `c1` is each visit's first step 1
-/// that passes the filters (its person and breakdown value), `c2` ... each still-going
-/// visit's earliest step k after its step k-1, by [`SqlDialect::order_key`]; `attempts`
-/// one row per visit with the milliseconds each step was reached at and a score that ranks
-/// more steps first, then the earlier start; `best` each person's best visit; then per
-/// breakdown value the people at each step and the quantiles of the gaps, one row per step.
-fn ordered_in_visit_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
+/// An ordered funnel (module docs): `c1` the attempts, each visit's first step 1 (with a
+/// duration window: each step 1 of a person) that passes the filters, with its person and
+/// breakdown value; `c2` ... each still-going attempt's earliest step k after its step k-1,
+/// by [`SqlDialect::order_key`], within the window; `attempts` one row per attempt with the
+/// milliseconds each step was reached at and a score that ranks more steps first, then the
+/// earlier start; `best` each person's best attempt; then per breakdown value the people at
+/// each step and the quantiles of the gaps, one row per step.
+fn ordered_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     let n = funnel.definition.steps.len();
     let key = dialect.order_key("ts", "event_id");
     let materialized = dialect.materialized();
@@ -167,12 +168,25 @@ fn ordered_in_visit_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
         Some(column) => format!("coalesce({}, '')", column.column()),
         None => "CAST(NULL AS VARCHAR)".to_owned(),
     };
-    b.push(&format!(
-        "WITH c1 AS {materialized} (SELECT session_id AS g, min({key}) AS k1, {} AS person, {} AS bd \
-         FROM events WHERE ",
-        dialect.first_by("visitor_id", &key),
-        dialect.first_by(&breakdown, &key),
-    ));
+    let window = window_ms(funnel);
+    match window {
+        // One attempt per visit: its first step 1.
+        None => {
+            b.push(&format!(
+                "WITH c1 AS {materialized} (SELECT session_id AS g, min({key}) AS k1, {} AS person, \
+                 {} AS bd FROM events WHERE ",
+                dialect.first_by("visitor_id", &key),
+                dialect.first_by(&breakdown, &key),
+            ));
+        }
+        // Every step 1 of a person starts an attempt.
+        Some(_) => {
+            b.push(&format!(
+                "WITH c1 AS {materialized} (SELECT visitor_id AS g, {key} AS k1, visitor_id AS person, \
+                 {breakdown} AS bd FROM events WHERE "
+            ));
+        }
+    }
     scope_where(&mut b, funnel);
     b.push(" AND ");
     step_sql(&mut b, funnel, 0);
@@ -180,20 +194,34 @@ fn ordered_in_visit_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
         b.push(" AND ");
         filters_sql(&mut b, funnel);
     }
-    b.push(" GROUP BY session_id)");
+    b.push(if window.is_none() {
+        " GROUP BY session_id)"
+    } else {
+        ")"
+    });
+    let group = if window.is_none() {
+        "session_id"
+    } else {
+        "visitor_id"
+    };
     for k in 2..=n {
+        let p = k - 1;
         b.push(&format!(
-            ", c{k} AS {materialized} (SELECT c.g, min(e.k) AS k{k} FROM c{p} AS c JOIN \
-             (SELECT session_id AS g, {key} AS k FROM events WHERE ",
-            p = k - 1
+            ", c{k} AS {materialized} (SELECT c.g, c.k1, min(e.k) AS k{k} FROM c{p} AS c JOIN \
+             (SELECT {group} AS g, {key} AS k FROM events WHERE "
         ));
         scope_where(&mut b, funnel);
         b.push(" AND ");
         step_sql(&mut b, funnel, k - 1);
-        b.push(&format!(
-            ") AS e ON e.g = c.g AND e.k > c.k{p} GROUP BY c.g)",
-            p = k - 1
-        ));
+        b.push(&format!(") AS e ON e.g = c.g AND e.k > c.k{p}"));
+        if let Some(SqlValue::Int(ms)) = &window {
+            // At most the window after step 1's millisecond, inclusive: below the first key
+            // of the millisecond after.
+            b.push(&format!(" AND e.k < ({} + ", dialect.key_millis("c.k1")));
+            b.bind(SqlValue::Int(ms.saturating_add(1)));
+            b.push(&format!(") * {ORDER_KEY_SCALE}"));
+        }
+        b.push(" GROUP BY c.g, c.k1)");
     }
     // Steps reached: the chain stops at the first step missed.
     let reached: Vec<String> = (2..=n)
@@ -211,7 +239,9 @@ fn ordered_in_visit_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
         dialect.key_millis("c1.k1"),
     ));
     for k in 2..=n {
-        b.push(&format!(" LEFT JOIN c{k} ON c{k}.g = c1.g"));
+        b.push(&format!(
+            " LEFT JOIN c{k} ON c{k}.g = c1.g AND c{k}.k1 = c1.k1"
+        ));
     }
     // Each person's best visit. A step's time is NULL in every attempt worse than the
     // first to reach it, so the time of the best attempt that reached it is the best's.
