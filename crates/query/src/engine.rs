@@ -325,9 +325,12 @@ async fn add_imported(
     let Ok(table) = imported::decide(query, imports_end) else {
         return Ok(());
     };
-    let sql = imported::statement(query, table, runner.dialect().sql());
     let width = query.dimensions.len();
-    for row in runner.run(sql).await? {
+    let mut rows = Vec::new();
+    for sql in imported::statements(query, table, runner.dialect().sql()) {
+        rows.extend(runner.run(sql).await?);
+    }
+    for row in rows {
         let c: Vec<f64> = row[width..].iter().map(SqlValue::as_f64).collect();
         let t = totals.entry(row_key(query, &row)).or_default();
         t.event_visitors += c[0];

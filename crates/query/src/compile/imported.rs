@@ -10,9 +10,9 @@
 //! the visit seconds and the visits they are over.
 
 use chrono::{NaiveDate, TimeZone, Utc};
-use heartbeat_model::ImportedTable;
+use heartbeat_model::{Goal, GoalKind, ImportedTable};
 
-use super::Builder;
+use super::{glob_regex, goal, Builder};
 use crate::dialect::SqlDialect;
 use crate::model::{Dimension, Filter, Metric, Operator, Query, TimeGrain, VisitColumn};
 use crate::sql::{Sql, SqlValue};
@@ -132,6 +132,9 @@ fn table_for(query: &Query) -> Option<ImportedTable> {
     for filter in &query.filters {
         filter_dimensions(filter, &mut used)?;
     }
+    if used.contains(&&Dimension::Goal) || query.dimensions.contains(&Dimension::Goal) {
+        return goal_table(query, &used);
+    }
     let props = used
         .iter()
         .copied()
@@ -152,6 +155,80 @@ fn table_for(query: &Query) -> Option<ImportedTable> {
         [] => Some(ImportedTable::Visitors),
         [one] => *one,
         _ => None,
+    }
+}
+
+/// A query on goals (Plausible's `decide_tables` with `event:goal`): their conversions come
+/// from the custom events of event goals (by name) and the pages of page goals (by pattern).
+/// A breakdown by goal alone reads both, each goal from its own; otherwise the goals the
+/// filters keep and every other dimension and filter must be one table's (a page breakdown
+/// under page goals; the `url` or `path` property under the goals whose events the export
+/// keeps it for). Goal filters must be top-level `is` or `contains` (no negation), which
+/// pick goals by name. A goal with property values counts its imported events whole.
+fn goal_table(query: &Query, used: &[&Dimension]) -> Option<ImportedTable> {
+    let positive_goal_filters = query.filters.iter().all(|filter| match filter {
+        Filter::Condition(c) if c.dimension == Dimension::Goal => !c.operator.positive().1,
+        Filter::Condition(_) => true,
+        other => {
+            let mut inner = Vec::new();
+            filter_dimensions(other, &mut inner).is_some() && !inner.contains(&&Dimension::Goal)
+        }
+    });
+    if !positive_goal_filters {
+        return None;
+    }
+    let goals = goal::breakdown_goals(&query.goals, &query.filters);
+    let goal_filtered = used.contains(&&Dimension::Goal);
+    if query.dimensions == [Dimension::Goal] && used.iter().all(|d| **d == Dimension::Goal) {
+        if !goal_filtered {
+            // Both tables, each goal from its own (the table named is nominal).
+            return Some(ImportedTable::CustomEvents);
+        }
+    } else if query.dimensions.contains(&Dimension::Goal) {
+        return None;
+    }
+    let mut tables: Vec<ImportedTable> = goals.iter().map(|g| goal_source(g)).collect();
+    let others: Vec<&Dimension> = used
+        .iter()
+        .copied()
+        .chain(&query.dimensions)
+        .filter(|d| !matches!(d, Dimension::Time(_) | Dimension::Goal))
+        .collect();
+    for dimension in others {
+        match dimension {
+            Dimension::Prop(key) => {
+                let names: &[&str] = match key.as_str() {
+                    "url" => &GOALS_WITH_URL,
+                    "path" => &GOALS_WITH_PATH,
+                    _ => return None,
+                };
+                let kept = goals.iter().all(|goal| {
+                    matches!(&goal.kind, GoalKind::Event { event_name, .. }
+                        if names.contains(&event_name.as_str()))
+                });
+                if !kept || goals.is_empty() {
+                    return None;
+                }
+                tables.push(ImportedTable::CustomEvents);
+            }
+            other => tables.push(table_of(other)?),
+        }
+    }
+    tables.sort_by_key(|t| t.name());
+    tables.dedup();
+    match tables.as_slice() {
+        [one @ (ImportedTable::CustomEvents | ImportedTable::Pages)] => Some(*one),
+        // No goal kept: no conversion to add, from either table.
+        [] => Some(ImportedTable::CustomEvents),
+        _ => None,
+    }
+}
+
+/// The imported table a goal's conversions are in.
+fn goal_source(goal: &Goal) -> ImportedTable {
+    match goal.kind {
+        GoalKind::Page { .. } => ImportedTable::Pages,
+        GoalKind::Event { .. } => ImportedTable::CustomEvents,
     }
 }
 
@@ -224,6 +301,10 @@ fn column(dimension: &Dimension, table: ImportedTable) -> Option<&'static str> {
 
 fn filter_sql(b: &mut Builder, filter: &Filter, table: ImportedTable) {
     super::boolean_sql(b, filter, &mut |b, leaf| match leaf {
+        // The goals a statement reads are those the goal filters keep ([`goal_statement`]).
+        Filter::Condition(condition) if condition.dimension == Dimension::Goal => {
+            b.push("TRUE");
+        }
         Filter::Condition(condition) => match column(&condition.dimension, table) {
             Some(column) => {
                 if condition.operator.positive().1 {
@@ -274,9 +355,71 @@ fn sums(table: ImportedTable) -> [&'static str; 8] {
     ]
 }
 
-/// The statement reading `table` for `query`: one row per combination of dimension values,
-/// each dimension as `d<i>` then the sums of [`sums`].
-pub fn statement(query: &Query, table: ImportedTable, dialect: &dyn SqlDialect) -> Sql {
+/// The statements reading `table` for `query` ([`decide`]'s): one, or for goals one per
+/// table their conversions are in. Each gives one row per combination of dimension values,
+/// each dimension as `d<i>`, then the sums of [`sums`]; the engine adds them all.
+pub fn statements(query: &Query, table: ImportedTable, dialect: &dyn SqlDialect) -> Vec<Sql> {
+    let goals = query.dimensions.contains(&Dimension::Goal)
+        || query.filters.iter().any(|f| {
+            let mut used = Vec::new();
+            filter_dimensions(f, &mut used).is_some() && used.contains(&&Dimension::Goal)
+        });
+    if !goals {
+        return vec![statement(query, table, None, dialect)];
+    }
+    let kept = goal::breakdown_goals(&query.goals, &query.filters);
+    [ImportedTable::CustomEvents, ImportedTable::Pages]
+        .into_iter()
+        .filter_map(|source| {
+            let of_source: Vec<&Goal> = kept
+                .iter()
+                .copied()
+                .filter(|g| goal_source(g) == source)
+                .collect();
+            (!of_source.is_empty()).then(|| statement(query, source, Some(&of_source), dialect))
+        })
+        .collect()
+}
+
+/// The rows of `table` that complete each of `goals`, as a table standing in for it: its
+/// columns and the goal's display name (`goal_name`); a row completing two goals is in it
+/// twice.
+fn goal_rows_sql(b: &mut Builder, query: &Query, table: ImportedTable, goals: &[&Goal]) {
+    b.push("(");
+    for (i, goal) in goals.iter().enumerate() {
+        if i > 0 {
+            b.push(" UNION ALL ");
+        }
+        b.push("SELECT ");
+        b.bind(SqlValue::Text(goal.display_name.clone()));
+        b.push(&format!(
+            " AS goal_name, * FROM {} WHERE site_id = ",
+            table.name()
+        ));
+        b.bind(SqlValue::Text(query.site_id.0.clone()));
+        b.push(" AND ");
+        match &goal.kind {
+            GoalKind::Page { page_path } => {
+                let test = b.dialect().matches_regex("page", "?");
+                b.bind_within(&test, SqlValue::Text(glob_regex(page_path)));
+            }
+            GoalKind::Event { event_name, .. } => {
+                b.push("name = ");
+                b.bind(SqlValue::Text(event_name.clone()));
+            }
+        }
+    }
+    b.push(&format!(") AS {}", table.name()));
+}
+
+/// The statement reading `table` for `query`, or with `goals` the rows of `table` that
+/// complete them ([`goal_rows_sql`]).
+fn statement(
+    query: &Query,
+    table: ImportedTable,
+    goals: Option<&[&Goal]>,
+    dialect: &dyn SqlDialect,
+) -> Sql {
     let mut b = Builder::new(dialect);
     b.push("SELECT ");
     for (i, dimension) in query.dimensions.iter().enumerate() {
@@ -284,6 +427,7 @@ pub fn statement(query: &Query, table: ImportedTable, dialect: &dyn SqlDialect) 
             // A day is its own local start; weeks and months start on theirs (the engine
             // clamps a week's label to the range's first day, as for native rows).
             Dimension::Time(grain) => dialect.truncate(*grain, "CAST(date AS TIMESTAMP)"),
+            Dimension::Goal => "goal_name".to_owned(),
             other => column(other, table).unwrap_or("''").to_owned(),
         };
         b.push(&format!("{expression} AS d{i}, "));
@@ -294,7 +438,14 @@ pub fn statement(query: &Query, table: ImportedTable, dialect: &dyn SqlDialect) 
         .collect::<Vec<_>>()
         .join(", ");
     b.push(&sums);
-    b.push(&format!(" FROM {} WHERE site_id = ", table.name()));
+    b.push(" FROM ");
+    match goals {
+        Some(goals) => goal_rows_sql(&mut b, query, table, goals),
+        None => {
+            b.push(table.name());
+        }
+    }
+    b.push(" WHERE site_id = ");
     b.bind(SqlValue::Text(query.site_id.0.clone()));
     days_sql(&mut b, query);
     for filter in &query.filters {
@@ -419,6 +570,120 @@ mod tests {
                 "filters": [["has_done", ["is", "event:name", ["Signup"]]]]})),
             None,
             "behavioural filters"
+        );
+    }
+
+    #[test]
+    fn goals_read_the_table_their_conversions_are_in() {
+        use crate::dialect::Dialect;
+        use heartbeat_model::{Site, SiteId};
+        let goal = |id, kind: GoalKind, name: &str| Goal {
+            id,
+            site_id: SiteId::from("example.com"),
+            kind,
+            display_name: name.into(),
+            currency: None,
+            created_at_ms: 0,
+        };
+        let event = |name: &str| GoalKind::Event {
+            event_name: name.into(),
+            props: Default::default(),
+        };
+        let goals = vec![
+            goal(1, event("Purchase"), "Purchase"),
+            goal(
+                2,
+                GoalKind::Page {
+                    page_path: "/test".into(),
+                },
+                "Visit /test",
+            ),
+            goal(3, event("404"), "404"),
+        ];
+        let site = Site {
+            id: SiteId::from("example.com"),
+            name: "Example".into(),
+            domain: "example.com".into(),
+            timezone: "UTC".into(),
+            created_at_ms: 0,
+            rules: Default::default(),
+            retention_days: None,
+        };
+        let query = |extra: serde_json::Value| {
+            let mut body =
+                json!({"metrics": ["visitors"], "date_range": ["2024-01-01", "2024-01-31"]});
+            for (key, value) in extra.as_object().unwrap() {
+                body[key] = value.clone();
+            }
+            crate::plausible::parse_query(
+                &body,
+                &site,
+                &goals,
+                1_700_000_000_000,
+                0,
+                &Default::default(),
+            )
+            .unwrap()
+        };
+        let table = |extra| table_for(&query(extra));
+        use ImportedTable::*;
+        // A breakdown by goal alone: each goal from its own table, one statement per table.
+        let by_goal = query(json!({"dimensions": ["event:goal"]}));
+        let decided = table_for(&by_goal).unwrap();
+        let sql = statements(&by_goal, decided, Dialect::DuckDb.sql());
+        assert_eq!(sql.len(), 2);
+        assert!(
+            sql[0].text.contains("imported_custom_events"),
+            "{}",
+            sql[0].text
+        );
+        assert!(sql[1].text.contains("imported_pages"), "{}", sql[1].text);
+        // A goal filter reads its goals' table, with the dimensions of that table.
+        let goal_is = |names: serde_json::Value| json!([["is", "event:goal", names]]);
+        assert_eq!(
+            table(json!({"dimensions": ["time:day"], "filters": goal_is(json!(["Visit /test"]))})),
+            Some(Pages)
+        );
+        assert_eq!(
+            table(
+                json!({"dimensions": ["event:page"], "filters": goal_is(json!(["Visit /test"]))})
+            ),
+            Some(Pages)
+        );
+        assert_eq!(
+            table(json!({"filters": goal_is(json!(["Purchase"]))})),
+            Some(CustomEvents)
+        );
+        assert_eq!(
+            table(json!({"filters": goal_is(json!(["Purchase", "Visit /test"]))})),
+            None,
+            "goals of both tables"
+        );
+        assert_eq!(
+            table(json!({"dimensions": ["event:page"], "filters": goal_is(json!(["Purchase"]))})),
+            None,
+            "pages of custom events"
+        );
+        // The path property is kept for 404s, not for purchases.
+        assert_eq!(
+            table(json!({"dimensions": ["event:props:path"], "filters": goal_is(json!(["404"]))})),
+            Some(CustomEvents)
+        );
+        assert_eq!(
+            table(
+                json!({"dimensions": ["event:props:path"], "filters": goal_is(json!(["Purchase"]))})
+            ),
+            None
+        );
+        assert_eq!(
+            table(json!({"filters": [["is_not", "event:goal", ["Purchase"]]]})),
+            None,
+            "a negated goal filter"
+        );
+        assert_eq!(
+            table(json!({"dimensions": ["event:goal", "time:day"]})),
+            None,
+            "goals by day"
         );
     }
 
