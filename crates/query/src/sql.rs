@@ -54,6 +54,9 @@ pub enum RunError {
     /// The statement's rows would take more memory than one query may hold.
     #[error("the query's rows need more than {limit_bytes} bytes")]
     TooLarge { limit_bytes: usize },
+    /// The engine ran out of the memory it may use (its own limit) while working.
+    #[error("the engine ran out of memory: {message}")]
+    OutOfMemory { message: String },
 }
 
 impl RunError {

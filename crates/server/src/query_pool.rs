@@ -16,7 +16,8 @@
 //!   the same way.
 //! - **A memory budget.** One statement's rows may take at most `max_memory_bytes`
 //!   (`DuckDbStore::with_max_result_bytes`); beyond it the read answers 400 naming the
-//!   setting. DuckDB's own memory is capped by `store.memory_limit`.
+//!   setting. DuckDB's own memory is capped by `store.memory_limit`; work that needs more
+//!   (and cannot spill to disk) answers the same 400, naming that setting.
 //! - **Bounded width.** Ranges and time buckets are checked by `QueryBounds` before any
 //!   work is done; rows per answer by pagination's limit.
 

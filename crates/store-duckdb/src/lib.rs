@@ -1031,9 +1031,9 @@ impl SqlRunner for DuckDbStore {
             .await;
         match rows {
             Ok(rows) => rows,
-            Err(err) if err.to_string().contains("Out of Memory") => {
-                Err(RunError::TooLarge { limit_bytes })
-            }
+            Err(err) if err.to_string().contains("Out of Memory") => Err(RunError::OutOfMemory {
+                message: err.to_string(),
+            }),
             Err(err) if err.to_string().contains("INTERRUPT") => Err(RunError::Interrupted),
             Err(err) => Err(RunError::failed(err)),
         }

@@ -65,3 +65,22 @@ async fn rows_beyond_the_budget_fail_as_too_large() {
     // The connection is fine afterwards.
     assert_eq!(store.run(sql("SELECT 1")).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn work_beyond_the_engines_memory_fails_as_out_of_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = DuckDbStore::open_with_memory_limit(&dir.path().join("reads.duckdb"), Some("16MB"))
+        .unwrap();
+    // One list of 20 M numbers (160 MB) in one aggregate state: nothing to spill.
+    let wide = store
+        .run(sql(
+            "SELECT len(l) FROM (SELECT list(i) AS l FROM range(20000000) t(i))",
+        ))
+        .await;
+    assert!(
+        matches!(wide, Err(RunError::OutOfMemory { .. })),
+        "{wide:?}"
+    );
+    // The store answers the next statement.
+    assert_eq!(store.run(sql("SELECT 1")).await.unwrap().len(), 1);
+}
