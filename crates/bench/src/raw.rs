@@ -929,10 +929,10 @@ fn funnel_step_sql(kind: &str, value: &str) -> anyhow::Result<String> {
 fn funnel_sql(steps: &[(&str, &str)]) -> anyhow::Result<String> {
     let n = steps.len();
     ensure!(n >= 2, "a funnel has two steps or more");
-    let mut sql = String::from(format!(
+    let mut sql = format!(
         "WITH e AS (SELECT session_id AS s, visitor_id AS v, epoch_ms(ts) AS t, \
-             row_number() OVER (PARTITION BY session_id ORDER BY {ORDER_KEY}) AS q"
-    ));
+         row_number() OVER (PARTITION BY session_id ORDER BY {ORDER_KEY}) AS q"
+    );
     for (k, (kind, value)) in steps.iter().enumerate() {
         write!(sql, ", {} AS s{}", funnel_step_sql(kind, value)?, k + 1)?;
     }
