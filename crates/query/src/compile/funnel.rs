@@ -26,16 +26,17 @@
 //!   1, 2, ...), so an any-order funnel's step k counts people with k distinct steps, and
 //!   the time from each to the next.
 //!
-//! Ordered funnels, the default order, have a statement of their own ([`ordered_sql`]) that
-//! needs no window over the events: from an attempt's start, each step is the earliest
-//! event of that step after the previous one (the earliest leaves the most room for the
-//! rest), found by joins and `min`, one scan of the events per step, only the attempts
-//! still in the funnel. Within one visit the earliest start reaches at least as far as any
-//! later one (every event after a later start is also after the earlier one), so a visit
-//! has one attempt; with a duration window every step 1 starts one. The answer is the
-//! general statement's (`tests/funnels.rs` has both windows and the other orders); at 10 M
-//! events it is the difference between about a second and running out of memory
-//! (docs/benchmarks.md). Strict and any-order funnels take the general statement.
+//! Ordered and any-order funnels have a statement of their own ([`joined_sql`]) that needs
+//! no window over the events: from an attempt's start, an ordered funnel's each step is the
+//! earliest event of that step after the previous one (the earliest leaves the most room
+//! for the rest), an any-order funnel's each step the earliest from the start on, found by
+//! joins and `min`, one scan of the events per step, only the attempts still going. Within
+//! one visit the earliest start reaches at least as far as any later one (every event after
+//! a later start is also after the earlier one), so a visit has one attempt; with a
+//! duration window every start is one. The answer is the general statement's
+//! (`tests/funnels.rs` has both windows and every order); at 10 M events it is the
+//! difference between about a second and running out of memory (docs/benchmarks.md).
+//! Strict funnels, whose next step must be the very next event, take the general statement.
 
 use super::aggregate::event_filter_sql;
 use super::{glob_regex, Builder};
@@ -141,8 +142,8 @@ fn breakdown_column(funnel: &FunnelQuery) -> String {
 /// (1-based, in the order reached), people, median and 90th percentile of seconds to the
 /// next step (NULL when nobody went on).
 pub fn funnel_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
-    if funnel.definition.order == FunnelOrder::Ordered {
-        return ordered_sql(funnel, dialect);
+    if funnel.definition.order != FunnelOrder::Strict {
+        return joined_sql(funnel, dialect);
     }
     general_sql(funnel, dialect)
 }
@@ -151,15 +152,18 @@ pub fn funnel_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
 /// until the year 2527 (2^44 ms).
 const REACHED_WEIGHT: i64 = 1 << 44;
 
-/// An ordered funnel (module docs): `c1` the attempts, each visit's first step 1 (with a
-/// duration window: each step 1 of a person) that passes the filters, with its person and
-/// breakdown value; `c2` ... each still-going attempt's earliest step k after its step k-1,
-/// by [`SqlDialect::order_key`], within the window; `attempts` one row per attempt with the
-/// milliseconds each step was reached at and a score that ranks more steps first, then the
-/// earlier start; `best` each person's best attempt; then per breakdown value the people at
-/// each step and the quantiles of the gaps, one row per step.
-fn ordered_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
+/// An ordered or any-order funnel (module docs): `c0` the attempts, each visit's first
+/// start (with a duration window: each start of a person), a start being step 1 (any step
+/// in any order) that passes the filters, with its person and breakdown value; `c1` ...
+/// each attempt's earliest event of each step, after the previous step (ordered) or from
+/// the start on (any order), by [`SqlDialect::order_key`], within the window; `attempts` one
+/// row per attempt with the milliseconds each step was reached at and a score that ranks
+/// more steps first, then the earlier start; `best` each person's best attempt; `placed`
+/// its steps in the order reached; then per breakdown value the people at each step and the
+/// quantiles of the gaps, one row per step.
+fn joined_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     let n = funnel.definition.steps.len();
+    let any = funnel.definition.order == FunnelOrder::Any;
     let key = dialect.order_key("ts", "event_id");
     let materialized = dialect.materialized();
     let mut b = Builder::new(dialect);
@@ -170,26 +174,33 @@ fn ordered_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     };
     let window = window_ms(funnel);
     match window {
-        // One attempt per visit: its first step 1.
+        // One attempt per visit, from its first start.
         None => {
             b.push(&format!(
-                "WITH c1 AS {materialized} (SELECT session_id AS g, min({key}) AS k1, {} AS person, \
+                "WITH c0 AS {materialized} (SELECT session_id AS g, min({key}) AS k0, {} AS person, \
                  {} AS bd FROM events WHERE ",
                 dialect.first_by("visitor_id", &key),
                 dialect.first_by(&breakdown, &key),
             ));
         }
-        // Every step 1 of a person starts an attempt.
+        // Every start of a person is an attempt.
         Some(_) => {
             b.push(&format!(
-                "WITH c1 AS {materialized} (SELECT visitor_id AS g, {key} AS k1, visitor_id AS person, \
+                "WITH c0 AS {materialized} (SELECT visitor_id AS g, {key} AS k0, visitor_id AS person, \
                  {breakdown} AS bd FROM events WHERE "
             ));
         }
     }
     scope_where(&mut b, funnel);
-    b.push(" AND ");
-    step_sql(&mut b, funnel, 0);
+    // A start: step 1 (ordered) or any step (any order), passing the filters.
+    b.push(" AND (");
+    for k in 0..if any { n } else { 1 } {
+        if k > 0 {
+            b.push(" OR ");
+        }
+        step_sql(&mut b, funnel, k);
+    }
+    b.push(")");
     if !funnel.filters.is_empty() {
         b.push(" AND ");
         filters_sql(&mut b, funnel);
@@ -204,60 +215,118 @@ fn ordered_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     } else {
         "visitor_id"
     };
-    for k in 2..=n {
-        let p = k - 1;
+    // Ordered: each step the earliest after the previous one (step 1 is the start). Any
+    // order: each step the earliest from the start on.
+    let first = if any { 1 } else { 2 };
+    for k in first..=n {
+        let (from, after) = match (any, k) {
+            (true, _) => ("c0".to_owned(), "e.k >= c.k0".to_owned()),
+            (false, 2) => ("c0".to_owned(), "e.k > c.k0".to_owned()),
+            (false, _) => (format!("c{}", k - 1), format!("e.k > c.k{}", k - 1)),
+        };
         b.push(&format!(
-            ", c{k} AS {materialized} (SELECT c.g, c.k1, min(e.k) AS k{k} FROM c{p} AS c JOIN \
+            ", c{k} AS {materialized} (SELECT c.g, c.k0, min(e.k) AS k{k} FROM {from} AS c JOIN \
              (SELECT {group} AS g, {key} AS k FROM events WHERE "
         ));
         scope_where(&mut b, funnel);
         b.push(" AND ");
         step_sql(&mut b, funnel, k - 1);
-        b.push(&format!(") AS e ON e.g = c.g AND e.k > c.k{p}"));
+        b.push(&format!(") AS e ON e.g = c.g AND {after}"));
         if let Some(SqlValue::Int(ms)) = &window {
-            // At most the window after step 1's millisecond, inclusive: below the first key
-            // of the millisecond after.
-            b.push(&format!(" AND e.k < ({} + ", dialect.key_millis("c.k1")));
+            // At most the window after the start's millisecond, inclusive: below the first
+            // key of the millisecond after.
+            b.push(&format!(" AND e.k < ({} + ", dialect.key_millis("c.k0")));
             b.bind(SqlValue::Int(ms.saturating_add(1)));
             b.push(&format!(") * {ORDER_KEY_SCALE}"));
         }
-        b.push(" GROUP BY c.g, c.k1)");
+        b.push(" GROUP BY c.g, c.k0)");
     }
-    // Steps reached: the chain stops at the first step missed.
-    let reached: Vec<String> = (2..=n)
+    let time = |k: usize| {
+        if k < first {
+            dialect.key_millis("c0.k0")
+        } else {
+            dialect.key_millis(&format!("c{k}.k{k}"))
+        }
+    };
+    let mut reached: Vec<String> = (first..=n)
         .map(|k| format!("(CASE WHEN c{k}.k{k} IS NULL THEN 0 ELSE 1 END)"))
         .collect();
-    let times: Vec<String> = (1..=n)
-        .map(|k| format!("{} AS r{k}", dialect.key_millis(&format!("c{k}.k{k}"))))
-        .collect();
-    // More steps first (n - reached + 1 above the milliseconds), then the earlier start.
+    if !any {
+        reached.push("1".to_owned());
+    }
+    let times: Vec<String> = (1..=n).map(|k| format!("{} AS r{k}", time(k))).collect();
+    // More steps first (n + 1 - reached above the milliseconds), then the earlier start.
     b.push(&format!(
-        ", attempts AS (SELECT c1.person, c1.bd, {}, CAST({n} - ({}) AS BIGINT) * {} + {} AS score FROM c1",
+        ", attempts AS (SELECT c0.person, c0.bd, {}, CAST({} - ({}) AS BIGINT) * {} + {} AS score FROM c0",
         times.join(", "),
+        n + 1,
         reached.join(" + "),
         REACHED_WEIGHT,
-        dialect.key_millis("c1.k1"),
+        dialect.key_millis("c0.k0"),
     ));
-    for k in 2..=n {
+    for k in first..=n {
         b.push(&format!(
-            " LEFT JOIN c{k} ON c{k}.g = c1.g AND c{k}.k1 = c1.k1"
+            " LEFT JOIN c{k} ON c{k}.g = c0.g AND c{k}.k0 = c0.k0"
         ));
     }
-    // Each person's best visit. A step's time is NULL in every attempt worse than the
-    // first to reach it, so the time of the best attempt that reached it is the best's.
+    // Each person's best attempt, whole (a missed step as -1 through `first_by`, which
+    // skips NULLs).
     let best: Vec<String> = (1..=n)
-        .map(|k| format!("{} AS r{k}", dialect.first_by(&format!("r{k}"), "score")))
+        .map(|k| {
+            format!(
+                "nullif({}, -1) AS r{k}",
+                dialect.first_by(&format!("coalesce(r{k}, -1)"), "score")
+            )
+        })
         .collect();
     b.push(&format!(
         "), best AS (SELECT person, {} AS bd, {} FROM attempts GROUP BY person)",
         dialect.first_by("bd", "score"),
         best.join(", ")
     ));
+    // The steps in the order they were reached (`t1` the first, ...): an ordered funnel's
+    // are its own; an any-order funnel's are placed by rank (ties by step number).
+    if any {
+        let rank = |j: usize| -> String {
+            let before: Vec<String> = (1..=n)
+                .filter(|&i| i != j)
+                .map(|i| {
+                    let tie = if i < j {
+                        format!(" OR r{i} = r{j}")
+                    } else {
+                        String::new()
+                    };
+                    format!("(CASE WHEN r{i} < r{j}{tie} THEN 1 ELSE 0 END)")
+                })
+                .collect();
+            format!("1 + {}", before.join(" + "))
+        };
+        let ranks: Vec<String> = (1..=n).map(|j| format!("{} AS q{j}", rank(j))).collect();
+        let placed: Vec<String> = (1..=n)
+            .map(|k| {
+                let cases: String = (1..=n)
+                    .map(|j| format!(" WHEN r{j} IS NOT NULL AND q{j} = {k} THEN r{j}"))
+                    .collect();
+                format!("CASE{cases} END AS t{k}")
+            })
+            .collect();
+        b.push(&format!(
+            ", placed AS (SELECT bd, {} FROM (SELECT *, {} FROM best) AS ranked)",
+            placed.join(", "),
+            ranks.join(", ")
+        ));
+    } else {
+        let placed: Vec<String> = (1..=n).map(|k| format!("r{k} AS t{k}")).collect();
+        b.push(&format!(
+            ", placed AS (SELECT bd, {} FROM best)",
+            placed.join(", ")
+        ));
+    }
     let mut totals = Vec::new();
     for k in 1..=n {
-        totals.push(format!("count(r{k}) AS p{k}"));
+        totals.push(format!("count(t{k}) AS p{k}"));
         if k < n {
-            let gap = format!("r{} - r{k}", k + 1);
+            let gap = format!("t{} - t{k}", k + 1);
             totals.push(format!(
                 "{} AS m{k}, {} AS q{k}",
                 dialect.quantile(&gap, 0.5),
@@ -270,7 +339,7 @@ fn ordered_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
         }
     }
     b.push(&format!(
-        ", totals AS (SELECT bd, {} FROM best GROUP BY bd) ",
+        ", totals AS (SELECT bd, {} FROM placed GROUP BY bd) ",
         totals.join(", ")
     ));
     // One row per step.
