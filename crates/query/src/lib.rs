@@ -53,3 +53,17 @@ pub use retention::{
 };
 pub use sql::{Row, RunError, Sql, SqlRunner, SqlValue};
 pub use time::{bucket_count, resolve_range};
+
+/// The site the unit tests ask about: `example.com` in `timezone`.
+#[cfg(test)]
+pub(crate) fn test_site(timezone: &str) -> heartbeat_model::Site {
+    heartbeat_model::Site {
+        id: heartbeat_model::SiteId::from("example.com"),
+        name: "Example".into(),
+        domain: "example.com".into(),
+        timezone: timezone.into(),
+        created_at_ms: 0,
+        rules: Default::default(),
+        retention_days: None,
+    }
+}

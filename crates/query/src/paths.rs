@@ -252,15 +252,7 @@ mod tests {
     use serde_json::json;
 
     fn site() -> Site {
-        Site {
-            id: SiteId::from("example.com"),
-            name: "Example".into(),
-            domain: "example.com".into(),
-            timezone: "UTC".into(),
-            created_at_ms: 0,
-            rules: Default::default(),
-            retention_days: None,
-        }
+        crate::test_site("UTC")
     }
 
     fn parse(body: Value) -> Result<PathsQuery, Vec<QueryError>> {

@@ -155,19 +155,10 @@ mod tests {
     use super::*;
     use crate::model::VisitColumn;
     use crate::plausible::parse_query;
-    use heartbeat_model::{Site, SiteId};
     use serde_json::json;
 
     fn check(body: serde_json::Value, timezone: &str, has_rollups: bool) -> Plan {
-        let site = Site {
-            id: SiteId::from("example.com"),
-            name: "Example".into(),
-            domain: "example.com".into(),
-            timezone: timezone.into(),
-            created_at_ms: 0,
-            rules: Default::default(),
-            retention_days: None,
-        };
+        let site = crate::test_site(timezone);
         let query = parse_query(&body, &site, &[], 1_700_000_000_000, 0, &Default::default());
         plan(&query.unwrap(), has_rollups)
     }

@@ -317,15 +317,7 @@ mod tests {
     use serde_json::json;
 
     fn site(tz: &str) -> Site {
-        Site {
-            id: SiteId::from("example.com"),
-            name: "Example".into(),
-            domain: "example.com".into(),
-            timezone: tz.into(),
-            created_at_ms: 0,
-            rules: Default::default(),
-            retention_days: None,
-        }
+        crate::test_site(tz)
     }
 
     /// 2024-06-15T12:00:00Z.

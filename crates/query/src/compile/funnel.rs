@@ -528,19 +528,11 @@ mod tests {
     use crate::dialect::Dialect;
     use crate::funnel::parse_funnel;
     use crate::sql::SqlValue;
-    use heartbeat_model::{Site, SiteId};
+
     use serde_json::{json, Value};
 
     fn sql_of(body: Value) -> crate::sql::Sql {
-        let site = Site {
-            id: SiteId::from("example.com"),
-            name: "Example".into(),
-            domain: "example.com".into(),
-            timezone: "UTC".into(),
-            created_at_ms: 0,
-            rules: Default::default(),
-            retention_days: None,
-        };
+        let site = crate::test_site("UTC");
         let query =
             parse_funnel(&body, &site, 1_790_000_000_000, 0, &QueryBounds::default()).unwrap();
         funnel_sql(&query, Dialect::DuckDb.sql())

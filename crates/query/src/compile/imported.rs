@@ -576,7 +576,7 @@ mod tests {
     #[test]
     fn goals_read_the_table_their_conversions_are_in() {
         use crate::dialect::Dialect;
-        use heartbeat_model::{Site, SiteId};
+        use heartbeat_model::SiteId;
         let goal = |id, kind: GoalKind, name: &str| Goal {
             id,
             site_id: SiteId::from("example.com"),
@@ -600,15 +600,7 @@ mod tests {
             ),
             goal(3, event("404"), "404"),
         ];
-        let site = Site {
-            id: SiteId::from("example.com"),
-            name: "Example".into(),
-            domain: "example.com".into(),
-            timezone: "UTC".into(),
-            created_at_ms: 0,
-            rules: Default::default(),
-            retention_days: None,
-        };
+        let site = crate::test_site("UTC");
         let query = |extra: serde_json::Value| {
             let mut body =
                 json!({"metrics": ["visitors"], "date_range": ["2024-01-01", "2024-01-31"]});

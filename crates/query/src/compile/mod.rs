@@ -136,20 +136,12 @@ mod tests {
     use crate::dialect::Dialect;
     use crate::plan::{plan, Source};
     use crate::plausible::parse_query;
-    use heartbeat_model::{Site, SiteId};
+
     use serde_json::json;
 
     /// The query of v2 request `body` on a UTC site.
     pub(crate) fn query_of(body: serde_json::Value) -> crate::model::Query {
-        let site = Site {
-            id: SiteId::from("example.com"),
-            name: "Example".into(),
-            domain: "example.com".into(),
-            timezone: "UTC".into(),
-            created_at_ms: 0,
-            rules: Default::default(),
-            retention_days: None,
-        };
+        let site = crate::test_site("UTC");
         parse_query(&body, &site, &[], 1_700_000_000_000, 0, &Default::default()).unwrap()
     }
 
