@@ -175,6 +175,12 @@ pub struct RawReport {
     pub mismatches: usize,
 }
 
+/// A query of the API report: a dashboard query or a product analytics one.
+enum Timed<'a> {
+    Dashboard(&'a QuerySpec),
+    Product(&'a ProductSpec),
+}
+
 pub fn run(args: RawArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.api_report)
         .with_context(|| format!("read {}", args.api_report.display()))?;
@@ -190,41 +196,33 @@ pub fn run(args: RawArgs) -> anyhow::Result<()> {
     let (events_stored, session_log_rows, visits) = store_counts(&connection, &site)?;
     eprintln!("store: {events_stored} events, {session_log_rows} visit-log rows, {visits} visits");
 
+    // The dashboard's queries, then product analytics, each beside its own statement.
+    let dashboard = DASHBOARD_QUERIES
+        .iter()
+        .map(|s| (s.name, Timed::Dashboard(s)));
+    let product = PRODUCT_QUERIES.iter().map(|s| (s.name, Timed::Product(s)));
     let mut queries = Vec::new();
-    for spec in DASHBOARD_QUERIES
-        .iter()
-        .filter(|s| selected(&args.only, s.name))
+    for (name, timed) in dashboard
+        .chain(product)
+        .filter(|(name, _)| selected(&args.only, name))
     {
-        let api_result = api.queries.iter().find(|query| query.name == spec.name);
+        let api_result = api.queries.iter().find(|query| query.name == name);
         let range = api_result
             .and_then(|query| query.date_range.clone())
             .unwrap_or_else(|| fallback_range.clone());
-        let comparison = compare_one(&connection, spec, api_result, &site, &range, args.runs)?;
-        if args.explain.as_deref() == Some(spec.name) {
-            explain(&connection, &comparison.sql, &site, &range)?;
-        }
-        if let Agreement::Mismatch { differences } = &comparison.agreement {
-            eprintln!("MISMATCH in {}: raw SQL and API disagree", spec.name);
-            for difference in differences {
-                eprintln!("  {difference}");
+        let comparison = match timed {
+            Timed::Dashboard(spec) => {
+                compare_one(&connection, spec, api_result, &site, &range, args.runs)?
             }
-        }
-        queries.push(comparison);
-    }
-    for spec in PRODUCT_QUERIES
-        .iter()
-        .filter(|s| selected(&args.only, s.name))
-    {
-        let api_result = api.queries.iter().find(|query| query.name == spec.name);
-        let range = api_result
-            .and_then(|query| query.date_range.clone())
-            .unwrap_or_else(|| fallback_range.clone());
-        let comparison = compare_product(&connection, spec, api_result, &site, &range, args.runs)?;
-        if args.explain.as_deref() == Some(spec.name) {
+            Timed::Product(spec) => {
+                compare_product(&connection, spec, api_result, &site, &range, args.runs)?
+            }
+        };
+        if args.explain.as_deref() == Some(name) {
             explain(&connection, &comparison.sql, &site, &range)?;
         }
         if let Agreement::Mismatch { differences } = &comparison.agreement {
-            eprintln!("MISMATCH in {}: raw SQL and API disagree", spec.name);
+            eprintln!("MISMATCH in {name}: raw SQL and API disagree");
             for difference in differences {
                 eprintln!("  {difference}");
             }

@@ -16,15 +16,7 @@ async fn send(server: &TestServer, key: &str, events: &[(&str, &str, &str, &str)
                    "properties": {"pageUrl": page}, "userAgent": UA})
         })
         .collect();
-    let response = server
-        .http
-        .post(server.url("/api/v1/events"))
-        .header("x-api-key", key)
-        .json(&batch)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
+    server.send_batch(key, &batch).await;
 }
 
 async fn post(server: &TestServer, key: &str, path: &str, body: Value) -> (u16, Value) {
@@ -61,14 +53,10 @@ fn row(cohort: &str, size: u64, returning: Value) -> (String, u64, Vec<Value>) {
     )
 }
 
-/// Every bad field's name in an error answer.
-fn bad_fields(body: &Value) -> Vec<String> {
-    error_fields(body)
-}
-
 const PV: &str = "page_view";
 
-/// Polls until `expected` events of December 2023 to April 2024 are stored.
+/// Polls until `expected` events of December 2023 to April 2024 are stored (`all` would
+/// span more days than a range may).
 async fn wait_for(server: &TestServer, key: &str, site: &str, expected: u64) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
@@ -309,11 +297,11 @@ async fn cohorts_by_first_seen_and_by_an_event() {
         let (status, answer) = post(&server, &key, "/api/v2/retention", body.clone()).await;
         assert_eq!(status, 400, "{body}: {answer}");
         assert_eq!(answer["success"], false);
-        assert_eq!(bad_fields(&answer), fields, "{body}");
+        assert_eq!(error_fields(&answer), fields, "{body}");
     }
     let (status, answer) = post(&server, &key, "/api/v2/retention", json!({"periods": 3})).await;
     assert_eq!(
-        (status, bad_fields(&answer)),
+        (status, error_fields(&answer)),
         (400, vec!["site_id".to_owned()])
     );
     let (status, _) = post(
@@ -338,7 +326,7 @@ async fn cohorts_by_first_seen_and_by_an_event() {
     ] {
         let (status, answer) = get(&server, &key, path).await;
         assert_eq!(status, 400, "{path}: {answer}");
-        assert_eq!(bad_fields(&answer), fields, "{path}");
+        assert_eq!(error_fields(&answer), fields, "{path}");
     }
     server.stop().await;
 }

@@ -39,15 +39,7 @@ async fn load(server: &TestServer, key: &str, site: &str, events: &[Event<'_>]) 
             json!({"userId": user, "eventName": name, "timestamp": at, "properties": properties})
         })
         .collect();
-    let response = server
-        .http
-        .post(server.url("/api/v1/events"))
-        .header("x-api-key", key)
-        .json(&batch)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
+    server.send_batch(key, &batch).await;
     server.wait_for_events(key, site, events.len() as u64).await;
 }
 

@@ -28,15 +28,7 @@ async fn send(
                    "properties": properties, "userAgent": agent})
         })
         .collect();
-    let response = server
-        .http
-        .post(server.url("/api/v1/events"))
-        .header("x-api-key", key)
-        .json(&batch)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
+    server.send_batch(key, &batch).await;
 }
 
 async fn post(server: &TestServer, key: &str, path: &str, body: Value) -> (u16, Value) {
@@ -47,10 +39,6 @@ async fn post(server: &TestServer, key: &str, path: &str, body: Value) -> (u16, 
 
 async fn get(server: &TestServer, key: &str, path: &str) -> (u16, Value) {
     server.call(reqwest::Method::GET, path, key, None).await
-}
-
-fn bad_fields(body: &Value) -> Vec<String> {
-    error_fields(body)
 }
 
 /// `(step, name, visitors, dropoffs)` of each node.
@@ -313,7 +301,7 @@ async fn journeys_group_a_users_events_into_visits() {
     ] {
         let (got, answer) = post(&server, &key, "/api/v2/journey", body.clone()).await;
         assert_eq!(
-            (got, bad_fields(&answer)),
+            (got, error_fields(&answer)),
             (status, fields.iter().map(|f| f.to_string()).collect()),
             "{body}: {answer}"
         );
@@ -328,7 +316,7 @@ async fn journeys_group_a_users_events_into_visits() {
     ] {
         let (got, answer) = get(&server, &key, path).await;
         assert_eq!(
-            (got, bad_fields(&answer)),
+            (got, error_fields(&answer)),
             (status, vec![field.to_owned()]),
             "{path}: {answer}"
         );
@@ -539,7 +527,7 @@ async fn paths_forward_and_backward() {
     ] {
         let (status, answer) = post(&server, &key, "/api/v2/paths", body.clone()).await;
         assert_eq!(status, 400, "{body}: {answer}");
-        assert_eq!(bad_fields(&answer), fields, "{body}");
+        assert_eq!(error_fields(&answer), fields, "{body}");
     }
     server.stop().await;
 }

@@ -20,7 +20,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::http::error::ApiError;
 use crate::http::json::{iso, json_object};
-use crate::http::reads::{all_starts_at, read_site};
+use crate::http::reads::{read_site, read_times};
 use crate::http::state::{App, Caller, Payload, RequiredCaller};
 
 /// A retention request.
@@ -82,8 +82,7 @@ pub struct JourneyRequest {
 async fn site_of(app: &App, caller: &Caller, body: &Value) -> Result<(Site, i64, i64), ApiError> {
     let site_id = requested_site(body)?;
     let site = read_site(app, caller, Some(site_id.as_str()))?;
-    let now = chrono::Utc::now().timestamp_millis();
-    let first_event = all_starts_at(app, &site, body, now).await?;
+    let (now, first_event) = read_times(app, &site, body).await?;
     Ok((site, now, first_event))
 }
 

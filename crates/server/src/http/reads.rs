@@ -109,15 +109,8 @@ pub(crate) async fn run_query(
     body: &Value,
 ) -> Result<(heartbeat_query::Query, QueryResult), ApiError> {
     let site_id = requested_site(body)?;
-    let site = app
-        .registry
-        .site(&site_id)
-        .ok_or_else(|| ApiError::not_found("site_id", format!("no site {site_id}")))?;
-    if !caller.may_read(&site.id) {
-        return Err(ApiError::forbidden(site.id.as_str()));
-    }
-    let now = chrono::Utc::now().timestamp_millis();
-    let first_event = all_starts_at(app, &site, body, now).await?;
+    let site = read_site(app, caller, Some(site_id.as_str()))?;
+    let (now, first_event) = read_times(app, &site, body).await?;
     let query = parse_query(
         body,
         &site,
@@ -138,8 +131,7 @@ pub(crate) async fn run_funnel_on(
     site: &heartbeat_model::Site,
     body: &Value,
 ) -> Result<(FunnelQuery, FunnelResult), ApiError> {
-    let now = chrono::Utc::now().timestamp_millis();
-    let first_event = all_starts_at(app, site, body, now).await?;
+    let (now, first_event) = read_times(app, site, body).await?;
     let query = parse_funnel(body, site, now, first_event, &app.queries.settings.bounds())
         .map_err(ApiError::from)?;
     let reads = app.reads.as_ref();
@@ -150,9 +142,20 @@ pub(crate) async fn run_funnel_on(
     Ok((query, result))
 }
 
+/// Now, and where `"date_range": "all"` of request `body` starts ([`all_starts_at`]), in
+/// UTC milliseconds: the two instants every v2-shaped read resolves its range against.
+pub(crate) async fn read_times(
+    app: &App,
+    site: &heartbeat_model::Site,
+    body: &Value,
+) -> Result<(i64, i64), ApiError> {
+    let now = chrono::Utc::now().timestamp_millis();
+    Ok((now, all_starts_at(app, site, body, now).await?))
+}
+
 /// Where `"date_range": "all"` of request `body` starts: on the day of the site's first
 /// event (today for a site without any); `now_ms` when the body asks for another range.
-pub(crate) async fn all_starts_at(
+async fn all_starts_at(
     app: &App,
     site: &heartbeat_model::Site,
     body: &Value,

@@ -98,6 +98,22 @@ impl TestServer {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Sends seed 003 events (`POST /api/v1/events` with `key`) as one batch; the batch
+    /// must be accepted (202).
+    #[allow(dead_code)]
+    pub async fn send_batch(&self, key: &str, batch: &[Value]) {
+        let response = self
+            .http
+            .post(self.url("/api/v1/events"))
+            .header("x-api-key", key)
+            .json(batch)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        assert_eq!(status, 202, "{}", response.text().await.unwrap());
+    }
+
     /// Polls the `events` metric of all time until it reaches `expected`.
     pub async fn wait_for_events(&self, key: &str, site: &str, expected: u64) {
         let deadline = Instant::now() + Duration::from_secs(20);
