@@ -50,6 +50,15 @@ pub struct ProcessorConfig {
     pub idle_wait: Duration,
     /// How long (arrival time) client-given ids are remembered for deduplication.
     pub dedup_window_ms: i64,
+    /// Bytes the dedup filter's fingerprints may take (8 an id); beyond them the oldest are
+    /// forgotten before the window ends.
+    pub dedup_max_bytes: usize,
+    /// Most visits kept in memory; the least recently active beyond it are let go (the
+    /// store keeps them; a late event loads its visit back).
+    pub max_open_visits: usize,
+    /// How long after a visit can no longer grow, in its site's event time, it stays in
+    /// memory for late events.
+    pub visit_lateness_ms: i64,
     /// First and longest wait between store retries.
     pub retry_initial: Duration,
     pub retry_max: Duration,
@@ -64,6 +73,9 @@ impl Default for ProcessorConfig {
             max_batch_bytes: 8 * 1024 * 1024,
             idle_wait: Duration::from_millis(100),
             dedup_window_ms: 24 * 3_600_000,
+            dedup_max_bytes: 32 * 1024 * 1024,
+            max_open_visits: 100_000,
+            visit_lateness_ms: sessionizer::LATENESS_MS,
             retry_initial: Duration::from_millis(50),
             retry_max: Duration::from_secs(5),
             rejected_attempts: 3,
@@ -86,6 +98,14 @@ pub struct ProcessorStats {
     /// Engagement events with no open visit to belong to (Plausible's
     /// `no_session_for_engagement`).
     pub engagements_dropped: AtomicU64,
+    /// Visits in memory, and those loaded back from the store for late events.
+    pub open_visits: AtomicU64,
+    pub visits_reopened: AtomicU64,
+    /// Client-given ids the dedup filter remembers, the bytes it takes, and ids it forgot
+    /// before the window ended to stay within them.
+    pub dedup_ids: AtomicU64,
+    pub dedup_bytes: AtomicU64,
+    pub dedup_forgotten_early: AtomicU64,
 }
 
 /// Whether a site still exists; the processor drops queued events of sites that do not
@@ -136,9 +156,10 @@ impl Processor {
         let now = now_ms();
         let stored_position = Cursor::from_stored(store.queue_position().await?.unwrap_or(0));
         let position = stored_position.max(queue.acked());
-        let mut sessionizer = Sessionizer::default();
-        sessionizer.restore(store.open_sessions(now - VISIT_TIMEOUT_MS).await?, now);
-        let mut dedup = Deduplicator::new(config.dedup_window_ms);
+        let mut sessionizer = Sessionizer::new(config.max_open_visits, config.visit_lateness_ms);
+        let since = now - VISIT_TIMEOUT_MS;
+        sessionizer.restore(store.open_sessions(since).await?, since, now);
+        let mut dedup = Deduplicator::new(config.dedup_window_ms, config.dedup_max_bytes);
         dedup.restore(store.as_ref(), now).await?;
         tracing::info!(
             position = position.to_stored(),
@@ -200,6 +221,7 @@ impl Processor {
             if processed == 0 || now - last_housekeeping > 10_000 {
                 self.sessionizer.evict(now);
                 self.dedup.prune(now);
+                self.report_memory();
                 last_housekeeping = now;
             }
         }
@@ -282,7 +304,31 @@ impl Processor {
         self.stats
             .deleted_site_dropped
             .fetch_add((queued - events.len()) as u64, Ordering::Relaxed);
-        let duplicates = self.dedup.filter(&mut events, now);
+        let mut delay = self.config.retry_initial;
+        let duplicates = loop {
+            match self
+                .dedup
+                .filter(self.store.as_ref(), &mut events, now)
+                .await
+            {
+                Ok(duplicates) => break duplicates,
+                Err(err) => self.wait_to_retry("dedup check", &err, &mut delay).await,
+            }
+        };
+        for lookup in self.sessionizer.lookups(&events) {
+            let mut delay = self.config.retry_initial;
+            let visits = loop {
+                let visitors = lookup.visitors.clone();
+                match (self.store)
+                    .visits_of(&lookup.site, visitors, lookup.from_ms, lookup.to_ms)
+                    .await
+                {
+                    Ok(visits) => break visits,
+                    Err(err) => self.wait_to_retry("visit lookup", &err, &mut delay).await,
+                }
+            };
+            self.sessionizer.reopen(visits, now);
+        }
         let assigned = events.len();
         let sessions = self.sessionizer.assign(&mut events, now);
         // Engagement events of no open visit, dropped as Plausible drops them.
@@ -306,6 +352,8 @@ impl Processor {
             .duplicates_dropped
             .fetch_add(duplicates as u64, Ordering::Relaxed);
         self.stats.batches_committed.fetch_add(1, Ordering::Relaxed);
+        self.sessionizer.maintain(now_ms());
+        self.report_memory();
         if let Some(newest) = newest {
             self.stats
                 .last_event_ms
@@ -317,6 +365,25 @@ impl Processor {
             let _ = self.stored.send(batch);
         }
         Ok(())
+    }
+
+    /// Waits before retrying a store read that failed, doubling the wait up to the longest.
+    async fn wait_to_retry(&self, what: &str, err: &StoreError, delay: &mut Duration) {
+        tracing::warn!(error = %err, "{what} failed, retrying");
+        self.stats.store_retries.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(*delay).await;
+        *delay = (*delay * 2).min(self.config.retry_max);
+    }
+
+    /// Publishes what the sessionizer and the dedup filter hold.
+    fn report_memory(&self) {
+        let stats = &self.stats;
+        let set = |gauge: &AtomicU64, value: u64| gauge.store(value, Ordering::Relaxed);
+        set(&stats.open_visits, self.sessionizer.open_visits() as u64);
+        set(&stats.visits_reopened, self.sessionizer.reopened());
+        set(&stats.dedup_ids, self.dedup.remembered() as u64);
+        set(&stats.dedup_bytes, self.dedup.bytes() as u64);
+        set(&stats.dedup_forgotten_early, self.dedup.forgotten_early());
     }
 
     /// Deletes everything stored of `site` (retrying while the store is unavailable) and

@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::Hasher;
 
 use heartbeat_model::{Event, Session, SiteId};
-use heartbeat_store::SessionRow;
+use heartbeat_store::{SessionRow, StoredVisit};
 use siphasher::sip::SipHasher13;
 
 /// Plausible's and Google Analytics' visit timeout.
@@ -44,11 +44,64 @@ struct OpenVisit {
     client_session: Option<String>,
 }
 
-#[derive(Debug, Default)]
+/// How long, in event time, a visit stays in memory after it can no longer grow by default:
+/// the lateness an event may have and still find its visit there instead of in the store.
+pub const LATENESS_MS: i64 = 5 * 60 * 1000;
+
+/// How long after its last page view or event engagement events are looked for to have
+/// kept a visit open, when a late event's visit is looked up in the store.
+pub const ENGAGED_AFTER_MS: i64 = 6 * 60 * 60 * 1000;
+
+/// What the sessionizer knows of a site's time.
+#[derive(Debug, Clone, Copy)]
+struct SiteClock {
+    /// The newest event time seen: visits that ended more than the timeout (and the
+    /// lateness) before it are closed.
+    watermark_ms: i64,
+    /// The latest activity of any visit let go from memory: an event up to the timeout
+    /// after it may continue a visit only the store holds.
+    released_ms: i64,
+}
+
+/// Visits an event batch may continue that only the store holds: `site`'s visits by these
+/// visitors whose span meets `[from_ms, to_ms]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lookup {
+    pub site: SiteId,
+    pub visitors: Vec<u64>,
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+#[derive(Debug)]
 pub struct Sessionizer {
     /// Open visits per visitor: usually one; more while a visitor's old events are being
     /// backfilled beside live ones, so neither ends the other.
     open: HashMap<VisitorKey, Vec<OpenVisit>>,
+    sites: HashMap<SiteId, SiteClock>,
+    /// Visits of the store that ended before this were never loaded (they were closed when
+    /// the processor started).
+    stored_before_ms: i64,
+    /// Most visits kept in memory; beyond it the least recently active ones are let go.
+    max_open: usize,
+    /// How long after it can no longer grow (in its site's event time) a visit is let go.
+    lateness_ms: i64,
+    /// The newest event time of any site, and what it was at the last eviction.
+    newest_ms: i64,
+    newest_at_evict_ms: i64,
+    /// Visits loaded back from the store for late events.
+    reopened: u64,
+    /// Visits in `open`, counted as they come and go.
+    count: usize,
+    /// When visits were last let go, and how many stayed.
+    evicted_at_ms: i64,
+    count_after_evict: usize,
+}
+
+impl Default for Sessionizer {
+    fn default() -> Self {
+        Sessionizer::new(usize::MAX, LATENESS_MS)
+    }
 }
 
 fn session_id(site: &SiteId, visitor_id: u64, start_ms: i64) -> u64 {
@@ -105,16 +158,21 @@ impl OpenVisit {
         }
     }
 
-    fn restored(session: Session, now_ms: i64) -> Self {
-        let had_pageviews = session.pageviews > 0;
+    fn restored(visit: StoredVisit, now_ms: i64) -> Self {
         OpenVisit {
-            first_pageview_ms: had_pageviews.then_some(session.start_ms),
-            last_pageview_ms: had_pageviews.then_some(session.end_ms),
-            active_ms: session.end_ms,
-            session,
+            first_pageview_ms: visit.first_pageview_ms,
+            last_pageview_ms: visit.last_pageview_ms,
+            active_ms: visit.last_event_ms.max(visit.session.end_ms),
+            session: visit.session,
             touched_at_ms: now_ms,
             client_session: None,
         }
+    }
+
+    /// How far `ts` is outside this visit's span (0 inside it).
+    fn distance(&self, ts: i64) -> i64 {
+        let end = self.session.end_ms.max(self.active_ms);
+        (self.session.start_ms - ts).max(ts - end).max(0)
     }
 
     /// Whether `ts` belongs to this visit: within the timeout of its span.
@@ -167,26 +225,116 @@ impl OpenVisit {
     }
 }
 
+/// Which of a visitor's open visits `event` continues: of those it falls within the timeout
+/// of, the nearest in time, then the earliest, so the answer does not depend on which visits
+/// happen to be in memory or in what order they came back.
+fn continued(visits: &[OpenVisit], event: &Event) -> Option<usize> {
+    visits
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.continues(event))
+        .min_by_key(|(_, v)| (v.distance(event.timestamp_ms), v.session.start_ms))
+        .map(|(index, _)| index)
+}
+
 impl Sessionizer {
-    /// Continues visits that were open when the processor last stopped.
-    pub fn restore(&mut self, sessions: Vec<Session>, now_ms: i64) {
-        for session in sessions {
-            let key = (session.site_id.clone(), session.visitor_id);
-            self.open
-                .entry(key)
-                .or_default()
-                .push(OpenVisit::restored(session, now_ms));
+    /// Keeps at most `max_open` visits in memory, each until its site's events are
+    /// `lateness_ms` past the time it could still grow.
+    pub fn new(max_open: usize, lateness_ms: i64) -> Self {
+        Sessionizer {
+            open: HashMap::new(),
+            sites: HashMap::new(),
+            stored_before_ms: i64::MIN,
+            max_open: max_open.max(1),
+            lateness_ms,
+            newest_ms: i64::MIN,
+            newest_at_evict_ms: i64::MIN,
+            reopened: 0,
+            count: 0,
+            evicted_at_ms: i64::MIN,
+            count_after_evict: 0,
         }
+    }
+
+    /// Continues visits that were open when the processor last stopped: the store's visits
+    /// that ended at or after `since_ms`; the others are closed, and only a late event brings
+    /// one back ([`Sessionizer::lookups`]).
+    pub fn restore(&mut self, sessions: Vec<StoredVisit>, since_ms: i64, now_ms: i64) {
+        self.stored_before_ms = since_ms;
+        self.reopen(sessions, now_ms);
+    }
+
+    /// Takes back visits the store holds (from [`Sessionizer::lookups`]), unless already
+    /// open.
+    pub fn reopen(&mut self, stored: Vec<StoredVisit>, now_ms: i64) {
+        for visit in stored {
+            let session = &visit.session;
+            let key = (session.site_id.clone(), session.visitor_id);
+            let visits = self.open.entry(key).or_default();
+            if visits
+                .iter()
+                .all(|v| v.session.session_id != session.session_id)
+            {
+                visits.push(OpenVisit::restored(visit, now_ms));
+                self.reopened += 1;
+                self.count += 1;
+            }
+        }
+    }
+
+    /// Visits loaded back from the store since the start.
+    pub fn reopened(&self) -> u64 {
+        self.reopened
     }
 
     /// Forgets the open visits of a deleted site, so a site created again under its id
     /// starts afresh.
     pub fn forget_site(&mut self, site: &SiteId) {
         self.open.retain(|(visit_site, _), _| visit_site != site);
+        self.sites.remove(site);
+        self.count = self.open.values().map(Vec::len).sum();
     }
 
     pub fn open_visits(&self) -> usize {
-        self.open.values().map(Vec::len).sum()
+        self.count
+    }
+
+    /// The store lookups `events` need before [`Sessionizer::assign`]: the visits, let go
+    /// from memory (or never loaded), that an event may continue; one lookup per site. Live
+    /// events, newer than every visit let go by the timeout, need none.
+    pub fn lookups(&self, events: &[Event]) -> Vec<Lookup> {
+        let mut by_site: HashMap<&SiteId, Lookup> = HashMap::new();
+        for event in events {
+            let released = self
+                .sites
+                .get(&event.site_id)
+                .map_or(i64::MIN, |clock| clock.released_ms)
+                .max(self.stored_before_ms);
+            let ts = event.timestamp_ms;
+            if released == i64::MIN || ts > released.saturating_add(VISIT_TIMEOUT_MS) {
+                continue;
+            }
+            let lookup = by_site.entry(&event.site_id).or_insert_with(|| Lookup {
+                site: event.site_id.clone(),
+                visitors: Vec::new(),
+                from_ms: ts,
+                to_ms: ts,
+            });
+            lookup.visitors.push(event.visitor_id);
+            lookup.visitors.extend(event.previous_visitor_id);
+            lookup.from_ms = lookup.from_ms.min(ts);
+            lookup.to_ms = lookup.to_ms.max(ts);
+        }
+        let mut lookups: Vec<Lookup> = by_site.into_values().collect();
+        for lookup in &mut lookups {
+            lookup.visitors.sort_unstable();
+            lookup.visitors.dedup();
+            // A visit covers events up to the timeout beyond either end of its span, and
+            // engagement events after its last page view keep it open longer.
+            lookup.from_ms -= VISIT_TIMEOUT_MS + ENGAGED_AFTER_MS;
+            lookup.to_ms += VISIT_TIMEOUT_MS;
+        }
+        lookups
     }
 
     /// Assigns `events` (any order) to visits and returns the visit rows to append. Removes
@@ -199,13 +347,22 @@ impl Sessionizer {
         let mut seen: HashSet<u64> = HashSet::new();
         let mut orphans: HashSet<usize> = HashSet::new();
         for (at, event) in events.iter_mut().enumerate() {
+            let clock = self
+                .sites
+                .entry(event.site_id.clone())
+                .or_insert(SiteClock {
+                    watermark_ms: event.timestamp_ms,
+                    released_ms: i64::MIN,
+                });
+            clock.watermark_ms = clock.watermark_ms.max(event.timestamp_ms);
+            self.newest_ms = self.newest_ms.max(event.timestamp_ms);
             self.continue_across_midnight(event);
             let key = (event.site_id.clone(), event.visitor_id);
             if event.is_engagement() {
-                let open = self
-                    .open
-                    .get_mut(&key)
-                    .and_then(|visits| visits.iter_mut().find(|v| v.continues(event)));
+                let open = self.open.get_mut(&key).and_then(|visits| {
+                    let index = continued(visits, event)?;
+                    Some(&mut visits[index])
+                });
                 match open {
                     Some(visit) => {
                         visit.keep_open(event, now_ms);
@@ -218,10 +375,11 @@ impl Sessionizer {
                 continue;
             }
             let visits = self.open.entry(key.clone()).or_default();
-            let index = match visits.iter().position(|v| v.continues(event)) {
+            let index = match continued(visits, event) {
                 Some(index) => index,
                 None => {
                     visits.push(OpenVisit::new(event, now_ms));
+                    self.count += 1;
                     visits.len() - 1
                 }
             };
@@ -282,14 +440,87 @@ impl Sessionizer {
         }
     }
 
-    /// Forgets visits untouched for longer than the timeout (wall clock), bounding memory.
+    /// Lets go of the visits that can no longer grow (their site's events have moved on by
+    /// the timeout and the lateness), of those untouched for the timeout in wall-clock time
+    /// (a site gone quiet), and, over the cap, of the least recently active ones. The store
+    /// holds them all; a late event brings one back. Returns how many were let go.
     pub fn evict(&mut self, now_ms: i64) -> usize {
         let before = self.open_visits();
-        self.open.retain(|_, visits| {
-            visits.retain(|visit| now_ms - visit.touched_at_ms <= VISIT_TIMEOUT_MS);
+        let sites = &mut self.sites;
+        let after = VISIT_TIMEOUT_MS.saturating_add(self.lateness_ms);
+        self.open.retain(|(site, _), visits| {
+            let clock = sites.get_mut(site);
+            let watermark = clock.as_ref().map_or(i64::MIN, |c| c.watermark_ms);
+            let mut released = i64::MIN;
+            visits.retain(|visit| {
+                let closed = visit.active_ms.saturating_add(after) < watermark;
+                let idle = now_ms - visit.touched_at_ms > VISIT_TIMEOUT_MS;
+                if closed || idle {
+                    released = released.max(visit.active_ms);
+                }
+                !(closed || idle)
+            });
+            if let Some(clock) = clock {
+                clock.released_ms = clock.released_ms.max(released);
+            }
             !visits.is_empty()
         });
-        before - self.open_visits()
+        self.count = self.open.values().map(Vec::len).sum();
+        let over = self.count.saturating_sub(self.max_open);
+        if over > 0 {
+            // Down to nine tenths of the cap, so the next batches do not each evict again.
+            self.release_least_active(over + self.max_open / 10);
+            self.count = self.open.values().map(Vec::len).sum();
+        }
+        self.evicted_at_ms = now_ms;
+        self.count_after_evict = self.count;
+        self.newest_at_evict_ms = self.newest_ms;
+        before - self.count
+    }
+
+    fn release_least_active(&mut self, count: usize) {
+        let mut actives: Vec<i64> = self
+            .open
+            .values()
+            .flat_map(|visits| visits.iter().map(|v| v.active_ms))
+            .collect();
+        if count == 0 || actives.is_empty() {
+            return;
+        }
+        let count = count.min(actives.len());
+        let (_, cutoff, _) = actives.select_nth_unstable(count - 1);
+        let cutoff = *cutoff;
+        let mut left = count;
+        let sites = &mut self.sites;
+        self.open.retain(|(site, _), visits| {
+            visits.retain(|visit| {
+                if left == 0 || visit.active_ms > cutoff {
+                    return true;
+                }
+                left -= 1;
+                let clock = sites.entry(site.clone()).or_insert(SiteClock {
+                    watermark_ms: visit.active_ms,
+                    released_ms: i64::MIN,
+                });
+                clock.released_ms = clock.released_ms.max(visit.active_ms);
+                false
+            });
+            !visits.is_empty()
+        });
+    }
+
+    /// Evicts after a batch when it is due: over the cap, a tenth more visits than after the
+    /// last eviction, event time moved on by the lateness, or a second later. So a fast
+    /// backfill holds about the visits open at its frontier, and the cost stays a small share
+    /// of the batches'.
+    pub fn maintain(&mut self, now_ms: i64) {
+        if self.count > self.max_open
+            || self.count > self.count_after_evict + self.count_after_evict / 10 + 1000
+            || self.newest_ms.saturating_sub(self.newest_at_evict_ms) > self.lateness_ms
+            || now_ms.saturating_sub(self.evicted_at_ms) >= 1000
+        {
+            self.evict(now_ms);
+        }
     }
 }
 

@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use heartbeat_model::{encode_batch, encode_site_deletion, Event, Session, SiteId};
+use heartbeat_model::{encode_batch, encode_site_deletion, Event, SiteId};
 use heartbeat_processor::{Processor, ProcessorConfig};
 use heartbeat_query::{Sql, SqlRunner, SqlValue};
 use heartbeat_queue::{WalConfig, WalQueue};
-use heartbeat_store::{Deleted, EventWriter, InsertBatch, StoreError};
+use heartbeat_store::{Deleted, EventWriter, InsertBatch, StoreError, StoredVisit};
 use heartbeat_store_duckdb::DuckDbStore;
 
 /// A real DuckDB store behind a fault injector: the first `unavailable_failures` inserts
@@ -45,11 +45,28 @@ impl EventWriter for FaultyStore {
     async fn queue_position(&self) -> Result<Option<u64>, StoreError> {
         self.inner.queue_position().await
     }
-    async fn open_sessions(&self, since_ms: i64) -> Result<Vec<Session>, StoreError> {
+    async fn open_sessions(&self, since_ms: i64) -> Result<Vec<StoredVisit>, StoreError> {
         self.inner.open_sessions(since_ms).await
     }
-    async fn client_event_ids(&self, since_ms: i64) -> Result<Vec<(SiteId, String)>, StoreError> {
-        self.inner.client_event_ids(since_ms).await
+    async fn visits_of(
+        &self,
+        site: &SiteId,
+        visitors: Vec<u64>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<StoredVisit>, StoreError> {
+        self.inner.visits_of(site, visitors, from_ms, to_ms).await
+    }
+    async fn client_id_fingerprints(&self, since_ms: i64) -> Result<Vec<(i64, u64)>, StoreError> {
+        self.inner.client_id_fingerprints(since_ms).await
+    }
+    async fn stored_client_ids(
+        &self,
+        site: &SiteId,
+        ids: Vec<String>,
+        since_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        self.inner.stored_client_ids(site, ids, since_ms).await
     }
     async fn flush(&self) -> Result<(), StoreError> {
         self.inner.flush().await

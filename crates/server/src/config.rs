@@ -180,6 +180,16 @@ settings! {
         /// Bytes the queue may hold unprocessed before ingest answers 503.
         max_pending_bytes: u64 = 1024 * 1024 * 1024; "max-queue-bytes", "HEARTBEAT_MAX_QUEUE_BYTES";
     }
+    /// The processor, between the queue and the store: its memory bounds.
+    [processor] ProcessorSettings, ProcessorLayer {
+        /// Most visits the sessionizer keeps in memory (about 1 KB each). Visits leave memory
+        /// once their site's events are 35 minutes past them; beyond this many, the least
+        /// recently active leave too, and a late event loads its visit back from the store.
+        max_open_visits: usize = 100_000; "max-open-visits", "HEARTBEAT_MAX_OPEN_VISITS";
+        /// Bytes the dedup filter may take: 8 per client-given event id remembered for 24 hours
+        /// of arrival; beyond them the oldest ids are forgotten early.
+        dedup_max_bytes: usize = 32 * 1024 * 1024; "dedup-max-bytes", "HEARTBEAT_DEDUP_MAX_BYTES";
+    }
     /// Sites, keys, organisations, users, sessions and share links.
     [meta] Meta, MetaLayer {
         /// The metadata store's engine: `duckdb` (beside the events).

@@ -188,7 +188,11 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
         queue.clone(),
         writes,
         &config.server.data_dir,
-        ProcessorConfig::default(),
+        ProcessorConfig {
+            max_open_visits: config.processor.max_open_visits,
+            dedup_max_bytes: config.processor.dedup_max_bytes,
+            ..ProcessorConfig::default()
+        },
     )
     .await?
     .with_site_check(Arc::new(move |site| site_directory.has_site(site)));

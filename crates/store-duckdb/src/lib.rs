@@ -23,7 +23,10 @@ use heartbeat_model::{
 };
 use heartbeat_query::{Dialect, Row, RunError, Sql, SqlRunner, SqlValue};
 use heartbeat_rollup::{Rollups, Span};
-use heartbeat_store::{Deleted, EventData, EventWriter, InsertBatch, MetaStore, StoreError};
+use heartbeat_store::{
+    client_id_fingerprint, Deleted, EventData, EventWriter, InsertBatch, MetaStore, StoreError,
+    StoredVisit,
+};
 
 /// The embedded store. Cheap to clone.
 #[derive(Clone)]
@@ -514,6 +517,9 @@ fn visit_attributes(row: &duckdb::Row<'_>, first: usize) -> duckdb::Result<Visit
     })
 }
 
+/// Most values listed in one lookup statement.
+const LOOKUP_CHUNK: usize = 1000;
+
 const SESSION_COLUMNS: &str = "site_id, session_id, visitor_id, user_id, version, \
     epoch_ms(start_ts), epoch_ms(end_ts), pageviews, events, engagements, entry_page, \
     exit_page, hostname, referrer, referrer_source, channel, utm_source, utm_medium, \
@@ -537,6 +543,59 @@ fn session_from_row(row: &duckdb::Row<'_>) -> duckdb::Result<Session> {
         hostname: row.get(12)?,
         visit: visit_attributes(row, 13)?,
     })
+}
+
+/// How far after a visit's end its latest event is looked for (engagement events keep a
+/// visit open past its last page view).
+const EXTENT_SLACK_MS: i64 = 2 * 86_400_000;
+
+/// `sessions` with the times of their first and last page views and latest event, read from
+/// their events (one statement per site and chunk, bounded by the visits' spans).
+fn with_extents(conn: &Connection, sessions: Vec<Session>) -> duckdb::Result<Vec<StoredVisit>> {
+    let mut by_site: HashMap<String, Vec<Session>> = HashMap::new();
+    for session in sessions {
+        by_site
+            .entry(session.site_id.as_str().to_owned())
+            .or_default()
+            .push(session);
+    }
+    let mut visits = Vec::new();
+    for (site, sessions) in by_site {
+        for chunk in sessions.chunks(LOOKUP_CHUNK) {
+            let from = chunk.iter().map(|s| s.start_ms).min().unwrap_or(0);
+            let to = chunk.iter().map(|s| s.end_ms).max().unwrap_or(0) + EXTENT_SLACK_MS;
+            // Visit ids are numbers, written into the statement as such.
+            let listed = chunk
+                .iter()
+                .map(|s| s.session_id.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut stmt = conn.prepare(&format!(
+                "SELECT session_id, epoch_ms(min(ts) FILTER (WHERE name = 'pageview')), \
+                 epoch_ms(max(ts) FILTER (WHERE name = 'pageview')), epoch_ms(max(ts)) \
+                 FROM events WHERE site_id = ? AND ts >= ? AND ts <= ? \
+                 AND session_id IN ({listed}) GROUP BY session_id"
+            ))?;
+            let mut extents: HashMap<u64, (Option<i64>, Option<i64>, i64)> = stmt
+                .query_map(params![site, timestamp(from), timestamp(to)], |row| {
+                    Ok((row.get(0)?, (row.get(1)?, row.get(2)?, row.get(3)?)))
+                })?
+                .collect::<duckdb::Result<_>>()?;
+            for session in chunk {
+                let (first, last, latest) =
+                    extents
+                        .remove(&session.session_id)
+                        .unwrap_or((None, None, session.end_ms));
+                visits.push(StoredVisit {
+                    first_pageview_ms: first,
+                    last_pageview_ms: last,
+                    last_event_ms: latest.max(session.end_ms),
+                    session: session.clone(),
+                });
+            }
+        }
+    }
+    Ok(visits)
 }
 
 #[async_trait::async_trait]
@@ -571,7 +630,7 @@ impl EventWriter for DuckDbStore {
         .await
     }
 
-    async fn open_sessions(&self, since_ms: i64) -> Result<Vec<Session>, StoreError> {
+    async fn open_sessions(&self, since_ms: i64) -> Result<Vec<StoredVisit>, StoreError> {
         self.with_reader(move |conn| {
             let sql = format!(
                 "SELECT {SESSION_COLUMNS} FROM sessions WHERE sign = 1 AND end_ts >= ? \
@@ -583,27 +642,103 @@ impl EventWriter for DuckDbStore {
                 .map_err(unavailable)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(unavailable)?;
-            Ok(sessions)
+            with_extents(conn, sessions).map_err(unavailable)
         })
         .await
     }
 
-    async fn client_event_ids(
+    async fn visits_of(
+        &self,
+        site: &SiteId,
+        visitors: Vec<u64>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<StoredVisit>, StoreError> {
+        let site = site.as_str().to_owned();
+        self.with_reader(move |conn| {
+            let mut sessions = Vec::new();
+            for chunk in visitors.chunks(LOOKUP_CHUNK) {
+                // Visitor ids are numbers, written into the statement as such.
+                let listed = chunk
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let sql = format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions WHERE site_id = ? \
+                     AND visitor_id IN ({listed}) AND sign = 1 AND end_ts >= ? AND start_ts <= ? \
+                     QUALIFY row_number() OVER (PARTITION BY session_id ORDER BY version DESC) = 1"
+                );
+                let mut stmt = conn.prepare(&sql).map_err(unavailable)?;
+                let found = stmt
+                    .query_map(
+                        params![site, timestamp(from_ms), timestamp(to_ms)],
+                        session_from_row,
+                    )
+                    .map_err(unavailable)?;
+                for session in found {
+                    sessions.push(session.map_err(unavailable)?);
+                }
+            }
+            with_extents(conn, sessions).map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn client_id_fingerprints(
         &self,
         received_since_ms: i64,
-    ) -> Result<Vec<(SiteId, String)>, StoreError> {
+    ) -> Result<Vec<(i64, u64)>, StoreError> {
         self.with_reader(move |conn| {
             let mut stmt = conn
-                .prepare("SELECT site_id, event_id FROM events WHERE client_event_id AND received_at >= ?")
+                .prepare(
+                    "SELECT epoch_ms(received_at), site_id, event_id FROM events \
+                     WHERE client_event_id AND received_at >= ?",
+                )
                 .map_err(unavailable)?;
-            let ids = stmt
-                .query_map(params![timestamp(received_since_ms)], |row| {
-                    Ok((SiteId(row.get(0)?), row.get(1)?))
-                })
-                .map_err(unavailable)?
-                .collect::<Result<Vec<_>, _>>()
+            let mut rows = stmt
+                .query(params![timestamp(received_since_ms)])
                 .map_err(unavailable)?;
-            Ok(ids)
+            // Rows are hashed as they are read: the ids themselves are never all in memory.
+            let mut fingerprints = Vec::new();
+            while let Some(row) = rows.next().map_err(unavailable)? {
+                let received: i64 = row.get(0).map_err(unavailable)?;
+                let site = SiteId(row.get(1).map_err(unavailable)?);
+                let id: String = row.get(2).map_err(unavailable)?;
+                fingerprints.push((received, client_id_fingerprint(&site, &id)));
+            }
+            Ok(fingerprints)
+        })
+        .await
+    }
+
+    async fn stored_client_ids(
+        &self,
+        site: &SiteId,
+        ids: Vec<String>,
+        received_since_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let site = site.as_str().to_owned();
+        self.with_reader(move |conn| {
+            let mut stored = Vec::new();
+            for chunk in ids.chunks(LOOKUP_CHUNK) {
+                let marks = vec!["?"; chunk.len()].join(",");
+                let sql = format!(
+                    "SELECT event_id FROM events WHERE site_id = ? AND client_event_id \
+                     AND received_at >= ? AND event_id IN ({marks})"
+                );
+                let mut values: Vec<Value> =
+                    vec![site.clone().into(), timestamp(received_since_ms)];
+                values.extend(chunk.iter().cloned().map(Value::from));
+                let mut stmt = conn.prepare(&sql).map_err(unavailable)?;
+                let found = stmt
+                    .query_map(duckdb::params_from_iter(values), |row| row.get(0))
+                    .map_err(unavailable)?;
+                for id in found {
+                    stored.push(id.map_err(unavailable)?);
+                }
+            }
+            Ok(stored)
         })
         .await
     }

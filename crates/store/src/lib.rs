@@ -50,6 +50,29 @@ pub struct InsertBatch {
     pub queue_position: u64,
 }
 
+/// A visit as the store holds it, with what the sessionizer needs to continue it exactly:
+/// when its first and last page views and its latest event (engagement events included)
+/// happened, read from its events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredVisit {
+    pub session: Session,
+    pub first_pageview_ms: Option<i64>,
+    pub last_pageview_ms: Option<i64>,
+    /// At least the visit's end.
+    pub last_event_ms: i64,
+}
+
+/// A 64-bit fingerprint of a client-given event id within its site: what the processor's
+/// dedup filter keeps instead of the id (two ids share one with odds of about n / 2^64).
+pub fn client_id_fingerprint(site: &SiteId, event_id: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = siphasher::sip::SipHasher13::new_with_keys(0x6465_6475, 0x7000_0001);
+    hasher.write(site.as_str().as_bytes());
+    hasher.write_u8(0xff);
+    hasher.write(event_id.as_bytes());
+    hasher.finish()
+}
+
 /// What the processor writes: events, visit rows and the queue position, together, and what
 /// it reads back to resume (the position, open visits, client-given ids).
 #[async_trait::async_trait]
@@ -63,14 +86,35 @@ pub trait EventWriter: Send + Sync + 'static {
 
     /// The current state of every visit whose last event is at or after `since_ms`, so a
     /// restarted processor continues open visits instead of starting new ones.
-    async fn open_sessions(&self, since_ms: i64) -> Result<Vec<Session>, StoreError>;
+    async fn open_sessions(&self, since_ms: i64) -> Result<Vec<StoredVisit>, StoreError>;
 
-    /// Client-given ids of events stored at or after `received_since_ms` (wall clock), to
-    /// rebuild the dedup window.
-    async fn client_event_ids(
+    /// The current state of `site`'s visits by any of `visitors` whose span meets
+    /// `[from_ms, to_ms]`, so the processor can continue a visit it no longer keeps in memory
+    /// when a late event of it arrives.
+    async fn visits_of(
+        &self,
+        site: &SiteId,
+        visitors: Vec<u64>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<StoredVisit>, StoreError>;
+
+    /// [`client_id_fingerprint`]s of the client-given ids of events stored at or after
+    /// `received_since_ms` (wall clock), each with the time it was received, to rebuild the
+    /// dedup window without holding the ids themselves.
+    async fn client_id_fingerprints(
         &self,
         received_since_ms: i64,
-    ) -> Result<Vec<(SiteId, String)>, StoreError>;
+    ) -> Result<Vec<(i64, u64)>, StoreError>;
+
+    /// Which of `ids`, client-given ids of `site`'s events, are stored with a receipt time
+    /// at or after `received_since_ms`: the exact check behind a dedup filter's hit.
+    async fn stored_client_ids(
+        &self,
+        site: &SiteId,
+        ids: Vec<String>,
+        received_since_ms: i64,
+    ) -> Result<Vec<String>, StoreError>;
 
     /// Makes everything committed durable on disk (a checkpoint of the engine's own log).
     async fn flush(&self) -> Result<(), StoreError>;

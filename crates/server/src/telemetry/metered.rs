@@ -9,13 +9,14 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use heartbeat_model::{Session, SiteId};
+use heartbeat_model::SiteId;
 use heartbeat_query::{Dialect, Row, RunError, Sql, SqlRunner};
 use heartbeat_queue::{Backlog, Cursor, Delivery, EventQueue, QueueError};
-use heartbeat_store::{Deleted, EventWriter, InsertBatch, StoreError};
+use heartbeat_store::{Deleted, EventWriter, InsertBatch, StoreError, StoredVisit};
 
 use super::{
-    QUEUE_APPEND_DURATION, STORE_INSERT_DURATION, STORE_QUERY_DURATION, STORE_QUERY_ERRORS,
+    QUEUE_APPEND_DURATION, STORE_INSERT_DURATION, STORE_LOOKUP_DURATION, STORE_QUERY_DURATION,
+    STORE_QUERY_ERRORS,
 };
 
 /// Appends closer together than this share one lag sample.
@@ -155,15 +156,44 @@ impl EventWriter for MeteredWrites {
         self.inner.queue_position().await
     }
 
-    async fn open_sessions(&self, since_ms: i64) -> Result<Vec<Session>, StoreError> {
+    async fn open_sessions(&self, since_ms: i64) -> Result<Vec<StoredVisit>, StoreError> {
         self.inner.open_sessions(since_ms).await
     }
 
-    async fn client_event_ids(
+    async fn visits_of(
+        &self,
+        site: &SiteId,
+        visitors: Vec<u64>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<StoredVisit>, StoreError> {
+        let started = Instant::now();
+        let result = self.inner.visits_of(site, visitors, from_ms, to_ms).await;
+        metrics::histogram!(STORE_LOOKUP_DURATION, "lookup" => "visits").record(started.elapsed());
+        result
+    }
+
+    async fn client_id_fingerprints(
         &self,
         received_since_ms: i64,
-    ) -> Result<Vec<(SiteId, String)>, StoreError> {
-        self.inner.client_event_ids(received_since_ms).await
+    ) -> Result<Vec<(i64, u64)>, StoreError> {
+        self.inner.client_id_fingerprints(received_since_ms).await
+    }
+
+    async fn stored_client_ids(
+        &self,
+        site: &SiteId,
+        ids: Vec<String>,
+        received_since_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let started = Instant::now();
+        let result = self
+            .inner
+            .stored_client_ids(site, ids, received_since_ms)
+            .await;
+        metrics::histogram!(STORE_LOOKUP_DURATION, "lookup" => "client_ids")
+            .record(started.elapsed());
+        result
     }
 
     async fn flush(&self) -> Result<(), StoreError> {

@@ -35,7 +35,13 @@ pub const PROCESSOR_EVENTS_STORED: &str = "heartbeat_processor_events_stored_tot
 pub const PROCESSOR_EVENTS_DROPPED: &str = "heartbeat_processor_events_dropped_total";
 pub const PROCESSOR_BATCHES: &str = "heartbeat_processor_batches_committed_total";
 pub const PROCESSOR_STORE_RETRIES: &str = "heartbeat_processor_store_retries_total";
+pub const PROCESSOR_OPEN_VISITS: &str = "heartbeat_processor_open_visits";
+pub const PROCESSOR_VISITS_REOPENED: &str = "heartbeat_processor_visits_reopened_total";
+pub const PROCESSOR_DEDUP_IDS: &str = "heartbeat_processor_dedup_ids";
+pub const PROCESSOR_DEDUP_BYTES: &str = "heartbeat_processor_dedup_bytes";
+pub const PROCESSOR_DEDUP_FORGOTTEN: &str = "heartbeat_processor_dedup_forgotten_early_total";
 pub const STORE_INSERT_DURATION: &str = "heartbeat_store_insert_duration_seconds";
+pub const STORE_LOOKUP_DURATION: &str = "heartbeat_store_lookup_duration_seconds";
 pub const STORE_QUERY_DURATION: &str = "heartbeat_store_query_duration_seconds";
 pub const STORE_QUERY_ERRORS: &str = "heartbeat_store_query_errors_total";
 pub const QUERY_CACHE_HITS: &str = "heartbeat_query_cache_hits_total";
@@ -59,8 +65,14 @@ pub const METRICS: &[(&str, &str)] = &[
     (PROCESSOR_EVENTS_STORED, "Events written to the event store."),
     (PROCESSOR_EVENTS_DROPPED, "Events the processor did not store, by reason (duplicate, dead_letter, deleted_site, no_session_for_engagement)."),
     (PROCESSOR_BATCHES, "Processor steps committed to the store."),
-    (PROCESSOR_STORE_RETRIES, "Store writes the processor retried."),
+    (PROCESSOR_STORE_RETRIES, "Store writes and lookups the processor retried."),
+    (PROCESSOR_OPEN_VISITS, "Visits the sessionizer keeps in memory (at most processor.max_open_visits)."),
+    (PROCESSOR_VISITS_REOPENED, "Visits loaded back from the store because a late event continued them."),
+    (PROCESSOR_DEDUP_IDS, "Client-given event ids the dedup filter remembers (as fingerprints)."),
+    (PROCESSOR_DEDUP_BYTES, "Bytes the dedup filter's fingerprints take (at most processor.dedup_max_bytes)."),
+    (PROCESSOR_DEDUP_FORGOTTEN, "Client-given ids forgotten before the dedup window ended, to stay within processor.dedup_max_bytes."),
     (STORE_INSERT_DURATION, "Time of one event store insert transaction."),
+    (STORE_LOOKUP_DURATION, "Time of one processor lookup in the event store, by lookup (visits: visits of late events no longer in memory; client_ids: the exact check behind a dedup filter hit)."),
     (STORE_QUERY_DURATION, "Time of one event store query (SQL compiled from an API query)."),
     (STORE_QUERY_ERRORS, "Event store queries that failed."),
     (QUERY_CACHE_HITS, "API queries answered from the query cache."),
@@ -126,6 +138,11 @@ impl Telemetry {
             .absolute(load(&stats.engagements_dropped));
         metrics::counter!(PROCESSOR_BATCHES).absolute(load(&stats.batches_committed));
         metrics::counter!(PROCESSOR_STORE_RETRIES).absolute(load(&stats.store_retries));
+        metrics::gauge!(PROCESSOR_OPEN_VISITS).set(load(&stats.open_visits) as f64);
+        metrics::counter!(PROCESSOR_VISITS_REOPENED).absolute(load(&stats.visits_reopened));
+        metrics::gauge!(PROCESSOR_DEDUP_IDS).set(load(&stats.dedup_ids) as f64);
+        metrics::gauge!(PROCESSOR_DEDUP_BYTES).set(load(&stats.dedup_bytes) as f64);
+        metrics::counter!(PROCESSOR_DEDUP_FORGOTTEN).absolute(load(&stats.dedup_forgotten_early));
         let backlog = self.queue.backlog();
         if let Some(bytes) = backlog.bytes {
             metrics::gauge!(QUEUE_PENDING).set(bytes as f64);

@@ -2,8 +2,9 @@
 //!
 //! What it pins down, in engine-neutral terms (no SQL of one engine): a batch is written
 //! with its queue position or not at all; the position survives and is the last one
-//! committed; open visits come back in their newest state; client-given ids are remembered
-//! for deduplication; exports are ordered and pageable; imports skip known ids; deleting by
+//! committed; open visits come back in their newest state, and any visit by visitor and
+//! span; client-given ids are remembered for deduplication (as fingerprints, and checked
+//! exactly); exports are ordered and pageable; imports skip known ids; deleting by
 //! age or by site removes exactly what it says.
 
 use std::future::Future;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 
 use heartbeat_model::{Event, ImportedRow, ImportedTable, Session, SiteId, VisitAttributes};
 
-use crate::{EventStore, InsertBatch, SessionRow};
+use crate::{client_id_fingerprint, EventStore, InsertBatch, SessionRow, StoredVisit};
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -154,12 +155,77 @@ async fn open_visits_come_back_in_their_newest_state(store: impl EventStore) {
         ))
         .await
         .unwrap();
+    // The old visit's events: a page view, a custom event and a later engagement event.
+    let mut custom = event("o2", "a.example", now - 5 * HOUR_MS + 60_000, 8);
+    custom.name = "Signup".into();
+    let mut engagement = event("o3", "a.example", now - 4 * HOUR_MS + 120_000, 8);
+    engagement.name = "engagement".into();
+    store
+        .insert(batch(
+            vec![
+                event("o1", "a.example", now - 5 * HOUR_MS + 1000, 8),
+                custom,
+                engagement,
+            ],
+            Vec::new(),
+            3,
+        ))
+        .await
+        .unwrap();
+    let sessions = |visits: Vec<StoredVisit>| -> Vec<Session> {
+        visits.into_iter().map(|visit| visit.session).collect()
+    };
     let open = store.open_sessions(now - HOUR_MS).await.unwrap();
     assert_eq!(
-        open,
-        vec![second],
+        open[0].last_event_ms, second.end_ms,
+        "a visit without events ends at its end"
+    );
+    assert_eq!(
+        sessions(open),
+        vec![second.clone()],
         "one visit, in its newest state; older visits stay closed"
     );
+    // A late event's lookup: by visitor and span, newest state only, whatever its age.
+    let a = site("a.example");
+    let found = |visitors: Vec<u64>, from: i64, to: i64| {
+        let (store, a) = (&store, a.clone());
+        async move { sessions(store.visits_of(&a, visitors, from, to).await.unwrap()) }
+    };
+    assert_eq!(
+        found(vec![1007, 1008], now - 20_000, now).await,
+        vec![second]
+    );
+    let old_visit = found(vec![1008], now - 5 * HOUR_MS - 60_000, now - 5 * HOUR_MS).await;
+    assert_eq!(
+        old_visit.len(),
+        1,
+        "a span that meets the range at its start"
+    );
+    assert_eq!(old_visit[0].session_id, 8);
+    let extent = store
+        .visits_of(&a, vec![1008], now - 5 * HOUR_MS, now - 5 * HOUR_MS)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            extent[0].first_pageview_ms,
+            extent[0].last_pageview_ms,
+            extent[0].last_event_ms
+        ),
+        (
+            Some(now - 5 * HOUR_MS + 1000),
+            Some(now - 5 * HOUR_MS + 1000),
+            now - 4 * HOUR_MS + 120_000
+        ),
+        "page views and the latest event, engagement included, from the visit's events"
+    );
+    assert!(found(vec![1008], now - 3 * HOUR_MS, now).await.is_empty());
+    assert!(found(vec![1009], now - 6 * HOUR_MS, now).await.is_empty());
+    assert!(store
+        .visits_of(&site("b.example"), vec![1007], now - HOUR_MS, now)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn client_ids_are_remembered(store: impl EventStore) {
@@ -171,17 +237,37 @@ async fn client_ids_are_remembered(store: impl EventStore) {
         .insert(batch(vec![given, generated], Vec::new(), 1))
         .await
         .unwrap();
-    let ids = store.client_event_ids(now - HOUR_MS).await.unwrap();
+    let fingerprints = store.client_id_fingerprints(now - HOUR_MS).await.unwrap();
     assert_eq!(
-        ids,
-        vec![(site("a.example"), "order-1".to_owned())],
+        fingerprints
+            .iter()
+            .map(|(_, fingerprint)| *fingerprint)
+            .collect::<Vec<_>>(),
+        vec![client_id_fingerprint(&site("a.example"), "order-1")],
         "only client-given ids"
     );
+    assert!(
+        (fingerprints[0].0 - now).abs() < HOUR_MS,
+        "with its receipt time"
+    );
     assert!(store
-        .client_event_ids(now + HOUR_MS)
+        .client_id_fingerprints(now + HOUR_MS)
         .await
         .unwrap()
         .is_empty());
+    let stored = |site_id: &str, since: i64| {
+        let store = &store;
+        let ids = vec![
+            "order-1".to_owned(),
+            "generated-1".to_owned(),
+            "x".to_owned(),
+        ];
+        let site_id = site(site_id);
+        async move { store.stored_client_ids(&site_id, ids, since).await.unwrap() }
+    };
+    assert_eq!(stored("a.example", now - HOUR_MS).await, ["order-1"]);
+    assert!(stored("a.example", now + HOUR_MS).await.is_empty());
+    assert!(stored("b.example", now - HOUR_MS).await.is_empty());
 }
 
 async fn exports_are_ordered_and_pageable_and_imports_skip_known_ids(
