@@ -39,6 +39,13 @@ pub enum ProcessorError {
     DeadLetter(#[source] std::io::Error),
 }
 
+/// How far back (event time) the events published for the live stream go.
+pub const LIVE_WINDOW_MS: i64 = 30 * 60 * 1000;
+
+/// Batches the live feed holds for a listener that is behind; one further behind gets a
+/// resync. Only recent events are in them, so a backfill holds no memory here.
+const LIVE_BATCHES: usize = 128;
+
 #[derive(Debug, Clone)]
 pub struct ProcessorConfig {
     /// Most queue records (requests) read at once.
@@ -167,7 +174,7 @@ impl Processor {
             remembered_ids = dedup.remembered(),
             "processor recovered"
         );
-        let (stored, _) = broadcast::channel(1024);
+        let (stored, _) = broadcast::channel(LIVE_BATCHES);
         let (deletions, _) = broadcast::channel(64);
         Ok(Processor {
             queue,
@@ -200,7 +207,8 @@ impl Processor {
         self.stats.clone()
     }
 
-    /// Every batch once it is committed (for the live stream).
+    /// Every committed batch's events of the last [`LIVE_WINDOW_MS`] (event time), for the
+    /// live stream; batches of older events only (a backfill, an import) are not sent.
     pub fn subscribe(&self) -> broadcast::Sender<Arc<InsertBatch>> {
         self.stored.clone()
     }
@@ -361,8 +369,21 @@ impl Processor {
         }
         // Only a batch stored whole is published: which events of a split batch went to the
         // dead-letter file is not tracked here, and live listeners resync from queries.
-        if dead == 0 {
-            let _ = self.stored.send(batch);
+        if dead == 0 && self.stored.receiver_count() > 0 {
+            let recent = now_ms() - LIVE_WINDOW_MS;
+            let events: Vec<Event> = batch
+                .events
+                .iter()
+                .filter(|e| e.timestamp_ms >= recent)
+                .cloned()
+                .collect();
+            if !events.is_empty() {
+                let _ = self.stored.send(Arc::new(InsertBatch {
+                    events,
+                    sessions: Vec::new(),
+                    queue_position: batch.queue_position,
+                }));
+            }
         }
         Ok(())
     }

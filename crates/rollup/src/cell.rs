@@ -1,9 +1,113 @@
-//! One cell and its visitor sketch, with the sketch's stored form (postcard bytes).
+//! One cell and its visitor sketch, with the sketch's stored form.
 
 use cardinality_estimator::CardinalityEstimator;
 
-/// Distinct visitors: exact while small, HyperLogLog++ beyond.
-pub type Sketch = CardinalityEstimator<u64>;
+/// Most visitor ids a stored cell keeps exactly (8 bytes each); a cell with more keeps a
+/// HyperLogLog++ sketch (about 3 KB) instead.
+pub const STORED_EXACT_LIMIT: usize = 1024;
+/// Most visitors a sum of cells (one result row) counts exactly, as Plausible's ClickHouse
+/// `uniq` does; beyond it the sum is an estimate.
+pub const EXACT_LIMIT: usize = 65_536;
+
+/// Distinct visitors: their ids while few, so the count is exact; a HyperLogLog++ sketch
+/// (about 1.6 % off) beyond.
+#[derive(Debug, Clone)]
+pub enum Sketch {
+    /// Visitor ids, possibly repeated until compacted.
+    Exact(Vec<u64>),
+    Estimated(Box<CardinalityEstimator<u64>>),
+}
+
+impl Default for Sketch {
+    fn default() -> Self {
+        Sketch::Exact(Vec::new())
+    }
+}
+
+impl Sketch {
+    pub fn insert(&mut self, visitor: &u64) {
+        match self {
+            Sketch::Exact(ids) => {
+                ids.push(*visitor);
+                if ids.len() > 2 * EXACT_LIMIT {
+                    self.compact(EXACT_LIMIT);
+                }
+            }
+            Sketch::Estimated(estimator) => estimator.insert(visitor),
+        }
+    }
+
+    pub fn merge(&mut self, other: &Sketch) {
+        match (&mut *self, other) {
+            (Sketch::Exact(ids), Sketch::Exact(more)) => {
+                ids.extend_from_slice(more);
+                if ids.len() > 2 * EXACT_LIMIT {
+                    self.compact(EXACT_LIMIT);
+                }
+            }
+            (Sketch::Exact(ids), Sketch::Estimated(estimator)) => {
+                let mut estimator = estimator.clone();
+                for id in ids.iter() {
+                    estimator.insert(id);
+                }
+                *self = Sketch::Estimated(estimator);
+            }
+            (Sketch::Estimated(estimator), Sketch::Exact(more)) => {
+                for id in more {
+                    estimator.insert(id);
+                }
+            }
+            (Sketch::Estimated(estimator), Sketch::Estimated(more)) => estimator.merge(more),
+        }
+    }
+
+    /// Drops repeated ids, and turns into an estimate beyond `limit` ids.
+    fn compact(&mut self, limit: usize) {
+        if let Sketch::Exact(ids) = self {
+            ids.sort_unstable();
+            ids.dedup();
+            if ids.len() > limit {
+                let mut estimator = CardinalityEstimator::<u64>::new();
+                for id in ids.iter() {
+                    estimator.insert(id);
+                }
+                *self = Sketch::Estimated(Box::new(estimator));
+            }
+        }
+    }
+
+    /// The number of distinct visitors: exact up to [`EXACT_LIMIT`].
+    pub fn estimate(&self) -> usize {
+        match self {
+            Sketch::Exact(ids) => {
+                let mut distinct = ids.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                if distinct.len() <= EXACT_LIMIT {
+                    distinct.len()
+                } else {
+                    let mut estimated = Sketch::Exact(distinct);
+                    estimated.compact(EXACT_LIMIT);
+                    estimated.estimate()
+                }
+            }
+            Sketch::Estimated(estimator) => estimator.estimate(),
+        }
+    }
+
+    /// Whether [`Sketch::estimate`] is the exact count.
+    pub fn is_exact(&self) -> bool {
+        match self {
+            Sketch::Exact(ids) => ids.len() <= EXACT_LIMIT || self.estimate() <= EXACT_LIMIT,
+            Sketch::Estimated(_) => false,
+        }
+    }
+}
+
+/// Stored forms: a tag byte, then the ids (8 bytes each, little-endian) or the estimator's
+/// postcard bytes.
+const EXACT_TAG: u8 = 0xE1;
+const ESTIMATED_TAG: u8 = 0xE2;
 
 /// One rollup cell: what one hour or day holds for one value of one dimension; also the
 /// sum of cells for one result row.
@@ -34,10 +138,81 @@ impl Cell {
 }
 
 pub fn encode_sketch(sketch: &Sketch) -> Vec<u8> {
-    postcard::to_stdvec(sketch).expect("a sketch always serializes")
+    let mut stored = sketch.clone();
+    stored.compact(STORED_EXACT_LIMIT);
+    match stored {
+        Sketch::Exact(ids) => {
+            let mut bytes = Vec::with_capacity(1 + ids.len() * 8);
+            bytes.push(EXACT_TAG);
+            for id in ids {
+                bytes.extend_from_slice(&id.to_le_bytes());
+            }
+            bytes
+        }
+        Sketch::Estimated(estimator) => {
+            let mut bytes = vec![ESTIMATED_TAG];
+            bytes.extend(postcard::to_stdvec(&estimator).expect("a sketch always serializes"));
+            bytes
+        }
+    }
 }
 
 /// An unreadable sketch counts as empty rather than failing the query.
 pub fn decode_sketch(bytes: &[u8]) -> Sketch {
-    postcard::from_bytes(bytes).unwrap_or_default()
+    match bytes.split_first() {
+        Some((&EXACT_TAG, ids)) => Sketch::Exact(
+            ids.chunks_exact(8)
+                .map(|id| u64::from_le_bytes(id.try_into().expect("chunks of 8")))
+                .collect(),
+        ),
+        Some((&ESTIMATED_TAG, estimator)) => {
+            postcard::from_bytes::<CardinalityEstimator<u64>>(estimator)
+                .map(|estimator| Sketch::Estimated(Box::new(estimator)))
+                .unwrap_or_default()
+        }
+        _ => Sketch::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn of(ids: std::ops::Range<u64>) -> Sketch {
+        let mut sketch = Sketch::default();
+        for id in ids {
+            // Visitor ids are hashes: spread them over the 64 bits.
+            sketch.insert(&id.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        }
+        sketch
+    }
+
+    #[test]
+    fn sums_of_cells_count_exactly_up_to_the_limit() {
+        // Hourly cells of a few hundred visitors each, returning visitors among them, as a
+        // week's row: exact however the cells are stored.
+        let mut week = Sketch::default();
+        for hour in 0..168u64 {
+            let cell = decode_sketch(&encode_sketch(&of(hour * 300..hour * 300 + 390)));
+            assert!(cell.is_exact());
+            week.merge(&cell);
+        }
+        assert_eq!(week.estimate(), 167 * 300 + 390);
+        assert!(week.is_exact());
+        // A big cell is stored as an estimate, and so is any sum it is part of.
+        let big = decode_sketch(&encode_sketch(&of(0..5_000)));
+        assert!(!big.is_exact());
+        let estimate = big.estimate() as f64;
+        assert!((estimate - 5_000.0).abs() < 5_000.0 * 0.05, "{estimate}");
+        let mut both = of(0..10);
+        both.merge(&big);
+        assert!(!both.is_exact());
+        // Beyond the limit a sum is an estimate too.
+        let many = of(0..(EXACT_LIMIT as u64 + 10));
+        assert!(!many.is_exact());
+        let estimate = many.estimate() as f64;
+        assert!((estimate - EXACT_LIMIT as f64).abs() < EXACT_LIMIT as f64 * 0.05);
+        // Unreadable bytes are an empty sketch.
+        assert_eq!(decode_sketch(&[1, 2, 3]).estimate(), 0);
+    }
 }

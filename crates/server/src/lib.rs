@@ -2,6 +2,7 @@
 //! one process, and shuts them down in order (stop accepting, drain the queue, flush the
 //! store).
 
+mod allocator;
 mod api;
 mod compat;
 pub mod config;
@@ -102,6 +103,8 @@ impl Running {
 
 /// Opens the data dir, recovers, binds and serves in the background.
 pub async fn start(config: Settings) -> anyhow::Result<Running> {
+    allocator::limit_arenas();
+    allocator::spawn_trimmer();
     telemetry::prometheus();
     // The engines this build runs; the next ones (decision record 0008) add their arms.
     let config::StoreEngine::Duckdb = config.store.engine;

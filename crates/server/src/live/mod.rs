@@ -30,6 +30,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use heartbeat_model::SiteId;
+// Events older than this (event time) are not streamed; the processor publishes no older ones.
+use heartbeat_processor::LIVE_WINDOW_MS;
 use heartbeat_query::current_visitors;
 use heartbeat_store::InsertBatch;
 use serde::Deserialize;
@@ -102,9 +104,6 @@ pub(crate) async fn live(
     let stored = app.live.stored.subscribe();
     Ok(upgrade.on_upgrade(move |socket| stream(socket, app, site.id, stored)))
 }
-
-/// Events older than this (event time) are not streamed.
-const LIVE_WINDOW_MS: i64 = 30 * 60 * 1000;
 
 /// What a stream sends for one receive from the processor's feed: the site's events of a
 /// stored batch, or a resync when batches were skipped because the client fell behind;
