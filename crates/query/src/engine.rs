@@ -13,7 +13,6 @@ use crate::model::{Dimension, Metric, Order, Query, Revenue, TimeGrain};
 use crate::plan::{plan, Plan, Source};
 use crate::sql::{Row, RunError, Sql, SqlRunner, SqlValue};
 use crate::time::{bucket_label_within, bucket_labels};
-use heartbeat_rollup::EXACT_LIMIT;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ResultRow {
@@ -444,20 +443,15 @@ async fn all_rows(
     runner: &dyn SqlRunner,
     imports_end: Option<chrono::NaiveDate>,
 ) -> Result<Vec<ResultRow>, RunError> {
-    let mut plan = plan(query, runner.has_rollups());
+    let plan = plan(query, runner.has_rollups());
     let width = query.dimensions.len();
     let mut totals: HashMap<Vec<String>, Totals> = HashMap::new();
-    if let Source::Rollups { key } = &plan.source {
-        if !add_rollups(query, key, runner, &mut totals).await? {
-            // A row's visitors are under the exact limit but its cells could not count them
-            // exactly: the events answer.
-            totals.clear();
-            plan = crate::plan::plan(query, false);
+    match &plan.source {
+        Source::Rollups { key } => add_rollups(query, key, runner, &mut totals).await?,
+        Source::Tables(reads) => {
+            let statements = aggregate::statements(query, reads, runner.dialect().sql());
+            run_statements(&statements, query, runner, &mut totals).await?;
         }
-    }
-    if let Source::Tables(reads) = &plan.source {
-        let statements = aggregate::statements(query, reads, runner.dialect().sql());
-        run_statements(&statements, query, runner, &mut totals).await?;
     }
     if query.include_imports {
         add_imported(query, runner, imports_end, &mut totals).await?;
@@ -552,32 +546,15 @@ async fn denominators<'q>(
     })
 }
 
-/// Reads the rollup cells of dimension `key` that answer `query` into `totals`. False when
-/// the query counts visitors and a row's count is an estimate that may be under
-/// [`EXACT_LIMIT`] (with the sketch's error), which must be exact.
+/// Reads the rollup cells of dimension `key` that answer `query` into `totals`.
 async fn add_rollups(
     query: &Query,
     key: &str,
     runner: &dyn SqlRunner,
     totals: &mut HashMap<Vec<String>, Totals>,
-) -> Result<bool, RunError> {
-    let counts_visitors = query.metrics.iter().any(|m| {
-        matches!(
-            m,
-            Metric::Visitors
-                | Metric::Percentage
-                | Metric::ConversionRate
-                | Metric::GroupConversionRate
-        )
-    });
+) -> Result<(), RunError> {
     for (row, sums) in crate::rollup::read(query, key, runner).await? {
         let visitors = sums.visitors.estimate();
-        if counts_visitors
-            && !sums.visitors.is_exact()
-            && (visitors as f64) < EXACT_LIMIT as f64 * 1.1
-        {
-            return Ok(false);
-        }
         let t = totals.entry(row).or_default();
         t.event_visitors = visitors as f64;
         t.event_pageviews = sums.pageviews as f64;
@@ -590,7 +567,7 @@ async fn add_rollups(
         t.session_pageviews = sums.visit_pageviews as f64;
         t.session_events = sums.visit_events as f64;
     }
-    Ok(true)
+    Ok(())
 }
 
 /// Runs the compiled statements (at once: they read different tables, and the store's pool

@@ -3,24 +3,17 @@
 //! glibc's malloc, which DuckDB and Rust both allocate through, gives each thread that finds
 //! the others' arenas busy an arena of its own (up to eight per core) and keeps what is freed
 //! in them for reuse. After a burst of wide reads on DuckDB's threads the freed memory stays
-//! resident in many arenas for as long as the process runs. Two arenas
-//! ([`limit_arenas`]) and handing free pages back to the kernel every few seconds
-//! ([`spawn_trimmer`]) keep the resident memory near what is in use (docs/benchmarks.md).
-//! Elsewhere than glibc these do nothing.
+//! resident for as long as the process runs. Handing free pages back to the kernel every few
+//! seconds ([`spawn_trimmer`]) keeps the resident memory near what is in use
+//! (docs/benchmarks.md). Fewer arenas (`M_ARENA_MAX`) would save more, but then request
+//! threads wait on arena locks held by reads at the idle CPU priority, and `/health` and
+//! ingest stall under wide reads (`tests/query_isolation.rs` failed 2 runs in 6). Elsewhere
+//! than glibc this does nothing.
 
 use std::time::Duration;
 
 /// How often free memory is handed back.
 const TRIM_EVERY: Duration = Duration::from_secs(5);
-
-/// Caps glibc's arenas at two, before the server's threads start allocating.
-pub fn limit_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; it reads and writes no memory of ours.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
-}
 
 /// Starts a thread that hands the allocator's free pages back to the kernel every few
 /// seconds, for the life of the process.

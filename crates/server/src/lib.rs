@@ -103,7 +103,6 @@ impl Running {
 
 /// Opens the data dir, recovers, binds and serves in the background.
 pub async fn start(config: Settings) -> anyhow::Result<Running> {
-    allocator::limit_arenas();
     allocator::spawn_trimmer();
     telemetry::prometheus();
     // The engines this build runs; the next ones (decision record 0008) add their arms.
