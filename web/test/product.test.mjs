@@ -235,7 +235,11 @@ describe("funnels, retention and paths on the dashboard", () => {
     assert.deepEqual(created.steps, [{ page: "/pricing" }, { event: "signup" }]);
     assert.deepEqual(created.window, { seconds: 7200 });
     await eventually("the new funnel in the URL", () => page.url().includes(`funnel=${created.funnel_id}`));
-    assert.equal(await page.$eval("[data-testid=funnel-picker]", (s) => s.value), created.funnel_id);
+    // The picker is drawn again once the list of funnels reloads.
+    await eventually(
+      "the new funnel picked",
+      async () => (await page.$eval("[data-testid=funnel-picker]", (s) => s.value)) === created.funnel_id,
+    );
     // /pricing: u1, u2, u3, u6 (4); the signup event within 2 hours after it: u1, u6 (2).
     await settles(
       "the new funnel's steps",
