@@ -261,12 +261,18 @@ impl Sessionizer {
     /// one back ([`Sessionizer::lookups`]).
     pub fn restore(&mut self, sessions: Vec<StoredVisit>, since_ms: i64, now_ms: i64) {
         self.stored_before_ms = since_ms;
-        self.reopen(sessions, now_ms);
+        self.take_back(sessions, now_ms);
     }
 
     /// Takes back visits the store holds (from [`Sessionizer::lookups`]), unless already
     /// open.
     pub fn reopen(&mut self, stored: Vec<StoredVisit>, now_ms: i64) {
+        self.reopened += self.take_back(stored, now_ms);
+    }
+
+    /// Opens the `stored` visits not open yet; returns how many.
+    fn take_back(&mut self, stored: Vec<StoredVisit>, now_ms: i64) -> u64 {
+        let mut taken = 0;
         for visit in stored {
             let session = &visit.session;
             let key = (session.site_id.clone(), session.visitor_id);
@@ -276,10 +282,11 @@ impl Sessionizer {
                 .all(|v| v.session.session_id != session.session_id)
             {
                 visits.push(OpenVisit::restored(visit, now_ms));
-                self.reopened += 1;
-                self.count += 1;
+                taken += 1;
             }
         }
+        self.count += taken as usize;
+        taken
     }
 
     /// Visits loaded back from the store since the start.

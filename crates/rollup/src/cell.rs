@@ -4,10 +4,10 @@ use cardinality_estimator::CardinalityEstimator;
 
 /// Most visitor ids a stored cell keeps exactly (8 bytes each); a cell with more keeps a
 /// HyperLogLog++ sketch (about 3 KB) instead.
-pub const STORED_EXACT_LIMIT: usize = 1024;
+const STORED_EXACT_LIMIT: usize = 1024;
 /// Most visitors a sum of cells (one result row) counts exactly, as Plausible's ClickHouse
 /// `uniq` does; beyond it the sum is an estimate.
-pub const EXACT_LIMIT: usize = 65_536;
+const EXACT_LIMIT: usize = 65_536;
 
 /// Distinct visitors: their ids while few, so the count is exact; a HyperLogLog++ sketch
 /// (about 1.6 % off) beyond.
@@ -79,28 +79,24 @@ impl Sketch {
     /// The number of distinct visitors: exact up to [`EXACT_LIMIT`].
     pub fn estimate(&self) -> usize {
         match self {
-            Sketch::Exact(ids) => {
-                let mut distinct = ids.clone();
-                distinct.sort_unstable();
-                distinct.dedup();
-                if distinct.len() <= EXACT_LIMIT {
-                    distinct.len()
-                } else {
-                    let mut estimated = Sketch::Exact(distinct);
-                    estimated.compact(EXACT_LIMIT);
-                    estimated.estimate()
-                }
-            }
+            Sketch::Exact(_) => match self.compacted(EXACT_LIMIT) {
+                Sketch::Exact(ids) => ids.len(),
+                Sketch::Estimated(estimator) => estimator.estimate(),
+            },
             Sketch::Estimated(estimator) => estimator.estimate(),
         }
     }
 
+    fn compacted(&self, limit: usize) -> Sketch {
+        let mut compacted = self.clone();
+        compacted.compact(limit);
+        compacted
+    }
+
     /// Whether [`Sketch::estimate`] is the exact count.
-    pub fn is_exact(&self) -> bool {
-        match self {
-            Sketch::Exact(ids) => ids.len() <= EXACT_LIMIT || self.estimate() <= EXACT_LIMIT,
-            Sketch::Estimated(_) => false,
-        }
+    #[cfg(test)]
+    fn is_exact(&self) -> bool {
+        matches!(self.compacted(EXACT_LIMIT), Sketch::Exact(_))
     }
 }
 
@@ -138,9 +134,7 @@ impl Cell {
 }
 
 pub fn encode_sketch(sketch: &Sketch) -> Vec<u8> {
-    let mut stored = sketch.clone();
-    stored.compact(STORED_EXACT_LIMIT);
-    match stored {
+    match sketch.compacted(STORED_EXACT_LIMIT) {
         Sketch::Exact(ids) => {
             let mut bytes = Vec::with_capacity(1 + ids.len() * 8);
             bytes.push(EXACT_TAG);

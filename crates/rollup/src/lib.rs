@@ -18,6 +18,6 @@ mod keys;
 mod span;
 
 pub use batch::{Rollups, Slice, SliceKey};
-pub use cell::{decode_sketch, encode_sketch, Cell, Sketch, EXACT_LIMIT, STORED_EXACT_LIMIT};
+pub use cell::{decode_sketch, encode_sketch, Cell, Sketch};
 pub use keys::{ENTRY_PAGE, HOSTNAME, NAME, PAGE, TOTAL, VISIT_KEYS};
 pub use span::{Span, DAY_MS, HOUR_MS};

@@ -545,6 +545,12 @@ fn session_from_row(row: &duckdb::Row<'_>) -> duckdb::Result<Session> {
     })
 }
 
+/// Ids (visitor or visit ids, numbers) as a list written into a statement: they cannot carry
+/// SQL, and a bound parameter per id would cost more than the lookup.
+fn numbers(ids: impl Iterator<Item = u64>) -> String {
+    ids.map(|id| id.to_string()).collect::<Vec<_>>().join(",")
+}
+
 /// How far after a visit's end its latest event is looked for (engagement events keep a
 /// visit open past its last page view).
 const EXTENT_SLACK_MS: i64 = 2 * 86_400_000;
@@ -564,12 +570,7 @@ fn with_extents(conn: &Connection, sessions: Vec<Session>) -> duckdb::Result<Vec
         for chunk in sessions.chunks(LOOKUP_CHUNK) {
             let from = chunk.iter().map(|s| s.start_ms).min().unwrap_or(0);
             let to = chunk.iter().map(|s| s.end_ms).max().unwrap_or(0) + EXTENT_SLACK_MS;
-            // Visit ids are numbers, written into the statement as such.
-            let listed = chunk
-                .iter()
-                .map(|s| s.session_id.to_string())
-                .collect::<Vec<_>>()
-                .join(",");
+            let listed = numbers(chunk.iter().map(|s| s.session_id));
             let mut stmt = conn.prepare(&format!(
                 "SELECT session_id, epoch_ms(min(ts) FILTER (WHERE name = 'pageview')), \
                  epoch_ms(max(ts) FILTER (WHERE name = 'pageview')), epoch_ms(max(ts)) \
@@ -658,12 +659,7 @@ impl EventWriter for DuckDbStore {
         self.with_reader(move |conn| {
             let mut sessions = Vec::new();
             for chunk in visitors.chunks(LOOKUP_CHUNK) {
-                // Visitor ids are numbers, written into the statement as such.
-                let listed = chunk
-                    .iter()
-                    .map(u64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",");
+                let listed = numbers(chunk.iter().copied());
                 let sql = format!(
                     "SELECT {SESSION_COLUMNS} FROM sessions WHERE site_id = ? \
                      AND visitor_id IN ({listed}) AND sign = 1 AND end_ts >= ? AND start_ts <= ? \

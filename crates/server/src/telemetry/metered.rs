@@ -54,6 +54,14 @@ impl MeteredQueue {
     }
 }
 
+/// Awaits `work`, recording how long it took in `histogram`.
+async fn timed<T>(histogram: metrics::Histogram, work: impl std::future::Future<Output = T>) -> T {
+    let started = Instant::now();
+    let result = work.await;
+    histogram.record(started.elapsed());
+    result
+}
+
 #[async_trait::async_trait]
 impl EventQueue for MeteredQueue {
     async fn append(&self, payload: Vec<u8>) -> Result<Cursor, QueueError> {
@@ -122,9 +130,11 @@ impl SqlRunner for MeteredReads {
     }
 
     async fn run(&self, sql: Sql) -> Result<Vec<Row>, RunError> {
-        let started = Instant::now();
-        let result = self.inner.run(sql).await;
-        metrics::histogram!(STORE_QUERY_DURATION).record(started.elapsed());
+        let result = timed(
+            metrics::histogram!(STORE_QUERY_DURATION),
+            self.inner.run(sql),
+        )
+        .await;
         if result.is_err() {
             metrics::counter!(STORE_QUERY_ERRORS).increment(1);
         }
@@ -146,10 +156,11 @@ impl MeteredWrites {
 #[async_trait::async_trait]
 impl EventWriter for MeteredWrites {
     async fn insert(&self, batch: Arc<InsertBatch>) -> Result<(), StoreError> {
-        let started = Instant::now();
-        let result = self.inner.insert(batch).await;
-        metrics::histogram!(STORE_INSERT_DURATION).record(started.elapsed());
-        result
+        timed(
+            metrics::histogram!(STORE_INSERT_DURATION),
+            self.inner.insert(batch),
+        )
+        .await
     }
 
     async fn queue_position(&self) -> Result<Option<u64>, StoreError> {
@@ -167,10 +178,11 @@ impl EventWriter for MeteredWrites {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<StoredVisit>, StoreError> {
-        let started = Instant::now();
-        let result = self.inner.visits_of(site, visitors, from_ms, to_ms).await;
-        metrics::histogram!(STORE_LOOKUP_DURATION, "lookup" => "visits").record(started.elapsed());
-        result
+        timed(
+            metrics::histogram!(STORE_LOOKUP_DURATION, "lookup" => "visits"),
+            self.inner.visits_of(site, visitors, from_ms, to_ms),
+        )
+        .await
     }
 
     async fn client_id_fingerprints(
@@ -186,14 +198,11 @@ impl EventWriter for MeteredWrites {
         ids: Vec<String>,
         received_since_ms: i64,
     ) -> Result<Vec<String>, StoreError> {
-        let started = Instant::now();
-        let result = self
-            .inner
-            .stored_client_ids(site, ids, received_since_ms)
-            .await;
-        metrics::histogram!(STORE_LOOKUP_DURATION, "lookup" => "client_ids")
-            .record(started.elapsed());
-        result
+        timed(
+            metrics::histogram!(STORE_LOOKUP_DURATION, "lookup" => "client_ids"),
+            self.inner.stored_client_ids(site, ids, received_since_ms),
+        )
+        .await
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
