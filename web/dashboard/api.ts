@@ -1,6 +1,7 @@
 // The dashboard's only door to the server: the key kept in this browser, the Stats API v2
-// query (`POST /api/v2/query`), funnels, retention and paths, the site list, recent events and
-// the live WebSocket.
+// query (`POST /api/v2/query`), funnels, retention and paths, alerts with their history,
+// webhooks and email reports, the chart's annotations, the site list, recent events and the
+// live WebSocket.
 
 const TOKEN_KEY = "heartbeat_token";
 
@@ -17,24 +18,41 @@ export class ApiError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** What the server said of each field it refused (`name`, `condition.threshold`, ...). */
+    readonly fields: Record<string, string> = {},
   ) {
     super(message);
   }
 }
 
+/**
+ * The error shape's details by field: a list of `{field, message}` (what the server sends) or
+ * an object of field to message; the first message of a field wins.
+ */
+function fieldErrors(details: unknown): Record<string, string> {
+  const fields: Record<string, string> = {};
+  const add = (field: unknown, message: unknown) => {
+    if (typeof field === "string" && !(field in fields)) fields[field] = String(message ?? "");
+  };
+  if (Array.isArray(details)) for (const d of details) add(d?.field, d?.message);
+  else if (details && typeof details === "object") for (const [field, message] of Object.entries(details)) add(field, message);
+  return fields;
+}
+
 /// The JSON body of a successful answer; the error shape's first detail (or its error)
-/// as an `ApiError` otherwise.
+/// as an `ApiError` otherwise, with every detail by field.
 async function answer<T>(response: Response): Promise<T> {
   const json = await response.json().catch(() => ({}));
   if (!response.ok) {
-    const detail = json?.details?.[0];
-    const message = detail ? `${json.error}: ${detail.field}: ${detail.message}` : json?.error;
-    throw new ApiError(response.status, message || `HTTP ${response.status}`);
+    const fields = fieldErrors(json?.details);
+    const first = Object.entries(fields)[0];
+    const message = first ? `${json.error}: ${first[0]}: ${first[1]}` : json?.error;
+    throw new ApiError(response.status, message || `HTTP ${response.status}`, fields);
   }
   return json as T;
 }
 
-async function call<T>(token: string, path: string, body?: unknown, method?: "DELETE"): Promise<T> {
+async function call<T>(token: string, path: string, body?: unknown, method?: "PUT" | "DELETE"): Promise<T> {
   const response = await fetch(path, {
     method: method ?? (body === undefined ? "GET" : "POST"),
     headers: {
@@ -315,4 +333,160 @@ export interface PathsResponse {
 
 export function paths(token: string, request: PathsRequest): Promise<PathsResponse> {
   return call<PathsResponse>(token, "/api/v2/paths", request);
+}
+
+/** `/api/sites/{site}/...`: the path of one of a site's resources. */
+function sitePath(site: string, ...parts: string[]): string {
+  return ["/api/sites", site, ...parts].map((p, i) => (i ? encodeURIComponent(p) : p)).join("/");
+}
+
+/** When an alert rule fires. */
+export type AlertCondition =
+  | { type: "above"; threshold: number }
+  | { type: "below"; threshold: number }
+  | { type: "anomaly"; direction: "up" | "down" | "both"; sensitivity: number; weeks: number }
+  | { type: "no_events" };
+
+/** What `POST` and `PUT /api/sites/{site}/alerts` take. */
+export interface AlertRuleInput {
+  name: string;
+  /** A v2 metric: `visitors`, `pageviews`, `conversion_rate` (under a goal filter), ... */
+  metric: string;
+  filters?: Filter[];
+  window_minutes: number;
+  condition: AlertCondition;
+  cooldown_minutes?: number;
+  webhook_ids?: string[];
+  emails?: string[];
+  enabled?: boolean;
+}
+
+/** A site's alert rule with its last evaluation. */
+export interface AlertRule extends Required<AlertRuleInput> {
+  alert_id: string;
+  site_id: string;
+  created_at: string;
+  state: "ok" | "firing";
+  last_value: number | null;
+  last_evaluated_at: string | null;
+}
+
+/** One firing of a rule; `resolved_at` is null while it fires. */
+export interface AlertHistoryEvent {
+  event_id: string;
+  alert_id: string;
+  /** Null once the rule is deleted (its history stays). */
+  alert_name: string | null;
+  fired_at: string;
+  resolved_at: string | null;
+  value: number;
+  expected: number;
+  message: string;
+}
+
+export function listAlerts(token: string, site: string): Promise<AlertRule[]> {
+  return call<{ alerts: AlertRule[] }>(token, sitePath(site, "alerts")).then((r) => r.alerts);
+}
+
+export function createAlert(token: string, site: string, rule: AlertRuleInput): Promise<AlertRule> {
+  return call<{ alert: AlertRule }>(token, sitePath(site, "alerts"), rule).then((r) => r.alert);
+}
+
+export function updateAlert(token: string, site: string, alertId: string, rule: AlertRuleInput): Promise<AlertRule> {
+  return call<{ alert: AlertRule }>(token, sitePath(site, "alerts", alertId), rule, "PUT").then((r) => r.alert);
+}
+
+export async function deleteAlert(token: string, site: string, alertId: string): Promise<void> {
+  await call(token, sitePath(site, "alerts", alertId), undefined, "DELETE");
+}
+
+/** The site's firings, newest first. */
+export function alertHistory(token: string, site: string, limit = 50): Promise<AlertHistoryEvent[]> {
+  const params = new URLSearchParams({ limit: String(limit) });
+  return call<{ history: AlertHistoryEvent[] }>(token, `${sitePath(site, "alerts", "history")}?${params}`).then((r) => r.history);
+}
+
+/** Where alert notices are posted; the signing `secret` only in the answer that creates it. */
+export interface Webhook {
+  webhook_id: string;
+  site_id: string;
+  url: string;
+  format: "json" | "slack";
+  created_at: string;
+  secret?: string;
+}
+
+export function listWebhooks(token: string, site: string): Promise<Webhook[]> {
+  return call<{ webhooks: Webhook[] }>(token, sitePath(site, "webhooks")).then((r) => r.webhooks);
+}
+
+export function createWebhook(token: string, site: string, webhook: { url: string; format: Webhook["format"] }): Promise<Webhook> {
+  return call<{ webhook: Webhook }>(token, sitePath(site, "webhooks"), webhook).then((r) => r.webhook);
+}
+
+export async function deleteWebhook(token: string, site: string, webhookId: string): Promise<void> {
+  await call(token, sitePath(site, "webhooks", webhookId), undefined, "DELETE");
+}
+
+/** A recipient of the site's weekly or monthly report by email. */
+export interface EmailReport {
+  report_id: string;
+  email: string;
+  period: "weekly" | "monthly";
+  created_at: string;
+  /** The first day of the last period sent (null: none yet). */
+  last_sent_period: string | null;
+}
+
+export function listReports(token: string, site: string): Promise<EmailReport[]> {
+  return call<{ reports: EmailReport[] }>(token, sitePath(site, "reports")).then((r) => r.reports);
+}
+
+export function createReport(token: string, site: string, report: { email: string; period: EmailReport["period"] }): Promise<EmailReport> {
+  return call<{ report: EmailReport }>(token, sitePath(site, "reports"), report).then((r) => r.report);
+}
+
+export async function deleteReport(token: string, site: string, reportId: string): Promise<void> {
+  await call(token, sitePath(site, "reports", reportId), undefined, "DELETE");
+}
+
+/** Sends the last complete period's report to its recipient now. */
+export async function sendReport(token: string, site: string, reportId: string): Promise<void> {
+  await call(token, sitePath(site, "reports", reportId, "send"), {});
+}
+
+/** A dated note on the site's chart: written by someone, or a fired alert. */
+export interface Annotation {
+  annotation_id: string;
+  site_id: string;
+  /** The instant it marks (ISO date-time, UTC). */
+  at: string;
+  text: string;
+  kind: "note" | "alert";
+  alert_event_id: string | null;
+  created_at: string;
+}
+
+/** The site's annotations from `from` to `to` (dates, both included; either may be left out). */
+export function listAnnotations(token: string, site: string, range: { from?: string; to?: string } = {}): Promise<Annotation[]> {
+  const params = new URLSearchParams();
+  if (range.from) params.set("from", range.from);
+  if (range.to) params.set("to", range.to);
+  const search = params.toString() ? `?${params}` : "";
+  return call<{ annotations: Annotation[] }>(token, `${sitePath(site, "annotations")}${search}`).then((r) => r.annotations);
+}
+
+/** `at`: an ISO date-time, or a date (`YYYY-MM-DD`). */
+export function createAnnotation(token: string, site: string, annotation: { at: string; text: string }): Promise<Annotation> {
+  return call<{ annotation: Annotation }>(token, sitePath(site, "annotations"), annotation).then((r) => r.annotation);
+}
+
+export function updateAnnotation(token: string, site: string, annotationId: string, annotation: { at: string; text: string }): Promise<Annotation> {
+  return call<{ annotation: Annotation }>(token, sitePath(site, "annotations", annotationId), annotation, "PUT").then(
+    (r) => r.annotation,
+  );
+}
+
+export async function deleteAnnotation(token: string, site: string, annotationId: string): Promise<void> {
+  await call(token, sitePath(site, "annotations", annotationId), undefined, "DELETE");
 }

@@ -1,5 +1,7 @@
 // The dashboard: sign in with a key, then one site's statistics for a date range and
-// filters, all read from the Stats API v2 (`POST /api/v2/query`), with the live feed beside.
+// filters, all read from the Stats API v2 (`POST /api/v2/query`), with the live feed beside
+// and the site's annotations on the chart; or one of the product views (funnels, retention,
+// paths, alerts).
 // The view lives in the URL (state.ts); the key lives in this browser (api.ts).
 
 import { render } from "preact";
@@ -20,6 +22,8 @@ import {
   type Site,
   type SiteImport,
 } from "./api";
+import { Alerts } from "./components/Alerts";
+import { AnnotationControl, useAnnotations } from "./components/Annotations";
 import { Chart, type Series } from "./components/Chart";
 import { Funnels } from "./components/Funnels";
 import { LiveFeed } from "./components/LiveFeed";
@@ -369,6 +373,10 @@ function Dashboard({ token, sites, signOut }: { token: string; sites: Site[]; si
     [propKeys.join()],
   );
 
+  // The chart's annotations, asked again with the figures and after one is added.
+  const [annotationsAdded, setAnnotationsAdded] = useState(0);
+  const annotations = useAnnotations(token, site || "", overview ? (series?.labels ?? null) : null, grain, [refresh, annotationsAdded]);
+
   const addFilter = (dimension: string, value: string) => {
     const rest = state.filters.filter(([d]) => d !== dimension);
     update({ filters: [...rest, [dimension, value]] });
@@ -468,10 +476,15 @@ function Dashboard({ token, sites, signOut }: { token: string; sites: Site[]; si
             )}
             <TopStats row={top} metrics={headline} />
             <section class="card">
-              <h2 class="chart-title">
-                Visitors and pageviews <span class="muted">({current.timezone})</span>
-              </h2>
-              {series && <Chart series={series} grain={grain} theme={theme} />}
+              <header class="chart-head">
+                <h2 class="chart-title">
+                  Visitors and pageviews <span class="muted">({current.timezone})</span>
+                </h2>
+                {!SHARE && (
+                  <AnnotationControl token={token} site={site} timezone={current.timezone} onAdded={() => setAnnotationsAdded((n) => n + 1)} />
+                )}
+              </header>
+              {series && <Chart series={series} grain={grain} theme={theme} annotations={annotations} timezone={current.timezone} />}
               {hourlyWithoutImports && (
                 <p class="muted" data-testid="chart-without-imports">
                   Imported data is by day: this hourly chart leaves it out.
@@ -496,10 +509,11 @@ function Dashboard({ token, sites, signOut }: { token: string; sites: Site[]; si
   );
 }
 
-/** The Funnels, Retention or Paths view, keyed by the site so that a new site starts afresh. */
+/** The Funnels, Retention, Paths or Alerts view, keyed by the site so that a new site starts afresh. */
 function ProductView({ view, ...props }: ProductViewProps & { view: ViewState["view"] }) {
   if (view === "funnels") return <Funnels key={props.site} {...props} />;
   if (view === "retention") return <Retention key={props.site} {...props} />;
+  if (view === "alerts") return <Alerts key={props.site} {...props} />;
   return <Paths key={props.site} {...props} />;
 }
 

@@ -3,10 +3,11 @@
 // `period` is a v2 preset or `custom` with `from` and `to` (ISO dates); each `f` is one
 // "is" filter, dimension and value separated by the first `|`. `imports=0` leaves a site's
 // imported statistics (a Plausible export) out of every figure; they are in by default.
-// `view` picks the product views (`funnels`, `retention`, `paths`; none: the overview), each
-// with its own parameters, written only while it is shown: `funnel` (a saved funnel's id) and
-// `breakdown`; `ret_period`, `ret_periods`, `cohort_event`, `return_event`; `path_page`,
-// `path_dir` and `path_depth`.
+// `view` picks the product views (`funnels`, `retention`, `paths`, `alerts`; none: the
+// overview), each with its own parameters, written only while it is shown: `funnel` (a saved
+// funnel's id) and `breakdown`; `ret_period`, `ret_periods`, `cohort_event`, `return_event`;
+// `path_page`, `path_dir` and `path_depth`. The alerts view has none: its rules, history,
+// webhooks and reports are the site's.
 
 import type { Filter } from "./api";
 
@@ -39,6 +40,7 @@ export const VIEWS = [
   ["funnels", "Funnels"],
   ["retention", "Retention"],
   ["paths", "Paths"],
+  ["alerts", "Alerts"],
 ] as const;
 
 export type View = (typeof VIEWS)[number][0];

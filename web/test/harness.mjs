@@ -49,15 +49,15 @@ export function freePort() {
 
 /**
  * Starts the release binary on a free loopback port with a temp data dir and `admin` as its
- * admin token, and waits for /health. `stop()` ends it and removes the data dir; `log()` is
- * what it printed.
+ * admin token, and waits for /health; `env` and `args` are added to its environment and to its
+ * `serve` flags. `stop()` ends it and removes the data dir; `log()` is what it printed.
  */
-export async function startHeartbeat(admin) {
+export async function startHeartbeat(admin, { env = {}, args = [] } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), "heartbeat-browser-"));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const child = spawn(BINARY, ["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", dataDir], {
-    env: { ...process.env, HEARTBEAT_ADMIN_TOKEN: admin },
+  const child = spawn(BINARY, ["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", dataDir, ...args], {
+    env: { ...process.env, ...env, HEARTBEAT_ADMIN_TOKEN: admin },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let log = "";

@@ -10,6 +10,7 @@
 //! the answers agree (`raw.rs`). Request bodies are in `wire.rs`, the HTTP client in
 //! `client.rs`, reports in `report.rs`.
 
+mod anomaly;
 mod client;
 mod event;
 mod fill;
@@ -57,6 +58,9 @@ enum Command {
     Raw(raw::RawArgs),
     /// Run one SQL statement (or its EXPLAIN ANALYZE) over a stopped server's database.
     Sql(raw::SqlArgs),
+    /// Measure the anomaly and no-events alert rules' precision and recall on generated
+    /// seasonal traffic with known incidents (no server needed).
+    Anomaly(anomaly::AnomalyArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -89,6 +93,7 @@ fn main() -> anyhow::Result<()> {
         Command::Query(args) => runtime()?.block_on(query::run(args)),
         Command::Raw(args) => raw::run(args),
         Command::Sql(args) => raw::run_sql(args),
+        Command::Anomaly(args) => anomaly::run(args),
     }
 }
 

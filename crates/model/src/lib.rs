@@ -4,6 +4,7 @@
 //! types without pulling in HTTP, storage or queue code.
 
 mod account;
+mod alert;
 mod batch;
 mod event;
 mod funnel;
@@ -12,6 +13,11 @@ mod imported;
 mod site;
 
 pub use account::{Membership, NamedShareLink, Org, OrgId, Role, ShareLink, User, UserSession};
+pub use alert::{
+    AlertCondition, AlertEvent, AlertRule, Annotation, AnnotationKind, AnomalyDirection, Delivery,
+    DeliveryStatus, DeliveryTarget, ReportPeriod, ReportSubscription, Webhook, WebhookFormat,
+    MAX_ALERT_WINDOW_MINUTES, MAX_BASELINE_WEEKS, MIN_ALERT_WINDOW_MINUTES, MIN_NO_EVENTS_MINUTES,
+};
 pub use batch::{
     decode_batch, decode_record, encode_batch, encode_site_deletion, BatchCodecError, QueueRecord,
 };

@@ -234,6 +234,44 @@ settings! {
         /// The most time buckets (points of a time series) a read may ask for.
         max_time_buckets: u32 = heartbeat_query::QueryBounds::default().max_time_buckets; "query-max-time-buckets", "HEARTBEAT_QUERY_MAX_TIME_BUCKETS";
     }
+    /// Alert rules, the deliveries of what they say, and scheduled reports.
+    [alerts] AlertSettings, AlertsLayer {
+        /// Milliseconds between evaluations of every alert rule (and checks for reports due).
+        interval_ms: u64 = 60_000; "alerts-interval-ms", "HEARTBEAT_ALERTS_INTERVAL_MS";
+        /// Milliseconds before a failed delivery's first retry; each retry waits twice as long.
+        retry_base_ms: u64 = 30_000; "alerts-retry-base-ms", "HEARTBEAT_ALERTS_RETRY_BASE_MS";
+        /// The longest wait between two attempts of a delivery, in milliseconds.
+        retry_max_ms: u64 = 3_600_000; "alerts-retry-max-ms", "HEARTBEAT_ALERTS_RETRY_MAX_MS";
+        /// Attempts before a delivery is given up on (it stays listed with its reason).
+        max_attempts: u32 = 12; "alerts-max-attempts", "HEARTBEAT_ALERTS_MAX_ATTEMPTS";
+        /// Failures in a row after which a webhook (or the mail server) is left alone for
+        /// `breaker_open_ms` (its deliveries wait, none is given up on meanwhile).
+        breaker_failures: u32 = 5; "alerts-breaker-failures", "HEARTBEAT_ALERTS_BREAKER_FAILURES";
+        /// Milliseconds a failing endpoint is left alone.
+        breaker_open_ms: u64 = 300_000; "alerts-breaker-open-ms", "HEARTBEAT_ALERTS_BREAKER_OPEN_MS";
+        /// Whether webhooks may target loopback, private and link-local addresses (off: such
+        /// URLs are refused, against server-side request forgery).
+        allow_private_targets: bool = false; "alerts-allow-private-targets", "HEARTBEAT_ALERTS_ALLOW_PRIVATE_TARGETS", value_parser = toggle;
+        /// Where users reach this server, like `https://stats.example.com`, for the links in
+        /// alerts and reports (empty: `http://` and the listen address).
+        public_url: String = String::new(); "public-url", "HEARTBEAT_PUBLIC_URL";
+    }
+    /// The mail server alerts and reports are sent through (none: no email).
+    [smtp] Smtp, SmtpLayer {
+        /// The SMTP server's host name (empty: email is off, email recipients are refused).
+        host: String = String::new(); "smtp-host", "HEARTBEAT_SMTP_HOST";
+        /// Its port.
+        port: u16 = 587; "smtp-port", "HEARTBEAT_SMTP_PORT";
+        /// `starttls` (upgrade required), `tls` (TLS from the start, port 465) or `none`
+        /// (plain text: a relay on the same machine only).
+        tls: SmtpTls = SmtpTls::Starttls; "smtp-tls", "HEARTBEAT_SMTP_TLS";
+        /// The user name to log in with (empty: no login).
+        username: String = String::new(); "smtp-username", "HEARTBEAT_SMTP_USERNAME";
+        /// The password; prefer the variable to a file.
+        password: String = String::new(); "smtp-password", "HEARTBEAT_SMTP_PASSWORD", hide_env_values = true;
+        /// The sender, like `Heartbeat <stats@example.com>`.
+        from: String = "Heartbeat <heartbeat@localhost>".to_owned(); "smtp-from", "HEARTBEAT_SMTP_FROM";
+    }
     /// Rate limits and quotas (429 with `Retry-After` beyond them).
     [limits] Limits, LimitsLayer {
         /// `false` (`--rate-limits off`) turns every rate limit and quota off (benchmarks on
@@ -291,6 +329,18 @@ engine!(
         Memory
     }
 );
+
+/// How the connection to the mail server is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain text.
+    None,
+    /// STARTTLS, required.
+    Starttls,
+    /// TLS from the first byte.
+    Tls,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -409,6 +459,14 @@ impl Settings {
             ("server.max_body_bytes", self.server.max_body_bytes as u64),
             ("server.request_timeout_s", self.server.request_timeout_s),
             ("retention.interval_s", self.retention.interval_s),
+            ("alerts.interval_ms", self.alerts.interval_ms),
+            ("alerts.retry_base_ms", self.alerts.retry_base_ms),
+            ("alerts.retry_max_ms", self.alerts.retry_max_ms),
+            ("alerts.max_attempts", u64::from(self.alerts.max_attempts)),
+            (
+                "alerts.breaker_failures",
+                u64::from(self.alerts.breaker_failures),
+            ),
             ("query.max_concurrent", self.query.max_concurrent as u64),
             ("query.timeout_ms", self.query.timeout_ms),
             ("query.max_memory_bytes", self.query.max_memory_bytes as u64),
@@ -536,6 +594,21 @@ impl Limits {
         Limits {
             enabled: false,
             ..Limits::default()
+        }
+    }
+}
+
+impl AlertSettings {
+    pub fn interval(&self) -> Duration {
+        Duration::from_millis(self.interval_ms)
+    }
+
+    /// The base of links in alerts and reports: `public_url`, else `http://` and the address
+    /// the server listens on.
+    pub fn public_url(&self, listening: SocketAddr) -> String {
+        match self.public_url.trim().trim_end_matches('/') {
+            "" => format!("http://{listening}"),
+            url => url.to_owned(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! one process, and shuts them down in order (stop accepting, drain the queue, flush the
 //! store).
 
+mod alerting;
 mod allocator;
 mod api;
 mod compat;
@@ -40,7 +41,7 @@ use heartbeat_ingest::{enrich::geo::GeoIp, IngestConfig, Ingestor};
 use heartbeat_processor::{Processor, ProcessorConfig};
 use heartbeat_query::SqlRunner;
 use heartbeat_queue::{EventQueue, WalConfig, WalQueue};
-use heartbeat_store::{EventData, EventWriter, MetaStore};
+use heartbeat_store::{AlertStore, EventData, EventWriter, MetaStore};
 use heartbeat_store_duckdb::DuckDbStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -152,6 +153,7 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
     let writes: Arc<dyn EventWriter> = Arc::new(telemetry::MeteredWrites::new(engine.clone()));
     let reads: Arc<dyn SqlRunner> = Arc::new(telemetry::MeteredReads::new(engine.clone()));
     let data: Arc<dyn EventData> = engine;
+    let alert_store: Arc<dyn AlertStore> = Arc::new(store.clone());
     let meta: Arc<dyn MetaStore> = Arc::new(store);
     let goals = Arc::new(heartbeat_accounts::goals::Goals::load(meta.clone()).await?);
     let registry = Arc::new(registry::Registry::load(meta, &admin_token).await?);
@@ -205,16 +207,36 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
         config.retention.interval(),
         stop.subscribe(),
     ));
+    let alert_directory = Arc::new(alerting::Directory::load(alert_store.clone()).await?);
     let site_deletion = site_deletion::SiteDeletion {
         registry: registry.clone(),
         goals: goals.clone(),
+        alerts: alert_directory.clone(),
         queue: queue.clone(),
         done: processor.deletions(),
     };
+    let listen = config.server.listen_addr()?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let local_addr = listener.local_addr()?;
+    let outbox = Arc::new(alerting::Outbox::new(
+        alert_directory.clone(),
+        alert_store,
+        alerting::email::Mailer::new(&config.smtp)?,
+        config.alerts.clone(),
+    )?);
+    let alerting = Arc::new(alerting::Alerting {
+        directory: alert_directory,
+        outbox: outbox.clone(),
+        public_url: config.alerts.public_url(local_addr),
+        allow_private_targets: config.alerts.allow_private_targets,
+    });
     let app = App {
         backup,
         registry,
         goals,
+        alerting,
         ingestor: Arc::new(ingestor),
         reads,
         site_deletion,
@@ -240,11 +262,6 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
     if !config.limits.enabled {
         tracing::warn!("rate limits and quotas are off");
     }
-    let listen = config.server.listen_addr()?;
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let local_addr = listener.local_addr()?;
     // The processor stops only after the HTTP server has, so it drains every request that
     // was accepted.
     let (processor_stop, processor_stop_rx) = watch::channel(false);
@@ -263,6 +280,12 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
             Ok(runtime.block_on(processor.run(processor_stop_rx))?)
         })
         .context("cannot start the processor thread")?;
+    let outbox_task = tokio::spawn(outbox.run(stop.subscribe()));
+    let alerts_task = tokio::spawn(alerting::evaluator::run(
+        app.clone(),
+        config.alerts.interval(),
+        stop.subscribe(),
+    ));
     tracing::info!(addr = %local_addr, data_dir = %config.server.data_dir.display(), "heartbeat is ready");
     let router = router::router(
         app,
@@ -278,6 +301,8 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
             .await
             .context("http server failed")?;
         let _ = retention_task.await;
+        let _ = alerts_task.await;
+        let _ = outbox_task.await;
         let _ = processor_stop.send(true);
         tokio::task::spawn_blocking(move || processor_task.join())
             .await

@@ -1,7 +1,8 @@
 //! Deleting a site: one operation over the directory, the queue and the processor.
 //!
-//! 1. The directory forgets the site, its keys, its public link and its goals: from here on
-//!    ingest refuses its events.
+//! 1. The directory forgets the site, its keys, its public link, its goals and its alert
+//!    rules, webhooks, report recipients, annotations and deliveries: from here on ingest
+//!    refuses its events.
 //! 2. The site's deletion is appended to the queue, behind every event accepted before it.
 //!    The processor, the only writer of events, deletes the site's events, visits and
 //!    rollups when it reaches that record, after storing what came before and before
@@ -31,6 +32,7 @@ const WAIT: Duration = Duration::from_secs(10);
 pub struct SiteDeletion {
     pub registry: Arc<Registry>,
     pub goals: Arc<Goals>,
+    pub alerts: Arc<crate::alerting::Directory>,
     pub queue: Arc<dyn EventQueue>,
     /// The processor's reports of deletions done.
     pub done: broadcast::Sender<SiteDeleted>,
@@ -52,6 +54,8 @@ pub enum DeleteSiteError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Encode(#[from] BatchCodecError),
+    #[error(transparent)]
+    Store(#[from] heartbeat_store::StoreError),
 }
 
 impl SiteDeletion {
@@ -59,6 +63,7 @@ impl SiteDeletion {
         let record = encode_site_deletion(id)?;
         let site = self.registry.delete_site(id).await?;
         self.goals.forget_site(id);
+        self.alerts.forget_site(id).await?;
         let mut done = self.done.subscribe();
         self.queue.append(record).await?;
         let deleted = tokio::time::timeout(WAIT, async {

@@ -6,6 +6,7 @@
 //! `insert`), queries through a small pool of reader connections to the same database, so a
 //! long query never holds up inserts.
 
+mod alerts;
 mod imported;
 mod rollups;
 mod schema;

@@ -11,6 +11,9 @@
 //! - `orgs`, `users`, `memberships` (a user's role per organisation), `user_sessions`,
 //!   `share_links` (public dashboard links): accounts.
 //! - `funnels`: saved funnels of a site, each definition as JSON.
+//! - `alert_rules`, `webhooks`, `report_subscriptions`, `annotations`: what a site's alerts,
+//!   reports and chart notes are; `alert_events`: the history of firings; `deliveries`: the
+//!   outbox of alert notices and reports, kept until delivered or given up on.
 
 /// The visit attributes (source, UTMs, location, device) as columns: events carry their
 /// visit's, and each state of a visit in `sessions` has them.
@@ -281,5 +284,77 @@ CREATE TABLE funnels (
     r#"
 DELETE FROM rollups_hourly;
 DELETE FROM rollups_daily;
+"#,
+    // Alerts, reports and annotations (`heartbeat_model::alert`): typed columns for what is
+    // filtered or sorted, JSON for the nested parts read and written whole (a rule's
+    // condition, webhook ids and emails; a delivery's target). Only the tables that grow
+    // with time are indexed, for the queries that filter them: a site's firings by time, and
+    // the outbox's pending deliveries by their next attempt.
+    r#"
+CREATE TABLE alert_rules (
+    id VARCHAR PRIMARY KEY,
+    site_id VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    metric VARCHAR NOT NULL,
+    filters_json VARCHAR NOT NULL,
+    window_minutes UINTEGER NOT NULL,
+    condition_json VARCHAR NOT NULL,
+    cooldown_minutes UINTEGER NOT NULL,
+    webhook_ids_json VARCHAR NOT NULL,
+    emails_json VARCHAR NOT NULL,
+    enabled BOOLEAN NOT NULL,
+    created_at_ms BIGINT NOT NULL
+);
+CREATE TABLE webhooks (
+    id VARCHAR PRIMARY KEY,
+    site_id VARCHAR NOT NULL,
+    url VARCHAR NOT NULL,
+    format VARCHAR NOT NULL,
+    secret VARCHAR NOT NULL,
+    created_at_ms BIGINT NOT NULL
+);
+CREATE TABLE report_subscriptions (
+    id VARCHAR PRIMARY KEY,
+    site_id VARCHAR NOT NULL,
+    email VARCHAR NOT NULL,
+    period VARCHAR NOT NULL,
+    unsubscribe_token VARCHAR NOT NULL,
+    last_sent_period VARCHAR,
+    created_at_ms BIGINT NOT NULL
+);
+CREATE TABLE annotations (
+    id VARCHAR PRIMARY KEY,
+    site_id VARCHAR NOT NULL,
+    at_ms BIGINT NOT NULL,
+    text VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    alert_event_id VARCHAR,
+    created_at_ms BIGINT NOT NULL
+);
+CREATE TABLE alert_events (
+    id VARCHAR PRIMARY KEY,
+    rule_id VARCHAR NOT NULL,
+    site_id VARCHAR NOT NULL,
+    fired_at_ms BIGINT NOT NULL,
+    resolved_at_ms BIGINT,
+    value DOUBLE NOT NULL,
+    expected DOUBLE NOT NULL,
+    message VARCHAR NOT NULL
+);
+CREATE INDEX alert_events_by_site_time ON alert_events (site_id, fired_at_ms);
+CREATE TABLE deliveries (
+    id VARCHAR PRIMARY KEY,
+    site_id VARCHAR NOT NULL,
+    target_json VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    payload VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,
+    attempts UINTEGER NOT NULL,
+    next_attempt_ms BIGINT NOT NULL,
+    last_error VARCHAR,
+    created_at_ms BIGINT NOT NULL,
+    delivered_at_ms BIGINT
+);
+CREATE INDEX deliveries_by_status_next_attempt ON deliveries (status, next_attempt_ms);
 "#,
 ];

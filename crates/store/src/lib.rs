@@ -10,8 +10,11 @@
 //! visit grows, the processor writes its previous state again with `sign = -1` and the new
 //! state with `sign = 1`. Sums weighted by `sign` give exact visit metrics without updates.
 
+mod alerts;
 #[cfg(feature = "contract")]
 pub mod contract;
+
+pub use alerts::AlertStore;
 
 use std::sync::Arc;
 

@@ -1,8 +1,12 @@
-// The visitors and page views chart (uPlot): one line per metric over the range's buckets.
+// The visitors and page views chart (uPlot): one line per metric over the range's buckets,
+// and the site's annotations as dashed vertical lines at their buckets (notes and fired alerts
+// in two colours), each with a marker over the plot that shows its text on hover or focus.
 
 import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
+import type { Annotation } from "../api";
+import { wallSeconds, wallText, wallTime } from "../timezone";
 
 export interface Series {
   labels: string[];
@@ -28,9 +32,109 @@ function themeColor(host: HTMLElement, variable: string): string {
   return color;
 }
 
-/** `theme` only re-creates the chart so that it takes the theme's colours. */
-export function Chart({ series, grain, theme }: { series: Series; grain: string; theme: string }) {
+/** An annotation placed on the chart. */
+interface Marker {
+  /** The start of its bucket on the chart's scale (the site's wall clock read as UTC, seconds). */
+  x: number;
+  annotation: Annotation;
+  /** When, on the site's clock, for people. */
+  when: string;
+}
+
+/** Each annotation at the start of the bucket (hour, day or month) its instant falls in, in the site's zone. */
+function markers(annotations: Annotation[], grain: string, timeZone: string): Marker[] {
+  return annotations.flatMap((annotation) => {
+    const ms = Date.parse(annotation.at);
+    if (Number.isNaN(ms)) return [];
+    const wall = wallTime(ms, timeZone);
+    const bucket = { ...wall, minute: 0 };
+    if (grain !== "time:hour") bucket.hour = 0;
+    if (grain === "time:month") bucket.day = 1;
+    return [{ x: wallSeconds(bucket), annotation, when: wallText(wall) }];
+  });
+}
+
+/**
+ * Draws the markers `current()` returns: a dashed line per annotation on the canvas, and over
+ * the plot a marker element (a thin strip the height of the plot) whose text shows on hover.
+ * Annotations of one bucket stand a few pixels apart.
+ */
+function annotationsPlugin(current: () => Marker[], colors: Record<Annotation["kind"], string>): uPlot.Plugin {
+  let layer: HTMLDivElement;
+  return {
+    hooks: {
+      init: (u) => {
+        layer = document.createElement("div");
+        layer.className = "annotations";
+        u.over.appendChild(layer);
+      },
+      draw: (u) => {
+        layer.replaceChildren();
+        const { min, max } = u.scales.x;
+        if (min == null || max == null) return;
+        const ctx = u.ctx;
+        const { top, height } = u.bbox;
+        const width = u.over.clientWidth;
+        const taken = new Map<number, number>();
+        for (const m of current()) {
+          if (m.x < min || m.x > max) continue;
+          const bucket = Math.round(u.valToPos(m.x, "x"));
+          const nth = taken.get(bucket) ?? 0;
+          taken.set(bucket, nth + 1);
+          const left = bucket + nth * 4;
+          const canvasX = Math.round(u.valToPos(m.x, "x", true) + nth * 4 * uPlot.pxRatio) + 0.5;
+          ctx.save();
+          ctx.strokeStyle = colors[m.annotation.kind];
+          ctx.lineWidth = 1.5 * uPlot.pxRatio;
+          ctx.setLineDash([4 * uPlot.pxRatio, 3 * uPlot.pxRatio]);
+          ctx.beginPath();
+          ctx.moveTo(canvasX, top);
+          ctx.lineTo(canvasX, top + height);
+          ctx.stroke();
+          ctx.restore();
+
+          const marker = document.createElement("span");
+          const kind = m.annotation.kind === "alert" ? "Alert" : "Note";
+          marker.className = `annotation-marker ${m.annotation.kind}${left > width / 2 ? " flip" : ""}`;
+          marker.style.left = `${left}px`;
+          marker.tabIndex = 0;
+          marker.setAttribute("role", "img");
+          marker.setAttribute("aria-label", `${kind}, ${m.when}: ${m.annotation.text}`);
+          marker.dataset.testid = "annotation-marker";
+          marker.dataset.kind = m.annotation.kind;
+          marker.dataset.annotationId = m.annotation.annotation_id;
+          marker.dataset.text = `${m.when} · ${m.annotation.text}`;
+          layer.appendChild(marker);
+        }
+      },
+    },
+  };
+}
+
+/**
+ * `theme` only re-creates the chart so that it takes the theme's colours; new annotations
+ * redraw it. `timezone` is the site's, in which the chart's labels are.
+ */
+export function Chart({
+  series,
+  grain,
+  theme,
+  annotations = [],
+  timezone = "UTC",
+}: {
+  series: Series;
+  grain: string;
+  theme: string;
+  annotations?: Annotation[];
+  timezone?: string;
+}) {
   const host = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlot | null>(null);
+  const placed = useRef<Marker[]>([]);
+  placed.current = markers(annotations, grain, timezone);
+  useEffect(() => {
+    plot.current?.redraw(false, false);
+  }, [annotations, grain, timezone]);
   useEffect(() => {
     const element = host.current!;
     const accent = themeColor(element, "--accent");
@@ -51,14 +155,22 @@ export function Chart({ series, grain, theme }: { series: Series; grain: string;
       ],
       legend: { live: false },
       cursor: { drag: { x: false, y: false } },
+      plugins: [
+        annotationsPlugin(() => placed.current, {
+          note: themeColor(element, "--annotation"),
+          alert: themeColor(element, "--bad"),
+        }),
+      ],
     };
     const data: uPlot.AlignedData = [series.labels.map(timestamp), series.visitors, series.pageviews];
-    const plot = new uPlot(options, data, element);
-    const resize = new ResizeObserver(() => plot.setSize({ width: element.clientWidth, height: 240 }));
+    const chart = new uPlot(options, data, element);
+    plot.current = chart;
+    const resize = new ResizeObserver(() => chart.setSize({ width: element.clientWidth, height: 240 }));
     resize.observe(element);
     return () => {
       resize.disconnect();
-      plot.destroy();
+      plot.current = null;
+      chart.destroy();
     };
   }, [series, grain, theme]);
   return <div class="chart" ref={host} data-testid="chart" />;

@@ -1,8 +1,10 @@
-// What the product views (funnels, retention, paths) share: their props and a hook that keeps
-// one request's answer, the last one shown while the next loads.
+// What the product views (funnels, retention, paths, alerts) share: their props, a hook that
+// keeps one request's answer, the last one shown while the next loads, and form fields that
+// show the server's error for them beside them.
 
+import type { ComponentChildren, VNode } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { query, type Filter } from "../api";
+import { ApiError, query, type Filter } from "../api";
 import type { ViewState } from "../state";
 
 export interface ProductViewProps {
@@ -79,4 +81,53 @@ export function Suggestions({ id, values }: { id: string; values: string[] }) {
 /** A percentage as the product views show it: one decimal place at most. */
 export function formatPercent(value: number | null | undefined): string {
   return value == null ? "–" : `${Math.round(value * 10) / 10}%`;
+}
+
+/** What a field's input takes so that its label and error belong to it. */
+export interface FieldInput {
+  id: string;
+  "aria-invalid": boolean;
+  "aria-describedby": string | undefined;
+}
+
+/**
+ * A form field: its label, its input (drawn by `children` with the ids that tie them
+ * together) and, beside it, the server's error for it.
+ */
+export function Field(props: { id: string; label: ComponentChildren; error?: string | null; class?: string; children: (input: FieldInput) => VNode }) {
+  const errorId = `${props.id}-error`;
+  return (
+    <span class={props.class ? `field ${props.class}` : "field"}>
+      <label for={props.id}>{props.label}</label>
+      {props.children({ id: props.id, "aria-invalid": !!props.error, "aria-describedby": props.error ? errorId : undefined })}
+      {props.error && (
+        <span class="field-error" id={errorId} data-testid={errorId}>
+          {props.error}
+        </span>
+      )}
+    </span>
+  );
+}
+
+/**
+ * A form's error split among its fields: each field shows the server's errors (`ApiError.fields`)
+ * of its keys (an array's items too: `emails[1]` is `emails`'); `general` is what no field
+ * claims, or the whole error when it names no field.
+ */
+export function formErrors<F extends string>(
+  error: unknown,
+  keys: Record<F, string[]>,
+): { byField: Partial<Record<F, string>>; general: string | null } {
+  const byField: Partial<Record<F, string>> = {};
+  if (error == null) return { byField, general: null };
+  const fields = error instanceof ApiError ? error.fields : {};
+  if (Object.keys(fields).length === 0) return { byField, general: error instanceof Error ? error.message : String(error) };
+  const rest: string[] = [];
+  for (const [key, message] of Object.entries(fields)) {
+    const base = key.replace(/\[\d+\]$/, "");
+    const field = (Object.keys(keys) as F[]).find((f) => keys[f].includes(base));
+    if (field) byField[field] = byField[field] ? `${byField[field]}; ${message}` : message;
+    else rest.push(`${key}: ${message}`);
+  }
+  return { byField, general: rest.length ? rest.join("; ") : null };
 }

@@ -50,13 +50,15 @@ impl Modify for SecuritySchemes {
     components(schemas(
         crate::http::schema::ErrorBody,
         crate::http::schema::FieldErrorBody,
-        crate::http::schema::AcceptedBody
+        crate::http::schema::AcceptedBody,
+        crate::http::schema::AlertNotice
     )),
     modifiers(&SecuritySchemes),
     tags(
         (name = "ingest", description = "Send events; 202 once they are durable"),
         (name = "stats", description = "Query statistics"),
         (name = "sites", description = "Sites and their public links"),
+        (name = "alerts", description = "Alert rules, webhooks, deliveries, scheduled reports and annotations"),
         (name = "accounts", description = "Users, sessions, organisations and API keys"),
         (name = "operations", description = "Health, metrics, data in and out"),
         (name = "web", description = "The dashboard and the tracker, embedded in the binary"),

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use heartbeat_accounts::registry::MAX_FUNNEL_NAME_CHARS;
 use heartbeat_ingest::FieldError;
-use heartbeat_model::{Funnel, SiteId};
+use heartbeat_model::Funnel;
 use heartbeat_query::funnel::{definition_json, parse_definition};
 use serde_json::{json, Value};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -18,41 +18,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::http::error::{registry_error, ApiError};
 use crate::http::json::{iso, json_object};
 use crate::http::reads::{read_site, run_funnel_on};
-use crate::http::state::{App, Caller, Payload, RequiredCaller};
-
-fn no_site(id: &str) -> ApiError {
-    ApiError::not_found("site_id", format!("no site {id}"))
-}
+use crate::http::site_access::{site_to_admin, site_to_read};
+use crate::http::state::{App, Payload, RequiredCaller};
 
 fn no_funnel(id: &str) -> ApiError {
     ApiError::not_found("funnel_id", format!("no funnel {id}"))
-}
-
-/// The site `id` if the caller may read it; a caller that may not learns nothing, not even
-/// that the site exists (404).
-fn site_to_read(app: &App, caller: &Caller, id: &str) -> Result<SiteId, ApiError> {
-    let id = SiteId(id.to_owned());
-    if app.registry.site(&id).is_none() || !caller.may_read(&id) {
-        return Err(no_site(id.as_str()));
-    }
-    Ok(id)
-}
-
-/// The site `id` if the caller may change it: 404 when there is no such site, 403 when the
-/// caller may not use it or only read it.
-fn site_to_admin(app: &App, caller: &Caller, id: &str) -> Result<SiteId, ApiError> {
-    let id = SiteId(id.to_owned());
-    if app.registry.site(&id).is_none() {
-        return Err(no_site(id.as_str()));
-    }
-    if !caller.may_read(&id) {
-        return Err(ApiError::forbidden(id.as_str()));
-    }
-    if !caller.may_admin(&id) {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "Forbidden")
-            .with_detail("x-api-key", "an admin key or role is required"));
-    }
-    Ok(id)
 }
 
 fn funnel_json(funnel: &Funnel) -> Value {

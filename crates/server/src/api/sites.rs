@@ -20,30 +20,10 @@ use crate::goal_json::goal_json;
 use crate::http::error::registry_error;
 use crate::http::error::ApiError;
 use crate::http::json::{json_object, optional_string};
+use crate::http::site_access::{admin_required, site_to_admin};
 use crate::http::state::{App, Client, Payload, RequiredCaller};
 use heartbeat_accounts::registry::{NewSite, SiteChanges};
 use utoipa_axum::{router::OpenApiRouter, routes};
-
-fn admin_required() -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "Forbidden")
-        .with_detail("x-api-key", "an admin key or role is required")
-}
-
-/// The site `id` if the caller may administer it: 404 when there is no such site, 403 when
-/// the caller may not use it or only read it.
-fn site_to_admin(app: &App, caller: &RequiredCaller, id: &str) -> Result<SiteId, ApiError> {
-    let id = SiteId(id.to_owned());
-    if app.registry.site(&id).is_none() {
-        return Err(not_found(id.as_str()));
-    }
-    if !caller.0.may_read(&id) {
-        return Err(ApiError::forbidden(id.as_str()));
-    }
-    if !caller.0.may_admin(&id) {
-        return Err(admin_required());
-    }
-    Ok(id)
-}
 
 /// Reads and checks a `SiteRules` object; `field` prefixes the names in its errors.
 fn parse_rules(value: &Value, field: &str) -> Result<SiteRules, Vec<FieldError>> {
@@ -226,7 +206,7 @@ pub(crate) async fn put_rules(
     Path(id): Path<String>,
     Payload(body): Payload,
 ) -> Result<Json<Value>, ApiError> {
-    site_to_admin(&app, &caller, &id)?;
+    site_to_admin(&app, &caller.0, &id)?;
     let body = json_object(&body)?;
     let rules = parse_rules(&body, "body").map_err(ApiError::invalid)?;
     let site = app
@@ -255,7 +235,7 @@ pub(crate) async fn update(
     Path(site_id): Path<String>,
     Payload(body): Payload,
 ) -> Result<Json<Value>, ApiError> {
-    site_to_admin(&app, &caller, &site_id)?;
+    site_to_admin(&app, &caller.0, &site_id)?;
     let body = json_object(&body)?;
     let mut errors = Vec::new();
     let changes = SiteChanges {
@@ -304,7 +284,7 @@ pub(crate) async fn delete(
     caller: RequiredCaller,
     Path(site_id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let id = site_to_admin(&app, &caller, &site_id)?;
+    let id = site_to_admin(&app, &caller.0, &site_id)?;
     let Outcome { site, deleted } = app.site_deletion.delete(&id).await?;
     let status = match deleted {
         Some(_) => StatusCode::OK,
@@ -338,7 +318,7 @@ pub(crate) async fn share(
     Path(site_id): Path<String>,
     Payload(body): Payload,
 ) -> Result<Json<Value>, ApiError> {
-    let id = site_to_admin(&app, &caller, &site_id)?;
+    let id = site_to_admin(&app, &caller.0, &site_id)?;
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
@@ -376,7 +356,7 @@ pub(crate) async fn unshare(
     caller: RequiredCaller,
     Path(site_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = site_to_admin(&app, &caller, &site_id)?;
+    let id = site_to_admin(&app, &caller.0, &site_id)?;
     let removed = app
         .registry
         .unshare_site(&id)
@@ -472,7 +452,7 @@ pub(crate) async fn create_goal(
     Path(id): Path<String>,
     Payload(body): Payload,
 ) -> Result<Response, ApiError> {
-    let id = site_to_admin(&app, &caller, &id)?;
+    let id = site_to_admin(&app, &caller.0, &id)?;
     let body = json_object(&body)?;
     let Value::Object(fields) = body else {
         return Err(ApiError::invalid(vec![FieldError::new(
@@ -514,7 +494,7 @@ pub(crate) async fn delete_goal(
     caller: RequiredCaller,
     Path((id, goal_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = site_to_admin(&app, &caller, &id)?;
+    let id = site_to_admin(&app, &caller.0, &id)?;
     let goal_id: u64 = goal_id.parse().map_err(|_| {
         ApiError::invalid(vec![FieldError::new(
             "goal_id",

@@ -248,6 +248,7 @@ impl From<DeleteSiteError> for ApiError {
         match err {
             DeleteSiteError::Registry(err) => registry_error(err),
             DeleteSiteError::Queue(err) => err.into(),
+            DeleteSiteError::Store(err) => err.into(),
             DeleteSiteError::Encode(err) => {
                 tracing::error!(error = %err, "cannot encode a site deletion");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")

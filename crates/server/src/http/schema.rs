@@ -360,3 +360,76 @@ pub enum KeyedIngestAnswers {
     #[response(status = 503, description = "Queue full; retry after `Retry-After`")]
     QueueFull(ErrorBody),
 }
+
+/// An alert rule to save (`POST` and `PUT /api/sites/{site_id}/alerts`).
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"name": "Pricing traffic dropped", "metric": "visitors",
+    "filters": [["is", "event:page", ["/pricing"]]], "window_minutes": 60,
+    "condition": {"type": "anomaly", "direction": "down", "sensitivity": 3, "weeks": 4},
+    "cooldown_minutes": 60, "webhook_ids": [], "emails": ["ops@example.com"], "enabled": true}))]
+pub struct AlertRuleBody {
+    pub name: String,
+    /// visitors, visits, pageviews, events, views_per_visit, bounce_rate, visit_duration,
+    /// scroll_depth or conversion_rate (with a goal filter); ignored by `no_events`.
+    pub metric: Option<String>,
+    /// v2 filters.
+    pub filters: Option<Vec<serde_json::Value>>,
+    /// 5 to 1,440 (1 to 1,440 for `no_events`).
+    pub window_minutes: u32,
+    /// `{"type": "above"|"below", "threshold": n}`, `{"type": "anomaly", "direction",
+    /// "sensitivity", "weeks"}` or `{"type": "no_events"}`.
+    pub condition: serde_json::Value,
+    pub cooldown_minutes: Option<u32>,
+    pub webhook_ids: Option<Vec<String>>,
+    pub emails: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+}
+
+/// A webhook to add.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"url": "https://hooks.example.com/heartbeat", "format": "json"}))]
+pub struct WebhookBody {
+    pub url: String,
+    /// `json` (default: an `AlertNotice`) or `slack`.
+    pub format: Option<String>,
+}
+
+/// What a `json` webhook receives when a rule fires (`alert.fired`) or is back to normal
+/// (`alert.resolved`), signed: `x-heartbeat-signature: sha256=<hex HMAC-SHA256 of
+/// "{x-heartbeat-timestamp}.{body}" with the webhook's secret>`; `x-heartbeat-delivery`
+/// names the delivery (the same on a retry).
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"type": "alert.fired", "site_id": "example.com", "site_name": "example.com",
+    "alert": {"alert_id": "al_1", "name": "No traffic", "metric": "events", "filters": [],
+        "window_minutes": 10, "condition": {"type": "no_events"}},
+    "event": {"event_id": "ae_1", "fired_at": "2026-12-03T10:00:00.000Z", "resolved_at": null,
+        "value": 0.0, "expected": 1.0, "message": "No events for 10 minutes"},
+    "dashboard_url": "https://stats.example.com/?site=example.com&period=day"}))]
+pub struct AlertNotice {
+    /// `alert.fired` or `alert.resolved`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub site_id: String,
+    pub site_name: String,
+    pub alert: serde_json::Value,
+    pub event: serde_json::Value,
+    pub dashboard_url: String,
+}
+
+/// A report recipient to add.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"email": "owner@example.com", "period": "weekly"}))]
+pub struct ReportBody {
+    pub email: String,
+    /// `weekly` (Monday to Sunday) or `monthly`.
+    pub period: String,
+}
+
+/// An annotation to add or change (`at`: an ISO 8601 date-time, or a date for its
+/// midnight in the site's time zone).
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"at": "2026-12-01T09:30:00Z", "text": "Deployed the new pricing page"}))]
+pub struct AnnotationBody {
+    pub at: Option<String>,
+    pub text: Option<String>,
+}

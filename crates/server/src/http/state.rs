@@ -23,6 +23,8 @@ pub struct App {
     pub registry: Arc<Registry>,
     /// Sites' goals, which queries read.
     pub goals: Arc<heartbeat_accounts::goals::Goals>,
+    /// Alert rules, webhooks, report recipients and the outbox.
+    pub alerting: Arc<crate::alerting::Alerting>,
     pub ingestor: Arc<Ingestor>,
     /// Queries (timed).
     pub reads: Arc<dyn SqlRunner>,

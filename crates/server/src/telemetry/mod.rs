@@ -50,6 +50,10 @@ pub const RETENTION_EVENTS_DELETED: &str = "heartbeat_retention_events_deleted_t
 pub const HTTP_RATE_LIMITED: &str = "heartbeat_http_rate_limited_total";
 pub const QUERY_REFUSED: &str = "heartbeat_query_refused_total";
 pub const QUERY_INTERRUPTED: &str = "heartbeat_query_interrupted_total";
+pub const ALERTS_FIRED: &str = "heartbeat_alerts_fired_total";
+pub const ALERT_EVALUATION_ERRORS: &str = "heartbeat_alert_evaluation_errors_total";
+pub const ALERT_DELIVERIES: &str = "heartbeat_alert_deliveries_total";
+pub const ALERT_DELIVERY_FAILURES: &str = "heartbeat_alert_delivery_failures_total";
 
 /// Every metric with its help text, in the order `/metrics` documents them.
 pub const METRICS: &[(&str, &str)] = &[
@@ -81,6 +85,10 @@ pub const METRICS: &[(&str, &str)] = &[
     (HTTP_RATE_LIMITED, "Requests answered 429, by limit (client_ip, key, share_viewer, site_quota)."),
     (QUERY_REFUSED, "Reads refused, by endpoint and reason (busy: 503, too many running and waiting; too_large: 400, rows over query.max_memory_bytes)."),
     (QUERY_INTERRUPTED, "Reads stopped at their time budget (query.timeout_ms) and answered 503, by endpoint."),
+    (ALERTS_FIRED, "Alert rules that fired."),
+    (ALERT_EVALUATION_ERRORS, "Evaluations of alert rules (and reports' figures) that failed; the rule is tried again at the next interval."),
+    (ALERT_DELIVERIES, "Webhook posts and emails delivered, by kind (alert, report)."),
+    (ALERT_DELIVERY_FAILURES, "Deliveries given up on (kept with their reason), by kind."),
 ];
 
 /// Histogram buckets in seconds, from half a millisecond (an ingest request) to ten seconds (a
