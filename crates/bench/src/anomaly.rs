@@ -525,7 +525,7 @@ fn report(args: &AnomalyArgs, traffic: &Traffic, scores: &[Score]) -> String {
                 },
             )
             .collect();
-        // Spikes and drops are the anomaly rules' to find, not the no-events rule's.
+        // A no-events rule never fires on a spike: its spike columns would say nothing.
         let anomaly_only = |value: Option<f64>| {
             if is_anomaly {
                 percent(value)
@@ -542,7 +542,7 @@ fn report(args: &AnomalyArgs, traffic: &Traffic, scores: &[Score]) -> String {
             percent(score.precision(Side::Below)),
             percent(score.overall_precision()),
             anomaly_only(score.recall(IncidentKind::Spike)),
-            anomaly_only(score.recall(IncidentKind::Drop)),
+            percent(score.recall(IncidentKind::Drop)),
             percent(score.recall(IncidentKind::Outage)),
             anomaly_only(score.overall_recall()),
             score.false_firings() as f64 / traffic.evaluated_weeks(),

@@ -659,7 +659,8 @@ function Reports({ token, site }: { token: string; site: string }) {
                 onClick={() => {
                   say(r.report_id, "Sending…");
                   sendReport(token, site, r.report_id)
-                    .then(() => say(r.report_id, "Sent"))
+                    // Accepted into the outbox: the mail goes out in the background.
+                    .then(() => say(r.report_id, "Queued to send"))
                     .catch((err) => say(r.report_id, errorText(err)));
                 }}
               >

@@ -1,6 +1,6 @@
 // The visitors and page views chart (uPlot): one line per metric over the range's buckets,
 // and the site's annotations as dashed vertical lines at their buckets (notes and fired alerts
-// in two colours), each with a marker over the plot that shows its text on hover or focus.
+// in two colours), with a marker over the plot that shows their texts on hover or focus.
 
 import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
@@ -54,10 +54,33 @@ function markers(annotations: Annotation[], grain: string, timeZone: string): Ma
   });
 }
 
+/** The markers of one kind in one bucket: drawn as one, their texts together. */
+interface MarkerGroup {
+  x: number;
+  kind: Annotation["kind"];
+  markers: Marker[];
+}
+
+/** Notes before alerts in a bucket; in each, by time. */
+function groups(markers: Marker[]): MarkerGroup[] {
+  const byKey = new Map<string, MarkerGroup>();
+  for (const m of markers) {
+    const key = `${m.x} ${m.annotation.kind}`;
+    const group = byKey.get(key) ?? { x: m.x, kind: m.annotation.kind, markers: [] };
+    group.markers.push(m);
+    byKey.set(key, group);
+  }
+  const order = (g: MarkerGroup) => (g.kind === "note" ? 0 : 1);
+  return [...byKey.values()].sort((a, b) => a.x - b.x || order(a) - order(b));
+}
+
+/** The width of a marker's hover strip, and how far a bucket's second marker stands from its first. */
+const MARKER_PX = 7;
+
 /**
- * Draws the markers `current()` returns: a dashed line per annotation on the canvas, and over
- * the plot a marker element (a thin strip the height of the plot) whose text shows on hover.
- * Annotations of one bucket stand a few pixels apart.
+ * Draws the markers `current()` returns, one per kind and bucket: a dashed line on the canvas,
+ * and over the plot a marker element (a strip the height of the plot) whose text shows on
+ * hover or focus. A bucket's notes and alerts stand side by side.
  */
 function annotationsPlugin(current: () => Marker[], colors: Record<Annotation["kind"], string>): uPlot.Plugin {
   let layer: HTMLDivElement;
@@ -75,16 +98,17 @@ function annotationsPlugin(current: () => Marker[], colors: Record<Annotation["k
         const ctx = u.ctx;
         const { top, height } = u.bbox;
         const width = u.over.clientWidth;
-        const taken = new Map<number, number>();
-        for (const m of current()) {
-          if (m.x < min || m.x > max) continue;
-          const bucket = Math.round(u.valToPos(m.x, "x"));
-          const nth = taken.get(bucket) ?? 0;
-          taken.set(bucket, nth + 1);
-          const left = bucket + nth * 4;
-          const canvasX = Math.round(u.valToPos(m.x, "x", true) + nth * 4 * uPlot.pxRatio) + 0.5;
+        let previous: number | null = null;
+        let nth = 0;
+        for (const g of groups(current())) {
+          if (g.x < min || g.x > max) continue;
+          nth = g.x === previous ? nth + 1 : 0;
+          previous = g.x;
+          const shift = nth * MARKER_PX;
+          const left = u.valToPos(g.x, "x") + shift;
+          const canvasX = Math.round(u.valToPos(g.x, "x", true) + shift * uPlot.pxRatio) + 0.5;
           ctx.save();
-          ctx.strokeStyle = colors[m.annotation.kind];
+          ctx.strokeStyle = colors[g.kind];
           ctx.lineWidth = 1.5 * uPlot.pxRatio;
           ctx.setLineDash([4 * uPlot.pxRatio, 3 * uPlot.pxRatio]);
           ctx.beginPath();
@@ -93,17 +117,17 @@ function annotationsPlugin(current: () => Marker[], colors: Record<Annotation["k
           ctx.stroke();
           ctx.restore();
 
+          const texts = g.markers.map((m) => `${m.when} · ${m.annotation.text}`);
           const marker = document.createElement("span");
-          const kind = m.annotation.kind === "alert" ? "Alert" : "Note";
-          marker.className = `annotation-marker ${m.annotation.kind}${left > width / 2 ? " flip" : ""}`;
+          marker.className = `annotation-marker ${g.kind}${left > width / 2 ? " flip" : ""}`;
           marker.style.left = `${left}px`;
           marker.tabIndex = 0;
           marker.setAttribute("role", "img");
-          marker.setAttribute("aria-label", `${kind}, ${m.when}: ${m.annotation.text}`);
+          marker.setAttribute("aria-label", `${g.kind === "alert" ? "Alert" : "Note"}: ${texts.join("; ")}`);
           marker.dataset.testid = "annotation-marker";
-          marker.dataset.kind = m.annotation.kind;
-          marker.dataset.annotationId = m.annotation.annotation_id;
-          marker.dataset.text = `${m.when} · ${m.annotation.text}`;
+          marker.dataset.kind = g.kind;
+          marker.dataset.annotationIds = g.markers.map((m) => m.annotation.annotation_id).join(" ");
+          marker.dataset.text = texts.join("\n");
           layer.appendChild(marker);
         }
       },
