@@ -1,14 +1,17 @@
 //! `heartbeat-bench`: the benchmark tool. It talks to a running Heartbeat server over HTTP
-//! only, except `raw`, which reads a stopped server's DuckDB file; it depends on no other
-//! crate of the workspace.
+//! only, except `raw`, which reads a stopped server's DuckDB file, and `anomaly`, which needs
+//! no server; of the workspace it depends only on the model and on `heartbeat-alerts`, whose
+//! decisions `anomaly` measures exactly as the server makes them.
 //!
 //! Subcommands: `generate` writes a synthetic data set as NDJSON (`generator.rs`, format in
 //! `event.rs`); `load` drives the ingest endpoints and reports throughput and latency
 //! (`load.rs`); `fill` loads a data set through the batch endpoint for query benchmarks
 //! (`fill.rs`); `query` times the dashboard's queries (`query.rs`); `raw` times hand-written
 //! DuckDB SQL for the same answers over a stopped server's database, read-only, and checks
-//! the answers agree (`raw.rs`). Request bodies are in `wire.rs`, the HTTP client in
-//! `client.rs`, reports in `report.rs`.
+//! the answers agree (`raw.rs`); `anomaly` measures the alert rules' detector on generated
+//! seasonal traffic with injected spikes, drops and outages: precision, recall, false
+//! firings a week and how soon an outage is noticed (`anomaly.rs`). Request bodies are in
+//! `wire.rs`, the HTTP client in `client.rs`, reports in `report.rs`.
 
 mod anomaly;
 mod client;

@@ -68,7 +68,7 @@ const TABLE: &[(&str, &str, Access)] = &[
         SiteAdmin,
     ),
     ("get", "/api/sites/{site_id}/deliveries", SiteAdmin),
-    ("get", "/api/sites/{site_id}/reports", Read),
+    ("get", "/api/sites/{site_id}/reports", SiteAdmin),
     ("post", "/api/sites/{site_id}/reports", SiteAdmin),
     (
         "delete",

@@ -26,7 +26,7 @@ use crate::http::error::ApiError;
 use crate::http::json::{iso, json_object};
 use crate::http::query_string::QueryParams;
 use crate::http::site_access::{site_to_admin, site_to_read};
-use crate::http::state::{App, Payload, RequiredCaller};
+use crate::http::state::{App, Caller, Payload, RequiredCaller};
 
 /// Metrics a rule may watch: those with one number per window.
 pub const ALERT_METRICS: &[&str] = &[
@@ -59,8 +59,13 @@ fn no_rule(id: &str) -> ApiError {
     ApiError::not_found("alert_id", format!("no alert {id}"))
 }
 
-fn rule_json(app: &App, rule: &AlertRule) -> Value {
+/// A rule as answered; its email recipients only to a caller who may change the site (a
+/// share link or a read key learns no address).
+fn rule_json(app: &App, caller: &Caller, rule: &AlertRule) -> Value {
     let status = app.alerting.directory.status(&rule.id);
+    let emails = caller
+        .may_admin(&rule.site_id)
+        .then(|| rule.emails.clone());
     json!({
         "alert_id": rule.id,
         "site_id": rule.site_id,
@@ -71,7 +76,7 @@ fn rule_json(app: &App, rule: &AlertRule) -> Value {
         "condition": rule.condition,
         "cooldown_minutes": rule.cooldown_minutes,
         "webhook_ids": rule.webhook_ids,
-        "emails": rule.emails,
+        "emails": emails,
         "enabled": rule.enabled,
         "created_at": iso(rule.created_at_ms),
         "state": if status.state.firing_since_ms.is_some() { "firing" } else { "ok" },
@@ -390,7 +395,7 @@ fn parse_rule(
     params(("site_id" = String, Path, description = "The site")),
     security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
-        (status = 200, description = "`{success, alerts: [{alert_id, site_id, name, metric, filters, window_minutes, condition, cooldown_minutes, webhook_ids, emails, enabled, created_at, state, last_value, last_evaluated_at}]}`", body = Object),
+        (status = 200, description = "`{success, alerts: [{alert_id, site_id, name, metric, filters, window_minutes, condition, cooldown_minutes, webhook_ids, emails (null unless the caller may change the site), enabled, created_at, state, last_value, last_evaluated_at}]}`", body = Object),
         crate::http::schema::ReadRefusals,
     ))]
 pub(crate) async fn list(
@@ -404,7 +409,7 @@ pub(crate) async fn list(
         .directory
         .rules(&site)
         .iter()
-        .map(|rule| rule_json(&app, rule))
+        .map(|rule| rule_json(&app, &caller.0, rule))
         .collect();
     Ok(Json(json!({"success": true, "alerts": alerts})))
 }
@@ -444,7 +449,7 @@ pub(crate) async fn create(
     app.alerting.directory.put_rule(rule.clone()).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"success": true, "alert": rule_json(&app, &rule)})),
+        Json(json!({"success": true, "alert": rule_json(&app, &caller.0, &rule)})),
     )
         .into_response())
 }
@@ -469,7 +474,7 @@ pub(crate) async fn show(
         .rule(&site, &alert_id)
         .ok_or_else(|| no_rule(&alert_id))?;
     Ok(Json(
-        json!({"success": true, "alert": rule_json(&app, &rule)}),
+        json!({"success": true, "alert": rule_json(&app, &caller.0, &rule)}),
     ))
 }
 
@@ -498,7 +503,7 @@ pub(crate) async fn update(
     let rule = parse_rule(&app, &site, &body, saved.id, saved.created_at_ms)?;
     app.alerting.directory.put_rule(rule.clone()).await?;
     Ok(Json(
-        json!({"success": true, "alert": rule_json(&app, &rule)}),
+        json!({"success": true, "alert": rule_json(&app, &caller.0, &rule)}),
     ))
 }
 

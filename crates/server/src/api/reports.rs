@@ -21,7 +21,7 @@ use crate::alerting::reports::send_now;
 use crate::http::error::ApiError;
 use crate::http::json::{iso, json_object};
 use crate::http::query_string::QueryParams;
-use crate::http::site_access::{site_to_admin, site_to_read};
+use crate::http::site_access::site_to_admin;
 use crate::http::state::{App, Payload, RequiredCaller};
 
 const MAX_RECIPIENTS_PER_SITE: usize = 50;
@@ -47,14 +47,14 @@ fn no_report(id: &str) -> ApiError {
     security(("api_key" = []), ("bearer" = []), ("session" = [])),
     responses(
         (status = 200, description = "`{success, reports: [{report_id, site_id, email, period, created_at, last_sent_period}]}`", body = Object),
-        crate::http::schema::ReadRefusals,
+        crate::http::schema::AdminRefusals,
     ))]
 pub(crate) async fn list(
     State(app): State<App>,
     caller: RequiredCaller,
     Path(site_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let site = site_to_read(&app, &caller.0, &site_id)?;
+    let site = site_to_admin(&app, &caller.0, &site_id)?;
     let reports: Vec<Value> = app
         .alerting
         .directory
