@@ -63,9 +63,7 @@ fn no_rule(id: &str) -> ApiError {
 /// share link or a read key learns no address).
 fn rule_json(app: &App, caller: &Caller, rule: &AlertRule) -> Value {
     let status = app.alerting.directory.status(&rule.id);
-    let emails = caller
-        .may_admin(&rule.site_id)
-        .then(|| rule.emails.clone());
+    let emails = caller.may_admin(&rule.site_id).then(|| rule.emails.clone());
     json!({
         "alert_id": rule.id,
         "site_id": rule.site_id,
