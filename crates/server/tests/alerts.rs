@@ -357,6 +357,37 @@ async fn a_threshold_rule_fires_and_resolves_through_signed_webhooks_and_email()
     .await;
     assert_eq!(shown["alert"]["state"], "firing", "{shown}");
     assert_eq!(shown["alert"]["last_value"], 3.0);
+    assert_eq!(shown["alert"]["emails"], json!(["ops@example.com"]));
+    // A read key sees the rule and its state, not who it mails, nor the report recipients.
+    let (status, read_key) = call(
+        &server,
+        Method::POST,
+        "/api/keys",
+        Some(json!({"scope": "read", "site_id": SITE})),
+    )
+    .await;
+    assert_eq!(status, 201, "{read_key}");
+    let read_key = read_key["api_key"].as_str().unwrap().to_owned();
+    let (status, seen) = server
+        .call(
+            Method::GET,
+            &format!("/api/sites/{SITE}/alerts/{rule_id}"),
+            &read_key,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{seen}");
+    assert_eq!(seen["alert"]["state"], "firing");
+    assert!(seen["alert"]["emails"].is_null(), "{seen}");
+    let (status, _) = server
+        .call(
+            Method::GET,
+            &format!("/api/sites/{SITE}/reports"),
+            &read_key,
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
     let fired = history(&server).await;
     assert_eq!(fired.len(), 1, "{fired:?}");
     assert_eq!(fired[0]["alert_name"], "Traffic spike");
@@ -437,6 +468,13 @@ async fn an_anomaly_rule_fires_on_a_spike_against_the_same_hour_of_previous_week
         batch.extend(pageviews(n, at, &format!("w{week}")));
     }
     batch.extend(pageviews(40, now - chrono::Duration::minutes(20), "now"));
+    // The site's first event, before the oldest week's window: a window the site did not
+    // exist through is left out of the baseline.
+    batch.extend(pageviews(
+        1,
+        now - chrono::Duration::weeks(4) - chrono::Duration::hours(3),
+        "first",
+    ));
     server.send_batch(&key, &batch).await;
     server.wait_for_events(&key, SITE, batch.len() as u64).await;
     for (name, direction) in [("Spike", "up"), ("Drop", "down")] {
