@@ -47,6 +47,11 @@ impl Target {
         })
     }
 
+    /// A GET request builder for `path` (which starts with `/`) with the `Host` header set.
+    pub fn get(&self, path: &str) -> hyper::http::request::Builder {
+        Request::get(format!("{}{path}", self.base_path)).header(HOST, self.host_header.clone())
+    }
+
     /// A POST request builder for `path` (which starts with `/`) with the `Host` header set.
     pub fn post(&self, path: &str) -> hyper::http::request::Builder {
         Request::post(format!("{}{path}", self.base_path)).header(HOST, self.host_header.clone())

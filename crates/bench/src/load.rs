@@ -37,6 +37,8 @@ use crate::wire::{batch_body, event_id, plausible_event_body, EncodedBatchItem};
 
 /// Path of the tracker's single-event endpoint.
 pub const SINGLE_EVENT_PATH: &str = "/api/event";
+/// Path of the server's liveness answer.
+pub const HEALTH_PATH: &str = "/health";
 /// Path of the batch endpoint.
 pub const BATCH_PATH: &str = "/api/v1/events";
 /// Header carrying the API key of the batch endpoint.
@@ -54,6 +56,9 @@ pub enum Mode {
     Single,
     /// Batches of events to /api/v1/events.
     Batch,
+    /// `GET /health`: what the server's HTTP stack answers with no work behind it, the
+    /// yardstick single-event ingest is compared with in the same run.
+    Health,
 }
 
 #[derive(Debug, clap::Args)]
@@ -110,7 +115,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     );
     let target = Target::parse(&args.url)?;
     let api_key = match args.mode {
-        Mode::Single => None,
+        Mode::Single | Mode::Health => None,
         Mode::Batch => Some(
             args.api_key
                 .as_deref()
@@ -129,9 +134,10 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         .collect(),
     };
     ensure!(!events.is_empty(), "no events to send");
-    let payloads = match api_key {
-        None => Payloads::single(&events, &args.domain)?,
-        Some(api_key) => Payloads::batch(&events, args.batch_size, api_key)?,
+    let payloads = match (args.mode, api_key) {
+        (Mode::Health, _) => Payloads::Health,
+        (_, None) => Payloads::single(&events, &args.domain)?,
+        (_, Some(api_key)) => Payloads::batch(&events, args.batch_size, api_key)?,
     };
     drop(events);
     let plan = LoadPlan {
@@ -186,6 +192,8 @@ pub enum Payloads {
         batch_size: usize,
         api_key: HeaderValue,
     },
+    /// `GET /health`, which carries no event.
+    Health,
 }
 
 pub struct SingleRequest {
@@ -239,6 +247,15 @@ impl Payloads {
         match self {
             Self::Single(_) => 1,
             Self::Batch { batch_size, .. } => *batch_size as u64,
+            Self::Health => 0,
+        }
+    }
+
+    /// The status of a request that did what it was sent for.
+    fn success(&self) -> StatusCode {
+        match self {
+            Self::Single(_) | Self::Batch { .. } => StatusCode::ACCEPTED,
+            Self::Health => StatusCode::OK,
         }
     }
 
@@ -275,6 +292,7 @@ impl Payloads {
                     .header(USER_AGENT, item_at(0).user_agent.clone())
                     .body(Full::new(Bytes::from(body)))
             }
+            Self::Health => target.get(HEALTH_PATH).body(Full::new(Bytes::new())),
         };
         request.expect("request parts are valid")
     }
@@ -326,13 +344,14 @@ impl WorkerStats {
         result: Result<Response, (Failure, anyhow::Error)>,
         latency: Duration,
         events: u64,
+        success: StatusCode,
     ) {
         self.requests_sent += 1;
         match result {
             Ok(response) => {
                 self.latency_us
                     .saturating_record(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
-                if response.status == StatusCode::ACCEPTED {
+                if response.status == success {
                     self.requests_accepted += 1;
                     self.events_accepted += events;
                 } else {
@@ -430,6 +449,7 @@ pub async fn drive(plan: LoadPlan) -> anyhow::Result<LoadOutcome> {
 async fn worker(shared: Arc<Shared>, mut connection: Connection) -> WorkerStats {
     let mut stats = WorkerStats::new();
     let events_per_request = shared.payloads.events_per_request();
+    let success = shared.payloads.success();
     loop {
         let ticket = shared.next_ticket.fetch_add(1, Ordering::Relaxed);
         let due = match shared.rate_per_s {
@@ -456,7 +476,7 @@ async fn worker(shared: Arc<Shared>, mut connection: Connection) -> WorkerStats 
         // Late: measured from the due time. Early (by at most the timer slack): from sending.
         let measured_from = due.map_or(sent, |due| due.min(sent));
         let result = connection.send(request).await;
-        stats.record(result, measured_from.elapsed(), events_per_request);
+        stats.record(result, measured_from.elapsed(), events_per_request, success);
     }
     stats
 }
@@ -534,6 +554,26 @@ mod tests {
         assert_eq!(stats.events_accepted, 50 * 40);
         assert_eq!(seen.events.load(Ordering::SeqCst), 50 * 40);
         assert_eq!(seen.event_ids.lock().unwrap().len(), 50 * 40);
+    }
+
+    #[tokio::test]
+    async fn health_requests_are_answered_200_and_carry_no_event() {
+        let (server, seen) = serve_ingest(0).await;
+        let stats = drive(plan(server.address, Payloads::Health, 2))
+            .await
+            .unwrap()
+            .stats;
+        assert!(stats.requests_sent > 10, "sent {}", stats.requests_sent);
+        assert_eq!(
+            stats.errors,
+            ErrorCounts::default(),
+            "{:?}",
+            stats.error_samples
+        );
+        assert_eq!(stats.requests_accepted, stats.requests_sent);
+        assert_eq!(stats.events_accepted, 0);
+        assert_eq!(seen.events.load(Ordering::SeqCst), 0);
+        assert_eq!(seen.requests.load(Ordering::SeqCst), stats.requests_sent);
     }
 
     #[tokio::test]

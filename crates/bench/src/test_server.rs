@@ -17,7 +17,7 @@ use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::load::{BATCH_PATH, SINGLE_EVENT_PATH};
+use crate::load::{BATCH_PATH, HEALTH_PATH, SINGLE_EVENT_PATH};
 
 /// A server running on a free local port until the test's runtime ends.
 pub struct TestServer {
@@ -82,7 +82,7 @@ pub struct Seen {
     pub timestamps: Mutex<Vec<String>>,
 }
 
-/// An ingest stand-in: 202 for well-formed requests, 400 otherwise, and 503 for every
+/// An ingest stand-in: 202 for well-formed requests, 200 for `GET /health`, 400 otherwise, and 503 for every
 /// `reject_every`-th request when that is above 0.
 pub async fn serve_ingest(reject_every: u64) -> (TestServer, Arc<Seen>) {
     let seen = Arc::new(Seen::default());
@@ -99,6 +99,13 @@ fn judge(seen: &Seen, reject_every: u64, parts: &Parts, body: &[u8]) -> StatusCo
     let number = seen.requests.fetch_add(1, Ordering::SeqCst) + 1;
     if reject_every > 0 && number % reject_every == 0 {
         return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    if parts.uri.path() == HEALTH_PATH {
+        return if parts.method == hyper::Method::GET && body.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::BAD_REQUEST
+        };
     }
     let header = |name: &str| {
         parts
