@@ -55,6 +55,13 @@ pub struct ProcessorConfig {
     pub max_batch_bytes: usize,
     /// How long a read waits for new records before the processor does housekeeping.
     pub idle_wait: Duration,
+    /// Shortest time from one store transaction's start to the next while the processor has
+    /// caught up with the queue (its last read was not full). A transaction rewrites every
+    /// rollup cell its events touch, so under a stream of single events a transaction per
+    /// few events would spend the cores on rewriting the same cells that ingest needs for
+    /// its requests; waiting gathers them (events reach the store and the live feed at most
+    /// this much later). A backlog is read back to back.
+    pub min_step_interval: Duration,
     /// How long (arrival time) client-given ids are remembered for deduplication.
     pub dedup_window_ms: i64,
     /// Bytes the dedup filter's fingerprints may take (8 an id); beyond them the oldest are
@@ -79,6 +86,7 @@ impl Default for ProcessorConfig {
             max_records_per_batch: 4096,
             max_batch_bytes: 8 * 1024 * 1024,
             idle_wait: Duration::from_millis(100),
+            min_step_interval: Duration::from_millis(250),
             dedup_window_ms: 24 * 3_600_000,
             dedup_max_bytes: 32 * 1024 * 1024,
             max_open_visits: 100_000,
@@ -221,9 +229,19 @@ impl Processor {
             // it returns within the idle wait when the queue is empty, so the flag is read
             // often enough.
             let stopping = *shutdown.borrow_and_update();
+            let started = tokio::time::Instant::now();
             let processed = self.step().await?;
             if processed == 0 && stopping {
                 break;
+            }
+            let caught_up = processed > 0 && processed < self.config.max_records_per_batch;
+            if caught_up && !stopping {
+                // Gather the next events (see `min_step_interval`); a shutdown cuts it short.
+                let next = started + self.config.min_step_interval;
+                tokio::select! {
+                    () = tokio::time::sleep_until(next) => {}
+                    _ = shutdown.changed() => {}
+                }
             }
             let now = now_ms();
             if processed == 0 || now - last_housekeeping > 10_000 {

@@ -2,7 +2,9 @@
 //! period) they touch: what the store merges into the stored cells.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
+use hashbrown::Equivalent;
 use heartbeat_model::{Event, Session, SiteId};
 
 use crate::cell::Cell;
@@ -11,8 +13,35 @@ use crate::span::Span;
 
 /// (site, span, UTC start) — the unit the store reads and rewrites.
 pub type SliceKey = (SiteId, Span, i64);
-/// (dimension key, value) -> cell.
-pub type Slice = HashMap<(String, String), Cell>;
+/// (dimension key, value) -> cell. A batch adds each event to some twenty cells of two
+/// slices, so the map hashes fast (foldhash) and is searched by borrowed strings.
+pub type Slice = hashbrown::HashMap<(String, String), Cell>;
+
+/// A cell key by reference: hashes as `(String, String)` does (a tuple hashes its parts in
+/// order and `String` hashes as `str`), so finding a cell copies no string.
+struct CellKeyRef<'a>(&'a str, &'a str);
+
+impl Hash for CellKeyRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (self.0, self.1).hash(state);
+    }
+}
+
+impl Equivalent<(String, String)> for CellKeyRef<'_> {
+    fn equivalent(&self, key: &(String, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
+}
+
+/// The cell of `(dim, value)` in `slice`, created empty if new; the strings are copied only
+/// then.
+fn cell_of<'s>(slice: &'s mut Slice, dim: &str, value: &str) -> &'s mut Cell {
+    let key = CellKeyRef(dim, value);
+    if !slice.contains_key(&key) {
+        slice.insert((dim.to_owned(), value.to_owned()), Cell::default());
+    }
+    slice.get_mut(&key).expect("inserted above")
+}
 
 /// Rollup changes of one batch, by slice.
 #[derive(Debug, Default)]
@@ -33,8 +62,7 @@ impl Rollups {
                 .entry((event.site_id.clone(), span, start))
                 .or_default();
             for (dim, value) in event_keys(event) {
-                let key = (dim.to_owned(), value.to_owned());
-                let cell = slice.entry(key).or_default();
+                let cell = cell_of(slice, dim, value);
                 cell.visitors.insert(&event.visitor_id);
                 cell.pageviews += pageview;
                 cell.events += counted;
@@ -52,7 +80,7 @@ impl Rollups {
                 .entry((session.site_id.clone(), span, start))
                 .or_default();
             for (dim, value) in visit_keys(session) {
-                let cell = slice.entry((dim.to_owned(), value.to_owned())).or_default();
+                let cell = cell_of(slice, dim, value);
                 cell.visits += sign;
                 cell.bounces += sign * i64::from(session.is_bounce());
                 cell.duration_s += sign * session.duration_s();

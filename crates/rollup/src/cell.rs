@@ -87,6 +87,13 @@ impl Sketch {
         }
     }
 
+    /// Turns into the form a stored cell keeps (what [`encode_sketch`] writes): ids sorted
+    /// and distinct while at most 1,024, an estimate beyond. A cell kept in memory between
+    /// writes stays this small, and encoding it again costs no sort.
+    pub fn compact_stored(&mut self) {
+        self.compact(STORED_EXACT_LIMIT);
+    }
+
     fn compacted(&self, limit: usize) -> Sketch {
         let mut compacted = self.clone();
         compacted.compact(limit);
@@ -134,21 +141,27 @@ impl Cell {
 }
 
 pub fn encode_sketch(sketch: &Sketch) -> Vec<u8> {
-    match sketch.compacted(STORED_EXACT_LIMIT) {
-        Sketch::Exact(ids) => {
-            let mut bytes = Vec::with_capacity(1 + ids.len() * 8);
-            bytes.push(EXACT_TAG);
-            for id in ids {
-                bytes.extend_from_slice(&id.to_le_bytes());
-            }
-            bytes
+    match sketch {
+        // Already in the stored form (see `Sketch::compact_stored`): no copy, no sort.
+        Sketch::Exact(ids) if ids.len() <= STORED_EXACT_LIMIT && ids.is_sorted_by(|a, b| a < b) => {
+            encode_ids(ids)
         }
+        Sketch::Exact(_) => encode_sketch(&sketch.compacted(STORED_EXACT_LIMIT)),
         Sketch::Estimated(estimator) => {
             let mut bytes = vec![ESTIMATED_TAG];
-            bytes.extend(postcard::to_stdvec(&estimator).expect("a sketch always serializes"));
+            bytes.extend(postcard::to_stdvec(estimator).expect("a sketch always serializes"));
             bytes
         }
     }
+}
+
+fn encode_ids(ids: &[u64]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(1 + ids.len() * 8);
+    bytes.push(EXACT_TAG);
+    for id in ids {
+        bytes.extend_from_slice(&id.to_le_bytes());
+    }
+    bytes
 }
 
 /// An unreadable sketch counts as empty rather than failing the query.

@@ -90,6 +90,9 @@ pub fn apply(
         for (cell_key, change) in delta {
             let cell = slice.entry(cell_key.clone()).or_default();
             cell.merge(&change);
+            // The cached cell stays what the store holds, so neither its copy below nor its
+            // encoding sorts up to 128 Ki ids again with every batch.
+            cell.visitors.compact_stored();
             written.push((key.clone(), cell_key, cell.clone()));
         }
     }
