@@ -513,6 +513,15 @@ mod tests {
         }
     }
 
+    fn assert_no_errors(stats: &WorkerStats) {
+        assert_eq!(
+            stats.errors,
+            ErrorCounts::default(),
+            "{:?}",
+            stats.error_samples
+        );
+    }
+
     #[tokio::test]
     async fn closed_loop_single_events_use_one_connection_per_worker() {
         let (server, seen) = serve_ingest(0).await;
@@ -520,12 +529,7 @@ mod tests {
         let outcome = drive(plan(server.address, payloads, 3)).await.unwrap();
         let stats = outcome.stats;
         assert!(stats.requests_sent > 10, "sent {}", stats.requests_sent);
-        assert_eq!(
-            stats.errors,
-            ErrorCounts::default(),
-            "{:?}",
-            stats.error_samples
-        );
+        assert_no_errors(&stats);
         assert_eq!(stats.requests_accepted, stats.requests_sent);
         assert_eq!(stats.events_accepted, stats.requests_sent);
         assert_eq!(seen.events.load(Ordering::SeqCst), stats.requests_sent);
@@ -545,12 +549,7 @@ mod tests {
         let stats = drive(plan).await.unwrap().stats;
         // Requests are due at 0, 10, ..., 490 ms: exactly 50, however slow the machine.
         assert_eq!(stats.requests_sent, 50);
-        assert_eq!(
-            stats.errors,
-            ErrorCounts::default(),
-            "{:?}",
-            stats.error_samples
-        );
+        assert_no_errors(&stats);
         assert_eq!(stats.events_accepted, 50 * 40);
         assert_eq!(seen.events.load(Ordering::SeqCst), 50 * 40);
         assert_eq!(seen.event_ids.lock().unwrap().len(), 50 * 40);
@@ -564,12 +563,7 @@ mod tests {
             .unwrap()
             .stats;
         assert!(stats.requests_sent > 10, "sent {}", stats.requests_sent);
-        assert_eq!(
-            stats.errors,
-            ErrorCounts::default(),
-            "{:?}",
-            stats.error_samples
-        );
+        assert_no_errors(&stats);
         assert_eq!(stats.requests_accepted, stats.requests_sent);
         assert_eq!(stats.events_accepted, 0);
         assert_eq!(seen.events.load(Ordering::SeqCst), 0);
