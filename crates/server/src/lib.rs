@@ -47,7 +47,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use config::Settings;
-pub use http::state::App;
+pub use http::state::{App, AppParts};
 
 /// The CPU priority (`nice`) of the processor's threads: below the request threads (0),
 /// above the reads (`SCHED_IDLE`, [`priority::idle_priority`]).
@@ -232,7 +232,7 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
         public_url: config.alerts.public_url(local_addr),
         allow_private_targets: config.alerts.allow_private_targets,
     });
-    let app = App {
+    let app = App::new(AppParts {
         backup,
         registry,
         goals,
@@ -258,7 +258,7 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
         },
         limits: Arc::new(limits::Limits::new(config.limits.clone())),
         secure_cookies: config.server.secure_cookies,
-    };
+    });
     if !config.limits.enabled {
         tracing::warn!("rate limits and quotas are off");
     }

@@ -17,8 +17,26 @@ use crate::http::shield::INGEST_PATHS;
 use crate::telemetry::Telemetry;
 use heartbeat_accounts::registry::Registry;
 
+/// The shared state: one pointer, so the several copies every request's layers and
+/// extractors take cost one reference count each, not one per part.
 #[derive(Clone)]
-pub struct App {
+pub struct App(Arc<AppParts>);
+
+impl App {
+    pub fn new(parts: AppParts) -> Self {
+        App(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for App {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+pub struct AppParts {
     pub backup: Arc<crate::jobs::backup::Backup>,
     pub registry: Arc<Registry>,
     /// Sites' goals, which queries read.
