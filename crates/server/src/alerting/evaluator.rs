@@ -238,11 +238,7 @@ async fn notify(
         rule,
         event,
         site_name: &site.name,
-        dashboard_url: format!(
-            "{}/?site={}&period=day",
-            alerting.public_url,
-            url_component(site.id.as_str())
-        ),
+        dashboard_url: alerting.dashboard_url(&site.id, "period=day"),
     };
     for webhook_id in &rule.webhook_ids {
         let Some(hook) = alerting.directory.webhook(webhook_id) else {
@@ -279,9 +275,4 @@ async fn notify(
         }
     }
     Ok(())
-}
-
-/// `text` as one component of a URL's query.
-pub fn url_component(text: &str) -> String {
-    form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }

@@ -17,6 +17,8 @@ pub mod webhook;
 
 use std::sync::Arc;
 
+use heartbeat_model::SiteId;
+
 pub use directory::Directory;
 pub use outbox::Outbox;
 
@@ -28,6 +30,14 @@ pub struct Alerting {
     pub public_url: String,
     /// Whether webhooks may target private addresses.
     pub allow_private_targets: bool,
+}
+
+impl Alerting {
+    /// The dashboard of `site` with `view` (more query parameters, like `period=day`).
+    pub fn dashboard_url(&self, site: &SiteId, view: &str) -> String {
+        let site: String = form_urlencoded::byte_serialize(site.as_str().as_bytes()).collect();
+        format!("{}/?site={site}&{view}", self.public_url)
+    }
 }
 
 /// Compares secrets in time independent of where they differ.

@@ -12,7 +12,6 @@ use serde_json::{json, Value};
 
 use super::directory::new_id;
 use super::email::{EmailPayload, InlineImage};
-use super::evaluator::url_component;
 use super::outbox::delivery_id;
 use crate::http::error::ApiError;
 use crate::http::state::App;
@@ -289,10 +288,9 @@ async fn figures(
         pages,
         sources,
         goals,
-        dashboard_url: format!(
-            "{public}/?site={}&period=custom&from={first}&to={last}",
-            url_component(site.id.as_str())
-        ),
+        dashboard_url: app
+            .alerting
+            .dashboard_url(&site.id, &format!("period=custom&from={first}&to={last}")),
         unsubscribe_url: format!(
             "{public}/api/reports/unsubscribe?token={}",
             subscription.unsubscribe_token

@@ -4,7 +4,7 @@
 //! whole when saved (every bad field named), its metric and filters by the v2 query parser
 //! it is measured with. Evaluation and delivery are `crate::alerting`'s.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -24,7 +24,7 @@ use crate::alerting::evaluator::rule_query;
 use crate::alerting::target::check_url;
 use crate::http::error::ApiError;
 use crate::http::json::{iso, json_object};
-use crate::http::query_string;
+use crate::http::query_string::LaterQuery;
 use crate::http::site_access::{site_to_admin, site_to_read};
 use crate::http::state::{App, Caller, Payload, RequiredCaller};
 
@@ -525,8 +525,7 @@ pub(crate) async fn delete(
     Ok(Json(json!({"success": true, "deleted": alert_id})))
 }
 
-/// The history's and the deliveries' parameters, read only once the caller may see the site
-/// (a stranger gets its 403 or 404 before any word about the query string).
+/// The history's and the deliveries' parameters (read after the access check).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListParams {
@@ -560,10 +559,10 @@ pub(crate) async fn history(
     State(app): State<App>,
     caller: RequiredCaller,
     Path(site_id): Path<String>,
-    RawQuery(query): RawQuery,
+    query: LaterQuery<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
     let site = site_to_read(&app, &caller.0, &site_id)?;
-    let params: ListParams = query_string::read(query.as_deref().unwrap_or(""))?;
+    let params = query.read()?;
     if params.status.is_some() {
         return Err(ApiError::invalid(vec![FieldError::new(
             "status",
@@ -781,10 +780,10 @@ pub(crate) async fn deliveries(
     State(app): State<App>,
     caller: RequiredCaller,
     Path(site_id): Path<String>,
-    RawQuery(query): RawQuery,
+    query: LaterQuery<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
     let site = site_to_admin(&app, &caller.0, &site_id)?;
-    let params: ListParams = query_string::read(query.as_deref().unwrap_or(""))?;
+    let params = query.read()?;
     let status = match params.status.as_deref() {
         None => None,
         Some(text) => Some(DeliveryStatus::parse(text).ok_or_else(|| {

@@ -2,7 +2,7 @@
 //! campaigns) the dashboard draws on its main chart, beside the alerts that fired (which
 //! the alert job writes as annotations of kind `alert`). Read to list, admin to change.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -16,7 +16,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::alerting::directory::new_id;
 use crate::http::error::ApiError;
 use crate::http::json::{iso, json_object};
-use crate::http::query_string;
+use crate::http::query_string::LaterQuery;
 use crate::http::site_access::{site_to_admin, site_to_read};
 use crate::http::state::{App, Payload, RequiredCaller};
 
@@ -79,11 +79,10 @@ pub(crate) async fn list(
     State(app): State<App>,
     caller: RequiredCaller,
     Path(site_id): Path<String>,
-    RawQuery(query): RawQuery,
+    query: LaterQuery<RangeParams>,
 ) -> Result<Json<Value>, ApiError> {
     let site = site_to_read(&app, &caller.0, &site_id)?;
-    // Read once the caller may see the site: a stranger learns nothing of the parameters.
-    let params: RangeParams = query_string::read(query.as_deref().unwrap_or(""))?;
+    let params = query.read()?;
     let tz = zone(&app, &site);
     let mut errors = Vec::new();
     let mut bound = |field: &str, text: Option<&String>, default: i64, day_end: bool| match text {

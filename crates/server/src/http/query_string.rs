@@ -1,4 +1,5 @@
-//! Query strings read into a route's parameters ([`QueryParams`]), always answering bad
+//! Query strings read into a route's parameters ([`QueryParams`], or [`LaterQuery`] after an
+//! access check), always answering bad
 //! input in the one error shape, never axum's plain-text rejection:
 //!
 //! - every bad parameter is named at once, as the client spelt it (`limit=abc&siteId=` names
@@ -6,6 +7,8 @@
 //! - a repeated key is a list, read as its values joined by commas: the seeds' list
 //!   parameters take both `dimensions=device,page` and `dimensions=device&dimensions=page`.
 //!   A scalar parameter given twice then fails as one bad value.
+
+use std::marker::PhantomData;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -22,6 +25,31 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         read(parts.uri.query().unwrap_or("")).map(QueryParams)
+    }
+}
+
+/// A query string read into `T` only when the handler calls [`LaterQuery::read`]: after its
+/// access check, so a caller who may not see the resource gets its 403 or 404 and learns
+/// nothing of the parameters (an extractor's 400 would come first).
+pub struct LaterQuery<T> {
+    query: String,
+    into: PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> LaterQuery<T> {
+    pub fn read(&self) -> Result<T, ApiError> {
+        read(&self.query)
+    }
+}
+
+impl<T, S: Send + Sync> FromRequestParts<S> for LaterQuery<T> {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(LaterQuery {
+            query: parts.uri.query().unwrap_or("").to_owned(),
+            into: PhantomData,
+        })
     }
 }
 
