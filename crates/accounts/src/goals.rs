@@ -46,17 +46,31 @@ pub struct Goals {
     writes: tokio::sync::Mutex<()>,
 }
 
+async fn read_goals(meta: &dyn MetaStore) -> Result<HashMap<SiteId, Vec<Goal>>, StoreError> {
+    let mut by_site: HashMap<SiteId, Vec<Goal>> = HashMap::new();
+    for goal in meta.goals().await? {
+        by_site.entry(goal.site_id.clone()).or_default().push(goal);
+    }
+    Ok(by_site)
+}
+
 impl Goals {
     pub async fn load(meta: Arc<dyn MetaStore>) -> Result<Self, StoreError> {
-        let mut by_site: HashMap<SiteId, Vec<Goal>> = HashMap::new();
-        for goal in meta.goals().await? {
-            by_site.entry(goal.site_id.clone()).or_default().push(goal);
-        }
+        let by_site = read_goals(meta.as_ref()).await?;
         Ok(Goals {
             meta,
             by_site: RwLock::new(by_site),
             writes: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Reads every goal from the metadata store again, for a node whose metadata other
+    /// nodes change too (a shared PostgreSQL).
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        let _changes = self.writes.lock().await;
+        let fresh = read_goals(self.meta.as_ref()).await?;
+        *self.by_site.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        Ok(())
     }
 
     /// `site`'s goals, oldest first.

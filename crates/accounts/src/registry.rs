@@ -225,8 +225,9 @@ fn slug(name: &str) -> String {
     out.trim_matches('-').to_owned()
 }
 
-impl Registry {
-    pub async fn load(meta: Arc<dyn MetaStore>, admin_token: &str) -> Result<Self, StoreError> {
+/// Every table read from the metadata store (the default organisation created when
+/// missing).
+async fn read_tables(meta: &dyn MetaStore) -> Result<Tables, StoreError> {
         let mut tables = Tables::default();
         for site in meta.sites().await? {
             tables
@@ -289,6 +290,12 @@ impl Registry {
         for funnel in meta.funnels().await? {
             tables.funnels.insert(funnel.id.clone(), funnel);
         }
+        Ok(tables)
+}
+
+impl Registry {
+    pub async fn load(meta: Arc<dyn MetaStore>, admin_token: &str) -> Result<Self, StoreError> {
+        let tables = read_tables(meta.as_ref()).await?;
         Ok(Registry {
             decoy_hash: crate::password::hash(&new_secret("decoy_")),
             meta,
@@ -297,6 +304,17 @@ impl Registry {
             link_key: sha256_hex(&format!("heartbeat named share links\0{admin_token}")),
             settings_writes: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Reads every table from the metadata store again, for a node whose metadata other
+    /// nodes change too (a shared PostgreSQL): what they created, changed or deleted shows
+    /// here. Unlocked share links, kept in memory only, stay.
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        let mut fresh = read_tables(self.meta.as_ref()).await?;
+        let mut tables = self.tables.write().unwrap_or_else(|p| p.into_inner());
+        fresh.unlocked = std::mem::take(&mut tables.unlocked);
+        *tables = fresh;
+        Ok(())
     }
 
     /// The caller a presented secret stands for: the admin token, a live API key, a

@@ -225,6 +225,19 @@ impl Ingestor {
         })
     }
 
+    /// Takes visitor-id salts from the metadata store other ingest nodes share
+    /// ([`Salts::shared`]), handed in through [`Ingestor::salts`], instead of this node's
+    /// `salts.json`.
+    pub fn with_shared_salts(mut self) -> Self {
+        self.salts = Salts::shared(now_ms());
+        self
+    }
+
+    /// The visitor-id salts, for the server to hand shared ones in.
+    pub fn salts(&self) -> &Salts {
+        &self.salts
+    }
+
     /// Locates clients with `geoip`; without a database, location fields stay empty.
     pub fn with_geoip(mut self, geoip: GeoIp) -> Self {
         self.geoip = Some(geoip);

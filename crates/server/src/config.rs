@@ -13,15 +13,16 @@
 //! Precedence, lowest first: defaults < the file (`--config` / `HEARTBEAT_CONFIG`) <
 //! environment < flags.
 //!
-//! Engines are chosen by a tag per part: `store.engine` (`duckdb`), `queue.engine` (`wal`),
-//! `meta.engine` (`duckdb`), `cache.engine` (`memory`); each has one value in this build, and
-//! the next engines (decision record 0008) add theirs.
+//! Engines are chosen by a tag per part: `store.engine` (`duckdb`), `queue.engine` (`wal`
+//! or `amqp`), `meta.engine` (`duckdb` or `postgres`), `cache.engine` (`memory`); the next
+//! engines (decision record 0008) add theirs.
 //!
 //! Variable names from the seeds' `.env` files are understood where they mean something here:
-//! `PORT` sets the listen port (when neither `--listen` nor `HEARTBEAT_LISTEN` is given) and
-//! `DATABASE_URL` of the form `duckdb:///path/to/file.duckdb` places the DuckDB file. Other
-//! values of `DATABASE_URL`, and `RABBITMQ_URL` and `REDIS_URL`, name engines this build does
-//! not run; they are reported by `heartbeat config check` and at start, and ignored.
+//! `PORT` sets the listen port (when neither `--listen` nor `HEARTBEAT_LISTEN` is given),
+//! `DATABASE_URL` of the form `duckdb:///path/to/file.duckdb` places the DuckDB file and a
+//! `postgres://` one keeps the metadata in PostgreSQL, and `RABBITMQ_URL` queues on RabbitMQ
+//! (each unless `meta.url` or `queue.url` is set). `REDIS_URL` names an engine this build does
+//! not run yet; it is reported by `heartbeat config check` and at start, and ignored.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -175,10 +176,18 @@ settings! {
     }
     /// The durable queue between ingest and the processor.
     [queue] Queue, QueueLayer {
-        /// The queue's engine: `wal` (the embedded write-ahead log).
+        /// The queue's engine: `wal` (the embedded write-ahead log) or `amqp` (a RabbitMQ
+        /// stream; also `RABBITMQ_URL`).
         engine: QueueEngine = QueueEngine::Wal; "queue", "HEARTBEAT_QUEUE";
-        /// Bytes the queue may hold unprocessed before ingest answers 503.
+        /// Bytes the queue may hold unprocessed before ingest answers 503 (`wal`).
         max_pending_bytes: u64 = 1024 * 1024 * 1024; "max-queue-bytes", "HEARTBEAT_MAX_QUEUE_BYTES";
+        /// Messages (requests) the queue may hold unprocessed before ingest answers 503
+        /// (`amqp`).
+        max_pending_messages: u64 = 1_000_000; "max-queue-messages", "HEARTBEAT_MAX_QUEUE_MESSAGES";
+        /// The broker, like `amqp://user:password@rabbitmq:5672/%2f` (`amqp`).
+        url: String = String::new(); "queue-url", "HEARTBEAT_QUEUE_URL", hide_env_values = true;
+        /// The stream's name on the broker (`amqp`).
+        name: String = "heartbeat.events".to_owned(); "queue-name", "HEARTBEAT_QUEUE_NAME";
     }
     /// The processor, between the queue and the store: its memory bounds.
     [processor] ProcessorSettings, ProcessorLayer {
@@ -192,8 +201,17 @@ settings! {
     }
     /// Sites, keys, organisations, users, sessions and share links.
     [meta] Meta, MetaLayer {
-        /// The metadata store's engine: `duckdb` (beside the events).
+        /// The metadata store's engine: `duckdb` (beside the events) or `postgres` (also
+        /// `DATABASE_URL=postgres://...`).
         engine: MetaEngine = MetaEngine::Duckdb; "meta", "HEARTBEAT_META";
+        /// The PostgreSQL server, like `postgres://user:password@db:5432/heartbeat`
+        /// (`postgres`).
+        url: String = String::new(); "meta-url", "HEARTBEAT_META_URL", hide_env_values = true;
+        /// Connections to PostgreSQL this node keeps at most (`postgres`).
+        pool_size: usize = 16; "meta-pool-size", "HEARTBEAT_META_POOL_SIZE";
+        /// Milliseconds between two readings of sites, keys, accounts, goals and alert rules
+        /// from PostgreSQL, so changes made through other nodes reach this one (`postgres`).
+        refresh_ms: u64 = 5_000; "meta-refresh-ms", "HEARTBEAT_META_REFRESH_MS";
     }
     /// The query cache and rate-limit state.
     [cache] Cache, CacheLayer {
@@ -312,14 +330,18 @@ engine!(
     /// Which engine queues accepted events.
     QueueEngine {
         /// The embedded write-ahead log in the data dir.
-        Wal
+        Wal,
+        /// A stream on a RabbitMQ broker (`queue.url`).
+        Amqp
     }
 );
 engine!(
     /// Which engine keeps the metadata.
     MetaEngine {
         /// The DuckDB file of the events.
-        Duckdb
+        Duckdb,
+        /// A PostgreSQL database (`meta.url`), shared by every node.
+        Postgres
     }
 );
 engine!(
@@ -409,32 +431,89 @@ pub fn resolve(
             settings.server.listen = listen.to_string();
         }
     }
-    if let Some(url) = env("DATABASE_URL").filter(|u| !u.trim().is_empty()) {
-        match url.trim().strip_prefix("duckdb://") {
+    seed_urls(&mut settings, &env);
+    settings.check()?;
+    Ok(settings)
+}
+
+/// The seeds' variables: `DATABASE_URL` places the DuckDB file (`duckdb:///path`) or, as a
+/// PostgreSQL URL, keeps the metadata there; `RABBITMQ_URL` queues on RabbitMQ. Each applies
+/// only where the settings name no address of their own (`meta.url`, `queue.url`).
+fn seed_urls(settings: &mut Settings, env: &impl Fn(&str) -> Option<String>) {
+    let given = |name: &str| env(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    if let Some(url) = given("DATABASE_URL") {
+        let scheme = url.split(':').next().unwrap_or("?").to_owned();
+        match url.strip_prefix("duckdb://") {
             Some(path) if !path.is_empty() => settings.store.path = PathBuf::from(path),
+            _ if matches!(scheme.as_str(), "postgres" | "postgresql") => {
+                if settings.meta.url.is_empty() {
+                    settings.meta.engine = MetaEngine::Postgres;
+                    settings.meta.url = url;
+                    settings.notes.push(
+                        "DATABASE_URL: sites, keys and accounts are kept in PostgreSQL \
+                         (events stay in the event store, store.engine)"
+                            .to_owned(),
+                    );
+                }
+            }
             _ => settings.notes.push(format!(
-                "DATABASE_URL ({}) is ignored: this build keeps events and metadata in DuckDB \
-                 (set DATABASE_URL=duckdb:///path/to/file.duckdb to place the file)",
-                url.split(':').next().unwrap_or("?")
+                "DATABASE_URL ({scheme}) is ignored: it names neither a DuckDB file \
+                 (duckdb:///path/to/file.duckdb) nor a PostgreSQL database (postgres://...)"
             )),
         }
     }
-    for (name, what) in [
-        ("RABBITMQ_URL", "the queue is the embedded write-ahead log"),
-        ("REDIS_URL", "rate-limit state is kept in the process"),
-    ] {
-        if env(name).is_some_and(|v| !v.trim().is_empty()) {
-            settings.notes.push(format!("{name} is ignored: {what}"));
+    if let Some(url) = given("RABBITMQ_URL") {
+        if settings.queue.url.is_empty() {
+            settings.queue.engine = QueueEngine::Amqp;
+            settings.queue.url = url;
         }
     }
-    settings.check()?;
-    Ok(settings)
+    if given("REDIS_URL").is_some() {
+        settings.notes.push(
+            "REDIS_URL is ignored: the query cache and rate-limit state are kept in the process"
+                .to_owned(),
+        );
+    }
+}
+
+/// `url` with its password, if any, replaced by `***`, for showing.
+fn without_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
 }
 
 impl Settings {
     /// Every value checked, each error naming its setting.
     fn check(&mut self) -> Result<(), ConfigError> {
         self.server.listen_addr()?;
+        if self.meta.engine == MetaEngine::Postgres
+            && !(self.meta.url.starts_with("postgres://")
+                || self.meta.url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "meta.url",
+                "the postgres engine needs a URL like postgres://user:password@db:5432/heartbeat",
+            ));
+        }
+        if self.queue.engine == QueueEngine::Amqp
+            && !(self.queue.url.starts_with("amqp://") || self.queue.url.starts_with("amqps://"))
+        {
+            return Err(invalid(
+                "queue.url",
+                "the amqp engine needs a URL like amqp://user:password@rabbitmq:5672/%2f",
+            ));
+        }
+        if self.queue.name.trim().is_empty() {
+            return Err(invalid("queue.name", "must not be empty"));
+        }
         self.server.trusted_proxies()?;
         let origins: Vec<String> = self
             .server
@@ -468,6 +547,9 @@ impl Settings {
                 u64::from(self.alerts.breaker_failures),
             ),
             ("query.max_concurrent", self.query.max_concurrent as u64),
+            ("meta.pool_size", self.meta.pool_size as u64),
+            ("meta.refresh_ms", self.meta.refresh_ms),
+            ("queue.max_pending_messages", self.queue.max_pending_messages),
             ("query.timeout_ms", self.query.timeout_ms),
             ("query.max_memory_bytes", self.query.max_memory_bytes as u64),
             ("query.max_range_days", u64::from(self.query.max_range_days)),
@@ -536,6 +618,8 @@ impl Settings {
             shown.server.admin_token.clear();
             "# server.admin_token is set (not shown)"
         };
+        shown.meta.url = without_password(&shown.meta.url);
+        shown.queue.url = without_password(&shown.queue.url);
         let text = toml::to_string(&shown).unwrap_or_default();
         // An empty token would read back as "generate one"; leave the key out.
         let text = text.replace("admin_token = \"\"\n", "");
@@ -697,23 +781,79 @@ mod tests {
             settings.store_path(),
             PathBuf::from("/var/lib/hb/events.duckdb")
         );
+        assert_eq!(settings.meta.engine, MetaEngine::Duckdb);
         assert_eq!(settings.notes.len(), 1);
         assert!(settings.notes[0].starts_with("REDIS_URL is ignored"));
-        let postgres = resolve(
+
+        // Seeds 000 and 004 point DATABASE_URL at PostgreSQL, 000 and 001 RABBITMQ_URL at
+        // their broker: the metadata and the queue go there.
+        let seeds = resolve(
             FileConfig::default(),
             Flags::default(),
-            env(&[(
-                "DATABASE_URL",
-                "postgresql://postgres:secret@db:5432/heartbeat",
-            )]),
+            env(&[
+                (
+                    "DATABASE_URL",
+                    "postgresql://postgres:secret@db:5432/heartbeat",
+                ),
+                ("RABBITMQ_URL", "amqp://guest:guest@rabbitmq:5672"),
+            ]),
         )
         .unwrap();
+        assert_eq!(seeds.store_path(), PathBuf::from("./data/heartbeat.duckdb"));
+        assert_eq!(seeds.meta.engine, MetaEngine::Postgres);
         assert_eq!(
-            postgres.store_path(),
-            PathBuf::from("./data/heartbeat.duckdb")
+            seeds.meta.url,
+            "postgresql://postgres:secret@db:5432/heartbeat"
         );
-        assert!(postgres.notes[0].contains("DATABASE_URL (postgresql) is ignored"));
-        assert!(!postgres.notes[0].contains("secret"));
+        assert_eq!(seeds.queue.engine, QueueEngine::Amqp);
+        assert_eq!(seeds.queue.url, "amqp://guest:guest@rabbitmq:5672");
+        assert!(!seeds.notes.iter().any(|n| n.contains("secret")));
+        let shown = seeds.to_toml();
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("postgresql://postgres:***@db:5432/heartbeat"));
+
+        // A URL of the settings' own wins over the seed's variable.
+        let own = resolve(
+            parse_file(
+                Path::new("t.toml"),
+                "[meta]\nengine = \"postgres\"\nurl = \"postgres://meta@pg/hb\"\n",
+            )
+            .unwrap(),
+            Flags::default(),
+            env(&[("DATABASE_URL", "postgres://other@pg/other")]),
+        )
+        .unwrap();
+        assert_eq!(own.meta.url, "postgres://meta@pg/hb");
+
+        let unknown = resolve(
+            FileConfig::default(),
+            Flags::default(),
+            env(&[("DATABASE_URL", "mysql://root:secret@db/heartbeat")]),
+        )
+        .unwrap();
+        assert_eq!(unknown.meta.engine, MetaEngine::Duckdb);
+        assert!(unknown.notes[0].contains("DATABASE_URL (mysql) is ignored"));
+        assert!(!unknown.notes[0].contains("secret"));
+    }
+
+    #[test]
+    fn engines_need_their_urls() {
+        for (file, field) in [
+            ("[meta]\nengine = \"postgres\"\n", "meta.url"),
+            ("[queue]\nengine = \"amqp\"\n", "queue.url"),
+            (
+                "[queue]\nengine = \"amqp\"\nurl = \"http://rabbit\"\n",
+                "queue.url",
+            ),
+        ] {
+            let err = resolve(
+                parse_file(Path::new("t.toml"), file).unwrap(),
+                Flags::default(),
+                env(&[]),
+            )
+            .unwrap_err();
+            assert!(err.to_string().starts_with(field), "{file}: {err}");
+        }
     }
 
     #[test]

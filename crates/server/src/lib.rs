@@ -8,6 +8,7 @@ mod api;
 mod compat;
 pub mod config;
 mod csv_file;
+mod engines;
 mod event_json;
 mod goal_json;
 mod http;
@@ -40,9 +41,8 @@ use anyhow::Context;
 use heartbeat_ingest::{enrich::geo::GeoIp, IngestConfig, Ingestor};
 use heartbeat_processor::{Processor, ProcessorConfig};
 use heartbeat_query::SqlRunner;
-use heartbeat_queue::{EventQueue, WalConfig, WalQueue};
+use heartbeat_queue::EventQueue;
 use heartbeat_store::{AlertStore, EventData, EventWriter, MetaStore};
-use heartbeat_store_duckdb::DuckDbStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -106,46 +106,26 @@ impl Running {
 pub async fn start(config: Settings) -> anyhow::Result<Running> {
     allocator::spawn_trimmer();
     telemetry::prometheus();
-    // The engines this build runs; the next ones (decision record 0008) add their arms.
-    let config::StoreEngine::Duckdb = config.store.engine;
-    let config::QueueEngine::Wal = config.queue.engine;
-    let config::MetaEngine::Duckdb = config.meta.engine;
-    let config::CacheEngine::Memory = config.cache.engine;
     std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
         format!(
             "cannot create data dir {}",
             config.server.data_dir.display()
         )
     })?;
+    let engines::Engines {
+        store,
+        queue: engine_queue,
+        meta,
+        alerts: alert_store,
+        wal,
+    } = engines::Engines::open(&config).await?;
     let admin_token = admin_token(&config)?;
-    let store_path = config.store_path();
-    // DuckDB starts its worker threads when the database opens, and a thread inherits its
-    // creator's priority: opened from a thread at the query pool's (idle) priority, DuckDB's
-    // own threads never take the cores from the threads that serve ingest and /health
-    // either.
-    let store = std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                priority::idle_priority();
-                DuckDbStore::open_with_memory_limit(
-                    &store_path,
-                    Some(config.store.memory_limit.as_str()).filter(|m| !m.is_empty()),
-                )
-            })
-            .join()
-            .map_err(|_| anyhow::anyhow!("opening the event store panicked"))
-    })?
-    .with_context(|| format!("cannot open the event store {}", store_path.display()))?
-    .with_max_result_bytes(config.query.max_memory_bytes);
-    let mut wal_config = WalConfig::new(config.server.data_dir.join("wal"));
-    wal_config.max_pending_bytes = config.queue.max_pending_bytes;
     let backup = Arc::new(backup::Backup {
         store: store.clone(),
         data_dir: config.server.data_dir.clone(),
-        store_path: store_path.clone(),
+        store_path: config.store_path(),
     });
-    let wal = Arc::new(WalQueue::open(wal_config).context("cannot open the write-ahead log")?);
-    let metered_queue = Arc::new(telemetry::MeteredQueue::new(wal.clone()));
+    let metered_queue = Arc::new(telemetry::MeteredQueue::new(engine_queue));
     let queue: Arc<dyn EventQueue> = metered_queue.clone();
     // The store in its three parts, each taken by what needs it: the processor's writes and
     // the queries' reads timed, data in, out and deleted as they are.
@@ -153,10 +133,9 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
     let writes: Arc<dyn EventWriter> = Arc::new(telemetry::MeteredWrites::new(engine.clone()));
     let reads: Arc<dyn SqlRunner> = Arc::new(telemetry::MeteredReads::new(engine.clone()));
     let data: Arc<dyn EventData> = engine;
-    let alert_store: Arc<dyn AlertStore> = Arc::new(store.clone());
-    let meta: Arc<dyn MetaStore> = Arc::new(store);
+    let shared_meta = config.meta.engine == config::MetaEngine::Postgres;
     let goals = Arc::new(heartbeat_accounts::goals::Goals::load(meta.clone()).await?);
-    let registry = Arc::new(registry::Registry::load(meta, &admin_token).await?);
+    let registry = Arc::new(registry::Registry::load(meta.clone(), &admin_token).await?);
     let ingestor = Ingestor::new(
         registry.clone(),
         queue.clone(),
@@ -187,6 +166,17 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
             }
         },
     };
+    // Nodes sharing their metadata share the visitor-id salts too, agreed on before the
+    // first request is served.
+    let ingestor = Arc::new(if shared_meta {
+        let ingestor = ingestor.with_shared_salts();
+        jobs::salts::agree(meta.as_ref(), &ingestor)
+            .await
+            .context("cannot agree on the visitor-id salts in the metadata store")?;
+        ingestor
+    } else {
+        ingestor
+    });
     let site_directory = registry.clone();
     let processor = Processor::start(
         queue.clone(),
@@ -208,6 +198,25 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
         stop.subscribe(),
     ));
     let alert_directory = Arc::new(alerting::Directory::load(alert_store.clone()).await?);
+    // Metadata other nodes write too is read again now and then, and the salts agreed on.
+    let shared_tasks = shared_meta.then(|| {
+        [
+            tokio::spawn(jobs::refresh::run(
+                jobs::refresh::Directories {
+                    registry: registry.clone(),
+                    goals: goals.clone(),
+                    alerts: alert_directory.clone(),
+                },
+                std::time::Duration::from_millis(config.meta.refresh_ms),
+                stop.subscribe(),
+            )),
+            tokio::spawn(jobs::salts::run(
+                meta.clone(),
+                ingestor.clone(),
+                stop.subscribe(),
+            )),
+        ]
+    });
     let site_deletion = site_deletion::SiteDeletion {
         registry: registry.clone(),
         goals: goals.clone(),
@@ -237,7 +246,7 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
         registry,
         goals,
         alerting,
-        ingestor: Arc::new(ingestor),
+        ingestor,
         reads,
         site_deletion,
         data,
@@ -301,6 +310,9 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
             .await
             .context("http server failed")?;
         let _ = retention_task.await;
+        for task in shared_tasks.into_iter().flatten() {
+            let _ = task.await;
+        }
         let _ = alerts_task.await;
         let _ = outbox_task.await;
         let _ = processor_stop.send(true);
@@ -308,9 +320,11 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
             .await
             .context("processor join failed")?
             .map_err(|_| anyhow::anyhow!("processor panicked"))??;
-        tokio::task::spawn_blocking(move || wal.close())
-            .await
-            .context("closing the log panicked")?;
+        if let Some(wal) = wal {
+            tokio::task::spawn_blocking(move || wal.close())
+                .await
+                .context("closing the log panicked")?;
+        }
         tracing::info!("heartbeat stopped");
         Ok(())
     });

@@ -1847,4 +1847,31 @@ impl MetaStore for DuckDbStore {
         self.execute("DELETE FROM funnels WHERE id = ?", vec![text(id)])
             .await
     }
+
+    async fn day_salt(&self, day: i64, proposed: [u8; 16]) -> Result<[u8; 16], StoreError> {
+        self.with_writer(move |conn| {
+            conn.execute(
+                "INSERT INTO day_salts VALUES (?, ?) ON CONFLICT DO NOTHING",
+                params![day, proposed.to_vec()],
+            )
+            .map_err(unavailable)?;
+            let stored: Vec<u8> = conn
+                .query_row("SELECT salt FROM day_salts WHERE day = ?", params![day], |row| {
+                    row.get(0)
+                })
+                .map_err(unavailable)?;
+            stored.try_into().map_err(|_| StoreError::Rejected {
+                message: format!("the stored salt of day {day} is not 16 bytes"),
+            })
+        })
+        .await
+    }
+
+    async fn forget_salts_before(&self, day: i64) -> Result<(), StoreError> {
+        self.execute(
+            "DELETE FROM day_salts WHERE day < ?",
+            vec![Value::BigInt(day)],
+        )
+        .await
+    }
 }

@@ -357,4 +357,9 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_by_status_next_attempt ON deliveries (status, next_attempt_ms);
 "#,
+    // Visitor-id salts by UTC day, when the metadata store is the one ingest nodes share
+    // (`MetaStore::day_salt`); a single node keeps its salts in `salts.json`.
+    r#"
+CREATE TABLE day_salts (day BIGINT PRIMARY KEY, salt BLOB NOT NULL);
+"#,
 ];

@@ -259,4 +259,11 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn insert_funnel(&self, funnel: &Funnel) -> Result<(), StoreError>;
     /// Deletes a funnel (nothing when there is none with this id).
     async fn delete_funnel(&self, id: &str) -> Result<(), StoreError>;
+
+    /// The visitor-id salt of UTC day `day` (days since the Unix epoch): the one stored,
+    /// else `proposed`, stored. Every node that asks for the same day gets the same salt, so
+    /// ingest nodes give a visitor the same id.
+    async fn day_salt(&self, day: i64, proposed: [u8; 16]) -> Result<[u8; 16], StoreError>;
+    /// Forgets the salts of days before `day`, so old visitor ids can never be recomputed.
+    async fn forget_salts_before(&self, day: i64) -> Result<(), StoreError>;
 }

@@ -72,6 +72,20 @@ impl Directory {
         })
     }
 
+    /// Reads rules, webhooks and report subscriptions from the store again, for a node
+    /// whose alerting data other nodes change too (a shared PostgreSQL). The rules' states
+    /// stay as this node knows them.
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        let rules = self.store.alert_rules().await?;
+        let webhooks = self.store.webhooks().await?;
+        let reports = self.store.report_subscriptions().await?;
+        let mut inner = self.write();
+        inner.rules = rules;
+        inner.webhooks = webhooks;
+        inner.reports = reports;
+        Ok(())
+    }
+
     pub fn store(&self) -> &dyn AlertStore {
         self.store.as_ref()
     }

@@ -36,6 +36,25 @@ where
     plausible_site_settings(make().await).await;
     goals_per_site(make().await).await;
     funnels_come_back_and_go_with_their_site(make().await).await;
+    day_salts_are_agreed_once_and_forgotten(make().await).await;
+}
+
+async fn day_salts_are_agreed_once_and_forgotten(store: impl MetaStore) {
+    let first = store.day_salt(20_000, [1; 16]).await.unwrap();
+    assert_eq!(first, [1; 16], "the first proposal is stored");
+    assert_eq!(
+        store.day_salt(20_000, [2; 16]).await.unwrap(),
+        [1; 16],
+        "a later proposal for the same day gets the stored salt"
+    );
+    assert_eq!(store.day_salt(20_001, [3; 16]).await.unwrap(), [3; 16]);
+    store.forget_salts_before(20_001).await.unwrap();
+    assert_eq!(
+        store.day_salt(20_000, [4; 16]).await.unwrap(),
+        [4; 16],
+        "a forgotten day's salt is gone"
+    );
+    assert_eq!(store.day_salt(20_001, [5; 16]).await.unwrap(), [3; 16]);
 }
 
 fn site(id: &str, domain: &str) -> Site {

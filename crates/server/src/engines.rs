@@ -1,0 +1,149 @@
+//! Opening the engines the settings name, each behind its trait, so that nothing after
+//! start-up knows which engine it talks to: the event store (DuckDB), the queue (the
+//! embedded write-ahead log or a RabbitMQ stream) and the metadata with the alerting data
+//! (beside the events in DuckDB, or in PostgreSQL).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use heartbeat_queue::{EventQueue, WalConfig, WalQueue};
+use heartbeat_queue_amqp::{AmqpOptions, AmqpQueue};
+use heartbeat_meta_postgres::{PostgresMetaStore, PostgresOptions};
+use heartbeat_store::{AlertStore, MetaStore};
+use heartbeat_store_duckdb::DuckDbStore;
+
+use crate::config::{MetaEngine, QueueEngine, Settings};
+use crate::priority;
+
+/// The engines of one node, open.
+pub struct Engines {
+    /// The event store (events, visits, rollups, imports).
+    pub store: DuckDbStore,
+    pub queue: Arc<dyn EventQueue>,
+    pub meta: Arc<dyn MetaStore>,
+    pub alerts: Arc<dyn AlertStore>,
+    /// The write-ahead log, when it is the queue: closed last, once the processor stopped
+    /// (a broker's queue needs nothing).
+    pub wal: Option<Arc<WalQueue>>,
+}
+
+impl Engines {
+    pub async fn open(config: &Settings) -> anyhow::Result<Engines> {
+        let store = open_duckdb(config)?;
+        check_queue_identity(config, &store).await?;
+        let (queue, wal): (Arc<dyn EventQueue>, _) = match config.queue.engine {
+            QueueEngine::Wal => {
+                let mut wal_config = WalConfig::new(config.server.data_dir.join("wal"));
+                wal_config.max_pending_bytes = config.queue.max_pending_bytes;
+                let wal = Arc::new(
+                    WalQueue::open(wal_config).context("cannot open the write-ahead log")?,
+                );
+                (wal.clone(), Some(wal))
+            }
+            QueueEngine::Amqp => {
+                let options = AmqpOptions {
+                    max_pending_messages: Some(config.queue.max_pending_messages),
+                    max_message_bytes: config.server.max_body_bytes.max(1024 * 1024) * 4,
+                    ..AmqpOptions::default()
+                };
+                let queue = AmqpQueue::open(&config.queue.url, &config.queue.name, options)
+                    .await
+                    .with_context(|| {
+                        format!("cannot open the queue {:?} on RabbitMQ", config.queue.name)
+                    })?;
+                tracing::info!(stream = %config.queue.name, "queue: RabbitMQ stream");
+                (Arc::new(queue), None)
+            }
+        };
+        let (meta, alerts): (Arc<dyn MetaStore>, Arc<dyn AlertStore>) = match config.meta.engine
+        {
+            MetaEngine::Duckdb => (Arc::new(store.clone()), Arc::new(store.clone())),
+            MetaEngine::Postgres => {
+                let options = PostgresOptions {
+                    pool_size: config.meta.pool_size,
+                    ..PostgresOptions::default()
+                };
+                let postgres = Arc::new(
+                    PostgresMetaStore::connect(&config.meta.url, options)
+                        .await
+                        .context("cannot open the metadata store in PostgreSQL")?,
+                );
+                tracing::info!("metadata: PostgreSQL");
+                (postgres.clone(), postgres)
+            }
+        };
+        Ok(Engines {
+            store,
+            queue,
+            meta,
+            alerts,
+            wal,
+        })
+    }
+}
+
+fn open_duckdb(config: &Settings) -> anyhow::Result<DuckDbStore> {
+    let store_path = config.store_path();
+    // DuckDB starts its worker threads when the database opens, and a thread inherits its
+    // creator's priority: opened from a thread at the query pool's (idle) priority, DuckDB's
+    // own threads never take the cores from the threads that serve ingest and /health
+    // either.
+    let store = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                priority::idle_priority();
+                DuckDbStore::open_with_memory_limit(
+                    &store_path,
+                    Some(config.store.memory_limit.as_str()).filter(|m| !m.is_empty()),
+                )
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("opening the event store panicked"))
+    })?
+    .with_context(|| format!("cannot open the event store {}", store_path.display()))?;
+    Ok(store.with_max_result_bytes(config.query.max_memory_bytes))
+}
+
+/// Which queue the store's queue position counts in: `wal`, or `amqp:` and the stream's name.
+fn queue_identity(config: &Settings) -> String {
+    match config.queue.engine {
+        QueueEngine::Wal => "wal".to_owned(),
+        QueueEngine::Amqp => format!("amqp:{}", config.queue.name),
+    }
+}
+
+/// The store keeps the position of the last queue message it stored, in that queue's own
+/// numbers: read against another queue it would skip or repeat messages. The data dir
+/// remembers which queue the store follows (`queue-identity`; a store from before this file
+/// has followed the write-ahead log), and a node configured with another queue does not
+/// start.
+async fn check_queue_identity(config: &Settings, store: &DuckDbStore) -> anyhow::Result<()> {
+    use heartbeat_store::EventWriter;
+    let path = config.server.data_dir.join("queue-identity");
+    let wanted = queue_identity(config);
+    let recorded = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text.trim().to_owned()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+        Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let followed = match recorded {
+        Some(recorded) => Some(recorded),
+        None => store
+            .queue_position()
+            .await
+            .context("cannot read the store's queue position")?
+            .map(|_| "wal".to_owned()),
+    };
+    match followed {
+        Some(followed) if followed != wanted => anyhow::bail!(
+            "the event store in {} follows the queue {followed:?}, not {wanted:?}: its queue \
+             position means nothing in another queue. A store follows one queue for life: \
+             start a node with the new queue on a new data dir and move the events with \
+             `heartbeat export` and `heartbeat import`",
+            config.server.data_dir.display()
+        ),
+        Some(_) => Ok(()),
+        None => std::fs::write(&path, format!("{wanted}\n"))
+            .with_context(|| format!("cannot write {}", path.display())),
+    }
+}
