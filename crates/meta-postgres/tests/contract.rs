@@ -13,7 +13,6 @@ async fn postgres_keeps_the_metadata_store_contract() {
     let schemas = TestSchemas::new();
     let schemas = &schemas;
     check_meta_store(move || schemas.fresh_store()).await;
-    schemas.drop_all().await;
 }
 
 #[tokio::test]
@@ -21,5 +20,4 @@ async fn postgres_keeps_the_alert_store_contract() {
     let schemas = TestSchemas::new();
     let schemas = &schemas;
     check_alert_store(move || schemas.fresh_store()).await;
-    schemas.drop_all().await;
 }

@@ -1,5 +1,6 @@
 //! What the PostgreSQL tests share: the server's URL from the environment, and fresh schemas
-//! (`hb_test_<random hex>`) that isolate each store and are dropped when the test is done.
+//! (`hb_test_<random hex>`) that isolate each store and are dropped when the test ends, passed
+//! or failed.
 
 // Each test file compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
@@ -35,7 +36,7 @@ pub async fn raw_client() -> tokio_postgres::Client {
     client
 }
 
-/// The schemas one test made; [`TestSchemas::drop_all`] removes them.
+/// The schemas one test made, dropped with it.
 pub struct TestSchemas {
     made: Mutex<Vec<String>>,
 }
@@ -47,7 +48,7 @@ impl TestSchemas {
         }
     }
 
-    /// A new schema name no store uses yet, remembered for `drop_all`.
+    /// A new schema name no store uses yet, dropped with `self`.
     pub fn fresh_name(&self) -> String {
         let name = format!("hb_test_{}", uuid::Uuid::new_v4().simple());
         self.made.lock().unwrap().push(name.clone());
@@ -74,17 +75,41 @@ impl TestSchemas {
             .await
             .unwrap_or_else(|err| panic!("connect to a fresh schema {schema}: {err}"))
     }
+}
 
-    /// Drops every schema this test made, with its tables.
-    pub async fn drop_all(&self) {
-        let names = std::mem::take(&mut *self.made.lock().unwrap());
-        let client = raw_client().await;
-        for name in names {
-            // The name is ours (`hb_test_` and hex), not input.
-            client
-                .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
-                .await
-                .unwrap_or_else(|err| panic!("drop schema {name}: {err}"));
+/// Dropping the schemas ends the test's traces on the server, whether it passed or panicked:
+/// on a thread of its own with its own runtime, since a drop cannot await.
+impl Drop for TestSchemas {
+    fn drop(&mut self) {
+        let names = std::mem::take(&mut *self.made.lock().unwrap_or_else(|p| p.into_inner()));
+        // Without a server there is nothing to drop (and the test said so already).
+        if names.is_empty() || std::env::var_os("HEARTBEAT_TEST_POSTGRES_URL").is_none() {
+            return;
+        }
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime to drop the test schemas");
+            runtime.block_on(drop_schemas(names));
+        })
+        .join();
+        if dropped.is_err() {
+            eprintln!("could not drop this test's schemas");
+        }
+    }
+}
+
+/// Drops each of `names`, with its tables.
+async fn drop_schemas(names: Vec<String>) {
+    let client = raw_client().await;
+    for name in names {
+        // The name is ours (`hb_test_` and hex), not input.
+        if let Err(err) = client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
+            .await
+        {
+            eprintln!("drop schema {name}: {err}");
         }
     }
 }
