@@ -645,4 +645,46 @@ impl MetaStore for PostgresMetaStore {
             .await?;
         Ok(())
     }
+
+    async fn day_salt(&self, day: i64, proposed: [u8; 16]) -> Result<[u8; 16], StoreError> {
+        // One statement: the proposal goes in unless the day has a salt, and the day's salt
+        // comes back either way (the CTE sees the row only when it inserted it). When another
+        // node's insert of the same day commits while this statement runs, neither part sees
+        // a row (the statement's snapshot is older): the next attempt does.
+        let proposed = proposed.to_vec();
+        let mut attempts = 0;
+        let row = loop {
+            let rows = self
+                .query(
+                    "WITH inserted AS (INSERT INTO day_salts VALUES ($1, $2) \
+                     ON CONFLICT (day) DO NOTHING RETURNING salt) \
+                     SELECT salt FROM inserted UNION ALL \
+                     SELECT salt FROM day_salts WHERE day = $1 LIMIT 1",
+                    &[&day, &proposed],
+                )
+                .await?;
+            attempts += 1;
+            match rows.into_iter().next() {
+                Some(row) => break row,
+                None if attempts < 3 => continue,
+                None => {
+                    return Err(StoreError::Unavailable {
+                        message: format!("no salt came back for day {day}"),
+                    })
+                }
+            }
+        };
+        let salt: Vec<u8> = row.try_get(0).map_err(|err| StoreError::Rejected {
+            message: format!("the salt of day {day}: {err}"),
+        })?;
+        salt.try_into().map_err(|_| StoreError::Rejected {
+            message: format!("the stored salt of day {day} is not 16 bytes"),
+        })
+    }
+
+    async fn forget_salts_before(&self, day: i64) -> Result<(), StoreError> {
+        self.execute("salt", "DELETE FROM day_salts WHERE day < $1", &[&day])
+            .await?;
+        Ok(())
+    }
 }

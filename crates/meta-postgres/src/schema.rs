@@ -223,6 +223,13 @@ CREATE INDEX deliveries_due ON deliveries (next_attempt_ms, created_at_ms, id)
 CREATE INDEX deliveries_by_site ON deliveries (site_id, created_at_ms DESC, id DESC);
 "#,
     },
+    // Visitor-id salts by UTC day, which ingest nodes agree on (`MetaStore::day_salt`).
+    Migration {
+        version: 3,
+        sql: r#"
+CREATE TABLE day_salts (day BIGINT PRIMARY KEY, salt BYTEA NOT NULL);
+"#,
+    },
 ];
 
 /// What a unique violation of `constraint` means, as `Conflict { what }` names it; `None`

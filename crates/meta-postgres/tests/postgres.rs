@@ -59,7 +59,7 @@ async fn a_second_connect_applies_nothing_and_keeps_the_data() {
     let applied = migrations_of(&schema).await;
     assert_eq!(
         applied.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
-        [1, 2],
+        [1, 2, 3],
         "every migration is recorded once"
     );
     drop(first);
@@ -94,7 +94,7 @@ async fn nodes_starting_together_on_a_fresh_schema_all_connect() {
             .iter()
             .map(|(v, _)| *v)
             .collect::<Vec<_>>(),
-        [1, 2],
+        [1, 2, 3],
         "the migrations ran once between them"
     );
     stores[0]
