@@ -101,6 +101,9 @@ pub enum QueueError {
         #[source]
         source: std::io::Error,
     },
+    /// The broker cannot be reached or refused the message; worth retrying.
+    #[error("queue unavailable: {message}")]
+    Unavailable { message: String },
 }
 
 impl QueueError {

@@ -132,7 +132,7 @@ impl From<QueueError> for ApiError {
                 retry_after_s: Some(5),
                 ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Shutting down")
             },
-            QueueError::Io { .. } => {
+            QueueError::Io { .. } | QueueError::Unavailable { .. } => {
                 tracing::error!(error = %err, "enqueue failed");
                 ApiError {
                     retry_after_s: Some(5),
