@@ -39,6 +39,10 @@ pub enum ProcessorError {
     DeadLetter(#[source] std::io::Error),
 }
 
+/// The first and the longest pause before reading an unavailable queue again.
+const QUEUE_BACKOFF_MIN: Duration = Duration::from_millis(100);
+const QUEUE_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
 /// How far back (event time) the events published for the live stream go.
 pub const LIVE_WINDOW_MS: i64 = 30 * 60 * 1000;
 
@@ -224,13 +228,38 @@ impl Processor {
     /// Runs until `shutdown` turns true, then drains the queue and flushes the store.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), ProcessorError> {
         let mut last_housekeeping = now_ms();
+        let mut queue_backoff = QUEUE_BACKOFF_MIN;
         loop {
             // A step is never cancelled half way (its insert may already have committed);
             // it returns within the idle wait when the queue is empty, so the flag is read
             // often enough.
             let stopping = *shutdown.borrow_and_update();
             let started = tokio::time::Instant::now();
-            let processed = self.step().await?;
+            let processed = match self.step().await {
+                Ok(processed) => {
+                    queue_backoff = QUEUE_BACKOFF_MIN;
+                    processed
+                }
+                // A broker away (restarting, unreachable): nothing is lost, the queue keeps
+                // what is not acknowledged. Wait and read again from the same cursor.
+                Err(ProcessorError::Queue(QueueError::Unavailable { message })) => {
+                    tracing::warn!(
+                        error = %message,
+                        retry_in_ms = queue_backoff.as_millis() as u64,
+                        "the queue is unavailable; reading again after a pause"
+                    );
+                    if stopping {
+                        break;
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(queue_backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    queue_backoff = (queue_backoff * 2).min(QUEUE_BACKOFF_MAX);
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
             if processed == 0 && stopping {
                 break;
             }

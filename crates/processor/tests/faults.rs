@@ -1,6 +1,7 @@
-//! Store faults: an unavailable store is retried with backoff until it recovers and nothing
-//! is lost; events the store rejects go to the dead-letter file with the reason while the
-//! rest of their batch is stored.
+//! Store and queue faults: an unavailable store is retried with backoff until it recovers
+//! and nothing is lost; events the store rejects go to the dead-letter file with the reason
+//! while the rest of their batch is stored; a queue that is unavailable for a while (a
+//! broker restarting) is read again after a pause, and the processor keeps running.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use heartbeat_model::{encode_batch, encode_site_deletion, Event, SiteId};
 use heartbeat_processor::{Processor, ProcessorConfig};
 use heartbeat_query::{Sql, SqlRunner, SqlValue};
-use heartbeat_queue::{WalConfig, WalQueue};
+use heartbeat_queue::{Backlog, Cursor, Delivery, EventQueue, QueueError, WalConfig, WalQueue};
 use heartbeat_store::{Deleted, EventWriter, InsertBatch, StoreError, StoredVisit};
 use heartbeat_store_duckdb::DuckDbStore;
 
@@ -330,4 +331,77 @@ async fn a_site_deletion_runs_in_its_place_in_the_queue() {
         wal.durable_end(),
         "everything acknowledged"
     );
+}
+
+/// The write-ahead log behind a fault injector: the first `unavailable_receives` receives
+/// fail as a broker that went away does.
+struct FlakyQueue {
+    inner: Arc<WalQueue>,
+    unavailable_receives: AtomicU32,
+    receives: AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl EventQueue for FlakyQueue {
+    async fn append(&self, payload: Vec<u8>) -> Result<Cursor, QueueError> {
+        self.inner.append(payload).await
+    }
+    async fn receive(
+        &self,
+        after: Cursor,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        self.receives.fetch_add(1, Ordering::SeqCst);
+        if self
+            .unavailable_receives
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(QueueError::Unavailable {
+                message: "injected: connection reset by peer".into(),
+            });
+        }
+        self.inner.receive(after, max, wait).await
+    }
+    async fn ack(&self, upto: Cursor) -> Result<(), QueueError> {
+        self.inner.ack(upto).await
+    }
+    fn acked(&self) -> Cursor {
+        self.inner.acked()
+    }
+    fn backlog(&self) -> Backlog {
+        self.inner.backlog()
+    }
+}
+
+#[tokio::test]
+async fn an_unavailable_queue_is_read_again_until_it_recovers() {
+    let (dir, wal, inner, _) = setup(0).await;
+    let events: Vec<Event> = (0..20).map(|n| event(n, "pageview")).collect();
+    wal.append_record(encode_batch(&events).unwrap())
+        .await
+        .unwrap();
+    let flaky = Arc::new(FlakyQueue {
+        inner: wal.clone(),
+        unavailable_receives: AtomicU32::new(3),
+        receives: AtomicU32::new(0),
+    });
+    let processor = Processor::start(flaky.clone(), Arc::new(inner.clone()), dir.path(), config())
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(processor.run(stopped));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while count(&inner, "SELECT count(*) FROM events").await < 20 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the processor gave up on the queue"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(flaky.receives.load(Ordering::SeqCst) > 3);
+    stop.send(true).unwrap();
+    running.await.unwrap().unwrap();
+    assert_eq!(count(&inner, "SELECT count(*) FROM events").await, 20);
 }

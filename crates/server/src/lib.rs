@@ -42,7 +42,7 @@ use heartbeat_ingest::{enrich::geo::GeoIp, IngestConfig, Ingestor};
 use heartbeat_processor::{Processor, ProcessorConfig};
 use heartbeat_query::SqlRunner;
 use heartbeat_queue::EventQueue;
-use heartbeat_store::{AlertStore, EventData, EventWriter, MetaStore};
+use heartbeat_store::{EventData, EventWriter};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 

@@ -48,15 +48,22 @@ fn config_check_validates_and_prints_the_effective_settings() {
             ("HEARTBEAT_MAX_BODY_BYTES", "200"),
             ("HEARTBEAT_STORE_MEMORY_LIMIT", "2GB"),
             ("PORT", "9999"),
-            ("RABBITMQ_URL", "amqp://guest:guest@rabbitmq:5672"),
+            ("RABBITMQ_URL", "amqp://heartbeat:s3cret@rabbitmq:5672"),
+            ("REDIS_URL", "redis://:s3cret@redis:6379"),
         ],
     );
     assert!(ok, "{err}");
     assert!(out.contains("listen = \"0.0.0.0:9999\""), "{out}");
     assert!(out.contains("max_body_bytes = 300"), "{out}");
     assert!(out.contains("memory_limit = \"2GB\""), "{out}");
-    assert!(out.contains("RABBITMQ_URL is ignored"), "{out}");
-    assert!(!out.contains("guest"), "{out}");
+    // The seeds' broker becomes the queue, its password withheld; REDIS_URL is reported.
+    assert!(out.contains("engine = \"amqp\""), "{out}");
+    assert!(
+        out.contains("url = \"amqp://heartbeat:***@rabbitmq:5672\""),
+        "{out}"
+    );
+    assert!(out.contains("REDIS_URL is ignored"), "{out}");
+    assert!(!out.contains("s3cret"), "{out}");
 
     std::fs::write(dir.path().join("bad.toml"), "[server]\nport = 3000\n").unwrap();
     let bad = dir.path().join("bad.toml");

@@ -40,8 +40,9 @@ impl Directories {
 pub async fn run(directories: Directories, interval: Duration, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(interval) => directories.refresh().await,
+            _ = tokio::time::sleep(interval) => {}
             _ = stop.wait_for(|stop| *stop) => return,
         }
+        directories.refresh().await;
     }
 }

@@ -34,12 +34,11 @@ pub async fn run(
 ) {
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(EVERY) => {
-                if let Err(err) = agree(meta.as_ref(), &ingestor).await {
-                    tracing::warn!(error = %err, "agreeing on the visitor-id salts failed");
-                }
-            }
+            _ = tokio::time::sleep(EVERY) => {}
             _ = stop.wait_for(|stop| *stop) => return,
+        }
+        if let Err(err) = agree(meta.as_ref(), &ingestor).await {
+            tracing::warn!(error = %err, "agreeing on the visitor-id salts failed");
         }
     }
 }
