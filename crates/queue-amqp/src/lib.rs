@@ -33,6 +33,8 @@
 //!   [`AmqpQueue::open`] reads it (`basic.get` then `basic.nack` with requeue, so the
 //!   message stays) and keeps it in memory for [`EventQueue::acked`]. Stream deliveries are
 //!   acknowledged to the channel too, but on a stream that only grants consumer credit.
+//!   One consumer per stream is the design (the processor of that partition): a second
+//!   handle opening while another holds the message for that instant reads no cursor.
 //! - **Backlog**: messages between the acknowledged cursor and the end of the last message
 //!   this handle knows of (found at open by consuming the stream's last chunk, then moved by
 //!   its own confirmed appends and by deliveries). A process that only consumes learns of
@@ -116,12 +118,43 @@ pub struct AmqpQueue {
     acker: Mutex<Option<(u64, Channel)>>,
     /// The acknowledged cursor, as stored in `<name>.acked`.
     acked: AtomicU64,
+    /// What the appends' confirm tasks update.
+    progress: Arc<Progress>,
+}
+
+/// Counters kept by [`AmqpQueue`] and by the tasks that await its appends' confirms.
+#[derive(Default)]
+struct Progress {
     /// The end of the last message this handle knows of: the greatest cursor delivered,
     /// answered by a confirmed append, or found at open (0 for an empty stream). Some message
-    /// of the stream has a cursor at least this.
+    /// of the stream has a cursor at least this (an acknowledged cursor, which the consumer
+    /// could make up, does not count).
     known_end: AtomicU64,
-    /// Appends published and not yet confirmed.
+    /// Appends under way: published or about to be, not yet confirmed.
     in_flight: AtomicU64,
+}
+
+impl Progress {
+    fn saw(&self, cursor: Cursor) {
+        self.known_end
+            .fetch_max(cursor.to_stored(), Ordering::SeqCst);
+    }
+}
+
+/// Counts one append under way for as long as it lives.
+struct InFlight(Arc<Progress>);
+
+impl InFlight {
+    fn start(progress: &Arc<Progress>) -> InFlight {
+        progress.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(progress.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The publishing channel and what bounds the offsets of its messages.
@@ -165,16 +198,13 @@ impl AmqpQueue {
             reader: Mutex::new(None),
             acker: Mutex::new(None),
             acked: AtomicU64::new(0),
-            known_end: AtomicU64::new(0),
-            in_flight: AtomicU64::new(0),
+            progress: Arc::new(Progress::default()),
         };
         let link = queue.links.get().await?;
         let acked = queue.load_acked(&link).await?;
         let tail = queue.find_tail(&link).await?;
         queue.acked.store(acked.to_stored(), Ordering::SeqCst);
-        queue
-            .known_end
-            .store(tail.max(acked).to_stored(), Ordering::SeqCst);
+        queue.progress.saw(tail);
         tracing::info!(
             stream = %queue.name,
             acked = acked.to_stored(),
@@ -190,12 +220,7 @@ impl AmqpQueue {
     }
 
     fn known_end(&self) -> u64 {
-        self.known_end.load(Ordering::SeqCst)
-    }
-
-    fn saw(&self, cursor: Cursor) {
-        self.known_end
-            .fetch_max(cursor.to_stored(), Ordering::SeqCst);
+        self.progress.known_end.load(Ordering::SeqCst)
     }
 
     fn pending(&self) -> u64 {
@@ -566,7 +591,7 @@ impl EventQueue for AmqpQueue {
         }
         if let Some(limit) = self.options.max_pending_messages {
             // QueueError::Full counts bytes in its names; this queue counts messages.
-            let pending = self.pending() + self.in_flight.load(Ordering::SeqCst);
+            let pending = self.pending() + self.progress.in_flight.load(Ordering::SeqCst);
             if pending >= limit {
                 return Err(QueueError::Full {
                     pending_bytes: pending,
@@ -574,18 +599,25 @@ impl EventQueue for AmqpQueue {
                 });
             }
         }
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        let result = async {
-            let (cursor, confirm, settling) = self.publish(&payload).await?;
-            let limit = self.options.confirm_timeout;
+        let in_flight = InFlight::start(&self.progress);
+        let (cursor, confirm, settling) = self.publish(&payload).await?;
+        // The confirm is awaited and settled in a task of its own, so an append given up by
+        // its caller still settles its place in the channel's order.
+        let limit = self.options.confirm_timeout;
+        let progress = self.progress.clone();
+        let settled = tokio::spawn(async move {
             let own = confirmed(tokio::time::timeout(limit, confirm).await, limit);
-            settling.settle(own).await?;
-            self.saw(cursor);
-            Ok(cursor)
+            let settled = settling.settle(own).await;
+            if settled.is_ok() {
+                progress.saw(cursor);
+            }
+            drop(in_flight);
+            settled
+        });
+        match settled.await {
+            Ok(settled) => settled.map(|()| cursor),
+            Err(error) => Err(unavailable("awaiting the publisher confirm", error)),
         }
-        .await;
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        result
     }
 
     async fn receive(
@@ -672,7 +704,7 @@ impl EventQueue for AmqpQueue {
                 }
             }
         }
-        self.saw(position);
+        self.progress.saw(position);
         match failure {
             None => Ok(deliveries),
             Some(error) => {
@@ -689,6 +721,9 @@ impl EventQueue for AmqpQueue {
     }
 
     async fn ack(&self, upto: Cursor) -> Result<(), QueueError> {
+        if upto.to_stored() <= self.acked.load(Ordering::SeqCst) {
+            return Ok(());
+        }
         let link = self.links.get().await?;
         let channel = self.acker(&link).await?;
         // One acknowledgement at a time, so the last one stored is the greatest.
@@ -717,7 +752,6 @@ impl EventQueue for AmqpQueue {
         let limit = self.options.confirm_timeout;
         confirmed(tokio::time::timeout(limit, confirm).await, limit)?;
         self.acked.fetch_max(upto.to_stored(), Ordering::SeqCst);
-        self.saw(upto);
         Ok(())
     }
 
