@@ -10,12 +10,20 @@
 //!   replay from any cursor, and acknowledged messages handed out again after a restart.
 //! - **Cursor = stream offset + 1.** A delivery's offset is its `x-stream-offset` header;
 //!   [`Cursor::START`] (0) is before the first message, and `receive(after)` subscribes at
-//!   offset `after` (the one just after the message whose cursor is `after`).
+//!   offset `after` (the one just after the message whose cursor is `after`). One consumer
+//!   is kept and reused while receives go on from where it stands; a receive from elsewhere
+//!   subscribes anew. The broker feeds a consumer asynchronously, so a receive from before
+//!   the last message this handle knows of waits up to `catch_up_wait` for it even when
+//!   asked not to wait; from the end, it waits `wait` for a new one.
 //! - **Appends** are published persistent, `mandatory`, on a channel in confirm mode, and
-//!   resolve only on the broker's confirm (the stream has written the message to its
-//!   replicas): a nack, a returned (unroutable) message or no confirm within
-//!   `confirm_timeout` is an error. Concurrent appends share one channel, each awaiting its
-//!   own confirm.
+//!   resolve only on the broker's confirm, sent once the stream committed the message (a
+//!   quorum of its replicas wrote it; streams do not fsync each write, durability comes from
+//!   replication, so on a single-node broker a message is as safe as the OS's page cache):
+//!   a nack, a returned (unroutable) message or no confirm within `confirm_timeout` is an
+//!   error. Concurrent appends share one channel, each awaiting its own confirm. Payloads of
+//!   more than `max_message_bytes` are refused (`RecordTooLarge`), and so are appends past
+//!   `max_pending_messages` (`Full`, whose `pending_bytes` and `limit_bytes` then count
+//!   messages: the error's fields are named for the write-ahead log).
 //! - **An append's cursor** is a lower bound of the offset the broker gives the message,
 //!   plus one: AMQP does not tell the publisher the offset. A channel's messages reach the
 //!   stream in the order they were published and each takes the next free offset, so the
@@ -36,9 +44,11 @@
 //!   One consumer per stream is the design (the processor of that partition): a second
 //!   handle opening while another holds the message for that instant reads no cursor.
 //! - **Backlog**: messages between the acknowledged cursor and the end of the last message
-//!   this handle knows of (found at open by consuming the stream's last chunk, then moved by
-//!   its own confirmed appends and by deliveries). A process that only consumes learns of
-//!   other processes' appends as they are delivered.
+//!   this handle knows of (found at open by consuming the stream's last chunk from
+//!   `x-stream-offset: last`, taken as whole after a short quiet spell, or as empty when
+//!   nothing comes within `tail_probe_wait`; then moved by its own confirmed appends and by
+//!   deliveries). A process that only consumes learns of other processes' appends as they
+//!   are delivered.
 //! - **Retention**: acknowledgements free nothing in a stream. The stream is declared with
 //!   `x-max-length-bytes` and `x-max-age` ([`AmqpOptions`]: 20 GB and 7 days by default) and
 //!   the broker drops its oldest segments past them, acknowledged or not. A cursor older
@@ -59,6 +69,11 @@
 //! attempts during which calls fail at once). The stream must be declared with the same
 //! arguments each time: a stream declared by another version with other retention settings
 //! makes the declaration fail (`PRECONDITION_FAILED`).
+//!
+//! # TLS
+//!
+//! Off by default (a broker on the private network, `amqp://`); the crate's `rustls`
+//! feature adds `amqps://`.
 //!
 //! # Tests
 //!
@@ -770,5 +785,31 @@ impl EventQueue for AmqpQueue {
 impl Drop for AmqpQueue {
     fn drop(&mut self) {
         self.links.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_cursor_reads_back() {
+        assert_eq!(parse_cursor(b"42"), Some(Cursor::from_stored(42)));
+        assert_eq!(parse_cursor(b" 7\n"), Some(Cursor::from_stored(7)));
+        assert_eq!(parse_cursor(b"-1"), None);
+        assert_eq!(parse_cursor(b"not a cursor"), None);
+        assert_eq!(parse_cursor(&[0xff, 0xfe]), None);
+    }
+
+    #[test]
+    fn only_a_plain_ack_confirms_an_append() {
+        let limit = Duration::from_secs(1);
+        assert!(confirmed(Ok(Ok(Confirmation::Ack(None))), limit).is_ok());
+        for refused in [Confirmation::Nack(None), Confirmation::NotRequested] {
+            assert!(matches!(
+                confirmed(Ok(Ok(refused)), limit),
+                Err(QueueError::Unavailable { .. })
+            ));
+        }
     }
 }
