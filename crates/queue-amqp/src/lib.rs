@@ -13,8 +13,9 @@
 //!   offset `after` (the one just after the message whose cursor is `after`). One consumer
 //!   is kept and reused while receives go on from where it stands; a receive from elsewhere
 //!   subscribes anew. The broker feeds a consumer asynchronously, so a receive from before
-//!   the last message this handle knows of waits up to `catch_up_wait` for it even when
-//!   asked not to wait; from the end, it waits `wait` for a new one.
+//!   the last message this handle knows of waits up to `catch_up_wait` for the messages up
+//!   to that one (at most `max`) even when asked not to wait, then takes what has already
+//!   arrived after them; from the end, it waits up to `wait` for a new one.
 //! - **Appends** are published persistent, `mandatory`, on a channel in confirm mode, and
 //!   resolve only on the broker's confirm, sent once the stream committed the message (a
 //!   quorum of its replicas wrote it; streams do not fsync each write, durability comes from
@@ -657,13 +658,15 @@ impl EventQueue for AmqpQueue {
         let mut last_tag = None;
         let mut failure = None;
         while deliveries.len() < max {
-            let next = if deliveries.is_empty() {
+            // Wait for the first delivery, and for those known to exist (the broker is
+            // sending them); past those, take only what has already arrived.
+            let known_more = reader.position.to_stored() < self.known_end();
+            let next = if deliveries.is_empty() || known_more {
                 match tokio::time::timeout_at(deadline, reader.consumer.next()).await {
                     Ok(next) => next,
                     Err(_) => break,
                 }
             } else {
-                // Only what has already arrived: return early once one is there.
                 match future::poll_once(reader.consumer.next()).await {
                     Some(next) => next,
                     None => break,
