@@ -10,12 +10,21 @@
 //!   replay from any cursor, and acknowledged messages handed out again after a restart.
 //! - **Cursor = stream offset + 1.** A delivery's offset is its `x-stream-offset` header;
 //!   [`Cursor::START`] (0) is before the first message, and `receive(after)` subscribes at
-//!   offset `after` (the one just after the message whose cursor is `after`).
+//!   offset `after` (the one just after the message whose cursor is `after`). One consumer
+//!   is kept and reused while receives go on from where it stands; a receive from elsewhere
+//!   subscribes anew. The broker feeds a consumer asynchronously, so a receive from before
+//!   the last message this handle knows of waits up to `catch_up_wait` for the messages up
+//!   to that one (at most `max`) even when asked not to wait, then takes what has already
+//!   arrived after them; from the end, it waits up to `wait` for a new one.
 //! - **Appends** are published persistent, `mandatory`, on a channel in confirm mode, and
-//!   resolve only on the broker's confirm (the stream has written the message to its
-//!   replicas): a nack, a returned (unroutable) message or no confirm within
-//!   `confirm_timeout` is an error. Concurrent appends share one channel, each awaiting its
-//!   own confirm.
+//!   resolve only on the broker's confirm, sent once the stream committed the message (a
+//!   quorum of its replicas wrote it; streams do not fsync each write, durability comes from
+//!   replication, so on a single-node broker a message is as safe as the OS's page cache):
+//!   a nack, a returned (unroutable) message or no confirm within `confirm_timeout` is an
+//!   error. Concurrent appends share one channel, each awaiting its own confirm. Payloads of
+//!   more than `max_message_bytes` are refused (`RecordTooLarge`), and so are appends past
+//!   `max_pending_messages` (`Full`, whose `pending_bytes` and `limit_bytes` then count
+//!   messages: the error's fields are named for the write-ahead log).
 //! - **An append's cursor** is a lower bound of the offset the broker gives the message,
 //!   plus one: AMQP does not tell the publisher the offset. A channel's messages reach the
 //!   stream in the order they were published and each takes the next free offset, so the
@@ -33,10 +42,14 @@
 //!   [`AmqpQueue::open`] reads it (`basic.get` then `basic.nack` with requeue, so the
 //!   message stays) and keeps it in memory for [`EventQueue::acked`]. Stream deliveries are
 //!   acknowledged to the channel too, but on a stream that only grants consumer credit.
+//!   One consumer per stream is the design (the processor of that partition): a second
+//!   handle opening while another holds the message for that instant reads no cursor.
 //! - **Backlog**: messages between the acknowledged cursor and the end of the last message
-//!   this handle knows of (found at open by consuming the stream's last chunk, then moved by
-//!   its own confirmed appends and by deliveries). A process that only consumes learns of
-//!   other processes' appends as they are delivered.
+//!   this handle knows of (found at open by consuming the stream's last chunk from
+//!   `x-stream-offset: last`, taken as whole after a short quiet spell, or as empty when
+//!   nothing comes within `tail_probe_wait`; then moved by its own confirmed appends and by
+//!   deliveries). A process that only consumes learns of other processes' appends as they
+//!   are delivered.
 //! - **Retention**: acknowledgements free nothing in a stream. The stream is declared with
 //!   `x-max-length-bytes` and `x-max-age` ([`AmqpOptions`]: 20 GB and 7 days by default) and
 //!   the broker drops its oldest segments past them, acknowledged or not. A cursor older
@@ -57,6 +70,11 @@
 //! attempts during which calls fail at once). The stream must be declared with the same
 //! arguments each time: a stream declared by another version with other retention settings
 //! makes the declaration fail (`PRECONDITION_FAILED`).
+//!
+//! # TLS
+//!
+//! Off by default (a broker on the private network, `amqp://`); the crate's `rustls`
+//! feature adds `amqps://`.
 //!
 //! # Tests
 //!
@@ -116,12 +134,43 @@ pub struct AmqpQueue {
     acker: Mutex<Option<(u64, Channel)>>,
     /// The acknowledged cursor, as stored in `<name>.acked`.
     acked: AtomicU64,
+    /// What the appends' confirm tasks update.
+    progress: Arc<Progress>,
+}
+
+/// Counters kept by [`AmqpQueue`] and by the tasks that await its appends' confirms.
+#[derive(Default)]
+struct Progress {
     /// The end of the last message this handle knows of: the greatest cursor delivered,
     /// answered by a confirmed append, or found at open (0 for an empty stream). Some message
-    /// of the stream has a cursor at least this.
+    /// of the stream has a cursor at least this (an acknowledged cursor, which the consumer
+    /// could make up, does not count).
     known_end: AtomicU64,
-    /// Appends published and not yet confirmed.
+    /// Appends under way: published or about to be, not yet confirmed.
     in_flight: AtomicU64,
+}
+
+impl Progress {
+    fn saw(&self, cursor: Cursor) {
+        self.known_end
+            .fetch_max(cursor.to_stored(), Ordering::SeqCst);
+    }
+}
+
+/// Counts one append under way for as long as it lives.
+struct InFlight(Arc<Progress>);
+
+impl InFlight {
+    fn start(progress: &Arc<Progress>) -> InFlight {
+        progress.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(progress.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The publishing channel and what bounds the offsets of its messages.
@@ -165,16 +214,13 @@ impl AmqpQueue {
             reader: Mutex::new(None),
             acker: Mutex::new(None),
             acked: AtomicU64::new(0),
-            known_end: AtomicU64::new(0),
-            in_flight: AtomicU64::new(0),
+            progress: Arc::new(Progress::default()),
         };
         let link = queue.links.get().await?;
         let acked = queue.load_acked(&link).await?;
         let tail = queue.find_tail(&link).await?;
         queue.acked.store(acked.to_stored(), Ordering::SeqCst);
-        queue
-            .known_end
-            .store(tail.max(acked).to_stored(), Ordering::SeqCst);
+        queue.progress.saw(tail);
         tracing::info!(
             stream = %queue.name,
             acked = acked.to_stored(),
@@ -190,12 +236,7 @@ impl AmqpQueue {
     }
 
     fn known_end(&self) -> u64 {
-        self.known_end.load(Ordering::SeqCst)
-    }
-
-    fn saw(&self, cursor: Cursor) {
-        self.known_end
-            .fetch_max(cursor.to_stored(), Ordering::SeqCst);
+        self.progress.known_end.load(Ordering::SeqCst)
     }
 
     fn pending(&self) -> u64 {
@@ -566,7 +607,7 @@ impl EventQueue for AmqpQueue {
         }
         if let Some(limit) = self.options.max_pending_messages {
             // QueueError::Full counts bytes in its names; this queue counts messages.
-            let pending = self.pending() + self.in_flight.load(Ordering::SeqCst);
+            let pending = self.pending() + self.progress.in_flight.load(Ordering::SeqCst);
             if pending >= limit {
                 return Err(QueueError::Full {
                     pending_bytes: pending,
@@ -574,18 +615,25 @@ impl EventQueue for AmqpQueue {
                 });
             }
         }
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        let result = async {
-            let (cursor, confirm, settling) = self.publish(&payload).await?;
-            let limit = self.options.confirm_timeout;
+        let in_flight = InFlight::start(&self.progress);
+        let (cursor, confirm, settling) = self.publish(&payload).await?;
+        // The confirm is awaited and settled in a task of its own, so an append given up by
+        // its caller still settles its place in the channel's order.
+        let limit = self.options.confirm_timeout;
+        let progress = self.progress.clone();
+        let settled = tokio::spawn(async move {
             let own = confirmed(tokio::time::timeout(limit, confirm).await, limit);
-            settling.settle(own).await?;
-            self.saw(cursor);
-            Ok(cursor)
+            let settled = settling.settle(own).await;
+            if settled.is_ok() {
+                progress.saw(cursor);
+            }
+            drop(in_flight);
+            settled
+        });
+        match settled.await {
+            Ok(settled) => settled.map(|()| cursor),
+            Err(error) => Err(unavailable("awaiting the publisher confirm", error)),
         }
-        .await;
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        result
     }
 
     async fn receive(
@@ -610,13 +658,15 @@ impl EventQueue for AmqpQueue {
         let mut last_tag = None;
         let mut failure = None;
         while deliveries.len() < max {
-            let next = if deliveries.is_empty() {
+            // Wait for the first delivery, and for those known to exist (the broker is
+            // sending them); past those, take only what has already arrived.
+            let known_more = reader.position.to_stored() < self.known_end();
+            let next = if deliveries.is_empty() || known_more {
                 match tokio::time::timeout_at(deadline, reader.consumer.next()).await {
                     Ok(next) => next,
                     Err(_) => break,
                 }
             } else {
-                // Only what has already arrived: return early once one is there.
                 match future::poll_once(reader.consumer.next()).await {
                     Some(next) => next,
                     None => break,
@@ -672,7 +722,7 @@ impl EventQueue for AmqpQueue {
                 }
             }
         }
-        self.saw(position);
+        self.progress.saw(position);
         match failure {
             None => Ok(deliveries),
             Some(error) => {
@@ -689,6 +739,9 @@ impl EventQueue for AmqpQueue {
     }
 
     async fn ack(&self, upto: Cursor) -> Result<(), QueueError> {
+        if upto.to_stored() <= self.acked.load(Ordering::SeqCst) {
+            return Ok(());
+        }
         let link = self.links.get().await?;
         let channel = self.acker(&link).await?;
         // One acknowledgement at a time, so the last one stored is the greatest.
@@ -717,7 +770,6 @@ impl EventQueue for AmqpQueue {
         let limit = self.options.confirm_timeout;
         confirmed(tokio::time::timeout(limit, confirm).await, limit)?;
         self.acked.fetch_max(upto.to_stored(), Ordering::SeqCst);
-        self.saw(upto);
         Ok(())
     }
 
@@ -736,5 +788,31 @@ impl EventQueue for AmqpQueue {
 impl Drop for AmqpQueue {
     fn drop(&mut self) {
         self.links.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_cursor_reads_back() {
+        assert_eq!(parse_cursor(b"42"), Some(Cursor::from_stored(42)));
+        assert_eq!(parse_cursor(b" 7\n"), Some(Cursor::from_stored(7)));
+        assert_eq!(parse_cursor(b"-1"), None);
+        assert_eq!(parse_cursor(b"not a cursor"), None);
+        assert_eq!(parse_cursor(&[0xff, 0xfe]), None);
+    }
+
+    #[test]
+    fn only_a_plain_ack_confirms_an_append() {
+        let limit = Duration::from_secs(1);
+        assert!(confirmed(Ok(Ok(Confirmation::Ack(None))), limit).is_ok());
+        for refused in [Confirmation::Nack(None), Confirmation::NotRequested] {
+            assert!(matches!(
+                confirmed(Ok(Ok(refused)), limit),
+                Err(QueueError::Unavailable { .. })
+            ));
+        }
     }
 }

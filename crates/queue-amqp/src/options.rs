@@ -35,9 +35,9 @@ pub struct AmqpOptions {
     /// stream's tail, for the backlog) before taking the stream as empty. Every open of an
     /// empty stream waits this long.
     pub tail_probe_wait: Duration,
-    /// A receive from a cursor behind the last message this handle knows of waits at least
-    /// this long for the broker to deliver it, even when asked not to wait (a stream
-    /// consumer is fed asynchronously).
+    /// A receive from a cursor behind the last message this handle knows of waits up to
+    /// this long for the broker to deliver the messages up to that one, even when asked not
+    /// to wait (a stream consumer is fed asynchronously).
     pub catch_up_wait: Duration,
 }
 
