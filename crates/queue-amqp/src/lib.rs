@@ -23,8 +23,7 @@
 //!   a nack, a returned (unroutable) message or no confirm within `confirm_timeout` is an
 //!   error. Concurrent appends share one channel, each awaiting its own confirm. Payloads of
 //!   more than `max_message_bytes` are refused (`RecordTooLarge`), and so are appends past
-//!   `max_pending_messages` (`Full`, whose `pending_bytes` and `limit_bytes` then count
-//!   messages: the error's fields are named for the write-ahead log).
+//!   `max_pending_messages` (`Full`, counted in messages).
 //! - **An append's cursor** is a lower bound of the offset the broker gives the message,
 //!   plus one: AMQP does not tell the publisher the offset. A channel's messages reach the
 //!   stream in the order they were published and each takes the next free offset, so the
@@ -606,12 +605,12 @@ impl EventQueue for AmqpQueue {
             });
         }
         if let Some(limit) = self.options.max_pending_messages {
-            // QueueError::Full counts bytes in its names; this queue counts messages.
             let pending = self.pending() + self.progress.in_flight.load(Ordering::SeqCst);
             if pending >= limit {
                 return Err(QueueError::Full {
-                    pending_bytes: pending,
-                    limit_bytes: limit,
+                    pending,
+                    limit,
+                    unit: "messages",
                 });
             }
         }

@@ -82,11 +82,13 @@ impl Backlog {
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
-    /// Backpressure: more than the configured bytes are waiting to be processed.
-    #[error("queue is full: {pending_bytes} bytes waiting, limit {limit_bytes}")]
+    /// Backpressure: more than the configured amount is waiting to be processed, counted
+    /// in the queue's `unit` (bytes for the write-ahead log, messages for a broker).
+    #[error("queue is full: {pending} {unit} waiting, limit {limit}")]
     Full {
-        pending_bytes: u64,
-        limit_bytes: u64,
+        pending: u64,
+        limit: u64,
+        unit: &'static str,
     },
     #[error("record of {len} bytes exceeds the limit of {limit} bytes")]
     RecordTooLarge { len: usize, limit: usize },

@@ -386,8 +386,9 @@ async fn a_full_queue_refuses_appends_until_a_checkpoint() {
     let end = queue.durable_end();
     match queue.append_record(vec![2; 100]).await {
         Err(QueueError::Full {
-            pending_bytes: 1080,
-            limit_bytes: 1000,
+            pending: 1080,
+            limit: 1000,
+            unit: "bytes",
         }) => {}
         other => panic!("expected Full, got {other:?}"),
     }

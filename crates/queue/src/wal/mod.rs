@@ -443,8 +443,9 @@ impl WalQueue {
         let pending_bytes = shared.pending_bytes();
         if pending_bytes > shared.config.max_pending_bytes {
             return Err(QueueError::Full {
-                pending_bytes,
-                limit_bytes: shared.config.max_pending_bytes,
+                pending: pending_bytes,
+                limit: shared.config.max_pending_bytes,
+                unit: "bytes",
             });
         }
         let (reply, answer) = oneshot::channel();
