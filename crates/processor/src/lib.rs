@@ -60,7 +60,8 @@ pub struct ProcessorConfig {
     /// How long a read waits for new records before the processor does housekeeping.
     pub idle_wait: Duration,
     /// Shortest time from one store transaction's start to the next while the processor has
-    /// caught up with the queue (its last read was not full). A transaction rewrites every
+    /// caught up with the queue (its last read was not full, and the queue's backlog is less
+    /// than a full read). A transaction rewrites every
     /// rollup cell its events touch, so under a stream of single events a transaction per
     /// few events would spend the cores on rewriting the same cells that ingest needs for
     /// its requests; waiting gathers them (events reach the store and the live feed at most
@@ -263,7 +264,18 @@ impl Processor {
             if processed == 0 && stopping {
                 break;
             }
-            let caught_up = processed > 0 && processed < self.config.max_records_per_batch;
+            // Caught up: the last read was not full and less than a full read waits (a
+            // broker hands out at most its prefetch at once, so a short read alone does not
+            // tell that nothing more is waiting).
+            let backlog = self.queue.backlog();
+            let more_waiting = backlog
+                .messages
+                .is_some_and(|n| n >= self.config.max_records_per_batch as u64)
+                || backlog
+                    .bytes
+                    .is_some_and(|n| n >= self.config.max_batch_bytes as u64);
+            let caught_up =
+                processed > 0 && processed < self.config.max_records_per_batch && !more_waiting;
             if caught_up && !stopping {
                 // Gather the next events (see `min_step_interval`); a shutdown cuts it short.
                 let next = started + self.config.min_step_interval;
