@@ -41,6 +41,17 @@
 //! inserts, not atomic (a failure between them leaves the events without rebuilt visits).
 //! An aggregates import writes its rows first and its `site_imports` row last.
 //!
+//! # Queries
+//!
+//! [`SqlRunner::run`] writes each `?` as its value's literal, runs the statement on the first
+//! shard (its `Distributed` tables fan out) with a query id, `readonly=2` and
+//! `max_execution_time`, and reads `JSONCompact` rows. Dropping the future before the
+//! answer is read sends `KILL QUERY` for that id (18.16 goes on with a query whose HTTP
+//! client went away); an answer above `max_result_bytes` is refused and killed. No rollups
+//! yet (`has_rollups` is false: queries read events). `data_version` is a counter in this
+//! process, bumped on each change of a site's data: several API nodes over one cluster will
+//! need a shared one.
+//!
 //! # What ClickHouse 18.16 lacks
 //!
 //! A newer ClickHouse would do better with: `DateTime64` (timestamps here are whole

@@ -68,11 +68,14 @@ async fn visitors_land_on_their_shard_and_queries_see_every_shard() {
         .await
         .unwrap();
     assert_eq!(rows, vec![vec![SqlValue::UInt(2), SqlValue::UInt(2)]]);
+    common::drop_database(&db).await;
 }
 
 #[tokio::test]
 async fn values_are_bound_as_literals_that_cannot_escape() {
-    let store = common::fresh_store().await;
+    let options = common::fresh_options();
+    let db = options.database.clone();
+    let store = ClickHouseStore::open(options).await.unwrap();
     let tricky = "it's a \\ test ? '; DROP TABLE events; --";
     let rows = store
         .run(sql(
@@ -98,12 +101,14 @@ async fn values_are_bound_as_literals_that_cannot_escape() {
             SqlValue::TimestampMs(1_704_067_200_000),
         ]]
     );
+    common::drop_database(&db).await;
 }
 
 #[tokio::test]
 async fn an_answer_too_large_is_refused() {
     let mut options = common::fresh_options();
     options.max_result_bytes = 100_000;
+    let db = options.database.clone();
     let store = ClickHouseStore::open(options).await.unwrap();
     let small = store
         .run(sql("SELECT number FROM system.numbers LIMIT 10", vec![]))
@@ -125,6 +130,7 @@ async fn an_answer_too_large_is_refused() {
         ),
         "{large:?}"
     );
+    common::drop_database(&db).await;
 }
 
 #[tokio::test]
@@ -132,6 +138,7 @@ async fn a_dropped_query_is_killed() {
     let mut options = common::fresh_options();
     // Should the kill fail, the server still stops the query after this.
     options.query_timeout = Duration::from_secs(60);
+    let db = options.database.clone();
     let url = options.shard_urls[0].clone();
     let store = ClickHouseStore::open(options).await.unwrap();
     let marker = uuid::Uuid::new_v4().simple().to_string();
@@ -167,6 +174,7 @@ async fn a_dropped_query_is_killed() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(gone, "the query was killed when its future was dropped");
+    common::drop_database(&db).await;
 }
 
 #[tokio::test]
@@ -215,12 +223,15 @@ async fn rows_of_an_insert_that_never_committed_are_rolled_back() {
             .len(),
         2
     );
+    common::drop_database(&db).await;
 }
 
 /// Each expression of the ClickHouse dialect, run on the real server.
 #[tokio::test]
 async fn the_dialect_runs_on_clickhouse() {
-    let store = common::fresh_store().await;
+    let options = common::fresh_options();
+    let db = options.database.clone();
+    let store = ClickHouseStore::open(options).await.unwrap();
     let d = Dialect::ClickHouse.sql();
     // 2024-01-03 10:20:30 UTC, a Wednesday.
     let at_ms: i64 = 1_704_277_230_000;
@@ -315,4 +326,5 @@ async fn the_dialect_runs_on_clickhouse() {
     );
     assert_eq!(between(TimeGrain::Day, jan_1 - day).await.as_f64(), -1.0);
     assert_eq!(d.materialized(), "", "18.16 has no materialized CTEs");
+    common::drop_database(&db).await;
 }

@@ -48,3 +48,12 @@ pub async fn raw(url: &str, sql: &str) -> String {
     assert!(status.is_success(), "{sql}: {text}");
     text
 }
+
+/// Drops a test's database on every shard (left in place when the test panicked before, to
+/// look at).
+pub async fn drop_database(database: &str) {
+    let (urls, _) = cluster();
+    for url in urls {
+        raw(&url, &format!("DROP DATABASE IF EXISTS {database}")).await;
+    }
+}
