@@ -1,6 +1,6 @@
 //! SQL dialects: the SQL that each engine spells its own way (truncating a timestamp to a
 //! time bucket, matching a pattern, seconds since the epoch, timestamp literals, ...), behind
-//! one trait, [`SqlDialect`], with one file per engine (`duckdb.rs`).
+//! one trait, [`SqlDialect`], with one file per engine (`duckdb.rs`, `clickhouse.rs`).
 //!
 //! Everything else in this crate writes standard SQL and asks the dialect for the rest, so
 //! another engine (ClickHouse) is a new file implementing [`SqlDialect`] and a variant of
@@ -8,6 +8,7 @@
 //! appears in this crate outside that engine's file (a test below checks the usual
 //! suspects).
 
+mod clickhouse;
 mod duckdb;
 
 use crate::model::TimeGrain;
@@ -16,6 +17,8 @@ use crate::model::TimeGrain;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     DuckDb,
+    /// ClickHouse 18.16 and later (`clickhouse.rs`).
+    ClickHouse,
 }
 
 impl Dialect {
@@ -23,6 +26,7 @@ impl Dialect {
     pub fn sql(self) -> &'static dyn SqlDialect {
         match self {
             Dialect::DuckDb => &duckdb::DuckDbDialect,
+            Dialect::ClickHouse => &clickhouse::ClickHouseDialect,
         }
     }
 }

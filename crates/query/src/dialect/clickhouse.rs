@@ -1,0 +1,126 @@
+//! ClickHouse's spelling of the SQL that differs between engines, as ClickHouse 18.16 (the
+//! oldest release Heartbeat runs on, Debian's package) understands it: the one file of this
+//! crate that may name ClickHouse's own functions.
+//!
+//! What 18.16 lacks shapes some answers here (each checked against a real server by the
+//! tests of `heartbeat-store-clickhouse`):
+//! - no `DateTime64`: timestamps are whole seconds, so [`SqlDialect::epoch_millis`] and
+//!   [`SqlDialect::order_key`] are exact to the second only (events of the same second are
+//!   ordered by the hash of their ids); the store keeps exact milliseconds in its own columns.
+//! - no `toStartOfInterval`: each grain has its own function (`toStartOfHour`, `toMonday`...).
+//! - no common table expressions that name a table: [`SqlDialect::materialized`] is empty
+//!   and a statement that reads a CTE twice does not run on 18.16 at all.
+//! - `quantile` interpolates exactly over up to 8,192 values and samples above that.
+
+use chrono::{TimeZone, Utc};
+
+use super::{SqlDialect, ORDER_KEY_SCALE};
+use crate::model::TimeGrain;
+
+/// ClickHouse's SQL (18.16 and later).
+pub struct ClickHouseDialect;
+
+impl SqlDialect for ClickHouseDialect {
+    fn truncate(&self, grain: TimeGrain, timestamp: &str) -> String {
+        match grain {
+            TimeGrain::Hour => format!("toStartOfHour({timestamp})"),
+            TimeGrain::Day => format!("toStartOfDay({timestamp})"),
+            // `toMonday` and `toStartOfMonth` give a Date; buckets are timestamps.
+            TimeGrain::Week => format!("toDateTime(toMonday({timestamp}))"),
+            TimeGrain::Month => format!("toDateTime(toStartOfMonth({timestamp}))"),
+        }
+    }
+
+    fn matches_regex(&self, text: &str, pattern: &str) -> String {
+        // `match` is RE2, as the patterns are checked for.
+        format!("match({text}, {pattern})")
+    }
+
+    fn contains_text(&self, text: &str, needle: &str) -> String {
+        format!("(position({text}, {needle}) > 0)")
+    }
+
+    fn epoch_seconds(&self, timestamp: &str) -> String {
+        format!("toInt64(toUnixTimestamp({timestamp}))")
+    }
+
+    fn epoch_millis(&self, timestamp: &str) -> String {
+        // Whole seconds only: 18.16 has no DateTime64.
+        format!("(toInt64(toUnixTimestamp({timestamp})) * 1000)")
+    }
+
+    fn order_key(&self, timestamp: &str, id: &str) -> String {
+        format!(
+            "(toInt64(toUnixTimestamp({timestamp})) * {} + toInt64(sipHash64({id}) % {ORDER_KEY_SCALE}))",
+            1000 * ORDER_KEY_SCALE
+        )
+    }
+
+    fn key_millis(&self, key: &str) -> String {
+        format!("intDiv({key}, {ORDER_KEY_SCALE})")
+    }
+
+    fn seconds_interval(&self, seconds: &str) -> String {
+        format!("toIntervalSecond({seconds})")
+    }
+
+    fn timestamp_literal(&self, utc_ms: i64) -> String {
+        let at = Utc
+            .timestamp_millis_opt(utc_ms)
+            .single()
+            .unwrap_or_default()
+            .naive_utc();
+        format!("toDateTime('{}', 'UTC')", at.format("%Y-%m-%d %H:%M:%S"))
+    }
+
+    fn arbitrary_value(&self, expression: &str) -> String {
+        format!("any({expression})")
+    }
+
+    fn quantile(&self, expression: &str, fraction: f64) -> String {
+        // Nullable input: NULL for a group without values (a plain one gives nan).
+        format!("quantile({fraction})(toNullable(toFloat64({expression})))")
+    }
+
+    fn periods_between(&self, grain: TimeGrain, from: &str, to: &str) -> String {
+        match grain {
+            TimeGrain::Hour => format!("dateDiff('hour', {from}, {to})"),
+            TimeGrain::Day => format!("dateDiff('day', {from}, {to})"),
+            // Both are Mondays: whole weeks of days.
+            TimeGrain::Week => format!("intDiv(dateDiff('day', {from}, {to}), 7)"),
+            TimeGrain::Month => format!("dateDiff('month', {from}, {to})"),
+        }
+    }
+
+    fn first_by(&self, value: &str, order: &str) -> String {
+        format!("argMin({value}, {order})")
+    }
+
+    fn last_by(&self, value: &str, order: &str) -> String {
+        format!("argMax({value}, {order})")
+    }
+
+    fn materialized(&self) -> &'static str {
+        ""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spells_clickhouse_functions() {
+        let d = ClickHouseDialect;
+        assert_eq!(
+            d.truncate(TimeGrain::Week, "ts"),
+            "toDateTime(toMonday(ts))"
+        );
+        assert_eq!(
+            d.timestamp_literal(1_704_067_200_000),
+            "toDateTime('2024-01-01 00:00:00', 'UTC')"
+        );
+        assert_eq!(d.key_millis("k"), "intDiv(k, 1048576)");
+        assert_eq!(d.contains_text("a", "?"), "(position(a, ?) > 0)");
+    }
+}
