@@ -490,6 +490,14 @@ impl SqlRunner for ClickHouseStore {
                 options.query_timeout.as_secs().max(1).to_string(),
             ),
             ("readonly", "2".to_owned()),
+            // A subquery of `IN` or `JOIN` over a `Distributed` table reads each shard's
+            // local table on that shard: a visitor's events, properties and visits are on
+            // one shard, so the per-visitor conditions the query crate writes are right
+            // there (and no set is shipped between shards, as `GLOBAL` would).
+            ("distributed_product_mode", "local".to_owned()),
+            // Rows an outer join finds no match for get NULLs, as in standard SQL (not
+            // their types' defaults).
+            ("join_use_nulls", "1".to_owned()),
         ];
         let mut response = self.inner.http.send(request).await?;
         // The answer's text is read only up to a bound, so a huge answer is refused before

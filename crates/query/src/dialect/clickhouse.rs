@@ -14,7 +14,7 @@
 
 use chrono::{TimeZone, Utc};
 
-use super::{SqlDialect, ORDER_KEY_SCALE};
+use super::{Piece, SqlDialect, SqlType, ORDER_KEY_SCALE};
 use crate::model::TimeGrain;
 
 /// ClickHouse's SQL (18.16 and later).
@@ -102,6 +102,79 @@ impl SqlDialect for ClickHouseDialect {
 
     fn materialized(&self) -> &'static str {
         ""
+    }
+
+    fn count_if(&self, condition: &str) -> String {
+        format!("countIf(ifNull({condition}, 0))")
+    }
+
+    fn count_values_if(&self, expression: &str, condition: &str) -> String {
+        format!("countIf(({expression}) IS NOT NULL AND ifNull({condition}, 0))")
+    }
+
+    fn sum_if(&self, expression: &str, condition: &str) -> String {
+        format!("sumIf({expression}, ifNull({condition}, 0))")
+    }
+
+    fn count_distinct_if(&self, expression: &str, condition: &str) -> String {
+        format!("uniqExactIf({expression}, ifNull({condition}, 0))")
+    }
+
+    fn false_literal(&self) -> &'static str {
+        "0"
+    }
+
+    fn lower(&self, text: &str) -> String {
+        format!("lowerUTF8({text})")
+    }
+
+    fn nullable_text(&self, expression: &str) -> String {
+        format!("toNullable(toString({expression}))")
+    }
+
+    fn null_text(&self) -> &'static str {
+        "CAST(NULL AS Nullable(String))"
+    }
+
+    fn cast(&self, expression: &str, to: SqlType) -> String {
+        match to {
+            // `toString` of NULL is NULL; of a number, its digits.
+            SqlType::Text => format!("toString({expression})"),
+            SqlType::BigInt => format!("toInt64({expression})"),
+            SqlType::Double => format!("toFloat64({expression})"),
+            SqlType::Timestamp => format!("toDateTime({expression}, 'UTC')"),
+            SqlType::Date => format!("toDate({expression})"),
+        }
+    }
+
+    fn with_next_value(
+        &self,
+        partition: &str,
+        order: &str,
+        value: &str,
+        key: &str,
+        alias: &str,
+    ) -> Vec<Piece> {
+        // No window functions: each partition's rows as one sorted array, whose items are
+        // paired with the next item's value and joined back to the rows by `key`.
+        vec![
+            Piece::Sql("(SELECT * FROM (SELECT * FROM ".into()),
+            Piece::Rows,
+            Piece::Sql(format!(
+                ") ALL INNER JOIN (SELECT tupleElement(pair, 1) AS {key}, tupleElement(pair, 2) AS {alias} \
+                 FROM (SELECT arraySort(x -> tupleElement(x, 2), groupArray(({key}, {order}, {value}))) AS sorted FROM "
+            )),
+            Piece::Rows,
+            Piece::Sql(format!(
+                " GROUP BY {partition}) ARRAY JOIN arrayMap(i -> (tupleElement(sorted[i], 1), \
+                 if(i < length(sorted), toNullable(tupleElement(sorted[i + 1], 3)), NULL)), \
+                 arrayEnumerate(sorted)) AS pair) USING {key})"
+            )),
+        ]
+    }
+
+    fn total_over_all(&self, _aggregate: &str) -> Option<String> {
+        None
     }
 }
 

@@ -97,6 +97,80 @@ pub trait SqlDialect: Send + Sync {
     /// reads more than once, so the engine computes it once (empty where that is the
     /// default).
     fn materialized(&self) -> &'static str;
+
+    /// As an aggregate, the rows of a group for which `condition` holds, counted.
+    fn count_if(&self, condition: &str) -> String;
+
+    /// As an aggregate, the non-NULL values of `expression` among the rows of a group for
+    /// which `condition` holds, counted.
+    fn count_values_if(&self, expression: &str, condition: &str) -> String;
+
+    /// As an aggregate, the sum of `expression` over the rows of a group for which
+    /// `condition` holds (NULL or 0 for none: callers read both as 0).
+    fn sum_if(&self, expression: &str, condition: &str) -> String;
+
+    /// As an aggregate, the distinct values of `expression` among the rows of a group for
+    /// which `condition` holds, counted.
+    fn count_distinct_if(&self, expression: &str, condition: &str) -> String;
+
+    /// The boolean constant false.
+    fn false_literal(&self) -> &'static str;
+
+    /// `text` in lower case (Unicode letters too).
+    fn lower(&self, text: &str) -> String;
+
+    /// A text expression (a literal or `?`) typed as text that may be NULL, so the
+    /// branches of a `UNION ALL` of it and [`SqlDialect::null_text`] agree on a type.
+    fn nullable_text(&self, expression: &str) -> String;
+
+    /// NULL as text.
+    fn null_text(&self) -> &'static str;
+
+    /// `expression` converted to the SQL type `to`.
+    fn cast(&self, expression: &str, to: SqlType) -> String;
+
+    /// A table (for a `FROM`) of the rows of [`Piece::Rows`] (a table name and its `WHERE`,
+    /// as `events WHERE ...`, written by the caller wherever the pieces say), each with
+    /// one more column, `alias`: the `value` of the next row of the same `partition` in
+    /// `order` (NULL for the last). `key` is a column unique per row (engines without
+    /// window functions join the next values back by it).
+    fn with_next_value(
+        &self,
+        partition: &str,
+        order: &str,
+        value: &str,
+        key: &str,
+        alias: &str,
+    ) -> Vec<Piece>;
+
+    /// An aggregate over all rows of the statement beside each row (a window over
+    /// everything) when the engine has window functions: `None` where it has none, so the
+    /// caller computes it apart.
+    fn total_over_all(&self, aggregate: &str) -> Option<String>;
+}
+
+/// The SQL types [`SqlDialect::cast`] converts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlType {
+    /// Text (NULL stays NULL).
+    Text,
+    /// A 64-bit signed integer.
+    BigInt,
+    /// A 64-bit float (NULL stays NULL).
+    Double,
+    /// A timestamp (UTC, no time zone).
+    Timestamp,
+    /// A calendar date.
+    Date,
+}
+
+/// A part of the SQL a dialect writes around rows that the caller writes (with their bound
+/// parameters), maybe more than once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Sql(String),
+    /// The caller's rows: a table and its condition (`events WHERE ...`).
+    Rows,
 }
 
 #[cfg(test)]
