@@ -351,8 +351,9 @@ fn prop_joins(b: &mut Builder, query: &Query) {
             b.bind(SqlValue::Text(key.clone()));
             b.push(" AND ");
             scope_where(b, Table::Events, query);
+            let left = b.dialect().joined_column("events", "event_id");
             b.push(&format!(
-                " GROUP BY event_id) AS p{i} ON p{i}.prop_event_id = events.event_id"
+                " GROUP BY event_id) AS p{i} ON p{i}.prop_event_id = {left}"
             ));
         }
     }

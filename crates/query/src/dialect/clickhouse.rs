@@ -176,6 +176,43 @@ impl SqlDialect for ClickHouseDialect {
     fn total_over_all(&self, _aggregate: &str) -> Option<String> {
         None
     }
+
+    fn min_or_null(&self, expression: &str) -> String {
+        // `min` of no rows is the type's default (1970-01-01 for a time).
+        format!("if(count() > 0, toNullable(min({expression})), NULL)")
+    }
+
+    fn first_by_if(&self, value: &str, order: &str, condition: &str) -> String {
+        format!("if(countIf({condition}) > 0, toNullable(argMinIf({value}, {order}, {condition})), NULL)")
+    }
+
+    fn last_by_if(&self, value: &str, order: &str, condition: &str) -> String {
+        format!("if(countIf({condition}) > 0, toNullable(argMaxIf({value}, {order}, {condition})), NULL)")
+    }
+
+    fn in_all_shards(&self) -> &'static str {
+        // The store reads a plain `IN`'s subquery on each shard from the shard's own rows
+        // (`distributed_product_mode = 'local'`); `GLOBAL IN` runs it once over all shards.
+        "GLOBAL IN"
+    }
+
+    fn joined_column(&self, _table: &str, column: &str) -> String {
+        // 18.16 knows no table-qualified names of a join's columns; the statement names
+        // the two sides' columns apart, so the plain name is the one column.
+        column.to_owned()
+    }
+
+    fn join_on_equal(&self, _left: &str, _right: &str, column: &str) -> String {
+        format!("USING {column}")
+    }
+
+    fn union_int(&self, expression: &str) -> String {
+        format!("toInt64({expression})")
+    }
+
+    fn table_ctes(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

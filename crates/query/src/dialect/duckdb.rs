@@ -153,4 +153,36 @@ impl SqlDialect for DuckDbDialect {
     fn total_over_all(&self, aggregate: &str) -> Option<String> {
         Some(format!("{aggregate} OVER ()"))
     }
+
+    fn min_or_null(&self, expression: &str) -> String {
+        format!("min({expression})")
+    }
+
+    fn first_by_if(&self, value: &str, order: &str, condition: &str) -> String {
+        format!("arg_min({value}, {order}) FILTER (WHERE {condition})")
+    }
+
+    fn last_by_if(&self, value: &str, order: &str, condition: &str) -> String {
+        format!("arg_max({value}, {order}) FILTER (WHERE {condition})")
+    }
+
+    fn in_all_shards(&self) -> &'static str {
+        "IN"
+    }
+
+    fn joined_column(&self, table: &str, column: &str) -> String {
+        format!("{table}.{column}")
+    }
+
+    fn join_on_equal(&self, left: &str, right: &str, column: &str) -> String {
+        format!("ON {right}.{column} = {left}.{column}")
+    }
+
+    fn union_int(&self, expression: &str) -> String {
+        expression.to_owned()
+    }
+
+    fn table_ctes(&self) -> bool {
+        true
+    }
 }

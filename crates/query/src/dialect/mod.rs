@@ -147,6 +147,38 @@ pub trait SqlDialect: Send + Sync {
     /// everything) when the engine has window functions: `None` where it has none, so the
     /// caller computes it apart.
     fn total_over_all(&self, aggregate: &str) -> Option<String>;
+
+    /// As an aggregate, the smallest `expression` of a group, NULL for a group without rows
+    /// (where an engine would give its type's default).
+    fn min_or_null(&self, expression: &str) -> String;
+
+    /// As an aggregate, the `value` of the row with the smallest `order` among the rows of a
+    /// group for which `condition` holds; NULL when none does.
+    fn first_by_if(&self, value: &str, order: &str, condition: &str) -> String;
+
+    /// As an aggregate, the `value` of the row with the largest `order` among the rows of a
+    /// group for which `condition` holds; NULL when none does.
+    fn last_by_if(&self, value: &str, order: &str, condition: &str) -> String;
+
+    /// The `IN` of a subquery whose rows may come from any shard of a sharded engine (a
+    /// subquery not bound to one visitor, whose events are all on one shard), where a plain
+    /// `IN` would read only the shard's own rows.
+    fn in_all_shards(&self) -> &'static str;
+
+    /// `column` of `table`, one of the two tables of a join, as the statement names it
+    /// (the statement names the columns of both tables apart).
+    fn joined_column(&self, table: &str, column: &str) -> String;
+
+    /// What follows `JOIN <right>` to join rows whose `column` (of both tables) is equal.
+    fn join_on_equal(&self, left: &str, right: &str, column: &str) -> String;
+
+    /// An integer expression as a 64-bit integer, where the branches of a `UNION ALL` must
+    /// agree on its type (unchanged where they need not).
+    fn union_int(&self, expression: &str) -> String;
+
+    /// Whether a statement may name a table in `WITH name AS (SELECT ...)`; where not,
+    /// each reference to it is the subquery itself (`compile::With`).
+    fn table_ctes(&self) -> bool;
 }
 
 /// The SQL types [`SqlDialect::cast`] converts to.
