@@ -45,7 +45,13 @@
 //!
 //! [`SqlRunner::run`] writes each `?` as its value's literal, runs the statement on the first
 //! shard (its `Distributed` tables fan out) with a query id, `readonly=2` and
-//! `max_execution_time`, and reads `JSONCompact` rows. Dropping the future before the
+//! `max_execution_time`, and reads `JSONCompact` rows. Two settings make the query crate's
+//! SQL mean what it means on DuckDB: `distributed_product_mode = 'local'` (a subquery of
+//! `IN` or `JOIN` over a `Distributed` table, inside a query that fans out, reads each
+//! shard's own rows: right for the per-visit and per-visitor subqueries the query crate
+//! writes, since a visitor's rows share a shard; a subquery over several visitors' rows,
+//! as a user's journey, says `GLOBAL IN` through the dialect) and `join_use_nulls = 1`
+//! (an outer join's missing side is NULL, not its type's default). Dropping the future before the
 //! answer is read sends `KILL QUERY` for that id (18.16 goes on with a query whose HTTP
 //! client went away); an answer above `max_result_bytes` is refused and killed. No rollups
 //! yet (`has_rollups` is false: queries read events). `data_version` is a counter in this

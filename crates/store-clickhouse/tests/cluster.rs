@@ -326,5 +326,51 @@ async fn the_dialect_runs_on_clickhouse() {
     );
     assert_eq!(between(TimeGrain::Day, jan_1 - day).await.as_f64(), -1.0);
     assert_eq!(d.materialized(), "", "18.16 has no materialized CTEs");
+    // Conditional aggregates over x = 0..3, y = 10..7.
+    let agg = |expression: String| one(format!("{expression} {numbers}"));
+    assert_eq!(agg(d.count_if("x > 1")).await.as_f64(), 2.0);
+    assert_eq!(agg(d.sum_if("y", "x > 1")).await.as_f64(), 15.0);
+    assert_eq!(
+        agg(d.count_values_if("if(x = 2, NULL, x)", "x > 1"))
+            .await
+            .as_f64(),
+        1.0
+    );
+    assert_eq!(
+        agg(d.count_distinct_if("intDiv(x, 2)", "x > 0"))
+            .await
+            .as_f64(),
+        2.0
+    );
+    assert_eq!(
+        agg(d.min_or_null("x")).await.as_f64(),
+        0.0,
+        "the smallest value"
+    );
+    assert_eq!(
+        one(format!("{} {numbers} WHERE x > 10", d.min_or_null("x"))).await,
+        SqlValue::Null,
+        "NULL for a group without rows"
+    );
+    assert_eq!(agg(d.first_by_if("x", "y", "x < 2")).await.as_f64(), 1.0);
+    assert_eq!(agg(d.last_by_if("x", "y", "x > 1")).await.as_f64(), 2.0);
+    assert_eq!(agg(d.first_by_if("x", "y", "x > 9")).await, SqlValue::Null);
+    assert_eq!(
+        one(format!("{} = 0", d.false_literal())).await.as_f64(),
+        1.0
+    );
+    assert_eq!(one(d.lower("'ÄbC'")).await, SqlValue::Text("äbc".into()));
+    assert_eq!(
+        one(d.cast("42", heartbeat_query::SqlType::Text)).await,
+        SqlValue::Text("42".into())
+    );
+    assert_eq!(
+        one(d.cast(
+            &d.timestamp_literal(jan_1),
+            heartbeat_query::SqlType::Timestamp
+        ))
+        .await,
+        time(jan_1)
+    );
     common::drop_database(&db).await;
 }

@@ -987,8 +987,14 @@ async fn funnel_answer(body: &Value, runner: &dyn SqlRunner) -> Result<Value, St
     Ok(result.to_json(&query))
 }
 
+/// FAILS on ClickHouse 18.16, left failing on purpose: `compile/funnel.rs` writes each
+/// funnel as table CTEs read several times (`c0`, `attempts`, `nx`, `best`, `steps`) and
+/// window functions (`row_number`, `lead ... OVER w`, frames `ROWS BETWEEN ...`), none of
+/// which 18.16 has; the ClickHouse spelling (per-person arrays, `arraySort` and
+/// `arrayFilter` for the steps, or `windowFunnel` where its semantics fit) is not written
+/// yet, so every case fails with a syntax error at the first `WITH`.
 #[tokio::test]
-async fn funnels_answer_the_same() {
+async fn funnels_answer_the_same_not_yet_on_clickhouse_18_16() {
     let fixture = fixture().await;
     let mut report = Report::default();
     let steps = json!([{"page": "/"}, {"page": "/blog**"}, {"event": "Signup"}]);
@@ -1076,8 +1082,14 @@ async fn paths_answer(body: &Value, runner: &dyn SqlRunner) -> Result<Value, Str
     serde_json::to_value(answer).map_err(|e| e.to_string())
 }
 
+/// FAILS on ClickHouse 18.16, left failing on purpose: `compile/paths.rs` writes the walks
+/// as table CTEs read several times (`anchors`, `items`, `collapsed`, `walks`, `ranked`),
+/// window functions (`lag`, `lead(label, i)`, `row_number() OVER w`, a named `WINDOW`)
+/// and two joins in one `SELECT`, none of which 18.16 has; its ClickHouse spelling (each
+/// visit's walk as one sorted array, steps by `arrayEnumerate`, a join per subquery level)
+/// is not written yet, so every case fails with a syntax error at the first `WITH`.
 #[tokio::test]
-async fn paths_answer_the_same() {
+async fn paths_answer_the_same_not_yet_on_clickhouse_18_16() {
     let fixture = fixture().await;
     let mut report = Report::default();
     let cases = [

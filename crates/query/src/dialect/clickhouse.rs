@@ -8,8 +8,23 @@
 //!   [`SqlDialect::order_key`] are exact to the second only (events of the same second are
 //!   ordered by the hash of their ids); the store keeps exact milliseconds in its own columns.
 //! - no `toStartOfInterval`: each grain has its own function (`toStartOfHour`, `toMonday`...).
-//! - no common table expressions that name a table: [`SqlDialect::materialized`] is empty
-//!   and a statement that reads a CTE twice does not run on 18.16 at all.
+//! - no common table expressions that name a table: [`SqlDialect::table_ctes`] is false, so
+//!   `compile::With` writes each reference as the subquery itself (its parameters bound
+//!   again), and [`SqlDialect::materialized`] is empty.
+//! - no window functions: [`SqlDialect::with_next_value`] pairs each row with the next one
+//!   of its partition through a sorted array joined back by a key, and
+//!   [`SqlDialect::total_over_all`] is `None` (the caller counts in a scalar subquery).
+//!   Funnels (`compile/funnel.rs`) and paths (`compile/paths.rs`) still use windows and
+//!   table CTEs directly: they do not run on 18.16 yet.
+//! - no `FILTER (WHERE ...)`: conditional aggregates are the `-If` combinators; aggregates
+//!   of no rows are their type's default, not NULL ([`SqlDialect::min_or_null`],
+//!   [`SqlDialect::first_by_if`] say NULL themselves).
+//! - no `TRUE`/`FALSE` literals, no table-qualified column names in a join
+//!   ([`SqlDialect::joined_column`], `USING` in [`SqlDialect::join_on_equal`]), and
+//!   `UNION ALL` branches must agree on integer sizes ([`SqlDialect::union_int`]).
+//! - subqueries of `IN` over `Distributed` tables read each shard's own rows (the store's
+//!   `distributed_product_mode = 'local'`, right per visitor); [`SqlDialect::in_all_shards`]
+//!   is `GLOBAL IN` for a subquery over several visitors.
 //! - `quantile` interpolates exactly over up to 8,192 values and samples above that.
 
 use chrono::{TimeZone, Utc};
