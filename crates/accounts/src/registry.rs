@@ -228,69 +228,69 @@ fn slug(name: &str) -> String {
 /// Every table read from the metadata store (the default organisation created when
 /// missing).
 async fn read_tables(meta: &dyn MetaStore) -> Result<Tables, StoreError> {
-    let mut tables = Tables::default();
-    for site in meta.sites().await? {
-        tables
-            .by_domain
-            .insert(site.domain.clone(), site.id.clone());
-        tables.sites.insert(site.id.clone(), site);
-    }
-    for key in meta.api_keys().await? {
-        tables
-            .key_ids
-            .insert(key.id.clone(), key.secret_sha256.clone());
-        tables.keys.insert(key.secret_sha256.clone(), key);
-    }
-    let mut orgs = meta.orgs().await?;
-    if !orgs.iter().any(|o| o.id == OrgId::default_org()) {
-        let org = Org {
-            id: OrgId::default_org(),
-            name: "Default".to_owned(),
-            created_at_ms: chrono::Utc::now().timestamp_millis(),
-        };
-        meta.insert_org(&org).await?;
-        orgs.push(org);
-    }
-    for org in orgs {
-        tables.orgs.insert(org.id.clone(), org);
-    }
-    for (site, org) in meta.site_orgs().await? {
-        tables.site_org.insert(site, org);
-    }
-    for user in meta.users().await? {
-        tables
-            .user_by_email
-            .insert(user.email.clone(), user.id.clone());
-        tables.users.insert(user.id.clone(), user);
-    }
-    for m in meta.memberships().await? {
-        tables
-            .memberships
-            .entry(m.user_id)
-            .or_default()
-            .push((m.org_id, m.role));
-    }
-    let now = chrono::Utc::now().timestamp_millis();
-    for session in meta.user_sessions().await? {
-        if session.expires_at_ms > now {
+        let mut tables = Tables::default();
+        for site in meta.sites().await? {
             tables
-                .sessions
-                .insert(session.token_sha256.clone(), session);
+                .by_domain
+                .insert(site.domain.clone(), site.id.clone());
+            tables.sites.insert(site.id.clone(), site);
         }
-    }
-    for link in meta.share_links().await? {
-        tables.shares.insert(link.token_sha256.clone(), link);
-    }
-    for (site, props) in meta.custom_props().await? {
-        tables.custom_props.insert(site, props);
-    }
-    for link in meta.named_share_links().await? {
-        tables.named_shares.insert(link.token_sha256.clone(), link);
-    }
-    for funnel in meta.funnels().await? {
-        tables.funnels.insert(funnel.id.clone(), funnel);
-    }
-    Ok(tables)
+        for key in meta.api_keys().await? {
+            tables
+                .key_ids
+                .insert(key.id.clone(), key.secret_sha256.clone());
+            tables.keys.insert(key.secret_sha256.clone(), key);
+        }
+        let mut orgs = meta.orgs().await?;
+        if !orgs.iter().any(|o| o.id == OrgId::default_org()) {
+            let org = Org {
+                id: OrgId::default_org(),
+                name: "Default".to_owned(),
+                created_at_ms: chrono::Utc::now().timestamp_millis(),
+            };
+            meta.insert_org(&org).await?;
+            orgs.push(org);
+        }
+        for org in orgs {
+            tables.orgs.insert(org.id.clone(), org);
+        }
+        for (site, org) in meta.site_orgs().await? {
+            tables.site_org.insert(site, org);
+        }
+        for user in meta.users().await? {
+            tables
+                .user_by_email
+                .insert(user.email.clone(), user.id.clone());
+            tables.users.insert(user.id.clone(), user);
+        }
+        for m in meta.memberships().await? {
+            tables
+                .memberships
+                .entry(m.user_id)
+                .or_default()
+                .push((m.org_id, m.role));
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        for session in meta.user_sessions().await? {
+            if session.expires_at_ms > now {
+                tables
+                    .sessions
+                    .insert(session.token_sha256.clone(), session);
+            }
+        }
+        for link in meta.share_links().await? {
+            tables.shares.insert(link.token_sha256.clone(), link);
+        }
+        for (site, props) in meta.custom_props().await? {
+            tables.custom_props.insert(site, props);
+        }
+        for link in meta.named_share_links().await? {
+            tables.named_shares.insert(link.token_sha256.clone(), link);
+        }
+        for funnel in meta.funnels().await? {
+            tables.funnels.insert(funnel.id.clone(), funnel);
+        }
+        Ok(tables)
 }
 
 impl Registry {

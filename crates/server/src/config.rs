@@ -440,11 +440,7 @@ pub fn resolve(
 /// PostgreSQL URL, keeps the metadata there; `RABBITMQ_URL` queues on RabbitMQ. Each applies
 /// only where the settings name no address of their own (`meta.url`, `queue.url`).
 fn seed_urls(settings: &mut Settings, env: &impl Fn(&str) -> Option<String>) {
-    let given = |name: &str| {
-        env(name)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
+    let given = |name: &str| env(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
     if let Some(url) = given("DATABASE_URL") {
         let scheme = url.split(':').next().unwrap_or("?").to_owned();
         match url.strip_prefix("duckdb://") {
@@ -553,10 +549,7 @@ impl Settings {
             ("query.max_concurrent", self.query.max_concurrent as u64),
             ("meta.pool_size", self.meta.pool_size as u64),
             ("meta.refresh_ms", self.meta.refresh_ms),
-            (
-                "queue.max_pending_messages",
-                self.queue.max_pending_messages,
-            ),
+            ("queue.max_pending_messages", self.queue.max_pending_messages),
             ("query.timeout_ms", self.query.timeout_ms),
             ("query.max_memory_bytes", self.query.max_memory_bytes as u64),
             ("query.max_range_days", u64::from(self.query.max_range_days)),

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use heartbeat_meta_postgres::{PostgresMetaStore, PostgresOptions};
 use heartbeat_queue::{EventQueue, WalConfig, WalQueue};
 use heartbeat_queue_amqp::{AmqpOptions, AmqpQueue};
+use heartbeat_meta_postgres::{PostgresMetaStore, PostgresOptions};
 use heartbeat_store::{AlertStore, MetaStore};
 use heartbeat_store_duckdb::DuckDbStore;
 
@@ -55,7 +55,8 @@ impl Engines {
                 (Arc::new(queue), None)
             }
         };
-        let (meta, alerts): (Arc<dyn MetaStore>, Arc<dyn AlertStore>) = match config.meta.engine {
+        let (meta, alerts): (Arc<dyn MetaStore>, Arc<dyn AlertStore>) = match config.meta.engine
+        {
             MetaEngine::Duckdb => (Arc::new(store.clone()), Arc::new(store.clone())),
             MetaEngine::Postgres => {
                 let options = PostgresOptions {

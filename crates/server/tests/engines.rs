@@ -53,10 +53,7 @@ fn new_database() -> String {
 /// Runs `rabbitmqctl` on the test broker (`scripts/services`' node).
 fn rabbitmqctl(args: &[&str]) {
     let status = Command::new("bash")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../scripts/services"
-        ))
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/services"))
         .arg("rabbitmqctl")
         .args(args)
         .status()
@@ -234,11 +231,7 @@ async fn acknowledged_events_survive_kill_9_and_a_broker_restart_exactly_once() 
     tokio::time::sleep(Duration::from_millis(500)).await;
     rabbitmqctl(&["stop_app"]);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(
-        health(&server.base).await,
-        200,
-        "/health while the broker is away"
-    );
+    assert_eq!(health(&server.base).await, 200, "/health while the broker is away");
     rabbitmqctl(&["start_app"]);
     rabbitmqctl(&["await_startup"]);
     let resumed = Instant::now();
@@ -250,10 +243,7 @@ async fn acknowledged_events_survive_kill_9_and_a_broker_restart_exactly_once() 
         "broker restart: {} acknowledged, {refused} refused with 503",
         acked.len()
     );
-    assert!(
-        refused > 0,
-        "no request was refused while the broker was away"
-    );
+    assert!(refused > 0, "no request was refused while the broker was away");
     acked_all.extend(acked.iter().cloned());
     let after: Vec<_> = {
         let stop = Arc::new(Mutex::new(false));
@@ -338,10 +328,7 @@ async fn nodes_sharing_postgres_see_each_others_sites_and_keys() {
     // The other node learns of the site and its key within its refresh interval.
     let deadline = Instant::now() + Duration::from_secs(10);
     while sites(&second.base).await.is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the second node never saw the site"
-        );
+        assert!(Instant::now() < deadline, "the second node never saw the site");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(sites(&second.base).await, vec!["example.com"]);
@@ -369,10 +356,7 @@ async fn nodes_sharing_postgres_see_each_others_sites_and_keys() {
     assert!(deleted.is_success(), "{deleted}");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !sites(&first.base).await.is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the first node still lists the site"
-        );
+        assert!(Instant::now() < deadline, "the first node still lists the site");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

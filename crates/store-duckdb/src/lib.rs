@@ -1856,11 +1856,9 @@ impl MetaStore for DuckDbStore {
             )
             .map_err(unavailable)?;
             let stored: Vec<u8> = conn
-                .query_row(
-                    "SELECT salt FROM day_salts WHERE day = ?",
-                    params![day],
-                    |row| row.get(0),
-                )
+                .query_row("SELECT salt FROM day_salts WHERE day = ?", params![day], |row| {
+                    row.get(0)
+                })
                 .map_err(unavailable)?;
             stored.try_into().map_err(|_| StoreError::Rejected {
                 message: format!("the stored salt of day {day} is not 16 bytes"),
