@@ -19,10 +19,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use heartbeat_model::{
-    Event, Goal, GoalKind, Revenue, Session, Site, SiteId, SiteRules, VisitAttributes,
+    Event, Goal, GoalKind, ImportedRow, ImportedTable, Revenue, Session, Site, SiteId, SiteRules,
+    VisitAttributes,
 };
 use heartbeat_query::{Row, RunError, Sql, SqlRunner};
-use heartbeat_store::{EventWriter, InsertBatch, SessionRow};
+use heartbeat_store::{EventData, EventWriter, InsertBatch, SessionRow};
 use heartbeat_store_clickhouse::ClickHouseStore;
 use heartbeat_store_duckdb::DuckDbStore;
 use serde_json::{json, Value};
@@ -386,6 +387,59 @@ fn data_set() -> Vec<Arc<InsertBatch>> {
     vec![Arc::new(first), Arc::new(second)]
 }
 
+/// An import of daily aggregates for `a.test` (every table of Plausible's export), from
+/// 2024-02-26 to 2024-03-05: before the native events and overlapping their first days.
+fn imported_tables() -> ((String, String), Vec<(ImportedTable, Vec<ImportedRow>)>) {
+    let mut rng = Lcg(7);
+    let texts: &[&str] = &[
+        "", "Google", "/", "/blog", "US", "Desktop", "Chrome", "Signup",
+    ];
+    let tables = ImportedTable::ALL
+        .iter()
+        .map(|&table| {
+            let mut rows = Vec::new();
+            for day in 26..=(29 + 5) {
+                let date = if day <= 29 {
+                    format!("2024-02-{day:02}")
+                } else {
+                    format!("2024-03-{:02}", day - 29)
+                };
+                for _ in 0..2 {
+                    let row_texts: Vec<String> = table
+                        .text_columns()
+                        .iter()
+                        .map(|column| match *column {
+                            "name" => (*rng.pick(&["Signup", "Purchase"])).to_owned(),
+                            "page" | "entry_page" | "exit_page" | "path" => {
+                                (*rng.pick(&["/", "/blog", "/pricing"])).to_owned()
+                            }
+                            _ => (*rng.pick(texts)).to_owned(),
+                        })
+                        .collect();
+                    let counts = table
+                        .count_columns()
+                        .iter()
+                        .map(|c| {
+                            if c.nullable && rng.below(3) == 0 {
+                                None
+                            } else {
+                                Some(1 + rng.below(20))
+                            }
+                        })
+                        .collect();
+                    rows.push(ImportedRow {
+                        date: date.clone(),
+                        texts: row_texts,
+                        counts,
+                    });
+                }
+            }
+            (table, rows)
+        })
+        .collect();
+    (("2024-02-26".into(), "2024-03-05".into()), tables)
+}
+
 /// Both stores with the data set written into each.
 struct Fixture {
     duckdb: Tables,
@@ -410,6 +464,16 @@ async fn fixture() -> Fixture {
             .await
             .expect("ClickHouse stores it");
     }
+    let (range, tables) = imported_tables();
+    let site = SiteId::from("a.test");
+    duckdb
+        .import_aggregates(&site, "plausible", range.clone(), tables.clone())
+        .await
+        .expect("DuckDB stores the import");
+    clickhouse
+        .import_aggregates(&site, "plausible", range, tables)
+        .await
+        .expect("ClickHouse stores the import");
     Fixture {
         duckdb: Tables(duckdb),
         clickhouse,
@@ -550,6 +614,7 @@ async fn v2_answer(body: &Value, runner: &dyn SqlRunner) -> Result<Value, String
         "results": result.results,
         "total_rows": result.total_rows,
         "time_labels": result.time_labels,
+        "imports": format!("{:?}", result.imports),
     }))
 }
 
@@ -850,6 +915,78 @@ async fn run_v2_cases(what: &str, cases: Vec<(String, Value)>) {
 #[tokio::test]
 async fn v2_queries_answer_the_same() {
     run_v2_cases("v2 queries", v2_cases()).await;
+}
+
+/// Imported statistics added to native ones (`include.imports`).
+fn import_cases() -> Vec<(String, Value)> {
+    let range = json!(["2024-02-26", "2024-03-17"]);
+    let include = json!({"imports": true});
+    let mut cases = Vec::new();
+    let mut add = |name: &str, mut body: Value| {
+        body["site_id"] = json!("a.test");
+        body["date_range"] = range.clone();
+        body["include"] = include.clone();
+        cases.push((format!("imports: {name}"), body));
+    };
+    add(
+        "top stats",
+        json!({"metrics": ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration"]}),
+    );
+    add(
+        "by day",
+        json!({"metrics": ["visitors", "visits", "pageviews"], "dimensions": ["time:day"]}),
+    );
+    add(
+        "by week",
+        json!({"metrics": ["visitors", "pageviews"], "dimensions": ["time:week"]}),
+    );
+    add(
+        "by source",
+        json!({"metrics": ["visitors", "visits", "bounce_rate"], "dimensions": ["visit:source"]}),
+    );
+    add(
+        "by page",
+        json!({"metrics": ["visitors", "pageviews"], "dimensions": ["event:page"]}),
+    );
+    add(
+        "by entry page",
+        json!({"metrics": ["visitors", "visits", "bounce_rate"], "dimensions": ["visit:entry_page"]}),
+    );
+    add(
+        "by exit page",
+        json!({"metrics": ["visitors", "visits", "exit_rate"], "dimensions": ["visit:exit_page"]}),
+    );
+    add(
+        "by country",
+        json!({"metrics": ["visitors", "percentage"], "dimensions": ["visit:country"]}),
+    );
+    add(
+        "by browser, filtered",
+        json!({"metrics": ["visitors"], "dimensions": ["visit:browser"], "filters": [["is", "visit:browser", ["Chrome", "Safari"]]]}),
+    );
+    add(
+        "by goal",
+        json!({"metrics": ["visitors", "events", "conversion_rate"], "dimensions": ["event:goal"]}),
+    );
+    cases
+}
+
+#[tokio::test]
+async fn imported_statistics_answer_the_same() {
+    // The cases do read the import (on DuckDB, the reference).
+    let fixture = fixture().await;
+    for (name, body) in import_cases() {
+        let answer = v2_answer(&body, &fixture.duckdb).await.unwrap();
+        assert!(
+            answer["imports"]
+                .as_str()
+                .unwrap()
+                .contains("included: true"),
+            "{name}: {answer}"
+        );
+    }
+    drop_fixture(fixture).await;
+    run_v2_cases("imported statistics", import_cases()).await;
 }
 
 #[tokio::test]

@@ -139,6 +139,15 @@ impl SqlDialect for ClickHouseDialect {
         "0"
     }
 
+    fn true_literal(&self) -> &'static str {
+        "1"
+    }
+
+    fn max_or_null(&self, expression: &str) -> String {
+        // `max` of no rows is the type's default (1970-01-01 for a date).
+        format!("if(count() > 0, toNullable(max({expression})), NULL)")
+    }
+
     fn lower(&self, text: &str) -> String {
         format!("lowerUTF8({text})")
     }

@@ -110,6 +110,14 @@ impl SqlDialect for DuckDbDialect {
         "FALSE"
     }
 
+    fn true_literal(&self) -> &'static str {
+        "TRUE"
+    }
+
+    fn max_or_null(&self, expression: &str) -> String {
+        format!("max({expression})")
+    }
+
     fn lower(&self, text: &str) -> String {
         format!("lower({text})")
     }

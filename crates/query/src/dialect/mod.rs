@@ -116,6 +116,13 @@ pub trait SqlDialect: Send + Sync {
     /// The boolean constant false.
     fn false_literal(&self) -> &'static str;
 
+    /// The boolean constant true.
+    fn true_literal(&self) -> &'static str;
+
+    /// As an aggregate, the largest `expression` of a group, NULL for a group without rows
+    /// (where an engine would give its type's default).
+    fn max_or_null(&self, expression: &str) -> String;
+
     /// `text` in lower case (Unicode letters too).
     fn lower(&self, text: &str) -> String;
 
