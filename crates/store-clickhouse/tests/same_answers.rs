@@ -387,9 +387,12 @@ fn data_set() -> Vec<Arc<InsertBatch>> {
     vec![Arc::new(first), Arc::new(second)]
 }
 
+/// An import's days (first, last) and each table's rows.
+type Import = ((String, String), Vec<(ImportedTable, Vec<ImportedRow>)>);
+
 /// An import of daily aggregates for `a.test` (every table of Plausible's export), from
 /// 2024-02-26 to 2024-03-05: before the native events and overlapping their first days.
-fn imported_tables() -> ((String, String), Vec<(ImportedTable, Vec<ImportedRow>)>) {
+fn imported_tables() -> Import {
     let mut rng = Lcg(7);
     let texts: &[&str] = &[
         "", "Google", "/", "/blog", "US", "Desktop", "Chrome", "Signup",
