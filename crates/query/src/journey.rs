@@ -14,7 +14,7 @@ use heartbeat_model::{Site, SiteId};
 use serde_json::Value;
 
 use crate::bounds::QueryBounds;
-use crate::dialect::SqlDialect;
+use crate::dialect::{SqlDialect, SqlType};
 use crate::error::QueryError;
 use crate::model::DateRange;
 use crate::plausible::product::{timezone, Body};
@@ -168,10 +168,21 @@ fn person_where(b: &mut crate::compile::Builder, query: &JourneyQuery) {
 fn events_sql(query: &JourneyQuery, dialect: &dyn SqlDialect) -> Sql {
     let mut b = crate::compile::Builder::new(dialect);
     b.push(&format!(
-        "SELECT event_id, name, {} AS ms, pathname, props_json, CAST(session_id AS VARCHAR), \
-         count(*) OVER () AS total FROM events WHERE ",
-        dialect.epoch_millis("ts")
+        "SELECT event_id, name, {} AS ms, pathname, props_json, {}, ",
+        dialect.epoch_millis("ts"),
+        dialect.cast("session_id", SqlType::Text)
     ));
+    match dialect.total_over_all("count(*)") {
+        Some(total) => {
+            b.push(&total);
+        }
+        None => {
+            b.push("(SELECT count(*) FROM events WHERE ");
+            person_where(&mut b, query);
+            b.push(")");
+        }
+    }
+    b.push(" AS total FROM events WHERE ");
     person_where(&mut b, query);
     b.push(" ORDER BY ts, event_id LIMIT ");
     b.bind(SqlValue::Int(query.limit as i64));
@@ -183,18 +194,26 @@ fn visits_sql(query: &JourneyQuery, dialect: &dyn SqlDialect) -> Sql {
     let mut b = crate::compile::Builder::new(dialect);
     let any = |column: &str| dialect.arbitrary_value(column);
     let page = |first: bool| {
-        let by = if first {
-            dialect.first_by("pathname", "ts")
+        let (by, by_pageview) = if first {
+            (
+                dialect.first_by("pathname", "ts"),
+                dialect.first_by_if("pathname", "ts", "name = 'pageview'"),
+            )
         } else {
-            dialect.last_by("pathname", "ts")
+            (
+                dialect.last_by("pathname", "ts"),
+                dialect.last_by_if("pathname", "ts", "name = 'pageview'"),
+            )
         };
-        format!("coalesce({by} FILTER (WHERE name = 'pageview'), {by})")
+        format!("coalesce({by_pageview}, {by})")
     };
     b.push(&format!(
-        "SELECT CAST(session_id AS VARCHAR), {} AS start_ms, {} AS end_ms, count(*), \
-         count(*) FILTER (WHERE name = 'pageview'), {}, {}, {}, {}, {}, {}, {}, {} FROM events WHERE ",
+        "SELECT {}, {} AS start_ms, {} AS end_ms, count(*), \
+         {}, {}, {}, {}, {}, {}, {}, {}, {} FROM events WHERE ",
+        dialect.cast("session_id", SqlType::Text),
         dialect.epoch_millis("min(ts)"),
         dialect.epoch_millis("max(ts)"),
+        dialect.count_if("name = 'pageview'"),
         any("referrer_source"),
         any("channel"),
         any("device"),
@@ -205,7 +224,11 @@ fn visits_sql(query: &JourneyQuery, dialect: &dyn SqlDialect) -> Sql {
         page(false),
     ));
     person_where(&mut b, query);
-    b.push(" AND session_id IN (SELECT session_id FROM events WHERE ");
+    // A user's events may be on several shards (one per visitor id).
+    b.push(&format!(
+        " AND session_id {} (SELECT session_id FROM events WHERE ",
+        dialect.in_all_shards()
+    ));
     person_where(&mut b, query);
     b.push(" ORDER BY ts, event_id LIMIT ");
     b.bind(SqlValue::Int(query.limit as i64));

@@ -27,7 +27,7 @@ mod time;
 
 pub use bounds::QueryBounds;
 pub use chrono_tz::Tz as TimeZone;
-pub use dialect::{Dialect, SqlDialect};
+pub use dialect::{Dialect, Piece, SqlDialect, SqlType};
 pub use engine::{execute, Comparison, QueryResult, ResultRow};
 pub use error::QueryError;
 pub use journey::{

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use heartbeat_model::SiteId;
 
-use crate::dialect::SqlDialect;
+use crate::dialect::{SqlDialect, SqlType};
 use crate::sql::{RunError, Sql, SqlRunner, SqlValue};
 
 /// Most events one page may hold.
@@ -233,14 +233,17 @@ pub async fn first_event_ms(
     let dialect = runner.dialect().sql();
     let mut first: Option<i64> = None;
     for (expression, table) in [
-        ("min(ts)", "events"),
-        ("CAST(min(start_date) AS TIMESTAMP)", "site_imports"),
+        (dialect.min_or_null("ts"), "events"),
+        (
+            dialect.cast(&dialect.min_or_null("start_date"), SqlType::Timestamp),
+            "site_imports",
+        ),
     ] {
         let rows = runner
             .run(Sql {
                 text: format!(
                     "SELECT {} FROM {table} WHERE site_id = ?",
-                    dialect.epoch_millis(expression)
+                    dialect.epoch_millis(&expression)
                 ),
                 params: vec![SqlValue::Text(site_id.0.clone())],
             })

@@ -10,7 +10,7 @@
 //! each visit to its current state (`HAVING sum(sign) > 0`).
 
 use super::{goal, Builder};
-use crate::dialect::SqlDialect;
+use crate::dialect::{Piece, SqlDialect};
 use crate::model::{Condition, Dimension, Filter, Operator, Query, Revenue};
 use crate::plan::Reads;
 use crate::sql::{Sql, SqlValue};
@@ -97,7 +97,7 @@ pub(super) fn match_sql(b: &mut Builder, column: &str, condition: &Condition, va
     } else if operator == Operator::Matches {
         (column, values.iter().map(|v| format!("(?i){v}")).collect())
     } else {
-        folded = format!("lower({column})");
+        folded = b.dialect().lower(column);
         (&folded, values.iter().map(|v| v.to_lowercase()).collect())
     };
     if operator == Operator::Is {
@@ -260,7 +260,8 @@ fn leaf_sql(b: &mut Builder, filter: &Filter, table: Table, query: &Query) {
                 scope_sql(b, other, query);
                 b.push(" AND ");
                 if !condition_sql(b, condition, other, query) {
-                    b.push("FALSE");
+                    let none = b.dialect().false_literal();
+                    b.push(none);
                 }
                 if other == Table::Sessions {
                     b.push(" GROUP BY session_id HAVING sum(sign) > 0");
@@ -350,8 +351,9 @@ fn prop_joins(b: &mut Builder, query: &Query) {
             b.bind(SqlValue::Text(key.clone()));
             b.push(" AND ");
             scope_where(b, Table::Events, query);
+            let left = b.dialect().joined_column("events", "event_id");
             b.push(&format!(
-                " GROUP BY event_id) AS p{i} ON p{i}.prop_event_id = events.event_id"
+                " GROUP BY event_id) AS p{i} ON p{i}.prop_event_id = {left}"
             ));
         }
     }
@@ -379,10 +381,11 @@ fn events_sql(query: &Query, reads: &Reads, dialect: &dyn SqlDialect) -> Option<
     });
     // Engagement events are no events (Plausible's `countIf(name != 'engagement')`); their
     // visitors and visits count, as in Plausible's `uniq`s over all events.
-    b.push(
-        "count(*) FILTER (WHERE name = 'pageview') AS pageviews, \
-         count(*) FILTER (WHERE name <> 'engagement') AS events, ",
-    );
+    b.push(&format!(
+        "{} AS pageviews, {} AS events, ",
+        dialect.count_if("name = 'pageview'"),
+        dialect.count_if("name <> 'engagement'")
+    ));
     b.push(if reads.event_visits {
         "count(DISTINCT session_id) AS visits"
     } else {
@@ -390,20 +393,23 @@ fn events_sql(query: &Query, reads: &Reads, dialect: &dyn SqlDialect) -> Option<
     });
     if reads.revenue {
         // The revenue in the goals' currency (one for all, or each goal's own by goal).
+        let (condition, code) = match &query.revenue {
+            Revenue::Single(code) => ("revenue_currency = ?", Some(code)),
+            _ => ("revenue_currency = goal_currency", None),
+        };
         for (aggregate, alias) in [
-            ("sum(revenue_micros)", "revenue"),
-            ("count(revenue_micros)", "revenue_events"),
+            (dialect.sum_if("revenue_micros", condition), "revenue"),
+            (
+                dialect.count_values_if("revenue_micros", condition),
+                "revenue_events",
+            ),
         ] {
-            b.push(&format!(", {aggregate} FILTER (WHERE revenue_currency = "));
-            match &query.revenue {
-                Revenue::Single(code) => {
-                    b.bind(SqlValue::Text(code.clone()));
-                }
-                _ => {
-                    b.push("goal_currency");
-                }
-            }
-            b.push(&format!(") AS {alias}"));
+            b.push(", ");
+            match code {
+                Some(code) => b.bind_within(&aggregate, SqlValue::Text(code.clone())),
+                None => b.push(&aggregate),
+            };
+            b.push(&format!(" AS {alias}"));
         }
     }
     b.push(" FROM ");
@@ -446,13 +452,22 @@ fn time_on_page_sql(query: &Query, dialect: &dyn SqlDialect) -> Option<Sql> {
     b.push("SELECT ");
     dims_select(&mut b, Table::Events, query)?;
     b.push(&format!(
-        "sum({} - {}) AS seconds, count(*) AS views FROM (SELECT *, \
-         lead(ts) OVER (PARTITION BY session_id ORDER BY ts) AS next_ts FROM ",
+        "sum({} - {}) AS seconds, count(*) AS views FROM ",
         dialect.epoch_seconds("next_ts"),
         dialect.epoch_seconds("ts")
     ));
-    scope_sql(&mut b, Table::Events, query);
-    b.push(" AND name = 'pageview') AS events");
+    for piece in dialect.with_next_value("session_id", "ts", "ts", "event_id", "next_ts") {
+        match piece {
+            Piece::Sql(text) => {
+                b.push(&text);
+            }
+            Piece::Rows => {
+                scope_sql(&mut b, Table::Events, query);
+                b.push(" AND name = 'pageview'");
+            }
+        }
+    }
+    b.push(" AS events");
     prop_joins(&mut b, query);
     b.push(" WHERE next_ts IS NOT NULL");
     where_filters(&mut b, Table::Events, query);

@@ -90,7 +90,8 @@ pub(super) fn condition_sql(b: &mut Builder, condition: &Condition, query: &Quer
     if condition.operator.positive().1 {
         b.push("NOT ");
     }
-    b.push("(FALSE");
+    let none = b.dialect().false_literal();
+    b.push(&format!("({none}"));
     for goal in picked {
         b.push(" OR ");
         goal_sql(b, goal, query);
@@ -104,8 +105,12 @@ pub(super) fn condition_sql(b: &mut Builder, condition: &Condition, query: &Quer
 pub(super) fn goal_events_sql(b: &mut Builder, query: &Query, scope: &dyn Fn(&mut Builder)) {
     let goals = breakdown_goals(&query.goals, &query.filters);
     b.push("(");
+    let null = b.dialect().null_text();
     if goals.is_empty() {
-        b.push("SELECT events.*, NULL AS goal_name, NULL AS goal_currency FROM events WHERE FALSE");
+        let none = b.dialect().false_literal();
+        b.push(&format!(
+            "SELECT events.*, {null} AS goal_name, {null} AS goal_currency FROM events WHERE {none}"
+        ));
     }
     for (i, goal) in goals.into_iter().enumerate() {
         if i > 0 {
@@ -115,8 +120,11 @@ pub(super) fn goal_events_sql(b: &mut Builder, query: &Query, scope: &dyn Fn(&mu
         b.bind(SqlValue::Text(goal.display_name.clone()));
         b.push(" AS goal_name, ");
         match &goal.currency {
-            Some(code) => b.bind(SqlValue::Text(code.clone())),
-            None => b.push("NULL"),
+            Some(code) => {
+                let text = b.dialect().nullable_text("?");
+                b.bind_within(&text, SqlValue::Text(code.clone()))
+            }
+            None => b.push(null),
         };
         b.push(" AS goal_currency FROM events WHERE ");
         scope(b);

@@ -13,7 +13,7 @@ use chrono::{NaiveDate, TimeZone, Utc};
 use heartbeat_model::{Goal, GoalKind, ImportedTable};
 
 use super::{glob_regex, goal, Builder};
-use crate::dialect::SqlDialect;
+use crate::dialect::{SqlDialect, SqlType};
 use crate::model::{Dimension, Filter, Metric, Operator, Query, TimeGrain, VisitColumn};
 use crate::sql::{Sql, SqlValue};
 
@@ -303,7 +303,8 @@ fn filter_sql(b: &mut Builder, filter: &Filter, table: ImportedTable) {
     super::boolean_sql(b, filter, &mut |b, leaf| match leaf {
         // The goals a statement reads are those the goal filters keep ([`goal_statement`]).
         Filter::Condition(condition) if condition.dimension == Dimension::Goal => {
-            b.push("TRUE");
+            let all = b.dialect().true_literal();
+            b.push(all);
         }
         Filter::Condition(condition) => match column(&condition.dimension, table) {
             Some(column) => {
@@ -314,12 +315,14 @@ fn filter_sql(b: &mut Builder, filter: &Filter, table: ImportedTable) {
             }
             // `decide` refuses columns the table lacks.
             None => {
-                b.push("FALSE");
+                let none = b.dialect().false_literal();
+                b.push(none);
             }
         },
         // `decide` refuses behavioural filters.
         _ => {
-            b.push("FALSE");
+            let none = b.dialect().false_literal();
+            b.push(none);
         }
     });
 }
@@ -426,7 +429,9 @@ fn statement(
         let expression = match dimension {
             // A day is its own local start; weeks and months start on theirs (the engine
             // clamps a week's label to the range's first day, as for native rows).
-            Dimension::Time(grain) => dialect.truncate(*grain, "CAST(date AS TIMESTAMP)"),
+            Dimension::Time(grain) => {
+                dialect.truncate(*grain, &dialect.cast("date", SqlType::Timestamp))
+            }
             Dimension::Goal => "goal_name".to_owned(),
             other => column(other, table).unwrap_or("''").to_owned(),
         };
@@ -487,11 +492,11 @@ fn statement(
 /// ` AND date` within the query's local days.
 fn days_sql(b: &mut Builder, query: &Query) {
     let (first, last) = local_days(query);
-    b.push(" AND date >= CAST(");
-    b.bind(SqlValue::Text(first.to_string()));
-    b.push(" AS DATE) AND date <= CAST(");
-    b.bind(SqlValue::Text(last.to_string()));
-    b.push(" AS DATE)");
+    let day = b.dialect().cast("?", SqlType::Date);
+    b.push(" AND date >= ");
+    b.bind_within(&day, SqlValue::Text(first.to_string()));
+    b.push(" AND date <= ");
+    b.bind_within(&day, SqlValue::Text(last.to_string()));
 }
 
 /// The imported page views of each page in the query's days (`page`, `pageviews`): what an
@@ -509,7 +514,10 @@ pub fn page_views_statement(query: &Query, dialect: &dyn SqlDialect) -> Sql {
 /// without imports), as text `YYYY-MM-DD`.
 pub fn latest_end_statement(query: &Query, dialect: &dyn SqlDialect) -> Sql {
     let mut b = Builder::new(dialect);
-    b.push("SELECT CAST(max(end_date) AS VARCHAR) FROM site_imports WHERE site_id = ");
+    b.push(&format!(
+        "SELECT {} FROM site_imports WHERE site_id = ",
+        dialect.cast(&dialect.max_or_null("end_date"), SqlType::Text)
+    ));
     b.bind(SqlValue::Text(query.site_id.0.clone()));
     b.finish()
 }

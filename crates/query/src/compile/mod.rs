@@ -49,6 +49,66 @@ pub(crate) struct Builder<'d> {
     dialect: &'d dyn SqlDialect,
 }
 
+/// Named subqueries of one statement: common table expressions where the dialect names
+/// tables in `WITH` ([`SqlDialect::table_ctes`]), else each reference is the subquery
+/// itself, written again with its parameters.
+pub(crate) struct With<'d> {
+    tables: Vec<(&'static str, Builder<'d>, bool)>,
+    named: bool,
+}
+
+impl<'d> With<'d> {
+    pub(crate) fn new(dialect: &'d dyn SqlDialect) -> Self {
+        With {
+            tables: Vec::new(),
+            named: dialect.table_ctes(),
+        }
+    }
+
+    /// Names `body` (a `SELECT`); `materialized` when the statement reads it more than once
+    /// ([`SqlDialect::materialized`]).
+    pub(crate) fn define(&mut self, name: &'static str, body: Builder<'d>, materialized: bool) {
+        self.tables.push((name, body, materialized));
+    }
+
+    /// The statement's `WITH ... ` (nothing where tables are not named).
+    pub(crate) fn start(&self, b: &mut Builder) {
+        if !self.named {
+            return;
+        }
+        for (i, (name, body, materialized)) in self.tables.iter().enumerate() {
+            b.push(if i == 0 { "WITH " } else { ", " });
+            b.push(name).push(" AS ");
+            if *materialized {
+                let word = b.dialect().materialized();
+                if !word.is_empty() {
+                    b.push(word).push(" ");
+                }
+            }
+            b.push("(");
+            b.append_copy(body);
+            b.push(")");
+        }
+        b.push(" ");
+    }
+
+    /// A reference to table `name` in a `FROM` or `JOIN`.
+    pub(crate) fn table(&self, b: &mut Builder, name: &str) {
+        if self.named {
+            b.push(name);
+            return;
+        }
+        let (_, body, _) = self
+            .tables
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .expect("a table defined before it is read");
+        b.push("(");
+        b.append_copy(body);
+        b.push(") AS ").push(name);
+    }
+}
+
 /// Writes `filter`'s `and`, `or` and `not` as SQL, and each other part (a condition, a
 /// behavioural filter) with `leaf`.
 pub(crate) fn boolean_sql(
@@ -120,6 +180,12 @@ impl<'d> Builder<'d> {
     pub(crate) fn append(&mut self, other: Builder) {
         self.text.push_str(&other.text);
         self.params.extend(other.params);
+    }
+
+    /// Appends a copy of another builder's text and parameters.
+    pub(crate) fn append_copy(&mut self, other: &Builder) {
+        self.text.push_str(&other.text);
+        self.params.extend(other.params.iter().cloned());
     }
 
     pub(crate) fn finish(self) -> Sql {

@@ -10,8 +10,8 @@
 //! epoch milliseconds. Only those rows leave the engine.
 
 use super::aggregate::event_filters_sql;
-use super::Builder;
-use crate::dialect::SqlDialect;
+use super::{Builder, With};
+use crate::dialect::{SqlDialect, SqlType};
 use crate::model::DateRange;
 use crate::retention::RetentionQuery;
 use crate::sql::{Sql, SqlValue};
@@ -54,38 +54,65 @@ pub(crate) fn retention_sql(query: &RetentionQuery, dialect: &dyn SqlDialect) ->
             &local_time_sql(column, query.timezone, local_range, dialect),
         )
     };
-    let mut b = Builder::new(dialect);
-    b.push(&format!(
-        "WITH cohorts AS (SELECT person, CAST({} AS TIMESTAMP) AS cohort FROM \
+    let mut cohorts = Builder::new(dialect);
+    cohorts.push(&format!(
+        "SELECT person, {} AS cohort FROM \
          (SELECT visitor_id AS person, min(ts) AS entered FROM events WHERE ",
-        local("entered")
+        dialect.cast(&local("entered"), SqlType::Timestamp)
     ));
     activity_where(
-        &mut b,
+        &mut cohorts,
         query,
         query.cohort_event.as_deref(),
         query.range.end_ms,
     );
-    b.push(" GROUP BY visitor_id) AS entries WHERE entered >= ");
-    b.bind(SqlValue::TimestampMs(query.range.start_ms));
-    b.push(&format!(
-        "), returns AS (SELECT DISTINCT visitor_id AS person, CAST({} AS TIMESTAMP) AS bucket \
+    cohorts.push(" GROUP BY visitor_id) AS entries WHERE entered >= ");
+    cohorts.bind(SqlValue::TimestampMs(query.range.start_ms));
+    let mut returns = Builder::new(dialect);
+    returns.push(&format!(
+        "SELECT DISTINCT visitor_id AS person, {} AS bucket \
          FROM events WHERE ",
-        local("ts")
+        dialect.cast(&local("ts"), SqlType::Timestamp)
     ));
-    activity_where(&mut b, query, query.return_event.as_deref(), read_end_ms);
-    b.push(" AND ts >= ");
-    b.bind(SqlValue::TimestampMs(query.range.start_ms));
-    let period = dialect.periods_between(query.period, "cohorts.cohort", "returns.bucket");
-    let cohort_ms = dialect.epoch_millis("cohorts.cohort");
+    activity_where(
+        &mut returns,
+        query,
+        query.return_event.as_deref(),
+        read_end_ms,
+    );
+    returns.push(" AND ts >= ");
+    returns.bind(SqlValue::TimestampMs(query.range.start_ms));
+    let mut with = With::new(dialect);
+    with.define("cohorts", cohorts, false);
+    with.define("returns", returns, false);
+    let cohort = dialect.joined_column("cohorts", "cohort");
+    let period = dialect.periods_between(
+        query.period,
+        &cohort,
+        &dialect.joined_column("returns", "bucket"),
+    );
+    let cohort_ms = dialect.epoch_millis(&cohort);
+    let mut b = Builder::new(dialect);
+    with.start(&mut b);
     b.push(&format!(
-        ") SELECT {cohort_ms} AS cohort_ms, -1 AS period, count(*) AS people FROM cohorts \
-         GROUP BY cohorts.cohort UNION ALL SELECT {cohort_ms} AS cohort_ms, {period} AS period, \
-         count(*) AS people FROM cohorts JOIN returns ON returns.person = cohorts.person \
-         WHERE {period} BETWEEN 1 AND "
+        "SELECT {cohort_ms} AS cohort_ms, {} AS period, count(*) AS people FROM ",
+        dialect.union_int("-1")
+    ));
+    with.table(&mut b, "cohorts");
+    b.push(&format!(
+        " GROUP BY {cohort} UNION ALL SELECT {cohort_ms} AS cohort_ms, {} AS period, \
+         count(*) AS people FROM ",
+        dialect.union_int(&period)
+    ));
+    with.table(&mut b, "cohorts");
+    b.push(" JOIN ");
+    with.table(&mut b, "returns");
+    b.push(&format!(
+        " {} WHERE {period} BETWEEN 1 AND ",
+        dialect.join_on_equal("cohorts", "returns", "person")
     ));
     b.bind(SqlValue::Int(i64::from(query.periods)));
-    b.push(&format!(" GROUP BY cohorts.cohort, {period}"));
+    b.push(&format!(" GROUP BY {cohort}, {period}"));
     b.finish()
 }
 

@@ -3,7 +3,7 @@
 
 use chrono::{TimeZone, Utc};
 
-use super::{SqlDialect, ORDER_KEY_SCALE};
+use super::{Piece, SqlDialect, SqlType, ORDER_KEY_SCALE};
 use crate::model::TimeGrain;
 
 /// DuckDB's SQL.
@@ -88,5 +88,109 @@ impl SqlDialect for DuckDbDialect {
 
     fn materialized(&self) -> &'static str {
         "MATERIALIZED"
+    }
+
+    fn count_if(&self, condition: &str) -> String {
+        format!("count(*) FILTER (WHERE {condition})")
+    }
+
+    fn count_values_if(&self, expression: &str, condition: &str) -> String {
+        format!("count({expression}) FILTER (WHERE {condition})")
+    }
+
+    fn sum_if(&self, expression: &str, condition: &str) -> String {
+        format!("sum({expression}) FILTER (WHERE {condition})")
+    }
+
+    fn count_distinct_if(&self, expression: &str, condition: &str) -> String {
+        format!("count(DISTINCT {expression}) FILTER (WHERE {condition})")
+    }
+
+    fn false_literal(&self) -> &'static str {
+        "FALSE"
+    }
+
+    fn true_literal(&self) -> &'static str {
+        "TRUE"
+    }
+
+    fn max_or_null(&self, expression: &str) -> String {
+        format!("max({expression})")
+    }
+
+    fn lower(&self, text: &str) -> String {
+        format!("lower({text})")
+    }
+
+    fn nullable_text(&self, expression: &str) -> String {
+        expression.to_owned()
+    }
+
+    fn null_text(&self) -> &'static str {
+        "NULL"
+    }
+
+    fn cast(&self, expression: &str, to: SqlType) -> String {
+        let ty = match to {
+            SqlType::Text => "VARCHAR",
+            SqlType::BigInt => "BIGINT",
+            SqlType::Double => "DOUBLE",
+            SqlType::Timestamp => "TIMESTAMP",
+            SqlType::Date => "DATE",
+        };
+        format!("CAST({expression} AS {ty})")
+    }
+
+    fn with_next_value(
+        &self,
+        partition: &str,
+        order: &str,
+        value: &str,
+        _key: &str,
+        alias: &str,
+    ) -> Vec<Piece> {
+        vec![
+            Piece::Sql(format!(
+                "(SELECT *, lead({value}) OVER (PARTITION BY {partition} ORDER BY {order}) AS {alias} FROM "
+            )),
+            Piece::Rows,
+            Piece::Sql(")".into()),
+        ]
+    }
+
+    fn total_over_all(&self, aggregate: &str) -> Option<String> {
+        Some(format!("{aggregate} OVER ()"))
+    }
+
+    fn min_or_null(&self, expression: &str) -> String {
+        format!("min({expression})")
+    }
+
+    fn first_by_if(&self, value: &str, order: &str, condition: &str) -> String {
+        format!("arg_min({value}, {order}) FILTER (WHERE {condition})")
+    }
+
+    fn last_by_if(&self, value: &str, order: &str, condition: &str) -> String {
+        format!("arg_max({value}, {order}) FILTER (WHERE {condition})")
+    }
+
+    fn in_all_shards(&self) -> &'static str {
+        "IN"
+    }
+
+    fn joined_column(&self, table: &str, column: &str) -> String {
+        format!("{table}.{column}")
+    }
+
+    fn join_on_equal(&self, left: &str, right: &str, column: &str) -> String {
+        format!("ON {right}.{column} = {left}.{column}")
+    }
+
+    fn union_int(&self, expression: &str) -> String {
+        expression.to_owned()
+    }
+
+    fn table_ctes(&self) -> bool {
+        true
     }
 }

@@ -1,6 +1,6 @@
 //! SQL dialects: the SQL that each engine spells its own way (truncating a timestamp to a
 //! time bucket, matching a pattern, seconds since the epoch, timestamp literals, ...), behind
-//! one trait, [`SqlDialect`], with one file per engine (`duckdb.rs`).
+//! one trait, [`SqlDialect`], with one file per engine (`duckdb.rs`, `clickhouse.rs`).
 //!
 //! Everything else in this crate writes standard SQL and asks the dialect for the rest, so
 //! another engine (ClickHouse) is a new file implementing [`SqlDialect`] and a variant of
@@ -8,6 +8,7 @@
 //! appears in this crate outside that engine's file (a test below checks the usual
 //! suspects).
 
+mod clickhouse;
 mod duckdb;
 
 use crate::model::TimeGrain;
@@ -16,6 +17,8 @@ use crate::model::TimeGrain;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     DuckDb,
+    /// ClickHouse 18.16 and later (`clickhouse.rs`).
+    ClickHouse,
 }
 
 impl Dialect {
@@ -23,6 +26,7 @@ impl Dialect {
     pub fn sql(self) -> &'static dyn SqlDialect {
         match self {
             Dialect::DuckDb => &duckdb::DuckDbDialect,
+            Dialect::ClickHouse => &clickhouse::ClickHouseDialect,
         }
     }
 }
@@ -93,6 +97,119 @@ pub trait SqlDialect: Send + Sync {
     /// reads more than once, so the engine computes it once (empty where that is the
     /// default).
     fn materialized(&self) -> &'static str;
+
+    /// As an aggregate, the rows of a group for which `condition` holds, counted.
+    fn count_if(&self, condition: &str) -> String;
+
+    /// As an aggregate, the non-NULL values of `expression` among the rows of a group for
+    /// which `condition` holds, counted.
+    fn count_values_if(&self, expression: &str, condition: &str) -> String;
+
+    /// As an aggregate, the sum of `expression` over the rows of a group for which
+    /// `condition` holds (NULL or 0 for none: callers read both as 0).
+    fn sum_if(&self, expression: &str, condition: &str) -> String;
+
+    /// As an aggregate, the distinct values of `expression` among the rows of a group for
+    /// which `condition` holds, counted.
+    fn count_distinct_if(&self, expression: &str, condition: &str) -> String;
+
+    /// The boolean constant false.
+    fn false_literal(&self) -> &'static str;
+
+    /// The boolean constant true.
+    fn true_literal(&self) -> &'static str;
+
+    /// As an aggregate, the largest `expression` of a group, NULL for a group without rows
+    /// (where an engine would give its type's default).
+    fn max_or_null(&self, expression: &str) -> String;
+
+    /// `text` in lower case (Unicode letters too).
+    fn lower(&self, text: &str) -> String;
+
+    /// A text expression (a literal or `?`) typed as text that may be NULL, so the
+    /// branches of a `UNION ALL` of it and [`SqlDialect::null_text`] agree on a type.
+    fn nullable_text(&self, expression: &str) -> String;
+
+    /// NULL as text.
+    fn null_text(&self) -> &'static str;
+
+    /// `expression` converted to the SQL type `to`.
+    fn cast(&self, expression: &str, to: SqlType) -> String;
+
+    /// A table (for a `FROM`) of the rows of [`Piece::Rows`] (a table name and its `WHERE`,
+    /// as `events WHERE ...`, written by the caller wherever the pieces say), each with
+    /// one more column, `alias`: the `value` of the next row of the same `partition` in
+    /// `order` (NULL for the last). `key` is a column unique per row (engines without
+    /// window functions join the next values back by it).
+    fn with_next_value(
+        &self,
+        partition: &str,
+        order: &str,
+        value: &str,
+        key: &str,
+        alias: &str,
+    ) -> Vec<Piece>;
+
+    /// An aggregate over all rows of the statement beside each row (a window over
+    /// everything) when the engine has window functions: `None` where it has none, so the
+    /// caller computes it apart.
+    fn total_over_all(&self, aggregate: &str) -> Option<String>;
+
+    /// As an aggregate, the smallest `expression` of a group, NULL for a group without rows
+    /// (where an engine would give its type's default).
+    fn min_or_null(&self, expression: &str) -> String;
+
+    /// As an aggregate, the `value` of the row with the smallest `order` among the rows of a
+    /// group for which `condition` holds; NULL when none does.
+    fn first_by_if(&self, value: &str, order: &str, condition: &str) -> String;
+
+    /// As an aggregate, the `value` of the row with the largest `order` among the rows of a
+    /// group for which `condition` holds; NULL when none does.
+    fn last_by_if(&self, value: &str, order: &str, condition: &str) -> String;
+
+    /// The `IN` of a subquery whose rows may come from any shard of a sharded engine (a
+    /// subquery not bound to one visitor, whose events are all on one shard), where a plain
+    /// `IN` would read only the shard's own rows.
+    fn in_all_shards(&self) -> &'static str;
+
+    /// `column` of `table`, one of the two tables of a join, as the statement names it
+    /// (the statement names the columns of both tables apart).
+    fn joined_column(&self, table: &str, column: &str) -> String;
+
+    /// What follows `JOIN <right>` to join rows whose `column` (of both tables) is equal.
+    fn join_on_equal(&self, left: &str, right: &str, column: &str) -> String;
+
+    /// An integer expression as a 64-bit integer, where the branches of a `UNION ALL` must
+    /// agree on its type (unchanged where they need not).
+    fn union_int(&self, expression: &str) -> String;
+
+    /// Whether a statement may name a table in `WITH name AS (SELECT ...)`; where not,
+    /// each reference to it is the subquery itself (`compile::With`).
+    fn table_ctes(&self) -> bool;
+}
+
+/// The SQL types [`SqlDialect::cast`] converts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlType {
+    /// Text (NULL stays NULL).
+    Text,
+    /// A 64-bit signed integer.
+    BigInt,
+    /// A 64-bit float (NULL stays NULL).
+    Double,
+    /// A timestamp (UTC, no time zone).
+    Timestamp,
+    /// A calendar date.
+    Date,
+}
+
+/// A part of the SQL a dialect writes around rows that the caller writes (with their bound
+/// parameters), maybe more than once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Sql(String),
+    /// The caller's rows: a table and its condition (`events WHERE ...`).
+    Rows,
 }
 
 #[cfg(test)]

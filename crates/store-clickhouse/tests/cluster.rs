@@ -1,0 +1,376 @@
+//! What the contract suite does not see: rows land on the shard their visitor's id says and
+//! queries see all shards; a query's answer is bounded and a dropped query is killed; a
+//! half-written insert is rolled back; and every dialect expression runs on the real server.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use heartbeat_model::{Event, SiteId};
+use heartbeat_query::{Dialect, RunError, Sql, SqlRunner, SqlValue, TimeGrain};
+use heartbeat_store::{EventData, EventWriter, InsertBatch};
+use heartbeat_store_clickhouse::ClickHouseStore;
+
+fn sql(text: &str, params: Vec<SqlValue>) -> Sql {
+    Sql {
+        text: text.to_owned(),
+        params,
+    }
+}
+
+fn event(id: &str, visitor_id: u64, at_ms: i64) -> Event {
+    let mut event = Event::new(id, SiteId("a.example".into()), "pageview", at_ms);
+    event.visitor_id = visitor_id;
+    event.session_id = visitor_id;
+    event.pathname = format!("/{id}");
+    event
+}
+
+async fn count(url: &str, sql: &str) -> u64 {
+    common::raw(url, sql).await.trim().parse().expect("a count")
+}
+
+#[tokio::test]
+async fn visitors_land_on_their_shard_and_queries_see_every_shard() {
+    let options = common::fresh_options();
+    let db = options.database.clone();
+    let urls = options.shard_urls.clone();
+    let store = ClickHouseStore::open(options).await.unwrap();
+    // `Distributed(..., visitor_id)` over two shards of weight 1: even ids on the first.
+    let batch = InsertBatch {
+        events: vec![
+            event("even", 1000, 1_704_067_200_000),
+            event("odd", 1001, 1_704_067_201_000),
+        ],
+        sessions: Vec::new(),
+        queue_position: 1,
+    };
+    store.insert(Arc::new(batch)).await.unwrap();
+    let on = |url: &str, id: &str| {
+        let sql = format!("SELECT count() FROM {db}.events_local WHERE event_id = '{id}'");
+        let url = url.to_owned();
+        async move { count(&url, &sql).await }
+    };
+    assert_eq!(
+        (on(&urls[0], "even").await, on(&urls[0], "odd").await),
+        (1, 0)
+    );
+    assert_eq!(
+        (on(&urls[1], "even").await, on(&urls[1], "odd").await),
+        (0, 1)
+    );
+    let rows = store
+        .run(sql(
+            "SELECT count(), uniqExact(visitor_id) FROM events WHERE site_id = ?",
+            vec![SqlValue::Text("a.example".into())],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rows, vec![vec![SqlValue::UInt(2), SqlValue::UInt(2)]]);
+    common::drop_database(&db).await;
+}
+
+#[tokio::test]
+async fn values_are_bound_as_literals_that_cannot_escape() {
+    let options = common::fresh_options();
+    let db = options.database.clone();
+    let store = ClickHouseStore::open(options).await.unwrap();
+    let tricky = "it's a \\ test ? '; DROP TABLE events; --";
+    let rows = store
+        .run(sql(
+            "SELECT ?, '?', ?, ?, ?, ?",
+            vec![
+                SqlValue::Text(tricky.into()),
+                SqlValue::Int(-5),
+                SqlValue::Float(0.5),
+                SqlValue::Null,
+                SqlValue::TimestampMs(1_704_067_200_000),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![vec![
+            SqlValue::Text(tricky.into()),
+            SqlValue::Text("?".into()),
+            SqlValue::Int(-5),
+            SqlValue::Float(0.5),
+            SqlValue::Null,
+            SqlValue::TimestampMs(1_704_067_200_000),
+        ]]
+    );
+    common::drop_database(&db).await;
+}
+
+#[tokio::test]
+async fn an_answer_too_large_is_refused() {
+    let mut options = common::fresh_options();
+    options.max_result_bytes = 100_000;
+    let db = options.database.clone();
+    let store = ClickHouseStore::open(options).await.unwrap();
+    let small = store
+        .run(sql("SELECT number FROM system.numbers LIMIT 10", vec![]))
+        .await
+        .unwrap();
+    assert_eq!(small.len(), 10);
+    let large = store
+        .run(sql(
+            "SELECT number, toString(number) FROM system.numbers LIMIT 1000000",
+            vec![],
+        ))
+        .await;
+    assert!(
+        matches!(
+            large,
+            Err(RunError::TooLarge {
+                limit_bytes: 100_000
+            })
+        ),
+        "{large:?}"
+    );
+    common::drop_database(&db).await;
+}
+
+#[tokio::test]
+async fn a_dropped_query_is_killed() {
+    let mut options = common::fresh_options();
+    // Should the kill fail, the server still stops the query after this.
+    options.query_timeout = Duration::from_secs(60);
+    let db = options.database.clone();
+    let url = options.shard_urls[0].clone();
+    let store = ClickHouseStore::open(options).await.unwrap();
+    let marker = uuid::Uuid::new_v4().simple().to_string();
+    let running = format!(
+        "SELECT count() FROM system.processes WHERE query LIKE '%{marker}%' \
+         AND query NOT LIKE '%system.processes%'"
+    );
+    let query = sql(
+        &format!("SELECT count() FROM system.numbers WHERE toString(number) != '{marker}'"),
+        vec![],
+    );
+    let task = tokio::spawn({
+        let store = store.clone();
+        async move { store.run(query).await }
+    });
+    let mut seen = false;
+    for _ in 0..100 {
+        if count(&url, &running).await > 0 {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen, "the query runs");
+    task.abort();
+    let _ = task.await;
+    let mut gone = false;
+    for _ in 0..100 {
+        if count(&url, &running).await == 0 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gone, "the query was killed when its future was dropped");
+    common::drop_database(&db).await;
+}
+
+#[tokio::test]
+async fn rows_of_an_insert_that_never_committed_are_rolled_back() {
+    let options = common::fresh_options();
+    let (db, urls) = (options.database.clone(), options.shard_urls.clone());
+    let store = ClickHouseStore::open(options.clone()).await.unwrap();
+    let committed = InsertBatch {
+        events: vec![event("kept", 1000, 1_704_067_200_000)],
+        sessions: Vec::new(),
+        queue_position: 10,
+    };
+    store.insert(Arc::new(committed)).await.unwrap();
+    // A crash between the rows and the position: rows of batch 20 without its position.
+    common::raw(
+        &urls[1],
+        &format!(
+            "INSERT INTO {db}.events_local (site_id, event_id, ts, ts_ms, visitor_id, \
+             batch_position) VALUES ('a.example', 'half', toDateTime(1704067201), \
+             1704067201000, 1001, 20)"
+        ),
+    )
+    .await;
+    let restarted = ClickHouseStore::open(options).await.unwrap();
+    assert_eq!(restarted.queue_position().await.unwrap(), Some(10));
+    let ids: Vec<String> = restarted
+        .export_events(&SiteId("a.example".into()), None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(ids, ["kept"], "the uncommitted row is gone");
+    // The replay writes it once.
+    let replay = InsertBatch {
+        events: vec![event("half", 1001, 1_704_067_201_000)],
+        sessions: Vec::new(),
+        queue_position: 20,
+    };
+    restarted.insert(Arc::new(replay)).await.unwrap();
+    assert_eq!(
+        restarted
+            .export_events(&SiteId("a.example".into()), None, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    common::drop_database(&db).await;
+}
+
+/// Each expression of the ClickHouse dialect, run on the real server.
+#[tokio::test]
+async fn the_dialect_runs_on_clickhouse() {
+    let options = common::fresh_options();
+    let db = options.database.clone();
+    let store = ClickHouseStore::open(options).await.unwrap();
+    let d = Dialect::ClickHouse.sql();
+    // 2024-01-03 10:20:30 UTC, a Wednesday.
+    let at_ms: i64 = 1_704_277_230_000;
+    let ts = d.timestamp_literal(at_ms);
+    let day = 86_400_000;
+    let one = |expression: String| {
+        let store = &store;
+        async move {
+            let rows = store
+                .run(sql(&format!("SELECT {expression}"), vec![]))
+                .await
+                .unwrap_or_else(|err| panic!("{expression}: {err}"));
+            rows[0][0].clone()
+        }
+    };
+    let time = |ms: i64| SqlValue::TimestampMs(ms);
+    let jan_1 = 1_704_067_200_000;
+    assert_eq!(one(ts.clone()).await, time(at_ms));
+    assert_eq!(
+        one(d.truncate(TimeGrain::Hour, &ts)).await,
+        time(jan_1 + 2 * day + 36_000_000)
+    );
+    assert_eq!(
+        one(d.truncate(TimeGrain::Day, &ts)).await,
+        time(jan_1 + 2 * day)
+    );
+    assert_eq!(one(d.truncate(TimeGrain::Week, &ts)).await, time(jan_1));
+    assert_eq!(one(d.truncate(TimeGrain::Month, &ts)).await, time(jan_1));
+    assert_eq!(one(d.matches_regex("'abc'", "'^a.c$'")).await.as_f64(), 1.0);
+    assert_eq!(one(d.matches_regex("'abc'", "'^b'")).await.as_f64(), 0.0);
+    assert_eq!(one(d.contains_text("'abc'", "'bc'")).await.as_f64(), 1.0);
+    assert_eq!(one(d.contains_text("'abc'", "'cb'")).await.as_f64(), 0.0);
+    assert_eq!(
+        one(d.epoch_seconds(&ts)).await,
+        SqlValue::Int(1_704_277_230)
+    );
+    assert_eq!(one(d.epoch_millis(&ts)).await, SqlValue::Int(at_ms));
+    let key = d.order_key(&ts, "'event-1'");
+    assert_eq!(one(d.key_millis(&key)).await, SqlValue::Int(at_ms));
+    assert!(one(key.clone()).await.as_f64() >= (at_ms as f64) * 1_048_576.0);
+    assert_eq!(
+        one(format!("{ts} + {}", d.seconds_interval("90"))).await,
+        time(at_ms + 90_000)
+    );
+    let numbers = "FROM (SELECT number AS x, 10 - number AS y FROM system.numbers LIMIT 4)";
+    assert_eq!(
+        one(format!("{} {numbers}", d.arbitrary_value("1")))
+            .await
+            .as_f64(),
+        1.0
+    );
+    assert_eq!(
+        one(format!("{} {numbers}", d.quantile("x", 0.5))).await,
+        SqlValue::Float(1.5)
+    );
+    assert_eq!(
+        one(format!("{} {numbers} WHERE x > 10", d.quantile("x", 0.5))).await,
+        SqlValue::Null,
+        "NULL for a group without values"
+    );
+    assert_eq!(
+        one(format!("{} {numbers}", d.first_by("x", "y")))
+            .await
+            .as_f64(),
+        3.0
+    );
+    assert_eq!(
+        one(format!("{} {numbers}", d.last_by("x", "y")))
+            .await
+            .as_f64(),
+        0.0
+    );
+    let jan = d.timestamp_literal(jan_1);
+    let between = |grain, to_ms: i64| {
+        let to = d.timestamp_literal(to_ms);
+        one(d.periods_between(grain, &jan, &to))
+    };
+    assert_eq!(
+        between(TimeGrain::Hour, jan_1 + 2 * day + 36_000_000)
+            .await
+            .as_f64(),
+        58.0
+    );
+    assert_eq!(between(TimeGrain::Day, jan_1 + 2 * day).await.as_f64(), 2.0);
+    assert_eq!(
+        between(TimeGrain::Week, jan_1 + 14 * day).await.as_f64(),
+        2.0
+    );
+    assert_eq!(
+        between(TimeGrain::Month, jan_1 + 60 * day).await.as_f64(),
+        2.0
+    );
+    assert_eq!(between(TimeGrain::Day, jan_1 - day).await.as_f64(), -1.0);
+    assert_eq!(d.materialized(), "", "18.16 has no materialized CTEs");
+    // Conditional aggregates over x = 0..3, y = 10..7.
+    let agg = |expression: String| one(format!("{expression} {numbers}"));
+    assert_eq!(agg(d.count_if("x > 1")).await.as_f64(), 2.0);
+    assert_eq!(agg(d.sum_if("y", "x > 1")).await.as_f64(), 15.0);
+    assert_eq!(
+        agg(d.count_values_if("if(x = 2, NULL, x)", "x > 1"))
+            .await
+            .as_f64(),
+        1.0
+    );
+    assert_eq!(
+        agg(d.count_distinct_if("intDiv(x, 2)", "x > 0"))
+            .await
+            .as_f64(),
+        2.0
+    );
+    assert_eq!(
+        agg(d.min_or_null("x")).await.as_f64(),
+        0.0,
+        "the smallest value"
+    );
+    assert_eq!(
+        one(format!("{} {numbers} WHERE x > 10", d.min_or_null("x"))).await,
+        SqlValue::Null,
+        "NULL for a group without rows"
+    );
+    assert_eq!(agg(d.first_by_if("x", "y", "x < 2")).await.as_f64(), 1.0);
+    assert_eq!(agg(d.last_by_if("x", "y", "x > 1")).await.as_f64(), 2.0);
+    assert_eq!(agg(d.first_by_if("x", "y", "x > 9")).await, SqlValue::Null);
+    assert_eq!(
+        one(format!("{} = 0", d.false_literal())).await.as_f64(),
+        1.0
+    );
+    assert_eq!(one(d.lower("'ÄbC'")).await, SqlValue::Text("äbc".into()));
+    assert_eq!(
+        one(d.cast("42", heartbeat_query::SqlType::Text)).await,
+        SqlValue::Text("42".into())
+    );
+    assert_eq!(
+        one(d.cast(
+            &d.timestamp_literal(jan_1),
+            heartbeat_query::SqlType::Timestamp
+        ))
+        .await,
+        time(jan_1)
+    );
+    common::drop_database(&db).await;
+}
