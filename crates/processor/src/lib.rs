@@ -410,8 +410,9 @@ impl Processor {
             queue_position: end.to_stored(),
         });
         let dead = self.store_with_retries(batch.clone()).await?;
-        self.queue.ack(end).await?;
+        // Stored: the store holds the position now, whatever becomes of the acknowledgement.
         self.position = end;
+        self.acknowledge(end).await;
         self.stats
             .events_stored
             .fetch_add(stored - dead, Ordering::Relaxed);
@@ -487,11 +488,25 @@ impl Processor {
         // Events of the site still queued when it was deleted were dropped, not stored: they
         // are deleted all the same.
         deleted.events += self.dropped_of_gone_sites.remove(&site).unwrap_or(0);
-        self.queue.ack(cursor).await?;
         self.position = cursor;
+        self.acknowledge(cursor).await;
         tracing::info!(site = %site, events = deleted.events, "site data deleted");
         let _ = self.deletions.send(SiteDeleted { site, deleted });
         Ok(())
+    }
+
+    /// Tells the queue that everything up to `cursor` is stored. A failure (a broker away)
+    /// loses nothing: acknowledgements are cumulative, so the next one covers this one, and
+    /// a restarted processor resumes after the store's own position. It is logged, and the
+    /// processor goes on from `cursor`, never reading the stored messages again.
+    async fn acknowledge(&self, cursor: Cursor) {
+        if let Err(err) = self.queue.ack(cursor).await {
+            tracing::warn!(
+                error = %err,
+                cursor = cursor.to_stored(),
+                "cannot acknowledge stored messages to the queue; the next acknowledgement covers them"
+            );
+        }
     }
 
     /// Stores `batch`, retrying and splitting as the module docs say. Returns the number of

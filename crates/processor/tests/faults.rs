@@ -334,10 +334,11 @@ async fn a_site_deletion_runs_in_its_place_in_the_queue() {
 }
 
 /// The write-ahead log behind a fault injector: the first `unavailable_receives` receives
-/// fail as a broker that went away does.
+/// and the first `unavailable_acks` acknowledgements fail as a broker that went away does.
 struct FlakyQueue {
     inner: Arc<WalQueue>,
     unavailable_receives: AtomicU32,
+    unavailable_acks: AtomicU32,
     receives: AtomicU32,
 }
 
@@ -365,6 +366,15 @@ impl EventQueue for FlakyQueue {
         self.inner.receive(after, max, wait).await
     }
     async fn ack(&self, upto: Cursor) -> Result<(), QueueError> {
+        if self
+            .unavailable_acks
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(QueueError::Unavailable {
+                message: "injected: connection reset by peer".into(),
+            });
+        }
         self.inner.ack(upto).await
     }
     fn acked(&self) -> Cursor {
@@ -376,15 +386,18 @@ impl EventQueue for FlakyQueue {
 }
 
 #[tokio::test]
-async fn an_unavailable_queue_is_read_again_until_it_recovers() {
+async fn an_unavailable_queue_is_read_again_until_it_recovers_and_nothing_is_stored_twice() {
     let (dir, wal, inner, _) = setup(0).await;
     let events: Vec<Event> = (0..20).map(|n| event(n, "pageview")).collect();
     wal.append_record(encode_batch(&events).unwrap())
         .await
         .unwrap();
+    // Receives fail, then the first batch's acknowledgement: the batch is stored, and must
+    // not be read and stored again for want of an acknowledgement.
     let flaky = Arc::new(FlakyQueue {
         inner: wal.clone(),
         unavailable_receives: AtomicU32::new(3),
+        unavailable_acks: AtomicU32::new(1),
         receives: AtomicU32::new(0),
     });
     let processor = Processor::start(flaky.clone(), Arc::new(inner.clone()), dir.path(), config())
@@ -392,16 +405,37 @@ async fn an_unavailable_queue_is_read_again_until_it_recovers() {
         .unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let running = tokio::spawn(processor.run(stopped));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while count(&inner, "SELECT count(*) FROM events").await < 20 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the processor gave up on the queue"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let stored = |n: i64| {
+        let inner = inner.clone();
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while count(&inner, "SELECT count(*) FROM events").await < n {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the processor gave up on the queue"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    stored(20).await;
     assert!(flaky.receives.load(Ordering::SeqCst) > 3);
+    let more: Vec<Event> = (20..40).map(|n| event(n, "pageview")).collect();
+    wal.append_record(encode_batch(&more).unwrap())
+        .await
+        .unwrap();
+    stored(40).await;
     stop.send(true).unwrap();
     running.await.unwrap().unwrap();
-    assert_eq!(count(&inner, "SELECT count(*) FROM events").await, 20);
+    assert_eq!(count(&inner, "SELECT count(*) FROM events").await, 40);
+    assert_eq!(
+        count(&inner, "SELECT count(DISTINCT event_id) FROM events").await,
+        40,
+        "nothing stored twice"
+    );
+    assert_eq!(
+        wal.acked(),
+        Cursor::from_stored(inner.queue_position().await.unwrap().unwrap()),
+        "the later acknowledgement covers the one that failed"
+    );
 }
