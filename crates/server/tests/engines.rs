@@ -189,6 +189,28 @@ async fn stored_events(base: &str) -> u64 {
     body["results"][0]["metrics"][0].as_u64().unwrap_or(0)
 }
 
+/// Every `seq` property stored so far, through the running server's v2 API.
+async fn sql_live(base: &str) -> HashSet<String> {
+    let body: Value = reqwest::Client::new()
+        .post(format!("{base}/api/v2/query"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"site_id": "example.com", "metrics": ["events"], "date_range": "all", "dimensions": ["event:props:seq"], "pagination": {"limit": 100000}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["results"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .filter_map(|r| r["dimensions"][0].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 async fn health(base: &str) -> u16 {
     reqwest::Client::new()
         .get(format!("{base}/health"))
@@ -204,11 +226,13 @@ async fn acknowledged_events_survive_kill_9_exactly_once() {
     exactly_once(false).await;
 }
 
-/// Known to fail (2026-12-04): after a broker restart under load, about 6 % of the
-/// acknowledged events were still not stored 90 s later (23,982 of 25,519), with nothing
-/// logged as lost; the cause is not found yet. Run it with `--run-ignored all`.
+/// Not yet trusted (2026-12-04): before the processor's fixes for an unavailable queue (read
+/// again after a pause, position moved before the acknowledgement, no pause with a backlog)
+/// it failed (1,000 events stored twice; 6 % not stored after 90 s); after them it passed
+/// the 2 times it was run by hand, one run before them with a possibly stale build failed.
+/// Run it with `--run-ignored all`; make it a normal test once it holds over many runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known to fail: acknowledged events missing after a broker restart (issue 16)"]
+#[ignore = "not yet trusted: a broker restart under load (issue 16); run with --run-ignored all"]
 async fn acknowledged_events_survive_kill_9_and_a_broker_restart_exactly_once() {
     exactly_once(true).await;
 }
@@ -290,6 +314,17 @@ async fn exactly_once(broker_restart: bool) {
     // Everything acknowledged is stored, once.
     let deadline = Instant::now() + Duration::from_secs(90);
     while stored_events(&server.base).await < acked_all.len() as u64 {
+        if Instant::now() >= deadline {
+            // Which rounds the missing events were acknowledged in (2: around the broker's
+            // restart, 3: after it).
+            let rows = sql_live(&server.base).await;
+            let mut missing_by_round: HashMap<String, usize> = HashMap::new();
+            for seq in acked_all.iter().filter(|seq| !rows.contains(*seq)) {
+                let round = seq.split('-').next().unwrap_or("?").to_owned();
+                *missing_by_round.entry(round).or_default() += 1;
+            }
+            eprintln!("missing acknowledged events by round: {missing_by_round:?}");
+        }
         assert!(
             Instant::now() < deadline,
             "acknowledged events were not all stored: {} of {}",
