@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 fn pseudo_random_ms(low: u64, high: u64) -> u64 {
     let nanos = std::time::SystemTime::now()
@@ -56,31 +56,6 @@ async fn load(base: String, round: usize, stop: Arc<Mutex<bool>>) -> HashSet<Str
     }
     let acked = acked.lock().unwrap().clone();
     acked
-}
-
-async fn create_site(base: &str) {
-    let response = reqwest::Client::new()
-        .post(format!("{base}/api/site/create"))
-        .bearer_auth(ADMIN)
-        .json(&json!({"name": "Example", "domain": "example.com"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-}
-
-async fn stored_events(base: &str) -> u64 {
-    let body: Value = reqwest::Client::new()
-        .post(format!("{base}/api/v2/query"))
-        .bearer_auth(ADMIN)
-        .json(&json!({"site_id": "example.com", "metrics": ["events"], "date_range": "all"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["results"][0]["metrics"][0].as_u64().unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

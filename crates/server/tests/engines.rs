@@ -145,17 +145,6 @@ async fn load(base: String, round: usize, stop: Arc<Mutex<bool>>) -> (HashSet<St
     (acked, refused)
 }
 
-async fn create_site(base: &str) {
-    let response = reqwest::Client::new()
-        .post(format!("{base}/api/site/create"))
-        .bearer_auth(ADMIN)
-        .json(&json!({"name": "Example", "domain": "example.com"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-}
-
 async fn sites(base: &str) -> Vec<String> {
     let body: Value = reqwest::Client::new()
         .get(format!("{base}/api/sites"))
@@ -173,20 +162,6 @@ async fn sites(base: &str) -> Vec<String> {
     list.iter()
         .map(|s| s["domain"].as_str().unwrap_or_default().to_owned())
         .collect()
-}
-
-async fn stored_events(base: &str) -> u64 {
-    let body: Value = reqwest::Client::new()
-        .post(format!("{base}/api/v2/query"))
-        .bearer_auth(ADMIN)
-        .json(&json!({"site_id": "example.com", "metrics": ["events"], "date_range": "all"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["results"][0]["metrics"][0].as_u64().unwrap_or(0)
 }
 
 /// Every `seq` property stored so far, through the running server's v2 API.

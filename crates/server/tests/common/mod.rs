@@ -254,3 +254,30 @@ pub fn error_fields(body: &Value) -> Vec<String> {
         .map(|d| d["field"].as_str().unwrap().to_owned())
         .collect()
 }
+
+/// Creates the site `example.com` through the running binary at `base` (the admin token).
+pub async fn create_site(base: &str) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/site/create"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "Example", "domain": "example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+}
+
+/// How many events of `example.com` the running binary at `base` has stored.
+pub async fn stored_events(base: &str) -> u64 {
+    let body: Value = reqwest::Client::new()
+        .post(format!("{base}/api/v2/query"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"site_id": "example.com", "metrics": ["events"], "date_range": "all"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["results"][0]["metrics"][0].as_u64().unwrap_or(0)
+}
