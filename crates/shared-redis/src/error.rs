@@ -102,9 +102,8 @@ mod tests {
 
     #[test]
     fn io_errors_are_unavailable_and_script_errors_are_not() {
-        let refused = redis::RedisError::from(std::io::Error::from(
-            std::io::ErrorKind::ConnectionRefused,
-        ));
+        let refused =
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
         assert!(SharedError::from_redis("ping", refused).is_unavailable());
         let loading = redis::RedisError::from((
             redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading),

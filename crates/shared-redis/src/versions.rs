@@ -97,7 +97,10 @@ impl RedisShared {
             let hash = self.versions_key();
             let read: Vec<String> = self
                 .run("versions", |mut connection| async move {
-                    READ.key(hash).arg(chunk).invoke_async(&mut connection).await
+                    READ.key(hash)
+                        .arg(chunk)
+                        .invoke_async(&mut connection)
+                        .await
                 })
                 .await?;
             for version in read {
