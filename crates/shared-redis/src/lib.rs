@@ -199,6 +199,8 @@ async fn within<T>(
 ) -> Result<T, SharedError> {
     match tokio::time::timeout(limit, future).await {
         Ok(Ok(value)) => Ok(value),
+        // The connection's own response timeout, the same limit, may fire first.
+        Ok(Err(error)) if error.is_timeout() => Err(SharedError::timeout(operation, limit)),
         Ok(Err(error)) => Err(SharedError::from_redis(operation, error)),
         Err(_elapsed) => Err(SharedError::timeout(operation, limit)),
     }

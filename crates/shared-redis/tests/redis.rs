@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use heartbeat_shared_redis::{RedisOptions, RedisShared, SharedError, SiteVersions};
+use heartbeat_shared_redis::{RedisOptions, RedisShared, SharedError, SiteVersions, Unreachable};
 
 fn redis_url() -> String {
     std::env::var("HEARTBEAT_TEST_REDIS_URL").unwrap_or_else(|_| {
@@ -355,6 +355,16 @@ impl OwnRedis {
         }
     }
 
+    /// SIGSTOP or SIGCONT: a server that hangs, keeping its connections open.
+    fn signal(&self, signal: &str) {
+        let pid = self.process.as_ref().expect("running").id();
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// SIGKILL: the server goes away without a word, losing its data.
     fn kill(&mut self) {
         let mut process = self.process.take().expect("running");
@@ -425,6 +435,100 @@ async fn after_a_restart_that_lost_the_data_versions_move_on_and_limits_work_aga
     assert!(followed.get("quiet") > never_bumped);
     // The limiter's script is loaded again, and the budget started afresh.
     assert_eq!(writer.check_rate("ip", "x", 2, 2).await.unwrap(), Ok(()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_redis_times_out_instead_of_holding_requests() {
+    let server = OwnRedis::start();
+    let options = RedisOptions::default();
+    let limit = options.command_timeout;
+    let writer = connect_with(&server.url(), options.clone()).await;
+    let reader = connect_with(&server.url(), options).await;
+    let followed = reader.follow_versions();
+    eventually("first sync", Duration::from_secs(2), || {
+        followed.is_current()
+    })
+    .await;
+
+    server.signal("-STOP");
+    let started = Instant::now();
+    let error = writer.check_rate("ip", "x", 10, 1).await.unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            SharedError::Unavailable {
+                cause: Unreachable::Timeout { .. },
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    let error = writer
+        .cache_put("q", b"answer", Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert!(error.is_unavailable(), "{error:?}");
+    let took = started.elapsed();
+    assert!(
+        took >= limit && took < limit * 2 + Duration::from_millis(300),
+        "{took:?}"
+    );
+    eventually("the reader notices", Duration::from_secs(3), || {
+        !followed.is_current()
+    })
+    .await;
+
+    server.signal("-CONT");
+    let bumped = eventually_ok("bump after the pause", || writer.bump_version("site")).await;
+    eventually("the reader catches up", Duration::from_secs(2), || {
+        followed.is_current() && followed.get("site") == bumped
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_match_the_local_governor_limiter() {
+    use std::num::NonZeroU32;
+
+    use governor::{Quota, RateLimiter};
+
+    let (redis, _) = two_nodes("governor").await;
+    // Quotas of at most 60 a minute refill no faster than a cell a second, so the few
+    // milliseconds between the two limiters' checks cannot change a decision.
+    let mut seed = 0x2545_f491_u64;
+    for per_minute in [1u32, 2, 3, 7, 10, 60] {
+        let local = RateLimiter::keyed(Quota::per_minute(NonZeroU32::new(per_minute).unwrap()));
+        let key = format!("quota {per_minute}");
+        for step in 0..40 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let cells = (seed >> 33) as u32 % (per_minute + 2);
+            let shared = check(&redis, &key, per_minute, cells).await;
+            let expected = match NonZeroU32::new(cells) {
+                None => Ok(()),
+                Some(n) => match local.check_key_n(&key, n) {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(not_until)) => Err(not_until.wait_time_from(
+                        governor::clock::Clock::now(&governor::clock::DefaultClock::default()),
+                    )),
+                    Err(_insufficient) => Err(Duration::from_secs(60)),
+                },
+            };
+            let what = format!("{per_minute}/min, step {step}, {cells} cells");
+            match (shared, expected) {
+                (Ok(()), Ok(())) => {}
+                (Err(shared), Err(expected)) => {
+                    let gap = shared.abs_diff(expected);
+                    assert!(
+                        gap < Duration::from_millis(250),
+                        "{what}: {shared:?} vs {expected:?}"
+                    );
+                }
+                (shared, expected) => panic!("{what}: shared {shared:?}, governor {expected:?}"),
+            }
+        }
+    }
 }
 
 /// Retries `attempt` while Redis is unavailable, for at most 3 s.
