@@ -48,8 +48,9 @@
 //! task:
 //! 1. it opens a pub/sub connection and `SUBSCRIBE`s to the channel;
 //! 2. then it reads the whole hash (`HGETALL`, creating the generation if missing) and
-//!    replaces its copy: any bump it missed while disconnected is in that snapshot, and any
-//!    bump after the snapshot arrives as a message, applied as a maximum;
+//!    merges it into its copy: any bump it missed while disconnected is in that snapshot, and
+//!    any bump after the snapshot arrives as a message. Both are applied as a maximum, so the
+//!    copy never goes back (a site Redis no longer has reads as the new generation);
 //! 3. it `PING`s the pub/sub connection every [`RedisOptions::versions_ping_interval`]; a
 //!    failed ping, a closed connection (Redis restarted) or a failed resync marks the copy not
 //!    current ([`SiteVersions::is_current`]) and it starts again at 1, retrying every 250 ms;
@@ -57,9 +58,15 @@
 //!    lost in a way that did not close the connection.
 //!
 //! So another node's bump is seen after one pub/sub hop (milliseconds) while connected, and
-//! within about half a second of Redis coming back after a restart. While Redis is
-//! unreachable, `get` answers the last known versions and `is_current` is false: the server
-//! should then not trust its cache. The task stops when the last `SiteVersions` is dropped.
+//! within about a second of Redis coming back after a restart (0.4 s in the tests). While
+//! Redis is unreachable, `get` answers the last known versions and `is_current` is false:
+//! the server should then not trust answers cached by version. A Redis that dies is noticed at
+//! once (its connection closes); one that hangs, within the ping interval plus the command
+//! timeout. The task stops when the last `SiteVersions` is dropped.
+//!
+//! Assumed: Redis either keeps its data or loses all of it (the shipped setup runs it without
+//! persistence). Restoring an older snapshot could let a node that never saw a later bump
+//! read a version that an earlier answer was cached at, until that site's next bump.
 //!
 //! # Failure behaviour
 //!

@@ -197,6 +197,26 @@ struct Known {
     sites: HashMap<String, u64>,
 }
 
+impl Known {
+    /// Takes in `snapshot`, a later reading of the hash, without letting any site's version
+    /// go back. Versions only grow in Redis, even across a loss of its data (a site it no
+    /// longer has reads as the new generation, larger than all before), so a smaller number
+    /// can only come from an older snapshot restored from disk; keeping the larger one there
+    /// keeps this node from taking an answer cached before the lost write as fresh.
+    fn merge(&mut self, snapshot: Known) {
+        for (site, version) in &mut self.sites {
+            if !snapshot.sites.contains_key(site) {
+                *version = (*version).max(snapshot.generation);
+            }
+        }
+        for (site, version) in snapshot.sites {
+            let known = self.sites.entry(site).or_insert(version);
+            *known = (*known).max(version);
+        }
+        self.generation = self.generation.max(snapshot.generation);
+    }
+}
+
 /// The background task behind [`SiteVersions`]: subscribe, resync, apply bumps; again after
 /// every loss of Redis; until `stopped`.
 async fn follow(shared: RedisShared, mirror: Weak<Mirror>, mut stopped: oneshot::Receiver<()>) {
@@ -284,13 +304,17 @@ async fn follow_connected(shared: &RedisShared, mirror: &Weak<Mirror>) -> Shared
     }
 }
 
-/// Replaces the copy with a snapshot of the hash and marks it current.
+/// Brings the copy up to a snapshot of the hash and marks it current.
 async fn resync(shared: &RedisShared, mirror: &Weak<Mirror>) -> Result<(), SharedError> {
     let snapshot = shared.snapshot().await?;
     let Some(alive) = mirror.upgrade() else {
         return Ok(());
     };
-    *alive.known.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
+    alive
+        .known
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .merge(snapshot);
     alive.current.store(true, Ordering::Release);
     Ok(())
 }
@@ -371,5 +395,29 @@ mod tests {
         assert_eq!(versions.get("a"), 150);
         assert_eq!(versions.get("site with spaces"), 160);
         assert_eq!(versions.get("never bumped"), 100);
+    }
+
+    #[test]
+    fn a_resync_never_moves_a_version_back() {
+        let mut known = Known {
+            generation: 100,
+            sites: HashMap::from([("a".to_owned(), 150), ("b".to_owned(), 120)]),
+        };
+        // Redis lost its data and came back with a new generation; "c" was bumped since.
+        known.merge(Known {
+            generation: 1000,
+            sites: HashMap::from([("c".to_owned(), 1001)]),
+        });
+        assert_eq!(known.sites["a"], 1000);
+        assert_eq!(known.sites["b"], 1000);
+        assert_eq!(known.sites["c"], 1001);
+        assert_eq!(known.generation, 1000);
+        // An older snapshot restored from disk: nothing goes back, later bumps go on.
+        known.merge(Known {
+            generation: 1000,
+            sites: HashMap::from([("a".to_owned(), 999), ("c".to_owned(), 1002)]),
+        });
+        assert_eq!(known.sites["a"], 1000);
+        assert_eq!(known.sites["c"], 1002);
     }
 }
