@@ -76,6 +76,12 @@
 //! caller answers with its local limiter and no shared cache; the connection is re-established
 //! in the background (`redis::aio::ConnectionManager`). Other errors are
 //! [`SharedError::Rejected`] or [`SharedError::Invalid`].
+//!
+//! A command that timed out may still have run: the cells may have been taken, the version
+//! bumped. A failed [`RedisShared::bump_version`] should be retried until it succeeds: until
+//! then other nodes may reuse answers from before the write (so cached answers should also
+//! have a TTL that bounds that staleness). A Redis that lost its data starts every rate budget
+//! afresh.
 
 mod cache;
 mod error;
