@@ -40,8 +40,11 @@
 //! ```
 
 mod alerts;
+mod leases;
 mod meta;
 mod schema;
+
+pub use leases::Leases;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -275,3 +275,35 @@ async fn a_damaged_row_is_left_out() {
         "damaged rules read as none"
     );
 }
+
+/// Leases: members counted, one holder per lease, and a lease free the moment its holder's
+/// connection ends (as when a worker is killed).
+#[tokio::test]
+async fn a_lease_has_one_holder_and_ends_with_its_connection() {
+    use heartbeat_meta_postgres::Leases;
+    let url = common::postgres_url();
+    let space = format!("test-{}", uuid::Uuid::new_v4());
+    let a = Leases::join(&url, &space).await.unwrap();
+    assert_eq!(a.members().await.unwrap(), 1);
+    let b = Leases::join(&url, &space).await.unwrap();
+    assert_eq!(a.members().await.unwrap(), 2);
+    assert!(a.try_take(3).await.unwrap());
+    assert!(!b.try_take(3).await.unwrap(), "one holder at a time");
+    assert!(a.holds(3).await.unwrap());
+    assert!(!b.holds(3).await.unwrap());
+    // Another space's lease 3 is another lease.
+    let other = Leases::join(&url, &format!("{space}-other")).await.unwrap();
+    assert!(other.try_take(3).await.unwrap());
+    // A's connection ends: its lease is free at once, and it is one member less.
+    drop(a);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !b.try_take(3).await.unwrap() {
+        assert!(Instant::now() < deadline, "the lease stays held after its holder left");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(b.holds(3).await.unwrap());
+    assert_eq!(b.members().await.unwrap(), 1);
+    b.release(3).await.unwrap();
+    assert!(!b.holds(3).await.unwrap());
+    assert!(!b.is_lost());
+}

@@ -163,3 +163,10 @@ impl Session {
         (self.end_ms - self.start_ms) / 1000
     }
 }
+
+/// Which of `partitions` queue partitions carries a visitor's events (and which processor
+/// sessionizes them): every event of one visitor in one partition, in order. One partition:
+/// always 0.
+pub fn partition_of(visitor_id: u64, partitions: u32) -> u32 {
+    (visitor_id % u64::from(partitions.max(1))) as u32
+}

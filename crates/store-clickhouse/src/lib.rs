@@ -150,6 +150,7 @@ impl ClickHouseOptions {
 #[derive(Clone)]
 pub struct ClickHouseStore {
     inner: Arc<Inner>,
+    writer: Arc<Writer>,
 }
 
 struct Inner {
@@ -159,6 +160,11 @@ struct Inner {
     /// process only: several API nodes over one cluster need a shared one (a counter in
     /// the cluster or the cache).
     versions: Mutex<HashMap<SiteId, u64>>,
+}
+
+/// One queue partition's writer: the processor of that partition is its only user.
+struct Writer {
+    partition: Partition,
     /// Whether rows of an uncommitted insert may be stored (at start, after a failed
     /// insert): checked and rolled back before the processor's next write or read.
     needs_recovery: AtomicBool,
@@ -166,6 +172,93 @@ struct Inner {
     write_lock: tokio::sync::Mutex<()>,
     /// The `seq` of the last queue position written.
     last_seq: AtomicU64,
+}
+
+/// Which part of the events a store's writer stores: the visitors with
+/// [`heartbeat_model::partition_of`]`(visitor_id, count) == index`, read from that queue
+/// partition by one processor at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Partition {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Partition {
+    /// Every visitor: one queue, one processor.
+    pub const WHOLE: Partition = Partition { index: 0, count: 1 };
+
+    /// The rows of this partition's visitors, as a condition on `visitor_id`.
+    fn condition(self) -> String {
+        if self.count <= 1 {
+            "1".to_owned()
+        } else {
+            format!("visitor_id % {} = {}", self.count, self.index)
+        }
+    }
+
+    /// The `batch_position` of rows stored from this partition's queue `position`: the
+    /// partition in the high bits, so each partition rolls back only its own rows (the
+    /// whole store's partition 0 writes plain positions).
+    fn tag(self, position: u64) -> u64 {
+        (u64::from(self.index) << PARTITION_SHIFT) | position
+    }
+
+    /// The rows this partition stored past its committed `position`.
+    fn uncommitted(self, position: u64) -> String {
+        format!(
+            "batch_position > {} AND batch_position < {}",
+            self.tag(position),
+            (u64::from(self.index) + 1) << PARTITION_SHIFT
+        )
+    }
+}
+
+/// Queue positions stay below 2^40 (a trillion messages); the partition takes the bits above.
+const PARTITION_SHIFT: u32 = 40;
+
+/// Creates the database and applies the migrations `url`'s shard has not applied.
+async fn migrate(inner: &Inner, url: &str) -> Result<(), StoreError> {
+    let db = &inner.options.database;
+    let http = &inner.http;
+    http.execute(url, None, format!("CREATE DATABASE IF NOT EXISTS {db}"))
+        .await?;
+    http.execute(
+        url,
+        None,
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.schema_migrations (version UInt32, \
+             applied_at DateTime) ENGINE = TinyLog"
+        ),
+    )
+    .await?;
+    let applied = http
+        .rows(
+            url,
+            db,
+            "SELECT count(), max(version) FROM schema_migrations".into(),
+        )
+        .await?;
+    let applied = match applied.first() {
+        Some(row) if http::cell::u64(&row[0])? > 0 => http::cell::u64(&row[1])?,
+        _ => 0,
+    };
+    let migrations = schema::migrations(db, &inner.options.cluster);
+    for (index, statements) in migrations.iter().enumerate() {
+        let version = index as u64 + 1;
+        if version <= applied {
+            continue;
+        }
+        for statement in statements {
+            http.execute(url, None, statement.clone()).await?;
+        }
+        http.execute(
+            url,
+            None,
+            format!("INSERT INTO {db}.schema_migrations VALUES ({version}, now())"),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 fn plain_name(name: &str, what: &str) -> Result<(), StoreError> {
@@ -193,21 +286,47 @@ impl ClickHouseStore {
             });
         }
         let http = Http::new(options.connect_timeout, options.request_timeout)?;
+        let inner = Arc::new(Inner {
+            http,
+            options,
+            versions: Mutex::new(HashMap::new()),
+        });
+        for url in &inner.options.shard_urls {
+            migrate(&inner, url).await?;
+        }
+        ClickHouseStore::with_writer(inner, Partition::WHOLE).await
+    }
+
+    /// The same store whose writer stores queue partition `partition`: its own queue
+    /// position, rollback and `open_sessions` (this partition's visitors only). Queries and
+    /// [`heartbeat_store::EventData`] are the whole store's either way.
+    pub async fn partition(&self, partition: Partition) -> Result<Self, StoreError> {
+        if partition.count == 0 || partition.index >= partition.count {
+            return Err(StoreError::Rejected {
+                message: format!(
+                    "partition {} of {} does not exist",
+                    partition.index, partition.count
+                ),
+            });
+        }
+        ClickHouseStore::with_writer(self.inner.clone(), partition).await
+    }
+
+    async fn with_writer(inner: Arc<Inner>, partition: Partition) -> Result<Self, StoreError> {
         let store = ClickHouseStore {
-            inner: Arc::new(Inner {
-                http,
-                options,
-                versions: Mutex::new(HashMap::new()),
+            inner,
+            writer: Arc::new(Writer {
+                partition,
                 needs_recovery: AtomicBool::new(true),
                 write_lock: tokio::sync::Mutex::new(()),
                 last_seq: AtomicU64::new(0),
             }),
         };
-        for url in &store.inner.options.shard_urls {
-            store.migrate(url).await?;
-        }
         let seq = store
-            .first_rows("SELECT max(seq) FROM queue_positions".into())
+            .first_rows(format!(
+                "SELECT max(seq) FROM queue_positions WHERE partition = {}",
+                partition.index
+            ))
             .await?;
         let seq = seq
             .first()
@@ -215,52 +334,8 @@ impl ClickHouseStore {
             .map(http::cell::u64)
             .transpose()?
             .unwrap_or(0);
-        store.inner.last_seq.store(seq, Ordering::SeqCst);
+        store.writer.last_seq.store(seq, Ordering::SeqCst);
         Ok(store)
-    }
-
-    async fn migrate(&self, url: &str) -> Result<(), StoreError> {
-        let db = &self.inner.options.database;
-        let http = &self.inner.http;
-        http.execute(url, None, format!("CREATE DATABASE IF NOT EXISTS {db}"))
-            .await?;
-        http.execute(
-            url,
-            None,
-            format!(
-                "CREATE TABLE IF NOT EXISTS {db}.schema_migrations (version UInt32, \
-                 applied_at DateTime) ENGINE = TinyLog"
-            ),
-        )
-        .await?;
-        let applied = http
-            .rows(
-                url,
-                db,
-                "SELECT count(), max(version) FROM schema_migrations".into(),
-            )
-            .await?;
-        let applied = match applied.first() {
-            Some(row) if http::cell::u64(&row[0])? > 0 => http::cell::u64(&row[1])?,
-            _ => 0,
-        };
-        let migrations = schema::migrations(db, &self.inner.options.cluster);
-        for (index, statements) in migrations.iter().enumerate() {
-            let version = index as u64 + 1;
-            if version <= applied {
-                continue;
-            }
-            for statement in statements {
-                http.execute(url, None, statement.clone()).await?;
-            }
-            http.execute(
-                url,
-                None,
-                format!("INSERT INTO {db}.schema_migrations VALUES ({version}, now())"),
-            )
-            .await?;
-        }
-        Ok(())
     }
 
     /// The first shard's URL: where queries and reads of `Distributed` tables go.

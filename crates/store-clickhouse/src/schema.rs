@@ -143,8 +143,8 @@ pub(crate) fn migrations(db: &str, cluster: &str) -> Vec<Vec<String>> {
     // The queue position of each committed insert, newest by `seq`; only the first shard's
     // table is used.
     first.push(format!(
-        "CREATE TABLE IF NOT EXISTS {db}.queue_positions (seq UInt64, position UInt64, \
-         written_at DateTime) ENGINE = MergeTree ORDER BY seq"
+        "CREATE TABLE IF NOT EXISTS {db}.queue_positions (partition UInt32, seq UInt64, \
+         position UInt64, written_at DateTime) ENGINE = MergeTree ORDER BY (partition, seq)"
     ));
     first.extend(sharded(
         db,

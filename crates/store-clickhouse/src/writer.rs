@@ -282,7 +282,10 @@ impl ClickHouseStore {
     /// The committed queue position (first shard), `None` before the first insert.
     async fn committed_position(&self) -> Result<Option<u64>, StoreError> {
         let rows = self
-            .first_rows("SELECT count(), argMax(position, seq) FROM queue_positions".into())
+            .first_rows(format!(
+                "SELECT count(), argMax(position, seq) FROM queue_positions WHERE partition = {}",
+                self.writer.partition.index
+            ))
             .await?;
         match rows.first() {
             Some(row) if cell::u64(&row[0])? > 0 => Ok(Some(cell::u64(&row[1])?)),
@@ -293,11 +296,11 @@ impl ClickHouseStore {
     /// Rolls back the rows of an insert that never committed, if the last insert may have
     /// left some (see the crate's documentation). Called under the write lock.
     async fn recover(&self) -> Result<(), StoreError> {
-        if !self.inner.needs_recovery.load(Ordering::SeqCst) {
+        if !self.writer.needs_recovery.load(Ordering::SeqCst) {
             return Ok(());
         }
         let committed = self.committed_position().await?.unwrap_or(0);
-        let condition = format!("batch_position > {committed}");
+        let condition = self.writer.partition.uncommitted(committed);
         let rows = self
             .first_rows(format!(
                 "SELECT (SELECT count() FROM events WHERE {condition}) + \
@@ -320,31 +323,33 @@ impl ClickHouseStore {
             self.delete_where(&["events", "event_props", "sessions"], &condition)
                 .await?;
         }
-        self.inner.needs_recovery.store(false, Ordering::SeqCst);
+        self.writer.needs_recovery.store(false, Ordering::SeqCst);
         Ok(())
     }
 
     async fn recover_now(&self) -> Result<(), StoreError> {
-        if self.inner.needs_recovery.load(Ordering::SeqCst) {
-            let _lock = self.inner.write_lock.lock().await;
+        if self.writer.needs_recovery.load(Ordering::SeqCst) {
+            let _lock = self.writer.write_lock.lock().await;
             self.recover().await?;
         }
         Ok(())
     }
 
     async fn write_batch(&self, batch: &InsertBatch) -> Result<(), StoreError> {
-        let (events, props) = event_rows(&batch.events, now_ms(), batch.queue_position);
+        let tag = self.writer.partition.tag(batch.queue_position);
+        let (events, props) = event_rows(&batch.events, now_ms(), tag);
         self.insert_rows("events", &events).await?;
         self.insert_rows("event_props", &props).await?;
         let sessions: Vec<_> = batch
             .sessions
             .iter()
-            .map(|row| session_row(row, batch.queue_position))
+            .map(|row| session_row(row, tag))
             .collect();
         self.insert_rows("sessions", &sessions).await?;
         // The commit: the position, on the first shard.
-        let seq = self.inner.last_seq.load(Ordering::SeqCst) + 1;
+        let seq = self.writer.last_seq.load(Ordering::SeqCst) + 1;
         let mut position = Map::new();
+        position.insert("partition".into(), self.writer.partition.index.into());
         position.insert("seq".into(), seq.into());
         position.insert("position".into(), batch.queue_position.into());
         position.insert("written_at".into(), datetime(now_ms()));
@@ -352,7 +357,7 @@ impl ClickHouseStore {
             .http
             .insert(self.first_url(), self.db(), "queue_positions", &[position])
             .await?;
-        self.inner.last_seq.store(seq, Ordering::SeqCst);
+        self.writer.last_seq.store(seq, Ordering::SeqCst);
         Ok(())
     }
 
@@ -567,12 +572,12 @@ fn visit_of(events: &[Event], version: u32) -> Option<Session> {
 #[async_trait::async_trait]
 impl EventWriter for ClickHouseStore {
     async fn insert(&self, batch: Arc<InsertBatch>) -> Result<(), StoreError> {
-        let _lock = self.inner.write_lock.lock().await;
+        let _lock = self.writer.write_lock.lock().await;
         self.recover().await?;
         let result = self.write_batch(&batch).await;
         if result.is_err() {
             // Some rows may be stored: rolled back before the next insert.
-            self.inner.needs_recovery.store(true, Ordering::SeqCst);
+            self.writer.needs_recovery.store(true, Ordering::SeqCst);
         }
         self.changed(
             batch
@@ -592,7 +597,10 @@ impl EventWriter for ClickHouseStore {
     async fn open_sessions(&self, since_ms: i64) -> Result<Vec<StoredVisit>, StoreError> {
         self.recover_now().await?;
         let states = self
-            .newest_states(&format!("sign = 1 AND end_ms >= {since_ms}"))
+            .newest_states(&format!(
+                "sign = 1 AND end_ms >= {since_ms} AND {}",
+                self.writer.partition.condition()
+            ))
             .await?;
         self.with_extents(states.into_iter().map(|(s, _)| s).collect())
             .await
@@ -628,7 +636,8 @@ impl EventWriter for ClickHouseStore {
         let rows = self
             .first_rows(format!(
                 "SELECT site_id, event_id, toInt64(toUnixTimestamp(received_at)) * 1000 AS at \
-                 FROM events WHERE client_event_id = 1 AND at >= {received_since_ms}"
+                 FROM events WHERE client_event_id = 1 AND at >= {received_since_ms} AND {}",
+                self.writer.partition.condition()
             ))
             .await?;
         rows.iter()
@@ -671,12 +680,21 @@ impl EventWriter for ClickHouseStore {
     }
 
     async fn delete_site_events(&self, site: &SiteId) -> Result<Deleted, StoreError> {
-        let _lock = self.inner.write_lock.lock().await;
+        let _lock = self.writer.write_lock.lock().await;
         self.recover().await?;
-        let deleted = self.count(site, "1", "1").await?;
-        let mut tables = vec!["events", "event_props", "sessions", "site_imports"];
+        // This partition's visitors' rows: another partition's processor deletes its own
+        // when it reaches the deletion in its queue, after what was accepted before it.
+        let partition = self.writer.partition.condition();
+        let deleted = self.count(site, &partition, &partition).await?;
+        let site_sql = quote(site.as_str());
+        self.delete_where(
+            &["events", "event_props", "sessions"],
+            &format!("site_id = {site_sql} AND {partition}"),
+        )
+        .await?;
+        let mut tables = vec!["site_imports"];
         tables.extend(ImportedTable::ALL.iter().map(|t| t.name()));
-        self.delete_where(&tables, &format!("site_id = {}", quote(site.as_str())))
+        self.delete_where(&tables, &format!("site_id = {site_sql}"))
             .await?;
         self.changed([site]);
         Ok(deleted)
@@ -740,7 +758,7 @@ impl EventData for ClickHouseStore {
     }
 
     async fn import_events(&self, events: Vec<Event>) -> Result<u64, StoreError> {
-        let _lock = self.inner.write_lock.lock().await;
+        let _lock = self.writer.write_lock.lock().await;
         let stored = self.stored_ids(&events).await?;
         let mut seen = HashSet::new();
         let fresh: Vec<Event> = events
@@ -772,7 +790,7 @@ impl EventData for ClickHouseStore {
         (start_date, end_date): (String, String),
         tables: Vec<(ImportedTable, Vec<ImportedRow>)>,
     ) -> Result<SiteImport, StoreError> {
-        let _lock = self.inner.write_lock.lock().await;
+        let _lock = self.writer.write_lock.lock().await;
         let rows = self
             .first_rows("SELECT max(id) FROM site_imports".into())
             .await?;

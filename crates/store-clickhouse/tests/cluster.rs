@@ -10,7 +10,7 @@ use std::time::Duration;
 use heartbeat_model::{Event, SiteId};
 use heartbeat_query::{Dialect, RunError, Sql, SqlRunner, SqlValue, TimeGrain};
 use heartbeat_store::{EventData, EventWriter, InsertBatch};
-use heartbeat_store_clickhouse::ClickHouseStore;
+use heartbeat_store_clickhouse::{ClickHouseStore, Partition};
 
 fn sql(text: &str, params: Vec<SqlValue>) -> Sql {
     Sql {
@@ -224,6 +224,113 @@ async fn rows_of_an_insert_that_never_committed_are_rolled_back() {
         2
     );
     common::drop_database(&db).await;
+}
+
+/// Two queue partitions, each with its own processor: their positions, rollbacks, open
+/// visits and site deletions do not touch each other.
+#[tokio::test]
+async fn partitions_keep_their_own_positions_and_rollbacks() {
+    let options = common::fresh_options();
+    let (db, urls) = (options.database.clone(), options.shard_urls.clone());
+    let store = ClickHouseStore::open(options.clone()).await.unwrap();
+    let part = |index| Partition { index, count: 2 };
+    let (even, odd) = (
+        store.partition(part(0)).await.unwrap(),
+        store.partition(part(1)).await.unwrap(),
+    );
+    assert!(store.partition(part(2)).await.is_err());
+    let visit = |id: &str, visitor: u64, at_ms: i64| {
+        let mut e = event(id, visitor, at_ms);
+        e.session_id = visitor;
+        let session = heartbeat_model::Session {
+            site_id: e.site_id.clone(),
+            session_id: visitor,
+            visitor_id: visitor,
+            user_id: None,
+            version: 1,
+            start_ms: at_ms,
+            end_ms: at_ms,
+            pageviews: 1,
+            events: 1,
+            engagements: 1,
+            entry_page: e.pathname.clone(),
+            exit_page: e.pathname.clone(),
+            hostname: e.hostname.clone(),
+            visit: e.visit.clone(),
+        };
+        (e, session)
+    };
+    let now = heartbeat_model_now_ms();
+    let (e0, s0) = visit("even", 2000, now - 60_000);
+    let (e1, s1) = visit("odd", 2001, now - 60_000);
+    let batch = |e: Event, s: heartbeat_model::Session, position| InsertBatch {
+        events: vec![e],
+        sessions: vec![heartbeat_store::SessionRow {
+            session: s,
+            sign: 1,
+        }],
+        queue_position: position,
+    };
+    even.insert(Arc::new(batch(e0, s0, 7))).await.unwrap();
+    odd.insert(Arc::new(batch(e1, s1, 3))).await.unwrap();
+    assert_eq!(even.queue_position().await.unwrap(), Some(7));
+    assert_eq!(odd.queue_position().await.unwrap(), Some(3));
+    let open: Vec<u64> = odd
+        .open_sessions(now - 3_600_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| v.session.visitor_id)
+        .collect();
+    assert_eq!(open, [2001], "a partition continues only its own visitors");
+    // Partition 1 crashes after writing rows of its position 4 (above partition 0's 7 in
+    // neither's numbers): its restart removes them and nothing of partition 0.
+    common::raw(
+        &urls[1],
+        &format!(
+            "INSERT INTO {db}.events_local (site_id, event_id, ts, ts_ms, visitor_id, \
+             batch_position) VALUES ('a.example', 'half', toDateTime(1704067201), \
+             1704067201000, 2003, {})",
+            (1u64 << 40) | 4
+        ),
+    )
+    .await;
+    let restarted = ClickHouseStore::open(options.clone())
+        .await
+        .unwrap()
+        .partition(part(1))
+        .await
+        .unwrap();
+    assert_eq!(restarted.queue_position().await.unwrap(), Some(3));
+    let site = SiteId("a.example".into());
+    let mut ids: Vec<String> = restarted
+        .export_events(&site, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["even", "odd"], "only partition 1's uncommitted row is gone");
+    // A site deletion reached by partition 1 deletes partition 1's visitors only.
+    let deleted = restarted.delete_site_events(&site).await.unwrap();
+    assert_eq!((deleted.events, deleted.visits), (1, 1));
+    let left: Vec<String> = store
+        .export_events(&site, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(left, ["even"]);
+    common::drop_database(&db).await;
+}
+
+fn heartbeat_model_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 /// Each expression of the ClickHouse dialect, run on the real server.
