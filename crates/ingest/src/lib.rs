@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use heartbeat_model::{encode_batch, Event, Site, SiteId, VisitAttributes};
+use heartbeat_model::{encode_batch, partition_of, Event, Site, SiteId, VisitAttributes};
 use heartbeat_queue::{EventQueue, QueueError};
 
 pub use decode::{DecodeError, Decoded};
@@ -179,7 +179,9 @@ impl Default for IngestConfig {
 
 pub struct Ingestor {
     sites: Arc<dyn SiteDirectory>,
-    queue: Arc<dyn EventQueue>,
+    /// The queue's partitions: a visitor's events go to
+    /// `queues[partition_of(visitor_id, queues.len())]`.
+    queues: Vec<Arc<dyn EventQueue>>,
     salts: Salts,
     config: IngestConfig,
     agents: &'static UserAgents,
@@ -216,13 +218,22 @@ impl Ingestor {
     ) -> std::io::Result<Self> {
         Ok(Ingestor {
             sites,
-            queue,
+            queues: vec![queue],
             salts: Salts::open(data_dir, now_ms())?,
             config,
             agents: UserAgents::shared(),
             geoip: None,
             dropped: Default::default(),
         })
+    }
+
+    /// Spreads events over `partitions` by visitor ([`heartbeat_model::partition_of`]), so
+    /// that one processor sessionizes each visitor; empty keeps the one queue.
+    pub fn with_partitions(mut self, partitions: Vec<Arc<dyn EventQueue>>) -> Self {
+        if !partitions.is_empty() {
+            self.queues = partitions;
+        }
+        self
     }
 
     /// Takes visitor-id salts from the metadata store other ingest nodes share
@@ -257,8 +268,9 @@ impl Ingestor {
             .collect()
     }
 
-    /// Validates and enriches `decoded`, appends it to the queue as one record and returns
-    /// the number of events once that record is durable.
+    /// Validates and enriches `decoded`, appends it to the queue as one record (one per
+    /// partition it has visitors in) and returns the number of events once every record is
+    /// durable.
     pub async fn accept(
         &self,
         decoded: Decoded,
@@ -277,13 +289,32 @@ impl Ingestor {
         if events.is_empty() {
             return Ok(outcome);
         }
-        let record = encode_batch(&events).map_err(|err| {
-            IngestError::Invalid(vec![FieldError::new(
-                "body",
-                format!("cannot encode: {err}"),
-            )])
-        })?;
-        self.queue.append(record).await?;
+        let encode = |events: &[Event]| {
+            encode_batch(events).map_err(|err| {
+                IngestError::Invalid(vec![FieldError::new(
+                    "body",
+                    format!("cannot encode: {err}"),
+                )])
+            })
+        };
+        if let [queue] = self.queues.as_slice() {
+            queue.append(encode(&events)?).await?;
+            return Ok(outcome);
+        }
+        let partitions = self.queues.len() as u32;
+        let mut parts: Vec<Vec<Event>> = vec![Vec::new(); self.queues.len()];
+        for event in events {
+            parts[partition_of(event.visitor_id, partitions) as usize].push(event);
+        }
+        let mut appends = Vec::new();
+        for (queue, part) in self.queues.iter().zip(parts) {
+            if !part.is_empty() {
+                appends.push(queue.append(encode(&part)?));
+            }
+        }
+        for appended in futures_util::future::join_all(appends).await {
+            appended?;
+        }
         Ok(outcome)
     }
 

@@ -135,7 +135,10 @@ fn lock_key(key: u32) -> i32 {
 mod tests {
     #[test]
     fn spaces_are_stable_and_positive() {
-        assert_eq!(super::space_of("heartbeat.events"), super::space_of("heartbeat.events"));
+        assert_eq!(
+            super::space_of("heartbeat.events"),
+            super::space_of("heartbeat.events")
+        );
         assert_ne!(super::space_of("a"), super::space_of("b"));
         assert!(super::space_of("anything at all") >= 0);
     }

@@ -298,7 +298,10 @@ async fn a_lease_has_one_holder_and_ends_with_its_connection() {
     drop(a);
     let deadline = Instant::now() + Duration::from_secs(5);
     while !b.try_take(3).await.unwrap() {
-        assert!(Instant::now() < deadline, "the lease stays held after its holder left");
+        assert!(
+            Instant::now() < deadline,
+            "the lease stays held after its holder left"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(b.holds(3).await.unwrap());

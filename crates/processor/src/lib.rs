@@ -83,6 +83,9 @@ pub struct ProcessorConfig {
     pub retry_max: Duration,
     /// Attempts at data the store rejects before splitting it.
     pub rejected_attempts: u32,
+    /// Whether a stop first stores everything queued (a node shutting down), or only ends
+    /// the step under way (a worker handing its queue partition to another).
+    pub drain_on_stop: bool,
 }
 
 impl Default for ProcessorConfig {
@@ -99,6 +102,7 @@ impl Default for ProcessorConfig {
             retry_initial: Duration::from_millis(50),
             retry_max: Duration::from_secs(5),
             rejected_attempts: 3,
+            drain_on_stop: true,
         }
     }
 }
@@ -205,6 +209,21 @@ impl Processor {
         })
     }
 
+    /// Counts into `stats`, reports stored batches to `stored` and deletions to `deletions`
+    /// (instead of its own): several processors of one node, each on a queue partition,
+    /// seen as one.
+    pub fn sharing(
+        mut self,
+        stats: Arc<ProcessorStats>,
+        stored: broadcast::Sender<Arc<InsertBatch>>,
+        deletions: broadcast::Sender<SiteDeleted>,
+    ) -> Self {
+        self.stats = stats;
+        self.stored = stored;
+        self.deletions = deletions;
+        self
+    }
+
     /// Drops queued events of sites `check` says are gone (every site exists by default).
     pub fn with_site_check(mut self, check: SiteCheck) -> Self {
         self.site_exists = check;
@@ -261,7 +280,7 @@ impl Processor {
                 }
                 Err(err) => return Err(err),
             };
-            if processed == 0 && stopping {
+            if stopping && (processed == 0 || !self.config.drain_on_stop) {
                 break;
             }
             // Caught up: the last read was not full and less than a full read waits (a

@@ -13,16 +13,16 @@
 //! Precedence, lowest first: defaults < the file (`--config` / `HEARTBEAT_CONFIG`) <
 //! environment < flags.
 //!
-//! Engines are chosen by a tag per part: `store.engine` (`duckdb`), `queue.engine` (`wal`
-//! or `amqp`), `meta.engine` (`duckdb` or `postgres`), `cache.engine` (`memory`); the next
-//! engines (decision record 0008) add theirs.
+//! Engines are chosen by a tag per part: `store.engine` (`duckdb` or `clickhouse`),
+//! `queue.engine` (`wal` or `amqp`), `meta.engine` (`duckdb` or `postgres`), `cache.engine`
+//! (`memory` or `redis`); `server.role` says what a node of a cluster does.
 //!
 //! Variable names from the seeds' `.env` files are understood where they mean something here:
 //! `PORT` sets the listen port (when neither `--listen` nor `HEARTBEAT_LISTEN` is given),
 //! `DATABASE_URL` of the form `duckdb:///path/to/file.duckdb` places the DuckDB file and a
-//! `postgres://` one keeps the metadata in PostgreSQL, and `RABBITMQ_URL` queues on RabbitMQ
-//! (each unless `meta.url` or `queue.url` is set). `REDIS_URL` names an engine this build does
-//! not run yet; it is reported by `heartbeat config check` and at start, and ignored.
+//! `postgres://` one keeps the metadata in PostgreSQL, `RABBITMQ_URL` queues on RabbitMQ and
+//! `REDIS_URL` keeps the query cache and rate-limit state in Redis (each unless `meta.url`,
+//! `queue.url` or `cache.url` is set).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -163,16 +163,31 @@ settings! {
         cors_origins: Vec<String> = Vec::new(); "cors-origins", "HEARTBEAT_CORS_ORIGINS", value_delimiter = ',';
         /// Whether session cookies carry `Secure` (HTTPS only).
         secure_cookies: bool = true; "secure-cookies", "HEARTBEAT_SECURE_COOKIES";
+        /// What this node does: `all` (everything), `ingest` (accepts events into the
+        /// queue), `worker` (stores queued events: the processor) or `api` (dashboard, API,
+        /// queries). Every role but `all` needs shared engines (`store.engine = clickhouse`,
+        /// `queue.engine = amqp`, `meta.engine = postgres`).
+        role: Role = Role::All; "role", "HEARTBEAT_ROLE";
     }
     /// Where events, visits and rollups are kept and queried.
     [store] Store, StoreLayer {
-        /// The event store's engine: `duckdb` (embedded).
+        /// The event store's engine: `duckdb` (embedded) or `clickhouse` (a cluster, shared
+        /// by every node).
         engine: StoreEngine = StoreEngine::Duckdb; "store", "HEARTBEAT_STORE";
         /// The DuckDB file (empty: `heartbeat.duckdb` in the data dir; also
         /// `DATABASE_URL=duckdb:///path/file.duckdb`).
         path: PathBuf = PathBuf::new(); "store-path", "HEARTBEAT_STORE_PATH";
         /// DuckDB's buffer memory cap, like `512MB` (it spills to disk beyond it).
         memory_limit: String = "512MB".to_owned(); "store-memory-limit", "HEARTBEAT_STORE_MEMORY_LIMIT";
+        /// Each ClickHouse shard's HTTP address, like `http://ch1:8123,http://ch2:8123`, in
+        /// the order of the cluster's `remote_servers` (`clickhouse`; one address: an
+        /// unsharded server).
+        urls: Vec<String> = Vec::new(); "store-urls", "HEARTBEAT_STORE_URLS", value_delimiter = ',', hide_env_values = true;
+        /// The cluster's name in the servers' `remote_servers` (`clickhouse`).
+        cluster: String = "heartbeat".to_owned(); "store-cluster", "HEARTBEAT_STORE_CLUSTER";
+        /// The ClickHouse database holding Heartbeat's tables, created if missing
+        /// (`clickhouse`).
+        database: String = "heartbeat".to_owned(); "store-database", "HEARTBEAT_STORE_DATABASE";
     }
     /// The durable queue between ingest and the processor.
     [queue] Queue, QueueLayer {
@@ -188,6 +203,10 @@ settings! {
         url: String = String::new(); "queue-url", "HEARTBEAT_QUEUE_URL", hide_env_values = true;
         /// The stream's name on the broker (`amqp`).
         name: String = "heartbeat.events".to_owned(); "queue-name", "HEARTBEAT_QUEUE_NAME";
+        /// Streams the events are spread over by visitor, each stored by one worker at a time
+        /// (`amqp` with `store.engine = clickhouse`; more than one needs
+        /// `meta.engine = postgres`, where workers share them out). Fixed for a cluster's life.
+        partitions: u32 = 1; "queue-partitions", "HEARTBEAT_QUEUE_PARTITIONS";
     }
     /// The processor, between the queue and the store: its memory bounds.
     [processor] ProcessorSettings, ProcessorLayer {
@@ -215,8 +234,11 @@ settings! {
     }
     /// The query cache and rate-limit state.
     [cache] Cache, CacheLayer {
-        /// The cache's engine: `memory` (in the process).
+        /// The cache's engine: `memory` (in the process) or `redis` (shared by every node;
+        /// also `REDIS_URL`).
         engine: CacheEngine = CacheEngine::Memory; "cache", "HEARTBEAT_CACHE";
+        /// The Redis server, like `redis://redis:6379/` (`redis`).
+        url: String = String::new(); "cache-url", "HEARTBEAT_CACHE_URL", hide_env_values = true;
     }
     /// Logging (levels with `HEARTBEAT_LOG`, like `info` or `heartbeat_server=debug`).
     [log] Log, LogLayer {
@@ -320,10 +342,25 @@ macro_rules! engine {
 }
 
 engine!(
+    /// What a node does.
+    Role {
+        /// Ingest, processing and the API in one process.
+        All,
+        /// Accepts events into the queue.
+        Ingest,
+        /// Stores queued events.
+        Worker,
+        /// Dashboard, API and queries.
+        Api
+    }
+);
+engine!(
     /// Which engine keeps events.
     StoreEngine {
         /// Embedded DuckDB in the data dir.
-        Duckdb
+        Duckdb,
+        /// A ClickHouse cluster (`store.urls`).
+        Clickhouse
     }
 );
 engine!(
@@ -348,7 +385,9 @@ engine!(
     /// Which engine keeps caches and limiter state.
     CacheEngine {
         /// In the process.
-        Memory
+        Memory,
+        /// A Redis server (`cache.url`), shared by every node.
+        Redis
     }
 );
 
@@ -472,11 +511,11 @@ fn seed_urls(settings: &mut Settings, env: &impl Fn(&str) -> Option<String>) {
             settings.queue.url = url;
         }
     }
-    if given("REDIS_URL").is_some() {
-        settings.notes.push(
-            "REDIS_URL is ignored: the query cache and rate-limit state are kept in the process"
-                .to_owned(),
-        );
+    if let Some(url) = given("REDIS_URL") {
+        if settings.cache.url.is_empty() {
+            settings.cache.engine = CacheEngine::Redis;
+            settings.cache.url = url;
+        }
     }
 }
 
@@ -518,6 +557,32 @@ impl Settings {
         if self.queue.name.trim().is_empty() {
             return Err(invalid("queue.name", "must not be empty"));
         }
+        if self.cache.engine == CacheEngine::Redis
+            && !(self.cache.url.starts_with("redis://") || self.cache.url.starts_with("rediss://"))
+        {
+            return Err(invalid(
+                "cache.url",
+                "the redis engine needs a URL like redis://redis:6379/",
+            ));
+        }
+        if self.store.engine == StoreEngine::Clickhouse {
+            let urls: Vec<String> = self
+                .store
+                .urls
+                .iter()
+                .map(|u| u.trim().trim_end_matches('/').to_owned())
+                .filter(|u| !u.is_empty())
+                .collect();
+            if urls.is_empty() || urls.iter().any(|u| !u.starts_with("http")) {
+                return Err(invalid(
+                    "store.urls",
+                    "the clickhouse engine needs each shard's HTTP address, like \
+                     http://ch1:8123,http://ch2:8123",
+                ));
+            }
+            self.store.urls = urls;
+        }
+        self.check_cluster()?;
         self.server.trusted_proxies()?;
         let origins: Vec<String> = self
             .server
@@ -594,6 +659,42 @@ impl Settings {
         Ok(())
     }
 
+    /// A node with a role of its own, or more than one queue partition, runs beside others:
+    /// every engine it uses must be one they share.
+    fn check_cluster(&self) -> Result<(), ConfigError> {
+        if self.queue.partitions == 0 {
+            return Err(invalid("queue.partitions", "must be at least 1"));
+        }
+        let clustered = self.server.role != Role::All || self.queue.partitions > 1;
+        if !clustered {
+            return Ok(());
+        }
+        let why = if self.server.role != Role::All {
+            "a node with a role other than all"
+        } else {
+            "more than one queue partition"
+        };
+        if self.store.engine != StoreEngine::Clickhouse {
+            return Err(invalid(
+                "store.engine",
+                format!("{why} needs the events in ClickHouse (clickhouse)"),
+            ));
+        }
+        if self.queue.engine != QueueEngine::Amqp {
+            return Err(invalid(
+                "queue.engine",
+                format!("{why} needs the queue on RabbitMQ (amqp)"),
+            ));
+        }
+        if self.meta.engine != MetaEngine::Postgres {
+            return Err(invalid(
+                "meta.engine",
+                format!("{why} needs the metadata in PostgreSQL (postgres)"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Settings for a server on `listen` over `data_dir`, everything else at its default.
     pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Settings {
         let mut settings = Settings::default();
@@ -627,6 +728,13 @@ impl Settings {
         };
         shown.meta.url = without_password(&shown.meta.url);
         shown.queue.url = without_password(&shown.queue.url);
+        shown.cache.url = without_password(&shown.cache.url);
+        shown.store.urls = shown
+            .store
+            .urls
+            .iter()
+            .map(|u| without_password(u))
+            .collect();
         let text = toml::to_string(&shown).unwrap_or_default();
         // An empty token would read back as "generate one"; leave the key out.
         let text = text.replace("admin_token = \"\"\n", "");
@@ -774,6 +882,41 @@ mod tests {
     }
 
     #[test]
+    fn roles_need_shared_engines() {
+        let cluster = |file: &str| {
+            resolve(
+                parse_file(Path::new("t.toml"), file).unwrap(),
+                Flags::default(),
+                env(&[]),
+            )
+        };
+        let err = cluster("[server]\nrole = \"worker\"\n").unwrap_err();
+        assert!(err.to_string().starts_with("store.engine:"), "{err}");
+        let shared = "[store]\nengine = \"clickhouse\"\nurls = [\"http://ch1:8123/\", \
+                      \"http://ch2:8123\"]\n[queue]\nengine = \"amqp\"\n\
+                      url = \"amqp://rabbit\"\n[meta]\nengine = \"postgres\"\n\
+                      url = \"postgres://pg/hb\"\n";
+        let worker = cluster(&format!("{shared}[server]\nrole = \"worker\"\n")).unwrap();
+        assert_eq!(worker.server.role, Role::Worker);
+        assert_eq!(worker.store.urls, ["http://ch1:8123", "http://ch2:8123"]);
+        let none = shared.replace(
+            "url = \"amqp://rabbit\"\n",
+            "url = \"amqp://rabbit\"\npartitions = 0\n",
+        );
+        let err = cluster(&none).unwrap_err();
+        assert!(err.to_string().starts_with("queue.partitions:"), "{err}");
+        let err = cluster("[queue]\npartitions = 4\n").unwrap_err();
+        assert!(
+            err.to_string().contains("more than one queue partition"),
+            "{err}"
+        );
+        let err = cluster("[store]\nengine = \"clickhouse\"\n").unwrap_err();
+        assert!(err.to_string().starts_with("store.urls:"), "{err}");
+        let err = cluster("[cache]\nengine = \"redis\"\n").unwrap_err();
+        assert!(err.to_string().starts_with("cache.url:"), "{err}");
+    }
+
+    #[test]
     fn seed_urls() {
         let settings = resolve(
             FileConfig::default(),
@@ -789,8 +932,10 @@ mod tests {
             PathBuf::from("/var/lib/hb/events.duckdb")
         );
         assert_eq!(settings.meta.engine, MetaEngine::Duckdb);
-        assert_eq!(settings.notes.len(), 1);
-        assert!(settings.notes[0].starts_with("REDIS_URL is ignored"));
+        assert!(settings.notes.is_empty(), "{:?}", settings.notes);
+        // Seeds 001 to 004 point REDIS_URL at their Redis: the cache and limits go there.
+        assert_eq!(settings.cache.engine, CacheEngine::Redis);
+        assert_eq!(settings.cache.url, "redis://localhost:6379");
 
         // Seeds 000 and 004 point DATABASE_URL at PostgreSQL, 000 and 001 RABBITMQ_URL at
         // their broker: the metadata and the queue go there.

@@ -1,62 +1,137 @@
 //! Opening the engines the settings name, each behind its trait, so that nothing after
-//! start-up knows which engine it talks to: the event store (DuckDB), the queue (the
-//! embedded write-ahead log or a RabbitMQ stream) and the metadata with the alerting data
-//! (beside the events in DuckDB, or in PostgreSQL).
+//! start-up knows which engine it talks to: the event store (DuckDB or a ClickHouse
+//! cluster), the queue (the embedded write-ahead log, or RabbitMQ streams: one per
+//! partition), the metadata with the alerting data (beside the events in DuckDB, or in
+//! PostgreSQL) and the cache (in the process, or Redis).
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use heartbeat_meta_postgres::{PostgresMetaStore, PostgresOptions};
+use heartbeat_query::SqlRunner;
 use heartbeat_queue::{EventQueue, WalConfig, WalQueue};
 use heartbeat_queue_amqp::{AmqpOptions, AmqpQueue};
-use heartbeat_store::{AlertStore, MetaStore};
+use heartbeat_shared_redis::{RedisOptions, RedisShared};
+use heartbeat_store::{AlertStore, EventData, EventWriter, MetaStore};
+use heartbeat_store_clickhouse::{ClickHouseOptions, ClickHouseStore};
 use heartbeat_store_duckdb::DuckDbStore;
 
-use crate::config::{MetaEngine, QueueEngine, Settings};
+use crate::config::{CacheEngine, MetaEngine, QueueEngine, Settings, StoreEngine};
 use crate::priority;
+
+/// The event store, open.
+#[derive(Clone)]
+pub enum EventStore {
+    Duckdb(DuckDbStore),
+    ClickHouse(ClickHouseStore),
+}
+
+impl EventStore {
+    /// The queries' side.
+    pub fn reads(&self) -> Arc<dyn SqlRunner> {
+        match self {
+            EventStore::Duckdb(store) => Arc::new(store.clone()),
+            EventStore::ClickHouse(store) => Arc::new(store.clone()),
+        }
+    }
+
+    /// The processor's side, for the whole queue (one partition).
+    pub fn writes(&self) -> Arc<dyn EventWriter> {
+        match self {
+            EventStore::Duckdb(store) => Arc::new(store.clone()),
+            EventStore::ClickHouse(store) => Arc::new(store.clone()),
+        }
+    }
+
+    /// Data in, out and deleted.
+    pub fn data(&self) -> Arc<dyn EventData> {
+        match self {
+            EventStore::Duckdb(store) => Arc::new(store.clone()),
+            EventStore::ClickHouse(store) => Arc::new(store.clone()),
+        }
+    }
+}
 
 /// The engines of one node, open.
 pub struct Engines {
     /// The event store (events, visits, rollups, imports).
-    pub store: DuckDbStore,
-    pub queue: Arc<dyn EventQueue>,
+    pub store: EventStore,
+    /// The queue: one per partition (`queue.partitions`), in partition order.
+    pub queues: Vec<Arc<dyn EventQueue>>,
     pub meta: Arc<dyn MetaStore>,
     pub alerts: Arc<dyn AlertStore>,
     /// The write-ahead log, when it is the queue: closed last, once the processor stopped
     /// (a broker's queue needs nothing).
     pub wal: Option<Arc<WalQueue>>,
+    /// Redis, when it keeps the cache and the limits' state.
+    pub shared: Option<RedisShared>,
+}
+
+/// The RabbitMQ stream of partition `index`: the queue's own name when there is one.
+pub fn stream_name(config: &Settings, index: u32) -> String {
+    if config.queue.partitions <= 1 {
+        config.queue.name.clone()
+    } else {
+        format!("{}.{index}", config.queue.name)
+    }
+}
+
+/// Opens the RabbitMQ stream of partition `index`.
+pub async fn open_stream(config: &Settings, index: u32) -> anyhow::Result<AmqpQueue> {
+    let options = AmqpOptions {
+        max_pending_messages: Some(config.queue.max_pending_messages),
+        max_message_bytes: config.server.max_body_bytes.max(1024 * 1024) * 4,
+        ..AmqpOptions::default()
+    };
+    let name = stream_name(config, index);
+    AmqpQueue::open(&config.queue.url, &name, options)
+        .await
+        .with_context(|| format!("cannot open the queue {name:?} on RabbitMQ"))
 }
 
 impl Engines {
     pub async fn open(config: &Settings) -> anyhow::Result<Engines> {
-        let store = open_duckdb(config)?;
-        check_queue_identity(config, &store).await?;
-        let (queue, wal): (Arc<dyn EventQueue>, _) = match config.queue.engine {
+        let store = match config.store.engine {
+            StoreEngine::Duckdb => {
+                let store = open_duckdb(config)?;
+                check_queue_identity(config, &store).await?;
+                EventStore::Duckdb(store)
+            }
+            StoreEngine::Clickhouse => EventStore::ClickHouse(open_clickhouse(config).await?),
+        };
+        let (queues, wal): (Vec<Arc<dyn EventQueue>>, _) = match config.queue.engine {
             QueueEngine::Wal => {
                 let mut wal_config = WalConfig::new(config.server.data_dir.join("wal"));
                 wal_config.max_pending_bytes = config.queue.max_pending_bytes;
                 let wal = Arc::new(
                     WalQueue::open(wal_config).context("cannot open the write-ahead log")?,
                 );
-                (wal.clone(), Some(wal))
+                (vec![wal.clone()], Some(wal))
             }
             QueueEngine::Amqp => {
-                let options = AmqpOptions {
-                    max_pending_messages: Some(config.queue.max_pending_messages),
-                    max_message_bytes: config.server.max_body_bytes.max(1024 * 1024) * 4,
-                    ..AmqpOptions::default()
-                };
-                let queue = AmqpQueue::open(&config.queue.url, &config.queue.name, options)
-                    .await
-                    .with_context(|| {
-                        format!("cannot open the queue {:?} on RabbitMQ", config.queue.name)
-                    })?;
-                tracing::info!(stream = %config.queue.name, "queue: RabbitMQ stream");
-                (Arc::new(queue), None)
+                let mut queues: Vec<Arc<dyn EventQueue>> = Vec::new();
+                for index in 0..config.queue.partitions {
+                    queues.push(Arc::new(open_stream(config, index).await?));
+                }
+                tracing::info!(
+                    stream = %config.queue.name,
+                    partitions = config.queue.partitions,
+                    "queue: RabbitMQ streams"
+                );
+                (queues, None)
             }
         };
         let (meta, alerts): (Arc<dyn MetaStore>, Arc<dyn AlertStore>) = match config.meta.engine {
-            MetaEngine::Duckdb => (Arc::new(store.clone()), Arc::new(store.clone())),
+            MetaEngine::Duckdb => {
+                let EventStore::Duckdb(store) = &store else {
+                    anyhow::bail!(
+                        "meta.engine = \"duckdb\" keeps the metadata beside DuckDB's events: \
+                         with the events in ClickHouse, keep it in PostgreSQL \
+                         (meta.engine = \"postgres\")"
+                    );
+                };
+                (Arc::new(store.clone()), Arc::new(store.clone()))
+            }
             MetaEngine::Postgres => {
                 let options = PostgresOptions {
                     pool_size: config.meta.pool_size,
@@ -71,14 +146,43 @@ impl Engines {
                 (postgres.clone(), postgres)
             }
         };
+        let shared = match config.cache.engine {
+            CacheEngine::Memory => None,
+            CacheEngine::Redis => {
+                let redis = RedisShared::connect(&config.cache.url, RedisOptions::default())
+                    .await
+                    .context("cannot reach the cache on Redis")?;
+                tracing::info!("cache and limits: Redis");
+                Some(redis)
+            }
+        };
         Ok(Engines {
             store,
-            queue,
+            queues,
             meta,
             alerts,
             wal,
+            shared,
         })
     }
+}
+
+async fn open_clickhouse(config: &Settings) -> anyhow::Result<ClickHouseStore> {
+    let mut options = ClickHouseOptions::new(
+        config.store.urls.clone(),
+        &config.store.cluster,
+        &config.store.database,
+    );
+    options.query_timeout = config.query.timeout();
+    options.max_result_bytes = config.query.max_memory_bytes;
+    let store = ClickHouseStore::open(options).await.with_context(|| {
+        format!(
+            "cannot open the event store in ClickHouse (cluster {:?}, database {:?})",
+            config.store.cluster, config.store.database
+        )
+    })?;
+    tracing::info!(shards = config.store.urls.len(), "events: ClickHouse");
+    Ok(store)
 }
 
 fn open_duckdb(config: &Settings) -> anyhow::Result<DuckDbStore> {

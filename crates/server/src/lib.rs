@@ -20,13 +20,14 @@ mod priority;
 mod query_cache;
 pub mod query_pool;
 mod router;
+mod shared_versions;
 mod site_deletion;
 pub mod telemetry;
 pub mod transfer;
 mod umami_export;
 
 pub use heartbeat_accounts::{password, registry};
-pub use jobs::{backup, retention};
+pub use jobs::{backup, partitions, retention};
 
 /// The country database the web build brings, when it ran before this build (see
 /// `build.rs`).
@@ -48,10 +49,6 @@ use tokio::sync::watch;
 
 pub use config::Settings;
 pub use http::state::{App, AppParts};
-
-/// The CPU priority (`nice`) of the processor's threads: below the request threads (0),
-/// above the reads (`SCHED_IDLE`, [`priority::idle_priority`]).
-const PROCESSOR_NICE: i32 = 5;
 
 /// The admin token: from the config, else from `admin-token` in the data dir, else a new
 /// one written there and printed once.
@@ -112,27 +109,68 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
             config.server.data_dir.display()
         )
     })?;
+    let role = config.server.role;
     let engines::Engines {
         store,
-        queue: engine_queue,
+        queues,
         meta,
         alerts: alert_store,
         wal,
+        shared,
     } = engines::Engines::open(&config).await?;
     let admin_token = admin_token(&config)?;
     let backup = Arc::new(backup::Backup {
-        store: store.clone(),
+        store: match &store {
+            engines::EventStore::Duckdb(duckdb) => Some(duckdb.clone()),
+            engines::EventStore::ClickHouse(_) => None,
+        },
         data_dir: config.server.data_dir.clone(),
         store_path: config.store_path(),
     });
-    let metered_queue = Arc::new(telemetry::MeteredQueue::new(engine_queue));
-    let queue: Arc<dyn EventQueue> = metered_queue.clone();
+    let metered_queues: Vec<Arc<telemetry::MeteredQueue>> = queues
+        .into_iter()
+        .map(|queue| Arc::new(telemetry::MeteredQueue::new(queue)))
+        .collect();
+    let partition_queues: Vec<Arc<dyn EventQueue>> = metered_queues
+        .iter()
+        .map(|queue| queue.clone() as Arc<dyn EventQueue>)
+        .collect();
+    let queue = partition_queues[0].clone();
     // The store in its three parts, each taken by what needs it: the processor's writes and
-    // the queries' reads timed, data in, out and deleted as they are.
-    let engine = Arc::new(store.clone());
-    let writes: Arc<dyn EventWriter> = Arc::new(telemetry::MeteredWrites::new(engine.clone()));
-    let reads: Arc<dyn SqlRunner> = Arc::new(telemetry::MeteredReads::new(engine.clone()));
-    let data: Arc<dyn EventData> = engine;
+    // the queries' reads timed, data in, out and deleted as they are. With Redis, the data
+    // versions cached answers check are the ones every node shares.
+    let versions = shared.as_ref().map(|redis| redis.follow_versions());
+    let engine_reads = match &versions {
+        Some(versions) => Arc::new(shared_versions::SharedVersionReads::new(
+            store.reads(),
+            versions.clone(),
+        )) as Arc<dyn SqlRunner>,
+        None => store.reads(),
+    };
+    let reads: Arc<dyn SqlRunner> = Arc::new(telemetry::MeteredReads::new(engine_reads));
+    let with_shared_versions = |writes: Arc<dyn EventWriter>| -> Arc<dyn EventWriter> {
+        match &shared {
+            Some(redis) => Arc::new(shared_versions::SharedVersionWrites {
+                inner: writes,
+                shared: redis.clone(),
+            }),
+            None => writes,
+        }
+    };
+    let data: Arc<dyn EventData> = match &shared {
+        Some(redis) => Arc::new(shared_versions::SharedVersionWrites {
+            inner: store.data(),
+            shared: redis.clone(),
+        }),
+        None => store.data(),
+    };
+    // Answers are reused while their site's data version holds: a ClickHouse cluster's
+    // writers are other processes, whose changes only shared versions (Redis) tell of.
+    let mut query_settings = config.query.clone();
+    if matches!(store, engines::EventStore::ClickHouse(_)) && versions.is_none() {
+        query_settings.cache_entries = 0;
+        tracing::info!("query cache off: the events are in ClickHouse and no cache.engine = \"redis\" shares their versions");
+    }
     let shared_meta = config.meta.engine == config::MetaEngine::Postgres;
     let goals = Arc::new(heartbeat_accounts::goals::Goals::load(meta.clone()).await?);
     let registry = Arc::new(registry::Registry::load(meta.clone(), &admin_token).await?);
@@ -142,7 +180,8 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
         &config.server.data_dir,
         IngestConfig::default(),
     )
-    .context("cannot open the salts")?;
+    .context("cannot open the salts")?
+    .with_partitions(partition_queues.clone());
     let ingestor = match config.geoip_database() {
         Some(path) => {
             let geoip = GeoIp::open(path)?;
@@ -178,25 +217,70 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
         ingestor
     });
     let site_directory = registry.clone();
-    let processor = Processor::start(
-        queue.clone(),
-        writes,
-        &config.server.data_dir,
-        ProcessorConfig {
-            max_open_visits: config.processor.max_open_visits,
-            dedup_max_bytes: config.processor.dedup_max_bytes,
-            ..ProcessorConfig::default()
-        },
-    )
-    .await?
-    .with_site_check(Arc::new(move |site| site_directory.has_site(site)));
+    let site_check: heartbeat_processor::SiteCheck =
+        Arc::new(move |site| site_directory.has_site(site));
+    let processor_config = ProcessorConfig {
+        max_open_visits: config.processor.max_open_visits,
+        dedup_max_bytes: config.processor.dedup_max_bytes,
+        ..ProcessorConfig::default()
+    };
     let (stop, mut http_stop) = watch::channel(false);
-    let retention_task = tokio::spawn(retention::run(
-        registry.clone(),
-        data.clone(),
-        config.retention.interval(),
-        stop.subscribe(),
-    ));
+    // Who stores the events: one processor over the whole queue, or, where the workers of
+    // a ClickHouse cluster share the partitions out, this node's share of them.
+    let stores_events = matches!(role, config::Role::All | config::Role::Worker);
+    let leased = shared_meta && matches!(store, engines::EventStore::ClickHouse(_));
+    let mut processors = Processors::None;
+    let reports = if stores_events && !leased {
+        let processor = Processor::start(
+            queue.clone(),
+            with_shared_versions(Arc::new(telemetry::MeteredWrites::new(store.writes()))),
+            &config.server.data_dir,
+            processor_config,
+        )
+        .await?
+        .with_site_check(site_check);
+        let reports = partitions::Reports {
+            stats: processor.stats(),
+            stored: processor.subscribe(),
+            deletions: processor.deletions(),
+        };
+        processors = Processors::One(partitions::ProcessorThread::spawn(
+            "heartbeat-processor".into(),
+            processor,
+        )?);
+        reports
+    } else {
+        let reports = partitions::Reports {
+            stats: Arc::new(heartbeat_processor::ProcessorStats::default()),
+            stored: tokio::sync::broadcast::channel(128).0,
+            deletions: tokio::sync::broadcast::channel(64).0,
+        };
+        if let (true, engines::EventStore::ClickHouse(clickhouse)) = (stores_events, &store) {
+            let worker = partitions::PartitionWorker {
+                settings: config.clone(),
+                store: clickhouse.clone(),
+                data_dir: config.server.data_dir.clone(),
+                processor: ProcessorConfig {
+                    drain_on_stop: false,
+                    ..processor_config
+                },
+                site_check,
+                reports: reports.clone(),
+                shared: shared.clone(),
+            };
+            processors = Processors::Partitions(tokio::spawn(worker.run(stop.subscribe())));
+        }
+        reports
+    };
+    let serves_api = matches!(role, config::Role::All | config::Role::Api);
+    let retention_task = serves_api.then(|| {
+        tokio::spawn(retention::run(
+            registry.clone(),
+            data.clone(),
+            config.retention.interval(),
+            stop.subscribe(),
+        ))
+    });
     let alert_directory = Arc::new(alerting::Directory::load(alert_store.clone()).await?);
     // Metadata other nodes write too is read again now and then, and the salts agreed on.
     let shared_tasks = shared_meta.then(|| {
@@ -221,8 +305,14 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
         registry: registry.clone(),
         goals: goals.clone(),
         alerts: alert_directory.clone(),
-        queue: queue.clone(),
-        done: processor.deletions(),
+        queues: partition_queues.clone(),
+        done: reports.deletions.clone(),
+        // Only a node whose one processor stores the whole queue sees the deletion done.
+        wait: if matches!(processors, Processors::One(_)) {
+            site_deletion::WAIT
+        } else {
+            std::time::Duration::ZERO
+        },
     };
     let listen = config.server.listen_addr()?;
     let listener = TcpListener::bind(listen)
@@ -241,6 +331,7 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
         public_url: config.alerts.public_url(local_addr),
         allow_private_targets: config.alerts.allow_private_targets,
     });
+    let limits = limits::Limits::new(config.limits.clone());
     let app = App::new(AppParts {
         backup,
         registry,
@@ -251,55 +342,42 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
         site_deletion,
         data,
         telemetry: telemetry::Telemetry {
-            processor: processor.stats(),
-            queue: metered_queue,
+            processor: reports.stats.clone(),
+            queue: metered_queues[0].clone(),
         },
         trusted_proxies: Arc::new(config.server.trusted_proxies()?),
         max_body_bytes: config.server.max_body_bytes,
-        query_cache: Arc::new(query_cache::QueryCache::new(config.query.cache_entries)),
+        query_cache: Arc::new(query_cache::QueryCache::new(query_settings.cache_entries)),
         queries: Arc::new(
-            query_pool::QueryPool::new(config.query.clone())
-                .context("cannot start the query threads")?,
+            query_pool::QueryPool::new(query_settings).context("cannot start the query threads")?,
         ),
         live: live::hub::LiveHub {
-            stored: processor.subscribe(),
+            stored: reports.stored.clone(),
             shutdown: stop.subscribe(),
         },
-        limits: Arc::new(limits::Limits::new(config.limits.clone())),
+        limits: Arc::new(match &shared {
+            Some(redis) => limits.with_shared(redis.clone()),
+            None => limits,
+        }),
         secure_cookies: config.server.secure_cookies,
     });
     if !config.limits.enabled {
         tracing::warn!("rate limits and quotas are off");
     }
-    // The processor stops only after the HTTP server has, so it drains every request that
-    // was accepted.
-    let (processor_stop, processor_stop_rx) = watch::channel(false);
-    // The processor decodes, deduplicates and sessionizes whole batches: CPU work that gets
-    // its own thread and runtime so it never holds up request handling. It runs (with the
-    // blocking threads its store calls take) between the request threads and the reads in
-    // CPU priority: acknowledged events are durable already, storing them can wait a moment.
-    let processor_task = std::thread::Builder::new()
-        .name("heartbeat-processor".into())
-        .spawn(move || -> anyhow::Result<()> {
-            priority::lower_priority(PROCESSOR_NICE);
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .on_thread_start(|| priority::lower_priority(PROCESSOR_NICE))
-                .enable_all()
-                .build()?;
-            Ok(runtime.block_on(processor.run(processor_stop_rx))?)
-        })
-        .context("cannot start the processor thread")?;
-    let outbox_task = tokio::spawn(outbox.run(stop.subscribe()));
-    let alerts_task = tokio::spawn(alerting::evaluator::run(
-        app.clone(),
-        config.alerts.interval(),
-        stop.subscribe(),
-    ));
-    tracing::info!(addr = %local_addr, data_dir = %config.server.data_dir.display(), "heartbeat is ready");
+    let outbox_task = serves_api.then(|| tokio::spawn(outbox.run(stop.subscribe())));
+    let alerts_task = serves_api.then(|| {
+        tokio::spawn(alerting::evaluator::run(
+            app.clone(),
+            config.alerts.interval(),
+            stop.subscribe(),
+        ))
+    });
+    tracing::info!(addr = %local_addr, role = ?role, data_dir = %config.server.data_dir.display(), "heartbeat is ready");
     let router = router::router(
         app,
         &config.server.cors_origins,
         config.server.request_timeout(),
+        role,
     )
     .into_make_service_with_connect_info::<SocketAddr>();
     let done = tokio::spawn(async move {
@@ -309,17 +387,22 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
             })
             .await
             .context("http server failed")?;
-        let _ = retention_task.await;
+        for task in [retention_task, outbox_task, alerts_task]
+            .into_iter()
+            .flatten()
+        {
+            let _ = task.await;
+        }
         for task in shared_tasks.into_iter().flatten() {
             let _ = task.await;
         }
-        let _ = alerts_task.await;
-        let _ = outbox_task.await;
-        let _ = processor_stop.send(true);
-        tokio::task::spawn_blocking(move || processor_task.join())
-            .await
-            .context("processor join failed")?
-            .map_err(|_| anyhow::anyhow!("processor panicked"))??;
+        // The processors stop only after the HTTP server has, so they store every request
+        // that was accepted.
+        match processors {
+            Processors::One(thread) => thread.stop().await?,
+            Processors::Partitions(worker) => worker.await.context("partition worker failed")?,
+            Processors::None => {}
+        }
         if let Some(wal) = wal {
             tokio::task::spawn_blocking(move || wal.close())
                 .await
@@ -334,4 +417,14 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
         stop,
         done,
     })
+}
+
+/// The processors a node runs.
+enum Processors {
+    /// Not a node that stores events.
+    None,
+    /// One processor over the whole queue.
+    One(partitions::ProcessorThread),
+    /// This worker's share of the partitions.
+    Partitions(tokio::task::JoinHandle<()>),
 }

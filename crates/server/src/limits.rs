@@ -1,7 +1,10 @@
 //! Abuse protection: rate limits per client IP (public ingest), per API key (keyed ingest and
 //! the API) and a per-site ingest quota counted in events, so a flood on one site cannot
-//! starve the others. All are GCRA limiters from `governor`, kept in the process; a refused
-//! request is a 429 in the one error shape with `Retry-After`.
+//! starve the others. All are GCRA limiters: from `governor` in the process, or, with
+//! `cache.engine = "redis"`, the same limits kept in Redis and shared by every node (a
+//! client spreading requests over several nodes has one budget); while Redis cannot be
+//! reached, each node falls back to its own limiters. A refused request is a 429 in the one
+//! error shape with `Retry-After`.
 //!
 //! The limiters forget idle keys now and then (`retain_recent` every few thousand checks), so
 //! their memory stays bounded by the clients seen in the last window.
@@ -47,15 +50,7 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
         }
     }
 
-    /// `Err(wait)` when `key` is over its rate.
-    fn check(&self, key: &K) -> Result<(), Duration> {
-        self.sweep_now_and_then();
-        self.limiter
-            .check_key(key)
-            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
-    }
-
-    /// Like [`check`](Self::check) for `n` cells at once; a request larger than the whole
+    /// `Err(wait)` when `key` is over its rate for `n` cells at once; a request larger than the whole
     /// burst is refused with a wait of one period.
     fn check_n(&self, key: &K, n: u32) -> Result<(), Duration> {
         self.sweep_now_and_then();
@@ -73,6 +68,7 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
 /// The server's limiters.
 pub struct Limits {
     settings: LimitSettings,
+    shared: Option<heartbeat_shared_redis::RedisShared>,
     per_ip: Keyed<IpAddr>,
     per_key: Keyed<String>,
     per_site: Keyed<String>,
@@ -98,7 +94,39 @@ impl Limits {
             per_site: Keyed::per_minute(settings.site_events_per_minute),
             per_share_viewer: Keyed::per_minute(settings.share_per_ip_per_minute),
             settings,
+            shared: None,
         }
+    }
+
+    /// Keeps the limits' state in Redis, shared with every node that does.
+    pub fn with_shared(mut self, shared: heartbeat_shared_redis::RedisShared) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// `cells` more for `key` of limiter `name` at `per_minute`: from Redis when it keeps
+    /// the limits and answers, else from `local`.
+    async fn decide<K: Hash + Eq + Clone + std::fmt::Debug>(
+        &self,
+        name: &str,
+        local: &Keyed<K>,
+        key: &K,
+        per_minute: u32,
+        cells: u32,
+    ) -> Result<(), Duration> {
+        if let Some(shared) = &self.shared {
+            match shared
+                .check_rate(name, &format!("{key:?}"), per_minute, cells)
+                .await
+            {
+                Ok(decision) => return decision,
+                Err(err) => {
+                    metrics::counter!(crate::telemetry::SHARED_LIMITS_FALLBACK).increment(1);
+                    tracing::debug!(%err, limiter = name, "limits: Redis unavailable, deciding locally");
+                }
+            }
+        }
+        local.check_n(key, cells)
     }
 
     pub fn settings(&self) -> &LimitSettings {
@@ -106,94 +134,110 @@ impl Limits {
     }
 
     /// One public ingest request from `ip` (unknown addresses share one budget).
-    pub fn check_ip(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+    pub async fn check_ip(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
         if !self.settings.enabled {
             return Ok(());
         }
         let ip = ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-        self.per_ip.check(&ip).map_err(|wait| {
-            too_many(
-                "client_ip",
-                "client",
-                &format!(
-                    "at most {} requests per minute from one address",
-                    self.settings.ingest_per_ip_per_minute
-                ),
-                wait,
-            )
-        })
-    }
-
-    /// One request made with the key (or session) whose id is `key_id`.
-    pub fn check_key(&self, key_id: &str) -> Result<(), ApiError> {
-        if !self.settings.enabled {
-            return Ok(());
-        }
-        self.per_key.check(&key_id.to_owned()).map_err(|wait| {
-            too_many(
-                "key",
-                "x-api-key",
-                &format!(
-                    "at most {} requests per minute with one key",
-                    self.settings.per_key_per_minute
-                ),
-                wait,
-            )
-        })
-    }
-
-    /// One request by `caller` from `ip`: its key's (or session's) budget and, through a
-    /// public link, which is one key shared by every viewer, the viewer's own smaller budget.
-    pub fn check_caller(
-        &self,
-        caller: &heartbeat_accounts::access::Caller,
-        ip: Option<IpAddr>,
-    ) -> Result<(), ApiError> {
-        self.check_key(&caller.limit_key())?;
-        if caller.is_share() {
-            self.check_share_viewer(&caller.limit_key(), ip)?;
-        }
-        Ok(())
-    }
-
-    /// One request from `ip` through the public dashboard link of `site`.
-    pub fn check_share_viewer(&self, site: &str, ip: Option<IpAddr>) -> Result<(), ApiError> {
-        if !self.settings.enabled {
-            return Ok(());
-        }
-        let ip = ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-        self.per_share_viewer
-            .check(&(site.to_owned(), ip))
+        let per_minute = self.settings.ingest_per_ip_per_minute;
+        self.decide("ip", &self.per_ip, &ip, per_minute, 1)
+            .await
             .map_err(|wait| {
                 too_many(
-                    "share_viewer",
-                    "share_token",
+                    "client_ip",
+                    "client",
                     &format!(
-                        "at most {} requests per minute from one address through a public link",
-                        self.settings.share_per_ip_per_minute
+                        "at most {} requests per minute from one address",
+                        self.settings.ingest_per_ip_per_minute
                     ),
                     wait,
                 )
             })
     }
 
-    /// `events` events for site `site`.
-    pub fn check_site(&self, site: &str, events: usize) -> Result<(), ApiError> {
+    /// One request made with the key (or session) whose id is `key_id`.
+    pub async fn check_key(&self, key_id: &str) -> Result<(), ApiError> {
         if !self.settings.enabled {
             return Ok(());
         }
-        let n = u32::try_from(events).unwrap_or(u32::MAX);
-        self.per_site.check_n(&site.to_owned(), n).map_err(|wait| {
+        let per_minute = self.settings.per_key_per_minute;
+        self.decide("key", &self.per_key, &key_id.to_owned(), per_minute, 1)
+            .await
+            .map_err(|wait| {
+                too_many(
+                    "key",
+                    "x-api-key",
+                    &format!(
+                        "at most {} requests per minute with one key",
+                        self.settings.per_key_per_minute
+                    ),
+                    wait,
+                )
+            })
+    }
+
+    /// One request by `caller` from `ip`: its key's (or session's) budget and, through a
+    /// public link, which is one key shared by every viewer, the viewer's own smaller budget.
+    pub async fn check_caller(
+        &self,
+        caller: &heartbeat_accounts::access::Caller,
+        ip: Option<IpAddr>,
+    ) -> Result<(), ApiError> {
+        self.check_key(&caller.limit_key()).await?;
+        if caller.is_share() {
+            self.check_share_viewer(&caller.limit_key(), ip).await?;
+        }
+        Ok(())
+    }
+
+    /// One request from `ip` through the public dashboard link of `site`.
+    pub async fn check_share_viewer(&self, site: &str, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        if !self.settings.enabled {
+            return Ok(());
+        }
+        let ip = ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let per_minute = self.settings.share_per_ip_per_minute;
+        self.decide(
+            "share_viewer",
+            &self.per_share_viewer,
+            &(site.to_owned(), ip),
+            per_minute,
+            1,
+        )
+        .await
+        .map_err(|wait| {
             too_many(
-                "site_quota",
-                "site_id",
+                "share_viewer",
+                "share_token",
                 &format!(
-                    "site {site} is over its quota of {} events per minute",
-                    self.settings.site_events_per_minute
+                    "at most {} requests per minute from one address through a public link",
+                    self.settings.share_per_ip_per_minute
                 ),
                 wait,
             )
         })
+    }
+
+    /// `events` events for site `site`.
+    pub async fn check_site(&self, site: &str, events: usize) -> Result<(), ApiError> {
+        if !self.settings.enabled {
+            return Ok(());
+        }
+        let n = u32::try_from(events).unwrap_or(u32::MAX);
+        let per_minute = self.settings.site_events_per_minute;
+        self.decide("site", &self.per_site, &site.to_owned(), per_minute, n)
+            .await
+            .map_err(|wait| {
+                too_many(
+                    "site_quota",
+                    "site_id",
+                    &format!(
+                        "site {site} is over its quota of {} events per minute",
+                        self.settings.site_events_per_minute
+                    ),
+                    wait,
+                )
+            })
     }
 }
 
@@ -201,59 +245,63 @@ impl Limits {
 mod tests {
     use super::*;
 
-    #[test]
-    fn ip_limit_trips_at_the_rate_and_off_means_off() {
+    #[tokio::test]
+    async fn ip_limit_trips_at_the_rate_and_off_means_off() {
         let limits = Limits::new(LimitSettings {
             ingest_per_ip_per_minute: 3,
             ..LimitSettings::default()
         });
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..3 {
-            limits.check_ip(Some(ip)).unwrap();
+            limits.check_ip(Some(ip)).await.unwrap();
         }
-        let err = limits.check_ip(Some(ip)).unwrap_err();
+        let err = limits.check_ip(Some(ip)).await.unwrap_err();
         assert_eq!(err.status, StatusCode::TOO_MANY_REQUESTS);
         assert!(err.retry_after_s.unwrap() >= 1);
         // Another address has its own budget.
-        limits.check_ip("192.0.2.2".parse().ok()).unwrap();
+        limits.check_ip("192.0.2.2".parse().ok()).await.unwrap();
         let off = Limits::new(LimitSettings {
             ingest_per_ip_per_minute: 1,
             ..LimitSettings::off()
         });
         for _ in 0..10 {
-            off.check_ip(Some(ip)).unwrap();
+            off.check_ip(Some(ip)).await.unwrap();
         }
     }
 
-    #[test]
-    fn share_viewers_have_their_own_budget_per_link() {
+    #[tokio::test]
+    async fn share_viewers_have_their_own_budget_per_link() {
         let limits = Limits::new(LimitSettings {
             share_per_ip_per_minute: 2,
             ..LimitSettings::default()
         });
         let viewer: IpAddr = "192.0.2.7".parse().unwrap();
-        limits.check_share_viewer("a", Some(viewer)).unwrap();
-        limits.check_share_viewer("a", Some(viewer)).unwrap();
-        let err = limits.check_share_viewer("a", Some(viewer)).unwrap_err();
+        limits.check_share_viewer("a", Some(viewer)).await.unwrap();
+        limits.check_share_viewer("a", Some(viewer)).await.unwrap();
+        let err = limits
+            .check_share_viewer("a", Some(viewer))
+            .await
+            .unwrap_err();
         assert_eq!(err.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(err.details[0].field, "share_token");
         // Another link, or another viewer of the same link, is not held up.
-        limits.check_share_viewer("b", Some(viewer)).unwrap();
+        limits.check_share_viewer("b", Some(viewer)).await.unwrap();
         limits
             .check_share_viewer("a", "192.0.2.8".parse().ok())
+            .await
             .unwrap();
     }
 
-    #[test]
-    fn site_quota_counts_events() {
+    #[tokio::test]
+    async fn site_quota_counts_events() {
         let limits = Limits::new(LimitSettings {
             site_events_per_minute: 10,
             ..LimitSettings::default()
         });
-        limits.check_site("a", 6).unwrap();
-        assert!(limits.check_site("a", 6).is_err());
-        limits.check_site("b", 10).unwrap();
+        limits.check_site("a", 6).await.unwrap();
+        assert!(limits.check_site("a", 6).await.is_err());
+        limits.check_site("b", 10).await.unwrap();
         // More than the whole burst at once never passes.
-        assert!(limits.check_site("c", 11).is_err());
+        assert!(limits.check_site("c", 11).await.is_err());
     }
 }

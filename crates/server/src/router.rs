@@ -27,7 +27,12 @@ pub fn routes() -> (Router<App>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-pub fn router(app: App, cors_origins: &[String], request_timeout: Duration) -> Router {
+pub fn router(
+    app: App,
+    cors_origins: &[String],
+    request_timeout: Duration,
+    role: crate::config::Role,
+) -> Router {
     let cors = crate::http::shield::Cors {
         origins: std::sync::Arc::new(cors_origins.to_vec()),
     };
@@ -42,6 +47,10 @@ pub fn router(app: App, cors_origins: &[String], request_timeout: Duration) -> R
         .layer(axum::middleware::from_fn_with_state(
             cors,
             crate::http::shield::cors,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            role,
+            crate::http::shield::role_gate,
         ))
         .layer(axum::middleware::from_fn(
             crate::http::shield::security_headers,

@@ -26,16 +26,21 @@ use heartbeat_store::Deleted;
 use tokio::sync::broadcast;
 
 /// How long the answer waits for the processor to carry the deletion out.
-const WAIT: Duration = Duration::from_secs(10);
+pub const WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct SiteDeletion {
     pub registry: Arc<Registry>,
     pub goals: Arc<Goals>,
     pub alerts: Arc<crate::alerting::Directory>,
-    pub queue: Arc<dyn EventQueue>,
+    /// The queue's partitions: the deletion goes into each, behind its events.
+    pub queues: Vec<Arc<dyn EventQueue>>,
     /// The processor's reports of deletions done.
     pub done: broadcast::Sender<SiteDeleted>,
+    /// How long the answer waits for the report: [`WAIT`] where one processor stores the
+    /// whole queue, none where several workers each carry the deletion out in their
+    /// partition.
+    pub wait: Duration,
 }
 
 /// A deleted site and what was deleted with it: `None` while the processor has not reached
@@ -65,8 +70,10 @@ impl SiteDeletion {
         self.goals.forget_site(id);
         self.alerts.forget_site(id).await?;
         let mut done = self.done.subscribe();
-        self.queue.append(record).await?;
-        let deleted = tokio::time::timeout(WAIT, async {
+        for queue in &self.queues {
+            queue.append(record.clone()).await?;
+        }
+        let deleted = tokio::time::timeout(self.wait, async {
             loop {
                 match done.recv().await {
                     Ok(report) if report.site == site.id => return Some(report.deleted),

@@ -311,7 +311,11 @@ async fn partitions_keep_their_own_positions_and_rollbacks() {
         .map(|e| e.event_id)
         .collect();
     ids.sort();
-    assert_eq!(ids, ["even", "odd"], "only partition 1's uncommitted row is gone");
+    assert_eq!(
+        ids,
+        ["even", "odd"],
+        "only partition 1's uncommitted row is gone"
+    );
     // A site deletion reached by partition 1 deletes partition 1's visitors only.
     let deleted = restarted.delete_site_events(&site).await.unwrap();
     assert_eq!((deleted.events, deleted.visits), (1, 1));

@@ -95,7 +95,7 @@ pub(crate) async fn setup(
     client: Client,
     Payload(body): Payload,
 ) -> Result<Response, ApiError> {
-    app.limits.check_ip(client.0.ip)?;
+    app.limits.check_ip(client.0.ip).await?;
     let (email, password) = credentials(&json_object(&body)?)?;
     let (token, view) = app
         .registry
@@ -122,7 +122,7 @@ pub(crate) async fn login(
     client: Client,
     Payload(body): Payload,
 ) -> Result<Response, ApiError> {
-    app.limits.check_ip(client.0.ip)?;
+    app.limits.check_ip(client.0.ip).await?;
     let (email, password) = credentials(&json_object(&body)?)?;
     match app
         .registry

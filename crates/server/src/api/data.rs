@@ -394,6 +394,7 @@ pub(crate) async fn delete_import(
         (status = 200, description = "`{success, path, bytes}`", body = Object),
         (status = 401, description = "No or bad key", body = crate::http::schema::ErrorBody),
         (status = 403, description = "Not an admin key", body = crate::http::schema::ErrorBody),
+        (status = 409, description = "The events are in ClickHouse: back up with its own tools", body = crate::http::schema::ErrorBody),
         (status = 503, description = "The copy failed (disk full?); details are logged", body = crate::http::schema::ErrorBody),
     ))]
 pub(crate) async fn backup(
@@ -403,6 +404,15 @@ pub(crate) async fn backup(
     if !caller.0.is_admin() {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "Forbidden")
             .with_detail("x-api-key", "an admin key is required"));
+    }
+    if app.backup.store.is_none() {
+        return Err(
+            ApiError::new(StatusCode::CONFLICT, "Backups are the engines' own").with_detail(
+                "store",
+                "the events are in ClickHouse and the metadata in PostgreSQL: back them up \
+                 with their own tools (clickhouse-backup or ALTER TABLE ... FREEZE, pg_dump)",
+            ),
+        );
     }
     let report = app.backup.run().await?;
     Ok(Json(json!({

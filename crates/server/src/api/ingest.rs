@@ -52,7 +52,7 @@ impl IngestRequest {
     /// A public door (the tracker's): limited per client IP; answers
     /// `{"success": true, "accepted": N}`.
     async fn public(self, decode: Decoder) -> Result<Response, ApiError> {
-        self.app.limits.check_ip(self.client.0.ip)?;
+        self.app.limits.check_ip(self.client.0.ip).await?;
         let outcome = self.accept(decode(&self.body)?).await?;
         Ok(accepted(&outcome))
     }
@@ -88,7 +88,7 @@ impl IngestRequest {
             }
         }
         let grant = self.caller.0.as_ref().map(|c| c.grant.clone());
-        check_site_quotas(app, &decoded, grant.as_ref())?;
+        check_site_quotas(app, &decoded, grant.as_ref()).await?;
         // On a task of its own: a client that goes away mid-append (a tab closed right after
         // `sendBeacon`) neither cancels the append nor leaves its events uncounted.
         let (ingestor, client) = (app.ingestor.clone(), self.client.0.clone());
@@ -103,7 +103,7 @@ impl IngestRequest {
 
 /// Counts the request's events against each named site's ingest quota (sites nobody has are
 /// left to the ingestor, which answers 404).
-fn check_site_quotas(
+async fn check_site_quotas(
     app: &App,
     decoded: &Decoded,
     grant: Option<&heartbeat_ingest::KeyGrant>,
@@ -128,7 +128,7 @@ fn check_site_quotas(
         }
     }
     for (site, n) in counts {
-        app.limits.check_site(&site, n)?;
+        app.limits.check_site(&site, n).await?;
     }
     Ok(())
 }
@@ -171,7 +171,7 @@ fn accepted(outcome: &Outcome) -> Response {
     ))]
 pub(crate) async fn api_event(request: IngestRequest) -> Result<Response, ApiError> {
     let started = Instant::now();
-    request.app.limits.check_ip(request.client.0.ip)?;
+    request.app.limits.check_ip(request.client.0.ip).await?;
     let decoded = decode::api_event(&request.body)?;
     let seed_002 = decoded.needs_key;
     let outcome = request.accept(decoded).await?;

@@ -382,7 +382,7 @@ pub(crate) async fn unlock(
     client: Client,
     Payload(body): Payload,
 ) -> Result<Json<Value>, ApiError> {
-    app.limits.check_ip(client.0.ip)?;
+    app.limits.check_ip(client.0.ip).await?;
     let body = json_object(&body)?;
     let mut errors = Vec::new();
     let token = optional_string(&body, "token", &mut errors);

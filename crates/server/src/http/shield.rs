@@ -1,6 +1,7 @@
-//! What every response gets whatever its route: security headers, a request time limit, and
-//! the two CORS policies (open on ingest, which trackers call cross-origin with `text/plain`;
-//! strict on the private API: only the configured origins, with credentials).
+//! What every response gets whatever its route: security headers, a request time limit, the
+//! two CORS policies (open on ingest, which trackers call cross-origin with `text/plain`;
+//! strict on the private API: only the configured origins, with credentials), and the
+//! node's role (`server.role`) deciding which routes it serves at all.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::config::Role;
 use crate::http::error::ApiError;
 
 /// Headers set on every response unless the handler set them.
@@ -71,6 +73,37 @@ pub const INGEST_PATHS: [&str; 6] = [
     "/api/v1/events",
     "/api/v1/events/batch",
 ];
+
+/// Whether a node of `role` serves `method` on `path`: every node its `/health` and
+/// `/metrics`; ingest nodes ingest and the tracker scripts; API nodes everything but ingest;
+/// workers nothing else.
+pub fn serves(role: Role, method: &Method, path: &str) -> bool {
+    let ingest = INGEST_PATHS.contains(&path) && matches!(*method, Method::POST | Method::OPTIONS);
+    match role {
+        Role::All => true,
+        _ if matches!(path, "/health" | "/metrics") => true,
+        Role::Ingest => ingest || path == "/heartbeat.js" || path.starts_with("/js/"),
+        Role::Api => !ingest,
+        Role::Worker => false,
+    }
+}
+
+/// Answers 421 (the one error shape) to what this node's role does not serve, so a load
+/// balancer that sends a request to the wrong pool is told so, not given a half answer.
+pub async fn role_gate(State(role): State<Role>, request: Request, next: Next) -> Response {
+    if serves(role, request.method(), request.uri().path()) {
+        return next.run(request).await;
+    }
+    let role_name = format!("{role:?}").to_lowercase();
+    ApiError::new(StatusCode::MISDIRECTED_REQUEST, "Not served by this node")
+        .with_detail(
+            "path",
+            format!(
+                "this node's role is {role_name} (server.role); send it to a node that serves it"
+            ),
+        )
+        .into_response()
+}
 
 const ALLOWED_HEADERS: &str = "content-type, authorization, x-api-key, x-request-id";
 

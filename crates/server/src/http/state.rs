@@ -158,7 +158,9 @@ impl FromRequestParts<App> for MaybeCaller {
                 ),
             );
         }
-        app.limits.check_caller(&caller, client_of(parts, app).ip)?;
+        app.limits
+            .check_caller(&caller, client_of(parts, app).ip)
+            .await?;
         Ok(MaybeCaller(Some(caller)))
     }
 }

@@ -19,7 +19,9 @@ use heartbeat_store_duckdb::DuckDbStore;
 
 /// What a backup needs: the store and where the files are.
 pub struct Backup {
-    pub store: DuckDbStore,
+    /// The embedded store; `None` when the events are in ClickHouse, whose own tools back
+    /// them up.
+    pub store: Option<DuckDbStore>,
     pub data_dir: PathBuf,
     pub store_path: PathBuf,
 }
@@ -64,13 +66,20 @@ fn copy_if_present(from: &Path, to: &Path) -> std::io::Result<u64> {
 impl Backup {
     /// Takes a backup now.
     pub async fn run(&self) -> Result<BackupReport, StoreError> {
+        let Some(store) = &self.store else {
+            return Err(StoreError::Rejected {
+                message: "the events are in ClickHouse: back them up with ClickHouse's own \
+                          tools (clickhouse-backup, ALTER TABLE ... FREEZE), and the metadata \
+                          with pg_dump"
+                    .into(),
+            });
+        };
         let name = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
         let target = self.data_dir.join("backups").join(name);
         let data_dir = self.data_dir.clone();
         let store_path = self.store_path.clone();
         let path = target.clone();
-        let bytes = self
-            .store
+        let bytes = store
             .with_writes_paused(move || {
                 std::fs::create_dir_all(&target)?;
                 let mut bytes = std::fs::copy(&store_path, target.join("heartbeat.duckdb"))?;

@@ -90,7 +90,7 @@ pub(crate) async fn live(
                 .authenticate(token)
                 .ok_or_else(ApiError::unauthorized)?;
             // The same limits as a token in a header.
-            app.limits.check_caller(&caller, client.ip)?;
+            app.limits.check_caller(&caller, client.ip).await?;
             caller
         }
         (None, _) => return Err(ApiError::unauthorized()),

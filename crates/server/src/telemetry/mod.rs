@@ -48,6 +48,7 @@ pub const QUERY_CACHE_HITS: &str = "heartbeat_query_cache_hits_total";
 pub const QUERY_CACHE_MISSES: &str = "heartbeat_query_cache_misses_total";
 pub const RETENTION_EVENTS_DELETED: &str = "heartbeat_retention_events_deleted_total";
 pub const HTTP_RATE_LIMITED: &str = "heartbeat_http_rate_limited_total";
+pub const SHARED_LIMITS_FALLBACK: &str = "heartbeat_shared_limits_fallback_total";
 pub const QUERY_REFUSED: &str = "heartbeat_query_refused_total";
 pub const QUERY_INTERRUPTED: &str = "heartbeat_query_interrupted_total";
 pub const ALERTS_FIRED: &str = "heartbeat_alerts_fired_total";
