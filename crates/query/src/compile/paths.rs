@@ -24,6 +24,8 @@
 //! anchor's join has dropped what the walks do not reach (at 10 M events, the difference
 //! between a few seconds and running out of memory: docs/benchmarks.md).
 
+mod arrays;
+
 use super::aggregate::event_filters_sql;
 use super::Builder;
 use crate::dialect::SqlDialect;
@@ -86,6 +88,9 @@ fn items(b: &mut Builder, query: &PathsQuery, key: &str) {
 }
 
 pub(crate) fn paths_sql(query: &PathsQuery, dialect: &dyn SqlDialect) -> Sql {
+    if let Some(arrays) = dialect.arrays() {
+        return arrays::arrays_sql(query, dialect, arrays);
+    }
     let mut b = Builder::new(dialect);
     let key = dialect.order_key("ts", "event_id");
     let materialized = dialect.materialized();
