@@ -37,6 +37,11 @@
 //! (`tests/funnels.rs` has both windows and every order); at 10 M events it is the
 //! difference between about a second and running out of memory (docs/benchmarks.md).
 //! Strict funnels, whose next step must be the very next event, take the general statement.
+//!
+//! An engine without window functions or table CTEs (ClickHouse 18.16, whose dialect has
+//! [`SqlDialect::arrays`]) gets a statement of its own with the same answer, every order
+//! and window: each group's events as arrays sorted in time, walked by index
+//! (`funnel/arrays.rs`).
 
 mod arrays;
 

@@ -23,6 +23,10 @@
 //! in the order of [`SqlDialect::order_key`]. No window runs over the events before the
 //! anchor's join has dropped what the walks do not reach (at 10 M events, the difference
 //! between a few seconds and running out of memory: docs/benchmarks.md).
+//!
+//! An engine without window functions or table CTEs (ClickHouse 18.16, whose dialect has
+//! [`SqlDialect::arrays`]) gets a statement of its own with the same rows: each visit's
+//! walk as one sorted array (`paths/arrays.rs`).
 
 mod arrays;
 

@@ -6,7 +6,8 @@
 //! tests of `heartbeat-store-clickhouse`):
 //! - no `DateTime64`: timestamps are whole seconds, so [`SqlDialect::epoch_millis`] and
 //!   [`SqlDialect::order_key`] are exact to the second only (events of the same second are
-//!   ordered by the hash of their ids); the store keeps exact milliseconds in its own columns.
+//!   ordered by the hash of their ids); the store keeps exact milliseconds in its own columns,
+//!   which funnels and paths read ([`ArraySql::event_millis`], `ts_ms`).
 //! - no `toStartOfInterval`: each grain has its own function (`toStartOfHour`, `toMonday`...).
 //! - no common table expressions that name a table: [`SqlDialect::table_ctes`] is false, so
 //!   `compile::With` writes each reference as the subquery itself (its parameters bound
@@ -14,8 +15,12 @@
 //! - no window functions: [`SqlDialect::with_next_value`] pairs each row with the next one
 //!   of its partition through a sorted array joined back by a key, and
 //!   [`SqlDialect::total_over_all`] is `None` (the caller counts in a scalar subquery).
-//!   Funnels (`compile/funnel.rs`) and paths (`compile/paths.rs`) still use windows and
-//!   table CTEs directly: they do not run on 18.16 yet.
+//!   Funnels and paths, which follow each visit or person through its events in order, have
+//!   statements of their own here (`compile/funnel/arrays.rs`, `compile/paths/arrays.rs`,
+//!   chosen by [`SqlDialect::arrays`]): each group's events as one sorted array of tuples
+//!   (`groupArray`, `arraySort`), walked by index with lambdas over several arrays (never
+//!   capturing an array, which 18.16 would copy once per item), one row per attempt or step
+//!   by `ARRAY JOIN`, ranks by sorted arrays too.
 //! - no `FILTER (WHERE ...)`: conditional aggregates are the `-If` combinators; aggregates
 //!   of no rows are their type's default, not NULL ([`SqlDialect::min_or_null`],
 //!   [`SqlDialect::first_by_if`] say NULL themselves).
