@@ -1199,6 +1199,10 @@ async fn funnels_answer_the_same() {
             format!("{order}, filtered, with props"),
             json!({"site_id": "b.test", "date_range": all_days(), "steps": [{"page": "/pricing"}, {"event": "Download", "props": {"plan": "pro"}}, {"page": "/register"}], "order": order, "filters": [["is", "visit:device", ["Desktop", "Mobile"]]]}),
         ));
+        cases.push((
+            format!("{order}, window 1 hour, by device, filtered"),
+            json!({"site_id": "b.test", "date_range": all_days(), "steps": [{"page": "/blog/**"}, {"page": "/pricing"}, {"event": "Purchase", "props": {"plan": "pro"}}], "order": order, "window": {"seconds": 3600}, "breakdown": "visit:device", "filters": [["is_not", "visit:country", ["FR"]]]}),
+        ));
     }
     // The window's edges, to the millisecond.
     for order in ["strict", "ordered", "any"] {
@@ -1302,6 +1306,18 @@ async fn paths_answer_the_same() {
         (
             "filtered",
             json!({"site_id": "a.test", "date_range": all_days(), "page": "/blog", "filters": [["is", "visit:country", ["US", "DE"]]]}),
+        ),
+        (
+            "folded into (other)",
+            json!({"site_id": "a.test", "date_range": all_days(), "page": "/", "depth": 3, "limit": 2}),
+        ),
+        (
+            "backward from visits' exit",
+            json!({"site_id": "b.test", "date_range": all_days(), "direction": "backward", "depth": 5, "limit": 3}),
+        ),
+        (
+            "previous from an event, filtered",
+            json!({"site_id": "a.test", "date_range": all_days(), "event": "Purchase", "direction": "backward", "filters": [["is", "visit:device", ["Desktop"]]]}),
         ),
     ];
     for (name, body) in cases {
