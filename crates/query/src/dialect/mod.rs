@@ -187,10 +187,10 @@ pub trait SqlDialect: Send + Sync {
     /// each reference to it is the subquery itself (`compile::With`).
     fn table_ctes(&self) -> bool;
 
-    /// The engine's array functions where it lacks window functions: statements that
-    /// follow each visit or person through its events in order (funnels) then collect each
-    /// group's events into one sorted array and walk it ([`ArraySql`]). `None` where window
-    /// functions do that.
+    /// The engine's array functions where it has no window functions: there the statements
+    /// that follow each visit or person through its events in order (funnels, paths)
+    /// collect each group's events into one sorted array and walk it ([`ArraySql`]). `None`
+    /// where window functions do that.
     fn arrays(&self) -> Option<&dyn ArraySql>;
 }
 

@@ -86,8 +86,8 @@ fn best_sql(b: &mut Builder, funnel: &FunnelQuery, arrays: &dyn ArraySql) {
 }
 
 /// `attempts`: one row per start `i`, with its person, breakdown value (`start_bd`), the
-/// milliseconds of each step (`reached`) and its `score` (steps missed, then the start's milliseconds and
-/// key: the smallest is the best).
+/// milliseconds of each step (`reached`) and its `score` (steps missed, then the start's
+/// milliseconds and key: the smallest is the best).
 fn attempts_sql(b: &mut Builder, funnel: &FunnelQuery, arrays: &dyn ArraySql) {
     let n = funnel.definition.steps.len();
     let order = funnel.definition.order;
