@@ -26,6 +26,10 @@
 //! Each start walks its group's arrays, so a group of `e` events with `s` starts costs
 //! about `e * s`: one start per visit for ordered and any-order funnels within a visit,
 //! every start otherwise.
+//!
+//! ClickHouse's `windowFunnel` is not used: in 18.16 it counts an ordered funnel's furthest
+//! step only, in whole seconds, with neither strict nor any-order funnels, nor the steps'
+//! times or the attempt's breakdown value.
 
 use super::{filters_sql, scope_where, step_names_sql, step_sql, window_ms};
 use crate::compile::Builder;
