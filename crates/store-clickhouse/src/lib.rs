@@ -66,7 +66,9 @@
 //! lightweight `DELETE` (deletes here poll `system.mutations`); `ON CLUSTER` DDL with
 //! Keeper (the schema is applied shard by shard); `TTL` (retention is `delete_before`'s
 //! mutations); window functions and table CTEs (the newest visit state is `argMax` by
-//! version); `fsync_after_insert` (see [`ClickHouseStore`]'s `flush`);
+//! version; funnels and paths walk each visit's or person's events as one sorted array, and
+//! read a named subquery by writing it again, `compile/funnel/arrays.rs` and
+//! `compile/paths/arrays.rs` of the query crate); `fsync_after_insert` (see [`ClickHouseStore`]'s `flush`);
 //! `insert_deduplication_token` for idempotent retries.
 //!
 //! # Tests

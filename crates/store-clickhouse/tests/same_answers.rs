@@ -8,7 +8,9 @@
 //!
 //! Every timestamp of the data set is a whole second: ClickHouse 18.16 keeps `ts` and
 //! `start_ts` in whole seconds (no `DateTime64`), so sub-second times would change answers
-//! that depend on them (time on page, durations, ordering) for that reason alone.
+//! that depend on them (time on page, durations, ordering) for that reason alone. The one
+//! exception is a site of its own for funnels' windows ([`window_edge_events`]): funnels
+//! read the store's exact milliseconds.
 //!
 //! DuckDB is read through its tables, not its rollups (the wrapper `Tables` says it has
 //! none), so both engines run the same compiled statements.
@@ -384,7 +386,52 @@ fn data_set() -> Vec<Arc<InsertBatch>> {
             }
         }
     }
+    first.events.extend(window_edge_events());
     vec![Arc::new(first), Arc::new(second)]
+}
+
+/// The site of [`window_edge_events`] (its own, so no other case sees its sub-second
+/// times).
+const EDGE_SITE: &str = "c.test";
+
+/// Events at exact milliseconds for funnels' edges, on [`EDGE_SITE`] (2024-03-05, UTC),
+/// each visitor in visits of their own:
+/// - visitor 1: `/` and, exactly one day later (the window, inclusive), `/blog`, then a
+///   `Signup` one millisecond past the window;
+/// - visitor 2: `/` and `/blog` one day and one millisecond later;
+/// - visitor 3: `/`, `/blog` and `Signup` within one second (100, 900 and 950 ms), so
+///   their order and the times between them are the milliseconds'.
+fn window_edge_events() -> Vec<Event> {
+    const EDGE_DAY_MS: i64 = DAY0_MS + DAY_MS;
+    let at = EDGE_DAY_MS + 10 * 3_600_000 + 250;
+    let events = [
+        (1, 1, "pageview", "/", at),
+        (1, 2, "pageview", "/blog", at + DAY_MS),
+        (1, 2, "Signup", "/blog", at + DAY_MS + 1),
+        (2, 3, "pageview", "/", at + 500),
+        (2, 4, "pageview", "/blog", at + 500 + DAY_MS + 1),
+        (
+            3,
+            5,
+            "pageview",
+            "/blog",
+            EDGE_DAY_MS + 20 * 3_600_000 + 900,
+        ),
+        (3, 5, "pageview", "/", EDGE_DAY_MS + 20 * 3_600_000 + 100),
+        (3, 5, "Signup", "/", EDGE_DAY_MS + 20 * 3_600_000 + 950),
+    ];
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(i, (visitor, visit, name, path, at))| {
+            let mut event = Event::new(&format!("edge{i}"), SiteId::from(EDGE_SITE), name, at);
+            event.visitor_id = 90_000 + visitor;
+            event.session_id = 90_000 + visit;
+            event.hostname = EDGE_SITE.into();
+            event.pathname = path.into();
+            event
+        })
+        .collect()
 }
 
 /// An import's days (first, last) and each table's rows.
@@ -562,31 +609,6 @@ impl Report {
         }
     }
 
-    /// A case of a known gap: DuckDB (the reference) answers it and ClickHouse refuses it
-    /// with an error. A wrong answer from ClickHouse fails, and so does a right one: the gap
-    /// closed, so the case belongs with the cases that must give the same answer.
-    fn check_known_gap(
-        &mut self,
-        name: &str,
-        duckdb: Result<Value, String>,
-        clickhouse: Result<Value, String>,
-    ) {
-        let outcome = match (&duckdb, &clickhouse) {
-            (Err(e), _) => Err(format!("DuckDB failed (the reference!): {e}")),
-            (Ok(_), Err(_)) => Ok(()),
-            (Ok(a), Ok(b)) => match same(a, b, "answer") {
-                Ok(()) => {
-                    Err("ClickHouse answers it now: move it to a test of same answers".to_owned())
-                }
-                Err(diff) => Err(format!("ClickHouse answers, wrongly: {diff}")),
-            },
-        };
-        match outcome {
-            Ok(()) => self.passed.push(name.to_owned()),
-            Err(why) => self.failed.push(format!("{name}: {why}")),
-        }
-    }
-
     fn finish(self, what: &str) {
         let total = self.passed.len() + self.failed.len();
         println!("{what}: {} of {total} cases hold", self.passed.len());
@@ -622,6 +644,7 @@ fn site_of(body: &Value) -> Site {
     let id = body["site_id"].as_str().unwrap_or("a.test");
     sites()
         .into_iter()
+        .chain([site(EDGE_SITE, "UTC")])
         .find(|s| s.id.as_str() == id)
         .expect("a known site")
 }
@@ -1149,15 +1172,11 @@ async fn funnel_answer(body: &Value, runner: &dyn SqlRunner) -> Result<Value, St
     Ok(result.to_json(&query))
 }
 
-/// A known gap, checked as one: `compile/funnel.rs` writes each
-/// funnel as table CTEs read several times (`c0`, `attempts`, `nx`, `best`, `steps`) and
-/// window functions (`row_number`, `lead ... OVER w`, frames `ROWS BETWEEN ...`), none of
-/// which 18.16 has; the ClickHouse spelling (per-person arrays, `arraySort` and
-/// `arrayFilter` for the steps, or `windowFunnel` where its semantics fit) is not written
-/// yet, so every case is refused with a syntax error at the first `WITH`: the test holds
-/// that (and that DuckDB answers), and fails once ClickHouse answers.
+/// Funnels of every order, within one visit and with a duration window, broken down and
+/// filtered: on ClickHouse 18.16 the statement of `compile/funnel/arrays.rs` (each group's
+/// events as sorted arrays), on DuckDB the window statements of `compile/funnel.rs`.
 #[tokio::test]
-async fn funnels_are_refused_on_clickhouse_18_16_for_now() {
+async fn funnels_answer_the_same() {
     let fixture = fixture().await;
     let mut report = Report::default();
     let steps = json!([{"page": "/"}, {"page": "/blog**"}, {"event": "Signup"}]);
@@ -1180,14 +1199,29 @@ async fn funnels_are_refused_on_clickhouse_18_16_for_now() {
             format!("{order}, filtered, with props"),
             json!({"site_id": "b.test", "date_range": all_days(), "steps": [{"page": "/pricing"}, {"event": "Download", "props": {"plan": "pro"}}, {"page": "/register"}], "order": order, "filters": [["is", "visit:device", ["Desktop", "Mobile"]]]}),
         ));
+        cases.push((
+            format!("{order}, window 1 hour, by device, filtered"),
+            json!({"site_id": "b.test", "date_range": all_days(), "steps": [{"page": "/blog/**"}, {"page": "/pricing"}, {"event": "Purchase", "props": {"plan": "pro"}}], "order": order, "window": {"seconds": 3600}, "breakdown": "visit:device", "filters": [["is_not", "visit:country", ["FR"]]]}),
+        ));
     }
+    // The window's edges, to the millisecond.
+    for order in ["strict", "ordered", "any"] {
+        cases.push((
+            format!("{order}, window 1 day, at its edges"),
+            json!({"site_id": EDGE_SITE, "date_range": all_days(), "steps": steps, "order": order, "window": {"seconds": 86_400}}),
+        ));
+    }
+    cases.push((
+        "ordered, within a second".to_owned(),
+        json!({"site_id": EDGE_SITE, "date_range": all_days(), "steps": steps, "order": "ordered"}),
+    ));
     for (name, body) in cases {
         let a = funnel_answer(&body, &fixture.duckdb).await;
         let b = funnel_answer(&body, &fixture.clickhouse).await;
-        report.check_known_gap(&format!("funnel {name}"), a, b);
+        report.check(&format!("funnel {name}"), a, b);
     }
     drop_fixture(fixture).await;
-    report.finish("funnels (a known gap: ClickHouse refuses them)");
+    report.finish("funnels");
 }
 
 async fn retention_answer(body: &Value, runner: &dyn SqlRunner) -> Result<Value, String> {
@@ -1245,15 +1279,11 @@ async fn paths_answer(body: &Value, runner: &dyn SqlRunner) -> Result<Value, Str
     serde_json::to_value(answer).map_err(|e| e.to_string())
 }
 
-/// A known gap, checked as one: `compile/paths.rs` writes the walks
-/// as table CTEs read several times (`anchors`, `items`, `collapsed`, `walks`, `ranked`),
-/// window functions (`lag`, `lead(label, i)`, `row_number() OVER w`, a named `WINDOW`)
-/// and two joins in one `SELECT`, none of which 18.16 has; its ClickHouse spelling (each
-/// visit's walk as one sorted array, steps by `arrayEnumerate`, a join per subquery level)
-/// is not written yet, so every case is refused with a syntax error at the first `WITH`: the
-/// test holds that (and that DuckDB answers), and fails once ClickHouse answers.
+/// Paths from visits' start, a page and an event, forward and backward, filtered: on
+/// ClickHouse 18.16 the statement of `compile/paths/arrays.rs` (each visit's walk as one
+/// sorted array), on DuckDB the window statement of `compile/paths.rs`.
 #[tokio::test]
-async fn paths_are_refused_on_clickhouse_18_16_for_now() {
+async fn paths_answer_the_same() {
     let fixture = fixture().await;
     let mut report = Report::default();
     let cases = [
@@ -1277,12 +1307,24 @@ async fn paths_are_refused_on_clickhouse_18_16_for_now() {
             "filtered",
             json!({"site_id": "a.test", "date_range": all_days(), "page": "/blog", "filters": [["is", "visit:country", ["US", "DE"]]]}),
         ),
+        (
+            "folded into (other)",
+            json!({"site_id": "a.test", "date_range": all_days(), "page": "/", "depth": 3, "limit": 2}),
+        ),
+        (
+            "backward from visits' exit",
+            json!({"site_id": "b.test", "date_range": all_days(), "direction": "backward", "depth": 5, "limit": 3}),
+        ),
+        (
+            "previous from an event, filtered",
+            json!({"site_id": "a.test", "date_range": all_days(), "event": "Purchase", "direction": "backward", "filters": [["is", "visit:device", ["Desktop"]]]}),
+        ),
     ];
     for (name, body) in cases {
         let a = paths_answer(&body, &fixture.duckdb).await;
         let b = paths_answer(&body, &fixture.clickhouse).await;
-        report.check_known_gap(&format!("paths {name}"), a, b);
+        report.check(&format!("paths {name}"), a, b);
     }
     drop_fixture(fixture).await;
-    report.finish("paths (a known gap: ClickHouse refuses them)");
+    report.finish("paths");
 }

@@ -37,6 +37,13 @@
 //! (`tests/funnels.rs` has both windows and every order); at 10 M events it is the
 //! difference between about a second and running out of memory (docs/benchmarks.md).
 //! Strict funnels, whose next step must be the very next event, take the general statement.
+//!
+//! An engine without window functions or table CTEs (ClickHouse 18.16, whose dialect has
+//! [`SqlDialect::arrays`]) gets a statement of its own with the same answer, every order
+//! and window: each group's events as arrays sorted in time, walked by index
+//! (`funnel/arrays.rs`).
+
+mod arrays;
 
 use super::aggregate::event_filter_sql;
 use super::{glob_regex, Builder};
@@ -83,6 +90,22 @@ fn step_sql(b: &mut Builder, funnel: &FunnelQuery, index: usize) {
         b.push(" AND value = ");
         b.bind(SqlValue::Text(value.clone()));
         b.push(")");
+    }
+    b.push(")");
+}
+
+/// ` AND name IN (...)`: the steps' event names, a cheap test by name before the steps'
+/// own (for a funnel that reads only the steps' events).
+fn step_names_sql(b: &mut Builder, funnel: &FunnelQuery) {
+    b.push(" AND name IN (");
+    for (k, step) in funnel.definition.steps.iter().enumerate() {
+        if k > 0 {
+            b.push(", ");
+        }
+        match &step.target {
+            StepTarget::Page(_) => b.push("'pageview'"),
+            StepTarget::Event(name) => b.bind(SqlValue::Text(name.clone())),
+        };
     }
     b.push(")");
 }
@@ -142,6 +165,9 @@ fn breakdown_column(funnel: &FunnelQuery) -> String {
 /// (1-based, in the order reached), people, median and 90th percentile of seconds to the
 /// next step (NULL when nobody went on).
 pub fn funnel_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
+    if let Some(arrays) = dialect.arrays() {
+        return arrays::arrays_sql(funnel, dialect, arrays);
+    }
     if funnel.definition.order != FunnelOrder::Strict {
         return joined_sql(funnel, dialect);
     }
@@ -391,18 +417,8 @@ fn general_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     if order == FunnelOrder::Strict {
         b.push(" AND name <> 'engagement'), ");
     } else {
-        // Only the steps' events matter: a cheap test by name before the steps' own.
-        b.push(" AND name IN (");
-        for (k, step) in funnel.definition.steps.iter().enumerate() {
-            if k > 0 {
-                b.push(", ");
-            }
-            match &step.target {
-                StepTarget::Page(_) => b.push("'pageview'"),
-                StepTarget::Event(name) => b.bind(SqlValue::Text(name.clone())),
-            };
-        }
-        b.push(")), ");
+        step_names_sql(&mut b, funnel);
+        b.push("), ");
     }
 
     // Events in order within their group.

@@ -182,6 +182,13 @@ impl<'d> Builder<'d> {
         self.params.extend(other.params);
     }
 
+    /// Appends another builder's expression wrapped by `wrap` (a dialect's function of an
+    /// expression, which writes its argument once), with its parameters.
+    pub(crate) fn append_wrapped(&mut self, inner: Builder, wrap: impl FnOnce(&str) -> String) {
+        self.text.push_str(&wrap(&inner.text));
+        self.params.extend(inner.params);
+    }
+
     /// Appends a copy of another builder's text and parameters.
     pub(crate) fn append_copy(&mut self, other: &Builder) {
         self.text.push_str(&other.text);

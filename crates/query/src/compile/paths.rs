@@ -23,6 +23,12 @@
 //! in the order of [`SqlDialect::order_key`]. No window runs over the events before the
 //! anchor's join has dropped what the walks do not reach (at 10 M events, the difference
 //! between a few seconds and running out of memory: docs/benchmarks.md).
+//!
+//! An engine without window functions or table CTEs (ClickHouse 18.16, whose dialect has
+//! [`SqlDialect::arrays`]) gets a statement of its own with the same rows: each visit's
+//! walk as one sorted array (`paths/arrays.rs`).
+
+mod arrays;
 
 use super::aggregate::event_filters_sql;
 use super::Builder;
@@ -86,6 +92,9 @@ fn items(b: &mut Builder, query: &PathsQuery, key: &str) {
 }
 
 pub(crate) fn paths_sql(query: &PathsQuery, dialect: &dyn SqlDialect) -> Sql {
+    if let Some(arrays) = dialect.arrays() {
+        return arrays::arrays_sql(query, dialect, arrays);
+    }
     let mut b = Builder::new(dialect);
     let key = dialect.order_key("ts", "event_id");
     let materialized = dialect.materialized();

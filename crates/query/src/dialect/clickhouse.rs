@@ -6,7 +6,8 @@
 //! tests of `heartbeat-store-clickhouse`):
 //! - no `DateTime64`: timestamps are whole seconds, so [`SqlDialect::epoch_millis`] and
 //!   [`SqlDialect::order_key`] are exact to the second only (events of the same second are
-//!   ordered by the hash of their ids); the store keeps exact milliseconds in its own columns.
+//!   ordered by the hash of their ids); the store keeps exact milliseconds in its own columns,
+//!   which funnels and paths read ([`ArraySql::event_millis`], `ts_ms`).
 //! - no `toStartOfInterval`: each grain has its own function (`toStartOfHour`, `toMonday`...).
 //! - no common table expressions that name a table: [`SqlDialect::table_ctes`] is false, so
 //!   `compile::With` writes each reference as the subquery itself (its parameters bound
@@ -14,8 +15,12 @@
 //! - no window functions: [`SqlDialect::with_next_value`] pairs each row with the next one
 //!   of its partition through a sorted array joined back by a key, and
 //!   [`SqlDialect::total_over_all`] is `None` (the caller counts in a scalar subquery).
-//!   Funnels (`compile/funnel.rs`) and paths (`compile/paths.rs`) still use windows and
-//!   table CTEs directly: they do not run on 18.16 yet.
+//!   Funnels and paths, which follow each visit or person through its events in order, have
+//!   statements of their own here (`compile/funnel/arrays.rs`, `compile/paths/arrays.rs`,
+//!   chosen by [`SqlDialect::arrays`]): each group's events as one sorted array of tuples
+//!   (`groupArray`, `arraySort`), walked by index with lambdas over several arrays (never
+//!   capturing an array, which 18.16 would copy once per item), one row per attempt or step
+//!   by `ARRAY JOIN`, ranks by sorted arrays too.
 //! - no `FILTER (WHERE ...)`: conditional aggregates are the `-If` combinators; aggregates
 //!   of no rows are their type's default, not NULL ([`SqlDialect::min_or_null`],
 //!   [`SqlDialect::first_by_if`] say NULL themselves).
@@ -29,7 +34,7 @@
 
 use chrono::{TimeZone, Utc};
 
-use super::{Piece, SqlDialect, SqlType, ORDER_KEY_SCALE};
+use super::{ArraySql, Piece, SqlDialect, SqlType, ORDER_KEY_SCALE};
 use crate::model::TimeGrain;
 
 /// ClickHouse's SQL (18.16 and later).
@@ -237,6 +242,120 @@ impl SqlDialect for ClickHouseDialect {
     fn table_ctes(&self) -> bool {
         false
     }
+
+    fn arrays(&self) -> Option<&dyn ArraySql> {
+        Some(self)
+    }
+}
+
+/// A lambda of `variables` (one or several): `x -> ...` or `(x, y) -> ...`.
+fn lambda(variables: &[&str], body: &str) -> String {
+    match variables {
+        [one] => format!("{one} -> {body}"),
+        many => format!("({}) -> {body}", many.join(", ")),
+    }
+}
+
+impl ArraySql for ClickHouseDialect {
+    fn event_millis(&self) -> String {
+        // The store's exact milliseconds beside `ts` (whole seconds).
+        "ts_ms".to_owned()
+    }
+
+    fn event_order_key(&self) -> String {
+        format!("(ts_ms * {ORDER_KEY_SCALE} + toInt64(sipHash64(event_id) % {ORDER_KEY_SCALE}))")
+    }
+
+    fn sorted_tuples(&self, tuple: &str) -> String {
+        format!("arraySort(groupArray({tuple}))")
+    }
+
+    fn tuple_items(&self, array: &str, index: usize) -> String {
+        format!("arrayMap(item -> tupleElement(item, {index}), {array})")
+    }
+
+    fn filter_tuples(&self, array: &str, var: &str, condition: &str) -> String {
+        format!("arrayFilter({}, {array})", lambda(&[var], condition))
+    }
+
+    fn tuple_item(&self, tuple: &str, index: usize) -> String {
+        format!("tupleElement({tuple}, {index})")
+    }
+
+    fn indexes_where(&self, index: &str, arrays: &[(&str, &str)], condition: &str) -> String {
+        // The arrays are the lambda's own arguments, not captured: a captured array would
+        // be copied once per item.
+        let (variables, args) = lambda_over_indexes(index, arrays);
+        format!(
+            "arrayFilter({}, {})",
+            lambda(&variables, condition),
+            args.join(", ")
+        )
+    }
+
+    fn first_index_where(&self, index: &str, arrays: &[(&str, &str)], condition: &str) -> String {
+        let (variables, args) = lambda_over_indexes(index, arrays);
+        format!(
+            "arrayFirstIndex({}, {})",
+            lambda(&variables, condition),
+            args.join(", ")
+        )
+    }
+
+    fn indexes(&self, array: &str) -> String {
+        format!("arrayEnumerate({array})")
+    }
+
+    fn slice(&self, array: &str, offset: &str, length: Option<&str>) -> String {
+        match length {
+            Some(length) => format!("arraySlice({array}, {offset}, {length})"),
+            None => format!("arraySlice({array}, {offset})"),
+        }
+    }
+
+    fn reversed(&self, array: &str) -> String {
+        format!("arrayReverse({array})")
+    }
+
+    fn without_repeats(&self, array: &str, keys: &str) -> String {
+        // Each key beside the one before it (the first beside itself, and kept by its
+        // index): no lambda captures an array, which would copy it once per item.
+        format!(
+            "arrayFilter((item, key, previous, index) -> index = 1 OR key != previous, {array}, \
+             {keys}, arrayPushFront(arrayPopBack({keys}), {keys}[1]), arrayEnumerate({keys}))"
+        )
+    }
+
+    fn sorted_values(&self, array: &str) -> String {
+        format!("arraySort(arrayFilter(item -> item IS NOT NULL, {array}))")
+    }
+
+    fn length(&self, array: &str) -> String {
+        format!("length({array})")
+    }
+
+    fn array_join(&self, array: &str, alias: &str) -> String {
+        format!("ARRAY JOIN {array} AS {alias}")
+    }
+
+    fn flag(&self, condition: &str) -> String {
+        format!("toUInt8(ifNull({condition}, 0))")
+    }
+}
+
+/// The variables and arguments of a lambda over the indexes of `arrays` and their items:
+/// `(index, a, b)` over `arrayEnumerate(first), first, second`.
+fn lambda_over_indexes<'a>(
+    index: &'a str,
+    arrays: &[(&'a str, &str)],
+) -> (Vec<&'a str>, Vec<String>) {
+    let mut variables = vec![index];
+    let mut args = vec![ClickHouseDialect.indexes(arrays[0].1)];
+    for (variable, array) in arrays {
+        variables.push(variable);
+        args.push((*array).to_owned());
+    }
+    (variables, args)
 }
 
 #[cfg(test)]

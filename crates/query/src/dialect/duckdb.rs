@@ -193,4 +193,8 @@ impl SqlDialect for DuckDbDialect {
     fn table_ctes(&self) -> bool {
         true
     }
+
+    fn arrays(&self) -> Option<&dyn super::ArraySql> {
+        None
+    }
 }

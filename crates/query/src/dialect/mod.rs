@@ -186,6 +186,76 @@ pub trait SqlDialect: Send + Sync {
     /// Whether a statement may name a table in `WITH name AS (SELECT ...)`; where not,
     /// each reference to it is the subquery itself (`compile::With`).
     fn table_ctes(&self) -> bool;
+
+    /// The engine's array functions where it has no window functions: there the statements
+    /// that follow each visit or person through its events in order (funnels, paths)
+    /// collect each group's events into one sorted array and walk it ([`ArraySql`]). `None`
+    /// where window functions do that.
+    fn arrays(&self) -> Option<&dyn ArraySql>;
+}
+
+/// Array functions, for an engine without window functions (ClickHouse 18.16): a group's
+/// events as one array sorted in time, walked by index. Arrays are 1-based, and reading an
+/// item past the end gives its type's default (0, '') rather than failing. Every method
+/// takes and returns SQL expressions; a lambda's variables are plain names the caller
+/// picks, distinct from the statement's columns.
+pub trait ArraySql: Send + Sync {
+    /// An `events` row's time in exact milliseconds since the Unix epoch (where
+    /// [`SqlDialect::epoch_millis`] of its timestamp may be rounded).
+    fn event_millis(&self) -> String;
+
+    /// [`SqlDialect::order_key`] of an `events` row, from its exact milliseconds and its
+    /// `event_id`.
+    fn event_order_key(&self) -> String;
+
+    /// As an aggregate, the group's rows' `tuple` (`(a, b, ...)`, at least two items) as
+    /// one array sorted by the tuples' first item, then their second, ...
+    fn sorted_tuples(&self, tuple: &str) -> String;
+
+    /// The `index`th (1-based) item of each tuple of `array`, as an array.
+    fn tuple_items(&self, array: &str, index: usize) -> String;
+
+    /// The tuples of `array` for which `condition` holds, `condition` reading the tuple's
+    /// items as [`ArraySql::tuple_item`] of `var`.
+    fn filter_tuples(&self, array: &str, var: &str, condition: &str) -> String;
+
+    /// The `index`th (1-based) item of the tuple `tuple`.
+    fn tuple_item(&self, tuple: &str, index: usize) -> String;
+
+    /// The 1-based indexes of the arrays `arrays` (`(variable, array)` pairs, all of the
+    /// same length) at which `condition` holds, in order, `condition` reading the index as
+    /// `index` and each array's item there as its variable.
+    fn indexes_where(&self, index: &str, arrays: &[(&str, &str)], condition: &str) -> String;
+
+    /// The first of [`ArraySql::indexes_where`], 0 when there is none.
+    fn first_index_where(&self, index: &str, arrays: &[(&str, &str)], condition: &str) -> String;
+
+    /// The 1-based indexes of `array`: `[1, 2, ..., length]`.
+    fn indexes(&self, array: &str) -> String;
+
+    /// The items of `array` from the 1-based index `offset` on, `length` of them (all the
+    /// rest without one).
+    fn slice(&self, array: &str, offset: &str, length: Option<&str>) -> String;
+
+    /// The items of `array` in reverse order.
+    fn reversed(&self, array: &str) -> String;
+
+    /// The items of `array` but each whose item in `keys` (an array of the same length) is
+    /// the same as the one before it: the first of each run of equal keys.
+    fn without_repeats(&self, array: &str, keys: &str) -> String;
+
+    /// The non-NULL items of `array`, in ascending order.
+    fn sorted_values(&self, array: &str) -> String;
+
+    /// The number of items of `array`.
+    fn length(&self, array: &str) -> String;
+
+    /// What follows a `FROM` to turn each row into one row per item of `array`, the item
+    /// named `alias` (a row of an empty array goes away).
+    fn array_join(&self, array: &str, alias: &str) -> String;
+
+    /// `condition` as 1 or 0 (NULL as 0), an item an array can hold.
+    fn flag(&self, condition: &str) -> String;
 }
 
 /// The SQL types [`SqlDialect::cast`] converts to.
