@@ -45,8 +45,8 @@
 //!   handle opening while another holds the message for that instant reads no cursor.
 //! - **Backlog**: messages between the acknowledged cursor and the end of the last message
 //!   this handle knows of (found at open by consuming the stream's last chunk from
-//!   `x-stream-offset: last`, taken as whole after a short quiet spell, or as empty when
-//!   nothing comes within `tail_probe_wait`; then moved by its own confirmed appends and by
+//!   `x-stream-offset: last`, taken as whole after a short quiet spell or 2 s of steady
+//!   appends, or as empty when nothing comes within `tail_probe_wait`; then moved by its own confirmed appends and by
 //!   deliveries). A process that only consumes learns of other processes' appends as they
 //!   are delivered.
 //! - **Retention**: acknowledgements free nothing in a stream. The stream is declared with
@@ -114,6 +114,11 @@ const PERSISTENT: u8 = 2;
 /// At open, once the stream's last chunk starts arriving, it is taken as whole after this
 /// long without a delivery.
 const TAIL_QUIET: Duration = Duration::from_millis(150);
+
+/// At open, the longest the probe for the stream's end reads: under steady appends the
+/// stream never goes quiet, and the end is only an estimate for the backlog (deliveries and
+/// appends move it on), so the probe stops here with what it saw.
+const TAIL_PROBE_LIMIT: Duration = Duration::from_secs(2);
 
 /// The most messages [`AmqpQueue::open`] takes from `<name>.acked` (the queue keeps one; a
 /// few more may sit there briefly around a requeue).
@@ -308,7 +313,9 @@ impl AmqpQueue {
 
     /// The end of the stream's last message (`Cursor::START` for an empty stream): consumes
     /// from `last` (the first message of the last chunk the broker wrote) until the chunk has
-    /// arrived. A stream that delivers nothing within `tail_probe_wait` is taken as empty.
+    /// arrived, or for at most [`TAIL_PROBE_LIMIT`] after the first delivery while others
+    /// keep appending. A stream that delivers nothing within `tail_probe_wait` is taken as
+    /// empty.
     async fn find_tail(&self, link: &Link) -> Result<Cursor, QueueError> {
         let (channel, mut consumer) = self
             .subscribe(link, AMQPValue::LongString("last".into()))
@@ -316,7 +323,11 @@ impl AmqpQueue {
         let mut tail = Cursor::START;
         let mut wait = self.options.tail_probe_wait;
         let mut unacked = 0u32;
+        let mut first_delivery: Option<tokio::time::Instant> = None;
         loop {
+            if first_delivery.is_some_and(|at| at.elapsed() >= TAIL_PROBE_LIMIT) {
+                break;
+            }
             let next = match tokio::time::timeout(wait, consumer.next()).await {
                 Err(_) => break,
                 Ok(next) => next,
@@ -334,6 +345,7 @@ impl AmqpQueue {
                 }
             };
             tail = tail.max(delivery_cursor(&delivery)?);
+            first_delivery.get_or_insert_with(tokio::time::Instant::now);
             wait = TAIL_QUIET;
             unacked += 1;
             if unacked >= u32::from(self.options.prefetch / 2).max(1) {

@@ -164,6 +164,43 @@ async fn append_cursors_stay_lower_bounds_with_another_publisher() {
     common::delete_queues(&[name]).await;
 }
 
+/// A handle opens while another publisher appends without pause (a worker starting under
+/// load): the probe for the stream's end stops after a bounded time instead of waiting for a
+/// quiet moment that never comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_opens_while_others_append_steadily() {
+    let name = common::fresh_name("steady");
+    let publisher = std::sync::Arc::new(open(&name, AmqpOptions::default()).await);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let appender = {
+        let (publisher, stop) = (publisher.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                publisher.append(format!("{n}").into_bytes()).await.unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let opened = tokio::time::timeout(
+        Duration::from_secs(20),
+        AmqpQueue::open(&common::broker_url(), &name, AmqpOptions::default()),
+    )
+    .await;
+    let took = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let appended = appender.await.unwrap();
+    let opened = opened.expect("the handle opened under steady appends").unwrap();
+    assert!(appended > 0);
+    assert!(opened.backlog().messages.is_some());
+    eprintln!("opened in {took:?} while {appended} messages were appended");
+    drop((opened, publisher));
+    common::delete_queues(&[name]).await;
+}
+
 /// A TCP relay to the broker that can cut every connection through it, as a broker restart
 /// or a network fault would, without disturbing the broker the other tests share.
 struct Relay {
