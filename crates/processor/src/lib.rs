@@ -136,6 +136,11 @@ pub struct ProcessorStats {
 /// (deleted after their events were accepted).
 pub type SiteCheck = Arc<dyn Fn(&SiteId) -> bool + Send + Sync>;
 
+/// Reads the site directory again (another node may have created a site this node has not
+/// read yet), before events of a site it does not know are dropped as a deleted site's.
+pub type SiteRefresh =
+    Arc<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
+
 /// A site's deletion, done: what the processor deleted when it reached the site's deletion
 /// record in the queue.
 #[derive(Debug, Clone)]
@@ -156,6 +161,7 @@ pub struct Processor {
     position: Cursor,
     stored: broadcast::Sender<Arc<InsertBatch>>,
     site_exists: SiteCheck,
+    refresh_sites: Option<SiteRefresh>,
     deletions: broadcast::Sender<SiteDeleted>,
     /// Events dropped because their site was gone, per site, until the site's deletion
     /// record reports them with what it deleted.
@@ -204,9 +210,18 @@ impl Processor {
             position,
             stored,
             site_exists: Arc::new(|_| true),
+            refresh_sites: None,
             deletions,
             dropped_of_gone_sites: HashMap::new(),
         })
+    }
+
+    /// Reads the site directory again through `refresh` before dropping events of a site
+    /// [`Processor::with_site_check`]'s check does not know: where several nodes share the
+    /// directory, a site created through another node may be newer than this node's copy.
+    pub fn with_site_refresh(mut self, refresh: SiteRefresh) -> Self {
+        self.refresh_sites = Some(refresh);
+        self
     }
 
     /// Counts into `stats`, reports stored batches to `stored` and deletions to `deletions`
@@ -371,17 +386,20 @@ impl Processor {
     ) -> Result<(), ProcessorError> {
         let queued = events.len();
         let mut exists: HashMap<SiteId, bool> = HashMap::new();
+        for event in &events {
+            if exists.get(&event.site_id).is_none() {
+                exists.insert(event.site_id.clone(), (self.site_exists)(&event.site_id));
+            }
+        }
+        if let (Some(refresh), true) = (&self.refresh_sites, exists.values().any(|k| !k)) {
+            refresh().await;
+            for (site, known) in exists.iter_mut() {
+                *known = *known || (self.site_exists)(site);
+            }
+        }
         let dropped = &mut self.dropped_of_gone_sites;
-        let site_exists = &self.site_exists;
         events.retain(|event| {
-            let known = match exists.get(&event.site_id) {
-                Some(known) => *known,
-                None => {
-                    let known = site_exists(&event.site_id);
-                    exists.insert(event.site_id.clone(), known);
-                    known
-                }
-            };
+            let known = exists.get(&event.site_id).copied().unwrap_or(false);
             if !known {
                 *dropped.entry(event.site_id.clone()).or_default() += 1;
             }

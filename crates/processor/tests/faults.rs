@@ -230,6 +230,57 @@ async fn undecodable_records_are_dead_lettered_and_duplicates_dropped() {
     assert!(dead.contains("unknown event record version 9"), "{dead}");
 }
 
+/// A site created through another node after this node last read the directory: its events
+/// are stored once the directory is read again, not dropped as a deleted site's.
+#[tokio::test]
+async fn a_site_this_node_has_not_read_yet_is_looked_up_before_its_events_are_dropped() {
+    let (dir, wal, inner, faulty) = setup(0).await;
+    let fresh: Vec<Event> = (0..3)
+        .map(|n| Event {
+            site_id: SiteId::from("new.example"),
+            ..event(n, "pageview")
+        })
+        .collect();
+    let gone = Event {
+        site_id: SiteId::from("gone.example"),
+        ..event(9, "pageview")
+    };
+    wal.append_record(encode_batch(&fresh).unwrap())
+        .await
+        .unwrap();
+    wal.append_record(encode_batch(&[gone]).unwrap())
+        .await
+        .unwrap();
+    let read_again = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (check_flag, refresh_flag) = (read_again.clone(), read_again.clone());
+    let mut processor = Processor::start(wal.clone(), faulty.clone(), dir.path(), config())
+        .await
+        .unwrap()
+        .with_site_check(Arc::new(move |site: &SiteId| {
+            site.as_str() == "new.example" && check_flag.load(Ordering::SeqCst)
+        }))
+        .with_site_refresh(Arc::new(move || {
+            let flag = refresh_flag.clone();
+            Box::pin(async move { flag.store(true, Ordering::SeqCst) })
+        }));
+    assert_eq!(processor.step().await.unwrap(), 2);
+    assert!(
+        read_again.load(Ordering::SeqCst),
+        "the directory was read again"
+    );
+    let site_count = |site: &str| format!("SELECT count(*) FROM events WHERE site_id = '{site}'");
+    assert_eq!(count(&inner, &site_count("new.example")).await, 3);
+    assert_eq!(count(&inner, &site_count("gone.example")).await, 0);
+    assert_eq!(
+        processor
+            .stats()
+            .deleted_site_dropped
+            .load(Ordering::SeqCst),
+        1,
+        "a site still unknown after the refresh is a deleted one"
+    );
+}
+
 #[tokio::test]
 async fn a_site_deletion_runs_in_its_place_in_the_queue() {
     let (dir, wal, inner, faulty) = setup(0).await;

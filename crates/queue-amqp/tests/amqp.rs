@@ -193,7 +193,9 @@ async fn a_handle_opens_while_others_append_steadily() {
     let took = started.elapsed();
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let appended = appender.await.unwrap();
-    let opened = opened.expect("the handle opened under steady appends").unwrap();
+    let opened = opened
+        .expect("the handle opened under steady appends")
+        .unwrap();
     assert!(appended > 0);
     assert!(opened.backlog().messages.is_some());
     eprintln!("opened in {took:?} while {appended} messages were appended");

@@ -219,6 +219,19 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
     let site_directory = registry.clone();
     let site_check: heartbeat_processor::SiteCheck =
         Arc::new(move |site| site_directory.has_site(site));
+    // Where nodes share the directory, a site another node just created is read before its
+    // events could be taken for a deleted site's.
+    let site_refresh: heartbeat_processor::SiteRefresh = {
+        let registry = registry.clone();
+        Arc::new(move || {
+            let registry = registry.clone();
+            Box::pin(async move {
+                if let Err(err) = registry.reload().await {
+                    tracing::warn!(%err, "cannot read the sites again");
+                }
+            })
+        })
+    };
     let processor_config = ProcessorConfig {
         max_open_visits: config.processor.max_open_visits,
         dedup_max_bytes: config.processor.dedup_max_bytes,
@@ -239,6 +252,11 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
         )
         .await?
         .with_site_check(site_check);
+        let processor = if shared_meta {
+            processor.with_site_refresh(site_refresh)
+        } else {
+            processor
+        };
         let reports = partitions::Reports {
             stats: processor.stats(),
             stored: processor.subscribe(),
@@ -265,6 +283,7 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
                     ..processor_config
                 },
                 site_check,
+                site_refresh,
                 reports: reports.clone(),
                 shared: shared.clone(),
             };
@@ -273,14 +292,6 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
         reports
     };
     let serves_api = matches!(role, config::Role::All | config::Role::Api);
-    let retention_task = serves_api.then(|| {
-        tokio::spawn(retention::run(
-            registry.clone(),
-            data.clone(),
-            config.retention.interval(),
-            stop.subscribe(),
-        ))
-    });
     let alert_directory = Arc::new(alerting::Directory::load(alert_store.clone()).await?);
     // Metadata other nodes write too is read again now and then, and the salts agreed on.
     let shared_tasks = shared_meta.then(|| {
@@ -334,13 +345,13 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
     let limits = limits::Limits::new(config.limits.clone());
     let app = App::new(AppParts {
         backup,
-        registry,
+        registry: registry.clone(),
         goals,
         alerting,
         ingestor,
         reads,
         site_deletion,
-        data,
+        data: data.clone(),
         telemetry: telemetry::Telemetry {
             processor: reports.stats.clone(),
             queue: metered_queues[0].clone(),
@@ -364,14 +375,36 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
     if !config.limits.enabled {
         tracing::warn!("rate limits and quotas are off");
     }
-    let outbox_task = serves_api.then(|| tokio::spawn(outbox.run(stop.subscribe())));
-    let alerts_task = serves_api.then(|| {
-        tokio::spawn(alerting::evaluator::run(
-            app.clone(),
-            config.alerts.interval(),
+    // Alert rules, deliveries, reports and retention: on this node alone, or, where nodes
+    // share their metadata, on the one node holding the jobs' lease.
+    let start_jobs: jobs::leader::StartJobs = {
+        let (app, outbox, registry, data) =
+            (app.clone(), outbox.clone(), registry.clone(), data.clone());
+        let (alerts_every, retention_every) =
+            (config.alerts.interval(), config.retention.interval());
+        Box::new(move |stop: watch::Receiver<bool>| {
+            vec![
+                tokio::spawn(retention::run(
+                    registry.clone(),
+                    data.clone(),
+                    retention_every,
+                    stop.clone(),
+                )),
+                tokio::spawn(outbox.clone().run(stop.clone())),
+                tokio::spawn(alerting::evaluator::run(app.clone(), alerts_every, stop)),
+            ]
+        })
+    };
+    let jobs_tasks: Vec<tokio::task::JoinHandle<()>> = match (serves_api, shared_meta) {
+        (false, _) => Vec::new(),
+        (true, false) => start_jobs(stop.subscribe()),
+        (true, true) => vec![tokio::spawn(jobs::leader::run(
+            config.meta.url.clone(),
+            format!("{}.jobs", config.queue.name),
+            start_jobs,
             stop.subscribe(),
-        ))
-    });
+        ))],
+    };
     tracing::info!(addr = %local_addr, role = ?role, data_dir = %config.server.data_dir.display(), "heartbeat is ready");
     let router = router::router(
         app,
@@ -387,10 +420,7 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
             })
             .await
             .context("http server failed")?;
-        for task in [retention_task, outbox_task, alerts_task]
-            .into_iter()
-            .flatten()
-        {
+        for task in jobs_tasks {
             let _ = task.await;
         }
         for task in shared_tasks.into_iter().flatten() {

@@ -56,13 +56,14 @@ fn config_check_validates_and_prints_the_effective_settings() {
     assert!(out.contains("listen = \"0.0.0.0:9999\""), "{out}");
     assert!(out.contains("max_body_bytes = 300"), "{out}");
     assert!(out.contains("memory_limit = \"2GB\""), "{out}");
-    // The seeds' broker becomes the queue, its password withheld; REDIS_URL is reported.
+    // The seeds' broker becomes the queue and their Redis the cache, passwords withheld.
     assert!(out.contains("engine = \"amqp\""), "{out}");
     assert!(
         out.contains("url = \"amqp://heartbeat:***@rabbitmq:5672\""),
         "{out}"
     );
-    assert!(out.contains("REDIS_URL is ignored"), "{out}");
+    assert!(out.contains("engine = \"redis\""), "{out}");
+    assert!(out.contains("url = \"redis://:***@redis:6379\""), "{out}");
     assert!(!out.contains("s3cret"), "{out}");
 
     std::fs::write(dir.path().join("bad.toml"), "[server]\nport = 3000\n").unwrap();

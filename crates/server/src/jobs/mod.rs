@@ -3,6 +3,7 @@
 //! in-memory directories and agreeing on the visitor-id salts.
 
 pub mod backup;
+pub mod leader;
 pub mod partitions;
 pub mod refresh;
 pub mod retention;

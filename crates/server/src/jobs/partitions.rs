@@ -25,7 +25,9 @@ use std::time::Duration;
 use anyhow::Context;
 use heartbeat_meta_postgres::Leases;
 use heartbeat_model::SiteId;
-use heartbeat_processor::{Processor, ProcessorConfig, ProcessorStats, SiteCheck, SiteDeleted};
+use heartbeat_processor::{
+    Processor, ProcessorConfig, ProcessorStats, SiteCheck, SiteDeleted, SiteRefresh,
+};
 use heartbeat_queue::EventQueue;
 use heartbeat_store::{Deleted, EventWriter, InsertBatch, StoreError, StoredVisit};
 use heartbeat_store_clickhouse::{ClickHouseStore, Partition};
@@ -99,6 +101,7 @@ pub struct PartitionWorker {
     pub data_dir: PathBuf,
     pub processor: ProcessorConfig,
     pub site_check: SiteCheck,
+    pub site_refresh: SiteRefresh,
     pub reports: Reports,
     /// Redis, when the nodes share data versions through it.
     pub shared: Option<heartbeat_shared_redis::RedisShared>,
@@ -228,6 +231,7 @@ impl PartitionWorker {
         let processor = Processor::start(queue, writes, &self.data_dir, self.processor.clone())
             .await?
             .with_site_check(self.site_check.clone())
+            .with_site_refresh(self.site_refresh.clone())
             .sharing(
                 self.reports.stats.clone(),
                 self.reports.stored.clone(),
