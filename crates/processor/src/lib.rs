@@ -387,8 +387,12 @@ impl Processor {
         let queued = events.len();
         let mut exists: HashMap<SiteId, bool> = HashMap::new();
         for event in &events {
-            if exists.get(&event.site_id).is_none() {
-                exists.insert(event.site_id.clone(), (self.site_exists)(&event.site_id));
+            // `entry` would clone every event's site id; only a new one is cloned here.
+            match exists.get(&event.site_id) {
+                Some(_) => {}
+                None => {
+                    exists.insert(event.site_id.clone(), (self.site_exists)(&event.site_id));
+                }
             }
         }
         if let (Some(refresh), true) = (&self.refresh_sites, exists.values().any(|k| !k)) {
