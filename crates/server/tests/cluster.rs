@@ -196,7 +196,12 @@ async fn a_cluster_stores_every_acknowledged_event_once_across_kill_9() {
     cluster_under_faults(false).await;
 }
 
+/// Passed the 3 times it was run by hand (2026-12-04), but its single-node twin in
+/// `engines.rs` still fails about one run in three (the processor stops receiving after the
+/// broker comes back), so it stays out of the default run until that is found: run it with
+/// `--run-ignored all`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "not yet trusted: a broker restart under load (issue 16); run with --run-ignored all"]
 async fn a_cluster_stores_every_acknowledged_event_once_across_kill_9_and_a_broker_restart() {
     cluster_under_faults(true).await;
 }
