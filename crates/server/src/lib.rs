@@ -241,7 +241,9 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
     // Who stores the events: one processor over the whole queue, or, where the workers of
     // a ClickHouse cluster share the partitions out, this node's share of them.
     let stores_events = matches!(role, config::Role::All | config::Role::Worker);
-    let leased = shared_meta && matches!(store, engines::EventStore::ClickHouse(_));
+    let leased = shared_meta
+        && config.queue.engine == config::QueueEngine::Amqp
+        && matches!(store, engines::EventStore::ClickHouse(_));
     let mut processors = Processors::None;
     let reports = if stores_events && !leased {
         let processor = Processor::start(

@@ -12,44 +12,11 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{json, Value};
-
-fn required(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: run `scripts/services start` and \
-             `source \"$(scripts/services env)\"` first (scripts/test does)"
-        )
-    })
-}
-
-/// A name no other run uses (letters, digits and `_`).
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}_{}_{nanos}", std::process::id())
-}
-
-/// A new, empty PostgreSQL database on the test server; its URL.
-fn new_database() -> String {
-    let url = required("HEARTBEAT_TEST_POSTGRES_URL");
-    let name = unique("hb_cluster");
-    let status = Command::new("psql")
-        .arg(&url)
-        .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
-        .status()
-        .expect("psql runs");
-    assert!(status.success(), "CREATE DATABASE {name}");
-    let (server, _) = url.rsplit_once('/').unwrap();
-    format!("{server}/{name}")
-}
 
 /// Runs `sql` on the first ClickHouse shard, returning its text answer.
 async fn clickhouse(sql: &str) -> String {
@@ -76,7 +43,7 @@ struct Cluster {
 impl Cluster {
     fn new() -> Cluster {
         Cluster {
-            meta_url: new_database(),
+            meta_url: new_database("hb_cluster"),
             stream: unique("hb.cluster.events"),
             database: unique("hb_cluster"),
         }
@@ -175,20 +142,6 @@ async fn until_accepting(base: &str) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Runs `scripts/services rabbitmqctl ARGS` on the test broker.
-fn rabbitmqctl(args: &[&str]) {
-    let status = Command::new("bash")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../scripts/services"
-        ))
-        .arg("rabbitmqctl")
-        .args(args)
-        .status()
-        .expect("scripts/services runs");
-    assert!(status.success(), "rabbitmqctl {args:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

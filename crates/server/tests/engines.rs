@@ -18,52 +18,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{json, Value};
 
-fn required(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: run `scripts/services start` and \
-             `source \"$(scripts/services env)\"` first (scripts/test does)"
-        )
-    })
-}
-
-/// A name no other run uses.
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}_{}_{nanos}", std::process::id())
-}
-
-/// A new, empty PostgreSQL database on the test server; its URL.
-fn new_database() -> String {
-    let url = required("HEARTBEAT_TEST_POSTGRES_URL");
-    let name = unique("hb_engines");
-    let status = Command::new("psql")
-        .arg(&url)
-        .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
-        .status()
-        .expect("psql runs");
-    assert!(status.success(), "CREATE DATABASE {name}");
-    let (server, _) = url.rsplit_once('/').unwrap();
-    format!("{server}/{name}")
-}
-
-/// Runs `rabbitmqctl` on the test broker (`scripts/services`' node).
-fn rabbitmqctl(args: &[&str]) {
-    let status = Command::new("bash")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../scripts/services"
-        ))
-        .arg("rabbitmqctl")
-        .args(args)
-        .status()
-        .expect("scripts/services runs");
-    assert!(status.success(), "rabbitmqctl {args:?}");
-}
-
 struct Cluster {
     meta_url: String,
     stream: String,
@@ -72,7 +26,7 @@ struct Cluster {
 impl Cluster {
     fn new() -> Cluster {
         Cluster {
-            meta_url: new_database(),
+            meta_url: new_database("hb_engines"),
             stream: unique("hb.test.events"),
         }
     }
@@ -355,7 +309,7 @@ async fn exactly_once(broker_restart: bool) {
 async fn nodes_sharing_postgres_see_each_others_sites_and_keys() {
     let env = [
         ("HEARTBEAT_META", "postgres".to_owned()),
-        ("HEARTBEAT_META_URL", new_database()),
+        ("HEARTBEAT_META_URL", new_database("hb_engines")),
         ("HEARTBEAT_META_REFRESH_MS", "200".to_owned()),
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();

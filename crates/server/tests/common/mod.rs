@@ -281,3 +281,51 @@ pub async fn stored_events(base: &str) -> u64 {
         .unwrap();
     body["results"][0]["metrics"][0].as_u64().unwrap_or(0)
 }
+
+/// The variable `name` of the engines `scripts/services` starts; panics (never skips) when it
+/// is not set.
+pub fn required(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: run `scripts/services start` and \
+             `source \"$(scripts/services env)\"` first (scripts/test does)"
+        )
+    })
+}
+
+/// A name no other run uses (letters, digits and `_`).
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}_{}_{nanos}", std::process::id())
+}
+
+/// A new, empty PostgreSQL database on the test server; its URL.
+pub fn new_database(prefix: &str) -> String {
+    let url = required("HEARTBEAT_TEST_POSTGRES_URL");
+    let name = unique(prefix);
+    let status = Command::new("psql")
+        .arg(&url)
+        .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
+        .status()
+        .expect("psql runs");
+    assert!(status.success(), "CREATE DATABASE {name}");
+    let (server, _) = url.rsplit_once('/').unwrap();
+    format!("{server}/{name}")
+}
+
+/// Runs `rabbitmqctl` on the test broker (`scripts/services`' node).
+pub fn rabbitmqctl(args: &[&str]) {
+    let status = Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scripts/services"
+        ))
+        .arg("rabbitmqctl")
+        .args(args)
+        .status()
+        .expect("scripts/services runs");
+    assert!(status.success(), "rabbitmqctl {args:?}");
+}
