@@ -659,8 +659,7 @@ impl EventQueue for AmqpQueue {
         let mut slot = self.reader.lock().await;
         let reader = self.reader_at(&mut slot, after).await?;
         // Behind what is known to exist: the broker will deliver, give it time to.
-        let behind = after.to_stored() < self.known_end();
-        let patience = if behind {
+        let patience = if after.to_stored() < self.known_end() {
             wait.max(self.options.catch_up_wait)
         } else {
             wait
@@ -735,18 +734,6 @@ impl EventQueue for AmqpQueue {
             }
         }
         self.progress.saw(position);
-        if failure.is_none() && deliveries.is_empty() && behind {
-            // Messages exist past the cursor and none came in all that time: a consumer
-            // subscribed while the stream was not serving yet (just after a broker restart)
-            // can stay silent for good. The next receive subscribes anew.
-            tracing::warn!(
-                stream = %self.name,
-                cursor = after.to_stored(),
-                known_end = self.known_end(),
-                "no delivery although the stream holds more: subscribing anew"
-            );
-            *slot = None;
-        }
         match failure {
             None => Ok(deliveries),
             Some(error) => {
