@@ -15,7 +15,9 @@
 //!   subscribes anew. The broker feeds a consumer asynchronously, so a receive from before
 //!   the last message this handle knows of waits up to `catch_up_wait` for the messages up
 //!   to that one (at most `max`) even when asked not to wait, then takes what has already
-//!   arrived after them; from the end, it waits up to `wait` for a new one.
+//!   arrived after them; from the end, it waits up to `wait` for a new one. A receive ends
+//!   once its payloads reach `max_receive_bytes`, and the consumer holds at most `prefetch`
+//!   messages beyond it: what a reader holds is bounded by configuration.
 //! - **Appends** are published persistent, `mandatory`, on a channel in confirm mode, and
 //!   resolve only on the broker's confirm, sent once the stream committed the message (a
 //!   quorum of its replicas wrote it; streams do not fsync each write, durability comes from
@@ -40,7 +42,8 @@
 //!   publishes the cursor there (persistent, confirmed), the queue keeps only the latest.
 //!   [`AmqpQueue::open`] reads it (`basic.get` then `basic.nack` with requeue, so the
 //!   message stays) and keeps it in memory for [`EventQueue::acked`]. Stream deliveries are
-//!   acknowledged to the channel too, but on a stream that only grants consumer credit.
+//!   acknowledged to the channel too (every half prefetch during a receive, so a receive may
+//!   take more than the prefetch), but on a stream that only grants consumer credit.
 //!   One consumer per stream is the design (the processor of that partition): a second
 //!   handle opening while another holds the message for that instant reads no cursor.
 //! - **Backlog**: messages between the acknowledged cursor and the end of the last message
@@ -572,6 +575,17 @@ fn confirmed(
     }
 }
 
+/// Acknowledges the deliveries up to `tag` on a stream consumer's channel. Streams keep the
+/// messages: this only grants the consumer more credit (up to the prefetch).
+async fn grant_credit(
+    channel: &Channel,
+    tag: u64,
+    options: &AmqpOptions,
+) -> Result<(), QueueError> {
+    let acked = channel.basic_ack(tag, BasicAckOptions { multiple: true });
+    bounded(options.connect_timeout, "acknowledging deliveries", acked).await
+}
+
 /// The cursor of a stream delivery: its `x-stream-offset` header plus one.
 fn delivery_cursor(delivery: &lapin::message::Delivery) -> Result<Cursor, QueueError> {
     let offset = delivery
@@ -667,8 +681,23 @@ impl EventQueue for AmqpQueue {
         let deadline = Instant::now() + patience;
         let mut deliveries = Vec::new();
         let mut last_tag = None;
+        // Deliveries taken since the last acknowledgement: the broker sends at most the
+        // prefetch of them, so they are acknowledged on the way (on a stream that only grants
+        // credit) or a receive of more than the prefetch would wait out its deadline.
+        let mut unacked = 0u32;
+        let credit_at = u32::from(self.options.prefetch / 2).max(1);
         let mut failure = None;
-        while deliveries.len() < max {
+        let mut bytes = 0usize;
+        while deliveries.len() < max && bytes < self.options.max_receive_bytes {
+            if unacked >= credit_at {
+                if let Some(tag) = last_tag.take() {
+                    if let Err(error) = grant_credit(&reader.channel, tag, &self.options).await {
+                        failure = Some(error);
+                        break;
+                    }
+                }
+                unacked = 0;
+            }
             // Wait for the first delivery, and for those known to exist (the broker is
             // sending them); past those, take only what has already arrived.
             let known_more = reader.position.to_stored() < self.known_end();
@@ -698,6 +727,7 @@ impl EventQueue for AmqpQueue {
                 }
             };
             last_tag = Some(delivery.delivery_tag);
+            unacked += 1;
             let cursor = match delivery_cursor(&delivery) {
                 Ok(cursor) => cursor,
                 Err(error) => {
@@ -710,6 +740,7 @@ impl EventQueue for AmqpQueue {
                 continue;
             }
             reader.position = cursor;
+            bytes += delivery.data.len();
             deliveries.push(Delivery {
                 cursor,
                 payload: delivery.data,
@@ -718,17 +749,7 @@ impl EventQueue for AmqpQueue {
         let position = reader.position;
         if failure.is_none() {
             if let Some(tag) = last_tag {
-                // Streams keep the messages: this only grants the consumer more credit.
-                let acked = reader
-                    .channel
-                    .basic_ack(tag, BasicAckOptions { multiple: true });
-                if let Err(error) = bounded(
-                    self.options.connect_timeout,
-                    "acknowledging deliveries",
-                    acked,
-                )
-                .await
-                {
+                if let Err(error) = grant_credit(&reader.channel, tag, &self.options).await {
                     failure = Some(error);
                 }
             }

@@ -19,7 +19,12 @@ pub struct AmqpOptions {
     /// messages are all older are dropped.
     pub max_age: String,
     /// Deliveries the broker may send ahead of a receive (`basic.qos`; streams require one).
+    /// They wait in memory: a consumer holds at most this many messages beyond its receive.
     pub prefetch: u16,
+    /// A receive stops taking deliveries once their payloads reach this many bytes (the
+    /// write-ahead log reads 8 MiB at most too), so one processor step holds a bounded
+    /// amount whatever the size of the messages.
+    pub max_receive_bytes: usize,
     /// How long to try to reach the broker (TCP and AMQP handshake, declarations) before
     /// answering `QueueError::Unavailable`; also bounds each other call to the broker.
     pub connect_timeout: Duration,
@@ -48,7 +53,8 @@ impl Default for AmqpOptions {
             max_message_bytes: 8 * 1024 * 1024,
             max_length_bytes: 20_000_000_000,
             max_age: "7D".to_owned(),
-            prefetch: 1000,
+            prefetch: 256,
+            max_receive_bytes: 8 * 1024 * 1024,
             connect_timeout: Duration::from_secs(5),
             confirm_timeout: Duration::from_secs(30),
             reconnect_backoff: Duration::from_millis(250),

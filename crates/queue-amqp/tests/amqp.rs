@@ -93,6 +93,64 @@ async fn appends_beyond_max_pending_messages_are_refused_until_acknowledged() {
     common::delete_queues(&[name]).await;
 }
 
+/// The broker sends a consumer at most its prefetch of unacknowledged deliveries: a receive
+/// of more must grant credit on the way. Before, it waited out `catch_up_wait` with the
+/// prefetch in hand and returned that, so a processor behind by more than the prefetch read
+/// 1,000 messages per 5 s (a backlog after a broker restart never drained).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receive_takes_more_than_the_prefetch_at_once() {
+    let name = common::fresh_name("credit");
+    let options = AmqpOptions {
+        prefetch: 100,
+        catch_up_wait: Duration::from_secs(30),
+        ..AmqpOptions::default()
+    };
+    let queue = open(&name, options).await;
+    for n in 0..500 {
+        queue.append(format!("m{n}").into_bytes()).await.unwrap();
+    }
+    let started = Instant::now();
+    let got = queue
+        .receive(Cursor::START, 500, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(
+        got.len(),
+        500,
+        "one receive of 500 with a prefetch of 100 (took {:?})",
+        started.elapsed()
+    );
+    let payloads: Vec<String> = got
+        .iter()
+        .map(|d| String::from_utf8(d.payload.clone()).unwrap())
+        .collect();
+    let expected: Vec<String> = (0..500).map(|n| format!("m{n}")).collect();
+    assert_eq!(payloads, expected);
+}
+
+/// A receive holds at most `max_receive_bytes` of payloads (plus the one that crossed it);
+/// the rest comes with the next receive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receive_stops_at_its_byte_budget() {
+    let name = common::fresh_name("bytes");
+    let options = AmqpOptions {
+        max_receive_bytes: 1000,
+        ..AmqpOptions::default()
+    };
+    let queue = open(&name, options).await;
+    for n in 0..10u8 {
+        queue.append(vec![b'a' + n; 300]).await.unwrap();
+    }
+    let first = queue
+        .receive(Cursor::START, 10, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 4, "300-byte messages up to 1,000 bytes: 4");
+    let rest = receive_all(&queue, first[3].cursor).await;
+    assert_eq!(rest.len(), 6);
+    assert_eq!(rest[0].payload, vec![b'e'; 300]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_handle_resumes_the_backlog() {
     let name = common::fresh_name("restart");

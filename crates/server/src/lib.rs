@@ -286,7 +286,12 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
                 },
                 site_check,
                 site_refresh,
-                reports: reports.clone(),
+                // The live streams of a node holding some of the partitions read every
+                // partition's events back from the store (`live::follow`), not this node's.
+                reports: partitions::Reports {
+                    stored: tokio::sync::broadcast::channel(1).0,
+                    ..reports.clone()
+                },
                 shared: shared.clone(),
             };
             processors = Processors::Partitions(tokio::spawn(worker.run(stop.subscribe())));
@@ -294,6 +299,15 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
         reports
     };
     let serves_api = matches!(role, config::Role::All | config::Role::Api);
+    // Live streams read the events back from the store where this node's processors do not
+    // store all of them.
+    let follower = (serves_api && (!stores_events || leased)).then(|| {
+        tokio::spawn(live::follow::run(
+            data.clone(),
+            reports.stored.clone(),
+            stop.subscribe(),
+        ))
+    });
     let alert_directory = Arc::new(alerting::Directory::load(alert_store.clone()).await?);
     // Metadata other nodes write too is read again now and then, and the salts agreed on.
     let shared_tasks = shared_meta.then(|| {
@@ -422,7 +436,7 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
             })
             .await
             .context("http server failed")?;
-        for task in jobs_tasks {
+        for task in jobs_tasks.into_iter().chain(follower) {
             let _ = task.await;
         }
         for task in shared_tasks.into_iter().flatten() {

@@ -193,6 +193,17 @@ impl<S: EventData + ?Sized> EventData for SharedVersionWrites<S> {
         self.inner.site_imports(site).await
     }
 
+    async fn stored_since(
+        &self,
+        stored_since_ms: i64,
+        events_since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(Event, i64)>, StoreError> {
+        self.inner
+            .stored_since(stored_since_ms, events_since_ms, limit)
+            .await
+    }
+
     async fn delete_import(&self, site: &SiteId, id: u64) -> Result<bool, StoreError> {
         let deleted = self.inner.delete_import(site, id).await?;
         if deleted {

@@ -9,18 +9,7 @@ use reqwest::Method;
 use serde_json::json;
 
 async fn cache_counter(server: &TestServer, name: &str) -> f64 {
-    let text = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(0.0)
+    metric(&server.url("/metrics"), name).await
 }
 
 /// A page view of `user` on 2026-03-10 at `time` (UTC).

@@ -107,20 +107,30 @@ async fn seed_reads_share_the_engine() {
         summary["data"]["topEvents"][0],
         json!({"eventName": "order.created", "count": 3, "uniqueUsers": 2})
     );
-    let today = now.format("%Y-%m-%d").to_string();
+    // The two sign-ups were 7 and 6 minutes ago, by two users: one day's point, or one on
+    // each side of midnight when the test runs just after it.
+    let day = |minutes: i64| {
+        (now - chrono::Duration::minutes(minutes))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let (first, last) = (day(7), day(6));
     let (status, metrics) = get(
         &server,
         &key,
         &format!(
-            "/api/v1/metrics?event=user.signup&interval=daily&startDate={today}&endDate={today}"
+            "/api/v1/metrics?event=user.signup&interval=daily&startDate={first}&endDate={last}"
         ),
     )
     .await;
     assert_eq!(status, 200, "{metrics}");
-    assert_eq!(
-        metrics["data"]["metrics"],
-        json!([{"timestamp": today, "count": 2, "uniqueUsers": 2}])
-    );
+    let expected = if first == last {
+        json!([{"timestamp": first, "count": 2, "uniqueUsers": 2}])
+    } else {
+        json!([{"timestamp": first, "count": 1, "uniqueUsers": 1},
+               {"timestamp": last, "count": 1, "uniqueUsers": 1}])
+    };
+    assert_eq!(metrics["data"]["metrics"], expected);
     let (status, _) = get(&server, &key, "/api/v1/metrics?interval=fortnightly").await;
     assert_eq!(status, 400);
 

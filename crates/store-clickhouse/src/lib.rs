@@ -11,6 +11,10 @@
 //! exact milliseconds beside each timestamp, and `batch_position`), so compiled queries read
 //! the whole cluster from any shard. Events, their properties and visit states are sharded
 //! by `visitor_id` (a visitor's events and visits on one shard), an import's rows by its id.
+//! `visit_states_local` holds the visit states again, sorted by (site, end) and fed by a
+//! materialized view of `sessions_local`: the processor's lookups (the visits an event batch
+//! may continue, the visits still open) ask for a range of ends, which `sessions`' order
+//! (by visit) could only answer by scanning all of a site's visits.
 //! `queue_positions` and `schema_migrations` are plain tables; only the first shard's
 //! `queue_positions` is used. The schema is applied to each shard's URL in turn at
 //! [`ClickHouseStore::open`] (`schema.rs`).
@@ -22,14 +26,18 @@
 //!
 //! # Exactly once
 //!
-//! ClickHouse has no transaction across tables (or shards). An insert writes events, their
-//! properties and visit rows first, each row tagged with the batch's queue position
-//! (`batch_position`), and the queue position last: the position is the commit. Rows whose
+//! ClickHouse has no transaction across tables (or shards). An insert writes visit rows,
+//! event properties and events, in that order (a reader that sees a batch's events sees its
+//! visits), each row tagged with the batch's queue position (`batch_position`), and the
+//! queue position last: the position is the commit. Rows whose
 //! `batch_position` is above the committed position belong to an insert that never
 //! committed (a crash, a failed write); before its first write or read of the processor's
 //! state, and after any failed insert, the store deletes them (a mutation, waited for) and
 //! only then goes on, so the processor's retry, or its replay from the committed position,
-//! writes them once. The cost: one `UInt64` column per row, one count over it when the
+//! writes them once. A merge may already have collapsed a committed visit state with the
+//! uncommitted row cancelling it; a visit the rollback leaves without a live state is built
+//! again from its committed events (and `visit_states` gets `sessions`' live state where it
+//! lost it). The cost: one `UInt64` column per row, one count over it when the
 //! processor starts, and a mutation only when something was left half written. Only the
 //! processor may call [`heartbeat_store::EventWriter`]'s methods: that rollback would
 //! otherwise delete another writer's insert in progress. Queries may see an uncommitted
@@ -51,7 +59,12 @@
 //! shard's own rows: right for the per-visit and per-visitor subqueries the query crate
 //! writes, since a visitor's rows share a shard; a subquery over several visitors' rows,
 //! as a user's journey, says `GLOBAL IN` through the dialect) and `join_use_nulls = 1`
-//! (an outer join's missing side is NULL, not its type's default). Dropping the future before the
+//! (an outer join's missing side is NULL, not its type's default). Two more keep a wide
+//! grouping (a funnel's or paths' per-visit arrays over millions of visits) inside the
+//! memory a query may use: `distributed_aggregation_memory_efficient` (the shards' groups
+//! merged a bucket at a time) and, at half the server's `max_memory_usage` (read at open),
+//! `max_bytes_before_external_group_by` and `_sort` (grouping and sorting go on on disk).
+//! Dropping the future before the
 //! answer is read sends `KILL QUERY` for that id (18.16 goes on with a query whose HTTP
 //! client went away); an answer above `max_result_bytes` is refused and killed. No rollups
 //! yet (`has_rollups` is false: queries read events). `data_version` is a counter in this
@@ -162,6 +175,9 @@ struct Inner {
     /// process only: several API nodes over one cluster need a shared one (a counter in
     /// the cluster or the cache).
     versions: Mutex<HashMap<SiteId, u64>>,
+    /// Half the memory the first shard lets one query use (`max_memory_usage`), where a
+    /// query's grouping and sorting go to disk instead of failing; `None` when unlimited.
+    spill_bytes: Option<u64>,
 }
 
 /// One queue partition's writer: the processor of that partition is its only user.
@@ -217,6 +233,23 @@ impl Partition {
 
 /// Queue positions stay below 2^40 (a trillion messages); the partition takes the bits above.
 const PARTITION_SHIFT: u32 = 40;
+
+/// Half the first shard's `max_memory_usage` for this user, `None` when it is unlimited (0).
+async fn spill_bytes(http: &Http, options: &ClickHouseOptions) -> Result<Option<u64>, StoreError> {
+    let rows = http
+        .rows(
+            &options.shard_urls[0],
+            "system",
+            "SELECT value FROM system.settings WHERE name = 'max_memory_usage'".into(),
+        )
+        .await?;
+    let limit = match rows.first().and_then(|row| row.first()) {
+        Some(Value::String(text)) => text.parse::<u64>().unwrap_or(0),
+        Some(other) => http::cell::u64(other)?,
+        None => 0,
+    };
+    Ok((limit > 0).then_some(limit / 2))
+}
 
 /// Creates the database and applies the migrations `url`'s shard has not applied.
 async fn migrate(inner: &Inner, url: &str) -> Result<(), StoreError> {
@@ -288,10 +321,12 @@ impl ClickHouseStore {
             });
         }
         let http = Http::new(options.connect_timeout, options.request_timeout)?;
+        let spill_bytes = spill_bytes(&http, &options).await?;
         let inner = Arc::new(Inner {
             http,
             options,
             versions: Mutex::new(HashMap::new()),
+            spill_bytes,
         });
         for url in &inner.options.shard_urls {
             migrate(&inner, url).await?;
@@ -581,7 +616,19 @@ impl SqlRunner for ClickHouseStore {
             // Rows an outer join finds no match for get NULLs, as in standard SQL (not
             // their types' defaults).
             ("join_use_nulls", "1".to_owned()),
+            // The shards' partial groups are merged a bucket at a time, not all at once:
+            // a per-visit grouping (funnels, paths) of millions of visits fits.
+            ("distributed_aggregation_memory_efficient", "1".to_owned()),
         ];
+        if let Some(bytes) = self.inner.spill_bytes {
+            // Past half the query's memory, grouping and sorting go on on disk.
+            for name in [
+                "max_bytes_before_external_group_by",
+                "max_bytes_before_external_sort",
+            ] {
+                request.settings.push((name, bytes.to_string()));
+            }
+        }
         let mut response = self.inner.http.send(request).await?;
         // The answer's text is read only up to a bound, so a huge answer is refused before
         // it is all in memory (JSON takes a few times less than the cells it becomes at

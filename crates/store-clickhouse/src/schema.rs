@@ -36,6 +36,32 @@ fn visit_columns() -> String {
         .collect()
 }
 
+/// The columns of a visit state (`sessions` and `visit_states`).
+fn session_columns() -> String {
+    let visit = visit_columns();
+    format!(
+        "    site_id String,
+    session_id UInt64,
+    visitor_id UInt64,
+    sign Int8,
+    version UInt32,
+    start_ts DateTime,
+    end_ts DateTime,
+    start_ms Int64,
+    end_ms Int64,
+    duration_s Int64,
+    pageviews UInt32,
+    events UInt32,
+    engagements UInt32,
+    bounce Int8,
+    entry_page String,
+    exit_page String,
+    hostname String,
+{visit}    user_id Nullable(String),
+    batch_position UInt64"
+    )
+}
+
 /// A local table and the `Distributed` table over it on every shard, sharded by `key`.
 fn sharded(
     db: &str,
@@ -115,27 +141,7 @@ pub(crate) fn migrations(db: &str, cluster: &str) -> Vec<Vec<String>> {
         db,
         cluster,
         "sessions",
-        &format!(
-            "    site_id String,
-    session_id UInt64,
-    visitor_id UInt64,
-    sign Int8,
-    version UInt32,
-    start_ts DateTime,
-    end_ts DateTime,
-    start_ms Int64,
-    end_ms Int64,
-    duration_s Int64,
-    pageviews UInt32,
-    events UInt32,
-    engagements UInt32,
-    bounce Int8,
-    entry_page String,
-    exit_page String,
-    hostname String,
-{visit}    user_id Nullable(String),
-    batch_position UInt64"
-        ),
+        &session_columns(),
         "CollapsingMergeTree(sign) PARTITION BY toYYYYMM(start_ts) \
          ORDER BY (site_id, session_id, version)",
         "visitor_id",
@@ -181,5 +187,31 @@ pub(crate) fn migrations(db: &str, cluster: &str) -> Vec<Vec<String>> {
             "import_id",
         ));
     }
-    vec![first]
+    // 2: the visit states again, sorted by their end: what the processor looks up (the
+    // visits an event batch may continue, the visits still open) is a range of ends, which
+    // `sessions`' order (by visit) can only scan. A materialized view copies every row
+    // written to `sessions_local` (states and cancelling rows, so merges collapse them here
+    // too); the rows written before it are copied once. That copy may repeat rows written
+    // meanwhile, or all of them if the migration is cut short and applied again: harmless
+    // to its readers, which take each visit's newest state and never add its signs.
+    // Deletes and rollbacks go to both tables. (The view copies `*`: a migration that adds
+    // a column to `sessions` adds it here and recreates the view.)
+    let mut second = sharded(
+        db,
+        cluster,
+        "visit_states",
+        &session_columns(),
+        "CollapsingMergeTree(sign) PARTITION BY toYYYYMM(end_ts) \
+         ORDER BY (site_id, end_ms, session_id, version)",
+        "visitor_id",
+    )
+    .to_vec();
+    second.push(format!(
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.visit_states_feed \
+         TO {db}.visit_states_local AS SELECT * FROM {db}.sessions_local"
+    ));
+    second.push(format!(
+        "INSERT INTO {db}.visit_states_local SELECT * FROM {db}.sessions_local"
+    ));
+    vec![first, second]
 }

@@ -21,6 +21,11 @@ use crate::ClickHouseStore;
 /// Most values listed in one lookup statement.
 const LOOKUP_CHUNK: usize = 1000;
 
+/// Most visitor or visit ids listed in one of the processor's lookups: up to 21 bytes
+/// each, so a statement stays well inside ClickHouse's `max_query_size` (256 KiB), and a
+/// batch of tens of thousands of visitors takes a few statements, not dozens.
+const VISIT_LOOKUP_CHUNK: usize = 5000;
+
 /// How far after a visit's end its latest event is looked for (engagement events keep a
 /// visit open past its last page view).
 const EXTENT_SLACK_MS: i64 = 2 * 86_400_000;
@@ -305,7 +310,8 @@ impl ClickHouseStore {
             .first_rows(format!(
                 "SELECT (SELECT count() FROM events WHERE {condition}) + \
                  (SELECT count() FROM event_props WHERE {condition}) + \
-                 (SELECT count() FROM sessions WHERE {condition})"
+                 (SELECT count() FROM sessions WHERE {condition}) + \
+                 (SELECT count() FROM visit_states WHERE {condition})"
             ))
             .await?;
         let uncommitted = rows
@@ -320,10 +326,102 @@ impl ClickHouseStore {
                 committed,
                 "rolling back the rows of an insert that did not commit"
             );
-            self.delete_where(&["events", "event_props", "sessions"], &condition)
-                .await?;
+            let touched = self.visits_written(&condition).await?;
+            self.delete_where(
+                &["events", "event_props", "sessions", "visit_states"],
+                &condition,
+            )
+            .await?;
+            self.restore_visits(touched).await?;
         }
         self.writer.needs_recovery.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// The visits the rows matching `condition` wrote states of.
+    async fn visits_written(&self, condition: &str) -> Result<HashSet<(SiteId, u64)>, StoreError> {
+        let rows = self
+            .first_rows(format!(
+                "SELECT DISTINCT site_id, session_id FROM sessions WHERE {condition}"
+            ))
+            .await?;
+        rows.iter()
+            .map(|row| Ok((SiteId(cell::string(&row[0])?), cell::u64(&row[1])?)))
+            .collect()
+    }
+
+    /// After a rollback, the states of `visits` it may have taken with it: a merge can
+    /// collapse a committed state with the uncommitted row cancelling it before the rollback
+    /// deletes that row's insert, so the visit is left with no live state in `sessions` (or
+    /// in `visit_states`, whose merges are its own). Such a visit is built again from its
+    /// committed events (`rebuild_visits`), and `visit_states` gets `sessions`' live state
+    /// where it lacks it.
+    async fn restore_visits(&self, visits: HashSet<(SiteId, u64)>) -> Result<(), StoreError> {
+        let listed: Vec<(SiteId, u64)> = visits.into_iter().collect();
+        let mut lost = HashSet::new();
+        for chunk in listed.chunks(LOOKUP_CHUNK) {
+            let keys = chunk
+                .iter()
+                .map(|(site, id)| format!("({}, {id})", quote(site.as_str())))
+                .collect::<Vec<_>>()
+                .join(", ");
+            // Each visit's live version in `sessions`, and its newest state in `visit_states`.
+            let newest = |table: &str, having: &str| {
+                format!(
+                    "SELECT site_id, session_id, maxIf(version, sign = 1) FROM {table} \
+                     WHERE (site_id, session_id) IN ({keys}) GROUP BY site_id, session_id {having}"
+                )
+            };
+            let versions = |rows: Vec<Vec<Value>>| {
+                rows.iter()
+                    .map(|row| {
+                        Ok((
+                            (SiteId(cell::string(&row[0])?), cell::u64(&row[1])?),
+                            cell::u32(&row[2])?,
+                        ))
+                    })
+                    .collect::<Result<HashMap<(SiteId, u64), u32>, ChError>>()
+            };
+            let live = versions(
+                self.first_rows(newest("sessions", "HAVING sum(sign) > 0"))
+                    .await?,
+            )?;
+            let states = versions(self.first_rows(newest("visit_states", "")).await?)?;
+            let mut copy = Vec::new();
+            for key in chunk {
+                match (live.get(key), states.get(key)) {
+                    (None, _) => {
+                        lost.insert(key.clone());
+                    }
+                    (Some(version), newest) if newest != Some(version) => {
+                        copy.push(format!("({}, {}, {version})", quote(key.0.as_str()), key.1));
+                    }
+                    _ => {}
+                }
+            }
+            if !copy.is_empty() {
+                let db = self.db();
+                self.inner
+                    .http
+                    .execute(
+                        self.first_url(),
+                        Some(db),
+                        format!(
+                            "INSERT INTO {db}.visit_states SELECT * FROM {db}.sessions \
+                             WHERE sign = 1 AND (site_id, session_id, version) IN ({})",
+                            copy.join(", ")
+                        ),
+                    )
+                    .await?;
+            }
+        }
+        if !lost.is_empty() {
+            tracing::warn!(
+                visits = lost.len(),
+                "building again the visits a rollback left without a state"
+            );
+            self.rebuild_visits(lost).await?;
+        }
         Ok(())
     }
 
@@ -338,14 +436,16 @@ impl ClickHouseStore {
     async fn write_batch(&self, batch: &InsertBatch) -> Result<(), StoreError> {
         let tag = self.writer.partition.tag(batch.queue_position);
         let (events, props) = event_rows(&batch.events, now_ms(), tag);
-        self.insert_rows("events", &events).await?;
-        self.insert_rows("event_props", &props).await?;
         let sessions: Vec<_> = batch
             .sessions
             .iter()
             .map(|row| session_row(row, tag))
             .collect();
+        // Visits and properties before the events: a reader that sees a batch's events (how
+        // "stored" is counted) sees its visits too.
         self.insert_rows("sessions", &sessions).await?;
+        self.insert_rows("event_props", &props).await?;
+        self.insert_rows("events", &events).await?;
         // The commit: the position, on the first shard.
         let seq = self.writer.last_seq.load(Ordering::SeqCst) + 1;
         let mut position = Map::new();
@@ -362,7 +462,8 @@ impl ClickHouseStore {
     }
 
     /// `sessions` with the times of their first and last page views and latest event, read
-    /// from their events (one statement per site and chunk, bounded by the visits' spans).
+    /// from their events (one statement per site and chunk, bounded by the visits' spans:
+    /// a range of the events' sorting key, `ts`, which the exact `ts_ms` then narrows).
     async fn with_extents(&self, sessions: Vec<Session>) -> Result<Vec<StoredVisit>, StoreError> {
         let mut by_site: HashMap<SiteId, Vec<Session>> = HashMap::new();
         for session in sessions {
@@ -373,16 +474,20 @@ impl ClickHouseStore {
         }
         let mut visits = Vec::new();
         for (site, sessions) in by_site {
-            for chunk in sessions.chunks(LOOKUP_CHUNK) {
+            for chunk in sessions.chunks(VISIT_LOOKUP_CHUNK) {
                 let from = chunk.iter().map(|s| s.start_ms).min().unwrap_or(0);
                 let to = chunk.iter().map(|s| s.end_ms).max().unwrap_or(0) + EXTENT_SLACK_MS;
                 let rows = self
                     .first_rows(format!(
                         "SELECT session_id, countIf(name = 'pageview'), \
                          minIf(ts_ms, name = 'pageview'), maxIf(ts_ms, name = 'pageview'), \
-                         max(ts_ms) FROM events WHERE site_id = {} AND ts_ms >= {from} \
-                         AND ts_ms <= {to} AND session_id IN ({}) GROUP BY session_id",
+                         max(ts_ms) FROM events PREWHERE site_id = {} \
+                         AND ts >= toDateTime({}) AND ts <= toDateTime({}) \
+                         AND session_id IN ({}) WHERE ts_ms >= {from} AND ts_ms <= {to} \
+                         GROUP BY session_id",
                         quote(site.as_str()),
+                        from.div_euclid(1000),
+                        to.div_euclid(1000) + 1,
                         numbers(chunk.iter().map(|s| s.session_id))
                     ))
                     .await?;
@@ -412,12 +517,18 @@ impl ClickHouseStore {
         Ok(visits)
     }
 
-    /// Newest states of the visits matching `condition` (on `sessions`' columns), with
-    /// the sums of their signs.
-    async fn newest_states(&self, condition: &str) -> Result<Vec<(Session, i64)>, StoreError> {
+    /// Newest states of the visits matching `condition` in `table` (`sessions`, or
+    /// `visit_states`, the same rows sorted by their end), with the sums of their signs
+    /// (`sessions` only: `visit_states` may repeat rows). The condition is a `PREWHERE`: its
+    /// columns are read first, the wide ones only for the rows it keeps.
+    async fn newest_states(
+        &self,
+        table: &str,
+        condition: &str,
+    ) -> Result<Vec<(Session, i64)>, StoreError> {
         let rows = self
             .first_rows(format!(
-                "SELECT {} FROM sessions WHERE {condition} GROUP BY site_id, session_id \
+                "SELECT {} FROM {table} PREWHERE {condition} GROUP BY site_id, session_id \
                  ORDER BY site_id, session_id",
                 newest_state_columns()
             ))
@@ -489,9 +600,10 @@ impl ClickHouseStore {
                 let listed = numbers(chunk.iter().copied());
                 let site_sql = quote(site.as_str());
                 let live = self
-                    .newest_states(&format!(
-                        "site_id = {site_sql} AND session_id IN ({listed})"
-                    ))
+                    .newest_states(
+                        "sessions",
+                        &format!("site_id = {site_sql} AND session_id IN ({listed})"),
+                    )
                     .await?;
                 let mut newest: HashMap<u64, (Session, i64)> = live
                     .into_iter()
@@ -597,10 +709,13 @@ impl EventWriter for ClickHouseStore {
     async fn open_sessions(&self, since_ms: i64) -> Result<Vec<StoredVisit>, StoreError> {
         self.recover_now().await?;
         let states = self
-            .newest_states(&format!(
-                "sign = 1 AND end_ms >= {since_ms} AND {}",
-                self.writer.partition.condition()
-            ))
+            .newest_states(
+                "visit_states",
+                &format!(
+                    "end_ms >= {since_ms} AND sign = 1 AND {}",
+                    self.writer.partition.condition()
+                ),
+            )
             .await?;
         self.with_extents(states.into_iter().map(|(s, _)| s).collect())
             .await
@@ -615,14 +730,19 @@ impl EventWriter for ClickHouseStore {
     ) -> Result<Vec<StoredVisit>, StoreError> {
         self.recover_now().await?;
         let mut sessions = Vec::new();
-        for chunk in visitors.chunks(LOOKUP_CHUNK) {
+        // A range of `visit_states`' sorting key (site, end): the states ending after
+        // `from_ms`, the newest of each visit among them.
+        for chunk in visitors.chunks(VISIT_LOOKUP_CHUNK) {
             let states = self
-                .newest_states(&format!(
-                    "site_id = {} AND visitor_id IN ({}) AND sign = 1 AND end_ms >= {from_ms} \
-                     AND start_ms <= {to_ms}",
-                    quote(site.as_str()),
-                    numbers(chunk.iter().copied())
-                ))
+                .newest_states(
+                    "visit_states",
+                    &format!(
+                        "site_id = {} AND end_ms >= {from_ms} AND visitor_id IN ({}) \
+                         AND sign = 1 AND start_ms <= {to_ms}",
+                        quote(site.as_str()),
+                        numbers(chunk.iter().copied())
+                    ),
+                )
                 .await?;
             sessions.extend(states.into_iter().map(|(s, _)| s));
         }
@@ -688,7 +808,7 @@ impl EventWriter for ClickHouseStore {
         let deleted = self.count(site, &partition, &partition).await?;
         let site_sql = quote(site.as_str());
         self.delete_where(
-            &["events", "event_props", "sessions"],
+            &["events", "event_props", "sessions", "visit_states"],
             &format!("site_id = {site_sql} AND {partition}"),
         )
         .await?;
@@ -721,7 +841,7 @@ impl EventData for ClickHouseStore {
         }
         if deleted.visits > 0 {
             self.delete_where(
-                &["sessions"],
+                &["sessions", "visit_states"],
                 &format!("site_id = {site_sql} AND {sessions_condition}"),
             )
             .await?;
@@ -730,6 +850,28 @@ impl EventData for ClickHouseStore {
             self.changed([site]);
         }
         Ok(deleted)
+    }
+
+    /// A range of `events`' sort key (`ts`) first; `received_at` keeps whole seconds.
+    async fn stored_since(
+        &self,
+        stored_since_ms: i64,
+        events_since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(Event, i64)>, StoreError> {
+        let stored_at = EVENT_COLUMNS.split(',').count();
+        let rows = self
+            .first_rows(format!(
+                "SELECT {EVENT_COLUMNS}, toInt64(toUnixTimestamp(received_at)) * 1000 \
+                 FROM events PREWHERE ts >= toDateTime({}) AND received_at >= toDateTime({}) \
+                 ORDER BY received_at, event_id LIMIT {limit}",
+                events_since_ms.div_euclid(1000).max(0),
+                stored_since_ms.div_euclid(1000).max(0),
+            ))
+            .await?;
+        rows.iter()
+            .map(|row| Ok((event_from(row)?, cell::i64(&row[stored_at])?)))
+            .collect()
     }
 
     async fn export_events(

@@ -330,11 +330,317 @@ async fn partitions_keep_their_own_positions_and_rollbacks() {
     common::drop_database(&db).await;
 }
 
+/// The processor's lookups read `visit_states` (the visit states sorted by their end): it
+/// holds the states written before its migration (copied once) and after (its materialized
+/// view), their newest version, and loses what `sessions` loses (rollback, site deletion).
+#[tokio::test]
+async fn visit_lookups_see_states_written_before_and_after_their_table() {
+    let options = common::fresh_options();
+    let (db, urls) = (options.database.clone(), options.shard_urls.clone());
+    let store = ClickHouseStore::open(options.clone()).await.unwrap();
+    let site = SiteId("a.example".into());
+    let hour = 3_600_000;
+    let start = 1_704_067_200_000;
+    let state = |visitor: u64, version: u32, end_ms: i64| heartbeat_model::Session {
+        site_id: site.clone(),
+        session_id: visitor * 10,
+        visitor_id: visitor,
+        user_id: None,
+        version,
+        start_ms: start,
+        end_ms,
+        pageviews: version,
+        events: version,
+        engagements: 0,
+        entry_page: "/".into(),
+        exit_page: "/".into(),
+        hostname: "a.example".into(),
+        visit: Default::default(),
+    };
+    let rows = |states: Vec<(heartbeat_model::Session, i8)>| {
+        states
+            .into_iter()
+            .map(|(session, sign)| heartbeat_store::SessionRow { session, sign })
+            .collect()
+    };
+    let batch = |sessions, position| {
+        Arc::new(InsertBatch {
+            events: Vec::new(),
+            sessions,
+            queue_position: position,
+        })
+    };
+    // Visitor 1's visit in its first version and visitor 4's, written before
+    // `visit_states` existed: emptied on both shards, and the record of its migration removed.
+    store
+        .insert(batch(
+            rows(vec![
+                (state(1, 1, start + 60_000), 1),
+                (state(4, 1, start + hour), 1),
+            ]),
+            1,
+        ))
+        .await
+        .unwrap();
+    for url in &urls {
+        common::raw(url, &format!("TRUNCATE TABLE {db}.visit_states_local")).await;
+        common::raw(url, &format!("DROP TABLE {db}.schema_migrations")).await;
+        common::raw(
+            url,
+            &format!(
+                "CREATE TABLE {db}.schema_migrations (version UInt32, applied_at DateTime) \
+                 ENGINE = TinyLog"
+            ),
+        )
+        .await;
+        common::raw(
+            url,
+            &format!("INSERT INTO {db}.schema_migrations VALUES (1, now())"),
+        )
+        .await;
+    }
+    let store = ClickHouseStore::open(options.clone()).await.unwrap();
+    // Written after: visitor 1's second version (its first cancelled), visitor 2's visit.
+    store
+        .insert(batch(
+            rows(vec![
+                (state(1, 1, start + 60_000), -1),
+                (state(1, 2, start + 2 * hour), 1),
+                (state(2, 1, start + hour), 1),
+            ]),
+            2,
+        ))
+        .await
+        .unwrap();
+    let found = |from_ms: i64, to_ms: i64| {
+        let (store, site) = (store.clone(), site.clone());
+        async move {
+            let mut found: Vec<(u64, u32)> = store
+                .visits_of(&site, vec![1, 2, 3, 4], from_ms, to_ms)
+                .await
+                .unwrap()
+                .iter()
+                .map(|v| (v.session.visitor_id, v.session.version))
+                .collect();
+            found.sort_unstable();
+            found
+        }
+    };
+    assert_eq!(
+        found(start, start + 3 * hour).await,
+        [(1, 2), (2, 1), (4, 1)]
+    );
+    // The newest state's end decides: visitor 1's visit ends after visitor 2's.
+    assert_eq!(found(start + 90 * 60_000, start + 3 * hour).await, [(1, 2)]);
+    assert_eq!(found(start + 3 * hour, start + 4 * hour).await, []);
+    // A state of an insert that never committed (position 3) is rolled back from both.
+    common::raw(
+        &urls[1],
+        &format!(
+            "INSERT INTO {db}.sessions_local (site_id, session_id, visitor_id, sign, version, \
+             start_ts, end_ts, start_ms, end_ms, batch_position) VALUES ('a.example', 30, 3, \
+             1, 1, toDateTime(1704067200), toDateTime(1704067260), {start}, {}, 3)",
+            start + 60_000
+        ),
+    )
+    .await;
+    let store = ClickHouseStore::open(options).await.unwrap();
+    assert_eq!(store.queue_position().await.unwrap(), Some(2));
+    let mut found: Vec<u64> = store
+        .visits_of(&site, vec![1, 2, 3, 4], start, start + 3 * hour)
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| v.session.visitor_id)
+        .collect();
+    found.sort_unstable();
+    assert_eq!(found, [1, 2, 4]);
+    // A site's deletion empties both.
+    store.delete_site_events(&site).await.unwrap();
+    for url in &urls {
+        let left = count(
+            url,
+            &format!(
+                "SELECT (SELECT count() FROM {db}.sessions_local) + \
+                 (SELECT count() FROM {db}.visit_states_local)"
+            ),
+        )
+        .await;
+        assert_eq!(left, 0, "{url}");
+    }
+    common::drop_database(&db).await;
+}
+
 fn heartbeat_model_now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
+}
+
+/// A merge may collapse a committed visit state with the cancel an uncommitted insert wrote
+/// for it, before the rollback deletes that insert's rows: the rollback writes the state
+/// again, so the visit keeps its committed state (and the replay continues it).
+#[tokio::test]
+async fn a_rollback_keeps_the_states_a_merge_collapsed_with_its_cancels() {
+    rollback_after_merges(&["sessions_local", "visit_states_local"]).await;
+}
+
+/// The same when only `visit_states` merged: it gets `sessions`' live state again.
+#[tokio::test]
+async fn a_rollback_keeps_the_lookup_states_a_merge_collapsed_with_their_cancels() {
+    rollback_after_merges(&["visit_states_local"]).await;
+}
+
+async fn rollback_after_merges(merged: &[&str]) {
+    let options = common::fresh_options();
+    let (db, urls) = (options.database.clone(), options.shard_urls.clone());
+    let store = ClickHouseStore::open(options.clone()).await.unwrap();
+    let site = SiteId("a.example".into());
+    let start = 1_704_067_200_000;
+    let state = |version: u32| heartbeat_model::Session {
+        site_id: site.clone(),
+        session_id: 77,
+        visitor_id: 7,
+        user_id: None,
+        version,
+        start_ms: start,
+        end_ms: start + i64::from(version) * 60_000,
+        pageviews: version,
+        events: version,
+        engagements: 0,
+        entry_page: "/".into(),
+        exit_page: "/".into(),
+        hostname: "a.example".into(),
+        visit: Default::default(),
+    };
+    let batch = |rows: Vec<(heartbeat_model::Session, i8)>, position| {
+        Arc::new(InsertBatch {
+            events: vec![Event {
+                session_id: 77,
+                ..event(&format!("e{position}"), 7, start + position as i64 * 60_000)
+            }],
+            sessions: rows
+                .into_iter()
+                .map(|(session, sign)| heartbeat_store::SessionRow { session, sign })
+                .collect(),
+            queue_position: position,
+        })
+    };
+    store.insert(batch(vec![(state(1), 1)], 1)).await.unwrap();
+    store
+        .insert(batch(vec![(state(1), -1), (state(2), 1)], 2))
+        .await
+        .unwrap();
+    // Position 2 never committed, and the merges ran first.
+    common::raw(
+        &urls[0],
+        &format!("ALTER TABLE {db}.queue_positions DELETE WHERE position = 2"),
+    )
+    .await;
+    for _ in 0..100 {
+        let pending = count(
+            &urls[0],
+            &format!(
+                "SELECT count() FROM system.mutations WHERE database = '{db}' AND is_done = 0"
+            ),
+        )
+        .await;
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rows_of_visit = |table: &str| {
+        let sql = format!("SELECT count() FROM {db}.{table}_local WHERE session_id = 77");
+        let urls = urls.clone();
+        async move {
+            let mut total = 0;
+            for url in &urls {
+                total += count(url, &sql).await;
+            }
+            total
+        }
+    };
+    for url in &urls {
+        for table in merged {
+            common::raw(url, &format!("OPTIMIZE TABLE {db}.{table} FINAL")).await;
+        }
+    }
+    // A merged table keeps only the uncommitted second state; the other all three rows.
+    let left = |table: &str| {
+        if merged.contains(&format!("{table}_local").as_str()) {
+            1
+        } else {
+            3
+        }
+    };
+    assert_eq!(
+        (
+            rows_of_visit("sessions").await,
+            rows_of_visit("visit_states").await
+        ),
+        (left("sessions"), left("visit_states")),
+    );
+    let store = ClickHouseStore::open(options).await.unwrap();
+    assert_eq!(store.queue_position().await.unwrap(), Some(1));
+    let versions: Vec<u32> = store
+        .visits_of(&site, vec![7], start, start + 3_600_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| v.session.version)
+        .collect();
+    assert_eq!(versions, [1], "the committed state is back");
+    let live = count(
+        &urls[0],
+        &format!(
+            "SELECT sum(sign * pageviews) FROM {db}.sessions WHERE session_id = 77 \
+             HAVING sum(sign) = 1"
+        ),
+    )
+    .await;
+    assert_eq!(live, 1, "one live state, of one page view");
+    common::drop_database(&db).await;
+}
+
+/// A query groups and sorts on disk past half the memory the server lets it use (the test
+/// servers' profile: 2 GB), and merges the shards' groups a bucket at a time: so a funnel or
+/// paths over millions of visits answers instead of failing for memory.
+#[tokio::test]
+async fn queries_spill_to_disk_past_half_their_memory() {
+    let options = common::fresh_options();
+    let db = options.database.clone();
+    let store = ClickHouseStore::open(options).await.unwrap();
+    let rows = store
+        .run(sql(
+            "SELECT name, value FROM system.settings WHERE name IN \
+             ('max_bytes_before_external_group_by', 'max_bytes_before_external_sort', \
+             'distributed_aggregation_memory_efficient') ORDER BY name",
+            Vec::new(),
+        ))
+        .await
+        .unwrap();
+    let text = |v: &SqlValue| match v {
+        SqlValue::Text(t) => t.clone(),
+        other => panic!("{other:?}"),
+    };
+    let settings: Vec<(String, String)> = rows.iter().map(|r| (text(&r[0]), text(&r[1]))).collect();
+    assert_eq!(
+        settings,
+        [
+            (
+                "distributed_aggregation_memory_efficient".into(),
+                "1".into()
+            ),
+            (
+                "max_bytes_before_external_group_by".into(),
+                "1000000000".into()
+            ),
+            ("max_bytes_before_external_sort".into(), "1000000000".into()),
+        ]
+    );
+    common::drop_database(&db).await;
 }
 
 /// Each expression of the ClickHouse dialect, run on the real server.
@@ -402,6 +708,17 @@ async fn the_dialect_runs_on_clickhouse() {
         one(format!("{} {numbers} WHERE x > 10", d.quantile("x", 0.5))).await,
         SqlValue::Null,
         "NULL for a group without values"
+    );
+    // Exact and interpolated past ClickHouse's own `quantile`'s 8,192 samples, as DuckDB's
+    // `quantile_cont`: 0 to 20,000 (odd squares apart, so no sample lands on the answer).
+    let many = "FROM (SELECT number * number AS x FROM system.numbers LIMIT 20001)";
+    assert_eq!(
+        one(format!("{} {many}", d.quantile("x", 0.5))).await,
+        SqlValue::Float(100_000_000.0)
+    );
+    assert_eq!(
+        one(format!("{} {many}", d.quantile("x", 0.9))).await,
+        SqlValue::Float(324_000_000.0)
     );
     assert_eq!(
         one(format!("{} {numbers}", d.first_by("x", "y")))

@@ -864,6 +864,36 @@ impl EventData for DuckDbStore {
         Ok(deleted)
     }
 
+    async fn stored_since(
+        &self,
+        stored_since_ms: i64,
+        events_since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(Event, i64)>, StoreError> {
+        self.with_reader(move |conn| {
+            let stored_at = EVENT_COLUMNS.split(',').count();
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS}, epoch_ms(received_at) FROM events \
+                 WHERE ts >= ? AND received_at >= ? ORDER BY received_at, event_id LIMIT ?"
+            );
+            let mut stmt = conn.prepare(&sql).map_err(unavailable)?;
+            let events = stmt
+                .query_map(
+                    params![
+                        timestamp(events_since_ms),
+                        timestamp(stored_since_ms),
+                        limit as i64
+                    ],
+                    |row| Ok((event_from_row(row)?, row.get::<_, i64>(stored_at)?)),
+                )
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            Ok(events)
+        })
+        .await
+    }
+
     async fn export_events(
         &self,
         site: &SiteId,

@@ -167,6 +167,18 @@ pub trait EventData: Send + Sync + 'static {
 
     /// Deletes one import and its rows; false when `site` has no import `id`.
     async fn delete_import(&self, site: &SiteId, id: u64) -> Result<bool, StoreError>;
+
+    /// Up to `limit` events of every site stored at or after `stored_since_ms` (the time the
+    /// processor stored them; whole seconds where the engine keeps seconds) whose own time is
+    /// at or after `events_since_ms`, in the order stored, each with its stored time: what a
+    /// node whose own processors do not store every event (an API node of a cluster) reads
+    /// back for its live stream.
+    async fn stored_since(
+        &self,
+        stored_since_ms: i64,
+        events_since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(Event, i64)>, StoreError>;
 }
 
 /// Everything an engine's event store is: the processor's writes ([`EventWriter`]), the

@@ -30,7 +30,8 @@
 //! - subqueries of `IN` over `Distributed` tables read each shard's own rows (the store's
 //!   `distributed_product_mode = 'local'`, right per visitor); [`SqlDialect::in_all_shards`]
 //!   is `GLOBAL IN` for a subquery over several visitors.
-//! - `quantile` interpolates exactly over up to 8,192 values and samples above that.
+//! - `quantile` interpolates exactly over up to 8,192 values and samples above that: the
+//!   dialect sorts the group's values and interpolates itself ([`SqlDialect::quantile`]).
 
 use chrono::{TimeZone, Utc};
 
@@ -98,8 +99,18 @@ impl SqlDialect for ClickHouseDialect {
     }
 
     fn quantile(&self, expression: &str, fraction: f64) -> String {
-        // Nullable input: NULL for a group without values (a plain one gives nan).
-        format!("quantile({fraction})(toNullable(toFloat64({expression})))")
+        // Exact, as DuckDB's `quantile_cont` (ClickHouse's `quantile` samples past 8,192
+        // values): the group's values sorted (`groupArray` skips NULLs), interpolated at
+        // `fraction * (n - 1)`; NULL for a group without values. The sorted array is one
+        // expression, computed once however often it is named.
+        let sorted = format!("arraySort(groupArray(toFloat64({expression})))");
+        let at = format!("({fraction} * (length({sorted}) - 1))");
+        let low = format!("toUInt64(floor({at}))");
+        format!(
+            "if(length({sorted}) = 0, NULL, toNullable(arrayElement({sorted}, {low} + 1) + \
+             ({at} - {low}) * (arrayElement({sorted}, greatest(1, least({low} + 2, length({sorted})))) - \
+             arrayElement({sorted}, {low} + 1))))"
+        )
     }
 
     fn periods_between(&self, grain: TimeGrain, from: &str, to: &str) -> String {

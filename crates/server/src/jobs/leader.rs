@@ -10,6 +10,8 @@ use heartbeat_meta_postgres::Leases;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::telemetry;
+
 /// Starts the jobs, each stopping when its receiver turns true.
 pub type StartJobs = Box<dyn Fn(watch::Receiver<bool>) -> Vec<JoinHandle<()>> + Send + Sync>;
 
@@ -27,6 +29,7 @@ pub async fn run(
     start: StartJobs,
     mut stop: watch::Receiver<bool>,
 ) {
+    metrics::gauge!(telemetry::CLUSTER_JOBS_LEADER).set(0.0);
     let mut leases: Option<Leases> = None;
     let mut running: Option<(watch::Sender<bool>, Vec<JoinHandle<()>>)> = None;
     while !*stop.borrow() {
@@ -51,6 +54,7 @@ pub async fn run(
                     );
                     let (tx, rx) = watch::channel(false);
                     running = Some((tx, start(rx)));
+                    metrics::gauge!(telemetry::CLUSTER_JOBS_LEADER).set(1.0);
                 }
                 Ok(false) => {}
                 Err(err) => tracing::warn!(%err, "cannot try for the jobs' lease"),
@@ -71,4 +75,5 @@ async fn end((stop, tasks): (watch::Sender<bool>, Vec<JoinHandle<()>>)) {
     for task in tasks {
         let _ = task.await;
     }
+    metrics::gauge!(telemetry::CLUSTER_JOBS_LEADER).set(0.0);
 }

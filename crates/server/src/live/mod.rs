@@ -17,9 +17,11 @@
 //!   batches were skipped for it: reload what you show from the query API.
 //!
 //! The processor publishes into a bounded broadcast channel and never waits for a client
-//! ([`hub::LiveHub`]). A client that does not take a message within 10 seconds is dropped; on
+//! ([`hub::LiveHub`]); on a node whose processors do not store every event, [`follow`]
+//! publishes what the store received instead. A client that does not take a message within 10 seconds is dropped; on
 //! server shutdown every stream closes with code 1001 (going away).
 
+pub mod follow;
 pub mod hub;
 
 use std::sync::Arc;

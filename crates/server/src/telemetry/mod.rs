@@ -49,6 +49,7 @@ pub const QUERY_CACHE_MISSES: &str = "heartbeat_query_cache_misses_total";
 pub const RETENTION_EVENTS_DELETED: &str = "heartbeat_retention_events_deleted_total";
 pub const HTTP_RATE_LIMITED: &str = "heartbeat_http_rate_limited_total";
 pub const SHARED_LIMITS_FALLBACK: &str = "heartbeat_shared_limits_fallback_total";
+pub const CLUSTER_JOBS_LEADER: &str = "heartbeat_cluster_jobs_leader";
 pub const QUERY_REFUSED: &str = "heartbeat_query_refused_total";
 pub const QUERY_INTERRUPTED: &str = "heartbeat_query_interrupted_total";
 pub const ALERTS_FIRED: &str = "heartbeat_alerts_fired_total";
@@ -84,6 +85,8 @@ pub const METRICS: &[(&str, &str)] = &[
     (QUERY_CACHE_MISSES, "API queries the query cache did not hold (or held stale)."),
     (RETENTION_EVENTS_DELETED, "Events deleted because they were older than their site's retention."),
     (HTTP_RATE_LIMITED, "Requests answered 429, by limit (client_ip, key, share_viewer, site_quota)."),
+    (SHARED_LIMITS_FALLBACK, "Rate-limit checks decided by this node's own limiter because Redis could not be reached."),
+    (CLUSTER_JOBS_LEADER, "1 while this node holds the cluster's jobs' lease and runs alerts, reports and retention (nodes sharing PostgreSQL), else 0."),
     (QUERY_REFUSED, "Reads refused, by endpoint and reason (busy: 503, too many running and waiting; too_large: 400, rows over query.max_memory_bytes)."),
     (QUERY_INTERRUPTED, "Reads stopped at their time budget (query.timeout_ms) and answered 503, by endpoint."),
     (ALERTS_FIRED, "Alert rules that fired."),

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -219,10 +219,19 @@ pub fn launch(dir: &Path, env: &[(&str, &str)]) -> Process {
         .spawn()
         .expect("binary starts");
     let stderr = child.stderr.take().unwrap();
+    // `HEARTBEAT_TEST_SERVER_LOGS=DIR` keeps each server's log in DIR/<pid>.log.
+    let mut keep = std::env::var_os("HEARTBEAT_TEST_SERVER_LOGS").map(|dir| {
+        std::fs::create_dir_all(&dir).expect("log directory");
+        std::fs::File::create(Path::new(&dir).join(format!("{}.log", child.id())))
+            .expect("log file")
+    });
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut sent = false;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(file) = keep.as_mut() {
+                let _ = writeln!(file, "{line}");
+            }
             if !sent {
                 if let Ok(log) = serde_json::from_str::<Value>(&line) {
                     if log["fields"]["message"] == "heartbeat is ready" {
@@ -314,6 +323,24 @@ pub fn new_database(prefix: &str) -> String {
     assert!(status.success(), "CREATE DATABASE {name}");
     let (server, _) = url.rsplit_once('/').unwrap();
     format!("{server}/{name}")
+}
+
+/// The value of the unlabelled metric `name` at `metrics_url` (a node's `/metrics`), 0 when
+/// absent.
+#[allow(dead_code)]
+pub async fn metric(metrics_url: &str, name: &str) -> f64 {
+    let text = reqwest::Client::new()
+        .get(metrics_url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// Runs `rabbitmqctl` on the test broker (`scripts/services`' node).

@@ -69,6 +69,78 @@ where
     exports_are_ordered_and_pageable_and_imports_skip_known_ids(make().await, make().await).await;
     deletes_remove_exactly_what_they_say(make().await).await;
     imports_are_kept_per_site_and_deleted_whole(make().await).await;
+    stored_events_are_read_back_in_the_order_stored(make().await).await;
+}
+
+/// `stored_since`: every site's events stored since a time, whose own time is recent
+/// enough, in the order stored, with their stored time (whole seconds at least).
+async fn stored_events_are_read_back_in_the_order_stored(store: impl EventStore) {
+    let before = chrono_now_ms();
+    let now = before;
+    store
+        .insert(batch(
+            vec![
+                event("late", "a.example", now - 3 * HOUR_MS, 1),
+                event("first", "a.example", now - 2000, 1),
+            ],
+            Vec::new(),
+            1,
+        ))
+        .await
+        .unwrap();
+    // The next insert a second later, so its stored time is later in whole seconds too.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    store
+        .insert(batch(
+            vec![event("second", "b.example", now - 1000, 2)],
+            Vec::new(),
+            2,
+        ))
+        .await
+        .unwrap();
+    let after = chrono_now_ms();
+    store.flush().await.unwrap();
+    let read = store
+        .stored_since(before - 1000, now - HOUR_MS, 10)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = read.iter().map(|(e, _)| e.event_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["first", "second"],
+        "both sites, in the order stored; the 3-hour-old event left out"
+    );
+    assert_eq!(read[1].0.site_id, site("b.example"));
+    assert_eq!(read[1].0.pathname, "/second");
+    for (event, stored_ms) in &read {
+        assert!(
+            (before - 1000..=after).contains(stored_ms),
+            "{} stored at {stored_ms}, between {before} and {after}",
+            event.event_id
+        );
+    }
+    assert!(read[0].1 < read[1].1, "stored a second apart");
+    let later = store
+        .stored_since(read[1].1, now - HOUR_MS, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        later
+            .iter()
+            .map(|(e, _)| e.event_id.as_str())
+            .collect::<Vec<_>>(),
+        ["second"],
+        "since the second insert's time"
+    );
+    assert_eq!(
+        store
+            .stored_since(before - 1000, now - HOUR_MS, 1)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "at most the limit"
+    );
 }
 
 async fn batches_commit_with_their_queue_position(store: impl EventStore) {
