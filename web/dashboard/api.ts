@@ -52,16 +52,39 @@ async function answer<T>(response: Response): Promise<T> {
   return json as T;
 }
 
+/** Tries of a request the server refused for a moment (a 429 or 503 with `Retry-After`). */
+const TRIES = 5;
+/** The longest wait before trying again, whatever `Retry-After` asks. */
+const MAX_RETRY_WAIT_MS = 5_000;
+
+/// The wait before sending a refused request again, or null when the refusal is no passing
+/// one: only 429 (a rate limit) and 503 (queries busy, the queue full) with `Retry-After`
+/// say the request was not carried out and may simply be sent again. The wait is the one
+/// asked (at most 5 s) plus up to as much again at random, so the panels refused together
+/// do not all come back at the same instant and crowd each other out again.
+function retryWait(response: Response): number | null {
+  if (response.status !== 429 && response.status !== 503) return null;
+  const header = response.headers.get("Retry-After");
+  const seconds = Number(header);
+  if (header === null || !Number.isFinite(seconds) || seconds < 0) return null;
+  const asked = Math.min(seconds * 1000, MAX_RETRY_WAIT_MS);
+  return asked * (1 + Math.random());
+}
+
 async function call<T>(token: string, path: string, body?: unknown, method?: "PUT" | "DELETE"): Promise<T> {
-  const response = await fetch(path, {
-    method: method ?? (body === undefined ? "GET" : "POST"),
-    headers: {
-      Authorization: `Bearer ${token}`,
-      ...(body === undefined ? {} : { "Content-Type": "application/json" }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return answer<T>(response);
+  for (let attempt = 1; ; attempt++) {
+    const response = await fetch(path, {
+      method: method ?? (body === undefined ? "GET" : "POST"),
+      headers: {
+        Authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const wait = attempt < TRIES ? retryWait(response) : null;
+    if (wait === null) return answer<T>(response);
+    await new Promise((resolve) => setTimeout(resolve, wait));
+  }
 }
 
 /// Posts `body` without credentials and returns the answer's `token`.

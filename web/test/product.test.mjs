@@ -76,7 +76,13 @@ const BATCH = [
   ]),
 ];
 
-/** Polls `read` until its value deep-equals `expected`; on timeout, the assertion's diff. */
+/** The text the product view shows (its figures, an empty state or an error), for a failure's message. */
+let shownText = async () => "";
+
+/**
+ * Polls `read` until its value deep-equals `expected`; on timeout, the assertion's diff and
+ * what the view showed.
+ */
 async function settles(what, read, expected, ms = 20_000) {
   let last;
   try {
@@ -86,7 +92,8 @@ async function settles(what, read, expected, ms = 20_000) {
       return true;
     }, ms);
   } catch (err) {
-    assert.deepEqual(last, expected, `${what}: ${err.message}`);
+    const shown = await shownText().catch((e) => `(unreadable: ${e.message})`);
+    assert.deepEqual(last, expected, `${what}: ${err.message}\nthe view showed: ${shown}`);
   }
 }
 
@@ -137,6 +144,11 @@ describe("funnels, retention and paths on the dashboard", () => {
     savedFunnel = saved.funnel;
     context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     page = await context.newPage();
+    // The view's text and the URL, and the server's last log lines, should a check fail.
+    shownText = async () => {
+      const view = await page.$eval("main", (m) => m.innerText).catch(() => "(no main)");
+      return `${page.url()}\n${view}\nserver log:\n${heartbeat.log().split("\n").slice(-20).join("\n")}`;
+    };
   });
   after(async () => {
     await context?.close();

@@ -1,5 +1,7 @@
 //! An event answered 202 survives `kill -9` of the real server at a random moment under load
-//! and is counted exactly once after restart; SIGTERM drains and exits 0.
+//! and is counted exactly once after restart; SIGTERM drains and exits 0. A month-old
+//! backfill killed twice midway, and an import killed midway and sent again, store each
+//! event once, in the visits a run nobody killed builds.
 
 mod common;
 
@@ -9,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn pseudo_random_ms(low: u64, high: u64) -> u64 {
     let nanos = std::time::SystemTime::now()
@@ -121,4 +123,365 @@ async fn acknowledged_events_survive_kill_9_exactly_once() {
     )
     .await;
     assert_eq!(text(&totals[0][0]), text(&totals[0][1]));
+}
+
+/// Visitors of the backfill: each makes two visits a day apart.
+const BACKFILL_VISITORS: u64 = 2_500;
+/// Events of one backfill request (seed 003 takes up to 1,000).
+const BACKFILL_BATCH: usize = 500;
+
+/// A backfill of a month-old history through seed 003's batch endpoint, in event-time order
+/// as an export replays it: every visitor's two visits (five page views 7 minutes apart from
+/// hh:50 on, so each crosses an hour, then a `signup`), the requests cutting through the
+/// visits, every other request's events in reverse order; then, for one visitor in ten, a
+/// late page view 40 minutes after the first visit's start, sent after everything else, which
+/// extends that visit from the store. Returns the requests and the page views.
+fn backfill() -> (Vec<Value>, u64) {
+    const MINUTE: i64 = 60_000;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let t0 = (now - 30 * 86_400_000) / 3_600_000 * 3_600_000 + 50 * MINUTE;
+    let event = |id: String, user: u64, name: &str, at: i64, page: &str| {
+        let timestamp = chrono::DateTime::from_timestamp_millis(at)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        json!({"eventId": id, "userId": format!("u{user}"), "eventName": name,
+            "timestamp": timestamp, "properties": {"pageUrl": page}})
+    };
+    let mut timed = Vec::new();
+    let mut late = Vec::new();
+    for user in 0..BACKFILL_VISITORS {
+        for visit in 0..2i64 {
+            let start = t0 + user as i64 * 3_000 + visit * (86_400_000 + 2 * 60 * MINUTE);
+            for (n, page) in ["/", "/a", "/b", "/c", "/d"].into_iter().enumerate() {
+                let at = start + n as i64 * 7 * MINUTE;
+                timed.push((
+                    at,
+                    event(format!("{user}-{visit}-{n}"), user, "page_view", at, page),
+                ));
+            }
+            let at = start + 28 * MINUTE + 30_000;
+            timed.push((
+                at,
+                event(format!("{user}-{visit}-s"), user, "signup", at, "/d"),
+            ));
+            if visit == 0 && user % 10 == 0 {
+                let at = start + 40 * MINUTE;
+                late.push(event(
+                    format!("{user}-late"),
+                    user,
+                    "page_view",
+                    at,
+                    "/late",
+                ));
+            }
+        }
+    }
+    timed.sort_by_key(|(at, _)| *at);
+    let pageviews = BACKFILL_VISITORS * 10 + late.len() as u64;
+    let mut requests: Vec<Value> = timed
+        .chunks(BACKFILL_BATCH)
+        .enumerate()
+        .map(|(n, chunk)| {
+            let mut events: Vec<Value> = chunk.iter().map(|(_, e)| e.clone()).collect();
+            if n % 2 == 1 {
+                events.reverse();
+            }
+            Value::Array(events)
+        })
+        .collect();
+    requests.extend(
+        late.chunks(BACKFILL_BATCH)
+            .map(|c| Value::Array(c.to_vec())),
+    );
+    (requests, pageviews)
+}
+
+/// Creates `example.com` on the binary at `base` and returns its key.
+async fn site_key(base: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/site/create"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "Example", "domain": "example.com", "timezone": "Etc/UTC"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    body["api_key"].as_str().unwrap().to_owned()
+}
+
+/// Sends `requests[from..]` in order, each again after a 503 (back-pressure), until one gets
+/// no answer (the server is gone); returns the index of the first one not answered 202.
+async fn send_from(base: String, key: String, requests: Arc<Vec<Value>>, from: usize) -> usize {
+    let http = reqwest::Client::new();
+    let mut next = from;
+    while next < requests.len() {
+        let sent = http
+            .post(format!("{base}/api/v1/events"))
+            .header("x-api-key", &key)
+            .json(&requests[next])
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await;
+        match sent {
+            Ok(response) if response.status() == 202 => next += 1,
+            Ok(response) if response.status() == 503 => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok(response) => panic!(
+                "request {next}: {} {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            ),
+            Err(_) => break,
+        }
+    }
+    next
+}
+
+/// Polls until the binary at `base` has stored `expected` events, never more.
+async fn wait_until_stored(base: &str, expected: u64) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let stored = stored_events(base).await;
+        assert!(
+            stored <= expected,
+            "{stored} events stored, {expected} sent"
+        );
+        if stored == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {stored} of {expected} events stored"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What the dashboard shows of `example.com` over all time: the totals, and visits by entry
+/// page and by day, for comparing two stores.
+async fn overview(base: &str) -> Vec<Value> {
+    let http = reqwest::Client::new();
+    let metrics = json!([
+        "visitors",
+        "visits",
+        "pageviews",
+        "events",
+        "bounce_rate",
+        "visit_duration",
+        "views_per_visit"
+    ]);
+    let mut answers = Vec::new();
+    for dimensions in [
+        json!([]),
+        json!(["visit:entry_page"]),
+        json!(["time:day"]),
+        json!(["event:page"]),
+    ] {
+        let body: Value = http
+            .post(format!("{base}/api/v2/query"))
+            .bearer_auth(ADMIN)
+            .json(
+                &json!({"site_id": "example.com", "metrics": metrics, "date_range": "all",
+                "dimensions": dimensions, "order_by": [["visitors", "desc"]]}),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answers.push(body["results"].clone());
+    }
+    answers
+}
+
+/// Stops the binary with SIGTERM (drain, flush) and checks each event is stored once.
+async fn stop_and_count(mut server: Process, dir: &std::path::Path, expected: u64) {
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(server.child.wait().unwrap().success());
+    let totals = sql(dir, "SELECT count(*), count(DISTINCT event_id) FROM events").await;
+    let counts: Vec<String> = totals[0].iter().map(text).collect();
+    let expected = expected.to_string();
+    assert_eq!(counts, [expected.clone(), expected], "events, distinct ids");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_killed_twice_stores_each_event_once_in_the_visits_of_a_clean_run() {
+    let (requests, pageviews) = backfill();
+    let requests = Arc::new(requests);
+    let events = requests
+        .iter()
+        .map(|r| r.as_array().unwrap().len() as u64)
+        .sum::<u64>();
+    let env = [("HEARTBEAT_RATE_LIMITS", "off")];
+
+    // The reference: the same requests into a server nobody kills.
+    let clean_dir = tempfile::tempdir().unwrap();
+    let clean = launch(clean_dir.path(), &env);
+    let key = site_key(&clean.base).await;
+    let sent = send_from(clean.base.clone(), key, requests.clone(), 0).await;
+    assert_eq!(sent, requests.len());
+    wait_until_stored(&clean.base, events).await;
+    let expected = overview(&clean.base).await;
+
+    // Killed twice mid-backfill; the sender goes on from the request that got no answer
+    // (stored or not: its event ids make it count once).
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = launch(dir.path(), &env);
+    let key = site_key(&server.base).await;
+    let mut next = 0;
+    for round in 0..2 {
+        let sender = tokio::spawn(send_from(
+            server.base.clone(),
+            key.clone(),
+            requests.clone(),
+            next,
+        ));
+        let delay = pseudo_random_ms(50, 600);
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        server.child.kill().unwrap(); // SIGKILL
+        server.child.wait().unwrap();
+        next = sender.await.unwrap();
+        eprintln!(
+            "round {round}: killed after {delay} ms, {next} of {} requests acknowledged",
+            requests.len()
+        );
+        server = launch(dir.path(), &env);
+    }
+    let sent = send_from(server.base.clone(), key, requests.clone(), next).await;
+    assert_eq!(sent, requests.len());
+    wait_until_stored(&server.base, events).await;
+    let answers = overview(&server.base).await;
+
+    // Known by construction: every visitor twice, five page views and a sign-up a visit, no
+    // bounce; the late views inside their visits. The rollups' day cells hold more than
+    // 1,024 visitors, so their visitors are an estimate: counted exactly over the events
+    // (a filter that keeps everything reads them).
+    let totals = &answers[0][0]["metrics"];
+    let visitors = BACKFILL_VISITORS;
+    let exact: Value = reqwest::Client::new()
+        .post(format!("{}/api/v2/query", server.base))
+        .bearer_auth(ADMIN)
+        .json(
+            &json!({"site_id": "example.com", "metrics": ["visitors"], "date_range": "all",
+            "filters": [["is_not", "event:hostname", ["no.such.host"]]]}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        exact["results"][0]["metrics"][0],
+        json!(visitors),
+        "visitors: {exact}"
+    );
+    assert_eq!(totals[1], json!(2 * visitors), "visits: {totals}");
+    assert_eq!(totals[2], json!(pageviews), "pageviews: {totals}");
+    assert_eq!(totals[3], json!(events), "events: {totals}");
+    assert_eq!(totals[4], json!(0), "bounce_rate: {totals}");
+    assert_eq!(
+        answers, expected,
+        "the killed store's answers against the clean one's"
+    );
+    stop_and_count(server, dir.path(), events).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_killed_midway_and_sent_again_stores_each_event_once() {
+    let (requests, _) = backfill();
+    let events = requests
+        .iter()
+        .map(|r| r.as_array().unwrap().len() as u64)
+        .sum::<u64>();
+    let env = [("HEARTBEAT_RATE_LIMITS", "off")];
+
+    // The export to import, and the answers it gives where it was made.
+    let source_dir = tempfile::tempdir().unwrap();
+    let source = launch(source_dir.path(), &env);
+    let key = site_key(&source.base).await;
+    let sent = send_from(source.base.clone(), key, Arc::new(requests), 0).await;
+    assert!(sent > 0);
+    wait_until_stored(&source.base, events).await;
+    let expected = overview(&source.base).await;
+    let http = reqwest::Client::new();
+    let export = http
+        .get(format!("{}/api/export?site_id=example.com", source.base))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status(), 200);
+    let export = export.bytes().await.unwrap();
+    drop(source);
+
+    // Killed once some of the import's pages are stored and before all are.
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = launch(dir.path(), &env);
+    site_key(&server.base).await;
+    let import = |base: String| {
+        let (http, body) = (http.clone(), export.clone());
+        async move {
+            http.post(format!("{base}/api/import?site_id=example.com"))
+                .bearer_auth(ADMIN)
+                .header("content-type", "application/x-ndjson")
+                .body(body)
+                .timeout(Duration::from_secs(120))
+                .send()
+                .await
+        }
+    };
+    let first = tokio::spawn(import(server.base.clone()));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let stored = loop {
+        let stored = stored_events(&server.base).await;
+        if stored > 0 {
+            break stored;
+        }
+        assert!(Instant::now() < deadline, "the import stored nothing");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    assert!(
+        stored < events,
+        "the import ended before the kill: more events or smaller pages are needed"
+    );
+    assert!(
+        first.await.unwrap().is_err(),
+        "the killed import got an answer"
+    );
+    eprintln!("killed with {stored} of {events} events imported");
+
+    // Sent again: what the first try stored is skipped, the rest stored.
+    server = launch(dir.path(), &env);
+    let again = import(server.base.clone()).await.unwrap();
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["events"], json!(events), "{again}");
+    let (imported, skipped) = (
+        again["imported"].as_u64().unwrap(),
+        again["skipped"].as_u64().unwrap(),
+    );
+    assert_eq!(imported + skipped, events, "{again}");
+    assert!(
+        skipped >= stored,
+        "{again}: {stored} were stored before the kill"
+    );
+    assert_eq!(
+        overview(&server.base).await,
+        expected,
+        "the imported store's answers against the source's"
+    );
+    stop_and_count(server, dir.path(), events).await;
 }
