@@ -428,6 +428,12 @@ fn page_paths() -> Vec<String> {
     paths
 }
 
+/// First octets of address blocks the five regional registries hand out (APNIC, ARIN,
+/// RIPE NCC, LACNIC, AFRINIC): visitors' addresses come from these.
+const PUBLIC_BLOCKS: [u8; 16] = [
+    1, 14, 24, 41, 49, 62, 77, 81, 92, 105, 109, 121, 177, 186, 200, 212,
+];
+
 /// Attributes that a visitor keeps across visits, derived from its id alone.
 struct VisitorTraits {
     user_agent: usize,
@@ -444,9 +450,12 @@ impl VisitorTraits {
         }
     }
 
+    /// A public address in one of [`PUBLIC_BLOCKS`], so the GeoIP database places visitors
+    /// in countries all over the world, as a real site's are.
     fn ip(&self) -> String {
-        let [a, b, c, ..] = self.address.to_le_bytes();
-        format!("10.{a}.{b}.{}", c.max(1))
+        let [a, b, c, d, ..] = self.address.to_le_bytes();
+        let block = PUBLIC_BLOCKS[usize::from(a) % PUBLIC_BLOCKS.len()];
+        format!("{block}.{b}.{c}.{}", d.max(1))
     }
 }
 

@@ -51,6 +51,10 @@ struct BatchItemWithoutId<'a> {
     user_id: &'a str,
     event_name: &'a str,
     timestamp: String,
+    /// Each event's own browser and address (seed 003's `userAgent`, `ipAddress`), so the
+    /// devices, browsers, systems and countries of a fill are as varied as its visitors.
+    user_agent: &'a str,
+    ip_address: &'a str,
     properties: BatchProperties<'a>,
 }
 
@@ -76,6 +80,8 @@ impl EncodedBatchItem {
             user_id: &event.visitor,
             event_name: &event.name,
             timestamp: format_timestamp(&event.timestamp),
+            user_agent: &event.user_agent,
+            ip_address: &event.ip,
             properties: BatchProperties {
                 url: &event.url,
                 referrer: event.referrer.as_deref(),
@@ -183,6 +189,8 @@ mod tests {
                 "userId": "v7",
                 "eventName": "Purchase",
                 "timestamp": "2024-05-01T12:34:56.789Z",
+                "userAgent": "UA",
+                "ipAddress": "10.1.2.3",
                 "properties": {
                     "url": "https://example.com/pricing?utm_source=x",
                     "referrer": "https://www.google.com/",
