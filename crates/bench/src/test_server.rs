@@ -122,7 +122,9 @@ fn judge(seen: &Seen, reject_every: u64, parts: &Parts, body: &[u8]) -> StatusCo
         SINGLE_EVENT_PATH => {
             let ok = user_agent_ok
                 && header("content-type") == "text/plain"
-                && header("x-forwarded-for").parse::<std::net::IpAddr>().is_ok()
+                && header("x-forwarded-for")
+                    .parse::<std::net::IpAddr>()
+                    .is_ok()
                 && json["domain"] == "example.com"
                 && json["url"]
                     .as_str()

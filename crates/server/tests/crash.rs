@@ -125,6 +125,9 @@ async fn acknowledged_events_survive_kill_9_exactly_once() {
     assert_eq!(text(&totals[0][0]), text(&totals[0][1]));
 }
 
+/// The servers of the backfill and import tests: no rate limit in the way.
+const ENV: [(&str, &str); 1] = [("HEARTBEAT_RATE_LIMITS", "off")];
+
 /// Visitors of the backfill: each makes two visits a day apart.
 const BACKFILL_VISITORS: u64 = 2_500;
 /// Events of one backfill request (seed 003 takes up to 1,000).
@@ -199,20 +202,6 @@ fn backfill() -> (Vec<Value>, u64) {
     (requests, pageviews)
 }
 
-/// Creates `example.com` on the binary at `base` and returns its key.
-async fn site_key(base: &str) -> String {
-    let response = reqwest::Client::new()
-        .post(format!("{base}/api/site/create"))
-        .bearer_auth(ADMIN)
-        .json(&json!({"name": "Example", "domain": "example.com", "timezone": "Etc/UTC"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
-    body["api_key"].as_str().unwrap().to_owned()
-}
-
 /// Sends `requests[from..]` in order, each again after a 503 (back-pressure), until one gets
 /// no answer (the server is gone); returns the index of the first one not answered 202.
 async fn send_from(base: String, key: String, requests: Arc<Vec<Value>>, from: usize) -> usize {
@@ -265,16 +254,6 @@ async fn wait_until_stored(base: &str, expected: u64) {
 /// What the dashboard shows of `example.com` over all time: the totals, and visits by entry
 /// page and by day, for comparing two stores.
 async fn overview(base: &str) -> Vec<Value> {
-    let http = reqwest::Client::new();
-    let metrics = json!([
-        "visitors",
-        "visits",
-        "pageviews",
-        "events",
-        "bounce_rate",
-        "visit_duration",
-        "views_per_visit"
-    ]);
     let mut answers = Vec::new();
     for dimensions in [
         json!([]),
@@ -282,22 +261,27 @@ async fn overview(base: &str) -> Vec<Value> {
         json!(["time:day"]),
         json!(["event:page"]),
     ] {
-        let body: Value = http
-            .post(format!("{base}/api/v2/query"))
-            .bearer_auth(ADMIN)
-            .json(
-                &json!({"site_id": "example.com", "metrics": metrics, "date_range": "all",
-                "dimensions": dimensions, "order_by": [["visitors", "desc"]]}),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        answers.push(body["results"].clone());
+        let query = json!({"site_id": "example.com", "metrics": ALL_METRICS, "date_range": "all",
+            "dimensions": dimensions, "order_by": [["visitors", "desc"]]});
+        answers.push(admin_post(base, "/api/v2/query", &query).await["results"].clone());
     }
     answers
+}
+
+/// A server on a data dir of its own (kept with it) that stored `requests` (a backfill
+/// nobody killed), and how many events they hold.
+async fn filled(requests: Arc<Vec<Value>>) -> (Process, tempfile::TempDir, u64) {
+    let events = requests
+        .iter()
+        .map(|r| r.as_array().unwrap().len() as u64)
+        .sum::<u64>();
+    let dir = tempfile::tempdir().unwrap();
+    let server = launch(dir.path(), &ENV);
+    let key = create_site(&server.base).await;
+    let sent = send_from(server.base.clone(), key, requests.clone(), 0).await;
+    assert_eq!(sent, requests.len());
+    wait_until_stored(&server.base, events).await;
+    (server, dir, events)
 }
 
 /// Stops the binary with SIGTERM (drain, flush) and checks each event is stored once.
@@ -318,26 +302,17 @@ async fn stop_and_count(mut server: Process, dir: &std::path::Path, expected: u6
 async fn a_backfill_killed_twice_stores_each_event_once_in_the_visits_of_a_clean_run() {
     let (requests, pageviews) = backfill();
     let requests = Arc::new(requests);
-    let events = requests
-        .iter()
-        .map(|r| r.as_array().unwrap().len() as u64)
-        .sum::<u64>();
-    let env = [("HEARTBEAT_RATE_LIMITS", "off")];
 
     // The reference: the same requests into a server nobody kills.
-    let clean_dir = tempfile::tempdir().unwrap();
-    let clean = launch(clean_dir.path(), &env);
-    let key = site_key(&clean.base).await;
-    let sent = send_from(clean.base.clone(), key, requests.clone(), 0).await;
-    assert_eq!(sent, requests.len());
-    wait_until_stored(&clean.base, events).await;
+    let (clean, _clean_dir, events) = filled(requests.clone()).await;
     let expected = overview(&clean.base).await;
+    drop(clean);
 
     // Killed twice mid-backfill; the sender goes on from the request that got no answer
     // (stored or not: its event ids make it count once).
     let dir = tempfile::tempdir().unwrap();
-    let mut server = launch(dir.path(), &env);
-    let key = site_key(&server.base).await;
+    let mut server = launch(dir.path(), &ENV);
+    let key = create_site(&server.base).await;
     let mut next = 0;
     for round in 0..2 {
         let sender = tokio::spawn(send_from(
@@ -355,7 +330,7 @@ async fn a_backfill_killed_twice_stores_each_event_once_in_the_visits_of_a_clean
             "round {round}: killed after {delay} ms, {next} of {} requests acknowledged",
             requests.len()
         );
-        server = launch(dir.path(), &env);
+        server = launch(dir.path(), &ENV);
     }
     let sent = send_from(server.base.clone(), key, requests.clone(), next).await;
     assert_eq!(sent, requests.len());
@@ -368,19 +343,9 @@ async fn a_backfill_killed_twice_stores_each_event_once_in_the_visits_of_a_clean
     // (a filter that keeps everything reads them).
     let totals = &answers[0][0]["metrics"];
     let visitors = BACKFILL_VISITORS;
-    let exact: Value = reqwest::Client::new()
-        .post(format!("{}/api/v2/query", server.base))
-        .bearer_auth(ADMIN)
-        .json(
-            &json!({"site_id": "example.com", "metrics": ["visitors"], "date_range": "all",
-            "filters": [["is_not", "event:hostname", ["no.such.host"]]]}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let query = json!({"site_id": "example.com", "metrics": ["visitors"], "date_range": "all",
+        "filters": [["is_not", "event:hostname", ["no.such.host"]]]});
+    let exact = admin_post(&server.base, "/api/v2/query", &query).await;
     assert_eq!(
         exact["results"][0]["metrics"][0],
         json!(visitors),
@@ -399,20 +364,8 @@ async fn a_backfill_killed_twice_stores_each_event_once_in_the_visits_of_a_clean
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_killed_midway_and_sent_again_stores_each_event_once() {
-    let (requests, _) = backfill();
-    let events = requests
-        .iter()
-        .map(|r| r.as_array().unwrap().len() as u64)
-        .sum::<u64>();
-    let env = [("HEARTBEAT_RATE_LIMITS", "off")];
-
     // The export to import, and the answers it gives where it was made.
-    let source_dir = tempfile::tempdir().unwrap();
-    let source = launch(source_dir.path(), &env);
-    let key = site_key(&source.base).await;
-    let sent = send_from(source.base.clone(), key, Arc::new(requests), 0).await;
-    assert!(sent > 0);
-    wait_until_stored(&source.base, events).await;
+    let (source, _source_dir, events) = filled(Arc::new(backfill().0)).await;
     let expected = overview(&source.base).await;
     let http = reqwest::Client::new();
     let export = http
@@ -427,8 +380,8 @@ async fn an_import_killed_midway_and_sent_again_stores_each_event_once() {
 
     // Killed once some of the import's pages are stored and before all are.
     let dir = tempfile::tempdir().unwrap();
-    let mut server = launch(dir.path(), &env);
-    site_key(&server.base).await;
+    let mut server = launch(dir.path(), &ENV);
+    create_site(&server.base).await;
     let import = |base: String| {
         let (http, body) = (http.clone(), export.clone());
         async move {
@@ -464,7 +417,7 @@ async fn an_import_killed_midway_and_sent_again_stores_each_event_once() {
     eprintln!("killed with {stored} of {events} events imported");
 
     // Sent again: what the first try stored is skipped, the rest stored.
-    server = launch(dir.path(), &env);
+    server = launch(dir.path(), &ENV);
     let again = import(server.base.clone()).await.unwrap();
     assert_eq!(again.status(), 200);
     let again: Value = again.json().await.unwrap();

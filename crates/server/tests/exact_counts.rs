@@ -9,6 +9,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::*;
+use heartbeat_model::VisitAttributes;
 use serde_json::{json, Value};
 
 const MINUTE: i64 = 60_000;
@@ -153,26 +154,6 @@ fn live_requests(visits: &[Visit]) -> Vec<Value> {
     requests
 }
 
-const VISIT_FIELDS: [&str; 17] = [
-    "referrer",
-    "referrer_source",
-    "channel",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_content",
-    "utm_term",
-    "country",
-    "region",
-    "city",
-    "browser",
-    "browser_version",
-    "os",
-    "os_version",
-    "device",
-    "screen",
-];
-
 /// The imported visits as an NDJSON export.
 fn import_body(visits: &[Visit]) -> String {
     let mut lines = String::new();
@@ -182,8 +163,9 @@ fn import_body(visits: &[Visit]) -> String {
                 "timestamp": iso(*at), "visitor_id": 1_000_000 + n, "session_id": 2_000_000 + n,
                 "hostname": "exact.test", "pathname": page});
             // The export format names every visit attribute, empty when unknown.
-            for field in VISIT_FIELDS {
-                record[field] = json!("");
+            let unknown = serde_json::to_value(VisitAttributes::default()).unwrap();
+            for (field, value) in unknown.as_object().unwrap() {
+                record[field] = value.clone();
             }
             lines.push_str(&record.to_string());
             lines.push('\n');
@@ -231,15 +213,7 @@ const BREAKDOWN: [&str; 6] = [
     "visit_duration",
 ];
 
-const ALL: [&str; 7] = [
-    "visitors",
-    "visits",
-    "pageviews",
-    "events",
-    "bounce_rate",
-    "visit_duration",
-    "views_per_visit",
-];
+const ALL: [&str; 7] = ALL_METRICS;
 
 /// An answer's rows by their dimensions.
 fn by_dimensions(body: &Value) -> BTreeMap<Vec<String>, Vec<f64>> {

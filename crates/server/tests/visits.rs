@@ -48,15 +48,7 @@ fn check(body: &Value, expected: &[(&[&str], &[f64])]) {
     assert_eq!(got, expected, "{body}");
 }
 
-const ALL: [&str; 7] = [
-    "visitors",
-    "visits",
-    "pageviews",
-    "events",
-    "bounce_rate",
-    "visit_duration",
-    "views_per_visit",
-];
+const ALL: [&str; 7] = ALL_METRICS;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn visit_metrics_follow_the_definitions() {

@@ -265,7 +265,7 @@ pub fn error_fields(body: &Value) -> Vec<String> {
 }
 
 /// Creates the site `example.com` through the running binary at `base` (the admin token).
-pub async fn create_site(base: &str) {
+pub async fn create_site(base: &str) -> String {
     let response = reqwest::Client::new()
         .post(format!("{base}/api/site/create"))
         .bearer_auth(ADMIN)
@@ -274,20 +274,40 @@ pub async fn create_site(base: &str) {
         .await
         .unwrap();
     assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    body["api_key"].as_str().unwrap().to_owned()
 }
 
-/// How many events of `example.com` the running binary at `base` has stored.
-pub async fn stored_events(base: &str) -> u64 {
-    let body: Value = reqwest::Client::new()
-        .post(format!("{base}/api/v2/query"))
+/// `body` posted as JSON to `path` of the binary at `base` with the admin token; the answer's
+/// JSON.
+pub async fn admin_post(base: &str, path: &str, body: &Value) -> Value {
+    reqwest::Client::new()
+        .post(format!("{base}{path}"))
         .bearer_auth(ADMIN)
-        .json(&json!({"site_id": "example.com", "metrics": ["events"], "date_range": "all"}))
+        .json(body)
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Every metric of a site's headline, as product.md defines them.
+pub const ALL_METRICS: [&str; 7] = [
+    "visitors",
+    "visits",
+    "pageviews",
+    "events",
+    "bounce_rate",
+    "visit_duration",
+    "views_per_visit",
+];
+
+/// How many events of `example.com` the running binary at `base` has stored.
+pub async fn stored_events(base: &str) -> u64 {
+    let query = json!({"site_id": "example.com", "metrics": ["events"], "date_range": "all"});
+    let body = admin_post(base, "/api/v2/query", &query).await;
     body["results"][0]["metrics"][0].as_u64().unwrap_or(0)
 }
 
