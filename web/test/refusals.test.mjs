@@ -1,7 +1,7 @@
-// A server refusing reads for a moment: with one query at a time and none waiting
-// (`query.max_concurrent = 1`, `query.max_waiting = 0`), the dashboard's parallel reads are
-// answered 503 with `Retry-After`; the dashboard sends them again after the wait asked and
-// shows every panel's figures, no error.
+// A server refusing reads for a moment: with one query at a time and two waiting
+// (`query.max_concurrent = 1`, `query.max_waiting = 2`), most of the dashboard's parallel
+// reads are answered 503 with `Retry-After`; the dashboard sends them again after the wait
+// asked and shows every panel's figures, no error.
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -24,7 +24,7 @@ describe("a dashboard on a server refusing reads for a moment", () => {
   let browser;
   before(async () => {
     heartbeat = await startHeartbeat(ADMIN, {
-      env: { HEARTBEAT_QUERY_MAX_CONCURRENT: "1", HEARTBEAT_QUERY_MAX_WAITING: "0" },
+      env: { HEARTBEAT_QUERY_MAX_CONCURRENT: "1", HEARTBEAT_QUERY_MAX_WAITING: "2" },
     });
     browser = await launchChromium();
     const site = await apiCall(heartbeat.base, "/api/site/create", { name: DOMAIN, domain: DOMAIN, timezone: "Etc/UTC" }, ADMIN);
