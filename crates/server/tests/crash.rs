@@ -90,14 +90,7 @@ async fn acknowledged_events_survive_kill_9_exactly_once() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // SIGTERM: drain, flush, exit 0.
-    let status = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = server.child.wait().unwrap();
-    assert!(exit.success(), "SIGTERM exit: {exit:?}");
+    terminate(&mut server);
 
     let rows = sql(
         dir.path(),
@@ -284,14 +277,20 @@ async fn filled(requests: Arc<Vec<Value>>) -> (Process, tempfile::TempDir, u64) 
     (server, dir, events)
 }
 
-/// Stops the binary with SIGTERM (drain, flush) and checks each event is stored once.
-async fn stop_and_count(mut server: Process, dir: &std::path::Path, expected: u64) {
+/// SIGTERM: the binary drains, flushes and exits 0.
+fn terminate(server: &mut Process) {
     let status = Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    assert!(server.child.wait().unwrap().success());
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "SIGTERM exit: {exit:?}");
+}
+
+/// Stops the binary with SIGTERM (drain, flush) and checks each event is stored once.
+async fn stop_and_count(mut server: Process, dir: &std::path::Path, expected: u64) {
+    terminate(&mut server);
     let totals = sql(dir, "SELECT count(*), count(DISTINCT event_id) FROM events").await;
     let counts: Vec<String> = totals[0].iter().map(text).collect();
     let expected = expected.to_string();
