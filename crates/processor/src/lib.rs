@@ -122,8 +122,10 @@ pub struct ProcessorStats {
     /// Engagement events with no open visit to belong to (Plausible's
     /// `no_session_for_engagement`).
     pub engagements_dropped: AtomicU64,
-    /// Visits in memory, and those loaded back from the store for late events.
+    /// Visits in memory, the store lookups for events that may continue a visit memory let
+    /// go (one per site and batch), and the visits those loaded back.
     pub open_visits: AtomicU64,
+    pub visit_lookups: AtomicU64,
     pub visits_reopened: AtomicU64,
     /// Client-given ids the dedup filter remembers, the bytes it takes, and ids it forgot
     /// before the window ended to stay within them.
@@ -188,7 +190,12 @@ impl Processor {
         let position = stored_position.max(queue.acked());
         let mut sessionizer = Sessionizer::new(config.max_open_visits, config.visit_lateness_ms);
         let since = now - VISIT_TIMEOUT_MS;
-        sessionizer.restore(store.open_sessions(since).await?, since, now);
+        // Visits that ended before `since` were closed; events a timeout after the newest of
+        // them (and the engagements that may have kept it open) need no lookup.
+        let stored_before = store.newest_visit_end_ms().await?.map_or(i64::MIN, |end| {
+            since.min(end.saturating_add(sessionizer::ENGAGED_AFTER_MS))
+        });
+        sessionizer.restore(store.open_sessions(since).await?, stored_before, now);
         let mut dedup = Deduplicator::new(config.dedup_window_ms, config.dedup_max_bytes);
         dedup.restore(store.as_ref(), now).await?;
         tracing::info!(
@@ -423,6 +430,19 @@ impl Processor {
                 Err(err) => self.wait_to_retry("dedup check", &err, &mut delay).await,
             }
         };
+        let mut delay = self.config.retry_initial;
+        loop {
+            match self.store.imported_visits_until_ms().await {
+                Ok(imported) => {
+                    if let Some(until) = imported {
+                        self.sessionizer
+                            .cover_stored(until.saturating_add(sessionizer::ENGAGED_AFTER_MS));
+                    }
+                    break;
+                }
+                Err(err) => self.wait_to_retry("import check", &err, &mut delay).await,
+            }
+        }
         for lookup in self.sessionizer.lookups(&events) {
             let mut delay = self.config.retry_initial;
             let visits = loop {
@@ -435,6 +455,7 @@ impl Processor {
                     Err(err) => self.wait_to_retry("visit lookup", &err, &mut delay).await,
                 }
             };
+            self.stats.visit_lookups.fetch_add(1, Ordering::Relaxed);
             self.sessionizer.reopen(visits, now);
         }
         let assigned = events.len();

@@ -46,7 +46,7 @@ struct OpenVisit {
 
 /// How long, in event time, a visit stays in memory after it can no longer grow by default:
 /// the lateness an event may have and still find its visit there instead of in the store.
-pub const LATENESS_MS: i64 = 5 * 60 * 1000;
+pub const LATENESS_MS: i64 = 2 * 60 * 60 * 1000;
 
 /// How long after its last page view or event engagement events are looked for to have
 /// kept a visit open, when a late event's visit is looked up in the store.
@@ -256,12 +256,19 @@ impl Sessionizer {
         }
     }
 
-    /// Continues visits that were open when the processor last stopped: the store's visits
-    /// that ended at or after `since_ms`; the others are closed, and only a late event brings
-    /// one back ([`Sessionizer::lookups`]).
-    pub fn restore(&mut self, sessions: Vec<StoredVisit>, since_ms: i64, now_ms: i64) {
-        self.stored_before_ms = since_ms;
+    /// Continues visits that were open when the processor last stopped (`sessions`); the
+    /// store's other visits ended before `stored_before_ms` (their latest activity, or
+    /// `i64::MIN` when it holds none), and only a late event brings one back
+    /// ([`Sessionizer::lookups`]).
+    pub fn restore(&mut self, sessions: Vec<StoredVisit>, stored_before_ms: i64, now_ms: i64) {
+        self.stored_before_ms = stored_before_ms;
         self.take_back(sessions, now_ms);
+    }
+
+    /// The store also holds visits active up to `until_ms` that this sessionizer never had
+    /// (imported beside the queue): events they may continue are looked up.
+    pub fn cover_stored(&mut self, until_ms: i64) {
+        self.stored_before_ms = self.stored_before_ms.max(until_ms);
     }
 
     /// Takes back visits the store holds (from [`Sessionizer::lookups`]), unless already

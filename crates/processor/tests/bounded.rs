@@ -11,6 +11,7 @@ use heartbeat_model::{encode_batch, Event, SiteId};
 use heartbeat_processor::{Processor, ProcessorConfig, VISIT_TIMEOUT_MS};
 use heartbeat_query::{Sql, SqlRunner};
 use heartbeat_queue::{WalConfig, WalQueue};
+use heartbeat_store::EventData;
 use heartbeat_store_duckdb::DuckDbStore;
 
 const T0: i64 = 1_770_000_000_000;
@@ -153,12 +154,22 @@ async fn outcome(store: &DuckDbStore) -> (Vec<String>, Vec<String>) {
 }
 
 /// Sends `batches` through the queue to a fresh store, restarting the processor every
-/// `restart_every` batches (never when 0).
+/// `restart_every` batches (never when 0). Returns the store and the visits loaded back.
 async fn run(
     batches: &[Vec<Event>],
     config: ProcessorConfig,
     restart_every: usize,
 ) -> (DuckDbStore, u64) {
+    let (store, reopened, _) = run_counting(batches, config, restart_every).await;
+    (store, reopened)
+}
+
+/// [`run`], also counting the processor's store lookups of visits.
+async fn run_counting(
+    batches: &[Vec<Event>],
+    config: ProcessorConfig,
+    restart_every: usize,
+) -> (DuckDbStore, u64, u64) {
     let dir = tempfile::tempdir().unwrap();
     let wal = Arc::new(WalQueue::open(WalConfig::new(dir.path().join("wal"))).unwrap());
     let store = DuckDbStore::open_in_memory().unwrap();
@@ -166,7 +177,7 @@ async fn run(
     let mut processor = Processor::start(wal.clone(), writer.clone(), dir.path(), config.clone())
         .await
         .unwrap();
-    let mut reopened = 0;
+    let (mut reopened, mut lookups) = (0, 0);
     for (n, batch) in batches.iter().enumerate() {
         wal.append_record(encode_batch(batch).unwrap())
             .await
@@ -174,19 +185,21 @@ async fn run(
         assert_eq!(processor.step().await.unwrap(), 1);
         if restart_every > 0 && n % restart_every == restart_every - 1 {
             reopened += processor.stats().visits_reopened.load(Ordering::SeqCst);
+            lookups += processor.stats().visit_lookups.load(Ordering::SeqCst);
             processor = Processor::start(wal.clone(), writer.clone(), dir.path(), config.clone())
                 .await
                 .unwrap();
         }
     }
     reopened += processor.stats().visits_reopened.load(Ordering::SeqCst);
+    lookups += processor.stats().visit_lookups.load(Ordering::SeqCst);
     let open = processor.stats().open_visits.load(Ordering::SeqCst);
     assert!(
         open <= config.max_open_visits as u64,
         "{open} visits in memory, over the cap of {}",
         config.max_open_visits
     );
-    (store, reopened)
+    (store, reopened, lookups)
 }
 
 #[tokio::test]
@@ -325,5 +338,138 @@ async fn retries_are_dropped_across_restarts_and_within_a_batch_and_the_filter_k
     assert_eq!(
         rows(&store, "SELECT count(*) FROM events").await,
         ["[Int(352)]"]
+    );
+}
+
+/// A backfill as exports and batch senders make them: visits one after another, each
+/// visit's events together, a visit starting every 3 minutes over 10 hours of event time.
+fn visit_ordered_backfill() -> Vec<Event> {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut events = Vec::new();
+    for visit in 0..200u64 {
+        let visitor = rng.below(120);
+        let mut at = T0 + visit as i64 * 3 * MIN;
+        for _ in 0..(1 + rng.below(5)) {
+            let id = events.len();
+            events.push(event(id, "a.example", visitor, at, "pageview", "/p"));
+            at += (1 + rng.below(4)) as i64 * MIN;
+        }
+    }
+    events
+}
+
+#[tokio::test]
+async fn a_backfill_into_a_new_store_looks_nothing_up_and_one_into_stored_time_does() {
+    let events = visit_ordered_backfill();
+    let batches: Vec<Vec<Event>> = events.chunks(25).map(<[Event]>::to_vec).collect();
+    let keep_all = ProcessorConfig {
+        visit_lateness_ms: i64::MAX / 4,
+        ..config(100_000)
+    };
+    let (all, _) = run(&batches, keep_all, 0).await;
+    let (store, _, lookups) = run_counting(&batches, config(100_000), 0).await;
+    assert_eq!(
+        lookups, 0,
+        "no visit of a new store can continue the backfill's events"
+    );
+    assert_eq!(outcome(&store).await, outcome(&all).await);
+    // Restarted after the backfill (in wall-clock time, long after its events), the
+    // processor looks up the store for events inside the stored hours: one of the first
+    // visit's visitor, half a minute after that visit's first page view, joins it.
+    let first = &events[0];
+    let late = Event {
+        event_id: "late".into(),
+        ..event(
+            0,
+            "a.example",
+            first.visitor_id,
+            first.timestamp_ms + MIN / 2,
+            "pageview",
+            "/late",
+        )
+    };
+    let mut again = batches.clone();
+    again.push(vec![late]);
+    let (store, _, lookups) = run_counting(&again, config(100_000), batches.len()).await;
+    assert_eq!(lookups, 1, "the late event's visit was looked up");
+    let sessions = rows(
+        &store,
+        "SELECT count(DISTINCT session_id) FROM events WHERE event_id IN ('e0', 'late')",
+    )
+    .await;
+    assert_eq!(
+        sessions,
+        vec!["[Int(1)]".to_owned()],
+        "one visit: {sessions:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_event_continues_a_visit_imported_after_the_processor_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Arc::new(WalQueue::open(WalConfig::new(dir.path().join("wal"))).unwrap());
+    let store = DuckDbStore::open_in_memory().unwrap();
+    let writer = Arc::new(store.clone());
+    let mut processor = Processor::start(wal.clone(), writer, dir.path(), config(100_000))
+        .await
+        .unwrap();
+    let mut send = async |events: Vec<Event>| {
+        wal.append_record(encode_batch(&events).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(processor.step().await.unwrap(), 1);
+        processor.stats().visit_lookups.load(Ordering::SeqCst)
+    };
+    // Live traffic of another visitor, hours after the visit imported next.
+    assert_eq!(
+        send(vec![event(
+            1,
+            "a.example",
+            8,
+            T0 + 600 * MIN,
+            "pageview",
+            "/"
+        )])
+        .await,
+        0
+    );
+    let imported: Vec<Event> = [0, 5]
+        .into_iter()
+        .enumerate()
+        .map(|(n, minute)| Event {
+            session_id: 4242,
+            ..event(
+                100 + n,
+                "a.example",
+                7,
+                T0 + minute * MIN,
+                "pageview",
+                "/imported",
+            )
+        })
+        .collect();
+    assert_eq!(store.import_events(imported).await.unwrap(), 2);
+    // Visitor 7 again, ten minutes after the import's first page view: its visit is only
+    // in the store, and the processor knows to look.
+    let lookups = send(vec![event(
+        2,
+        "a.example",
+        7,
+        T0 + 10 * MIN,
+        "pageview",
+        "/next",
+    )])
+    .await;
+    assert_eq!(lookups, 1);
+    let visit = rows(
+        &store,
+        "SELECT CAST(session_id AS VARCHAR), pageviews FROM sessions WHERE visitor_id = 7 \
+         AND sign = 1 QUALIFY row_number() OVER (ORDER BY version DESC) = 1",
+    )
+    .await;
+    assert_eq!(
+        visit,
+        vec!["[Text(\"4242\"), UInt(3)]".to_owned()],
+        "{visit:?}"
     );
 }

@@ -108,6 +108,14 @@ impl<S: EventWriter + ?Sized> EventWriter for SharedVersionWrites<S> {
         self.inner.open_sessions(since_ms).await
     }
 
+    async fn newest_visit_end_ms(&self) -> Result<Option<i64>, StoreError> {
+        self.inner.newest_visit_end_ms().await
+    }
+
+    async fn imported_visits_until_ms(&self) -> Result<Option<i64>, StoreError> {
+        self.inner.imported_visits_until_ms().await
+    }
+
     async fn visits_of(
         &self,
         site: &SiteId,

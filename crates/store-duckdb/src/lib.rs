@@ -45,6 +45,8 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     /// The most bytes one statement's rows may take ([`DuckDbStore::with_max_result_bytes`]).
     max_result_bytes: std::sync::atomic::AtomicUsize,
+    /// The latest end of the visits imported since the store was opened (`i64::MIN`: none).
+    imported_visits_until: std::sync::atomic::AtomicI64,
 }
 
 fn unavailable(err: impl std::fmt::Display) -> StoreError {
@@ -121,6 +123,7 @@ impl DuckDbStore {
                 rollups: Mutex::new(rollups::RollupCache::default()),
                 readers: Mutex::new(Vec::new()),
                 max_result_bytes: std::sync::atomic::AtomicUsize::new(usize::MAX),
+                imported_visits_until: std::sync::atomic::AtomicI64::new(i64::MIN),
             }),
         }
     }
@@ -632,6 +635,24 @@ impl EventWriter for DuckDbStore {
         .await
     }
 
+    async fn newest_visit_end_ms(&self) -> Result<Option<i64>, StoreError> {
+        self.with_reader(|conn| {
+            conn.query_row("SELECT epoch_ms(max(end_ts)) FROM sessions", [], |row| {
+                row.get(0)
+            })
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn imported_visits_until_ms(&self) -> Result<Option<i64>, StoreError> {
+        let until = self
+            .inner
+            .imported_visits_until
+            .load(std::sync::atomic::Ordering::Acquire);
+        Ok((until != i64::MIN).then_some(until))
+    }
+
     async fn open_sessions(&self, since_ms: i64) -> Result<Vec<StoredVisit>, StoreError> {
         self.with_reader(move |conn| {
             let sql = format!(
@@ -927,7 +948,15 @@ impl EventData for DuckDbStore {
         self.with_writer(move |conn| {
             let sites: std::collections::HashSet<SiteId> =
                 events.iter().map(|e| e.site_id.clone()).collect();
+            // An imported visit ends at its last event at the latest (one it continues
+            // ended before).
+            let newest = events.iter().map(|e| e.timestamp_ms).max();
             let imported = import_all(conn, events, &inner.rollups).map_err(classify)?;
+            if let (Some(newest), true) = (newest, imported > 0) {
+                inner
+                    .imported_visits_until
+                    .fetch_max(newest, std::sync::atomic::Ordering::AcqRel);
+            }
             inner.changed(&sites);
             Ok(imported)
         })

@@ -91,6 +91,24 @@ pub trait EventWriter: Send + Sync + 'static {
     /// restarted processor continues open visits instead of starting new ones.
     async fn open_sessions(&self, since_ms: i64) -> Result<Vec<StoredVisit>, StoreError>;
 
+    /// The latest end of any visit the store holds (`None`: it holds none), read when a
+    /// processor starts: an event up to the timeout (and the engagement slack) after it may
+    /// continue a visit only the store holds, a later one needs no lookup. So a backfill into
+    /// a new store or past its data looks nothing up. An engine that does not know answers
+    /// `Some(i64::MAX)`: every event older than the processor's start is looked up.
+    async fn newest_visit_end_ms(&self) -> Result<Option<i64>, StoreError> {
+        Ok(Some(i64::MAX))
+    }
+
+    /// The latest end of the visits imported ([`EventData::import_events`]) since the store
+    /// was opened, which reach it beside the queue; `None` when none were. A processor
+    /// checks it before each batch and looks up events up to it as it does stored visits
+    /// older than its start. The default, for an engine whose imports run on other nodes:
+    /// `None`.
+    async fn imported_visits_until_ms(&self) -> Result<Option<i64>, StoreError> {
+        Ok(None)
+    }
+
     /// The current state of `site`'s visits by any of `visitors` whose span meets
     /// `[from_ms, to_ms]`, so the processor can continue a visit it no longer keeps in memory
     /// when a late event of it arrives.
