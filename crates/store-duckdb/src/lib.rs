@@ -405,6 +405,16 @@ fn insert_all(
     batch: &InsertBatch,
     cache: &Mutex<rollups::RollupCache>,
 ) -> duckdb::Result<()> {
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    let result = insert_with_rollups(conn, batch, &mut cache);
+    if result.is_err() {
+        cache.clear();
+    }
+    result
+}
+
+/// The batch's rollup changes, counted on another core while this one appends the rows.
+fn rollup_changes(batch: &InsertBatch) -> Rollups {
     let mut changes = Rollups::default();
     for event in &batch.events {
         changes.add_event(event);
@@ -412,23 +422,38 @@ fn insert_all(
     for row in &batch.sessions {
         changes.add_visit(&row.session, row.sign);
     }
-    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
-    let result = insert_with_rollups(conn, batch, &mut cache, changes);
-    if result.is_err() {
-        cache.clear();
-    }
-    result
+    changes
 }
 
 fn insert_with_rollups(
     conn: &mut Connection,
     batch: &InsertBatch,
     cache: &mut rollups::RollupCache,
-    changes: Rollups,
 ) -> duckdb::Result<()> {
     let received_at = now_timestamp();
     let tx = conn.transaction()?;
-    append_events(&tx, &batch.events, &received_at)?;
+    let (appended, changes) = std::thread::scope(|scope| {
+        let changes = scope.spawn(|| rollup_changes(batch));
+        let appended = append_rows(&tx, batch, &received_at);
+        (appended, changes.join())
+    });
+    appended?;
+    let changes = changes.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    tx.execute(
+        "INSERT OR REPLACE INTO queue_checkpoint VALUES (1, ?)",
+        params![batch.queue_position],
+    )?;
+    rollups::apply(&tx, cache, changes)?;
+    tx.commit()
+}
+
+/// Appends the batch's events, their properties and its visit rows.
+fn append_rows(
+    tx: &duckdb::Transaction<'_>,
+    batch: &InsertBatch,
+    received_at: &Value,
+) -> duckdb::Result<()> {
+    append_events(tx, &batch.events, received_at)?;
     {
         let mut sessions = tx.appender("sessions")?;
         for row in &batch.sessions {
@@ -471,12 +496,7 @@ fn insert_with_rollups(
         }
         sessions.flush()?;
     }
-    tx.execute(
-        "INSERT OR REPLACE INTO queue_checkpoint VALUES (1, ?)",
-        params![batch.queue_position],
-    )?;
-    rollups::apply(&tx, cache, changes)?;
-    tx.commit()
+    Ok(())
 }
 
 /// Classifies a DuckDB error: conversion and constraint failures are about the data.
