@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -90,7 +89,7 @@ async fn acknowledged_events_survive_kill_9_exactly_once() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    terminate(&mut server);
+    server.terminate();
 
     let rows = sql(
         dir.path(),
@@ -277,20 +276,9 @@ async fn filled(requests: Arc<Vec<Value>>) -> (Process, tempfile::TempDir, u64) 
     (server, dir, events)
 }
 
-/// SIGTERM: the binary drains, flushes and exits 0.
-fn terminate(server: &mut Process) {
-    let status = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = server.child.wait().unwrap();
-    assert!(exit.success(), "SIGTERM exit: {exit:?}");
-}
-
 /// Stops the binary with SIGTERM (drain, flush) and checks each event is stored once.
 async fn stop_and_count(mut server: Process, dir: &std::path::Path, expected: u64) {
-    terminate(&mut server);
+    server.terminate();
     let totals = sql(dir, "SELECT count(*), count(DISTINCT event_id) FROM events").await;
     let counts: Vec<String> = totals[0].iter().map(text).collect();
     let expected = expected.to_string();

@@ -260,13 +260,7 @@ async fn exactly_once(broker_restart: bool) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let status = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = server.child.wait().unwrap();
-    assert!(exit.success(), "SIGTERM exit: {exit:?}");
+    server.terminate();
 
     let rows = sql(
         dir.path(),

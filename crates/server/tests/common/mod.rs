@@ -192,6 +192,19 @@ pub struct Process {
     pub base: String,
 }
 
+impl Process {
+    /// SIGTERM: the binary drains, flushes and exits 0.
+    pub fn terminate(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "SIGTERM exit: {exit:?}");
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
