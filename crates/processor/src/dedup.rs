@@ -123,6 +123,17 @@ impl Deduplicator {
             .map(|s| s.since_ms)
     }
 
+    /// Whether [`Deduplicator::filter`] will ask the store about any of `events` (one of
+    /// their ids is in the filter already).
+    pub fn has_suspects(&self, events: &[Event]) -> bool {
+        events.iter().any(|event| {
+            event.event_id_from_client
+                && self
+                    .seen_since(client_id_fingerprint(&event.site_id, &event.event_id))
+                    .is_some()
+        })
+    }
+
     /// Removes duplicates from `events`, returning how many were dropped. Asks the store
     /// about the ids the filter has seen.
     pub async fn filter(

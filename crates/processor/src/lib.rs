@@ -5,6 +5,11 @@
 //! the store's position (or the queue's checkpoint, whichever is further). The queue's own
 //! checkpoint only moves after the store committed, so the queue frees nothing unstored.
 //!
+//! Overlap: a batch is written on a task of its own (`writer.rs`) while the next is read,
+//! deduplicated and sessionized. Whatever reads the store for the next batch (the exact
+//! check of a dedup hit, the visits of late events) waits for the write first, and the next
+//! write starts only after it, so the store sees batches one at a time and in queue order.
+//!
 //! Faults: a store that is unavailable is retried with exponential backoff for as long as it
 //! takes (the queue keeps accepting until it is full, then ingest answers 503). Data the
 //! store rejects is split in halves until the events it cannot take are found; those go to
@@ -13,21 +18,25 @@
 mod dead_letter;
 mod dedup;
 mod sessionizer;
+mod stats;
+mod writer;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use heartbeat_model::{decode_record, Event, QueueRecord, SiteId};
 use heartbeat_queue::{Cursor, EventQueue, QueueError};
 use heartbeat_store::{Deleted, EventWriter, InsertBatch, StoreError};
 use tokio::sync::{broadcast, watch};
+use writer::{Retry, Write, Writer};
 
 pub use dead_letter::DeadLetters;
 pub use dedup::Deduplicator;
 pub use sessionizer::{Sessionizer, VISIT_TIMEOUT_MS};
+pub use stats::ProcessorStats;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessorError {
@@ -107,33 +116,6 @@ impl Default for ProcessorConfig {
     }
 }
 
-/// Counters the server exports as metrics.
-#[derive(Debug, Default)]
-pub struct ProcessorStats {
-    pub events_stored: AtomicU64,
-    pub duplicates_dropped: AtomicU64,
-    pub dead_lettered: AtomicU64,
-    pub batches_committed: AtomicU64,
-    pub store_retries: AtomicU64,
-    /// Event time of the newest stored event, for processing lag.
-    pub last_event_ms: AtomicU64,
-    /// Events of sites deleted while they waited in the queue.
-    pub deleted_site_dropped: AtomicU64,
-    /// Engagement events with no open visit to belong to (Plausible's
-    /// `no_session_for_engagement`).
-    pub engagements_dropped: AtomicU64,
-    /// Visits in memory, the store lookups for events that may continue a visit memory let
-    /// go (one per site and batch), and the visits those loaded back.
-    pub open_visits: AtomicU64,
-    pub visit_lookups: AtomicU64,
-    pub visits_reopened: AtomicU64,
-    /// Client-given ids the dedup filter remembers, the bytes it takes, and ids it forgot
-    /// before the window ended to stay within them.
-    pub dedup_ids: AtomicU64,
-    pub dedup_bytes: AtomicU64,
-    pub dedup_forgotten_early: AtomicU64,
-}
-
 /// Whether a site still exists; the processor drops queued events of sites that do not
 /// (deleted after their events were accepted).
 pub type SiteCheck = Arc<dyn Fn(&SiteId) -> bool + Send + Sync>;
@@ -156,11 +138,17 @@ pub struct Processor {
     store: Arc<dyn EventWriter>,
     sessionizer: Sessionizer,
     dedup: Deduplicator,
-    dead_letters: DeadLetters,
+    dead_letters: Arc<Mutex<DeadLetters>>,
+    writer: Writer,
+    /// The batch being written, if any.
+    pending: Option<Pending>,
     config: ProcessorConfig,
     stats: Arc<ProcessorStats>,
     /// The cursor of the last committed delivery: the next read starts after it.
     position: Cursor,
+    /// The cursor of the last delivery read: ahead of `position` while a batch is being
+    /// written.
+    read_position: Cursor,
     stored: broadcast::Sender<Arc<InsertBatch>>,
     site_exists: SiteCheck,
     refresh_sites: Option<SiteRefresh>,
@@ -168,6 +156,17 @@ pub struct Processor {
     /// Events dropped because their site was gone, per site, until the site's deletion
     /// record reports them with what it deleted.
     dropped_of_gone_sites: HashMap<SiteId, u64>,
+}
+
+/// A batch being written, with what is done once it is stored.
+struct Pending {
+    write: Write,
+    batch: Arc<InsertBatch>,
+    /// The cursor of the batch's last delivery.
+    end: Cursor,
+    /// Events in the batch, and duplicates dropped from it.
+    stored: u64,
+    duplicates: usize,
 }
 
 fn now_ms() -> i64 {
@@ -206,15 +205,30 @@ impl Processor {
         );
         let (stored, _) = broadcast::channel(LIVE_BATCHES);
         let (deletions, _) = broadcast::channel(64);
+        let dead_letters = Arc::new(Mutex::new(DeadLetters::new(data_dir)));
+        let stats = Arc::new(ProcessorStats::default());
+        let writer = Writer {
+            store: store.clone(),
+            dead_letters: dead_letters.clone(),
+            stats: stats.clone(),
+            retry: Retry {
+                initial: config.retry_initial,
+                max: config.retry_max,
+                rejected_attempts: config.rejected_attempts,
+            },
+        };
         Ok(Processor {
             queue,
             store,
             sessionizer,
             dedup,
-            dead_letters: DeadLetters::new(data_dir),
+            dead_letters,
+            writer,
+            pending: None,
             config,
-            stats: Arc::new(ProcessorStats::default()),
+            stats,
             position,
+            read_position: position,
             stored,
             site_exists: Arc::new(|_| true),
             refresh_sites: None,
@@ -240,6 +254,7 @@ impl Processor {
         stored: broadcast::Sender<Arc<InsertBatch>>,
         deletions: broadcast::Sender<SiteDeleted>,
     ) -> Self {
+        self.writer.stats = stats.clone();
         self.stats = stats;
         self.stored = stored;
         self.deletions = deletions;
@@ -277,7 +292,7 @@ impl Processor {
             // often enough.
             let stopping = *shutdown.borrow_and_update();
             let started = tokio::time::Instant::now();
-            let processed = match self.step().await {
+            let processed = match self.step_overlapped().await {
                 Ok(processed) => {
                     queue_backoff = QUEUE_BACKOFF_MIN;
                     processed
@@ -317,6 +332,11 @@ impl Processor {
                     .is_some_and(|n| n >= self.config.max_batch_bytes as u64);
             let caught_up =
                 processed > 0 && processed < self.config.max_records_per_batch && !more_waiting;
+            // While a backlog is read back to back, the batch just read is written while the
+            // next is prepared; otherwise it is stored before the pause.
+            if stopping || processed < self.config.max_records_per_batch && !more_waiting {
+                self.finish_write().await?;
+            }
             if caught_up && !stopping {
                 // Gather the next events (see `min_step_interval`); a shutdown cuts it short.
                 let next = started + self.config.min_step_interval;
@@ -333,6 +353,7 @@ impl Processor {
                 last_housekeeping = now;
             }
         }
+        self.finish_write().await?;
         self.store.flush().await?;
         tracing::info!(
             position = self.position.to_stored(),
@@ -344,10 +365,19 @@ impl Processor {
     /// Reads one batch from the queue and stores it. Returns the number of queue records
     /// processed (0 when none arrived within the idle wait).
     pub async fn step(&mut self) -> Result<usize, ProcessorError> {
+        let received = self.step_overlapped().await?;
+        self.finish_write().await?;
+        Ok(received)
+    }
+
+    /// Reads one batch from the queue, prepares it and starts writing it, while the
+    /// previous batch's write may still be under way; the new write stays in flight
+    /// (`finish_write` waits for it).
+    async fn step_overlapped(&mut self) -> Result<usize, ProcessorError> {
         let deliveries = self
             .queue
             .receive(
-                self.position,
+                self.read_position,
                 self.config.max_records_per_batch,
                 self.config.idle_wait,
             )
@@ -370,6 +400,8 @@ impl Processor {
                 }
                 Err(err) => {
                     self.dead_letters
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
                         .record(&delivery.payload, &err.to_string(), now)
                         .map_err(ProcessorError::DeadLetter)?;
                     self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
@@ -419,6 +451,10 @@ impl Processor {
         self.stats
             .deleted_site_dropped
             .fetch_add((queued - events.len()) as u64, Ordering::Relaxed);
+        // The exact check of a dedup hit reads the store, which must hold the batch before.
+        if self.dedup.has_suspects(&events) {
+            self.finish_write().await?;
+        }
         let mut delay = self.config.retry_initial;
         let duplicates = loop {
             match self
@@ -443,7 +479,12 @@ impl Processor {
                 Err(err) => self.wait_to_retry("import check", &err, &mut delay).await,
             }
         }
-        for lookup in self.sessionizer.lookups(&events) {
+        let lookups = self.sessionizer.lookups(&events);
+        if !lookups.is_empty() {
+            // The visits looked up may be the previous batch's.
+            self.finish_write().await?;
+        }
+        for lookup in lookups {
             let mut delay = self.config.retry_initial;
             let visits = loop {
                 let visitors = lookup.visitors.clone();
@@ -465,13 +506,49 @@ impl Processor {
             .engagements_dropped
             .fetch_add((assigned - events.len()) as u64, Ordering::Relaxed);
         let stored = events.len() as u64;
-        let newest = events.iter().map(|e| e.timestamp_ms).max();
         let batch = Arc::new(InsertBatch {
             events,
             sessions,
             queue_position: end.to_stored(),
         });
-        let dead = self.store_with_retries(batch.clone()).await?;
+        // One write at a time, in queue order.
+        self.finish_write().await?;
+        self.read_position = end;
+        self.pending = Some(Pending {
+            write: self.writer.spawn(batch.clone(), self.position.to_stored()),
+            batch,
+            end,
+            stored,
+            duplicates,
+        });
+        // On a current-thread runtime (the server's processors) the write starts only when
+        // this task yields: let it reach the store before the next batch is prepared.
+        tokio::task::yield_now().await;
+        Ok(())
+    }
+
+    /// Waits for the batch being written, if any, then moves the position past it,
+    /// acknowledges it to the queue, counts it and publishes it to the live stream.
+    async fn finish_write(&mut self) -> Result<(), ProcessorError> {
+        let Some(Pending {
+            write,
+            batch,
+            end,
+            stored,
+            duplicates,
+        }) = self.pending.take()
+        else {
+            return Ok(());
+        };
+        let dead = match write.await {
+            Ok(written) => written.map_err(ProcessorError::DeadLetter)?,
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            Err(err) => {
+                return Err(ProcessorError::Store(StoreError::Unavailable {
+                    message: format!("the write was cancelled: {err}"),
+                }))
+            }
+        };
         // Stored: the store holds the position now, whatever becomes of the acknowledgement.
         self.position = end;
         self.acknowledge(end).await;
@@ -484,7 +561,7 @@ impl Processor {
         self.stats.batches_committed.fetch_add(1, Ordering::Relaxed);
         self.sessionizer.maintain(now_ms());
         self.report_memory();
-        if let Some(newest) = newest {
+        if let Some(newest) = batch.events.iter().map(|e| e.timestamp_ms).max() {
             self.stats
                 .last_event_ms
                 .fetch_max(newest.max(0) as u64, Ordering::Relaxed);
@@ -533,6 +610,7 @@ impl Processor {
     /// forgets its open visits, then acknowledges the deletion's record. Deleting again after
     /// a restart deletes nothing more, so a crash before the acknowledgement is harmless.
     async fn delete_site(&mut self, site: SiteId, cursor: Cursor) -> Result<(), ProcessorError> {
+        self.finish_write().await?;
         let mut delay = self.config.retry_initial;
         let deleted = loop {
             match self.store.delete_site_events(&site).await {
@@ -551,6 +629,7 @@ impl Processor {
         // are deleted all the same.
         deleted.events += self.dropped_of_gone_sites.remove(&site).unwrap_or(0);
         self.position = cursor;
+        self.read_position = cursor;
         self.acknowledge(cursor).await;
         tracing::info!(site = %site, events = deleted.events, "site data deleted");
         let _ = self.deletions.send(SiteDeleted { site, deleted });
@@ -570,95 +649,4 @@ impl Processor {
             );
         }
     }
-
-    /// Stores `batch`, retrying and splitting as the module docs say. Returns the number of
-    /// events sent to the dead-letter file.
-    async fn store_with_retries(&mut self, batch: Arc<InsertBatch>) -> Result<u64, ProcessorError> {
-        let mut delay = self.config.retry_initial;
-        let mut rejections = 0;
-        let reason = loop {
-            match self.store.insert(batch.clone()).await {
-                Ok(()) => return Ok(0),
-                Err(StoreError::Rejected { message }) => {
-                    rejections += 1;
-                    tracing::warn!(error = %message, events = batch.events.len(), "store rejected a batch");
-                    if rejections >= self.config.rejected_attempts {
-                        break message;
-                    }
-                }
-                Err(err) => tracing::warn!(error = %err, "store write failed, retrying"),
-            }
-            self.stats.store_retries.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(self.config.retry_max);
-        };
-        if batch.events.len() <= 1 {
-            return self.dead_letter(batch, &reason).await;
-        }
-        let (left, right) = split(&batch, self.position.to_stored());
-        let dead_left = Box::pin(self.store_with_retries(Arc::new(left))).await?;
-        let dead_right = Box::pin(self.store_with_retries(Arc::new(right))).await?;
-        Ok(dead_left + dead_right)
-    }
-
-    /// Writes the events of a rejected single-event batch to the dead-letter file, then
-    /// stores what is left (its visit rows, else only the queue position).
-    async fn dead_letter(
-        &mut self,
-        batch: Arc<InsertBatch>,
-        reason: &str,
-    ) -> Result<u64, ProcessorError> {
-        let now = now_ms();
-        for event in &batch.events {
-            self.dead_letters
-                .event(event, reason, now)
-                .map_err(ProcessorError::DeadLetter)?;
-            self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
-        }
-        let rest = Arc::new(InsertBatch {
-            events: Vec::new(),
-            sessions: batch.sessions.clone(),
-            queue_position: batch.queue_position,
-        });
-        if !rest.sessions.is_empty() && self.store.insert(rest).await.is_ok() {
-            return Ok(batch.events.len() as u64);
-        }
-        let position_only = Arc::new(InsertBatch {
-            queue_position: batch.queue_position,
-            ..InsertBatch::default()
-        });
-        let mut delay = self.config.retry_initial;
-        while let Err(err) = self.store.insert(position_only.clone()).await {
-            tracing::warn!(error = %err, "cannot record the queue position, retrying");
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(self.config.retry_max);
-        }
-        Ok(batch.events.len() as u64)
-    }
-}
-
-/// Splits a batch in two halves of its events. Visit rows go with the half holding their
-/// visit's first event. The first half keeps the previous queue position so the position
-/// only moves past the records once the second half is stored.
-fn split(batch: &InsertBatch, previous_position: u64) -> (InsertBatch, InsertBatch) {
-    let mut events = batch.events.clone();
-    let right_events = events.split_off(events.len() / 2);
-    let left_sessions: HashSet<u64> = events.iter().map(|e| e.session_id).collect();
-    let (left_rows, right_rows) = batch
-        .sessions
-        .iter()
-        .cloned()
-        .partition(|row| left_sessions.contains(&row.session.session_id));
-    (
-        InsertBatch {
-            events,
-            sessions: left_rows,
-            queue_position: previous_position,
-        },
-        InsertBatch {
-            events: right_events,
-            sessions: right_rows,
-            queue_position: batch.queue_position,
-        },
-    )
 }

@@ -3,7 +3,7 @@
 //! while the rest of their batch is stored; a queue that is unavailable for a while (a
 //! broker restarting) is read again after a pause, and the processor keeps running.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,17 +16,87 @@ use heartbeat_store_duckdb::DuckDbStore;
 
 /// A real DuckDB store behind a fault injector: the first `unavailable_failures` inserts
 /// fail as if the disk were gone, and any batch holding an event named `poison` is
-/// rejected as the engine rejects bad data.
+/// rejected as the engine rejects bad data. An insert takes `insert_delay_ms` more (a slow
+/// disk), and the store counts what it is asked while an insert is under way: the
+/// preparation of a batch (`prepared_while_writing`, by the import check every batch
+/// makes) and reads that need the data being written (`reads_while_writing`: dedup's exact
+/// check, visit lookups).
 struct FaultyStore {
     inner: DuckDbStore,
     unavailable_failures: AtomicU32,
     attempts: AtomicU32,
+    insert_delay_ms: AtomicU64,
+    writing: AtomicBool,
+    prepared_while_writing: AtomicU32,
+    reads_while_writing: AtomicU32,
+}
+
+impl FaultyStore {
+    fn count_if_writing(&self, counter: &AtomicU32) {
+        if self.writing.load(Ordering::SeqCst) {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 #[async_trait::async_trait]
 impl EventWriter for FaultyStore {
     async fn insert(&self, batch: Arc<InsertBatch>) -> Result<(), StoreError> {
+        assert!(
+            !self.writing.swap(true, Ordering::SeqCst),
+            "one write at a time"
+        );
+        let written = self.write(batch).await;
+        self.writing.store(false, Ordering::SeqCst);
+        written
+    }
+    async fn imported_visits_until_ms(&self) -> Result<Option<i64>, StoreError> {
+        self.count_if_writing(&self.prepared_while_writing);
+        self.inner.imported_visits_until_ms().await
+    }
+    async fn queue_position(&self) -> Result<Option<u64>, StoreError> {
+        self.inner.queue_position().await
+    }
+    async fn open_sessions(&self, since_ms: i64) -> Result<Vec<StoredVisit>, StoreError> {
+        self.inner.open_sessions(since_ms).await
+    }
+    async fn visits_of(
+        &self,
+        site: &SiteId,
+        visitors: Vec<u64>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<StoredVisit>, StoreError> {
+        self.count_if_writing(&self.reads_while_writing);
+        self.inner.visits_of(site, visitors, from_ms, to_ms).await
+    }
+    async fn client_id_fingerprints(&self, since_ms: i64) -> Result<Vec<(i64, u64)>, StoreError> {
+        self.inner.client_id_fingerprints(since_ms).await
+    }
+    async fn stored_client_ids(
+        &self,
+        site: &SiteId,
+        ids: Vec<String>,
+        since_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        self.count_if_writing(&self.reads_while_writing);
+        self.inner.stored_client_ids(site, ids, since_ms).await
+    }
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush().await
+    }
+    async fn delete_site_events(&self, site: &SiteId) -> Result<Deleted, StoreError> {
+        self.inner.delete_site_events(site).await
+    }
+}
+
+impl FaultyStore {
+    async fn write(&self, batch: Arc<InsertBatch>) -> Result<(), StoreError> {
         self.attempts.fetch_add(1, Ordering::SeqCst);
+        let delay = self.insert_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
         if self
             .unavailable_failures
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -42,38 +112,6 @@ impl EventWriter for FaultyStore {
             });
         }
         self.inner.insert(batch).await
-    }
-    async fn queue_position(&self) -> Result<Option<u64>, StoreError> {
-        self.inner.queue_position().await
-    }
-    async fn open_sessions(&self, since_ms: i64) -> Result<Vec<StoredVisit>, StoreError> {
-        self.inner.open_sessions(since_ms).await
-    }
-    async fn visits_of(
-        &self,
-        site: &SiteId,
-        visitors: Vec<u64>,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> Result<Vec<StoredVisit>, StoreError> {
-        self.inner.visits_of(site, visitors, from_ms, to_ms).await
-    }
-    async fn client_id_fingerprints(&self, since_ms: i64) -> Result<Vec<(i64, u64)>, StoreError> {
-        self.inner.client_id_fingerprints(since_ms).await
-    }
-    async fn stored_client_ids(
-        &self,
-        site: &SiteId,
-        ids: Vec<String>,
-        since_ms: i64,
-    ) -> Result<Vec<String>, StoreError> {
-        self.inner.stored_client_ids(site, ids, since_ms).await
-    }
-    async fn flush(&self) -> Result<(), StoreError> {
-        self.inner.flush().await
-    }
-    async fn delete_site_events(&self, site: &SiteId) -> Result<Deleted, StoreError> {
-        self.inner.delete_site_events(site).await
     }
 }
 
@@ -130,6 +168,10 @@ async fn setup(
         inner: inner.clone(),
         unavailable_failures: AtomicU32::new(unavailable_failures),
         attempts: AtomicU32::new(0),
+        insert_delay_ms: AtomicU64::new(0),
+        writing: AtomicBool::new(false),
+        prepared_while_writing: AtomicU32::new(0),
+        reads_while_writing: AtomicU32::new(0),
     });
     (dir, wal, inner, faulty)
 }
@@ -489,4 +531,67 @@ async fn an_unavailable_queue_is_read_again_until_it_recovers_and_nothing_is_sto
         Cursor::from_stored(inner.queue_position().await.unwrap().unwrap()),
         "the later acknowledgement covers the one that failed"
     );
+}
+
+/// A backlog is stored with the next batch prepared while the store writes one, and what
+/// the next batch reads of the store waits for that write: a visit looked up is the one
+/// just written, and a retry of events being written is dropped as a duplicate.
+#[tokio::test]
+async fn the_next_batch_is_prepared_during_a_write_and_reads_of_the_store_wait_for_it() {
+    let (dir, wal, inner, faulty) = setup(0).await;
+    faulty.insert_delay_ms.store(100, Ordering::SeqCst);
+    let at = |n: usize, visitor: u64, seconds: i64| Event {
+        visitor_id: visitor,
+        timestamp_ms: 1_770_000_000_000 + seconds * 1000,
+        ..event(n, "pageview")
+    };
+    let records = [
+        vec![at(0, 1, 0), at(1, 2, 1)],
+        // A client's retry of the first record, read while it is written, and one new
+        // event. Visitor 1's visit leaves memory (one visit is kept) once the first write
+        // ends.
+        vec![at(0, 1, 0), at(1, 2, 1), at(2, 3, 2)],
+        // Continues visitor 1's visit: looked up in the store.
+        vec![at(3, 1, 60)],
+    ];
+    for record in &records {
+        wal.append_record(encode_batch(record).unwrap())
+            .await
+            .unwrap();
+    }
+    let config = ProcessorConfig {
+        max_records_per_batch: 1,
+        max_open_visits: 1,
+        ..config()
+    };
+    let processor = Processor::start(wal.clone(), faulty.clone(), dir.path(), config)
+        .await
+        .unwrap();
+    let stats = processor.stats();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(processor.run(stopped));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while wal.checkpointed() < wal.durable_end() {
+        assert!(std::time::Instant::now() < deadline, "not stored in time");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    running.await.unwrap().unwrap();
+    assert_eq!(count(&inner, "SELECT count(*) FROM events").await, 4);
+    assert_eq!(stats.duplicates_dropped.load(Ordering::SeqCst), 2);
+    assert!(stats.visit_lookups.load(Ordering::SeqCst) >= 1);
+    assert_eq!(
+        count(
+            &inner,
+            "SELECT count(DISTINCT session_id) FROM events WHERE visitor_id = 1"
+        )
+        .await,
+        1,
+        "the late event continues the visit written just before"
+    );
+    assert!(
+        faulty.prepared_while_writing.load(Ordering::SeqCst) >= 1,
+        "no batch was prepared while another was written"
+    );
+    assert_eq!(faulty.reads_while_writing.load(Ordering::SeqCst), 0);
 }
