@@ -144,10 +144,10 @@ pub struct Processor {
     pending: Option<Pending>,
     config: ProcessorConfig,
     stats: Arc<ProcessorStats>,
-    /// The cursor of the last committed delivery: the next read starts after it.
+    /// The cursor of the last committed delivery: the store holds everything up to it.
     position: Cursor,
-    /// The cursor of the last delivery read: ahead of `position` while a batch is being
-    /// written.
+    /// The cursor of the last delivery read, after which the next read starts: ahead of
+    /// `position` while a batch is being written.
     read_position: Cursor,
     stored: broadcast::Sender<Arc<InsertBatch>>,
     site_exists: SiteCheck,
