@@ -28,6 +28,13 @@ struct Line<'a> {
     record_hex: Option<String>,
 }
 
+/// When a line is written: the time it failed for good.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 impl DeadLetters {
     pub fn new(data_dir: &Path) -> Self {
         DeadLetters {
@@ -58,24 +65,24 @@ impl DeadLetters {
         Ok(())
     }
 
-    pub fn event(&mut self, event: &Event, reason: &str, now_ms: i64) -> std::io::Result<()> {
+    pub fn event(&mut self, event: &Event, reason: &str) -> std::io::Result<()> {
         tracing::error!(site = %event.site_id, reason, "event sent to the dead-letter file");
         self.append(&Line {
-            failed_at_ms: now_ms,
+            failed_at_ms: now_ms(),
             reason,
             event: Some(event),
             record_hex: None,
         })
     }
 
-    pub fn record(&mut self, record: &[u8], reason: &str, now_ms: i64) -> std::io::Result<()> {
+    pub fn record(&mut self, record: &[u8], reason: &str) -> std::io::Result<()> {
         tracing::error!(
             reason,
             bytes = record.len(),
             "queue record sent to the dead-letter file"
         );
         self.append(&Line {
-            failed_at_ms: now_ms,
+            failed_at_ms: now_ms(),
             reason,
             event: None,
             record_hex: Some(hex::encode(record)),

@@ -139,7 +139,6 @@ pub struct Processor {
     sessionizer: Sessionizer,
     dedup: Deduplicator,
     dead_letters: Arc<Mutex<DeadLetters>>,
-    writer: Writer,
     /// The batch being written, if any.
     pending: Option<Pending>,
     config: ProcessorConfig,
@@ -164,8 +163,7 @@ struct Pending {
     batch: Arc<InsertBatch>,
     /// The cursor of the batch's last delivery.
     end: Cursor,
-    /// Events in the batch, and duplicates dropped from it.
-    stored: u64,
+    /// Duplicates dropped from the batch.
     duplicates: usize,
 }
 
@@ -205,28 +203,15 @@ impl Processor {
         );
         let (stored, _) = broadcast::channel(LIVE_BATCHES);
         let (deletions, _) = broadcast::channel(64);
-        let dead_letters = Arc::new(Mutex::new(DeadLetters::new(data_dir)));
-        let stats = Arc::new(ProcessorStats::default());
-        let writer = Writer {
-            store: store.clone(),
-            dead_letters: dead_letters.clone(),
-            stats: stats.clone(),
-            retry: Retry {
-                initial: config.retry_initial,
-                max: config.retry_max,
-                rejected_attempts: config.rejected_attempts,
-            },
-        };
         Ok(Processor {
             queue,
             store,
             sessionizer,
             dedup,
-            dead_letters,
-            writer,
+            dead_letters: Arc::new(Mutex::new(DeadLetters::new(data_dir))),
             pending: None,
             config,
-            stats,
+            stats: Arc::new(ProcessorStats::default()),
             position,
             read_position: position,
             stored,
@@ -254,7 +239,6 @@ impl Processor {
         stored: broadcast::Sender<Arc<InsertBatch>>,
         deletions: broadcast::Sender<SiteDeleted>,
     ) -> Self {
-        self.writer.stats = stats.clone();
         self.stats = stats;
         self.stored = stored;
         self.deletions = deletions;
@@ -402,7 +386,7 @@ impl Processor {
                     self.dead_letters
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
-                        .record(&delivery.payload, &err.to_string(), now)
+                        .record(&delivery.payload, &err.to_string())
                         .map_err(ProcessorError::DeadLetter)?;
                     self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
                 }
@@ -505,7 +489,6 @@ impl Processor {
         self.stats
             .engagements_dropped
             .fetch_add((assigned - events.len()) as u64, Ordering::Relaxed);
-        let stored = events.len() as u64;
         let batch = Arc::new(InsertBatch {
             events,
             sessions,
@@ -515,16 +498,31 @@ impl Processor {
         self.finish_write().await?;
         self.read_position = end;
         self.pending = Some(Pending {
-            write: self.writer.spawn(batch.clone(), self.position.to_stored()),
+            write: self
+                .writer()
+                .spawn(batch.clone(), self.position.to_stored()),
             batch,
             end,
-            stored,
             duplicates,
         });
         // On a current-thread runtime (the server's processors) the write starts only when
         // this task yields: let it reach the store before the next batch is prepared.
         tokio::task::yield_now().await;
         Ok(())
+    }
+
+    /// What the next batch is written with.
+    fn writer(&self) -> Writer {
+        Writer {
+            store: self.store.clone(),
+            dead_letters: self.dead_letters.clone(),
+            stats: self.stats.clone(),
+            retry: Retry {
+                initial: self.config.retry_initial,
+                max: self.config.retry_max,
+                rejected_attempts: self.config.rejected_attempts,
+            },
+        }
     }
 
     /// Waits for the batch being written, if any, then moves the position past it,
@@ -534,7 +532,6 @@ impl Processor {
             write,
             batch,
             end,
-            stored,
             duplicates,
         }) = self.pending.take()
         else {
@@ -554,7 +551,7 @@ impl Processor {
         self.acknowledge(end).await;
         self.stats
             .events_stored
-            .fetch_add(stored - dead, Ordering::Relaxed);
+            .fetch_add(batch.events.len() as u64 - dead, Ordering::Relaxed);
         self.stats
             .duplicates_dropped
             .fetch_add(duplicates as u64, Ordering::Relaxed);

@@ -25,7 +25,8 @@ pub(crate) struct Retry {
     pub rejected_attempts: u32,
 }
 
-/// What a batch is written with; cheap to clone, one clone per write.
+/// What a batch is written with: the processor's store, dead-letter file, counters and
+/// retry settings, cloned for each write.
 #[derive(Clone)]
 pub(crate) struct Writer {
     pub store: Arc<dyn EventWriter>,
@@ -86,16 +87,13 @@ impl Writer {
     /// Writes the events of a rejected single-event batch to the dead-letter file, then
     /// stores what is left (its visit rows, else only the queue position).
     async fn dead_letter(&self, batch: Arc<InsertBatch>, reason: &str) -> std::io::Result<u64> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
         {
             let mut dead_letters = self
                 .dead_letters
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             for event in &batch.events {
-                dead_letters.event(event, reason, now)?;
+                dead_letters.event(event, reason)?;
                 self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
             }
         }

@@ -170,10 +170,7 @@ async fn run_counting(
     config: ProcessorConfig,
     restart_every: usize,
 ) -> (DuckDbStore, u64, u64) {
-    let dir = tempfile::tempdir().unwrap();
-    let wal = Arc::new(WalQueue::open(WalConfig::new(dir.path().join("wal"))).unwrap());
-    let store = DuckDbStore::open_in_memory().unwrap();
-    let writer = Arc::new(store.clone());
+    let (dir, wal, store, writer) = setup();
     let mut processor = Processor::start(wal.clone(), writer.clone(), dir.path(), config.clone())
         .await
         .unwrap();
@@ -200,6 +197,21 @@ async fn run_counting(
         config.max_open_visits
     );
     (store, reopened, lookups)
+}
+
+/// A fresh write-ahead log in a temporary directory and an in-memory store, with the
+/// store as the processor takes it.
+fn setup() -> (
+    tempfile::TempDir,
+    Arc<WalQueue>,
+    DuckDbStore,
+    Arc<DuckDbStore>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Arc::new(WalQueue::open(WalConfig::new(dir.path().join("wal"))).unwrap());
+    let store = DuckDbStore::open_in_memory().unwrap();
+    let writer = Arc::new(store.clone());
+    (dir, wal, store, writer)
 }
 
 #[tokio::test]
@@ -275,10 +287,7 @@ async fn a_late_event_continues_its_visit_from_the_store_once_memory_let_it_go()
 
 #[tokio::test]
 async fn retries_are_dropped_across_restarts_and_within_a_batch_and_the_filter_keeps_its_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    let wal = Arc::new(WalQueue::open(WalConfig::new(dir.path().join("wal"))).unwrap());
-    let store = DuckDbStore::open_in_memory().unwrap();
-    let writer = Arc::new(store.clone());
+    let (dir, wal, store, writer) = setup();
     let given = |n: usize| Event {
         event_id_from_client: true,
         ..event(
@@ -406,10 +415,7 @@ async fn a_backfill_into_a_new_store_looks_nothing_up_and_one_into_stored_time_d
 
 #[tokio::test]
 async fn an_event_continues_a_visit_imported_after_the_processor_started() {
-    let dir = tempfile::tempdir().unwrap();
-    let wal = Arc::new(WalQueue::open(WalConfig::new(dir.path().join("wal"))).unwrap());
-    let store = DuckDbStore::open_in_memory().unwrap();
-    let writer = Arc::new(store.clone());
+    let (dir, wal, store, writer) = setup();
     let mut processor = Processor::start(wal.clone(), writer, dir.path(), config(100_000))
         .await
         .unwrap();

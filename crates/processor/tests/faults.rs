@@ -97,11 +97,7 @@ impl FaultyStore {
         if delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
-        if self
-            .unavailable_failures
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
+        if take_one(&self.unavailable_failures) {
             return Err(StoreError::Unavailable {
                 message: "injected: disk unavailable".into(),
             });
@@ -113,6 +109,13 @@ impl FaultyStore {
         }
         self.inner.insert(batch).await
     }
+}
+
+/// Takes one of the faults left to inject, if any.
+fn take_one(faults_left: &AtomicU32) -> bool {
+    faults_left
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
 }
 
 fn event(n: usize, name: &str) -> Event {
@@ -447,11 +450,7 @@ impl EventQueue for FlakyQueue {
         wait: Duration,
     ) -> Result<Vec<Delivery>, QueueError> {
         self.receives.fetch_add(1, Ordering::SeqCst);
-        if self
-            .unavailable_receives
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
+        if take_one(&self.unavailable_receives) {
             return Err(QueueError::Unavailable {
                 message: "injected: connection reset by peer".into(),
             });
@@ -459,11 +458,7 @@ impl EventQueue for FlakyQueue {
         self.inner.receive(after, max, wait).await
     }
     async fn ack(&self, upto: Cursor) -> Result<(), QueueError> {
-        if self
-            .unavailable_acks
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
+        if take_one(&self.unavailable_acks) {
             return Err(QueueError::Unavailable {
                 message: "injected: connection reset by peer".into(),
             });
