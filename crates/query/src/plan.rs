@@ -6,7 +6,7 @@
 //! `sessions` tables, which the SQL builders in `compile/` write as [`Reads`] says. The
 //! engine assembles rows by the plan either way.
 
-use heartbeat_rollup::{ENTRY_PAGE, HOSTNAME, HOUR_MS, NAME, PAGE, TOTAL};
+use heartbeat_rollup::{ENTRY_PAGE, EXIT_PAGE, HOSTNAME, HOUR_MS, NAME, PAGE, TOTAL};
 
 use crate::model::{Dimension, Metric, Query, Revenue};
 use crate::time::every_offset;
@@ -116,13 +116,14 @@ fn key_of(dimension: Option<&Dimension>) -> Option<String> {
         // The rollups name visit attributes as Plausible does (a test below checks).
         Some(d @ Dimension::Visit(_)) => d.name(),
         Some(Dimension::EntryPage) => ENTRY_PAGE.into(),
-        Some(Dimension::ExitPage | Dimension::Prop(_) | Dimension::Goal) => return None,
+        Some(Dimension::ExitPage) => EXIT_PAGE.into(),
+        Some(Dimension::Prop(_) | Dimension::Goal) => return None,
     })
 }
 
 /// The rollup key whose cells answer `query` exactly as the SQL compiler's statements
 /// would (visitors up to the sketch's precision), if any: no filters, at most one dimension
-/// (not exit page or a custom property), metrics the cells hold, and a range of whole UTC
+/// (not a custom property or a goal), metrics the cells hold, and a range of whole UTC
 /// hours in a time zone with whole-hour offsets.
 fn rollup_key(query: &Query) -> Option<String> {
     if !query.filters.is_empty() || query.dimensions.len() > 1 {
@@ -131,7 +132,9 @@ fn rollup_key(query: &Query) -> Option<String> {
     let dimension = query.dimensions.first();
     let key = key_of(dimension)?;
     let metrics_fit = query.metrics.iter().all(|metric| match metric {
-        Metric::TimeOnPage | Metric::ScrollDepth => false,
+        // Page-level measures no cell holds (an exit page's exit rate is over its page
+        // views as an `event:page`).
+        Metric::TimeOnPage | Metric::ScrollDepth | Metric::ExitRate => false,
         // They need a goal, which no cell knows.
         Metric::ConversionRate
         | Metric::GroupConversionRate
@@ -139,8 +142,7 @@ fn rollup_key(query: &Query) -> Option<String> {
         | Metric::AverageRevenue => false,
         // Visits of an event dimension are the distinct visits that include it.
         Metric::Visits => !dimension.is_some_and(Dimension::is_event_only),
-        // Visitors of a visit-only dimension are counted over visits' current state.
-        Metric::Visitors | Metric::Percentage => !dimension.is_some_and(Dimension::is_visit_only),
+        // Entry- and exit-page cells count the visitors of visits' current states.
         _ => true,
     });
     let fits = metrics_fit
@@ -218,21 +220,25 @@ mod tests {
             Dimension::Name,
             Dimension::Hostname,
             Dimension::EntryPage,
+            Dimension::ExitPage,
         ] {
             assert_eq!(key_of(Some(&dimension)), Some(dimension.name()));
         }
     }
 
     #[test]
-    fn entry_pages_come_from_visits_only() {
-        let plan = check(
-            json!({"metrics": ["visitors", "visits"], "dimensions": ["visit:entry_page"]}),
-            "UTC",
-            true,
-        );
+    fn entry_pages_come_from_their_cells_or_from_visits_only() {
+        let utc = json!(["2024-01-01T00:00:00Z", "2024-01-31T23:59:59.999Z"]);
+        let entry_pages = json!({"metrics": ["visitors", "visits", "percentage"],
+            "date_range": utc, "dimensions": ["visit:entry_page"]});
+        let plan = check(entry_pages.clone(), "UTC", true);
         assert!(plan.counts_from_sessions);
+        assert_eq!(plan.source, rollups(ENTRY_PAGE));
+        let mut filtered = entry_pages;
+        filtered["filters"] = json!([["is", "visit:source", ["Google"]]]);
+        let plan = check(filtered, "UTC", true);
         let Source::Tables(reads) = plan.source else {
-            panic!("visitors of entry pages are not in the rollups: {plan:?}");
+            panic!("a filtered query reads the tables: {plan:?}");
         };
         assert!(!reads.events && reads.sessions && reads.session_visitors);
     }

@@ -10,8 +10,20 @@ pub const TOTAL: &str = "";
 pub const PAGE: &str = "event:page";
 pub const NAME: &str = "event:name";
 pub const HOSTNAME: &str = "event:hostname";
-/// Visit sums by the path visits entered on.
+/// Visit sums and visitors by the path visits entered on.
 pub const ENTRY_PAGE: &str = "visit:entry_page";
+/// Visit sums and visitors by the path visits left from.
+pub const EXIT_PAGE: &str = "visit:exit_page";
+
+/// How a visit's value of a visit-only dimension is read.
+pub type VisitOnlyValue = for<'a> fn(&'a Session) -> &'a str;
+
+/// The dimensions only visits know (no event has them), with their dimension keys: their
+/// cells count the visitors of the visits' current states.
+pub const VISIT_ONLY_KEYS: [(&str, VisitOnlyValue); 2] = [
+    (ENTRY_PAGE, |session| &session.entry_page),
+    (EXIT_PAGE, |session| &session.exit_page),
+];
 
 /// How a visit attribute is read from a visit's attributes.
 pub type VisitAttribute = for<'a> fn(&'a VisitAttributes) -> &'a str;
@@ -61,6 +73,7 @@ pub(crate) fn visit_keys(session: &Session) -> impl Iterator<Item = (&'static st
     [
         (TOTAL, ""),
         (ENTRY_PAGE, session.entry_page.as_str()),
+        (EXIT_PAGE, session.exit_page.as_str()),
         (PAGE, session.entry_page.as_str()),
         (HOSTNAME, session.hostname.as_str()),
     ]

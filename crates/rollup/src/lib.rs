@@ -11,13 +11,19 @@
 //! events are counts, and visit sums are sign-weighted like the visit log they come from.
 //! Only UTC hours and days are stored, so a site's time zone (whole-hour offsets) is applied
 //! when reading, and changing it needs no rebuild.
+//!
+//! Entry and exit pages are dimensions only visits have: their cells hold the visit sums and
+//! the visitors of the visit states added under them. A visit that leaves such a cell (its
+//! exit page changes as it grows, a late event moves its start or entry page) cannot be taken
+//! out of a sketch, so a batch names those cells ([`Rollups::stale_visit_cells`]) and the
+//! store counts their visitors again from its visit log.
 
 mod batch;
 mod cell;
 mod keys;
 mod span;
 
-pub use batch::{Rollups, Slice, SliceKey};
+pub use batch::{Rollups, Slice, SliceKey, StaleCells};
 pub use cell::{decode_sketch, encode_sketch, Cell, Sketch};
-pub use keys::{ENTRY_PAGE, HOSTNAME, NAME, PAGE, TOTAL, VISIT_KEYS};
+pub use keys::{ENTRY_PAGE, EXIT_PAGE, HOSTNAME, NAME, PAGE, TOTAL, VISIT_KEYS};
 pub use span::{Span, DAY_MS, HOUR_MS};

@@ -262,7 +262,10 @@ async fn cluster_under_faults(broker_restart: bool) {
             .filter_map(|line| line.split_once('\t'))
             .map(|(seq, n)| (seq.to_owned(), n.parse().unwrap()))
             .collect();
-        let missing = acked.iter().filter(|seq| !counts.contains_key(*seq)).count();
+        let missing = acked
+            .iter()
+            .filter(|seq| !counts.contains_key(*seq))
+            .count();
         if missing == 0 || Instant::now() >= deadline {
             break counts;
         }

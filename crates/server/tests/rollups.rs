@@ -102,8 +102,22 @@ async fn rollups_answer_as_the_events_do() {
             .unwrap();
         assert_eq!(response.status(), 202);
     }
+    // Then, for 40 people, a view a minute before their first one: it moves their first
+    // visit's start (across an hour for some) and entry page, so the entry- and exit-page
+    // cells they were in before must count them no more; for 40 others, a view a minute
+    // after their last one, which moves their last visit's exit page.
+    let late = late_views(&events, 40);
+    let response = server
+        .http
+        .post(server.url("/api/v1/events"))
+        .header("x-api-key", &key)
+        .json(&late)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
     server
-        .wait_for_events(&key, SITE, events.len() as u64)
+        .wait_for_events(&key, SITE, (events.len() + late.len()) as u64)
         .await;
 
     // Views per visit only over time: by anything else Plausible's API refuses it.
@@ -137,7 +151,25 @@ async fn rollups_answer_as_the_events_do() {
         (json!(["event:hostname"]), event),
         (
             json!(["visit:entry_page"]),
-            json!(["visits", "bounce_rate", "visit_duration", "pageviews"]),
+            json!([
+                "visitors",
+                "visits",
+                "bounce_rate",
+                "visit_duration",
+                "pageviews",
+                "percentage"
+            ]),
+        ),
+        (
+            json!(["visit:exit_page"]),
+            json!([
+                "visitors",
+                "visits",
+                "bounce_rate",
+                "visit_duration",
+                "pageviews",
+                "percentage"
+            ]),
         ),
         (json!(["visit:source"]), visit.clone()),
         (json!(["visit:channel"]), visit.clone()),
@@ -174,6 +206,24 @@ async fn rollups_answer_as_the_events_do() {
     let top_pages = json!({"site_id": SITE, "date_range": ["2026-03-05", "2026-03-10"],
         "dimensions": ["event:page"], "metrics": ["visitors", "pageviews", "bounce_rate"]});
     let before = server.query(&key, top_pages.clone()).await;
+    let entry_pages = json!({"site_id": SITE, "date_range": ["2026-03-05", "2026-03-10"],
+        "dimensions": ["visit:entry_page"], "metrics": ["visitors", "visits", "bounce_rate"]});
+    let entries_before = server.query(&key, entry_pages.clone()).await;
+    assert!(
+        result_rows(&entries_before)
+            .iter()
+            .any(|(page, _)| page[0] == "/late"),
+        "the late views became entry pages"
+    );
+    let exit_pages = json!({"site_id": SITE, "date_range": ["2026-03-05", "2026-03-10"],
+        "dimensions": ["visit:exit_page"], "metrics": ["visitors", "visits", "bounce_rate"]});
+    let exits_before = server.query(&key, exit_pages.clone()).await;
+    assert!(
+        result_rows(&exits_before)
+            .iter()
+            .any(|(page, _)| page[0] == "/more"),
+        "the later views became exit pages"
+    );
     server.stop().await;
 
     // The answers above came from the rollups: the table holds every hour with events.
@@ -197,69 +247,54 @@ async fn rollups_answer_as_the_events_do() {
         server.query(&key, top_pages).await["results"],
         before["results"]
     );
+    assert_eq!(
+        rows(&server.query(&key, entry_pages).await),
+        rows(&entries_before)
+    );
+    assert_eq!(
+        rows(&server.query(&key, exit_pages).await),
+        rows(&exits_before)
+    );
     server.stop().await;
 }
 
-/// `n` visitors (ids from `first`) viewing `page` once each within the hour from `hour`.
-fn crowd(first: u64, n: u64, page: &str, hour: &str) -> Vec<Value> {
-    let start = chrono::DateTime::parse_from_rfc3339(hour).unwrap();
-    (first..first + n)
-        .map(|person| {
-            let at = start + chrono::Duration::milliseconds((person * 1_987 % 3_600_000) as i64);
-            json!({"userId": format!("c{person}"), "eventName": "pageview",
-                "timestamp": at.to_rfc3339(), "userAgent": DESKTOP, "ipAddress": "81.2.69.142",
-                "properties": {"pageUrl": format!("https://{SITE}{page}")}})
-        })
-        .collect()
-}
-
-#[tokio::test]
-async fn rows_are_exact_while_their_cells_keep_visitor_ids_and_estimated_beyond() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = serve(dir.path()).await;
-    let key = server.create_site(SITE, "UTC").await;
-    // 1,500 people in one hour on the home page (more than a cell keeps ids of), 300 of
-    // them again the next hour on the pricing page, and 250 others that day.
-    let mut events = crowd(0, 1_500, "/", "2026-03-05T10:00:00Z");
-    events.extend(crowd(1_200, 300, "/pricing", "2026-03-05T11:00:00Z"));
-    events.extend(crowd(5_000, 250, "/docs", "2026-03-05T15:00:00Z"));
-    for chunk in events.chunks(1000) {
-        server.send_batch(&key, chunk).await;
+/// For the first `n` people of `events`, a view of `/late` one minute before their first
+/// event; for the next `n`, a view of `/more` one minute after their last one; from the
+/// same browser and address.
+fn late_views(events: &[Value], n: usize) -> Vec<Value> {
+    // Each person's first and last event.
+    let mut people: Vec<(String, &Value, &Value)> = Vec::new();
+    for event in events {
+        let user = event["userId"].as_str().unwrap().to_owned();
+        let at = event["timestamp"].as_str();
+        match people.iter_mut().find(|(u, _, _)| *u == user) {
+            Some((_, first, last)) => {
+                if at < first["timestamp"].as_str() {
+                    *first = event;
+                }
+                if at > last["timestamp"].as_str() {
+                    *last = event;
+                }
+            }
+            None => people.push((user, event, event)),
+        }
     }
-    server
-        .wait_for_events(&key, SITE, events.len() as u64)
-        .await;
-    let query = |dimensions: Value| {
-        json!({"site_id": SITE, "date_range": ["2026-03-05", "2026-03-05"],
-            "dimensions": dimensions, "metrics": ["visitors", "pageviews"]})
+    let view = |user: &str, event: &Value, minutes: i64, page: &str| {
+        let at = chrono::DateTime::parse_from_rfc3339(event["timestamp"].as_str().unwrap())
+            .unwrap()
+            + chrono::Duration::minutes(minutes);
+        json!({"userId": user, "eventName": "pageview", "timestamp": at.to_rfc3339(),
+            "userAgent": event["userAgent"], "ipAddress": event["ipAddress"],
+            "properties": {"pageUrl": format!("https://{SITE}{page}")}})
     };
-    let within = |got: f64, want: f64| {
-        assert!(
-            (got - want).abs() <= want * 0.05,
-            "{got} is not within the sketch's error of {want}"
-        )
-    };
-    // Rows made of cells that keep their visitors' ids are exact, hundreds of visitors or not.
-    let pages = rows(&server.query(&key, query(json!(["event:page"]))).await);
-    assert_eq!(pages[1], (vec!["/docs".to_owned()], vec![250.0, 250.0]));
-    assert_eq!(pages[2], (vec!["/pricing".to_owned()], vec![300.0, 300.0]));
-    let hours = rows(&server.query(&key, query(json!(["time:hour"]))).await);
-    assert_eq!((hours[1].1[0], hours[2].1[0]), (300.0, 250.0));
-    // A row with the busy hour's cell, which keeps a sketch, is an estimate: about 1.6 % off.
-    within(pages[0].1[0], 1_500.0);
-    within(hours[0].1[0], 1_500.0);
-    let total = rows(&server.query(&key, query(json!([]))).await);
-    within(total[0].1[0], 1_750.0);
-    assert_eq!(total[0].1[1], 2_050.0, "page views are exact sums");
-    server.stop().await;
-    // The busy hour's cell holds a sketch (tag E2), the others their visitors' ids (E1).
-    let forms: Vec<String> = sql(
-        dir.path(),
-        "SELECT left(hex(visitors), 2) FROM rollups_hourly WHERE dim = '' ORDER BY start_ms",
-    )
-    .await
-    .iter()
-    .map(|row| text(&row[0]))
-    .collect();
-    assert_eq!(forms, ["E2", "E1", "E1"]);
+    let earlier = people
+        .iter()
+        .take(n)
+        .map(|(user, first, _)| view(user, first, -1, "/late"));
+    let later = people
+        .iter()
+        .skip(n)
+        .take(n)
+        .map(|(user, _, last)| view(user, last, 1, "/more"));
+    earlier.chain(later).collect()
 }

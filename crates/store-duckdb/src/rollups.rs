@@ -8,10 +8,12 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use duckdb::types::Value;
 use duckdb::{params, Transaction};
 use heartbeat_model::SiteId;
 use heartbeat_rollup::{
-    decode_sketch, encode_sketch, Cell, Rollups, Slice, SliceKey, Span, DAY_MS,
+    decode_sketch, encode_sketch, Cell, Rollups, Sketch, Slice, SliceKey, Span, DAY_MS, ENTRY_PAGE,
+    EXIT_PAGE,
 };
 
 use crate::{event_from_row, session_from_row, timestamp, EVENT_COLUMNS, SESSION_COLUMNS};
@@ -76,6 +78,8 @@ fn load_slice(tx: &Transaction<'_>, (site, span, start): &SliceKey) -> duckdb::R
 }
 
 /// Merges `changes` into the stored cells (through `cache`) and rewrites the cells touched.
+/// Must run after the batch's visit-log rows are written: the entry-page cells a moved visit
+/// left are counted again from them.
 pub fn apply(
     tx: &Transaction<'_>,
     cache: &mut RollupCache,
@@ -84,6 +88,7 @@ pub fn apply(
     if changes.slices.is_empty() {
         return Ok(());
     }
+    let stale = changes.stale_visit_cells();
     let mut written: Vec<(SliceKey, (String, String), Cell)> = Vec::new();
     for (key, delta) in changes.slices {
         let slice = cache.slice(tx, &key)?;
@@ -96,6 +101,30 @@ pub fn apply(
             written.push((key.clone(), cell_key, cell.clone()));
         }
     }
+    if !stale.is_empty() {
+        let mut at: HashMap<(SliceKey, (String, String)), usize> = written
+            .iter()
+            .enumerate()
+            .map(|(i, (key, cell_key, _))| ((key.clone(), cell_key.clone()), i))
+            .collect();
+        for (key, dim, values) in stale {
+            for (value, visitors) in recount_visitors(tx, &key, dim, values)? {
+                let cell_key = (dim.to_owned(), value);
+                let slice = cache.slice(tx, &key)?;
+                let Some(cell) = slice.get_mut(&cell_key) else {
+                    continue;
+                };
+                cell.visitors = visitors;
+                match at.get(&(key.clone(), cell_key.clone())) {
+                    Some(i) => written[*i].2.visitors = cell.visitors.clone(),
+                    None => {
+                        at.insert((key.clone(), cell_key.clone()), written.len());
+                        written.push((key.clone(), cell_key, cell.clone()));
+                    }
+                }
+            }
+        }
+    }
     let (hourly, daily): (Vec<_>, Vec<_>) = written.into_iter().partition(|w| w.0 .1 == Span::Hour);
     for (span, cells) in [(Span::Hour, hourly), (Span::Day, daily)] {
         if !cells.is_empty() {
@@ -103,6 +132,55 @@ pub fn apply(
         }
     }
     Ok(())
+}
+
+/// The visitors of the visits whose current state (in the visit log, this transaction's rows
+/// included) starts in the slice's period, for each of `values` of the visit-only dimension
+/// `dim` (every value gets its sketch, an empty one when no visit is there any more).
+fn recount_visitors(
+    tx: &Transaction<'_>,
+    (site, span, start): &SliceKey,
+    dim: &str,
+    values: Vec<String>,
+) -> duckdb::Result<Vec<(String, Sketch)>> {
+    let column = match dim {
+        ENTRY_PAGE => "entry_page",
+        EXIT_PAGE => "exit_page",
+        other => unreachable!("no visit-only dimension {other}"),
+    };
+    let mut ids: HashMap<String, Vec<u64>> = values
+        .into_iter()
+        .map(|value| (value, Vec::new()))
+        .collect();
+    let marks = vec!["?"; ids.len()].join(", ");
+    let mut stmt = tx.prepare(&format!(
+        "SELECT {column}, visitor_id FROM sessions WHERE site_id = ? AND start_ts >= ? \
+         AND start_ts < ? AND {column} IN ({marks}) \
+         GROUP BY {column}, session_id, visitor_id HAVING sum(sign) > 0"
+    ))?;
+    let mut params: Vec<Value> = vec![
+        Value::Text(site.as_str().to_owned()),
+        timestamp(*start),
+        timestamp(start + span.ms()),
+    ];
+    params.extend(ids.keys().map(|value| Value::Text(value.clone())));
+    let rows = stmt.query_map(duckdb::params_from_iter(params), |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, u64>(1)?))
+    })?;
+    for row in rows {
+        let (value, visitor) = row?;
+        if let Some(list) = ids.get_mut(&value) {
+            list.push(visitor);
+        }
+    }
+    Ok(ids
+        .into_iter()
+        .map(|(value, list)| {
+            let mut visitors = Sketch::Exact(list);
+            visitors.compact_stored();
+            (value, visitors)
+        })
+        .collect())
 }
 
 /// Deletes the stored versions of `cells` and appends them.
@@ -220,6 +298,18 @@ pub fn rebuild(
         })? {
             let (session, sign) = row?;
             changes.add_visit(&session, sign);
+        }
+        for (key, dim, values) in changes.stale_visit_cells() {
+            for (value, visitors) in recount_visitors(tx, &key, dim, values)? {
+                let cell_key = (dim.to_owned(), value);
+                if let Some(cell) = changes
+                    .slices
+                    .get_mut(&key)
+                    .and_then(|slice| slice.get_mut(&cell_key))
+                {
+                    cell.visitors = visitors;
+                }
+            }
         }
         for span in [Span::Hour, Span::Day] {
             let cells = changes

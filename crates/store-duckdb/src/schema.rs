@@ -362,4 +362,10 @@ CREATE INDEX deliveries_by_status_next_attempt ON deliveries (status, next_attem
     r#"
 CREATE TABLE day_salts (day BIGINT PRIMARY KEY, salt BLOB NOT NULL);
 "#,
+    // Entry-page cells count their visits' visitors (before: visit sums only). The cells are
+    // cleared, so opening the store builds them all again from the events and visit log.
+    r#"
+DELETE FROM rollups_hourly;
+DELETE FROM rollups_daily;
+"#,
 ];
