@@ -165,7 +165,22 @@ pub async fn run(args: FillArgs) -> anyhow::Result<()> {
         let deadline = waiting + Duration::from_secs(args.wait_timeout_s);
         let mut last_progress = waiting;
         let stored = loop {
-            let stored = stored_events(&mut stats, &args.api_key, &args.domain).await?;
+            // A count that fails while the server is busy (no answer within the client's
+            // timeout, a dropped connection) is asked again, until the deadline; the first
+            // count, before the fill, already showed the key and site are right.
+            let stored = match stored_events(&mut stats, &args.api_key, &args.domain).await {
+                Ok(stored) => stored,
+                Err(error) => {
+                    ensure!(
+                        Instant::now() < deadline,
+                        "the processor did not catch up within {} s: {error:#}",
+                        args.wait_timeout_s
+                    );
+                    eprintln!("counting stored events failed, asking again: {error:#}");
+                    tokio::time::sleep(STORE_POLL_INTERVAL).await;
+                    continue;
+                }
+            };
             if stored >= expected {
                 break stored;
             }

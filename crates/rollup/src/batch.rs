@@ -236,20 +236,10 @@ mod tests {
     fn a_visit_taken_back_cancels_out() {
         let mut rollups = Rollups::default();
         let visit = Session {
-            site_id: SiteId::from("a.com"),
-            session_id: 1,
-            visitor_id: 7,
-            user_id: None,
-            version: 1,
-            start_ms: AT_MS,
             end_ms: AT_MS + HOUR_MS,
-            pageviews: 2,
             events: 3,
             engagements: 2,
-            entry_page: "/".into(),
-            exit_page: "/bye".into(),
-            hostname: "a.com".into(),
-            visit: Default::default(),
+            ..visit("/", AT_MS, 1)
         };
         let grown = Session {
             version: 2,
@@ -262,6 +252,15 @@ mod tests {
         let entry = cell(slice(&rollups, Span::Hour), ENTRY_PAGE, "/");
         assert_eq!((entry.visits, entry.bounces), (1, 0));
         assert_eq!((entry.visit_pageviews, entry.duration_s), (3, 3600));
+        // Entry and exit pages count the visitors of the visits there.
+        for span in [Span::Hour, Span::Day] {
+            for (dim, value) in [(ENTRY_PAGE, "/"), (EXIT_PAGE, "/bye")] {
+                let cell = cell(slice(&rollups, span), dim, value);
+                assert_eq!((cell.visits, cell.visitors.estimate()), (1, 1));
+            }
+        }
+        // The visit grew where it was: no cell needs counting again.
+        assert!(rollups.stale_visit_cells().is_empty());
     }
 
     fn visit(entry_page: &str, start_ms: i64, version: u32) -> Session {
@@ -283,31 +282,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn entry_and_exit_pages_count_the_visitors_of_the_visits_there() {
-        let mut rollups = Rollups::default();
-        let first = visit("/", AT_MS, 1);
-        let grown = Session {
-            version: 2,
-            pageviews: 3,
-            ..first.clone()
-        };
-        rollups.add_visit(&first, 1);
-        rollups.add_visit(&first, -1);
-        rollups.add_visit(&grown, 1);
-        for span in [Span::Hour, Span::Day] {
-            for (dim, value) in [(ENTRY_PAGE, "/"), (EXIT_PAGE, "/bye")] {
-                let cell = cell(slice(&rollups, span), dim, value);
-                assert_eq!((cell.visits, cell.visitors.estimate()), (1, 1));
-            }
-        }
-        // The visit grew where it was: no cell needs counting again.
-        assert!(rollups.stale_visit_cells().is_empty());
-    }
-
-    fn sorted(mut stale: Vec<StaleCells>) -> Vec<(Span, i64, &'static str, Vec<String>)> {
+    fn sorted(stale: Vec<StaleCells>) -> Vec<(Span, i64, &'static str, Vec<String>)> {
         let mut out: Vec<_> = stale
-            .drain(..)
+            .into_iter()
             .map(|((_, span, start), dim, values)| (span, start, dim, values))
             .collect();
         out.sort_by_key(|(span, start, dim, _)| (*span == Span::Day, *start, *dim));
@@ -337,16 +314,15 @@ mod tests {
             ]
         );
         // A late event an hour earlier on `/ad` moves its start and entry page: the old
-        // hour's cells of both pages, and the day's entry page if the day is the same.
+        // hour's cells of both pages and the old day's entry-page cell go stale.
         let moved = visit("/ad", AT_MS - HOUR_MS, 2);
         let mut want = vec![
             (Span::Hour, hour, ENTRY_PAGE, pages(&["/"])),
             (Span::Hour, hour, EXIT_PAGE, pages(&["/bye"])),
+            (Span::Day, day, ENTRY_PAGE, pages(&["/"])),
         ];
-        if Span::Day.start_of(AT_MS - HOUR_MS) == day {
-            want.push((Span::Day, day, ENTRY_PAGE, pages(&["/"])));
-        } else {
-            want.push((Span::Day, day, ENTRY_PAGE, pages(&["/"])));
+        if Span::Day.start_of(AT_MS - HOUR_MS) != day {
+            // Moved to the day before: the old day's exit page too.
             want.push((Span::Day, day, EXIT_PAGE, pages(&["/bye"])));
         }
         let mut later = Rollups::default();

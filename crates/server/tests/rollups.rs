@@ -92,30 +92,14 @@ async fn rollups_answer_as_the_events_do() {
     let key = server.create_site(SITE, "America/New_York").await;
     let events = events();
     for chunk in events.chunks(1000) {
-        let response = server
-            .http
-            .post(server.url("/api/v1/events"))
-            .header("x-api-key", &key)
-            .json(&chunk)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 202);
+        server.send_batch(&key, chunk).await;
     }
     // Then, for 40 people, a view a minute before their first one: it moves their first
     // visit's start (across an hour for some) and entry page, so the entry- and exit-page
     // cells they were in before must count them no more; for 40 others, a view a minute
     // after their last one, which moves their last visit's exit page.
     let late = late_views(&events, 40);
-    let response = server
-        .http
-        .post(server.url("/api/v1/events"))
-        .header("x-api-key", &key)
-        .json(&late)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
+    server.send_batch(&key, &late).await;
     server
         .wait_for_events(&key, SITE, (events.len() + late.len()) as u64)
         .await;
@@ -149,28 +133,8 @@ async fn rollups_answer_as_the_events_do() {
         ),
         (json!(["event:name"]), event.clone()),
         (json!(["event:hostname"]), event),
-        (
-            json!(["visit:entry_page"]),
-            json!([
-                "visitors",
-                "visits",
-                "bounce_rate",
-                "visit_duration",
-                "pageviews",
-                "percentage"
-            ]),
-        ),
-        (
-            json!(["visit:exit_page"]),
-            json!([
-                "visitors",
-                "visits",
-                "bounce_rate",
-                "visit_duration",
-                "pageviews",
-                "percentage"
-            ]),
-        ),
+        (json!(["visit:entry_page"]), visit.clone()),
+        (json!(["visit:exit_page"]), visit.clone()),
         (json!(["visit:source"]), visit.clone()),
         (json!(["visit:channel"]), visit.clone()),
         (json!(["visit:referrer"]), visit.clone()),
@@ -206,24 +170,22 @@ async fn rollups_answer_as_the_events_do() {
     let top_pages = json!({"site_id": SITE, "date_range": ["2026-03-05", "2026-03-10"],
         "dimensions": ["event:page"], "metrics": ["visitors", "pageviews", "bounce_rate"]});
     let before = server.query(&key, top_pages.clone()).await;
-    let entry_pages = json!({"site_id": SITE, "date_range": ["2026-03-05", "2026-03-10"],
-        "dimensions": ["visit:entry_page"], "metrics": ["visitors", "visits", "bounce_rate"]});
-    let entries_before = server.query(&key, entry_pages.clone()).await;
-    assert!(
-        result_rows(&entries_before)
-            .iter()
-            .any(|(page, _)| page[0] == "/late"),
-        "the late views became entry pages"
-    );
-    let exit_pages = json!({"site_id": SITE, "date_range": ["2026-03-05", "2026-03-10"],
-        "dimensions": ["visit:exit_page"], "metrics": ["visitors", "visits", "bounce_rate"]});
-    let exits_before = server.query(&key, exit_pages.clone()).await;
-    assert!(
-        result_rows(&exits_before)
-            .iter()
-            .any(|(page, _)| page[0] == "/more"),
-        "the later views became exit pages"
-    );
+    let visit_pages = |dimension: &str| {
+        json!({"site_id": SITE, "date_range": ["2026-03-05", "2026-03-10"],
+            "dimensions": [dimension], "metrics": ["visitors", "visits", "bounce_rate"]})
+    };
+    // The views before first visits became entry pages, those after last visits exit pages.
+    let mut visit_pages_before = Vec::new();
+    for (dimension, moved) in [("visit:entry_page", "/late"), ("visit:exit_page", "/more")] {
+        let answer = server.query(&key, visit_pages(dimension)).await;
+        assert!(
+            result_rows(&answer)
+                .iter()
+                .any(|(page, _)| page[0] == moved),
+            "{dimension}: no {moved}"
+        );
+        visit_pages_before.push((dimension, answer));
+    }
     server.stop().await;
 
     // The answers above came from the rollups: the table holds every hour with events.
@@ -247,14 +209,13 @@ async fn rollups_answer_as_the_events_do() {
         server.query(&key, top_pages).await["results"],
         before["results"]
     );
-    assert_eq!(
-        rows(&server.query(&key, entry_pages).await),
-        rows(&entries_before)
-    );
-    assert_eq!(
-        rows(&server.query(&key, exit_pages).await),
-        rows(&exits_before)
-    );
+    for (dimension, answer) in visit_pages_before {
+        assert_eq!(
+            rows(&server.query(&key, visit_pages(dimension)).await),
+            rows(&answer),
+            "{dimension}"
+        );
+    }
     server.stop().await;
 }
 
@@ -297,4 +258,68 @@ fn late_views(events: &[Value], n: usize) -> Vec<Value> {
         .take(n)
         .map(|(user, _, last)| view(user, last, 1, "/more"));
     earlier.chain(later).collect()
+}
+
+/// `n` visitors (ids from `first`) viewing `page` once each within the hour from `hour`.
+fn crowd(first: u64, n: u64, page: &str, hour: &str) -> Vec<Value> {
+    let start = chrono::DateTime::parse_from_rfc3339(hour).unwrap();
+    (first..first + n)
+        .map(|person| {
+            let at = start + chrono::Duration::milliseconds((person * 1_987 % 3_600_000) as i64);
+            json!({"userId": format!("c{person}"), "eventName": "pageview",
+                "timestamp": at.to_rfc3339(), "userAgent": DESKTOP, "ipAddress": "81.2.69.142",
+                "properties": {"pageUrl": format!("https://{SITE}{page}")}})
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn rows_are_exact_while_their_cells_keep_visitor_ids_and_estimated_beyond() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path()).await;
+    let key = server.create_site(SITE, "UTC").await;
+    // 1,500 people in one hour on the home page (more than a cell keeps ids of), 300 of
+    // them again the next hour on the pricing page, and 250 others that day.
+    let mut events = crowd(0, 1_500, "/", "2026-03-05T10:00:00Z");
+    events.extend(crowd(1_200, 300, "/pricing", "2026-03-05T11:00:00Z"));
+    events.extend(crowd(5_000, 250, "/docs", "2026-03-05T15:00:00Z"));
+    for chunk in events.chunks(1000) {
+        server.send_batch(&key, chunk).await;
+    }
+    server
+        .wait_for_events(&key, SITE, events.len() as u64)
+        .await;
+    let query = |dimensions: Value| {
+        json!({"site_id": SITE, "date_range": ["2026-03-05", "2026-03-05"],
+            "dimensions": dimensions, "metrics": ["visitors", "pageviews"]})
+    };
+    let within = |got: f64, want: f64| {
+        assert!(
+            (got - want).abs() <= want * 0.05,
+            "{got} is not within the sketch's error of {want}"
+        )
+    };
+    // Rows made of cells that keep their visitors' ids are exact, hundreds of visitors or not.
+    let pages = rows(&server.query(&key, query(json!(["event:page"]))).await);
+    assert_eq!(pages[1], (vec!["/docs".to_owned()], vec![250.0, 250.0]));
+    assert_eq!(pages[2], (vec!["/pricing".to_owned()], vec![300.0, 300.0]));
+    let hours = rows(&server.query(&key, query(json!(["time:hour"]))).await);
+    assert_eq!((hours[1].1[0], hours[2].1[0]), (300.0, 250.0));
+    // A row with the busy hour's cell, which keeps a sketch, is an estimate: about 1.6 % off.
+    within(pages[0].1[0], 1_500.0);
+    within(hours[0].1[0], 1_500.0);
+    let total = rows(&server.query(&key, query(json!([]))).await);
+    within(total[0].1[0], 1_750.0);
+    assert_eq!(total[0].1[1], 2_050.0, "page views are exact sums");
+    server.stop().await;
+    // The busy hour's cell holds a sketch (tag E2), the others their visitors' ids (E1).
+    let forms: Vec<String> = sql(
+        dir.path(),
+        "SELECT left(hex(visitors), 2) FROM rollups_hourly WHERE dim = '' ORDER BY start_ms",
+    )
+    .await
+    .iter()
+    .map(|row| text(&row[0]))
+    .collect();
+    assert_eq!(forms, ["E2", "E1", "E1"]);
 }
