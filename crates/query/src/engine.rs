@@ -555,14 +555,14 @@ async fn add_rollups(
 ) -> Result<(), RunError> {
     for (row, sums) in crate::rollup::read(query, key, runner).await? {
         let visitors = sums.visitors.estimate();
-        // An entry page no visit enters on any more (its visits moved with late events) is
-        // no row, as in the visit log.
+        // An entry or exit page no visit is on any more (its visits moved on) is no row, as
+        // in the visit log.
         if visitors == 0 && sums.visits == 0 && sums.pageviews == 0 && sums.events == 0 {
             continue;
         }
         let t = totals.entry(row).or_default();
         t.event_visitors = visitors as f64;
-        // Visitors of a visit dimension (entry pages) are counted from its cells' visits.
+        // Visitors of a visit-only dimension (entry and exit pages) are its cells' visitors.
         t.session_visitors = visitors as f64;
         t.event_pageviews = sums.pageviews as f64;
         t.event_events = sums.events as f64;

@@ -122,9 +122,9 @@ impl Rollups {
     }
 
     /// The cells of visit-only dimensions whose visitors may count one that is no longer
-    /// there: a visit state was taken back (its exit page changed as the visit grew, its
-    /// start or entry page moved with a late event, or it was merged into another visit),
-    /// and the visit's current state, if any, is not in the same cell. The store counts
+    /// there: a visit state was taken back (its exit page changed as the visit grew, or a
+    /// late event moved its start or entry page) and the visit's current state among these
+    /// rows, if any, is not in the same cell. The store counts
     /// their visitors again from its visit log; every other cell's visitors only grow.
     pub fn stale_visit_cells(&self) -> Vec<StaleCells> {
         let mut stale: HashMap<(SliceKey, &'static str), HashSet<&str>> = HashMap::new();

@@ -184,7 +184,7 @@ async fn rollups_answer_as_the_events_do() {
                 .any(|(page, _)| page[0] == moved),
             "{dimension}: no {moved}"
         );
-        visit_pages_before.push((dimension, answer));
+        visit_pages_before.push((visit_pages(dimension), answer));
     }
     server.stop().await;
 
@@ -209,14 +209,43 @@ async fn rollups_answer_as_the_events_do() {
         server.query(&key, top_pages).await["results"],
         before["results"]
     );
-    for (dimension, answer) in visit_pages_before {
+    same_answers(&server, &key, &visit_pages_before).await;
+    server.stop().await;
+
+    // A store from before entry- and exit-page cells counted visitors (their cells hold none,
+    // and the migration that counts them, the last one, is not applied) gets them counted
+    // from its visit log when it is opened.
+    let last = sql(dir.path(), "SELECT max(version) FROM schema_version").await;
+    assert_eq!(
+        text(&last[0][0]),
+        "15",
+        "a newer migration: undo it here as well"
+    );
+    for table in ["rollups_hourly", "rollups_daily"] {
+        sql(
+            dir.path(),
+            &format!(
+                "UPDATE {table} SET visitors = '\\xE1'::BLOB \
+                 WHERE dim IN ('visit:entry_page', 'visit:exit_page')"
+            ),
+        )
+        .await;
+    }
+    sql(dir.path(), "DELETE FROM schema_version WHERE version = 15").await;
+    let server = serve_with(dir.path(), |c| c.geoip.database = geoip_test_db()).await;
+    same_answers(&server, &key, &visit_pages_before).await;
+    server.stop().await;
+}
+
+/// Asks `server` each query again and checks it answers the same rows.
+async fn same_answers(server: &TestServer, key: &str, answers: &[(Value, Value)]) {
+    for (query, answer) in answers {
         assert_eq!(
-            rows(&server.query(&key, visit_pages(dimension)).await),
-            rows(&answer),
-            "{dimension}"
+            rows(&server.query(key, query.clone()).await),
+            rows(answer),
+            "{query}"
         );
     }
-    server.stop().await;
 }
 
 /// For the first `n` people of `events`, a view of `/late` one minute before their first

@@ -288,19 +288,29 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         .query_row("SELECT count(*) FROM schema_version", [], |row| row.get(0))
         .map_err(unavailable)?;
     for (index, migration) in schema::MIGRATIONS.iter().enumerate().skip(applied as usize) {
-        let sql = format!(
-            "BEGIN TRANSACTION; {migration}; INSERT INTO schema_version VALUES ({}); COMMIT;",
-            index + 1
-        );
-        conn.execute_batch(&sql).map_err(unavailable)?;
-        tracing::info!(version = index + 1, "applied duckdb migration");
+        let version = index + 1;
+        let mut conn = conn.try_clone().map_err(unavailable)?;
+        let tx = conn.transaction().map_err(unavailable)?;
+        tx.execute_batch(migration).map_err(unavailable)?;
+        if version == schema::VISIT_PAGE_VISITORS {
+            // In the migration's transaction: a crash leaves the version before it.
+            rollups::rebuild_visit_pages(&tx).map_err(unavailable)?;
+        }
+        tx.execute(
+            "INSERT INTO schema_version VALUES (?)",
+            params![version as i64],
+        )
+        .map_err(unavailable)?;
+        tx.commit().map_err(unavailable)?;
+        tracing::info!(version, "applied duckdb migration");
     }
     // A store from before rollups (or whose rollups were cleared) gets them built from its
-    // events, once.
+    // events, once: it has events but no cell of their totals.
     let missing: bool = conn
         .query_row(
-            "SELECT (NOT EXISTS (SELECT 1 FROM rollups_hourly) \
-             OR NOT EXISTS (SELECT 1 FROM rollups_daily)) AND EXISTS (SELECT 1 FROM events)",
+            "SELECT (NOT EXISTS (SELECT 1 FROM rollups_hourly WHERE dim = '') \
+             OR NOT EXISTS (SELECT 1 FROM rollups_daily WHERE dim = '')) \
+             AND EXISTS (SELECT 1 FROM events)",
             [],
             |row| row.get(0),
         )

@@ -78,8 +78,8 @@ fn load_slice(tx: &Transaction<'_>, (site, span, start): &SliceKey) -> duckdb::R
 }
 
 /// Merges `changes` into the stored cells (through `cache`) and rewrites the cells touched.
-/// Must run after the batch's visit-log rows are written: the entry-page cells a moved visit
-/// left are counted again from them.
+/// Must run after the batch's visit-log rows are written: the entry- and exit-page cells a
+/// visit left are counted again from them.
 pub fn apply(
     tx: &Transaction<'_>,
     cache: &mut RollupCache,
@@ -268,63 +268,140 @@ pub fn rebuild(
     to_ms: i64,
 ) -> duckdb::Result<()> {
     let site = site.map(|s| s.as_str().to_owned());
-    let mut lower = Span::Day.start_of(from_ms);
-    let end = Span::Day.start_of(to_ms - 1) + DAY_MS;
-    while lower < end {
-        let upper = lower + DAY_MS;
-        let scope = "AND (?::VARCHAR IS NULL OR site_id = ?::VARCHAR)";
-        for span in [Span::Hour, Span::Day] {
-            tx.execute(
-                &format!(
-                    "DELETE FROM {} WHERE start_ms >= ? AND start_ms < ? {scope}",
-                    span.table()
-                ),
-                params![lower, upper, site, site],
-            )?;
-        }
+    for (lower, upper) in days(from_ms, to_ms) {
+        delete_cells(tx, lower, upper, site.as_deref(), None)?;
         let mut changes = Rollups::default();
         let mut events = tx.prepare(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE ts >= ? AND ts < ? {scope}"
+            "SELECT {EVENT_COLUMNS} FROM events WHERE ts >= ? AND ts < ? {SITE_SCOPE}"
         ))?;
         let (from, to) = (timestamp(lower), timestamp(upper));
         for event in events.query_map(params![from, to, site, site], event_from_row)? {
             changes.add_event(&event?);
         }
-        let mut visits = tx.prepare(&format!(
-            "SELECT {SESSION_COLUMNS}, sign FROM sessions WHERE start_ts >= ? AND start_ts < ? {scope}"
-        ))?;
-        for row in visits.query_map(params![from, to, site, site], |row| {
-            Ok((session_from_row(row)?, row.get::<_, i8>(30)?))
-        })? {
-            let (session, sign) = row?;
-            changes.add_visit(&session, sign);
-        }
-        for (key, dim, values) in changes.stale_visit_cells() {
-            for (value, visitors) in recount_visitors(tx, &key, dim, values)? {
-                let cell_key = (dim.to_owned(), value);
-                if let Some(cell) = changes
-                    .slices
-                    .get_mut(&key)
-                    .and_then(|slice| slice.get_mut(&cell_key))
-                {
-                    cell.visitors = visitors;
-                }
+        add_stored_visits(tx, &mut changes, lower, upper, site.as_deref())?;
+        append_changes(tx, changes, |_| true)?;
+    }
+    Ok(())
+}
+
+/// Recomputes the entry- and exit-page cells of every day the visit log holds, from the visit
+/// log alone: for a store whose cells of these two dimensions hold no visitors (written before
+/// they did). A day at a time; the caller clears the cache.
+pub fn rebuild_visit_pages(tx: &Transaction<'_>) -> duckdb::Result<()> {
+    let bounds: (Option<i64>, Option<i64>) = tx.query_row(
+        "SELECT epoch_ms(min(start_ts)), epoch_ms(max(start_ts)) FROM sessions",
+        [],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    let (Some(from), Some(to)) = bounds else {
+        return Ok(());
+    };
+    let visit_pages = [ENTRY_PAGE, EXIT_PAGE];
+    for (lower, upper) in days(from, to + 1) {
+        delete_cells(tx, lower, upper, None, Some(&visit_pages))?;
+        let mut changes = Rollups::default();
+        add_stored_visits(tx, &mut changes, lower, upper, None)?;
+        append_changes(tx, changes, |dim| visit_pages.contains(&dim))?;
+    }
+    Ok(())
+}
+
+/// Scopes a statement to one site when its two parameters are a site id, to all when NULL.
+const SITE_SCOPE: &str = "AND (?::VARCHAR IS NULL OR site_id = ?::VARCHAR)";
+
+/// The whole UTC days `[from_ms, to_ms)` falls in, as `(start, end)` pairs.
+fn days(from_ms: i64, to_ms: i64) -> impl Iterator<Item = (i64, i64)> {
+    let first = Span::Day.start_of(from_ms);
+    let end = Span::Day.start_of(to_ms - 1) + DAY_MS;
+    (first..end)
+        .step_by(DAY_MS as usize)
+        .map(|day| (day, day + DAY_MS))
+}
+
+/// Deletes the cells of periods starting in `[lower, upper)`, of one site or all, of the
+/// dimensions `dims` or all.
+fn delete_cells(
+    tx: &Transaction<'_>,
+    lower: i64,
+    upper: i64,
+    site: Option<&str>,
+    dims: Option<&[&str]>,
+) -> duckdb::Result<()> {
+    let dim_scope = match dims {
+        Some(dims) => format!(
+            "AND dim IN ({})",
+            dims.iter()
+                .map(|dim| format!("'{dim}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => String::new(),
+    };
+    for span in [Span::Hour, Span::Day] {
+        tx.execute(
+            &format!(
+                "DELETE FROM {} WHERE start_ms >= ? AND start_ms < ? {SITE_SCOPE} {dim_scope}",
+                span.table()
+            ),
+            params![lower, upper, site, site],
+        )?;
+    }
+    Ok(())
+}
+
+/// Adds the visit-log rows of visits starting in `[lower, upper)` to `changes`, then counts
+/// the visitors of the cells a visit left again (see `apply`).
+fn add_stored_visits(
+    tx: &Transaction<'_>,
+    changes: &mut Rollups,
+    lower: i64,
+    upper: i64,
+    site: Option<&str>,
+) -> duckdb::Result<()> {
+    let mut visits = tx.prepare(&format!(
+        "SELECT {SESSION_COLUMNS}, sign FROM sessions WHERE start_ts >= ? AND start_ts < ? {SITE_SCOPE}"
+    ))?;
+    let (from, to) = (timestamp(lower), timestamp(upper));
+    for row in visits.query_map(params![from, to, site, site], |row| {
+        Ok((session_from_row(row)?, row.get::<_, i8>(30)?))
+    })? {
+        let (session, sign) = row?;
+        changes.add_visit(&session, sign);
+    }
+    for (key, dim, values) in changes.stale_visit_cells() {
+        for (value, visitors) in recount_visitors(tx, &key, dim, values)? {
+            let cell_key = (dim.to_owned(), value);
+            if let Some(cell) = changes
+                .slices
+                .get_mut(&key)
+                .and_then(|slice| slice.get_mut(&cell_key))
+            {
+                cell.visitors = visitors;
             }
         }
-        for span in [Span::Hour, Span::Day] {
-            let cells = changes
-                .slices
-                .iter()
-                .filter(|(key, _)| key.1 == span)
-                .flat_map(|(key, slice)| {
-                    slice
-                        .iter()
-                        .map(move |(cell_key, cell)| (key.clone(), cell_key.clone(), cell.clone()))
-                })
-                .collect();
-            append_cells(tx, span, cells)?;
-        }
-        lower = upper;
+    }
+    Ok(())
+}
+
+/// Appends the cells of `changes` whose dimension `keep` keeps.
+fn append_changes(
+    tx: &Transaction<'_>,
+    changes: Rollups,
+    keep: impl Fn(&str) -> bool,
+) -> duckdb::Result<()> {
+    for span in [Span::Hour, Span::Day] {
+        let cells = changes
+            .slices
+            .iter()
+            .filter(|(key, _)| key.1 == span)
+            .flat_map(|(key, slice)| {
+                slice
+                    .iter()
+                    .filter(|((dim, _), _)| keep(dim))
+                    .map(move |(cell_key, cell)| (key.clone(), cell_key.clone(), cell.clone()))
+            })
+            .collect();
+        append_cells(tx, span, cells)?;
     }
     Ok(())
 }

@@ -362,10 +362,15 @@ CREATE INDEX deliveries_by_status_next_attempt ON deliveries (status, next_attem
     r#"
 CREATE TABLE day_salts (day BIGINT PRIMARY KEY, salt BLOB NOT NULL);
 "#,
-    // Entry-page cells count their visits' visitors (before: visit sums only). The cells are
-    // cleared, so opening the store builds them all again from the events and visit log.
+    // Entry- and exit-page cells count their visits' visitors (before: entry pages had visit
+    // sums only, exit pages no cells). Cleared here, then built again from the visit log in
+    // the same transaction (`VISIT_PAGE_VISITORS`).
     r#"
-DELETE FROM rollups_hourly;
-DELETE FROM rollups_daily;
+DELETE FROM rollups_hourly WHERE dim IN ('visit:entry_page', 'visit:exit_page');
+DELETE FROM rollups_daily WHERE dim IN ('visit:entry_page', 'visit:exit_page');
 "#,
 ];
+
+/// The version whose migration is followed, in its transaction, by counting the entry- and
+/// exit-page cells again from the visit log (`rollups::rebuild_visit_pages`).
+pub const VISIT_PAGE_VISITORS: usize = 15;
