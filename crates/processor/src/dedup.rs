@@ -64,12 +64,12 @@ impl Deduplicator {
         store: &dyn EventWriter,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let mut stored = store
-            .client_id_fingerprints(now_ms - self.window_ms)
-            .await?;
-        stored.sort_unstable();
         // The newest that fit, as one sealed partition.
         let fit = self.max_bytes / std::mem::size_of::<u64>();
+        let mut stored = store
+            .client_id_fingerprints(now_ms - self.window_ms, fit)
+            .await?;
+        stored.sort_unstable();
         let kept = &stored[stored.len().saturating_sub(fit)..];
         self.forgotten_early += (stored.len() - kept.len()) as u64;
         if let (Some(first), Some(last)) = (kept.first(), kept.last()) {

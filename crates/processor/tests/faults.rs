@@ -70,8 +70,12 @@ impl EventWriter for FaultyStore {
         self.count_if_writing(&self.reads_while_writing);
         self.inner.visits_of(site, visitors, from_ms, to_ms).await
     }
-    async fn client_id_fingerprints(&self, since_ms: i64) -> Result<Vec<(i64, u64)>, StoreError> {
-        self.inner.client_id_fingerprints(since_ms).await
+    async fn client_id_fingerprints(
+        &self,
+        since_ms: i64,
+        newest: usize,
+    ) -> Result<Vec<(i64, u64)>, StoreError> {
+        self.inner.client_id_fingerprints(since_ms, newest).await
     }
     async fn stored_client_ids(
         &self,

@@ -121,6 +121,19 @@ impl Rollups {
         }
     }
 
+    /// Turns every cell's visitors into their stored form (see `Sketch::compact_stored`).
+    /// A rebuild that adds a whole day of events calls it as it goes, so a cell holds at most
+    /// about a thousand ids, not every visitor of the day.
+    pub fn compact_visitors(&mut self) {
+        for cell in self
+            .slices
+            .values_mut()
+            .flat_map(|slice| slice.values_mut())
+        {
+            cell.visitors.compact_stored();
+        }
+    }
+
     /// The cells of visit-only dimensions whose visitors may count one that is no longer
     /// there: a visit state was taken back (its exit page changed as the visit grew, or a
     /// late event moved its start or entry page) and the visit's current state among these

@@ -129,8 +129,11 @@ impl<S: EventWriter + ?Sized> EventWriter for SharedVersionWrites<S> {
     async fn client_id_fingerprints(
         &self,
         received_since_ms: i64,
+        newest: usize,
     ) -> Result<Vec<(i64, u64)>, StoreError> {
-        self.inner.client_id_fingerprints(received_since_ms).await
+        self.inner
+            .client_id_fingerprints(received_since_ms, newest)
+            .await
     }
 
     async fn stored_client_ids(

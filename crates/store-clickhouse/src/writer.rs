@@ -752,11 +752,13 @@ impl EventWriter for ClickHouseStore {
     async fn client_id_fingerprints(
         &self,
         received_since_ms: i64,
+        newest: usize,
     ) -> Result<Vec<(i64, u64)>, StoreError> {
         let rows = self
             .first_rows(format!(
                 "SELECT site_id, event_id, toInt64(toUnixTimestamp(received_at)) * 1000 AS at \
-                 FROM events WHERE client_event_id = 1 AND at >= {received_since_ms} AND {}",
+                 FROM events WHERE client_event_id = 1 AND at >= {received_since_ms} AND {} \
+                 ORDER BY at DESC LIMIT {newest}",
                 self.writer.partition.condition()
             ))
             .await?;

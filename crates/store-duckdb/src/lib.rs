@@ -10,6 +10,7 @@ mod alerts;
 mod imported;
 mod rollups;
 mod schema;
+mod stream;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -28,6 +29,7 @@ use heartbeat_store::{
     client_id_fingerprint, Deleted, EventData, EventWriter, InsertBatch, MetaStore, StoreError,
     StoredVisit,
 };
+use stream::{collect_rows, for_each_row, StreamRow};
 
 /// The embedded store. Cheap to clone.
 #[derive(Clone)]
@@ -529,7 +531,7 @@ fn classify(err: duckdb::Error) -> StoreError {
 
 /// The visit attributes in `row`'s columns from `first` on, in the schema's order
 /// (`visit_columns!`).
-fn visit_attributes(row: &duckdb::Row<'_>, first: usize) -> duckdb::Result<VisitAttributes> {
+fn visit_attributes(row: &StreamRow<'_>, first: usize) -> duckdb::Result<VisitAttributes> {
     Ok(VisitAttributes {
         referrer: row.get(first)?,
         referrer_source: row.get(first + 1)?,
@@ -560,7 +562,7 @@ const SESSION_COLUMNS: &str = "site_id, session_id, visitor_id, user_id, version
     utm_campaign, utm_content, utm_term, country, region, city, browser, browser_version, os, \
     os_version, device, screen";
 
-fn session_from_row(row: &duckdb::Row<'_>) -> duckdb::Result<Session> {
+fn session_from_row(row: &StreamRow<'_>) -> duckdb::Result<Session> {
     Ok(Session {
         site_id: SiteId(row.get(0)?),
         session_id: row.get(1)?,
@@ -689,12 +691,9 @@ impl EventWriter for DuckDbStore {
                 "SELECT {SESSION_COLUMNS} FROM sessions WHERE sign = 1 AND end_ts >= ? \
                  QUALIFY row_number() OVER (PARTITION BY site_id, session_id ORDER BY version DESC) = 1"
             );
-            let mut stmt = conn.prepare(&sql).map_err(unavailable)?;
-            let sessions = stmt
-                .query_map(params![timestamp(since_ms)], session_from_row)
-                .map_err(unavailable)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(unavailable)?;
+            let sessions =
+                collect_rows(conn, &sql, params![timestamp(since_ms)], session_from_row)
+                    .map_err(unavailable)?;
             with_extents(conn, sessions).map_err(unavailable)
         })
         .await
@@ -717,16 +716,14 @@ impl EventWriter for DuckDbStore {
                      AND visitor_id IN ({listed}) AND sign = 1 AND end_ts >= ? AND start_ts <= ? \
                      QUALIFY row_number() OVER (PARTITION BY session_id ORDER BY version DESC) = 1"
                 );
-                let mut stmt = conn.prepare(&sql).map_err(unavailable)?;
-                let found = stmt
-                    .query_map(
-                        params![site, timestamp(from_ms), timestamp(to_ms)],
-                        session_from_row,
-                    )
-                    .map_err(unavailable)?;
-                for session in found {
-                    sessions.push(session.map_err(unavailable)?);
-                }
+                let found = collect_rows(
+                    conn,
+                    &sql,
+                    params![site, timestamp(from_ms), timestamp(to_ms)],
+                    session_from_row,
+                )
+                .map_err(unavailable)?;
+                sessions.extend(found);
             }
             with_extents(conn, sessions).map_err(unavailable)
         })
@@ -736,25 +733,47 @@ impl EventWriter for DuckDbStore {
     async fn client_id_fingerprints(
         &self,
         received_since_ms: i64,
+        newest: usize,
     ) -> Result<Vec<(i64, u64)>, StoreError> {
+        if newest == 0 {
+            return Ok(Vec::new());
+        }
         self.with_reader(move |conn| {
-            let mut stmt = conn
-                .prepare(
-                    "SELECT epoch_ms(received_at), site_id, event_id FROM events \
-                     WHERE client_event_id AND received_at >= ?",
-                )
-                .map_err(unavailable)?;
-            let mut rows = stmt
-                .query(params![timestamp(received_since_ms)])
-                .map_err(unavailable)?;
-            // Rows are hashed as they are read: the ids themselves are never all in memory.
+            let since = timestamp(received_since_ms);
+            // Ids received per second, newest first (a day is at most 86,400 rows): the
+            // second from which on the newest `newest` were received. Only ids from then on
+            // are read. None: fewer were stored.
+            let per_second = collect_rows(
+                conn,
+                "SELECT epoch_ms(date_trunc('second', received_at)) AS second, count(*) \
+                 FROM events WHERE client_event_id AND received_at >= ? \
+                 GROUP BY second ORDER BY second DESC",
+                params![since],
+                |row| Ok((row.get::<i64>(0)?, row.get::<u64>(1)?)),
+            )
+            .map_err(unavailable)?;
+            let mut counted = 0u64;
+            let cutoff = per_second.into_iter().find_map(|(second, count)| {
+                counted += count;
+                (counted >= newest as u64).then_some(second)
+            });
+            let from = cutoff.map_or(since, |second| timestamp(second.max(received_since_ms)));
+            // Rows are hashed as they are streamed: the ids themselves are never all in
+            // memory, nor more fingerprints than asked for (and the ties at the cutoff).
             let mut fingerprints = Vec::new();
-            while let Some(row) = rows.next().map_err(unavailable)? {
-                let received: i64 = row.get(0).map_err(unavailable)?;
-                let site = SiteId(row.get(1).map_err(unavailable)?);
-                let id: String = row.get(2).map_err(unavailable)?;
-                fingerprints.push((received, client_id_fingerprint(&site, &id)));
-            }
+            for_each_row(
+                conn,
+                "SELECT epoch_ms(received_at), site_id, event_id FROM events \
+                 WHERE client_event_id AND received_at >= ?",
+                params![from],
+                |row| {
+                    let site = SiteId(row.get(1)?);
+                    let id: String = row.get(2)?;
+                    fingerprints.push((row.get(0)?, client_id_fingerprint(&site, &id)));
+                    Ok(())
+                },
+            )
+            .map_err(unavailable)?;
             Ok(fingerprints)
         })
         .await
@@ -927,20 +946,17 @@ impl EventData for DuckDbStore {
                 "SELECT {EVENT_COLUMNS}, epoch_ms(received_at) FROM events \
                  WHERE ts >= ? AND received_at >= ? ORDER BY received_at, event_id LIMIT ?"
             );
-            let mut stmt = conn.prepare(&sql).map_err(unavailable)?;
-            let events = stmt
-                .query_map(
-                    params![
-                        timestamp(events_since_ms),
-                        timestamp(stored_since_ms),
-                        limit as i64
-                    ],
-                    |row| Ok((event_from_row(row)?, row.get::<_, i64>(stored_at)?)),
-                )
-                .map_err(unavailable)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(unavailable)?;
-            Ok(events)
+            collect_rows(
+                conn,
+                &sql,
+                params![
+                    timestamp(events_since_ms),
+                    timestamp(stored_since_ms),
+                    limit as i64
+                ],
+                |row| Ok((event_from_row(row)?, row.get::<i64>(stored_at)?)),
+            )
+            .map_err(unavailable)
         })
         .await
     }
@@ -959,16 +975,13 @@ impl EventData for DuckDbStore {
                  AND (epoch_ms(ts) > ? OR (epoch_ms(ts) = ? AND event_id > ?)) \
                  ORDER BY ts, event_id LIMIT ?"
             );
-            let mut stmt = conn.prepare(&sql).map_err(unavailable)?;
-            let events = stmt
-                .query_map(
-                    params![site_id, after_ms, after_ms, after_id, limit as i64],
-                    event_from_row,
-                )
-                .map_err(unavailable)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(unavailable)?;
-            Ok(events)
+            collect_rows(
+                conn,
+                &sql,
+                params![site_id, after_ms, after_ms, after_id, limit as i64],
+                event_from_row,
+            )
+            .map_err(unavailable)
         })
         .await
     }
@@ -1038,7 +1051,7 @@ const EVENT_COLUMNS: &str = "site_id, event_id, client_event_id, name, epoch_ms(
     browser, browser_version, os, os_version, device, screen, props_json, revenue_micros, \
     revenue_currency, interactive, scroll_depth, engagement_time_ms";
 
-fn event_from_row(row: &duckdb::Row<'_>) -> duckdb::Result<Event> {
+fn event_from_row(row: &StreamRow<'_>) -> duckdb::Result<Event> {
     let props_json: String = row.get(28)?;
     let micros: Option<i64> = row.get(29)?;
     let currency: Option<String> = row.get(30)?;
@@ -1069,7 +1082,7 @@ fn event_from_row(row: &duckdb::Row<'_>) -> duckdb::Result<Event> {
             }),
         interactive: row.get(31)?,
         scroll_depth: row.get(32)?,
-        engagement_time_ms: row.get::<_, Option<u32>>(33)?.unwrap_or(0),
+        engagement_time_ms: row.get::<Option<u32>>(33)?.unwrap_or(0),
     })
 }
 
@@ -1148,15 +1161,35 @@ fn import_all(
             }
             sessions.flush()?;
         }
-        tx.execute_batch(REBUILD_SESSIONS)?;
-        // Imported events (and the visits rebuilt from them) are recounted hour by hour.
-        let mut spans: HashMap<&SiteId, (i64, i64)> = HashMap::new();
+        // Imported events, and the visits rebuilt from them, are recounted by whole days:
+        // the days of the events, and the days the visits started on before and after
+        // (a visit of an earlier page that goes on in this one starts on an earlier day).
+        let mut spans: HashMap<String, (i64, i64)> = HashMap::new();
+        let mut widen = |site: &str, from: i64, to: i64| {
+            let span = spans.entry(site.to_owned()).or_insert((i64::MAX, i64::MIN));
+            *span = (span.0.min(from), span.1.max(to));
+        };
         for e in &fresh {
-            let span = spans.entry(&e.site_id).or_insert((i64::MAX, i64::MIN));
-            *span = (span.0.min(e.timestamp_ms), span.1.max(e.timestamp_ms));
+            widen(e.site_id.as_str(), e.timestamp_ms, e.timestamp_ms);
+        }
+        let visit_starts =
+            |tx: &duckdb::Transaction<'_>| {
+                collect_rows(
+                tx,
+                "SELECT site_id, epoch_ms(min(start_ts)), epoch_ms(max(start_ts)) FROM sessions \
+                 WHERE (site_id, session_id) IN (SELECT site_id, session_id FROM import_sessions) \
+                 GROUP BY site_id",
+                params![],
+                |row| Ok((row.get::<String>(0)?, row.get::<i64>(1)?, row.get::<i64>(2)?)),
+            )
+            };
+        let before = visit_starts(&tx)?;
+        tx.execute_batch(REBUILD_SESSIONS)?;
+        for (site, from, to) in before.into_iter().chain(visit_starts(&tx)?) {
+            widen(&site, from, to);
         }
         for (site, (from, to)) in spans {
-            rollups::rebuild(&tx, Some(site), from, to + 1)?;
+            rollups::rebuild(&tx, Some(&SiteId(site)), from, to + 1)?;
         }
     }
     tx.commit()?;

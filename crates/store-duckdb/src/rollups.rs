@@ -16,6 +16,7 @@ use heartbeat_rollup::{
     EXIT_PAGE,
 };
 
+use crate::stream::for_each_row;
 use crate::{event_from_row, session_from_row, timestamp, EVENT_COLUMNS, SESSION_COLUMNS};
 
 /// Periods kept in memory: a live site writes into this hour and today, an ordered
@@ -257,10 +258,14 @@ pub fn delete(tx: &Transaction<'_>, site: &SiteId, before_ms: i64) -> duckdb::Re
     Ok(())
 }
 
+/// Events a rebuild adds between compactions of its cells' visitors.
+const COMPACT_EVERY: usize = 100_000;
+
 /// Recomputes the rollups of `[from_ms, to_ms)`, rounded out to whole UTC days (a daily
 /// cell needs its whole day), from the events and visit log, for one site or all: for a
-/// store without rollups, after an import or a retention delete. A day at a time, so
-/// memory stays bounded. The caller clears the cache.
+/// store without rollups, after an import or a retention delete. A day at a time, its rows
+/// streamed and its cells' visitors compacted as they grow, so memory does not grow with a
+/// day's events. The caller clears the cache.
 pub fn rebuild(
     tx: &Transaction<'_>,
     site: Option<&SiteId>,
@@ -271,13 +276,21 @@ pub fn rebuild(
     for (lower, upper) in days(from_ms, to_ms) {
         delete_cells(tx, lower, upper, site.as_deref(), None)?;
         let mut changes = Rollups::default();
-        let mut events = tx.prepare(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE ts >= ? AND ts < ? {SITE_SCOPE}"
-        ))?;
         let (from, to) = (timestamp(lower), timestamp(upper));
-        for event in events.query_map(params![from, to, site, site], event_from_row)? {
-            changes.add_event(&event?);
-        }
+        let mut added = 0usize;
+        for_each_row(
+            tx,
+            &format!("SELECT {EVENT_COLUMNS} FROM events WHERE ts >= ? AND ts < ? {SITE_SCOPE}"),
+            params![from, to, site, site],
+            |row| {
+                changes.add_event(&event_from_row(row)?);
+                added += 1;
+                if added.is_multiple_of(COMPACT_EVERY) {
+                    changes.compact_visitors();
+                }
+                Ok(())
+            },
+        )?;
         add_stored_visits(tx, &mut changes, lower, upper, site.as_deref())?;
         append_changes(tx, changes, |_| true)?;
     }
@@ -358,16 +371,19 @@ fn add_stored_visits(
     upper: i64,
     site: Option<&str>,
 ) -> duckdb::Result<()> {
-    let mut visits = tx.prepare(&format!(
-        "SELECT {SESSION_COLUMNS}, sign FROM sessions WHERE start_ts >= ? AND start_ts < ? {SITE_SCOPE}"
-    ))?;
     let (from, to) = (timestamp(lower), timestamp(upper));
-    for row in visits.query_map(params![from, to, site, site], |row| {
-        Ok((session_from_row(row)?, row.get::<_, i8>(30)?))
-    })? {
-        let (session, sign) = row?;
-        changes.add_visit(&session, sign);
-    }
+    for_each_row(
+        tx,
+        &format!(
+            "SELECT {SESSION_COLUMNS}, sign FROM sessions \
+             WHERE start_ts >= ? AND start_ts < ? {SITE_SCOPE}"
+        ),
+        params![from, to, site, site],
+        |row| {
+            changes.add_visit(&session_from_row(row)?, row.get::<i8>(30)?);
+            Ok(())
+        },
+    )?;
     for (key, dim, values) in changes.stale_visit_cells() {
         for (value, visitors) in recount_visitors(tx, &key, dim, values)? {
             let cell_key = (dim.to_owned(), value);

@@ -122,10 +122,13 @@ pub trait EventWriter: Send + Sync + 'static {
 
     /// [`client_id_fingerprint`]s of the client-given ids of events stored at or after
     /// `received_since_ms` (wall clock), each with the time it was received, to rebuild the
-    /// dedup window without holding the ids themselves.
+    /// dedup window without holding the ids themselves: the `newest` most recently received
+    /// (a few more when some were received at the same time), so what a restart reads is
+    /// bounded by the dedup window's size, not by what was stored.
     async fn client_id_fingerprints(
         &self,
         received_since_ms: i64,
+        newest: usize,
     ) -> Result<Vec<(i64, u64)>, StoreError>;
 
     /// Which of `ids`, client-given ids of `site`'s events, are stored with a receipt time

@@ -309,7 +309,10 @@ async fn client_ids_are_remembered(store: impl EventStore) {
         .insert(batch(vec![given, generated], Vec::new(), 1))
         .await
         .unwrap();
-    let fingerprints = store.client_id_fingerprints(now - HOUR_MS).await.unwrap();
+    let fingerprints = store
+        .client_id_fingerprints(now - HOUR_MS, 10)
+        .await
+        .unwrap();
     assert_eq!(
         fingerprints
             .iter()
@@ -323,7 +326,43 @@ async fn client_ids_are_remembered(store: impl EventStore) {
         "with its receipt time"
     );
     assert!(store
-        .client_id_fingerprints(now + HOUR_MS)
+        .client_id_fingerprints(now + HOUR_MS, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // Only the newest asked for: an id received a minute later, and one earlier.
+    let mut later = event("order-2", "a.example", now, 1);
+    later.event_id_from_client = true;
+    let mut earlier = event("order-0", "a.example", now, 1);
+    earlier.event_id_from_client = true;
+    store
+        .insert(batch(vec![earlier], Vec::new(), 2))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    store
+        .insert(batch(vec![later], Vec::new(), 3))
+        .await
+        .unwrap();
+    let newest = store
+        .client_id_fingerprints(now - HOUR_MS, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        newest.iter().map(|(_, f)| *f).collect::<Vec<_>>(),
+        vec![client_id_fingerprint(&site("a.example"), "order-2")],
+        "the newest id only"
+    );
+    assert_eq!(
+        store
+            .client_id_fingerprints(now - HOUR_MS, 10)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(store
+        .client_id_fingerprints(now - HOUR_MS, 0)
         .await
         .unwrap()
         .is_empty());
