@@ -1172,20 +1172,9 @@ fn import_all(
         for e in &fresh {
             widen(e.site_id.as_str(), e.timestamp_ms, e.timestamp_ms);
         }
-        let visit_starts =
-            |tx: &duckdb::Transaction<'_>| {
-                collect_rows(
-                tx,
-                "SELECT site_id, epoch_ms(min(start_ts)), epoch_ms(max(start_ts)) FROM sessions \
-                 WHERE (site_id, session_id) IN (SELECT site_id, session_id FROM import_sessions) \
-                 GROUP BY site_id",
-                params![],
-                |row| Ok((row.get::<String>(0)?, row.get::<i64>(1)?, row.get::<i64>(2)?)),
-            )
-            };
-        let before = visit_starts(&tx)?;
+        let before = import_visit_starts(&tx)?;
         tx.execute_batch(REBUILD_SESSIONS)?;
-        for (site, from, to) in before.into_iter().chain(visit_starts(&tx)?) {
+        for (site, from, to) in before.into_iter().chain(import_visit_starts(&tx)?) {
             widen(&site, from, to);
         }
         for (site, (from, to)) in spans {
@@ -1194,6 +1183,19 @@ fn import_all(
     }
     tx.commit()?;
     Ok(fresh.len() as u64)
+}
+
+/// Per site, the earliest and latest start of the visits an import rebuilds
+/// (`import_sessions`), as the visit log holds them now.
+fn import_visit_starts(tx: &duckdb::Transaction<'_>) -> duckdb::Result<Vec<(String, i64, i64)>> {
+    collect_rows(
+        tx,
+        "SELECT site_id, epoch_ms(min(start_ts)), epoch_ms(max(start_ts)) FROM sessions \
+         WHERE (site_id, session_id) IN (SELECT site_id, session_id FROM import_sessions) \
+         GROUP BY site_id",
+        params![],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+    )
 }
 
 /// How much event time one retention step deletes.
