@@ -70,15 +70,23 @@ impl Deduplicator {
             .client_id_fingerprints(now_ms - self.window_ms, fit)
             .await?;
         stored.sort_unstable();
-        let kept = &stored[stored.len().saturating_sub(fit)..];
-        self.forgotten_early += (stored.len() - kept.len()) as u64;
-        if let (Some(first), Some(last)) = (kept.first(), kept.last()) {
-            let mut fingerprints: Vec<u64> = kept.iter().map(|(_, f)| *f).collect();
+        let forgotten = stored.len().saturating_sub(fit);
+        self.forgotten_early += forgotten as u64;
+        if let (Some(&(since_ms, _)), Some(&(last_ms, _))) = (stored.get(forgotten), stored.last())
+        {
+            // Collected into the read's own allocation (the fingerprints are half its
+            // pairs), so the two are never in memory side by side.
+            let mut fingerprints: Vec<u64> = stored
+                .into_iter()
+                .skip(forgotten)
+                .map(|(_, fingerprint)| fingerprint)
+                .collect();
             fingerprints.sort_unstable();
             fingerprints.dedup();
+            fingerprints.shrink_to_fit();
             self.sealed.push_back(Sealed {
-                since_ms: first.0,
-                until_ms: last.0.max(now_ms),
+                since_ms,
+                until_ms: last_ms.max(now_ms),
                 fingerprints,
             });
         }

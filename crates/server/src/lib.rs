@@ -101,7 +101,6 @@ impl Running {
 
 /// Opens the data dir, recovers, binds and serves in the background.
 pub async fn start(config: Settings) -> anyhow::Result<Running> {
-    allocator::spawn_trimmer();
     telemetry::prometheus();
     std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
         format!(
