@@ -54,18 +54,29 @@ describe("a dashboard on a server refusing reads for a moment", () => {
 
   test("every panel shows its figures after the reads refused are sent again", async () => {
     const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
-    await page.goto(`${heartbeat.base}/?site=${DOMAIN}&period=day`);
-    await page.fill("input[name=token]", ADMIN);
-    await page.click("[data-testid=key-submit]");
-    await page.waitForSelector("[data-testid=top-stats] [data-metric=pageviews][data-value='4']", { timeout: 30_000 });
-    await page.waitForSelector('[data-panel="Pages"] li[data-value="/pricing"]', { timeout: 30_000 });
-    // Every panel answered: its rows, its empty state or an error.
-    await eventually(
-      "every panel answered",
-      () => page.$$eval("[data-panel]", (panels) => panels.length > 0 && panels.every((p) => p.querySelector("li, .empty, .error"))),
-      30_000,
-    );
-    assert.ok((await refusedBusy(heartbeat.base)) > 0, "the server refused none of the dashboard's reads: the test proves nothing");
-    assert.deepEqual(await page.$$eval(".error", (shown) => shown.map((e) => e.textContent)), [], "errors shown");
+    // Whether the dashboard's parallel reads crowd the one running and two waiting depends
+    // on how fast the server answers them, so the view is loaded again until the server has
+    // refused some; every load must show every panel's figures and no error.
+    const MAX_LOADS = 10;
+    for (let load = 1; ; load++) {
+      await page.goto(`${heartbeat.base}/?site=${DOMAIN}&period=day`);
+      if (await page.$("input[name=token]")) {
+        await page.fill("input[name=token]", ADMIN);
+        await page.click("[data-testid=key-submit]");
+      }
+      await page.waitForSelector("[data-testid=top-stats] [data-metric=pageviews][data-value='4']", { timeout: 30_000 });
+      await page.waitForSelector('[data-panel="Pages"] li[data-value="/pricing"]', { timeout: 30_000 });
+      // Every panel answered: its rows, its empty state or an error.
+      await eventually(
+        "every panel answered",
+        () => page.$$eval("[data-panel]", (panels) => panels.length > 0 && panels.every((p) => p.querySelector("li, .empty, .error"))),
+        30_000,
+      );
+      assert.deepEqual(await page.$$eval(".error", (shown) => shown.map((e) => e.textContent)), [], `errors shown (load ${load})`);
+      if ((await refusedBusy(heartbeat.base)) > 0) {
+        break;
+      }
+      assert.ok(load < MAX_LOADS, `the server refused none of the dashboard's reads in ${MAX_LOADS} loads: the test proves nothing`);
+    }
   });
 });
