@@ -2,7 +2,7 @@
 // page), the pages viewed next (or before), step by step, each with its visitors and the walks
 // that ended there; a click on a page explores from it. Below, the most common full paths.
 
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { paths, query, type PathsResponse } from "../api";
 import { Suggestions, formatPercent, useAnswer, type ProductViewProps } from "./product";
 
@@ -41,7 +41,12 @@ export function Paths(props: ProductViewProps) {
   const data = answer.data;
 
   const [draft, setDraft] = useState(page);
-  useEffect(() => setDraft(page), [page]);
+  const input = useRef<HTMLInputElement>(null);
+  // The input follows the page explored, except while someone types in it: the default page
+  // (the range's top page) can arrive mid-typing and must not replace or extend their text.
+  useEffect(() => {
+    if (document.activeElement !== input.current) setDraft(page);
+  }, [page]);
   const value = (e: Event) => (e.target as HTMLInputElement).value;
 
   const steps = Array.from({ length: (data?.depth ?? state.pathDepth) + 1 }, (_, i) => i);
@@ -62,11 +67,13 @@ export function Paths(props: ProductViewProps) {
         >
           <input
             aria-label="Page"
+            ref={input}
             data-testid="path-page"
             list="path-pages"
             placeholder="/pricing"
             value={draft}
             onInput={(e) => setDraft(value(e))}
+            onBlur={() => draft.trim() || setDraft(page)}
           />
           <Suggestions id="path-pages" values={topPages} />
           <button type="submit">Explore</button>
