@@ -35,17 +35,25 @@ static malloc_conf: &[u8; 60] = b"background_thread:true,dirty_decay_ms:1000,muz
 #[cfg(all(test, not(feature = "system-allocator")))]
 mod tests {
     /// The options are read: background threads are off unless `malloc_conf` asks for them.
+    /// A new thread is named by itself once it runs, so it is looked for for a while.
     #[test]
     fn jemalloc_runs_with_its_options() {
         let _warm = vec![0u8; 1 << 20];
-        let threads: Vec<String> = std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-            .map(|name| name.trim().to_owned())
-            .collect();
-        assert!(
-            threads.iter().any(|name| name.starts_with("jemalloc_bg")),
-            "{threads:?}"
-        );
+        let threads = || -> Vec<String> {
+            std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+                .map(|name| name.trim().to_owned())
+                .collect()
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !threads().iter().any(|name| name.starts_with("jemalloc_bg")) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no jemalloc background thread: {:?}",
+                threads()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }
