@@ -38,7 +38,6 @@ mod tests {
     /// A new thread is named by itself once it runs, so it is looked for for a while.
     #[test]
     fn jemalloc_runs_with_its_options() {
-        let _warm = vec![0u8; 1 << 20];
         let threads = || -> Vec<String> {
             std::fs::read_dir("/proc/self/task")
                 .unwrap()

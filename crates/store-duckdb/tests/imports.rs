@@ -1,17 +1,13 @@
 //! Imports recount the rollups of every day they change: the days of their events and the
 //! days the visits they rebuild start on.
 
+mod common;
+
+use common::sql;
 use heartbeat_model::{Event, SiteId};
-use heartbeat_query::{Sql, SqlRunner};
+use heartbeat_query::SqlRunner;
 use heartbeat_store::EventData;
 use heartbeat_store_duckdb::DuckDbStore;
-
-fn sql(text: &str) -> Sql {
-    Sql {
-        text: text.into(),
-        params: Vec::new(),
-    }
-}
 
 /// 2024-01-01T23:50:00Z.
 const BEFORE_MIDNIGHT_MS: i64 = 1_704_153_000_000;

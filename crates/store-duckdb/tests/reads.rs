@@ -2,17 +2,13 @@
 //! future is dropped is interrupted in DuckDB, and a statement whose rows need more memory
 //! than allowed fails by kind.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use heartbeat_query::{RunError, Sql, SqlRunner};
+use common::sql;
+use heartbeat_query::{RunError, SqlRunner};
 use heartbeat_store_duckdb::DuckDbStore;
-
-fn sql(text: &str) -> Sql {
-    Sql {
-        text: text.into(),
-        params: Vec::new(),
-    }
-}
 
 /// Minutes of work for DuckDB on any machine of ours.
 const ENDLESS: &str = "SELECT sum(hash(i)) FROM range(1000000000000) t(i)";

@@ -73,7 +73,9 @@ export function Paths(props: ProductViewProps) {
             placeholder="/pricing"
             value={draft}
             onInput={(e) => setDraft(value(e))}
-            onBlur={() => draft.trim() || setDraft(page)}
+            onBlur={() => {
+              if (!draft.trim()) setDraft(page);
+            }}
           />
           <Suggestions id="path-pages" values={topPages} />
           <button type="submit">Explore</button>
