@@ -278,6 +278,10 @@ mod tests {
                 json!({"metrics": ["visitors", "events"], "date_range": range, "dimensions": ["event:props:plan"], "filters": [["is_not", "event:props:tier", ["free"]]]}),
             ),
             (
+                "props_unfiltered",
+                json!({"metrics": ["visitors", "pageviews", "events"], "date_range": range, "dimensions": ["event:props:plan"]}),
+            ),
+            (
                 "scroll_depth",
                 json!({"metrics": ["visitors", "scroll_depth"], "date_range": range, "dimensions": ["event:page"], "filters": [["is", "event:props:author", ["john"]]]}),
             ),
