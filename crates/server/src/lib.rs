@@ -234,6 +234,7 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
     let processor_config = ProcessorConfig {
         max_open_visits: config.processor.max_open_visits,
         dedup_max_bytes: config.processor.dedup_max_bytes,
+        max_batch_bytes: config.processor.max_batch_bytes.max(1),
         ..ProcessorConfig::default()
     };
     let (stop, mut http_stop) = watch::channel(false);
