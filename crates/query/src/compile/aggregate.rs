@@ -327,7 +327,7 @@ fn dims_select(b: &mut Builder, table: Table, query: &Query) -> Option<()> {
     for (i, d) in query.dimensions.iter().enumerate() {
         if let (Dimension::Prop(_), Table::Events) = (d, table) {
             // The value joined in by `prop_joins`.
-            out.push(&format!("coalesce(p{i}.value, '(none)') AS d{i}, "));
+            out.push(&format!("coalesce(p{i}.value, '{NONE}') AS d{i}, "));
         } else {
             let sql = dimension_sql(d, table, query, b.dialect())?;
             out.push(&format!("{sql} AS d{i}, "));
@@ -393,6 +393,9 @@ fn event_metrics(b: &mut Builder, reads: &Reads) {
     });
 }
 
+/// The label of events without a custom property, in a breakdown by it.
+const NONE: &str = "(none)";
+
 /// An unfiltered breakdown by one custom property, in two parts: the events that have it,
 /// by value, from `event_props` alone (a few rows of the range's events), and `(none)`, the
 /// events without it, as one group: those with no property at all (`props_json` empty)
@@ -420,17 +423,23 @@ fn prop_breakdown_sql(query: &Query, reads: &Reads, dialect: &dyn SqlDialect) ->
         any("value")
     ));
     b.bind(SqlValue::Text(key.clone()));
-    b.push(" AND ");
+    // A value sent as `(none)` is counted with the events without the key, as the join's
+    // `coalesce` does.
+    b.push(&format!(" AND value <> '{NONE}' AND "));
     scope_where(&mut b, Table::Events, query);
-    b.push(" GROUP BY event_id) AS p GROUP BY d0 UNION ALL SELECT '(none)' AS d0, ");
+    b.push(&format!(
+        " GROUP BY event_id) AS p GROUP BY d0 UNION ALL SELECT '{NONE}' AS d0, "
+    ));
     event_metrics(&mut b, reads);
     b.push(" FROM (SELECT visitor_id, session_id, name FROM ");
     scope_sql(&mut b, Table::Events, query);
     b.push(" AND props_json = '' UNION ALL SELECT visitor_id, session_id, name FROM ");
     scope_sql(&mut b, Table::Events, query);
-    b.push(" AND props_json <> '' AND NOT ");
-    prop_events_sql(&mut b, key, query, None);
-    b.push(") AS e GROUP BY d0");
+    b.push(" AND props_json <> '' AND NOT event_id IN (SELECT event_id FROM event_props WHERE site_id = ");
+    b.bind(SqlValue::Text(query.site_id.0.clone()));
+    b.push(" AND key = ");
+    b.bind(SqlValue::Text(key.clone()));
+    b.push(&format!(" AND value <> '{NONE}')) AS e GROUP BY d0"));
     Some(b.finish())
 }
 
