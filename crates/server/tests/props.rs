@@ -39,6 +39,22 @@ fn rows(body: &Value) -> Vec<(String, Vec<u64>)> {
         .collect()
 }
 
+/// Sends `batch` as seed 003's events of example.com and waits until all are stored.
+async fn send(server: &TestServer, key: &str, batch: &[Value]) {
+    let response = server
+        .http
+        .post(server.url("/api/v1/events"))
+        .header("x-api-key", key)
+        .json(batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    server
+        .wait_for_events(key, "example.com", batch.len() as u64)
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn props_break_down_and_filter() {
     let dir = tempfile::tempdir().unwrap();
@@ -52,16 +68,7 @@ async fn props_break_down_and_filter() {
             json!({"userId": user, "eventName": name, "timestamp": at, "properties": properties})
         })
         .collect();
-    let response = server
-        .http
-        .post(server.url("/api/v1/events"))
-        .header("x-api-key", &key)
-        .json(&batch)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    server.wait_for_events(&key, "example.com", 6).await;
+    send(&server, &key, &batch).await;
     let range = json!(["2026-03-10", "2026-03-10"]);
 
     let by_plan = server
@@ -178,16 +185,7 @@ async fn an_unfiltered_breakdown_by_a_property_equals_the_filtered_statement() {
                 "timestamp": format!("2026-03-10T10:{minute:02}:00Z"), "properties": properties})
         })
         .collect();
-    let response = server
-        .http
-        .post(server.url("/api/v1/events"))
-        .header("x-api-key", &key)
-        .json(&batch)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    server.wait_for_events(&key, "example.com", 6).await;
+    send(&server, &key, &batch).await;
     let query = |filters: Value| {
         json!({"site_id": "example.com", "metrics": ["visitors", "visits", "pageviews", "events"],
             "date_range": ["2026-03-10", "2026-03-10"], "dimensions": ["event:props:plan"],

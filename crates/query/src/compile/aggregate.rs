@@ -412,10 +412,12 @@ fn prop_breakdown_sql(query: &Query, reads: &Reads, dialect: &dyn SqlDialect) ->
     }
     let mut b = Builder::new(dialect);
     let any = |column: &str| dialect.arbitrary_value(column);
-    b.push("SELECT value AS d0, ");
+    b.push("SELECT prop_value AS d0, ");
     event_metrics(&mut b, reads);
+    // `prop_value`, not `value`: ClickHouse reads an alias wherever its name is used, the
+    // `WHERE` below included.
     b.push(&format!(
-        " FROM (SELECT {} AS visitor_id, {} AS session_id, {} AS name, {} AS value \
+        " FROM (SELECT {} AS visitor_id, {} AS session_id, {} AS name, {} AS prop_value \
          FROM event_props WHERE key = ",
         any("visitor_id"),
         any("session_id"),
