@@ -41,15 +41,7 @@ fn rows(body: &Value) -> Vec<(String, Vec<u64>)> {
 
 /// Sends `batch` as seed 003's events of example.com and waits until all are stored.
 async fn send(server: &TestServer, key: &str, batch: &[Value]) {
-    let response = server
-        .http
-        .post(server.url("/api/v1/events"))
-        .header("x-api-key", key)
-        .json(batch)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
+    server.send_batch(key, batch).await;
     server
         .wait_for_events(key, "example.com", batch.len() as u64)
         .await;
