@@ -9,8 +9,8 @@ use std::collections::HashMap;
 /// The cell types, re-exported for readers that name them here; the store writes them
 /// through `heartbeat-rollup` itself.
 pub use heartbeat_rollup::{
-    decode_sketch, encode_sketch, Cell, Rollups, Sketch, Slice, SliceKey, Span, DAY_MS, HOUR_MS,
-    TOTAL,
+    decode_sketch, encode_sketch, Cell, Rollups, RowVisitors, Sketch, Slice, SliceKey, Span,
+    DAY_MS, HOUR_MS, TOTAL,
 };
 
 use crate::model::{Dimension, Query, TimeGrain};
@@ -82,14 +82,22 @@ fn row_key(query: &Query, hour_ms: i64, value: String) -> Vec<String> {
     }
 }
 
+/// The cells of one result row, added up: their distinct visitors, and their counts (whose
+/// own `visitors` stay empty).
+#[derive(Debug, Default)]
+pub struct RowSum {
+    pub visitors: RowVisitors,
+    pub counts: Cell,
+}
+
 /// Reads the cells of dimension `key` that answer `query` (as planned by `plan.rs`) and
 /// adds them up per result row.
 pub async fn read(
     query: &Query,
     key: &str,
     runner: &dyn SqlRunner,
-) -> Result<HashMap<Vec<String>, Cell>, RunError> {
-    let mut sums: HashMap<Vec<String>, Cell> = HashMap::new();
+) -> Result<HashMap<Vec<String>, RowSum>, RunError> {
+    let mut sums: HashMap<Vec<String>, RowSum> = HashMap::new();
     for row in runner.run(statement(query, key)).await? {
         let mut columns = row.into_iter();
         let start_ms = columns.next().map_or(0, |v| v.as_f64() as i64);
@@ -99,11 +107,12 @@ pub async fn read(
         };
         let rest: Vec<SqlValue> = columns.collect();
         let int = |i: usize| rest.get(i).map_or(0, |v| v.as_f64() as i64);
-        let cell = Cell {
-            visitors: match rest.first() {
-                Some(SqlValue::Blob(bytes)) => decode_sketch(bytes),
-                _ => Sketch::default(),
-            },
+        let sum = sums.entry(row_key(query, start_ms, value)).or_default();
+        if let Some(SqlValue::Blob(bytes)) = rest.first() {
+            sum.visitors.add_stored(bytes);
+        }
+        sum.counts.add_counts(&Cell {
+            visitors: Sketch::default(),
             pageviews: int(1),
             events: int(2),
             visits: int(3),
@@ -111,10 +120,7 @@ pub async fn read(
             duration_s: int(5),
             visit_pageviews: int(6),
             visit_events: int(7),
-        };
-        sums.entry(row_key(query, start_ms, value))
-            .or_default()
-            .merge(&cell);
+        });
     }
     Ok(sums)
 }

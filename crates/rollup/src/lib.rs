@@ -5,11 +5,12 @@
 //! the query crate reads them back with the same types, so writer and reader cannot drift
 //! apart.
 //!
-//! Visitors are a HyperLogLog++ sketch (Cloudflare's `cardinality-estimator`, precision 12):
-//! exact up to 128 distinct visitors, then about 1.6 % standard error, as ClickHouse's
-//! `uniq` that Plausible counts visitors with. Everything else is exact: page views and
-//! events are counts, and visit sums are sign-weighted like the visit log they come from.
-//! Only UTC hours and days are stored, so a site's time zone (whole-hour offsets) is applied
+//! Visitors are their ids while a cell has at most 1,024, else a HyperLogLog++ sketch
+//! (Cloudflare's `cardinality-estimator`, precision 12, about 1.6 % standard error). A result
+//! row sums cells' ids exactly up to 65,536 distinct visitors, as ClickHouse's `uniq` that
+//! Plausible counts visitors with, and their sketches' registers beyond ([`RowVisitors`]).
+//! Everything else is exact: page views and events are counts, and visit sums are
+//! sign-weighted like the visit log they come from. Only UTC hours and days are stored, so a site's time zone (whole-hour offsets) is applied
 //! when reading, and changing it needs no rebuild.
 //!
 //! Entry and exit pages are dimensions only visits have: their cells hold the visit sums and
@@ -20,10 +21,11 @@
 
 mod batch;
 mod cell;
+mod dense;
 mod keys;
 mod span;
 
 pub use batch::{Rollups, Slice, SliceKey, StaleCells};
-pub use cell::{decode_sketch, encode_sketch, Cell, Sketch};
+pub use cell::{decode_sketch, encode_sketch, Cell, RowVisitors, Sketch};
 pub use keys::{ENTRY_PAGE, EXIT_PAGE, HOSTNAME, NAME, PAGE, TOTAL, VISIT_KEYS};
 pub use span::{Span, DAY_MS, HOUR_MS};
