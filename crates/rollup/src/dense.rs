@@ -3,12 +3,13 @@
 //! one byte each, so that adding a stored sketch is a byte-wise maximum over 4,096 registers
 //! read straight from its stored bytes. The crate's own merge unpacks and repacks every
 //! register and updates an `f32` harmonic sum per change, and reading a stored sketch into it
-//! first decodes it into a new allocation: over a month of daily cells, that was a third of a
-//! pages breakdown's time.
+//! first decodes it into a new allocation: over a month of daily cells, that was over a
+//! quarter of a pages breakdown's time.
 //!
 //! The registers, the hash of an id and the estimate's formula are the crate's (it is the
 //! writer: [`crate::encode_sketch`]); the estimate sums the registers once, in `f64`, where
-//! the crate keeps an `f32` sum updated per change, so the two can differ in the last digit.
+//! the crate keeps an `f32` sum updated per change, so the two can differ in their last
+//! digits (by 0.003 % at 3.3 M visitors).
 
 use std::hash::{Hash, Hasher};
 
@@ -30,6 +31,7 @@ const HLL_WORDS: usize = M * W / 32 + 3;
 #[derive(Debug, PartialEq, Eq)]
 pub struct Unreadable;
 
+/// A HyperLogLog's registers, one byte each: the visitors of a row summed from sketches.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Dense {
     registers: Box<[u8; M]>,
