@@ -553,15 +553,8 @@ async fn add_rollups(
     runner: &dyn SqlRunner,
     totals: &mut HashMap<Vec<String>, Totals>,
 ) -> Result<(), RunError> {
-    for (
-        row,
-        crate::rollup::RowSum {
-            visitors,
-            counts: sums,
-        },
-    ) in crate::rollup::read(query, key, runner).await?
-    {
-        let visitors = visitors.count();
+    for (row, sum) in crate::rollup::read(query, key, runner).await? {
+        let (visitors, sums) = (sum.visitors.count(), sum.counts);
         // An entry or exit page no visit is on any more (its visits moved on) is no row, as
         // in the visit log.
         if visitors == 0 && sums.visits == 0 && sums.pageviews == 0 && sums.events == 0 {

@@ -6,12 +6,7 @@
 
 use std::collections::HashMap;
 
-/// The cell types, re-exported for readers that name them here; the store writes them
-/// through `heartbeat-rollup` itself.
-pub use heartbeat_rollup::{
-    decode_sketch, encode_sketch, Cell, Rollups, RowVisitors, Sketch, Slice, SliceKey, Span,
-    DAY_MS, HOUR_MS, TOTAL,
-};
+use heartbeat_rollup::{Cell, RowVisitors, Sketch, Span, DAY_MS};
 
 use crate::model::{Dimension, Query, TimeGrain};
 use crate::sql::{RunError, Sql, SqlRunner, SqlValue};

@@ -66,8 +66,7 @@ impl Sketch {
     /// Drops repeated ids, and turns into an estimate beyond `limit` ids.
     fn compact(&mut self, limit: usize) {
         if let Sketch::Exact(ids) = self {
-            ids.sort_unstable();
-            ids.dedup();
+            sort_distinct(ids);
             if ids.len() > limit {
                 let mut estimator = CardinalityEstimator::<u64>::new();
                 for id in ids.iter() {
@@ -193,9 +192,7 @@ impl RowVisitors {
     pub fn add_stored(&mut self, bytes: &[u8]) {
         match bytes.split_first() {
             Some((&EXACT_TAG, ids)) => {
-                let ids = ids
-                    .chunks_exact(8)
-                    .map(|id| u64::from_le_bytes(id.try_into().expect("chunks of 8")));
+                let ids = stored_ids(ids);
                 match self {
                     RowVisitors::Exact(all) => {
                         all.extend(ids);
@@ -225,8 +222,7 @@ impl RowVisitors {
     /// Drops repeated ids, and turns into an estimate beyond [`EXACT_LIMIT`] of them.
     fn compact(&mut self) {
         if let RowVisitors::Exact(ids) = self {
-            ids.sort_unstable();
-            ids.dedup();
+            sort_distinct(ids);
             if ids.len() > EXACT_LIMIT {
                 *self = RowVisitors::Estimated(dense_of(ids));
             }
@@ -243,6 +239,18 @@ impl RowVisitors {
     }
 }
 
+fn sort_distinct(ids: &mut Vec<u64>) {
+    ids.sort_unstable();
+    ids.dedup();
+}
+
+/// The ids of a stored exact cell (after its tag): 8 bytes each, little-endian.
+fn stored_ids(bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    bytes
+        .chunks_exact(8)
+        .map(|id| u64::from_le_bytes(id.try_into().expect("chunks of 8")))
+}
+
 fn dense_of(ids: &[u64]) -> Dense {
     let mut dense = Dense::default();
     ids.iter().for_each(|id| dense.insert(*id));
@@ -252,11 +260,7 @@ fn dense_of(ids: &[u64]) -> Dense {
 /// An unreadable sketch counts as empty rather than failing the query.
 pub fn decode_sketch(bytes: &[u8]) -> Sketch {
     match bytes.split_first() {
-        Some((&EXACT_TAG, ids)) => Sketch::Exact(
-            ids.chunks_exact(8)
-                .map(|id| u64::from_le_bytes(id.try_into().expect("chunks of 8")))
-                .collect(),
-        ),
+        Some((&EXACT_TAG, ids)) => Sketch::Exact(stored_ids(ids).collect()),
         Some((&ESTIMATED_TAG, estimator)) => {
             postcard::from_bytes::<CardinalityEstimator<u64>>(estimator)
                 .map(|estimator| Sketch::Estimated(Box::new(estimator)))

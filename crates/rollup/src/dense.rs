@@ -66,34 +66,24 @@ impl Dense {
         *register = (*register).max(rank);
     }
 
-    /// Adds a sketch as the crate serializes it with postcard: its tagged first field, then
-    /// `None` (two encoded hashes inside that field) or `Some` of its words (encoded hashes,
+    /// Adds a sketch as the crate serializes it with postcard: its tagged first field, and
+    /// none (two encoded hashes are inside that field) or some of its words (encoded hashes,
     /// or the HyperLogLog's counts and packed registers).
     pub fn merge_serialized(&mut self, bytes: &[u8]) -> Result<(), Unreadable> {
-        let mut reader = Varints(bytes);
-        let data = reader.next()?;
-        match (data & REPRESENTATION_MASK, reader.byte()?) {
-            (REPRESENTATION_SMALL, 0) => {
+        let (data, words): (u64, Option<Vec<u32>>) =
+            postcard::from_bytes(bytes).map_err(|_| Unreadable)?;
+        match (data & REPRESENTATION_MASK, words) {
+            (REPRESENTATION_SMALL, None) => {
                 for h in [(data >> 2) & 0x7fff_ffff, (data >> 33) & 0x7fff_ffff] {
                     if h != 0 {
                         self.insert_encoded(h as u32);
                     }
                 }
             }
-            (REPRESENTATION_ARRAY, 1) => {
-                let hashes = (0..reader.next()?)
-                    .map(|_| reader.word())
-                    .collect::<Result<Vec<u32>, Unreadable>>()?;
+            (REPRESENTATION_ARRAY, Some(hashes)) => {
                 hashes.into_iter().for_each(|h| self.insert_encoded(h));
             }
-            (REPRESENTATION_HLL, 1) => {
-                if reader.next()? != HLL_WORDS as u64 {
-                    return Err(Unreadable);
-                }
-                let mut words = [0u32; HLL_WORDS];
-                for word in &mut words {
-                    *word = reader.word()?;
-                }
+            (REPRESENTATION_HLL, Some(words)) if words.len() == HLL_WORDS => {
                 // Registers are W bits each, packed from the low bits of the words after the
                 // two counts, and may straddle two words.
                 for (i, register) in self.registers.iter_mut().enumerate() {
@@ -150,33 +140,6 @@ fn beta_horner(z: f64) -> f64 {
         res = res * zl + BETA[i];
     }
     res * zl + BETA[0] * z
-}
-
-/// Postcard's encoding: unsigned integers as LEB128 varints, an `Option` as one byte.
-struct Varints<'a>(&'a [u8]);
-
-impl Varints<'_> {
-    fn byte(&mut self) -> Result<u8, Unreadable> {
-        let (first, rest) = self.0.split_first().ok_or(Unreadable)?;
-        self.0 = rest;
-        Ok(*first)
-    }
-
-    fn next(&mut self) -> Result<u64, Unreadable> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = self.byte()?;
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(Unreadable)
-    }
-
-    fn word(&mut self) -> Result<u32, Unreadable> {
-        u32::try_from(self.next()?).map_err(|_| Unreadable)
-    }
 }
 
 #[cfg(test)]
