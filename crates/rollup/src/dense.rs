@@ -1,9 +1,9 @@
 //! The visitors of one result row once they are too many to count exactly: the registers of
 //! the stored sketches (Cloudflare's `cardinality-estimator`, precision 12, 6-bit registers),
 //! one byte each, so that adding a stored sketch is a byte-wise maximum over 4,096 registers
-//! read straight from its stored bytes. The crate's own merge unpacks and repacks every
-//! register and updates an `f32` harmonic sum per change, and reading a stored sketch into it
-//! first decodes it into a new allocation: over a month of daily cells, that was over a
+//! unpacked from its stored words. The crate's own merge unpacks and repacks every register
+//! of both sides and updates an `f32` harmonic sum per change, after a stored sketch is
+//! decoded into an estimator of its own: over a month of daily cells, that was over a
 //! quarter of a pages breakdown's time.
 //!
 //! The registers, the hash of an id and the estimate's formula are the crate's (it is the
