@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::compile::aggregate::{self, Statements};
 use crate::compile::imported::{self, SkipReason};
-use crate::model::{Dimension, Metric, Order, Query, Revenue, TimeGrain};
+use crate::model::{Condition, Dimension, Metric, Order, Query, Revenue, TimeGrain};
 use crate::plan::{plan, Plan, Source};
 use crate::sql::{Row, RunError, Sql, SqlRunner, SqlValue};
 use crate::time::{bucket_label_within, bucket_labels};
@@ -447,7 +447,9 @@ async fn all_rows(
     let width = query.dimensions.len();
     let mut totals: HashMap<Vec<String>, Totals> = HashMap::new();
     match &plan.source {
-        Source::Rollups { key } => add_rollups(query, key, runner, &mut totals).await?,
+        Source::Rollups { key, values } => {
+            add_rollups(query, key, values.as_ref(), runner, &mut totals).await?
+        }
         Source::Tables(reads) => {
             let statements = aggregate::statements(query, reads, runner.dialect().sql());
             run_statements(&statements, query, runner, &mut totals).await?;
@@ -546,14 +548,16 @@ async fn denominators<'q>(
     })
 }
 
-/// Reads the rollup cells of dimension `key` that answer `query` into `totals`.
+/// Reads the rollup cells of dimension `key` (whose value passes `values`, when given) that
+/// answer `query` into `totals`.
 async fn add_rollups(
     query: &Query,
     key: &str,
+    values: Option<&Condition>,
     runner: &dyn SqlRunner,
     totals: &mut HashMap<Vec<String>, Totals>,
 ) -> Result<(), RunError> {
-    for (row, sum) in crate::rollup::read(query, key, runner).await? {
+    for (row, sum) in crate::rollup::read(query, key, values, runner).await? {
         let (visitors, sums) = (sum.visitors.count(), sum.counts);
         // An entry or exit page no visit is on any more (its visits moved on) is no row, as
         // in the visit log.

@@ -277,7 +277,7 @@ impl Operator {
 }
 
 /// One comparison of a filter: `["contains", "event:page", ["/blog"], {"case_sensitive": false}]`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Condition {
     pub operator: Operator,
     pub dimension: Dimension,

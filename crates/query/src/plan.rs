@@ -1,14 +1,15 @@
 //! The plan of a query (Plausible's "table decider"): what answers it and where each
 //! metric's numbers come from, decided from the typed query alone, before any SQL is written.
 //!
-//! An unfiltered query over whole hours is answered from the rollup cells when the store
-//! keeps them (`rollup.rs` reads them); any other by statements over the `events` and
+//! A query over whole hours is answered from the rollup cells when the store keeps them
+//! (`rollup.rs` reads them) and it is unfiltered, or filtered by one condition on a visit
+//! attribute (the cells of the values it keeps); any other by statements over the `events` and
 //! `sessions` tables, which the SQL builders in `compile/` write as [`Reads`] says. The
 //! engine assembles rows by the plan either way.
 
 use heartbeat_rollup::{ENTRY_PAGE, EXIT_PAGE, HOSTNAME, HOUR_MS, NAME, PAGE, TOTAL};
 
-use crate::model::{Dimension, Metric, Query, Revenue};
+use crate::model::{Condition, Dimension, Filter, Metric, Query, Revenue};
 use crate::time::every_offset;
 
 /// What answers one query.
@@ -25,8 +26,14 @@ pub struct Plan {
 /// Where a query's numbers are read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// The rollup cells of this dimension key, added up per result row.
-    Rollups { key: String },
+    /// The rollup cells of this dimension key, added up per result row: only those whose
+    /// value passes `values` when there is one (a filter on a visit attribute, whose cells
+    /// count each event and visit under its one value, so the values a filter keeps add up
+    /// to what the filter keeps).
+    Rollups {
+        key: String,
+        values: Option<Condition>,
+    },
     /// Statements over the `events` and `sessions` tables.
     Tables(Reads),
 }
@@ -63,7 +70,7 @@ pub fn plan(query: &Query, has_rollups: bool) -> Plan {
     let counts_from_sessions = query.dimensions.iter().any(Dimension::is_visit_only);
     let visits_from_events = query.dimensions.iter().any(Dimension::is_event_only);
     let source = match rollup_key(query) {
-        Some(key) if has_rollups => Source::Rollups { key },
+        Some((key, values)) if has_rollups => Source::Rollups { key, values },
         _ => Source::Tables(reads(query, counts_from_sessions, visits_from_events)),
     };
     Plan {
@@ -122,15 +129,32 @@ fn key_of(dimension: Option<&Dimension>) -> Option<String> {
 }
 
 /// The rollup key whose cells answer `query` exactly as the SQL compiler's statements
-/// would (visitors up to the sketch's precision), if any: no filters, at most one dimension
-/// (not a custom property or a goal), metrics the cells hold, and a range of whole UTC
-/// hours in a time zone with whole-hour offsets.
-fn rollup_key(query: &Query) -> Option<String> {
-    if !query.filters.is_empty() || query.dimensions.len() > 1 {
+/// would (visitors up to the sketch's precision), and the condition its cells' values must
+/// pass, if any: at most one dimension (not a custom property or a goal), metrics the cells
+/// hold, a range of whole UTC hours in a time zone with whole-hour offsets, and no filter
+/// but one condition on a visit attribute when the query is by nothing, by time or by that
+/// attribute.
+fn rollup_key(query: &Query) -> Option<(String, Option<Condition>)> {
+    if query.dimensions.len() > 1 {
         return None;
     }
     let dimension = query.dimensions.first();
-    let key = key_of(dimension)?;
+    let values = match query.filters.as_slice() {
+        [] => None,
+        [Filter::Condition(condition)]
+            if matches!(condition.dimension, Dimension::Visit(_))
+                && dimension.is_none_or(|d| {
+                    matches!(d, Dimension::Time(_)) || *d == condition.dimension
+                }) =>
+        {
+            Some(condition.clone())
+        }
+        _ => return None,
+    };
+    let key = match &values {
+        Some(condition) => key_of(Some(&condition.dimension))?,
+        None => key_of(dimension)?,
+    };
     let metrics_fit = query.metrics.iter().all(|metric| match metric {
         // Page-level measures no cell holds (an exit page's exit rate is over its page
         // views as an `event:page`).
@@ -149,7 +173,7 @@ fn rollup_key(query: &Query) -> Option<String> {
         && query.range.start_ms % HOUR_MS == 0
         && query.range.end_ms % HOUR_MS == 0
         && every_offset(query.timezone, query.range, |offset| offset % 3600 == 0);
-    fits.then_some(key)
+    fits.then_some((key, values))
 }
 
 #[cfg(test)]
@@ -166,7 +190,51 @@ mod tests {
     }
 
     fn rollups(key: &str) -> Source {
-        Source::Rollups { key: key.into() }
+        Source::Rollups {
+            key: key.into(),
+            values: None,
+        }
+    }
+
+    #[test]
+    fn one_condition_on_a_visit_attribute_reads_the_cells_of_the_values_it_keeps() {
+        let utc = json!(["2024-01-01T00:00:00Z", "2024-01-31T23:59:59.999Z"]);
+        let from_google = json!([["is", "visit:source", ["Google"]]]);
+        let query = |dimensions: serde_json::Value, filters: &serde_json::Value| {
+            json!({"metrics": ["visitors", "visits", "bounce_rate"], "date_range": utc,
+                "dimensions": dimensions, "filters": filters})
+        };
+        for dimensions in [json!([]), json!(["time:day"]), json!(["visit:source"])] {
+            let Source::Rollups { key, values } =
+                check(query(dimensions.clone(), &from_google), "UTC", true).source
+            else {
+                panic!("{dimensions}: not from the rollups");
+            };
+            assert_eq!(key, "visit:source", "{dimensions}");
+            let values = values.expect("the filter's values");
+            assert_eq!(values.dimension.name(), "visit:source");
+            assert_eq!(values.values, ["Google"]);
+        }
+        // By another dimension, by two filters, on an event dimension or a visit-only one:
+        // no cell holds it.
+        let countries = query(json!(["visit:country"]), &from_google);
+        let two = json!([
+            ["is", "visit:source", ["Google"]],
+            ["is", "visit:country", ["EE"]]
+        ]);
+        let page = json!([["is", "event:page", ["/"]]]);
+        let entry = json!([["is", "visit:entry_page", ["/"]]]);
+        for body in [
+            countries,
+            query(json!([]), &two),
+            query(json!([]), &page),
+            query(json!([]), &entry),
+        ] {
+            assert!(
+                matches!(check(body.clone(), "UTC", true).source, Source::Tables(_)),
+                "{body}"
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Reading the rollup cells (`heartbeat-rollup`, which the store writes in the same
 //! transaction as the events they summarise) that answer a query, once the plan (`plan.rs`)
-//! has found they do: an unfiltered query over whole hours is answered from them instead of
+//! has found they do: a query over whole hours, unfiltered or filtered by one visit
+//! attribute (the cells of the values its condition keeps), is answered from them instead of
 //! scanning every event. A site's time zone (whole-hour offsets) is applied here: a range
 //! reads whole UTC days from the daily cells and its ragged ends from the hourly ones.
 
@@ -8,7 +9,10 @@ use std::collections::HashMap;
 
 use heartbeat_rollup::{Cell, RowVisitors, Sketch, Span, DAY_MS};
 
-use crate::model::{Dimension, Query, TimeGrain};
+use crate::compile::aggregate::column_condition_sql;
+use crate::compile::Builder;
+use crate::dialect::SqlDialect;
+use crate::model::{Condition, Dimension, Query, TimeGrain};
 use crate::sql::{RunError, Sql, SqlRunner, SqlValue};
 use crate::time::{bucket_label_within, every_offset, offset_at};
 
@@ -37,27 +41,32 @@ fn pieces(query: &Query) -> Vec<(Span, i64, i64)> {
     pieces
 }
 
-fn statement(query: &Query, key: &str) -> Sql {
-    let mut text = String::new();
-    let mut params = Vec::new();
+fn statement(
+    query: &Query,
+    key: &str,
+    values: Option<&Condition>,
+    dialect: &dyn SqlDialect,
+) -> Sql {
+    let mut b = Builder::new(dialect);
     for (i, (span, from, to)) in pieces(query).into_iter().enumerate() {
         if i > 0 {
-            text.push_str(" UNION ALL ");
+            b.push(" UNION ALL ");
         }
-        text.push_str(&format!(
+        b.push(&format!(
             "SELECT start_ms, value, visitors, pageviews, events, visits, bounces, duration_s, \
-             visit_pageviews, visit_events FROM {} WHERE site_id = ? AND dim = ? \
-             AND start_ms >= ? AND start_ms < ?",
+             visit_pageviews, visit_events FROM {} WHERE site_id = ",
             span.table()
         ));
-        params.extend([
-            SqlValue::Text(query.site_id.0.clone()),
-            SqlValue::Text(key.into()),
-            SqlValue::Int(from),
-            SqlValue::Int(to),
-        ]);
+        b.bind(SqlValue::Text(query.site_id.0.clone()));
+        b.push(" AND dim = ").bind(SqlValue::Text(key.into()));
+        b.push(" AND start_ms >= ").bind(SqlValue::Int(from));
+        b.push(" AND start_ms < ").bind(SqlValue::Int(to));
+        if let Some(condition) = values {
+            b.push(" AND ");
+            column_condition_sql(&mut b, "value", condition);
+        }
     }
-    Sql { text, params }
+    b.finish()
 }
 
 /// The label a cell's row gets: its value, or the local time bucket of its hour.
@@ -85,15 +94,17 @@ pub struct RowSum {
     pub counts: Cell,
 }
 
-/// Reads the cells of dimension `key` that answer `query` (as planned by `plan.rs`) and
-/// adds them up per result row.
+/// Reads the cells of dimension `key` that answer `query` (as planned by `plan.rs`), those
+/// whose value passes `values` when given, and adds them up per result row.
 pub async fn read(
     query: &Query,
     key: &str,
+    values: Option<&Condition>,
     runner: &dyn SqlRunner,
 ) -> Result<HashMap<Vec<String>, RowSum>, RunError> {
     let mut sums: HashMap<Vec<String>, RowSum> = HashMap::new();
-    for row in runner.run(statement(query, key)).await? {
+    let sql = statement(query, key, values, runner.dialect().sql());
+    for row in runner.run(sql).await? {
         let mut columns = row.into_iter();
         let start_ms = columns.next().map_or(0, |v| v.as_f64() as i64);
         let value = match columns.next() {

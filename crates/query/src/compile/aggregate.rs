@@ -86,6 +86,16 @@ fn filter_column(dimension: &Dimension, table: Table) -> Option<&'static str> {
     }
 }
 
+/// `column` compared as `condition` says, its negation included: how a condition reads a
+/// column that holds the dimension's value (events', visits', imported tables' and rollup
+/// cells').
+pub(crate) fn column_condition_sql(b: &mut Builder, column: &str, condition: &Condition) {
+    if condition.operator.positive().1 {
+        b.push("NOT ");
+    }
+    match_sql(b, column, condition, &condition.values);
+}
+
 /// `column` compared with the condition's values (its operator taken positively):
 /// equal to one of them, containing one, or matching one of them as a regular expression;
 /// ignoring case when the condition says so.
@@ -210,10 +220,7 @@ fn condition_sql(b: &mut Builder, condition: &Condition, table: Table, query: &Q
     }
     match filter_column(&condition.dimension, table) {
         Some(column) => {
-            if condition.operator.positive().1 {
-                b.push("NOT ");
-            }
-            match_sql(b, column, condition, &condition.values);
+            column_condition_sql(b, column, condition);
             true
         }
         None => false,

@@ -307,12 +307,7 @@ fn filter_sql(b: &mut Builder, filter: &Filter, table: ImportedTable) {
             b.push(all);
         }
         Filter::Condition(condition) => match column(&condition.dimension, table) {
-            Some(column) => {
-                if condition.operator.positive().1 {
-                    b.push("NOT ");
-                }
-                super::aggregate::match_sql(b, column, condition, &condition.values);
-            }
+            Some(column) => super::aggregate::column_condition_sql(b, column, condition),
             // `decide` refuses columns the table lacks.
             None => {
                 let none = b.dialect().false_literal();
