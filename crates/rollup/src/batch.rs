@@ -33,14 +33,17 @@ impl Equivalent<(String, String)> for CellKeyRef<'_> {
     }
 }
 
-/// The cell of `(dim, value)` in `slice`, created empty if new; the strings are copied only
-/// then.
-fn cell_of<'s>(slice: &'s mut Slice, dim: &str, value: &str) -> &'s mut Cell {
-    let key = CellKeyRef(dim, value);
-    if !slice.contains_key(&key) {
-        slice.insert((dim.to_owned(), value.to_owned()), Cell::default());
+/// The owned key of a new cell.
+impl From<&CellKeyRef<'_>> for (String, String) {
+    fn from(key: &CellKeyRef<'_>) -> Self {
+        (key.0.to_owned(), key.1.to_owned())
     }
-    slice.get_mut(&key).expect("inserted above")
+}
+
+/// The cell of `(dim, value)` in `slice`, created empty if new (the strings are copied only
+/// then), with one hash and one probe.
+fn cell_of<'s>(slice: &'s mut Slice, dim: &str, value: &str) -> &'s mut Cell {
+    slice.entry_ref(&CellKeyRef(dim, value)).or_default()
 }
 
 /// What a visit-log row tells of its visit's cells of visit-only dimensions.
