@@ -1,9 +1,9 @@
 //! Unfiltered queries over whole hours, and those filtered by one visit attribute, are
 //! answered from the hourly rollups; the same queries with one more filter that keeps
-//! everything go through SQL over the events. Both must
-//! agree exactly, for every count and sum and for visitors (exact while every cell of a row
-//! keeps its visitors' ids, as every cell here does; a sketch's estimate beyond). The site is in New York and the days cross the
-//! switch to daylight saving time, so local days are 23, 24 and 25 hours of UTC.
+//! everything go through SQL over the events. Both must agree exactly, for every count and
+//! sum and for visitors (exact while every cell of a row keeps its visitors' ids, as every
+//! cell here does; a sketch's estimate beyond). The site is in New York and the days cross
+//! the switch to daylight saving time, so local days are 23, 24 and 25 hours of UTC.
 
 mod common;
 
