@@ -203,18 +203,18 @@ impl RowVisitors {
                     RowVisitors::Estimated(dense) => ids.for_each(|id| dense.insert(id)),
                 }
             }
-            Some((&ESTIMATED_TAG, serialized)) => {
-                if let RowVisitors::Exact(ids) = self {
-                    let mut cell = Dense::default();
-                    if cell.merge_serialized(serialized).is_err() {
-                        return;
+            // An unreadable sketch changes no registers (`merge_serialized` checks first).
+            Some((&ESTIMATED_TAG, serialized)) => match self {
+                RowVisitors::Exact(ids) => {
+                    let mut dense = dense_of(ids);
+                    if dense.merge_serialized(serialized).is_ok() {
+                        *self = RowVisitors::Estimated(dense);
                     }
-                    ids.iter().for_each(|id| cell.insert(*id));
-                    *self = RowVisitors::Estimated(cell);
-                } else if let RowVisitors::Estimated(dense) = self {
+                }
+                RowVisitors::Estimated(dense) => {
                     let _unreadable_adds_nobody = dense.merge_serialized(serialized);
                 }
-            }
+            },
             _ => {}
         }
     }

@@ -10,8 +10,9 @@
 //! row sums cells' ids exactly up to 65,536 distinct visitors, as ClickHouse's `uniq` that
 //! Plausible counts visitors with, and their sketches' registers beyond ([`RowVisitors`]).
 //! Everything else is exact: page views and events are counts, and visit sums are
-//! sign-weighted like the visit log they come from. Only UTC hours and days are stored, so a site's time zone (whole-hour offsets) is applied
-//! when reading, and changing it needs no rebuild.
+//! sign-weighted like the visit log they come from. Only UTC hours and days are stored, so a
+//! site's time zone (whole-hour offsets) is applied when reading, and changing it needs no
+//! rebuild.
 //!
 //! Entry and exit pages are dimensions only visits have: their cells hold the visit sums and
 //! the visitors of the visit states added under them. A visit that leaves such a cell (its
