@@ -557,7 +557,7 @@ async fn add_rollups(
     runner: &dyn SqlRunner,
     totals: &mut HashMap<Vec<String>, Totals>,
 ) -> Result<(), RunError> {
-    for (row, sum) in crate::rollup::read(query, key, values, runner).await? {
+    for (row, mut sum) in crate::rollup::read(query, key, values, runner).await? {
         let (visitors, sums) = (sum.visitors.count(), sum.counts);
         // An entry or exit page no visit is on any more (its visits moved on) is no row, as
         // in the visit log.

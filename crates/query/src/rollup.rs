@@ -5,14 +5,14 @@
 //! scanning every event. A site's time zone (whole-hour offsets) is applied here: a range
 //! reads whole UTC days from the daily cells and its ragged ends from the hourly ones.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use heartbeat_rollup::{Cell, RowVisitors, Sketch, Span, DAY_MS};
+use heartbeat_rollup::{keeps_ids, Cell, RowVisitors, Sketch, Span, DAY_MS, EXACT_LIMIT};
 
 use crate::compile::aggregate::column_condition_sql;
 use crate::compile::Builder;
 use crate::dialect::SqlDialect;
-use crate::model::{Condition, Dimension, Query, TimeGrain};
+use crate::model::{Condition, Dimension, Metric, Order, Query, TimeGrain};
 use crate::sql::{RunError, Sql, SqlRunner, SqlValue};
 use crate::time::{bucket_label_within, every_offset, offset_at};
 
@@ -41,29 +41,46 @@ fn pieces(query: &Query) -> Vec<(Span, i64, i64)> {
     pieces
 }
 
+/// The cells of dimension `key` in `pieces`, those whose value passes `values` when given;
+/// when `only` is not empty, those whose value is one of it, and their visitors alone.
 fn statement(
     query: &Query,
+    pieces: &[(Span, i64, i64)],
     key: &str,
     values: Option<&Condition>,
+    only: &[&String],
     dialect: &dyn SqlDialect,
 ) -> Sql {
     let mut b = Builder::new(dialect);
-    for (i, (span, from, to)) in pieces(query).into_iter().enumerate() {
+    for (i, (span, from, to)) in pieces.iter().enumerate() {
         if i > 0 {
             b.push(" UNION ALL ");
         }
+        let columns = match only.is_empty() {
+            true => {
+                "start_ms, value, visitors, pageviews, events, visits, bounces, duration_s, \
+                     visit_pageviews, visit_events"
+            }
+            false => "start_ms, value, visitors",
+        };
         b.push(&format!(
-            "SELECT start_ms, value, visitors, pageviews, events, visits, bounces, duration_s, \
-             visit_pageviews, visit_events FROM {} WHERE site_id = ",
+            "SELECT {columns} FROM {} WHERE site_id = ",
             span.table()
         ));
         b.bind(SqlValue::Text(query.site_id.0.clone()));
         b.push(" AND dim = ").bind(SqlValue::Text(key.into()));
-        b.push(" AND start_ms >= ").bind(SqlValue::Int(from));
-        b.push(" AND start_ms < ").bind(SqlValue::Int(to));
+        b.push(" AND start_ms >= ").bind(SqlValue::Int(*from));
+        b.push(" AND start_ms < ").bind(SqlValue::Int(*to));
         if let Some(condition) = values {
             b.push(" AND ");
             column_condition_sql(&mut b, "value", condition);
+        }
+        for (i, value) in only.iter().enumerate() {
+            b.push(if i == 0 { " AND value IN (" } else { ", " });
+            b.bind(SqlValue::Text((*value).clone()));
+        }
+        if !only.is_empty() {
+            b.push(")");
         }
     }
     b.finish()
@@ -86,47 +103,189 @@ fn row_key(query: &Query, hour_ms: i64, value: String) -> Vec<String> {
     }
 }
 
+/// A row whose visitors, its daily cells' sketches included, may be fewer than this is
+/// counted again without those sketches, from the hourly cells of their days, which keep
+/// their ids while an hour has at most 1,024 visitors of a value. A sketch is about 1.6 %
+/// off, so no row of at most [`EXACT_LIMIT`] visitors is estimated at this or more.
+const RECOUNT_BELOW: usize = EXACT_LIMIT + EXACT_LIMIT / 4;
+
+/// Most visitors a day, all rows together, of a query whose rows are counted again from
+/// hourly cells. That reads every hourly cell of the range, which costs what scanning the
+/// range of the hourly table does: on a site of 10 M events a month (about 110,000 visitors
+/// a day), 60 to 130 ms a panel (docs/benchmarks.md, 2026-12-06), so a site that busy keeps
+/// the estimate for rows whose daily cells keep sketches. At this rate an hour has about
+/// 1,024 visitors, beyond which its own cells keep sketches too.
+const RECOUNT_DAILY: usize = 24 * 1_024;
+
 /// The cells of one result row, added up: their distinct visitors, and their counts (whose
 /// own `visitors` stay empty).
 #[derive(Debug, Default)]
 pub struct RowSum {
     pub visitors: RowVisitors,
     pub counts: Cell,
+    /// The row's daily cells that keep a sketch (value, day, stored visitors), not yet in
+    /// `visitors`.
+    sketched_days: Vec<(String, i64, Vec<u8>)>,
+}
+
+/// Whether the query shows its rows by their visitors, most first (as the dashboard's panels
+/// do), so that which rows are on its page depends on their visitors alone.
+fn ranked_by_visitors(query: &Query) -> bool {
+    let by_time = query
+        .dimensions
+        .iter()
+        .any(|d| matches!(d, Dimension::Time(_)));
+    !query.dimensions.is_empty()
+        && !by_time
+        && match query.order_by.as_slice() {
+            [] => query.metrics.first() == Some(&Metric::Visitors),
+            [Order::Metric(Metric::Visitors, true), ..] => true,
+            _ => false,
+        }
+}
+
+/// One stored cell as the statement reads it: its hour or day, value, stored visitors and
+/// counts.
+fn cell_of(row: Vec<SqlValue>) -> (i64, String, Option<Vec<u8>>, Cell) {
+    let mut columns = row.into_iter();
+    let start_ms = columns.next().map_or(0, |v| v.as_f64() as i64);
+    let value = match columns.next() {
+        Some(SqlValue::Text(text)) => text,
+        _ => String::new(),
+    };
+    let visitors = match columns.next() {
+        Some(SqlValue::Blob(bytes)) => Some(bytes),
+        _ => None,
+    };
+    let mut int = || columns.next().map_or(0, |v| v.as_f64() as i64);
+    let counts = Cell {
+        visitors: Sketch::default(),
+        pageviews: int(),
+        events: int(),
+        visits: int(),
+        bounces: int(),
+        duration_s: int(),
+        visit_pageviews: int(),
+        visit_events: int(),
+    };
+    (start_ms, value, visitors, counts)
 }
 
 /// Reads the cells of dimension `key` that answer `query` (as planned by `plan.rs`), those
-/// whose value passes `values` when given, and adds them up per result row.
+/// whose value passes `values` when given, and adds them up per result row. A row is exact
+/// up to [`EXACT_LIMIT`] visitors while the hourly cells of its days keep their visitors'
+/// ids, even where its daily cells keep a sketch (see [`RECOUNT_BELOW`]); of a query that
+/// shows its rows by visitors, the rows that can be on its page.
 pub async fn read(
     query: &Query,
     key: &str,
     values: Option<&Condition>,
     runner: &dyn SqlRunner,
 ) -> Result<HashMap<Vec<String>, RowSum>, RunError> {
+    let pieces = pieces(query);
+    let days = pieces
+        .iter()
+        .find(|(span, _, _)| *span == Span::Day)
+        .map_or(0..0, |(_, from, to)| *from..*to);
     let mut sums: HashMap<Vec<String>, RowSum> = HashMap::new();
-    let sql = statement(query, key, values, runner.dialect().sql());
-    for row in runner.run(sql).await? {
-        let mut columns = row.into_iter();
-        let start_ms = columns.next().map_or(0, |v| v.as_f64() as i64);
-        let value = match columns.next() {
-            Some(SqlValue::Text(text)) => text,
-            _ => String::new(),
-        };
-        let rest: Vec<SqlValue> = columns.collect();
-        let int = |i: usize| rest.get(i).map_or(0, |v| v.as_f64() as i64);
-        let sum = sums.entry(row_key(query, start_ms, value)).or_default();
-        if let Some(SqlValue::Blob(bytes)) = rest.first() {
-            sum.visitors.add_stored(bytes);
+    let dialect = runner.dialect().sql();
+    for row in runner
+        .run(statement(query, &pieces, key, values, &[], dialect))
+        .await?
+    {
+        let (start_ms, value, visitors, counts) = cell_of(row);
+        let sum = sums
+            .entry(row_key(query, start_ms, value.clone()))
+            .or_default();
+        sum.counts.add_counts(&counts);
+        match visitors {
+            // Only daily cells are in the days' range: the hourly ones are its ragged ends.
+            Some(bytes) if days.contains(&start_ms) && !keeps_ids(&bytes) => {
+                sum.sketched_days.push((value, start_ms, bytes))
+            }
+            Some(bytes) => sum.visitors.add_stored(&bytes),
+            None => {}
         }
-        sum.counts.add_counts(&Cell {
-            visitors: Sketch::default(),
-            pageviews: int(1),
-            events: int(2),
-            visits: int(3),
-            bounces: int(4),
-            duration_s: int(5),
-            visit_pageviews: int(6),
-            visit_events: int(7),
-        });
+    }
+    // Each row's visitors with its days' sketches, kept for the rows not counted again.
+    let mut estimates: Vec<(usize, Vec<String>, Option<RowVisitors>)> = sums
+        .iter_mut()
+        .map(|(row, sum)| match sum.sketched_days.is_empty() {
+            true => (sum.visitors.count(), row.clone(), None),
+            false => {
+                let mut with_days = sum.visitors.clone();
+                for (_, _, bytes) in &sum.sketched_days {
+                    with_days.add_stored(bytes);
+                }
+                (with_days.count(), row.clone(), Some(with_days))
+            }
+        })
+        .collect();
+    let total: usize = estimates.iter().map(|(estimate, _, _)| estimate).sum();
+    // Rows shown by visitors, most first: only those that can be on the page. Counting again
+    // moves an estimate by a few percent, so rows within a tenth of the page's last may join.
+    let page_end = query.offset + query.limit;
+    let bar = match ranked_by_visitors(query) && estimates.len() > page_end {
+        true => {
+            estimates.sort_unstable_by_key(|(estimate, _, _)| std::cmp::Reverse(*estimate));
+            Some(estimates[page_end.saturating_sub(1)].0 * 9 / 10)
+        }
+        false => None,
+    };
+    let (mut wanted, mut kept) = (Vec::new(), Vec::new());
+    for (rank, (estimate, row, with_days)) in estimates.into_iter().enumerate() {
+        let Some(with_days) = with_days else {
+            continue;
+        };
+        let on_page = bar.is_none_or(|bar| rank < page_end || estimate >= bar);
+        match estimate < RECOUNT_BELOW && on_page {
+            true => wanted.push((row, with_days)),
+            false => kept.push((row, with_days)),
+        }
+    }
+    // Counting again reads the hourly cells of the days: cheap on a site of up to
+    // RECOUNT_DAILY visitors a day, not on a busier one (see RECOUNT_DAILY).
+    let days_read = ((days.end - days.start) / DAY_MS).max(1) as usize;
+    if total > RECOUNT_DAILY * days_read {
+        kept.append(&mut wanted);
+    }
+    for (row, with_days) in kept {
+        if let Some(sum) = sums.get_mut(&row) {
+            sum.visitors = with_days;
+            sum.sketched_days.clear();
+        }
+    }
+    let mut recount: HashSet<(String, i64)> = HashSet::new();
+    for (row, _) in wanted {
+        if let Some(sum) = sums.get_mut(&row) {
+            let sketched = std::mem::take(&mut sum.sketched_days);
+            recount.extend(sketched.into_iter().map(|(value, day, _)| (value, day)));
+        }
+    }
+    if recount.is_empty() {
+        return Ok(sums);
+    }
+    // The hours of the days to count again, of the values that have such days.
+    let only: Vec<&String> = recount
+        .iter()
+        .map(|(value, _)| value)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let first = recount.iter().map(|(_, day)| *day).min().unwrap_or(0);
+    let last = recount.iter().map(|(_, day)| *day).max().unwrap_or(0);
+    let hours = [(Span::Hour, first, last + DAY_MS)];
+    for row in runner
+        .run(statement(query, &hours, key, values, &only, dialect))
+        .await?
+    {
+        let (start_ms, value, visitors, _) = cell_of(row);
+        let day = (value, Span::Day.start_of(start_ms));
+        if let (true, Some(bytes)) = (recount.contains(&day), visitors) {
+            if let Some(sum) = sums.get_mut(&row_key(query, start_ms, day.0)) {
+                sum.visitors.add_stored(&bytes);
+            }
+        }
     }
     Ok(sums)
 }

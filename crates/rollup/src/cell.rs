@@ -9,7 +9,7 @@ use crate::dense::Dense;
 const STORED_EXACT_LIMIT: usize = 1024;
 /// Most visitors a sum of cells (one result row) counts exactly, as Plausible's ClickHouse
 /// `uniq` does; beyond it the sum is an estimate.
-const EXACT_LIMIT: usize = 65_536;
+pub const EXACT_LIMIT: usize = 65_536;
 
 /// Distinct visitors: their ids while few, so the count is exact; a HyperLogLog++ sketch
 /// (about 1.6 % off) beyond.
@@ -173,7 +173,7 @@ fn encode_ids(ids: &[u64]) -> Vec<u8> {
 /// The distinct visitors of a sum of stored cells (one result row), read from the cells'
 /// stored bytes: every id while the sum can still be exact (up to [`EXACT_LIMIT`]
 /// distinct), the registers of a sketch from the first cell or sum that is an estimate on.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum RowVisitors {
     /// Ids, possibly repeated until compacted.
     Exact(Vec<u64>),
@@ -230,13 +230,19 @@ impl RowVisitors {
     }
 
     /// The number of distinct visitors: exact up to [`EXACT_LIMIT`].
-    pub fn count(mut self) -> usize {
+    pub fn count(&mut self) -> usize {
         self.compact();
         match self {
             RowVisitors::Exact(ids) => ids.len(),
             RowVisitors::Estimated(dense) => dense.estimate(),
         }
     }
+}
+
+/// Whether a stored cell (what [`encode_sketch`] wrote) keeps its visitors' ids, so that a
+/// sum with it can be exact; the others keep a sketch.
+pub fn keeps_ids(stored: &[u8]) -> bool {
+    stored.first() == Some(&EXACT_TAG)
 }
 
 fn sort_distinct(ids: &mut Vec<u64>) {

@@ -8,7 +8,9 @@
 //! Visitors are their ids while a cell has at most 1,024, else a HyperLogLog++ sketch
 //! (Cloudflare's `cardinality-estimator`, precision 12, about 1.6 % standard error). A result
 //! row sums cells' ids exactly up to 65,536 distinct visitors, as ClickHouse's `uniq` that
-//! Plausible counts visitors with, and their sketches' registers beyond ([`RowVisitors`]).
+//! Plausible counts visitors with, and their sketches' registers beyond ([`RowVisitors`]); the
+//! query crate reads a day's hourly cells instead of its daily one where that keeps a sketch
+//! and the row may be under the limit ([`keeps_ids`]).
 //! Everything else is exact: page views and events are counts, and visit sums are
 //! sign-weighted like the visit log they come from. Only UTC hours and days are stored, so a
 //! site's time zone (whole-hour offsets) is applied when reading, and changing it needs no
@@ -27,6 +29,6 @@ mod keys;
 mod span;
 
 pub use batch::{Rollups, Slice, SliceKey, StaleCells};
-pub use cell::{decode_sketch, encode_sketch, Cell, RowVisitors, Sketch};
+pub use cell::{decode_sketch, encode_sketch, keeps_ids, Cell, RowVisitors, Sketch, EXACT_LIMIT};
 pub use keys::{ENTRY_PAGE, EXIT_PAGE, HOSTNAME, NAME, PAGE, TOTAL, VISIT_KEYS};
 pub use span::{Span, DAY_MS, HOUR_MS};
