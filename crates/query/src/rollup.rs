@@ -6,6 +6,7 @@
 //! reads whole UTC days from the daily cells and its ragged ends from the hourly ones.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 
 use heartbeat_rollup::{keeps_ids, Cell, RowVisitors, Sketch, Span, DAY_MS, EXACT_LIMIT};
 
@@ -207,6 +208,21 @@ pub async fn read(
             None => {}
         }
     }
+    let recount = settle_sketched_days(query, &days, &mut sums);
+    if !recount.is_empty() {
+        add_hours(query, key, values, &recount, runner, &mut sums).await?;
+    }
+    Ok(sums)
+}
+
+/// Settles each row's daily sketches: adds them to its visitors, or, for a row to count
+/// again (under [`RECOUNT_BELOW`], on the page when ranked by visitors, and of a query within
+/// [`RECOUNT_DAILY`]), returns their (value, day) pairs, whose hours are read instead.
+fn settle_sketched_days(
+    query: &Query,
+    days: &Range<i64>,
+    sums: &mut HashMap<Vec<String>, RowSum>,
+) -> HashSet<(String, i64)> {
     // Each row's visitors with its days' sketches, kept for the rows not counted again.
     let mut estimates: Vec<(usize, Vec<String>, Option<RowVisitors>)> = sums
         .iter_mut()
@@ -224,7 +240,7 @@ pub async fn read(
     let total: usize = estimates.iter().map(|(estimate, _, _)| estimate).sum();
     // Rows shown by visitors, most first: only those that can be on the page. Counting again
     // moves an estimate by a few percent, so rows within a tenth of the page's last may join.
-    let page_end = query.offset + query.limit;
+    let page_end = query.offset.saturating_add(query.limit);
     let bar = match ranked_by_visitors(query) && estimates.len() > page_end {
         true => {
             estimates.sort_unstable_by_key(|(estimate, _, _)| std::cmp::Reverse(*estimate));
@@ -244,7 +260,7 @@ pub async fn read(
         }
     }
     // Counting again reads the hourly cells of the days: cheap on a site of up to
-    // RECOUNT_DAILY visitors a day, not on a busier one (see RECOUNT_DAILY).
+    // RECOUNT_DAILY visitors a day, not on a busier one.
     let days_read = ((days.end - days.start) / DAY_MS).max(1) as usize;
     if total > RECOUNT_DAILY * days_read {
         kept.append(&mut wanted);
@@ -255,17 +271,26 @@ pub async fn read(
             sum.sketched_days.clear();
         }
     }
-    let mut recount: HashSet<(String, i64)> = HashSet::new();
+    let mut recount = HashSet::new();
     for (row, _) in wanted {
         if let Some(sum) = sums.get_mut(&row) {
             let sketched = std::mem::take(&mut sum.sketched_days);
             recount.extend(sketched.into_iter().map(|(value, day, _)| (value, day)));
         }
     }
-    if recount.is_empty() {
-        return Ok(sums);
-    }
-    // The hours of the days to count again, of the values that have such days.
+    recount
+}
+
+/// Adds to their rows the visitors of the hourly cells of the (value, day) pairs in
+/// `recount`, read in one statement.
+async fn add_hours(
+    query: &Query,
+    key: &str,
+    values: Option<&Condition>,
+    recount: &HashSet<(String, i64)>,
+    runner: &dyn SqlRunner,
+    sums: &mut HashMap<Vec<String>, RowSum>,
+) -> Result<(), RunError> {
     let only: Vec<&String> = recount
         .iter()
         .map(|(value, _)| value)
@@ -275,10 +300,8 @@ pub async fn read(
     let first = recount.iter().map(|(_, day)| *day).min().unwrap_or(0);
     let last = recount.iter().map(|(_, day)| *day).max().unwrap_or(0);
     let hours = [(Span::Hour, first, last + DAY_MS)];
-    for row in runner
-        .run(statement(query, &hours, key, values, &only, dialect))
-        .await?
-    {
+    let sql = statement(query, &hours, key, values, &only, runner.dialect().sql());
+    for row in runner.run(sql).await? {
         let (start_ms, value, visitors, _) = cell_of(row);
         let day = (value, Span::Day.start_of(start_ms));
         if let (true, Some(bytes)) = (recount.contains(&day), visitors) {
@@ -287,5 +310,34 @@ pub async fn read(
             }
         }
     }
-    Ok(sums)
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plausible::parse_query;
+    use serde_json::json;
+
+    fn ranked(extra: serde_json::Value) -> bool {
+        let mut body = json!({"metrics": ["visitors", "pageviews"],
+            "date_range": ["2024-01-01", "2024-01-31"], "dimensions": ["event:page"]});
+        for (field, value) in extra.as_object().unwrap() {
+            body[field] = value.clone();
+        }
+        let site = crate::test_site("UTC");
+        let query = parse_query(&body, &site, &[], 1_700_000_000_000, 0, &Default::default());
+        ranked_by_visitors(&query.unwrap())
+    }
+
+    #[test]
+    fn only_rows_shown_by_visitors_most_first_are_ranked() {
+        assert!(ranked(json!({})));
+        assert!(ranked(json!({"order_by": [["visitors", "desc"]]})));
+        assert!(!ranked(json!({"order_by": [["visitors", "asc"]]})));
+        assert!(!ranked(json!({"order_by": [["pageviews", "desc"]]})));
+        assert!(!ranked(json!({"metrics": ["pageviews", "visitors"]})));
+        assert!(!ranked(json!({"dimensions": ["time:day"]})));
+        assert!(!ranked(json!({"dimensions": []})));
+    }
 }
