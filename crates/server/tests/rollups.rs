@@ -379,15 +379,10 @@ async fn rows_are_exact_while_their_cells_keep_visitor_ids_and_estimated_beyond(
     assert_eq!(total[0].1[1], 2_050.0, "page views are exact sums");
     server.stop().await;
     // The busy hour's cell holds a sketch (tag E2), the others their visitors' ids (E1).
-    let forms: Vec<String> = sql(
-        dir.path(),
-        "SELECT left(hex(visitors), 2) FROM rollups_hourly WHERE dim = '' ORDER BY start_ms",
-    )
-    .await
-    .iter()
-    .map(|row| text(&row[0]))
-    .collect();
-    assert_eq!(forms, ["E2", "E1", "E1"]);
+    assert_eq!(
+        stored_forms(dir.path(), "rollups_hourly").await,
+        ["E2", "E1", "E1"]
+    );
 }
 
 #[tokio::test]
@@ -446,13 +441,20 @@ async fn rows_over_days_of_more_visitors_than_a_cell_keeps_are_exact() {
     assert_eq!(total[0].1[0], (3 * 1_900 + 300) as f64);
     server.stop().await;
     // The sums above took the hours' ids: each daily cell keeps a sketch.
-    let forms: Vec<String> = sql(
-        dir.path(),
-        "SELECT left(hex(visitors), 2) FROM rollups_daily WHERE dim = '' ORDER BY start_ms",
-    )
-    .await
-    .iter()
-    .map(|row| text(&row[0]))
-    .collect();
-    assert_eq!(forms, ["E2", "E2", "E2"]);
+    assert_eq!(
+        stored_forms(dir.path(), "rollups_daily").await,
+        ["E2", "E2", "E2"]
+    );
+}
+
+/// The stored form of each site-total cell of `table` in time order: E1 for visitor ids, E2
+/// for a sketch.
+async fn stored_forms(dir: &std::path::Path, table: &str) -> Vec<String> {
+    let query =
+        format!("SELECT left(hex(visitors), 2) FROM {table} WHERE dim = '' ORDER BY start_ms");
+    sql(dir, &query)
+        .await
+        .iter()
+        .map(|row| text(&row[0]))
+        .collect()
 }
