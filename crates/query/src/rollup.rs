@@ -124,10 +124,11 @@ const RECOUNT_DAILY: usize = 24 * 1_024;
 pub struct RowSum {
     pub visitors: RowVisitors,
     pub counts: Cell,
-    /// The row's daily cells that keep a sketch (value, day, stored visitors), not yet in
-    /// `visitors`.
-    sketched_days: Vec<(String, i64, Vec<u8>)>,
 }
+
+/// Per result row, its daily cells that keep a sketch: (value, day, stored visitors), not
+/// yet in the row's visitors.
+type SketchedDays = HashMap<Vec<String>, Vec<(String, i64, Vec<u8>)>>;
 
 /// Whether the query shows its rows by their visitors, most first (as the dashboard's panels
 /// do), so that which rows are on its page depends on their visitors alone.
@@ -189,93 +190,81 @@ pub async fn read(
         .find(|(span, _, _)| *span == Span::Day)
         .map_or(0..0, |(_, from, to)| *from..*to);
     let mut sums: HashMap<Vec<String>, RowSum> = HashMap::new();
+    let mut sketched = SketchedDays::new();
     let dialect = runner.dialect().sql();
     for row in runner
         .run(statement(query, &pieces, key, values, &[], dialect))
         .await?
     {
         let (start_ms, value, visitors, counts) = cell_of(row);
-        let sum = sums
-            .entry(row_key(query, start_ms, value.clone()))
-            .or_default();
-        sum.counts.add_counts(&counts);
-        match visitors {
+        let row = row_key(query, start_ms, value.clone());
+        let sum = match visitors {
             // Only daily cells are in the days' range: the hourly ones are its ragged ends.
             Some(bytes) if days.contains(&start_ms) && !keeps_ids(&bytes) => {
-                sum.sketched_days.push((value, start_ms, bytes))
+                let day = (value, start_ms, bytes);
+                sketched.entry(row.clone()).or_default().push(day);
+                sums.entry(row).or_default()
             }
-            Some(bytes) => sum.visitors.add_stored(&bytes),
-            None => {}
-        }
+            Some(bytes) => {
+                let sum = sums.entry(row).or_default();
+                sum.visitors.add_stored(&bytes);
+                sum
+            }
+            None => sums.entry(row).or_default(),
+        };
+        sum.counts.add_counts(&counts);
     }
-    let recount = settle_sketched_days(query, &days, &mut sums);
+    let recount = settle_sketched_days(query, &days, sketched, &mut sums);
     if !recount.is_empty() {
         add_hours(query, key, values, &recount, runner, &mut sums).await?;
     }
     Ok(sums)
 }
 
-/// Settles each row's daily sketches: adds them to its visitors, or, for a row to count
+/// Settles the rows' daily sketches: adds them to the row's visitors, or, for a row to count
 /// again (under [`RECOUNT_BELOW`], on the page when ranked by visitors, and of a query within
 /// [`RECOUNT_DAILY`]), returns their (value, day) pairs, whose hours are read instead.
 fn settle_sketched_days(
     query: &Query,
     days: &Range<i64>,
+    mut sketched: SketchedDays,
     sums: &mut HashMap<Vec<String>, RowSum>,
 ) -> HashSet<(String, i64)> {
-    // Each row's visitors with its days' sketches, kept for the rows not counted again.
-    let mut estimates: Vec<(usize, Vec<String>, Option<RowVisitors>)> = sums
-        .iter_mut()
-        .map(|(row, sum)| match sum.sketched_days.is_empty() {
-            true => (sum.visitors.count(), row.clone(), None),
-            false => {
-                let mut with_days = sum.visitors.clone();
-                for (_, _, bytes) in &sum.sketched_days {
-                    with_days.add_stored(bytes);
-                }
-                (with_days.count(), row.clone(), Some(with_days))
-            }
-        })
-        .collect();
-    let total: usize = estimates.iter().map(|(estimate, _, _)| estimate).sum();
-    // Rows shown by visitors, most first: only those that can be on the page. Counting again
-    // moves an estimate by a few percent, so rows within a tenth of the page's last may join.
-    let page_end = query.offset.saturating_add(query.limit);
-    let bar = match ranked_by_visitors(query) && estimates.len() > page_end {
-        true => {
-            estimates.sort_unstable_by_key(|(estimate, _, _)| std::cmp::Reverse(*estimate));
-            Some(estimates[page_end.saturating_sub(1)].0 * 9 / 10)
-        }
-        false => None,
-    };
-    let (mut wanted, mut kept) = (Vec::new(), Vec::new());
-    for (rank, (estimate, row, with_days)) in estimates.into_iter().enumerate() {
-        let Some(with_days) = with_days else {
+    // Every row's visitors, with its days' sketches where it has some (kept for the rows not
+    // counted again).
+    let mut estimates = Vec::with_capacity(sums.len());
+    let mut settled = Vec::new();
+    for (row, sum) in sums.iter_mut() {
+        let Some(row_days) = sketched.remove(row) else {
+            estimates.push(sum.visitors.count());
             continue;
         };
-        let on_page = bar.is_none_or(|bar| rank < page_end || estimate >= bar);
-        match estimate < RECOUNT_BELOW && on_page {
-            true => wanted.push((row, with_days)),
-            false => kept.push((row, with_days)),
+        let mut with_days = sum.visitors.clone();
+        for (_, _, bytes) in &row_days {
+            with_days.add_stored(bytes);
         }
+        let estimate = with_days.count();
+        estimates.push(estimate);
+        settled.push((estimate, row.clone(), with_days, row_days));
     }
     // Counting again reads the hourly cells of the days: cheap on a site of up to
     // RECOUNT_DAILY visitors a day, not on a busier one.
     let days_read = ((days.end - days.start) / DAY_MS).max(1) as usize;
-    if total > RECOUNT_DAILY * days_read {
-        kept.append(&mut wanted);
-    }
-    for (row, with_days) in kept {
-        if let Some(sum) = sums.get_mut(&row) {
-            sum.visitors = with_days;
-            sum.sketched_days.clear();
-        }
-    }
+    let affordable = estimates.iter().sum::<usize>() <= RECOUNT_DAILY * days_read;
+    // Rows shown by visitors, most first: only those that can be on the page. Counting again
+    // moves an estimate by a few percent, so rows within a tenth of the page's last may join.
+    let page_end = query.offset.saturating_add(query.limit);
+    let bar = (ranked_by_visitors(query) && estimates.len() > page_end).then(|| {
+        let last = page_end.saturating_sub(1);
+        estimates.select_nth_unstable_by_key(last, |estimate| std::cmp::Reverse(*estimate));
+        estimates[last] * 9 / 10
+    });
     let mut recount = HashSet::new();
-    for (row, _) in wanted {
-        if let Some(sum) = sums.get_mut(&row) {
-            let sketched = std::mem::take(&mut sum.sketched_days);
-            recount.extend(sketched.into_iter().map(|(value, day, _)| (value, day)));
+    for (estimate, row, with_days, row_days) in settled {
+        if affordable && estimate < RECOUNT_BELOW && bar.is_none_or(|bar| estimate >= bar) {
+            recount.extend(row_days.into_iter().map(|(value, day, _)| (value, day)));
+        } else if let Some(sum) = sums.get_mut(&row) {
+            sum.visitors = with_days;
         }
     }
     recount
