@@ -132,6 +132,42 @@ async fn read_honours_max_records_and_resumes_at_next() {
 }
 
 #[tokio::test]
+async fn a_read_stops_once_it_holds_max_read_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    // Segments of two records, so a read crosses segment edges.
+    let queue = WalQueue::open(WalConfig {
+        max_read_bytes: 250,
+        ..config(dir.path(), 300)
+    })
+    .unwrap();
+    let expected = append_all(&queue, payloads(&[100; 9])).await;
+
+    // 100 + 100 < 250, the third record reaches it: three records, whatever the count asked.
+    let first = queue.read_records(0, 100, Duration::ZERO).await.unwrap();
+    assert_eq!(first, expected[..3]);
+    // A record larger than the bound is still read, alone.
+    let big = append_all(&queue, payloads(&[400, 10])).await;
+    let rest = read_all(&queue, first[2].next).await;
+    assert_eq!(rest.len(), 8);
+    let alone = queue
+        .read_records(big[0].position, 100, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(alone, big[..1]);
+    // Every read of the rest holds at most three records.
+    let mut position = first[2].next;
+    loop {
+        let read = queue
+            .read_records(position, 100, Duration::ZERO)
+            .await
+            .unwrap();
+        let Some(last) = read.last() else { break };
+        assert!(read.len() <= 3, "{} records in one read", read.len());
+        position = last.next;
+    }
+}
+
+#[tokio::test]
 async fn reopen_reads_back_everything_after_the_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let sizes: Vec<usize> = (0..300).map(|i| 1 + (i * 13) % 90).collect();

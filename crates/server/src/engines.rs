@@ -81,6 +81,8 @@ pub async fn open_stream(config: &Settings, index: u32) -> anyhow::Result<AmqpQu
     let options = AmqpOptions {
         max_pending_messages: Some(config.queue.max_pending_messages),
         max_message_bytes: config.server.max_body_bytes.max(1024 * 1024) * 4,
+        // One receive is one processor step.
+        max_receive_bytes: config.processor.max_batch_bytes.max(1),
         ..AmqpOptions::default()
     };
     let name = stream_name(config, index);
@@ -103,6 +105,8 @@ impl Engines {
             QueueEngine::Wal => {
                 let mut wal_config = WalConfig::new(config.server.data_dir.join("wal"));
                 wal_config.max_pending_bytes = config.queue.max_pending_bytes;
+                // One read is one processor step.
+                wal_config.max_read_bytes = config.processor.max_batch_bytes.max(1) as u64;
                 let wal = Arc::new(
                     WalQueue::open(wal_config).context("cannot open the write-ahead log")?,
                 );

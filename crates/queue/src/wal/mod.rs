@@ -51,10 +51,6 @@ use crate::{Backlog, Cursor, Delivery, EventQueue, Position, QueueError, Record}
 use segment::{FrameError, FRAME_HEADER_BYTES};
 use writer::{AppendRequest, Writer};
 
-/// Payload bytes one `read` gathers before it returns, so that a consumer asking for many
-/// records does not pull a whole segment into memory at once.
-const READ_BATCH_BYTES: u64 = 8 << 20;
-
 /// Where and how the WAL keeps its files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WalConfig {
@@ -68,16 +64,21 @@ pub struct WalConfig {
     pub max_pending_bytes: u64,
     /// Largest payload accepted by `append` (at most `u32::MAX`, the frame's length field).
     pub max_record_bytes: usize,
+    /// Payload bytes one read gathers before it returns (at least one record), so that a
+    /// consumer asking for many records does not pull a whole segment into memory at once:
+    /// the server sets it to `processor.max_batch_bytes`, which bounds a processor step.
+    pub max_read_bytes: u64,
 }
 
 impl WalConfig {
-    /// Defaults: 64 MiB segments, 1 GiB pending, 16 MiB records.
+    /// Defaults: 64 MiB segments, 1 GiB pending, 16 MiB records, 8 MiB reads.
     pub fn new(dir: impl Into<PathBuf>) -> WalConfig {
         WalConfig {
             dir: dir.into(),
             segment_bytes: 64 << 20,
             max_pending_bytes: 1 << 30,
             max_record_bytes: 16 << 20,
+            max_read_bytes: 8 << 20,
         }
     }
 }
@@ -326,7 +327,8 @@ impl Shared {
         let mut records = Vec::new();
         let mut position = from;
         let mut payload_bytes = 0u64;
-        while records.len() < max_records && payload_bytes < READ_BATCH_BYTES {
+        let max_bytes = self.config.max_read_bytes.max(1);
+        while records.len() < max_records && payload_bytes < max_bytes {
             let Some(span) = self.locate(position, durable_end) else {
                 break;
             };
@@ -338,7 +340,7 @@ impl Shared {
                 span.start,
                 span.end,
                 max_records - records.len(),
-                READ_BATCH_BYTES - payload_bytes,
+                max_bytes - payload_bytes,
                 &mut records,
             );
             payload_bytes += records[read_before..]
