@@ -101,7 +101,7 @@ impl Default for ProcessorConfig {
     fn default() -> Self {
         ProcessorConfig {
             max_records_per_batch: 4096,
-            max_batch_bytes: 8 * 1024 * 1024,
+            max_batch_bytes: 2 * 1024 * 1024,
             idle_wait: Duration::from_millis(100),
             min_step_interval: Duration::from_millis(250),
             dedup_window_ms: 24 * 3_600_000,

@@ -221,7 +221,7 @@ settings! {
         /// processor holds two such steps decoded at once (one being written, the next being
         /// prepared), several times their queue size; smaller steps take less memory and
         /// rewrite the rollup cells they touch more often.
-        max_batch_bytes: usize = 8 * 1024 * 1024; "max-batch-bytes", "HEARTBEAT_MAX_BATCH_BYTES";
+        max_batch_bytes: usize = 2 * 1024 * 1024; "max-batch-bytes", "HEARTBEAT_MAX_BATCH_BYTES";
     }
     /// Sites, keys, organisations, users, sessions and share links.
     [meta] Meta, MetaLayer {

@@ -254,3 +254,20 @@ async fn check_queue_identity(config: &Settings, store: &DuckDbStore) -> anyhow:
             .with_context(|| format!("cannot write {}", path.display())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_read_of_the_write_ahead_log_is_one_processor_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Settings::new("127.0.0.1:0".parse().unwrap(), dir.path().to_owned());
+        config.processor.max_batch_bytes = 123_456;
+        let engines = Engines::open(&config).await.unwrap();
+        let wal = engines
+            .wal
+            .expect("the write-ahead log is the default queue");
+        assert_eq!(wal.config().max_read_bytes, 123_456);
+    }
+}
