@@ -81,8 +81,6 @@ pub async fn open_stream(config: &Settings, index: u32) -> anyhow::Result<AmqpQu
     let options = AmqpOptions {
         max_pending_messages: Some(config.queue.max_pending_messages),
         max_message_bytes: config.server.max_body_bytes.max(1024 * 1024) * 4,
-        // One receive is one processor step.
-        max_receive_bytes: config.processor.max_batch_bytes.max(1),
         ..AmqpOptions::default()
     };
     let name = stream_name(config, index);
