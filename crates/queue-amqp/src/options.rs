@@ -22,9 +22,8 @@ pub struct AmqpOptions {
     /// They wait in memory: a consumer holds at most this many messages beyond its receive.
     pub prefetch: u16,
     /// A receive stops taking deliveries once their payloads reach this many bytes (as the
-    /// write-ahead log's `max_read_bytes`, which the server sets to
-    /// `processor.max_batch_bytes`; this one stays at its default), so one processor step
-    /// holds a bounded amount whatever the size of the messages.
+    /// write-ahead log's `max_read_bytes`), so one processor step holds a bounded amount
+    /// whatever the size of the messages. The server leaves it at this default.
     pub max_receive_bytes: usize,
     /// How long to try to reach the broker (TCP and AMQP handshake, declarations) before
     /// answering `QueueError::Unavailable`; also bounds each other call to the broker.

@@ -217,10 +217,11 @@ settings! {
         /// Bytes the dedup filter may take: 8 per client-given event id remembered for 24 hours
         /// of arrival; beyond them the oldest ids are forgotten early.
         dedup_max_bytes: usize = 32 * 1024 * 1024; "dedup-max-bytes", "HEARTBEAT_DEDUP_MAX_BYTES";
-        /// Queue bytes read into one store transaction (at least one request). The
-        /// processor holds two such steps decoded at once (one being written, the next being
-        /// prepared), several times their queue size; smaller steps take less memory and
-        /// rewrite the rollup cells they touch more often.
+        /// Queue bytes read into one store transaction (at least one request; a RabbitMQ
+        /// receive takes up to 8 MiB whatever this says). The processor holds two such steps
+        /// decoded at once (one being written, the next being prepared), several times their
+        /// queue size; smaller steps take less memory and rewrite the rollup cells they touch
+        /// more often.
         max_batch_bytes: usize = 2 * 1024 * 1024; "max-batch-bytes", "HEARTBEAT_MAX_BATCH_BYTES";
     }
     /// Sites, keys, organisations, users, sessions and share links.

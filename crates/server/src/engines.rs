@@ -104,7 +104,7 @@ impl Engines {
                 let mut wal_config = WalConfig::new(config.server.data_dir.join("wal"));
                 wal_config.max_pending_bytes = config.queue.max_pending_bytes;
                 // One read is one processor step.
-                wal_config.max_read_bytes = config.processor.max_batch_bytes.max(1) as u64;
+                wal_config.max_read_bytes = config.processor.max_batch_bytes as u64;
                 let wal = Arc::new(
                     WalQueue::open(wal_config).context("cannot open the write-ahead log")?,
                 );
