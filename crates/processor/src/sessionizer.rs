@@ -226,8 +226,8 @@ impl OpenVisit {
 }
 
 /// Adds `visit` to a visitor's open visits with room for it alone: a visitor has one open
-/// visit almost always, and a `Vec` grown by `push` makes room for four (some 2.8 KB for
-/// each visitor instead of 700 bytes, up to `processor.max_open_visits` of them).
+/// visit almost always, and a `Vec` grown by `push` makes room for four (about 2.6 KB for
+/// each visitor instead of 650 bytes, up to `processor.max_open_visits` of them).
 fn keep(visits: &mut Vec<OpenVisit>, visit: OpenVisit) {
     visits.reserve_exact(1);
     visits.push(visit);
@@ -623,7 +623,7 @@ mod tests {
     }
 
     /// A visitor's open visits take the room of the visits they are: one visit, one slot
-    /// (a `Vec` grown by `push` would hold four, 2.8 KB a visitor).
+    /// (a `Vec` grown by `push` would hold four, about 2.6 KB a visitor).
     #[test]
     fn open_visits_hold_room_for_themselves_alone() {
         let mut s = Sessionizer::default();
