@@ -1,19 +1,22 @@
 //! `heartbeat-bench`: the benchmark tool. It talks to a running Heartbeat server over HTTP
-//! only, except `raw`, which reads a stopped server's DuckDB file, and `anomaly`, which needs
-//! no server; of the workspace it depends only on the model and on `heartbeat-alerts`, whose
-//! decisions `anomaly` measures exactly as the server makes them.
+//! only, except `raw` and `append`, which read a stopped server's DuckDB file, and `anomaly`,
+//! which needs no server; of the workspace it depends only on the model and on
+//! `heartbeat-alerts`, whose decisions `anomaly` measures exactly as the server makes them.
 //!
 //! Subcommands: `generate` writes a synthetic data set as NDJSON (`generator.rs`, format in
 //! `event.rs`); `load` drives the ingest endpoints and reports throughput and latency
 //! (`load.rs`); `fill` loads a data set through the batch endpoint for query benchmarks
 //! (`fill.rs`); `query` times the dashboard's queries (`query.rs`); `raw` times hand-written
 //! DuckDB SQL for the same answers over a stopped server's database, read-only, and checks
-//! the answers agree (`raw.rs`); `anomaly` measures the alert rules' detector on generated
+//! the answers agree (`raw.rs`); `append` writes a stopped server's stored rows into a new
+//! database with DuckDB's own Appender in the processor's steps, the raw figure for the
+//! processor's rate (`append.rs`); `anomaly` measures the alert rules' detector on generated
 //! seasonal traffic with injected spikes, drops and outages: precision, recall, false
 //! firings a week and how soon an outage is noticed (`anomaly.rs`). Request bodies are in
 //! `wire.rs`, the HTTP client in `client.rs`, reports in `report.rs`.
 
 mod anomaly;
+mod append;
 mod client;
 mod event;
 mod fill;
@@ -59,6 +62,9 @@ enum Command {
     /// Time hand-written DuckDB SQL for the same queries over a stopped server's database
     /// and compare its answers with a `query` report's.
     Raw(raw::RawArgs),
+    /// Append a stopped server's stored rows into a new database with DuckDB's own
+    /// Appender, in the processor's steps: the raw figure for the processor's rate.
+    Append(append::AppendArgs),
     /// Run one SQL statement (or its EXPLAIN ANALYZE) over a stopped server's database.
     Sql(raw::SqlArgs),
     /// Measure the anomaly and no-events alert rules' precision and recall on generated
@@ -96,6 +102,7 @@ fn main() -> anyhow::Result<()> {
         Command::Query(args) => runtime()?.block_on(query::run(args)),
         Command::Raw(args) => raw::run(args),
         Command::Sql(args) => raw::run_sql(args),
+        Command::Append(args) => append::run(args),
         Command::Anomaly(args) => anomaly::run(args),
     }
 }

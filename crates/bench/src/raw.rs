@@ -254,7 +254,7 @@ pub fn run(args: RawArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn open_read_only(path: &Path, memory_limit: &str) -> anyhow::Result<Connection> {
+pub(crate) fn open_read_only(path: &Path, memory_limit: &str) -> anyhow::Result<Connection> {
     ensure!(path.exists(), "{} does not exist", path.display());
     let config = Config::default()
         .access_mode(AccessMode::ReadOnly)?

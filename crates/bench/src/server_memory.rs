@@ -55,6 +55,11 @@ impl MemorySampler {
     }
 }
 
+/// This process's own peak RSS (VmHWM), for tools that do the work themselves.
+pub fn own_peak_rss_kib() -> Option<u64> {
+    read_status_field(std::process::id(), "VmHWM")
+}
+
 /// A `kB` field of `/proc/PID/status`, or `None` if the process or the field is gone.
 fn read_status_field(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
