@@ -83,7 +83,7 @@ pub fn run(args: AppendArgs) -> anyhow::Result<()> {
         args.out.display()
     );
     let source = open_read_only(&args.db, &args.memory_limit)?;
-    let target = open_target(&args.out, &args.memory_limit)?;
+    let mut target = open_target(&args.out, &args.memory_limit)?;
     let mut counts = Vec::new();
     let mut extents = Vec::new();
     for table in TABLES {
@@ -124,7 +124,6 @@ pub fn run(args: AppendArgs) -> anyhow::Result<()> {
         .map(|table| column_count(&source, table))
         .collect::<anyhow::Result<Vec<_>>>()?;
 
-    let mut target = target;
     let mut table_time = vec![Duration::ZERO; TABLES.len()];
     let mut commit_time = Duration::ZERO;
     let mut appended = vec![0u64; TABLES.len()];
@@ -241,7 +240,8 @@ fn print_report(report: &AppendReport) {
 mod tests {
     use super::*;
 
-    fn scratch(name: &str) -> PathBuf {
+    /// A new scratch directory, removed by the test when it is done.
+    fn scratch_dir() -> PathBuf {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -251,12 +251,23 @@ mod tests {
             std::process::id()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        dir.join(name)
+        dir
+    }
+
+    fn args(db: &Path, out: &Path) -> AppendArgs {
+        AppendArgs {
+            db: db.to_owned(),
+            out: out.to_owned(),
+            step_events: 64,
+            memory_limit: "256MB".into(),
+            json: None,
+        }
     }
 
     #[test]
     fn every_stored_row_is_appended_once_across_the_steps() {
-        let source = scratch("source.duckdb");
+        let dir = scratch_dir();
+        let source = dir.join("source.duckdb");
         {
             let db = Connection::open(&source).unwrap();
             db.execute_batch(
@@ -274,15 +285,8 @@ mod tests {
             )
             .unwrap();
         }
-        let out = scratch("out.duckdb");
-        run(AppendArgs {
-            db: source.clone(),
-            out: out.clone(),
-            step_events: 64,
-            memory_limit: "256MB".into(),
-            json: None,
-        })
-        .unwrap();
+        let out = dir.join("out.duckdb");
+        run(args(&source, &out)).unwrap();
 
         let db = Connection::open(&out).unwrap();
         db.execute(
@@ -314,13 +318,8 @@ mod tests {
             assert_eq!((rows, missing, extra), (expected, 0, 0), "{table}");
         }
         // 1,000 events in steps of 64: 16 steps, refused if the out file exists.
-        assert!(run(AppendArgs {
-            db: source,
-            out,
-            step_events: 64,
-            memory_limit: "256MB".into(),
-            json: None,
-        })
-        .is_err());
+        assert!(run(args(&source, &out)).is_err());
+        drop(db);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

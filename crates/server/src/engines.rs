@@ -192,7 +192,9 @@ fn open_duckdb(config: &Settings) -> anyhow::Result<DuckDbStore> {
     // DuckDB starts its worker threads when the database opens, and a thread inherits its
     // creator's priority: opened from a thread at the query pool's (idle) priority, DuckDB's
     // own threads never take the cores from the threads that serve ingest and /health
-    // either.
+    // either. Known cost (docs/benchmarks.md, 2026-12-06): a checkpoint in the processor's
+    // commit busy-waits for tasks these threads took, so while other threads keep the cores
+    // busy the processor stalls (4.5 k instead of 28 k events/s beside one busy core).
     let store = std::thread::scope(|scope| {
         scope
             .spawn(|| {
