@@ -190,15 +190,16 @@ async fn open_clickhouse(config: &Settings) -> anyhow::Result<ClickHouseStore> {
 fn open_duckdb(config: &Settings) -> anyhow::Result<DuckDbStore> {
     let store_path = config.store_path();
     // DuckDB starts its worker threads when the database opens, and a thread inherits its
-    // creator's priority: opened from a thread at the query pool's (idle) priority, DuckDB's
-    // own threads never take the cores from the threads that serve ingest and /health
-    // either. Known cost (docs/benchmarks.md, 2026-12-06): a checkpoint in the processor's
-    // commit busy-waits for tasks these threads took, so while other threads keep the cores
-    // busy the processor stalls (4.5 k instead of 28 k events/s beside one busy core).
+    // creator's priority: opened from a thread at the processors' priority, its workers sit
+    // below the threads that serve ingest and /health, and level with the processor's writer.
+    // A checkpoint in the writer's commit busy-waits for the tasks workers took
+    // (`TaskExecutor::WorkOnTasks` in DuckDB 1.4); workers at the idle priority barely ran
+    // while other threads kept the cores busy: beside one busy core the processor stored
+    // 5.7 k events/s with them, 25.8 k with workers at nice 5 (docs/benchmarks.md, 2026-12-07).
     let store = std::thread::scope(|scope| {
         scope
             .spawn(|| {
-                priority::idle_priority();
+                priority::processor_priority();
                 DuckDbStore::open_with_memory_limit(
                     &store_path,
                     Some(config.store.memory_limit.as_str()).filter(|m| !m.is_empty()),

@@ -1,12 +1,22 @@
 //! CPU priorities of the server's threads, so the cores go to the work that answers requests
-//! first: the request threads at the normal priority, the processor a little below
-//! ([`lower_priority`]), reads and DuckDB's own workers only when nothing else wants the CPU
-//! ([`idle_priority`]). Linux's priorities are per thread and inherited by the threads a
-//! thread starts; elsewhere these are best-effort `nice` values.
+//! first: the request threads at the normal priority, the processors and DuckDB's own worker
+//! threads a little below ([`processor_priority`]), reads only when nothing else wants the
+//! CPU ([`idle_priority`]). A read's statement runs on its idle thread, and the parts DuckDB
+//! hands to its workers at theirs; the processor's writer never waits on a thread below its
+//! own priority. Linux's priorities are per thread and inherited by the threads a thread
+//! starts; elsewhere these are best-effort `nice` values.
+
+/// The processors' `nice` value: between the request threads and the reads.
+const PROCESSOR_NICE: i32 = 5;
+
+/// Puts the calling thread (and the threads it starts) at the processors' priority.
+pub fn processor_priority() {
+    lower_priority(PROCESSOR_NICE);
+}
 
 /// Lowers the calling thread's CPU priority (Linux's `nice` is per thread, and threads it
 /// starts inherit it). Best effort: a refusal leaves the thread as it is.
-pub fn lower_priority(nice: i32) {
+fn lower_priority(nice: i32) {
     #[cfg(target_os = "linux")]
     if nice > 0 {
         // SAFETY: setpriority with PRIO_PROCESS and who = 0 only changes the calling thread's

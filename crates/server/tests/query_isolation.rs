@@ -657,3 +657,79 @@ async fn wait_for_stored(http: &reqwest::Client, base: &str, key: &str, expected
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A thread of the server as Linux's `/proc/<pid>/task/<tid>/stat` shows it.
+#[cfg(target_os = "linux")]
+#[derive(Debug)]
+struct ServerThread {
+    name: String,
+    nice: i32,
+    policy: i32,
+}
+
+#[cfg(target_os = "linux")]
+fn server_threads(pid: u32) -> Vec<ServerThread> {
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let Ok(stat) = std::fs::read_to_string(task.unwrap().path().join("stat")) else {
+            continue; // the thread ended meanwhile
+        };
+        // "tid (name) state ...": the name may hold spaces and parentheses, the fields after
+        // its last ")" do not; nice is field 19 and policy field 41 of the whole line.
+        let (head, tail) = stat.rsplit_once(')').unwrap();
+        let name = head.split_once('(').unwrap().1.to_owned();
+        let fields: Vec<&str> = tail.split_whitespace().collect();
+        threads.push(ServerThread {
+            name,
+            nice: fields[16].parse().unwrap(),
+            policy: fields[38].parse().unwrap(),
+        });
+    }
+    threads
+}
+
+/// The processor's writer never waits on a thread below its own priority: a checkpoint in its
+/// commit busy-waits for the tasks DuckDB's worker threads took, and idle-priority workers
+/// barely ran while other threads kept the cores busy (docs/benchmarks.md, 2026-12-07). Only
+/// the query threads run at the idle priority; DuckDB's workers share the processors' nice 5.
+#[cfg(target_os = "linux")]
+#[test]
+fn only_the_query_threads_run_at_the_idle_priority() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = launch(dir.path(), &[]);
+    // A query thread takes its priority as it starts, which may be just after "ready".
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let threads = loop {
+        let threads = server_threads(server.child.id());
+        let starting = threads
+            .iter()
+            .any(|thread| thread.name == "heartbeat-query" && thread.policy != libc::SCHED_IDLE);
+        if !starting || Instant::now() > deadline {
+            break threads;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let idle: Vec<&ServerThread> = threads
+        .iter()
+        .filter(|thread| thread.policy == libc::SCHED_IDLE)
+        .collect();
+    assert!(
+        !idle.is_empty(),
+        "no query thread at the idle priority: {threads:?}"
+    );
+    assert!(
+        idle.iter().all(|thread| thread.name == "heartbeat-query"),
+        "threads other than the query threads at the idle priority: {threads:?}"
+    );
+    // The processor, and DuckDB's workers (one per core beyond the first).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let at_processor_priority = threads
+        .iter()
+        .filter(|thread| thread.policy == libc::SCHED_OTHER && thread.nice == 5)
+        .count();
+    assert!(
+        at_processor_priority >= cores.min(2),
+        "{at_processor_priority} threads at nice 5 on {cores} cores: {threads:?}"
+    );
+    server.terminate();
+}

@@ -36,9 +36,6 @@ use tokio::sync::{broadcast, watch};
 use crate::config::Settings;
 use crate::priority;
 
-/// The processors' CPU priority: between the request threads and the reads.
-pub const PROCESSOR_NICE: i32 = 5;
-
 /// How long a worker waits between taking a partition and starting its processor.
 pub const TAKEOVER_DELAY: Duration = Duration::from_secs(2);
 
@@ -68,9 +65,9 @@ impl ProcessorThread {
         let thread = std::thread::Builder::new()
             .name(name)
             .spawn(move || -> anyhow::Result<()> {
-                priority::lower_priority(PROCESSOR_NICE);
+                priority::processor_priority();
                 let runtime = tokio::runtime::Builder::new_current_thread()
-                    .on_thread_start(|| priority::lower_priority(PROCESSOR_NICE))
+                    .on_thread_start(priority::processor_priority)
                     .enable_all()
                     .build()?;
                 Ok(runtime.block_on(processor.run(stop_rx))?)
