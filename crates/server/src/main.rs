@@ -197,12 +197,18 @@ fn init_logs(format: LogFormat) {
     }
 }
 
-async fn shutdown_signal() {
+/// SIGTERM or SIGINT, caught from the moment this is called (not when the future is first
+/// polled): one that arrives while the server starts, or just after it said it is ready,
+/// still stops it in order instead of killing it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let mut interrupt = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = term.recv() => {}
+        }
     }
 }
 
@@ -216,10 +222,11 @@ async fn main() -> anyhow::Result<()> {
             for note in &settings.notes {
                 tracing::warn!("{note}");
             }
+            let signalled = shutdown_signal();
             let running = heartbeat_server::start(settings).await?;
             let stopper = running.stopper();
             tokio::spawn(async move {
-                shutdown_signal().await;
+                signalled.await;
                 tracing::info!("shutting down: stop accepting, drain, flush");
                 let _ = stopper.send(true);
             });

@@ -425,3 +425,15 @@ async fn an_import_killed_midway_and_sent_again_stores_each_event_once() {
     );
     stop_and_count(server, dir.path(), events).await;
 }
+
+/// SIGTERM is caught from before the server says it is ready: one sent the moment "ready" is
+/// logged (a service manager stopping a server it just started) stops it in order, exit 0,
+/// instead of killing it before its handler exists (which it did 19 times in 20).
+#[test]
+fn sigterm_right_after_ready_stops_the_server_in_order() {
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = launch(dir.path(), &[]);
+        server.terminate();
+    }
+}
