@@ -240,20 +240,6 @@ fn print_report(report: &AppendReport) {
 mod tests {
     use super::*;
 
-    /// A new scratch directory, removed by the test when it is done.
-    fn scratch_dir() -> PathBuf {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "heartbeat-bench-append-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     fn args(db: &Path, out: &Path) -> AppendArgs {
         AppendArgs {
             db: db.to_owned(),
@@ -266,8 +252,8 @@ mod tests {
 
     #[test]
     fn every_stored_row_is_appended_once_across_the_steps() {
-        let dir = scratch_dir();
-        let source = dir.join("source.duckdb");
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("source.duckdb");
         {
             let db = Connection::open(&source).unwrap();
             db.execute_batch(
@@ -285,7 +271,7 @@ mod tests {
             )
             .unwrap();
         }
-        let out = dir.join("out.duckdb");
+        let out = dir.path().join("out.duckdb");
         run(args(&source, &out)).unwrap();
 
         let db = Connection::open(&out).unwrap();
@@ -319,7 +305,5 @@ mod tests {
         }
         // 1,000 events in steps of 64: 16 steps, refused if the out file exists.
         assert!(run(args(&source, &out)).is_err());
-        drop(db);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
