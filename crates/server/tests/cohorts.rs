@@ -209,6 +209,44 @@ async fn cohorts_by_first_seen_and_by_an_event() {
         ]
     );
 
+    // Daily over three months, 60 periods: more periods than one 64-bit set holds (91
+    // cohorts + 60). The cohorts with people and their non-zero returns: Dec 20: dave, back
+    // Jan 2 (13) and Jan 3 (14). Jan 1: alice and bob, both back Jan 2 (1), alice Jan 4 (3)
+    // and Jan 9 (8) (March 3 is 62 days on, past 60), bob Feb 5 (35). Jan 2: carol, Jan 5
+    // (3) and Jan 16 (14). Jan 3: erin. Jan 10: frank, Jan 22 (12). Feb 10: gina, March 1
+    // (20, in a leap year).
+    let (status, answer) = post(&server, &key, "/api/v2/retention",
+        json!({"site_id": site, "date_range": ["2023-12-01", "2024-02-29"], "period": "day", "periods": 60})).await;
+    assert_eq!(status, 200, "{answer}");
+    let cohorts = matrix(&answer);
+    assert_eq!(cohorts.len(), 91);
+    let seen: Vec<(String, u64, Vec<(usize, u64)>)> = cohorts
+        .into_iter()
+        .filter(|(_, size, _)| *size > 0)
+        .map(|(cohort, size, returning)| {
+            assert_eq!(returning.len(), 61, "{cohort}");
+            assert_eq!(returning[0].as_u64(), Some(size), "{cohort}");
+            let back = returning
+                .iter()
+                .enumerate()
+                .skip(1)
+                .filter(|(_, n)| n.as_u64() != Some(0))
+                .map(|(k, n)| (k, n.as_u64().unwrap_or_else(|| panic!("{cohort}: {n}"))))
+                .collect();
+            (cohort, size, back)
+        })
+        .collect();
+    let expected = [
+        ("2023-12-20", 1, vec![(13, 1), (14, 1)]),
+        ("2024-01-01", 2, vec![(1, 2), (3, 1), (8, 1), (35, 1)]),
+        ("2024-01-02", 1, vec![(3, 1), (14, 1)]),
+        ("2024-01-03", 1, vec![]),
+        ("2024-01-10", 1, vec![(12, 1)]),
+        ("2024-02-10", 1, vec![(20, 1)]),
+    ]
+    .map(|(cohort, size, back)| (cohort.to_owned(), size, back));
+    assert_eq!(seen, expected);
+
     // Filters pick the events read: only page views on `/`. First seen on `/`: alice
     // (Jan 1), bob (Jan 1); carol's first `/` is Jan 16, dave's in December. Alice back
     // Jan 4 on `/`; bob's Jan 2 view was of `/docs`.

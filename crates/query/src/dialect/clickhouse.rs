@@ -257,6 +257,12 @@ impl SqlDialect for ClickHouseDialect {
     fn arrays(&self) -> Option<&dyn ArraySql> {
         Some(self)
     }
+
+    /// Without table CTEs a statement that reads its per-cohort table once per period would
+    /// group by person once per period: retention reads two scans joined instead.
+    fn position_sets(&self) -> Option<&dyn super::PositionSets> {
+        None
+    }
 }
 
 /// A lambda of `variables` (one or several): `x -> ...` or `(x, y) -> ...`.

@@ -3,7 +3,7 @@
 
 use chrono::{TimeZone, Utc};
 
-use super::{Piece, SqlDialect, SqlType, ORDER_KEY_SCALE};
+use super::{Piece, PositionSets, SqlDialect, SqlType, ORDER_KEY_SCALE};
 use crate::model::TimeGrain;
 
 /// DuckDB's SQL.
@@ -196,5 +196,38 @@ impl SqlDialect for DuckDbDialect {
 
     fn arrays(&self) -> Option<&dyn super::ArraySql> {
         None
+    }
+
+    fn position_sets(&self) -> Option<&dyn PositionSets> {
+        Some(self)
+    }
+}
+
+/// Up to 64 positions a `UBIGINT` of bits (`bit_or` is as fast as `min`), more a `BIT`
+/// string (`bitstring_agg`, about twice as slow at 10 M rows).
+impl PositionSets for DuckDbDialect {
+    fn collect(&self, position: &str, positions: u32, condition: &str) -> String {
+        if positions <= 64 {
+            // The shift's amount cast: an unsigned shift by a BIGINT costs half as much again.
+            // `greatest`: the argument is computed for the rows the filter leaves out too.
+            format!(
+                "bit_or(CAST(1 AS UBIGINT) << CAST(greatest({position}, 0) AS UBIGINT)) \
+                 FILTER (WHERE {condition})"
+            )
+        } else {
+            format!(
+                "bitstring_agg(CAST(greatest({position}, 0) AS BIGINT), 0, {}) \
+                 FILTER (WHERE {condition})",
+                positions - 1
+            )
+        }
+    }
+
+    fn holds(&self, set: &str, position: &str, positions: u32) -> String {
+        if positions <= 64 {
+            format!("coalesce(CAST(({set} >> CAST({position} AS UBIGINT)) & 1 AS BIGINT), 0)")
+        } else {
+            format!("coalesce(CAST(get_bit({set}, CAST({position} AS INTEGER)) AS BIGINT), 0)")
+        }
     }
 }

@@ -192,6 +192,25 @@ pub trait SqlDialect: Send + Sync {
     /// collect each group's events into one sorted array and walk it ([`ArraySql`]). `None`
     /// where window functions do that.
     fn arrays(&self) -> Option<&dyn ArraySql>;
+
+    /// The engine's compact set of small whole numbers, kept by an aggregate
+    /// ([`PositionSets`]): retention collects each person's periods into one set as it
+    /// groups by person, where a `DISTINCT` of (person, period) and a join would group
+    /// twice. `None` where the engine has none (the caller reads another way).
+    fn position_sets(&self) -> Option<&dyn PositionSets>;
+}
+
+/// Sets of whole numbers from 0 to `positions` - 1 (a few hundred at most), built by an
+/// aggregate and read one number at a time. Every method takes and returns SQL expressions.
+pub trait PositionSets: Send + Sync {
+    /// An aggregate: the set of the values of `position` over the group's rows where
+    /// `condition` holds (NULL where none does). Those values must lie in `0..positions`;
+    /// below 0 is allowed on the rows `condition` leaves out.
+    fn collect(&self, position: &str, positions: u32, condition: &str) -> String;
+
+    /// 1 where `set` (of [`PositionSets::collect`] with the same `positions`) holds
+    /// `position` (in `0..positions`), else 0, also for a NULL set.
+    fn holds(&self, set: &str, position: &str, positions: u32) -> String;
 }
 
 /// Array functions, for an engine without window functions (ClickHouse 18.16): a group's
@@ -290,6 +309,9 @@ mod tests {
     /// lower case, key words in upper case). None may appear outside `duckdb.rs`.
     const DUCKDB_ONLY: &[&str] = &[
         "date_trunc(",
+        "bit_or(",
+        "bitstring_agg(",
+        "get_bit(",
         "regexp_matches(",
         "regexp_full_match(",
         "contains(",
