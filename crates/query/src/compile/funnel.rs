@@ -46,7 +46,7 @@
 mod arrays;
 
 use super::aggregate::event_filter_sql;
-use super::{glob_regex, Builder};
+use super::{glob_sql, Builder};
 use crate::dialect::{SqlDialect, ORDER_KEY_SCALE};
 use crate::model::{FunnelQuery, Query};
 use crate::sql::{Sql, SqlValue};
@@ -67,15 +67,9 @@ fn step_sql(b: &mut Builder, funnel: &FunnelQuery, index: usize) {
     let step = &funnel.definition.steps[index];
     b.push("(");
     match &step.target {
-        // A pattern without `*` is one page: an equality, cheaper than a pattern match.
-        StepTarget::Page(page) if !page.contains('*') => {
-            b.push("name = 'pageview' AND pathname = ");
-            b.bind(SqlValue::Text(page.clone()));
-        }
         StepTarget::Page(pattern) => {
             b.push("name = 'pageview' AND ");
-            let test = b.dialect().matches_regex("pathname", "?");
-            b.bind_within(&test, SqlValue::Text(glob_regex(pattern)));
+            glob_sql(b, "pathname", pattern);
         }
         StepTarget::Event(name) => {
             b.push("name = ");
@@ -539,8 +533,9 @@ fn general_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
 
 #[cfg(test)]
 mod tests {
-    use super::{funnel_sql, glob_regex};
+    use super::funnel_sql;
     use crate::bounds::QueryBounds;
+    use crate::compile::glob_regex;
     use crate::dialect::Dialect;
     use crate::funnel::parse_funnel;
     use crate::sql::SqlValue;

@@ -4,7 +4,7 @@
 
 use heartbeat_model::{Goal, GoalKind};
 
-use super::{glob_regex, Builder};
+use super::{glob_sql, Builder};
 use crate::model::{Condition, Dimension, Filter, Operator, Query};
 use crate::sql::SqlValue;
 
@@ -49,13 +49,7 @@ fn goal_sql(b: &mut Builder, goal: &Goal, query: &Query) {
     match &goal.kind {
         GoalKind::Page { page_path } => {
             b.push("(name = 'pageview' AND ");
-            if page_path.contains('*') {
-                let test = b.dialect().matches_regex("pathname", "?");
-                b.bind_within(&test, SqlValue::Text(glob_regex(page_path)));
-            } else {
-                b.push("pathname = ");
-                b.bind(SqlValue::Text(page_path.clone()));
-            }
+            glob_sql(b, "pathname", page_path);
             b.push(")");
         }
         GoalKind::Event { event_name, props } => {
@@ -137,6 +131,7 @@ pub(super) fn goal_events_sql(b: &mut Builder, query: &Query, scope: &dyn Fn(&mu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compile::glob_regex;
 
     #[test]
     fn page_patterns() {

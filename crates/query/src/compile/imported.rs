@@ -12,7 +12,7 @@
 use chrono::{NaiveDate, TimeZone, Utc};
 use heartbeat_model::{Goal, GoalKind, ImportedTable};
 
-use super::{glob_regex, goal, Builder};
+use super::{glob_sql, goal, Builder};
 use crate::dialect::{SqlDialect, SqlType};
 use crate::model::{Dimension, Filter, Metric, Operator, Query, TimeGrain, VisitColumn};
 use crate::sql::{Sql, SqlValue};
@@ -397,10 +397,7 @@ fn goal_rows_sql(b: &mut Builder, query: &Query, table: ImportedTable, goals: &[
         b.bind(SqlValue::Text(query.site_id.0.clone()));
         b.push(" AND ");
         match &goal.kind {
-            GoalKind::Page { page_path } => {
-                let test = b.dialect().matches_regex("page", "?");
-                b.bind_within(&test, SqlValue::Text(glob_regex(page_path)));
-            }
+            GoalKind::Page { page_path } => glob_sql(b, "page", page_path),
             GoalKind::Event { event_name, .. } => {
                 b.push("name = ");
                 b.bind(SqlValue::Text(event_name.clone()));

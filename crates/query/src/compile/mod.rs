@@ -42,6 +42,45 @@ pub fn glob_regex(pattern: &str) -> String {
     out
 }
 
+/// How a path glob is tested, the cheapest way its pattern allows.
+#[derive(Debug, PartialEq)]
+enum GlobTest {
+    /// No `*`: one page.
+    Equal(String),
+    /// The only `*`s are one trailing `**` (`/docs/**`): at 10 M events DuckDB's regular
+    /// expression took 255 ms where the prefix takes 42.
+    Prefix(String),
+    /// Anything else: [`glob_regex`].
+    Regex(String),
+}
+
+fn glob_test(pattern: &str) -> GlobTest {
+    match pattern.strip_suffix("**") {
+        _ if !pattern.contains('*') => GlobTest::Equal(pattern.to_owned()),
+        Some(prefix) if !prefix.contains('*') => GlobTest::Prefix(prefix.to_owned()),
+        _ => GlobTest::Regex(glob_regex(pattern)),
+    }
+}
+
+/// `column` matching the path glob `pattern` (as [`glob_regex`] reads it), written as
+/// cheaply as the pattern allows ([`GlobTest`]).
+pub(crate) fn glob_sql(b: &mut Builder, column: &str, pattern: &str) {
+    match glob_test(pattern) {
+        GlobTest::Equal(page) => {
+            b.push(&format!("{column} = "));
+            b.bind(SqlValue::Text(page));
+        }
+        GlobTest::Prefix(prefix) => {
+            let test = b.dialect().has_prefix(column, "?");
+            b.bind_within(&test, SqlValue::Text(prefix));
+        }
+        GlobTest::Regex(regex) => {
+            let test = b.dialect().matches_regex(column, "?");
+            b.bind_within(&test, SqlValue::Text(regex));
+        }
+    }
+}
+
 /// A statement being written in one dialect.
 pub(crate) struct Builder<'d> {
     text: String,
@@ -311,5 +350,57 @@ mod tests {
                 insta::assert_snapshot!(name, text);
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod glob_tests {
+    use super::{glob_regex, glob_test, GlobTest};
+
+    #[test]
+    fn cheap_tests_answer_as_the_regex() {
+        let patterns = [
+            "/", "/docs", "/docs/**", "/docs**", "**", "/a/**/b", "/blog/*", "/x/*/**", "/a.b**",
+            "/a/***", "/[x]**", "/**/end",
+        ];
+        let paths = [
+            "/",
+            "/docs",
+            "/docs/",
+            "/docs/a/b",
+            "/docsx",
+            "/doc",
+            "/a/q/b",
+            "/blog/post",
+            "/blog/a/b",
+            "/x/y/z",
+            "/a.b/c",
+            "/aXb",
+            "/a/",
+            "/[x]/y",
+            "/end",
+            "/q/end",
+            "",
+        ];
+        for pattern in patterns {
+            let regex = regex::Regex::new(&glob_regex(pattern)).unwrap();
+            let test = glob_test(pattern);
+            for path in paths {
+                let cheap = match &test {
+                    GlobTest::Equal(page) => path == page,
+                    GlobTest::Prefix(prefix) => path.starts_with(prefix.as_str()),
+                    GlobTest::Regex(r) => regex::Regex::new(r).unwrap().is_match(path),
+                };
+                assert_eq!(
+                    cheap,
+                    regex.is_match(path),
+                    "{pattern} on {path:?}: {test:?}"
+                );
+            }
+        }
+        assert_eq!(glob_test("/docs/**"), GlobTest::Prefix("/docs/".into()));
+        assert_eq!(glob_test("/docs"), GlobTest::Equal("/docs".into()));
+        assert!(matches!(glob_test("/blog/*"), GlobTest::Regex(_)));
+        assert!(matches!(glob_test("/x/*/**"), GlobTest::Regex(_)));
     }
 }

@@ -61,6 +61,10 @@ impl SqlDialect for ClickHouseDialect {
         format!("(position({text}, {needle}) > 0)")
     }
 
+    fn has_prefix(&self, text: &str, prefix: &str) -> String {
+        format!("startsWith({text}, {prefix})")
+    }
+
     fn epoch_seconds(&self, timestamp: &str) -> String {
         format!("toInt64(toUnixTimestamp({timestamp}))")
     }

@@ -29,6 +29,10 @@ impl SqlDialect for DuckDbDialect {
         format!("contains({text}, {needle})")
     }
 
+    fn has_prefix(&self, text: &str, prefix: &str) -> String {
+        format!("starts_with({text}, {prefix})")
+    }
+
     fn epoch_seconds(&self, timestamp: &str) -> String {
         format!("epoch({timestamp})")
     }

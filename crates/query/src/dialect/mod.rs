@@ -50,6 +50,9 @@ pub trait SqlDialect: Send + Sync {
     /// Whether `needle` occurs in `text`, case-sensitively.
     fn contains_text(&self, text: &str, needle: &str) -> String;
 
+    /// Whether `text` starts with `prefix`.
+    fn has_prefix(&self, text: &str, prefix: &str) -> String;
+
     /// Seconds from the Unix epoch to `timestamp`, as a number.
     fn epoch_seconds(&self, timestamp: &str) -> String;
 
@@ -315,6 +318,7 @@ mod tests {
         "regexp_matches(",
         "regexp_full_match(",
         "contains(",
+        "starts_with(",
         "epoch(",
         "epoch_ms(",
         "epoch_us(",
