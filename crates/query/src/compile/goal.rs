@@ -130,7 +130,6 @@ pub(super) fn goal_events_sql(b: &mut Builder, query: &Query, scope: &dyn Fn(&mu
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::compile::glob_regex;
 
     #[test]
