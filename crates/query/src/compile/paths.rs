@@ -7,7 +7,12 @@
 //!   forward or from the exit page backward;
 //! - `walks`: reloads collapsed (`lag`), then numbered from the anchor in the walk's
 //!   direction (`step`), with the item after each one in that direction (`next`, NULL where
-//!   the walk ended), `depth` steps deep;
+//!   the walk ended), `depth` steps deep. Labels travel as 64-bit hashes of their text
+//!   ([`SqlDialect::text_hash`]): the two windows sort numbers instead of strings (at 10 M
+//!   events 3.2 to 3.5 s p50 where the texts took 3.6 to 3.7, docs/benchmarks.md), and two
+//!   texts sharing a hash (odds about n² / 2^65 for n distinct labels) would count as one;
+//! - `labels`: the range's distinct labels with their hashes, which name the few that an
+//!   answer shows;
 //! - `ranked`: each step's `limit` most visited labels keep their name, the others fold into
 //!   `(other)`.
 //!
@@ -63,17 +68,16 @@ fn filtered_visits(b: &mut Builder, query: &PathsQuery) {
     b.push(")");
 }
 
-/// The visits' items (`session_id, visitor_id, k, label`): page views (their page), and
-/// events of the start's name (their name).
-fn items(b: &mut Builder, query: &PathsQuery, key: &str) {
-    let label = match &query.start {
+/// An item's label: a page view's page, an event of the start's name its name.
+fn label_sql(query: &PathsQuery) -> &'static str {
+    match &query.start {
         Start::Event(_) => "CASE WHEN name = 'pageview' THEN pathname ELSE name END",
         _ => "pathname",
-    };
-    b.push(&format!(
-        "SELECT session_id, visitor_id, {key} AS k, {label} AS label FROM events WHERE "
-    ));
-    scope(b, query);
+    }
+}
+
+/// ` AND <the events that are items>`: page views, and events of the start's name.
+fn item_names(b: &mut Builder, query: &PathsQuery) {
     match &query.start {
         Start::Event(name) => {
             b.push(" AND (name = 'pageview' OR name = ");
@@ -84,11 +88,37 @@ fn items(b: &mut Builder, query: &PathsQuery, key: &str) {
             b.push(" AND name = 'pageview'");
         }
     }
+}
+
+/// The visits' items (`session_id, visitor_id, k, h`): page views and events of the start's
+/// name, each with its label as a 64-bit hash (`h`: the walks sort numbers, not texts;
+/// `labels` gives the texts back).
+fn items(b: &mut Builder, query: &PathsQuery, key: &str) {
+    let hash = b.dialect().text_hash(label_sql(query));
+    b.push(&format!(
+        "SELECT session_id, visitor_id, {key} AS k, {hash} AS h FROM events WHERE "
+    ));
+    scope(b, query);
+    item_names(b, query);
     // With a start, the join with `anchors` keeps only the visits that reached it (and that
     // the filters pick).
     if query.start == Start::Visit {
         filtered_visits(b, query);
     }
+}
+
+/// Every label of the range's items with its hash (`h, label`): the texts of the few
+/// labels an answer names, read once over the distinct labels rather than carried through
+/// the walks.
+fn labels(b: &mut Builder, query: &PathsQuery) {
+    let label = label_sql(query);
+    let hash = b.dialect().text_hash("label");
+    b.push(&format!(
+        "SELECT {hash} AS h, label FROM (SELECT DISTINCT {label} AS label FROM events WHERE "
+    ));
+    scope(b, query);
+    item_names(b, query);
+    b.push(") AS distinct_labels");
 }
 
 pub(crate) fn paths_sql(query: &PathsQuery, dialect: &dyn SqlDialect) -> Sql {
@@ -125,7 +155,7 @@ pub(crate) fn paths_sql(query: &PathsQuery, dialect: &dyn SqlDialect) -> Sql {
     b.push("items AS (");
     let anchored = !matches!(query.start, Start::Visit);
     if anchored {
-        b.push("SELECT e.session_id, e.visitor_id, e.k, e.label FROM (");
+        b.push("SELECT e.session_id, e.visitor_id, e.k, e.h FROM (");
     }
     items(&mut b, query, &key);
     let (side, walk_order) = match query.direction {
@@ -144,27 +174,32 @@ pub(crate) fn paths_sql(query: &PathsQuery, dialect: &dyn SqlDialect) -> Sql {
         .map(|i| format!(", CASE WHEN step = 0 THEN f{i} END AS f{i}"))
         .collect();
     let leads: String = (2..=query.depth)
-        .map(|i| format!(", lead(label, {i}) OVER w AS f{i}"))
+        .map(|i| format!(", lead(h, {i}) OVER w AS f{i}"))
         .collect();
     b.push(&format!(
-        "), collapsed AS (SELECT session_id, visitor_id, k, label FROM (SELECT session_id, \
-         visitor_id, k, label, lag(label) OVER (PARTITION BY session_id ORDER BY k) AS previous \
-         FROM items) AS i WHERE previous IS NULL OR previous <> label), \
-         walks AS {materialized} (SELECT session_id, visitor_id, step, label, next{ahead} FROM \
-         (SELECT session_id, visitor_id, label, row_number() OVER w - 1 AS step, \
-         lead(label) OVER w AS next{leads} FROM collapsed \
+        "), collapsed AS (SELECT session_id, visitor_id, k, h FROM (SELECT session_id, \
+         visitor_id, k, h, lag(h) OVER (PARTITION BY session_id ORDER BY k) AS previous \
+         FROM items) AS i WHERE previous IS NULL OR previous <> h), \
+         walks AS {materialized} (SELECT session_id, visitor_id, step, h, next{ahead} FROM \
+         (SELECT session_id, visitor_id, h, row_number() OVER w - 1 AS step, \
+         lead(h) OVER w AS next{leads} FROM collapsed \
          WINDOW w AS (PARTITION BY session_id ORDER BY {walk_order})) AS numbered WHERE step <= "
     ));
     b.bind(SqlValue::Int(i64::from(query.depth)));
-    // Each step's `limit` most visited labels keep their name.
+    b.push(&format!("), labels AS {materialized} ("));
+    labels(&mut b, query);
+    // Each step's `limit` most visited labels keep their name (ties by the name).
     b.push(&format!(
-        "), ranked AS {materialized} (SELECT step, label, CASE WHEN row_number() OVER \
-         (PARTITION BY step ORDER BY count(DISTINCT visitor_id) DESC, label) <= "
+        "), ranked AS {materialized} (SELECT r.step, r.h, CASE WHEN row_number() OVER \
+         (PARTITION BY r.step ORDER BY r.visitors DESC, l.label) <= "
     ));
     b.bind(SqlValue::Int(i64::from(query.limit)));
-    b.push(" THEN label ELSE ");
+    b.push(" THEN l.label ELSE ");
     b.bind(SqlValue::Text(OTHER.into()));
-    b.push(" END AS node FROM walks GROUP BY step, label) ");
+    b.push(
+        " END AS node FROM (SELECT step, h, count(DISTINCT visitor_id) AS visitors FROM walks \
+         GROUP BY step, h) AS r JOIN labels AS l ON l.h = r.h) ",
+    );
     let nulls = |from: usize| -> String {
         (from..=MAX_DEPTH as usize)
             .map(|i| format!("NULL AS n{i}, "))
@@ -178,36 +213,44 @@ pub(crate) fn paths_sql(query: &PathsQuery, dialect: &dyn SqlDialect) -> Sql {
     ));
     b.bind(SqlValue::Int(i64::from(query.depth)));
     b.push(
-        ") AS dropoffs FROM walks AS w JOIN ranked AS r ON r.step = w.step AND r.label = w.label \
+        ") AS dropoffs FROM walks AS w JOIN ranked AS r ON r.step = w.step AND r.h = w.h \
          GROUP BY w.step, r.node",
     );
     // Edges, from each node to the next one's folded label.
     b.push(&format!(
         " UNION ALL SELECT 1 AS kind, w.step + 1, r.node, t.node, {}\
          count(DISTINCT w.visitor_id), 0 FROM walks AS w \
-         JOIN ranked AS r ON r.step = w.step AND r.label = w.label \
-         JOIN ranked AS t ON t.step = w.step + 1 AND t.label = w.next \
+         JOIN ranked AS r ON r.step = w.step AND r.h = w.h \
+         JOIN ranked AS t ON t.step = w.step + 1 AND t.h = w.next \
          GROUP BY w.step, r.node, t.node",
         nulls(2)
     ));
     // Full paths: walks that went the whole depth, by their real pages, from the anchors'
-    // rows.
+    // rows; counted by hashes, then named.
     let columns: Vec<String> = (0..=query.depth)
         .map(|i| match i {
-            0 => "label".to_owned(),
+            0 => "h".to_owned(),
             1 => "next".to_owned(),
             i => format!("f{i}"),
         })
+        .collect();
+    let named: Vec<String> = (0..=query.depth).map(|i| format!("l{i}.label")).collect();
+    let joins: String = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!(" JOIN labels AS l{i} ON l{i}.h = p.{c}"))
         .collect();
     let padding: String = (query.depth as usize + 1..=MAX_DEPTH as usize)
         .map(|_| "NULL, ".to_owned())
         .collect();
     let last = columns.last().cloned().unwrap_or_default();
     b.push(&format!(
-        " UNION ALL SELECT * FROM (SELECT 2 AS kind, NULL AS step, {cols}, {padding}\
-         count(DISTINCT visitor_id) AS visitors, 0 FROM walks WHERE step = 0 AND {last} IS NOT NULL \
-         GROUP BY {cols} ORDER BY count(DISTINCT visitor_id) DESC, {cols} LIMIT ",
-        cols = columns.join(", ")
+        " UNION ALL SELECT * FROM (SELECT 2 AS kind, NULL AS step, {named}, {padding}\
+         p.visitors, 0 FROM (SELECT {cols}, count(DISTINCT visitor_id) AS visitors FROM walks \
+         WHERE step = 0 AND {last} IS NOT NULL GROUP BY {cols}) AS p{joins} \
+         ORDER BY p.visitors DESC, {named} LIMIT ",
+        cols = columns.join(", "),
+        named = named.join(", ")
     ));
     b.bind(SqlValue::Int(i64::from(query.limit)));
     b.push(") AS top_paths");

@@ -74,6 +74,10 @@ impl SqlDialect for ClickHouseDialect {
         format!("(toInt64(toUnixTimestamp({timestamp})) * 1000)")
     }
 
+    fn text_hash(&self, text: &str) -> String {
+        format!("sipHash64({text})")
+    }
+
     fn order_key(&self, timestamp: &str, id: &str) -> String {
         format!(
             "(toInt64(toUnixTimestamp({timestamp})) * {} + toInt64(sipHash64({id}) % {ORDER_KEY_SCALE}))",

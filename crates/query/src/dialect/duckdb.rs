@@ -47,6 +47,10 @@ impl SqlDialect for DuckDbDialect {
         )
     }
 
+    fn text_hash(&self, text: &str) -> String {
+        format!("hash({text})")
+    }
+
     fn key_millis(&self, key: &str) -> String {
         format!("({key} // {ORDER_KEY_SCALE})")
     }

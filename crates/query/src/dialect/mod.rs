@@ -66,6 +66,10 @@ pub trait SqlDialect: Send + Sync {
     /// rounded down ([`SqlDialect::key_millis`]).
     fn order_key(&self, timestamp: &str, id: &str) -> String;
 
+    /// A 64-bit hash of the text `text`, as an integer: a label that sorts and joins as a
+    /// number where the text itself would weigh a sort down.
+    fn text_hash(&self, text: &str) -> String;
+
     /// The milliseconds of an [`SqlDialect::order_key`].
     fn key_millis(&self, key: &str) -> String;
 
