@@ -220,7 +220,7 @@ async fn cohorts_by_first_seen_and_by_an_event() {
     assert_eq!(status, 200, "{answer}");
     let cohorts = matrix(&answer);
     assert_eq!(cohorts.len(), 91);
-    let seen: Vec<(String, u64, Vec<(usize, u64)>)> = cohorts
+    let seen: Vec<_> = cohorts
         .into_iter()
         .filter(|(_, size, _)| *size > 0)
         .map(|(cohort, size, returning)| {
@@ -232,7 +232,7 @@ async fn cohorts_by_first_seen_and_by_an_event() {
                 .skip(1)
                 .filter(|(_, n)| n.as_u64() != Some(0))
                 .map(|(k, n)| (k, n.as_u64().unwrap_or_else(|| panic!("{cohort}: {n}"))))
-                .collect();
+                .collect::<Vec<(usize, u64)>>();
             (cohort, size, back)
         })
         .collect();

@@ -44,16 +44,8 @@ fn activity_where(b: &mut Builder, query: &RetentionQuery, name: Option<&str>, e
         b.push(" AND name = ");
         b.bind(SqlValue::Text(name.to_owned()));
     }
-    event_filters_sql(
-        b,
-        &query.site_id,
-        query.timezone,
-        DateRange {
-            start_ms: 0,
-            end_ms,
-        },
-        &query.filters,
-    );
+    let filters = filters_until(query, b.dialect(), end_ms);
+    b.append(filters);
 }
 
 pub(crate) fn retention_sql(query: &RetentionQuery, dialect: &dyn SqlDialect) -> Sql {
