@@ -2,44 +2,34 @@
 //! answers one row per (breakdown value, step): the people who reached the step, and the
 //! median and 90th percentile of their seconds to the next step. Never the events.
 //!
-//! How it reads, from the inside out:
-//! - `ev`: the range's events of the site (engagement events are no events), each with its
-//!   group (the visit with a visit window, else the person), the person (`visitor_id`, which
-//!   is the client's user id hashed when the event carries one, else the anonymous id),
-//!   its time in milliseconds, the breakdown value, whether it matches each step (`s1` ...)
-//!   and whether it passes the query's filters (`fl`: who may enter).
-//! - `rel`: for ordered and any-order funnels only the events that match a step (others
-//!   cannot change the answer; `ev` already keeps only the steps' event names); for strict
-//!   funnels every event, since the next step must be
-//!   the person's very next event. Numbered in time order within the group (`seq`; events
-//!   of the same millisecond by a hash of their ids: `ok`, [`SqlDialect::order_key`]).
-//! - `anchors`: every event that may start an attempt (step 1 and the filters; in any order,
-//!   any step and the filters), with the time each step was reached from it (`r1` ...,
-//!   NULL when not): strict by `lead` (step k is k-1 events later), ordered by chaining
-//!   each event's next occurrence of the following step (`x2` ...; the earliest next
-//!   occurrence is the best choice, so the greedy chain is the furthest one), any order by
-//!   the first occurrence of each step from the anchor on. With a duration window a step
-//!   counts only at or before the anchor's time plus the window.
-//! - `best`: each person's best attempt, the anchor that reached the most steps (the
-//!   earliest among equals), as ClickHouse's `windowFunnel` and PostHog count.
-//! - the answer: the best attempt's reached steps in the order they were reached (`step`
-//!   1, 2, ...), so an any-order funnel's step k counts people with k distinct steps, and
-//!   the time from each to the next.
+//! Every funnel counts each person's best attempt, the start that reached the most steps
+//! (the earliest among equals), as ClickHouse's `windowFunnel` and PostHog count, and
+//! answers its reached steps in the order they were reached (`step` 1, 2, ...), so an
+//! any-order funnel's step k counts people with k distinct steps, with the time from each to
+//! the next. A start is an event of step 1 (any step in any order) that passes the query's
+//! filters; a person is `visitor_id` (the client's user id hashed when the event carries
+//! one, else the anonymous id); a group is the visit with a visit window, else the person,
+//! and with a duration window a step counts only at or before the start's time plus the
+//! window. Engagement events are no events. Events of the same millisecond are in the order
+//! of a hash of their ids (`ok`, [`SqlDialect::order_key`]).
 //!
-//! Ordered and any-order funnels have a statement of their own ([`joined_sql`]) that needs
-//! no window over the events: from an attempt's start, an ordered funnel's each step is the
-//! earliest event of that step after the previous one (the earliest leaves the most room
-//! for the rest), an any-order funnel's each step the earliest from the start on, found by
-//! joins and `min`, one scan of the events per step, only the attempts still going. Within
-//! one visit the earliest start reaches at least as far as any later one (every event after
-//! a later start is also after the earlier one), so a visit has one attempt; with a
-//! duration window every start is one. The answer is the general statement's
-//! (`tests/funnels.rs` has both windows and every order); at 10 M events it is the
-//! difference between about a second and running out of memory (docs/benchmarks.md).
-//! Strict funnels, whose next step must be the very next event, take the general statement
-//! over every event, but only each group's events from its first start on (`firsts`): at
-//! 10 M events numbering all of them needed more than DuckDB's 512 MB (400), now 2.3 to
-//! 2.7 s.
+//! Ordered and any-order funnels ([`joined_sql`]) need no window over the events: from an
+//! attempt's start, an ordered funnel's each step is the earliest event of that step after
+//! the previous one (the earliest leaves the most room for the rest), an any-order funnel's
+//! each step the earliest from the start on, found by joins and `min`, one scan of the
+//! events per step, only the attempts still going. Within one visit the earliest start
+//! reaches at least as far as any later one (every event after a later start is also after
+//! the earlier one), so a visit has one attempt; with a duration window every start is one.
+//! At 10 M events this is the difference between about a second and running out of memory
+//! (docs/benchmarks.md).
+//!
+//! Strict funnels ([`strict_sql`]), whose next step must be the very next event, read every
+//! event, but only each group's from its first start on (`firsts`; nothing earlier is in
+//! any attempt): `ev` flags each event's steps (`s1` ...) and filters (`fl`), `rel` numbers
+//! them in time within the group (`seq`), `anchors` takes each start's next events by
+//! `lead` (step k is k - 1 events later), `best` each person's best attempt. At 10 M events
+//! numbering every event of the range needed more than DuckDB's 512 MB (400); from the
+//! first starts on it answers in 2.3 to 2.7 s.
 //!
 //! An engine without window functions or table CTEs (ClickHouse 18.16, whose dialect has
 //! [`SqlDialect::arrays`]) gets a statement of its own with the same answer, every order
@@ -168,7 +158,7 @@ pub fn funnel_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     if funnel.definition.order != FunnelOrder::Strict {
         return joined_sql(funnel, dialect);
     }
-    general_sql(funnel, dialect)
+    strict_sql(funnel, dialect)
 }
 
 /// What a missed step weighs in an attempt's score, above any milliseconds since 1970
@@ -384,10 +374,10 @@ fn joined_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     b.finish()
 }
 
-/// The statement of any funnel (module docs).
-fn general_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
+/// The statement of a strict funnel (module docs): each group's events from its first start
+/// on, numbered in time order, each start with the next events as its next steps.
+fn strict_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     let n = funnel.definition.steps.len();
-    let order = funnel.definition.order;
     let mut b = Builder::new(dialect);
     let group = match funnel.definition.window {
         FunnelWindow::Visit => "session_id",
@@ -395,28 +385,24 @@ fn general_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     };
     let breakdown = breakdown_column(funnel);
     let key = dialect.order_key("ts", "event_id");
-    let strict = order == FunnelOrder::Strict;
-    b.push("WITH ");
-    if strict {
-        // Every event counts in a strict funnel (the next step must be the very next
-        // event), but only from each group's first start on: nothing before it is in any
-        // attempt. At 10 M events numbering every event of the range ran DuckDB out of its
-        // 512 MB; the groups that ever start are far fewer.
-        b.push(&format!(
-            "firsts AS {} (SELECT {group} AS g, min({key}) AS a FROM events WHERE ",
-            dialect.materialized()
-        ));
-        scope_where(&mut b, funnel);
+    // Every event counts in a strict funnel (the next step must be the very next event), but
+    // only from each group's first start on: nothing before it is in any attempt. At 10 M
+    // events numbering every event of the range ran DuckDB out of its 512 MB; the groups
+    // that ever start are far fewer.
+    b.push(&format!(
+        "WITH firsts AS {} (SELECT {group} AS g, min({key}) AS a FROM events WHERE ",
+        dialect.materialized()
+    ));
+    scope_where(&mut b, funnel);
+    b.push(" AND ");
+    step_sql(&mut b, funnel, 0);
+    if !funnel.filters.is_empty() {
         b.push(" AND ");
-        step_sql(&mut b, funnel, 0);
-        if !funnel.filters.is_empty() {
-            b.push(" AND ");
-            filters_sql(&mut b, funnel);
-        }
-        b.push(&format!(" GROUP BY {group}), "));
+        filters_sql(&mut b, funnel);
     }
     b.push(&format!(
-        "ev AS (SELECT {group} AS g, visitor_id AS person, {key} AS ok, {} AS t, {breakdown} AS bd, ",
+        " GROUP BY {group}), ev AS (SELECT {group} AS g, visitor_id AS person, {key} AS ok, \
+         {} AS t, {breakdown} AS bd, ",
         dialect.epoch_millis("ts")
     ));
     for k in 0..n {
@@ -429,112 +415,40 @@ fn general_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
         filters_sql(&mut b, funnel);
         b.push(" AS fl");
     }
-    if strict {
-        b.push(&format!(
-            " FROM events JOIN firsts ON firsts.g = events.{group} AND {key} >= firsts.a WHERE "
-        ));
-    } else {
-        b.push(" FROM events WHERE ");
-    }
+    b.push(&format!(
+        " FROM events JOIN firsts ON firsts.g = events.{group} AND {key} >= firsts.a WHERE "
+    ));
     scope_where(&mut b, funnel);
-    if strict {
-        b.push(" AND name <> 'engagement'), ");
-    } else {
-        step_names_sql(&mut b, funnel);
-        b.push("), ");
-    }
+    b.push(" AND name <> 'engagement'), ");
 
-    // Events in order within their group.
-    let any_step: Vec<String> = (1..=n).map(|k| format!("s{k}")).collect();
-    b.push("rel AS (SELECT *, row_number() OVER (PARTITION BY g ORDER BY ok) AS seq FROM ev");
-    if order != FunnelOrder::Strict {
-        b.push(&format!(" WHERE {}", any_step.join(" OR ")));
+    // Events in order within their group; each start with the time every step was reached
+    // from it: step k is the event k - 1 after the start.
+    b.push("rel AS (SELECT *, row_number() OVER (PARTITION BY g ORDER BY ok) AS seq FROM ev), ");
+    b.push(&format!("nx AS {} (SELECT *", dialect.materialized()));
+    for k in 2..=n {
+        b.push(&format!(
+            ", lead(s{k}, {lag}) OVER w AS m{k}, lead(t, {lag}) OVER w AS t{k}",
+            lag = k - 1
+        ));
     }
-    b.push("), ");
-
-    // Each anchor with the time every step was reached from it.
-    match order {
-        FunnelOrder::Strict => {
-            b.push(&format!("nx AS {} (SELECT *", dialect.materialized()));
-            for k in 2..=n {
-                b.push(&format!(
-                    ", lead(s{k}, {lag}) OVER w AS m{k}, lead(t, {lag}) OVER w AS t{k}",
-                    lag = k - 1
-                ));
-            }
-            b.push(" FROM rel WINDOW w AS (PARTITION BY g ORDER BY seq)), ");
-            b.push("anchors AS (SELECT person, bd, seq, t AS r1");
-            for k in 2..=n {
-                let chain: Vec<String> =
-                    (2..=k).map(|j| format!("coalesce(m{j}, FALSE)")).collect();
-                b.push(&format!(", CASE WHEN {} THEN ", chain.join(" AND ")));
-                within_window(&mut b, funnel, &format!("t{k}"), "t");
-                b.push(&format!(" END AS r{k}"));
-            }
-            b.push(" FROM nx WHERE s1 AND fl), ");
-        }
-        FunnelOrder::Ordered => {
-            b.push(&format!("nx AS {} (SELECT *", dialect.materialized()));
-            for k in 2..=n {
-                b.push(&format!(
-                    ", min(CASE WHEN s{k} THEN seq END) OVER w AS x{k}"
-                ));
-            }
-            b.push(
-                " FROM rel WINDOW w AS (PARTITION BY g ORDER BY seq \
-                 ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)), ",
-            );
-            b.push("anchors AS (SELECT a.person, a.bd, a.seq, a.t AS r1");
-            for k in 2..=n {
-                b.push(", ");
-                within_window(&mut b, funnel, &format!("j{k}.t"), "a.t");
-                b.push(&format!(" AS r{k}"));
-            }
-            b.push(" FROM nx AS a");
-            for k in 2..=n {
-                let previous = if k == 2 {
-                    "a".to_owned()
-                } else {
-                    format!("j{}", k - 1)
-                };
-                b.push(&format!(
-                    " LEFT JOIN nx AS j{k} ON j{k}.g = {previous}.g AND j{k}.seq = {previous}.x{k}"
-                ));
-            }
-            b.push(" WHERE a.s1 AND a.fl), ");
-        }
-        FunnelOrder::Any => {
-            b.push(&format!("nx AS {} (SELECT *", dialect.materialized()));
-            for k in 1..=n {
-                b.push(&format!(", min(CASE WHEN s{k} THEN t END) OVER w AS f{k}"));
-            }
-            b.push(
-                " FROM rel WINDOW w AS (PARTITION BY g ORDER BY seq \
-                 ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)), ",
-            );
-            b.push("anchors AS (SELECT person, bd, seq, t AS r0");
-            for k in 1..=n {
-                b.push(", ");
-                within_window(&mut b, funnel, &format!("f{k}"), "t");
-                b.push(&format!(" AS r{k}"));
-            }
-            b.push(" FROM nx WHERE fl), ");
-        }
+    b.push(" FROM rel WINDOW w AS (PARTITION BY g ORDER BY seq)), ");
+    b.push("anchors AS (SELECT person, bd, seq, t AS r1");
+    for k in 2..=n {
+        let chain: Vec<String> = (2..=k).map(|j| format!("coalesce(m{j}, FALSE)")).collect();
+        b.push(&format!(", CASE WHEN {} THEN ", chain.join(" AND ")));
+        within_window(&mut b, funnel, &format!("t{k}"), "t");
+        b.push(&format!(" END AS r{k}"));
     }
+    b.push(" FROM nx WHERE s1 AND fl), ");
 
     // Each person's best attempt: the most steps, then the earliest.
     let reached: Vec<String> = (1..=n)
         .map(|k| format!("(CASE WHEN r{k} IS NULL THEN 0 ELSE 1 END)"))
         .collect();
-    let start = if order == FunnelOrder::Any {
-        "r0"
-    } else {
-        "r1"
-    };
     let columns: String = (1..=n).map(|k| format!(", r{k}")).collect();
     b.push(&format!(
         "best AS (SELECT * FROM (SELECT person, bd{columns}, row_number() OVER \
-         (PARTITION BY person ORDER BY {} DESC, {start}, seq) AS pick FROM anchors) AS ranked \
+         (PARTITION BY person ORDER BY {} DESC, r1, seq) AS pick FROM anchors) AS ranked \
          WHERE pick = 1), ",
         reached.join(" + ")
     ));
