@@ -1204,6 +1204,12 @@ async fn funnels_answer_the_same() {
             json!({"site_id": "b.test", "date_range": all_days(), "steps": [{"page": "/blog/**"}, {"page": "/pricing"}, {"event": "Purchase", "props": {"plan": "pro"}}], "order": order, "window": {"seconds": 3600}, "breakdown": "visit:device", "filters": [["is_not", "visit:country", ["FR"]]]}),
         ));
     }
+    // A filter on an event dimension: events of one visit pass it or not, so an any-order
+    // funnel within a visit takes its joins rather than one grouping.
+    cases.push((
+        "any, filtered by an event's page".to_owned(),
+        json!({"site_id": "a.test", "date_range": all_days(), "steps": steps, "order": "any", "filters": [["is_not", "event:page", ["/"]]]}),
+    ));
     // The window's edges, to the millisecond.
     for order in ["strict", "ordered", "any"] {
         cases.push((
