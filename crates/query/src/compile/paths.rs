@@ -188,41 +188,57 @@ pub(crate) fn paths_sql(query: &PathsQuery, dialect: &dyn SqlDialect) -> Sql {
     b.bind(SqlValue::Int(i64::from(query.depth)));
     b.push(&format!("), labels AS {materialized} ("));
     labels(&mut b, query);
-    // Each step's `limit` most visited labels keep their name (ties by the name).
+    // Each step's `limit` most visited labels keep their own hash as their node (ties by
+    // the name), the others fold into one NULL node, `(other)`. Nodes stay numbers until
+    // the few result rows are named: grouping the walks by the names ran out of 256 MB.
     b.push(&format!(
         "), ranked AS {materialized} (SELECT r.step, r.h, CASE WHEN row_number() OVER \
          (PARTITION BY r.step ORDER BY r.visitors DESC, l.label) <= "
     ));
     b.bind(SqlValue::Int(i64::from(query.limit)));
-    b.push(" THEN l.label ELSE ");
-    b.bind(SqlValue::Text(OTHER.into()));
     b.push(
-        " END AS node FROM (SELECT step, h, count(DISTINCT visitor_id) AS visitors FROM walks \
-         GROUP BY step, h) AS r JOIN labels AS l ON l.h = r.h) ",
+        " THEN r.h END AS node FROM (SELECT step, h, count(DISTINCT visitor_id) AS visitors \
+         FROM walks GROUP BY step, h) AS r JOIN labels AS l ON l.h = r.h) ",
     );
     let nulls = |from: usize| -> String {
         (from..=MAX_DEPTH as usize)
             .map(|i| format!("NULL AS n{i}, "))
             .collect()
     };
+    // A node's name: its label's, or `(other)`.
+    let named = |b: &mut Builder, labels: &str| {
+        b.push(&format!("coalesce({labels}.label, "));
+        b.bind(SqlValue::Text(OTHER.into()));
+        b.push(")");
+    };
     // Nodes, with the visitors whose walk ended there before the last step.
+    b.push("SELECT 0 AS kind, n.step, ");
+    named(&mut b, "ln");
+    // Distinct visitors as rows first, then counted: `count(DISTINCT ...)` per group of the
+    // three parts at once did not fit in 256 MB; plain groupings can spill to disk.
     b.push(&format!(
-        "SELECT 0 AS kind, w.step, r.node AS n0, {}count(DISTINCT w.visitor_id) AS visitors, \
-         count(DISTINCT w.visitor_id) FILTER (WHERE w.next IS NULL AND w.step < ",
+        " AS n0, {}n.visitors, n.dropoffs FROM (SELECT step, node, count(*) AS visitors, \
+         count(*) FILTER (WHERE ended) AS dropoffs FROM (SELECT w.step, r.node, w.visitor_id, \
+         bool_or(w.next IS NULL AND w.step < ",
         nulls(1)
     ));
     b.bind(SqlValue::Int(i64::from(query.depth)));
     b.push(
-        ") AS dropoffs FROM walks AS w JOIN ranked AS r ON r.step = w.step AND r.h = w.h \
-         GROUP BY w.step, r.node",
+        ") AS ended FROM walks AS w JOIN ranked AS r ON r.step = w.step AND r.h = w.h \
+         GROUP BY w.step, r.node, w.visitor_id) AS v GROUP BY step, node) AS n \
+         LEFT JOIN labels AS ln ON ln.h = n.node",
     );
     // Edges, from each node to the next one's folded label.
+    b.push(" UNION ALL SELECT 1 AS kind, e.step, ");
+    named(&mut b, "lf");
+    b.push(", ");
+    named(&mut b, "lt");
     b.push(&format!(
-        " UNION ALL SELECT 1 AS kind, w.step + 1, r.node, t.node, {}\
-         count(DISTINCT w.visitor_id), 0 FROM walks AS w \
-         JOIN ranked AS r ON r.step = w.step AND r.h = w.h \
-         JOIN ranked AS t ON t.step = w.step + 1 AND t.h = w.next \
-         GROUP BY w.step, r.node, t.node",
+        ", {}e.visitors, 0 FROM (SELECT step, f, t, count(*) AS visitors FROM \
+         (SELECT DISTINCT w.step + 1 AS step, r.node AS f, t.node AS t, w.visitor_id \
+         FROM walks AS w JOIN ranked AS r ON r.step = w.step AND r.h = w.h \
+         JOIN ranked AS t ON t.step = w.step + 1 AND t.h = w.next) AS v GROUP BY step, f, t) AS e \
+         LEFT JOIN labels AS lf ON lf.h = e.f LEFT JOIN labels AS lt ON lt.h = e.t",
         nulls(2)
     ));
     // Full paths: walks that went the whole depth, by their real pages, from the anchors'
@@ -246,8 +262,9 @@ pub(crate) fn paths_sql(query: &PathsQuery, dialect: &dyn SqlDialect) -> Sql {
     let last = columns.last().cloned().unwrap_or_default();
     b.push(&format!(
         " UNION ALL SELECT * FROM (SELECT 2 AS kind, NULL AS step, {named}, {padding}\
-         p.visitors, 0 FROM (SELECT {cols}, count(DISTINCT visitor_id) AS visitors FROM walks \
-         WHERE step = 0 AND {last} IS NOT NULL GROUP BY {cols}) AS p{joins} \
+         p.visitors, 0 FROM (SELECT {cols}, count(*) AS visitors FROM (SELECT DISTINCT {cols}, \
+         visitor_id FROM walks WHERE step = 0 AND {last} IS NOT NULL) AS v GROUP BY {cols}) \
+         AS p{joins} \
          ORDER BY p.visitors DESC, {named} LIMIT ",
         cols = columns.join(", "),
         named = named.join(", ")

@@ -194,12 +194,15 @@ impl From<RunError> for ApiError {
             }
             // The work, not the answer, needs more than the store's memory (a funnel, path or
             // breakdown over millions of people): the same 400, naming that setting.
-            RunError::OutOfMemory { .. } => ApiError::new(StatusCode::BAD_REQUEST, QUERY_TOO_LARGE)
-                .with_detail(
+            // The engine's own words go to the log, for an operator sizing the setting.
+            RunError::OutOfMemory { message } => {
+                tracing::info!(error = %message, "a query needed more memory than the store may use");
+                ApiError::new(StatusCode::BAD_REQUEST, QUERY_TOO_LARGE).with_detail(
                     "date_range",
                     "the query needs more memory than the store may use (setting \
                      store.memory_limit); add filters or a shorter date range",
-                ),
+                )
+            }
             RunError::Interrupted => ApiError {
                 retry_after_s: Some(5),
                 ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Query interrupted")
