@@ -13,8 +13,8 @@
 //!   texts sharing a hash (odds about n² / 2^65 for n distinct labels) would count as one;
 //! - `labels`: the range's distinct labels with their hashes, which name the few that an
 //!   answer shows;
-//! - `ranked`: each step's `limit` most visited labels keep their name, the others fold into
-//!   `(other)`.
+//! - `ranked`: each step's `limit` most visited labels keep their own hash as their node,
+//!   the others fold into one NULL node, named `(other)` with the result rows.
 //!
 //! The walks are small (at most `depth + 1` rows per visit that reached the start); from
 //! them come three kinds of rows, in one result:
@@ -23,6 +23,10 @@
 //! - kind 1, edges: `(step of the target, from, to, visitors)` over the folded nodes;
 //! - kind 2, full paths: `(s0 ... s<depth>, visitors)`, the `limit` most common walks
 //!   that went the whole depth, by their real pages.
+//!
+//! Each kind takes its distinct (group, visitor) rows first and counts them, where
+//! `count(DISTINCT visitor_id)` per group in the three kinds at once did not fit in 256 MB
+//! at 10 M events (a plain grouping can spill to disk).
 //!
 //! Columns: kind, step, n0 ... n5, visitors, drop-offs. Events of the same millisecond are
 //! in the order of [`SqlDialect::order_key`]. No window runs over the events before the
