@@ -299,6 +299,21 @@ pub enum Filter {
 }
 
 impl Filter {
+    /// Whether the filter gives every event of a visit the same answer: it reads only visit
+    /// attributes (which events carry from their visit's first event) or asks what the visit
+    /// did (`has_done`).
+    pub fn is_per_visit(&self) -> bool {
+        match self {
+            Filter::Condition(c) => matches!(
+                c.dimension,
+                Dimension::Visit(_) | Dimension::EntryPage | Dimension::ExitPage
+            ),
+            Filter::HasDone(..) => true,
+            Filter::And(all) | Filter::Or(all) => all.iter().all(Filter::is_per_visit),
+            Filter::Not(inner) => inner.is_per_visit(),
+        }
+    }
+
     /// Every dimension the filter reads.
     pub fn dimensions(&self) -> Vec<&Dimension> {
         match self {

@@ -41,7 +41,7 @@ mod arrays;
 use super::aggregate::event_filter_sql;
 use super::{glob_sql, Builder};
 use crate::dialect::{SqlDialect, ORDER_KEY_SCALE};
-use crate::model::{Dimension, Filter, FunnelQuery, Query};
+use crate::model::{Filter, FunnelQuery, Query};
 use crate::sql::{Sql, SqlValue};
 use heartbeat_model::{FunnelOrder, FunnelWindow, StepTarget};
 
@@ -161,21 +161,6 @@ pub fn funnel_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     strict_sql(funnel, dialect)
 }
 
-/// Whether `filter` gives every event of a visit the same answer: it reads only visit
-/// attributes (which events carry from their visit's first event) or asks what the visit
-/// did (`has_done`).
-fn visit_constant(filter: &Filter) -> bool {
-    match filter {
-        Filter::Condition(c) => matches!(
-            c.dimension,
-            Dimension::Visit(_) | Dimension::EntryPage | Dimension::ExitPage
-        ),
-        Filter::HasDone(..) => true,
-        Filter::And(all) | Filter::Or(all) => all.iter().all(visit_constant),
-        Filter::Not(inner) => visit_constant(inner),
-    }
-}
-
 /// What a missed step weighs in an attempt's score, above any milliseconds since 1970
 /// until the year 2527 (2^44 ms).
 const REACHED_WEIGHT: i64 = 1 << 44;
@@ -206,7 +191,7 @@ fn joined_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     // there on: each step's time is the earliest of its events in the visit, all in the
     // one grouping that finds the start (at 10 M events 2.3 to 2.5 s where a join per step
     // took 4.4 to 4.9, docs/benchmarks.md).
-    let one_pass = any && window.is_none() && funnel.filters.iter().all(visit_constant);
+    let one_pass = any && window.is_none() && funnel.filters.iter().all(Filter::is_per_visit);
     match window {
         // One attempt per visit, from its first start.
         None => {
@@ -260,7 +245,12 @@ fn joined_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     // Ordered: each step the earliest after the previous one (step 1 is the start). Any
     // order: each step the earliest from the start on.
     let first = if any { 1 } else { 2 };
-    // The table each step's time is read from.
+    // The steps found by a join of their own (`c<k>`); in one pass `c0` holds every step.
+    let joined: Vec<usize> = if one_pass {
+        Vec::new()
+    } else {
+        (first..=n).collect()
+    };
     let step_table = |k: usize| {
         if one_pass {
             "c0".to_owned()
@@ -268,7 +258,7 @@ fn joined_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
             format!("c{k}")
         }
     };
-    for k in (first..=n).filter(|_| !one_pass) {
+    for &k in &joined {
         let (from, after) = match (any, k) {
             (true, _) => ("c0".to_owned(), "e.k >= c.k0".to_owned()),
             (false, 2) => ("c0".to_owned(), "e.k > c.k0".to_owned()),
@@ -319,7 +309,7 @@ fn joined_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
         REACHED_WEIGHT,
         dialect.key_millis("c0.k0"),
     ));
-    for k in (first..=n).filter(|_| !one_pass) {
+    for &k in &joined {
         b.push(&format!(
             " LEFT JOIN c{k} ON c{k}.g = c0.g AND c{k}.k0 = c0.k0"
         ));

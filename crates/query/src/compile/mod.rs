@@ -234,6 +234,11 @@ impl<'d> Builder<'d> {
         self.params.extend(other.params.iter().cloned());
     }
 
+    /// Whether `other` wrote the same text with the same parameters.
+    pub(crate) fn same_as(&self, other: &Builder) -> bool {
+        self.text == other.text && self.params == other.params
+    }
+
     pub(crate) fn finish(self) -> Sql {
         Sql {
             text: self.text,

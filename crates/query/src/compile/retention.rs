@@ -79,9 +79,7 @@ fn one_scan_sql(query: &RetentionQuery, dialect: &dyn SqlDialect) -> Option<Sql>
     let sets = dialect.position_sets()?;
     let read_end_ms = query.read_end_ms();
     let filters = filters_until(query, dialect, read_end_ms);
-    if filters_until(query, dialect, query.range.end_ms).finish()
-        != filters_until(query, dialect, read_end_ms).finish()
-    {
+    if !filters.same_as(&filters_until(query, dialect, query.range.end_ms)) {
         return None;
     }
     let starts = cohort_starts(query.range, query.timezone, query.period);
