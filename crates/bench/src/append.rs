@@ -43,7 +43,7 @@ pub struct AppendArgs {
     #[arg(long, default_value_t = 30_000)]
     step_events: u64,
     /// DuckDB's memory limit for the new database, as the server's `--store-memory-limit`.
-    #[arg(long, default_value = "256MB")]
+    #[arg(long, default_value = "512MB")]
     memory_limit: String,
     /// Also write the report as JSON to this file.
     #[arg(long)]

@@ -48,7 +48,7 @@ pub struct SqlArgs {
     #[arg(long)]
     db: PathBuf,
     /// DuckDB's memory limit, as the server's `--store-memory-limit`.
-    #[arg(long, default_value = "256MB")]
+    #[arg(long, default_value = "512MB")]
     memory_limit: String,
     /// Run it under EXPLAIN ANALYZE and print DuckDB's profile instead of the rows.
     #[arg(long)]
@@ -107,7 +107,7 @@ pub struct RawArgs {
     #[arg(long, default_value_t = 10)]
     runs: u64,
     /// DuckDB's memory limit, as the server's `--store-memory-limit`.
-    #[arg(long, default_value = "256MB")]
+    #[arg(long, default_value = "512MB")]
     memory_limit: String,
     /// Print DuckDB's EXPLAIN ANALYZE of this query's raw statement (a query name).
     #[arg(long)]

@@ -177,8 +177,8 @@ settings! {
         /// The DuckDB file (empty: `heartbeat.duckdb` in the data dir; also
         /// `DATABASE_URL=duckdb:///path/file.duckdb`).
         path: PathBuf = PathBuf::new(); "store-path", "HEARTBEAT_STORE_PATH";
-        /// DuckDB's buffer memory cap, like `256MB` (it spills to disk beyond it).
-        memory_limit: String = "256MB".to_owned(); "store-memory-limit", "HEARTBEAT_STORE_MEMORY_LIMIT";
+        /// DuckDB's buffer memory cap, like `512MB` (it spills to disk beyond it).
+        memory_limit: String = "512MB".to_owned(); "store-memory-limit", "HEARTBEAT_STORE_MEMORY_LIMIT";
         /// Each ClickHouse shard's HTTP address, like `http://ch1:8123,http://ch2:8123`, in
         /// the order of the cluster's `remote_servers` (`clickhouse`; one address: an
         /// unsharded server).
