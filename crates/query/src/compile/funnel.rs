@@ -25,11 +25,12 @@
 //!
 //! Strict funnels ([`strict_sql`]), whose next step must be the very next event, read every
 //! event, but only each group's from its first start on (`firsts`; nothing earlier is in
-//! any attempt): `ev` flags each event's steps (`s1` ...) and filters (`fl`), `rel` numbers
-//! them in time within the group (`seq`), `anchors` takes each start's next events by
-//! `lead` (step k is k - 1 events later), `best` each person's best attempt. At 10 M events
-//! numbering every event of the range needed more than DuckDB's 512 MB (400); from the
-//! first starts on it answers in 2.3 to 2.7 s.
+//! any attempt): `ev` flags each event's steps (`s1` ...; step 1 only where the event passes
+//! the filters), `anchors` takes each start's next events by `lead` over one window ordered
+//! by the order key (step k is k - 1 events later; times come from the key), `best` each
+//! person's best attempt. At 10 M events numbering every event of the range needed more than
+//! DuckDB's 512 MB (400); from the first starts on, with the window holding only the group,
+//! person, key, breakdown and step flags of each event, it fits in 256 MB.
 //!
 //! An engine without window functions or table CTEs (ClickHouse 18.16, whose dialect has
 //! [`SqlDialect::arrays`]) gets a statement of its own with the same answer, every order
@@ -407,7 +408,7 @@ fn joined_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
 }
 
 /// The statement of a strict funnel (module docs): each group's events from its first start
-/// on, numbered in time order, each start with the next events as its next steps.
+/// on, in time order, each start with the next events as its next steps.
 fn strict_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     let n = funnel.definition.steps.len();
     let mut b = Builder::new(dialect);
@@ -432,20 +433,23 @@ fn strict_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
         b.push(" AND ");
         filters_sql(&mut b, funnel);
     }
+    // Each event's group, person, order key and which steps it is (step 1 only where it
+    // passes the filters): the window below holds every one of these rows, so they carry
+    // nothing else (times come from the order key).
     b.push(&format!(
         " GROUP BY {group}), ev AS (SELECT {group} AS g, visitor_id AS person, {key} AS ok, \
-         {} AS t, {breakdown} AS bd, ",
-        dialect.epoch_millis("ts")
+         {breakdown} AS bd, "
     ));
     for k in 0..n {
+        if k > 0 {
+            b.push(", ");
+        }
         step_sql(&mut b, funnel, k);
-        b.push(&format!(" AS s{}, ", k + 1));
-    }
-    if funnel.filters.is_empty() {
-        b.push("TRUE AS fl");
-    } else {
-        filters_sql(&mut b, funnel);
-        b.push(" AS fl");
+        if k == 0 && !funnel.filters.is_empty() {
+            b.push(" AND ");
+            filters_sql(&mut b, funnel);
+        }
+        b.push(&format!(" AS s{}", k + 1));
     }
     b.push(&format!(
         " FROM events JOIN firsts ON firsts.g = events.{group} AND {key} >= firsts.a WHERE "
@@ -453,25 +457,24 @@ fn strict_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     scope_where(&mut b, funnel);
     b.push(" AND name <> 'engagement'), ");
 
-    // Events in order within their group; each start with the time every step was reached
-    // from it: step k is the event k - 1 after the start.
-    b.push("rel AS (SELECT *, row_number() OVER (PARTITION BY g ORDER BY ok) AS seq FROM ev), ");
-    b.push(&format!("nx AS {} (SELECT *", dialect.materialized()));
-    for k in 2..=n {
-        b.push(&format!(
-            ", lead(s{k}, {lag}) OVER w AS m{k}, lead(t, {lag}) OVER w AS t{k}",
-            lag = k - 1
-        ));
-    }
-    b.push(" FROM rel WINDOW w AS (PARTITION BY g ORDER BY seq)), ");
-    b.push("anchors AS (SELECT person, bd, seq, t AS r1");
+    // Each start with the time every step was reached from it: step k is the event k - 1
+    // after the start in its group, by one window ordered by the order key.
+    let millis = |column: &str| dialect.key_millis(column);
+    b.push(&format!("anchors AS (SELECT person, bd, ok, {} AS r1", millis("ok")));
     for k in 2..=n {
         let chain: Vec<String> = (2..=k).map(|j| format!("coalesce(m{j}, FALSE)")).collect();
         b.push(&format!(", CASE WHEN {} THEN ", chain.join(" AND ")));
-        within_window(&mut b, funnel, &format!("t{k}"), "t");
+        within_window(&mut b, funnel, &millis(&format!("o{k}")), &millis("ok"));
         b.push(&format!(" END AS r{k}"));
     }
-    b.push(" FROM nx WHERE s1 AND fl), ");
+    b.push(" FROM (SELECT person, bd, ok, s1");
+    for k in 2..=n {
+        b.push(&format!(
+            ", lead(s{k}, {lag}) OVER w AS m{k}, lead(ok, {lag}) OVER w AS o{k}",
+            lag = k - 1
+        ));
+    }
+    b.push(" FROM ev WINDOW w AS (PARTITION BY g ORDER BY ok)) AS nx WHERE s1), ");
 
     // Each person's best attempt: the most steps, then the earliest.
     let reached: Vec<String> = (1..=n)
@@ -480,7 +483,7 @@ fn strict_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     let columns: String = (1..=n).map(|k| format!(", r{k}")).collect();
     b.push(&format!(
         "best AS (SELECT * FROM (SELECT person, bd{columns}, row_number() OVER \
-         (PARTITION BY person ORDER BY {} DESC, r1, seq) AS pick FROM anchors) AS ranked \
+         (PARTITION BY person ORDER BY {} DESC, r1, ok) AS pick FROM anchors) AS ranked \
          WHERE pick = 1), ",
         reached.join(" + ")
     ));
