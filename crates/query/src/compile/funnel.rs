@@ -460,7 +460,10 @@ fn strict_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     // Each start with the time every step was reached from it: step k is the event k - 1
     // after the start in its group, by one window ordered by the order key.
     let millis = |column: &str| dialect.key_millis(column);
-    b.push(&format!("anchors AS (SELECT person, bd, ok, {} AS r1", millis("ok")));
+    b.push(&format!(
+        "anchors AS (SELECT person, bd, ok, {} AS r1",
+        millis("ok")
+    ));
     for k in 2..=n {
         let chain: Vec<String> = (2..=k).map(|j| format!("coalesce(m{j}, FALSE)")).collect();
         b.push(&format!(", CASE WHEN {} THEN ", chain.join(" AND ")));
