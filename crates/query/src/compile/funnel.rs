@@ -99,6 +99,15 @@ fn step_names_sql(b: &mut Builder, funnel: &FunnelQuery) {
     b.push(")");
 }
 
+/// Whether an `events` row starts an attempt: step 1, passing the query's filters.
+fn start_sql(b: &mut Builder, funnel: &FunnelQuery) {
+    step_sql(b, funnel, 0);
+    if !funnel.filters.is_empty() {
+        b.push(" AND ");
+        filters_sql(b, funnel);
+    }
+}
+
 /// The window's length in milliseconds, as a bound parameter (none for a visit window).
 fn window_ms(funnel: &FunnelQuery) -> Option<SqlValue> {
     match funnel.definition.window {
@@ -417,7 +426,6 @@ fn strict_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
         FunnelWindow::Visit => "session_id",
         FunnelWindow::Seconds(_) => "visitor_id",
     };
-    let breakdown = breakdown_column(funnel);
     let key = dialect.order_key("ts", "event_id");
     // Every event counts in a strict funnel (the next step must be the very next event), but
     // only from each group's first start on: nothing before it is in any attempt. At 10 M
@@ -429,35 +437,29 @@ fn strict_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     ));
     scope_where(&mut b, funnel);
     b.push(" AND ");
-    step_sql(&mut b, funnel, 0);
-    if !funnel.filters.is_empty() {
-        b.push(" AND ");
-        filters_sql(&mut b, funnel);
-    }
+    start_sql(&mut b, funnel);
     // Each event's group, person, order key and which steps it is (step 1 only where it
     // passes the filters): the window below holds every one of these rows, so they carry
     // nothing else (times come from the order key; the breakdown only when there is one: a
     // text column, even all NULL, took the bench's strict funnel at 10 M events over 256 MB).
-    let carried = if funnel.breakdown.is_some() {
-        "bd, "
-    } else {
-        ""
+    // (In `ev`, in the window's rows, and what the anchors name `bd`.)
+    let (ev_bd, carried, anchor_bd) = match funnel.breakdown {
+        Some(column) => (
+            format!("{} AS bd, ", column.column()),
+            "bd, ",
+            "bd".to_owned(),
+        ),
+        None => (String::new(), "", breakdown_column(funnel)),
     };
     b.push(&format!(
-        " GROUP BY {group}), ev AS (SELECT {group} AS g, visitor_id AS person, {key} AS ok, "
+        " GROUP BY {group}), ev AS (SELECT {group} AS g, visitor_id AS person, {key} AS ok, \
+         {ev_bd}"
     ));
-    if funnel.breakdown.is_some() {
-        b.push(&format!("{breakdown} AS bd, "));
-    }
-    for k in 0..n {
-        if k > 0 {
-            b.push(", ");
-        }
+    start_sql(&mut b, funnel);
+    b.push(" AS s1");
+    for k in 1..n {
+        b.push(", ");
         step_sql(&mut b, funnel, k);
-        if k == 0 && !funnel.filters.is_empty() {
-            b.push(" AND ");
-            filters_sql(&mut b, funnel);
-        }
         b.push(&format!(" AS s{}", k + 1));
     }
     b.push(&format!(
@@ -469,13 +471,8 @@ fn strict_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     // Each start with the time every step was reached from it: step k is the event k - 1
     // after the start in its group, by one window ordered by the order key.
     let millis = |column: &str| dialect.key_millis(column);
-    let bd = if funnel.breakdown.is_some() {
-        "bd"
-    } else {
-        breakdown.as_str()
-    };
     b.push(&format!(
-        "anchors AS (SELECT person, {bd} AS bd, ok, {} AS r1",
+        "anchors AS (SELECT person, {anchor_bd} AS bd, ok, {} AS r1",
         millis("ok")
     ));
     for k in 2..=n {

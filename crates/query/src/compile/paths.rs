@@ -218,8 +218,6 @@ pub(crate) fn paths_sql(query: &PathsQuery, dialect: &dyn SqlDialect) -> Sql {
     // Nodes, with the visitors whose walk ended there before the last step.
     b.push("SELECT 0 AS kind, n.step, ");
     named(&mut b, "ln");
-    // Distinct visitors as rows first, then counted: `count(DISTINCT ...)` per group of the
-    // three parts at once did not fit in 256 MB; plain groupings can spill to disk.
     b.push(&format!(
         " AS n0, {}n.visitors, n.dropoffs FROM (SELECT step, node, count(*) AS visitors, \
          count(*) FILTER (WHERE ended) AS dropoffs FROM (SELECT w.step, r.node, w.visitor_id, \
