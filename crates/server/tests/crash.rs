@@ -365,10 +365,8 @@ async fn an_import_killed_midway_and_sent_again_stores_each_event_once() {
     let export = export.bytes().await.unwrap();
     drop(source);
 
-    // Killed once some of the import's pages are stored and before all are.
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = launch(dir.path(), &ENV);
-    create_site(&server.base).await;
+    // Killed once some of the import's pages are stored and before all are. On a loaded
+    // machine the first answer to the poll can come after the last page: then again, afresh.
     let import = |base: String| {
         let (http, body) = (http.clone(), export.clone());
         async move {
@@ -381,30 +379,38 @@ async fn an_import_killed_midway_and_sent_again_stores_each_event_once() {
                 .await
         }
     };
-    let first = tokio::spawn(import(server.base.clone()));
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let stored = loop {
-        let stored = stored_events(&server.base).await;
-        if stored > 0 {
-            break stored;
+    let mut tries = 0;
+    let (dir, stored) = loop {
+        tries += 1;
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = launch(dir.path(), &ENV);
+        create_site(&server.base).await;
+        let first = tokio::spawn(import(server.base.clone()));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let stored = loop {
+            let stored = stored_events(&server.base).await;
+            if stored > 0 {
+                break stored;
+            }
+            assert!(Instant::now() < deadline, "the import stored nothing");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        server.child.kill().unwrap(); // SIGKILL
+        server.child.wait().unwrap();
+        let answered = first.await.unwrap().is_ok();
+        if stored < events {
+            assert!(!answered, "the killed import got an answer");
+            break (dir, stored);
         }
-        assert!(Instant::now() < deadline, "the import stored nothing");
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(
+            tries < 3,
+            "the import ended before the kill {tries} times: more events or smaller pages are needed"
+        );
     };
-    server.child.kill().unwrap(); // SIGKILL
-    server.child.wait().unwrap();
-    assert!(
-        stored < events,
-        "the import ended before the kill: more events or smaller pages are needed"
-    );
-    assert!(
-        first.await.unwrap().is_err(),
-        "the killed import got an answer"
-    );
     eprintln!("killed with {stored} of {events} events imported");
 
     // Sent again: what the first try stored is skipped, the rest stored.
-    server = launch(dir.path(), &ENV);
+    let server = launch(dir.path(), &ENV);
     let again = import(server.base.clone()).await.unwrap();
     assert_eq!(again.status(), 200);
     let again: Value = again.json().await.unwrap();

@@ -7,6 +7,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use common::*;
 use heartbeat_model::VisitAttributes;
@@ -249,15 +250,24 @@ async fn every_metric_is_exact_on_data_with_known_answers() {
     server
         .wait_for_events(&key, "exact.test", live_events)
         .await;
-    let reopened = metric(
-        &server.url("/metrics"),
-        "heartbeat_processor_visits_reopened_total",
-    )
-    .await;
-    assert!(
-        reopened > 0.0,
-        "no visit came back from the store for the late views"
-    );
+    // The processor publishes its counters after the write the query above saw, so the
+    // count may trail the store for a moment.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reopened = metric(
+            &server.url("/metrics"),
+            "heartbeat_processor_visits_reopened_total",
+        )
+        .await;
+        if reopened > 0.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no visit came back from the store for the late views"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let imported = server
         .http
         .post(server.url("/api/import?site_id=exact.test"))
