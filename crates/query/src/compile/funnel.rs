@@ -13,15 +13,21 @@
 //! window. Engagement events are no events. Events of the same millisecond are in the order
 //! of a hash of their ids (`ok`, [`SqlDialect::order_key`]).
 //!
-//! Ordered and any-order funnels ([`joined_sql`]) need no window over the events: from an
-//! attempt's start, an ordered funnel's each step is the earliest event of that step after
-//! the previous one (the earliest leaves the most room for the rest), an any-order funnel's
-//! each step the earliest from the start on, found by joins and `min`, one scan of the
-//! events per step, only the attempts still going. Within one visit the earliest start
-//! reaches at least as far as any later one (every event after a later start is also after
-//! the earlier one), so a visit has one attempt; with a duration window every start is one.
-//! At 10 M events this is the difference between about a second and running out of memory
-//! (docs/benchmarks.md).
+//! Ordered funnels and any-order funnels within a visit ([`joined_sql`]) need no window
+//! over the events: from an attempt's start, an ordered funnel's each step is the earliest
+//! event of that step after the previous one (the earliest leaves the most room for the
+//! rest), an any-order funnel's each step the earliest from the start on, found by joins and
+//! `min`, one scan of the events per step, only the attempts still going. Within one visit
+//! the earliest start reaches at least as far as any later one (every event after a later
+//! start is also after the earlier one), so a visit has one attempt; with a duration window
+//! every start is one. At 10 M events this is the difference between about a second and
+//! running out of memory (docs/benchmarks.md).
+//!
+//! An any-order funnel with a duration window ([`any_within_sql`]) has an attempt at every
+//! start, and a join per step from every start ran the bench's at 10 M events out of 256 MB
+//! (5.5 s at 512 MB). Its steps need no chain: each is the earliest event of that step from
+//! the start on, a running minimum over the person's step events in time order, so one
+//! window over the step events answers it (1.9 s at 256 MB, the same answer).
 //!
 //! Strict funnels ([`strict_sql`]), whose next step must be the very next event, read every
 //! event, but only each group's from its first start on (`firsts`; nothing earlier is in
@@ -30,8 +36,9 @@
 //! by the order key (step k is k - 1 events later; times come from the key), `best` each
 //! person's best attempt. At 10 M events numbering every event of the range needed more than
 //! DuckDB's 512 MB (400); from the first starts on, with the window holding only the group,
-//! person, key and step flags of each event (and the breakdown when there is one), the
-//! bench's strict funnel at 10 M events fits in 256 MB.
+//! person, key and step flags of each event (the person once with a duration window, where
+//! it is the group; a breakdown as a number, its value's rank, when there is one), the
+//! bench's strict funnels at 10 M events fit in 256 MB, with a breakdown too.
 //!
 //! An engine without window functions or table CTEs (ClickHouse 18.16, whose dialect has
 //! [`SqlDialect::arrays`]) gets a statement of its own with the same answer, every order
@@ -166,10 +173,120 @@ pub fn funnel_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     if let Some(arrays) = dialect.arrays() {
         return arrays::arrays_sql(funnel, dialect, arrays);
     }
-    if funnel.definition.order != FunnelOrder::Strict {
-        return joined_sql(funnel, dialect);
+    match (funnel.definition.order, funnel.definition.window) {
+        (FunnelOrder::Strict, _) => strict_sql(funnel, dialect),
+        (FunnelOrder::Any, FunnelWindow::Seconds(_)) => any_within_sql(funnel, dialect),
+        _ => joined_sql(funnel, dialect),
     }
-    strict_sql(funnel, dialect)
+}
+
+/// An any-order funnel with a duration window (module docs): `ev` each step event of the
+/// range with its person, order key, step flags and whether it starts an attempt (it passes
+/// the filters); `nx` for each the earliest event of every step from it on (`n1` ...), by
+/// running minima over one window per person ordered by the order key; `attempts` each
+/// start with the steps reached within the window and its score (as [`joined_sql`]'s).
+fn any_within_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
+    let n = funnel.definition.steps.len();
+    let key = dialect.order_key("ts", "event_id");
+    let mut b = Builder::new(dialect);
+    // Only the window's own columns go through it: the breakdown only when there is one
+    // (a NULL blank for `first_by`, which skips NULLs), the start flag only with filters.
+    let (ev_bd, carried, attempt_bd) = match funnel.breakdown {
+        Some(column) => (
+            format!("coalesce({}, '') AS bd, ", column.column()),
+            "bd, ",
+            "bd".to_owned(),
+        ),
+        None => (
+            String::new(),
+            "",
+            format!("{} AS bd", breakdown_column(funnel)),
+        ),
+    };
+    // `scope AND name IN (...) AND (step 1 OR step 2 ...)`: an event of any step.
+    let step_event = |b: &mut Builder| {
+        scope_where(b, funnel);
+        step_names_sql(b, funnel);
+        b.push(" AND (");
+        for k in 0..n {
+            if k > 0 {
+                b.push(" OR ");
+            }
+            step_sql(b, funnel, k);
+        }
+        b.push(")");
+    };
+    let filtered = !funnel.filters.is_empty();
+    b.push("WITH ");
+    if filtered {
+        // Filtered, only the step events of people who start an attempt, from their first
+        // start on (at 10 M events with the source filtered to one of three: 1.10 s instead of
+        // 1.43 s over every person's step events).
+        b.push(&format!(
+            "firsts AS {} (SELECT visitor_id AS g, min({key}) AS a FROM events WHERE ",
+            dialect.materialized()
+        ));
+        step_event(&mut b);
+        b.push(" AND ");
+        filters_sql(&mut b, funnel);
+        b.push(" GROUP BY visitor_id), ");
+    }
+    b.push(&format!(
+        "ev AS (SELECT visitor_id AS person, {key} AS ok, {ev_bd}"
+    ));
+    if filtered {
+        filters_sql(&mut b, funnel);
+        b.push(" AS st, ");
+    }
+    for k in 0..n {
+        if k > 0 {
+            b.push(", ");
+        }
+        step_sql(&mut b, funnel, k);
+        b.push(&format!(" AS s{}", k + 1));
+    }
+    b.push(" FROM events ");
+    if filtered {
+        b.push(&format!(
+            "JOIN firsts ON firsts.g = events.visitor_id AND {key} >= firsts.a "
+        ));
+    }
+    b.push("WHERE ");
+    step_event(&mut b);
+    let start = if filtered { "st, " } else { "" };
+    b.push(&format!("), nx AS (SELECT person, {carried}{start}ok"));
+    for k in 1..=n {
+        b.push(&format!(", min(CASE WHEN s{k} THEN ok END) OVER w AS n{k}"));
+    }
+    // RANGE: an event of the same order key as the start counts from it, as the joins' `>=`.
+    b.push(
+        " FROM ev WINDOW w AS (PARTITION BY person ORDER BY ok \
+         RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)), ",
+    );
+    let millis = |column: &str| dialect.key_millis(column);
+    b.push(&format!(
+        "attempts AS (SELECT person, bd{}, CAST({} - ({}) AS BIGINT) * {REACHED_WEIGHT} + {} \
+         AS score FROM (SELECT person, {attempt_bd}, ok",
+        (1..=n).map(|k| format!(", r{k}")).collect::<String>(),
+        n + 1,
+        (1..=n)
+            .map(|k| format!("(CASE WHEN r{k} IS NULL THEN 0 ELSE 1 END)"))
+            .collect::<Vec<_>>()
+            .join(" + "),
+        millis("ok"),
+    ));
+    for k in 1..=n {
+        b.push(", ");
+        within_window(&mut b, funnel, &millis(&format!("n{k}")), &millis("ok"));
+        b.push(&format!(" AS r{k}"));
+    }
+    b.push(if filtered {
+        " FROM nx WHERE st) AS reach)"
+    } else {
+        " FROM nx) AS reach)"
+    });
+    best_attempts_sql(&mut b, funnel, dialect);
+    b.finish()
 }
 
 /// What a missed step weighs in an attempt's score, above any milliseconds since 1970
@@ -325,6 +442,18 @@ fn joined_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
             " LEFT JOIN c{k} ON c{k}.g = c0.g AND c{k}.k0 = c0.k0"
         ));
     }
+    b.push(")");
+    best_attempts_sql(&mut b, funnel, dialect);
+    b.finish()
+}
+
+/// From `attempts` (one row per attempt: `person`, `bd`, the milliseconds `r1` ... each
+/// step was reached at, NULL when missed, and a `score` that ranks the best attempt lowest):
+/// `best` each person's best attempt; `placed` its steps in the order reached; then per
+/// breakdown value the people at each step and the quantiles of the gaps, one row per step.
+fn best_attempts_sql(b: &mut Builder, funnel: &FunnelQuery, dialect: &dyn SqlDialect) {
+    let n = funnel.definition.steps.len();
+    let any = funnel.definition.order == FunnelOrder::Any;
     // Each person's best attempt, whole (a missed step as -1 through `first_by`, which
     // skips NULLs).
     let best: Vec<String> = (1..=n)
@@ -336,7 +465,7 @@ fn joined_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
         })
         .collect();
     b.push(&format!(
-        "), best AS (SELECT person, {} AS bd, {} FROM attempts GROUP BY person)",
+        ", best AS (SELECT person, {} AS bd, {} FROM attempts GROUP BY person)",
         dialect.first_by("bd", "score"),
         best.join(", ")
     ));
@@ -414,7 +543,6 @@ fn joined_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
         pick("q"),
         values.join(", ")
     ));
-    b.finish()
 }
 
 /// The statement of a strict funnel (module docs): each group's events from its first start
@@ -422,38 +550,62 @@ fn joined_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
 fn strict_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     let n = funnel.definition.steps.len();
     let mut b = Builder::new(dialect);
-    let group = match funnel.definition.window {
-        FunnelWindow::Visit => "session_id",
-        FunnelWindow::Seconds(_) => "visitor_id",
+    // The group's column, and what `ev` names it: with a duration window the group is the
+    // person, carried once.
+    let (group, g) = match funnel.definition.window {
+        FunnelWindow::Visit => ("session_id", "g"),
+        FunnelWindow::Seconds(_) => ("visitor_id", "person"),
     };
     let key = dialect.order_key("ts", "event_id");
     // Every event counts in a strict funnel (the next step must be the very next event), but
     // only from each group's first start on: nothing before it is in any attempt. At 10 M
     // events numbering every event of the range ran DuckDB out of its 512 MB; the groups
     // that ever start are far fewer.
+    let materialized = dialect.materialized();
+    b.push("WITH ");
+    // A breakdown goes through the window as a number, its value's rank among the range's
+    // values (`bds`), and back to its text at the end: the text took the bench's strict
+    // funnel with a breakdown at 10 M events over 256 MB.
+    if let Some(column) = funnel.breakdown {
+        b.push(&format!(
+            "bds AS {materialized} (SELECT v, row_number() OVER (ORDER BY v) AS code FROM \
+             (SELECT DISTINCT coalesce({}, '') AS v FROM events WHERE ",
+            column.column()
+        ));
+        scope_where(&mut b, funnel);
+        b.push(") AS d), ");
+    }
     b.push(&format!(
-        "WITH firsts AS {} (SELECT {group} AS g, min({key}) AS a FROM events WHERE ",
-        dialect.materialized()
+        "firsts AS {materialized} (SELECT {group} AS g, min({key}) AS a FROM events WHERE "
     ));
     scope_where(&mut b, funnel);
     b.push(" AND ");
     start_sql(&mut b, funnel);
     // Each event's group, person, order key and which steps it is (step 1 only where it
     // passes the filters): the window below holds every one of these rows, so they carry
-    // nothing else (times come from the order key; the breakdown only when there is one: a
-    // text column, even all NULL, took the bench's strict funnel at 10 M events over 256 MB).
-    // (In `ev`, in the window's rows, and what the anchors name `bd`.)
-    let (ev_bd, carried, anchor_bd) = match funnel.breakdown {
+    // nothing else (times come from the order key; the breakdown's code only when there is
+    // one: a text column, even all NULL, took the bench's strict funnel at 10 M events over
+    // 256 MB). (In `ev`, the join that finds the code, in the window's rows, and what the
+    // anchors name `bd`.)
+    let (ev_bd, bd_join, carried, anchor_bd) = match funnel.breakdown {
         Some(column) => (
-            format!("{} AS bd, ", column.column()),
+            "bds.code AS bd, ",
+            format!(
+                "JOIN bds ON bds.v = coalesce(events.{}, '') ",
+                column.column()
+            ),
             "bd, ",
             "bd".to_owned(),
         ),
-        None => (String::new(), "", breakdown_column(funnel)),
+        None => ("", String::new(), "", breakdown_column(funnel)),
+    };
+    let ev_group = if g == "g" {
+        format!("{group} AS g, ")
+    } else {
+        String::new()
     };
     b.push(&format!(
-        " GROUP BY {group}), ev AS (SELECT {group} AS g, visitor_id AS person, {key} AS ok, \
-         {ev_bd}"
+        " GROUP BY {group}), ev AS (SELECT {ev_group}visitor_id AS person, {key} AS ok, {ev_bd}"
     ));
     start_sql(&mut b, funnel);
     b.push(" AS s1");
@@ -463,7 +615,8 @@ fn strict_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
         b.push(&format!(" AS s{}", k + 1));
     }
     b.push(&format!(
-        " FROM events JOIN firsts ON firsts.g = events.{group} AND {key} >= firsts.a WHERE "
+        " FROM events {bd_join}JOIN firsts ON firsts.g = events.{group} AND {key} >= firsts.a \
+         WHERE "
     ));
     scope_where(&mut b, funnel);
     b.push(" AND name <> 'engagement'), ");
@@ -488,7 +641,9 @@ fn strict_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
             lag = k - 1
         ));
     }
-    b.push(" FROM ev WINDOW w AS (PARTITION BY g ORDER BY ok)) AS nx WHERE s1), ");
+    b.push(&format!(
+        " FROM ev WINDOW w AS (PARTITION BY {g} ORDER BY ok)) AS nx WHERE s1), "
+    ));
 
     // Each person's best attempt: the most steps, then the earliest.
     let reached: Vec<String> = (1..=n)
@@ -514,12 +669,20 @@ fn strict_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
          lead(reached_ms) OVER (PARTITION BY person ORDER BY reached_ms, k) - reached_ms AS next_ms \
          FROM done WHERE reached_ms IS NOT NULL) ",
     );
-    b.push(&format!(
+    let per_step = format!(
         "SELECT bd, step, count(*) AS people, {} / 1000.0 AS median_s, {} / 1000.0 AS p90_s \
-         FROM steps GROUP BY bd, step ORDER BY bd, step",
+         FROM steps GROUP BY bd, step",
         dialect.quantile("next_ms", 0.5),
         dialect.quantile("next_ms", 0.9)
-    ));
+    );
+    if funnel.breakdown.is_some() {
+        b.push(&format!(
+            "SELECT bds.v AS bd, step, people, median_s, p90_s FROM ({per_step}) AS per \
+             JOIN bds ON bds.code = per.bd ORDER BY bds.v, step"
+        ));
+    } else {
+        b.push(&format!("{per_step} ORDER BY bd, step"));
+    }
     b.finish()
 }
 
