@@ -118,11 +118,12 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
         shared,
     } = engines::Engines::open(&config).await?;
     let admin_token = admin_token(&config)?;
+    let duckdb_store = match &store {
+        engines::EventStore::Duckdb(duckdb) => Some(duckdb.clone()),
+        engines::EventStore::ClickHouse(_) => None,
+    };
     let backup = Arc::new(backup::Backup {
-        store: match &store {
-            engines::EventStore::Duckdb(duckdb) => Some(duckdb.clone()),
-            engines::EventStore::ClickHouse(_) => None,
-        },
+        store: duckdb_store.clone(),
         data_dir: config.server.data_dir.clone(),
         store_path: config.store_path(),
     });
@@ -371,6 +372,7 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
         telemetry: telemetry::Telemetry {
             processor: reports.stats.clone(),
             queue: metered_queues[0].clone(),
+            duckdb: duckdb_store,
         },
         trusted_proxies: Arc::new(config.server.trusted_proxies()?),
         max_body_bytes: config.server.max_body_bytes,

@@ -184,5 +184,26 @@ async fn metrics_count_known_traffic() {
         ),
         5.0
     );
+    // Memory: the allocator's figures, and DuckDB's accounts by tag (the metadata tables'
+    // keys are indexes it holds from the start).
+    let allocated = value(&metrics, "heartbeat_memory_allocated_bytes", &[]);
+    let resident = value(&metrics, "heartbeat_memory_resident_bytes", &[]);
+    assert!(allocated > 1e6, "allocated {allocated}");
+    assert!(
+        resident >= allocated,
+        "resident {resident}, allocated {allocated}"
+    );
+    assert!(
+        value(
+            &metrics,
+            "heartbeat_store_memory_bytes",
+            &[("tag", "art_index")]
+        ) > 0.0
+    );
+    assert!(
+        value(&metrics, "heartbeat_store_memory_bytes", &[]) < allocated,
+        "DuckDB's accounted memory is part of what the allocator handed out"
+    );
+    assert_eq!(value(&metrics, "heartbeat_store_spilled_bytes", &[]), 0.0);
     server.stop().await;
 }

@@ -49,6 +49,19 @@ struct Inner {
     max_result_bytes: std::sync::atomic::AtomicUsize,
     /// The latest end of the visits imported since the store was opened (`i64::MIN`: none).
     imported_visits_until: std::sync::atomic::AtomicI64,
+    /// The connection [`DuckDbStore::memory`] reads DuckDB's accounts on.
+    monitor: Mutex<Connection>,
+}
+
+/// One entry of [`DuckDbStore::memory`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreMemory {
+    /// What holds it, in lower case (`base_table`, `hash_table`, `order_by`, ...).
+    pub tag: String,
+    /// Bytes in memory.
+    pub bytes: u64,
+    /// Bytes spilled to temporary files.
+    pub spilled_bytes: u64,
 }
 
 fn unavailable(err: impl std::fmt::Display) -> StoreError {
@@ -107,18 +120,19 @@ impl DuckDbStore {
         conn.execute_batch("SET checkpoint_threshold = '128MB'")
             .map_err(unavailable)?;
         migrate(&conn)?;
-        Ok(Self::from_connection(conn))
+        Self::from_connection(conn)
     }
 
     /// An in-memory database, for tests and tools.
     pub fn open_in_memory() -> Result<Self, StoreError> {
         let conn = Connection::open_in_memory().map_err(unavailable)?;
         migrate(&conn)?;
-        Ok(Self::from_connection(conn))
+        Self::from_connection(conn)
     }
 
-    fn from_connection(conn: Connection) -> Self {
-        DuckDbStore {
+    fn from_connection(conn: Connection) -> Result<Self, StoreError> {
+        let monitor = conn.try_clone().map_err(unavailable)?;
+        Ok(DuckDbStore {
             inner: Arc::new(Inner {
                 writer: Mutex::new(conn),
                 versions: Mutex::new(HashMap::new()),
@@ -126,8 +140,9 @@ impl DuckDbStore {
                 readers: Mutex::new(Vec::new()),
                 max_result_bytes: std::sync::atomic::AtomicUsize::new(usize::MAX),
                 imported_visits_until: std::sync::atomic::AtomicI64::new(i64::MIN),
+                monitor: Mutex::new(monitor),
             }),
-        }
+        })
     }
 
     /// Runs `copy` (on the blocking pool) with every committed transaction checkpointed into
@@ -185,6 +200,30 @@ impl DuckDbStore {
         })
         .await
         .map_err(unavailable)?
+    }
+
+    /// What DuckDB's buffer manager accounts for now, by what holds it (`duckdb_memory()`:
+    /// base tables, hash tables, sorts, the WAL, ...; every tag, holding something or not):
+    /// the part of the process's memory that `memory_limit` caps. On a connection of its
+    /// own, so it answers at once whatever the queries and the writer are doing.
+    pub fn memory(&self) -> Result<Vec<StoreMemory>, StoreError> {
+        let monitor = self.inner.monitor.lock().unwrap_or_else(|p| p.into_inner());
+        let mut statement = monitor
+            .prepare(
+                "SELECT tag, memory_usage_bytes, temporary_storage_bytes FROM duckdb_memory() \
+                 ORDER BY tag",
+            )
+            .map_err(unavailable)?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(StoreMemory {
+                    tag: row.get::<_, String>(0)?.to_ascii_lowercase(),
+                    bytes: row.get::<_, i64>(1)?.max(0) as u64,
+                    spilled_bytes: row.get::<_, i64>(2)?.max(0) as u64,
+                })
+            })
+            .map_err(unavailable)?;
+        rows.collect::<Result<_, _>>().map_err(unavailable)
     }
 
     /// Caps the memory of one statement's rows read through [`SqlRunner::run`]: a statement

@@ -80,3 +80,42 @@ async fn work_beyond_the_engines_memory_fails_as_out_of_memory() {
     // The store answers the next statement.
     assert_eq!(store.run(sql("SELECT 1")).await.unwrap().len(), 1);
 }
+
+/// DuckDB's own accounts, by tag: a table held in memory shows as such, and goes when it is
+/// dropped.
+#[tokio::test]
+async fn memory_is_reported_by_what_holds_it() {
+    let store = DuckDbStore::open_in_memory().unwrap();
+    let held = |store: &DuckDbStore| -> u64 {
+        let memory = store.memory().unwrap();
+        assert!(
+            memory.len() > 5
+                && memory
+                    .iter()
+                    .all(|m| !m.tag.is_empty() && m.tag == m.tag.to_ascii_lowercase()),
+            "{memory:?}"
+        );
+        memory
+            .iter()
+            .filter(|m| m.tag == "in_memory_table")
+            .map(|m| m.bytes)
+            .sum()
+    };
+    let before = held(&store);
+    store
+        .run(sql(
+            "CREATE TABLE big AS SELECT i, hash(i) AS h FROM range(2000000) t(i)",
+        ))
+        .await
+        .unwrap();
+    let with_table = held(&store);
+    assert!(
+        with_table >= before + 16 * 1024 * 1024,
+        "2 M rows of two 8-byte columns: {before} then {with_table} bytes"
+    );
+    store.run(sql("DROP TABLE big")).await.unwrap();
+    assert!(
+        held(&store) < with_table,
+        "the dropped table's memory stayed"
+    );
+}

@@ -17,12 +17,25 @@ pub(crate) async fn metrics(State(app): State<App>) -> impl IntoResponse {
         metrics::counter!(crate::telemetry::INGEST_EVENTS_DROPPED, "reason" => reason.as_str())
             .absolute(count);
     }
+    // The memory figures are read now, on the blocking pool (DuckDB's is a statement).
+    let telemetry = app.telemetry.clone();
+    let body = tokio::task::spawn_blocking(move || {
+        telemetry.sample_memory();
+        telemetry.render()
+    })
+    .await;
+    let body = match body {
+        Ok(body) => body,
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        // Cancelled: the runtime is shutting down.
+        Err(_) => String::new(),
+    };
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        app.telemetry.render(),
+        body,
     )
 }
 

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use heartbeat_processor::ProcessorStats;
 use heartbeat_queue::EventQueue;
+use heartbeat_store_duckdb::DuckDbStore;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub use metered::{MeteredQueue, MeteredReads, MeteredWrites};
@@ -56,6 +57,10 @@ pub const ALERTS_FIRED: &str = "heartbeat_alerts_fired_total";
 pub const ALERT_EVALUATION_ERRORS: &str = "heartbeat_alert_evaluation_errors_total";
 pub const ALERT_DELIVERIES: &str = "heartbeat_alert_deliveries_total";
 pub const ALERT_DELIVERY_FAILURES: &str = "heartbeat_alert_delivery_failures_total";
+pub const MEMORY_ALLOCATED: &str = "heartbeat_memory_allocated_bytes";
+pub const MEMORY_RESIDENT: &str = "heartbeat_memory_resident_bytes";
+pub const STORE_MEMORY: &str = "heartbeat_store_memory_bytes";
+pub const STORE_SPILLED: &str = "heartbeat_store_spilled_bytes";
 
 /// Every metric with its help text, in the order `/metrics` documents them.
 pub const METRICS: &[(&str, &str)] = &[
@@ -93,6 +98,10 @@ pub const METRICS: &[(&str, &str)] = &[
     (ALERT_EVALUATION_ERRORS, "Evaluations of alert rules (and reports' figures) that failed; the rule is tried again at the next interval."),
     (ALERT_DELIVERIES, "Webhook posts and emails delivered, by kind (alert, report)."),
     (ALERT_DELIVERY_FAILURES, "Deliveries given up on (kept with their reason), by kind."),
+    (MEMORY_ALLOCATED, "Bytes the allocator (jemalloc, for Rust and DuckDB's C++) has handed out and not got back."),
+    (MEMORY_RESIDENT, "Bytes of the allocator's pages resident in memory: the heap's part of the process's resident memory, its own bookkeeping and freed pages not yet handed back included."),
+    (STORE_MEMORY, "Bytes DuckDB's buffer manager accounts for, by what holds them (tag: base_table, hash_table, order_by, ...; duckdb_memory()); store.memory_limit caps their sum. Only with the DuckDB store."),
+    (STORE_SPILLED, "Bytes DuckDB has spilled to temporary files, by what spilled them (tag, as heartbeat_store_memory_bytes)."),
 ];
 
 /// Histogram buckets in seconds, from half a millisecond (an ingest request) to ten seconds (a
@@ -132,9 +141,43 @@ pub fn prometheus() -> &'static PrometheusHandle {
 pub struct Telemetry {
     pub processor: Arc<ProcessorStats>,
     pub queue: Arc<MeteredQueue>,
+    /// The DuckDB store, whose memory accounts are read at each scrape; none with another
+    /// engine.
+    pub duckdb: Option<DuckDbStore>,
 }
 
 impl Telemetry {
+    /// Publishes the memory figures: the allocator's, and DuckDB's accounts by tag. Blocking
+    /// (a statement on the store's monitoring connection): called off the async threads.
+    pub fn sample_memory(&self) {
+        #[cfg(not(feature = "system-allocator"))]
+        {
+            use tikv_jemalloc_ctl::{epoch, stats};
+            // jemalloc's statistics are a snapshot taken when the epoch advances.
+            if epoch::advance().is_ok() {
+                if let Ok(bytes) = stats::allocated::read() {
+                    metrics::gauge!(MEMORY_ALLOCATED).set(bytes as f64);
+                }
+                if let Ok(bytes) = stats::resident::read() {
+                    metrics::gauge!(MEMORY_RESIDENT).set(bytes as f64);
+                }
+            }
+        }
+        let Some(store) = &self.duckdb else {
+            return;
+        };
+        match store.memory() {
+            Ok(memory) => {
+                for m in &memory {
+                    metrics::gauge!(STORE_MEMORY, "tag" => m.tag.clone()).set(m.bytes as f64);
+                    metrics::gauge!(STORE_SPILLED, "tag" => m.tag.clone())
+                        .set(m.spilled_bytes as f64);
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "reading DuckDB's memory accounts failed"),
+        }
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let stats = &self.processor;
