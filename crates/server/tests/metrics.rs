@@ -189,10 +189,12 @@ async fn metrics_count_known_traffic() {
     let allocated = value(&metrics, "heartbeat_memory_allocated_bytes", &[]);
     let resident = value(&metrics, "heartbeat_memory_resident_bytes", &[]);
     assert!(allocated > 1e6, "allocated {allocated}");
+    let active = value(&metrics, "heartbeat_memory_active_bytes", &[]);
     assert!(
-        resident >= allocated,
-        "resident {resident}, allocated {allocated}"
+        allocated <= active && active <= resident,
+        "allocated {allocated}, active {active}, resident {resident}"
     );
+    assert!(value(&metrics, "heartbeat_memory_metadata_bytes", &[]) > 0.0);
     assert!(
         value(
             &metrics,

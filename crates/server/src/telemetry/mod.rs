@@ -59,6 +59,8 @@ pub const ALERT_DELIVERIES: &str = "heartbeat_alert_deliveries_total";
 pub const ALERT_DELIVERY_FAILURES: &str = "heartbeat_alert_delivery_failures_total";
 pub const MEMORY_ALLOCATED: &str = "heartbeat_memory_allocated_bytes";
 pub const MEMORY_RESIDENT: &str = "heartbeat_memory_resident_bytes";
+pub const MEMORY_ACTIVE: &str = "heartbeat_memory_active_bytes";
+pub const MEMORY_METADATA: &str = "heartbeat_memory_metadata_bytes";
 pub const STORE_MEMORY: &str = "heartbeat_store_memory_bytes";
 pub const STORE_SPILLED: &str = "heartbeat_store_spilled_bytes";
 
@@ -100,6 +102,8 @@ pub const METRICS: &[(&str, &str)] = &[
     (ALERT_DELIVERY_FAILURES, "Deliveries given up on (kept with their reason), by kind."),
     (MEMORY_ALLOCATED, "Bytes the allocator (jemalloc, for Rust and DuckDB's C++) has handed out and not got back."),
     (MEMORY_RESIDENT, "Bytes of the allocator's pages resident in memory: the heap's part of the process's resident memory, its own bookkeeping and freed pages not yet handed back included."),
+    (MEMORY_ACTIVE, "Bytes in the allocator's pages that hold allocations: above heartbeat_memory_allocated_bytes by the room left free inside them (fragmentation); heartbeat_memory_resident_bytes above it by freed pages not yet handed back and the allocator's own metadata."),
+    (MEMORY_METADATA, "Bytes the allocator uses for its own bookkeeping."),
     (STORE_MEMORY, "Bytes DuckDB's buffer manager accounts for, by what holds them (tag: base_table, hash_table, order_by, ...; duckdb_memory()); store.memory_limit caps their sum. Only with the DuckDB store."),
     (STORE_SPILLED, "Bytes DuckDB has spilled to temporary files, by what spilled them (tag, as heartbeat_store_memory_bytes)."),
 ];
@@ -160,6 +164,12 @@ impl Telemetry {
                 }
                 if let Ok(bytes) = stats::resident::read() {
                     metrics::gauge!(MEMORY_RESIDENT).set(bytes as f64);
+                }
+                if let Ok(bytes) = stats::active::read() {
+                    metrics::gauge!(MEMORY_ACTIVE).set(bytes as f64);
+                }
+                if let Ok(bytes) = stats::metadata::read() {
+                    metrics::gauge!(MEMORY_METADATA).set(bytes as f64);
                 }
             }
         }
