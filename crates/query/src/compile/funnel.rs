@@ -207,14 +207,8 @@ fn any_within_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     let step_event = |b: &mut Builder| {
         scope_where(b, funnel);
         step_names_sql(b, funnel);
-        b.push(" AND (");
-        for k in 0..n {
-            if k > 0 {
-                b.push(" OR ");
-            }
-            step_sql(b, funnel, k);
-        }
-        b.push(")");
+        b.push(" AND ");
+        any_step_sql(b, funnel, n);
     };
     let filtered = !funnel.filters.is_empty();
     b.push("WITH ");
@@ -265,15 +259,13 @@ fn any_within_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     );
     let millis = |column: &str| dialect.key_millis(column);
     b.push(&format!(
-        "attempts AS (SELECT person, bd{}, CAST({} - ({}) AS BIGINT) * {REACHED_WEIGHT} + {} \
-         AS score FROM (SELECT person, {attempt_bd}, ok",
+        "attempts AS (SELECT person, bd{}, {} AS score FROM (SELECT person, {attempt_bd}, ok",
         (1..=n).map(|k| format!(", r{k}")).collect::<String>(),
-        n + 1,
-        (1..=n)
-            .map(|k| format!("(CASE WHEN r{k} IS NULL THEN 0 ELSE 1 END)"))
-            .collect::<Vec<_>>()
-            .join(" + "),
-        millis("ok"),
+        score_sql(
+            n,
+            &reached_sql((1..=n).map(|k| format!("r{k}"))),
+            &millis("ok")
+        ),
     ));
     for k in 1..=n {
         b.push(", ");
@@ -292,6 +284,36 @@ fn any_within_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
 /// What a missed step weighs in an attempt's score, above any milliseconds since 1970
 /// until the year 2527 (2^44 ms).
 const REACHED_WEIGHT: i64 = 1 << 44;
+
+/// `(CASE WHEN <c> IS NULL THEN 0 ELSE 1 END) + ...`: how many of `columns` are set.
+fn reached_sql(columns: impl IntoIterator<Item = String>) -> String {
+    columns
+        .into_iter()
+        .map(|c| format!("(CASE WHEN {c} IS NULL THEN 0 ELSE 1 END)"))
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+/// An attempt's score, lowest best: more steps first (`n + 1 - reached` above the
+/// milliseconds), then the earlier start (`start_ms`).
+fn score_sql(n: usize, reached: &str, start_ms: &str) -> String {
+    format!(
+        "CAST({} - ({reached}) AS BIGINT) * {REACHED_WEIGHT} + {start_ms}",
+        n + 1
+    )
+}
+
+/// `(step 1 OR step 2 ...)` over the first `steps` steps.
+fn any_step_sql(b: &mut Builder, funnel: &FunnelQuery, steps: usize) {
+    b.push("(");
+    for k in 0..steps {
+        if k > 0 {
+            b.push(" OR ");
+        }
+        step_sql(b, funnel, k);
+    }
+    b.push(")");
+}
 
 /// An ordered or any-order funnel (module docs): `c0` the attempts, each visit's first
 /// start (with a duration window: each start of a person), a start being step 1 (any step
@@ -348,14 +370,8 @@ fn joined_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     }
     scope_where(&mut b, funnel);
     // A start: step 1 (ordered) or any step (any order), passing the filters.
-    b.push(" AND (");
-    for k in 0..if any { n } else { 1 } {
-        if k > 0 {
-            b.push(" OR ");
-        }
-        step_sql(&mut b, funnel, k);
-    }
-    b.push(")");
+    b.push(" AND ");
+    any_step_sql(&mut b, funnel, if any { n } else { 1 });
     if !funnel.filters.is_empty() {
         b.push(" AND ");
         filters_sql(&mut b, funnel);
@@ -416,26 +432,16 @@ fn joined_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
             dialect.key_millis(&format!("{}.k{k}", step_table(k)))
         }
     };
-    let mut reached: Vec<String> = (first..=n)
-        .map(|k| {
-            format!(
-                "(CASE WHEN {}.k{k} IS NULL THEN 0 ELSE 1 END)",
-                step_table(k)
-            )
-        })
-        .collect();
+    let mut reached = reached_sql((first..=n).map(|k| format!("{}.k{k}", step_table(k))));
     if !any {
-        reached.push("1".to_owned());
+        // An ordered funnel's step 1 is the start itself.
+        reached.push_str(" + 1");
     }
     let times: Vec<String> = (1..=n).map(|k| format!("{} AS r{k}", time(k))).collect();
-    // More steps first (n + 1 - reached above the milliseconds), then the earlier start.
     b.push(&format!(
-        ", attempts AS (SELECT c0.person, c0.bd, {}, CAST({} - ({}) AS BIGINT) * {} + {} AS score FROM c0",
+        ", attempts AS (SELECT c0.person, c0.bd, {}, {} AS score FROM c0",
         times.join(", "),
-        n + 1,
-        reached.join(" + "),
-        REACHED_WEIGHT,
-        dialect.key_millis("c0.k0"),
+        score_sql(n, &reached, &dialect.key_millis("c0.k0")),
     ));
     for &k in &joined {
         b.push(&format!(
@@ -646,15 +652,12 @@ fn strict_sql(funnel: &FunnelQuery, dialect: &dyn SqlDialect) -> Sql {
     ));
 
     // Each person's best attempt: the most steps, then the earliest.
-    let reached: Vec<String> = (1..=n)
-        .map(|k| format!("(CASE WHEN r{k} IS NULL THEN 0 ELSE 1 END)"))
-        .collect();
     let columns: String = (1..=n).map(|k| format!(", r{k}")).collect();
     b.push(&format!(
         "best AS (SELECT * FROM (SELECT person, bd{columns}, row_number() OVER \
          (PARTITION BY person ORDER BY {} DESC, r1, ok) AS pick FROM anchors) AS ranked \
          WHERE pick = 1), ",
-        reached.join(" + ")
+        reached_sql((1..=n).map(|k| format!("r{k}")))
     ));
     // One row per reached step, in the order reached.
     let values: Vec<String> = (1..=n).map(|k| format!("({k})")).collect();
