@@ -369,15 +369,6 @@ CREATE TABLE day_salts (day BIGINT PRIMARY KEY, salt BLOB NOT NULL);
 DELETE FROM rollups_hourly WHERE dim IN ('visit:entry_page', 'visit:exit_page');
 DELETE FROM rollups_daily WHERE dim IN ('visit:entry_page', 'visit:exit_page');
 "#,
-    // A batch over more periods than the rollup cache keeps (a backfill, an import) could
-    // leave in the cache a period read back from the table before the batch's changes, and
-    // the next batch over that period wrote its cells from it, losing the first batch's
-    // changes (fixed in `rollups::apply`). Every cell is cleared, so they are built again
-    // from the events when the store is opened (`migrate`).
-    r#"
-DELETE FROM rollups_hourly;
-DELETE FROM rollups_daily;
-"#,
 ];
 
 /// The version whose migration is followed, in its transaction, by counting the entry- and
