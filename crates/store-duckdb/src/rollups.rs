@@ -143,30 +143,31 @@ pub fn apply(
             let mut stored: Option<Slice> = None;
             for (value, visitors) in recount_visitors(tx, &key, dim, values)? {
                 let cell_key = (dim.to_owned(), value);
-                if let Some(cell) = cache.cached_cell(&key, &cell_key) {
+                let slot = (key.clone(), cell_key.clone());
+                let mut cached = cache.cached_cell(&key, &cell_key);
+                if let Some(cell) = cached.as_mut() {
                     cell.visitors = visitors.clone();
                 }
-                if let Some(i) = at.get(&(key.clone(), cell_key.clone())) {
+                if let Some(&i) = at.get(&slot) {
                     // Changed by this batch: the merged cell is the one to write.
-                    written[*i].2.visitors = visitors;
+                    written[i].2.visitors = visitors;
                     continue;
                 }
                 // Not changed by this batch: the stored cell, with its visitors recounted.
-                let cell = match cache.cached_cell(&key, &cell_key) {
+                let mut cell = match cached {
                     Some(cell) => cell.clone(),
                     None => {
                         if stored.is_none() {
                             stored = Some(load_slice(tx, &key)?.0);
                         }
-                        let Some(cell) = stored.as_ref().and_then(|s| s.get(&cell_key)) else {
-                            continue;
-                        };
-                        let mut cell = cell.clone();
-                        cell.visitors = visitors;
-                        cell
+                        match stored.as_ref().and_then(|s| s.get(&cell_key)) {
+                            Some(cell) => cell.clone(),
+                            None => continue,
+                        }
                     }
                 };
-                at.insert((key.clone(), cell_key.clone()), written.len());
+                cell.visitors = visitors;
+                at.insert(slot, written.len());
                 written.push((key.clone(), cell_key, cell));
             }
         }
