@@ -14,6 +14,7 @@ mod stream;
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use duckdb::types::{TimeUnit, Value, ValueRef};
@@ -51,6 +52,8 @@ struct Inner {
     imported_visits_until: std::sync::atomic::AtomicI64,
     /// The connection [`DuckDbStore::memory`] reads DuckDB's accounts on.
     monitor: Mutex<Connection>,
+    /// Days of the rollup rebuild under way still to build (`rebuild_rollups`); 0: none.
+    rebuild_days_left: AtomicU64,
 }
 
 /// One entry of [`DuckDbStore::memory`].
@@ -120,6 +123,15 @@ impl DuckDbStore {
         conn.execute_batch("SET checkpoint_threshold = '128MB'")
             .map_err(unavailable)?;
         migrate(&conn)?;
+        Self::from_connection(conn)?.with_rollup_rebuild()
+    }
+
+    /// Like [`open`](Self::open) but starts no rollup rebuild a migration scheduled (the next
+    /// store opened on the file carries it out): for one-off statements against a stopped
+    /// server's file, which must be closed when they are done.
+    pub fn open_for_maintenance(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(unavailable)?;
+        migrate(&conn)?;
         Self::from_connection(conn)
     }
 
@@ -127,11 +139,17 @@ impl DuckDbStore {
     pub fn open_in_memory() -> Result<Self, StoreError> {
         let conn = Connection::open_in_memory().map_err(unavailable)?;
         migrate(&conn)?;
-        Self::from_connection(conn)
+        Self::from_connection(conn)?.with_rollup_rebuild()
     }
 
     fn from_connection(conn: Connection) -> Result<Self, StoreError> {
         let monitor = conn.try_clone().map_err(unavailable)?;
+        let rebuild_days_left = match rollups::pending_rebuild(&conn).map_err(unavailable)? {
+            Some((next, end)) => {
+                ((end - next).max(1) as u64).div_ceil(heartbeat_rollup::DAY_MS as u64)
+            }
+            None => 0,
+        };
         Ok(DuckDbStore {
             inner: Arc::new(Inner {
                 writer: Mutex::new(conn),
@@ -141,8 +159,27 @@ impl DuckDbStore {
                 max_result_bytes: std::sync::atomic::AtomicUsize::new(usize::MAX),
                 imported_visits_until: std::sync::atomic::AtomicI64::new(i64::MIN),
                 monitor: Mutex::new(monitor),
+                rebuild_days_left: AtomicU64::new(rebuild_days_left),
             }),
         })
+    }
+
+    /// Starts building the cells of a scheduled rollup rebuild on a thread of its own.
+    fn with_rollup_rebuild(self) -> Result<Self, StoreError> {
+        if self.rollup_rebuild_days_left() > 0 {
+            let weak = Arc::downgrade(&self.inner);
+            std::thread::Builder::new()
+                .name("rollup-rebuild".into())
+                .spawn(move || rebuild_rollups(weak))
+                .map_err(unavailable)?;
+        }
+        Ok(self)
+    }
+
+    /// Days of a rollup rebuild still to do (at most: days without data are skipped); 0
+    /// when none is under way.
+    pub fn rollup_rebuild_days_left(&self) -> u64 {
+        self.inner.rebuild_days_left.load(Ordering::Relaxed)
     }
 
     /// Runs `copy` (on the blocking pool) with every committed transaction checkpointed into
@@ -337,6 +374,9 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
             // In the migration's transaction: a crash leaves the version before it.
             rollups::rebuild_visit_pages(&tx).map_err(unavailable)?;
         }
+        if version == schema::REBUILD_CELLS {
+            rollups::schedule_rebuild(&tx).map_err(unavailable)?;
+        }
         tx.execute(
             "INSERT INTO schema_version VALUES (?)",
             params![version as i64],
@@ -346,12 +386,12 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         tracing::info!(version, "applied duckdb migration");
     }
     // A store from before rollups (or whose rollups were cleared) gets them built from its
-    // events, once: it has events but no cell of their totals.
+    // events, once: it has events but no cell of their totals, and no rebuild under way.
     let missing: bool = conn
         .query_row(
             "SELECT (NOT EXISTS (SELECT 1 FROM rollups_hourly WHERE dim = '') \
              OR NOT EXISTS (SELECT 1 FROM rollups_daily WHERE dim = '')) \
-             AND EXISTS (SELECT 1 FROM events)",
+             AND EXISTS (SELECT 1 FROM events) AND NOT EXISTS (SELECT 1 FROM rollup_rebuild)",
             [],
             |row| row.get(0),
         )
@@ -359,12 +399,65 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     if missing {
         let mut conn = conn.try_clone().map_err(unavailable)?;
         let tx = conn.transaction().map_err(unavailable)?;
-        rollups::rebuild_all(&tx).map_err(unavailable)?;
+        rollups::schedule_rebuild(&tx).map_err(unavailable)?;
         tx.commit().map_err(unavailable)?;
-        tracing::info!("built the rollups of the stored events");
+        tracing::info!("the rollups of the stored events will be built");
     }
     Ok(())
 }
+
+/// Builds the cells of a scheduled rollup rebuild (`rollups::rebuild_next_day`) a day per
+/// transaction under the writer lock, so the processor's batches go on between days; until
+/// it is done the store has no rollups to offer (`SqlRunner::has_rollups`) and queries read
+/// the events. A failed day is tried again with backoff. Stops when the store is dropped.
+fn rebuild_rollups(store: std::sync::Weak<Inner>) {
+    let mut delay = REBUILD_RETRY_FIRST;
+    loop {
+        let Some(inner) = store.upgrade() else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        let step = {
+            let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let mut cache = inner.rollups.lock().unwrap_or_else(|p| p.into_inner());
+            // The day's cells are rewritten behind the cache's back.
+            cache.clear();
+            conn.transaction().and_then(|tx| {
+                let left = rollups::rebuild_next_day(&tx)?;
+                tx.commit()?;
+                Ok(left)
+            })
+        };
+        match step {
+            Ok(left) => {
+                inner.rebuild_days_left.store(left, Ordering::Relaxed);
+                tracing::info!(
+                    days_left = left,
+                    ms = started.elapsed().as_millis() as u64,
+                    "built a day of rollups again"
+                );
+                if left == 0 {
+                    tracing::info!("the rollups are built");
+                    return;
+                }
+                delay = REBUILD_RETRY_FIRST;
+                drop(inner);
+                // Lets a waiting batch take the writer between days.
+                std::thread::sleep(REBUILD_PAUSE);
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "building a day of rollups failed");
+                drop(inner);
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(REBUILD_RETRY_MAX);
+            }
+        }
+    }
+}
+
+const REBUILD_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+const REBUILD_RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
+const REBUILD_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn timestamp(ms: i64) -> Value {
     Value::Timestamp(TimeUnit::Millisecond, ms)
@@ -1286,7 +1379,8 @@ impl SqlRunner for DuckDbStore {
     }
 
     fn has_rollups(&self) -> bool {
-        true
+        // While cells are being built again, some are missing or wrong: the events answer.
+        self.rollup_rebuild_days_left() == 0
     }
 
     fn data_version(&self, site: &SiteId) -> u64 {

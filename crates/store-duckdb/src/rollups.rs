@@ -468,9 +468,11 @@ fn append_changes(
     Ok(())
 }
 
-/// Rebuilds every rollup from the stored events: once, when the table is created on a
-/// store that already holds events.
-pub fn rebuild_all(tx: &Transaction<'_>) -> duckdb::Result<()> {
+/// Schedules every cell to be built again from the stored events and visit log, from the
+/// first day either holds to the last: for a store from before rollups, or whose cells may be
+/// wrong. The work is done by [`rebuild_next_day`], a day per transaction, so a large store
+/// is rebuilt in the memory one day takes and resumes where it stopped after a restart.
+pub fn schedule_rebuild(tx: &Transaction<'_>) -> duckdb::Result<()> {
     let bounds: (Option<i64>, Option<i64>) = tx.query_row(
         "SELECT least((SELECT epoch_ms(min(ts)) FROM events), \
          (SELECT epoch_ms(min(start_ts)) FROM sessions)), \
@@ -479,8 +481,50 @@ pub fn rebuild_all(tx: &Transaction<'_>) -> duckdb::Result<()> {
         [],
         |row| Ok((row.get(0)?, row.get(1)?)),
     )?;
-    match bounds {
-        (Some(from), Some(to)) => rebuild(tx, None, from, to + 1),
-        _ => Ok(()),
+    tx.execute("DELETE FROM rollup_rebuild", [])?;
+    if let (Some(from), Some(to)) = bounds {
+        tx.execute(
+            "INSERT INTO rollup_rebuild VALUES (?, ?)",
+            params![Span::Day.start_of(from), to + 1],
+        )?;
+    }
+    Ok(())
+}
+
+/// The scheduled rebuild's next day and end, if one is under way.
+pub fn pending_rebuild(conn: &duckdb::Connection) -> duckdb::Result<Option<(i64, i64)>> {
+    let mut stmt = conn.prepare("SELECT next_ms, end_ms FROM rollup_rebuild")?;
+    let mut rows = stmt.query([])?;
+    match rows.next()? {
+        Some(row) => Ok(Some((row.get(0)?, row.get(1)?))),
+        None => Ok(None),
+    }
+}
+
+/// Builds the cells of the scheduled rebuild's next day again and moves its mark to the next
+/// day holding events or visits, in `tx`: a crash leaves the mark on the day it was building.
+/// Answers the days left to build (at most; days without data are skipped), 0 once done.
+pub fn rebuild_next_day(tx: &Transaction<'_>) -> duckdb::Result<u64> {
+    let Some((day, end)) = pending_rebuild(tx)? else {
+        return Ok(0);
+    };
+    let after = day + DAY_MS;
+    rebuild(tx, None, day, after)?;
+    let next: Option<i64> = tx.query_row(
+        "SELECT least((SELECT epoch_ms(min(ts)) FROM events WHERE ts >= ?), \
+         (SELECT epoch_ms(min(start_ts)) FROM sessions WHERE start_ts >= ?))",
+        params![timestamp(after), timestamp(after)],
+        |row| row.get(0),
+    )?;
+    match next.filter(|&next| next < end) {
+        Some(next) => {
+            let next = Span::Day.start_of(next);
+            tx.execute("UPDATE rollup_rebuild SET next_ms = ?", params![next])?;
+            Ok(((end - next + DAY_MS - 1) / DAY_MS) as u64)
+        }
+        None => {
+            tx.execute("DELETE FROM rollup_rebuild", [])?;
+            Ok(0)
+        }
     }
 }

@@ -369,8 +369,19 @@ CREATE TABLE day_salts (day BIGINT PRIMARY KEY, salt BLOB NOT NULL);
 DELETE FROM rollups_hourly WHERE dim IN ('visit:entry_page', 'visit:exit_page');
 DELETE FROM rollups_daily WHERE dim IN ('visit:entry_page', 'visit:exit_page');
 "#,
+    // A rollup rebuild under way: the next UTC day whose cells are built again from the
+    // events, and where it ends (`rollups::rebuild_next_day`). The migration schedules one
+    // for every store (`REBUILD_CELLS`): a batch over more periods than the rollup cache
+    // kept (an import, a backfill) could write cells without an earlier batch's changes.
+    r#"
+CREATE TABLE rollup_rebuild (next_ms BIGINT NOT NULL, end_ms BIGINT NOT NULL);
+"#,
 ];
 
 /// The version whose migration is followed, in its transaction, by counting the entry- and
 /// exit-page cells again from the visit log (`rollups::rebuild_visit_pages`).
 pub const VISIT_PAGE_VISITORS: usize = 15;
+
+/// The version whose migration is followed, in its transaction, by scheduling every cell to
+/// be built again (`rollups::schedule_rebuild`).
+pub const REBUILD_CELLS: usize = 16;

@@ -63,6 +63,7 @@ pub const MEMORY_ACTIVE: &str = "heartbeat_memory_active_bytes";
 pub const MEMORY_METADATA: &str = "heartbeat_memory_metadata_bytes";
 pub const STORE_MEMORY: &str = "heartbeat_store_memory_bytes";
 pub const STORE_SPILLED: &str = "heartbeat_store_spilled_bytes";
+pub const ROLLUP_REBUILD_DAYS: &str = "heartbeat_rollup_rebuild_days";
 
 /// Every metric with its help text, in the order `/metrics` documents them.
 pub const METRICS: &[(&str, &str)] = &[
@@ -106,6 +107,7 @@ pub const METRICS: &[(&str, &str)] = &[
     (MEMORY_METADATA, "Bytes the allocator uses for its own bookkeeping."),
     (STORE_MEMORY, "Bytes DuckDB's buffer manager accounts for, by what holds them (tag: base_table, hash_table, order_by, ...; duckdb_memory()); store.memory_limit caps their sum. Only with the DuckDB store."),
     (STORE_SPILLED, "Bytes DuckDB has spilled to temporary files, by what spilled them (tag, as heartbeat_store_memory_bytes)."),
+    (ROLLUP_REBUILD_DAYS, "Days of rollup cells still to be built again from the events (after an upgrade that asks for it, or on a store from before rollups), a day at a time beside the processor's writes; until 0, queries read the events. Only with the DuckDB store."),
 ];
 
 /// Histogram buckets in seconds, from half a millisecond (an ingest request) to ten seconds (a
@@ -151,8 +153,9 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Publishes the memory figures: the allocator's, and DuckDB's accounts by tag. Blocking
-    /// (a statement on the store's monitoring connection): called off the async threads.
+    /// Publishes the memory figures (the allocator's, and DuckDB's accounts by tag) and the
+    /// rollup rebuild's days left. Blocking (a statement on the store's monitoring
+    /// connection): called off the async threads.
     pub fn sample_memory(&self) {
         #[cfg(not(feature = "system-allocator"))]
         {
@@ -176,6 +179,7 @@ impl Telemetry {
         let Some(store) = &self.duckdb else {
             return;
         };
+        metrics::gauge!(ROLLUP_REBUILD_DAYS).set(store.rollup_rebuild_days_left() as f64);
         match store.memory() {
             Ok(memory) => {
                 for m in &memory {

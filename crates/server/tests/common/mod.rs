@@ -144,7 +144,7 @@ impl TestServer {
 
 /// Runs SQL against a stopped server's DuckDB file.
 pub async fn sql(dir: &Path, text: &str) -> Vec<Row> {
-    let store = DuckDbStore::open(&dir.join("heartbeat.duckdb")).unwrap();
+    let store = DuckDbStore::open_for_maintenance(&dir.join("heartbeat.duckdb")).unwrap();
     store
         .run(Sql {
             text: text.into(),
@@ -152,6 +152,14 @@ pub async fn sql(dir: &Path, text: &str) -> Vec<Row> {
         })
         .await
         .unwrap()
+}
+
+/// Runs `statements` straight on a stopped server's DuckDB file, applying no migration: to
+/// undo one.
+#[allow(dead_code)]
+pub fn sql_batch(dir: &Path, statements: &str) {
+    let conn = duckdb::Connection::open(dir.join("heartbeat.duckdb")).unwrap();
+    conn.execute_batch(statements).unwrap();
 }
 
 /// `(dimensions, metrics)` of each row of a v2 query answer, in the answer's order.
