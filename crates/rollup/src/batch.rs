@@ -103,6 +103,17 @@ impl Rollups {
                 start_ms: session.start_ms,
                 values: VISIT_ONLY_KEYS.map(|(_, read)| read(session).to_owned()),
             });
+        self.add_visit_sums(session, sign);
+        if sign > 0 {
+            self.add_current_visit(session);
+        }
+    }
+
+    /// One row of the visit log, for its sign-weighted sums only. With
+    /// [`Rollups::add_current_visit`] for each visit's current state, this is how a rebuild
+    /// reads a period's whole log: nothing is kept per visit, so no stale cell is left to
+    /// count again.
+    pub fn add_visit_sums(&mut self, session: &Session, sign: i8) {
         let sign = i64::from(sign);
         for span in [Span::Hour, Span::Day] {
             let start = span.start_of(session.start_ms);
@@ -112,14 +123,31 @@ impl Rollups {
                 .or_default();
             for (dim, value) in visit_keys(session) {
                 let cell = cell_of(slice, dim, value);
-                if sign > 0 && VISIT_ONLY_KEYS.iter().any(|(key, _)| *key == dim) {
-                    cell.visitors.insert(&session.visitor_id);
-                }
                 cell.visits += sign;
                 cell.bounces += sign * i64::from(session.is_bounce());
                 cell.duration_s += sign * session.duration_s();
                 cell.visit_pageviews += sign * i64::from(session.pageviews);
                 cell.visit_events += sign * i64::from(session.events);
+            }
+        }
+    }
+
+    /// A visit's current state (added and not taken back): its visitor in its cells of the
+    /// visit-only dimensions.
+    pub fn add_current_visit(&mut self, session: &Session) {
+        for span in [Span::Hour, Span::Day] {
+            let slice = self
+                .slices
+                .entry((
+                    session.site_id.clone(),
+                    span,
+                    span.start_of(session.start_ms),
+                ))
+                .or_default();
+            for (dim, read) in VISIT_ONLY_KEYS {
+                cell_of(slice, dim, read(session))
+                    .visitors
+                    .insert(&session.visitor_id);
             }
         }
     }

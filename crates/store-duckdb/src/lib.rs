@@ -14,7 +14,7 @@ mod stream;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use duckdb::types::{TimeUnit, Value, ValueRef};
@@ -54,6 +54,8 @@ struct Inner {
     monitor: Mutex<Connection>,
     /// Days of the rollup rebuild under way still to build (`rebuild_rollups`); 0: none.
     rebuild_days_left: AtomicU64,
+    /// Whether the cells there are answer queries while it runs.
+    rebuild_cells_usable: AtomicBool,
 }
 
 /// One entry of [`DuckDbStore::memory`].
@@ -144,12 +146,10 @@ impl DuckDbStore {
 
     fn from_connection(conn: Connection) -> Result<Self, StoreError> {
         let monitor = conn.try_clone().map_err(unavailable)?;
-        let rebuild_days_left = match rollups::pending_rebuild(&conn).map_err(unavailable)? {
-            Some((next, end)) => {
-                ((end - next).max(1) as u64).div_ceil(heartbeat_rollup::DAY_MS as u64)
-            }
-            None => 0,
-        };
+        let rebuild = rollups::pending_rebuild(&conn).map_err(unavailable)?;
+        let (rebuild_days_left, rebuild_cells_usable) = rebuild
+            .map(|pending| (pending.days_left(), pending.cells_usable))
+            .unwrap_or((0, true));
         Ok(DuckDbStore {
             inner: Arc::new(Inner {
                 writer: Mutex::new(conn),
@@ -160,6 +160,7 @@ impl DuckDbStore {
                 imported_visits_until: std::sync::atomic::AtomicI64::new(i64::MIN),
                 monitor: Mutex::new(monitor),
                 rebuild_days_left: AtomicU64::new(rebuild_days_left),
+                rebuild_cells_usable: AtomicBool::new(rebuild_cells_usable),
             }),
         })
     }
@@ -375,7 +376,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
             rollups::rebuild_visit_pages(&tx).map_err(unavailable)?;
         }
         if version == schema::REBUILD_CELLS {
-            rollups::schedule_rebuild(&tx).map_err(unavailable)?;
+            rollups::schedule_rebuild(&tx, true).map_err(unavailable)?;
         }
         tx.execute(
             "INSERT INTO schema_version VALUES (?)",
@@ -399,7 +400,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     if missing {
         let mut conn = conn.try_clone().map_err(unavailable)?;
         let tx = conn.transaction().map_err(unavailable)?;
-        rollups::schedule_rebuild(&tx).map_err(unavailable)?;
+        rollups::schedule_rebuild(&tx, false).map_err(unavailable)?;
         tx.commit().map_err(unavailable)?;
         tracing::info!("the rollups of the stored events will be built");
     }
@@ -407,9 +408,10 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 }
 
 /// Builds the cells of a scheduled rollup rebuild (`rollups::rebuild_next_day`) a day per
-/// transaction under the writer lock, so the processor's batches go on between days; until
-/// it is done the store has no rollups to offer (`SqlRunner::has_rollups`) and queries read
-/// the events. A failed day is tried again with backoff. Stops when the store is dropped.
+/// transaction under the writer lock, so the processor's batches go on between days. Until
+/// it is done, queries read the events when cells are missing (`SqlRunner::has_rollups`),
+/// else the cells as they are, each day's replaced at once. A failed day is tried again
+/// with backoff. Stops when the store is dropped.
 fn rebuild_rollups(store: std::sync::Weak<Inner>) {
     let mut delay = REBUILD_RETRY_FIRST;
     loop {
@@ -422,6 +424,12 @@ fn rebuild_rollups(store: std::sync::Weak<Inner>) {
             let mut cache = inner.rollups.lock().unwrap_or_else(|p| p.into_inner());
             // The day's cells are rewritten behind the cache's back.
             cache.clear();
+            // The rows the processor appended since the last checkpoint are held in memory
+            // until one (up to `checkpoint_threshold`); writing them out first leaves the
+            // day room under the memory limit. Skipped when a read holds it off.
+            if let Err(err) = conn.execute_batch("CHECKPOINT") {
+                tracing::debug!(error = %err, "no checkpoint before a day of rollups");
+            }
             conn.transaction().and_then(|tx| {
                 let left = rollups::rebuild_next_day(&tx)?;
                 tx.commit()?;
@@ -1379,8 +1387,9 @@ impl SqlRunner for DuckDbStore {
     }
 
     fn has_rollups(&self) -> bool {
-        // While cells are being built again, some are missing or wrong: the events answer.
+        // While missing cells are being built, the events answer.
         self.rollup_rebuild_days_left() == 0
+            || self.inner.rebuild_cells_usable.load(Ordering::Relaxed)
     }
 
     fn data_version(&self, site: &SiteId) -> u64 {

@@ -408,8 +408,12 @@ fn delete_cells(
     Ok(())
 }
 
-/// Adds the visit-log rows of visits starting in `[lower, upper)` to `changes`, then counts
-/// the visitors of the cells a visit left again (see `apply`).
+/// Adds the visit-log rows of visits starting in `[lower, upper)` to `changes`: every row's
+/// sign-weighted sums and, for each visit's current state (its row added and not taken back),
+/// its visitor in the cells of the visit-only dimensions. One pass, nothing kept per visit
+/// and the visitors compacted as they grow, so a day of a busy site's visits takes no more
+/// memory than its cells; the rows taken back (few: a visit's earlier states) are the only
+/// ones DuckDB holds to tell the current states.
 fn add_stored_visits(
     tx: &Transaction<'_>,
     changes: &mut Rollups,
@@ -418,31 +422,31 @@ fn add_stored_visits(
     site: Option<&str>,
 ) -> duckdb::Result<()> {
     let (from, to) = (timestamp(lower), timestamp(upper));
+    let mut added = 0usize;
     for_each_row(
         tx,
         &format!(
-            "SELECT {SESSION_COLUMNS}, sign FROM sessions \
-             WHERE start_ts >= ? AND start_ts < ? {SITE_SCOPE}"
+            "SELECT {SESSION_COLUMNS}, sign, sign > 0 AND NOT EXISTS (\
+             SELECT 1 FROM sessions AS back WHERE back.sign < 0 \
+             AND back.start_ts >= ? AND back.start_ts < ? \
+             AND back.site_id = sessions.site_id AND back.session_id = sessions.session_id \
+             AND back.version = sessions.version) \
+             FROM sessions WHERE start_ts >= ? AND start_ts < ? {SITE_SCOPE}"
         ),
-        params![from, to, site, site],
+        params![from, to, from, to, site, site],
         |row| {
-            changes.add_visit(&session_from_row(row)?, row.get::<i8>(30)?);
+            let session = session_from_row(row)?;
+            changes.add_visit_sums(&session, row.get::<i8>(30)?);
+            if row.get::<bool>(31)? {
+                changes.add_current_visit(&session);
+                added += 1;
+                if added.is_multiple_of(COMPACT_EVERY) {
+                    changes.compact_visitors();
+                }
+            }
             Ok(())
         },
-    )?;
-    for (key, dim, values) in changes.stale_visit_cells() {
-        for (value, visitors) in recount_visitors(tx, &key, dim, values)? {
-            let cell_key = (dim.to_owned(), value);
-            if let Some(cell) = changes
-                .slices
-                .get_mut(&key)
-                .and_then(|slice| slice.get_mut(&cell_key))
-            {
-                cell.visitors = visitors;
-            }
-        }
-    }
-    Ok(())
+    )
 }
 
 /// Appends the cells of `changes` whose dimension `keep` keeps.
@@ -472,7 +476,9 @@ fn append_changes(
 /// first day either holds to the last: for a store from before rollups, or whose cells may be
 /// wrong. The work is done by [`rebuild_next_day`], a day per transaction, so a large store
 /// is rebuilt in the memory one day takes and resumes where it stopped after a restart.
-pub fn schedule_rebuild(tx: &Transaction<'_>) -> duckdb::Result<()> {
+/// `cells_usable`: the cells there are may answer queries meanwhile (each day's are
+/// replaced at once); otherwise (cells missing) the events answer until it is done.
+pub fn schedule_rebuild(tx: &Transaction<'_>, cells_usable: bool) -> duckdb::Result<()> {
     let bounds: (Option<i64>, Option<i64>) = tx.query_row(
         "SELECT least((SELECT epoch_ms(min(ts)) FROM events), \
          (SELECT epoch_ms(min(start_ts)) FROM sessions)), \
@@ -484,19 +490,39 @@ pub fn schedule_rebuild(tx: &Transaction<'_>) -> duckdb::Result<()> {
     tx.execute("DELETE FROM rollup_rebuild", [])?;
     if let (Some(from), Some(to)) = bounds {
         tx.execute(
-            "INSERT INTO rollup_rebuild VALUES (?, ?)",
-            params![Span::Day.start_of(from), to + 1],
+            "INSERT INTO rollup_rebuild VALUES (?, ?, ?)",
+            params![Span::Day.start_of(from), to + 1, cells_usable],
         )?;
     }
     Ok(())
 }
 
-/// The scheduled rebuild's next day and end, if one is under way.
-pub fn pending_rebuild(conn: &duckdb::Connection) -> duckdb::Result<Option<(i64, i64)>> {
-    let mut stmt = conn.prepare("SELECT next_ms, end_ms FROM rollup_rebuild")?;
+/// A rebuild under way ([`schedule_rebuild`]).
+pub struct PendingRebuild {
+    /// The next UTC day to build.
+    pub next_ms: i64,
+    pub end_ms: i64,
+    /// Whether the cells there are may answer queries meanwhile.
+    pub cells_usable: bool,
+}
+
+impl PendingRebuild {
+    /// The days left to build, at most (days without data are skipped).
+    pub fn days_left(&self) -> u64 {
+        ((self.end_ms - self.next_ms).max(1) as u64).div_ceil(DAY_MS as u64)
+    }
+}
+
+/// The rebuild under way, if any.
+pub fn pending_rebuild(conn: &duckdb::Connection) -> duckdb::Result<Option<PendingRebuild>> {
+    let mut stmt = conn.prepare("SELECT next_ms, end_ms, cells_usable FROM rollup_rebuild")?;
     let mut rows = stmt.query([])?;
     match rows.next()? {
-        Some(row) => Ok(Some((row.get(0)?, row.get(1)?))),
+        Some(row) => Ok(Some(PendingRebuild {
+            next_ms: row.get(0)?,
+            end_ms: row.get(1)?,
+            cells_usable: row.get(2)?,
+        })),
         None => Ok(None),
     }
 }
@@ -505,7 +531,12 @@ pub fn pending_rebuild(conn: &duckdb::Connection) -> duckdb::Result<Option<(i64,
 /// day holding events or visits, in `tx`: a crash leaves the mark on the day it was building.
 /// Answers the days left to build (at most; days without data are skipped), 0 once done.
 pub fn rebuild_next_day(tx: &Transaction<'_>) -> duckdb::Result<u64> {
-    let Some((day, end)) = pending_rebuild(tx)? else {
+    let Some(PendingRebuild {
+        next_ms: day,
+        end_ms: end,
+        ..
+    }) = pending_rebuild(tx)?
+    else {
         return Ok(0);
     };
     let after = day + DAY_MS;
@@ -520,7 +551,12 @@ pub fn rebuild_next_day(tx: &Transaction<'_>) -> duckdb::Result<u64> {
         Some(next) => {
             let next = Span::Day.start_of(next);
             tx.execute("UPDATE rollup_rebuild SET next_ms = ?", params![next])?;
-            Ok(((end - next + DAY_MS - 1) / DAY_MS) as u64)
+            Ok(PendingRebuild {
+                next_ms: next,
+                end_ms: end,
+                cells_usable: true,
+            }
+            .days_left())
         }
         None => {
             tx.execute("DELETE FROM rollup_rebuild", [])?;

@@ -370,11 +370,17 @@ DELETE FROM rollups_hourly WHERE dim IN ('visit:entry_page', 'visit:exit_page');
 DELETE FROM rollups_daily WHERE dim IN ('visit:entry_page', 'visit:exit_page');
 "#,
     // A rollup rebuild under way: the next UTC day whose cells are built again from the
-    // events, and where it ends (`rollups::rebuild_next_day`). The migration schedules one
-    // for every store (`REBUILD_CELLS`): a batch over more periods than the rollup cache
-    // kept (an import, a backfill) could write cells without an earlier batch's changes.
+    // events, where it ends, and whether the cells there are may answer meanwhile
+    // (`rollups::rebuild_next_day`). The migration schedules one for every store
+    // (`REBUILD_CELLS`), its cells answering meanwhile: a batch over more periods than the
+    // rollup cache kept (an import, a backfill) could write cells without an earlier
+    // batch's changes.
     r#"
-CREATE TABLE rollup_rebuild (next_ms BIGINT NOT NULL, end_ms BIGINT NOT NULL);
+CREATE TABLE rollup_rebuild (
+    next_ms BIGINT NOT NULL,
+    end_ms BIGINT NOT NULL,
+    cells_usable BOOLEAN NOT NULL
+);
 "#,
 ];
 

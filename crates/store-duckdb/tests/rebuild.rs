@@ -112,7 +112,7 @@ async fn a_rebuild_resumes_at_its_mark_and_gives_the_cells_the_events_give() {
             "UPDATE rollups_daily SET pageviews = 999 WHERE dim = '' AND start_ms = {DAY0_MS};
              DELETE FROM rollups_hourly WHERE start_ms >= {day1};
              DELETE FROM rollups_daily WHERE start_ms >= {day1};
-             INSERT INTO rollup_rebuild VALUES ({day1}, {});",
+             INSERT INTO rollup_rebuild VALUES ({day1}, {}, false);",
             DAY0_MS + 5 * DAY_MS
         ),
     );
@@ -146,6 +146,22 @@ async fn a_rebuild_resumes_at_its_mark_and_gives_the_cells_the_events_give() {
         .await
         .unwrap();
     assert_eq!(pending[0][0].as_f64(), 0.0, "the mark is gone");
+    drop(store);
+
+    // A rebuild of cells that may answer meanwhile (as the upgrade that asks for one
+    // schedules): the store offers them at once, and they are right once it is done.
+    maintain(
+        &path,
+        &format!(
+            "UPDATE rollups_hourly SET visits = visits + 5;
+             INSERT INTO rollup_rebuild VALUES ({DAY0_MS}, {}, true);",
+            DAY0_MS + 5 * DAY_MS
+        ),
+    );
+    let store = DuckDbStore::open(&path).unwrap();
+    assert!(store.has_rollups(), "the cells there are answer meanwhile");
+    assert!(wait_for_rebuild(&store));
+    assert_eq!(cells(&store).await, written);
 }
 
 #[tokio::test]
