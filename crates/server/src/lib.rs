@@ -372,7 +372,7 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
         telemetry: telemetry::Telemetry {
             processor: reports.stats.clone(),
             queue: metered_queues[0].clone(),
-            duckdb: duckdb_store,
+            duckdb: duckdb_store.clone(),
         },
         trusted_proxies: Arc::new(config.server.trusted_proxies()?),
         max_body_bytes: config.server.max_body_bytes,
@@ -424,6 +424,12 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
         ))],
     };
     tracing::info!(addr = %local_addr, role = ?role, data_dir = %config.server.data_dir.display(), "heartbeat is ready");
+    if let Some(duckdb) = &duckdb_store {
+        // Only now: each day of a rebuild holds the writer, which starting reads from.
+        duckdb
+            .start_rollup_rebuild()
+            .context("cannot start the rollup rebuild")?;
+    }
     let router = router::router(
         app,
         &config.server.cors_origins,

@@ -56,6 +56,8 @@ struct Inner {
     rebuild_days_left: AtomicU64,
     /// Whether the cells there are answer queries while it runs.
     rebuild_cells_usable: AtomicBool,
+    /// Whether [`DuckDbStore::start_rollup_rebuild`] was called.
+    rebuild_started: AtomicBool,
 }
 
 /// One entry of [`DuckDbStore::memory`].
@@ -125,15 +127,6 @@ impl DuckDbStore {
         conn.execute_batch("SET checkpoint_threshold = '128MB'")
             .map_err(unavailable)?;
         migrate(&conn)?;
-        Self::from_connection(conn)?.with_rollup_rebuild()
-    }
-
-    /// Like [`open`](Self::open) but starts no rollup rebuild a migration scheduled (the next
-    /// store opened on the file carries it out): for one-off statements against a stopped
-    /// server's file, which must be closed when they are done.
-    pub fn open_for_maintenance(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(unavailable)?;
-        migrate(&conn)?;
         Self::from_connection(conn)
     }
 
@@ -141,7 +134,7 @@ impl DuckDbStore {
     pub fn open_in_memory() -> Result<Self, StoreError> {
         let conn = Connection::open_in_memory().map_err(unavailable)?;
         migrate(&conn)?;
-        Self::from_connection(conn)?.with_rollup_rebuild()
+        Self::from_connection(conn)
     }
 
     fn from_connection(conn: Connection) -> Result<Self, StoreError> {
@@ -161,20 +154,26 @@ impl DuckDbStore {
                 monitor: Mutex::new(monitor),
                 rebuild_days_left: AtomicU64::new(rebuild_days_left),
                 rebuild_cells_usable: AtomicBool::new(rebuild_cells_usable),
+                rebuild_started: AtomicBool::new(false),
             }),
         })
     }
 
-    /// Starts building the cells of a scheduled rollup rebuild on a thread of its own.
-    fn with_rollup_rebuild(self) -> Result<Self, StoreError> {
-        if self.rollup_rebuild_days_left() > 0 {
+    /// Starts building the cells of a rollup rebuild that a migration (or a store from before
+    /// rollups) scheduled, on a thread of its own, a day at a time between the writes; it
+    /// stops when the store is dropped, and the next store opened on the file resumes it.
+    /// Called by the server once it is serving, so its start does not wait for a day's
+    /// rebuild; a store that never calls it answers from the events where cells are missing.
+    pub fn start_rollup_rebuild(&self) -> Result<(), StoreError> {
+        let starting = !self.inner.rebuild_started.swap(true, Ordering::Relaxed);
+        if starting && self.rollup_rebuild_days_left() > 0 {
             let weak = Arc::downgrade(&self.inner);
             std::thread::Builder::new()
                 .name("rollup-rebuild".into())
                 .spawn(move || rebuild_rollups(weak))
                 .map_err(unavailable)?;
         }
-        Ok(self)
+        Ok(())
     }
 
     /// Days of a rollup rebuild still to do (at most: days without data are skipped); 0

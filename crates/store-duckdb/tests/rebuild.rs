@@ -75,8 +75,10 @@ fn maintain(path: &Path, statements: &str) {
     conn.execute_batch(statements).unwrap();
 }
 
-/// Waits until the store has no rollup rebuild left, then answers whether it offers rollups.
+/// Starts the store's rollup rebuild and waits until none is left, then answers whether it
+/// offers rollups.
 fn wait_for_rebuild(store: &DuckDbStore) -> bool {
+    store.start_rollup_rebuild().unwrap();
     let started = Instant::now();
     while store.rollup_rebuild_days_left() > 0 {
         assert!(
@@ -179,15 +181,14 @@ async fn while_cells_are_rebuilt_the_store_offers_no_rollups_and_writes_go_on() 
         &path,
         "DELETE FROM rollups_hourly; DELETE FROM rollups_daily;",
     );
-    // Opened for maintenance, the rebuild is scheduled but not started.
-    let store = DuckDbStore::open_for_maintenance(&path).unwrap();
+    // Opened, the rebuild is scheduled but waits to be started; the events answer.
+    let store = DuckDbStore::open(&path).unwrap();
     assert!(store.rollup_rebuild_days_left() >= 2);
     assert!(!store.has_rollups());
     std::thread::sleep(Duration::from_millis(200));
     assert!(store.rollup_rebuild_days_left() >= 2, "a rebuild ran");
-    drop(store);
-    // Opened for good, it rebuilds while more events come in.
-    let store = DuckDbStore::open(&path).unwrap();
+    // Started, it rebuilds while more events come in.
+    store.start_rollup_rebuild().unwrap();
     store.import_events(late).await.unwrap();
     assert!(wait_for_rebuild(&store));
     let rebuilt = cells(&store).await;

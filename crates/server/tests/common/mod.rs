@@ -144,7 +144,7 @@ impl TestServer {
 
 /// Runs SQL against a stopped server's DuckDB file.
 pub async fn sql(dir: &Path, text: &str) -> Vec<Row> {
-    let store = DuckDbStore::open_for_maintenance(&dir.join("heartbeat.duckdb")).unwrap();
+    let store = DuckDbStore::open(&dir.join("heartbeat.duckdb")).unwrap();
     store
         .run(Sql {
             text: text.into(),
