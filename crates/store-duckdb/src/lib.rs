@@ -58,6 +58,10 @@ struct Inner {
     rebuild_cells_usable: AtomicBool,
     /// Whether [`DuckDbStore::start_rollup_rebuild`] was called.
     rebuild_started: AtomicBool,
+    /// Writes waiting for the writer connection, and writes begun: a rollup rebuild lets
+    /// them go first between its days.
+    writers_waiting: AtomicU64,
+    writes: AtomicU64,
 }
 
 /// One entry of [`DuckDbStore::memory`].
@@ -155,6 +159,8 @@ impl DuckDbStore {
                 rebuild_days_left: AtomicU64::new(rebuild_days_left),
                 rebuild_cells_usable: AtomicBool::new(rebuild_cells_usable),
                 rebuild_started: AtomicBool::new(false),
+                writers_waiting: AtomicU64::new(0),
+                writes: AtomicU64::new(0),
             }),
         })
     }
@@ -203,7 +209,10 @@ impl DuckDbStore {
     ) -> Result<T, StoreError> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
+            inner.writers_waiting.fetch_add(1, Ordering::Relaxed);
             let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            inner.writers_waiting.fetch_sub(1, Ordering::Relaxed);
+            inner.writes.fetch_add(1, Ordering::Relaxed);
             work(&mut conn)
         })
         .await
@@ -281,8 +290,10 @@ impl Inner {
         match pooled {
             Some(conn) => Ok(conn),
             None => {
-                let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-                writer.try_clone().map_err(unavailable)
+                // Cloned from the monitoring connection, not the writer: a read never waits
+                // for a write (a batch, a day of a rollup rebuild, a backup's checkpoint).
+                let monitor = self.monitor.lock().unwrap_or_else(|p| p.into_inner());
+                monitor.try_clone().map_err(unavailable)
             }
         }
     }
@@ -449,8 +460,7 @@ fn rebuild_rollups(store: std::sync::Weak<Inner>) {
                 }
                 delay = REBUILD_RETRY_FIRST;
                 drop(inner);
-                // Lets a waiting batch take the writer between days.
-                std::thread::sleep(REBUILD_PAUSE);
+                yield_to_writes(&store);
             }
             Err(err) => {
                 tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "building a day of rollups failed");
@@ -462,7 +472,33 @@ fn rebuild_rollups(store: std::sync::Weak<Inner>) {
     }
 }
 
-const REBUILD_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+/// Between two days of a rollup rebuild: lets the writes that wait or keep coming (a
+/// processor's step takes the writer a few times) go first, until the writer has been idle
+/// for a pause, or for at most [`REBUILD_YIELD_MAX`] so the rebuild goes on under steady
+/// load too.
+fn yield_to_writes(store: &std::sync::Weak<Inner>) {
+    let started = std::time::Instant::now();
+    loop {
+        let Some(seen) = store
+            .upgrade()
+            .map(|inner| inner.writes.load(Ordering::Relaxed))
+        else {
+            return;
+        };
+        std::thread::sleep(REBUILD_PAUSE);
+        let Some(inner) = store.upgrade() else {
+            return;
+        };
+        let idle = inner.writers_waiting.load(Ordering::Relaxed) == 0
+            && inner.writes.load(Ordering::Relaxed) == seen;
+        if idle || started.elapsed() >= REBUILD_YIELD_MAX {
+            return;
+        }
+    }
+}
+
+const REBUILD_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+const REBUILD_YIELD_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 const REBUILD_RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
 const REBUILD_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 
