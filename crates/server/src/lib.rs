@@ -425,9 +425,10 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
     };
     tracing::info!(addr = %local_addr, role = ?role, data_dir = %config.server.data_dir.display(), "heartbeat is ready");
     if let Some(duckdb) = &duckdb_store {
-        // Only now: each day of a rebuild holds the writer, which starting reads from.
+        // Only now: each day of a rebuild holds the writer, which starting reads from. At
+        // the processors' priority: it holds the writer they wait for.
         duckdb
-            .start_rollup_rebuild()
+            .start_rollup_rebuild(priority::processor_priority)
             .context("cannot start the rollup rebuild")?;
     }
     let router = router::router(

@@ -170,13 +170,17 @@ impl DuckDbStore {
     /// stops when the store is dropped, and the next store opened on the file resumes it.
     /// Called by the server once it is serving, so its start does not wait for a day's
     /// rebuild; a store that never calls it answers from the events where cells are missing.
-    pub fn start_rollup_rebuild(&self) -> Result<(), StoreError> {
+    /// `on_thread` runs first on the new thread (the server sets its CPU priority there).
+    pub fn start_rollup_rebuild(&self, on_thread: fn()) -> Result<(), StoreError> {
         let starting = !self.inner.rebuild_started.swap(true, Ordering::Relaxed);
         if starting && self.rollup_rebuild_days_left() > 0 {
             let weak = Arc::downgrade(&self.inner);
             std::thread::Builder::new()
                 .name("rollup-rebuild".into())
-                .spawn(move || rebuild_rollups(weak))
+                .spawn(move || {
+                    on_thread();
+                    rebuild_rollups(weak)
+                })
                 .map_err(unavailable)?;
         }
         Ok(())
@@ -434,17 +438,23 @@ fn rebuild_rollups(store: std::sync::Weak<Inner>) {
             let mut cache = inner.rollups.lock().unwrap_or_else(|p| p.into_inner());
             // The day's cells are rewritten behind the cache's back.
             cache.clear();
-            // The rows the processor appended since the last checkpoint are held in memory
-            // until one (up to `checkpoint_threshold`); writing them out first leaves the
-            // day room under the memory limit. Skipped when a read holds it off.
-            if let Err(err) = conn.execute_batch("CHECKPOINT") {
-                tracing::debug!(error = %err, "no checkpoint before a day of rollups");
-            }
-            conn.transaction().and_then(|tx| {
+            // Rows appended since the last checkpoint are held in memory until one (up to
+            // `checkpoint_threshold`): the processor's are written out before the day, to
+            // leave it room under the memory limit, and the day's cells after it, to leave
+            // the processor room. Skipped when a read holds it off.
+            let checkpoint = |conn: &Connection| {
+                if let Err(err) = conn.execute_batch("CHECKPOINT") {
+                    tracing::debug!(error = %err, "no checkpoint beside a day of rollups");
+                }
+            };
+            checkpoint(&conn);
+            let step = conn.transaction().and_then(|tx| {
                 let left = rollups::rebuild_next_day(&tx)?;
                 tx.commit()?;
                 Ok(left)
-            })
+            });
+            checkpoint(&conn);
+            step
         };
         match step {
             Ok(left) => {
@@ -497,7 +507,7 @@ fn yield_to_writes(store: &std::sync::Weak<Inner>) {
     }
 }
 
-const REBUILD_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+const REBUILD_PAUSE: std::time::Duration = std::time::Duration::from_millis(300);
 const REBUILD_YIELD_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 const REBUILD_RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
 const REBUILD_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(60);

@@ -78,7 +78,7 @@ fn maintain(path: &Path, statements: &str) {
 /// Starts the store's rollup rebuild and waits until none is left, then answers whether it
 /// offers rollups.
 fn wait_for_rebuild(store: &DuckDbStore) -> bool {
-    store.start_rollup_rebuild().unwrap();
+    store.start_rollup_rebuild(|| {}).unwrap();
     let started = Instant::now();
     while store.rollup_rebuild_days_left() > 0 {
         assert!(
@@ -188,7 +188,7 @@ async fn while_cells_are_rebuilt_the_store_offers_no_rollups_and_writes_go_on() 
     std::thread::sleep(Duration::from_millis(200));
     assert!(store.rollup_rebuild_days_left() >= 2, "a rebuild ran");
     // Started, it rebuilds while more events come in.
-    store.start_rollup_rebuild().unwrap();
+    store.start_rollup_rebuild(|| {}).unwrap();
     store.import_events(late).await.unwrap();
     assert!(wait_for_rebuild(&store));
     let rebuilt = cells(&store).await;
