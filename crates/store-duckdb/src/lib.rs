@@ -58,6 +58,9 @@ struct Inner {
     rebuild_cells_usable: AtomicBool,
     /// Whether [`DuckDbStore::start_rollup_rebuild`] was called.
     rebuild_started: AtomicBool,
+    /// Days a rollup rebuild has built since the store was opened: part of every site's data
+    /// version, so no answer cached before a day was built is served after it.
+    rebuilt_days: AtomicU64,
     /// Writes waiting for the writer connection, and writes begun: a rollup rebuild lets
     /// them go first between its days.
     writers_waiting: AtomicU64,
@@ -159,6 +162,7 @@ impl DuckDbStore {
                 rebuild_days_left: AtomicU64::new(rebuild_days_left),
                 rebuild_cells_usable: AtomicBool::new(rebuild_cells_usable),
                 rebuild_started: AtomicBool::new(false),
+                rebuilt_days: AtomicU64::new(0),
                 writers_waiting: AtomicU64::new(0),
                 writes: AtomicU64::new(0),
             }),
@@ -458,6 +462,7 @@ fn rebuild_rollups(store: std::sync::Weak<Inner>) {
         };
         match step {
             Ok(left) => {
+                inner.rebuilt_days.fetch_add(1, Ordering::Relaxed);
                 inner.rebuild_days_left.store(left, Ordering::Relaxed);
                 tracing::info!(
                     days_left = left,
@@ -1443,7 +1448,8 @@ impl SqlRunner for DuckDbStore {
             .versions
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        versions.get(site).copied().unwrap_or(0)
+        // Every day a rollup rebuild writes changes cells of every site.
+        versions.get(site).copied().unwrap_or(0) + self.inner.rebuilt_days.load(Ordering::Relaxed)
     }
 
     async fn run(&self, sql: Sql) -> Result<Vec<Row>, RunError> {

@@ -162,8 +162,14 @@ async fn a_rebuild_resumes_at_its_mark_and_gives_the_cells_the_events_give() {
     );
     let store = DuckDbStore::open(&path).unwrap();
     assert!(store.has_rollups(), "the cells there are answer meanwhile");
+    let site = SiteId::from("example.com");
+    let version = store.data_version(&site);
     assert!(wait_for_rebuild(&store));
     assert_eq!(cells(&store).await, written);
+    assert!(
+        store.data_version(&site) > version,
+        "answers cached from the cells before are not served after"
+    );
 }
 
 #[tokio::test]
