@@ -475,7 +475,7 @@ fn rebuild_rollups(store: std::sync::Weak<Inner>) {
                 }
                 delay = REBUILD_RETRY_FIRST;
                 drop(inner);
-                yield_to_writes(&store);
+                yield_to_writes(&store, started.elapsed());
             }
             Err(err) => {
                 tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "building a day of rollups failed");
@@ -488,32 +488,36 @@ fn rebuild_rollups(store: std::sync::Weak<Inner>) {
 }
 
 /// Between two days of a rollup rebuild: lets the writes that wait or keep coming (a
-/// processor's step takes the writer a few times) go first, until the writer has been idle
-/// for a pause, or for at most [`REBUILD_YIELD_MAX`] so the rebuild goes on under steady
-/// load too.
-fn yield_to_writes(store: &std::sync::Weak<Inner>) {
+/// processor's step takes the writer a few times, with its own work between) go first,
+/// until the writer has been idle for [`REBUILD_IDLE`], or for at most `most` (the time the
+/// day took), so under steady writes the rebuild takes about half the writer's time.
+fn yield_to_writes(store: &std::sync::Weak<Inner>, most: std::time::Duration) {
     let started = std::time::Instant::now();
+    let mut quiet_since = started;
+    let Some(mut seen) = store
+        .upgrade()
+        .map(|inner| inner.writes.load(Ordering::Relaxed))
+    else {
+        return;
+    };
     loop {
-        let Some(seen) = store
-            .upgrade()
-            .map(|inner| inner.writes.load(Ordering::Relaxed))
-        else {
-            return;
-        };
-        std::thread::sleep(REBUILD_PAUSE);
+        std::thread::sleep(REBUILD_TICK);
         let Some(inner) = store.upgrade() else {
             return;
         };
-        let idle = inner.writers_waiting.load(Ordering::Relaxed) == 0
-            && inner.writes.load(Ordering::Relaxed) == seen;
-        if idle || started.elapsed() >= REBUILD_YIELD_MAX {
+        let writes = inner.writes.load(Ordering::Relaxed);
+        if writes != seen || inner.writers_waiting.load(Ordering::Relaxed) > 0 {
+            quiet_since = std::time::Instant::now();
+            seen = writes;
+        }
+        if quiet_since.elapsed() >= REBUILD_IDLE || started.elapsed() >= most {
             return;
         }
     }
 }
 
-const REBUILD_PAUSE: std::time::Duration = std::time::Duration::from_millis(300);
-const REBUILD_YIELD_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+const REBUILD_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+const REBUILD_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
 const REBUILD_RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
 const REBUILD_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 
