@@ -440,8 +440,6 @@ fn rebuild_rollups(store: std::sync::Weak<Inner>) {
         let step = {
             let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
             let mut cache = inner.rollups.lock().unwrap_or_else(|p| p.into_inner());
-            // The day's cells are rewritten behind the cache's back.
-            cache.clear();
             // Rows appended since the last checkpoint are held in memory until one (up to
             // `checkpoint_threshold`): the processor's are written out before the day, to
             // leave it room under the memory limit, and the day's cells after it, to leave
@@ -453,8 +451,13 @@ fn rebuild_rollups(store: std::sync::Weak<Inner>) {
             };
             checkpoint(&conn);
             let step = conn.transaction().and_then(|tx| {
-                let left = rollups::rebuild_next_day(&tx)?;
+                let (day, left) = rollups::rebuild_next_day(&tx)?;
                 tx.commit()?;
+                // The day's cells were rewritten behind the cache's back; the periods of
+                // other days the processor keeps there stay.
+                if let Some(day) = day {
+                    cache.forget_day(day);
+                }
                 Ok(left)
             });
             checkpoint(&conn);

@@ -42,6 +42,18 @@ impl RollupCache {
         self.bytes = 0;
     }
 
+    /// Drops the periods starting in the UTC day that starts at `day_ms` (their cells were
+    /// rewritten behind the cache's back), keeping the others.
+    pub fn forget_day(&mut self, day_ms: i64) {
+        let stale = |key: &SliceKey| (day_ms..day_ms + DAY_MS).contains(&key.2);
+        for key in self.order.iter().filter(|key| stale(key)) {
+            if let Some((_, bytes)) = self.slices.remove(key) {
+                self.bytes -= bytes;
+            }
+        }
+        self.order.retain(|key| !stale(key));
+    }
+
     /// The period's cells, read from the table when they are not in memory. Reading one
     /// may drop the oldest others (never the one read).
     fn slice(&mut self, tx: &Transaction<'_>, key: &SliceKey) -> duckdb::Result<&mut Slice> {
@@ -529,15 +541,16 @@ pub fn pending_rebuild(conn: &duckdb::Connection) -> duckdb::Result<Option<Pendi
 
 /// Builds the cells of the scheduled rebuild's next day again and moves its mark to the next
 /// day holding events or visits, in `tx`: a crash leaves the mark on the day it was building.
-/// Answers the days left to build (at most; days without data are skipped), 0 once done.
-pub fn rebuild_next_day(tx: &Transaction<'_>) -> duckdb::Result<u64> {
+/// Answers the day built, if any, and the days left to build (at most; days without data
+/// are skipped), 0 once done.
+pub fn rebuild_next_day(tx: &Transaction<'_>) -> duckdb::Result<(Option<i64>, u64)> {
     let Some(PendingRebuild {
         next_ms: day,
         end_ms: end,
         ..
     }) = pending_rebuild(tx)?
     else {
-        return Ok(0);
+        return Ok((None, 0));
     };
     let after = day + DAY_MS;
     rebuild(tx, None, day, after)?;
@@ -551,16 +564,46 @@ pub fn rebuild_next_day(tx: &Transaction<'_>) -> duckdb::Result<u64> {
         Some(next) => {
             let next = Span::Day.start_of(next);
             tx.execute("UPDATE rollup_rebuild SET next_ms = ?", params![next])?;
-            Ok(PendingRebuild {
+            let left = PendingRebuild {
                 next_ms: next,
                 end_ms: end,
                 cells_usable: true,
             }
-            .days_left())
+            .days_left();
+            Ok((Some(day), left))
         }
         None => {
             tx.execute("DELETE FROM rollup_rebuild", [])?;
-            Ok(0)
+            Ok((Some(day), 0))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forgetting_a_day_drops_its_periods_and_keeps_the_others() {
+        let site = SiteId::from("example.com");
+        let day = 1_704_067_200_000;
+        let keys = [
+            (site.clone(), Span::Hour, day - 3_600_000),
+            (site.clone(), Span::Hour, day),
+            (site.clone(), Span::Hour, day + 23 * 3_600_000),
+            (site.clone(), Span::Day, day),
+            (site.clone(), Span::Day, day + DAY_MS),
+        ];
+        let mut cache = RollupCache::default();
+        for key in &keys {
+            cache.slices.insert(key.clone(), (Slice::default(), 100));
+            cache.order.push_back(key.clone());
+            cache.bytes += 100;
+        }
+        cache.forget_day(day);
+        let kept: Vec<_> = cache.order.iter().cloned().collect();
+        assert_eq!(kept, vec![keys[0].clone(), keys[4].clone()]);
+        assert_eq!(cache.slices.len(), 2);
+        assert_eq!(cache.bytes, 200);
     }
 }
