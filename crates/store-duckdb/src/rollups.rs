@@ -521,8 +521,13 @@ pub struct PendingRebuild {
 impl PendingRebuild {
     /// The days left to build, at most (days without data are skipped).
     pub fn days_left(&self) -> u64 {
-        ((self.end_ms - self.next_ms).max(1) as u64).div_ceil(DAY_MS as u64)
+        days_from(self.next_ms, self.end_ms)
     }
+}
+
+/// The UTC days from the one starting at `next_ms` to `end_ms`, at least one.
+fn days_from(next_ms: i64, end_ms: i64) -> u64 {
+    ((end_ms - next_ms).max(1) as u64).div_ceil(DAY_MS as u64)
 }
 
 /// The rebuild under way, if any.
@@ -564,13 +569,7 @@ pub fn rebuild_next_day(tx: &Transaction<'_>) -> duckdb::Result<(Option<i64>, u6
         Some(next) => {
             let next = Span::Day.start_of(next);
             tx.execute("UPDATE rollup_rebuild SET next_ms = ?", params![next])?;
-            let left = PendingRebuild {
-                next_ms: next,
-                end_ms: end,
-                cells_usable: true,
-            }
-            .days_left();
-            Ok((Some(day), left))
+            Ok((Some(day), days_from(next, end)))
         }
         None => {
             tx.execute("DELETE FROM rollup_rebuild", [])?;

@@ -107,7 +107,7 @@ pub const METRICS: &[(&str, &str)] = &[
     (MEMORY_METADATA, "Bytes the allocator uses for its own bookkeeping."),
     (STORE_MEMORY, "Bytes DuckDB's buffer manager accounts for, by what holds them (tag: base_table, hash_table, order_by, ...; duckdb_memory()); store.memory_limit caps their sum. Only with the DuckDB store."),
     (STORE_SPILLED, "Bytes DuckDB has spilled to temporary files, by what spilled them (tag, as heartbeat_store_memory_bytes)."),
-    (ROLLUP_REBUILD_DAYS, "Days of rollup cells still to be built again from the events (after an upgrade that asks for it, or on a store from before rollups), a day at a time beside the processor's writes; until 0, queries read the events. Only with the DuckDB store."),
+    (ROLLUP_REBUILD_DAYS, "Days of rollup cells still to be built again from the events (after an upgrade that asks for it, or on a store from before rollups), a day at a time beside the processor's writes; meanwhile queries read the events only where cells are missing. Only with the DuckDB store."),
 ];
 
 /// Histogram buckets in seconds, from half a millisecond (an ingest request) to ten seconds (a
