@@ -95,6 +95,11 @@ pub struct ProcessorConfig {
     /// Whether a stop first stores everything queued (a node shutting down), or only ends
     /// the step under way (a worker handing its queue partition to another).
     pub drain_on_stop: bool,
+    /// How long a stop may take: past it the processor ends wherever it is (a write being
+    /// retried, a long backlog), and what it has not stored stays in the queue for the next
+    /// start, as after a crash. A store that keeps failing would otherwise hold a shutdown
+    /// for ever.
+    pub stop_grace: Duration,
 }
 
 impl Default for ProcessorConfig {
@@ -112,6 +117,7 @@ impl Default for ProcessorConfig {
             retry_max: Duration::from_secs(5),
             rejected_attempts: 3,
             drain_on_stop: true,
+            stop_grace: Duration::from_secs(30),
         }
     }
 }
@@ -266,8 +272,40 @@ impl Processor {
         self.stored.clone()
     }
 
-    /// Runs until `shutdown` turns true, then drains the queue and flushes the store.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), ProcessorError> {
+    /// Runs until `shutdown` turns true, then drains the queue and flushes the store, for at
+    /// most [`ProcessorConfig::stop_grace`] after the stop. Past it, the step under way is
+    /// dropped where it is: what the store committed holds its queue position, so the next
+    /// start reads the rest again, as after a crash (a write already running finishes its
+    /// attempt on its thread; none is retried).
+    pub async fn run(self, shutdown: watch::Receiver<bool>) -> Result<(), ProcessorError> {
+        let grace = self.config.stop_grace;
+        let mut stopped = shutdown.clone();
+        let stats = self.stats.clone();
+        let work = self.run_until_drained(shutdown);
+        tokio::select! {
+            ended = work => ended,
+            () = async {
+                if stopped.wait_for(|stop| *stop).await.is_err() {
+                    // No one can ask for a stop any more: no grace to count.
+                    std::future::pending::<()>().await;
+                }
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(
+                    grace_ms = grace.as_millis() as u64,
+                    store_retries = stats.store_retries.load(Ordering::Relaxed),
+                    "stopped before the queue was stored: the store still fails or the backlog \
+                     is long; the next start stores the rest"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    async fn run_until_drained(
+        mut self,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), ProcessorError> {
         let mut last_housekeeping = now_ms();
         let mut queue_backoff = QUEUE_BACKOFF_MIN;
         loop {

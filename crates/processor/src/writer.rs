@@ -37,15 +37,35 @@ pub(crate) struct Writer {
 
 /// A batch on its way into the store: the task resolves to the number of its events sent
 /// to the dead-letter file, once the store holds everything else and the batch's queue
-/// position.
-pub(crate) type Write = JoinHandle<std::io::Result<u64>>;
+/// position. Dropped before it resolves (a processor stopped past its grace), the task is
+/// aborted: no retry of a stopped processor's batch may commit after a new one started.
+pub(crate) struct Write(JoinHandle<std::io::Result<u64>>);
+
+impl std::future::Future for Write {
+    type Output = Result<std::io::Result<u64>, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl Drop for Write {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 impl Writer {
     /// Starts writing `batch`; `previous_position` is the queue position the store holds
     /// before it (a rejected batch's first half keeps it).
     pub fn spawn(&self, batch: Arc<InsertBatch>, previous_position: u64) -> Write {
         let writer = self.clone();
-        tokio::spawn(async move { writer.store_with_retries(batch, previous_position).await })
+        Write(tokio::spawn(async move {
+            writer.store_with_retries(batch, previous_position).await
+        }))
     }
 
     /// Stores `batch`, retrying and splitting as the module docs say. Returns the number of

@@ -594,3 +594,50 @@ async fn the_next_batch_is_prepared_during_a_write_and_reads_of_the_store_wait_f
     );
     assert_eq!(faulty.reads_while_writing.load(Ordering::SeqCst), 0);
 }
+
+/// A stop while the store keeps failing ends once its grace has passed, storing nothing
+/// twice and losing nothing: the next start stores every queued event once. (Before the
+/// grace, a server with a store out of memory kept retrying at shutdown for as long as it
+/// was let run.)
+#[tokio::test]
+async fn a_stop_ends_after_its_grace_while_the_store_fails_and_the_next_start_stores_the_rest() {
+    let (dir, wal, inner, faulty) = setup(u32::MAX).await;
+    let events: Vec<Event> = (0..50).map(|n| event(n, "pageview")).collect();
+    for chunk in events.chunks(10) {
+        wal.append_record(encode_batch(chunk).unwrap())
+            .await
+            .unwrap();
+    }
+    let config = ProcessorConfig {
+        stop_grace: Duration::from_millis(300),
+        ..config()
+    };
+    let processor = Processor::start(wal.clone(), faulty.clone(), dir.path(), config.clone())
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(processor.run(stopped));
+    while faulty.attempts.load(Ordering::SeqCst) < 3 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("the stop waited past its grace for a failing store")
+        .unwrap()
+        .unwrap();
+    assert_eq!(count(&inner, "SELECT count(*) FROM events").await, 0);
+    assert!(!dir.path().join("dead-letter.ndjson").exists());
+
+    // The store recovers; the next start stores everything queued, once.
+    faulty.unavailable_failures.store(0, Ordering::SeqCst);
+    let mut processor = Processor::start(wal.clone(), faulty.clone(), dir.path(), config)
+        .await
+        .unwrap();
+    while processor.step().await.unwrap() > 0 {}
+    assert_eq!(count(&inner, "SELECT count(*) FROM events").await, 50);
+    assert_eq!(
+        count(&inner, "SELECT count(DISTINCT event_id) FROM events").await,
+        50
+    );
+}

@@ -223,6 +223,10 @@ settings! {
         /// queue size; smaller steps take less memory and rewrite the rollup cells they touch
         /// more often.
         max_batch_bytes: usize = 2 * 1024 * 1024; "max-batch-bytes", "HEARTBEAT_MAX_BATCH_BYTES";
+        /// Milliseconds a stop may spend storing what is queued. Past them the server stops
+        /// anyway and the rest stays in the queue for the next start (nothing is lost): a
+        /// store that keeps failing, or a long backlog, never holds a shutdown for ever.
+        stop_grace_ms: u64 = 30_000; "stop-grace-ms", "HEARTBEAT_STOP_GRACE_MS";
     }
     /// Sites, keys, organisations, users, sessions and share links.
     [meta] Meta, MetaLayer {

@@ -236,6 +236,7 @@ pub async fn start(config: Settings) -> anyhow::Result<Running> {
         max_open_visits: config.processor.max_open_visits,
         dedup_max_bytes: config.processor.dedup_max_bytes,
         max_batch_bytes: config.processor.max_batch_bytes.max(1),
+        stop_grace: std::time::Duration::from_millis(config.processor.stop_grace_ms),
         ..ProcessorConfig::default()
     };
     let (stop, mut http_stop) = watch::channel(false);

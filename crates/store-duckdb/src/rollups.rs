@@ -212,26 +212,32 @@ fn recount_visitors(
         .map(|value| (value, Vec::new()))
         .collect();
     let marks = vec!["?"; ids.len()].join(", ");
-    let mut stmt = tx.prepare(&format!(
-        "SELECT {column}, visitor_id FROM sessions WHERE site_id = ? AND start_ts >= ? \
-         AND start_ts < ? AND {column} IN ({marks}) \
-         GROUP BY {column}, session_id, visitor_id HAVING sum(sign) > 0"
-    ))?;
-    let mut params: Vec<Value> = vec![
-        Value::Text(site.as_str().to_owned()),
-        timestamp(*start),
-        timestamp(start + span.ms()),
-    ];
-    params.extend(ids.keys().map(|value| Value::Text(value.clone())));
-    let rows = stmt.query_map(duckdb::params_from_iter(params), |row| {
-        Ok((row.get::<_, String>(0)?, row.get::<_, u64>(1)?))
-    })?;
-    for row in rows {
-        let (value, visitor) = row?;
+    // The current states, by an anti-join on the rows taken back: DuckDB holds only those,
+    // where a grouping by visit held every visit of the period (228 MB for a day at 100 M
+    // events, more than a 256MB store may use), and the rows are streamed.
+    let sql = format!(
+        "SELECT {column}, visitor_id FROM sessions ANTI JOIN {} WHERE site_id = ? \
+         AND start_ts >= ? AND start_ts < ? AND {column} IN ({marks}) AND sign > 0",
+        taken_back(&format!(" AND {column} IN ({marks})"))
+    );
+    let bounds = [timestamp(*start), timestamp(start + span.ms())];
+    let values: Vec<Value> = ids.keys().map(|value| Value::Text(value.clone())).collect();
+    let site = Value::Text(site.as_str().to_owned());
+    let params: Vec<&dyn duckdb::ToSql> = bounds
+        .iter()
+        .chain(&values)
+        .chain(std::iter::once(&site))
+        .chain(&bounds)
+        .chain(&values)
+        .map(|v| v as &dyn duckdb::ToSql)
+        .collect();
+    for_each_row(tx, &sql, params.as_slice(), |row| {
+        let value: String = row.get(0)?;
         if let Some(list) = ids.get_mut(&value) {
-            list.push(visitor);
+            list.push(row.get(1)?);
         }
-    }
+        Ok(())
+    })?;
     Ok(ids
         .into_iter()
         .map(|(value, list)| {
@@ -438,12 +444,9 @@ fn add_stored_visits(
     for_each_row(
         tx,
         &format!(
-            "SELECT {SESSION_COLUMNS}, sign, sign > 0 AND NOT EXISTS (\
-             SELECT 1 FROM sessions AS back WHERE back.sign < 0 \
-             AND back.start_ts >= ? AND back.start_ts < ? \
-             AND back.site_id = sessions.site_id AND back.session_id = sessions.session_id \
-             AND back.version = sessions.version) \
-             FROM sessions WHERE start_ts >= ? AND start_ts < ? {SITE_SCOPE}"
+            "SELECT {SESSION_COLUMNS}, sign, sign > 0 AND b_session IS NULL \
+             FROM sessions LEFT JOIN {} WHERE start_ts >= ? AND start_ts < ? {SITE_SCOPE}",
+            taken_back("")
         ),
         params![from, to, from, to, site, site],
         |row| {
@@ -458,6 +461,23 @@ fn add_stored_visits(
             }
             Ok(())
         },
+    )
+}
+
+/// `(...) AS back ON ...`, to join to `sessions`: the rows of the visit log that take others
+/// back, starting in `[?, ?)` (two binds, then `extra`'s) and for which `extra` holds too, as
+/// `b_site`, `b_session`, `b_version`. A row taken back repeats the state it takes back, its
+/// start and values included, so a period's rows are taken back by rows of that period. A
+/// join, not `NOT EXISTS`: DuckDB plans that correlated subquery as a join on the distinct
+/// keys of every row, which for a day of a 100 M-event store needed more than 192 MB
+/// (`could not allocate block` at 256MB); the join holds only the rows taken back and fits
+/// in 48 MB.
+fn taken_back(extra: &str) -> String {
+    format!(
+        "(SELECT DISTINCT site_id AS b_site, session_id AS b_session, version AS b_version \
+         FROM sessions WHERE sign < 0 AND start_ts >= ? AND start_ts < ?{extra}) AS back \
+         ON b_site = sessions.site_id AND b_session = sessions.session_id \
+         AND b_version = sessions.version"
     )
 }
 
