@@ -397,9 +397,9 @@ async fn an_import_killed_midway_and_sent_again_stores_each_event_once() {
         };
         server.child.kill().unwrap(); // SIGKILL
         server.child.wait().unwrap();
-        let answered = first.await.unwrap().is_ok();
-        if stored < events {
-            assert!(!answered, "the killed import got an answer");
+        // Killed half way: no answer. An answer means the import ended before the kill,
+        // which can happen after the count above was read (a busy machine): try again.
+        if first.await.unwrap().is_err() {
             break (dir, stored);
         }
         assert!(
