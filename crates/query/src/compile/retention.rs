@@ -7,6 +7,7 @@
 //!   local periods, numbered from the first cohort's, they had an event (any, or
 //!   `return_event`) in, from the range's start through the last cohort's period N;
 //! - `entries`: the people who entered inside the range, with their cohort's number;
+//! - `alike`: the entries counted by (cohort, set): people alike in both are read once;
 //! - `cohorts`: per cohort its size and, for k in 1..=N, the people whose set holds their
 //!   cohort's number + k.
 //!
@@ -156,25 +157,38 @@ fn one_scan_sql(query: &RetentionQuery, dialect: &dyn SqlDialect) -> Option<Sql>
     entries.push(" AND entered < ");
     entries.bind(SqlValue::TimestampMs(query.range.end_ms));
 
+    // People who entered in the same period and came back in the same ones, counted once
+    // as a group: the sets are read per group below, not per person (a few thousand groups
+    // for millions of people; at 10 M events a tenth of the statement's time).
+    let mut alike = Builder::new(dialect);
+    alike.push(
+        "SELECT c, returned, min(entered) AS first, count(*) AS n FROM entries \
+         GROUP BY c, returned",
+    );
+
     let mut cohorts = Builder::new(dialect);
-    cohorts.push("SELECT min(entered) AS first, count(*) AS size");
+    cohorts.push(&format!(
+        "SELECT min(first) AS first, {} AS size",
+        dialect.cast("sum(n)", SqlType::BigInt)
+    ));
     for k in 1..=query.periods {
         cohorts.push(&format!(
             ", {} AS r{k}",
             dialect.cast(
                 &format!(
-                    "sum({})",
+                    "sum({} * n)",
                     sets.holds("returned", &format!("c + {k}"), positions)
                 ),
                 SqlType::BigInt
             )
         ));
     }
-    cohorts.push(" FROM entries GROUP BY c");
+    cohorts.push(" FROM alike GROUP BY c");
 
     let mut with = With::new(dialect);
     with.define("people", people, false);
     with.define("entries", entries, false);
+    with.define("alike", alike, false);
     with.define("cohorts", cohorts, true);
     let cohort_ms = dialect.epoch_millis(&dialect.truncate(query.period, &local("first")));
     let mut b = Builder::new(dialect);
