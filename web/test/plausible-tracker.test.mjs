@@ -207,7 +207,10 @@ async function driveVisits(variant) {
   await two.expect("pageview", () => two.page.goto(origin + "/pricing"));
   await two.page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
   await eventually("the scroll", () => two.page.evaluate(() => window.scrollY >= 900));
-  await two.page.waitForTimeout(200);
+  // One more scroll event once the page is at the bottom, and time for the tracker's
+  // handler: on a busy machine 200 ms after the scroll were once not enough (it sent 50).
+  await two.page.evaluate(() => document.dispatchEvent(new Event("scroll")));
+  await two.page.waitForTimeout(1000);
   requests += two.responses.length;
   await two.leave();
 
