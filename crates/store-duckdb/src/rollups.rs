@@ -13,7 +13,7 @@ use duckdb::{params, Transaction};
 use heartbeat_model::SiteId;
 use heartbeat_rollup::{
     decode_sketch, encode_sketch, Cell, Rollups, Sketch, Slice, SliceKey, Span, DAY_MS, ENTRY_PAGE,
-    EXIT_PAGE, HOUR_MS,
+    EXIT_PAGE,
 };
 
 use crate::stream::for_each_row;
@@ -157,7 +157,7 @@ pub fn apply(
             let mut stored: Option<Slice> = None;
             let recounted = match key.1 {
                 Span::Hour => recount_visitors(tx, &key, dim, values)?,
-                Span::Day => day_from_hours(tx, &key, dim, values, &written, &at)?,
+                Span::Day => day_from_hours(tx, &key, dim, values, &written)?,
             };
             for (value, visitors) in recounted {
                 let cell_key = (dim.to_owned(), value);
@@ -255,64 +255,60 @@ fn recount_visitors(
 }
 
 /// The visitors of a day's cells of the visit-only dimension `dim` for each of `values`:
-/// the union of its 24 hours' cells (a visit starts in one hour of its day), taken from
-/// `written` (this batch's cells, `at` their places) where the batch changed or recounted
-/// them, else as stored. Reading the day's visit log again instead took a third of a late
-/// write's time at 100 M events (2.6 M rows a day, docs/benchmarks.md).
+/// the union of its 24 hours' cells (a visit starts in one hour of its day), each hour as
+/// this batch writes it (`written`: changed or recounted) or else as stored. Reading the
+/// day's visit log again instead took a third of a late write's time at 100 M events (2.6 M
+/// rows a day, docs/benchmarks.md).
 fn day_from_hours(
     tx: &Transaction<'_>,
     (site, _, start): &SliceKey,
     dim: &str,
     values: Vec<String>,
     written: &[(SliceKey, (String, String), Cell)],
-    at: &HashMap<(SliceKey, (String, String)), usize>,
 ) -> duckdb::Result<Vec<(String, Sketch)>> {
-    let mut days: HashMap<String, Sketch> = values
-        .iter()
-        .map(|value| (value.clone(), Sketch::default()))
-        .collect();
-    let hour = |h: i64| (site.clone(), Span::Hour, start + h * HOUR_MS);
-    // This batch's hours first; the others as the table holds them.
-    let mut from_batch: std::collections::HashSet<(i64, String)> = Default::default();
-    for h in 0..DAY_MS / HOUR_MS {
-        let key = hour(h);
-        for value in &values {
-            if let Some(&i) = at.get(&(key.clone(), (dim.to_owned(), value.clone()))) {
-                if let Some(day) = days.get_mut(value) {
-                    day.merge(&written[i].2.visitors);
-                }
-                from_batch.insert((key.2, value.clone()));
-            }
-        }
-    }
+    let day = *start..start + DAY_MS;
+    // Each (hour, value): as stored, then as this batch writes it.
+    let mut hours: HashMap<(i64, String), Sketch> = HashMap::new();
     let marks = vec!["?"; values.len()].join(", ");
-    let sql = format!(
-        "SELECT start_ms, value, visitors FROM rollups_hourly WHERE site_id = ? AND dim = ? \
-         AND start_ms >= ? AND start_ms < ? AND value IN ({marks})"
-    );
     let mut params = vec![
         Value::Text(site.as_str().to_owned()),
         Value::Text(dim.to_owned()),
-        Value::BigInt(*start),
-        Value::BigInt(start + DAY_MS),
+        Value::BigInt(day.start),
+        Value::BigInt(day.end),
     ];
     params.extend(values.iter().map(|v| Value::Text(v.clone())));
     // At most 24 rows a value: read whole.
-    let mut stmt = tx.prepare(&sql)?;
+    let mut stmt = tx.prepare(&format!(
+        "SELECT start_ms, value, visitors FROM rollups_hourly WHERE site_id = ? AND dim = ? \
+         AND start_ms >= ? AND start_ms < ? AND value IN ({marks})"
+    ))?;
     let rows = stmt.query_map(duckdb::params_from_iter(params), |row| {
         Ok((
-            row.get::<_, i64>(0)?,
-            row.get::<_, String>(1)?,
-            row.get::<_, Vec<u8>>(2)?,
+            (row.get::<_, i64>(0)?, row.get::<_, String>(1)?),
+            decode_sketch(&row.get::<_, Vec<u8>>(2)?),
         ))
     })?;
     for row in rows {
-        let (hour_ms, value, bytes) = row?;
-        if from_batch.contains(&(hour_ms, value.clone())) {
-            continue;
+        let (hour, visitors) = row?;
+        hours.insert(hour, visitors);
+    }
+    for ((cell_site, span, hour), (cell_dim, value), cell) in written {
+        if cell_site == site
+            && *span == Span::Hour
+            && day.contains(hour)
+            && cell_dim == dim
+            && values.contains(value)
+        {
+            hours.insert((*hour, value.clone()), cell.visitors.clone());
         }
-        if let Some(day) = days.get_mut(&value) {
-            day.merge(&decode_sketch(&bytes));
+    }
+    let mut days: HashMap<String, Sketch> = values
+        .into_iter()
+        .map(|value| (value, Sketch::default()))
+        .collect();
+    for ((_, value), visitors) in &hours {
+        if let Some(day) = days.get_mut(value) {
+            day.merge(visitors);
         }
     }
     Ok(days
