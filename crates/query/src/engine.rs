@@ -451,8 +451,10 @@ async fn all_rows(
             add_rollups(query, key, values.as_ref(), runner, &mut totals).await?
         }
         Source::Tables(reads) => {
-            let statements = aggregate::statements(query, reads, runner.dialect().sql());
-            run_statements(&statements, query, runner, &mut totals).await?;
+            if !add_sampled_prop_breakdown(query, reads, runner, &mut totals).await? {
+                let statements = aggregate::statements(query, reads, runner.dialect().sql());
+                run_statements(&statements, query, runner, &mut totals).await?;
+            }
         }
     }
     if query.include_imports {
@@ -579,6 +581,92 @@ async fn add_rollups(
         t.session_events = sums.visit_events as f64;
     }
     Ok(())
+}
+
+/// The fewest visitors of a sample whose count, scaled up, may stand for a row's visitors:
+/// its relative error is then about `1 / sqrt(65,536)`, 0.4 % (one standard deviation), and
+/// the rows it stands for have millions of visitors, far above the 65,536 under which every
+/// count is exact.
+const SAMPLED_VISITORS_AT_LEAST: u64 = 65_536;
+
+/// One visitor in `2^bits` is sampled in a range of `visitors` so that the sample holds
+/// about twice [`SAMPLED_VISITORS_AT_LEAST`] of them; `None` below 4 times that (no
+/// sample: every visitor is counted).
+fn sample_bits(visitors: u64) -> Option<u32> {
+    let ratio = visitors / (2 * SAMPLED_VISITORS_AT_LEAST);
+    (ratio >= 2).then(|| ratio.ilog2())
+}
+
+/// An unfiltered breakdown by a custom property over a range of millions of visitors, on
+/// an engine that samples visitors: its `(none)` row (the events without the property,
+/// nearly all of them on most sites) is the one statement that would count millions of
+/// distinct visitors over the events; its visitors are counted over a sample of one visitor
+/// in `2^bits` instead and scaled up, its page views and events are the range's (from the
+/// rollup cells, exact) less the values', and the values' rows are counted exactly. False,
+/// and nothing added, when the query is no such breakdown, the range's total is not in the
+/// cells, it has too few visitors, or the sample holds fewer than
+/// [`SAMPLED_VISITORS_AT_LEAST`] of `(none)`'s: the exact statements answer then.
+async fn add_sampled_prop_breakdown(
+    query: &Query,
+    reads: &crate::plan::Reads,
+    runner: &dyn SqlRunner,
+    totals: &mut HashMap<Vec<String>, Totals>,
+) -> Result<bool, RunError> {
+    let dialect = runner.dialect().sql();
+    if aggregate::sampled_prop_breakdown(query, reads, 1, dialect).is_none() {
+        return Ok(false);
+    }
+    let range = Query {
+        metrics: vec![Metric::Visitors, Metric::Pageviews, Metric::Events],
+        dimensions: Vec::new(),
+        order_by: Vec::new(),
+        comparison: None,
+        include_imports: false,
+        ..query.clone()
+    };
+    let Source::Rollups { key, values: None } = plan(&range, runner.has_rollups()).source else {
+        return Ok(false);
+    };
+    let Some(mut all) = crate::rollup::read(&range, &key, None, runner)
+        .await?
+        .into_values()
+        .next()
+    else {
+        return Ok(false);
+    };
+    let Some(bits) = sample_bits(all.visitors.count() as u64) else {
+        return Ok(false);
+    };
+    let Some(statements) = aggregate::sampled_prop_breakdown(query, reads, bits, dialect) else {
+        return Ok(false);
+    };
+    let (values, none) = futures::try_join!(
+        runner.run(statements.values),
+        runner.run(statements.none_visitors)
+    )?;
+    let sampled = none
+        .first()
+        .and_then(|row| row.first())
+        .map_or(0.0, SqlValue::as_f64);
+    if sampled < SAMPLED_VISITORS_AT_LEAST as f64 {
+        return Ok(false);
+    }
+    let (mut pageviews, mut events) = (all.counts.pageviews as f64, all.counts.events as f64);
+    for row in values {
+        let t = totals.entry(row_key(query, &row)).or_default();
+        let c = &row[1..];
+        t.event_visitors = c[0].as_f64();
+        t.event_pageviews = c[1].as_f64();
+        t.event_events = c[2].as_f64();
+        pageviews -= t.event_pageviews;
+        events -= t.event_events;
+    }
+    let none = totals.entry(vec![aggregate::NONE.to_owned()]).or_default();
+    none.event_visitors = sampled * 2f64.powi(bits as i32);
+    // Never below zero, should events be stored between the cells' read and the values'.
+    none.event_pageviews = pageviews.max(0.0);
+    none.event_events = events.max(0.0);
+    Ok(true)
 }
 
 /// Runs the compiled statements (at once: they read different tables, and the store's pool
@@ -719,5 +807,25 @@ impl QueryResult {
                 (label.as_str(), metrics)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{sample_bits, SAMPLED_VISITORS_AT_LEAST};
+
+    #[test]
+    fn a_sample_is_taken_from_four_times_its_least_size_and_holds_about_twice_that() {
+        assert_eq!(sample_bits(0), None);
+        assert_eq!(sample_bits(4 * SAMPLED_VISITORS_AT_LEAST - 1), None);
+        assert_eq!(sample_bits(4 * SAMPLED_VISITORS_AT_LEAST), Some(1));
+        for visitors in [262_144, 330_000, 3_300_000, 33_000_000, u64::MAX] {
+            let bits = sample_bits(visitors).unwrap();
+            let expected = visitors >> bits;
+            assert!(
+                (2 * SAMPLED_VISITORS_AT_LEAST..4 * SAMPLED_VISITORS_AT_LEAST).contains(&expected),
+                "{visitors}: {bits} bits, {expected} expected in the sample"
+            );
+        }
     }
 }

@@ -41,7 +41,7 @@ pub enum Source {
 /// Which statements over the tables a query needs, and which of their costly aggregates
 /// they compute: the others are written as `0`, so the columns keep their places and an
 /// unused `count(DISTINCT ..)` costs nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Reads {
     /// Over `events`: visitors, page views, events, and visits when broken down by an event
     /// dimension.

@@ -401,7 +401,7 @@ fn event_metrics(b: &mut Builder, reads: &Reads) {
 }
 
 /// The label of events without a custom property, in a breakdown by it.
-const NONE: &str = "(none)";
+pub(crate) const NONE: &str = "(none)";
 
 /// An unfiltered breakdown by one custom property, in two parts: the events that have it,
 /// by value, from `event_props` alone (a few rows of the range's events), and `(none)`, the
@@ -411,16 +411,37 @@ const NONE: &str = "(none)";
 /// distinct visitors counted by value over all events cost more than over one group.
 /// `None` for any other query.
 fn prop_breakdown_sql(query: &Query, reads: &Reads, dialect: &dyn SqlDialect) -> Option<Sql> {
-    let [Dimension::Prop(key)] = query.dimensions.as_slice() else {
-        return None;
-    };
-    if !query.filters.is_empty() || reads.revenue {
-        return None;
-    }
+    let key = unfiltered_prop(query, reads)?;
     let mut b = Builder::new(dialect);
+    prop_values_select(&mut b, key, query, reads);
+    b.push(&format!(" UNION ALL SELECT '{NONE}' AS d0, "));
+    event_metrics(&mut b, reads);
+    b.push(" FROM (SELECT visitor_id, session_id, name FROM ");
+    scope_sql(&mut b, Table::Events, query);
+    b.push(" AND props_json = '' UNION ALL SELECT visitor_id, session_id, name FROM ");
+    scope_sql(&mut b, Table::Events, query);
+    b.push(" AND props_json <> '' AND NOT ");
+    keyed_events(&mut b, key, query, None);
+    b.push(") AS e GROUP BY d0");
+    Some(b.finish())
+}
+
+/// The key of `query` when it is an unfiltered breakdown by one custom property without
+/// revenue, which [`prop_breakdown_sql`] and [`sampled_prop_breakdown`] answer in parts.
+fn unfiltered_prop<'q>(query: &'q Query, reads: &Reads) -> Option<&'q str> {
+    match query.dimensions.as_slice() {
+        [Dimension::Prop(key)] if query.filters.is_empty() && !reads.revenue => Some(key),
+        _ => None,
+    }
+}
+
+/// `SELECT <value> AS d0, <metrics> ... GROUP BY d0`: the events with property `key`, by
+/// its value, from `event_props` alone.
+fn prop_values_select(b: &mut Builder, key: &str, query: &Query, reads: &Reads) {
+    let dialect = b.dialect();
     let any = |column: &str| dialect.arbitrary_value(column);
     b.push("SELECT prop_value AS d0, ");
-    event_metrics(&mut b, reads);
+    event_metrics(b, reads);
     // `prop_value`, not `value`: ClickHouse reads an alias wherever its name is used, the
     // `WHERE` below included.
     b.push(&format!(
@@ -431,25 +452,74 @@ fn prop_breakdown_sql(query: &Query, reads: &Reads, dialect: &dyn SqlDialect) ->
         any("name"),
         any("value")
     ));
-    b.bind(SqlValue::Text(key.clone()));
+    b.bind(SqlValue::Text(key.to_owned()));
     // A value sent as `(none)` is counted with the events without the key, as the join's
     // `coalesce` does.
     b.push(&format!(" AND value <> '{NONE}' AND "));
-    scope_where(&mut b, Table::Events, query);
-    b.push(&format!(
-        " GROUP BY event_id) AS p GROUP BY d0 UNION ALL SELECT '{NONE}' AS d0, "
-    ));
-    event_metrics(&mut b, reads);
-    b.push(" FROM (SELECT visitor_id, session_id, name FROM ");
-    scope_sql(&mut b, Table::Events, query);
-    b.push(" AND props_json = '' UNION ALL SELECT visitor_id, session_id, name FROM ");
-    scope_sql(&mut b, Table::Events, query);
-    b.push(" AND props_json <> '' AND NOT event_id IN (SELECT event_id FROM event_props WHERE site_id = ");
+    scope_where(b, Table::Events, query);
+    b.push(" GROUP BY event_id) AS p GROUP BY d0");
+}
+
+/// `event_id IN (<the site's events with property key>)`, a value sent as `(none)` not
+/// counting as one; of the visitors `sample` keeps only, when given.
+fn keyed_events(b: &mut Builder, key: &str, query: &Query, sample: Option<&str>) {
+    b.push("event_id IN (SELECT event_id FROM event_props WHERE site_id = ");
     b.bind(SqlValue::Text(query.site_id.0.clone()));
     b.push(" AND key = ");
-    b.bind(SqlValue::Text(key.clone()));
-    b.push(&format!(" AND value <> '{NONE}')) AS e GROUP BY d0"));
-    Some(b.finish())
+    b.bind(SqlValue::Text(key.to_owned()));
+    b.push(&format!(" AND value <> '{NONE}'"));
+    if let Some(sample) = sample {
+        b.push(&format!(" AND {sample}"));
+    }
+    b.push(")");
+}
+
+/// An unfiltered breakdown by a custom property whose `(none)` row's visitors are counted
+/// over a sample of the visitors (the engine's `sample.rs` decides when, and how large).
+pub struct SampledPropBreakdown {
+    /// The values' rows, exact: columns as [`Statements::events`]'.
+    pub values: Sql,
+    /// One row: the distinct visitors of the events without the property among those whose
+    /// visitor id's hash has its `bits` highest bits zero (one visitor in `2^bits`).
+    pub none_visitors: Sql,
+}
+
+/// The statements of [`SampledPropBreakdown`] for `query`, one visitor in `2^bits` counted
+/// in `(none)`; `None` when `query` is no unfiltered breakdown by a property, asks for
+/// distinct visits (which the sample does not count), or `dialect` samples no visitors.
+pub fn sampled_prop_breakdown(
+    query: &Query,
+    reads: &Reads,
+    bits: u32,
+    dialect: &dyn SqlDialect,
+) -> Option<SampledPropBreakdown> {
+    let key = unfiltered_prop(query, reads)?;
+    let only_events = Reads {
+        events: true,
+        event_visitors: true,
+        ..Reads::default()
+    };
+    if *reads != only_events {
+        return None;
+    }
+    let sample = dialect.visitor_sample("visitor_id", bits)?;
+    let mut values = Builder::new(dialect);
+    prop_values_select(&mut values, key, query, reads);
+    let mut none = Builder::new(dialect);
+    // The sample's rows first (one visitor in 2^bits), then which of them lack the key: the
+    // lookup in `event_props` is over the sample's events alone.
+    none.push(
+        "SELECT count(DISTINCT visitor_id) FROM (SELECT visitor_id, props_json, event_id FROM ",
+    );
+    scope_sql(&mut none, Table::Events, query);
+    none.push(&format!(
+        " AND {sample}) AS e WHERE props_json = '' OR NOT "
+    ));
+    keyed_events(&mut none, key, query, Some(&sample));
+    Some(SampledPropBreakdown {
+        values: values.finish(),
+        none_visitors: none.finish(),
+    })
 }
 
 fn events_sql(query: &Query, reads: &Reads, dialect: &dyn SqlDialect) -> Option<Sql> {
@@ -693,9 +763,62 @@ pub fn statements(query: &Query, reads: &Reads, dialect: &dyn SqlDialect) -> Sta
 
 #[cfg(test)]
 mod tests {
-    use crate::compile::tests::statements_of;
+    use crate::compile::tests::{query_of, statements_of};
+    use crate::dialect::Dialect;
+    use crate::plan::{plan, Source};
     use crate::sql::SqlValue;
     use serde_json::json;
+
+    #[test]
+    fn a_sampled_none_row_keeps_one_visitor_in_two_to_the_bits_in_both_its_reads() {
+        let breakdown = |metrics: serde_json::Value, filters: serde_json::Value| {
+            let query = query_of(
+                json!({"metrics": metrics, "date_range": ["2024-01-01", "2024-01-31"],
+                "dimensions": ["event:props:plan"], "filters": filters}),
+            );
+            let Source::Tables(reads) = plan(&query, false).source else {
+                unreachable!("without rollups, the tables answer");
+            };
+            (query, reads)
+        };
+        let (query, reads) = breakdown(json!(["visitors", "pageviews", "events"]), json!([]));
+        let sampled =
+            super::sampled_prop_breakdown(&query, &reads, 4, Dialect::DuckDb.sql()).unwrap();
+        // The sample in the events' scan and in the lookup of those with the key.
+        assert_eq!(
+            sampled
+                .none_visitors
+                .text
+                .matches("hash(visitor_id) >> 60 = 0")
+                .count(),
+            2,
+            "{}",
+            sampled.none_visitors.text
+        );
+        assert!(
+            !sampled.values.text.contains("hash("),
+            "{}",
+            sampled.values.text
+        );
+        // The values' rows are those of the exact statement.
+        let exact = super::prop_breakdown_sql(&query, &reads, Dialect::DuckDb.sql()).unwrap();
+        assert!(
+            exact.text.starts_with(&sampled.values.text),
+            "{}",
+            exact.text
+        );
+        // No sample for ClickHouse, for distinct visits, or for a filtered breakdown.
+        assert!(
+            super::sampled_prop_breakdown(&query, &reads, 4, Dialect::ClickHouse.sql()).is_none()
+        );
+        let (query, reads) = breakdown(json!(["visitors", "visits"]), json!([]));
+        assert!(super::sampled_prop_breakdown(&query, &reads, 4, Dialect::DuckDb.sql()).is_none());
+        let (query, reads) = breakdown(
+            json!(["visitors"]),
+            json!([["is", "event:name", ["Signup"]]]),
+        );
+        assert!(super::sampled_prop_breakdown(&query, &reads, 4, Dialect::DuckDb.sql()).is_none());
+    }
 
     #[test]
     fn top_stats_read_both_tables() {

@@ -159,6 +159,10 @@ impl SqlDialect for ClickHouseDialect {
         format!("uniqExactIf({expression}, ifNull({condition}, 0))")
     }
 
+    fn visitor_sample(&self, _visitor_column: &str, _bits: u32) -> Option<String> {
+        None
+    }
+
     fn false_literal(&self) -> &'static str {
         "0"
     }

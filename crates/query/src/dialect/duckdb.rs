@@ -114,6 +114,14 @@ impl SqlDialect for DuckDbDialect {
         format!("count(DISTINCT {expression}) FILTER (WHERE {condition})")
     }
 
+    fn visitor_sample(&self, visitor_column: &str, bits: u32) -> Option<String> {
+        // Visitor ids are hashes already, but an import may give any number: hashed again.
+        Some(format!(
+            "hash({visitor_column}) >> {} = 0",
+            64 - bits.clamp(1, 63)
+        ))
+    }
+
     fn false_literal(&self) -> &'static str {
         "FALSE"
     }

@@ -120,6 +120,13 @@ pub trait SqlDialect: Send + Sync {
     /// which `condition` holds, counted.
     fn count_distinct_if(&self, expression: &str, condition: &str) -> String;
 
+    /// A condition true for about one `visitor_column` value in `2^bits` (1 to 63), the same
+    /// values in every statement: those whose hash has its `bits` highest bits zero, so a
+    /// count of distinct values it keeps, times `2^bits`, estimates the count of all.
+    /// `None` where the engine's statements count every visitor (ClickHouse: its scans are
+    /// fast enough without).
+    fn visitor_sample(&self, visitor_column: &str, bits: u32) -> Option<String>;
+
     /// The boolean constant false.
     fn false_literal(&self) -> &'static str;
 
