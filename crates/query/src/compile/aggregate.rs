@@ -789,7 +789,7 @@ mod tests {
             sampled
                 .none_visitors
                 .text
-                .matches("hash(visitor_id) >> 60 = 0")
+                .matches("hash(visitor_id) < 1152921504606846976::UBIGINT")
                 .count(),
             2,
             "{}",

