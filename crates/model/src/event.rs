@@ -129,6 +129,10 @@ impl Event {
     }
 }
 
+/// Plausible's and Google Analytics' visit timeout: an event joins a visit only within
+/// this long of its span, so a visit's events, in time order, are never further apart.
+pub const VISIT_TIMEOUT_MS: i64 = 30 * 60 * 1000;
+
 /// A visit: one visitor's run of activity with no gap over 30 minutes. The processor keeps
 /// the current state of each open visit and the store keeps its history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -21,7 +21,9 @@ pub use alert::{
 pub use batch::{
     decode_batch, decode_record, encode_batch, encode_site_deletion, BatchCodecError, QueueRecord,
 };
-pub use event::{partition_of, Event, Revenue, Session, VisitAttributes, ENGAGEMENT, PAGEVIEW};
+pub use event::{
+    partition_of, Event, Revenue, Session, VisitAttributes, ENGAGEMENT, PAGEVIEW, VISIT_TIMEOUT_MS,
+};
 pub use funnel::{
     Funnel, FunnelDefinition, FunnelOrder, FunnelStep, FunnelWindow, StepTarget, MAX_FUNNEL_STEPS,
     MAX_FUNNEL_WINDOW_S, MIN_FUNNEL_STEPS,

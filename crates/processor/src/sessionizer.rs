@@ -20,8 +20,7 @@ use heartbeat_model::{Event, Session, SiteId};
 use heartbeat_store::{SessionRow, StoredVisit};
 use siphasher::sip::SipHasher13;
 
-/// Plausible's and Google Analytics' visit timeout.
-pub const VISIT_TIMEOUT_MS: i64 = 30 * 60 * 1000;
+pub use heartbeat_model::VISIT_TIMEOUT_MS;
 
 type VisitorKey = (SiteId, u64);
 

@@ -9,8 +9,9 @@ use heartbeat_model::{
     Event, ImportedRow, ImportedTable, Revenue, Session, SiteId, SiteImport, VisitAttributes,
 };
 use heartbeat_store::{
-    client_id_fingerprint, Deleted, EventData, EventWriter, InsertBatch, SessionRow, StoreError,
-    StoredVisit,
+    client_id_fingerprint, extent_may_go_on, Deleted, EventData, EventWriter, InsertBatch,
+    SessionRow, StoreError, StoredVisit, EXTENT_FIRST_SLACK_MS, EXTENT_MAX_SLACK_MS,
+    EXTENT_WIDENING,
 };
 use serde_json::{Map, Value};
 
@@ -25,10 +26,6 @@ const LOOKUP_CHUNK: usize = 1000;
 /// each, so a statement stays well inside ClickHouse's `max_query_size` (256 KiB), and a
 /// batch of tens of thousands of visitors takes a few statements, not dozens.
 const VISIT_LOOKUP_CHUNK: usize = 5000;
-
-/// How far after a visit's end its latest event is looked for (engagement events keep a
-/// visit open past its last page view).
-const EXTENT_SLACK_MS: i64 = 2 * 86_400_000;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -462,8 +459,9 @@ impl ClickHouseStore {
     }
 
     /// `sessions` with the times of their first and last page views and latest event, read
-    /// from their events (one statement per site and chunk, bounded by the visits' spans:
-    /// a range of the events' sorting key, `ts`, which the exact `ts_ms` then narrows).
+    /// from their events (one statement per site and chunk of visits in time order, bounded
+    /// by the visits' spans: a range of the events' sorting key, `ts`, which the exact `ts_ms`
+    /// then narrows; then again, farther, for the visits whose events may go on past it).
     async fn with_extents(&self, sessions: Vec<Session>) -> Result<Vec<StoredVisit>, StoreError> {
         let mut by_site: HashMap<SiteId, Vec<Session>> = HashMap::new();
         for session in sessions {
@@ -473,36 +471,53 @@ impl ClickHouseStore {
                 .push(session);
         }
         let mut visits = Vec::new();
-        for (site, sessions) in by_site {
+        for (site, mut sessions) in by_site {
+            // In time order, so each chunk's range is narrow.
+            sessions.sort_unstable_by_key(|s| s.start_ms);
             for chunk in sessions.chunks(VISIT_LOOKUP_CHUNK) {
-                let from = chunk.iter().map(|s| s.start_ms).min().unwrap_or(0);
-                let to = chunk.iter().map(|s| s.end_ms).max().unwrap_or(0) + EXTENT_SLACK_MS;
-                let rows = self
-                    .first_rows(format!(
-                        "SELECT session_id, countIf(name = 'pageview'), \
-                         minIf(ts_ms, name = 'pageview'), maxIf(ts_ms, name = 'pageview'), \
-                         max(ts_ms) FROM events PREWHERE site_id = {} \
-                         AND ts >= toDateTime({}) AND ts <= toDateTime({}) \
-                         AND session_id IN ({}) WHERE ts_ms >= {from} AND ts_ms <= {to} \
-                         GROUP BY session_id",
-                        quote(site.as_str()),
-                        from.div_euclid(1000),
-                        to.div_euclid(1000) + 1,
-                        numbers(chunk.iter().map(|s| s.session_id))
-                    ))
-                    .await?;
-                let mut extents = HashMap::new();
-                for row in rows {
-                    let pageviews = cell::u64(&row[1])?;
-                    let pages = if pageviews > 0 {
-                        (Some(cell::i64(&row[2])?), Some(cell::i64(&row[3])?))
-                    } else {
-                        (None, None)
-                    };
-                    extents.insert(cell::u64(&row[0])?, (pages, cell::i64(&row[4])?));
+                let mut found = HashMap::new();
+                let mut pending: Vec<&Session> = chunk.iter().collect();
+                let mut slack = EXTENT_FIRST_SLACK_MS;
+                while !pending.is_empty() {
+                    let from = pending.iter().map(|s| s.start_ms).min().unwrap_or(0);
+                    let to = pending.iter().map(|s| s.end_ms).max().unwrap_or(0) + slack;
+                    let rows = self
+                        .first_rows(format!(
+                            "SELECT session_id, countIf(name = 'pageview'), \
+                             minIf(ts_ms, name = 'pageview'), maxIf(ts_ms, name = 'pageview'), \
+                             max(ts_ms) FROM events PREWHERE site_id = {} \
+                             AND ts >= toDateTime({}) AND ts <= toDateTime({}) \
+                             AND session_id IN ({}) WHERE ts_ms >= {from} AND ts_ms <= {to} \
+                             GROUP BY session_id",
+                            quote(site.as_str()),
+                            from.div_euclid(1000),
+                            to.div_euclid(1000) + 1,
+                            numbers(pending.iter().map(|s| s.session_id))
+                        ))
+                        .await?;
+                    let mut extents = HashMap::new();
+                    for row in rows {
+                        let pageviews = cell::u64(&row[1])?;
+                        let pages = if pageviews > 0 {
+                            (Some(cell::i64(&row[2])?), Some(cell::i64(&row[3])?))
+                        } else {
+                            (None, None)
+                        };
+                        extents.insert(cell::u64(&row[0])?, (pages, cell::i64(&row[4])?));
+                    }
+                    let widest = slack >= EXTENT_MAX_SLACK_MS;
+                    pending.retain(|session| match extents.remove(&session.session_id) {
+                        Some(extent) => {
+                            let latest = extent.1;
+                            found.insert(session.session_id, extent);
+                            !widest && extent_may_go_on(latest, to)
+                        }
+                        None => false,
+                    });
+                    slack = slack.saturating_mul(EXTENT_WIDENING);
                 }
                 for session in chunk {
-                    let ((first, last), latest) = extents
+                    let ((first, last), latest) = found
                         .remove(&session.session_id)
                         .unwrap_or(((None, None), session.end_ms));
                     visits.push(StoredVisit {

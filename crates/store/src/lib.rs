@@ -65,6 +65,23 @@ pub struct StoredVisit {
     pub last_event_ms: i64,
 }
 
+/// How far after the latest end of the visits looked up together their events are read
+/// first, for [`StoredVisit::last_event_ms`] (engagement events keep a visit open past its
+/// last page view); a visit whose events may go on past that ([`extent_may_go_on`]) is read
+/// again over a range [`EXTENT_WIDENING`] times as far, and so on.
+pub const EXTENT_FIRST_SLACK_MS: i64 = 2 * heartbeat_model::VISIT_TIMEOUT_MS;
+pub const EXTENT_WIDENING: i64 = 8;
+/// The farthest past its end a visit's events are looked for.
+pub const EXTENT_MAX_SLACK_MS: i64 = 366 * 86_400_000;
+
+/// Whether a visit whose latest event read up to `to_ms` is at `latest_ms` may have events
+/// after `to_ms`: only if that one is within the visit timeout of `to_ms`, since a visit's
+/// events in time order are never further apart than the timeout (an event joins a visit
+/// only within it of the visit's span).
+pub fn extent_may_go_on(latest_ms: i64, to_ms: i64) -> bool {
+    latest_ms.saturating_add(heartbeat_model::VISIT_TIMEOUT_MS) >= to_ms
+}
+
 /// A 64-bit fingerprint of a client-given event id within its site: what the processor's
 /// dedup filter keeps instead of the id (two ids share one with odds of about n / 2^64).
 pub fn client_id_fingerprint(site: &SiteId, event_id: &str) -> u64 {

@@ -227,23 +227,22 @@ async fn open_visits_come_back_in_their_newest_state(store: impl EventStore) {
         ))
         .await
         .unwrap();
-    // The old visit's events: a page view, a custom event and a later engagement event.
+    // The old visit's events: a page view, a custom event and later engagement events, each
+    // within the visit timeout of the one before (as the sessionizer joins them), the last
+    // 100 minutes past the visit's end: farther than a lookup reads first.
     let mut custom = event("o2", "a.example", now - 5 * HOUR_MS + 60_000, 8);
     custom.name = "Signup".into();
-    let mut engagement = event("o3", "a.example", now - 4 * HOUR_MS + 120_000, 8);
-    engagement.name = "engagement".into();
-    store
-        .insert(batch(
-            vec![
-                event("o1", "a.example", now - 5 * HOUR_MS + 1000, 8),
-                custom,
-                engagement,
-            ],
-            Vec::new(),
-            3,
-        ))
-        .await
-        .unwrap();
+    let mut events = vec![
+        event("o1", "a.example", now - 5 * HOUR_MS + 1000, 8),
+        custom,
+    ];
+    for (i, minutes) in [2, 25, 50, 75, 100].into_iter().enumerate() {
+        let at = now - 4 * HOUR_MS + minutes * 60_000;
+        let mut engagement = event(&format!("o{}", i + 3), "a.example", at, 8);
+        engagement.name = "engagement".into();
+        events.push(engagement);
+    }
+    store.insert(batch(events, Vec::new(), 3)).await.unwrap();
     let sessions = |visits: Vec<StoredVisit>| -> Vec<Session> {
         visits.into_iter().map(|visit| visit.session).collect()
     };
@@ -287,7 +286,7 @@ async fn open_visits_come_back_in_their_newest_state(store: impl EventStore) {
         (
             Some(now - 5 * HOUR_MS + 1000),
             Some(now - 5 * HOUR_MS + 1000),
-            now - 4 * HOUR_MS + 120_000
+            now - 4 * HOUR_MS + 100 * 60_000
         ),
         "page views and the latest event, engagement included, from the visit's events"
     );
