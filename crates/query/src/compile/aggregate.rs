@@ -413,7 +413,7 @@ pub(crate) const NONE: &str = "(none)";
 fn prop_breakdown_sql(query: &Query, reads: &Reads, dialect: &dyn SqlDialect) -> Option<Sql> {
     let key = unfiltered_prop(query, reads)?;
     let mut b = Builder::new(dialect);
-    prop_values_select(&mut b, key, query, reads);
+    prop_values_select(&mut b, key, query, reads, true);
     b.push(&format!(" UNION ALL SELECT '{NONE}' AS d0, "));
     event_metrics(&mut b, reads);
     b.push(" FROM (SELECT visitor_id, session_id, name FROM ");
@@ -421,7 +421,7 @@ fn prop_breakdown_sql(query: &Query, reads: &Reads, dialect: &dyn SqlDialect) ->
     b.push(" AND props_json = '' UNION ALL SELECT visitor_id, session_id, name FROM ");
     scope_sql(&mut b, Table::Events, query);
     b.push(" AND props_json <> '' AND NOT ");
-    keyed_events(&mut b, key, query, None);
+    keyed_events(&mut b, key, query);
     b.push(") AS e GROUP BY d0");
     Some(b.finish())
 }
@@ -436,42 +436,58 @@ fn unfiltered_prop<'q>(query: &'q Query, reads: &Reads) -> Option<&'q str> {
 }
 
 /// `SELECT <value> AS d0, <metrics> ... GROUP BY d0`: the events with property `key`, by
-/// its value, from `event_props` alone.
-fn prop_values_select(b: &mut Builder, key: &str, query: &Query, reads: &Reads) {
+/// its value, from `event_props` alone. `once_per_event`: each event's row taken once, for
+/// engines whose retried inserts may have stored it twice (ClickHouse); where a transaction
+/// writes an event's properties with it (DuckDB), their rows are grouped as they are, in
+/// half the time at 100 M events.
+fn prop_values_select(
+    b: &mut Builder,
+    key: &str,
+    query: &Query,
+    reads: &Reads,
+    once_per_event: bool,
+) {
     let dialect = b.dialect();
     let any = |column: &str| dialect.arbitrary_value(column);
     b.push("SELECT prop_value AS d0, ");
     event_metrics(b, reads);
     // `prop_value`, not `value`: ClickHouse reads an alias wherever its name is used, the
     // `WHERE` below included.
-    b.push(&format!(
-        " FROM (SELECT {} AS visitor_id, {} AS session_id, {} AS name, {} AS prop_value \
-         FROM event_props WHERE key = ",
-        any("visitor_id"),
-        any("session_id"),
-        any("name"),
-        any("value")
-    ));
+    if once_per_event {
+        b.push(&format!(
+            " FROM (SELECT {} AS visitor_id, {} AS session_id, {} AS name, {} AS prop_value \
+             FROM event_props WHERE key = ",
+            any("visitor_id"),
+            any("session_id"),
+            any("name"),
+            any("value")
+        ));
+    } else {
+        b.push(
+            " FROM (SELECT visitor_id, session_id, name, value AS prop_value \
+             FROM event_props WHERE event_id IS NOT NULL AND key = ",
+        );
+    }
     b.bind(SqlValue::Text(key.to_owned()));
     // A value sent as `(none)` is counted with the events without the key, as the join's
     // `coalesce` does.
     b.push(&format!(" AND value <> '{NONE}' AND "));
     scope_where(b, Table::Events, query);
-    b.push(" GROUP BY event_id) AS p GROUP BY d0");
+    b.push(if once_per_event {
+        " GROUP BY event_id) AS p GROUP BY d0"
+    } else {
+        ") AS p GROUP BY d0"
+    });
 }
 
 /// `event_id IN (<the site's events with property key>)`, a value sent as `(none)` not
-/// counting as one; of the visitors `sample` keeps only, when given.
-fn keyed_events(b: &mut Builder, key: &str, query: &Query, sample: Option<&str>) {
+/// counting as one.
+fn keyed_events(b: &mut Builder, key: &str, query: &Query) {
     b.push("event_id IN (SELECT event_id FROM event_props WHERE site_id = ");
     b.bind(SqlValue::Text(query.site_id.0.clone()));
     b.push(" AND key = ");
     b.bind(SqlValue::Text(key.to_owned()));
-    b.push(&format!(" AND value <> '{NONE}'"));
-    if let Some(sample) = sample {
-        b.push(&format!(" AND {sample}"));
-    }
-    b.push(")");
+    b.push(&format!(" AND value <> '{NONE}')"));
 }
 
 /// An unfiltered breakdown by a custom property whose `(none)` row's visitors are counted
@@ -504,18 +520,25 @@ pub fn sampled_prop_breakdown(
     }
     let sample = dialect.visitor_sample("visitor_id", bits)?;
     let mut values = Builder::new(dialect);
-    prop_values_select(&mut values, key, query, reads);
+    // Only DuckDB samples (`visitor_sample`): its rows are each event's once.
+    prop_values_select(&mut values, key, query, reads, false);
     let mut none = Builder::new(dialect);
-    // The sample's rows first (one visitor in 2^bits), then which of them lack the key: the
-    // lookup in `event_props` is over the sample's events alone.
-    none.push(
-        "SELECT count(DISTINCT visitor_id) FROM (SELECT visitor_id, props_json, event_id FROM ",
-    );
+    // The sample's events without any property (from `events`, reading no event id), and
+    // those with others only (from `event_props`: each event's rows there are its
+    // properties, one per key).
+    none.push("SELECT count(DISTINCT visitor_id) FROM (SELECT visitor_id FROM ");
     scope_sql(&mut none, Table::Events, query);
     none.push(&format!(
-        " AND {sample}) AS e WHERE props_json = '' OR NOT "
+        " AND props_json = '' AND {sample} UNION ALL SELECT {} FROM event_props WHERE ",
+        dialect.arbitrary_value("visitor_id")
     ));
-    keyed_events(&mut none, key, query, Some(&sample));
+    scope_where(&mut none, Table::Events, query);
+    none.push(&format!(
+        " AND {sample} AND event_id IS NOT NULL GROUP BY event_id \
+         HAVING NOT bool_or(key = "
+    ));
+    none.bind(SqlValue::Text(key.to_owned()));
+    none.push(&format!(" AND value <> '{NONE}')) AS e"));
     Some(SampledPropBreakdown {
         values: values.finish(),
         none_visitors: none.finish(),
@@ -800,12 +823,13 @@ mod tests {
             "{}",
             sampled.values.text
         );
-        // The values' rows are those of the exact statement.
-        let exact = super::prop_breakdown_sql(&query, &reads, Dialect::DuckDb.sql()).unwrap();
+        // The values' rows read each event's row of the key as stored, skipping rows of
+        // events from before `event_props` knew their event (as the join's lookup does).
         assert!(
-            exact.text.starts_with(&sampled.values.text),
+            sampled.values.text.contains("event_id IS NOT NULL")
+                && !sampled.values.text.contains("GROUP BY event_id"),
             "{}",
-            exact.text
+            sampled.values.text
         );
         // No sample for ClickHouse, for distinct visits, or for a filtered breakdown.
         assert!(
