@@ -7,7 +7,9 @@
 //! `sessions` is a collapsing log (see `heartbeat-store`): visit sums are weighted by `sign`,
 //! which is right under any filter, since a visit's superseded states cancel out. Only
 //! distinct visitors over visits, and events filtered by a visit attribute, first collapse
-//! each visit to its current state (`HAVING sum(sign) > 0`).
+//! each visit to its current state (`HAVING sum(sign) > 0`; for distinct visitors over
+//! visits, where the engine's `LEFT JOIN` gives NULL to rows without a match, the states
+//! added and not taken back, by a join on the rows taken back: [`current_visitors_sql`]).
 
 use super::{goal, Builder};
 use crate::dialect::{Piece, SqlDialect};
@@ -734,6 +736,9 @@ fn sessions_sql(query: &Query, reads: &Reads, dialect: &dyn SqlDialect) -> Optio
     let outer_dims: String = (0..query.dimensions.len())
         .map(|i| format!("d{i}, "))
         .collect();
+    if dialect.left_join_nulls() {
+        return Some(current_visitors_sql(query, dims, &outer_dims));
+    }
     b.push("SELECT ").push(&outer_dims);
     b.push(
         "count(DISTINCT visitor_id) AS visitors, sum(visits) AS visits, sum(bounces) AS bounces, \
@@ -759,6 +764,41 @@ fn sessions_sql(query: &Query, reads: &Reads, dialect: &dyn SqlDialect) -> Optio
     ));
     b.push(&group_by(query));
     Some(b.finish())
+}
+
+/// [`sessions_sql`] with distinct visitors where a `LEFT JOIN` gives NULL to rows without a
+/// match: every row of the visit log weighted by its sign for the sums, and the visitors of
+/// the states added and not taken back, found by a join on the rows taken back (whose
+/// `(session_id, version)` repeat the state they cancel, as do their columns, so a filter
+/// keeps both or neither). DuckDB then hashes the rows taken back only, where a grouping per
+/// visit hashed every row (1.9 s against 0.8 s for entry pages over 10 M events).
+fn current_visitors_sql(query: &Query, dims: Builder, outer_dims: &str) -> Sql {
+    let mut b = Builder::new(dims.dialect());
+    b.push("SELECT ").push(outer_dims);
+    let visitors = b
+        .dialect()
+        .count_distinct_if("visitor_id", "sign > 0 AND taken_session IS NULL");
+    b.push(&format!(
+        "{visitors} AS visitors, sum(sign) AS visits, sum(weight * bounce) AS bounces, \
+         sum(sign * duration_s) AS duration_s, sum(sign * pageviews) AS pageviews, \
+         sum(sign * events) AS events, sum(weight) AS bounce_visits FROM (SELECT "
+    ));
+    b.append(dims);
+    b.push("session_id, version, visitor_id, sign, bounce, duration_s, pageviews, events, ");
+    bounce_weight(&mut b, query);
+    b.push(" AS weight FROM ");
+    scope_sql(&mut b, Table::Sessions, query);
+    where_filters(&mut b, Table::Sessions, query);
+    b.push(
+        ") AS s LEFT JOIN (SELECT DISTINCT session_id AS taken_session, version AS taken_version \
+         FROM ",
+    );
+    scope_sql(&mut b, Table::Sessions, query);
+    b.push(" AND sign < 0");
+    where_filters(&mut b, Table::Sessions, query);
+    b.push(") AS taken ON s.session_id = taken_session AND s.version = taken_version");
+    b.push(&group_by(query));
+    b.finish()
 }
 
 /// The statements of `query` that `reads` asks for, in `dialect`.

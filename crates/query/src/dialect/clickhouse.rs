@@ -262,6 +262,10 @@ impl SqlDialect for ClickHouseDialect {
         format!("toInt64({expression})")
     }
 
+    fn left_join_nulls(&self) -> bool {
+        false
+    }
+
     fn table_ctes(&self) -> bool {
         false
     }

@@ -205,6 +205,10 @@ impl SqlDialect for DuckDbDialect {
         expression.to_owned()
     }
 
+    fn left_join_nulls(&self) -> bool {
+        true
+    }
+
     fn table_ctes(&self) -> bool {
         true
     }

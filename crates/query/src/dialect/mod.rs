@@ -197,6 +197,11 @@ pub trait SqlDialect: Send + Sync {
     /// agree on its type (unchanged where they need not).
     fn union_int(&self, expression: &str) -> String;
 
+    /// Whether a `LEFT JOIN` gives NULL columns to a row without a match (SQL's rule;
+    /// ClickHouse 18.16 gives its types' defaults): where it does, the visit log's current
+    /// states are found by a join on the rows taken back, else by a grouping per visit.
+    fn left_join_nulls(&self) -> bool;
+
     /// Whether a statement may name a table in `WITH name AS (SELECT ...)`; where not,
     /// each reference to it is the subquery itself (`compile::With`).
     fn table_ctes(&self) -> bool;
