@@ -613,7 +613,7 @@ async fn add_sampled_prop_breakdown(
     totals: &mut HashMap<Vec<String>, Totals>,
 ) -> Result<bool, RunError> {
     let dialect = runner.dialect().sql();
-    if aggregate::sampled_prop_breakdown(query, reads, 1, dialect).is_none() {
+    if !aggregate::samples_prop_breakdown(query, reads, dialect) {
         return Ok(false);
     }
     let range = Query {
@@ -654,10 +654,7 @@ async fn add_sampled_prop_breakdown(
     let (mut pageviews, mut events) = (all.counts.pageviews as f64, all.counts.events as f64);
     for row in values {
         let t = totals.entry(row_key(query, &row)).or_default();
-        let c = &row[1..];
-        t.event_visitors = c[0].as_f64();
-        t.event_pageviews = c[1].as_f64();
-        t.event_events = c[2].as_f64();
+        add_event_counts(t, &row[1..]);
         pageviews -= t.event_pageviews;
         events -= t.event_events;
     }
@@ -667,6 +664,18 @@ async fn add_sampled_prop_breakdown(
     none.event_pageviews = pageviews.max(0.0);
     none.event_events = events.max(0.0);
     Ok(true)
+}
+
+/// A row of the events statement after its dimensions (`Statements::events`' columns).
+fn add_event_counts(t: &mut Totals, c: &[SqlValue]) {
+    t.event_visitors = c[0].as_f64();
+    t.event_pageviews = c[1].as_f64();
+    t.event_events = c[2].as_f64();
+    t.event_visits = c[3].as_f64();
+    if let [revenue, revenue_events] = &c[4..] {
+        t.revenue_micros = revenue.as_f64();
+        t.revenue_events = revenue_events.as_f64();
+    }
 }
 
 /// Runs the compiled statements (at once: they read different tables, and the store's pool
@@ -700,16 +709,7 @@ async fn run_statements(
         run(statements.scroll_depth.clone())
     )?;
     if let Some(rows) = events {
-        merge(rows, &|t, c| {
-            t.event_visitors = c[0].as_f64();
-            t.event_pageviews = c[1].as_f64();
-            t.event_events = c[2].as_f64();
-            t.event_visits = c[3].as_f64();
-            if let [revenue, revenue_events] = &c[4..] {
-                t.revenue_micros = revenue.as_f64();
-                t.revenue_events = revenue_events.as_f64();
-            }
-        });
+        merge(rows, &add_event_counts);
     }
     if let Some(rows) = sessions {
         merge(rows, &|t, c| {

@@ -9,9 +9,8 @@ use heartbeat_model::{
     Event, ImportedRow, ImportedTable, Revenue, Session, SiteId, SiteImport, VisitAttributes,
 };
 use heartbeat_store::{
-    client_id_fingerprint, extent_may_go_on, Deleted, EventData, EventWriter, InsertBatch,
-    SessionRow, StoreError, StoredVisit, EXTENT_FIRST_SLACK_MS, EXTENT_MAX_SLACK_MS,
-    EXTENT_WIDENING,
+    client_id_fingerprint, Deleted, EventData, EventWriter, Extent, ExtentReads, InsertBatch,
+    SessionRow, StoreError, StoredVisit,
 };
 use serde_json::{Map, Value};
 
@@ -459,9 +458,9 @@ impl ClickHouseStore {
     }
 
     /// `sessions` with the times of their first and last page views and latest event, read
-    /// from their events (one statement per site and chunk of visits in time order, bounded
-    /// by the visits' spans: a range of the events' sorting key, `ts`, which the exact `ts_ms`
-    /// then narrows; then again, farther, for the visits whose events may go on past it).
+    /// from their events (per site, chunks of visits in time order, each read as
+    /// [`ExtentReads`] says, bounded by a range of the events' sorting key, `ts`, which the
+    /// exact `ts_ms` then narrows).
     async fn with_extents(&self, sessions: Vec<Session>) -> Result<Vec<StoredVisit>, StoreError> {
         let mut by_site: HashMap<SiteId, Vec<Session>> = HashMap::new();
         for session in sessions {
@@ -475,12 +474,8 @@ impl ClickHouseStore {
             // In time order, so each chunk's range is narrow.
             sessions.sort_unstable_by_key(|s| s.start_ms);
             for chunk in sessions.chunks(VISIT_LOOKUP_CHUNK) {
-                let mut found = HashMap::new();
-                let mut pending: Vec<&Session> = chunk.iter().collect();
-                let mut slack = EXTENT_FIRST_SLACK_MS;
-                while !pending.is_empty() {
-                    let from = pending.iter().map(|s| s.start_ms).min().unwrap_or(0);
-                    let to = pending.iter().map(|s| s.end_ms).max().unwrap_or(0) + slack;
+                let mut reads = ExtentReads::new(chunk);
+                while let Some((from, to)) = reads.next_range() {
                     let rows = self
                         .first_rows(format!(
                             "SELECT session_id, countIf(name = 'pageview'), \
@@ -492,41 +487,27 @@ impl ClickHouseStore {
                             quote(site.as_str()),
                             from.div_euclid(1000),
                             to.div_euclid(1000) + 1,
-                            numbers(pending.iter().map(|s| s.session_id))
+                            numbers(reads.pending_ids())
                         ))
                         .await?;
                     let mut extents = HashMap::new();
                     for row in rows {
                         let pageviews = cell::u64(&row[1])?;
-                        let pages = if pageviews > 0 {
+                        let (first, last) = if pageviews > 0 {
                             (Some(cell::i64(&row[2])?), Some(cell::i64(&row[3])?))
                         } else {
                             (None, None)
                         };
-                        extents.insert(cell::u64(&row[0])?, (pages, cell::i64(&row[4])?));
+                        let extent = Extent {
+                            first_pageview_ms: first,
+                            last_pageview_ms: last,
+                            last_event_ms: cell::i64(&row[4])?,
+                        };
+                        extents.insert(cell::u64(&row[0])?, extent);
                     }
-                    let widest = slack >= EXTENT_MAX_SLACK_MS;
-                    pending.retain(|session| match extents.remove(&session.session_id) {
-                        Some(extent) => {
-                            let latest = extent.1;
-                            found.insert(session.session_id, extent);
-                            !widest && extent_may_go_on(latest, to)
-                        }
-                        None => false,
-                    });
-                    slack = slack.saturating_mul(EXTENT_WIDENING);
+                    reads.record(extents);
                 }
-                for session in chunk {
-                    let ((first, last), latest) = found
-                        .remove(&session.session_id)
-                        .unwrap_or(((None, None), session.end_ms));
-                    visits.push(StoredVisit {
-                        first_pageview_ms: first,
-                        last_pageview_ms: last,
-                        last_event_ms: latest.max(session.end_ms),
-                        session: session.clone(),
-                    });
-                }
+                visits.extend(reads.into_visits());
             }
         }
         Ok(visits)

@@ -27,9 +27,8 @@ use heartbeat_model::{
 use heartbeat_query::{Dialect, Row, RunError, Sql, SqlRunner, SqlValue};
 use heartbeat_rollup::{Rollups, Span};
 use heartbeat_store::{
-    client_id_fingerprint, extent_may_go_on, Deleted, EventData, EventWriter, InsertBatch,
-    MetaStore, StoreError, StoredVisit, EXTENT_FIRST_SLACK_MS, EXTENT_MAX_SLACK_MS,
-    EXTENT_WIDENING,
+    client_id_fingerprint, Deleted, EventData, EventWriter, Extent, ExtentReads, InsertBatch,
+    MetaStore, StoreError, StoredVisit,
 };
 use stream::{collect_rows, for_each_row, StreamRow};
 
@@ -786,10 +785,9 @@ fn numbers(ids: impl Iterator<Item = u64>) -> String {
 }
 
 /// `sessions` with the times of their first and last page views and latest event, read from
-/// their events: one statement per site and chunk of visits in time order, over the
-/// chunk's span and a little after ([`EXTENT_FIRST_SLACK_MS`]), then again, farther, only for
-/// the visits whose events may go on past it ([`extent_may_go_on`]). Before, every chunk
-/// read two days past its latest end: at 100 M events, most of a late write's time.
+/// their events: per site, chunks of visits in time order, each read as [`ExtentReads`]
+/// says (over the chunk's span and a little after, then farther only for the visits whose
+/// events may go on).
 fn with_extents(conn: &Connection, sessions: Vec<Session>) -> duckdb::Result<Vec<StoredVisit>> {
     let mut by_site: HashMap<String, Vec<Session>> = HashMap::new();
     for session in sessions {
@@ -803,46 +801,30 @@ fn with_extents(conn: &Connection, sessions: Vec<Session>) -> duckdb::Result<Vec
         // In time order, so each chunk's range is narrow.
         sessions.sort_unstable_by_key(|s| s.start_ms);
         for chunk in sessions.chunks(LOOKUP_CHUNK) {
-            let mut found: HashMap<u64, (Option<i64>, Option<i64>, i64)> = HashMap::new();
-            let mut pending: Vec<&Session> = chunk.iter().collect();
-            let mut slack = EXTENT_FIRST_SLACK_MS;
-            while !pending.is_empty() {
-                let from = pending.iter().map(|s| s.start_ms).min().unwrap_or(0);
-                let to = pending.iter().map(|s| s.end_ms).max().unwrap_or(0) + slack;
-                let listed = numbers(pending.iter().map(|s| s.session_id));
+            let mut reads = ExtentReads::new(chunk);
+            while let Some((from, to)) = reads.next_range() {
+                let listed = numbers(reads.pending_ids());
                 let mut stmt = conn.prepare(&format!(
                     "SELECT session_id, epoch_ms(min(ts) FILTER (WHERE name = 'pageview')), \
                      epoch_ms(max(ts) FILTER (WHERE name = 'pageview')), epoch_ms(max(ts)) \
                      FROM events WHERE site_id = ? AND ts >= ? AND ts <= ? \
                      AND session_id IN ({listed}) GROUP BY session_id"
                 ))?;
-                let extents: HashMap<u64, (Option<i64>, Option<i64>, i64)> = stmt
+                let extents = stmt
                     .query_map(params![site, timestamp(from), timestamp(to)], |row| {
-                        Ok((row.get(0)?, (row.get(1)?, row.get(2)?, row.get(3)?)))
+                        Ok((
+                            row.get(0)?,
+                            Extent {
+                                first_pageview_ms: row.get(1)?,
+                                last_pageview_ms: row.get(2)?,
+                                last_event_ms: row.get(3)?,
+                            },
+                        ))
                     })?
                     .collect::<duckdb::Result<_>>()?;
-                let widest = slack >= EXTENT_MAX_SLACK_MS;
-                pending.retain(|session| match extents.get(&session.session_id) {
-                    Some(&extent) => {
-                        found.insert(session.session_id, extent);
-                        !widest && extent_may_go_on(extent.2, to)
-                    }
-                    None => false,
-                });
-                slack = slack.saturating_mul(EXTENT_WIDENING);
+                reads.record(extents);
             }
-            for session in chunk {
-                let (first, last, latest) =
-                    found
-                        .remove(&session.session_id)
-                        .unwrap_or((None, None, session.end_ms));
-                visits.push(StoredVisit {
-                    first_pageview_ms: first,
-                    last_pageview_ms: last,
-                    last_event_ms: latest.max(session.end_ms),
-                    session: session.clone(),
-                });
-            }
+            visits.extend(reads.into_visits());
         }
     }
     Ok(visits)

@@ -66,20 +66,98 @@ pub struct StoredVisit {
 }
 
 /// How far after the latest end of the visits looked up together their events are read
-/// first, for [`StoredVisit::last_event_ms`] (engagement events keep a visit open past its
-/// last page view); a visit whose events may go on past that ([`extent_may_go_on`]) is read
-/// again over a range [`EXTENT_WIDENING`] times as far, and so on.
-pub const EXTENT_FIRST_SLACK_MS: i64 = 2 * heartbeat_model::VISIT_TIMEOUT_MS;
-pub const EXTENT_WIDENING: i64 = 8;
-/// The farthest past its end a visit's events are looked for.
-pub const EXTENT_MAX_SLACK_MS: i64 = 366 * 86_400_000;
+/// first; a visit whose events may go on past a read is read again [`EXTENT_WIDENING`] times
+/// as far, up to [`EXTENT_MAX_SLACK_MS`].
+const EXTENT_FIRST_SLACK_MS: i64 = 2 * heartbeat_model::VISIT_TIMEOUT_MS;
+const EXTENT_WIDENING: i64 = 8;
+const EXTENT_MAX_SLACK_MS: i64 = 366 * 86_400_000;
 
-/// Whether a visit whose latest event read up to `to_ms` is at `latest_ms` may have events
-/// after `to_ms`: only if that one is within the visit timeout of `to_ms`, since a visit's
-/// events in time order are never further apart than the timeout (an event joins a visit
-/// only within it of the visit's span).
-pub fn extent_may_go_on(latest_ms: i64, to_ms: i64) -> bool {
-    latest_ms.saturating_add(heartbeat_model::VISIT_TIMEOUT_MS) >= to_ms
+/// What a visit's events tell of it beyond its stored state: [`StoredVisit`]'s times.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Extent {
+    pub first_pageview_ms: Option<i64>,
+    pub last_pageview_ms: Option<i64>,
+    pub last_event_ms: i64,
+}
+
+/// The reads of a store's events that find the [`Extent`]s of visits looked up together
+/// (one chunk of a site's visits, best in time order so each range is narrow), for any
+/// engine: each read is over the visits still pending, from their earliest start to a
+/// little after their latest end ([`ExtentReads::next_range`]); a visit whose latest event
+/// found then lies within the visit timeout of the read's end is read again farther, since
+/// a visit's events in time order are never further apart than the timeout (an event joins
+/// a visit only within it of the visit's span). Engagement events keep a visit open past
+/// its last page view, so this is how far its latest event can be.
+pub struct ExtentReads<'a> {
+    visits: &'a [Session],
+    pending: Vec<&'a Session>,
+    found: std::collections::HashMap<u64, Extent>,
+    slack_ms: i64,
+    to_ms: i64,
+}
+
+impl<'a> ExtentReads<'a> {
+    pub fn new(visits: &'a [Session]) -> Self {
+        ExtentReads {
+            visits,
+            pending: visits.iter().collect(),
+            found: std::collections::HashMap::new(),
+            slack_ms: EXTENT_FIRST_SLACK_MS,
+            to_ms: i64::MIN,
+        }
+    }
+
+    /// The range `[from, to]` of event times the next read covers, for the visits of
+    /// [`ExtentReads::pending_ids`]; `None` once every extent is known.
+    pub fn next_range(&mut self) -> Option<(i64, i64)> {
+        let from = self.pending.iter().map(|s| s.start_ms).min()?;
+        let end = self.pending.iter().map(|s| s.end_ms).max()?;
+        self.to_ms = end.saturating_add(self.slack_ms);
+        Some((from, self.to_ms))
+    }
+
+    /// The ids of the visits the next read is for.
+    pub fn pending_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.pending.iter().map(|s| s.session_id)
+    }
+
+    /// What the read of the last [`ExtentReads::next_range`] found, by visit id (visits
+    /// without events there are left out).
+    pub fn record(&mut self, extents: std::collections::HashMap<u64, Extent>) {
+        let widest = self.slack_ms >= EXTENT_MAX_SLACK_MS;
+        let (found, to_ms) = (&mut self.found, self.to_ms);
+        self.pending
+            .retain(|session| match extents.get(&session.session_id) {
+                Some(&extent) => {
+                    found.insert(session.session_id, extent);
+                    !widest
+                        && extent
+                            .last_event_ms
+                            .saturating_add(heartbeat_model::VISIT_TIMEOUT_MS)
+                            >= to_ms
+                }
+                None => false,
+            });
+        self.slack_ms = self.slack_ms.saturating_mul(EXTENT_WIDENING);
+    }
+
+    /// The visits with their extents (a visit without events ends at its end).
+    pub fn into_visits(mut self) -> Vec<StoredVisit> {
+        self.visits
+            .iter()
+            .map(|session| {
+                let extent = self.found.remove(&session.session_id);
+                StoredVisit {
+                    first_pageview_ms: extent.and_then(|e| e.first_pageview_ms),
+                    last_pageview_ms: extent.and_then(|e| e.last_pageview_ms),
+                    last_event_ms: extent
+                        .map_or(session.end_ms, |e| e.last_event_ms)
+                        .max(session.end_ms),
+                    session: session.clone(),
+                }
+            })
+            .collect()
+    }
 }
 
 /// A 64-bit fingerprint of a client-given event id within its site: what the processor's

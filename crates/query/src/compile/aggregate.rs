@@ -493,7 +493,8 @@ fn keyed_events(b: &mut Builder, key: &str, query: &Query) {
 }
 
 /// An unfiltered breakdown by a custom property whose `(none)` row's visitors are counted
-/// over a sample of the visitors (the engine's `sample.rs` decides when, and how large).
+/// over a sample of the visitors (the engine's `add_sampled_prop_breakdown` decides when,
+/// and how large).
 pub struct SampledPropBreakdown {
     /// The values' rows, exact: columns as [`Statements::events`]'.
     pub values: Sql,
@@ -502,24 +503,33 @@ pub struct SampledPropBreakdown {
     pub none_visitors: Sql,
 }
 
+/// The property `query` breaks down by, when [`sampled_prop_breakdown`] can answer it: an
+/// unfiltered breakdown by a property that asks for visitors, page views or events only
+/// (the sample counts no distinct visits), on an engine that samples visitors.
+fn sampled_prop<'q>(query: &'q Query, reads: &Reads, dialect: &dyn SqlDialect) -> Option<&'q str> {
+    let only_events = Reads {
+        events: true,
+        event_visitors: true,
+        ..Reads::default()
+    };
+    let key = unfiltered_prop(query, reads)?;
+    (*reads == only_events && dialect.visitor_sample("visitor_id", 1).is_some()).then_some(key)
+}
+
+/// Whether [`sampled_prop_breakdown`] answers `query` in `dialect`.
+pub fn samples_prop_breakdown(query: &Query, reads: &Reads, dialect: &dyn SqlDialect) -> bool {
+    sampled_prop(query, reads, dialect).is_some()
+}
+
 /// The statements of [`SampledPropBreakdown`] for `query`, one visitor in `2^bits` counted
-/// in `(none)`; `None` when `query` is no unfiltered breakdown by a property, asks for
-/// distinct visits (which the sample does not count), or `dialect` samples no visitors.
+/// in `(none)`; `None` unless [`samples_prop_breakdown`].
 pub fn sampled_prop_breakdown(
     query: &Query,
     reads: &Reads,
     bits: u32,
     dialect: &dyn SqlDialect,
 ) -> Option<SampledPropBreakdown> {
-    let key = unfiltered_prop(query, reads)?;
-    let only_events = Reads {
-        events: true,
-        event_visitors: true,
-        ..Reads::default()
-    };
-    if *reads != only_events {
-        return None;
-    }
+    let key = sampled_prop(query, reads, dialect)?;
     let sample = dialect.visitor_sample("visitor_id", bits)?;
     let mut values = Builder::new(dialect);
     // Only DuckDB samples (`visitor_sample`): its rows are each event's once.
